@@ -1,0 +1,68 @@
+"""The OpenAPI 3 description of the HTTP API (served at /api/openapi.json)."""
+from __future__ import annotations
+
+from typing import Any
+
+_TF = {"name": "timeframe", "in": "query", "schema": {"type": "string", "enum": ["1h", "4h", "24h", "7d", "30d"],
+                                                       "default": "24h"}}
+_END = {"name": "end", "in": "query", "schema": {"type": "string", "format": "date-time"},
+        "description": "window end, ISO 8601 with a zone; default now"}
+_USER = {"name": "user", "in": "query", "schema": {"type": "string"}, "description": "developer metrics: the user"}
+_ERR = {"description": "error envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_ENV = {"description": "success envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
+
+
+def _kpi_path(summary: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"get": {"summary": summary, "parameters": [
+        {"name": "kpi_id", "in": "path", "required": True, "schema": {"type": "string"}}, _TF, _END, _USER, *extra],
+        "responses": {"200": _ENV, "400": _ERR, "404": _ERR}}}
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "QMS Real-time Dashboard API", "version": "0.1.0",
+             "description": "Events in, KPIs out. Contracts: shared/spec/EVENTS.md, METRICS.md, API.md."},
+    "paths": {
+        "/api/events": {"post": {
+            "summary": "Ingest one event, a batch {\"events\": [...]}, or JSON Lines",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}},
+                                                          "application/x-ndjson": {"schema": {"type": "string"}}}},
+            "responses": {"202": {"description": "at least one event accepted or duplicate",
+                                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestResult"}}}},
+                          "400": {"description": "nothing valid", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestResult"}}}},
+                          "413": _ERR}}},
+        "/api/dashboard/{name}": {"get": {
+            "summary": "Every KPI of a dashboard with previous value and trend",
+            "parameters": [{"name": "name", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": ["executive", "operational", "qa", "developer"]}},
+                           _TF, _END, _USER, {"name": "metrics", "in": "query", "schema": {"type": "string"},
+                                              "description": "comma-separated KPI ids"}],
+            "responses": {"200": _ENV, "400": _ERR}}},
+        "/api/metrics/{kpi_id}/series": _kpi_path("A KPI as a time series",
+                                                  [{"name": "points", "in": "query", "schema": {"type": "integer"}}]),
+        "/api/metrics/{kpi_id}/events": _kpi_path("The events behind a KPI in the window", [
+            {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 10000}}]),
+        "/api/state/{kind}": {"get": {"summary": "Current agents, queues, active workflows, open defects or violations",
+                                      "parameters": [{"name": "kind", "in": "path", "required": True, "schema": {
+                                          "type": "string", "enum": ["agents", "queues", "active", "defects", "violations"]}}],
+                                      "responses": {"200": _ENV, "404": _ERR}}},
+        "/api/deadletter": {"get": {"summary": "Rejected events with their reasons, newest first",
+                                    "responses": {"200": _ENV}}},
+        "/health": {"get": {"summary": "Health checks", "responses": {"200": {"description": "healthy"},
+                                                                       "503": {"description": "degraded"}}}},
+    },
+    "components": {"schemas": {
+        "Envelope": {"type": "object", "properties": {"response": {"type": "object", "properties": {
+            "status": {"type": "string"}, "timestamp": {"type": "string"}, "data": {"type": "object"},
+            "metadata": {"type": "object"}}}}},
+        "Error": {"type": "object", "properties": {"response": {"type": "object", "properties": {
+            "status": {"type": "string", "enum": ["error"]}, "error": {"type": "object", "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"}}}}}}},
+        "IngestResult": {"type": "object", "properties": {
+            "accepted": {"type": "integer"}, "duplicates": {"type": "integer"}, "rejected": {"type": "integer"},
+            "errors": {"type": "array", "items": {"type": "object", "properties": {
+                "index": {"type": "integer"}, "id": {"type": "string", "nullable": True},
+                "errors": {"type": "array", "items": {"type": "string"}}}}}}},
+    }},
+}

@@ -1,0 +1,195 @@
+"""The REST API of shared/spec/API.md as a Flask blueprint: thin adapters over data/.
+
+Authentication and per-endpoint permissions arrive with the sign-in issue; until then
+every endpoint is open, and `user` is a query parameter of the developer dashboard.
+"""
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import orjson
+import redis
+from flask import Blueprint, Response, current_app, request
+
+from api.openapi import OPENAPI
+from data import rawstore
+from data.engine import QueryError, plan
+from data.events import BodyError, TooLarge, parse_body
+from data.ingest import dead_letters
+from data.kpis import dashboard_of
+from data.services import Services
+from data.timeutil import fmt_ms, now_ms, parse_iso
+
+bp = Blueprint("api", __name__)
+
+
+def services() -> Services:
+    return current_app.extensions["qms"]
+
+
+def _json(obj: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS), status=status, mimetype="application/json")
+
+
+def envelope(data: Any, metadata: dict[str, Any] | None = None, status: int = 200) -> Response:
+    body: dict[str, Any] = {"status": "success", "timestamp": fmt_ms(now_ms()), "data": data}
+    if metadata is not None:
+        body["metadata"] = metadata
+    return _json({"response": body}, status)
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> Response:
+    body = {"status": "error", "timestamp": fmt_ms(now_ms()), "error": {"code": code, "message": message, **extra}}
+    return _json({"response": body}, status)
+
+
+def _end_param() -> int | None:
+    raw = request.args.get("end")
+    if not raw:
+        return None
+    try:
+        return parse_iso(raw)
+    except ValueError:
+        raise QueryError("end: not ISO 8601 with a zone") from None
+
+
+@bp.errorhandler(QueryError)
+def _query_error(exc: QueryError) -> Response:
+    return error(400, "bad_request", str(exc))
+
+
+@bp.errorhandler(redis.RedisError)
+def _redis_error(exc: redis.RedisError) -> Response:
+    current_app.logger.error("redis error: %s", exc)
+    return error(503, "unavailable", "the data store is unavailable; retry shortly")
+
+
+# --- ingest ----------------------------------------------------------------------------
+
+@bp.post("/api/events")
+def post_events() -> Response:
+    svc = services()
+    limit = svc.settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return error(413, "payload_too_large", f"request body larger than {limit} bytes")
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        return error(413, "payload_too_large", f"request body larger than {limit} bytes")
+    try:
+        items = parse_body(body, svc.settings.max_batch_events, svc.settings.max_event_bytes)
+    except TooLarge as exc:
+        return error(413, "payload_too_large", str(exc))
+    except BodyError as exc:
+        svc.ingestor.dead_letter_body(body, str(exc))
+        return _json({"accepted": 0, "duplicates": 0, "rejected": 1,
+                      "errors": [{"index": 0, "id": None, "errors": [str(exc)]}]}, 400)
+    result = svc.ingestor.ingest(items, origin="api")
+    status = 202 if result.accepted + result.duplicates > 0 else 400
+    return _json(result.as_dict(), status)
+
+
+@bp.get("/api/deadletter")
+def get_deadletter() -> Response:
+    svc = services()
+    count = min(int(request.args.get("count", 100)), 1000)
+    return envelope({"events": dead_letters(svc.redis, svc.keys, count)})
+
+
+# --- KPIs ------------------------------------------------------------------------------
+
+@bp.get("/api/dashboard/<name>")
+def get_dashboard(name: str) -> Response:
+    svc = services()
+    only = {m.strip() for m in request.args.get("metrics", "").split(",") if m.strip()} or None
+    out = svc.engine.dashboard(name, request.args.get("timeframe", "24h"), _end_param(),
+                               user=request.args.get("user"), only=only)
+    return envelope(out["data"], out["metadata"])
+
+
+@bp.get("/api/metrics/<kpi_id>/series")
+def get_series(kpi_id: str) -> Response:
+    svc = services()
+    try:
+        points = int(request.args.get("points", svc.settings.series_points))
+    except ValueError:
+        raise QueryError("points: must be an integer") from None
+    data = svc.engine.series(kpi_id, request.args.get("timeframe", "24h"), _end_param(), points,
+                             user=request.args.get("user"))
+    return envelope(data)
+
+
+@bp.get("/api/metrics/<kpi_id>/events")
+def get_metric_events(kpi_id: str) -> Response:
+    svc = services()
+    if dashboard_of(kpi_id) is None:
+        return error(404, "not_found", f"unknown metric {kpi_id!r}")
+    types, where = rawstore.sources(kpi_id)
+    user = request.args.get("user")
+    if user and kpi_id in rawstore._REVIEWER_FILTERED:
+        where = {**where, "reviewer": user}
+    try:
+        limit = max(1, min(int(request.args.get("limit", 1000)), 10_000))
+    except ValueError:
+        raise QueryError("limit: must be an integer") from None
+    p = plan(request.args.get("timeframe", "24h"), _end_param(), now_ms(), svc.settings.max_future_skew_s * 1000, 1)
+    e, s = p.bounds[0], p.bounds[1]
+    events, truncated = rawstore.events_between(svc.redis, svc.keys, types, s, e, limit, where)
+    if request.args.get("format") == "csv":
+        resp = Response(rawstore.events_csv(events), mimetype="text/csv")
+        resp.headers["Content-Disposition"] = f'attachment; filename="{kpi_id}-events.csv"'
+        resp.headers["X-Truncated"] = "true" if truncated else "false"
+        return resp
+    return envelope({"metric": kpi_id, "window": {"start": fmt_ms(s), "end": fmt_ms(e)}, "types": list(types),
+                     "count": len(events), "truncated": truncated, "events": events})
+
+
+@bp.get("/api/state/<kind>")
+def get_state(kind: str) -> Response:
+    """Current state lists: agents, queues, active workflows, open defects, open violations."""
+    if kind not in ("agents", "queues", "active", "defects", "violations"):
+        return error(404, "not_found", f"unknown state {kind!r}")
+    svc = services()
+    rows = [orjson.loads(v) for v in svc.redis.hvals(svc.keys.state(kind))]
+    return envelope({"kind": kind, "items": rows})
+
+
+# --- operations ------------------------------------------------------------------------
+
+@bp.get("/health")
+def health() -> Response:
+    svc = services()
+    checks: dict[str, dict[str, Any]] = {}
+    try:
+        svc.redis.ping()
+        checks["redis"] = {"status": "healthy"}
+        meta = svc.redis.hgetall(svc.keys.meta)
+        lag = None
+        try:
+            groups = svc.redis.xinfo_groups(svc.keys.stream)
+            lag = sum(int(g.get("lag") or 0) + int(g.get("pending") or 0) for g in groups)
+        except redis.ResponseError:
+            pass
+        last = meta.get(b"last_batch_ms")
+        age = None if last is None else (now_ms() - int(last)) / 1000
+        stale = bool(lag) and (age is None or age > 60)
+        checks["aggregator"] = {"status": "degraded" if stale else "healthy", "backlog": lag,
+                                "last_batch_age_s": age}
+    except redis.RedisError as exc:
+        checks["redis"] = {"status": "unhealthy", "error": str(exc)}
+    disk = shutil.disk_usage(".")
+    checks["disk"] = {"status": "healthy" if disk.free > 256 * 2**20 else "degraded", "free_bytes": disk.free}
+    try:
+        import resource
+        rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        checks["memory"] = {"status": "healthy", "max_rss_bytes": rss_kb * 1024}
+    except ImportError:  # pragma: no cover - not on Linux
+        pass
+    healthy = all(c["status"] == "healthy" for c in checks.values())
+    return _json({"status": "healthy" if healthy else "degraded", "timestamp": fmt_ms(now_ms()), "checks": checks},
+                 200 if healthy else 503)
+
+
+@bp.get("/api/openapi.json")
+def openapi() -> Response:
+    return _json(OPENAPI)

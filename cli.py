@@ -1,0 +1,181 @@
+"""Command line: serve, aggregate, replay, simulate.
+
+    python cli.py serve [--demo]              the dashboard (embedded Redis unless REDIS_URL)
+    python cli.py aggregate                   an aggregator process (deployments)
+    python cli.py replay FILE.jsonl           ingest a JSON Lines file, with a progress bar
+    python cli.py simulate --backfill 7d --rate N --seed S [--no-live] [--url URL]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+import orjson
+
+from settings import Settings, SettingsError
+
+
+def _services(settings: Settings) -> Any:
+    from data.redis_conn import RedisUnavailable
+    from data.services import Services
+    try:
+        return Services.build(settings)
+    except RedisUnavailable as exc:
+        sys.exit(f"error: {exc}")
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    from werkzeug.serving import run_simple
+
+    from data.redis_conn import RedisUnavailable
+    from data.workers import start_aggregator, start_demo
+    from factory import create_app, services_of
+    if args.demo:
+        settings = settings.replace(demo=True)
+    try:
+        app = create_app(settings)
+    except RedisUnavailable as exc:
+        sys.exit(f"error: {exc}")
+    svc = services_of(app)
+    if svc.embedded:
+        print(f"Redis: embedded, data in {svc.embedded.data_dir}")
+    if settings.run_aggregator:
+        svc.workers.append(start_aggregator(svc))
+    if settings.demo:
+        svc.workers.append(start_demo(svc))
+        print(f"Demo: simulating {settings.demo_backfill} of history, then {settings.demo_rate:g} events/s live")
+    print(f"QMS dashboard: http://{settings.host}:{settings.port}/", flush=True)
+    try:
+        run_simple(settings.host, settings.port, app.server, threaded=True, use_reloader=False)
+    finally:
+        for w in svc.workers:
+            w.stop()
+        if svc.embedded:
+            svc.embedded.stop()
+
+
+def cmd_aggregate(args: argparse.Namespace, settings: Settings) -> None:
+    from data.aggregator import Aggregator
+    svc = _services(settings)
+    stop = _stop_on_signals()
+    agg = Aggregator.from_settings(svc.redis, settings, consumer=args.name)
+    print(f"aggregator {agg.consumer} reading {svc.keys.stream}", flush=True)
+    agg.run(stop)
+    if svc.embedded:
+        svc.embedded.stop()
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> None:
+    from tqdm import tqdm
+
+    from data.events import _BadLine, unwrap
+    from data.ingest import IngestResult
+    svc = _services(settings)
+    total = IngestResult()
+    chunk: list[Any] = []
+    index = 0
+
+    def flush() -> None:
+        nonlocal chunk, index
+        if chunk:
+            total.merge(svc.ingestor.ingest(chunk, origin="replay"), offset=index)
+            index += len(chunk)
+            chunk = []
+
+    with open(args.file, "rb") as fh, tqdm(total=None, unit="ev", desc="replay", disable=args.quiet) as bar:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                chunk.append(unwrap(orjson.loads(line)))
+            except orjson.JSONDecodeError as exc:
+                chunk.append(_BadLine(f"line {line_no}: not JSON ({exc})", line.decode(errors="replace")))
+            if len(chunk) >= 5000:
+                bar.update(len(chunk))
+                flush()
+        bar.update(len(chunk))
+        flush()
+    if args.wait:
+        from data.aggregator import Aggregator
+        Aggregator.from_settings(svc.redis, settings).drain(timeout_s=3600)
+    print(f"accepted {total.accepted}, duplicates {total.duplicates}, rejected {total.rejected}")
+    for err in total.errors[:20]:
+        print(f"  #{err['index']} {err['id'] or '-'}: {'; '.join(err['errors'])}")
+    if len(total.errors) > 20:
+        print(f"  … {len(total.errors) - 20} more in the dead-letter store")
+    if svc.embedded:
+        svc.embedded.stop()
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> None:
+    from tqdm import tqdm
+
+    from data.timeutil import parse_duration
+    from data.workers import simulate_into
+    stop = _stop_on_signals()
+    if args.url:
+        import urllib.request
+
+        def ingest(batch: list[dict[str, Any]]) -> None:
+            req = urllib.request.Request(args.url.rstrip("/") + "/api/events", data=orjson.dumps({"events": batch}),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                resp.read()
+        svc = None
+    else:
+        svc = _services(settings)
+
+        def ingest(batch: list[dict[str, Any]]) -> None:
+            svc.ingestor.ingest(batch, origin="simulator")
+    with tqdm(unit="ev", desc="simulate", disable=args.quiet) as bar:
+        n = simulate_into(ingest, rate=args.rate, seed=args.seed, backfill_ms=parse_duration(args.backfill),
+                          stop=stop, live=not args.no_live, progress=bar.update)
+    print(f"sent {n} events")
+    if svc and svc.embedded:
+        svc.embedded.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="cli.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("serve", help="run the dashboard")
+    p.add_argument("--demo", action="store_true", help="simulate QMS activity (also QMS_DEMO=1)")
+    p.set_defaults(fn=cmd_serve)
+    p = sub.add_parser("aggregate", help="run an aggregator process")
+    p.add_argument("--name", help="consumer name (default host-pid)")
+    p.set_defaults(fn=cmd_aggregate)
+    p = sub.add_parser("replay", help="ingest a JSON Lines file")
+    p.add_argument("file")
+    p.add_argument("--wait", action="store_true", help="aggregate before returning")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(fn=cmd_replay)
+    p = sub.add_parser("simulate", help="fill history with simulated events, then stream live")
+    p.add_argument("--backfill", default="24h")
+    p.add_argument("--rate", type=float, default=5.0, help="events per second")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--no-live", action="store_true", help="stop after the backfill")
+    p.add_argument("--url", help="post to this dashboard's API instead of writing to Redis")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(fn=cmd_simulate)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        sys.exit(f"error: {exc}")
+    args.fn(args, settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,454 @@
+"""The aggregator: reads the ingest stream through a consumer group, in batches, and keeps
+the rollups, totals, entity states and display state up to date.
+
+One batch = one optimistic transaction: WATCH the entities and timelines the batch
+touches, read them (and which event ids were already applied), compute, then a single
+MULTI/EXEC writes every effect, marks the ids applied and XACKs the entries. A crash
+before EXEC leaves the entries pending (another consumer reclaims them with XAUTOCLAIM);
+after EXEC they are acknowledged. An id already applied is skipped, so re-delivery never
+double-counts. Several aggregators can share the stream: a concurrent change to a
+watched entity aborts the EXEC and the batch is recomputed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import defaultdict
+from typing import Any, Iterable
+
+import orjson
+import redis
+
+from data import contrib
+from data.contrib import INTEGRAL, TIMELINE_KINDS, Contribution
+from data.events import validate
+from data.keys import Keys
+from data.timeutil import DAY_MS, EXPIRY_SLACK_MS, RESOLUTIONS, fmt_ms, now_ms
+
+log = logging.getLogger("qms.aggregator")
+ENTITY_TTL_S = 90 * 86_400 + 86_400
+
+
+class Acc:
+    """Per-batch accumulator of contributions at 1-minute granularity."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+
+    def add(self, c: Contribution, sign: int = 1) -> None:
+        fam, field, ts, value, step = c
+        value *= sign
+        b = ts // 60_000 * 60_000
+        h = self.buckets[(fam, b)]
+        h[field] += value
+        if step:
+            self.totals[fam][field] += value
+            if field in INTEGRAL:
+                h["~" + field] += value * (ts - b)
+
+    def add_all(self, cs: Iterable[Contribution], sign: int = 1) -> None:
+        for c in cs:
+            self.add(c, sign)
+
+    def add_diff(self, old: list[Contribution], new: list[Contribution]) -> None:
+        if old == new:
+            return
+        net: dict[tuple[str, str, int, bool], int] = defaultdict(int)
+        for fam, field, ts, value, step in new:
+            net[(fam, field, ts, step)] += value
+        for fam, field, ts, value, step in old:
+            net[(fam, field, ts, step)] -= value
+        for (fam, field, ts, step), value in net.items():
+            if value:
+                self.add((fam, field, ts, value, step))
+
+    def rolled(self, now: int) -> dict[str, dict[str, int]]:
+        """{redis key suffix (res, fam, start): {field: delta}} for every retained resolution."""
+        out: dict[tuple[str, str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for (fam, b), fields in self.buckets.items():
+            for res in RESOLUTIONS:
+                start = b // res.step_ms * res.step_ms
+                if start + res.step_ms + res.retention_ms < now:
+                    continue        # older than this resolution keeps: it would expire at once
+                h = out[(res.name, fam, start)]
+                for f, v in fields.items():
+                    if not v:
+                        continue
+                    h[f] += v
+                    if f[0] == "~" or start == b:
+                        continue
+                    if f in INTEGRAL:
+                        h["~" + f] += v * (b - start)
+        return out  # type: ignore[return-value]
+
+
+def _entry_ms(entry_id: bytes) -> int:
+    return int(entry_id.split(b"-", 1)[0])
+
+
+class Aggregator:
+    def __init__(self, r: redis.Redis, keys: Keys, *, sla_hours: float = 8.0, batch: int = 2000,
+                 block_ms: int = 1000, reclaim_idle_ms: int = 30_000, max_future_skew_s: int = 900,
+                 raw_retention_days: int = 30, dedup_retention_days: int = 90, consumer: str | None = None,
+                 on_batch: Any = None) -> None:
+        self.r = r
+        self.k = keys
+        self.sla_ms = int(sla_hours * 3_600_000)
+        self.batch = batch
+        self.block_ms = block_ms
+        self.reclaim_idle_ms = reclaim_idle_ms
+        self.skew_ms = max_future_skew_s * 1000
+        self.raw_ttl_ms = raw_retention_days * DAY_MS
+        self.dedup_ttl_ms = dedup_retention_days * DAY_MS
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
+        self.on_batch = on_batch
+        self._last_reclaim = 0.0
+        # Test hook: called after compute, before EXEC (the crash test kills the process here).
+        self.before_commit: Any = None
+
+    @classmethod
+    def from_settings(cls, r: redis.Redis, settings: Any, **kw: Any) -> "Aggregator":
+        return cls(r, Keys(settings.key_prefix), sla_hours=settings.sla_hours, batch=settings.aggregator_batch,
+                   block_ms=settings.aggregator_block_ms, reclaim_idle_ms=settings.reclaim_idle_ms,
+                   max_future_skew_s=settings.max_future_skew_s, raw_retention_days=settings.raw_retention_days,
+                   dedup_retention_days=settings.dedup_retention_days, **kw)
+
+    def ensure_group(self) -> None:
+        try:
+            self.r.xgroup_create(self.k.stream, self.k.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    # --- loop -------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        self.ensure_group()
+        log.info("aggregator %s reading %s", self.consumer, self.k.stream)
+        while not stop.is_set():
+            try:
+                self.step()
+            except redis.ConnectionError as exc:
+                log.warning("redis unavailable (%s); retrying", exc)
+                stop.wait(1.0)
+            except Exception:  # a bug must not kill the loop; the entries stay pending
+                log.exception("batch failed; entries stay pending and will be reclaimed")
+                stop.wait(1.0)
+
+    def step(self, block_ms: int | None = None) -> int:
+        """Process one batch (reclaimed entries first, when due). Returns entries handled."""
+        if time.monotonic() - self._last_reclaim > max(self.reclaim_idle_ms / 3000, 0.2):
+            self._last_reclaim = time.monotonic()
+            n = self.reclaim()
+            if n:
+                return n
+        resp = self.r.xreadgroup(self.k.group, self.consumer, {self.k.stream: ">"}, count=self.batch,
+                                 block=self.block_ms if block_ms is None else block_ms)
+        if not resp:
+            return 0
+        entries = resp[0][1]
+        self.process(entries)
+        return len(entries)
+
+    def reclaim(self) -> int:
+        """Take over entries another consumer read but never acknowledged (it crashed or stalled)."""
+        res = self.r.xautoclaim(self.k.stream, self.k.group, self.consumer, self.reclaim_idle_ms, "0-0",
+                                count=self.batch)
+        entries, deleted = res[1], (res[2] if len(res) > 2 else [])
+        if deleted:
+            self.r.xack(self.k.stream, self.k.group, *deleted)
+        live = [e for e in entries if e[1]]
+        if live:
+            log.info("reclaimed %d pending entries", len(live))
+            self.process(live)
+        return len(entries)
+
+    def drain(self, timeout_s: float = 30.0) -> None:
+        """Process until the group has nothing pending or new (tests, replay, bench)."""
+        self.ensure_group()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.step(block_ms=50) == 0:
+                info = self.r.xinfo_groups(self.k.stream)
+                group = next((g for g in info if g["name"] in (self.k.group, self.k.group.encode())), None)
+                if group is None or (group["pending"] == 0 and group.get("lag", 0) in (0, None)):
+                    return
+                if group["pending"]:
+                    self._last_reclaim = 0.0
+                    old = self.reclaim_idle_ms
+                    self.reclaim_idle_ms = 0
+                    try:
+                        self.reclaim()
+                    finally:
+                        self.reclaim_idle_ms = old
+        raise TimeoutError("aggregator did not drain the stream in time")
+
+    # --- one batch ----------------------------------------------------------------------
+    def process(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        now = now_ms()
+        ids = [e[0] for e in entries]
+        events: list[tuple[dict[str, Any], int]] = []
+        dead: list[tuple[str, bytes]] = []
+        seen: set[str] = set()
+        in_batch_dups = 0
+        for entry_id, fields in entries:
+            raw = fields.get(b"e")
+            try:
+                obj = orjson.loads(raw) if raw is not None else None
+            except orjson.JSONDecodeError:
+                dead.append(("not JSON", raw or b""))
+                continue
+            ev, ts, errors = validate(obj, _entry_ms(entry_id), self.skew_ms)
+            if ev is None:
+                dead.append(("; ".join(errors), raw or b""))
+                continue
+            if ev["id"] in seen:
+                in_batch_dups += 1
+                continue
+            seen.add(ev["id"])
+            events.append((ev, ts))
+        while True:
+            try:
+                self._apply(ids, events, dead, in_batch_dups, now)
+                return
+            except redis.WatchError:
+                log.debug("batch conflicted with another aggregator; recomputing")
+
+    def _apply(self, entry_ids: list[bytes], events: list[tuple[dict[str, Any], int]],
+               dead: list[tuple[str, bytes]], dups: int, now: int) -> None:
+        k = self.k
+        by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]] = defaultdict(list)
+        for ev, ts in events:
+            for ent in contrib.entity_keys(ev):
+                by_entity[ent].append((ev, ts))
+        ent_list = [e for e in by_entity if e[0] not in TIMELINE_KINDS]
+        tl_list = [e for e in by_entity if e[0] in TIMELINE_KINDS]
+        ent_keys = [k.entity(kind, ident) for kind, ident in ent_list]
+        tl_keys = [k.timeline(kind, ident) for kind, ident in tl_list]
+        days: dict[int, list[str]] = defaultdict(list)
+        for ev, ts in events:
+            days[ts // DAY_MS].append(ev["id"])
+        authors = sorted({ev["data"]["author"] for ev, _ in events if ev["type"] == "workflow.pr_created"})
+
+        with self.r.pipeline(transaction=True) as tx:
+            if ent_keys or tl_keys:
+                tx.watch(*ent_keys, *tl_keys)
+            rd = self.r.pipeline(transaction=False)
+            day_list = list(days)
+            for day in day_list:
+                rd.smismember(k.applied(day), days[day])
+            if ent_keys:
+                rd.mget(ent_keys)
+            for (kind, ident), key in zip(tl_list, tl_keys):
+                lo = min(ts for _, ts in by_entity[(kind, ident)])
+                rd.zrevrangebyscore(key, f"({lo}", "-inf", start=0, num=1)
+                rd.zrangebyscore(key, lo, "+inf")
+            if authors:
+                rd.hmget(k.authors, authors)
+            res = rd.execute()
+            pos = 0
+            applied: set[str] = set()
+            for day in day_list:
+                for ident, flag in zip(days[day], res[pos]):
+                    if flag:
+                        applied.add(ident)
+                pos += 1
+            ent_states: list[Any] = []
+            if ent_keys:
+                ent_states = res[pos]
+                pos += 1
+            tl_segments = []
+            for _ in tl_list:
+                tl_segments.append((res[pos], res[pos + 1]))
+                pos += 2
+            author_vals = res[pos] if authors else []
+
+            fresh = [(ev, ts) for ev, ts in events if ev["id"] not in applied]
+            dups += len(events) - len(fresh)
+            fresh_ids = {ev["id"] for ev, _ in fresh}
+            acc = Acc()
+            for ev, ts in fresh:
+                acc.add_all(contrib.direct(ev, ts))
+
+            tx.multi()
+            self._entities(tx, acc, ent_list, ent_keys, ent_states, by_entity, fresh_ids)
+            self._timelines(tx, acc, tl_list, tl_keys, tl_segments, by_entity, fresh_ids)
+            self._registries_and_raw(tx, fresh, authors, author_vals, now)
+            for (res_name, fam, start), fields in acc.rolled(now).items():
+                key = k.rollup(res_name, fam, start)
+                nonzero = [(f, v) for f, v in fields.items() if v]
+                for f, v in nonzero:
+                    tx.hincrby(key, f, v)
+                if nonzero:
+                    step = next(r for r in RESOLUTIONS if r.name == res_name)
+                    tx.pexpireat(key, start + step.step_ms + step.retention_ms + EXPIRY_SLACK_MS)
+            for fam, fields in acc.totals.items():
+                for f, v in fields.items():
+                    if v:
+                        tx.hincrby(k.totals(fam), f, v)
+            for day, idents in days.items():
+                new = [i for i in idents if i in fresh_ids]
+                if new:
+                    tx.sadd(k.applied(day), *new)
+                    tx.pexpireat(k.applied(day), max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms)
+            for reason, raw in dead:
+                tx.xadd(k.deadletter, {"reason": reason, "raw": raw, "origin": "stream", "at": fmt_ms(now)},
+                        maxlen=100_000, approximate=True)
+            tx.hincrby(k.meta, "version", 1)
+            tx.hincrby(k.meta, "applied", len(fresh))
+            tx.hincrby(k.meta, "duplicates", dups)
+            tx.hincrby(k.meta, "rejected", len(dead))
+            tx.hset(k.meta, "last_batch_ms", now)
+            if fresh:
+                tx.hset(k.meta, "last_event_ms", max(ts for _, ts in fresh))
+            tx.xack(k.stream, k.group, *entry_ids)
+            if self.before_commit is not None:
+                self.before_commit()
+            tx.execute()
+        if self.on_batch is not None:
+            self.on_batch(len(fresh))
+
+    def _entities(self, tx: Any, acc: Acc, ent_list: list[tuple[str, str]], ent_keys: list[str],
+                  ent_states: list[Any], by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]],
+                  fresh_ids: set[str]) -> None:
+        k = self.k
+        for (kind, ident), key, raw in zip(ent_list, ent_keys, ent_states):
+            evs = [(ev, ts) for ev, ts in by_entity[(kind, ident)] if ev["id"] in fresh_ids]
+            if not evs:
+                continue
+            old = orjson.loads(raw) if raw else {}
+            new = orjson.loads(raw) if raw else {}
+            for ev, ts in evs:
+                contrib.fold(kind, new, ev, ts)
+            acc.add_diff(contrib.entity_contributions(kind, ident, old, self.sla_ms),
+                         contrib.entity_contributions(kind, ident, new, self.sla_ms))
+            tx.set(key, orjson.dumps(new), ex=ENTITY_TTL_S)
+            self._display(tx, kind, ident, new)
+
+    def _display(self, tx: Any, kind: str, ident: str, s: dict[str, Any]) -> None:
+        """Current state for the operational views (as of the latest events)."""
+        k = self.k
+        if kind == "wf":
+            c = s.get("c")
+            if c and not s.get("done"):
+                steps = s.get("st", [])
+                latest = steps[-1] if steps else None
+                tx.hset(k.state("active"), ident, orjson.dumps({
+                    "workflow_id": ident, "author": c[1], "team": c[2], "repository": c[3], "pr_number": c[4],
+                    "created": fmt_ms(c[0]), "step": latest[2] if latest else None,
+                    "step_since": fmt_ms(latest[0]) if latest else None,
+                    "review_started": s.get("rs", contrib.NEVER) != contrib.NEVER}))
+            else:
+                tx.hdel(k.state("active"), ident)
+        elif kind == "df":
+            f = s.get("f")
+            if f and not s.get("r"):
+                tx.hset(k.state("defects"), ident, orjson.dumps(
+                    {"defect_id": ident, "severity": f[1], "workflow_id": f[2], "found": fmt_ms(f[0])}))
+            else:
+                tx.hdel(k.state("defects"), ident)
+        elif kind == "cp":
+            rems = s.get("r", [])
+            pending = [c for c in s.get("f", []) if not any(r > c for r in rems)]
+            if pending:
+                wf, policy = ident.split("|", 1)
+                tx.hset(k.state("violations"), ident, orjson.dumps(
+                    {"workflow_id": wf, "policy": policy, "failed_checks": len(pending), "since": fmt_ms(min(pending))}))
+            else:
+                tx.hdel(k.state("violations"), ident)
+
+    def _timelines(self, tx: Any, acc: Acc, tl_list: list[tuple[str, str]], tl_keys: list[str],
+                   segments: list[tuple[list[bytes], list[bytes]]],
+                   by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]], fresh_ids: set[str]) -> None:
+        k = self.k
+        for (kind, ident), key, (pred, after) in zip(tl_list, tl_keys, segments):
+            evs = [(ev, ts) for ev, ts in by_entity[(kind, ident)] if ev["id"] in fresh_ids]
+            if not evs:
+                continue
+            prev_value = _member(pred[0])[2] if pred else None
+            old_pts = [_member(m) for m in after]
+            added: dict[bytes, tuple[int, str, str]] = {}
+            for ev, ts in evs:
+                value = ev["data"]["status"] if kind == "ag" else str(ev["data"]["depth"])
+                m = f"{ts:013d}|{ev['id']}|{value}".encode()
+                added[m] = (ts, ev["id"], value)
+            existing = set(after)
+            new_members = {m: v for m, v in added.items() if m not in existing}
+            if not new_members:
+                continue
+            new_pts = sorted(old_pts + list(new_members.values()))
+            acc.add_diff(contrib.timeline_steps(kind, ident, prev_value, [(p[0], p[2]) for p in old_pts]),
+                         contrib.timeline_steps(kind, ident, prev_value, [(p[0], p[2]) for p in new_pts]))
+            tx.zadd(key, {m: v[0] for m, v in new_members.items()})
+            tx.zremrangebyscore(key, "-inf", now_ms() - RESOLUTIONS[-1].retention_ms)
+            tx.expire(key, ENTITY_TTL_S)
+            latest = new_pts[-1]
+            if not old_pts or latest > old_pts[-1]:
+                ev = next(e for e, _ in evs if e["id"] == latest[1])
+                d = ev["data"]
+                if kind == "ag":
+                    tx.hset(k.state("agents"), ident, orjson.dumps(
+                        {"agent_id": ident, "status": d["status"], "load": d.get("load"),
+                         "skills": d.get("skills"), "since": ev["timestamp"]}))
+                else:
+                    tx.hset(k.state("queues"), ident, orjson.dumps(
+                        {"queue": ident, "depth": d["depth"], "since": ev["timestamp"]}))
+
+    def _registries_and_raw(self, tx: Any, fresh: list[tuple[dict[str, Any], int]], authors: list[str],
+                            author_vals: list[Any], now: int) -> None:
+        k = self.k
+        regs: dict[str, set[str]] = defaultdict(set)
+        raw_by_day: dict[int, dict[str, bytes]] = defaultdict(dict)
+        idx: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
+        latest_author: dict[str, tuple[int, str, str | None]] = {}
+        for a, val in zip(authors, author_vals):
+            if val:
+                ts, eid, team = orjson.loads(val)
+                latest_author[a] = (ts, eid, team)
+        changed_authors: set[str] = set()
+        for ev, ts in fresh:
+            t = ev["type"]
+            d = ev.get("data") or {}
+            regs["types"].add(t)
+            if t in contrib.GATE_TYPES:
+                regs["gates"].add(d["gate_name"])
+            elif t == "workflow.pr_created":
+                regs["users"].add(d["author"])
+                if d.get("team"):
+                    regs["teams"].add(d["team"])
+                cur = latest_author.get(d["author"])
+                if cur is None or (ts, ev["id"]) > (cur[0], cur[1]):
+                    latest_author[d["author"]] = (ts, ev["id"], d.get("team"))
+                    changed_authors.add(d["author"])
+            elif t in ("workflow.review_started", "workflow.review_completed"):
+                regs["users"].add(d["reviewer"])
+            elif t == "workflow.defect_found" and d.get("category"):
+                regs["categories"].add(d["category"])
+            elif t == "system.agent_status_changed":
+                regs["agents"].add(d["agent_id"])
+            elif t == "system.queue_depth_updated":
+                regs["queues"].add(d["queue"])
+            day = ts // DAY_MS
+            if (day + 1) * DAY_MS + self.raw_ttl_ms > now:
+                raw_by_day[day][ev["id"]] = orjson.dumps(ev)
+                idx[(t, day)][ev["id"]] = ts
+        for name, members in regs.items():
+            tx.sadd(k.registry(name), *members)
+        if changed_authors:
+            tx.hset(k.authors, mapping={a: orjson.dumps(list(latest_author[a])) for a in changed_authors})
+        for day, mapping in raw_by_day.items():
+            tx.hset(k.raw(day), mapping=mapping)
+            tx.pexpireat(k.raw(day), (day + 1) * DAY_MS + self.raw_ttl_ms)
+        for (t, day), mapping in idx.items():
+            tx.zadd(k.raw_index(t, day), mapping)
+            tx.pexpireat(k.raw_index(t, day), (day + 1) * DAY_MS + self.raw_ttl_ms)
+
+
+def _member(m: bytes) -> tuple[int, str, str]:
+    s = m.decode()
+    ts, rest = s.split("|", 1)
+    eid, value = rest.rsplit("|", 1)
+    return int(ts), eid, value

@@ -1,0 +1,358 @@
+"""What each event contributes to the rollups — pure functions, no Redis.
+
+Two kinds of contribution, both keyed by an event-time instant `ts` (ms):
+- point (`step=False`): added to the bucket holding ts; a window KPI sums buckets in W.
+- step (`step=True`): a change of a piecewise-constant state function at ts (active
+  workflows, agents by status, open critical defects, ...). Buckets hold the deltas;
+  TOTALS holds their sum over all time, so the state at an instant t is
+  TOTALS - sum(deltas at ts >= t). Fields in INTEGRAL also keep a moment so the time
+  integral over a window is exact (agent utilisation).
+
+Events that are facts on their own (a gate ran) contribute directly. Events that change
+an entity whose other events may come later or out of order (a workflow, a defect, a
+reviewer's work on a workflow, a compliance policy) are folded into the entity's state,
+and the entity's contributions are recomputed: the aggregator writes new - old, so a
+late event retracts exactly what it invalidates.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator
+
+from data.events import GATE_TYPES, STEPS
+
+Contribution = tuple[str, str, int, int, bool]   # (family, field, ts_ms, value, step)
+
+# Families of rollup hashes, so a query reads only what it needs.
+MAIN, USER, GATE, HIST, QUEUE, LATE, TYPES = "m", "u", "g", "h", "q", "l", "t"
+INTEGRAL = frozenset({"s.ag.active", "s.ag.overloaded", "s.ag.idle"})
+NEVER = 1 << 62
+MICRO = 1_000_000  # money is summed in micro-dollars so sums stay exact integers
+
+
+def minute_of(ts: int) -> int:
+    return ts // 60_000 * 60_000
+
+
+def direct(ev: dict[str, Any], ts: int) -> Iterator[Contribution]:
+    """Contributions that need no entity state: one per fact."""
+    t = ev["type"]
+    d = ev.get("data") or {}
+    yield TYPES, t, ts, 1, False
+    yield MAIN, "ev", ts, 1, False
+    if t in GATE_TYPES:
+        passed = gate_passed(ev)
+        gate = d["gate_name"]
+        yield MAIN, "gx", ts, 1, False
+        yield GATE, "x:" + gate, ts, 1, False
+        if passed:
+            yield MAIN, "gp", ts, 1, False
+            yield GATE, "p:" + gate, ts, 1, False
+        et = d.get("execution_time")
+        if et is not None:
+            ms = int(round(et * 1000))
+            yield MAIN, "gts", ts, ms, False
+            yield MAIN, "gtn", ts, 1, False
+            yield GATE, "tn:" + gate, ts, 1, False
+            yield HIST, f"{gate}|{ms}", ts, 1, False
+    elif t == "workflow.defect_found":
+        yield MAIN, "df", ts, 1, False
+        yield MAIN, "s.dfk", ts, 1, True
+        if d.get("stage", "review") == "review":
+            yield MAIN, "dfr", ts, 1, False
+    elif t == "workflow.defect_resolved":
+        yield MAIN, "dr", ts, 1, False
+        if d["resolution"] == "false_positive":
+            yield MAIN, "drfp", ts, 1, False
+    elif t == "workflow.compliance_checked":
+        yield MAIN, "cc", ts, 1, False
+        yield MAIN, "s.cck", ts, 1, True
+        if d["passed"]:
+            yield MAIN, "cp", ts, 1, False
+    elif t == "workflow.review_completed":
+        yield MAIN, "rc", ts, 1, False
+        yield MAIN, "cost", ts, int(round(float(d.get("cost_usd") or 0) * MICRO)), False
+        yield USER, "rc:" + d["reviewer"], ts, 1, False
+    elif t == "workflow.review_started":
+        yield USER, "s.rsk:" + d["reviewer"], ts, 1, True
+    elif t == "workflow.completed":
+        yield MAIN, "wc", ts, 1, False
+        if d["outcome"] == "merged":
+            yield MAIN, "wm", ts, 1, False
+    elif t == "workflow.pr_created":
+        yield MAIN, "pc", ts, 1, False
+        yield MAIN, "s.wfk", ts, 1, True
+        if d.get("qms_tracked", True) is not False:
+            yield MAIN, "pt", ts, 1, False
+    elif t == "user.survey_submitted":
+        yield MAIN, "ss", ts, int(round(float(d["score"]) * MICRO)), False
+        yield MAIN, "sn", ts, 1, False
+    elif t == "system.error_occurred":
+        yield MAIN, "err", ts, 1, False
+
+
+def gate_passed(ev: dict[str, Any]) -> bool:
+    t = ev["type"]
+    if t.endswith("_passed"):
+        return True
+    if t.endswith("_failed"):
+        return False
+    return ev["data"].get("passed") is True
+
+
+# --- entity routing -----------------------------------------------------------------
+
+def entity_keys(ev: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (kind, id) entities an event updates."""
+    t = ev["type"]
+    d = ev.get("data") or {}
+    if t.startswith("workflow."):
+        out = []
+        if t in WF_TYPES:
+            out.append(("wf", d["workflow_id"]))
+        if t in ("workflow.defect_found", "workflow.defect_resolved"):
+            out.append(("df", d["defect_id"]))
+        elif t in ("workflow.compliance_checked", "workflow.violation_remediated"):
+            out.append(("cp", d["workflow_id"] + "|" + d["policy"]))
+        elif t in ("workflow.review_started", "workflow.review_completed"):
+            out.append(("rv", d["reviewer"] + "|" + d["workflow_id"]))
+        return out
+    if t == "system.agent_status_changed":
+        return [("ag", d["agent_id"])]
+    if t == "system.queue_depth_updated":
+        return [("q", d["queue"])]
+    return []
+
+
+WF_TYPES = frozenset({
+    "workflow.pr_created", "workflow.step_entered", "workflow.completed", "workflow.review_started",
+    "workflow.review_completed", "workflow.defect_found", "workflow.compliance_checked", *GATE_TYPES,
+})
+TIMELINE_KINDS = frozenset({"ag", "q"})
+
+
+def _earlier(a: list[Any] | None, ts: int, eid: str) -> bool:
+    return a is None or (ts, eid) < (a[0], a[-1])
+
+
+def fold(kind: str, state: dict[str, Any], ev: dict[str, Any], ts: int) -> None:
+    """Fold one event into an entity's state (order-independent: the result is the same
+    whatever order the events arrive in)."""
+    t = ev["type"]
+    d = ev["data"]
+    eid = ev["id"]
+    if kind == "wf":
+        if t == "workflow.pr_created":
+            if _earlier(state.get("c"), ts, eid):
+                state["c"] = [ts, d["author"], d.get("team"), d["repository"], d["pr_number"], eid]
+        elif t == "workflow.step_entered":
+            state.setdefault("st", []).append([ts, eid, d["step"]])
+            state["st"].sort()
+        elif t == "workflow.completed":
+            if _earlier(state.get("done"), ts, eid):
+                state["done"] = [ts, d["outcome"], eid]
+        elif t == "workflow.review_started":
+            state["rs"] = min(state.get("rs", NEVER), ts)
+        elif t == "workflow.review_completed":
+            if d["verdict"] == "approved":
+                state["ap"] = min(state.get("ap", NEVER), ts)
+        elif t in GATE_TYPES:
+            state.setdefault("g", []).append([ts, 1 if gate_passed(ev) else 0])
+        elif t == "workflow.defect_found":
+            state.setdefault("d", []).append([ts, d.get("category"), 1 if d.get("stage") == "production" else 0])
+        elif t == "workflow.compliance_checked":
+            state["cc"] = min(state.get("cc", NEVER), ts)
+    elif kind == "df":
+        if t == "workflow.defect_found":
+            if _earlier(state.get("f"), ts, eid):
+                state["f"] = [ts, d["severity"], d["workflow_id"], eid]
+        else:
+            state.setdefault("r", []).append(ts)
+    elif kind == "cp":
+        if t == "workflow.compliance_checked":
+            if not d["passed"]:
+                state.setdefault("f", []).append(ts)
+        else:
+            state.setdefault("r", []).append(ts)
+    elif kind == "rv":
+        state.setdefault("s" if t == "workflow.review_started" else "c", []).append(ts)
+
+
+def contributions(kind: str, state: dict[str, Any], sla_ms: int) -> list[Contribution]:
+    if not state:
+        return []
+    if kind == "wf":
+        return _wf(state, sla_ms)
+    if kind == "df":
+        return _df(state)
+    if kind == "cp":
+        return _cp(state)
+    if kind == "rv":
+        raise ValueError("rv contributions need the reviewer: use rv_contributions")
+    raise ValueError(kind)
+
+
+def _steps(points: Iterable[int], value_after: Any, fam: str) -> list[Contribution]:
+    """Step deltas of a piecewise function given its value just after each change point."""
+    out: list[Contribution] = []
+    prev: dict[str, int] = {}
+    for p in sorted(set(points)):
+        cur = value_after(p)
+        for f in cur.keys() | prev.keys():
+            delta = cur.get(f, 0) - prev.get(f, 0)
+            if delta:
+                out.append((fam, f, p, delta, True))
+        prev = cur
+    return out
+
+
+def _wf(s: dict[str, Any], sla_ms: int) -> list[Contribution]:
+    out: list[Contribution] = []
+    c = s.get("c")
+    done = s.get("done")
+    steps = s.get("st", [])
+    rs = s.get("rs", NEVER)
+    if c:
+        c_ts = c[0]
+        end = done[0] if done else NEVER
+
+        def value_after(p: int) -> dict[str, int]:
+            if not (c_ts <= p < end):
+                return {}
+            latest = None
+            for st in steps:            # sorted by (ts, id): the last at or before p wins
+                if st[0] <= p:
+                    latest = st[2]
+            v = {"s.active": 1}
+            if latest:
+                v["s.step." + latest] = 1
+                if latest == "code_review" and rs > p:
+                    v["s.sugg"] = 1
+            return v
+        points = [c_ts] + [st[0] for st in steps if c_ts < st[0] < end] + ([end] if end > c_ts and done else [])
+        if rs != NEVER and c_ts < rs < end:
+            points.append(rs)
+        out += _steps(points, value_after, MAIN)
+    if done:
+        d_ts, outcome = done[0], done[1]
+        if c:
+            dur = d_ts - c[0]
+            out.append((MAIN, "sla_n", d_ts, 1, False))
+            if dur <= sla_ms:
+                out.append((MAIN, "sla_ok", d_ts, 1, False))
+            if outcome == "merged":
+                out.append((MAIN, "ttm_s", d_ts, dur, False))
+                out.append((MAIN, "ttm_n", d_ts, 1, False))
+                if c[2]:
+                    out.append((USER, "tm:" + c[2], d_ts, 1, False))
+        if outcome == "merged":
+            out.append((MAIN, "mw", d_ts, 1, False))
+            prod = [x[0] for x in s.get("d", []) if x[2]]
+            if prod:
+                first = min(prod)
+                # d <= completion implies d < any window end that holds the completion.
+                if first <= d_ts:
+                    out.append((MAIN, "mwpd", d_ts, 1, False))
+                else:
+                    out.append((LATE, f"pd:{minute_of(first)}", d_ts, 1, False))
+        out.append((MAIN, "arn", d_ts, 1, False))
+        firsts = {}
+        for st in steps:
+            firsts.setdefault(st[2], st[0])
+        if len(firsts) == len(STEPS) and "cc" in s:
+            ready = max(max(firsts.values()), s["cc"])
+            if ready <= d_ts:
+                out.append((MAIN, "ary", d_ts, 1, False))
+            else:
+                out.append((LATE, f"ar:{minute_of(ready)}", d_ts, 1, False))
+    ap = s.get("ap")
+    if ap is not None and rs != NEVER:
+        out.append((MAIN, "rct_s", ap, ap - rs, False))
+        out.append((MAIN, "rct_n", ap, 1, False))
+    if c:
+        author = c[1]
+        for g_ts, passed in s.get("g", []):
+            out.append((USER, "gx:" + author, g_ts, 1, False))
+            if passed:
+                out.append((USER, "gp:" + author, g_ts, 1, False))
+        for d_ts2, cat, _prod in s.get("d", []):
+            if cat:
+                out.append((USER, f"dc:{author}:{cat}", d_ts2, 1, False))
+    return out
+
+
+def _df(s: dict[str, Any]) -> list[Contribution]:
+    out: list[Contribution] = []
+    f = s.get("f")
+    res = s.get("r", [])
+    if f is None:
+        return out
+    f_ts = f[0]
+    if f[1] == "critical":
+        first_res = min(res) if res else NEVER
+        if first_res > f_ts:
+            out.append((MAIN, "s.crit", f_ts, 1, True))
+            if first_res != NEVER:
+                out.append((MAIN, "s.crit", first_res, -1, True))
+    for r in res:
+        out.append((MAIN, "drt_s", r, r - f_ts, False))
+        out.append((MAIN, "drt_n", r, 1, False))
+    return out
+
+
+def _cp(s: dict[str, Any]) -> list[Contribution]:
+    out: list[Contribution] = []
+    rems = sorted(s.get("r", []))
+    for c in s.get("f", []):
+        out.append((MAIN, "s.rem", c, 1, True))
+        later = next((r for r in rems if r > c), None)
+        if later is not None:
+            out.append((MAIN, "s.rem", later, -1, True))
+    return out
+
+
+def rv_contributions(user: str, s: dict[str, Any]) -> list[Contribution]:
+    starts = sorted(s.get("s", []))
+    comps = sorted(s.get("c", []))
+    out: list[Contribution] = []
+    if starts:
+        def value_after(p: int) -> dict[str, int]:
+            latest = max((x for x in starts if x <= p), default=None)
+            if latest is None or any(latest < c <= p for c in comps):
+                return {}
+            return {"s.pend:" + user: 1}
+        out += _steps(starts + comps, value_after, USER)
+    for c in comps:
+        prior = max((x for x in starts if x < c), default=None)
+        if prior is not None:
+            out.append((USER, "fbs:" + user, c, c - prior, False))
+            out.append((USER, "fbn:" + user, c, 1, False))
+    return out
+
+
+def entity_contributions(kind: str, ident: str, state: dict[str, Any], sla_ms: int) -> list[Contribution]:
+    if kind == "rv":
+        return rv_contributions(ident.split("|", 1)[0], state) if state else []
+    return contributions(kind, state, sla_ms)
+
+
+# --- timelines: agents and queues -----------------------------------------------------
+
+def timeline_value(kind: str, ident: str, value: str) -> dict[tuple[str, str], int]:
+    """The contribution vector of one timeline value (an agent's status, a queue's depth)."""
+    if kind == "ag":
+        return {(MAIN, "s.ag." + value): 1, (MAIN, "s.agk"): 1}
+    return {(QUEUE, "s.q:" + ident): int(value), (QUEUE, "s.qk:" + ident): 1}
+
+
+def timeline_steps(kind: str, ident: str, prev_value: str | None, points: list[tuple[int, str]]) -> list[Contribution]:
+    """Step deltas of points (sorted (ts, value)), starting from the value before them."""
+    out: list[Contribution] = []
+    prev = timeline_value(kind, ident, prev_value) if prev_value is not None else {}
+    for ts, value in points:
+        cur = timeline_value(kind, ident, value)
+        for key in cur.keys() | prev.keys():
+            delta = cur.get(key, 0) - prev.get(key, 0)
+            if delta:
+                out.append((key[0], key[1], ts, delta, True))
+        prev = cur
+    return out

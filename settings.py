@@ -1,0 +1,140 @@
+"""Typed settings for the whole product: defaults < YAML file (QMS_CONFIG) < environment.
+
+Scripts rely on REDIS_URL, QMS_HOST, QMS_PORT, QMS_DEMO and QMS_CONFIG; the rest are
+tuning knobs documented in the README's settings table.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be used; the message names the source."""
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, with its default. Field name = YAML key; env var = QMS_<NAME> unless mapped."""
+
+    redis_url: str | None = None          # REDIS_URL; None = embedded Redis
+    data_dir: str = ".qms-data"            # embedded Redis keeps its files here
+    host: str = "127.0.0.1"
+    port: int = 8050
+    demo: bool = False                     # simulated traffic in the web process
+    demo_rate: float = 5.0                 # simulated events per second
+    demo_backfill: str = "24h"             # history simulated before going live
+    demo_seed: int = 42
+    run_aggregator: bool = True            # run the aggregator as a thread of the web process
+    key_prefix: str = "qms"
+    sla_hours: float = 8.0
+    max_body_bytes: int = 1024 * 1024
+    max_batch_events: int = 10_000
+    max_event_bytes: int = 64 * 1024
+    max_future_skew_s: int = 900           # events more than this in the future are rejected
+    raw_retention_days: int = 30           # raw events kept for drill-down and CSV
+    dedup_retention_days: int = 90         # how long an event id is remembered
+    aggregator_batch: int = 2000
+    aggregator_block_ms: int = 1000
+    reclaim_idle_ms: int = 30_000          # pending entries older than this are reclaimed
+    stream_maxlen: int = 5_000_000         # approximate cap of the ingest stream
+    series_points: int = 500
+    cache_ttl_s: int = 300
+    refresh_ms: int = 5000                 # first page refresh interval
+    config_path: str | None = None         # QMS_CONFIG
+    extra: Mapping[str, Any] = field(default_factory=dict)  # unknown YAML sections, kept for later features
+
+    ENV_NAMES = {"redis_url": "REDIS_URL", "config_path": "QMS_CONFIG"}
+
+    @classmethod
+    def env_name(cls, name: str) -> str:
+        return cls.ENV_NAMES.get(name, "QMS_" + name.upper())
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Build settings from the YAML file named by QMS_CONFIG, then the environment, then overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        config_path = overrides.get("config_path") or env.get("QMS_CONFIG")
+        extra: dict[str, Any] = {}
+        if config_path:
+            values["config_path"] = config_path
+            for key, value in _load_yaml(config_path).items():
+                if key in _FIELD_TYPES and key not in ("extra", "config_path"):
+                    values[key] = _coerce(key, value, f"{config_path}: {key}")
+                else:
+                    extra[key] = value
+        for name in _FIELD_TYPES:
+            if name in ("extra", "config_path"):
+                continue
+            env_key = cls.env_name(name)
+            if env_key in env and env[env_key] != "":
+                values[name] = _coerce(name, env[env_key], f"environment {env_key}")
+        for name, value in overrides.items():
+            if name not in _FIELD_TYPES:
+                raise SettingsError(f"unknown setting {name!r}")
+            values[name] = value
+        if extra:
+            values["extra"] = {**extra, **dict(values.get("extra", {}))}
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> None:
+        if not (0 < self.port < 65536):
+            raise SettingsError(f"port: {self.port} is not a TCP port")
+        for name in ("max_body_bytes", "max_batch_events", "max_event_bytes", "aggregator_batch",
+                     "series_points", "raw_retention_days", "dedup_retention_days"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name}: must be positive")
+        if self.sla_hours <= 0:
+            raise SettingsError("sla_hours: must be positive")
+
+
+_FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Settings)}
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    kind = _FIELD_TYPES[name]
+    try:
+        if value is None:
+            return None
+        if kind.startswith("bool"):
+            return value if isinstance(value, bool) else _parse_bool(str(value))
+        if kind.startswith("int"):
+            return int(value)
+        if kind.startswith("float"):
+            return float(value)
+        return str(value)
+    except ValueError as exc:
+        raise SettingsError(f"{where}: {exc}") from None
+
+
+def _load_yaml(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise SettingsError(f"QMS_CONFIG: {path} does not exist")
+    try:
+        loaded = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"{path}: top level must be a mapping")
+    return loaded

@@ -1,0 +1,99 @@
+"""Shared fixtures: a real Redis (flushed per test), settings, apps and clients.
+
+Redis: QMS_TEST_REDIS_URL (default redis://127.0.0.1:6379/15); when nothing answers
+there, a private redis-server is started for the session.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from typing import Any, Iterator
+
+import pytest
+import redis
+
+from settings import Settings
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_redis_server(port: int | None = None, extra: list[str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """A throw-away redis-server on loopback (also used by fault tests)."""
+    from data.redis_conn import find_redis_server
+    binary = find_redis_server()
+    if binary is None:
+        pytest.skip("no redis-server available")
+    port = port or _free_port()
+    workdir = tempfile.mkdtemp(prefix="qms-redis-")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", workdir, *(extra or [])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(200):
+        try:
+            if redis.Redis.from_url(url).ping():
+                return proc, url
+        except redis.ConnectionError:
+            time.sleep(0.025)
+    proc.kill()
+    raise RuntimeError("test redis-server did not start")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = os.environ.get("QMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        yield url
+        return
+    except redis.RedisError:
+        pass
+    proc, url = start_redis_server()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return Settings.from_env({}, redis_url=redis_url, run_aggregator=False, demo=False)
+
+
+@pytest.fixture
+def app(settings: Settings, r: redis.Redis) -> Any:
+    from factory import create_app
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.server.test_client()
+
+
+def pytest_setup_options() -> Any:
+    """dash.testing's hook: headless Debian Chromium."""
+    from selenium.webdriver.chrome.options import Options
+    options = Options()
+    options.binary_location = os.environ.get("QMS_CHROMIUM", "/usr/bin/chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1280,900"):
+        options.add_argument(arg)
+    return options

@@ -1,0 +1,211 @@
+"""Unit tests for data/simulator.py: determinism, continuation, the event contract, realism."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import pytest
+
+from data.simulator import Simulator
+
+UTC = timezone.utc
+TUESDAY = datetime(2026, 11, 24, tzinfo=UTC)  # a working day: the weekly rhythm puts it near the mean rate
+TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def _str(v: Any) -> bool:
+    return isinstance(v, str) and v != ""
+
+
+def _bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _int_ge0(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _enum(*allowed: str) -> Callable[[Any], bool]:
+    return lambda v: v in allowed
+
+
+_GATE = {"workflow_id": _str, "gate_name": _str}
+# EVENTS.md: type -> required data fields and their checks
+REQUIRED: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "workflow.pr_created": {"workflow_id": _str, "pr_number": _int_ge0, "repository": _str, "author": _str},
+    "workflow.step_entered": {"workflow_id": _str,
+                              "step": _enum("dor_validation", "code_review", "dod_validation", "final_approval")},
+    "workflow.agent_assigned": {"workflow_id": _str, "agent_id": _str},
+    "workflow.review_started": {"workflow_id": _str, "reviewer": _str},
+    "workflow.review_completed": {"workflow_id": _str, "reviewer": _str,
+                                  "verdict": _enum("approved", "changes_requested")},
+    "workflow.quality_gate_executed": {**_GATE, "passed": _bool},
+    "workflow.quality_gate_passed": _GATE,
+    "workflow.quality_gate_failed": _GATE,
+    "workflow.defect_found": {"workflow_id": _str, "defect_id": _str, "severity": _enum("critical", "major", "minor")},
+    "workflow.defect_resolved": {"defect_id": _str, "resolution": _enum("fixed", "false_positive", "wont_fix")},
+    "workflow.compliance_checked": {"workflow_id": _str, "policy": _str, "passed": _bool},
+    "workflow.violation_remediated": {"workflow_id": _str, "policy": _str},
+    "workflow.completed": {"workflow_id": _str, "outcome": _enum("merged", "rejected", "abandoned")},
+    "system.agent_status_changed": {"agent_id": _str,
+                                    "status": _enum("active", "idle", "overloaded", "down", "training")},
+    "system.queue_depth_updated": {"queue": _str, "depth": _int_ge0},
+    "system.performance_threshold_exceeded": {"metric": _str, "value": _num, "threshold": _num},
+    "system.error_occurred": {"component": _str, "error_type": _str},
+    "user.survey_submitted": {"user": _str, "score": lambda v: _num(v) and 1 <= v <= 5},
+}
+# Optional fields that, when present, must have the right shape.
+OPTIONAL: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "workflow.pr_created": {"qms_tracked": _bool, "team": _str},
+    "workflow.review_completed": {"cost_usd": lambda v: _num(v) and v >= 0},
+    "workflow.quality_gate_executed": {"execution_time": lambda v: _num(v) and v >= 0, "metrics": lambda v: isinstance(v, dict)},
+    "workflow.defect_found": {"stage": _enum("review", "production"), "category": _str},
+    "system.agent_status_changed": {"load": lambda v: _num(v) and 0 <= v <= 1, "skills": lambda v: isinstance(v, list)},
+    "system.error_occurred": {"severity": _enum("info", "warning", "critical")},
+}
+
+
+def _ms(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+@pytest.fixture(scope="module")
+def day() -> list[dict[str, Any]]:
+    return list(Simulator(seed=3, rate=1.0).events_between(TUESDAY, TUESDAY + timedelta(days=1)))
+
+
+@pytest.fixture(scope="module")
+def week() -> list[dict[str, Any]]:
+    start = datetime(2025, 8, 17, tzinfo=UTC)
+    return list(Simulator(seed=11, rate=0.2).events_between(start, start + timedelta(days=7)))
+
+
+def test_sim001_same_seed_same_events() -> None:
+    a, b = TUESDAY + timedelta(hours=9), TUESDAY + timedelta(hours=11)
+    first = list(Simulator(seed=5, rate=2.0).events_between(a, b))
+    second = list(Simulator(seed=5, rate=2.0).events_between(a, b))
+    assert first and first == second
+    other = list(Simulator(seed=6, rate=2.0).events_between(a, b))
+    assert [e["type"] for e in other] != [e["type"] for e in first]
+
+
+def test_sim002_continuation_equals_single_run() -> None:
+    a = TUESDAY + timedelta(hours=8)
+    b, c = a + timedelta(minutes=97), a + timedelta(hours=4)
+    whole = list(Simulator(seed=9, rate=2.0).events_between(a, c))
+    sim = Simulator(seed=9, rate=2.0)
+    parts = list(sim.events_between(a, b)) + list(sim.events_between(b, c))
+    assert parts == whole
+    ids = [e["id"] for e in parts]
+    assert len(ids) == len(set(ids))
+    with pytest.raises(ValueError):
+        sim.events_between(a, b)  # cannot go back in time
+
+
+def test_sim003_abandoned_window_then_resume_never_repeats_ids() -> None:
+    a = TUESDAY + timedelta(hours=10)
+    sim = Simulator(seed=2, rate=2.0)
+    it = sim.events_between(a, a + timedelta(hours=1))
+    head = [next(it) for _ in range(100)]
+    rest = list(sim.events_between(a + timedelta(hours=1), a + timedelta(hours=2)))
+    ids = [e["id"] for e in head + rest]
+    assert rest and len(ids) == len(set(ids))
+
+
+def test_sim004_sorted_within_window_and_envelope(day: list[dict[str, Any]]) -> None:
+    prev = TUESDAY
+    ids = set()
+    for ev in day:
+        assert set(ev) == {"id", "type", "timestamp", "source", "data", "metadata"}
+        assert _str(ev["id"]) and len(ev["id"]) <= 128 and ev["id"] not in ids
+        ids.add(ev["id"])
+        assert ev["source"] == "qms-simulator"
+        assert TS_RE.match(ev["timestamp"]), ev["timestamp"]
+        ts = _ms(ev["timestamp"])
+        assert prev <= ts < TUESDAY + timedelta(days=1)
+        prev = ts
+        assert ev["metadata"]["priority"] in ("low", "normal", "high", "critical")
+        assert _str(ev["metadata"]["correlation_id"])
+
+
+def test_sim005_data_fields_per_type(day: list[dict[str, Any]]) -> None:
+    for ev in day:
+        assert ev["type"] in REQUIRED, ev["type"]
+        data = ev["data"]
+        for name, ok in REQUIRED[ev["type"]].items():
+            assert name in data and ok(data[name]), (ev["type"], name, data)
+        for name, ok in OPTIONAL.get(ev["type"], {}).items():
+            assert name not in data or ok(data[name]), (ev["type"], name, data)
+
+
+def test_sim006_rate_roughly_respected_over_a_day(day: list[dict[str, Any]]) -> None:
+    assert 0.7 * 86400 <= len(day) <= 1.3 * 86400
+
+
+def test_sim007_every_type_appears_in_a_day(day: list[dict[str, Any]]) -> None:
+    seen = Counter(e["type"] for e in day)
+    expected = {t for t in REQUIRED if t.startswith(("workflow.", "system."))}
+    assert expected - set(seen) == set()
+    assert seen["user.survey_submitted"] >= 1
+    outcomes = Counter(e["data"]["outcome"] for e in day if e["type"] == "workflow.completed")
+    assert outcomes["merged"] > outcomes["rejected"] + outcomes["abandoned"] > 0
+
+
+def test_sim008_realistic_shape(day: list[dict[str, Any]]) -> None:
+    gates = [e for e in day if e["type"] == "workflow.quality_gate_executed"]
+    pass_rate = sum(e["data"]["passed"] for e in gates) / len(gates)
+    assert 0.8 < pass_rate < 0.97
+    costs = [e["data"]["cost_usd"] for e in day if e["type"] == "workflow.review_completed"]
+    assert 10 <= min(costs) and max(costs) <= 80
+    created = {e["data"]["workflow_id"]: _ms(e["timestamp"]) for e in day if e["type"] == "workflow.pr_created"}
+    hours = [(_ms(e["timestamp"]) - created[e["data"]["workflow_id"]]) / timedelta(hours=1)
+             for e in day if e["type"] == "workflow.completed" and e["data"]["workflow_id"] in created]
+    assert 1 < sum(hours) / len(hours) < 8  # cycle times of hours ...
+    assert any(h > 8 for h in hours)  # ... some beyond the 8 h SLA
+    by_hour = Counter(_ms(e["timestamp"]).hour for e in day if e["type"] == "workflow.pr_created")
+    assert by_hour[14] > 3 * by_hour[3]  # busier in working hours than at night
+
+
+def test_sim009_steps_in_order_per_workflow(day: list[dict[str, Any]]) -> None:
+    order = ["dor_validation", "code_review", "dod_validation", "final_approval"]
+    steps: dict[str, list[str]] = {}
+    for e in day:
+        if e["type"] == "workflow.step_entered":
+            steps.setdefault(e["data"]["workflow_id"], []).append(e["data"]["step"])
+    assert steps and all(s == order[:len(s)] for s in steps.values())
+
+
+def test_sim010_outages_and_escaped_defects_in_a_week(week: list[dict[str, Any]]) -> None:
+    statuses = Counter(e["data"]["status"] for e in week if e["type"] == "system.agent_status_changed")
+    assert statuses["down"] >= 3 and statuses["training"] >= 3 and statuses["overloaded"] >= 1
+    found = {e["data"]["defect_id"]: e for e in week if e["type"] == "workflow.defect_found"}
+    prod = [e for e in found.values() if e["data"]["stage"] == "production"]
+    assert prod and len(prod) < 0.2 * len(found)
+    merged = {e["data"]["workflow_id"]: e["timestamp"] for e in week
+              if e["type"] == "workflow.completed" and e["data"]["outcome"] == "merged"}
+    assert all(merged[e["data"]["workflow_id"]] < e["timestamp"] for e in prod)  # escaped after merge
+    resolved = [e for e in week if e["type"] == "workflow.defect_resolved"]
+    assert all(e["data"]["defect_id"] in found for e in resolved)
+    assert {e["data"]["resolution"] for e in resolved} == {"fixed", "false_positive", "wont_fix"}
+    failed = [e for e in week if e["type"] == "workflow.compliance_checked" and not e["data"]["passed"]]
+    remediated = [e for e in week if e["type"] == "workflow.violation_remediated"]
+    assert failed and len(failed) * 0.6 < len(remediated) <= len(failed)
+
+
+def test_sim011_any_start_and_rejects_bad_input() -> None:
+    start = datetime(2025, 8, 17, 6, 23, 14, 500000, tzinfo=UTC)
+    evs = list(Simulator(seed=1, rate=1.0, start=start).events_between(start, start + timedelta(minutes=30)))
+    assert evs[0]["timestamp"] == "2025-08-17T06:23:14.500Z"  # the opening snapshot of agents and queues
+    naive = list(Simulator(seed=1, rate=1.0).events_between(start.replace(tzinfo=None),
+                                                             start.replace(tzinfo=None) + timedelta(minutes=30)))
+    assert naive == evs  # naive datetimes are UTC
+    with pytest.raises(ValueError):
+        Simulator(rate=0)
+    with pytest.raises(ValueError):
+        Simulator().events_between(start, start - timedelta(seconds=1))
