@@ -232,14 +232,13 @@ def parse_body(body: bytes, max_events: int, max_event_bytes: int) -> list[Any]:
         if len(lines) > max_events:
             raise TooLarge(f"{len(lines)} events in one request; the limit is {max_events}")
         items: list[Any] = []
-        for ln in lines:
+        for n, ln in enumerate(lines):
             if len(ln) > max_event_bytes:
-                items.append(_BadLine(f"event: larger than {max_event_bytes} bytes"))
-                continue
+                raise TooLarge(f"event at index {n} is larger than {max_event_bytes} bytes")
             try:
                 items.append(unwrap(orjson.loads(ln)))
             except orjson.JSONDecodeError as exc:
-                items.append(_BadLine(f"line is not JSON: {exc.args[0] if exc.args else exc}"))
+                items.append(_BadLine(f"line is not JSON: {exc.args[0] if exc.args else exc}", ln.decode(errors="replace")))
         return items
     if isinstance(doc, dict) and "events" in doc and len(doc) == 1:
         batch = doc["events"]
@@ -252,15 +251,14 @@ def parse_body(body: bytes, max_events: int, max_event_bytes: int) -> list[Any]:
         items = [unwrap(doc)]
     else:
         raise BodyError("body must be an event object, {\"events\": [...]}, or JSON Lines")
-    out: list[Any] = []
-    for item in items:
-        if len(items) > 1 and len(orjson.dumps(item)) > max_event_bytes:
-            out.append(_BadLine(f"event: larger than {max_event_bytes} bytes", item))
-        else:
-            out.append(item)
-    if len(items) == 1 and len(text) > max_event_bytes:
-        raise TooLarge(f"event larger than {max_event_bytes} bytes")
-    return out
+    if len(items) == 1:
+        if len(text) > max_event_bytes:
+            raise TooLarge(f"event larger than {max_event_bytes} bytes")
+    else:
+        for n, item in enumerate(items):
+            if len(orjson.dumps(item)) > max_event_bytes:
+                raise TooLarge(f"event at index {n} is larger than {max_event_bytes} bytes")
+    return items
 
 
 class _BadLine:
@@ -282,7 +280,7 @@ def check_item(item: Any, now_ms: int, max_future_ms: int) -> tuple[dict[str, An
 
 
 def item_id(item: Any) -> str | None:
-    if isinstance(item, dict) and isinstance(item.get("id"), str):
+    if isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"]:
         return item["id"][:128]
     return None
 

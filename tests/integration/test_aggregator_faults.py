@@ -1,0 +1,148 @@
+"""The aggregator under faults: a crash between reading and acknowledging, re-delivery of
+everything, two aggregators on one stream, and producers writing the stream directly."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from data import reference
+from data.aggregator import Aggregator
+from data.engine import Engine
+from data.ingest import Ingestor
+from data.keys import Keys
+from data.simulator import Simulator
+from data.timeutil import HOUR_MS, now_ms, to_datetime
+
+K = Keys("qms")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def simulated(hours: int = 6, rate: float = 0.2, seed: int = 11) -> tuple[list[dict[str, Any]], int]:
+    end_ms = now_ms() // HOUR_MS * HOUR_MS
+    start = to_datetime(end_ms - hours * HOUR_MS)
+    return list(Simulator(seed=seed, rate=rate, start=start).events_between(start, to_datetime(end_ms))), end_ms
+
+
+def snapshot(r: Any) -> dict[bytes, Any]:
+    """Every rollup, total, state and entity: what a re-delivery must leave unchanged."""
+    out: dict[bytes, Any] = {}
+    for pattern in ("qms:r:*", "qms:tot:*", "qms:state:*", "qms:ent:*", "qms:tl:*"):
+        for key in r.scan_iter(pattern, count=1000):
+            kind = r.type(key)
+            out[key] = (r.hgetall(key) if kind == b"hash" else r.get(key) if kind == b"string"
+                        else r.zrange(key, 0, -1, withscores=True))
+    return out
+
+
+def assert_matches_reference(r: Any, events: list[dict[str, Any]], end_ms: int) -> None:
+    eng = Engine(r, K)
+    for dash in ("executive", "operational", "qa"):
+        got = {w["id"]: w["data"] for w in eng.dashboard(dash, "4h", end_ms)["data"]["widgets"]}
+        want = reference.compute_dashboard(events, dash, to_datetime(end_ms), timedelta(hours=4))
+        for kpi, ref in want.items():
+            for field in ("current_value", "previous_value"):
+                a, b = got[kpi][field], ref[field]
+                assert (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-9), \
+                    f"{dash}.{kpi}.{field}: engine {a} reference {b}"
+
+
+CRASHING_AGGREGATOR = textwrap.dedent("""
+    import os, sys, redis
+    sys.path.insert(0, {root!r})
+    from data.aggregator import Aggregator
+    from data.keys import Keys
+    agg = Aggregator(redis.Redis.from_url({url!r}), Keys("qms"), batch=300, consumer="doomed")
+    agg.ensure_group()
+    agg.before_commit = lambda: os._exit(17)   # killed after reading and computing, before EXEC/XACK
+    agg.step(block_ms=100)
+""")
+
+
+def test_agg001_crash_between_read_and_ack_loses_and_doubles_nothing(r: Any, redis_url: str) -> None:
+    events, end_ms = simulated()
+    assert Ingestor(r, K).ingest(events).accepted == len(events)
+    script = CRASHING_AGGREGATOR.format(root=str(ROOT), url=redis_url)
+    proc = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True)
+    assert proc.returncode == 17, proc.stderr.decode()
+    group = r.xinfo_groups(K.stream)[0]
+    assert group["pending"] == 300, "the dead consumer's batch is pending, unacknowledged"
+    assert not r.exists(K.totals("m")), "nothing of the crashed batch was written"
+    survivor = Aggregator(r, K, batch=500, reclaim_idle_ms=0, consumer="survivor")
+    survivor.drain()
+    assert r.xinfo_groups(K.stream)[0]["pending"] == 0
+    assert int(r.hget(K.meta, "applied")) == len(events)
+    assert_matches_reference(r, events, end_ms)
+
+
+def test_agg002_redelivering_everything_changes_nothing(r: Any) -> None:
+    events, end_ms = simulated(hours=3)
+    Ingestor(r, K).ingest(events)
+    agg = Aggregator(r, K, batch=400)
+    agg.drain()
+    before = snapshot(r)
+    assert before
+    r.xgroup_setid(K.stream, K.group, "0")         # as if no entry had ever been acknowledged
+    agg.drain()
+    assert int(r.hget(K.meta, "duplicates")) == len(events)
+    assert snapshot(r) == before
+
+
+def test_agg003_two_aggregators_share_one_stream(r: Any) -> None:
+    events, end_ms = simulated(hours=6, seed=12)
+    Ingestor(r, K).ingest(events)
+    workers = [Aggregator(r, K, batch=150, consumer=f"agg-{i}") for i in range(2)]
+    workers[0].ensure_group()
+    processed = [0, 0]
+
+    def run(i: int) -> None:
+        while True:
+            n = workers[i].step(block_ms=50)
+            processed[i] += n
+            if n == 0:
+                return
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(processed), f"both aggregators took work: {processed}"
+    workers[0].drain()
+    assert int(r.hget(K.meta, "applied")) == len(events)
+    assert_matches_reference(r, events, end_ms)
+
+
+def test_agg004_direct_stream_producers_are_validated_and_deduplicated(r: Any) -> None:
+    events, end_ms = simulated(hours=2, seed=13)
+    with r.pipeline(transaction=False) as p:
+        for e in events + events[:50]:                  # 50 duplicates
+            p.xadd(K.stream, {"e": orjson.dumps(e)})
+        p.xadd(K.stream, {"e": b"{not json"})
+        p.xadd(K.stream, {"e": orjson.dumps({"id": "no-type", "timestamp": "2025-01-01T00:00:00Z"})})
+        p.xadd(K.stream, {"wrong_field": b"1"})
+        p.execute()
+    Aggregator(r, K, batch=500).drain()
+    meta = {k.decode(): int(v) for k, v in r.hgetall(K.meta).items() if k != b"last_batch_ms" and k != b"last_event_ms"}
+    assert meta["applied"] == len(events)
+    assert meta["duplicates"] == 50
+    assert meta["rejected"] == 3
+    reasons = [f[b"reason"].decode() for _, f in r.xrange(K.deadletter)]
+    assert reasons[0] == "not JSON" and "type: required" in reasons[1]
+    assert all(f[b"origin"] == b"stream" for _, f in r.xrange(K.deadletter))
+    assert_matches_reference(r, events, end_ms)
+
+
+def test_agg005_unacknowledged_work_of_a_live_consumer_is_not_stolen_early(r: Any) -> None:
+    events, _ = simulated(hours=1, seed=14)
+    Ingestor(r, K).ingest(events[:100])
+    slow = Aggregator(r, K, batch=100, consumer="slow")
+    slow.ensure_group()
+    r.xreadgroup(K.group, "slow", {K.stream: ">"}, count=100)      # read, not yet processed
+    other = Aggregator(r, K, batch=100, consumer="other", reclaim_idle_ms=60_000)
+    assert other.reclaim() == 0, "entries idle less than reclaim_idle_ms stay with their consumer"
