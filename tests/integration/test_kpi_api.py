@@ -1,0 +1,148 @@
+"""The KPI HTTP API end to end: ingest -> aggregate -> envelope, series, drill-down, CSV."""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+
+from data.aggregator import Aggregator
+from data.keys import Keys
+from data.timeutil import HOUR_MS, fmt_ms, now_ms
+
+K = Keys("qms")
+END = now_ms() // HOUR_MS * HOUR_MS
+
+
+def at(minutes_before_end: float) -> str:
+    return fmt_ms(int(END - minutes_before_end * 60_000))
+
+
+def gate(i: int, passed: bool, minutes: float, gate_name: str = "lint-gate", exec_s: float = 30) -> dict[str, Any]:
+    return {"id": f"g{i}", "type": "workflow.quality_gate_executed", "timestamp": at(minutes), "source": "ci",
+            "data": {"workflow_id": f"W{i}", "gate_name": gate_name, "passed": passed, "execution_time": exec_s}}
+
+
+@pytest.fixture
+def loaded(client: Any, r: Any) -> Any:
+    events = [gate(1, True, 10), gate(2, True, 20, exec_s=60), gate(3, False, 30, exec_s=120),
+              gate(4, True, 50, "coverage-gate", 10), gate(5, False, 90)]  # g5 is in the previous 1h window
+    events.append({"id": "q1", "type": "system.queue_depth_updated", "timestamp": at(40), "source": "orch",
+                   "data": {"queue": "code_review_queue", "depth": 17}})
+    events.append({"id": "x1", "type": "workflow.defect_found", "timestamp": at(5), "source": "bot",
+                   "data": {"workflow_id": "W1", "defect_id": "D1", "severity": "major", "category": "=cmd|calc"}})
+    res = client.post("/api/events", json={"events": events})
+    assert res.status_code == 202 and res.json["accepted"] == len(events)
+    Aggregator(r, K).drain()
+    return events
+
+
+def widgets(body: Any) -> dict[str, Any]:
+    return {w["id"]: w["data"] for w in body["response"]["data"]["widgets"]}
+
+
+def test_api001_envelope_and_values(client: Any, loaded: Any) -> None:
+    res = client.get(f"/api/dashboard/qa?timeframe=1h&end={fmt_ms(END)}")
+    assert res.status_code == 200
+    body = res.json["response"]
+    assert body["status"] == "success" and body["data"]["dashboard_id"] == "qa"
+    assert body["data"]["window"] == {"start": fmt_ms(END - HOUR_MS), "end": fmt_ms(END)}
+    assert set(body["metadata"]) == {"cache_status", "processing_time", "data_freshness"}
+    w = widgets(res.json)
+    assert w["total_gates_executed"] == {"current_value": 4, "previous_value": 1, "trend": "up", "unit": "count"}
+    assert w["gates_failed"]["current_value"] == 1
+    assert w["gate.lint-gate.pass_rate"]["current_value"] == pytest.approx(200 / 3)
+    assert w["gate.lint-gate.p95_time"]["current_value"] == 2.0          # 120 s is the nearest-rank p95 of 30, 60, 120
+    assert w["average_gate_time"]["current_value"] == pytest.approx((30 + 60 + 120 + 10) / 4 / 60)
+    assert w["defects_found"]["current_value"] == 1 and w["policy_violations"]["current_value"] is None
+
+
+def test_api002_cache_hit_until_the_next_batch(client: Any, r: Any, loaded: Any) -> None:
+    url = f"/api/dashboard/executive?timeframe=4h&end={fmt_ms(END)}"
+    assert client.get(url).json["response"]["metadata"]["cache_status"] == "miss"
+    assert client.get(url).json["response"]["metadata"]["cache_status"] == "hit"
+    client.post("/api/events", json=gate(9, True, 15))
+    Aggregator(r, K).drain()
+    second = client.get(url).json
+    assert second["response"]["metadata"]["cache_status"] == "miss"
+    assert widgets(second)["gate_pass_rate"]["current_value"] == pytest.approx(400 / 6)
+
+
+def test_api003_every_metrics_md_kpi_is_served(client: Any, loaded: Any) -> None:
+    expected = {
+        "executive": {"overall_quality_score", "defect_detection_rate", "false_positive_rate", "compliance_adherence",
+                      "average_review_cycle_time", "workflow_completion_rate", "agent_utilization_rate",
+                      "sla_adherence", "cost_per_review", "time_to_merge", "developer_satisfaction",
+                      "process_adoption_rate", "gate_pass_rate"},
+        "operational": {"total_active_reviews", "pending_dor_validations", "in_progress_reviews",
+                        "awaiting_dod_validation", "final_approvals_needed", "total_agents", "active_agents",
+                        "overloaded_agents", "idle_agents", "down_agents", "agents_in_training", "error_rate",
+                        "queue_depth.code_review_queue"},
+        "qa": {"total_gates_executed", "gates_passed", "gates_failed", "average_gate_time", "defects_found",
+               "critical_defects", "defect_resolution_time", "defect_prevention_rate", "compliance_checks_passed",
+               "audit_readiness_score", "policy_violations", "remediation_pending",
+               *(f"gate.{g}.{m}" for g in ("lint-gate", "coverage-gate") for m in ("pass_rate", "executions", "p95_time"))},
+        "developer": {"pending_reviews", "completed_today", "average_feedback_time", "quality_score_trend",
+                      "team_velocity", "skill_development_areas", "suggested_reviews"},
+    }
+    for dash, ids in expected.items():
+        res = client.get(f"/api/dashboard/{dash}?timeframe=24h&user=ann")
+        assert res.status_code == 200, res.json
+        assert set(widgets(res.json)) == ids, dash
+    assert widgets(client.get("/api/dashboard/operational").json)["queue_depth.code_review_queue"]["current_value"] == 17
+
+
+def test_api004_metrics_filter_and_errors(client: Any, loaded: Any) -> None:
+    res = client.get("/api/dashboard/qa?metrics=gates_passed,defects_found")
+    assert set(widgets(res.json)) == {"gates_passed", "defects_found"}
+    for url, status in [("/api/dashboard/finance", 400), ("/api/dashboard/qa?timeframe=2h", 400),
+                        ("/api/dashboard/qa?end=yesterday", 400), ("/api/dashboard/developer", 400),
+                        ("/api/dashboard/qa?end=2024-01-01T00:00:00Z", 400),
+                        ("/api/metrics/nope/series", 400), ("/api/metrics/nope/events", 404)]:
+        res = client.get(url)
+        assert res.status_code == status, url
+        assert res.json["response"]["status"] == "error" and res.json["response"]["error"]["message"]
+
+
+def test_api005_series_is_downsampled_and_sums_to_the_window(client: Any, loaded: Any) -> None:
+    res = client.get(f"/api/metrics/total_gates_executed/series?timeframe=4h&end={fmt_ms(END)}&points=8")
+    data = res.json["response"]["data"]
+    assert len(data["points"]) == 8 and data["step_seconds"] == 1800
+    assert sum(p["value"] or 0 for p in data["points"]) == 5
+    assert data["points"][-1]["value"] == 3 and data["points"][-3]["value"] == 1   # [-30m,0), [-90m,-60m)
+    res = client.get(f"/api/metrics/queue_depth.code_review_queue/series?timeframe=1h&end={fmt_ms(END)}&points=4")
+    values = [p["value"] for p in res.json["response"]["data"]["points"]]
+    assert values == [None, 17, 17, 17], "state series: the depth at each step's end"
+
+
+def test_api006_drilldown_events_json_and_csv(client: Any, loaded: Any) -> None:
+    res = client.get(f"/api/metrics/gate.lint-gate.pass_rate/events?timeframe=1h&end={fmt_ms(END)}")
+    data = res.json["response"]["data"]
+    assert [e["id"] for e in data["events"]] == ["g3", "g2", "g1"] and data["truncated"] is False
+    res = client.get(f"/api/metrics/defects_found/events?timeframe=1h&end={fmt_ms(END)}&format=csv")
+    assert res.status_code == 200 and res.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(res.get_data(as_text=True))))
+    assert rows[0]["id"] == "x1" and rows[0]["data.category"] == "'=cmd|calc"
+    res = client.get(f"/api/metrics/gate_pass_rate/events?timeframe=1h&end={fmt_ms(END)}&limit=2")
+    assert res.json["response"]["data"]["count"] == 2 and res.json["response"]["data"]["truncated"] is True
+
+
+def test_api007_health_and_openapi(client: Any, loaded: Any) -> None:
+    res = client.get("/health")
+    assert res.status_code == 200 and res.json["checks"]["redis"]["status"] == "healthy"
+    spec = client.get("/api/openapi.json").json
+    assert spec["openapi"].startswith("3.") and "/api/events" in spec["paths"]
+
+
+def test_api008_state_lists(client: Any, loaded: Any) -> None:
+    items = client.get("/api/state/queues").json["response"]["data"]["items"]
+    assert items == [{"queue": "code_review_queue", "depth": 17, "since": at(40)}]
+    assert client.get("/api/state/secrets").status_code == 404
+
+
+def test_api009_first_page_serves(client: Any) -> None:
+    res = client.get("/")
+    assert res.status_code == 200 and b"/vendor/bootstrap/css/bootstrap.min.css" in res.data
+    assert client.get("/vendor/bootstrap/css/bootstrap.min.css").status_code == 200
+    assert client.get("/vendor/bootstrap/../../../settings.py").status_code == 404
