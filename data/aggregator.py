@@ -16,7 +16,9 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import orjson
@@ -30,6 +32,35 @@ from data.timeutil import DAY_MS, EXPIRY_SLACK_MS, RESOLUTIONS, fmt_ms, now_ms
 
 log = logging.getLogger("qms.aggregator")
 ENTITY_TTL_S = 90 * 86_400 + 86_400
+_STEP = {r.name: r.step_ms for r in RESOLUTIONS}
+_RETENTION = {r.name: r.retention_ms for r in RESOLUTIONS}
+
+# Batched writes: one EVAL instead of thousands of commands (EVAL, not EVALSHA, because a
+# NOSCRIPT error inside MULTI would not abort the rest of the transaction).
+# ARGV: (key, expire-at ms or 0, n, field1, delta1, ... fieldn, deltan)*
+_MINCR = """
+local i = 1
+while i <= #ARGV do
+  local key, exp, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local j = i + 3
+  for _ = 1, n do
+    redis.call('HINCRBY', key, ARGV[j], ARGV[j + 1])
+    j = j + 2
+  end
+  if exp > 0 then redis.call('PEXPIREAT', key, exp) end
+  i = j
+end
+return 1
+"""
+# ARGV: ttl ms, (key, value)*
+_MSETPX = """
+for i = 2, #ARGV, 2 do redis.call('SET', ARGV[i], ARGV[i + 1], 'PX', ARGV[1]) end
+return 1
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 class Acc:
@@ -90,11 +121,19 @@ def _entry_ms(entry_id: bytes) -> int:
     return int(entry_id.split(b"-", 1)[0])
 
 
+@dataclass
+class Parsed:
+    entry_ids: list[bytes]
+    events: list[tuple[dict[str, Any], int]]
+    dead: list[tuple[str, bytes]]
+    dups: int
+
+
 class Aggregator:
     def __init__(self, r: redis.Redis, keys: Keys, *, sla_hours: float = 8.0, batch: int = 2000,
                  block_ms: int = 1000, reclaim_idle_ms: int = 30_000, max_future_skew_s: int = 900,
                  raw_retention_days: int = 30, dedup_retention_days: int = 90, consumer: str | None = None,
-                 on_batch: Any = None) -> None:
+                 on_batch: Any = None, lock_ms: int = 10_000) -> None:
         self.r = r
         self.k = keys
         self.sla_ms = int(sla_hours * 3_600_000)
@@ -106,6 +145,8 @@ class Aggregator:
         self.dedup_ttl_ms = dedup_retention_days * DAY_MS
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self.on_batch = on_batch
+        self.lock_ms = lock_ms
+        self._release_script = r.register_script(_RELEASE)
         self._last_reclaim = 0.0
         # Test hook: called after compute, before EXEC (the crash test kills the process here).
         self.before_commit: Any = None
@@ -138,22 +179,17 @@ class Aggregator:
                 log.exception("batch failed; entries stay pending and will be reclaimed")
                 stop.wait(1.0)
 
-    def step(self, block_ms: int | None = None) -> int:
-        """Process one batch (reclaimed entries first, when due). Returns entries handled."""
+    def _next_entries(self, block_ms: int) -> list[Any]:
+        """Reclaimed entries first (when due), else new ones."""
         if time.monotonic() - self._last_reclaim > max(self.reclaim_idle_ms / 3000, 0.2):
             self._last_reclaim = time.monotonic()
-            n = self.reclaim()
-            if n:
-                return n
-        resp = self.r.xreadgroup(self.k.group, self.consumer, {self.k.stream: ">"}, count=self.batch,
-                                 block=self.block_ms if block_ms is None else block_ms)
-        if not resp:
-            return 0
-        entries = resp[0][1]
-        self.process(entries)
-        return len(entries)
+            live = self._claim()
+            if live:
+                return live
+        resp = self.r.xreadgroup(self.k.group, self.consumer, {self.k.stream: ">"}, count=self.batch, block=block_ms)
+        return resp[0][1] if resp else []
 
-    def reclaim(self) -> int:
+    def _claim(self) -> list[Any]:
         """Take over entries another consumer read but never acknowledged (it crashed or stalled)."""
         res = self.r.xautoclaim(self.k.stream, self.k.group, self.consumer, self.reclaim_idle_ms, "0-0",
                                 count=self.batch)
@@ -163,8 +199,20 @@ class Aggregator:
         live = [e for e in entries if e[1]]
         if live:
             log.info("reclaimed %d pending entries", len(live))
-            self.process(live)
+        return live
+
+    def step(self, block_ms: int | None = None) -> int:
+        """Process one batch synchronously. Returns entries handled."""
+        entries = self._next_entries(self.block_ms if block_ms is None else block_ms)
+        if entries:
+            self.process(entries)
         return len(entries)
+
+    def reclaim(self) -> int:
+        live = self._claim()
+        if live:
+            self.process(live)
+        return len(live)
 
     def drain(self, timeout_s: float = 30.0) -> None:
         """Process until the group has nothing pending or new (tests, replay, bench)."""
@@ -188,12 +236,14 @@ class Aggregator:
 
     # --- one batch ----------------------------------------------------------------------
     def process(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        now = now_ms()
-        ids = [e[0] for e in entries]
+        self.apply(self.parse(entries))
+
+    def parse(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> "Parsed":
+        """Decode and validate a batch (no Redis): valid events, dead letters, in-batch repeats."""
         events: list[tuple[dict[str, Any], int]] = []
         dead: list[tuple[str, bytes]] = []
         seen: set[str] = set()
-        in_batch_dups = 0
+        dups = 0
         for entry_id, fields in entries:
             raw = fields.get(b"e")
             try:
@@ -206,168 +256,188 @@ class Aggregator:
                 dead.append(("; ".join(errors), raw or b""))
                 continue
             if ev["id"] in seen:
-                in_batch_dups += 1
+                dups += 1
                 continue
             seen.add(ev["id"])
             events.append((ev, ts))
+        return Parsed([e[0] for e in entries], events, dead, dups)
+
+    def apply(self, parsed: "Parsed") -> None:
         while True:
             try:
-                self._apply(ids, events, dead, in_batch_dups, now)
+                self._apply(parsed.entry_ids, parsed.events, parsed.dead, parsed.dups, now_ms())
                 return
             except redis.WatchError:
-                log.debug("batch conflicted with another aggregator; recomputing")
+                log.debug("the apply lock changed hands mid-batch; recomputing")
+
+    def _acquire(self) -> str:
+        """The apply lock: one aggregator writes at a time (reading and parsing run in parallel).
+
+        Its holder WATCHes it, so if the lock expires and another aggregator takes it, the
+        late holder's EXEC fails and it recomputes: a stalled process never writes stale state.
+        """
+        token = uuid.uuid4().hex
+        delay = 0.001
+        while not self.r.set(self.k.lock, token, nx=True, px=self.lock_ms):
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return token
+
+    def _release(self, token: str) -> None:
+        self._release_script(keys=[self.k.lock], args=[token])
 
     def _apply(self, entry_ids: list[bytes], events: list[tuple[dict[str, Any], int]],
                dead: list[tuple[str, bytes]], dups: int, now: int) -> None:
         k = self.k
         by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]] = defaultdict(list)
+        days: dict[int, list[str]] = defaultdict(list)
+        authors: set[str] = set()
         for ev, ts in events:
             for ent in contrib.entity_keys(ev):
                 by_entity[ent].append((ev, ts))
+            days[ts // DAY_MS].append(ev["id"])
+            if ev["type"] == "workflow.pr_created":
+                authors.add(ev["data"]["author"])
         ent_list = [e for e in by_entity if e[0] not in TIMELINE_KINDS]
         tl_list = [e for e in by_entity if e[0] in TIMELINE_KINDS]
         ent_keys = [k.entity(kind, ident) for kind, ident in ent_list]
         tl_keys = [k.timeline(kind, ident) for kind, ident in tl_list]
-        days: dict[int, list[str]] = defaultdict(list)
-        for ev, ts in events:
-            days[ts // DAY_MS].append(ev["id"])
-        authors = sorted({ev["data"]["author"] for ev, _ in events if ev["type"] == "workflow.pr_created"})
+        author_list = sorted(authors)
+        day_list = list(days)
 
-        with self.r.pipeline(transaction=True) as tx:
-            if ent_keys or tl_keys:
-                tx.watch(*ent_keys, *tl_keys)
-            rd = self.r.pipeline(transaction=False)
-            day_list = list(days)
-            for day in day_list:
-                rd.smismember(k.applied(day), days[day])
-            if ent_keys:
-                rd.mget(ent_keys)
-            for (kind, ident), key in zip(tl_list, tl_keys):
-                lo = min(ts for _, ts in by_entity[(kind, ident)])
-                rd.zrevrangebyscore(key, f"({lo}", "-inf", start=0, num=1)
-                rd.zrangebyscore(key, lo, "+inf")
-            if authors:
-                rd.hmget(k.authors, authors)
-            res = rd.execute()
-            pos = 0
-            applied: set[str] = set()
-            for day in day_list:
-                for ident, flag in zip(days[day], res[pos]):
-                    if flag:
-                        applied.add(ident)
-                pos += 1
-            ent_states: list[Any] = []
-            if ent_keys:
-                ent_states = res[pos]
-                pos += 1
-            tl_segments = []
-            for _ in tl_list:
-                tl_segments.append((res[pos], res[pos + 1]))
-                pos += 2
-            author_vals = res[pos] if authors else []
+        token = self._acquire()
+        committed = False
+        try:
+            with self.r.pipeline(transaction=True) as tx:
+                tx.watch(k.lock)
+                rd = self.r.pipeline(transaction=False)
+                for day in day_list:
+                    rd.smismember(k.applied(day), days[day])
+                if ent_keys:
+                    rd.mget(ent_keys)
+                for (kind, ident), key in zip(tl_list, tl_keys):
+                    lo = min(ts for _, ts in by_entity[(kind, ident)])
+                    rd.zrevrangebyscore(key, f"({lo}", "-inf", start=0, num=1)
+                    rd.zrangebyscore(key, lo, "+inf")
+                if author_list:
+                    rd.hmget(k.authors, author_list)
+                res = rd.execute()
+                pos = 0
+                applied: set[str] = set()
+                for day in day_list:
+                    for ident, flag in zip(days[day], res[pos]):
+                        if flag:
+                            applied.add(ident)
+                    pos += 1
+                ent_states: list[Any] = []
+                if ent_keys:
+                    ent_states = res[pos]
+                    pos += 1
+                tl_segments = []
+                for _ in tl_list:
+                    tl_segments.append((res[pos], res[pos + 1]))
+                    pos += 2
+                author_vals = res[pos] if author_list else []
 
-            fresh = [(ev, ts) for ev, ts in events if ev["id"] not in applied]
-            dups += len(events) - len(fresh)
-            fresh_ids = {ev["id"] for ev, _ in fresh}
-            acc = Acc()
-            for ev, ts in fresh:
-                acc.add_all(contrib.direct(ev, ts))
-
-            tx.multi()
-            self._entities(tx, acc, ent_list, ent_keys, ent_states, by_entity, fresh_ids)
-            self._timelines(tx, acc, tl_list, tl_keys, tl_segments, by_entity, fresh_ids)
-            self._registries_and_raw(tx, fresh, authors, author_vals, now)
-            for (res_name, fam, start), fields in acc.rolled(now).items():
-                key = k.rollup(res_name, fam, start)
-                nonzero = [(f, v) for f, v in fields.items() if v]
-                for f, v in nonzero:
-                    tx.hincrby(key, f, v)
-                if nonzero:
-                    step = next(r for r in RESOLUTIONS if r.name == res_name)
-                    tx.pexpireat(key, start + step.step_ms + step.retention_ms + EXPIRY_SLACK_MS)
-            for fam, fields in acc.totals.items():
-                for f, v in fields.items():
-                    if v:
-                        tx.hincrby(k.totals(fam), f, v)
-            for day, idents in days.items():
-                new = [i for i in idents if i in fresh_ids]
-                if new:
-                    tx.sadd(k.applied(day), *new)
-                    tx.pexpireat(k.applied(day), max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms)
-            for reason, raw in dead:
-                tx.xadd(k.deadletter, {"reason": reason, "raw": raw, "origin": "stream", "at": fmt_ms(now)},
-                        maxlen=100_000, approximate=True)
-            tx.hincrby(k.meta, "version", 1)
-            tx.hincrby(k.meta, "applied", len(fresh))
-            tx.hincrby(k.meta, "duplicates", dups)
-            tx.hincrby(k.meta, "rejected", len(dead))
-            tx.hset(k.meta, "last_batch_ms", now)
-            if fresh:
-                tx.hset(k.meta, "last_event_ms", max(ts for _, ts in fresh))
-            tx.xack(k.stream, k.group, *entry_ids)
-            if self.before_commit is not None:
-                self.before_commit()
-            tx.execute()
+                fresh = [(ev, ts) for ev, ts in events if ev["id"] not in applied] if applied else events
+                dups += len(events) - len(fresh)
+                fresh_ids = {ev["id"] for ev, _ in fresh} if applied else None
+                acc = Acc()
+                add = acc.add
+                for ev, ts in fresh:
+                    for c in contrib.direct(ev, ts):
+                        add(c)
+                display: dict[str, dict[str, bytes]] = defaultdict(dict)
+                hide: dict[str, list[str]] = defaultdict(list)
+                tx.multi()
+                self._entities(tx, acc, ent_list, ent_keys, ent_states, by_entity, fresh_ids, display, hide)
+                self._timelines(tx, acc, tl_list, tl_keys, tl_segments, by_entity, fresh_ids, display)
+                for kind, mapping in display.items():
+                    tx.hset(k.state(kind), mapping=mapping)
+                for kind, idents in hide.items():
+                    tx.hdel(k.state(kind), *idents)
+                self._registries_and_raw(tx, fresh, author_list, author_vals, now)
+                args: list[Any] = []
+                for (res_name, fam, start), fields in acc.rolled(now).items():
+                    nonzero = [(f, v) for f, v in fields.items() if v]
+                    if nonzero:
+                        args += [k.rollup(res_name, fam, start),
+                                 start + _STEP[res_name] + _RETENTION[res_name] + EXPIRY_SLACK_MS, len(nonzero)]
+                        for f, v in nonzero:
+                            args += [f, v]
+                for fam, fields in acc.totals.items():
+                    nonzero = [(f, v) for f, v in fields.items() if v]
+                    if nonzero:
+                        args += [k.totals(fam), 0, len(nonzero)]
+                        for f, v in nonzero:
+                            args += [f, v]
+                if args:
+                    tx.eval(_MINCR, 0, *args)
+                for day, idents in days.items():
+                    new = idents if fresh_ids is None else [i for i in idents if i in fresh_ids]
+                    if new:
+                        tx.sadd(k.applied(day), *new)
+                        tx.pexpireat(k.applied(day), max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms)
+                for reason, raw in dead:
+                    tx.xadd(k.deadletter, {"reason": reason, "raw": raw, "origin": "stream", "at": fmt_ms(now)},
+                            maxlen=100_000, approximate=True)
+                tx.hincrby(k.meta, "version", 1)
+                tx.hincrby(k.meta, "applied", len(fresh))
+                tx.hincrby(k.meta, "duplicates", dups)
+                tx.hincrby(k.meta, "rejected", len(dead))
+                tx.hset(k.meta, "last_batch_ms", now)
+                if fresh:
+                    tx.hset(k.meta, "last_event_ms", max(ts for _, ts in fresh))
+                tx.xack(k.stream, k.group, *entry_ids)
+                tx.delete(k.lock)
+                if self.before_commit is not None:
+                    self.before_commit()
+                tx.execute()
+                committed = True
+        finally:
+            if not committed:
+                self._release(token)
         if self.on_batch is not None:
             self.on_batch(len(fresh))
 
     def _entities(self, tx: Any, acc: Acc, ent_list: list[tuple[str, str]], ent_keys: list[str],
                   ent_states: list[Any], by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]],
-                  fresh_ids: set[str]) -> None:
-        k = self.k
+                  fresh_ids: set[str] | None, display: dict[str, dict[str, bytes]],
+                  hide: dict[str, list[str]]) -> None:
+        args: list[Any] = [ENTITY_TTL_S * 1000]
+        sla = self.sla_ms
+        fold = contrib.fold
+        ec = contrib.entity_contributions
         for (kind, ident), key, raw in zip(ent_list, ent_keys, ent_states):
-            evs = [(ev, ts) for ev, ts in by_entity[(kind, ident)] if ev["id"] in fresh_ids]
-            if not evs:
-                continue
-            old = orjson.loads(raw) if raw else {}
-            new = orjson.loads(raw) if raw else {}
+            evs = by_entity[(kind, ident)]
+            if fresh_ids is not None:
+                evs = [(ev, ts) for ev, ts in evs if ev["id"] in fresh_ids]
+                if not evs:
+                    continue
+            if raw:
+                new = orjson.loads(raw)
+                before = ec(kind, ident, new, sla)
+            else:
+                new = {}
+                before = []
             for ev, ts in evs:
-                contrib.fold(kind, new, ev, ts)
-            acc.add_diff(contrib.entity_contributions(kind, ident, old, self.sla_ms),
-                         contrib.entity_contributions(kind, ident, new, self.sla_ms))
-            tx.set(key, orjson.dumps(new), ex=ENTITY_TTL_S)
-            self._display(tx, kind, ident, new)
-
-    def _display(self, tx: Any, kind: str, ident: str, s: dict[str, Any]) -> None:
-        """Current state for the operational views (as of the latest events)."""
-        k = self.k
-        if kind == "wf":
-            c = s.get("c")
-            if c and not s.get("done"):
-                steps = s.get("st", [])
-                latest = steps[-1] if steps else None
-                tx.hset(k.state("active"), ident, orjson.dumps({
-                    "workflow_id": ident, "author": c[1], "team": c[2], "repository": c[3], "pr_number": c[4],
-                    "created": fmt_ms(c[0]), "step": latest[2] if latest else None,
-                    "step_since": fmt_ms(latest[0]) if latest else None,
-                    "review_started": s.get("rs", contrib.NEVER) != contrib.NEVER}))
-            else:
-                tx.hdel(k.state("active"), ident)
-        elif kind == "df":
-            f = s.get("f")
-            if f and not s.get("r"):
-                tx.hset(k.state("defects"), ident, orjson.dumps(
-                    {"defect_id": ident, "severity": f[1], "workflow_id": f[2], "found": fmt_ms(f[0])}))
-            else:
-                tx.hdel(k.state("defects"), ident)
-        elif kind == "cp":
-            rems = s.get("r", [])
-            pending = [c for c in s.get("f", []) if not any(r > c for r in rems)]
-            if pending:
-                wf, policy = ident.split("|", 1)
-                tx.hset(k.state("violations"), ident, orjson.dumps(
-                    {"workflow_id": wf, "policy": policy, "failed_checks": len(pending), "since": fmt_ms(min(pending))}))
-            else:
-                tx.hdel(k.state("violations"), ident)
+                fold(kind, new, ev, ts)
+            acc.add_diff(before, ec(kind, ident, new, sla))
+            args += [key, orjson.dumps(new)]
+            _display(kind, ident, new, display, hide)
+        if len(args) > 1:
+            tx.eval(_MSETPX, 0, *args)
 
     def _timelines(self, tx: Any, acc: Acc, tl_list: list[tuple[str, str]], tl_keys: list[str],
                    segments: list[tuple[list[bytes], list[bytes]]],
-                   by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]], fresh_ids: set[str]) -> None:
-        k = self.k
+                   by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]], fresh_ids: set[str] | None,
+                   display: dict[str, dict[str, bytes]]) -> None:
         for (kind, ident), key, (pred, after) in zip(tl_list, tl_keys, segments):
-            evs = [(ev, ts) for ev, ts in by_entity[(kind, ident)] if ev["id"] in fresh_ids]
-            if not evs:
-                continue
+            evs = by_entity[(kind, ident)]
+            if fresh_ids is not None:
+                evs = [(ev, ts) for ev, ts in evs if ev["id"] in fresh_ids]
+                if not evs:
+                    continue
             prev_value = _member(pred[0])[2] if pred else None
             old_pts = [_member(m) for m in after]
             added: dict[bytes, tuple[int, str, str]] = {}
@@ -390,12 +460,12 @@ class Aggregator:
                 ev = next(e for e, _ in evs if e["id"] == latest[1])
                 d = ev["data"]
                 if kind == "ag":
-                    tx.hset(k.state("agents"), ident, orjson.dumps(
+                    display["agents"][ident] = orjson.dumps(
                         {"agent_id": ident, "status": d["status"], "load": d.get("load"),
-                         "skills": d.get("skills"), "since": ev["timestamp"]}))
+                         "skills": d.get("skills"), "since": ev["timestamp"]})
                 else:
-                    tx.hset(k.state("queues"), ident, orjson.dumps(
-                        {"queue": ident, "depth": d["depth"], "since": ev["timestamp"]}))
+                    display["queues"][ident] = orjson.dumps(
+                        {"queue": ident, "depth": d["depth"], "since": ev["timestamp"]})
 
     def _registries_and_raw(self, tx: Any, fresh: list[tuple[dict[str, Any], int]], authors: list[str],
                             author_vals: list[Any], now: int) -> None:
@@ -445,6 +515,39 @@ class Aggregator:
         for (t, day), mapping in idx.items():
             tx.zadd(k.raw_index(t, day), mapping)
             tx.pexpireat(k.raw_index(t, day), (day + 1) * DAY_MS + self.raw_ttl_ms)
+
+
+def _display(kind: str, ident: str, s: dict[str, Any], display: dict[str, dict[str, bytes]],
+             hide: dict[str, list[str]]) -> None:
+    """Current state for the operational views (as of the latest events)."""
+    if kind == "wf":
+        c = s.get("c")
+        if c and not s.get("done"):
+            steps = s.get("st", [])
+            latest = steps[-1] if steps else None
+            display["active"][ident] = orjson.dumps({
+                "workflow_id": ident, "author": c[1], "team": c[2], "repository": c[3], "pr_number": c[4],
+                "created": fmt_ms(c[0]), "step": latest[2] if latest else None,
+                "step_since": fmt_ms(latest[0]) if latest else None,
+                "review_started": s.get("rs", contrib.NEVER) != contrib.NEVER})
+        else:
+            hide["active"].append(ident)
+    elif kind == "df":
+        f = s.get("f")
+        if f and not s.get("r"):
+            display["defects"][ident] = orjson.dumps(
+                {"defect_id": ident, "severity": f[1], "workflow_id": f[2], "found": fmt_ms(f[0])})
+        else:
+            hide["defects"].append(ident)
+    elif kind == "cp":
+        rems = s.get("r", [])
+        pending = [c for c in s.get("f", []) if not any(r > c for r in rems)]
+        if pending:
+            wf, policy = ident.split("|", 1)
+            display["violations"][ident] = orjson.dumps(
+                {"workflow_id": wf, "policy": policy, "failed_checks": len(pending), "since": fmt_ms(min(pending))})
+        else:
+            hide["violations"].append(ident)
 
 
 def _member(m: bytes) -> tuple[int, str, str]:

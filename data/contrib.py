@@ -205,6 +205,38 @@ def _steps(points: Iterable[int], value_after: Any, fam: str) -> list[Contributi
     return out
 
 
+def _wf_state(c_ts: int, end: int, steps: list[list[Any]], rs: int, out: list[Contribution]) -> None:
+    """Step deltas of the workflow's state: active on [c_ts, end), in its latest step
+    (steps sorted by (ts, id)), suggested while in code_review with no review started."""
+    points = {c_ts}
+    for st in steps:
+        if c_ts < st[0] < end:
+            points.add(st[0])
+    if c_ts < end < NEVER:
+        points.add(end)
+    if c_ts < rs < end:
+        points.add(rs)
+    prev_a, prev_s, prev_g = 0, None, 0
+    i, n, latest = 0, len(steps), None
+    for p in sorted(points):
+        while i < n and steps[i][0] <= p:
+            latest = steps[i][2]
+            i += 1
+        a = 1 if c_ts <= p < end else 0
+        st = latest if a else None
+        g = 1 if a and st == "code_review" and rs > p else 0
+        if a != prev_a:
+            out.append((MAIN, "s.active", p, a - prev_a, True))
+        if st != prev_s:
+            if prev_s:
+                out.append((MAIN, "s.step." + prev_s, p, -1, True))
+            if st:
+                out.append((MAIN, "s.step." + st, p, 1, True))
+        if g != prev_g:
+            out.append((MAIN, "s.sugg", p, g - prev_g, True))
+        prev_a, prev_s, prev_g = a, st, g
+
+
 def _wf(s: dict[str, Any], sla_ms: int) -> list[Contribution]:
     out: list[Contribution] = []
     c = s.get("c")
@@ -212,26 +244,7 @@ def _wf(s: dict[str, Any], sla_ms: int) -> list[Contribution]:
     steps = s.get("st", [])
     rs = s.get("rs", NEVER)
     if c:
-        c_ts = c[0]
-        end = done[0] if done else NEVER
-
-        def value_after(p: int) -> dict[str, int]:
-            if not (c_ts <= p < end):
-                return {}
-            latest = None
-            for st in steps:            # sorted by (ts, id): the last at or before p wins
-                if st[0] <= p:
-                    latest = st[2]
-            v = {"s.active": 1}
-            if latest:
-                v["s.step." + latest] = 1
-                if latest == "code_review" and rs > p:
-                    v["s.sugg"] = 1
-            return v
-        points = [c_ts] + [st[0] for st in steps if c_ts < st[0] < end] + ([end] if end > c_ts and done else [])
-        if rs != NEVER and c_ts < rs < end:
-            points.append(rs)
-        out += _steps(points, value_after, MAIN)
+        _wf_state(c[0], done[0] if done else NEVER, steps, rs, out)
     if done:
         d_ts, outcome = done[0], done[1]
         if c:

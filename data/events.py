@@ -196,12 +196,16 @@ def validate(obj: Any, now_ms: int | None = None, max_future_ms: int | None = No
             errors.append("metadata.priority: must be one of " + ", ".join(PRIORITIES))
     if errors:
         return None, ts_ms, errors
-    event = dict(obj)
-    event["timestamp"] = fmt_ms(ts_ms)
-    if data is not obj.get("data"):
+    # Normalise only what needs it: most producers already send UTC 'Z' and a priority.
+    event = obj
+    if not raw_ts.endswith("Z"):
+        event = dict(obj)
+        event["timestamp"] = fmt_ms(ts_ms)
+    if data is not obj.get("data") or meta is None or "priority" not in meta:
+        event = dict(event)
         event["data"] = data
-    if meta is None or "priority" not in meta:
-        event["metadata"] = {**(meta or {}), "priority": "normal"}
+        if meta is None or "priority" not in meta:
+            event["metadata"] = {**(meta or {}), "priority": "normal"}
     return event, ts_ms, []
 
 

@@ -21,6 +21,7 @@ RAW = "{p}:raw:{day}"                      # hash: event id -> JSON, by event da
 RAW_INDEX = "{p}:rawidx:{type}:{day}"      # zset: event ids of one type on one day, score = ts ms
 META = "{p}:meta"                          # hash: version, last_batch_ms, counters of the aggregator
 CACHE = "{p}:cache:{key}"                  # string: a computed dashboard response
+LOCK = "{p}:agg:lock"                      # string: the aggregators' apply lock (token, PX)
 
 
 class Keys:
@@ -32,6 +33,7 @@ class Keys:
         self.totals_prefix = TOTALS.format(p=prefix, fam="")
         self.authors = AUTHORS.format(p=prefix)
         self.meta = META.format(p=prefix)
+        self.lock = LOCK.format(p=prefix)
 
     def ingest_seen(self, day: int) -> str:
         return INGEST_SEEN.format(p=self.p, day=day)

@@ -7,6 +7,7 @@ from whole buckets and is exact for the window the response reports.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 
 MINUTE_MS = 60_000
@@ -53,10 +54,15 @@ def parse_iso(value: str) -> int:
 
 def fmt_ms(ms: int) -> str:
     """Epoch ms -> '2025-08-17T06:23:14Z' (milliseconds shown only when non-zero)."""
-    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    if ms % 1000:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    sec, frac = divmod(ms, 1000)
+    base = _fmt_sec(sec)
+    return f"{base}.{frac:03d}Z" if frac else base + "Z"
+
+
+@lru_cache(maxsize=8192)
+def _fmt_sec(sec: int) -> str:
+    # Events of a batch cluster in time: caching by second avoids most strftime calls.
+    return datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def now_ms() -> int:

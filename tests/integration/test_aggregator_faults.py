@@ -58,7 +58,7 @@ CRASHING_AGGREGATOR = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from data.aggregator import Aggregator
     from data.keys import Keys
-    agg = Aggregator(redis.Redis.from_url({url!r}), Keys("qms"), batch=300, consumer="doomed")
+    agg = Aggregator(redis.Redis.from_url({url!r}), Keys("qms"), batch=300, consumer="doomed", lock_ms=1000)
     agg.ensure_group()
     agg.before_commit = lambda: os._exit(17)   # killed after reading and computing, before EXEC/XACK
     agg.step(block_ms=100)
