@@ -3,35 +3,48 @@
 `Simulator(seed, rate).events_between(start, end)` yields bare event dicts of
 shared/spec/EVENTS.md in non-decreasing timestamp order. It is a discrete-event
 simulation: every running process (one per open pull request, plus a few system
-processes) is a Python generator that yields its next event; a heap orders them.
-Only live processes and scheduled future events are held, so memory is bounded by
-the number of open workflows/defects, not by the simulated duration. A generator's
-code after a `yield` runs at the simulated time of the event it yielded, so shared
-state (queue depths, agent states) is always read and written "as of now".
+processes) is a Python generator that yields its next event, and a timing wheel orders
+them. Only live processes and scheduled future events are held, so memory is bounded by
+the number of open workflows and defects, not by the simulated duration. A process's
+code after a `yield` runs at the simulated time of the event it yielded, so shared state
+(queue depths, agent states) is always read and written "as of now".
 
 The same seed, start and end give the same events, ids included; successive calls
-`events_between(a, b)`, `events_between(b, c)` continue one simulation (backfill,
-then stream live).
+`events_between(a, b)`, `events_between(b, c)` continue one simulation (backfill, then
+stream live; consume one window at a time). `rate` is the mean events per second over a
+week: working hours run busier, nights and weekends quieter. Without `start`, the
+simulation begins (empty, then announcing every agent and queue) at the first window's start.
 """
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import math
 import random
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 Event = dict[str, Any]
+T = TypeVar("T")
 # What a process yields: (t_ms, type or None for a silent wake-up, data, priority, correlation_id)
 Item = tuple[int, str | None, dict[str, Any], str, str]
 Proc = Generator[Item, None, Any]
+# (t_ms, seq: tie-break in creation order, process, type, data, priority, correlation_id). Flat, so that
+# each pending event is one object for the GC to track rather than two.
+Entry = tuple[int, int, Iterator[Any], str | None, dict[str, Any], str, str]
+WF = tuple[str, str, str]  # (workflow_id, priority, correlation_id): strings only, so the GC never tracks it
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MS = timedelta(milliseconds=1)
 S, MIN, H, DAY = 1000, 60_000, 3_600_000, 86_400_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def cum(*weights: float) -> list[float]:
+    total = sum(weights)
+    return [x / total for x in itertools.accumulate(weights)]
+
 
 TEAMS: dict[str, list[str]] = {
     "platform": ["alice.chen", "bruno.silva", "chloe.martin", "dev.patel", "erik.larsen", "fatima.khan"],
@@ -57,44 +70,58 @@ AGENTS: dict[str, list[str]] = {
 }
 AGENT_IDS = list(AGENTS)
 REVIEW_AGENTS = ["qms-code-reviewer", "qms-senior-code-reviewer", "qms-security-reviewer", "qms-documentation-reviewer"]
-QUEUES = ["dor_validation_queue", "code_review_queue", "security_scan_queue", "performance_test_queue", "final_review_queue"]
-# gate -> (failure probability of a first run, median execution seconds, agents that run it)
-GATES: dict[str, tuple[float, float, list[str]]] = {
-    "dor-checklist-gate": (0.06, 20, ["qms-dor-validator"]),
-    "lint-gate": (0.10, 60, ["qms-style-linter"]),
-    "security-scan-gate": (0.09, 200, ["qms-security-scanner"]),
-    "code-coverage-gate": (0.16, 280, ["qms-testing-specialist", "qms-coverage-analyst"]),
-    "performance-gate": (0.14, 420, ["qms-performance-tester", "qms-performance-analyst"]),
+QUEUES = ["dor_validation_queue", "code_review_queue", "security_scan_queue", "performance_test_queue",
+          "final_review_queue"]
+# gate -> (failure probability of a first run, median execution seconds, agents that run it,
+#          metrics(passed, random) consistent with the verdict)
+Metrics = Callable[[bool, Callable[[], float]], dict[str, Any]]
+GATES: dict[str, tuple[float, float, list[str], Metrics]] = {
+    "dor-checklist-gate": (0.06, 20, ["qms-dor-validator"],
+                           lambda ok, r: {"items_checked": 12, "items_missing": 0 if ok else 1 + int(3 * r())}),
+    "lint-gate": (0.10, 60, ["qms-style-linter"],
+                  lambda ok, r: {"errors": 0 if ok else 1 + int(8 * r()), "warnings": int(15 * r())}),
+    "security-scan-gate": (0.09, 200, ["qms-security-scanner"], lambda ok, r: {
+        "high_vulnerabilities": 0 if ok else 1 + int(2 * r()), "medium_vulnerabilities": int(4 * r())}),
+    "code-coverage-gate": (0.16, 280, ["qms-testing-specialist", "qms-coverage-analyst"], lambda ok, r: {
+        "coverage_percentage": round(80 + 17 * r() if ok else 55 + 24.9 * r(), 1), "threshold": 80.0}),
+    "performance-gate": (0.14, 420, ["qms-performance-tester", "qms-performance-analyst"], lambda ok, r: {
+        "p95_latency_ms": round(250 * (0.5 + 0.5 * r() if ok else 1.02 + r()), 1), "threshold_ms": 250}),
 }
 # policy -> (probability a PR is checked against it, failure probability)
 POLICIES = [("secrets-scan", 1.0, 0.03), ("license-check", 0.7, 0.06), ("change-approval", 0.6, 0.08)]
-SEVERITIES, SEV_W = ["critical", "major", "minor"], [0.05, 0.30, 0.65]
+# Weighted choices keep cumulative weights (ending at 1.0) for a bisect lookup.
+SEVERITIES, SEV_W = ["critical", "major", "minor"], cum(0.05, 0.30, 0.65)
 SEV_PRIO = {"critical": "critical", "major": "high", "minor": "normal"}
 CATEGORIES = ["security", "performance", "style", "logic", "testing", "documentation"]
-CAT_W, PROD_CAT_W = [0.14, 0.12, 0.25, 0.26, 0.15, 0.08], [0.25, 0.30, 0.0, 0.40, 0.05, 0.0]
-RESOLUTIONS, RES_W = ["fixed", "false_positive", "wont_fix"], [0.88, 0.08, 0.04]
+CAT_W, PROD_CAT_W = cum(0.14, 0.12, 0.25, 0.26, 0.15, 0.08), cum(0.25, 0.30, 0.0, 0.40, 0.05, 0.0)
+RESOLUTIONS, RES_W = ["fixed", "false_positive", "wont_fix"], cum(0.88, 0.08, 0.04)
+BURST, BURST_W = [0, 1, 2, 3, 4], cum(0.45, 0.25, 0.15, 0.09, 0.06)  # defects per first review
+SCORES, SCORE_W = [1, 2, 3, 4, 5], cum(0.02, 0.05, 0.13, 0.40, 0.40)  # survey mean about 4.1
+ERROR_SEVERITIES, ERROR_SEV_W = ["info", "warning", "critical"], cum(0.3, 0.6, 0.1)
+ERROR_PRIO = {"info": "low", "warning": "normal", "critical": "critical"}
 COMPONENTS = ["qms-orchestrator", "github-adapter", "gate-runner", "event-stream", "notification-service", "agent-pool"]
 ERRORS = [("timeout", "upstream call timed out after 30s"), ("connection_refused", "connection refused"),
           ("rate_limited", "GitHub API rate limit reached"), ("validation_error", "payload failed schema validation"),
           ("internal_error", "unhandled exception in worker")]
-THRESHOLDS = [("api_response_time_ms", 500.0), ("queue_wait_time_minutes", 60.0), ("gate_execution_time_seconds", 600.0),
-              ("cpu_utilization", 0.85), ("memory_utilization", 0.90)]
+THRESHOLDS = [("api_response_time_ms", 500.0), ("queue_wait_time_minutes", 60.0),
+              ("gate_execution_time_seconds", 600.0), ("cpu_utilization", 0.85), ("memory_utilization", 0.90)]
 TITLE_KINDS = ["feat", "fix", "refactor", "chore", "perf", "docs", "test"]
 TITLE_VERBS = ["add", "fix", "update", "remove", "harden", "speed up", "simplify", "migrate"]
 TITLE_OBJS = ["retry logic", "webhook handler", "login flow", "cache layer", "CSV export", "rate limiter",
               "audit log", "config loader", "search index", "API pagination", "error messages", "DB migration"]
 
-# Relative PR activity per hour of a working day (UTC); weekends run at a quarter of it.
+# Relative PR activity per hour of a working day (UTC); weekends run at about a quarter of it.
 _WORKDAY = [0.15, 0.12, 0.1, 0.1, 0.12, 0.2, 0.35, 0.6, 1.0, 1.4, 1.6, 1.6,
             1.3, 1.5, 1.6, 1.5, 1.3, 1.0, 0.7, 0.5, 0.4, 0.3, 0.25, 0.2]
 _raw = [_WORKDAY[h] if d < 5 else 0.1 + 0.25 * _WORKDAY[h] for d in range(7) for h in range(24)]
-PROFILE = [x * 168 / sum(_raw) for x in _raw]  # hour-of-week (Mon 00h = 0), mean 1 so `rate` is the weekly mean
+PROFILE = [x * 168 / sum(_raw) for x in _raw]  # by hour of week (Mon 00h = 0); mean 1, so `rate` is the weekly mean
 PEAK = max(PROFILE)
-# Human waits stretch up to 2.5x when few people are around (nights, weekends): SLA misses.
-SLOWDOWN = [1.0 + 1.5 * (1.0 - p / PEAK) for p in PROFILE]
-# Measured mean events per pull request over its whole life (see tests); turns `rate` into PR arrivals.
+SLOWDOWN = [1.0 + 1.5 * (1.0 - p / PEAK) for p in PROFILE]  # human waits stretch up to 2.5x off-hours: SLA misses
+# Mean events over a pull request's whole life, measured by running the simulator; turns `rate` into PR arrivals.
 EVENTS_PER_PR = 23.2
 AGENT_SHARE, QUEUE_SHARE = 0.03, 0.04  # fractions of `rate` spent on agent-load and queue-depth updates
+_NONE: dict[str, Any] = {}  # data of silent wake-ups (never emitted)
+_EXHAUSTED: Iterator[Any] = iter(())  # "continuation" of one-off scheduled events
 
 
 def how(t: int) -> int:
@@ -105,11 +132,26 @@ def how(t: int) -> int:
 def to_ms(dt: datetime) -> int:
     if dt.tzinfo is None:  # naive datetimes are taken as UTC
         dt = dt.replace(tzinfo=timezone.utc)
-    return (dt - _EPOCH) // _MS
+    return (dt - _EPOCH) // timedelta(milliseconds=1)
 
 
-_EXHAUSTED: Iterator[Any] = iter(())  # continuation of one-off scheduled events
-_NONE: dict[str, Any] = {}  # data of silent wake-ups (never emitted)
+def _step(t: int, w: WF, step: str) -> Item:
+    return (t, "workflow.step_entered", {"workflow_id": w[0], "step": step}, w[1], w[2])
+
+
+def _assign(t: int, w: WF, agent: str, queue: str | None = None) -> Item:
+    data = {"workflow_id": w[0], "agent_id": agent}
+    if queue:
+        data["queue"] = queue
+    return (t, "workflow.agent_assigned", data, w[1], w[2])
+
+
+def _review(t: int, w: WF, reviewer: str) -> Item:
+    return (t, "workflow.review_started", {"workflow_id": w[0], "reviewer": reviewer}, w[1], w[2])
+
+
+def _done(t: int, w: WF, outcome: str) -> Item:
+    return (t, "workflow.completed", {"workflow_id": w[0], "outcome": outcome}, w[1], w[2])
 
 
 class Simulator:
@@ -117,15 +159,23 @@ class Simulator:
 
     def __init__(self, seed: int = 42, rate: float = 5.0, start: datetime | None = None,
                  source: str = "qms-simulator") -> None:
-        if rate <= 0:
+        if not rate > 0:
             raise ValueError("rate must be > 0")
         self.seed, self.rate, self.source = seed, rate, source
         self._rng = random.Random(seed)
+        # Bound methods cached once: processes reference these instead of creating their own,
+        # which keeps the number of GC-tracked objects per open workflow small (GC cost dominates at scale).
+        self._rnd = self._rng.random
         self._epoch: int | None = to_ms(start) if start is not None else None
         self._cursor = -(1 << 62)
-        self._heap: list[tuple[int, int, Iterator[Any], Item]] = []
-        self._seq = itertools.count()
-        self._num = itertools.count(1)
+        # A timing wheel with one slot per second: appending to a far slot is O(1), and only the
+        # current second is a (small) heap, ordered by (t, seq). A single big heap of every
+        # pending event was twice as slow at high rates (cache misses on each sift).
+        self._wheel: dict[int, list[Entry]] = {}
+        self._seconds: list[int] = []  # heap of the wheel's occupied seconds
+        self._now: list[Entry] = []  # heap of the second being emitted
+        self._now_sec = -(1 << 62)
+        self._seq, self._num = itertools.count(), itertools.count(1)
         self._depth = [0] * len(QUEUES)  # workflows currently waiting in each queue
         self._agent_state = {a: "idle" for a in AGENT_IDS}
         self._agent_load = {a: 0.0 for a in AGENT_IDS}
@@ -133,9 +183,8 @@ class Simulator:
         self._wf = self._defects = 0
         self._tag = ""
 
-    # ---- public -------------------------------------------------------------
     def events_between(self, start: datetime, end: datetime) -> Iterator[Event]:
-        """Events with start <= timestamp < end. Calls must not go back in time."""
+        """Events with start <= timestamp < end. Successive calls must not go back in time."""
         s, e = to_ms(start), to_ms(end)
         if e < s:
             raise ValueError("end before start")
@@ -150,67 +199,98 @@ class Simulator:
 
     # ---- engine -------------------------------------------------------------
     def _begin(self, t0: int) -> None:
-        # The epoch goes into every id so two simulators started at different times never collide.
+        # The epoch goes into every id, so simulators started at different times never collide.
         self._tag = f"{self.seed}-{time.strftime('%y%m%d%H%M%S', time.gmtime(t0 // S))}"
-        procs = [self._snapshot(t0), self._arrivals(t0), self._agent_ticker(t0), self._queue_ticker(t0),
-                 self._outages(t0), self._training(t0), self._training(t0), self._errors(t0),
-                 self._thresholds(t0), self._surveys(t0)]
-        for p in procs:
-            self._spawn(p)
+        for proc in (self._arrivals(t0), self._agent_ticker(t0), self._queue_ticker(t0),
+                     self._absences(t0, "down", 3.0, (2, 20)), self._absences(t0, "training", 12.0, (30, 180)),
+                     self._absences(t0, "training", 12.0, (30, 180)), self._incidents(t0)):
+            self._spawn(proc)
+
+    def _push(self, entry: Entry) -> None:
+        sec = entry[0] // S
+        if sec == self._now_sec:
+            heapq.heappush(self._now, entry)
+        elif (slot := self._wheel.get(sec)) is not None:
+            slot.append(entry)
+        else:
+            self._wheel[sec] = [entry]
+            heapq.heappush(self._seconds, sec)
 
     def _spawn(self, proc: Iterator[Item]) -> None:
-        item = next(proc, None)
-        if item is not None:
-            heapq.heappush(self._heap, (item[0], next(self._seq), proc, item))
+        if (item := next(proc, None)) is not None:
+            self._schedule(item, proc)
 
-    def _schedule(self, item: Item) -> None:
-        """A one-off future event (escaped defects, resolutions): no process kept alive for it."""
-        heapq.heappush(self._heap, (item[0], next(self._seq), _EXHAUSTED, item))
+    def _schedule(self, item: Item, proc: Iterator[Any] = _EXHAUSTED) -> None:
+        """Queue `item`; without `proc` it is a one-off event (resolutions, escapes) with no process behind it."""
+        t, etype, data, prio, corr = item
+        self._push((t, next(self._seq), proc, etype, data, prio, corr))
 
     def _run(self, s: int, e: int) -> Iterator[Event]:
-        heap, seq, num, src = self._heap, self._seq, self._num, self.source
-        replace, pop = heapq.heapreplace, heapq.heappop
+        wheel, seconds, seq, num, src = self._wheel, self._seconds, self._seq, self._num, self.source
+        heappush, heappop, heapreplace = heapq.heappush, heapq.heappop, heapq.heapreplace
         idp = f"sim-{self._tag}-"
-        last_sec, pfx = -1, ""
-        while heap and heap[0][0] < e:
-            _, _, proc, ev = heap[0]
-            # Advance the process before handing the event out, so state is consistent
-            # even if the consumer stops here and the next call resumes.
+        cur, sec = self._now, self._now_sec
+        pfx = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(max(sec, 0)))
+        while True:
+            if not cur:
+                if not seconds or seconds[0] * S >= e:
+                    return
+                sec = heappop(seconds)
+                cur = wheel.pop(sec)
+                heapq.heapify(cur)
+                self._now, self._now_sec = cur, sec
+                pfx = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+            t, _, proc, etype, data, prio, corr = cur[0]
+            if t >= e:
+                return
+            # Advance the process before handing the event out: state stays consistent even
+            # if the consumer stops here and a later call resumes.
             nxt = next(proc, None)
             if nxt is None:
-                pop(heap)
+                heappop(cur)
             else:
-                replace(heap, (nxt[0], next(seq), proc, nxt))
-            t, etype, data, prio, corr = ev
+                t2, et2, d2, p2, c2 = nxt
+                entry = (t2, next(seq), proc, et2, d2, p2, c2)
+                if (nsec := t2 // S) == sec:
+                    heapreplace(cur, entry)
+                else:
+                    heappop(cur)
+                    if (slot := wheel.get(nsec)) is not None:
+                        slot.append(entry)
+                    else:
+                        wheel[nsec] = [entry]
+                        heappush(seconds, nsec)
             if etype is None:
                 continue
-            n = next(num)
+            n = next(num)  # counted even when skipped, so ids do not depend on how calls split time
             if t < s:
                 continue
-            sec = t // S
-            if sec != last_sec:
-                last_sec, pfx = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
             yield {"id": f"{idp}{n}", "type": etype, "timestamp": f"{pfx}.{t % S:03d}Z", "source": src,
                    "data": data, "metadata": {"priority": prio, "correlation_id": corr}}
 
-    # ---- helpers ------------------------------------------------------------
+    # ---- random helpers -----------------------------------------------------
     def _ln(self, median_s: float, sigma: float) -> int:
         """Lognormal duration in ms, capped at 20x the median to avoid absurd outliers."""
         return int(median_s * S * min(20.0, math.exp(sigma * self._rng.gauss(0.0, 1.0))))
+
+    def _pick(self, seq: Sequence[T]) -> T:
+        return seq[int(self._rnd() * len(seq))]
+
+    def _weighted(self, seq: Sequence[T], cum_weights: list[float]) -> T:
+        return seq[bisect.bisect(cum_weights, self._rnd())]
 
     def _human(self, t: int, median_s: float, sigma: float) -> int:
         return int(self._ln(median_s, sigma) * SLOWDOWN[how(t)])
 
     def _poisson(self, t: int, per_day: float, modulated: bool = False) -> int:
-        """Next arrival time of a Poisson process; `modulated` follows the weekly PR rhythm (thinning)."""
-        r = self._rng
+        """Next arrival of a Poisson process; `modulated` follows the weekly rhythm (by thinning)."""
         peak = PEAK if modulated else 1.0
         while True:
-            t += int(r.expovariate(per_day * peak / DAY)) + 1
-            if not modulated or r.random() * PEAK < PROFILE[how(t)]:
+            t += int(self._rng.expovariate(per_day * peak / DAY)) + 1
+            if not modulated or self._rnd() * PEAK < PROFILE[how(t)]:
                 return t
 
-    # ---- workflow -----------------------------------------------------------
+    # ---- workflows ----------------------------------------------------------
     def _arrivals(self, t: int) -> Proc:
         per_day = self.rate * (1.0 - AGENT_SHARE - QUEUE_SHARE) / EVENTS_PER_PR * 86400
         while True:
@@ -218,288 +298,234 @@ class Simulator:
             yield (t, None, _NONE, "low", "")
             self._spawn(self._workflow(t))
 
-    def _gate(self, wid: str, prio: str, corr: str, t: int, gate: str) -> Generator[Item, None, tuple[int, bool]]:
-        rnd = self._rng.random
-        fail_p, median, agents = GATES[gate]
-        agent = agents[0] if len(agents) == 1 else self._rng.choice(agents)
+    def _gate(self, w: WF, t: int, gate: str, agent: str) -> Generator[Item, None, tuple[int, bool]]:
+        rnd = self._rnd
+        fail_p, median, _, metrics = GATES[gate]
         for attempt in range(3):
-            ex = int(median * (0.4 + 1.2 * rnd() + (2.5 * rnd() if rnd() < 0.05 else 0.0)))
+            ex = int(median * (0.4 + 1.2 * rnd() + (2.5 * rnd() if rnd() < 0.05 else 0.0)))  # long tail: p95
             t += ex * S
             ok = rnd() >= fail_p * 0.5 ** attempt  # reruns after a fix pass more often
-            if gate == "code-coverage-gate":
-                m: dict[str, Any] = {"coverage_percentage": round(80 + 17 * rnd() if ok else 55 + 24.9 * rnd(), 1),
-                                     "threshold": 80.0}
-            elif gate == "performance-gate":
-                m = {"p95_latency_ms": round(250 * (0.5 + 0.5 * rnd() if ok else 1.02 + rnd()), 1), "threshold_ms": 250}
-            elif gate == "security-scan-gate":
-                m = {"high_vulnerabilities": 0 if ok else 1 + int(2 * rnd()), "medium_vulnerabilities": int(4 * rnd())}
-            elif gate == "lint-gate":
-                m = {"errors": 0 if ok else 1 + int(8 * rnd()), "warnings": int(15 * rnd())}
-            else:
-                m = {"items_checked": 12, "items_missing": 0 if ok else 1 + int(3 * rnd())}
-            yield (t, "workflow.quality_gate_executed", {"workflow_id": wid, "gate_name": gate, "passed": ok,
-                   "agent_id": agent, "execution_time": ex, "metrics": m}, prio if ok else "high", corr)
+            data = {"workflow_id": w[0], "gate_name": gate, "passed": ok, "agent_id": agent, "execution_time": ex,
+                    "metrics": metrics(ok, rnd)}
+            etype = "workflow.quality_gate_executed"
+            if gate == "lint-gate":  # CI reports lint as passed/failed types, `passed` implied (EVENTS.md allows it)
+                del data["passed"]
+                etype = "workflow.quality_gate_passed" if ok else "workflow.quality_gate_failed"
+            yield (t, etype, data, w[1] if ok else "high", w[2])
             if ok:
                 return t, True
             t += self._human(t, 1800, 0.8)  # the author fixes the failure, then the gate reruns
+        yield _done(t, w, "rejected")  # three strikes
         return t, False
 
-    def _defect(self, wid: str, corr: str, t: int, stage: str) -> Item:
-        r = self._rng
+    def _defect(self, w: WF, t: int, stage: str) -> Item:
         self._defects += 1
-        sev = r.choices(SEVERITIES, SEV_W)[0]
-        cat = r.choices(CATEGORIES, PROD_CAT_W if stage == "production" else CAT_W)[0]
-        did = f"DEF-{self._tag}-{self._defects}"
-        return (t, "workflow.defect_found", {"workflow_id": wid, "defect_id": did, "severity": sev,
-                "category": cat, "stage": stage}, "critical" if stage == "production" else SEV_PRIO[sev], corr)
+        sev = self._weighted(SEVERITIES, SEV_W)
+        cat = self._weighted(CATEGORIES, PROD_CAT_W if stage == "production" else CAT_W)
+        return (t, "workflow.defect_found", {"workflow_id": w[0], "defect_id": f"DEF-{self._tag}-{self._defects}",
+                "severity": sev, "category": cat, "stage": stage},
+                "critical" if stage == "production" else SEV_PRIO[sev], w[2])
 
     def _resolve(self, found: Item, t: int) -> None:
-        res = self._rng.choices(RESOLUTIONS, RES_W)[0]
+        res = self._weighted(RESOLUTIONS, RES_W)
         self._schedule((t, "workflow.defect_resolved", {"defect_id": found[2]["defect_id"], "resolution": res},
                         found[3], found[4]))
 
     def _workflow(self, t: int) -> Proc:
-        r = self._rng
-        rnd, ch, d, human = r.random, r.choice, self._depth, self._human
+        rnd, ch, d = self._rnd, self._pick, self._depth
         self._wf += 1
-        wid, corr = f"WF-{self._tag}-{self._wf}", f"corr-{self._tag}-{self._wf}"
+        x = rnd()
+        prio = "normal" if x < 0.75 else "high" if x < 0.9 else "low" if x < 0.98 else "critical"
+        w: WF = (f"WF-{self._tag}-{self._wf}", prio, f"corr-{self._tag}-{self._wf}")
         team = ch(TEAM_NAMES)
         author = ch(TEAMS[team])
         repo = ch(TEAM_REPOS[team]) if rnd() < 0.8 else ch(REPOS)
         self._pr_numbers[repo] += 1
-        x = rnd()
-        prio = "normal" if x < 0.75 else "high" if x < 0.9 else "low" if x < 0.98 else "critical"
-        title = f"{ch(TITLE_KINDS)}: {ch(TITLE_VERBS)} {ch(TITLE_OBJS)}"
-        yield (t, "workflow.pr_created", {"workflow_id": wid, "pr_number": self._pr_numbers[repo], "repository": repo,
-               "author": author, "team": team, "title": title, "qms_tracked": rnd() < 0.89}, prio, corr)
-
-        def step(t: int, name: str) -> Item:
-            return (t, "workflow.step_entered", {"workflow_id": wid, "step": name}, prio, corr)
-
-        def assign(t: int, agent: str, queue: str | None) -> Item:
-            data = {"workflow_id": wid, "agent_id": agent}
-            if queue:
-                data["queue"] = queue
-            return (t, "workflow.agent_assigned", data, prio, corr)
-
-        def done(t: int, outcome: str) -> Item:
-            return (t, "workflow.completed", {"workflow_id": wid, "outcome": outcome}, prio, corr)
-
+        yield (t, "workflow.pr_created", {"workflow_id": w[0], "pr_number": self._pr_numbers[repo], "repository": repo,
+               "author": author, "team": team, "title": f"{ch(TITLE_KINDS)}: {ch(TITLE_VERBS)} {ch(TITLE_OBJS)}",
+               "qms_tracked": rnd() < 0.89}, prio, w[2])
         # 1. DoR validation: wait for the validator agent, then the checklist gate.
         t += self._ln(90, 0.6)
-        yield step(t, "dor_validation")
+        yield _step(t, w, "dor_validation")
         d[0] += 1
-        t += human(t, 180, 0.8)
-        yield assign(t, "qms-dor-validator", QUEUES[0])
+        t += self._human(t, 180, 0.8)
+        yield _assign(t, w, "qms-dor-validator", QUEUES[0])
         d[0] -= 1
-        t, ok = yield from self._gate(wid, prio, corr, t, "dor-checklist-gate")
-        if not ok or rnd() < 0.015:
-            yield done(t + human(t, 1800, 1.0), "rejected" if not ok else "abandoned")
+        t, ok = yield from self._gate(w, t, "dor-checklist-gate", "qms-dor-validator")
+        if not ok:
             return
-        # 2. Code review: automated lint + security scan, then a reviewer (agent or colleague).
+        if rnd() < 0.015:
+            return (yield _done(t + self._human(t, 1800, 1.0), w, "abandoned"))
+        # 2. Code review: automated lint and security scan, then a reviewer (an agent or a colleague).
         t += self._ln(30, 0.5)
-        yield step(t, "code_review")
+        yield _step(t, w, "code_review")
         d[1] += 1
         d[2] += 1
         t += self._ln(60, 0.8)
-        yield assign(t, "qms-security-scanner", QUEUES[2])
-        t, ok = yield from self._gate(wid, prio, corr, t, "lint-gate")
+        yield _assign(t, w, "qms-security-scanner", QUEUES[2])
+        t, ok = yield from self._gate(w, t, "lint-gate", "qms-style-linter")
         if ok:
-            t, ok = yield from self._gate(wid, prio, corr, t, "security-scan-gate")
+            t, ok = yield from self._gate(w, t, "security-scan-gate", "qms-security-scanner")
         d[2] -= 1
         if not ok:
             d[1] -= 1
-            yield done(t + human(t, 1800, 1.0), "rejected")
             return
         agent = ch(REVIEW_AGENTS)
-        reviewer = agent if rnd() < 0.6 else ch([dev for dev in DEVELOPERS if dev != author])
+        reviewer = agent if rnd() < 0.6 else ch(DEVELOPERS)
+        if reviewer == author:
+            reviewer = agent
         t += self._ln(45, 0.5)
-        yield assign(t, agent, QUEUES[1])
-        t += human(t, 1200, 0.9)
-        yield (t, "workflow.review_started", {"workflow_id": wid, "reviewer": reviewer}, prio, corr)
+        yield _assign(t, w, agent, QUEUES[1])
+        t += self._human(t, 1200, 0.9)
+        yield _review(t, w, reviewer)
         d[1] -= 1
-        for rnd_no in range(3):
+        for round_no in range(3):
             found = []
-            n = r.choices((0, 1, 2, 3, 4), (0.45, 0.25, 0.15, 0.09, 0.06))[0] if rnd_no == 0 else int(rnd() < 0.3)
+            n = self._weighted(BURST, BURST_W) if round_no == 0 else int(rnd() < 0.3)
             for _ in range(n):  # defects come in a burst while the reviewer reads the diff
                 t += int(rnd() * 240 * S) + S
-                found.append(self._defect(wid, corr, t, "review"))
+                found.append(self._defect(w, t, "review"))
                 yield found[-1]
             serious = any(f[2]["severity"] != "minor" for f in found)
-            p_changes = (0.85 if serious else 0.3 if found else 0.08) * (0.5 if rnd_no else 1.0)
-            t += human(t, 1200, 0.7)
+            p_changes = (0.85 if serious else 0.3 if found else 0.08) * (0.5 if round_no else 1.0)
+            t += self._human(t, 1200, 0.7)
             verdict = "changes_requested" if rnd() < p_changes else "approved"
-            yield (t, "workflow.review_completed", {"workflow_id": wid, "reviewer": reviewer, "verdict": verdict,
-                   "cost_usd": round(r.triangular(10, 80, 50), 2)}, prio, corr)
+            yield (t, "workflow.review_completed", {"workflow_id": w[0], "reviewer": reviewer, "verdict": verdict,
+                   "cost_usd": round(self._rng.triangular(10, 80, 50), 2)}, prio, w[2])
             if verdict == "approved":
                 for f in found:  # leftovers (minor ones) are cleaned up after approval
                     self._resolve(f, t + self._ln(7200, 0.9))
                 break
             if rnd() < 0.05:
-                yield done(t + human(t, 3600, 1.0), "abandoned")
-                return
-            rework = human(t, 3600, 0.8)
+                return (yield _done(t + self._human(t, 3600, 1.0), w, "abandoned"))
+            rework = self._human(t, 3600, 0.8)
             for f in found:  # fixed while the author reworks the PR
                 self._resolve(f, t + int(rework * (0.2 + 0.75 * rnd())))
             t += rework
-            yield (t, "workflow.review_started", {"workflow_id": wid, "reviewer": reviewer}, prio, corr)
+            yield _review(t, w, reviewer)
         else:
-            yield done(t + human(t, 1800, 1.0), "rejected")
-            return
+            return (yield _done(t + self._human(t, 1800, 1.0), w, "rejected"))
+        del found
         # 3. DoD validation: coverage, sometimes performance, then compliance policies.
         t += self._ln(60, 0.5)
-        yield step(t, "dod_validation")
+        yield _step(t, w, "dod_validation")
         t += self._ln(60, 0.6)
-        yield assign(t, "qms-dod-validator", None)
-        gates = (["code-coverage-gate"] if rnd() < 0.85 else []) + (["performance-gate"] if rnd() < 0.4 else [])
-        for gate in gates:
-            perf = gate == "performance-gate"
-            if perf:
-                d[3] += 1
-                t += human(t, 600, 0.8)
-                yield assign(t, GATES[gate][2][0], QUEUES[3])
-            t, ok = yield from self._gate(wid, prio, corr, t, gate)
-            if perf:
-                d[3] -= 1
+        yield _assign(t, w, "qms-dod-validator")
+        if rnd() < 0.85:
+            t, ok = yield from self._gate(w, t, "code-coverage-gate", ch(GATES["code-coverage-gate"][2]))
             if not ok:
-                yield done(t + human(t, 1800, 1.0), "rejected")
+                return
+        if rnd() < 0.4:
+            d[3] += 1
+            agent = ch(GATES["performance-gate"][2])
+            t += self._human(t, 600, 0.8)
+            yield _assign(t, w, agent, QUEUES[3])
+            t, ok = yield from self._gate(w, t, "performance-gate", agent)
+            d[3] -= 1
+            if not ok:
                 return
         for policy, p_checked, p_fail in POLICIES:
             if rnd() >= p_checked:
                 continue
             t += int(S * (5 + 55 * rnd()))
             ok = rnd() >= p_fail
-            yield (t, "workflow.compliance_checked", {"workflow_id": wid, "policy": policy, "passed": ok},
-                   prio if ok else "high", corr)
+            yield (t, "workflow.compliance_checked", {"workflow_id": w[0], "policy": policy, "passed": ok},
+                   prio if ok else "high", w[2])
             if not ok:
                 if rnd() < 0.85:
-                    t += human(t, 3600, 0.9)
-                    yield (t, "workflow.violation_remediated", {"workflow_id": wid, "policy": policy}, prio, corr)
-                elif rnd() < 0.5:
-                    yield done(t + human(t, 3600, 1.0), "rejected")
-                    return
+                    t += self._human(t, 3600, 0.9)
+                    yield (t, "workflow.violation_remediated", {"workflow_id": w[0], "policy": policy}, prio, w[2])
+                elif rnd() < 0.5:  # otherwise the violation is waived and stays pending
+                    return (yield _done(t + self._human(t, 3600, 1.0), w, "rejected"))
         # 4. Final approval.
         t += self._ln(60, 0.5)
-        yield step(t, "final_approval")
+        yield _step(t, w, "final_approval")
         d[4] += 1
-        t += human(t, 300, 0.8)
-        yield assign(t, ch(("qms-final-approver", "qms-quality-coordinator")), QUEUES[4])
-        t += human(t, 900, 0.9)
+        t += self._human(t, 300, 0.8)
+        yield _assign(t, w, ch(("qms-final-approver", "qms-quality-coordinator")), QUEUES[4])
+        t += self._human(t, 900, 0.9)
         merged = rnd() >= 0.04
-        yield done(t, "merged" if merged else "rejected")
+        yield _done(t, w, "merged" if merged else "rejected")
         d[4] -= 1
-        if merged and rnd() < 0.1:  # the defect escaped review and is found in production later
-            found_item = self._defect(wid, corr, t + self._ln(20 * 3600, 1.0), "production")
-            self._schedule(found_item)
-            self._resolve(found_item, found_item[0] + self._ln(6 * 3600, 0.9))
+        if merged and rnd() < 0.1:  # a defect escaped review and is found in production later
+            escaped = self._defect(w, t + self._ln(20 * 3600, 1.0), "production")
+            self._schedule(escaped)
+            self._resolve(escaped, escaped[0] + self._ln(6 * 3600, 0.9))
 
     # ---- system -------------------------------------------------------------
     def _agent_event(self, t: int, agent: str, status: str, prio: str = "low") -> Item:
+        self._agent_state[agent] = status
         return (t, "system.agent_status_changed", {"agent_id": agent, "status": status,
-                "load": round(self._agent_load[agent], 2), "skills": AGENTS[agent]}, prio, f"corr-{agent}")
-
-    def _snapshot(self, t: int) -> Proc:
-        """Announce every agent and queue at the epoch so operational views start complete."""
-        for a in AGENT_IDS:
-            self._agent_load[a] = load = round(0.1 + 0.7 * self._rng.random(), 2)
-            self._agent_state[a] = "active" if load >= 0.2 else "idle"
-            yield self._agent_event(t, a, self._agent_state[a])
-        for q in QUEUES:
-            yield (t, "system.queue_depth_updated", {"queue": q, "depth": 0}, "low", f"corr-{q}")
+                "load": round(self._agent_load[agent], 2), "skills": list(AGENTS[agent])}, prio, f"corr-{agent}")
 
     def _agent_ticker(self, t: int) -> Proc:
-        r = self._rng
-        bias = {a: 0.8 + 0.4 * r.random() for a in AGENT_IDS}  # some agents are busier than others
+        bias = {a: 0.8 + 0.4 * self._rnd() for a in AGENT_IDS}  # some agents are busier than others
         per_day = self.rate * AGENT_SHARE * 86400
+        for a in AGENT_IDS:  # announce every agent at the epoch, so operational views start complete
+            self._agent_load[a] = load = 0.1 + 0.7 * self._rnd()
+            yield self._agent_event(t, a, "active" if load >= 0.2 else "idle")
         while True:
-            # Wake up first, so the agent's state is read as of the event's own time.
             t = self._poisson(t, per_day)
-            yield (t, None, _NONE, "low", "")
-            a = r.choice(AGENT_IDS)
+            yield (t, None, _NONE, "low", "")  # wake up first: read the agent's state as of now
+            a = self._pick(AGENT_IDS)
             if self._agent_state[a] in ("down", "training"):
                 continue
-            target = (0.25 + 0.5 * PROFILE[how(t)] / PEAK) * bias[a]
-            load = 0.5 * self._agent_load[a] + 0.5 * target + r.gauss(0.0, 0.15)
+            target = (0.25 + 0.5 * PROFILE[how(t)] / PEAK) * bias[a]  # busier in working hours
+            load = 0.5 * self._agent_load[a] + 0.5 * target + self._rng.gauss(0.0, 0.15)
             self._agent_load[a] = load = min(1.0, max(0.0, load))
             status = "overloaded" if load > 0.92 else "idle" if load < 0.2 else "active"
-            self._agent_state[a] = status
             yield self._agent_event(t, a, status, "high" if status == "overloaded" else "low")
 
     def _queue_ticker(self, t: int) -> Proc:
-        r = self._rng
         spike_until, spike_extra = [0] * len(QUEUES), [0] * len(QUEUES)
         per_day = self.rate * QUEUE_SHARE * 86400
+        for q in QUEUES:  # announce every queue at the epoch
+            yield (t, "system.queue_depth_updated", {"queue": q, "depth": 0}, "low", f"corr-{q}")
         for i in itertools.cycle(range(len(QUEUES))):
             t = self._poisson(t, per_day)
-            yield (t, None, _NONE, "low", "")  # wake up: read depths as of now
-            if t >= spike_until[i] and r.random() < 0.01:  # a burst of work lands (batch re-run, release rush)
-                spike_until[i] = t + int(r.uniform(5, 30) * MIN)
-                spike_extra[i] = int(self._depth[i] * r.uniform(0.5, 1.5) + r.uniform(5, 30))
-            depth = self._depth[i] + (spike_extra[i] if t < spike_until[i] else 0)
-            yield (t, "system.queue_depth_updated", {"queue": QUEUES[i], "depth": max(0, depth)},
-                   "high" if t < spike_until[i] else "low", f"corr-{QUEUES[i]}")
+            yield (t, None, _NONE, "low", "")  # wake up first: read depths as of now
+            if t >= spike_until[i] and self._rnd() < 0.01:  # a burst of work lands (batch re-run, release rush)
+                spike_until[i] = t + int(self._rng.uniform(5, 30) * MIN)
+                spike_extra[i] = int(self._depth[i] * self._rng.uniform(0.5, 1.5) + self._rng.uniform(5, 30))
+            spiking = t < spike_until[i]
+            yield (t, "system.queue_depth_updated", {"queue": QUEUES[i], "depth": self._depth[i] +
+                   (spike_extra[i] if spiking else 0)}, "high" if spiking else "low", f"corr-{QUEUES[i]}")
 
-    def _outages(self, t: int) -> Proc:
-        """About three times a day an agent goes down and comes back minutes later."""
-        r = self._rng
+    def _absences(self, t: int, status: str, per_day: float, minutes: tuple[float, float]) -> Proc:
+        """Now and then takes an agent out of service for a while: `down` (with an error) or `training`."""
         while True:
-            t = self._poisson(t, 3.0)
-            yield (t, None, _NONE, "low", "")
+            t = self._poisson(t, per_day)
+            yield (t, None, _NONE, "low", "")  # wake up first: pick among agents in service right now
             up = [a for a in AGENT_IDS if self._agent_state[a] not in ("down", "training")]
             if not up:
                 continue
-            a = r.choice(up)
-            self._agent_load[a], self._agent_state[a] = 0.0, "down"
-            yield self._agent_event(t, a, "down", "critical")
-            t += int(r.uniform(5, 40) * S)
-            yield (t, "system.error_occurred", {"component": a, "error_type": "agent_unreachable",
-                   "message": f"{a} missed 3 heartbeats", "severity": "critical"}, "critical", f"corr-{a}")
-            t += int(r.uniform(2, 20) * MIN)
+            a = self._pick(up)
+            self._agent_load[a] = 0.0
+            yield self._agent_event(t, a, status, "critical" if status == "down" else "low")
+            if status == "down":
+                t += int(self._rng.uniform(5, 40) * S)
+                yield (t, "system.error_occurred", {"component": a, "error_type": "agent_unreachable",
+                       "message": f"{a} missed 3 heartbeats", "severity": "critical"}, "critical", f"corr-{a}")
+            t += int(self._rng.uniform(*minutes) * MIN)
             yield (t, None, _NONE, "low", "")
-            self._agent_load[a], self._agent_state[a] = 0.3, "active"
-            yield self._agent_event(t, a, "active", "high")
+            self._agent_load[a] = 0.2
+            yield self._agent_event(t, a, "active" if status == "down" else "idle")
 
-    def _training(self, t: int) -> Proc:
-        """Keeps agents cycling through training: a couple are in training much of the time."""
-        r = self._rng
-        t += int(r.uniform(1, 60) * S)
+    def _incidents(self, t: int) -> Proc:
+        """Errors (about one an hour), threshold breaches (a few a day), surveys (a few a day), all
+        busier in working hours and growing slowly with the load."""
+        kinds, weights = ["error", "threshold", "survey"], cum(24 + 2.4 * self.rate, 6 + 0.2 * self.rate, 4 + self.rate)
         while True:
-            yield (t, None, _NONE, "low", "")  # wake up: pick among agents free right now
-            cand = [a for a in AGENT_IDS if self._agent_state[a] in ("active", "idle")]
-            if cand:
-                a = r.choice(cand)
-                self._agent_load[a], self._agent_state[a] = 0.0, "training"
-                yield self._agent_event(t, a, "training")
-                t += int(r.uniform(0.5, 3.0) * H)
-                yield (t, None, _NONE, "low", "")
-                self._agent_load[a], self._agent_state[a] = 0.1, "idle"
-                yield self._agent_event(t, a, "idle")
-            t = self._poisson(t, 24.0)
-
-    def _errors(self, t: int) -> Proc:
-        r = self._rng
-        per_day = (1.0 + 0.1 * self.rate) * 24
-        while True:
-            t = self._poisson(t, per_day, modulated=True)
-            etype, msg = r.choice(ERRORS)
-            sev = r.choices(("info", "warning", "critical"), (0.3, 0.6, 0.1))[0]
-            yield (t, "system.error_occurred", {"component": r.choice(COMPONENTS), "error_type": etype,
-                   "message": msg, "severity": sev}, {"info": "low", "warning": "normal"}.get(sev, "critical"),
-                   f"corr-err-{t}")
-
-    def _thresholds(self, t: int) -> Proc:
-        r = self._rng
-        while True:
-            t = self._poisson(t, 2.0 + 0.2 * self.rate, modulated=True)
-            metric, limit = r.choice(THRESHOLDS)
-            value = round(limit * r.uniform(1.05, 1.8), 3)
-            yield (t, "system.performance_threshold_exceeded", {"metric": metric, "value": value,
-                   "threshold": limit}, "high", f"corr-perf-{t}")
-
-    def _surveys(self, t: int) -> Proc:
-        r = self._rng
-        while True:
-            t = self._poisson(t, 4.0 + self.rate, modulated=True)  # people answer during working hours
-            score = r.choices((1, 2, 3, 4, 5), (0.02, 0.05, 0.13, 0.40, 0.40))[0]
-            yield (t, "user.survey_submitted", {"user": r.choice(DEVELOPERS), "score": score}, "low",
-                   f"corr-survey-{t}")
+            t = self._poisson(t, 34 + 3.6 * self.rate, modulated=True)
+            kind = self._weighted(kinds, weights)
+            if kind == "error":
+                (etype, msg), sev = self._pick(ERRORS), self._weighted(ERROR_SEVERITIES, ERROR_SEV_W)
+                yield (t, "system.error_occurred", {"component": self._pick(COMPONENTS), "error_type": etype,
+                       "message": msg, "severity": sev}, ERROR_PRIO[sev], f"corr-err-{t}")
+            elif kind == "threshold":
+                metric, limit = self._pick(THRESHOLDS)
+                yield (t, "system.performance_threshold_exceeded", {"metric": metric, "threshold": limit,
+                       "value": round(limit * self._rng.uniform(1.05, 1.8), 3)}, "high", f"corr-perf-{t}")
+            else:
+                yield (t, "user.survey_submitted", {"user": self._pick(DEVELOPERS), "score": self._weighted(
+                       SCORES, SCORE_W)}, "low", f"corr-survey-{t}")

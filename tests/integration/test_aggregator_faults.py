@@ -146,3 +146,21 @@ def test_agg005_unacknowledged_work_of_a_live_consumer_is_not_stolen_early(r: An
     r.xreadgroup(K.group, "slow", {K.stream: ">"}, count=100)      # read, not yet processed
     other = Aggregator(r, K, batch=100, consumer="other", reclaim_idle_ms=60_000)
     assert other.reclaim() == 0, "entries idle less than reclaim_idle_ms stay with their consumer"
+
+
+def test_agg006_changing_the_sla_target_never_corrupts_rollups(r: Any) -> None:
+    """Contributions written under one SLA target are retracted as written, not as recomputed."""
+    events, end_ms = simulated(hours=6, seed=15)
+    completions = [e for e in events if e["type"] == "workflow.completed"]
+    others = [e for e in events if e["type"] != "workflow.completed"]
+    Ingestor(r, K).ingest(completions)           # completions first: their pr_created arrives later
+    Aggregator(r, K, sla_hours=8).drain()
+    Ingestor(r, K).ingest(others)
+    Aggregator(r, K, sla_hours=0.5).drain()      # a restart with a new target
+    for key in r.scan_iter("qms:r:*:m:*"):
+        row = {k.decode(): int(v) for k, v in r.hgetall(key).items()}
+        assert row.get("sla_n", 0) >= row.get("sla_ok", 0) >= 0, (key, row)
+    created = {e["data"]["workflow_id"] for e in events if e["type"] == "workflow.pr_created"}
+    with_creation = {e["data"]["workflow_id"] for e in completions} & created
+    total = sum(int(r.hget(key, "sla_n") or 0) for key in r.scan_iter("qms:r:1h:m:*"))
+    assert total == len(with_creation)
