@@ -43,6 +43,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     from factory import create_app, services_of
     if args.demo:
         settings = settings.replace(demo=True)
+    # SIGTERM/SIGHUP end the server like Ctrl+C, so the `finally` below (and atexit) stop the
+    # workers and the embedded redis-server instead of leaving it running.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(0))
     try:
         app = create_app(settings)
     except RedisUnavailable as exc:

@@ -48,7 +48,7 @@ def format_value(value: Any, unit: str | None) -> str:
     return f"{int(value):,}"
 
 
-def kpi_card(kpi_id: str, data: dict[str, Any]) -> dbc.Card:
+def kpi_card(kpi_id: str, data: dict[str, Any]) -> html.Div:
     unit = data.get("unit")
     trend = data.get("trend")
     prev = data.get("previous_value")
@@ -56,12 +56,14 @@ def kpi_card(kpi_id: str, data: dict[str, Any]) -> dbc.Card:
     if trend:
         footer.append(html.Span(ARROWS[trend], className=f"kpi-trend kpi-trend-{trend} me-1"))
     footer.append(html.Span(f"previous: {format_value(prev, unit)}", className="text-body-secondary"))
-    return dbc.Card(dbc.CardBody([
+    # dbc.Card takes no data-* attributes: the html.Div around it carries data-kpi.
+    card = dbc.Card(dbc.CardBody([
         html.Div(title_of(kpi_id), className="kpi-title text-body-secondary small"),
         html.Div(format_value(data.get("current_value"), unit), className="kpi-value fs-3 fw-semibold",
                  id={"type": "kpi-value", "kpi": kpi_id}),
         html.Div(footer, className="kpi-footer small"),
-    ]), className="kpi-card h-100", **{"data-kpi": kpi_id})
+    ]), className="kpi-card h-100")
+    return html.Div(card, className="h-100", **{"data-kpi": kpi_id})
 
 
 def kpi_grid(widgets: list[dict[str, Any]]) -> dbc.Row:
