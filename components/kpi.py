@@ -53,7 +53,7 @@ def kpi_card(kpi_id: str, data: dict[str, Any]) -> html.Div:
     trend = data.get("trend")
     prev = data.get("previous_value")
     footer = []
-    if trend:
+    if trend and prev is not None:
         footer.append(html.Span(ARROWS[trend], className=f"kpi-trend kpi-trend-{trend} me-1"))
     footer.append(html.Span(f"previous: {format_value(prev, unit)}", className="text-body-secondary"))
     # dbc.Card takes no data-* attributes: the html.Div around it carries data-kpi.

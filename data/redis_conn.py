@@ -57,7 +57,7 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
-    def start(self, timeout_s: float = 10.0) -> str:
+    def start(self, timeout_s: float = 60.0) -> str:
         binary = find_redis_server()
         if binary is None:
             raise RedisUnavailable(INSTALL_HINT)
@@ -70,18 +70,27 @@ class EmbeddedRedis:
                 "--dir", str(self.data_dir), "--appendonly", "yes", "--save", "300 1",
                 "--logfile", str(self.data_dir / "redis.log"), "--daemonize", "no"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = (self.proc.stderr.read() if self.proc.stderr else b"").decode(errors="replace")
-                raise RedisUnavailable(f"embedded redis-server exited: {err.strip() or 'see ' + str(self.data_dir / 'redis.log')}")
-            if self._ping():
-                atexit.register(self.stop)
-                log.info("embedded Redis at %s (data in %s)", self.socket, self.data_dir)
-                return self.url
-            time.sleep(0.05)
-        self.stop()
-        raise RedisUnavailable("embedded redis-server did not answer in time")
+        atexit.register(self.stop)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    err = (self.proc.stderr.read() if self.proc.stderr else b"").decode(errors="replace")
+                    raise RedisUnavailable("embedded redis-server exited: "
+                                           f"{err.strip() or 'see ' + str(self.data_dir / 'redis.log')}")
+                if self._ping():
+                    log.info("embedded Redis at %s (data in %s)", self.socket, self.data_dir)
+                    return self.url
+                time.sleep(0.05)
+            raise RedisUnavailable("embedded redis-server did not answer in time (a large data folder loads slowly)")
+        except BaseException:
+            # Interrupted while it loads (Ctrl+C, SIGTERM) or failed: never leave it orphaned.
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            raise
 
     def _ping(self) -> bool:
         if not os.path.exists(self.socket):

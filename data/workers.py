@@ -35,13 +35,25 @@ def start_aggregator(services: Any) -> Worker:
 
 def simulate_into(ingest: Callable[[list[dict[str, Any]]], Any], *, rate: float, seed: int, backfill_ms: int,
                   stop: threading.Event, live: bool = True, chunk: int = 5000,
-                  progress: Callable[[int], None] | None = None) -> int:
-    """Backfill `backfill_ms` of history, then (if live) stream in real time. Returns events sent."""
+                  progress: Callable[[int], None] | None = None, epoch_ms: int | None = None,
+                  resume_ms: int | None = None, on_cursor: Callable[[int], None] | None = None) -> int:
+    """Backfill `backfill_ms` of history, then (if live) stream in real time. Returns events sent.
+
+    With `epoch_ms`/`resume_ms` the simulation restarts from its epoch and replays, without
+    sending, up to `resume_ms`: the same seed then yields the same ids and the same open
+    workflows, so a restarted demo continues its history instead of adding a second one.
+    """
     from data.simulator import Simulator
-    start = now_ms() - backfill_ms
+    start = epoch_ms if epoch_ms is not None else now_ms() - backfill_ms
     sim = Simulator(seed=seed, rate=rate, start=to_datetime(start))
-    sent = 0
     cursor = start
+    if resume_ms is not None and resume_ms > start:
+        while cursor < resume_ms and not stop.is_set():
+            step_end = min(resume_ms, cursor + 6 * 3_600_000)
+            for _ in sim.events_between(to_datetime(cursor), to_datetime(step_end)):
+                pass
+            cursor = step_end
+    sent = 0
     batch: list[dict[str, Any]] = []
     while not stop.is_set():
         upto = now_ms()
@@ -61,6 +73,8 @@ def simulate_into(ingest: Callable[[list[dict[str, Any]]], Any], *, rate: float,
             if progress:
                 progress(len(batch))
             batch = []
+        if on_cursor:
+            on_cursor(cursor)
         if cursor >= upto:
             if not live:
                 break
@@ -69,12 +83,27 @@ def simulate_into(ingest: Callable[[list[dict[str, Any]]], Any], *, rate: float,
 
 
 def start_demo(services: Any) -> Worker:
+    """The demo's simulated traffic. Its epoch, seed, rate and progress live in Redis, so a
+    restart resumes the same simulated history rather than simulating a second one."""
     s = services.settings
+    r, key = services.redis, services.keys.demo
 
     def run(stop: threading.Event) -> None:
         try:
+            state = {k.decode(): v.decode() for k, v in r.hgetall(key).items()}
+            now = now_ms()
+            if state and int(state["seed"]) == s.demo_seed and float(state["rate"]) == s.demo_rate:
+                epoch, resume = int(state["epoch"]), int(state["cursor"])
+            else:
+                # New settings continue the timeline from where the old demo stopped (no overlap).
+                epoch = int(state["cursor"]) if state else now - parse_duration(s.demo_backfill)
+                resume = epoch
+                r.hset(key, mapping={"epoch": epoch, "cursor": epoch, "seed": s.demo_seed, "rate": s.demo_rate})
+            if resume > epoch:
+                log.info("demo: resuming the simulation of %s from %s", to_datetime(epoch), to_datetime(resume))
             n = simulate_into(lambda b: services.ingestor.ingest(b, origin="simulator"), rate=s.demo_rate,
-                              seed=s.demo_seed, backfill_ms=parse_duration(s.demo_backfill), stop=stop)
+                              seed=s.demo_seed, backfill_ms=0, stop=stop, epoch_ms=epoch, resume_ms=resume,
+                              on_cursor=lambda c: r.hset(key, "cursor", c))
             log.info("simulator stopped after %d events", n)
         except Exception:
             log.exception("simulator failed")

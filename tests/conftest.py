@@ -5,7 +5,9 @@ there, a private redis-server is started for the session.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -35,6 +37,7 @@ def start_redis_server(port: int | None = None, extra: list[str] | None = None) 
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--dir", workdir, *(extra or [])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
+    atexit.register(shutil.rmtree, workdir, True)
     for _ in range(200):
         try:
             if redis.Redis.from_url(url).ping():

@@ -41,5 +41,5 @@ def test_cli002_simulate_backfill_then_stop(r: Any, redis_url: str) -> None:
     proc = run_cli(redis_url, "simulate", "--backfill", "2h", "--rate", "2", "--seed", "5", "--no-live", "--quiet")
     assert proc.returncode == 0, proc.stderr
     sent = int(proc.stdout.split("sent ")[1].split()[0])
-    assert 7200 * 2 * 0.1 < sent < 7200 * 2 * 3, "the rate is a daily average: nights are quieter"
+    assert 0 < sent < 7200 * 2 * 3, "the rate is a weekly average: nights and weekends are quieter"
     assert r.xlen(K.stream) == sent
