@@ -54,6 +54,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     svc = services_of(app)
     if svc.embedded:
         print(f"Redis: embedded, data in {svc.embedded.data_dir}")
+    if settings.demo:
+        from auth.demo_users import ensure_demo_users
+        print("Demo sign-ins (new passwords on every start):")
+        for name, role, password in ensure_demo_users(svc):
+            print(f"  {role:<11} {name:<16} {password}")
+    elif svc.users.count() == 0:
+        print("No users yet. Create the first administrator with:\n"
+              "  .venv/bin/python cli.py users add admin --role admin")
     if settings.run_aggregator:
         svc.workers.append(start_aggregator(svc))
     if settings.demo:
@@ -172,12 +180,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--url", help="post to this dashboard's API instead of writing to Redis")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_simulate)
+    from auth.users_cli import register as register_user_commands
+    register_user_commands(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         sys.exit(f"error: {exc}")
+    if getattr(args, "needs_services", False):
+        svc = _services(settings)
+        try:
+            args.fn(args, svc)
+        finally:
+            if svc.embedded:
+                svc.embedded.stop()
+        return
     args.fn(args, settings)
 
 

@@ -1,7 +1,7 @@
 """The app factory: `create_app(settings)` builds an isolated Flask + Dash app.
 
-Everything per-app (Redis client, engine, callbacks) hangs off the app it belongs to,
-so tests can build as many apps in one process as they like.
+Everything per-app (Redis client, engine, users, callbacks and their permissions) hangs
+off the app it belongs to, so tests can build as many apps in one process as they like.
 """
 from __future__ import annotations
 
@@ -14,9 +14,14 @@ import redis
 from flask import Flask, abort, send_from_directory
 
 from api.routes import bp as api_bp
+from auth.guard import check_callback_permissions, content_security_policy, init_guard
+from auth.security import init_security
+from auth.views import bp as auth_bp
 from callbacks import register_callbacks
 from data.services import Services
-from pages import home
+from dash import html
+
+from pages import dashboard, shell
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent
@@ -30,6 +35,8 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     server.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes * 2  # the ingest route answers 413 itself
     services = Services.build(settings, redis_client)
     server.extensions["qms"] = services
+    init_security(server, settings, services.secret_key)
+    server.register_blueprint(auth_bp)
     server.register_blueprint(api_bp)
 
     @server.get(VENDOR_URL + "<path:filename>")
@@ -45,8 +52,13 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
         external_stylesheets=[VENDOR_URL + "css/bootstrap.min.css"],
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
     )
-    app.layout = home.layout(settings.refresh_ms)
+    app.layout = shell.layout()
+    # Every id a callback names, including those of pages the router inserts later.
+    app.validation_layout = html.Div([shell.layout(), dashboard.layout("executive")])
     register_callbacks(app)
+    check_callback_permissions(app)
+    init_guard(server, app)
+    server.extensions["qms_csp"] = content_security_policy(app)
     return app
 
 

@@ -55,6 +55,12 @@ class Settings:
     series_points: int = 500
     cache_ttl_s: int = 300
     refresh_ms: int = 5000                 # first page refresh interval
+    rbac_path: str | None = None           # roles and permissions YAML (default config/rbac.yaml)
+    secret_key: str | None = None          # signs sessions and JWTs; unset = generated once in data_dir
+    https: bool = False                    # served over HTTPS: Secure cookies
+    session_hours: float = 12.0            # a session ends this long after sign-in
+    remember_days: int = 14                # "remember me" cookie lifetime
+    jwt_ttl_s: int = 3600                  # lifetime of JWTs from POST /api/auth/token
     config_path: str | None = None         # QMS_CONFIG
     extra: Mapping[str, Any] = field(default_factory=dict)  # unknown YAML sections, kept for later features
 

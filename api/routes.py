@@ -1,7 +1,7 @@
 """The REST API of shared/spec/API.md as a Flask blueprint: thin adapters over data/.
 
-Authentication and per-endpoint permissions arrive with the sign-in issue; until then
-every endpoint is open, and `user` is a query parameter of the developer dashboard.
+Every endpoint declares its permission with `@require` (auth.guard); data that leaves
+for a principal passes through that principal's sanitiser (auth.sanitize).
 """
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ import redis
 from flask import Blueprint, Response, current_app, request
 
 from api.openapi import OPENAPI
+from auth.guard import AUTHENTICATED, require
+from auth.principal import audit, authorize, current_principal
+from auth.rbac import DASHBOARD_PERMISSION
+from auth.sanitize import Sanitizer
 from data import rawstore
 from data.engine import QueryError, plan
 from data.events import BodyError, TooLarge, parse_body
@@ -67,7 +71,40 @@ def _redis_error(exc: redis.RedisError) -> Response:
 
 # --- ingest ----------------------------------------------------------------------------
 
+def _dashboard_permission(kwargs: dict[str, Any]) -> str:
+    # Unknown names still need a signed-in caller; the view then answers 400.
+    return DASHBOARD_PERMISSION.get(kwargs.get("name", ""), AUTHENTICATED)
+
+
+def _metric_permission(kwargs: dict[str, Any]) -> str:
+    return DASHBOARD_PERMISSION.get(dashboard_of(kwargs.get("kpi_id", "")) or "", AUTHENTICATED)
+
+
+def _state_permission(kwargs: dict[str, Any]) -> str:
+    return {"defects": "view:qa_dashboard", "violations": "view:compliance_status"}.get(
+        kwargs.get("kind", ""), "view:operational_dashboard")
+
+
+def _user_param() -> str | None:
+    """Whose developer metrics: one's own, or anyone's with view:all_metrics or view:team_metrics."""
+    principal = current_principal()
+    asked = request.args.get("user")
+    if principal is None:
+        return asked
+    if asked and asked != principal.name and not (authorize(principal, "view:all_metrics")
+                                                  or authorize(principal, "view:team_metrics")):
+        raise QueryError("you may only see your own developer metrics")
+    return asked or principal.name
+
+
+def sanitizer() -> Sanitizer:
+    principal = current_principal()
+    svc = services()
+    return svc.sanitizer_for(principal.roles if principal else ())
+
+
 @bp.post("/api/events")
+@require("ingest:events")
 def post_events() -> Response:
     svc = services()
     limit = svc.settings.max_body_bytes
@@ -90,6 +127,7 @@ def post_events() -> Response:
 
 
 @bp.get("/api/deadletter")
+@require("view:deadletter")
 def get_deadletter() -> Response:
     svc = services()
     count = min(int(request.args.get("count", 100)), 1000)
@@ -99,15 +137,17 @@ def get_deadletter() -> Response:
 # --- KPIs ------------------------------------------------------------------------------
 
 @bp.get("/api/dashboard/<name>")
+@require(_dashboard_permission)
 def get_dashboard(name: str) -> Response:
     svc = services()
     only = {m.strip() for m in request.args.get("metrics", "").split(",") if m.strip()} or None
     out = svc.engine.dashboard(name, request.args.get("timeframe", "24h"), _end_param(),
-                               user=request.args.get("user"), only=only)
+                               user=_user_param() if name == "developer" else None, only=only)
     return envelope(out["data"], out["metadata"])
 
 
 @bp.get("/api/metrics/<kpi_id>/series")
+@require(_metric_permission)
 def get_series(kpi_id: str) -> Response:
     svc = services()
     try:
@@ -115,17 +155,22 @@ def get_series(kpi_id: str) -> Response:
     except ValueError:
         raise QueryError("points: must be an integer") from None
     data = svc.engine.series(kpi_id, request.args.get("timeframe", "24h"), _end_param(), points,
-                             user=request.args.get("user"))
+                             user=_user_param() if dashboard_of(kpi_id) == "developer" else None)
     return envelope(data)
 
 
 @bp.get("/api/metrics/<kpi_id>/events")
+@require(_metric_permission)
 def get_metric_events(kpi_id: str) -> Response:
     svc = services()
     if dashboard_of(kpi_id) is None:
         return error(404, "not_found", f"unknown metric {kpi_id!r}")
+    as_csv = request.args.get("format") == "csv"
+    if as_csv and not authorize(current_principal(), "export:reports"):
+        audit("authz.denied", "denied", path=request.path, permission="export:reports")
+        return error(403, "forbidden", "exporting CSV needs the permission export:reports")
     types, where = rawstore.sources(kpi_id)
-    user = request.args.get("user")
+    user = _user_param() if dashboard_of(kpi_id) == "developer" else None
     if user and kpi_id in rawstore._REVIEWER_FILTERED:
         where = {**where, "reviewer": user}
     try:
@@ -135,7 +180,10 @@ def get_metric_events(kpi_id: str) -> Response:
     p = plan(request.args.get("timeframe", "24h"), _end_param(), now_ms(), svc.settings.max_future_skew_s * 1000, 1)
     e, s = p.bounds[0], p.bounds[1]
     events, truncated = rawstore.events_between(svc.redis, svc.keys, types, s, e, limit, where)
-    if request.args.get("format") == "csv":
+    clean = sanitizer()
+    events = [clean.event(ev) for ev in events]
+    if as_csv:
+        audit("user.export_requested", metric=kpi_id, rows=len(events), format="csv")
         resp = Response(rawstore.events_csv(events), mimetype="text/csv")
         resp.headers["Content-Disposition"] = f'attachment; filename="{kpi_id}-events.csv"'
         resp.headers["X-Truncated"] = "true" if truncated else "false"
@@ -145,12 +193,14 @@ def get_metric_events(kpi_id: str) -> Response:
 
 
 @bp.get("/api/state/<kind>")
+@require(_state_permission)
 def get_state(kind: str) -> Response:
     """Current state lists: agents, queues, active workflows, open defects, open violations."""
     if kind not in ("agents", "queues", "active", "defects", "violations"):
         return error(404, "not_found", f"unknown state {kind!r}")
     svc = services()
-    rows = [orjson.loads(v) for v in svc.redis.hvals(svc.keys.state(kind))]
+    clean = sanitizer()
+    rows = [clean.row(orjson.loads(v)) for v in svc.redis.hvals(svc.keys.state(kind))]
     return envelope({"kind": kind, "items": rows})
 
 

@@ -1,9 +1,10 @@
-"""Dash callbacks, registered per app by `register_callbacks(app)` (never module-global)."""
+"""Dash callbacks, registered per app by `register_callbacks(app)` (never module-global).
+Each declares its permission through `auth.guard.secure_callback`."""
 from __future__ import annotations
 
 from dash import Dash
 
 
 def register_callbacks(app: Dash) -> None:
-    from callbacks import home
-    home.register(app)
+    from callbacks import pages
+    pages.register(app)

@@ -22,7 +22,14 @@ RAW_INDEX = "{p}:rawidx:{type}:{day}"      # zset: event ids of one type on one 
 META = "{p}:meta"                          # hash: version, last_batch_ms, counters of the aggregator
 CACHE = "{p}:cache:{key}"                  # string: a computed dashboard response
 LOCK = "{p}:agg:lock"                      # string: the aggregators' apply lock (token, PX)
+AUDIT = "{p}:audit"                        # stream: audit log, field "e" = one entry as JSON
 DEMO = "{p}:demo"                          # hash: the demo simulation's epoch, cursor, seed, rate
+USER = "{p}:user:{name}"                   # hash: one account: roles, scrypt password hash, disabled, session_epoch
+USERS = "{p}:users"                        # set: every account name
+TOKEN = "{p}:token:{id}"                   # hash: one API token: name, roles, sha256 of the secret, revoked, last_used
+TOKENS = "{p}:tokens"                      # set: every API token id
+SIGNIN_FAIL_USER = "{p}:signin:fail:user:{name}"  # string: failed sign-ins for a name in the current window (EX)
+SIGNIN_FAIL_IP = "{p}:signin:fail:ip:{ip}"        # string: failed sign-ins from an address in the current window (EX)
 
 
 class Keys:
@@ -69,3 +76,23 @@ class Keys:
 
     def cache(self, key: str) -> str:
         return CACHE.format(p=self.p, key=key)
+
+    def user(self, name: str) -> str:
+        return USER.format(p=self.p, name=name)
+
+    @property
+    def users(self) -> str:
+        return USERS.format(p=self.p)
+
+    def token(self, ident: str) -> str:
+        return TOKEN.format(p=self.p, id=ident)
+
+    @property
+    def tokens(self) -> str:
+        return TOKENS.format(p=self.p)
+
+    def signin_fail_user(self, name: str) -> str:
+        return SIGNIN_FAIL_USER.format(p=self.p, name=name)
+
+    def signin_fail_ip(self, ip: str) -> str:
+        return SIGNIN_FAIL_IP.format(p=self.p, ip=ip)

@@ -1,4 +1,4 @@
-"""The per-app bundle of Redis client and data services (one per app built, never global)."""
+"""The per-app bundle of Redis client and services (one per app built, never global)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,10 +6,12 @@ from typing import Any
 
 import redis
 
+from data.audit import AuditLog
 from data.engine import Engine
 from data.ingest import Ingestor
 from data.keys import Keys
 from data.redis_conn import EmbeddedRedis, connect
+from data.users import SignInLimiter, TokenStore, UserStore
 
 
 @dataclass
@@ -19,13 +21,34 @@ class Services:
     keys: Keys
     ingestor: Ingestor
     engine: Engine
+    users: UserStore
+    tokens: TokenStore
+    limiter: SignInLimiter
+    audit: AuditLog
+    rbac: Any
+    secret_key: str
     embedded: EmbeddedRedis | None = None
     workers: list[Any] = field(default_factory=list)
 
+    def sanitizer_for(self, roles: Any) -> Any:
+        """The merged sanitiser of a principal's roles (the most permissive role wins)."""
+        from auth.sanitize import Sanitizer, merge
+        parts = []
+        for role in roles:
+            cfg = self.rbac.sanitization.get(role)
+            parts.append(Sanitizer.none() if cfg is None else
+                         Sanitizer(frozenset(cfg.hidden_fields), bool(cfg.pseudonymize_authors), self.secret_key.encode()))
+        return merge(parts) if parts else Sanitizer(frozenset({"data"}), True, self.secret_key.encode())
+
     @classmethod
     def build(cls, settings: Any, client: redis.Redis | None = None) -> "Services":
+        from auth.rbac import DEFAULT_RBAC_PATH, load_rbac
+        from auth.security import secret_key
         embedded = None
         if client is None:
             client, embedded = connect(settings.redis_url, settings.data_dir)
-        return cls(settings, client, Keys(settings.key_prefix), Ingestor.from_settings(client, settings),
-                   Engine.from_settings(client, settings), embedded)
+        keys = Keys(settings.key_prefix)
+        return cls(settings, client, keys, Ingestor.from_settings(client, settings), Engine.from_settings(client, settings),
+                   UserStore(client, keys), TokenStore(client, keys), SignInLimiter(client, keys),
+                   AuditLog(client, settings.key_prefix), load_rbac(settings.rbac_path or DEFAULT_RBAC_PATH),
+                   secret_key(settings), embedded)

@@ -75,19 +75,67 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def settings(redis_url: str) -> Settings:
-    return Settings.from_env({}, redis_url=redis_url, run_aggregator=False, demo=False)
+def settings(redis_url: str, tmp_path: Any) -> Settings:
+    return Settings.from_env({}, redis_url=redis_url, run_aggregator=False, demo=False,
+                             secret_key="k" * 48, data_dir=str(tmp_path / "data"))
 
 
 @pytest.fixture
 def app(settings: Settings, r: redis.Redis) -> Any:
     from factory import create_app
-    return create_app(settings)
+    app = create_app(settings)
+    app.server.extensions["qms"].users._method = "scrypt:1024:8:1"   # fast hashing in tests
+    return app
+
+
+ROLES = ("executive", "qa_lead", "developer", "operations", "admin")
+PASSWORD = "correct horse battery"
+
+
+class AuthActions:
+    """flaskr's helper: users per role, browser-style sign-in, Bearer tokens."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.svc = app.server.extensions["qms"]
+
+    def user(self, role: str, name: str | None = None) -> str:
+        name = name or f"{role}-user"
+        if self.svc.users.get(name) is None:
+            self.svc.users.add(name, [role], PASSWORD)
+        return name
+
+    def login(self, client: Any, role: str = "admin", name: str | None = None, remember: bool = False) -> Any:
+        name = self.user(role, name)
+        client.get("/login")
+        with client.session_transaction() as sess:
+            token = sess["csrf"]
+        return client.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token,
+                                           **({"remember": "on"} if remember else {})})
+
+    def bearer(self, role: str = "admin", name: str | None = None) -> dict[str, str]:
+        from auth.principal import issue_jwt
+        name = self.user(role, name)
+        return {"Authorization": "Bearer " + issue_jwt(name, [role], 600, self.svc.secret_key)}
 
 
 @pytest.fixture
-def client(app: Any) -> Any:
+def auth(app: Any) -> AuthActions:
+    return AuthActions(app)
+
+
+@pytest.fixture
+def anon(app: Any) -> Any:
+    """A client with no credentials."""
     return app.server.test_client()
+
+
+@pytest.fixture
+def client(app: Any, auth: AuthActions) -> Any:
+    """A client acting as an admin through a Bearer JWT (API tests)."""
+    c = app.server.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = auth.bearer("admin")["Authorization"]
+    return c
 
 
 def pytest_setup_options() -> Any:

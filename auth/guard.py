@@ -1,0 +1,171 @@
+"""Enforcement: REST endpoints (`require`), Dash callbacks (`secure_callback` + a check of
+every `/_dash-update-component` POST before Dash runs anything), Dash pages, CSRF and
+security headers. Every decision goes through `auth.principal.authorize`.
+
+Callbacks are deny-by-default: an app whose callback map holds a callback that declared
+no permission refuses to start, and a POST naming an unknown output gets 403.
+"""
+from __future__ import annotations
+
+import functools
+import hmac
+import secrets
+from typing import Any, Callable
+
+import orjson
+from dash import Dash
+from flask import Flask, Response, current_app, g, redirect, request, session, url_for
+
+from auth.principal import BadCredentials, Principal, audit, authorize, current_principal
+
+# A permission, or a function of the callback request body that returns one (for callbacks
+# whose inputs pick the data — e.g. a dashboard name — so a forged input is still checked).
+PermissionSpec = str | Callable[[dict[str, Any]], str | None]
+AUTHENTICATED = "authenticated"          # any signed-in principal
+CSRF_COOKIE = "_csrf_token"
+CSRF_HEADER = "X-CSRFToken"
+PUBLIC_PREFIXES = ("/login", "/logout", "/vendor/", "/assets/", "/_dash-component-suites/", "/_favicon.ico",
+                   "/health", "/api/openapi.json", "/forbidden")
+DASH_XHR = ("/_dash-layout", "/_dash-dependencies", "/_reload-hash")
+
+
+def _json_error(status: int, code: str, message: str) -> Response:
+    body = {"response": {"status": "error", "error": {"code": code, "message": message}}}
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+def _principal_or_error() -> tuple[Principal | None, Response | None]:
+    try:
+        return current_principal(), None
+    except BadCredentials as exc:
+        return None, _json_error(401, "unauthorized", str(exc))
+
+
+def allowed(principal: Principal | None, spec: PermissionSpec, body: dict[str, Any] | None = None) -> bool:
+    permission = spec(body or {}) if callable(spec) else spec
+    if permission is None:
+        return False
+    if permission == AUTHENTICATED:
+        return principal is not None
+    return authorize(principal, permission)
+
+
+def require(spec: PermissionSpec) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a Flask view: 401 without credentials, 403 without the permission."""
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            principal, err = _principal_or_error()
+            if err is not None:
+                return err
+            if principal is None:
+                return _json_error(401, "unauthorized", "sign in or send Authorization: Bearer <token>")
+            permission = spec(kwargs) if callable(spec) else spec
+            if not allowed(principal, permission or "", kwargs):
+                audit("authz.denied", "denied", path=request.path, permission=permission)
+                return _json_error(403, "forbidden", f"this needs the permission {permission}")
+            return view(*args, **kwargs)
+        wrapped.qms_permission = spec  # type: ignore[attr-defined]
+        return wrapped
+    return decorator
+
+
+def secure_callback(app: Dash, spec: PermissionSpec, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+    """`app.callback(*args, **kwargs)` that records the permission its output needs."""
+    registry: dict[str, PermissionSpec] = app.server.extensions.setdefault("qms_callback_permissions", {})
+
+    def decorator(fn: Callable[..., Any]) -> Any:
+        before = set(app.callback_map)
+        result = app.callback(*args, **kwargs)(fn)
+        for key in set(app.callback_map) - before:
+            registry[key] = spec
+        return result
+    return decorator
+
+
+def check_callback_permissions(app: Dash) -> None:
+    """Refuse to start with a callback that declared no permission (deny by default)."""
+    registry = app.server.extensions.get("qms_callback_permissions", {})
+    missing = [k for k in app.callback_map if k not in registry]
+    if missing:
+        raise RuntimeError(f"callbacks without a declared permission: {missing}")
+
+
+def callback_input(body: dict[str, Any], component_id: str, prop: str) -> Any:
+    """The value of one input/state in a `/_dash-update-component` request body."""
+    for group in ("inputs", "state"):
+        for item in body.get(group) or []:
+            entries = item if isinstance(item, list) else [item]
+            for entry in entries:
+                if isinstance(entry, dict) and entry.get("id") == component_id and entry.get("property") == prop:
+                    return entry.get("value")
+    return None
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def csrf_ok(sent: str | None) -> bool:
+    token = session.get("csrf")
+    return bool(token and sent and hmac.compare_digest(token, sent))
+
+
+def init_guard(server: Flask, app: Dash) -> None:
+    @server.before_request
+    def _guard() -> Any:
+        path = request.path
+        if path.startswith(PUBLIC_PREFIXES) or path.startswith("/api/"):
+            return None          # API views carry their own @require
+        principal, err = _principal_or_error()
+        if err is not None:
+            return err
+        if path == "/_dash-update-component":
+            if principal is None:
+                return _json_error(401, "unauthorized", "sign in first")
+            if principal.kind == "session" and not csrf_ok(request.headers.get(CSRF_HEADER)):
+                return _json_error(403, "csrf", "missing or wrong CSRF token")
+            body = request.get_json(silent=True) or {}
+            spec = current_app.extensions.get("qms_callback_permissions", {}).get(body.get("output", ""))
+            if spec is None or not allowed(principal, spec, body):
+                audit("authz.denied", "denied", path=path, output=str(body.get("output"))[:200])
+                return _json_error(403, "forbidden", "you may not see this data")
+            g.qms_callback_body = body
+            return None
+        if principal is None:
+            if path.startswith(DASH_XHR) or request.method != "GET":
+                return _json_error(401, "unauthorized", "sign in first")
+            return redirect(url_for("auth.login", next=request.full_path if request.query_string else path))
+        return None
+
+    @server.after_request
+    def _headers(resp: Response) -> Response:
+        if session.get("csrf") is None and current_principal_safe() is not None:
+            csrf_token()
+        if session.get("csrf"):
+            resp.set_cookie(CSRF_COOKIE, session["csrf"], samesite="Lax", secure=server.config["SESSION_COOKIE_SECURE"],
+                            httponly=False)   # Dash's renderer copies it into the X-CSRFToken header
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        resp.headers.setdefault("Content-Security-Policy", server.extensions.get("qms_csp", "default-src 'self'"))
+        return resp
+
+
+def current_principal_safe() -> Principal | None:
+    try:
+        return current_principal()
+    except BadCredentials:
+        return None
+
+
+def content_security_policy(app: Dash) -> str:
+    """A CSP the app works under: Dash's inline scripts by hash; Plotly needs eval."""
+    scripts = " ".join(["'self'", "'unsafe-eval'", *app.csp_hashes()])
+    return ("default-src 'self'; script-src " + scripts + "; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
+            "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")

@@ -1,0 +1,53 @@
+"""Session and cookie hardening, and the secret key (from the environment, or generated
+once and kept in the data folder with owner-only permissions — never in the repository)."""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_login import LoginManager
+
+from auth.principal import load_session_user
+
+
+def secret_key(settings: Any) -> str:
+    if settings.secret_key:
+        return str(settings.secret_key)
+    path = Path(settings.data_dir) / "secret_key"
+    if path.is_file():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting together must not overwrite each other's key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def init_security(server: Flask, settings: Any, key: str) -> LoginManager:
+    server.config.update(
+        SECRET_KEY=key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(settings.https),
+        SESSION_COOKIE_NAME="qms_session",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_hours),
+        REMEMBER_COOKIE_DURATION=timedelta(days=settings.remember_days),
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=bool(settings.https),
+        REMEMBER_COOKIE_NAME="qms_remember",
+    )
+    manager = LoginManager()
+    manager.session_protection = "basic"
+    manager.user_loader(load_session_user)
+    manager.init_app(server)
+    return manager

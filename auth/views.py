@@ -1,0 +1,141 @@
+"""Sign-in, sign-out, the 403 page, and JWTs for API clients (Flask views, not Dash:
+they must work before any Dash data may be sent)."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, current_app, redirect, render_template_string, request, session
+from flask_login import login_user, logout_user
+
+from auth.guard import csrf_ok, csrf_token
+from auth.principal import SessionUser, audit, issue_jwt
+
+bp = Blueprint("auth", __name__)
+
+PAGE = """<!doctype html>
+<html lang="en" data-bs-theme="light"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }} · QMS Dashboard</title>
+<link rel="stylesheet" href="/vendor/bootstrap/css/bootstrap.min.css"><link rel="stylesheet" href="/assets/qms.css">
+</head><body class="bg-body-tertiary">
+<main class="container" style="max-width: 26rem; margin-top: 12vh">
+  <div class="card shadow-sm"><div class="card-body p-4">
+    <h1 class="h4 mb-1 fw-bold text-primary">QMS Dashboard</h1>
+    {% block body %}{% endblock %}
+  </div></div>
+</main></body></html>"""
+
+LOGIN = PAGE.replace("{% block body %}{% endblock %}", """
+    <p class="text-body-secondary mb-4">Sign in to see your dashboards.</p>
+    {% if error %}<div class="alert alert-danger py-2" role="alert">{{ error }}</div>{% endif %}
+    <form method="post" action="/login" autocomplete="on">
+      <input type="hidden" name="csrf_token" value="{{ csrf }}"><input type="hidden" name="next" value="{{ next }}">
+      <div class="mb-3"><label class="form-label" for="username">User name</label>
+        <input class="form-control" id="username" name="username" value="{{ username }}" required autofocus
+               autocomplete="username"></div>
+      <div class="mb-3"><label class="form-label" for="password">Password</label>
+        <input class="form-control" id="password" name="password" type="password" required
+               autocomplete="current-password"></div>
+      <div class="form-check mb-3"><input class="form-check-input" type="checkbox" id="remember" name="remember">
+        <label class="form-check-label" for="remember">Remember me</label></div>
+      <button class="btn btn-primary w-100" id="sign-in" type="submit">Sign in</button>
+    </form>""")
+
+FORBIDDEN = PAGE.replace("{% block body %}{% endblock %}", """
+    <h2 class="h5 mt-3">You may not open this page</h2>
+    <p class="text-body-secondary">Your role does not include <code>{{ permission }}</code>.
+    Ask an administrator if you need it.</p>
+    <a class="btn btn-outline-primary" href="/">Back to your dashboards</a>""")
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _login_page(error: str | None = None, status: int = 200, username: str = "") -> Response:
+    html = render_template_string(LOGIN, title="Sign in", error=error, csrf=csrf_token(),
+                                  next=_safe_next(request.values.get("next")), username=username)
+    return Response(html, status=status, mimetype="text/html")
+
+
+@bp.get("/login")
+def login() -> Response:
+    return _login_page()
+
+
+@bp.post("/login")
+def login_post() -> Any:
+    svc = current_app.extensions["qms"]
+    username = (request.form.get("username") or "").strip()[:64]
+    if not csrf_ok(request.form.get("csrf_token")):
+        return _login_page("The form expired; please sign in again.", 400, username)
+    ip = request.remote_addr or "-"
+    wait = svc.limiter.blocked(username, ip)
+    if wait:
+        audit("auth.sign_in_failed", "rate_limited", user=username)
+        return _login_page(f"Too many failed attempts. Try again in {wait} s.", 429, username)
+    user = svc.users.check_password(username, request.form.get("password") or "")
+    if user is None:
+        svc.limiter.failure(username, ip)
+        audit("auth.sign_in_failed", "denied", user=username)
+        current_app.logger.warning("failed sign-in for %r from %s", username, ip)
+        return _login_page("Wrong user name or password.", 401, username)
+    svc.limiter.success(username, ip)
+    session.clear()                      # a fresh session (and CSRF token) after sign-in
+    session.permanent = True
+    login_user(SessionUser(user.name, tuple(user.roles), user.session_epoch),
+               remember=request.form.get("remember") == "on")
+    csrf_token()
+    audit("auth.sign_in", user=user.name)
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> Any:
+    from auth.principal import current_principal
+    principal = None
+    try:
+        principal = current_principal()
+    except Exception:
+        pass
+    if principal is not None:
+        audit("auth.sign_out", user=principal.name)
+    logout_user()
+    session.clear()
+    return redirect("/login")
+
+
+@bp.get("/forbidden")
+def forbidden() -> Response:
+    html = render_template_string(FORBIDDEN, title="Not allowed", permission=request.args.get("permission", "?"))
+    return Response(html, status=403, mimetype="text/html")
+
+
+@bp.post("/api/auth/token")
+def token() -> Response:
+    """Exchange a user name and password for a short-lived JWT (API clients)."""
+    svc = current_app.extensions["qms"]
+    body = request.get_json(silent=True) or {}
+    username, password = str(body.get("username", ""))[:64], str(body.get("password", ""))
+    ip = request.remote_addr or "-"
+    if svc.limiter.blocked(username, ip):
+        return _error(429, "too_many_attempts", "too many failed attempts; wait and retry")
+    user = svc.users.check_password(username, password)
+    if user is None:
+        svc.limiter.failure(username, ip)
+        audit("auth.sign_in_failed", "denied", user=username, via="token")
+        return _error(401, "unauthorized", "wrong user name or password")
+    svc.limiter.success(username, ip)
+    ttl = svc.settings.jwt_ttl_s
+    jwt_token = issue_jwt(user.name, user.roles, ttl, svc.secret_key, user.session_epoch)
+    audit("auth.sign_in", user=user.name, via="token")
+    return Response(orjson.dumps({"access_token": jwt_token, "token_type": "Bearer", "expires_in": ttl}),
+                    mimetype="application/json")
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return Response(orjson.dumps({"response": {"status": "error", "error": {"code": code, "message": message}}}),
+                    status=status, mimetype="application/json")

@@ -1,0 +1,385 @@
+"""User accounts, sign-in rate limiting and named API tokens, stored in Redis.
+
+The only module that reads or writes these keys. Passwords are kept as scrypt hashes
+(werkzeug) and API token secrets as SHA-256 digests; neither clear text is ever stored,
+logged or returned. Which roles exist is the RBAC file's business (auth/rbac.py): this
+module only checks that role names are well formed.
+"""
+from __future__ import annotations
+
+import builtins
+import functools
+import hashlib
+import hmac
+import ipaddress
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+import redis
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from data.keys import Keys
+from data.timeutil import now_ms
+
+NAME_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+ROLE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024              # scrypt cost grows with input; nobody types more
+DEFAULT_HASH_METHOD = "scrypt"   # werkzeug's default parameters (N=2**15, r=8, p=1)
+TOKEN_ID_RE = re.compile(r"[0-9a-f]{16}")
+TOKEN_RE = re.compile(r"qms_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+LAST_USED_EVERY_MS = 60_000      # a busy producer would otherwise write on every request
+
+
+class UserError(ValueError):
+    """A request the account stores refuse; the message is fit to show an administrator."""
+
+
+class UnknownUser(UserError):
+    pass
+
+
+class UnknownToken(UserError):
+    pass
+
+
+class _IdTaken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class User:
+    """An account as the app sees it. The password hash deliberately stays in Redis, so a
+    User can be logged or rendered without leaking it."""
+
+    name: str
+    roles: tuple[str, ...]
+    disabled: bool
+    created: int              # epoch ms
+    password_changed: int     # epoch ms
+    session_epoch: int        # bumped on password, disable/enable and role changes
+
+    def accepts_session(self, epoch: int) -> bool:
+        """Is a session issued at `epoch` still valid? Sessions from before a change are not."""
+        return not self.disabled and epoch == self.session_epoch
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    id: str
+    name: str
+    roles: tuple[str, ...]
+    created: int              # epoch ms
+    created_by: str
+    revoked: int              # epoch ms of revocation, 0 while active
+    last_used: int            # epoch ms, 0 = never; refreshed at most once a minute
+
+
+def check_name(name: str, what: str = "user name") -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise UserError(f"{what} must be 1-64 characters of A-Z a-z 0-9 . _ @ -")
+    return name
+
+
+def check_roles(roles: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(roles, str):
+        raise UserError("roles must be a list of role names")
+    out = tuple(dict.fromkeys(roles))
+    if not out:
+        raise UserError("at least one role is required")
+    for role in out:
+        if not isinstance(role, str) or not ROLE_RE.fullmatch(role):
+            raise UserError(f"{role!r} is not a role name")
+    return out
+
+
+def check_password_policy(password: str) -> None:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise UserError(f"password must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise UserError(f"password must be at most {MAX_PASSWORD} characters")
+
+
+def _text(h: dict[Any, Any]) -> dict[str, str]:
+    return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in h.items()}
+
+
+@functools.lru_cache(maxsize=4)
+def _dummy_hash(method: str) -> str:
+    # Checked against for unknown users, so they cost as much as known ones.
+    return generate_password_hash(secrets.token_urlsafe(16), method=method)
+
+
+class UserStore:
+    """Accounts: hash `{p}:user:{name}` per user, set `{p}:users` of names."""
+
+    def __init__(self, r: redis.Redis, keys: Keys, hash_method: str = DEFAULT_HASH_METHOD) -> None:
+        self._r = r
+        self._keys = keys
+        self._method = hash_method
+        _dummy_hash(hash_method)   # paid now, not by the first unknown-user sign-in
+
+    def add(self, name: str, roles: Sequence[str], password: str) -> User:
+        check_name(name)
+        role_t = check_roles(roles)
+        check_password_policy(password)
+        now = now_ms()
+        fields = {"roles": orjson.dumps(list(role_t)), "pw": generate_password_hash(password, method=self._method),
+                  "disabled": 0, "created": now, "password_changed": now, "session_epoch": 1}
+        key = self._keys.user(name)
+
+        def create(pipe: Any) -> None:
+            if pipe.exists(key):
+                raise UserError(f"user {name!r} already exists")
+            pipe.multi()
+            pipe.hset(key, mapping=fields)
+            pipe.sadd(self._keys.users, name)
+
+        self._r.transaction(create, key)
+        return User(name, role_t, False, now, now, 1)
+
+    def get(self, name: str) -> User | None:
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            return None
+        return _to_user(name, _text(self._r.hgetall(self._keys.user(name))))
+
+    def check_password(self, name: str, password: str) -> User | None:
+        """The user if the password is right and the account enabled, else None.
+
+        Unknown, disabled and wrong-password cases all cost one scrypt check, so response
+        times do not tell which names exist.
+        """
+        if not isinstance(password, str) or len(password) > MAX_PASSWORD:
+            return None
+        h: dict[str, str] = {}
+        if isinstance(name, str) and NAME_RE.fullmatch(name):
+            h = _text(self._r.hgetall(self._keys.user(name)))
+        stored = h.get("pw")
+        if not stored:
+            check_password_hash(_dummy_hash(self._method), password)
+            return None
+        ok = check_password_hash(stored, password)   # compares in constant time
+        user = _to_user(name, h)
+        if not ok or user is None or user.disabled:
+            return None
+        return user
+
+    def set_password(self, name: str, password: str) -> None:
+        check_password_policy(password)
+        self._update(name, {"pw": generate_password_hash(password, method=self._method), "password_changed": now_ms()})
+
+    def set_disabled(self, name: str, disabled: bool) -> None:
+        self._update(name, {"disabled": int(bool(disabled))})
+
+    def set_roles(self, name: str, roles: Sequence[str]) -> None:
+        self._update(name, {"roles": orjson.dumps(list(check_roles(roles)))})
+
+    def list(self) -> builtins.list[User]:
+        names = sorted(m.decode() if isinstance(m, bytes) else m for m in self._r.smembers(self._keys.users))
+        with self._r.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self._keys.user(name))
+            rows = pipe.execute()
+        return [u for u in (_to_user(n, _text(h)) for n, h in zip(names, rows, strict=True)) if u is not None]
+
+    def count(self) -> int:
+        return int(self._r.scard(self._keys.users))
+
+    def _update(self, name: str, fields: dict[str, Any]) -> None:
+        """Write fields and bump session_epoch in one transaction, so no session survives the change."""
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            raise UnknownUser(f"no user {name!r}")
+        key = self._keys.user(name)
+
+        def update(pipe: Any) -> None:
+            if not pipe.exists(key):
+                raise UnknownUser(f"no user {name!r}")
+            pipe.multi()
+            pipe.hset(key, mapping=fields)
+            pipe.hincrby(key, "session_epoch", 1)
+
+        self._r.transaction(update, key)
+
+
+def _to_user(name: str, h: dict[str, str]) -> User | None:
+    if not h.get("pw"):
+        return None
+    return User(name=name, roles=tuple(orjson.loads(h.get("roles", "[]"))), disabled=h.get("disabled") == "1",
+                created=int(h.get("created", 0)), password_changed=int(h.get("password_changed", 0)),
+                session_epoch=int(h.get("session_epoch", 0)))
+
+
+class SignInLimiter:
+    """Fixed-window counters of failed sign-ins per user name and per client address.
+
+    Both are needed: per name stops guessing one account's password from many
+    addresses, per address stops one client spraying a common password over many names.
+    """
+
+    def __init__(self, r: redis.Redis, keys: Keys, max_failures: int = 5, window_s: int = 300) -> None:
+        self._r = r
+        self._keys = keys
+        self.max_failures = max_failures
+        self.window_s = window_s
+
+    def blocked(self, name: str, ip: str) -> int:
+        """Seconds until this name and address may try again; 0 when not blocked."""
+        keys = self._counter_keys(name, ip)
+        with self._r.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.get(key)
+                pipe.pttl(key)
+            res = pipe.execute()
+        wait = 0
+        for count, pttl in zip(res[0::2], res[1::2], strict=True):
+            if count is not None and int(count) >= self.max_failures:
+                wait = max(wait, self._seconds(int(pttl)))
+        return wait
+
+    def failure(self, name: str, ip: str) -> None:
+        with self._r.pipeline(transaction=True) as pipe:
+            for key in self._counter_keys(name, ip):
+                # SET NX EX starts the window on the first failure; INCR keeps the TTL.
+                pipe.set(key, 0, ex=self.window_s, nx=True)
+                pipe.incr(key)
+            pipe.execute()
+
+    def success(self, name: str, ip: str) -> None:
+        # The address counter stays: one valid account must not reset a spraying client's count.
+        self._r.delete(self._counter_keys(name, ip)[0])
+
+    def _counter_keys(self, name: str, ip: str) -> tuple[str, str]:
+        return self._keys.signin_fail_user(_subject(name)), self._keys.signin_fail_ip(_address(ip))
+
+    def _seconds(self, pttl: int) -> int:
+        if pttl == -2:          # expired between GET and PTTL
+            return 0
+        if pttl < 0:            # no TTL should never happen; stay blocked for a window rather than forever
+            return self.window_s
+        return max(1, -(-pttl // 1000))
+
+
+def _digest(value: str) -> str:
+    return "h:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _subject(name: str) -> str:
+    # Names come from the sign-in form: anything that could not be a user name is hashed,
+    # so attacker input cannot make long or odd keys.
+    return name if NAME_RE.fullmatch(name) else _digest(name)
+
+
+def _address(ip: str) -> str:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return _digest(ip)
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        # One IPv6 client usually holds a whole /64; counting single addresses would not limit it.
+        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
+    return str(addr)
+
+
+class TokenStore:
+    """Named API tokens: hash `{p}:token:{id}` per token, set `{p}:tokens` of ids.
+
+    The secret `qms_<id>_<43 url-safe chars>` is returned once by create(); only its
+    SHA-256 is kept. A fast hash is enough here: the secret has 256 random bits, unlike a
+    password, so there is nothing to brute-force.
+    """
+
+    def __init__(self, r: redis.Redis, keys: Keys) -> None:
+        self._r = r
+        self._keys = keys
+
+    def create(self, name: str, roles: Sequence[str], created_by: str) -> tuple[str, str]:
+        check_name(name, "token name")
+        role_t = check_roles(roles)
+        if not isinstance(created_by, str) or not created_by.strip() or len(created_by) > 128 \
+                or not created_by.isprintable():
+            raise UserError("created_by must be 1-128 printable characters")
+        while True:
+            token_id = secrets.token_hex(8)
+            secret = f"qms_{token_id}_{secrets.token_urlsafe(32)}"
+            fields = {"name": name, "roles": orjson.dumps(list(role_t)), "created": now_ms(),
+                      "created_by": created_by, "hash": _sha256(secret)}
+            if self._store_new(token_id, fields):
+                return token_id, secret
+
+    def _store_new(self, token_id: str, fields: dict[str, Any]) -> bool:
+        key = self._keys.token(token_id)
+
+        def store(pipe: Any) -> None:
+            if pipe.exists(key):   # 64-bit ids: a collision is only theoretical, but never overwrite
+                raise _IdTaken
+            pipe.multi()
+            pipe.hset(key, mapping=fields)
+            pipe.sadd(self._keys.tokens, token_id)
+
+        try:
+            self._r.transaction(store, key)
+        except _IdTaken:
+            return False
+        return True
+
+    def verify(self, secret: str) -> ApiToken | None:
+        """The token if `secret` is a valid, unrevoked token; None otherwise."""
+        if not isinstance(secret, str):
+            return None
+        m = TOKEN_RE.fullmatch(secret)
+        if m is None:
+            return None
+        h = _text(self._r.hgetall(self._keys.token(m.group(1))))
+        if not h or not hmac.compare_digest(_sha256(secret), h.get("hash", "")):
+            return None
+        token = _to_token(m.group(1), h)
+        if token.revoked:
+            return None
+        now = now_ms()
+        if now - token.last_used >= LAST_USED_EVERY_MS:
+            self._r.hset(self._keys.token(token.id), "last_used", now)
+            token = replace(token, last_used=now)
+        return token
+
+    def revoke(self, token_id: str) -> None:
+        """Revoke a token for good; the record stays (with the time) for the audit trail."""
+        key = self._keys.token(token_id) if _is_token_id(token_id) else None
+        if key is None or not self._r.exists(key):
+            raise UnknownToken(f"no API token {token_id!r}")
+        self._r.hsetnx(key, "revoked", now_ms())    # revoking twice keeps the first time
+
+    def get(self, token_id: str) -> ApiToken | None:
+        if not _is_token_id(token_id):
+            return None
+        h = _text(self._r.hgetall(self._keys.token(token_id)))
+        return _to_token(token_id, h) if h else None
+
+    def list(self) -> builtins.list[ApiToken]:
+        ids = sorted(m.decode() if isinstance(m, bytes) else m for m in self._r.smembers(self._keys.tokens))
+        with self._r.pipeline(transaction=False) as pipe:
+            for token_id in ids:
+                pipe.hgetall(self._keys.token(token_id))
+            rows = pipe.execute()
+        tokens = [_to_token(i, _text(h)) for i, h in zip(ids, rows, strict=True) if h]
+        return sorted(tokens, key=lambda t: (t.created, t.id))
+
+
+def _is_token_id(token_id: str) -> bool:
+    return isinstance(token_id, str) and TOKEN_ID_RE.fullmatch(token_id) is not None
+
+
+def _sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _to_token(token_id: str, h: dict[str, str]) -> ApiToken:
+    return ApiToken(id=token_id, name=h.get("name", ""), roles=tuple(orjson.loads(h.get("roles", "[]"))),
+                    created=int(h.get("created", 0)), created_by=h.get("created_by", ""),
+                    revoked=int(h.get("revoked", 0)), last_used=int(h.get("last_used", 0)))

@@ -1,0 +1,39 @@
+"""A role dashboard page: its KPIs, refreshing, with a timeframe selector."""
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+TIMEFRAMES = ["1h", "4h", "24h", "7d", "30d"]
+TITLES = {"executive": "Executive overview", "operational": "Operations", "qa": "Quality assurance",
+          "developer": "My reviews"}
+
+
+def layout(name: str, refresh_ms: int = 5000, timeframe: str = "24h") -> html.Div:
+    return html.Div([
+        html.Div([
+            html.H1(TITLES.get(name, name), className="h4 mb-0 me-auto"),
+            html.Span(id="dash-freshness", className="small text-body-secondary"),
+            dbc.RadioItems(id="dash-timeframe", options=[{"label": t, "value": t} for t in TIMEFRAMES],
+                           value=timeframe if timeframe in TIMEFRAMES else "24h", inline=True,
+                           className="btn-group", inputClassName="btn-check",
+                           labelClassName="btn btn-outline-primary btn-sm", labelCheckedClassName="active"),
+        ], className="d-flex align-items-center flex-wrap gap-2 mb-3"),
+        html.Div(id="dash-window", className="text-body-secondary small mb-2"),
+        dcc.Loading(html.Div(id="dash-kpis"), delay_show=500),
+        dcc.Interval(id="dash-refresh", interval=refresh_ms),
+    ], **{"data-dashboard": name})
+
+
+def forbidden(permission: str) -> html.Div:
+    return html.Div([
+        html.H1("You may not open this page", className="h4"),
+        html.P(["Your role does not include ", html.Code(permission), ". Ask an administrator if you need it."],
+               className="text-body-secondary"),
+        dcc.Link("Back to your dashboards", href="/", className="btn btn-outline-primary"),
+    ], className="py-4", id="forbidden")
+
+
+def not_found(path: str) -> html.Div:
+    return html.Div([html.H1("No such page", className="h4"), html.P(html.Code(path)),
+                     dcc.Link("Back to your dashboards", href="/")], className="py-4", id="not-found")

@@ -1,0 +1,19 @@
+"""The app's frame: navigation (only what the signed-in user may open) and the page slot
+a router callback fills. No data here: pages are built by callbacks that check permissions."""
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+
+def layout() -> html.Div:
+    return html.Div([
+        dcc.Location(id="url"),
+        dbc.Navbar(dbc.Container([
+            dbc.NavbarBrand("QMS Dashboard", href="/", className="fw-bold"),
+            dbc.Nav(id="nav-links", className="me-auto", navbar=True),
+            html.Span(id="nav-user", className="navbar-text small me-3"),
+            html.A("Sign out", href="/logout", className="btn btn-sm btn-outline-light", id="sign-out"),
+        ], fluid=True), color="primary", dark=True, className="mb-3"),
+        dbc.Container(id="page", fluid=True),
+    ])

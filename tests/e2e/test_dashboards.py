@@ -1,0 +1,95 @@
+"""Browser tests (dash_duo, headless Debian Chromium) of the real app from
+`factory.create_app`, fed through the real ingest and aggregator: sign in as a role, see
+that role's navigation and KPIs, be refused another role's page."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from data.aggregator import Aggregator
+from data.keys import Keys
+from factory import create_app
+from tests.conftest import PASSWORD, ROLES
+
+pytestmark = pytest.mark.e2e
+
+GATE_RATE = '[data-kpi="gate_pass_rate"] .kpi-value'
+SATISFACTION = '[data-kpi="developer_satisfaction"] .kpi-value'
+NAV = {"executive": ["executive"], "qa_lead": ["qa"], "developer": ["developer"], "operations": ["operational"],
+       "admin": ["executive", "operational", "qa", "developer"]}
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _gate_events(results: list[bool]) -> list[dict[str, Any]]:
+    now = datetime.now(timezone.utc)
+    return [{
+        "id": f"e2e-gate-{i}", "type": "workflow.quality_gate_executed", "source": "e2e-test",
+        "timestamp": _iso(now - timedelta(minutes=50 - 10 * i)),
+        "data": {"workflow_id": f"wf-{i}", "gate_name": "unit_tests", "passed": passed},
+    } for i, passed in enumerate(results)]
+
+
+def _severe(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [entry for entry in logs if entry.get("level") == "SEVERE"]
+
+
+def _app(settings: Any) -> Any:
+    app = create_app(settings)
+    svc = app.server.extensions["qms"]
+    svc.users._method = "scrypt:1024:8:1"
+    for role in ROLES:
+        svc.users.add(f"{role}-user", [role], PASSWORD)
+    return app
+
+
+def _start(dash_duo: Any, app: Any) -> None:
+    # navigate=False: '/' answers with the sign-in page, which has no Dash root to wait for.
+    dash_duo.start_server(app, navigate=False)
+    dash_duo.driver.get(dash_duo.server.url + "/login")
+
+
+def _sign_in(dash_duo: Any, role: str) -> None:
+    dash_duo.wait_for_element("#username", timeout=10).send_keys(f"{role}-user")
+    dash_duo.find_element("#password").send_keys(PASSWORD)
+    dash_duo.find_element("#sign-in").click()
+
+
+def test_dash001_signed_in_executive_sees_kpis_from_events(dash_duo: Any, settings: Any, r: Any) -> None:
+    app = _app(settings)
+    result = app.server.extensions["qms"].ingestor.ingest(_gate_events([True, True, False, True]), origin="e2e")
+    assert (result.accepted, result.rejected) == (4, 0), result.errors
+    Aggregator(r, Keys(settings.key_prefix)).drain()
+    _start(dash_duo, app)
+    _sign_in(dash_duo, "executive")
+    dash_duo.wait_for_text_to_equal(GATE_RATE, "75.0%", timeout=20)
+    assert "updated" in dash_duo.find_element("#dash-freshness").text
+    assert dash_duo.find_element(SATISFACTION).text == "no data", "no survey: no data, never 0"
+    assert _severe(dash_duo.get_logs()) == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_dash002_each_role_sees_its_navigation_and_is_refused_others(dash_duo: Any, settings: Any, r: Any,
+                                                                      role: str) -> None:
+    _start(dash_duo, _app(settings))
+    _sign_in(dash_duo, role)
+    dash_duo.wait_for_element("#nav-links a", timeout=20)
+    links = sorted(a.get_attribute("id")[4:] for a in dash_duo.find_elements("#nav-links a"))
+    assert links == sorted(NAV[role])
+    others = [d for d in ("executive", "operational", "qa", "developer") if d not in NAV[role]]
+    if others:
+        dash_duo.driver.get(dash_duo.server.url + f"/dashboards/{others[0]}")
+        dash_duo.wait_for_element("#forbidden", timeout=20)
+        assert dash_duo.find_elements("[data-kpi]") == []
+    assert _severe(dash_duo.get_logs()) == []
+
+
+def test_dash003_signed_out_visitor_is_sent_to_sign_in(dash_duo: Any, settings: Any, r: Any) -> None:
+    _start(dash_duo, _app(settings))
+    dash_duo.driver.get(dash_duo.server.url + "/dashboards/qa")
+    dash_duo.wait_for_element("#username", timeout=10)
+    assert "/login" in dash_duo.driver.current_url

@@ -1,0 +1,128 @@
+"""The shipped RBAC file against seed §8.1, and the loader's refusals (no Redis)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from auth.rbac import AUTHOR_FIELDS, DASHBOARD_PERMISSION, DEFAULT_RBAC_PATH, RBACError, Role, load_rbac
+
+SEED = {
+    "executive": {"view:executive_dashboard", "view:all_metrics", "view:cost_analysis", "export:reports"},
+    "qa_lead": {"view:qa_dashboard", "view:quality_metrics", "view:compliance_status", "manage:quality_gates",
+                "acknowledge:quality_alerts"},
+    "developer": {"view:developer_dashboard", "view:own_reviews", "view:team_metrics", "update:personal_settings"},
+    "operations": {"view:operational_dashboard", "view:system_health", "manage:alerts", "view:audit_logs"},
+}
+EXTRAS = {
+    "executive": {"view:alerts"},
+    "qa_lead": {"view:alerts", "export:reports"},
+    "developer": {"view:alerts"},
+    "operations": {"view:alerts", "view:deadletter", "export:reports"},
+}
+ADDED = {"view:alerts", "ingest:events", "manage:users", "view:deadletter"}
+
+MINIMAL = """\
+permissions:
+  view:alerts: List alerts
+  ingest:events: Post events
+roles:
+  viewer:
+    permissions: [view:alerts]
+sanitization:
+  viewer: {hidden_fields: [], pseudonymize_authors: true}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "rbac.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_rbac001_seed_roles_have_seed_permissions_plus_documented_extras() -> None:
+    rbac = load_rbac(DEFAULT_RBAC_PATH)
+    for role, perms in SEED.items():
+        assert rbac.roles[role] == frozenset(perms | EXTRAS[role]), role
+
+
+def test_rbac002_admin_has_everything_producer_only_ingest() -> None:
+    rbac = load_rbac()
+    declared = set(rbac.permissions)
+    assert declared == set().union(*SEED.values()) | ADDED
+    assert rbac.roles["admin"] == frozenset(declared)
+    assert rbac.roles["producer"] == {"ingest:events"}
+    assert {r.value for r in Role} == set(rbac.roles)
+    assert all(desc and "\n" not in desc for desc in rbac.permissions.values())
+    assert set(DASHBOARD_PERMISSION.values()) <= declared
+    only_admin = [r for r, p in rbac.roles.items() if "manage:users" in p]
+    assert only_admin == ["admin"]
+    assert sorted(r for r, p in rbac.roles.items() if "ingest:events" in p) == ["admin", "producer"]
+
+
+def test_rbac003_allows_and_permissions_for() -> None:
+    rbac = load_rbac()
+    assert rbac.allows(["executive"], "view:executive_dashboard")
+    assert not rbac.allows(["executive"], "view:qa_dashboard")
+    assert rbac.allows(["executive", "qa_lead"], "view:qa_dashboard")
+    assert rbac.allows([Role.OPERATIONS], "view:deadletter")
+    assert not rbac.allows(["producer"], "view:alerts")
+    assert not rbac.allows(["no_such_role"], "view:alerts")
+    assert not rbac.allows([], "view:alerts")
+    assert not rbac.allows(["admin"], "view:nothing")
+    assert rbac.allows("admin", "manage:users"), "a bare string is one role, not its letters"
+    assert rbac.permissions_for(["no_such_role", "developer"]) == rbac.roles["developer"]
+
+
+def test_rbac004_sanitization_decisions() -> None:
+    rbac = load_rbac()
+    s = rbac.sanitization
+    assert s["executive"].pseudonymize_authors and s["operations"].pseudonymize_authors
+    assert not s["qa_lead"].pseudonymize_authors and not s["admin"].pseudonymize_authors
+    assert s["admin"].hidden_fields == frozenset()
+    assert all("data.user" in s[r].hidden_fields for r in SEED), "survey answers stay anonymous"
+    assert not (s["qa_lead"].hidden_fields & set(AUTHOR_FIELDS))
+    both = rbac.sanitization_for(["executive", "qa_lead"])
+    assert not both.pseudonymize_authors and both.hidden_fields == {"data.user"}
+    unknown = rbac.sanitization_for(["ghost"])
+    assert unknown.pseudonymize_authors and "data.title" in unknown.hidden_fields
+
+
+def test_rbac005_unknown_permission_names_file_role_and_permission(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("[view:alerts]", "[view:alerts, view:alert]"))
+    with pytest.raises(RBACError) as err:
+        load_rbac(path)
+    message = str(err.value)
+    assert str(path) in message and "'viewer'" in message and "'view:alert'" in message
+
+
+ROLE_X = "  viewer2: {permissions: [view:alerts], colour: red}\n"
+ROLE_Y = "  viewer2: {description: no permissions}\n"
+
+
+@pytest.mark.parametrize("text, expect", [
+    (MINIMAL + "roles:\n  other: {permissions: [view:alerts]}\n", "duplicate key 'roles'"),
+    (MINIMAL + "extra: 1\n", "unknown key(s) 'extra'"),
+    (MINIMAL.replace("sanitization:", ROLE_X + "sanitization:"), "role 'viewer2': unknown key(s) 'colour'"),
+    (MINIMAL.replace("sanitization:", ROLE_Y + "sanitization:"),
+     "role 'viewer2': 'permissions' must be a non-empty list"),
+    (MINIMAL.replace("pseudonymize_authors: true", "pseudonymize_authors: maybe"), "must be true or false"),
+])
+def test_rbac006_loader_refuses_broken_files(tmp_path: Path, text: str, expect: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(RBACError) as err:
+        load_rbac(path)
+    assert str(path) in str(err.value) and expect in str(err.value)
+
+
+def test_rbac007_yaml_errors_and_missing_sanitization_name_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "roles: [unclosed\n")
+    with pytest.raises(RBACError, match="invalid YAML") as err:
+        load_rbac(path)
+    assert str(path) in str(err.value)
+    path = write(tmp_path, MINIMAL.replace("sanitization:\n  viewer: {hidden_fields: [], pseudonymize_authors: true}\n",
+                                           "sanitization: {}\n"))
+    with pytest.raises(RBACError, match="role 'viewer' has no entry"):
+        load_rbac(path)
+    with pytest.raises(RBACError, match="cannot read"):
+        load_rbac(tmp_path / "missing.yaml")
