@@ -21,7 +21,7 @@ from callbacks import register_callbacks
 from data.services import Services
 from dash import html
 
-from pages import dashboard, shell
+from pages import audit, dashboard, shell
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     )
     app.layout = shell.layout()
     # Every id a callback names, including those of pages the router inserts later.
-    app.validation_layout = html.Div([shell.layout(), dashboard.layout("executive")])
+    app.validation_layout = html.Div([shell.layout(), dashboard.layout("executive"), audit.layout()])
     register_callbacks(app)
     check_callback_permissions(app)
     init_guard(server, app)

@@ -206,6 +206,68 @@ def get_state(kind: str) -> Response:
 
 # --- operations ------------------------------------------------------------------------
 
+# --- audit and API tokens ----------------------------------------------------------------
+
+@bp.get("/api/audit")
+@require("view:audit_logs")
+def get_audit() -> Response:
+    svc = services()
+    start, end = request.args.get("start"), request.args.get("end")
+    try:
+        limit = max(1, min(int(request.args.get("limit", 500)), 10_000))
+        start_ms = parse_iso(start) if start else None
+        end_ms = parse_iso(end) if end else None
+    except ValueError:
+        raise QueryError("start/end: ISO 8601 with a zone; limit: an integer") from None
+    entries = svc.audit.query(start_ms, end_ms, user=request.args.get("user") or None,
+                              action_prefix=request.args.get("action") or None, limit=limit)
+    if request.args.get("format") == "csv":
+        audit("user.export_requested", export="audit", rows=len(entries), format="csv")
+        resp = Response(svc.audit.to_csv(entries), mimetype="text/csv")
+        resp.headers["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
+        return resp
+    return envelope({"count": len(entries), "entries": entries})
+
+
+@bp.get("/api/tokens")
+@require("manage:users")
+def list_tokens() -> Response:
+    return envelope({"tokens": [_token_row(t) for t in services().tokens.list()]})
+
+
+@bp.post("/api/tokens")
+@require("manage:users")
+def create_token() -> Response:
+    svc = services()
+    body = request.get_json(silent=True) or {}
+    name, roles = body.get("name"), body.get("roles")
+    if not isinstance(name, str) or not name or not isinstance(roles, list) or not roles \
+            or any(r not in svc.rbac.roles for r in roles):
+        return error(400, "bad_request", f"send {{name, roles}}; roles from {sorted(svc.rbac.roles)}")
+    principal = current_principal()
+    token_id, secret = svc.tokens.create(name, roles, principal.name if principal else "api")
+    audit("admin.token_created", key_id=token_id, label=name, roles=roles)
+    return envelope({"id": token_id, "name": name, "roles": roles, "secret": secret,
+                     "note": "shown once: store it now"}, status=201)
+
+
+@bp.delete("/api/tokens/<token_id>")
+@require("manage:users")
+def revoke_token(token_id: str) -> Response:
+    svc = services()
+    if svc.tokens.get(token_id) is None:
+        return error(404, "not_found", "no such token")
+    svc.tokens.revoke(token_id)
+    audit("admin.token_revoked", key_id=token_id)
+    return envelope({"id": token_id, "revoked": True})
+
+
+def _token_row(t: Any) -> dict[str, Any]:
+    return {"id": t.id, "name": t.name, "roles": list(t.roles), "created": fmt_ms(t.created),
+            "created_by": t.created_by, "revoked": fmt_ms(t.revoked) if t.revoked else None,
+            "last_used": fmt_ms(t.last_used) if t.last_used else None}
+
+
 @bp.get("/health")
 def health() -> Response:
     svc = services()

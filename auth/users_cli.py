@@ -63,8 +63,25 @@ def register(subparsers: Any) -> None:
     _leaf(tokens_sub.add_parser("list", help="list API tokens"), cmd_tokens_list)
 
 
+_AUDITED = {"cmd_users_add": "admin.user_added", "cmd_users_passwd": "admin.password_changed",
+            "cmd_users_disable": "admin.user_disabled", "cmd_users_enable": "admin.user_enabled",
+            "cmd_tokens_create": "admin.token_created", "cmd_tokens_revoke": "admin.token_revoked"}
+
+
 def _leaf(parser: argparse.ArgumentParser, fn: Handler) -> None:
-    parser.set_defaults(fn=fn, needs_services=True)
+    action = _AUDITED.get(fn.__name__)
+    if action is None:
+        parser.set_defaults(fn=fn, needs_services=True)
+        return
+
+    def audited(args: argparse.Namespace, services: Any) -> None:
+        fn(args, services)            # exits on failure: only done changes are recorded
+        log = getattr(services, "audit", None)
+        if log is not None:
+            target = getattr(args, "name", None) or getattr(args, "id", None)
+            log.record(action, f"cli:{getpass.getuser()}", details={"target": target,
+                                                                    "roles": getattr(args, "role", None)})
+    parser.set_defaults(fn=audited, needs_services=True)
 
 
 def cmd_users_add(args: argparse.Namespace, services: Any) -> None:

@@ -3,6 +3,7 @@ after the request guard), call the KPI engine and hand the result to components.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, State, ctx, html
@@ -13,6 +14,7 @@ from auth.guard import AUTHENTICATED, callback_input, secure_callback
 from auth.principal import Principal, audit, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
 from components.kpi import kpi_grid
+from pages import audit as audit_page
 from pages import dashboard
 
 NAV_LABELS = {"executive": "Executive", "operational": "Operations", "qa": "Quality", "developer": "My reviews"}
@@ -47,7 +49,15 @@ def register(app: Dash) -> None:
         principal = current_principal()
         mine = allowed_dashboards(principal)
         nav = [dbc.NavItem(dbc.NavLink(NAV_LABELS[d], href=f"/dashboards/{d}", id=f"nav-{d}")) for d in mine]
+        if authorize(principal, "view:audit_logs"):
+            nav.append(dbc.NavItem(dbc.NavLink("Audit", href="/audit", id="nav-audit")))
         who = f"{principal.name} ({', '.join(principal.roles)})" if principal else ""
+        if (path or "").rstrip("/") == "/audit":
+            if not authorize(principal, "view:audit_logs"):
+                audit("authz.denied", "denied", page=path, permission="view:audit_logs")
+                return nav, who, dashboard.forbidden("view:audit_logs")
+            audit("user.dashboard_accessed", dashboard="audit")
+            return nav, who, audit_page.layout()
         name = dashboard_for_path(path, principal)
         refresh = current_app.extensions["qms"].settings.refresh_ms
         if name is None:
@@ -79,3 +89,14 @@ def register(app: Dash) -> None:
         fresh = meta["data_freshness"]
         freshness = "no data yet" if fresh is None else f"updated {fresh}s ago"
         return kpi_grid(data["widgets"]), window, freshness
+
+    @secure_callback(app, "view:audit_logs", Output("audit-grid", "rowData"), Output("audit-csv", "href"),
+                     Input("audit-refresh", "n_intervals"), Input("audit-user", "value"), Input("audit-action", "value"))
+    def audit_rows(_n: Any, user: str | None, action: str | None) -> tuple[list[dict[str, Any]], str]:
+        entries = current_app.extensions["qms"].audit.query(user=user or None, action_prefix=action or None, limit=2000)
+        rows = [{"timestamp": e["timestamp"], "type": e["type"], "user": e["data"].get("user"),
+                 "ip": e["data"].get("ip"), "outcome": e["data"].get("outcome"),
+                 "details": ", ".join(f"{k}={v}" for k, v in e["data"].items() if k not in ("user", "ip", "outcome"))}
+                for e in entries]
+        query = urlencode({k: v for k, v in (("format", "csv"), ("user", user), ("action", action)) if v})
+        return rows, f"/api/audit?{query}"

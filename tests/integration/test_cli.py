@@ -43,3 +43,16 @@ def test_cli002_simulate_backfill_then_stop(r: Any, redis_url: str) -> None:
     sent = int(proc.stdout.split("sent ")[1].split()[0])
     assert 0 < sent < 7200 * 2 * 3, "the rate is a weekly average: nights and weekends are quieter"
     assert r.xlen(K.stream) == sent
+
+
+def test_cli003_user_admin_from_the_shell_is_audited_and_never_echoes_passwords(r: Any, redis_url: str) -> None:
+    env = {**os.environ, "REDIS_URL": redis_url}
+    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "users", "add", "carol", "--role", "qa_lead",
+                           "--password-stdin"], cwd=ROOT, env=env, input="s3cret-enough-pw\n", capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "s3cret-enough-pw" not in proc.stdout + proc.stderr
+    bad = run_cli(redis_url, "users", "add", "dave", "--role", "wizard", "--password-stdin")
+    assert bad.returncode == 2 and "wizard" in bad.stderr
+    entries = [orjson.loads(f[b"e"]) for _, f in r.xrange("qms:audit")]
+    assert [(e["type"], e["data"]["target"]) for e in entries] == [("admin.user_added", "carol")]
