@@ -58,6 +58,15 @@ def _end_param() -> int | None:
         raise QueryError("end: not ISO 8601 with a zone") from None
 
 
+class Forbidden(Exception):
+    """A request for data the principal may not see (403)."""
+
+
+@bp.errorhandler(Forbidden)
+def _forbidden(exc: Forbidden) -> Response:
+    return error(403, "forbidden", str(exc))
+
+
 @bp.errorhandler(QueryError)
 def _query_error(exc: QueryError) -> Response:
     return error(400, "bad_request", str(exc))
@@ -86,14 +95,15 @@ def _state_permission(kwargs: dict[str, Any]) -> str:
 
 
 def _user_param() -> str | None:
-    """Whose developer metrics: one's own, or anyone's with view:all_metrics or view:team_metrics."""
+    """Whose developer metrics: one's own; anyone's only with view:all_metrics (team
+    metrics are aggregates and do not open another person's individual numbers)."""
     principal = current_principal()
     asked = request.args.get("user")
     if principal is None:
         return asked
-    if asked and asked != principal.name and not (authorize(principal, "view:all_metrics")
-                                                  or authorize(principal, "view:team_metrics")):
-        raise QueryError("you may only see your own developer metrics")
+    if asked and asked != principal.name and not authorize(principal, "view:all_metrics"):
+        audit("authz.denied", "denied", path=request.path, asked_user=asked)
+        raise Forbidden("you may only see your own developer metrics")
     return asked or principal.name
 
 
@@ -130,7 +140,12 @@ def post_events() -> Response:
 @require("view:deadletter")
 def get_deadletter() -> Response:
     svc = services()
-    count = min(int(request.args.get("count", 100)), 1000)
+    try:
+        count = int(request.args.get("count", 100))
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 1000:
+        raise QueryError("count: an integer from 1 to 1000")
     return envelope({"events": dead_letters(svc.redis, svc.keys, count)})
 
 

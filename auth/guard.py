@@ -60,6 +60,9 @@ def require(spec: PermissionSpec) -> Callable[[Callable[..., Any]], Callable[...
                 return err
             if principal is None:
                 return _json_error(401, "unauthorized", "sign in or send Authorization: Bearer <token>")
+            if principal.kind == "session" and request.method not in ("GET", "HEAD", "OPTIONS") \
+                    and not csrf_ok(request.headers.get(CSRF_HEADER)):
+                return _json_error(403, "csrf", "missing or wrong CSRF token")
             permission = spec(kwargs) if callable(spec) else spec
             if not allowed(principal, permission or "", kwargs):
                 audit("authz.denied", "denied", path=request.path, permission=permission)

@@ -3,6 +3,7 @@ they must work before any Dash data may be sent)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from flask import Blueprint, Response, current_app, redirect, render_template_string, request, session
@@ -50,9 +51,14 @@ FORBIDDEN = PAGE.replace("{% block body %}{% endblock %}", """
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/"
+    """Only a path on this site: no scheme or host, no backslash, no control characters
+    (browsers drop tabs and newlines, turning '/\t/evil' into '//evil')."""
+    if not target or not target.startswith("/") or "\\" in target or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return "/"
+    return target
 
 
 def _login_page(error: str | None = None, status: int = 200, username: str = "") -> Response:
@@ -104,8 +110,13 @@ def logout() -> Any:
     if principal is not None:
         audit("auth.sign_out", user=principal.name)
     logout_user()
+    forget = session.get("_remember")          # Flask-Login's note to delete the remember cookie
     session.clear()
-    return redirect("/login")
+    if forget:
+        session["_remember"] = forget
+    resp = redirect("/login")
+    resp.delete_cookie(current_app.config["REMEMBER_COOKIE_NAME"])
+    return resp
 
 
 @bp.get("/forbidden")

@@ -31,14 +31,13 @@ class Services:
     workers: list[Any] = field(default_factory=list)
 
     def sanitizer_for(self, roles: Any) -> Any:
-        """The merged sanitiser of a principal's roles (the most permissive role wins)."""
-        from auth.sanitize import Sanitizer, merge
-        parts = []
-        for role in roles:
-            cfg = self.rbac.sanitization.get(role)
-            parts.append(Sanitizer.none() if cfg is None else
-                         Sanitizer(frozenset(cfg.hidden_fields), bool(cfg.pseudonymize_authors), self.secret_key.encode()))
-        return merge(parts) if parts else Sanitizer(frozenset({"data"}), True, self.secret_key.encode())
+        """The sanitiser of a principal's roles: the RBAC file's merge (most permissive known
+        role wins; unknown roles never loosen it; no known role = most restrictive)."""
+        from auth.sanitize import Sanitizer
+        cfg = self.rbac.sanitization_for(roles)
+        if not cfg.hidden_fields and not cfg.pseudonymize_authors:
+            return Sanitizer.none()
+        return Sanitizer(frozenset(cfg.hidden_fields), bool(cfg.pseudonymize_authors), self.secret_key.encode())
 
     @classmethod
     def build(cls, settings: Any, client: redis.Redis | None = None) -> "Services":

@@ -1,0 +1,403 @@
+"""The RBAC matrix end to end: every REST endpoint and every Dash callback, for every role.
+
+Expectations come from the loaded RBAC (config/rbac.yaml through `svc.rbac`), never from a
+hard-coded list of who may do what: the tables below say only which permission(s) an
+endpoint needs. Real Redis, Flask test client, no browser.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pytest
+from flask import g
+
+from auth.guard import AUTHENTICATED, CSRF_HEADER
+from auth.principal import Principal
+from auth.rbac import DASHBOARD_PERMISSION
+from data.kpis import dashboard_of
+from data.timeutil import fmt_ms, now_ms
+from tests.conftest import ROLES
+
+ALL_ROLES = (*ROLES, "producer")
+UPDATE = "/_dash-update-component"
+
+# One KPI of each dashboard, for the per-KPI endpoints.
+KPI_OF = {"executive": "process_adoption_rate", "operational": "total_active_reviews",
+          "qa": "total_gates_executed", "developer": "pending_reviews"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    needs: tuple[str, ...]            # every one of these permissions is required
+    ok: int = 200                     # the status a permitted caller gets
+    body: Callable[[str], Any] | None = field(default=None, compare=False)   # role -> JSON body
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def _event_body(role: str) -> Any:
+    return {"id": f"rbac-{role}", "type": "workflow.review_started", "timestamp": fmt_ms(now_ms() - 60_000),
+            "source": "rbac-test", "data": {"workflow_id": "W-rbac", "reviewer": "qms-code-reviewer"}}
+
+
+def endpoints() -> list[Endpoint]:
+    out: list[Endpoint] = []
+    for dash_name, perm in DASHBOARD_PERMISSION.items():
+        kpi = KPI_OF[dash_name]
+        out += [Endpoint("GET", f"/api/dashboard/{dash_name}", (perm,)),
+                Endpoint("GET", f"/api/metrics/{kpi}/series", (perm,)),
+                Endpoint("GET", f"/api/metrics/{kpi}/events", (perm,)),
+                Endpoint("GET", f"/api/metrics/{kpi}/events?format=csv", (perm, "export:reports"))]
+    out += [Endpoint("GET", "/api/state/agents", ("view:operational_dashboard",)),
+            Endpoint("GET", "/api/state/queues", ("view:operational_dashboard",)),
+            Endpoint("GET", "/api/state/active", ("view:operational_dashboard",)),
+            Endpoint("GET", "/api/state/defects", ("view:qa_dashboard",)),
+            Endpoint("GET", "/api/state/violations", ("view:compliance_status",)),
+            Endpoint("GET", "/api/deadletter", ("view:deadletter",)),
+            Endpoint("POST", "/api/events", ("ingest:events",), 202, _event_body),
+            Endpoint("GET", "/api/audit", ("view:audit_logs",)),
+            Endpoint("GET", "/api/audit?format=csv", ("view:audit_logs", "export:reports")),
+            Endpoint("GET", "/api/tokens", ("manage:users",)),
+            Endpoint("POST", "/api/tokens", ("manage:users",), 201,
+                     lambda role: {"name": f"ci-{role}", "roles": ["producer"]}),
+            Endpoint("DELETE", "/api/tokens/{token_id}", ("manage:users",))]
+    return out
+
+
+# Reachable without credentials (the token exchange checks a password itself).
+PUBLIC = {("GET", "/health"), ("GET", "/api/openapi.json"), ("POST", "/api/auth/token")}
+
+
+def _call(c: Any, ep: Endpoint, role: str, headers: dict[str, str], token_id: str) -> Any:
+    path = ep.path.format(token_id=token_id)
+    kwargs: dict[str, Any] = {"headers": headers}
+    if ep.body is not None:
+        kwargs["json"] = ep.body(role)
+    return c.open(path, method=ep.method, **kwargs)
+
+
+def _assert_json_error(res: Any, status: int, where: str) -> None:
+    assert res.status_code == status, f"{where}: {res.status_code} {res.data[:300]!r}"
+    body = res.get_json(silent=True)
+    assert isinstance(body, dict) and "response" in body, f"{where}: not a JSON error body: {res.data[:200]!r}"
+    assert body["response"].get("status") == "error" and body["response"].get("error", {}).get("code"), where
+    assert "data" not in body["response"] and "data" not in body, f"{where}: data leaked in a {status}"
+
+
+def _fresh_token(svc: Any) -> str:
+    token_id, _secret = svc.tokens.create("to-revoke", ["producer"], "rbac-test")
+    return token_id
+
+
+# --- REST endpoints -------------------------------------------------------------------------
+
+def test_rbac001_the_matrix_covers_every_api_route(app: Any) -> None:
+    """A new endpoint must get a row here (and a permission) before this passes."""
+    adapter = app.server.url_map.bind("localhost")
+    covered = set()
+    for ep in endpoints():
+        endpoint, _ = adapter.match(ep.path.format(token_id="0" * 16).split("?")[0], method=ep.method)
+        covered.add((endpoint, ep.method))
+    for method, path in PUBLIC:
+        covered.add((adapter.match(path, method=method)[0], method))
+    missing = []
+    for rule in app.server.url_map.iter_rules():
+        if not (rule.rule.startswith("/api/") or rule.endpoint.startswith(("api.", "auth."))):
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            if rule.rule.startswith(("/login", "/logout", "/forbidden")):
+                continue            # browser views, tested in test_auth.py
+            if (rule.endpoint, method) not in covered:
+                missing.append(f"{method} {rule.rule}")
+    assert not missing, f"API routes missing from the RBAC matrix: {missing}"
+    # Every non-public API view declares its permission through @require.
+    for endpoint, method in covered:
+        if any(adapter.match(p, method=m)[0] == endpoint for m, p in PUBLIC):
+            continue
+        view = app.server.view_functions[endpoint]
+        assert hasattr(view, "qms_permission"), f"{endpoint} is not decorated with @require"
+
+
+def test_rbac002_kpi_table_is_one_kpi_of_each_dashboard() -> None:
+    assert {d: dashboard_of(k) for d, k in KPI_OF.items()} == {d: d for d in KPI_OF}
+    assert set(KPI_OF) == set(DASHBOARD_PERMISSION)
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_rbac003_endpoint_matrix(app: Any, auth: Any, role: str) -> None:
+    svc = app.server.extensions["qms"]
+    assert role in svc.rbac.roles, f"{role} is not defined in the loaded RBAC"
+    granted = svc.rbac.permissions_for([role])
+    headers = auth.bearer(role)
+    c = app.server.test_client()
+    token_id = _fresh_token(svc)
+    failures = []
+    for ep in endpoints():
+        allowed = all(p in granted for p in ep.needs)
+        res = _call(c, ep, role, headers, token_id)
+        where = f"{role}: {ep.id}"
+        try:
+            if allowed:
+                assert res.status_code == ep.ok, f"{where}: expected {ep.ok}, got {res.status_code} {res.data[:300]!r}"
+            else:
+                _assert_json_error(res, 403, where)
+        except AssertionError as exc:
+            failures.append(str(exc))
+    assert not failures, "\n".join(failures)
+
+
+def test_rbac004_anonymous_gets_401_everywhere(app: Any, anon: Any) -> None:
+    token_id = _fresh_token(app.server.extensions["qms"])
+    failures = []
+    for ep in endpoints():
+        try:
+            _assert_json_error(_call(anon, ep, "anon", {}, token_id), 401, f"anonymous {ep.id}")
+        except AssertionError as exc:
+            failures.append(str(exc))
+    assert not failures, "\n".join(failures)
+    # Nothing was ingested and the token was not revoked.
+    assert app.server.extensions["qms"].tokens.get(token_id).revoked == 0
+
+
+def test_rbac005_public_endpoints(anon: Any) -> None:
+    health = anon.get("/health")
+    assert health.status_code in (200, 503) and health.json["checks"]["redis"]["status"] == "healthy"
+    spec = anon.get("/api/openapi.json")
+    assert spec.status_code == 200 and "paths" in spec.json
+
+
+def test_rbac006_unknown_role_in_a_token_grants_nothing(app: Any, auth: Any) -> None:
+    from auth.principal import issue_jwt
+    svc = app.server.extensions["qms"]
+    headers = {"Authorization": "Bearer " + issue_jwt("ghost", ["superuser"], 600, svc.secret_key)}
+    c = app.server.test_client()
+    token_id = _fresh_token(svc)
+    for ep in endpoints():
+        _assert_json_error(_call(c, ep, "ghost", headers, token_id), 403, f"unknown role: {ep.id}")
+
+
+def test_rbac007_deadletter_bad_count_is_a_400(client: Any) -> None:
+    for count in ("x", "-1"):
+        res = client.get(f"/api/deadletter?count={count}")
+        assert res.status_code == 400, (count, res.status_code)
+
+
+# --- Dash callbacks ---------------------------------------------------------------------------
+
+def parse_outputs(key: str) -> list[dict[str, Any]]:
+    """The `outputs` of a callback_map key ('..a.children...b.value..' or 'a.children')."""
+    parts = key[2:-2].split("...") if key.startswith("..") else [key]
+    out = []
+    for part in parts:
+        cid, prop = part.rsplit(".", 1)
+        out.append({"id": json.loads(cid) if cid.startswith("{") else cid, "property": prop})
+    return out
+
+
+PLAUSIBLE = {("url", "pathname"): "/", ("dash-timeframe", "value"): "24h"}
+BY_PROP = {"n_intervals": 1, "pathname": "/", "value": None, "n_clicks": 1}
+
+
+def callback_body(app: Any, key: str, values: dict[tuple[str, str], Any] | None = None) -> dict[str, Any]:
+    cb = app.callback_map[key]
+    values = {**PLAUSIBLE, **(values or {})}
+
+    def item(dep: dict[str, Any]) -> dict[str, Any]:
+        k = (dep["id"], dep["property"])
+        return {"id": dep["id"], "property": dep["property"],
+                "value": values[k] if k in values else BY_PROP.get(dep["property"])}
+
+    inputs = [item(d) for d in cb["inputs"]]
+    outputs = parse_outputs(key)
+    return {"output": key, "outputs": outputs if len(outputs) > 1 or key.startswith("..") else outputs[0],
+            "inputs": inputs, "state": [item(d) for d in cb.get("state", [])],
+            "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"] if inputs else []}
+
+
+def signed_in(app: Any, auth: Any, role: str) -> tuple[Any, str]:
+    c = app.server.test_client()
+    res = auth.login(c, role)
+    assert res.status_code == 302, res.data[:300]
+    with c.session_transaction() as sess:
+        return c, sess["csrf"]
+
+
+def expected_allowed(app: Any, spec: Any, role: str, body: dict[str, Any]) -> bool:
+    rbac = app.server.extensions["qms"].rbac
+    if callable(spec):
+        # Only for callbacks without a dedicated test below: ask the spec what it needs.
+        with app.server.test_request_context():
+            g.qms_principal = Principal(f"{role}-user", (role,), rbac.permissions_for([role]))
+            spec = spec(body)
+    if spec is None:
+        return False
+    if spec == AUTHENTICATED:
+        return True
+    return rbac.allows([role], spec)
+
+
+def refresh_key(app: Any) -> str:
+    [key] = [k for k in app.callback_map if "dash-kpis.children" in k]
+    return key
+
+
+def test_rbac010_every_callback_declares_a_permission(app: Any) -> None:
+    registry = app.server.extensions["qms_callback_permissions"]
+    assert set(app.callback_map) <= set(registry)
+    assert app.callback_map, "no callbacks registered"
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_rbac011_callback_matrix(app: Any, auth: Any, role: str) -> None:
+    registry = app.server.extensions["qms_callback_permissions"]
+    c, csrf = signed_in(app, auth, role)
+    failures = []
+    for key in app.callback_map:
+        body = callback_body(app, key)
+        allowed = expected_allowed(app, registry[key], role, body)
+        res = c.post(UPDATE, json=body, headers={CSRF_HEADER: csrf})
+        where = f"{role}: {key}"
+        if allowed:
+            if res.status_code != 200:
+                failures.append(f"{where}: expected 200, got {res.status_code} {res.data[:300]!r}")
+                continue
+            response = res.json["response"]
+            want = {o["id"] for o in parse_outputs(key)}
+            if set(response) != want:
+                failures.append(f"{where}: outputs {sorted(response)} != {sorted(want)}")
+        else:
+            try:
+                _assert_json_error(res, 403, where)
+            except AssertionError as exc:
+                failures.append(str(exc))
+    assert not failures, "\n".join(failures)
+
+
+def _kpi_ids(children: Any) -> set[str]:
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            props = node.get("props", node)
+            if isinstance(props, dict) and "data-kpi" in props:
+                found.add(props["data-kpi"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(children)
+    return found
+
+
+@pytest.fixture
+def dashboard_kpis(app: Any, client: Any) -> dict[str, set[str]]:
+    """Each dashboard's KPI ids, as the REST API (admin) lists them."""
+    out = {}
+    for name in DASHBOARD_PERMISSION:
+        res = client.get(f"/api/dashboard/{name}")
+        assert res.status_code == 200
+        out[name] = {w["id"] for w in res.json["response"]["data"]["widgets"]}
+    return out
+
+
+FORGED_PATHS = [f"/dashboards/{d}" for d in DASHBOARD_PERMISSION] + ["/", "/dashboards/nope", "/audit"]
+
+
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_rbac012_refresh_with_a_forged_pathname(app: Any, auth: Any, dashboard_kpis: Any, role: str) -> None:
+    """The refresh callback's data depends on url.pathname (a State the client controls):
+    data only for a dashboard the role may open, 403 otherwise."""
+    rbac = app.server.extensions["qms"].rbac
+    key = refresh_key(app)
+    c, csrf = signed_in(app, auth, role)
+    mine = [d for d, p in DASHBOARD_PERMISSION.items() if rbac.allows([role], p)]
+    failures = []
+    for path in FORGED_PATHS:
+        if path == "/":
+            target = mine[0] if mine else None
+        else:
+            name = path.removeprefix("/dashboards/")
+            target = name if name in DASHBOARD_PERMISSION and name in mine else None
+        for variant in {path, path.rstrip("/") + "/"}:
+            body = callback_body(app, key, {("url", "pathname"): variant})
+            res = c.post(UPDATE, json=body, headers={CSRF_HEADER: csrf})
+            where = f"{role} {variant!r}"
+            if target is None:
+                try:
+                    _assert_json_error(res, 403, where)
+                except AssertionError as exc:
+                    failures.append(str(exc))
+                continue
+            if res.status_code != 200:
+                failures.append(f"{where}: expected 200, got {res.status_code} {res.data[:200]!r}")
+                continue
+            got = _kpi_ids(res.json["response"]["dash-kpis"]["children"])
+            if not got or got != dashboard_kpis[target]:
+                failures.append(f"{where}: KPIs {sorted(got)[:5]}... are not those of {target}")
+    assert not failures, "\n".join(failures)
+
+
+def test_rbac013_a_second_pathname_cannot_smuggle_another_dashboard(app: Any, auth: Any) -> None:
+    """The guard reads the first url.pathname it finds; Dash passes arguments by position.
+    However the two are made to disagree, a developer never gets executive KPIs."""
+    key = refresh_key(app)
+    c, csrf = signed_in(app, auth, "developer")
+    base = callback_body(app, key)
+    dev = {"id": "url", "property": "pathname", "value": "/dashboards/developer"}
+    exe = {"id": "url", "property": "pathname", "value": "/dashboards/executive"}
+    forged = [
+        {**base, "state": [dev, exe]},
+        {**base, "inputs": [*base["inputs"], dev], "state": [exe]},
+        {**base, "inputs": [[dev], *base["inputs"][1:]], "state": [exe]},
+    ]
+    for body in forged:
+        res = c.post(UPDATE, json=body, headers={CSRF_HEADER: csrf})
+        if res.status_code == 200:
+            kpis = _kpi_ids(res.json["response"].get("dash-kpis", {}).get("children"))
+            assert "process_adoption_rate" not in kpis and "cost_per_review" not in kpis, body
+        else:
+            assert res.status_code in (204, 400, 403, 500), res.status_code
+
+
+def test_rbac014_csrf_and_registration_checks(app: Any, auth: Any) -> None:
+    key = next(iter(app.callback_map))
+    body = callback_body(app, key)
+    c, csrf = signed_in(app, auth, "admin")
+    assert c.post(UPDATE, json=body, headers={CSRF_HEADER: csrf}).status_code == 200
+    res = c.post(UPDATE, json=body)
+    _assert_json_error(res, 403, "no CSRF header")
+    assert res.json["response"]["error"]["code"] == "csrf"
+    _assert_json_error(c.post(UPDATE, json=body, headers={CSRF_HEADER: csrf[:-2] + "xx"}), 403, "wrong CSRF")
+    _assert_json_error(c.post(UPDATE, json=body, headers={CSRF_HEADER: ""}), 403, "empty CSRF")
+    # An output nobody registered (Dash would otherwise answer 500 from a KeyError).
+    rogue = {**body, "output": "..nav-links.children...secret.children..",
+             "outputs": [{"id": "nav-links", "property": "children"}, {"id": "secret", "property": "children"}]}
+    _assert_json_error(c.post(UPDATE, json=rogue, headers={CSRF_HEADER: csrf}), 403, "unregistered output")
+    _assert_json_error(c.post(UPDATE, json={**body, "output": None}, headers={CSRF_HEADER: csrf}), 403, "null output")
+    _assert_json_error(c.post(UPDATE, data="not json", headers={CSRF_HEADER: csrf, "Content-Type": "application/json"}),
+                       403, "not JSON")
+
+
+def test_rbac015_anonymous_callbacks_and_dash_xhr(app: Any, anon: Any) -> None:
+    for key in app.callback_map:
+        _assert_json_error(anon.post(UPDATE, json=callback_body(app, key)), 401, f"anonymous {key}")
+        _assert_json_error(anon.post(UPDATE, json=callback_body(app, key), headers={CSRF_HEADER: "x"}), 401,
+                           f"anonymous with a CSRF header {key}")
+    for path in ("/_dash-layout", "/_dash-dependencies"):
+        _assert_json_error(anon.get(path), 401, f"anonymous {path}")
+
+
+def test_rbac016_a_bearer_jwt_needs_no_csrf_but_the_same_permission(app: Any, auth: Any) -> None:
+    """API clients call callbacks with a JWT: no cookie, so no CSRF; permissions unchanged."""
+    c = app.server.test_client()
+    key = refresh_key(app)
+    exe = callback_body(app, key, {("url", "pathname"): "/dashboards/executive"})
+    assert c.post(UPDATE, json=exe, headers=auth.bearer("executive")).status_code == 200
+    _assert_json_error(c.post(UPDATE, json=exe, headers=auth.bearer("developer")), 403, "developer JWT")
