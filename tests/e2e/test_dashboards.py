@@ -17,8 +17,8 @@ pytestmark = pytest.mark.e2e
 
 GATE_RATE = '[data-kpi="gate_pass_rate"] .kpi-value'
 SATISFACTION = '[data-kpi="developer_satisfaction"] .kpi-value'
-NAV = {"executive": ["executive"], "qa_lead": ["qa"], "developer": ["developer"], "operations": ["operational"],
-       "admin": ["executive", "operational", "qa", "developer"]}
+NAV = {"executive": ["executive"], "qa_lead": ["qa"], "developer": ["developer"], "operations": ["audit", "operational"],
+       "admin": ["audit", "executive", "operational", "qa", "developer"]}
 
 
 def _iso(dt: datetime) -> str:
