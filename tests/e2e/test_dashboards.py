@@ -93,3 +93,13 @@ def test_dash003_signed_out_visitor_is_sent_to_sign_in(dash_duo: Any, settings: 
     dash_duo.driver.get(dash_duo.server.url + "/dashboards/qa")
     dash_duo.wait_for_element("#username", timeout=10)
     assert "/login" in dash_duo.driver.current_url
+
+
+def test_dash004_audit_page_shows_what_was_done(dash_duo: Any, settings: Any, r: Any) -> None:
+    _start(dash_duo, _app(settings))
+    _sign_in(dash_duo, "operations")
+    dash_duo.wait_for_element("#nav-audit", timeout=20).click()
+    dash_duo.wait_for_contains_text("#audit-grid", "auth.sign_in", timeout=20)
+    assert "operations-user" in dash_duo.find_element("#audit-grid").text
+    assert "user.dashboard_accessed" in dash_duo.find_element("#audit-grid").text
+    assert _severe(dash_duo.get_logs()) == []
