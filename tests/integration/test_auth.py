@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.helpers import everything_in_redis
+
 from auth.guard import CSRF_HEADER
 from auth.principal import issue_jwt
 from data.aggregator import Aggregator
@@ -343,27 +345,6 @@ def test_auth031_session_api_writes_need_the_csrf_header(app: Any, auth: Any) ->
 
 # --- 5. Passwords never in clear ------------------------------------------------------------
 
-def everything_in_redis(r: Any) -> bytes:
-    out: list[bytes] = []
-    for key in r.scan_iter(count=1000):
-        out.append(key)
-        kind = r.type(key)
-        if kind == b"string":
-            out.append(r.get(key))
-        elif kind == b"hash":
-            for f, v in r.hgetall(key).items():
-                out += [f, v]
-        elif kind == b"set":
-            out += list(r.smembers(key))
-        elif kind == b"zset":
-            out += list(r.zrange(key, 0, -1))
-        elif kind == b"list":
-            out += list(r.lrange(key, 0, -1))
-        elif kind == b"stream":
-            for _, fields in r.xrange(key):
-                for f, v in fields.items():
-                    out += [f, v]
-    return b"\x00".join(x for x in out if x is not None)
 
 
 def test_auth040_no_password_in_logs(app: Any, auth: Any, caplog: Any, r: Any) -> None:
