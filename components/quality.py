@@ -1,0 +1,224 @@
+"""Quality widgets for the QA and executive dashboards (seed §2.4, §4.1 quality_widgets):
+defect distribution, quality gate performance (with a click-to-drill-down gate name on
+every bar), compliance status and a likelihood × impact risk matrix.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Mapping, Sequence
+
+import dash_bootstrap_components as dbc
+import plotly.graph_objects as go
+from dash import html
+from plotly.subplots import make_subplots
+
+from components import theme
+from components.charts import level
+from components.common import (NO_DATA, SEVERITIES, all_missing, graph, mappings, number, pct, placeholder, short_time,
+                               unwrap)
+from components.kpi import format_value, title_of
+
+
+def _ordered(counts: Mapping[str, Any], dim: str) -> list[tuple[str, float | None]]:
+    items = [(str(k), number(v)) for k, v in counts.items()]
+    if dim == "severity":
+        rank = {s: i for i, s in enumerate(SEVERITIES)}
+        return sorted(items, key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))
+    return sorted(items, key=lambda kv: (-(kv[1] or 0), kv[0]))
+
+
+def _defect_dims(counts: Any) -> dict[str, Mapping[str, Any]]:
+    if isinstance(counts, Mapping):
+        nested = {k: v for k, v in counts.items() if k in ("severity", "category") and isinstance(v, Mapping)}
+        if nested:
+            return nested
+        return {"severity" if set(counts) <= set(SEVERITIES) else "category": counts}
+    rows = [unwrap(r) for r in mappings(counts)]
+    rows = [r.get("data", r) if isinstance(r.get("data"), Mapping) else r for r in rows]
+    dims: dict[str, Mapping[str, Any]] = {}
+    sev = Counter(str(r["severity"]) for r in rows if r.get("severity"))
+    cat = Counter(str(r["category"]) for r in rows if r.get("category"))
+    if sev:
+        dims["severity"] = sev
+    if cat:
+        dims["category"] = cat
+    return dims
+
+
+def defect_distribution(counts: Any, *, mode: str = "light", id: Any = None, title: str | None = None,
+                        height: int | None = None) -> Any:
+    """Defects by severity and/or category: {severity: n}, {category: n}, {"severity": {...},
+    "category": {...}}, or defect rows/events to count. Severities keep their colours."""
+    dims = {k: _ordered(v, k) for k, v in _defect_dims(counts).items() if v}
+    if not dims or all_missing(v for items in dims.values() for _, v in items):
+        return placeholder("defect_distribution", id=id)
+    p = theme.palette(mode)
+    fig = make_subplots(rows=1, cols=len(dims), subplot_titles=[f"by {d}" for d in dims] if len(dims) > 1 else None)
+    for col, (dim, items) in enumerate(dims.items(), 1):
+        colours = [theme.status_color(k, mode) if dim == "severity" else p["primary"] for k, _ in items]
+        keys = [k for k, _ in items]
+        fig.add_trace(go.Bar(x=keys, y=[v for _, v in items], name=dim, customdata=keys,
+                             marker={"color": colours}, text=[NO_DATA if v is None else f"{v:,.0f}" for _, v in items],
+                             textposition="outside", cliponaxis=False,
+                             hovertemplate="%{x}: %{text}<extra>" + dim + "</extra>"), row=1, col=col)
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_layout(showlegend=False)
+    return graph(fig, "defect_distribution", mode=mode, id=id, height=height, title=title)
+
+
+def gates_from_kpis(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The per-gate KPIs (`gate.<name>.pass_rate|executions|p95_time`, plain or KPI data) as gate rows."""
+    gates: dict[str, dict[str, Any]] = {}
+    for key, v in values.items():
+        if key.startswith("gate.") and key.count(".") >= 2:
+            name, field = key[5:].rsplit(".", 1)
+            if field in ("pass_rate", "executions", "p95_time"):
+                gates.setdefault(name, {"gate": name})[field] = number(v)
+    return [gates[g] for g in sorted(gates)]
+
+
+def gate_performance(gates: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None, *, mode: str = "light",
+                     id: Any = None, title: str | None = None, height: int | None = None,
+                     thresholds: Mapping[str, float] | None = None) -> Any:
+    """Pass rate per quality gate (bars, coloured by `thresholds`, default warning 90 /
+    critical 75 %) with its p95 time in minutes (markers, right axis, and in the bar text).
+    Every bar and marker carries the gate name as customdata, for the drill-down."""
+    rows = gates_from_kpis(gates) if isinstance(gates, Mapping) else [g for g in mappings(gates) if g.get("gate")]
+    rates = [number(g.get("pass_rate")) for g in rows]
+    p95 = [number(g.get("p95_time")) for g in rows]
+    runs = [number(g.get("executions")) for g in rows]
+    if not rows or all_missing(rates + p95 + runs):
+        return placeholder("gate_performance", id=id)
+    p = theme.palette(mode)
+    th = thresholds or {"warning": 90.0, "critical": 75.0}
+    role = {"ok": "success", "warning": "warning", "critical": "danger", None: "secondary"}
+    names = [str(g["gate"]) for g in rows]
+
+    def bar_text(r: float | None, t: float | None) -> str:
+        return f"{pct(r)}<br>p95 {format_value(t, 'minutes')}" if t is not None else pct(r)
+
+    fig = go.Figure()
+    fig.add_trace(go.Bar(
+        x=names, y=rates, name="pass rate", customdata=names,
+        marker={"color": [p[role[level(r, th)]] for r in rates]},
+        text=[bar_text(r, t) for r, t in zip(rates, p95)], textposition="auto",
+        hovertext=[f"{format_value(n, 'count')} runs · p95 {format_value(t, 'minutes')}" for n, t in zip(runs, p95)],
+        hovertemplate="%{customdata}<br>pass rate %{y:.1f}%<br>%{hovertext}<extra></extra>"))
+    if not all_missing(p95):
+        fig.add_trace(go.Scatter(
+            x=names, y=p95, name="p95 time (min)", yaxis="y2", mode="markers", customdata=names,
+            marker={"symbol": "diamond", "size": 10, "color": p["text"]},
+            hovertemplate="%{customdata}<br>p95 %{y:.1f} min<extra></extra>"))
+    fig.update_layout(
+        yaxis={"range": [0, 105], "ticksuffix": "%", "title": {"text": "pass rate"}},
+        yaxis2={"overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False,
+                "title": {"text": "p95 (min)"}},
+        legend={"orientation": "h", "y": 1.12}, clickmode="event")
+    return graph(fig, "gate_performance", mode=mode, id=id, height=height, title=title)
+
+
+COMPLIANCE_KPIS = (("compliance_checks_passed", "percentage"), ("audit_readiness_score", "percentage"),
+                   ("policy_violations", "count"), ("remediation_pending", "count"))
+
+
+def _tile(kpi_id: str, value: float | None, unit: str, colour: str) -> dbc.Col:
+    return dbc.Col(html.Div([
+        html.Div(title_of(kpi_id), className="small text-body-secondary"),
+        html.Div(format_value(value, unit), className=f"fs-4 fw-semibold text-{colour}"),
+    ], className="compliance-tile", **{"data-kpi": kpi_id}), xs=6, lg=3, className="mb-2")
+
+
+def compliance_status(data: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, *, mode: str = "light",
+                      id: Any = None, thresholds: Mapping[str, float] | None = None, max_rows: int = 50) -> Any:
+    """The compliance KPIs (plain or KPI data; `compliance_adherence` stands for
+    `compliance_checks_passed`) and, under `"violations"`, the open violation rows
+    ({workflow_id, policy, failed_checks, since}). A bare list is the violations alone."""
+    if data is None:
+        return placeholder("compliance_status", id=id)
+    if not isinstance(data, Mapping):
+        data = {"violations": mappings(data)}
+    values = {k: number(data.get(k)) for k, _ in COMPLIANCE_KPIS}
+    if values["compliance_checks_passed"] is None:
+        values["compliance_checks_passed"] = number(data.get("compliance_adherence"))
+    violations = data.get("violations")
+    if all_missing(values.values()) and not violations:
+        return placeholder("compliance_status", id=id)
+    th = thresholds or {"warning": 95.0, "critical": 90.0}
+    colours = {"ok": "success", "warning": "warning", "critical": "danger", None: "body-secondary"}
+    tiles = []
+    for kpi_id, unit in COMPLIANCE_KPIS:
+        v = values[kpi_id]
+        if unit == "percentage":
+            colour = colours[level(v, th)]
+        else:
+            colour = "body-secondary" if v is None else "success" if v == 0 else "warning"
+        tiles.append(_tile(kpi_id, v, unit, colour))
+    body: list[Any] = [dbc.Row(tiles, className="g-2")]
+    if violations is not None:
+        rows = sorted(mappings(violations), key=lambda r: str(r.get("since") or ""))
+        if rows:
+            body.append(dbc.Table([
+                html.Thead(html.Tr([html.Th(h) for h in ("Workflow", "Policy", "Failed checks", "Since (UTC)")])),
+                html.Tbody([html.Tr([html.Td(r.get("workflow_id")), html.Td(r.get("policy")),
+                                     html.Td(format_value(number(r.get("failed_checks")), "count")),
+                                     html.Td(short_time(r.get("since")))]) for r in rows[:max_rows]]),
+            ], size="sm", hover=True, className="compliance-violations mb-0 mt-2"))
+            if len(rows) > max_rows:
+                body.append(html.Div(f"+{len(rows) - max_rows} more", className="small text-body-secondary"))
+        else:
+            body.append(html.Div("No open violations", className="small text-success mt-2 compliance-none"))
+    kw: dict[str, Any] = {"id": id} if id is not None else {}
+    return html.Div(body, className="compliance-status", **{"data-widget": "compliance_status"}, **kw)
+
+
+_LEVEL_WORDS = {"very_low": 1, "low": 2, "medium": 3, "high": 4, "very_high": 5,
+                "rare": 1, "unlikely": 2, "possible": 3, "likely": 4, "almost_certain": 5,
+                "negligible": 1, "minor": 2, "moderate": 3, "major": 4, "severe": 5, "critical": 5}
+
+
+_SPREAD = [(0, 0), (0.2, 0), (-0.2, 0), (0, 0.2), (0, -0.2), (0.2, 0.2), (-0.2, -0.2), (0.2, -0.2), (-0.2, 0.2)]
+
+
+def _scale(v: Any) -> float | None:
+    if isinstance(v, str) and not v.replace(".", "", 1).isdigit():
+        return _LEVEL_WORDS.get(v.strip().lower().replace(" ", "_"))
+    return number(v)
+
+
+def risk_matrix(risks: Sequence[Mapping[str, Any]] | None, *, mode: str = "light", id: Any = None,
+                title: str | None = None, height: int | None = 360, size: int = 5) -> Any:
+    """Risks ({name, likelihood, impact, status?}; levels 1..size or words like "high") on a
+    likelihood × impact grid. Mitigated/closed risks are hollow markers; customdata is the name."""
+    rows = []
+    for r in mappings(risks):
+        li, im = _scale(r.get("likelihood")), _scale(r.get("impact"))
+        if li is not None and im is not None:
+            rows.append((str(r.get("name") or r.get("risk") or r.get("title") or "risk"), li, im, r.get("status")))
+    if not rows:
+        return placeholder("risk_matrix", id=id)
+    p = theme.palette(mode)
+    axis = list(range(1, size + 1))
+    fig = go.Figure(go.Heatmap(
+        x=axis, y=axis, z=[[i * j for i in axis] for j in axis], showscale=False, opacity=0.35, hoverinfo="skip",
+        colorscale=[[0, p["success"]], [0.45, p["warning"]], [1, p["danger"]]]))
+    # Risks in the same cell are spread along a small circle so none hides another.
+    seen: Counter[tuple[float, float]] = Counter()
+    xs, ys = [], []
+    for _, li, im, _ in rows:
+        dx, dy = _SPREAD[seen[(im, li)] % len(_SPREAD)]
+        seen[(im, li)] += 1
+        xs.append(im + dx)
+        ys.append(li + dy)
+    done = {"mitigated", "closed", "resolved", "accepted"}
+    fig.add_trace(go.Scatter(
+        x=xs, y=ys, mode="markers+text", text=[n for n, *_ in rows], textposition="top center",
+        customdata=[n for n, *_ in rows],
+        hovertext=[f"likelihood {li:g} · impact {im:g}" + (f" · {st}" if st else "") for _, li, im, st in rows],
+        hovertemplate="%{customdata}<br>%{hovertext}<extra></extra>",
+        marker={"size": 12, "color": p["text"], "line": {"width": 2, "color": p["text"]},
+                "symbol": ["circle-open" if str(st).lower() in done else "circle" for *_, st in rows]}))
+    ax = {"range": [0.5, size + 0.5], "dtick": 1, "showgrid": False, "zeroline": False}
+    fig.update_xaxes(title={"text": "impact"}, **ax)
+    fig.update_yaxes(title={"text": "likelihood"}, **ax)
+    fig.update_layout(showlegend=False)
+    return graph(fig, "risk_matrix", mode=mode, id=id, height=height, title=title)
