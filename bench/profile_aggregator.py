@@ -1,0 +1,156 @@
+"""Where one aggregator spends its time: Aggregator.drain over N pre-loaded stream entries.
+
+    python bench/profile_aggregator.py [--events 200000] [--rate 200] [--redis-url ...]
+                                       [--profiler cprofile|py-spy|none] [--py-spy PATH] [--top 25]
+
+FLUSHDB, XADD N simulated events (no aggregator running), then drain them in this process
+with Aggregator.from_settings(...).drain(). Always prints the split wall / aggregator CPU /
+Redis CPU and the Redis commands' server time (INFO commandstats delta, server-wide);
+then, with --profiler cprofile (default), the top functions by own time and by cumulative
+time; with py-spy (sampling, low overhead; `pip install py-spy`), the drain runs in a child
+process under `py-spy record --format raw` and the samples are summed per function (own and
+inclusive %, restricted to samples under Aggregator.drain). `none` gives the plain rate.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import collections
+import io
+import os
+import pstats
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (DEFAULT_REDIS_URL, ROOT, STREAM, chunks, connect, flush, generate, print_machine,  # noqa: E402
+                     redis_cpu)
+
+
+def load(r, events: list[bytes]) -> None:
+    with r.pipeline(transaction=False) as p:
+        for c in chunks(events, 5000):
+            for e in c:
+                p.xadd(STREAM, {"e": e})
+            p.execute()
+
+
+def drain(url: str, batch: int | None) -> None:
+    """The measured part (also the py-spy child's entry point)."""
+    from data.aggregator import Aggregator
+    from settings import Settings
+    overrides = {"redis_url": url}
+    if batch:
+        overrides["aggregator_batch"] = batch
+    settings = Settings.from_env({}, **overrides)
+    r = connect(url)
+    Aggregator.from_settings(r, settings).drain(timeout_s=3600)
+
+
+def commandstats(r) -> dict[str, tuple[int, int]]:
+    return {k: (int(v["calls"]), int(v["usec"])) for k, v in r.info("commandstats").items()}
+
+
+def spy_report(raw: str, top: int) -> None:
+    own: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in Path(raw).read_text().splitlines():
+        stack, n_s = line.rsplit(" ", 1)
+        frames = stack.split(";")
+        start = next((i for i, f in enumerate(frames) if f.startswith("Aggregator.drain ")), None)
+        if start is None:
+            continue
+        names = [re.sub(r":\d+\)$", ")", f) for f in frames[start:]]
+        n = int(n_s)
+        total += n
+        own[names[-1]] += n
+        for f in set(names):
+            incl[f] += n
+    print(f"\npy-spy: {total} samples under Aggregator.drain (on-CPU only)")
+    print("own time:")
+    for f, n in own.most_common(top):
+        print(f"  {100 * n / total:5.1f}%  {f}")
+    print("inclusive time:")
+    for f, n in incl.most_common(top):
+        print(f"  {100 * n / total:5.1f}%  {f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--rate", type=float, default=200.0)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
+    ap.add_argument("--agg-batch", type=int, help="aggregator batch size (default: settings)")
+    ap.add_argument("--profiler", choices=("cprofile", "py-spy", "none"), default="cprofile")
+    ap.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="path of the py-spy binary")
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._child:
+        drain(args.redis_url, args.agg_batch)
+        return
+
+    r = connect(args.redis_url)
+    print_machine(r)
+    flush(r)
+    events = generate(args.events, args.rate, args.seed)
+    load(r, events)
+    print(f"stream loaded with {len(events):,} entries; draining with one Aggregator ({args.profiler})", flush=True)
+    cs0, rc0 = commandstats(r), redis_cpu(r)
+    prof = None
+    if args.profiler == "py-spy":
+        raw = tempfile.NamedTemporaryFile(prefix="bench-spy-", suffix=".txt", delete=False).name
+        cmd = [args.py_spy, "record", "--format", "raw", "--rate", "200", "--output", raw, "--",
+               sys.executable, str(Path(__file__).resolve()), "--_child", "--redis-url", args.redis_url]
+        if args.agg_batch:
+            cmd += ["--agg-batch", str(args.agg_batch)]
+        t0 = time.perf_counter()
+        before = os.times()
+        subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+        after = os.times()
+        cpu = (after.children_user + after.children_system) - (before.children_user + before.children_system)
+    else:
+        t0, c0 = time.perf_counter(), time.process_time()
+        if args.profiler == "cprofile":
+            prof = cProfile.Profile()
+            prof.enable()
+        drain(args.redis_url, args.agg_batch)
+        if prof:
+            prof.disable()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    rc = redis_cpu(r) - rc0
+    cs1 = commandstats(r)
+    n = len(events)
+    print(f"\n{n:,} events drained in {wall:.1f}s = {n / wall:,.0f} ev/s (profiler: {args.profiler}); "
+          f"aggregator CPU {cpu:.1f}s ({100 * cpu / wall:.0f}% of wall), Redis CPU {rc:.1f}s ({100 * rc / wall:.0f}%)")
+    delta = {k: (c - cs0.get(k, (0, 0))[0], u - cs0.get(k, (0, 0))[1]) for k, (c, u) in cs1.items()}
+    delta = {k: v for k, v in delta.items() if v[0] > 0}
+    tot = sum(u for _, u in delta.values()) or 1
+    print("Redis server time by command (commandstats delta, server-wide):")
+    for k, (c, u) in sorted(delta.items(), key=lambda x: -x[1][1])[:12]:
+        print(f"  {k.replace('cmdstat_', ''):20s} {u / 1e6:7.2f}s {100 * u / tot:5.1f}%  calls {c:>9,}  "
+              f"{u / max(c, 1):8.1f} us/call")
+    if prof:
+        for key in ("tottime", "cumulative"):
+            s = io.StringIO()
+            pstats.Stats(prof, stream=s).sort_stats(key).print_stats(args.top)
+            text = s.getvalue()
+            print(f"\ncProfile, top {args.top} by {key} (cProfile inflates per-call overhead):")
+            print(text[text.find("   ncalls"):].rstrip())
+    elif args.profiler == "py-spy":
+        spy_report(raw, args.top)
+        os.unlink(raw)
+    flush(r)
+
+
+if __name__ == "__main__":
+    main()
