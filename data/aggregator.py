@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import orjson
@@ -126,6 +126,7 @@ class Parsed:
     events: list[tuple[dict[str, Any], int]]
     dead: list[tuple[str, bytes]]
     dups: int
+    raws: dict[str, bytes] = field(default_factory=dict)   # event id -> bytes as received
 
 
 class Aggregator:
@@ -147,6 +148,7 @@ class Aggregator:
         self.lock_ms = lock_ms
         self._release_script = r.register_script(_RELEASE)
         self._last_reclaim = 0.0
+        self._batches = 0
         # Test hook: called after compute, before EXEC (the crash test kills the process here).
         self.before_commit: Any = None
 
@@ -208,7 +210,26 @@ class Aggregator:
         entries = self._next_entries(self.block_ms if block_ms is None else block_ms)
         if entries:
             self.process(entries)
+            self._batches += 1
+            if self._batches % 50 == 0:
+                self.trim()
         return len(entries)
+
+    def trim(self) -> None:
+        """Drop stream entries every group has been given and none still holds pending:
+        their effects are committed, so keeping them would only cost memory."""
+        groups = self.r.xinfo_groups(self.k.stream)
+        floors = []
+        for g in groups:
+            last = g["last-delivered-id"]
+            floors.append(last if isinstance(last, bytes) else str(last).encode())
+            if g["pending"]:
+                summary = self.r.xpending(self.k.stream, g["name"])
+                if summary.get("min"):
+                    floors.append(summary["min"])
+        if floors:
+            floor = min(floors, key=lambda i: tuple(int(x) for x in i.split(b"-")))
+            self.r.xtrim(self.k.stream, minid=floor, approximate=True)
 
     def reclaim(self) -> int:
         live = self._claim()
@@ -245,6 +266,7 @@ class Aggregator:
         events: list[tuple[dict[str, Any], int]] = []
         dead: list[tuple[str, bytes]] = []
         seen: set[str] = set()
+        raws: dict[str, bytes] = {}
         dups = 0
         for entry_id, fields in entries:
             raw = fields.get(b"e")
@@ -262,12 +284,14 @@ class Aggregator:
                 continue
             seen.add(ev["id"])
             events.append((ev, ts))
-        return Parsed([e[0] for e in entries], events, dead, dups)
+            if ev is obj:                 # unchanged by validation: store the bytes as they came
+                raws[ev["id"]] = raw
+        return Parsed([e[0] for e in entries], events, dead, dups, raws)
 
     def apply(self, parsed: "Parsed") -> None:
         while True:
             try:
-                self._apply(parsed.entry_ids, parsed.events, parsed.dead, parsed.dups, now_ms())
+                self._apply(parsed, now_ms())
                 return
             except redis.WatchError:
                 log.debug("the apply lock changed hands mid-batch; recomputing")
@@ -288,9 +312,9 @@ class Aggregator:
     def _release(self, token: str) -> None:
         self._release_script(keys=[self.k.lock], args=[token])
 
-    def _apply(self, entry_ids: list[bytes], events: list[tuple[dict[str, Any], int]],
-               dead: list[tuple[str, bytes]], dups: int, now: int) -> None:
+    def _apply(self, parsed: Parsed, now: int) -> None:
         k = self.k
+        entry_ids, events, dead, dups = parsed.entry_ids, parsed.events, parsed.dead, parsed.dups
         by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]] = defaultdict(list)
         days: dict[int, list[str]] = defaultdict(list)
         authors: set[str] = set()
@@ -358,7 +382,7 @@ class Aggregator:
                     tx.hset(k.state(kind), mapping=mapping)
                 for kind, idents in hide.items():
                     tx.hdel(k.state(kind), *idents)
-                self._registries_and_raw(tx, fresh, author_list, author_vals, now)
+                self._registries_and_raw(tx, fresh, author_list, author_vals, now, parsed.raws)
                 args: list[Any] = []
                 for (res_name, fam, start), fields in acc.rolled(now).items():
                     nonzero = [(f, v) for f, v in fields.items() if v]
@@ -470,7 +494,7 @@ class Aggregator:
                         {"queue": ident, "depth": d["depth"], "since": ev["timestamp"]})
 
     def _registries_and_raw(self, tx: Any, fresh: list[tuple[dict[str, Any], int]], authors: list[str],
-                            author_vals: list[Any], now: int) -> None:
+                            author_vals: list[Any], now: int, raws: dict[str, bytes]) -> None:
         k = self.k
         regs: dict[str, set[str]] = defaultdict(set)
         raw_by_day: dict[int, dict[str, bytes]] = defaultdict(dict)
@@ -505,7 +529,7 @@ class Aggregator:
                 regs["queues"].add(d["queue"])
             day = ts // DAY_MS
             if (day + 1) * DAY_MS + self.raw_ttl_ms > now:
-                raw_by_day[day][ev["id"]] = orjson.dumps(ev)
+                raw_by_day[day][ev["id"]] = raws.get(ev["id"]) or orjson.dumps(ev)
                 idx[(t, day)][ev["id"]] = ts
         for name, members in regs.items():
             tx.sadd(k.registry(name), *members)

@@ -164,3 +164,22 @@ def test_agg006_changing_the_sla_target_never_corrupts_rollups(r: Any) -> None:
     with_creation = {e["data"]["workflow_id"] for e in completions} & created
     total = sum(int(r.hget(key, "sla_n") or 0) for key in r.scan_iter("qms:r:1h:m:*"))
     assert total == len(with_creation)
+
+
+def test_agg007_trim_drops_only_acknowledged_entries(r: Any) -> None:
+    events, _ = simulated(hours=1, seed=16)
+    Ingestor(r, K).ingest(events)
+    agg = Aggregator(r, K, batch=100)
+    agg.ensure_group()
+    agg.step(block_ms=10)                                          # one batch applied
+    r.xreadgroup(K.group, "other", {K.stream: ">"}, count=50)      # 50 more delivered, still pending
+    before = r.xlen(K.stream)
+    agg.trim()
+    first_left = r.xrange(K.stream, count=1)[0][0]
+    pending_min = r.xpending(K.stream, K.group)["min"]
+    assert r.xlen(K.stream) <= before
+    assert tuple(map(int, first_left.split(b"-"))) <= tuple(map(int, pending_min.split(b"-"))), \
+        "an entry still pending must never be trimmed"
+    agg.reclaim_idle_ms = 0
+    agg.drain()
+    assert int(r.hget(K.meta, "applied")) == len(events)
