@@ -20,7 +20,7 @@ from auth.security import init_security
 from auth.views import bp as auth_bp
 from callbacks import register_callbacks
 from data.services import Services
-from dash import html
+from dash import dcc, html
 
 from pages import audit, dashboard, shell
 from settings import Settings
@@ -55,7 +55,8 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     )
     app.layout = shell.layout()
     # Every id a callback names, including those of pages the router inserts later.
-    app.validation_layout = html.Div([shell.layout(), dashboard.layout("executive"), audit.layout()])
+    app.validation_layout = html.Div([shell.layout(), dashboard.layout("executive"), dashboard.gate_layout("g"),
+                                      audit.layout(), dcc.Graph(id="qa-gates")])
     register_callbacks(app)
     check_callback_permissions(app)
     init_guard(server, app)

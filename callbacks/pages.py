@@ -3,17 +3,25 @@ after the request guard), call the KPI engine and hand the result to components.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, State, ctx, html
+from dash import Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
 from auth.guard import AUTHENTICATED, callback_input, secure_callback
 from auth.principal import Principal, audit, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
+from components.charts import metric_trend
 from components.kpi import kpi_grid
+from components.panels import panels
+from data import rawstore
+from data.contrib import gate_passed
+from data.engine import plan
+from data.events import GATE_TYPES
+from data.panels import gate_data, panel_data
+from data.timeutil import now_ms
 from pages import audit as audit_page
 from pages import dashboard
 
@@ -44,8 +52,8 @@ def _refresh_permission(body: dict[str, Any]) -> str | None:
 def register(app: Dash) -> None:
     @secure_callback(app, AUTHENTICATED,
                      Output("nav-links", "children"), Output("nav-user", "children"), Output("page", "children"),
-                     Input("url", "pathname"))
-    def route(path: str | None) -> tuple[Any, str, Any]:
+                     Input("url", "pathname"), State("url", "search"))
+    def route(path: str | None, search: str | None) -> tuple[Any, str, Any]:
         principal = current_principal()
         mine = allowed_dashboards(principal)
         nav = [dbc.NavItem(dbc.NavLink(NAV_LABELS[d], href=f"/dashboards/{d}", id=f"nav-{d}")) for d in mine]
@@ -58,8 +66,16 @@ def register(app: Dash) -> None:
                 return nav, who, dashboard.forbidden("view:audit_logs")
             audit("user.dashboard_accessed", dashboard="audit")
             return nav, who, audit_page.layout()
-        name = dashboard_for_path(path, principal)
         refresh = current_app.extensions["qms"].settings.refresh_ms
+        timeframe = _timeframe(search)
+        gate = gate_for_path(path)
+        if gate is not None:
+            if not authorize(principal, "view:qa_dashboard"):
+                audit("authz.denied", "denied", page=path, permission="view:qa_dashboard")
+                return nav, who, dashboard.forbidden("view:qa_dashboard")
+            audit("user.dashboard_accessed", dashboard="gate", gate=gate)
+            return nav, who, dashboard.gate_layout(gate, refresh, timeframe)
+        name = dashboard_for_path(path, principal)
         if name is None:
             if (path or "/").rstrip("/") in ("", "/"):
                 return nav, who, html.P("Your role has no dashboards yet.", className="py-4")
@@ -69,13 +85,13 @@ def register(app: Dash) -> None:
             audit("authz.denied", "denied", page=path, permission=permission)
             return nav, who, dashboard.forbidden(permission)
         audit("user.dashboard_accessed", dashboard=name)
-        return nav, who, dashboard.layout(name, refresh)
+        return nav, who, dashboard.layout(name, refresh, timeframe)
 
     @secure_callback(app, _refresh_permission,
-                     Output("dash-kpis", "children"), Output("dash-window", "children"),
-                     Output("dash-freshness", "children"),
+                     Output("dash-kpis", "children"), Output("dash-panels", "children"), Output("dash-window", "children"),
+                     Output("dash-freshness", "children"), Output("url-sync", "search"),
                      Input("dash-refresh", "n_intervals"), Input("dash-timeframe", "value"), State("url", "pathname"))
-    def refresh(_n: Any, timeframe: str, path: str | None) -> tuple[Any, str, str]:
+    def refresh(_n: Any, timeframe: str, path: str | None) -> tuple[Any, Any, str, str, Any]:
         principal = current_principal()
         name = dashboard_for_path(path, principal)
         if name is None or not authorize(principal, DASHBOARD_PERMISSION[name]):
@@ -83,12 +99,46 @@ def register(app: Dash) -> None:
         if ctx.triggered_id == "dash-timeframe":
             audit("user.filter_applied", dashboard=name, timeframe=timeframe)
         user = principal.name if name == "developer" and principal else None
-        out = current_app.extensions["qms"].engine.dashboard(name, timeframe or "24h", user=user)
-        data, meta = out["data"], out["metadata"]
-        window = f"Window {data['window']['start']} → {data['window']['end']} (UTC), compared with the window before"
-        fresh = meta["data_freshness"]
-        freshness = "no data yet" if fresh is None else f"updated {fresh}s ago"
-        return kpi_grid(data["widgets"]), window, freshness
+        svc = current_app.extensions["qms"]
+        timeframe = timeframe or "24h"
+        found = panel_data(svc.engine, name, timeframe, user, svc.sanitizer_for(principal.roles if principal else ()))
+        data, meta = found["dashboard"]["data"], found["dashboard"]["metadata"]
+        # The timeframe goes into the URL (so a link reproduces the view) only when it changes.
+        search = f"?timeframe={timeframe}" if ctx.triggered_id == "dash-timeframe" else no_update
+        return kpi_grid(data["widgets"]), panels(name, found), _window(data), _freshness(meta), search
+
+    @secure_callback(app, "view:qa_dashboard", Output("nav", "href"), Input("qa-gates", "clickData"),
+                     State("dash-timeframe", "value"), prevent_initial_call=True)
+    def open_gate(click: dict[str, Any] | None, timeframe: str | None) -> str:
+        points = (click or {}).get("points") or []
+        gate = points[0].get("customdata") if points else None
+        if isinstance(gate, list):
+            gate = gate[0] if gate else None
+        if not gate:
+            raise PreventUpdate
+        return f"/gates/{quote(str(gate), safe='')}?timeframe={timeframe or '24h'}"
+
+    @secure_callback(app, "view:qa_dashboard",
+                     Output("gate-kpis", "children"), Output("gate-trend", "children"), Output("gate-failures", "rowData"),
+                     Output("gate-window", "children"), Output("gate-csv", "href"),
+                     Input("gate-refresh", "n_intervals"), State("gate-timeframe", "data"), State("url", "pathname"))
+    def gate_refresh(_n: Any, timeframe: str | None, path: str | None) -> tuple[Any, Any, list[dict[str, Any]], str, str]:
+        gate = gate_for_path(path)
+        if gate is None:
+            raise PreventUpdate
+        svc = current_app.extensions["qms"]
+        timeframe = timeframe or "24h"
+        found = gate_data(svc.engine, gate, timeframe)
+        data = found["dashboard"]["data"]
+        p = plan(timeframe, None, now_ms(), svc.settings.max_future_skew_s * 1000, 1)
+        events, _ = rawstore.events_between(svc.redis, svc.keys, GATE_TYPES, p.bounds[1], p.bounds[0], 5000,
+                                            {"gate_name": gate})
+        failed = [{"timestamp": e["timestamp"], "workflow_id": e["data"].get("workflow_id"),
+                   "agent_id": e["data"].get("agent_id"), "execution_time": e["data"].get("execution_time"),
+                   "id": e["id"]} for e in events if not gate_passed(e)]
+        csv = (f"/api/metrics/gate.{quote(gate, safe='')}.pass_rate/events?format=csv&timeframe={timeframe}")
+        return (kpi_grid(data["widgets"]), metric_trend(found["series"], id="gate-pass-trend"), failed,
+                _window(data), csv)
 
     @secure_callback(app, "view:audit_logs", Output("audit-grid", "rowData"), Output("audit-csv", "href"),
                      Input("audit-refresh", "n_intervals"), Input("audit-user", "value"), Input("audit-action", "value"))
@@ -100,3 +150,23 @@ def register(app: Dash) -> None:
                 for e in entries]
         query = urlencode({k: v for k, v in (("format", "csv"), ("user", user), ("action", action)) if v})
         return rows, f"/api/audit?{query}"
+
+
+def _window(data: dict[str, Any]) -> str:
+    return f"Window {data['window']['start']} → {data['window']['end']} (UTC), compared with the window before"
+
+
+def _freshness(meta: dict[str, Any]) -> str:
+    fresh = meta["data_freshness"]
+    return "no data yet" if fresh is None else f"updated {fresh}s ago"
+
+
+def _timeframe(search: str | None) -> str:
+    tf = parse_qs((search or "").lstrip("?")).get("timeframe", ["24h"])[0]
+    return tf if tf in dashboard.TIMEFRAMES else "24h"
+
+
+def gate_for_path(path: str | None) -> str | None:
+    if path and path.startswith("/gates/") and len(path) > len("/gates/"):
+        return unquote(path[len("/gates/"):].rstrip("/"))
+    return None

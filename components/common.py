@@ -56,8 +56,9 @@ def graph(fig: go.Figure, widget: str, *, mode: str = "light", id: Any = None, h
     if height:
         fig.update_layout(height=height)
     kw: dict[str, Any] = {"id": id} if id is not None else {}
-    return dcc.Graph(figure=fig, config=GRAPH_CONFIG, className=f"widget-graph widget-{widget}",
-                     style={"height": f"{height}px"} if height else None, **kw)
+    if height:
+        kw["style"] = {"height": f"{height}px"}      # style=None crashes dcc.Graph in the browser
+    return dcc.Graph(figure=fig, config=GRAPH_CONFIG, className=f"widget-graph widget-{widget}", **kw)
 
 
 def is_missing(value: Any) -> bool:

@@ -1,6 +1,7 @@
 """A role dashboard page: its KPIs, refreshing, with a timeframe selector."""
 from __future__ import annotations
 
+import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
@@ -21,8 +22,38 @@ def layout(name: str, refresh_ms: int = 5000, timeframe: str = "24h") -> html.Di
         ], className="d-flex align-items-center flex-wrap gap-2 mb-3"),
         html.Div(id="dash-window", className="text-body-secondary small mb-2"),
         dcc.Loading(html.Div(id="dash-kpis"), delay_show=500),
+        html.Div(id="dash-panels"),
         dcc.Interval(id="dash-refresh", interval=refresh_ms),
     ], **{"data-dashboard": name})
+
+
+FAIL_COLUMNS = [
+    {"field": "timestamp", "headerName": "When (UTC)", "sort": "desc", "minWidth": 190},
+    {"field": "workflow_id", "headerName": "Workflow", "minWidth": 200},
+    {"field": "agent_id", "headerName": "Agent"},
+    {"field": "execution_time", "headerName": "Time (s)", "type": "numericColumn"},
+    {"field": "id", "headerName": "Event"},
+]
+
+
+def gate_layout(gate: str, refresh_ms: int = 5000, timeframe: str = "24h") -> html.Div:
+    """The drill-down of one quality gate: KPIs, pass rate over time, the failing runs."""
+    return html.Div([
+        html.Div([
+            dcc.Link("← Quality assurance", href=f"/dashboards/qa?timeframe={timeframe}", className="small me-auto"),
+            html.Span(id="gate-window", className="small text-body-secondary"),
+            html.A("Export failing runs (CSV)", id="gate-csv", className="btn btn-sm btn-outline-primary"),
+        ], className="d-flex align-items-center flex-wrap gap-2 mb-2"),
+        html.H1(f"Gate · {gate}", className="h4 mb-3"),
+        dcc.Store(id="gate-timeframe", data=timeframe if timeframe in TIMEFRAMES else "24h"),
+        html.Div(id="gate-kpis"),
+        html.Div(id="gate-trend", className="mb-3"),
+        html.H2("Failing runs", className="h6"),
+        dag.AgGrid(id="gate-failures", columnDefs=FAIL_COLUMNS, rowData=[],
+                   defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1},
+                   style={"height": "45vh"}),
+        dcc.Interval(id="gate-refresh", interval=refresh_ms),
+    ], **{"data-gate": gate})
 
 
 def forbidden(permission: str) -> html.Div:

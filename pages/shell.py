@@ -9,6 +9,8 @@ from dash import dcc, html
 def layout() -> html.Div:
     return html.Div([
         dcc.Location(id="url"),
+        dcc.Location(id="url-sync", refresh="callback-nav"),   # writes ?timeframe= without a reload
+        dcc.Location(id="nav", refresh=True),
         dbc.Navbar(dbc.Container([
             dbc.NavbarBrand("QMS Dashboard", href="/", className="fw-bold"),
             dbc.Nav(id="nav-links", className="me-auto", navbar=True),

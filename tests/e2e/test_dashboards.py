@@ -103,3 +103,42 @@ def test_dash004_audit_page_shows_what_was_done(dash_duo: Any, settings: Any, r:
     assert "operations-user" in dash_duo.find_element("#audit-grid").text
     assert "user.dashboard_accessed" in dash_duo.find_element("#audit-grid").text
     assert _severe(dash_duo.get_logs()) == []
+
+
+def test_dash005_qa_lead_drills_from_a_gate_to_its_failing_runs(dash_duo: Any, settings: Any, r: Any) -> None:
+    app = _app(settings)
+    app.server.extensions["qms"].ingestor.ingest(_gate_events([True, False, True, False]), origin="e2e")
+    Aggregator(r, Keys(settings.key_prefix)).drain()
+    _start(dash_duo, app)
+    _sign_in(dash_duo, "qa_lead")
+    dash_duo.wait_for_element("#nav-qa", timeout=20)
+    dash_duo.driver.get(dash_duo.server.url + "/dashboards/qa?timeframe=4h")
+    dash_duo.wait_for_element("#qa-gates .bars path", timeout=20)
+    # A click on a bar sets clickData; open_gate (tested in test_pages) turns it into this URL.
+    dash_duo.driver.get(dash_duo.server.url + "/gates/unit_tests?timeframe=4h")
+    dash_duo.wait_for_contains_text("#gate-failures", "wf-3", timeout=20)
+    assert "/gates/unit_tests" in dash_duo.driver.current_url and "timeframe=4h" in dash_duo.driver.current_url
+    grid = dash_duo.find_element("#gate-failures").text
+    assert "wf-1" in grid and "wf-0" not in grid, "only the failing runs"
+    href = dash_duo.find_element("#gate-csv").get_attribute("href")
+    assert "format=csv" in href and "timeframe=4h" in href
+    assert _severe(dash_duo.get_logs()) == []
+
+
+def test_dash006_operations_sees_pipeline_queues_and_agents(dash_duo: Any, settings: Any, r: Any) -> None:
+    from datetime import datetime, timezone
+    app = _app(settings)
+    ts = _iso(datetime.now(timezone.utc) - timedelta(minutes=5))
+    app.server.extensions["qms"].ingestor.ingest([
+        {"id": "q1", "type": "system.queue_depth_updated", "timestamp": ts, "source": "t",
+         "data": {"queue": "code_review_queue", "depth": 17}},
+        {"id": "a1", "type": "system.agent_status_changed", "timestamp": ts, "source": "t",
+         "data": {"agent_id": "qms-security-reviewer", "status": "overloaded", "load": 0.95}},
+    ], origin="e2e")
+    Aggregator(r, Keys(settings.key_prefix)).drain()
+    _start(dash_duo, app)
+    _sign_in(dash_duo, "operations")
+    dash_duo.wait_for_contains_text("#ops-agents", "qms-security-reviewer", timeout=20)
+    dash_duo.wait_for_element("#ops-queues", timeout=10)
+    assert dash_duo.find_element('[data-kpi="overloaded_agents"] .kpi-value').text == "1"
+    assert _severe(dash_duo.get_logs()) == []

@@ -56,7 +56,8 @@ def get_jwt(c: Any, name: str, password: str = PASSWORD) -> str:
 def route_body(path: str = "/") -> dict[str, Any]:
     key = "..nav-links.children...nav-user.children...page.children.."
     return {"output": key, "outputs": [{"id": i, "property": "children"} for i in ("nav-links", "nav-user", "page")],
-            "inputs": [{"id": "url", "property": "pathname", "value": path}], "state": [],
+            "inputs": [{"id": "url", "property": "pathname", "value": path}],
+            "state": [{"id": "url", "property": "search", "value": ""}],
             "changedPropIds": ["url.pathname"]}
 
 

@@ -1,0 +1,44 @@
+"""The widgets each role dashboard shows under its KPI cards (data from data.panels)."""
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import html
+
+from components.charts import metric_trend
+from components.ops import agent_status_grid, kanban_board, pipeline_visualizer, queue_monitor
+from components.quality import compliance_status, gate_performance, gates_from_kpis
+
+
+def _panel(title: str, body: Any, width: int = 6) -> dbc.Col:
+    return dbc.Col(dbc.Card([dbc.CardHeader(title, className="small fw-semibold"), dbc.CardBody(body)],
+                            className="h-100 widget"), xs=12, lg=width, className="mb-3")
+
+
+def panels(name: str, data: dict[str, Any], mode: str = "light") -> dbc.Row:
+    kpis = data["kpis"]
+    cols: list[Any] = []
+    if name == "executive":
+        cols = [_panel("Quality trends", metric_trend(data["trends"], mode=mode, id="exec-trends"), 8),
+                _panel("Cost per review", metric_trend(data["cost"], mode=mode, id="exec-cost"), 4)]
+    elif name == "operational":
+        steps = {k: kpis.get(k) for k in ("pending_dor_validations", "in_progress_reviews",
+                                          "awaiting_dod_validation", "final_approvals_needed")}
+        cols = [_panel("Workflow pipeline", pipeline_visualizer(steps, mode=mode, id="ops-pipeline")),
+                _panel("Queue monitor", queue_monitor(data["queues"], mode=mode, id="ops-queues")),
+                _panel("Agents", agent_status_grid(data["agents"], mode=mode, id="ops-agents"), 8),
+                _panel("Errors per hour", metric_trend(data["errors"], mode=mode, id="ops-errors"), 4)]
+    elif name == "qa":
+        cols = [_panel("Quality gate performance (click a gate for details)",
+                       gate_performance(gates_from_kpis(kpis), mode=mode, id="qa-gates"), 7),
+                _panel("Compliance", compliance_status({**kpis, "violations": data["violations"]}, mode=mode,
+                                                       id="qa-compliance"), 5),
+                _panel("Defects found", metric_trend(data["defects"], mode=mode, id="qa-defects"), 12)]
+    elif name == "developer":
+        cols = [_panel("My open pull requests", kanban_board(data.get("my_prs"), mode=mode, id="dev-kanban"), 12)]
+    return dbc.Row(cols, className="panels")
+
+
+def gate_page(gate: str, body: Any) -> html.Div:
+    return html.Div([html.H1(f"Gate · {gate}", className="h4 mb-3"), body], **{"data-gate": gate})

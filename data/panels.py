@@ -1,0 +1,44 @@
+"""What each role dashboard shows besides its KPI cards, as plain data: one call per
+refresh reads the engine and the state lists once and hands everything to components."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from data.engine import Engine
+
+TREND_POINTS = 48
+
+
+def state_rows(engine: Engine, kind: str) -> list[dict[str, Any]]:
+    return [orjson.loads(v) for v in engine.r.hvals(engine.k.state(kind))]
+
+
+def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sanitize: Any) -> dict[str, Any]:
+    """KPI widgets plus the dashboard's widget data: series, state lists (sanitised)."""
+    out = engine.dashboard(name, timeframe, user=user)
+    kpis = {w["id"]: w["data"] for w in out["data"]["widgets"]}
+    data: dict[str, Any] = {"dashboard": out, "kpis": kpis}
+    if name == "executive":
+        data["trends"] = [engine.series(m, timeframe, points=TREND_POINTS)
+                          for m in ("overall_quality_score", "gate_pass_rate", "compliance_adherence")]
+        data["cost"] = engine.series("cost_per_review", timeframe, points=TREND_POINTS)
+    elif name == "operational":
+        data["queues"] = sorted(state_rows(engine, "queues"), key=lambda q: q["queue"])
+        data["agents"] = sorted(state_rows(engine, "agents"), key=lambda a: a["agent_id"])
+        data["errors"] = engine.series("error_rate", timeframe, points=TREND_POINTS)
+    elif name == "qa":
+        data["violations"] = [sanitize.row(v) for v in state_rows(engine, "violations")]
+        data["defects"] = engine.series("defects_found", timeframe, points=TREND_POINTS)
+    elif name == "developer" and user:
+        data["my_prs"] = [r for r in state_rows(engine, "active") if r.get("author") == user]
+    return data
+
+
+def gate_data(engine: Engine, gate: str, timeframe: str) -> dict[str, Any]:
+    """The gate drill-down: its KPIs and its pass rate over time."""
+    prefix = f"gate.{gate}."
+    out = engine.dashboard("qa", timeframe, only={prefix + m for m in ("pass_rate", "executions", "p95_time")})
+    return {"dashboard": out, "kpis": {w["id"]: w["data"] for w in out["data"]["widgets"]},
+            "series": engine.series(prefix + "pass_rate", timeframe, points=TREND_POINTS)}

@@ -1,0 +1,57 @@
+"""The pages' callbacks are all registered (a callback defined in the wrong scope silently
+never runs) and the dashboard data behind the widgets comes from the engine."""
+from __future__ import annotations
+
+from typing import Any
+
+from data.aggregator import Aggregator
+from data.keys import Keys
+from data.panels import gate_data, panel_data
+from data.timeutil import fmt_ms, now_ms
+
+
+def test_pag001_every_page_callback_is_registered(app: Any) -> None:
+    outputs = " ".join(app.callback_map)
+    for needed in ("page.children", "dash-kpis.children", "dash-panels.children", "audit-grid.rowData",
+                   "gate-failures.rowData", "nav.href"):
+        assert needed in outputs, needed
+
+
+def test_pag002_panel_and_gate_data(app: Any, r: Any) -> None:
+    svc = app.server.extensions["qms"]
+    ts = fmt_ms(now_ms() - 10 * 60_000)
+    svc.ingestor.ingest([
+        {"id": f"g{i}", "type": "workflow.quality_gate_executed", "timestamp": ts, "source": "t",
+         "data": {"workflow_id": f"W{i}", "gate_name": "lint", "passed": i % 2 == 0, "execution_time": 30}}
+        for i in range(4)] + [
+        {"id": "q", "type": "system.queue_depth_updated", "timestamp": ts, "source": "t",
+         "data": {"queue": "code_review_queue", "depth": 12}}])
+    Aggregator(r, Keys("qms")).drain()
+    qa = panel_data(svc.engine, "qa", "1h", None, svc.sanitizer_for(["qa_lead"]))
+    assert qa["kpis"]["gate.lint.pass_rate"]["current_value"] == 50.0
+    assert sum(p["value"] or 0 for p in qa["defects"]["points"]) == 0 or qa["defects"]["points"]
+    ops = panel_data(svc.engine, "operational", "1h", None, svc.sanitizer_for(["operations"]))
+    assert ops["queues"] == [{"queue": "code_review_queue", "depth": 12, "since": ts}]
+    gate = gate_data(svc.engine, "lint", "1h")
+    assert set(gate["kpis"]) == {"gate.lint.pass_rate", "gate.lint.executions", "gate.lint.p95_time"}
+    assert [p["value"] for p in gate["series"]["points"] if p["value"] is not None] == [50.0]
+
+
+def test_pag003_a_click_on_a_gate_bar_opens_its_page_keeping_the_timeframe(app: Any, auth: Any) -> None:
+    c = app.server.test_client()
+    auth.login(c, "qa_lead")
+    with c.session_transaction() as sess:
+        csrf = sess["csrf"]
+    [key] = [k for k in app.callback_map if k == "nav.href"]
+    body = {"output": key, "outputs": {"id": "nav", "property": "href"},
+            "inputs": [{"id": "qa-gates", "property": "clickData",
+                        "value": {"points": [{"customdata": "code coverage", "x": "code coverage"}]}}],
+            "state": [{"id": "dash-timeframe", "property": "value", "value": "7d"}],
+            "changedPropIds": ["qa-gates.clickData"]}
+    res = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf})
+    assert res.status_code == 200
+    assert res.json["response"]["nav"]["href"] == "/gates/code%20coverage?timeframe=7d"
+    auth.login(c2 := app.server.test_client(), "developer")
+    with c2.session_transaction() as sess:
+        csrf2 = sess["csrf"]
+    assert c2.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf2}).status_code == 403
