@@ -271,7 +271,7 @@ def test_rbac011_callback_matrix(app: Any, auth: Any, role: str) -> None:
                 continue
             response = res.json["response"]
             want = {o["id"] for o in parse_outputs(key)}
-            if set(response) != want:
+            if not response or not set(response) <= want:     # no_update leaves an output out
                 failures.append(f"{where}: outputs {sorted(response)} != {sorted(want)}")
         else:
             try:
