@@ -221,6 +221,32 @@ def get_state(kind: str) -> Response:
 
 # --- operations ------------------------------------------------------------------------
 
+@bp.get("/api/export/<name>.csv")
+@require("export:reports")
+def export_dashboard(name: str) -> Response:
+    """A dashboard's KPIs as CSV: one row per KPI with its window (analysts' export)."""
+    if not authorize(current_principal(), DASHBOARD_PERMISSION.get(name, "")):
+        audit("authz.denied", "denied", path=request.path, permission=DASHBOARD_PERMISSION.get(name))
+        return error(403, "forbidden", f"exporting needs the permission {DASHBOARD_PERMISSION.get(name, 'view:?')}")
+    svc = services()
+    timeframe = request.args.get("timeframe", "24h")
+    out = svc.engine.dashboard(name, timeframe, _end_param(), user=_user_param() if name == "developer" else None)
+    data = out["data"]
+    rows = [["kpi", "unit", "current_value", "previous_value", "trend", "window_start", "window_end", "timeframe"]]
+    for w in data["widgets"]:
+        d = w["data"]
+        rows.append([w["id"], d["unit"], _cell(d["current_value"]), _cell(d["previous_value"]), d["trend"],
+                     data["window"]["start"], data["window"]["end"], timeframe])
+    audit("user.export_requested", export=name, rows=len(rows) - 1, format="csv", timeframe=timeframe)
+    resp = Response(rawstore.rows_csv(rows), mimetype="text/csv")
+    resp.headers["Content-Disposition"] = f'attachment; filename="{name}-{timeframe}.csv"'
+    return resp
+
+
+def _cell(value: Any) -> Any:
+    return ";".join(value) if isinstance(value, list) else value
+
+
 # --- audit and API tokens ----------------------------------------------------------------
 
 @bp.get("/api/audit")

@@ -85,13 +85,13 @@ def register(app: Dash) -> None:
             audit("authz.denied", "denied", page=path, permission=permission)
             return nav, who, dashboard.forbidden(permission)
         audit("user.dashboard_accessed", dashboard=name)
-        return nav, who, dashboard.layout(name, refresh, timeframe)
+        return nav, who, dashboard.layout(name, refresh, timeframe, authorize(principal, "export:reports"))
 
     @secure_callback(app, _refresh_permission,
                      Output("dash-kpis", "children"), Output("dash-panels", "children"), Output("dash-window", "children"),
-                     Output("dash-freshness", "children"), Output("url-sync", "search"),
+                     Output("dash-freshness", "children"), Output("url-sync", "search"), Output("dash-export", "href"),
                      Input("dash-refresh", "n_intervals"), Input("dash-timeframe", "value"), State("url", "pathname"))
-    def refresh(_n: Any, timeframe: str, path: str | None) -> tuple[Any, Any, str, str, Any]:
+    def refresh(_n: Any, timeframe: str, path: str | None) -> tuple[Any, Any, str, str, Any, str]:
         principal = current_principal()
         name = dashboard_for_path(path, principal)
         if name is None or not authorize(principal, DASHBOARD_PERMISSION[name]):
@@ -105,7 +105,8 @@ def register(app: Dash) -> None:
         data, meta = found["dashboard"]["data"], found["dashboard"]["metadata"]
         # The timeframe goes into the URL (so a link reproduces the view) only when it changes.
         search = f"?timeframe={timeframe}" if ctx.triggered_id == "dash-timeframe" else no_update
-        return kpi_grid(data["widgets"]), panels(name, found), _window(data), _freshness(meta), search
+        return (kpi_grid(data["widgets"]), panels(name, found), _window(data), _freshness(meta), search,
+                f"/api/export/{name}.csv?timeframe={timeframe}")
 
     @secure_callback(app, "view:qa_dashboard", Output("nav", "href"), Input("qa-gates", "clickData"),
                      State("dash-timeframe", "value"), prevent_initial_call=True)

@@ -127,6 +127,15 @@ def csv_cell(value: Any) -> str:
     return text
 
 
+def rows_csv(rows: list[list[Any]]) -> str:
+    """Rows (the first is the header) as CSV, every cell escaped like csv_cell."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    for row in rows:
+        w.writerow([csv_cell(c) for c in row])
+    return buf.getvalue()
+
+
 def events_csv(events: list[dict[str, Any]]) -> str:
     data_cols = sorted({k for ev in events for k in (ev.get("data") or {})})
     buf = io.StringIO()

@@ -10,11 +10,13 @@ TITLES = {"executive": "Executive overview", "operational": "Operations", "qa": 
           "developer": "My reviews"}
 
 
-def layout(name: str, refresh_ms: int = 5000, timeframe: str = "24h") -> html.Div:
+def layout(name: str, refresh_ms: int = 5000, timeframe: str = "24h", can_export: bool = False) -> html.Div:
     return html.Div([
         html.Div([
             html.H1(TITLES.get(name, name), className="h4 mb-0 me-auto"),
             html.Span(id="dash-freshness", className="small text-body-secondary"),
+            html.A("Export CSV", id="dash-export", href=f"/api/export/{name}.csv?timeframe={timeframe}",
+                   className="btn btn-sm btn-outline-secondary" + ("" if can_export else " d-none")),
             dbc.RadioItems(id="dash-timeframe", options=[{"label": t, "value": t} for t in TIMEFRAMES],
                            value=timeframe if timeframe in TIMEFRAMES else "24h", inline=True,
                            className="btn-group", inputClassName="btn-check",

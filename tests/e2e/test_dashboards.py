@@ -142,3 +142,17 @@ def test_dash006_operations_sees_pipeline_queues_and_agents(dash_duo: Any, setti
     dash_duo.wait_for_element("#ops-queues", timeout=10)
     assert dash_duo.find_element('[data-kpi="overloaded_agents"] .kpi-value').text == "1"
     assert _severe(dash_duo.get_logs()) == []
+
+
+def test_dash007_timeframe_goes_into_the_url_and_the_export_link(dash_duo: Any, settings: Any, r: Any) -> None:
+    _start(dash_duo, _app(settings))
+    _sign_in(dash_duo, "qa_lead")
+    dash_duo.wait_for_element("#dash-timeframe", timeout=20)
+    dash_duo.find_element("label[for='_dbcprivate_radioitems_dash-timeframe_input_7d']").click()
+    import time
+    deadline = time.time() + 10
+    while "timeframe=7d" not in dash_duo.driver.current_url and time.time() < deadline:
+        time.sleep(0.2)
+    assert "timeframe=7d" in dash_duo.driver.current_url
+    assert dash_duo.find_element("#dash-export").get_attribute("href").endswith("/api/export/qa.csv?timeframe=7d")
+    assert _severe(dash_duo.get_logs()) == []

@@ -146,3 +146,22 @@ def test_api009_first_page_serves(client: Any) -> None:
     assert res.status_code == 200 and b"/vendor/bootstrap/css/bootstrap.min.css" in res.data
     assert client.get("/vendor/bootstrap/css/bootstrap.min.css").status_code == 200
     assert client.get("/vendor/bootstrap/../../../settings.py").status_code == 404
+
+
+def test_api010_dashboard_kpis_export_as_csv(client: Any, loaded: Any, auth: Any, app: Any, r: Any) -> None:
+    res = client.get(f"/api/export/qa.csv?timeframe=1h&end={fmt_ms(END)}")
+    assert res.status_code == 200 and res.mimetype == "text/csv"
+    rows = {row["kpi"]: row for row in csv.DictReader(io.StringIO(res.get_data(as_text=True)))}
+    assert rows["total_gates_executed"]["current_value"] == "4" and rows["total_gates_executed"]["previous_value"] == "1"
+    assert rows["policy_violations"]["current_value"] == "", "no data is an empty cell, never 0"
+    assert rows["gates_failed"]["window_start"] == fmt_ms(END - HOUR_MS)
+    exec_client = app.server.test_client()
+    exec_client.environ_base["HTTP_AUTHORIZATION"] = auth.bearer("executive")["Authorization"]
+    assert exec_client.get("/api/export/qa.csv").status_code == 403, "export:reports but not the QA dashboard"
+    assert exec_client.get("/api/export/executive.csv").status_code == 200
+    dev_client = app.server.test_client()
+    dev_client.environ_base["HTTP_AUTHORIZATION"] = auth.bearer("developer")["Authorization"]
+    assert dev_client.get("/api/export/developer.csv").status_code == 403, "developers have no export:reports"
+    import orjson
+    actions = [orjson.loads(f[b"e"])["type"] for _, f in r.xrange("qms:audit")]
+    assert actions.count("user.export_requested") == 2

@@ -53,7 +53,8 @@ def endpoints() -> list[Endpoint]:
         out += [Endpoint("GET", f"/api/dashboard/{dash_name}", (perm,)),
                 Endpoint("GET", f"/api/metrics/{kpi}/series", (perm,)),
                 Endpoint("GET", f"/api/metrics/{kpi}/events", (perm,)),
-                Endpoint("GET", f"/api/metrics/{kpi}/events?format=csv", (perm, "export:reports"))]
+                Endpoint("GET", f"/api/metrics/{kpi}/events?format=csv", (perm, "export:reports")),
+                Endpoint("GET", f"/api/export/{dash_name}.csv", (perm, "export:reports"))]
     out += [Endpoint("GET", "/api/state/agents", ("view:operational_dashboard",)),
             Endpoint("GET", "/api/state/queues", ("view:operational_dashboard",)),
             Endpoint("GET", "/api/state/active", ("view:operational_dashboard",)),
