@@ -86,6 +86,16 @@ def secure_callback(app: Dash, spec: PermissionSpec, *args: Any, **kwargs: Any) 
     return decorator
 
 
+def secure_clientside(app: Dash, spec: PermissionSpec, function: str, *args: Any, **kwargs: Any) -> None:
+    """A clientside callback, recorded like the others (it never reaches the server, but the
+    registry stays complete so the start-up check can deny undeclared callbacks)."""
+    registry: dict[str, PermissionSpec] = app.server.extensions.setdefault("qms_callback_permissions", {})
+    before = set(app.callback_map)
+    app.clientside_callback(function, *args, **kwargs)
+    for key in set(app.callback_map) - before:
+        registry[key] = spec
+
+
 def check_callback_permissions(app: Dash) -> None:
     """Refuse to start with a callback that declared no permission (deny by default)."""
     registry = app.server.extensions.get("qms_callback_permissions", {})

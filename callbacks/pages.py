@@ -3,6 +3,8 @@ after the request guard), call the KPI engine and hand the result to components.
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
 import dash_bootstrap_components as dbc
@@ -10,7 +12,7 @@ from dash import Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
-from auth.guard import AUTHENTICATED, callback_input, secure_callback
+from auth.guard import AUTHENTICATED, callback_input, secure_callback, secure_clientside
 from auth.principal import Principal, audit, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
 from components.charts import metric_trend
@@ -50,6 +52,28 @@ def _refresh_permission(body: dict[str, Any]) -> str | None:
 
 
 def register(app: Dash) -> None:
+    @secure_callback(app, AUTHENTICATED, Output("theme", "data"), Input("theme-toggle", "n_clicks"),
+                     State("theme", "data"))
+    def theme(clicks: int | None, current: str | None) -> str:
+        """The signed-in user's theme: read from their settings, switched and remembered on click."""
+        principal = current_principal()
+        r, key = current_app.extensions["qms"].redis, current_app.extensions["qms"].keys.prefs
+        stored = r.hget(key, principal.name) if principal else None
+        saved = orjson.loads(stored).get("theme", "light") if stored else "light"
+        if not clicks:
+            return saved
+        new = "dark" if (current or saved) == "light" else "light"
+        if principal:
+            r.hset(key, principal.name, orjson.dumps({"theme": new}))
+            audit("user.widget_configured", setting="theme", value=new)
+        return new
+
+    # Runs in the browser only: a POST of it to the server is refused for everyone.
+    secure_clientside(app, lambda body: None,
+                      "function(theme) { document.documentElement.setAttribute('data-bs-theme', theme || 'light');"
+                      " return theme; }",
+                      Output("theme-applied", "children"), Input("theme", "data"))
+
     @secure_callback(app, AUTHENTICATED,
                      Output("nav-links", "children"), Output("nav-user", "children"), Output("page", "children"),
                      Input("url", "pathname"), State("url", "search"))
@@ -90,8 +114,9 @@ def register(app: Dash) -> None:
     @secure_callback(app, _refresh_permission,
                      Output("dash-kpis", "children"), Output("dash-panels", "children"), Output("dash-window", "children"),
                      Output("dash-freshness", "children"), Output("url-sync", "search"), Output("dash-export", "href"),
-                     Input("dash-refresh", "n_intervals"), Input("dash-timeframe", "value"), State("url", "pathname"))
-    def refresh(_n: Any, timeframe: str, path: str | None) -> tuple[Any, Any, str, str, Any, str]:
+                     Input("dash-refresh", "n_intervals"), Input("dash-timeframe", "value"), Input("theme", "data"),
+                     State("url", "pathname"))
+    def refresh(_n: Any, timeframe: str, mode: str | None, path: str | None) -> tuple[Any, Any, str, str, Any, str]:
         principal = current_principal()
         name = dashboard_for_path(path, principal)
         if name is None or not authorize(principal, DASHBOARD_PERMISSION[name]):
@@ -105,7 +130,7 @@ def register(app: Dash) -> None:
         data, meta = found["dashboard"]["data"], found["dashboard"]["metadata"]
         # The timeframe goes into the URL (so a link reproduces the view) only when it changes.
         search = f"?timeframe={timeframe}" if ctx.triggered_id == "dash-timeframe" else no_update
-        return (kpi_grid(data["widgets"]), panels(name, found), _window(data), _freshness(meta), search,
+        return (kpi_grid(data["widgets"]), panels(name, found, mode or "light"), _window(data), _freshness(meta), search,
                 f"/api/export/{name}.csv?timeframe={timeframe}")
 
     @secure_callback(app, "view:qa_dashboard", Output("nav", "href"), Input("qa-gates", "clickData"),

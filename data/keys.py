@@ -22,6 +22,7 @@ RAW_INDEX = "{p}:rawidx:{type}:{day}"      # zset: event ids of one type on one 
 META = "{p}:meta"                          # hash: version, last_batch_ms, counters of the aggregator
 CACHE = "{p}:cache:{key}"                  # string: a computed dashboard response
 LOCK = "{p}:agg:lock"                      # string: the aggregators' apply lock (token, PX)
+PREFS = "{p}:prefs"                        # hash: user -> JSON of personal settings (theme)
 AUDIT = "{p}:audit"                        # stream: audit log, field "e" = one entry as JSON
 DEMO = "{p}:demo"                          # hash: the demo simulation's epoch, cursor, seed, rate
 USER = "{p}:user:{name}"                   # hash: one account: roles, scrypt password hash, disabled, session_epoch
@@ -43,6 +44,7 @@ class Keys:
         self.meta = META.format(p=prefix)
         self.lock = LOCK.format(p=prefix)
         self.demo = DEMO.format(p=prefix)
+        self.prefs = PREFS.format(p=prefix)
 
     def ingest_seen(self, day: int) -> str:
         return INGEST_SEEN.format(p=self.p, day=day)

@@ -15,7 +15,11 @@ def layout() -> html.Div:
             dbc.NavbarBrand("QMS Dashboard", href="/", className="fw-bold"),
             dbc.Nav(id="nav-links", className="me-auto", navbar=True),
             html.Span(id="nav-user", className="navbar-text small me-3"),
+            dbc.Button("◐ Theme", id="theme-toggle", size="sm", color="light", outline=True, className="me-2",
+                       title="Switch between light and dark"),
             html.A("Sign out", href="/logout", className="btn btn-sm btn-outline-light", id="sign-out"),
         ], fluid=True), color="primary", dark=True, className="mb-3"),
+        dcc.Store(id="theme", data="light"),
+        html.Div(id="theme-applied", hidden=True),
         dbc.Container(id="page", fluid=True),
     ])

@@ -156,3 +156,27 @@ def test_dash007_timeframe_goes_into_the_url_and_the_export_link(dash_duo: Any, 
     assert "timeframe=7d" in dash_duo.driver.current_url
     assert dash_duo.find_element("#dash-export").get_attribute("href").endswith("/api/export/qa.csv?timeframe=7d")
     assert _severe(dash_duo.get_logs()) == []
+
+
+def test_dash008_theme_switch_is_applied_and_remembered_per_user(dash_duo: Any, settings: Any, r: Any) -> None:
+    import time
+    app = _app(settings)
+    _start(dash_duo, app)
+    _sign_in(dash_duo, "executive")
+    dash_duo.wait_for_element('[data-kpi="gate_pass_rate"]', timeout=20)
+
+    def theme_becomes(want: str) -> bool:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if dash_duo.driver.execute_script('return document.documentElement.getAttribute("data-bs-theme")') == want:
+                return True
+            time.sleep(0.1)
+        return False
+    assert theme_becomes("light")
+    dash_duo.find_element("#theme-toggle").click()
+    assert theme_becomes("dark")
+    dash_duo.driver.get(dash_duo.server.url + "/")           # a new page load: the choice is remembered
+    dash_duo.wait_for_element('[data-kpi="gate_pass_rate"]', timeout=20)
+    assert theme_becomes("dark")
+    assert r.hkeys("qms:prefs") == [b"executive-user"]
+    assert _severe(dash_duo.get_logs()) == []
