@@ -114,8 +114,8 @@ def register(app: Dash) -> None:
     @secure_callback(app, _refresh_permission,
                      Output("dash-kpis", "children"), Output("dash-panels", "children"), Output("dash-window", "children"),
                      Output("dash-freshness", "children"), Output("url-sync", "search"), Output("dash-export", "href"),
-                     Input("dash-refresh", "n_intervals"), Input("dash-timeframe", "value"), Input("theme", "data"),
-                     State("url", "pathname"))
+                     Input("dash-refresh", "n_intervals"), Input("dash-timeframe", "value"),
+                     State("theme", "data"), State("url", "pathname"))
     def refresh(_n: Any, timeframe: str, mode: str | None, path: str | None) -> tuple[Any, Any, str, str, Any, str]:
         principal = current_principal()
         name = dashboard_for_path(path, principal)

@@ -34,8 +34,8 @@ def _gate_events(results: list[bool]) -> list[dict[str, Any]]:
     } for i, passed in enumerate(results)]
 
 
-def _severe(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [entry for entry in logs if entry.get("level") == "SEVERE"]
+def _severe(logs: list[dict[str, Any]]) -> list[str]:
+    return [entry["message"][:1500] for entry in logs if entry.get("level") == "SEVERE"]
 
 
 def _app(settings: Any) -> Any:
