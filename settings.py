@@ -36,8 +36,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8050
     demo: bool = False                     # simulated traffic in the web process
-    demo_rate: float = 5.0                 # simulated events per second
-    demo_backfill: str = "24h"             # history simulated before going live
+    demo_rate: float = 0.5                 # simulated events per second (~100 active reviews)
+    demo_backfill: str = "3d"              # history simulated before going live (covers 24h + the window before)
     demo_seed: int = 42
     run_aggregator: bool = True            # run the aggregator as a thread of the web process
     key_prefix: str = "qms"

@@ -31,7 +31,7 @@ def panels(name: str, data: dict[str, Any], mode: str = "light") -> dbc.Row:
                 _panel("Errors per hour", metric_trend(data["errors"], mode=mode, id="ops-errors"), 4)]
     elif name == "qa":
         cols = [_panel("Quality gate performance (click a gate for details)",
-                       gate_performance(gates_from_kpis(kpis), mode=mode, id="qa-gates"), 7),
+                       gate_performance(gates_from_kpis(kpis), mode=mode, id="qa-gates", height=380), 7),
                 _panel("Compliance", compliance_status({**kpis, "violations": data["violations"]}, mode=mode,
                                                        id="qa-compliance"), 5),
                 _panel("Defects found", metric_trend(data["defects"], mode=mode, id="qa-defects"), 12)]

@@ -114,6 +114,7 @@ def gate_performance(gates: Sequence[Mapping[str, Any]] | Mapping[str, Any] | No
         yaxis2={"overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False,
                 "title": {"text": "p95 (min)"}},
         legend={"orientation": "h", "y": 1.12}, clickmode="event")
+    fig.update_xaxes(tickangle=-20, automargin=True)
     return graph(fig, "gate_performance", mode=mode, id=id, height=height, title=title)
 
 
