@@ -88,13 +88,13 @@ class Acc:
 
     def add_diff(self, old: Iterable[Any], new: list[Contribution]) -> None:
         net: dict[tuple[str, str, int, bool], int] = defaultdict(int)
-        for fam, field, ts, value, step in new:
-            net[(fam, field, ts, step)] += value
-        for fam, field, ts, value, step in old:
-            net[(fam, field, ts, step)] -= value
-        for (fam, field, ts, step), value in net.items():
+        for fam, name, ts, value, step in new:
+            net[(fam, name, ts, step)] += value
+        for fam, name, ts, value, step in old:
+            net[(fam, name, ts, step)] -= value
+        for (fam, name, ts, step), value in net.items():
             if value:
-                self.add((fam, field, ts, value, step))
+                self.add((fam, name, ts, value, step))
 
     def rolled(self, now: int) -> dict[str, dict[str, int]]:
         """{redis key suffix (res, fam, start): {field: delta}} for every retained resolution."""

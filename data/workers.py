@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from datetime import timedelta
 from typing import Any, Callable
 
 from data.aggregator import Aggregator
@@ -110,4 +108,4 @@ def start_demo(services: Any) -> Worker:
     return Worker("qms-simulator", run).start()
 
 
-__all__ = ["Worker", "start_aggregator", "start_demo", "simulate_into", "timedelta", "time"]
+__all__ = ["Worker", "start_aggregator", "start_demo", "simulate_into"]
