@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     app.layout = shell.layout()
     # Every id a callback names, including those of pages the router inserts later.
     app.validation_layout = html.Div([shell.layout(), dashboard.layout("executive"), dashboard.gate_layout("g"),
+                                      dashboard.events_layout("k"),
                                       audit.layout(), dcc.Graph(id="qa-gates")])
     register_callbacks(app)
     check_callback_permissions(app)

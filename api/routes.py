@@ -186,7 +186,7 @@ def get_metric_events(kpi_id: str) -> Response:
         return error(403, "forbidden", "exporting CSV needs the permission export:reports")
     types, where = rawstore.sources(kpi_id)
     user = _user_param() if dashboard_of(kpi_id) == "developer" else None
-    if user and kpi_id in rawstore._REVIEWER_FILTERED:
+    if user and kpi_id in rawstore.REVIEWER_FILTERED:
         where = {**where, "reviewer": user}
     try:
         limit = max(1, min(int(request.args.get("limit", 1000)), 10_000))

@@ -23,7 +23,8 @@ from data.contrib import gate_passed
 from data.engine import plan
 from data.events import GATE_TYPES
 from data.panels import gate_data, panel_data
-from data.timeutil import now_ms
+from data.kpis import dashboard_of
+from data.timeutil import fmt_ms, now_ms
 from pages import audit as audit_page
 from pages import dashboard
 
@@ -92,6 +93,16 @@ def register(app: Dash) -> None:
             return nav, who, audit_page.layout()
         refresh = current_app.extensions["qms"].settings.refresh_ms
         timeframe = _timeframe(search)
+        kpi = kpi_for_path(path)
+        if kpi is not None:
+            permission = DASHBOARD_PERMISSION.get(dashboard_of(kpi) or "")
+            if permission is None:
+                return nav, who, dashboard.not_found(path or "")
+            if not authorize(principal, permission):
+                audit("authz.denied", "denied", page=path, permission=permission)
+                return nav, who, dashboard.forbidden(permission)
+            audit("user.dashboard_accessed", dashboard="events", metric=kpi)
+            return nav, who, dashboard.events_layout(kpi, timeframe, f"/dashboards/{dashboard_of(kpi)}?timeframe={timeframe}")
         gate = gate_for_path(path)
         if gate is not None:
             if not authorize(principal, "view:qa_dashboard"):
@@ -130,7 +141,7 @@ def register(app: Dash) -> None:
         data, meta = found["dashboard"]["data"], found["dashboard"]["metadata"]
         # The timeframe goes into the URL (so a link reproduces the view) only when it changes.
         search = f"?timeframe={timeframe}" if ctx.triggered_id == "dash-timeframe" else no_update
-        return (kpi_grid(data["widgets"]), panels(name, found, mode or "light"), _window(data), _freshness(meta), search,
+        return (kpi_grid(data["widgets"], timeframe), panels(name, found, mode or "light"), _window(data), _freshness(meta), search,
                 f"/api/export/{name}.csv?timeframe={timeframe}")
 
     @secure_callback(app, "view:qa_dashboard", Output("nav", "href"), Input("qa-gates", "clickData"),
@@ -166,6 +177,33 @@ def register(app: Dash) -> None:
         return (kpi_grid(data["widgets"]), metric_trend(found["series"], id="gate-pass-trend"), failed,
                 _window(data), csv)
 
+    @secure_callback(app, _events_permission,
+                     Output("events-grid", "rowData"), Output("events-grid", "columnDefs"),
+                     Output("events-csv", "href"), Output("events-window", "children"), Output("events-note", "children"),
+                     Input("events-kpi", "data"))
+    def events_rows(spec: dict[str, Any] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str, str, str]:
+        kpi, timeframe = (spec or {}).get("kpi"), (spec or {}).get("timeframe") or "24h"
+        principal = current_principal()
+        dash_name = dashboard_of(kpi or "")
+        if not kpi or dash_name is None or not authorize(principal, DASHBOARD_PERMISSION[dash_name]):
+            raise PreventUpdate
+        svc = current_app.extensions["qms"]
+        types, where = rawstore.sources(kpi)
+        if dash_name == "developer" and principal and kpi in rawstore.REVIEWER_FILTERED:
+            where = {**where, "reviewer": principal.name}
+        p = plan(timeframe, None, now_ms(), svc.settings.max_future_skew_s * 1000, 1)
+        events, truncated = rawstore.events_between(svc.redis, svc.keys, types, p.bounds[1], p.bounds[0], 10_000, where)
+        clean = svc.sanitizer_for(principal.roles if principal else ())
+        rows = [rawstore.flat_row(clean.event(e)) for e in events]
+        keys = sorted({k for row in rows for k in row} - {"timestamp", "type", "id"})
+        columns = [{"field": "timestamp", "headerName": "When (UTC)", "sort": "desc", "minWidth": 190},
+                   {"field": "type", "headerName": "Type", "minWidth": 220}] + \
+                  [{"field": k, "headerName": k.replace("data.", "")} for k in keys] + [{"field": "id", "headerName": "Event"}]
+        csv = f"/api/metrics/{quote(kpi, safe='')}/events?format=csv&timeframe={timeframe}"
+        window = f"Window {fmt_ms(p.bounds[1])} → {fmt_ms(p.bounds[0])} (UTC)"
+        note = f"{len(rows):,} events" + (" (the first 10,000: narrow the timeframe or export)" if truncated else "")
+        return rows, columns, csv, window, note
+
     @secure_callback(app, "view:audit_logs", Output("audit-grid", "rowData"), Output("audit-csv", "href"),
                      Input("audit-refresh", "n_intervals"), Input("audit-user", "value"), Input("audit-action", "value"))
     def audit_rows(_n: Any, user: str | None, action: str | None) -> tuple[list[dict[str, Any]], str]:
@@ -196,3 +234,15 @@ def gate_for_path(path: str | None) -> str | None:
     if path and path.startswith("/gates/") and len(path) > len("/gates/"):
         return unquote(path[len("/gates/"):].rstrip("/"))
     return None
+
+
+def kpi_for_path(path: str | None) -> str | None:
+    if path and path.startswith("/events/") and len(path) > len("/events/"):
+        return unquote(path[len("/events/"):].rstrip("/"))
+    return None
+
+
+def _events_permission(body: dict[str, Any]) -> str | None:
+    spec = callback_input(body, "events-kpi", "data")
+    kpi = spec.get("kpi") if isinstance(spec, dict) else None
+    return DASHBOARD_PERMISSION.get(dashboard_of(kpi or "") or "")

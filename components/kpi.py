@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import dash_bootstrap_components as dbc
-from dash import html
+from dash import dcc, html
 
 TITLES = {
     "overall_quality_score": "Overall quality score", "defect_detection_rate": "Defect detection rate",
@@ -48,7 +49,7 @@ def format_value(value: Any, unit: str | None) -> str:
     return f"{int(value):,}"
 
 
-def kpi_card(kpi_id: str, data: dict[str, Any]) -> html.Div:
+def kpi_card(kpi_id: str, data: dict[str, Any], href: str | None = None) -> html.Div:
     unit = data.get("unit")
     trend = data.get("trend")
     prev = data.get("previous_value")
@@ -63,10 +64,15 @@ def kpi_card(kpi_id: str, data: dict[str, Any]) -> html.Div:
                  id={"type": "kpi-value", "kpi": kpi_id}),
         html.Div(footer, className="kpi-footer small"),
     ]), className="kpi-card h-100")
+    if href:   # the events behind the number, one click away
+        card = dcc.Link(card, href=href, className="text-reset text-decoration-none kpi-link")
     return html.Div(card, className="h-100", **{"data-kpi": kpi_id})
 
 
-def kpi_grid(widgets: list[dict[str, Any]]) -> dbc.Row:
-    """Cards in the seed's responsive grid: 4 per row on wide screens, 2 on tablets, 1 on phones."""
-    return dbc.Row([dbc.Col(kpi_card(w["id"], w["data"]), xs=12, md=6, xl=3, className="mb-3") for w in widgets],
-                   className="kpi-grid")
+def kpi_grid(widgets: list[dict[str, Any]], timeframe: str | None = None) -> dbc.Row:
+    """Cards in the seed's responsive grid: 4 per row on wide screens, 2 on tablets, 1 on
+    phones. With a timeframe, each card links to the events behind it in that window."""
+    def href(kpi_id: str) -> str | None:
+        return f"/events/{quote(kpi_id, safe='')}?timeframe={timeframe}" if timeframe else None
+    return dbc.Row([dbc.Col(kpi_card(w["id"], w["data"], href(w["id"])), xs=12, md=6, xl=3, className="mb-3")
+                    for w in widgets], className="kpi-grid")

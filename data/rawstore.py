@@ -50,7 +50,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "quality_score_trend": GATE_TYPES, "team_velocity": (WF + "completed",),
     "skill_development_areas": (WF + "defect_found",),
 }
-_REVIEWER_FILTERED = {"pending_reviews", "completed_today", "average_feedback_time"}
+REVIEWER_FILTERED = {"pending_reviews", "completed_today", "average_feedback_time"}
 
 
 def sources(kpi_id: str) -> tuple[tuple[str, ...], dict[str, str]]:
@@ -125,6 +125,15 @@ def csv_cell(value: Any) -> str:
     if text.startswith(_DANGEROUS):
         text = "'" + text
     return text
+
+
+def flat_row(ev: dict[str, Any]) -> dict[str, Any]:
+    """One event as a flat table row: id, type, timestamp, source, priority, data.<field>."""
+    row: dict[str, Any] = {"id": ev.get("id"), "type": ev.get("type"), "timestamp": ev.get("timestamp"),
+                           "source": ev.get("source"), "priority": (ev.get("metadata") or {}).get("priority")}
+    for k, v in (ev.get("data") or {}).items():
+        row["data." + k] = orjson.dumps(v).decode() if isinstance(v, (dict, list)) else v
+    return row
 
 
 def rows_csv(rows: list[list[Any]]) -> str:

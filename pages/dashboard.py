@@ -70,3 +70,20 @@ def forbidden(permission: str) -> html.Div:
 def not_found(path: str) -> html.Div:
     return html.Div([html.H1("No such page", className="h4"), html.P(html.Code(path)),
                      dcc.Link("Back to your dashboards", href="/")], className="py-4", id="not-found")
+
+
+def events_layout(kpi: str, timeframe: str = "24h", back: str = "/") -> html.Div:
+    """The events behind one KPI in the dashboard's window, sortable and filterable."""
+    return html.Div([
+        html.Div([
+            dcc.Link("← Back to the dashboard", id="events-back", href=back, className="small me-auto"),
+            html.Span(id="events-window", className="small text-body-secondary"),
+            html.A("Export CSV", id="events-csv", className="btn btn-sm btn-outline-primary"),
+        ], className="d-flex align-items-center flex-wrap gap-2 mb-2"),
+        html.H1(["Events behind ", html.Code(kpi)], className="h4 mb-3"),
+        dcc.Store(id="events-kpi", data={"kpi": kpi, "timeframe": timeframe if timeframe in TIMEFRAMES else "24h"}),
+        dag.AgGrid(id="events-grid", columnDefs=[], rowData=[],
+                   defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1, "minWidth": 120},
+                   dashGridOptions={"rowBuffer": 20, "animateRows": False}, style={"height": "70vh"}),
+        html.Div(id="events-note", className="small text-body-secondary mt-2"),
+    ], **{"data-events": kpi})

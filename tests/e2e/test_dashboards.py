@@ -180,3 +180,21 @@ def test_dash008_theme_switch_is_applied_and_remembered_per_user(dash_duo: Any, 
     assert theme_becomes("dark")
     assert r.hkeys("qms:prefs") == [b"executive-user"]
     assert _severe(dash_duo.get_logs()) == []
+
+
+def test_dash009_a_kpi_card_opens_the_events_behind_it(dash_duo: Any, settings: Any, r: Any) -> None:
+    app = _app(settings)
+    app.server.extensions["qms"].ingestor.ingest(_gate_events([True, False, True]), origin="e2e")
+    Aggregator(r, Keys(settings.key_prefix)).drain()
+    _start(dash_duo, app)
+    _sign_in(dash_duo, "executive")
+    dash_duo.wait_for_text_to_equal(GATE_RATE, "66.7%", timeout=20)
+    dash_duo.find_element('[data-kpi="gate_pass_rate"] a').click()
+    dash_duo.wait_for_contains_text("#events-grid", "e2e-gate-2", timeout=20)
+    grid = dash_duo.find_element("#events-grid").text
+    assert "e2e-gate-0" in grid and "e2e-gate-1" in grid
+    assert "/events/gate_pass_rate?timeframe=24h" in dash_duo.driver.current_url
+    assert dash_duo.find_element("#events-note").text == "3 events"
+    dash_duo.driver.get(dash_duo.server.url + "/events/defects_found")      # a QA metric: not for executives
+    dash_duo.wait_for_element("#forbidden", timeout=20)
+    assert _severe(dash_duo.get_logs()) == []

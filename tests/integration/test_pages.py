@@ -13,7 +13,7 @@ from data.timeutil import fmt_ms, now_ms
 def test_pag001_every_page_callback_is_registered(app: Any) -> None:
     outputs = " ".join(app.callback_map)
     for needed in ("page.children", "dash-kpis.children", "dash-panels.children", "audit-grid.rowData",
-                   "gate-failures.rowData", "nav.href"):
+                   "gate-failures.rowData", "nav.href", "events-grid.rowData"):
         assert needed in outputs, needed
 
 
