@@ -8,7 +8,7 @@ from dash import html
 
 from components.charts import metric_trend
 from components.ops import agent_status_grid, kanban_board, pipeline_visualizer, queue_monitor
-from components.quality import compliance_status, gate_performance, gates_from_kpis
+from components.quality import compliance_status, defect_distribution, gate_performance, gates_from_kpis
 
 
 def _panel(title: str, body: Any, width: int = 6) -> dbc.Col:
@@ -34,10 +34,21 @@ def panels(name: str, data: dict[str, Any], mode: str = "light") -> dbc.Row:
                        gate_performance(gates_from_kpis(kpis), mode=mode, id="qa-gates", height=380), 7),
                 _panel("Compliance", compliance_status({**kpis, "violations": data["violations"]}, mode=mode,
                                                        id="qa-compliance"), 5),
-                _panel("Defects found", metric_trend(data["defects"], mode=mode, id="qa-defects"), 12)]
+                _panel("Defects found over time", metric_trend(data["defects"], mode=mode, id="qa-defects"), 6),
+                _panel(_stage_title(data["defect_breakdown"]["stage"]),
+                       defect_distribution({k: v for k, v in data["defect_breakdown"].items() if k != "stage"},
+                                           mode=mode, id="qa-defect-mix"), 6)]
     elif name == "developer":
         cols = [_panel("My open pull requests", kanban_board(data.get("my_prs"), mode=mode, id="dev-kanban"), 12)]
     return dbc.Row(cols, className="panels")
+
+
+def _stage_title(stages: dict[str, int]) -> str:
+    """The panel title carries where defects were found (review vs escaped to production)."""
+    if not stages:
+        return "Defects by severity and category"
+    parts = ", ".join(f"{n:,} in {stage}" for stage, n in sorted(stages.items()))
+    return f"Defects by severity and category ({parts})"
 
 
 def gate_page(gate: str, body: Any) -> html.Div:

@@ -23,7 +23,7 @@ from data.events import GATE_TYPES, STEPS
 Contribution = tuple[str, str, int, int, bool]   # (family, field, ts_ms, value, step)
 
 # Families of rollup hashes, so a query reads only what it needs.
-MAIN, USER, GATE, HIST, QUEUE, LATE, TYPES = "m", "u", "g", "h", "q", "l", "t"
+MAIN, USER, GATE, HIST, QUEUE, LATE, TYPES, DEFECTS = "m", "u", "g", "h", "q", "l", "t", "d"
 INTEGRAL = frozenset({"s.ag.active", "s.ag.overloaded", "s.ag.idle"})
 NEVER = 1 << 62
 MICRO = 1_000_000  # money is summed in micro-dollars so sums stay exact integers
@@ -57,8 +57,13 @@ def direct(ev: dict[str, Any], ts: int) -> Iterator[Contribution]:
     elif t == "workflow.defect_found":
         yield MAIN, "df", ts, 1, False
         yield MAIN, "s.dfk", ts, 1, True
-        if d.get("stage", "review") == "review":
+        stage = d.get("stage", "review")
+        if stage == "review":
             yield MAIN, "dfr", ts, 1, False
+        # Defect analytics: counts by severity, category and stage.
+        yield DEFECTS, "sev:" + d["severity"], ts, 1, False
+        yield DEFECTS, "cat:" + (d.get("category") or "uncategorised"), ts, 1, False
+        yield DEFECTS, "stage:" + stage, ts, 1, False
     elif t == "workflow.defect_resolved":
         yield MAIN, "dr", ts, 1, False
         if d["resolution"] == "false_positive":

@@ -127,6 +127,19 @@ class Engine:
             data["user"] = user
         return data
 
+    def breakdown(self, fam: str, timeframe: str = "24h", end_ms: int | None = None) -> dict[str, dict[str, int]]:
+        """A family's counters summed over the window, split by their 'dimension:' prefix
+        (e.g. the defect family: {"sev": {...}, "cat": {...}, "stage": {...}})."""
+        now = now_ms()
+        p = plan(timeframe, end_ms, now, self.skew_ms, depth=1)
+        span = rollups.fetch(self.r, self.k, (fam,), p.bounds, p.horizon, now)
+        out: dict[str, dict[str, int]] = {}
+        for name, value in span.sums(fam, p.bounds[1], p.bounds[0]).items():
+            dim, _, key = name.partition(":")
+            if value and key:
+                out.setdefault(dim, {})[key] = value
+        return out
+
     def series(self, kpi_id: str, timeframe: str = "24h", end_ms: int | None = None, points: int | None = None,
                user: str | None = None) -> dict[str, Any]:
         """A KPI over time: the window cut into at most `points` equal steps of whole buckets.

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from data.contrib import DEFECTS
 from data.engine import Engine
 
 TREND_POINTS = 48
@@ -31,6 +32,9 @@ def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sani
     elif name == "qa":
         data["violations"] = [sanitize.row(v) for v in state_rows(engine, "violations")]
         data["defects"] = engine.series("defects_found", timeframe, points=TREND_POINTS)
+        found = engine.breakdown(DEFECTS, timeframe)
+        data["defect_breakdown"] = {"severity": found.get("sev", {}), "category": found.get("cat", {}),
+                                    "stage": found.get("stage", {})}
     elif name == "developer" and user:
         data["my_prs"] = [r for r in state_rows(engine, "active") if r.get("author") == user]
     return data

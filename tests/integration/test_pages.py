@@ -55,3 +55,19 @@ def test_pag003_a_click_on_a_gate_bar_opens_its_page_keeping_the_timeframe(app: 
     with c2.session_transaction() as sess:
         csrf2 = sess["csrf"]
     assert c2.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf2}).status_code == 403
+
+
+def test_pag004_defect_analytics_by_severity_category_and_stage(app: Any, r: Any) -> None:
+    svc = app.server.extensions["qms"]
+    ts = fmt_ms(now_ms() - 20 * 60_000)
+    rows = [("critical", "security", "review"), ("major", "security", "production"), ("minor", None, "review"),
+            ("minor", "style", "review")]
+    svc.ingestor.ingest([{"id": f"d{i}", "type": "workflow.defect_found", "timestamp": ts, "source": "t",
+                          "data": {"workflow_id": "W1", "defect_id": f"D{i}", "severity": sev, "stage": stage,
+                                   **({"category": cat} if cat else {})}} for i, (sev, cat, stage) in enumerate(rows)])
+    Aggregator(r, Keys("qms")).drain()
+    qa = panel_data(svc.engine, "qa", "1h", None, svc.sanitizer_for(["qa_lead"]))
+    assert qa["defect_breakdown"] == {"severity": {"critical": 1, "major": 1, "minor": 2},
+                                      "category": {"security": 2, "style": 1, "uncategorised": 1},
+                                      "stage": {"review": 3, "production": 1}}
+    assert sum(qa["defect_breakdown"]["severity"].values()) == qa["kpis"]["defects_found"]["current_value"]
