@@ -137,7 +137,8 @@ def register(app: Dash) -> None:
         user = principal.name if name == "developer" and principal else None
         svc = current_app.extensions["qms"]
         timeframe = timeframe or "24h"
-        found = panel_data(svc.engine, name, timeframe, user, svc.sanitizer_for(principal.roles if principal else ()))
+        found = panel_data(svc.engine, name, timeframe, user, svc.sanitizer_for(principal.roles if principal else ()),
+                           svc.settings.extra.get("roi"))
         data, meta = found["dashboard"]["data"], found["dashboard"]["metadata"]
         # The timeframe goes into the URL (so a link reproduces the view) only when it changes.
         search = f"?timeframe={timeframe}" if ctx.triggered_id == "dash-timeframe" else no_update

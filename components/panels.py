@@ -6,7 +6,8 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import html
 
-from components.charts import metric_trend
+from components.charts import comparison_chart, metric_trend
+from components.kpi import format_value
 from components.ops import agent_status_grid, kanban_board, pipeline_visualizer, queue_monitor
 from components.quality import compliance_status, defect_distribution, gate_performance, gates_from_kpis
 
@@ -21,7 +22,10 @@ def panels(name: str, data: dict[str, Any], mode: str = "light") -> dbc.Row:
     cols: list[Any] = []
     if name == "executive":
         cols = [_panel("Quality trends", metric_trend(data["trends"], mode=mode, id="exec-trends"), 8),
-                _panel("Cost per review", metric_trend(data["cost"], mode=mode, id="exec-cost"), 4)]
+                _panel("Cost per review", metric_trend(data["cost"], mode=mode, id="exec-cost"), 4),
+                _panel("Team performance: merged pull requests", comparison_chart(
+                    dict(sorted(data["teams"].items())) or None, mode=mode, id="exec-teams", unit="count"), 6),
+                _panel("Return on investment", roi_card(data["roi"]), 6)]
     elif name == "operational":
         steps = {k: kpis.get(k) for k in ("pending_dor_validations", "in_progress_reviews",
                                           "awaiting_dod_validation", "final_approvals_needed")}
@@ -41,6 +45,21 @@ def panels(name: str, data: dict[str, Any], mode: str = "light") -> dbc.Row:
     elif name == "developer":
         cols = [_panel("My open pull requests", kanban_board(data.get("my_prs"), mode=mode, id="dev-kanban"), 12)]
     return dbc.Row(cols, className="panels")
+
+
+def roi_card(roi: dict[str, Any]) -> Any:
+    """Review cost against the engineering time it saves, with the assumptions in view."""
+    a = roi["assumptions"]
+    assumptions = html.P([
+        "Assumes each review saves ", html.B(f"{a['hours_saved_per_review']:g} h"), " of engineering time at ",
+        html.B(f"${a['engineer_hourly_cost_usd']:,.0f}/h"), " (settings: roi)."], className="small text-body-secondary")
+    if roi["saved_usd"] is None:
+        return html.Div([html.Div("no data", className="widget-no-data text-body-secondary"), assumptions], id="exec-roi")
+    cells = [("Reviews", format_value(roi["reviews"], "count")), ("Review cost", format_value(roi["cost_usd"], "usd")),
+             ("Time saved", format_value(roi["saved_usd"], "usd")), ("ROI", format_value(roi["roi_pct"], "percentage"))]
+    return html.Div([dbc.Row([dbc.Col([html.Div(k, className="small text-body-secondary"),
+                                       html.Div(v, className="fs-5 fw-semibold")], xs=6, md=3) for k, v in cells],
+                             className="g-2 mb-2"), assumptions], id="exec-roi")
 
 
 def _stage_title(stages: dict[str, int]) -> str:

@@ -140,6 +140,15 @@ class Engine:
                 out.setdefault(dim, {})[key] = value
         return out
 
+    def window_sums(self, fam: str, fields: list[str], timeframe: str = "24h",
+                    end_ms: int | None = None) -> dict[str, int]:
+        """Plain counters of a family summed over the window (e.g. reviews and their cost)."""
+        now = now_ms()
+        p = plan(timeframe, end_ms, now, self.skew_ms, depth=1)
+        span = rollups.fetch(self.r, self.k, (fam,), p.bounds, p.horizon, now)
+        sums = span.sums(fam, p.bounds[1], p.bounds[0])
+        return {f: sums.get(f, 0) for f in fields}
+
     def series(self, kpi_id: str, timeframe: str = "24h", end_ms: int | None = None, points: int | None = None,
                user: str | None = None) -> dict[str, Any]:
         """A KPI over time: the window cut into at most `points` equal steps of whole buckets.

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from data.contrib import DEFECTS
+from data.contrib import DEFECTS, MAIN, MICRO, USER
 from data.engine import Engine
 
 TREND_POINTS = 48
@@ -16,7 +16,23 @@ def state_rows(engine: Engine, kind: str) -> list[dict[str, Any]]:
     return [orjson.loads(v) for v in engine.r.hvals(engine.k.state(kind))]
 
 
-def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sanitize: Any) -> dict[str, Any]:
+# What an automated review saves, for the ROI widget; overridable in the YAML config (`roi:`).
+DEFAULT_ROI = {"hours_saved_per_review": 0.75, "engineer_hourly_cost_usd": 85.0}
+
+
+def roi(reviews: int, review_cost_usd: float, assumptions: dict[str, float] | None = None) -> dict[str, Any]:
+    """Review cost against engineering time saved in the window; None where nothing was reviewed."""
+    a = {**DEFAULT_ROI, **(assumptions or {})}
+    if not reviews:
+        return {"reviews": 0, "cost_usd": None, "saved_usd": None, "roi_pct": None, "assumptions": a}
+    saved = reviews * a["hours_saved_per_review"] * a["engineer_hourly_cost_usd"]
+    return {"reviews": reviews, "cost_usd": review_cost_usd, "saved_usd": saved,
+            "roi_pct": None if not review_cost_usd else 100.0 * (saved - review_cost_usd) / review_cost_usd,
+            "assumptions": a}
+
+
+def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sanitize: Any,
+               roi_assumptions: dict[str, float] | None = None) -> dict[str, Any]:
     """KPI widgets plus the dashboard's widget data: series, state lists (sanitised)."""
     out = engine.dashboard(name, timeframe, user=user)
     kpis = {w["id"]: w["data"] for w in out["data"]["widgets"]}
@@ -25,6 +41,9 @@ def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sani
         data["trends"] = [engine.series(m, timeframe, points=TREND_POINTS)
                           for m in ("overall_quality_score", "gate_pass_rate", "compliance_adherence")]
         data["cost"] = engine.series("cost_per_review", timeframe, points=TREND_POINTS)
+        data["teams"] = engine.breakdown(USER, timeframe).get("tm", {})
+        sums = engine.window_sums(MAIN, ["rc", "cost"], timeframe)
+        data["roi"] = roi(sums["rc"], sums["cost"] / MICRO, roi_assumptions)
     elif name == "operational":
         data["queues"] = sorted(state_rows(engine, "queues"), key=lambda q: q["queue"])
         data["agents"] = sorted(state_rows(engine, "agents"), key=lambda a: a["agent_id"])

@@ -198,3 +198,17 @@ def test_dash009_a_kpi_card_opens_the_events_behind_it(dash_duo: Any, settings: 
     dash_duo.driver.get(dash_duo.server.url + "/events/defects_found")      # a QA metric: not for executives
     dash_duo.wait_for_element("#forbidden", timeout=20)
     assert _severe(dash_duo.get_logs()) == []
+
+
+def test_dash010_phone_sized_window_stacks_the_cards(dash_duo: Any, settings: Any, r: Any) -> None:
+    app = _app(settings)
+    _start(dash_duo, app)
+    dash_duo.driver.set_window_size(390, 844)
+    _sign_in(dash_duo, "operations")
+    dash_duo.wait_for_element('[data-kpi="total_agents"]', timeout=20)
+    width = dash_duo.driver.execute_script("return document.documentElement.clientWidth")
+    scroll = dash_duo.driver.execute_script("return document.documentElement.scrollWidth")
+    assert scroll <= width + 1, "no horizontal scrolling on a phone"
+    card = dash_duo.find_element('[data-kpi="total_agents"]')
+    assert card.size["width"] > 0.8 * width, "one card per row"
+    assert _severe(dash_duo.get_logs()) == []

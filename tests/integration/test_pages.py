@@ -71,3 +71,26 @@ def test_pag004_defect_analytics_by_severity_category_and_stage(app: Any, r: Any
                                       "category": {"security": 2, "style": 1, "uncategorised": 1},
                                       "stage": {"review": 3, "production": 1}}
     assert sum(qa["defect_breakdown"]["severity"].values()) == qa["kpis"]["defects_found"]["current_value"]
+
+
+def test_pag005_roi_and_team_performance_come_from_the_window(app: Any, r: Any) -> None:
+    from data.panels import roi
+    svc = app.server.extensions["qms"]
+    ts = fmt_ms(now_ms() - 30 * 60_000)
+    evs = [{"id": f"p{i}", "type": "workflow.pr_created", "timestamp": ts, "source": "t",
+            "data": {"workflow_id": f"W{i}", "pr_number": i, "repository": "r", "author": "ann", "team": team}}
+           for i, team in enumerate(["core", "core", "web"])]
+    evs += [{"id": f"c{i}", "type": "workflow.completed", "timestamp": fmt_ms(now_ms() - 10 * 60_000), "source": "t",
+             "data": {"workflow_id": f"W{i}", "outcome": "merged"}} for i in range(3)]
+    evs += [{"id": f"r{i}", "type": "workflow.review_completed", "timestamp": ts, "source": "t",
+             "data": {"workflow_id": "W0", "reviewer": "qms-code-reviewer", "verdict": "approved", "cost_usd": c}}
+            for i, c in enumerate([40.0, 20.0])]
+    svc.ingestor.ingest(evs)
+    Aggregator(r, Keys("qms")).drain()
+    ex = panel_data(svc.engine, "executive", "1h", None, svc.sanitizer_for(["executive"]),
+                    {"hours_saved_per_review": 1, "engineer_hourly_cost_usd": 100})
+    assert ex["teams"] == {"core": 2, "web": 1}
+    assert ex["roi"]["reviews"] == 2 and ex["roi"]["cost_usd"] == 60.0 and ex["roi"]["saved_usd"] == 200.0
+    assert abs(ex["roi"]["roi_pct"] - 100 * 140 / 60) < 1e-9
+    assert ex["roi"]["cost_usd"] / ex["roi"]["reviews"] == ex["kpis"]["cost_per_review"]["current_value"]
+    assert roi(0, 0.0)["roi_pct"] is None, "no reviews: no data, not 0 %"
