@@ -9,7 +9,8 @@ from dash import html
 from components.charts import comparison_chart, metric_trend
 from components.kpi import format_value
 from components.ops import agent_status_grid, kanban_board, pipeline_visualizer, queue_monitor
-from components.quality import compliance_status, defect_distribution, gate_performance, gates_from_kpis
+from components.quality import (compliance_status, defect_distribution, gate_performance, gates_from_kpis,
+                                risk_matrix)
 
 
 def _panel(title: str, body: Any, width: int = 6) -> dbc.Col:
@@ -41,7 +42,9 @@ def panels(name: str, data: dict[str, Any], mode: str = "light") -> dbc.Row:
                 _panel("Defects found over time", metric_trend(data["defects"], mode=mode, id="qa-defects"), 6),
                 _panel(_stage_title(data["defect_breakdown"]["stage"]),
                        defect_distribution({k: v for k, v in data["defect_breakdown"].items() if k != "stage"},
-                                           mode=mode, id="qa-defect-mix"), 6)]
+                                           mode=mode, id="qa-defect-mix"), 6),
+                _panel("Risk matrix (likelihood from this window's KPIs)",
+                       risk_matrix(data["risks"], mode=mode, id="qa-risks"), 12)]
     elif name == "developer":
         cols = [_panel("My open pull requests", kanban_board(data.get("my_prs"), mode=mode, id="dev-kanban"), 12)]
     return dbc.Row(cols, className="panels")

@@ -31,6 +31,38 @@ def roi(reviews: int, review_cost_usd: float, assumptions: dict[str, float] | No
             "assumptions": a}
 
 
+def _level(x: float, cuts: tuple[float, ...]) -> int:
+    """1..5: how many of the ascending cut points x reaches, plus one."""
+    return 1 + sum(x >= c for c in cuts)
+
+
+def quality_risks(kpis: dict[str, Any]) -> list[dict[str, Any]]:
+    """Quality risks placed on a likelihood × impact grid (1-5), each from one KPI of the
+    window. Impact is fixed per risk; likelihood scales with the KPI. A KPI without data
+    gives no risk rather than a reassuring one."""
+    def v(kpi: str) -> float | None:
+        return (kpis.get(kpi) or {}).get("current_value")
+    rules = [
+        ("Open critical defects", "critical_defects", 5, lambda x: _level(x, (1, 2, 4, 8))),
+        ("Defects escaping to production", "defect_prevention_rate", 5, lambda x: _level(100 - x, (1, 3, 6, 10))),
+        ("Pending remediations", "remediation_pending", 4, lambda x: _level(x, (1, 3, 6, 11))),
+        ("Audit readiness gaps", "audit_readiness_score", 4, lambda x: _level(100 - x, (2, 5, 10, 20))),
+        ("Quality gate failures", "gate_pass_rate", 3, lambda x: _level(100 - x, (5, 10, 20, 30))),
+    ]
+    out = []
+    for name, kpi, impact, likelihood in rules:
+        value = v(kpi)
+        if value is None and kpi == "gate_pass_rate":
+            executed, passed = v("total_gates_executed"), v("gates_passed")
+            value = None if not executed else 100.0 * (passed or 0) / executed
+        if value is None:
+            continue
+        li = likelihood(value)
+        out.append({"name": name, "kpi": kpi, "value": value, "likelihood": li, "impact": impact,
+                    "status": "open" if li >= 3 else "watch"})
+    return out
+
+
 def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sanitize: Any,
                roi_assumptions: dict[str, float] | None = None) -> dict[str, Any]:
     """KPI widgets plus the dashboard's widget data: series, state lists (sanitised)."""
@@ -54,6 +86,7 @@ def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sani
         found = engine.breakdown(DEFECTS, timeframe)
         data["defect_breakdown"] = {"severity": found.get("sev", {}), "category": found.get("cat", {}),
                                     "stage": found.get("stage", {})}
+        data["risks"] = quality_risks(kpis)
     elif name == "developer" and user:
         data["my_prs"] = [r for r in state_rows(engine, "active") if r.get("author") == user]
     return data

@@ -213,3 +213,16 @@ def test_core015_settings_from_env_and_yaml(tmp_path: Any) -> None:
         Settings.from_env({"QMS_PORT": "eighty"})
     with pytest.raises(SettingsError, match="does not exist"):
         Settings.from_env({"QMS_CONFIG": str(tmp_path / "missing.yaml")})
+
+
+def test_core016_quality_risks_from_kpis() -> None:
+    from data.panels import quality_risks
+    kpis = {"critical_defects": {"current_value": 3}, "defect_prevention_rate": {"current_value": None},
+            "remediation_pending": {"current_value": 0}, "audit_readiness_score": {"current_value": 85.0},
+            "total_gates_executed": {"current_value": 10}, "gates_passed": {"current_value": 7}}
+    risks = {r["name"]: r for r in quality_risks(kpis)}
+    assert "Defects escaping to production" not in risks, "no data gives no risk"
+    assert (risks["Open critical defects"]["likelihood"], risks["Open critical defects"]["impact"]) == (3, 5)
+    assert risks["Pending remediations"]["likelihood"] == 1 and risks["Pending remediations"]["status"] == "watch"
+    assert risks["Audit readiness gaps"]["likelihood"] == 4
+    assert risks["Quality gate failures"]["value"] == 70.0 and risks["Quality gate failures"]["likelihood"] == 5
