@@ -46,8 +46,26 @@ def panels(name: str, data: dict[str, Any], mode: str = "light") -> dbc.Row:
                 _panel("Risk matrix (likelihood from this window's KPIs)",
                        risk_matrix(data["risks"], mode=mode, id="qa-risks"), 12)]
     elif name == "developer":
-        cols = [_panel("My open pull requests", kanban_board(data.get("my_prs"), mode=mode, id="dev-kanban"), 12)]
+        cols = [_panel("My review queue", _table(data.get("my_reviews"), [("workflow_id", "Workflow"),
+                                                                          ("since", "Started (UTC)")], "dev-queue",
+                                                 "No review waiting for you"), 6),
+                _panel("Suggested reviews (waiting longest, nobody reviewing)",
+                       _table(data.get("suggested"), [("workflow_id", "Workflow"), ("repository", "Repository"),
+                                                      ("author", "Author"), ("step_since", "In review since (UTC)")],
+                              "dev-suggested", "Nothing is waiting for a reviewer"), 6),
+                _panel("My open pull requests", kanban_board(data.get("my_prs"), mode=mode, id="dev-kanban"), 12)]
     return dbc.Row(cols, className="panels")
+
+
+def _table(rows: list[dict[str, Any]] | None, columns: list[tuple[str, str]], id: str, empty: str) -> Any:
+    """A small table; an empty list says so in words (an empty queue is a fact, not missing data)."""
+    if rows is None:
+        return html.Div("no data", className="widget-no-data text-body-secondary", id=id)
+    if not rows:
+        return html.Div(empty, className="text-body-secondary small", id=id)
+    return dbc.Table([html.Thead(html.Tr([html.Th(label) for _, label in columns])),
+                      html.Tbody([html.Tr([html.Td(r.get(key)) for key, _ in columns]) for r in rows])],
+                     size="sm", hover=True, responsive=True, className="mb-0", id=id)
 
 
 def roi_card(roi: dict[str, Any]) -> Any:

@@ -574,6 +574,14 @@ def _display(kind: str, ident: str, s: dict[str, Any], display: dict[str, dict[s
                 {"workflow_id": wf, "policy": policy, "failed_checks": len(pending), "since": fmt_ms(min(pending))})
         else:
             hide["violations"].append(ident)
+    elif kind == "rv":
+        starts, comps = s.get("s", []), s.get("c", [])
+        last = max(starts) if starts else None
+        if last is not None and not any(c > last for c in comps):
+            reviewer, wf = ident.split("|", 1)
+            display["reviews"][ident] = orjson.dumps({"reviewer": reviewer, "workflow_id": wf, "since": fmt_ms(last)})
+        else:
+            hide["reviews"].append(ident)
 
 
 def _member(m: bytes) -> tuple[int, str, str]:

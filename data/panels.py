@@ -88,7 +88,14 @@ def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sani
                                     "stage": found.get("stage", {})}
         data["risks"] = quality_risks(kpis)
     elif name == "developer" and user:
-        data["my_prs"] = [r for r in state_rows(engine, "active") if r.get("author") == user]
+        active = state_rows(engine, "active")
+        data["my_prs"] = [r for r in active if r.get("author") == user]
+        data["my_reviews"] = sorted((r for r in state_rows(engine, "reviews") if r.get("reviewer") == user),
+                                    key=lambda r: r["since"])
+        # Waiting longest first: active, in code review, nobody has started reviewing.
+        waiting = [r for r in active if r.get("step") == "code_review" and not r.get("review_started")
+                   and r.get("author") != user]
+        data["suggested"] = [sanitize.row(r) for r in sorted(waiting, key=lambda r: r.get("step_since") or "")[:10]]
     return data
 
 

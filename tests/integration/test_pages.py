@@ -94,3 +94,26 @@ def test_pag005_roi_and_team_performance_come_from_the_window(app: Any, r: Any) 
     assert abs(ex["roi"]["roi_pct"] - 100 * 140 / 60) < 1e-9
     assert ex["roi"]["cost_usd"] / ex["roi"]["reviews"] == ex["kpis"]["cost_per_review"]["current_value"]
     assert roi(0, 0.0)["roi_pct"] is None, "no reviews: no data, not 0 %"
+
+
+def test_pag006_developer_review_queue_and_suggestions(app: Any, r: Any) -> None:
+    svc = app.server.extensions["qms"]
+    t = now_ms() - 40 * 60_000
+
+    def ev(i: str, type_: str, minutes: int, **data: Any) -> dict[str, Any]:
+        return {"id": i, "type": type_, "timestamp": fmt_ms(t + minutes * 60_000), "source": "t", "data": data}
+    svc.ingestor.ingest([
+        ev("p1", "workflow.pr_created", 0, workflow_id="W1", pr_number=1, repository="r", author="ann", team="core"),
+        ev("p2", "workflow.pr_created", 0, workflow_id="W2", pr_number=2, repository="r", author="bob", team="core"),
+        ev("p3", "workflow.pr_created", 0, workflow_id="W3", pr_number=3, repository="r", author="cid", team="web"),
+        ev("s2", "workflow.step_entered", 1, workflow_id="W2", step="code_review"),
+        ev("s3", "workflow.step_entered", 2, workflow_id="W3", step="code_review"),
+        ev("r1", "workflow.review_started", 5, workflow_id="W1", reviewer="ann"),      # ann reviews W1... and
+        ev("r3", "workflow.review_started", 6, workflow_id="W3", reviewer="ann"),
+        ev("c3", "workflow.review_completed", 9, workflow_id="W3", reviewer="ann", verdict="approved"),
+    ])
+    Aggregator(r, Keys("qms")).drain()
+    dev = panel_data(svc.engine, "developer", "1h", "ann", svc.sanitizer_for(["developer"]))
+    assert [x["workflow_id"] for x in dev["my_reviews"]] == ["W1"], "W3's review was completed"
+    assert dev["kpis"]["pending_reviews"]["current_value"] == 1, "the queue and the KPI agree"
+    assert [x["workflow_id"] for x in dev["suggested"]] == ["W2"], "W3 has a review started; W1 is ann's own"
