@@ -5,7 +5,6 @@ for a principal passes through that principal's sanitiser (auth.sanitize).
 """
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 import orjson
@@ -20,6 +19,7 @@ from auth.sanitize import Sanitizer
 from data import rawstore
 from data.engine import QueryError, plan
 from data.events import BodyError, TooLarge, parse_body
+from data.health import health as check_health
 from data.ingest import dead_letters
 from data.kpis import dashboard_of
 from data.services import Services
@@ -312,35 +312,8 @@ def _token_row(t: Any) -> dict[str, Any]:
 @bp.get("/health")
 def health() -> Response:
     svc = services()
-    checks: dict[str, dict[str, Any]] = {}
-    try:
-        svc.redis.ping()
-        checks["redis"] = {"status": "healthy"}
-        meta = svc.redis.hgetall(svc.keys.meta)
-        lag = None
-        try:
-            groups = svc.redis.xinfo_groups(svc.keys.stream)
-            lag = sum(int(g.get("lag") or 0) + int(g.get("pending") or 0) for g in groups)
-        except redis.ResponseError:
-            pass
-        last = meta.get(b"last_batch_ms")
-        age = None if last is None else (now_ms() - int(last)) / 1000
-        stale = bool(lag) and (age is None or age > 60)
-        checks["aggregator"] = {"status": "degraded" if stale else "healthy", "backlog": lag,
-                                "last_batch_age_s": age}
-    except redis.RedisError as exc:
-        checks["redis"] = {"status": "unhealthy", "error": str(exc)}
-    disk = shutil.disk_usage(".")
-    checks["disk"] = {"status": "healthy" if disk.free > 256 * 2**20 else "degraded", "free_bytes": disk.free}
-    try:
-        import resource
-        rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        checks["memory"] = {"status": "healthy", "max_rss_bytes": rss_kb * 1024}
-    except ImportError:  # pragma: no cover - not on Linux
-        pass
-    healthy = all(c["status"] == "healthy" for c in checks.values())
-    return _json({"status": "healthy" if healthy else "degraded", "timestamp": fmt_ms(now_ms()), "checks": checks},
-                 200 if healthy else 503)
+    report = check_health(svc.redis, svc.keys)
+    return _json(report, 200 if report["status"] == "healthy" else 503)
 
 
 @bp.get("/api/openapi.json")

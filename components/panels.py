@@ -8,9 +8,20 @@ from dash import html
 
 from components.charts import comparison_chart, metric_trend
 from components.kpi import format_value
-from components.ops import agent_status_grid, kanban_board, pipeline_visualizer, queue_monitor
-from components.quality import (compliance_status, defect_distribution, gate_performance, gates_from_kpis,
-                                risk_matrix)
+from components.ops import (
+    agent_status_grid,
+    kanban_board,
+    pipeline_visualizer,
+    queue_monitor,
+)
+from components.quality import (
+    compliance_status,
+    defect_distribution,
+    gate_performance,
+    gates_from_kpis,
+    risk_matrix,
+)
+from components.system import error_log_viewer, system_health
 
 
 def _panel(title: str, body: Any, width: int = 6) -> dbc.Col:
@@ -33,7 +44,9 @@ def panels(name: str, data: dict[str, Any], mode: str = "light") -> dbc.Row:
         cols = [_panel("Workflow pipeline", pipeline_visualizer(steps, mode=mode, id="ops-pipeline")),
                 _panel("Queue monitor", queue_monitor(data["queues"], mode=mode, id="ops-queues")),
                 _panel("Agents", agent_status_grid(data["agents"], mode=mode, id="ops-agents"), 8),
-                _panel("Errors per hour", metric_trend(data["errors"], mode=mode, id="ops-errors"), 4)]
+                _panel("System health", system_health(data["health"], mode=mode, id="ops-health"), 4),
+                _panel("Errors per hour", metric_trend(data["errors"], mode=mode, id="ops-errors"), 4),
+                _panel("Recent errors", error_log_viewer(data["error_log"] or None, mode=mode, id="ops-error-log"), 8)]
     elif name == "qa":
         cols = [_panel("Quality gate performance (click a gate for details)",
                        gate_performance(gates_from_kpis(kpis), mode=mode, id="qa-gates", height=380), 7),

@@ -7,7 +7,10 @@ from typing import Any
 import orjson
 
 from data.contrib import DEFECTS, MAIN, MICRO, USER
-from data.engine import Engine
+from data.engine import Engine, plan
+from data.health import health
+from data.rawstore import events_between
+from data.timeutil import now_ms
 
 TREND_POINTS = 48
 
@@ -80,6 +83,10 @@ def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sani
         data["queues"] = sorted(state_rows(engine, "queues"), key=lambda q: q["queue"])
         data["agents"] = sorted(state_rows(engine, "agents"), key=lambda a: a["agent_id"])
         data["errors"] = engine.series("error_rate", timeframe, points=TREND_POINTS)
+        data["health"] = health(engine.r, engine.k)
+        p = plan(timeframe, None, now_ms(), engine.skew_ms, 1)
+        data["error_log"], _ = events_between(engine.r, engine.k, ("system.error_occurred",), p.bounds[1],
+                                              p.bounds[0], 500)
     elif name == "qa":
         data["violations"] = [sanitize.row(v) for v in state_rows(engine, "violations")]
         data["defects"] = engine.series("defects_found", timeframe, points=TREND_POINTS)

@@ -117,3 +117,15 @@ def test_pag006_developer_review_queue_and_suggestions(app: Any, r: Any) -> None
     assert [x["workflow_id"] for x in dev["my_reviews"]] == ["W1"], "W3's review was completed"
     assert dev["kpis"]["pending_reviews"]["current_value"] == 1, "the queue and the KPI agree"
     assert [x["workflow_id"] for x in dev["suggested"]] == ["W2"], "W3 has a review started; W1 is ann's own"
+
+
+def test_pag007_operations_health_and_error_log(app: Any, r: Any) -> None:
+    svc = app.server.extensions["qms"]
+    ts = fmt_ms(now_ms() - 5 * 60_000)
+    svc.ingestor.ingest([{"id": "e1", "type": "system.error_occurred", "timestamp": ts, "source": "t",
+                          "data": {"component": "orchestrator", "error_type": "Timeout", "severity": "critical"}}])
+    Aggregator(r, Keys("qms")).drain()
+    ops = panel_data(svc.engine, "operational", "1h", None, svc.sanitizer_for(["operations"]))
+    assert ops["health"]["checks"]["redis"]["status"] == "healthy"
+    assert [e["id"] for e in ops["error_log"]] == ["e1"]
+    assert ops["kpis"]["error_rate"]["current_value"] == 1.0
