@@ -37,7 +37,8 @@ def panels(name: str, data: dict[str, Any], mode: str = "light") -> dbc.Row:
                 _panel("Cost per review", metric_trend(data["cost"], mode=mode, id="exec-cost"), 4),
                 _panel("Team performance: merged pull requests", comparison_chart(
                     dict(sorted(data["teams"].items())) or None, mode=mode, id="exec-teams", unit="count"), 6),
-                _panel("Return on investment", roi_card(data["roi"]), 6)]
+                _panel("Return on investment", roi_card(data["roi"]), 6),
+                _panel("Risk assessment", risk_matrix(data["risks"], mode=mode, id="exec-risks", height=320), 12)]
     elif name == "operational":
         steps = {k: kpis.get(k) for k in ("pending_dor_validations", "in_progress_reviews",
                                           "awaiting_dod_validation", "final_approvals_needed")}

@@ -79,6 +79,9 @@ def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sani
         data["teams"] = engine.breakdown(USER, timeframe).get("tm", {})
         sums = engine.window_sums(MAIN, ["rc", "cost"], timeframe)
         data["roi"] = roi(sums["rc"], sums["cost"] / MICRO, roi_assumptions)
+        # Executives (view:all_metrics) see the quality risks without opening the QA dashboard.
+        qa = engine.dashboard("qa", timeframe)["data"]["widgets"]
+        data["risks"] = quality_risks({w["id"]: w["data"] for w in qa})
     elif name == "operational":
         data["queues"] = sorted(state_rows(engine, "queues"), key=lambda q: q["queue"])
         data["agents"] = sorted(state_rows(engine, "agents"), key=lambda a: a["agent_id"])

@@ -90,6 +90,9 @@ def test_pag005_roi_and_team_performance_come_from_the_window(app: Any, r: Any) 
     ex = panel_data(svc.engine, "executive", "1h", None, svc.sanitizer_for(["executive"]),
                     {"hours_saved_per_review": 1, "engineer_hourly_cost_usd": 100})
     assert ex["teams"] == {"core": 2, "web": 1}
+    risks = {x["name"]: x["likelihood"] for x in ex["risks"]}
+    assert risks == {"Audit readiness gaps": 5, "Defects escaping to production": 1}, \
+        "merged without the four steps: not audit-ready; no production defect: prevention 100 %"
     assert ex["roi"]["reviews"] == 2 and ex["roi"]["cost_usd"] == 60.0 and ex["roi"]["saved_usd"] == 200.0
     assert abs(ex["roi"]["roi_pct"] - 100 * 140 / 60) < 1e-9
     assert ex["roi"]["cost_usd"] / ex["roi"]["reviews"] == ex["kpis"]["cost_per_review"]["current_value"]
