@@ -19,116 +19,31 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 import redis
 
 from data import contrib
-from data.contrib import INTEGRAL, TIMELINE_KINDS, Contribution
+from data.batch import (
+    ENTITY_TTL_S,
+    MINCR,
+    MSETPX,
+    RELEASE,
+    RETENTION,
+    STEP,
+    Acc,
+    Parsed,
+    display_row,
+    entry_ms,
+    member,
+)
+from data.contrib import TIMELINE_KINDS
 from data.events import validate
 from data.keys import Keys
 from data.timeutil import DAY_MS, EXPIRY_SLACK_MS, RESOLUTIONS, fmt_ms, now_ms
 
 log = logging.getLogger("qms.aggregator")
-ENTITY_TTL_S = 90 * 86_400 + 86_400
-_STEP = {r.name: r.step_ms for r in RESOLUTIONS}
-_RETENTION = {r.name: r.retention_ms for r in RESOLUTIONS}
-
-# Batched writes: one EVAL instead of thousands of commands (EVAL, not EVALSHA, because a
-# NOSCRIPT error inside MULTI would not abort the rest of the transaction).
-# ARGV: (key, expire-at ms or 0, n, field1, delta1, ... fieldn, deltan)*
-_MINCR = """
-local i = 1
-while i <= #ARGV do
-  local key, exp, n = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local j = i + 3
-  for _ = 1, n do
-    redis.call('HINCRBY', key, ARGV[j], ARGV[j + 1])
-    j = j + 2
-  end
-  if exp > 0 then redis.call('PEXPIREAT', key, exp) end
-  i = j
-end
-return 1
-"""
-# ARGV: ttl ms, (key, value)*
-_MSETPX = """
-for i = 2, #ARGV, 2 do redis.call('SET', ARGV[i], ARGV[i + 1], 'PX', ARGV[1]) end
-return 1
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-class Acc:
-    """Per-batch accumulator of contributions at 1-minute granularity."""
-
-    def __init__(self) -> None:
-        self.buckets: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self.totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-
-    def add(self, c: Contribution, sign: int = 1) -> None:
-        fam, field, ts, value, step = c
-        value *= sign
-        b = ts // 60_000 * 60_000
-        h = self.buckets[(fam, b)]
-        h[field] += value
-        if step:
-            self.totals[fam][field] += value
-            if field in INTEGRAL:
-                h["~" + field] += value * (ts - b)
-
-    def add_all(self, cs: Iterable[Contribution], sign: int = 1) -> None:
-        for c in cs:
-            self.add(c, sign)
-
-    def add_diff(self, old: Iterable[Any], new: list[Contribution]) -> None:
-        net: dict[tuple[str, str, int, bool], int] = defaultdict(int)
-        for fam, name, ts, value, step in new:
-            net[(fam, name, ts, step)] += value
-        for fam, name, ts, value, step in old:
-            net[(fam, name, ts, step)] -= value
-        for (fam, name, ts, step), value in net.items():
-            if value:
-                self.add((fam, name, ts, value, step))
-
-    def rolled(self, now: int) -> dict[str, dict[str, int]]:
-        """{redis key suffix (res, fam, start): {field: delta}} for every retained resolution."""
-        out: dict[tuple[str, str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for (fam, b), fields in self.buckets.items():
-            for res in RESOLUTIONS:
-                start = b // res.step_ms * res.step_ms
-                if start + res.step_ms + res.retention_ms < now:
-                    continue        # older than this resolution keeps: it would expire at once
-                h = out[(res.name, fam, start)]
-                for f, v in fields.items():
-                    if not v:
-                        continue
-                    h[f] += v
-                    if f[0] == "~" or start == b:
-                        continue
-                    if f in INTEGRAL:
-                        h["~" + f] += v * (b - start)
-        return out  # type: ignore[return-value]
-
-
-def _entry_ms(entry_id: bytes) -> int:
-    return int(entry_id.split(b"-", 1)[0])
-
-
-@dataclass
-class Parsed:
-    entry_ids: list[bytes]
-    events: list[tuple[dict[str, Any], int]]
-    dead: list[tuple[str, bytes]]
-    dups: int
-    raws: dict[str, bytes] = field(default_factory=dict)   # event id -> bytes as received
-
-
 class Aggregator:
     def __init__(self, r: redis.Redis, keys: Keys, *, sla_hours: float = 8.0, batch: int = 2000,
                  block_ms: int = 1000, reclaim_idle_ms: int = 30_000, max_future_skew_s: int = 900,
@@ -146,7 +61,7 @@ class Aggregator:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self.on_batch = on_batch
         self.lock_ms = lock_ms
-        self._release_script = r.register_script(_RELEASE)
+        self._release_script = r.register_script(RELEASE)
         self._last_reclaim = 0.0
         self._batches = 0
         # Test hook: called after compute, before EXEC (the crash test kills the process here).
@@ -275,7 +190,7 @@ class Aggregator:
             except orjson.JSONDecodeError:
                 dead.append(("not JSON", raw or b""))
                 continue
-            ev, ts, errors = validate(obj, _entry_ms(entry_id), self.skew_ms)
+            ev, ts, errors = validate(obj, entry_ms(entry_id), self.skew_ms)
             if ev is None:
                 dead.append(("; ".join(errors), raw or b""))
                 continue
@@ -388,7 +303,7 @@ class Aggregator:
                     nonzero = [(f, v) for f, v in fields.items() if v]
                     if nonzero:
                         args += [k.rollup(res_name, fam, start),
-                                 start + _STEP[res_name] + _RETENTION[res_name] + EXPIRY_SLACK_MS, len(nonzero)]
+                                 start + STEP[res_name] + RETENTION[res_name] + EXPIRY_SLACK_MS, len(nonzero)]
                         for f, v in nonzero:
                             args += [f, v]
                 for fam, fields in acc.totals.items():
@@ -398,7 +313,7 @@ class Aggregator:
                         for f, v in nonzero:
                             args += [f, v]
                 if args:
-                    tx.eval(_MINCR, 0, *args)
+                    tx.eval(MINCR, 0, *args)
                 for day, idents in days.items():
                     new = idents if fresh_ids is None else [i for i in idents if i in fresh_ids]
                     if new:
@@ -448,11 +363,11 @@ class Aggregator:
                 fold(kind, new, ev, ts)
             after = ec(kind, ident, new, sla)
             acc.add_diff(before, after)
-            _display(kind, ident, new, display, hide)
+            display_row(kind, ident, new, display, hide)
             new["_c"] = after
             args += [key, orjson.dumps(new)]
         if len(args) > 1:
-            tx.eval(_MSETPX, 0, *args)
+            tx.eval(MSETPX, 0, *args)
 
     def _timelines(self, tx: Any, acc: Acc, tl_list: list[tuple[str, str]], tl_keys: list[str],
                    segments: list[tuple[list[bytes], list[bytes]]],
@@ -464,8 +379,8 @@ class Aggregator:
                 evs = [(ev, ts) for ev, ts in evs if ev["id"] in fresh_ids]
                 if not evs:
                     continue
-            prev_value = _member(pred[0])[2] if pred else None
-            old_pts = [_member(m) for m in after]
+            prev_value = member(pred[0])[2] if pred else None
+            old_pts = [member(m) for m in after]
             added: dict[bytes, tuple[int, str, str]] = {}
             for ev, ts in evs:
                 value = ev["data"]["status"] if kind == "ag" else str(ev["data"]["depth"])
@@ -541,51 +456,3 @@ class Aggregator:
         for (t, day), mapping in idx.items():
             tx.zadd(k.raw_index(t, day), mapping)
             tx.pexpireat(k.raw_index(t, day), (day + 1) * DAY_MS + self.raw_ttl_ms)
-
-
-def _display(kind: str, ident: str, s: dict[str, Any], display: dict[str, dict[str, bytes]],
-             hide: dict[str, list[str]]) -> None:
-    """Current state for the operational views (as of the latest events)."""
-    if kind == "wf":
-        c = s.get("c")
-        if c and not s.get("done"):
-            steps = s.get("st", [])
-            latest = steps[-1] if steps else None
-            display["active"][ident] = orjson.dumps({
-                "workflow_id": ident, "author": c[1], "team": c[2], "repository": c[3], "pr_number": c[4],
-                "created": fmt_ms(c[0]), "step": latest[2] if latest else None,
-                "step_since": fmt_ms(latest[0]) if latest else None,
-                "review_started": s.get("rs", contrib.NEVER) != contrib.NEVER})
-        else:
-            hide["active"].append(ident)
-    elif kind == "df":
-        f = s.get("f")
-        if f and not s.get("r"):
-            display["defects"][ident] = orjson.dumps(
-                {"defect_id": ident, "severity": f[1], "workflow_id": f[2], "found": fmt_ms(f[0])})
-        else:
-            hide["defects"].append(ident)
-    elif kind == "cp":
-        rems = s.get("r", [])
-        pending = [c for c in s.get("f", []) if not any(r > c for r in rems)]
-        if pending:
-            wf, policy = ident.split("|", 1)
-            display["violations"][ident] = orjson.dumps(
-                {"workflow_id": wf, "policy": policy, "failed_checks": len(pending), "since": fmt_ms(min(pending))})
-        else:
-            hide["violations"].append(ident)
-    elif kind == "rv":
-        starts, comps = s.get("s", []), s.get("c", [])
-        last = max(starts) if starts else None
-        if last is not None and not any(c > last for c in comps):
-            reviewer, wf = ident.split("|", 1)
-            display["reviews"][ident] = orjson.dumps({"reviewer": reviewer, "workflow_id": wf, "since": fmt_ms(last)})
-        else:
-            hide["reviews"].append(ident)
-
-
-def _member(m: bytes) -> tuple[int, str, str]:
-    s = m.decode()
-    ts, rest = s.split("|", 1)
-    eid, value = rest.rsplit("|", 1)
-    return int(ts), eid, value

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from data import contrib, kpis
-from data.aggregator import Acc
+from data.batch import Acc
 from data.events import BodyError, TooLarge, parse_body, validate
 from data.rawstore import csv_cell, events_csv
 from data.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, cover, fmt_ms, parse_duration, parse_iso, snap
