@@ -362,7 +362,10 @@ class Aggregator:
             for ev, ts in evs:
                 fold(kind, new, ev, ts)
             after = ec(kind, ident, new, sla)
-            acc.add_diff(before, after)
+            if before:
+                acc.add_diff(before, after)
+            else:                     # a new entity: nothing to retract
+                acc.add_all(after)
             display_row(kind, ident, new, display, hide)
             new["_c"] = after
             args += [key, orjson.dumps(new)]
