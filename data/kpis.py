@@ -191,11 +191,24 @@ def nearest_rank(hist: dict[int, int], q: float) -> int | None:
     return None
 
 
+def histograms(w: Win) -> dict[str, dict[int, int]]:
+    """Execution-time histograms of every gate over the window, grouped once per window
+    (not once per gate: a week holds hundreds of thousands of histogram fields)."""
+    key = ("hist_by_gate", w.s, w.e)
+    cached = w.span.extra.get(key)
+    if cached is None:
+        cached = {}
+        for k, v in w.sums(HIST).items():
+            if v:
+                gate, _, ms = k.rpartition("|")
+                cached.setdefault(gate, {})[int(ms)] = v
+        w.span.extra[key] = cached
+    return cached
+
+
 def gate_p95(gate: str) -> Callable[[Win], Value]:
     def f(w: Win) -> Value:
-        prefix = gate + "|"
-        hist = {int(k[len(prefix):]): v for k, v in w.sums(HIST).items() if k.startswith(prefix) and v}
-        p = nearest_rank(hist, 0.95)
+        p = nearest_rank(histograms(w).get(gate, {}), 0.95)
         return None if p is None else p / MINUTE_MS
     return f
 

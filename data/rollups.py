@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from typing import Iterable
+from typing import Any, Iterable
 
 import redis
 
@@ -27,6 +27,7 @@ class Span:
         self.values = values
         self.totals = totals
         self._sums: dict[tuple[str, int, int], dict[str, int]] = {}
+        self.extra: dict[Any, Any] = {}     # derived per-window data that formulas share (histograms)
 
     def _index(self, t: int) -> int:
         i = bisect_left(self.starts, t)
