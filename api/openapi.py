@@ -45,7 +45,7 @@ OPENAPI: dict[str, Any] = {
             {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 10000}}]),
         "/api/state/{kind}": {"get": {"summary": "Current agents, queues, active workflows, open defects or violations",
                                       "parameters": [{"name": "kind", "in": "path", "required": True, "schema": {
-                                          "type": "string", "enum": ["agents", "queues", "active", "defects", "violations"]}}],
+                                          "type": "string", "enum": ["agents", "queues", "active", "defects", "violations", "reviews"]}}],
                                       "responses": {"200": _ENV, "404": _ERR}}},
         "/api/deadletter": {"get": {"summary": "Rejected events with their reasons, newest first",
                                     "responses": {"200": _ENV}}},

@@ -90,8 +90,8 @@ def _metric_permission(kwargs: dict[str, Any]) -> str:
 
 
 def _state_permission(kwargs: dict[str, Any]) -> str:
-    return {"defects": "view:qa_dashboard", "violations": "view:compliance_status"}.get(
-        kwargs.get("kind", ""), "view:operational_dashboard")
+    return {"defects": "view:qa_dashboard", "violations": "view:compliance_status",
+            "reviews": "view:all_metrics"}.get(kwargs.get("kind", ""), "view:operational_dashboard")
 
 
 def _user_param() -> str | None:
@@ -211,7 +211,7 @@ def get_metric_events(kpi_id: str) -> Response:
 @require(_state_permission)
 def get_state(kind: str) -> Response:
     """Current state lists: agents, queues, active workflows, open defects, open violations."""
-    if kind not in ("agents", "queues", "active", "defects", "violations"):
+    if kind not in ("agents", "queues", "active", "defects", "violations", "reviews"):
         return error(404, "not_found", f"unknown state {kind!r}")
     svc = services()
     clean = sanitizer()

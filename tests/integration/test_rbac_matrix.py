@@ -60,6 +60,7 @@ def endpoints() -> list[Endpoint]:
             Endpoint("GET", "/api/state/active", ("view:operational_dashboard",)),
             Endpoint("GET", "/api/state/defects", ("view:qa_dashboard",)),
             Endpoint("GET", "/api/state/violations", ("view:compliance_status",)),
+            Endpoint("GET", "/api/state/reviews", ("view:all_metrics",)),
             Endpoint("GET", "/api/deadletter", ("view:deadletter",)),
             Endpoint("POST", "/api/events", ("ingest:events",), 202, _event_body),
             Endpoint("GET", "/api/audit", ("view:audit_logs",)),
