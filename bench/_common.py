@@ -362,3 +362,18 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 
 def _numeric(s: str) -> bool:
     return s.replace(",", "").replace(".", "", 1).replace("%", "").replace("x", "").strip().isdigit()
+
+
+def simulated_until_now(sim: Any, start_ms: int) -> Iterable[bytes]:
+    """The simulator's events from start_ms up to now, serialised, an hour of simulated time
+    at a time (it keeps generating while the wall clock moves on)."""
+    from data.timeutil import HOUR_MS, now_ms, to_datetime
+    cursor = start_ms
+    while True:
+        upto = now_ms()
+        if cursor >= upto:
+            return
+        step_end = min(upto, cursor + HOUR_MS)
+        for ev in sim.events_between(to_datetime(cursor), to_datetime(step_end)):
+            yield memoryview(orjson.dumps(ev)).tobytes()   # exact-size copies (see generate())
+        cursor = step_end

@@ -33,11 +33,27 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson  # noqa: E402
+from _common import (  # noqa: E402
+    DEFAULT_REDIS_URL,
+    META,
+    STREAM,
+    auth_headers,
+    connect,
+    exit_on_sigterm,
+    flush,
+    human,
+    pct,
+    print_db_memory,
+    print_machine,
+    redis_cpu,
+    simulated_until_now,
+    start_aggregator,
+    start_server,
+    table,
+    used_memory,
+    wait_group,
+)
 from tqdm import tqdm  # noqa: E402
-
-from _common import (DEFAULT_REDIS_URL, META, STREAM, auth_headers, connect, exit_on_sigterm,  # noqa: E402
-                     flush, human, pct, print_db_memory, print_machine, redis_cpu, start_aggregator,
-                     start_server, table, used_memory, wait_group)
 
 TARGET_P95_MS = 50.0
 EST_BYTES_PER_EVENT = 810      # measured by the 7-day fill: raw store + index + dedup set + entities
@@ -60,7 +76,7 @@ def mem_available() -> int:
 
 def fill(args: argparse.Namespace, r: Any) -> int:
     from data.simulator import Simulator
-    from data.timeutil import DAY_MS, HOUR_MS, now_ms, to_datetime
+    from data.timeutil import DAY_MS, now_ms, to_datetime
 
     expected = int(args.rate * args.days * 86_400)
     est_mem = expected * EST_BYTES_PER_EVENT
@@ -106,17 +122,10 @@ def fill(args: argparse.Namespace, r: Any) -> int:
             bar.update(done - bar.n)
             bar.set_postfix_str(f"pushed {pushed:,}", refresh=False)
 
-        cursor = start
-        while True:
-            upto = now_ms()
-            if cursor >= upto:
-                break
-            step_end = min(upto, cursor + HOUR_MS)
-            for ev in sim.events_between(to_datetime(cursor), to_datetime(step_end)):
-                buf.append(memoryview(orjson.dumps(ev)).tobytes())
-                if len(buf) >= args.batch:
-                    push()
-            cursor = step_end
+        for raw in simulated_until_now(sim, start):
+            buf.append(raw)
+            if len(buf) >= args.batch:
+                push()
         if buf:
             push()
         t_pushed = time.perf_counter()

@@ -52,9 +52,22 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson  # noqa: E402
-
-from _common import (META, ROOT, STREAM, Child, _child_env, connect, exit_on_sigterm, flush,  # noqa: E402
-                     pct, print_machine, table, used_memory, wait_group)
+from _common import (  # noqa: E402
+    META,
+    ROOT,
+    STREAM,
+    Child,
+    _child_env,
+    connect,
+    exit_on_sigterm,
+    flush,
+    pct,
+    print_machine,
+    simulated_until_now,
+    table,
+    used_memory,
+    wait_group,
+)
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 TARGET_MS = 1000.0
@@ -126,7 +139,7 @@ def app_env(redis_url: str, data_dir: str, secret: str, extra: dict[str, str] | 
 
 def fill(args: argparse.Namespace, r: Any, env: dict[str, str]) -> int:
     from data.simulator import Simulator
-    from data.timeutil import DAY_MS, HOUR_MS, now_ms, to_datetime
+    from data.timeutil import DAY_MS, now_ms, to_datetime
 
     expected = int(args.rate * args.days * 86_400)
     print(f"\n== fill: {args.days:g} days at {args.rate:g} events/s ~ {expected:,} events "
@@ -174,17 +187,10 @@ def fill(args: argparse.Namespace, r: Any, env: dict[str, str]) -> int:
                 waited += time.perf_counter() - tw
             progress()
 
-        cursor = start
-        while True:
-            upto = now_ms()
-            if cursor >= upto:
-                break
-            step_end = min(upto, cursor + HOUR_MS)
-            for ev in sim.events_between(to_datetime(cursor), to_datetime(step_end)):
-                buf.append(memoryview(orjson.dumps(ev)).tobytes())
-                if len(buf) >= args.batch:
-                    push()
-            cursor = step_end
+        for raw in simulated_until_now(sim, start):
+            buf.append(raw)
+            if len(buf) >= args.batch:
+                push()
         if buf:
             push()
         t_pushed = time.perf_counter()
