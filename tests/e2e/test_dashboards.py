@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import time
+
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 
 from data.aggregator import Aggregator
 from data.keys import Keys
@@ -113,9 +116,20 @@ def test_dash005_qa_lead_drills_from_a_gate_to_its_failing_runs(dash_duo: Any, s
     _sign_in(dash_duo, "qa_lead")
     dash_duo.wait_for_element("#nav-qa", timeout=20)
     dash_duo.driver.get(dash_duo.server.url + "/dashboards/qa?timeframe=4h")
-    dash_duo.wait_for_element("#qa-gates .bars path", timeout=20)
-    # A click on a bar sets clickData; open_gate (tested in test_pages) turns it into this URL.
-    dash_duo.driver.get(dash_duo.server.url + "/gates/unit_tests?timeframe=4h")
+    # A real click on the gate's bar (Plotly needs the hover first, hence the pause); the
+    # chart re-renders on every refresh, so a click that lands mid-render is tried again.
+    for _attempt in range(3):
+        bar = dash_duo.wait_for_element("#qa-gates .bars path", timeout=20)
+        dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", bar)
+        try:
+            ActionChains(dash_duo.driver).move_to_element(bar).pause(0.6).click().perform()
+        except Exception:       # the bar was replaced under the pointer
+            continue
+        deadline = time.time() + 5
+        while "/gates/" not in dash_duo.driver.current_url and time.time() < deadline:
+            time.sleep(0.1)
+        if "/gates/" in dash_duo.driver.current_url:
+            break
     dash_duo.wait_for_contains_text("#gate-failures", "wf-3", timeout=20)
     assert "/gates/unit_tests" in dash_duo.driver.current_url and "timeframe=4h" in dash_duo.driver.current_url
     grid = dash_duo.find_element("#gate-failures").text
@@ -149,7 +163,6 @@ def test_dash007_timeframe_goes_into_the_url_and_the_export_link(dash_duo: Any, 
     _sign_in(dash_duo, "qa_lead")
     dash_duo.wait_for_element("#dash-timeframe", timeout=20)
     dash_duo.find_element("label[for='_dbcprivate_radioitems_dash-timeframe_input_7d']").click()
-    import time
     deadline = time.time() + 10
     while "timeframe=7d" not in dash_duo.driver.current_url and time.time() < deadline:
         time.sleep(0.2)
@@ -159,7 +172,6 @@ def test_dash007_timeframe_goes_into_the_url_and_the_export_link(dash_duo: Any, 
 
 
 def test_dash008_theme_switch_is_applied_and_remembered_per_user(dash_duo: Any, settings: Any, r: Any) -> None:
-    import time
     app = _app(settings)
     _start(dash_duo, app)
     _sign_in(dash_duo, "executive")
