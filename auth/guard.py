@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import orjson
 from dash import Dash
-from flask import Flask, Response, current_app, g, redirect, request, session, url_for
+from flask import Flask, Response, current_app, redirect, request, session, url_for
 
 from auth.principal import BadCredentials, Principal, audit, authorize, current_principal
 
@@ -147,7 +147,6 @@ def init_guard(server: Flask, app: Dash) -> None:
             if spec is None or not allowed(principal, spec, body):
                 audit("authz.denied", "denied", path=path, output=str(body.get("output"))[:200])
                 return _json_error(403, "forbidden", "you may not see this data")
-            g.qms_callback_body = body
             return None
         if principal is None:
             if path.startswith(DASH_XHR) or request.method != "GET":

@@ -103,7 +103,3 @@ def _stage_title(stages: dict[str, int]) -> str:
         return "Defects by severity and category"
     parts = ", ".join(f"{n:,} in {stage}" for stage, n in sorted(stages.items()))
     return f"Defects by severity and category ({parts})"
-
-
-def gate_page(gate: str, body: Any) -> html.Div:
-    return html.Div([html.H1(f"Gate · {gate}", className="h4 mb-3"), body], **{"data-gate": gate})

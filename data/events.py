@@ -5,7 +5,6 @@ events that producers wrote to the stream directly.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import orjson
@@ -117,17 +116,6 @@ SCHEMAS: dict[str, dict[str, tuple[bool, Check]]] = {
                                      "changed_by": (False, _any)},
     "user.survey_submitted": {"user": (True, _str), "score": (True, _score)},
 }
-
-
-@dataclass(frozen=True)
-class Rejected:
-    index: int
-    id: str | None
-    errors: tuple[str, ...]
-    raw: Any
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "id": self.id, "errors": list(self.errors)}
 
 
 def validate(obj: Any, now_ms: int | None = None, max_future_ms: int | None = None) -> tuple[dict[str, Any] | None, int, list[str]]:

@@ -39,7 +39,6 @@ class Keys:
         self.stream = STREAM.format(p=prefix)
         self.group = GROUP
         self.deadletter = DEADLETTER.format(p=prefix)
-        self.totals_prefix = TOTALS.format(p=prefix, fam="")
         self.authors = AUTHORS.format(p=prefix)
         self.meta = META.format(p=prefix)
         self.lock = LOCK.format(p=prefix)

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from data.contrib import GATE, HIST, LATE, MAIN, MICRO, QUEUE, USER
-from data.events import STEPS
 from data.rollups import Span
 from data.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, day_start
 
@@ -153,9 +152,6 @@ OPERATIONAL: dict[str, tuple[str, Callable[[Win], Value]]] = {
     "agents_in_training": ("count", _agents("training")),
     "error_rate": ("per_hour", error_rate),
 }
-STATE_KPIS = frozenset(OPERATIONAL) - {"error_rate"} | {"critical_defects", "remediation_pending",
-                                                       "pending_reviews", "suggested_reviews"}
-
 
 def queue_depth(q: str) -> Callable[[Win], Value]:
     return lambda w: w.at("s.q:" + q, QUEUE) if w.at("s.qk:" + q, QUEUE) else None
@@ -290,7 +286,6 @@ DEVELOPER: dict[str, tuple[str, Callable[[Win], Value]]] = {
 DASHBOARDS = ("executive", "operational", "qa", "developer")
 FAMILIES = {"executive": (MAIN,), "operational": (MAIN, QUEUE), "qa": (MAIN, GATE, HIST, LATE),
             "developer": (MAIN, USER)}
-STEP_KPIS = {f"step.{s}" for s in STEPS}
 
 
 def kpis_for(dashboard: str, names: dict[str, list[str]]) -> dict[str, tuple[str, Callable[[Win], Value]]]:
@@ -314,10 +309,6 @@ def kpis_for(dashboard: str, names: dict[str, list[str]]) -> dict[str, tuple[str
     if dashboard == "developer":
         return dict(DEVELOPER)
     raise KeyError(dashboard)
-
-
-def is_state(kpi_id: str) -> bool:
-    return kpi_id in STATE_KPIS or kpi_id.startswith("queue_depth.")
 
 
 def trend(current: Value, previous: Value) -> str | None:
