@@ -29,7 +29,8 @@ def test_pag002_panel_and_gate_data(app: Any, r: Any) -> None:
     Aggregator(r, Keys("qms")).drain()
     qa = panel_data(svc.engine, "qa", "1h", None, svc.sanitizer_for(["qa_lead"]))
     assert qa["kpis"]["gate.lint.pass_rate"]["current_value"] == 50.0
-    assert sum(p["value"] or 0 for p in qa["defects"]["points"]) == 0 or qa["defects"]["points"]
+    assert qa["defects"]["points"] and all(p["value"] is None for p in qa["defects"]["points"]), \
+        "no defect found: every point is no data, not 0"
     ops = panel_data(svc.engine, "operational", "1h", None, svc.sanitizer_for(["operations"]))
     assert ops["queues"] == [{"queue": "code_review_queue", "depth": 12, "since": ts}]
     gate = gate_data(svc.engine, "lint", "1h")
