@@ -8,6 +8,9 @@ _TF = {"name": "timeframe", "in": "query", "schema": {"type": "string", "enum": 
 _END = {"name": "end", "in": "query", "schema": {"type": "string", "format": "date-time"},
         "description": "window end, ISO 8601 with a zone; default now"}
 _USER = {"name": "user", "in": "query", "schema": {"type": "string"}, "description": "developer metrics: the user"}
+_SCOPE = [{"name": dim, "in": "query", "schema": {"type": "string"},
+           "description": f"filter by one {dim} (not both); KPIs that cannot be filtered say \"filtered\": false"}
+          for dim in ("repository", "team")]
 _ERR = {"description": "error envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _ENV = {"description": "success envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
 
@@ -35,11 +38,12 @@ OPENAPI: dict[str, Any] = {
             "summary": "Every KPI of a dashboard with previous value and trend",
             "parameters": [{"name": "name", "in": "path", "required": True,
                             "schema": {"type": "string", "enum": ["executive", "operational", "qa", "developer"]}},
-                           _TF, _END, _USER, {"name": "metrics", "in": "query", "schema": {"type": "string"},
-                                              "description": "comma-separated KPI ids"}],
+                           _TF, _END, _USER, *_SCOPE, {"name": "metrics", "in": "query", "schema": {"type": "string"},
+                                                         "description": "comma-separated KPI ids"}],
             "responses": {"200": _ENV, "400": _ERR}}},
         "/api/metrics/{kpi_id}/series": _kpi_path("A KPI as a time series",
-                                                  [{"name": "points", "in": "query", "schema": {"type": "integer"}}]),
+                                                  [{"name": "points", "in": "query", "schema": {"type": "integer"}},
+                                                   *_SCOPE]),
         "/api/metrics/{kpi_id}/events": _kpi_path("The events behind a KPI in the window", [
             {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}},
             {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 10000}}]),

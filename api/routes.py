@@ -16,7 +16,7 @@ from auth.guard import AUTHENTICATED, require
 from auth.principal import audit, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
 from auth.sanitize import Sanitizer
-from data import rawstore
+from data import rawstore, scopes
 from data.engine import QueryError, plan
 from data.events import BodyError, TooLarge, parse_body
 from data.health import health as check_health
@@ -56,6 +56,14 @@ def _end_param() -> int | None:
         return parse_iso(raw)
     except ValueError:
         raise QueryError("end: not ISO 8601 with a zone") from None
+
+
+def _scope_param() -> str | None:
+    """?repository=X or ?team=Y (one of them): the dashboard filtered to that scope."""
+    given = [(dim, request.args[dim]) for dim in scopes.DIMENSIONS if request.args.get(dim)]
+    if len(given) > 1:
+        raise QueryError("filter by repository or by team, not both")
+    return scopes.label(*given[0]) if given else None
 
 
 class Forbidden(Exception):
@@ -157,7 +165,8 @@ def get_dashboard(name: str) -> Response:
     svc = services()
     only = {m.strip() for m in request.args.get("metrics", "").split(",") if m.strip()} or None
     out = svc.engine.dashboard(name, request.args.get("timeframe", "24h"), _end_param(),
-                               user=_user_param() if name == "developer" else None, only=only)
+                               user=_user_param() if name == "developer" else None, only=only,
+                               scope=_scope_param())
     return envelope(out["data"], out["metadata"])
 
 
@@ -170,7 +179,8 @@ def get_series(kpi_id: str) -> Response:
     except ValueError:
         raise QueryError("points: must be an integer") from None
     data = svc.engine.series(kpi_id, request.args.get("timeframe", "24h"), _end_param(), points,
-                             user=_user_param() if dashboard_of(kpi_id) == "developer" else None)
+                             user=_user_param() if dashboard_of(kpi_id) == "developer" else None,
+                             scope=_scope_param())
     return envelope(data)
 
 
@@ -230,14 +240,19 @@ def export_dashboard(name: str) -> Response:
         return error(403, "forbidden", f"exporting needs the permission {DASHBOARD_PERMISSION.get(name, 'view:?')}")
     svc = services()
     timeframe = request.args.get("timeframe", "24h")
-    out = svc.engine.dashboard(name, timeframe, _end_param(), user=_user_param() if name == "developer" else None)
+    scope = _scope_param()
+    out = svc.engine.dashboard(name, timeframe, _end_param(), user=_user_param() if name == "developer" else None,
+                               scope=scope)
     data = out["data"]
-    rows = [["kpi", "unit", "current_value", "previous_value", "trend", "window_start", "window_end", "timeframe"]]
+    rows = [["kpi", "unit", "current_value", "previous_value", "trend", "window_start", "window_end", "timeframe",
+             "filter"]]
     for w in data["widgets"]:
         d = w["data"]
         rows.append([w["id"], d["unit"], _cell(d["current_value"]), _cell(d["previous_value"]), d["trend"],
-                     data["window"]["start"], data["window"]["end"], timeframe])
-    audit("user.export_requested", export=name, rows=len(rows) - 1, format="csv", timeframe=timeframe)
+                     data["window"]["start"], data["window"]["end"], timeframe,
+                     scope if w.get("filtered") else ""])
+    audit("user.export_requested", export=name, rows=len(rows) - 1, format="csv", timeframe=timeframe,
+          filter=scope or "")
     resp = Response(rawstore.rows_csv(rows), mimetype="text/csv")
     resp.headers["Content-Disposition"] = f'attachment; filename="{name}-{timeframe}.csv"'
     return resp

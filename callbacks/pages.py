@@ -71,9 +71,13 @@ def register(app: Dash) -> None:
 
     # Runs in the browser only: a POST of it to the server is refused for everyone.
     secure_clientside(app, lambda body: None,
-                      "function(theme) { document.documentElement.setAttribute('data-bs-theme', theme || 'light');"
+                      "function(theme, templates) { theme = theme || 'light';"
+                      " document.documentElement.setAttribute('data-bs-theme', theme);"
+                      " var t = templates && templates[theme];"
+                      " if (t && window.Plotly) { document.querySelectorAll('.js-plotly-plot').forEach(function(gd) {"
+                      "   try { window.Plotly.relayout(gd, {template: t}); } catch (e) { console.debug(e); } }); }"
                       " return theme; }",
-                      Output("theme-applied", "children"), Input("theme", "data"))
+                      Output("theme-applied", "children"), Input("theme", "data"), State("plot-templates", "data"))
 
     @secure_callback(app, AUTHENTICATED,
                      Output("nav-links", "children"), Output("nav-user", "children"), Output("page", "children"),
@@ -120,30 +124,42 @@ def register(app: Dash) -> None:
             audit("authz.denied", "denied", page=path, permission=permission)
             return nav, who, dashboard.forbidden(permission)
         audit("user.dashboard_accessed", dashboard=name)
-        return nav, who, dashboard.layout(name, refresh, timeframe, authorize(principal, "export:reports"))
+        names = current_app.extensions["qms"].engine.names()
+        return nav, who, dashboard.layout(name, refresh, timeframe, authorize(principal, "export:reports"),
+                                          view_of(search), names)
 
     @secure_callback(app, _refresh_permission,
                      Output("dash-kpis", "children"), Output("dash-panels", "children"), Output("dash-window", "children"),
                      Output("dash-freshness", "children"), Output("url-sync", "search"), Output("dash-export", "href"),
                      Input("dash-refresh", "n_intervals"), Input("dash-timeframe", "value"),
+                     Input("dash-scope", "value"), Input("dash-gate", "value"), Input("dash-agent", "value"),
                      State("theme", "data"), State("url", "pathname"))
-    def refresh(_n: Any, timeframe: str, mode: str | None, path: str | None) -> tuple[Any, Any, str, str, Any, str]:
+    def refresh(_n: Any, timeframe: str, scope: str | None, gate: str | None, agent: str | None, mode: str | None,
+                path: str | None) -> tuple[Any, Any, str, str, Any, str]:
         principal = current_principal()
         name = dashboard_for_path(path, principal)
         if name is None or not authorize(principal, DASHBOARD_PERMISSION[name]):
             raise PreventUpdate          # unreachable past the guard; kept as a second lock
-        if ctx.triggered_id == "dash-timeframe":
-            audit("user.filter_applied", dashboard=name, timeframe=timeframe)
+        timeframe = timeframe or "24h"
+        view = view_of("?" + "&".join(x for x in (f"timeframe={timeframe}", scope or "") if x))
+        for key, value in (("gate", gate), ("agent", agent)):
+            if value and key in dashboard.FILTERABLE.get(name, ()):
+                view[key] = str(value)
+        if name not in dashboard.FILTERABLE:
+            view = {"timeframe": timeframe}
+        if ctx.triggered_id in ("dash-timeframe", "dash-scope", "dash-gate", "dash-agent"):
+            audit("user.filter_applied", dashboard=name, **view)
         user = principal.name if name == "developer" and principal else None
         svc = current_app.extensions["qms"]
-        timeframe = timeframe or "24h"
         found = panel_data(svc.engine, name, timeframe, user, svc.sanitizer_for(principal.roles if principal else ()),
-                           svc.settings.extra.get("roi"))
+                           svc.settings.extra.get("roi"), view)
         data, meta = found["dashboard"]["data"], found["dashboard"]["metadata"]
-        # The timeframe goes into the URL (so a link reproduces the view) only when it changes.
-        search = f"?timeframe={timeframe}" if ctx.triggered_id == "dash-timeframe" else no_update
-        return (kpi_grid(data["widgets"], timeframe), panels(name, found, mode or "light"), _window(data), _freshness(meta), search,
-                f"/api/export/{name}.csv?timeframe={timeframe}")
+        # The view goes into the URL (so a link reproduces it) only when the user changes it.
+        query = urlencode(view)
+        search = f"?{query}" if ctx.triggered_id not in (None, "dash-refresh") else no_update
+        export = urlencode({k: v for k, v in view.items() if k in ("timeframe", "repository", "team")})
+        return (kpi_grid(data["widgets"], timeframe), panels(name, found, mode or "light"),
+                _window(data, view), _freshness(meta), search, f"/api/export/{name}.csv?{export}")
 
     @secure_callback(app, "view:qa_dashboard", Output("nav", "href"), Input("qa-gates", "clickData"),
                      State("dash-timeframe", "value"), prevent_initial_call=True)
@@ -217,8 +233,29 @@ def register(app: Dash) -> None:
         return rows, f"/api/audit?{query}"
 
 
-def _window(data: dict[str, Any]) -> str:
-    return f"Window {data['window']['start']} → {data['window']['end']} (UTC), compared with the window before"
+def _window(data: dict[str, Any], view: dict[str, str] | None = None) -> str:
+    text = f"Window {data['window']['start']} → {data['window']['end']} (UTC), compared with the window before"
+    shown = [f"{k} {v}" for k, v in (view or {}).items() if k != "timeframe"]
+    if shown:
+        text += "; filtered to " + ", ".join(shown) + " (cards marked “all” are not split that way)"
+    return text
+
+
+VIEW_KEYS = ("timeframe", "repository", "team", "gate", "agent")
+
+
+def view_of(search: str | None) -> dict[str, str]:
+    """The view a URL's query string asks for: timeframe (valid or 24h), and at most one of
+    repository/team, a gate and an agent. Unknown keys and over-long values are dropped."""
+    query = parse_qs((search or "").lstrip("?"))
+    view = {"timeframe": _timeframe(search)}
+    for key in VIEW_KEYS[1:]:
+        value = (query.get(key) or [""])[0]
+        if value and len(value) <= 200:
+            view[key] = value
+    if "repository" in view:
+        view.pop("team", None)
+    return view
 
 
 def _freshness(meta: dict[str, Any]) -> str:

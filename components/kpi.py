@@ -49,7 +49,9 @@ def format_value(value: Any, unit: str | None) -> str:
     return f"{int(value):,}"
 
 
-def kpi_card(kpi_id: str, data: dict[str, Any], href: str | None = None) -> html.Div:
+def kpi_card(kpi_id: str, data: dict[str, Any], href: str | None = None, unfiltered: bool = False) -> html.Div:
+    """One KPI. `unfiltered`: the page is filtered but this KPI cannot be split that way, so
+    the card says it counts everything (a number must never pass for what it is not)."""
     unit = data.get("unit")
     trend = data.get("trend")
     prev = data.get("previous_value")
@@ -59,7 +61,9 @@ def kpi_card(kpi_id: str, data: dict[str, Any], href: str | None = None) -> html
     footer.append(html.Span(f"previous: {format_value(prev, unit)}", className="text-body-secondary"))
     # dbc.Card takes no data-* attributes: the html.Div around it carries data-kpi.
     card = dbc.Card(dbc.CardBody([
-        html.Div(title_of(kpi_id), className="kpi-title text-body-secondary small"),
+        html.Div([title_of(kpi_id)] + ([html.Span("all", className="badge text-bg-secondary ms-2 kpi-unfiltered",
+                                                  title="Not split by the filter: counts every repository and team")]
+                                       if unfiltered else []), className="kpi-title text-body-secondary small"),
         html.Div(format_value(data.get("current_value"), unit), className="kpi-value fs-3 fw-semibold",
                  id={"type": "kpi-value", "kpi": kpi_id}),
         html.Div(footer, className="kpi-footer small"),
@@ -74,5 +78,6 @@ def kpi_grid(widgets: list[dict[str, Any]], timeframe: str | None = None) -> dbc
     phones. With a timeframe, each card links to the events behind it in that window."""
     def href(kpi_id: str) -> str | None:
         return f"/events/{quote(kpi_id, safe='')}?timeframe={timeframe}" if timeframe else None
-    return dbc.Row([dbc.Col(kpi_card(w["id"], w["data"], href(w["id"])), xs=12, md=6, xl=3, className="mb-3")
+    return dbc.Row([dbc.Col(kpi_card(w["id"], w["data"], href(w["id"]), w.get("filtered") is False),
+                            xs=12, md=6, xl=3, className="mb-3")
                     for w in widgets], className="kpi-grid")

@@ -32,29 +32,32 @@ def _panel(title: str, body: Any, width: int = 6) -> dbc.Col:
 def panels(name: str, data: dict[str, Any], mode: str = "light") -> dbc.Row:
     kpis = data["kpis"]
     cols: list[Any] = []
+    view = data.get("view") or {}
+    # Panels that cannot be split by repository/team say so while such a filter is on.
+    every = " (all repositories and teams)" if view.get("repository") or view.get("team") else ""
     if name == "executive":
         cols = [_panel("Quality trends", metric_trend(data["trends"], mode=mode, id="exec-trends"), 8),
-                _panel("Cost per review", metric_trend(data["cost"], mode=mode, id="exec-cost"), 4),
+                _panel("Cost per review" + every, metric_trend(data["cost"], mode=mode, id="exec-cost"), 4),
                 _panel("Team performance: merged pull requests", comparison_chart(
                     dict(sorted(data["teams"].items())) or None, mode=mode, id="exec-teams", unit="count"), 6),
-                _panel("Return on investment", roi_card(data["roi"]), 6),
+                _panel("Return on investment" + every, roi_card(data["roi"]), 6),
                 _panel("Risk assessment", risk_matrix(data["risks"], mode=mode, id="exec-risks", height=320), 12)]
     elif name == "operational":
         steps = {k: kpis.get(k) for k in ("pending_dor_validations", "in_progress_reviews",
                                           "awaiting_dod_validation", "final_approvals_needed")}
         cols = [_panel("Workflow pipeline", pipeline_visualizer(steps, mode=mode, id="ops-pipeline")),
-                _panel("Queue monitor", queue_monitor(data["queues"], mode=mode, id="ops-queues")),
-                _panel("Agents", agent_status_grid(data["agents"], mode=mode, id="ops-agents"), 8),
+                _panel("Queue monitor" + every, queue_monitor(data["queues"], mode=mode, id="ops-queues")),
+                _panel("Agents" + every, agent_status_grid(data["agents"], mode=mode, id="ops-agents"), 8),
                 _panel("System health", system_health(data["health"], mode=mode, id="ops-health"), 4),
-                _panel("Errors per hour", metric_trend(data["errors"], mode=mode, id="ops-errors"), 4),
-                _panel("Recent errors", error_log_viewer(data["error_log"] or None, mode=mode, id="ops-error-log"), 8)]
+                _panel("Errors per hour" + every, metric_trend(data["errors"], mode=mode, id="ops-errors"), 4),
+                _panel("Recent errors" + every, error_log_viewer(data["error_log"] or None, mode=mode, id="ops-error-log"), 8)]
     elif name == "qa":
-        cols = [_panel("Quality gate performance (click a gate for details)",
+        cols = [_panel("Quality gate performance (click a gate for details)" + every,
                        gate_performance(gates_from_kpis(kpis), mode=mode, id="qa-gates", height=380), 7),
-                _panel("Compliance", compliance_status({**kpis, "violations": data["violations"]}, mode=mode,
+                _panel("Compliance" + (" (open violations: all repositories and teams)" if every else ""), compliance_status({**kpis, "violations": data["violations"]}, mode=mode,
                                                        id="qa-compliance"), 5),
                 _panel("Defects found over time", metric_trend(data["defects"], mode=mode, id="qa-defects"), 6),
-                _panel(_stage_title(data["defect_breakdown"]["stage"]),
+                _panel(_stage_title(data["defect_breakdown"]["stage"]) + every,
                        defect_distribution({k: v for k, v in data["defect_breakdown"].items() if k != "stage"},
                                            mode=mode, id="qa-defect-mix"), 6),
                 _panel("Risk matrix (likelihood from this window's KPIs)",

@@ -431,6 +431,7 @@ class Aggregator:
                 regs["gates"].add(d["gate_name"])
             elif t == "workflow.pr_created":
                 regs["users"].add(d["author"])
+                regs["repositories"].add(d["repository"])
                 if d.get("team"):
                     regs["teams"].add(d["team"])
                 cur = latest_author.get(d["author"])

@@ -24,6 +24,9 @@ Contribution = tuple[str, str, int, int, bool]   # (family, field, ts_ms, value,
 
 # Families of rollup hashes, so a query reads only what it needs.
 MAIN, USER, GATE, HIST, QUEUE, LATE, TYPES, DEFECTS = "m", "u", "g", "h", "q", "l", "t", "d"
+# Per repository / team: copies of a workflow's MAIN and LATE fields as "<scope>|<field>" and
+# "<scope>|L|<field>", scope "r:<repository>" or "t:<team>" (data.scopes reads them back).
+SCOPE = "s"
 INTEGRAL = frozenset({"s.ag.active", "s.ag.overloaded", "s.ag.idle"})
 NEVER = 1 << 62
 MICRO = 1_000_000  # money is summed in micro-dollars so sums stay exact integers
@@ -149,6 +152,7 @@ def fold(kind: str, state: dict[str, Any], ev: dict[str, Any], ts: int) -> None:
         if t == "workflow.pr_created":
             if _earlier(state.get("c"), ts, eid):
                 state["c"] = [ts, d["author"], d.get("team"), d["repository"], d["pr_number"], eid]
+                state["qt"] = d.get("qms_tracked", True) is not False
         elif t == "workflow.step_entered":
             state.setdefault("st", []).append([ts, eid, d["step"]])
             state["st"].sort()
@@ -166,6 +170,7 @@ def fold(kind: str, state: dict[str, Any], ev: dict[str, Any], ts: int) -> None:
             state.setdefault("d", []).append([ts, d.get("category"), 1 if d.get("stage") == "production" else 0])
         elif t == "workflow.compliance_checked":
             state["cc"] = min(state.get("cc", NEVER), ts)
+            state.setdefault("ck", []).append([ts, 1 if d["passed"] else 0])
     elif kind == "df":
         if t == "workflow.defect_found":
             if _earlier(state.get("f"), ts, eid):
@@ -295,7 +300,41 @@ def _wf(s: dict[str, Any], sla_ms: int) -> list[Contribution]:
         for d_ts2, cat, _prod in s.get("d", []):
             if cat:
                 out.append((USER, f"dc:{author}:{cat}", d_ts2, 1, False))
+        out += _scoped(s, c, done, out)
     return out
+
+
+def _scoped(s: dict[str, Any], c: list[Any], done: list[Any] | None, out: list[Contribution]) -> list[Contribution]:
+    """The workflow's contributions again under its repository and team, plus the facts
+    that MAIN takes straight from events (gates, defects, checks, creation, completion) —
+    here from the workflow's own folded events, so a filtered dashboard adds up exactly
+    what belongs to that repository or team."""
+    own: list[Contribution] = [(MAIN, "s.wfk", c[0], 1, True), (MAIN, "pc", c[0], 1, False)]
+    if s.get("qt", True):
+        own.append((MAIN, "pt", c[0], 1, False))
+    for g_ts, passed in s.get("g", []):
+        own.append((MAIN, "gx", g_ts, 1, False))
+        if passed:
+            own.append((MAIN, "gp", g_ts, 1, False))
+    for d_ts, _cat, prod in s.get("d", []):
+        own.append((MAIN, "df", d_ts, 1, False))
+        if not prod:
+            own.append((MAIN, "dfr", d_ts, 1, False))
+    for k_ts, passed in s.get("ck", []):
+        own.append((MAIN, "cc", k_ts, 1, False))
+        if passed:
+            own.append((MAIN, "cp", k_ts, 1, False))
+    if done:
+        own.append((MAIN, "wc", done[0], 1, False))
+        if done[1] == "merged":
+            own.append((MAIN, "wm", done[0], 1, False))
+    scopes = ["r:" + c[3]] + (["t:" + c[2]] if c[2] else [])
+    result: list[Contribution] = []
+    for fam, f, ts, v, step in out + own:
+        if fam == MAIN or fam == LATE:
+            sub = f if fam == MAIN else "L|" + f
+            result += [(SCOPE, f"{sc}|{sub}", ts, v, step) for sc in scopes]
+    return result
 
 
 def _df(s: dict[str, Any]) -> list[Contribution]:

@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 import redis
 
-from data import kpis, rollups
+from data import kpis, rollups, scopes
+from data.contrib import SCOPE
 from data.keys import Keys
 from data.kpis import Win
 from data.timeutil import HOUR_MS, TIMEFRAMES, day_start, finest_step_at, fmt_ms, now_ms, retained, snap
@@ -70,7 +71,7 @@ class Engine:
 
     def names(self) -> dict[str, list[str]]:
         with self.r.pipeline(transaction=False) as p:
-            kinds = ("gates", "queues", "categories", "teams", "users", "agents", "types")
+            kinds = ("gates", "queues", "categories", "teams", "users", "agents", "types", "repositories")
             for kind in kinds:
                 p.smembers(self.k.registry(kind))
             res = p.execute()
@@ -81,8 +82,11 @@ class Engine:
         return orjson.loads(raw)[2] if raw else None
 
     def dashboard(self, name: str, timeframe: str = "24h", end_ms: int | None = None,
-                  user: str | None = None, only: set[str] | None = None) -> dict[str, Any]:
-        """The `data` and `metadata` of the API envelope for one dashboard."""
+                  user: str | None = None, only: set[str] | None = None,
+                  scope: str | None = None) -> dict[str, Any]:
+        """The `data` and `metadata` of the API envelope for one dashboard. With a scope
+        (data.scopes.label: one repository or team), the KPIs that can be filtered are, and
+        the others are marked `"filtered": false`."""
         if name not in kpis.DASHBOARDS:
             raise QueryError(f"unknown dashboard {name!r}")
         if name == "developer" and not user:
@@ -91,13 +95,13 @@ class Engine:
         now = now_ms()
         p = plan(timeframe, end_ms, now, self.skew_ms, depth=3 if name == "developer" else 2)
         version, last_batch = self.r.hmget(self.k.meta, ["version", "last_batch_ms"])
-        cache_key = self.k.cache(f"{name}:{timeframe}:{p.bounds[0]}:{user or ''}:{int(version or 0)}")
+        cache_key = self.k.cache(f"{name}:{timeframe}:{p.bounds[0]}:{user or ''}:{int(version or 0)}:{scope or ''}")
         cached = self.r.get(cache_key)
         if cached is not None:
             data = orjson.loads(cached)
             status = "hit"
         else:
-            data = self._compute(name, p, user)
+            data = self._compute(name, p, user, scope)
             self.r.set(cache_key, orjson.dumps(data), ex=self.cache_ttl_s)
             status = "miss"
         if only:
@@ -107,16 +111,23 @@ class Engine:
                 "data_freshness": freshness}
         return {"data": data, "metadata": meta}
 
-    def _compute(self, name: str, p: Plan, user: str | None) -> dict[str, Any]:
+    def _compute(self, name: str, p: Plan, user: str | None, scope: str | None = None) -> dict[str, Any]:
         names = self.names()
         points = list(p.bounds)
         if name == "developer":
             points += [day_start(p.bounds[0]), day_start(p.bounds[1])]
-        span = rollups.fetch(self.r, self.k, kpis.FAMILIES[name], points, p.horizon, p.now)
+        fams = kpis.FAMILIES[name] + ((SCOPE,) if scope else ())
+        span = rollups.fetch(self.r, self.k, fams, points, p.horizon, p.now)
         team = self.team_of(user) if user else None
-        win = Win(span, p.bounds, 0, user, team, names)
-        values = kpis.compute(kpis.kpis_for(name, names), win)
-        widgets = [{"id": kpi_id, "type": "kpi_card", "data": v} for kpi_id, v in values.items()]
+        table = kpis.kpis_for(name, names)
+        values = kpis.compute(table, Win(span, p.bounds, 0, user, team, names))
+        if scope:
+            scoped = {k: v for k, v in table.items() if k in scopes.SCOPED_KPIS}
+            values.update(kpis.compute(scoped, Win(scopes.view(span, scope), p.bounds, 0, user, team, names)))
+            widgets = [{"id": kpi_id, "type": "kpi_card", "data": v, "filtered": kpi_id in scoped}
+                       for kpi_id, v in values.items()]
+        else:
+            widgets = [{"id": kpi_id, "type": "kpi_card", "data": v} for kpi_id, v in values.items()]
         data: dict[str, Any] = {
             "dashboard_id": name, "last_updated": fmt_ms(p.now), "timeframe": p.timeframe,
             "window": {"start": fmt_ms(p.bounds[1]), "end": fmt_ms(p.bounds[0])},
@@ -125,6 +136,8 @@ class Engine:
         }
         if user:
             data["user"] = user
+        if scope:
+            data["scope"] = scope
         return data
 
     def breakdown(self, fam: str, timeframe: str = "24h", end_ms: int | None = None) -> dict[str, dict[str, int]]:
@@ -150,10 +163,12 @@ class Engine:
         return {f: sums.get(f, 0) for f in fields}
 
     def series(self, kpi_id: str, timeframe: str = "24h", end_ms: int | None = None, points: int | None = None,
-               user: str | None = None) -> dict[str, Any]:
+               user: str | None = None, scope: str | None = None) -> dict[str, Any]:
         """A KPI over time: the window cut into at most `points` equal steps of whole buckets.
 
         Window KPIs give the formula over each step; state KPIs the state at each step's end.
+        A scope filters the KPIs of data.scopes.SCOPED_KPIS and is ignored by the others
+        (the result says `"filtered"`).
         """
         dash = kpis.dashboard_of(kpi_id)
         if dash is None:
@@ -173,15 +188,21 @@ class Engine:
         unit, fn = table[kpi_id]
         step = _series_step(s, e, limit, now)
         cuts = list(range(s, e, step)) + [e]
-        span = rollups.fetch(self.r, self.k, kpis.FAMILIES[dash], cuts + ([day_start(c) for c in cuts]
-                             if dash == "developer" else []), p.horizon, now)
+        scoped = bool(scope) and kpi_id in scopes.SCOPED_KPIS
+        span = rollups.fetch(self.r, self.k, kpis.FAMILIES[dash] + ((SCOPE,) if scoped else ()),
+                             cuts + ([day_start(c) for c in cuts] if dash == "developer" else []), p.horizon, now)
+        if scoped:
+            span = scopes.view(span, scope or "")
         team = self.team_of(user) if user else None
         out = []
         for a, b in zip(cuts, cuts[1:]):
             w = Win(span, [b, a], 0, user, team, names)
             out.append({"t": fmt_ms(a), "end": fmt_ms(b), "value": fn(w)})
-        return {"metric": kpi_id, "unit": unit, "timeframe": timeframe, "window": {"start": fmt_ms(s), "end": fmt_ms(e)},
-                "step_seconds": step // 1000, "points": out}
+        found = {"metric": kpi_id, "unit": unit, "timeframe": timeframe, "window": {"start": fmt_ms(s), "end": fmt_ms(e)},
+                 "step_seconds": step // 1000, "points": out}
+        if scope:
+            found["filtered"] = scoped
+        return found
 
 
 def _series_step(s: int, e: int, limit: int, now: int) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from data.contrib import DEFECTS, MAIN, MICRO, USER
+from data import scopes
 from data.engine import Engine, plan
 from data.health import health
 from data.rawstore import events_between
@@ -67,13 +68,24 @@ def quality_risks(kpis: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sanitize: Any,
-               roi_assumptions: dict[str, float] | None = None) -> dict[str, Any]:
-    """KPI widgets plus the dashboard's widget data: series, state lists (sanitised)."""
-    out = engine.dashboard(name, timeframe, user=user)
+               roi_assumptions: dict[str, float] | None = None, view: dict[str, str] | None = None) -> dict[str, Any]:
+    """KPI widgets plus the dashboard's widget data: series, state lists (sanitised).
+
+    `view` may filter by one repository or team (KPIs and series that can be split, see
+    data.scopes), by gate (QA: the gate KPIs and chart) and by agent (operations: the grid)."""
+    view = view or {}
+    dim = next((d for d in scopes.DIMENSIONS if view.get(d)), None)
+    scope = scopes.label(dim, view[dim]) if dim else None
+    out = engine.dashboard(name, timeframe, user=user, scope=scope)
+    gate = view.get("gate")
+    if gate and name == "qa":   # other gates' KPIs leave the page; the gate's own stay
+        prefix = f"gate.{gate}."
+        out = {**out, "data": {**out["data"], "widgets": [w for w in out["data"]["widgets"]
+                                                          if not w["id"].startswith("gate.") or w["id"].startswith(prefix)]}}
     kpis = {w["id"]: w["data"] for w in out["data"]["widgets"]}
-    data: dict[str, Any] = {"dashboard": out, "kpis": kpis}
+    data: dict[str, Any] = {"dashboard": out, "kpis": kpis, "view": view}
     if name == "executive":
-        data["trends"] = [engine.series(m, timeframe, points=TREND_POINTS)
+        data["trends"] = [engine.series(m, timeframe, points=TREND_POINTS, scope=scope)
                           for m in ("overall_quality_score", "gate_pass_rate", "compliance_adherence")]
         data["cost"] = engine.series("cost_per_review", timeframe, points=TREND_POINTS)
         data["teams"] = engine.breakdown(USER, timeframe).get("tm", {})
@@ -84,7 +96,8 @@ def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sani
         data["risks"] = quality_risks({w["id"]: w["data"] for w in qa})
     elif name == "operational":
         data["queues"] = sorted(state_rows(engine, "queues"), key=lambda q: q["queue"])
-        data["agents"] = sorted(state_rows(engine, "agents"), key=lambda a: a["agent_id"])
+        data["agents"] = sorted((a for a in state_rows(engine, "agents")
+                                 if not view.get("agent") or a["agent_id"] == view["agent"]), key=lambda a: a["agent_id"])
         data["errors"] = engine.series("error_rate", timeframe, points=TREND_POINTS)
         data["health"] = health(engine.r, engine.k)
         p = plan(timeframe, None, now_ms(), engine.skew_ms, 1)
@@ -92,7 +105,7 @@ def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sani
                                               p.bounds[0], 500)
     elif name == "qa":
         data["violations"] = [sanitize.row(v) for v in state_rows(engine, "violations")]
-        data["defects"] = engine.series("defects_found", timeframe, points=TREND_POINTS)
+        data["defects"] = engine.series("defects_found", timeframe, points=TREND_POINTS, scope=scope)
         found = engine.breakdown(DEFECTS, timeframe)
         data["defect_breakdown"] = {"severity": found.get("sev", {}), "category": found.get("cat", {}),
                                     "stage": found.get("stage", {})}

@@ -498,3 +498,23 @@ def compute_dashboard(events: Iterable[dict], dashboard: str, end: datetime, T: 
                     "trend": None if unit == "list" else trend(value, previous[kpi]),
                     "unit": unit}
     return out
+
+
+def in_scope(events: Iterable[dict], dimension: str, value: str) -> list[dict]:
+    """The events a dashboard filtered by repository or team works on: the workflow events
+    of workflows whose creation (earliest `pr_created`, duplicates counted once) names that
+    repository or team. Only the KPIs of data.scopes.SCOPED_KPIS are defined on them."""
+    field = {"repository": "repository", "team": "team"}[dimension]
+    first: dict[Any, tuple[datetime, str, Any]] = {}
+    unique: dict[str, dict] = {}
+    for raw in events:
+        unique.setdefault(raw["id"], raw)
+    for raw in unique.values():
+        if raw["type"] == "workflow.pr_created":
+            key = (parse_ts(raw["timestamp"]), raw["id"])
+            wf = raw["data"]["workflow_id"]
+            if wf not in first or key < first[wf][:2]:
+                first[wf] = (*key, raw["data"].get(field))
+    keep = {wf for wf, (_, _, v) in first.items() if v == value}
+    return [raw for raw in unique.values()
+            if raw["type"].startswith("workflow.") and (raw.get("data") or {}).get("workflow_id") in keep]

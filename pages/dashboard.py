@@ -1,6 +1,8 @@
 """A role dashboard page: its KPIs, refreshing, with a timeframe selector."""
 from __future__ import annotations
 
+from typing import Any
+
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
@@ -10,7 +12,30 @@ TITLES = {"executive": "Executive overview", "operational": "Operations", "qa": 
           "developer": "My reviews"}
 
 
-def layout(name: str, refresh_ms: int = 5000, timeframe: str = "24h", can_export: bool = False) -> html.Div:
+FILTERABLE = {"executive": ("scope",), "operational": ("scope", "agent"), "qa": ("scope", "gate")}
+
+
+def filters(name: str, view: dict[str, str], names: dict[str, list[str]]) -> html.Div:
+    """Repository/team (one scope), gate and agent pickers. All four are always in the page
+    (the refresh callback reads them); the ones this dashboard does not use are hidden."""
+    used = FILTERABLE.get(name, ())
+    scope_options = ([{"label": f"Repository · {r}", "value": f"repository={r}"} for r in names.get("repositories", [])]
+                     + [{"label": f"Team · {t}", "value": f"team={t}"} for t in names.get("teams", [])])
+    scope = next((f"{d}={view[d]}" for d in ("repository", "team") if view.get(d)), None)
+
+    def picker(key: str, id: str, options: list[Any], value: Any, placeholder: str) -> html.Div:
+        return html.Div(dcc.Dropdown(id=id, options=options, value=value, placeholder=placeholder, clearable=True,
+                                     className="filter-dropdown"),
+                        className="filter" + ("" if key in used else " d-none"), style={"minWidth": "14rem"})
+    return html.Div([
+        picker("scope", "dash-scope", scope_options, scope, "All repositories and teams"),
+        picker("gate", "dash-gate", names.get("gates", []), view.get("gate"), "All gates"),
+        picker("agent", "dash-agent", names.get("agents", []), view.get("agent"), "All agents"),
+    ], className="d-flex flex-wrap gap-2 mb-2" + ("" if used else " d-none"), id="dash-filters")
+
+
+def layout(name: str, refresh_ms: int = 5000, timeframe: str = "24h", can_export: bool = False,
+           view: dict[str, str] | None = None, names: dict[str, list[str]] | None = None) -> html.Div:
     return html.Div([
         html.Div([
             html.H1(TITLES.get(name, name), className="h4 mb-0 me-auto"),
@@ -22,6 +47,7 @@ def layout(name: str, refresh_ms: int = 5000, timeframe: str = "24h", can_export
                            className="btn-group", inputClassName="btn-check",
                            labelClassName="btn btn-outline-primary btn-sm", labelCheckedClassName="active"),
         ], className="d-flex align-items-center flex-wrap gap-2 mb-3"),
+        filters(name, view or {}, names or {}),
         html.Div(id="dash-window", className="text-body-secondary small mb-2"),
         dcc.Loading(html.Div(id="dash-kpis"), delay_show=500),
         html.Div(id="dash-panels"),

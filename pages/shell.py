@@ -5,6 +5,8 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from components.theme import plotly_template
+
 
 def layout() -> html.Div:
     return html.Div([
@@ -20,6 +22,8 @@ def layout() -> html.Div:
             html.A("Sign out", href="/logout", className="btn btn-sm btn-outline-light", id="sign-out"),
         ], fluid=True), color="primary", dark=True, className="mb-3"),
         dcc.Store(id="theme", data="light"),
+        # Both Plotly templates, so a theme switch re-themes the charts on screen at once.
+        dcc.Store(id="plot-templates", data={m: plotly_template(m).to_plotly_json() for m in ("light", "dark")}),
         html.Div(id="theme-applied", hidden=True),
         dbc.Container(id="page", fluid=True),
     ])

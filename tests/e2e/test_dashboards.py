@@ -173,6 +173,8 @@ def test_dash007_timeframe_goes_into_the_url_and_the_export_link(dash_duo: Any, 
 
 def test_dash008_theme_switch_is_applied_and_remembered_per_user(dash_duo: Any, settings: Any, r: Any) -> None:
     app = _app(settings)
+    app.server.extensions["qms"].ingestor.ingest(_gate_events([True, False]), origin="e2e")   # a chart to re-theme
+    Aggregator(r, Keys(settings.key_prefix)).drain()
     _start(dash_duo, app)
     _sign_in(dash_duo, "executive")
     dash_duo.wait_for_element('[data-kpi="gate_pass_rate"]', timeout=20)
@@ -185,8 +187,16 @@ def test_dash008_theme_switch_is_applied_and_remembered_per_user(dash_duo: Any, 
             time.sleep(0.1)
         return False
     assert theme_becomes("light")
+    paper = 'return document.querySelector("#exec-trends .js-plotly-plot, #exec-trends.js-plotly-plot")' \
+            '._fullLayout.paper_bgcolor'
+    dash_duo.wait_for_element("#exec-trends .js-plotly-plot, #exec-trends.js-plotly-plot", timeout=20)
+    light_bg = dash_duo.driver.execute_script(paper)
     dash_duo.find_element("#theme-toggle").click()
     assert theme_becomes("dark")
+    deadline = time.time() + 1.5   # the charts on screen change at once, not at the next refresh
+    while dash_duo.driver.execute_script(paper) == light_bg and time.time() < deadline:
+        time.sleep(0.1)
+    assert dash_duo.driver.execute_script(paper) != light_bg
     dash_duo.driver.get(dash_duo.server.url + "/")           # a new page load: the choice is remembered
     dash_duo.wait_for_element('[data-kpi="gate_pass_rate"]', timeout=20)
     assert theme_becomes("dark")
@@ -223,4 +233,37 @@ def test_dash010_phone_sized_window_stacks_the_cards(dash_duo: Any, settings: An
     assert scroll <= width + 1, "no horizontal scrolling on a phone"
     card = dash_duo.find_element('[data-kpi="total_agents"]')
     assert card.size["width"] > 0.8 * width, "one card per row"
+    assert _severe(dash_duo.get_logs()) == []
+
+
+def _repo_events() -> list[dict[str, Any]]:
+    """Two repositories: api's gates pass 2 of 2, web's 1 of 3."""
+    now = datetime.now(timezone.utc)
+    out: list[dict[str, Any]] = []
+    for i, (repo, results) in enumerate([("api", [True, True]), ("web", [False, True, False])]):
+        wf = f"wf-{repo}"
+        out.append({"id": f"pr-{i}", "type": "workflow.pr_created", "source": "e2e", "timestamp": _iso(now - timedelta(minutes=55)),
+                    "data": {"workflow_id": wf, "pr_number": i + 1, "repository": repo, "author": f"dev{i}", "team": f"team-{repo}"}})
+        out += [{"id": f"g-{repo}-{j}", "type": "workflow.quality_gate_executed", "source": "e2e",
+                 "timestamp": _iso(now - timedelta(minutes=40 - j)),
+                 "data": {"workflow_id": wf, "gate_name": "unit_tests", "passed": p}} for j, p in enumerate(results)]
+    return out
+
+
+def test_dash011_a_repository_filter_in_the_url_filters_the_kpis_and_marks_the_others(
+        dash_duo: Any, settings: Any, r: Any) -> None:
+    app = _app(settings)
+    app.server.extensions["qms"].ingestor.ingest(_repo_events(), origin="e2e")
+    Aggregator(r, Keys(settings.key_prefix)).drain()
+    _start(dash_duo, app)
+    _sign_in(dash_duo, "executive")
+    dash_duo.wait_for_text_to_equal(GATE_RATE, "60.0%", timeout=20)          # 3 of 5, everything
+    dash_duo.driver.get(dash_duo.server.url + "/dashboards/executive?timeframe=24h&repository=web")
+    dash_duo.wait_for_text_to_equal(GATE_RATE, "33.3%", timeout=20)          # 1 of 3, web only
+    badge = '[data-kpi="developer_satisfaction"] .kpi-unfiltered'
+    assert dash_duo.find_element(badge).text == "all"
+    assert not dash_duo.driver.find_elements("css selector", '[data-kpi="gate_pass_rate"] .kpi-unfiltered')
+    assert "filtered to repository web" in dash_duo.find_element("#dash-window").text
+    assert dash_duo.find_element("#dash-export").get_attribute("href").endswith(
+        "/api/export/executive.csv?timeframe=24h&repository=web")
     assert _severe(dash_duo.get_logs()) == []

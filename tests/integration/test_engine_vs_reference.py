@@ -100,3 +100,49 @@ def test_eng004_seven_day_window_matches(loaded: Any) -> None:
     r, events, end_ms = loaded
     assert _compare(r, events, "executive", end_ms, "7d") == []
     assert _compare(r, events, "qa", end_ms, "7d") == []
+
+
+@pytest.mark.parametrize("dimension", ["repository", "team"])
+def test_eng005_filtered_dashboards_match_reference_on_that_scope(loaded: Any, dimension: str) -> None:
+    """A dashboard filtered by repository or team: every filterable KPI equals the reference
+    on only that scope's workflows; the others are the unfiltered values, marked so."""
+    from data import scopes
+    r, events, end_ms = loaded
+    field = "repository" if dimension == "repository" else "team"
+    values = sorted({e["data"].get(field) for e in events if e["type"] == "workflow.pr_created"} - {None})
+    assert len(values) >= 2
+    engine = Engine(r, Keys("qms"))
+    diffs, compared = [], 0
+    for value in values[:3]:
+        mine = reference.in_scope(events, dimension, value)
+        for dash in ("executive", "operational", "qa"):
+            for tf in ("4h", "24h"):
+                got = engine.dashboard(dash, tf, end_ms, scope=scopes.label(dimension, value))["data"]["widgets"]
+                want = reference.compute_dashboard(mine, dash, to_datetime(end_ms), TIMEFRAMES[tf])
+                plain = {w["id"]: w["data"] for w in engine.dashboard(dash, tf, end_ms)["data"]["widgets"]}
+                for w in got:
+                    if not w["filtered"]:
+                        assert w["id"] not in scopes.SCOPED_KPIS and w["data"] == plain[w["id"]]
+                        continue
+                    compared += w["data"]["current_value"] is not None
+                    for f in ("current_value", "previous_value", "trend"):
+                        if not _same(w["data"][f], want[w["id"]][f]):
+                            diffs.append(f"{value} {dash}/{tf} {w['id']}.{f}: engine {w['data'][f]!r} "
+                                         f"reference {want[w['id']][f]!r}")
+    assert diffs == []
+    assert compared >= 30
+
+
+def test_eng006_filtered_series_match_filtered_dashboard(loaded: Any) -> None:
+    from data import scopes
+    r, events, end_ms = loaded
+    repo = sorted({e["data"]["repository"] for e in events if e["type"] == "workflow.pr_created"})[0]
+    engine = Engine(r, Keys("qms"))
+    scope = scopes.label("repository", repo)
+    series = engine.series("gate_pass_rate", "24h", end_ms, points=1, scope=scope)
+    card = next(w for w in engine.dashboard("executive", "24h", end_ms, scope=scope)["data"]["widgets"]
+                if w["id"] == "gate_pass_rate")
+    assert series["filtered"] is True
+    assert _same(series["points"][0]["value"], card["data"]["current_value"])
+    assert not _same(series["points"][0]["value"],
+                     engine.series("gate_pass_rate", "24h", end_ms, points=1)["points"][0]["value"])

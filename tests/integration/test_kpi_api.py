@@ -165,3 +165,32 @@ def test_api010_dashboard_kpis_export_as_csv(client: Any, loaded: Any, auth: Any
     import orjson
     actions = [orjson.loads(f[b"e"])["type"] for _, f in r.xrange("qms:audit")]
     assert actions.count("user.export_requested") == 2
+
+
+def test_api011_dashboard_filtered_by_repository_or_team(client: Any, loaded: Any, r: Any) -> None:
+    """W1 and W2 belong to repository api (team core); W3 to web. Gate KPIs split by that."""
+    prs = [{"id": f"pr{i}", "type": "workflow.pr_created", "timestamp": at(55), "source": "scm",
+            "data": {"workflow_id": f"W{i}", "pr_number": i, "repository": repo, "author": "ann", "team": team}}
+           for i, repo, team in ((1, "api", "core"), (2, "api", "core"), (3, "web", "ui"))]
+    assert client.post("/api/events", json={"events": prs}).status_code == 202
+    Aggregator(r, K).drain()
+
+    def widgets(query: str) -> dict[str, Any]:
+        res = client.get(f"/api/dashboard/executive?timeframe=1h&end={at(0)}&{query}")
+        assert res.status_code == 200, res.json
+        return {w["id"]: w for w in res.json["response"]["data"]["widgets"]}
+    plain = widgets("")
+    assert plain["gate_pass_rate"]["data"]["current_value"] == 75.0 and "filtered" not in plain["gate_pass_rate"]
+    api = widgets("repository=api")
+    assert api["gate_pass_rate"]["data"]["current_value"] == 100.0 and api["gate_pass_rate"]["filtered"] is True
+    assert api["agent_utilization_rate"]["filtered"] is False
+    assert widgets("team=ui")["gate_pass_rate"]["data"]["current_value"] == 0.0
+    assert widgets("repository=nowhere")["gate_pass_rate"]["data"]["current_value"] is None
+    both = client.get("/api/dashboard/executive?repository=api&team=ui")
+    assert both.status_code == 400 and "not both" in both.json["response"]["error"]["message"]
+    series = client.get(f"/api/metrics/gate_pass_rate/series?timeframe=1h&end={at(0)}&points=1&team=core")
+    assert series.json["response"]["data"]["points"][0]["value"] == 100.0
+    rows = list(csv.DictReader(io.StringIO(client.get("/api/export/executive.csv?timeframe=1h&repository=web")
+                                           .get_data(as_text=True))))
+    by_kpi = {row["kpi"]: row for row in rows}
+    assert by_kpi["gate_pass_rate"]["filter"] == "r:web" and by_kpi["cost_per_review"]["filter"] == ""

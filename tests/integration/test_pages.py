@@ -133,3 +133,35 @@ def test_pag007_operations_health_and_error_log(app: Any, r: Any) -> None:
     assert ops["health"]["checks"]["redis"]["status"] == "healthy"
     assert [e["id"] for e in ops["error_log"]] == ["e1"]
     assert ops["kpis"]["error_rate"]["current_value"] == 1.0
+
+
+def test_pag006_the_filters_go_into_the_url_and_are_audited(app: Any, auth: Any, r: Any) -> None:
+    from callbacks.pages import view_of
+    assert view_of("?timeframe=7d&repository=api&team=x&gate=lint&bogus=1") == \
+        {"timeframe": "7d", "repository": "api", "gate": "lint"}
+    assert view_of("?timeframe=99d&agent=" + "a" * 300) == {"timeframe": "24h"}
+    c = app.server.test_client()
+    auth.login(c, "qa_lead")
+    with c.session_transaction() as sess:
+        csrf = sess["csrf"]
+    [key] = [k for k in app.callback_map if "dash-kpis.children" in k]
+    outputs = [{"id": part.split(".")[0], "property": part.split(".")[1]}
+               for part in key.strip(".").split("...")]
+    body = {"output": key, "outputs": outputs,
+            "inputs": [{"id": "dash-refresh", "property": "n_intervals", "value": None},
+                       {"id": "dash-timeframe", "property": "value", "value": "4h"},
+                       {"id": "dash-scope", "property": "value", "value": "team=core"},
+                       {"id": "dash-gate", "property": "value", "value": "lint"},
+                       {"id": "dash-agent", "property": "value", "value": "bot-1"}],
+            "state": [{"id": "theme", "property": "data", "value": "light"},
+                      {"id": "url", "property": "pathname", "value": "/dashboards/qa"}],
+            "changedPropIds": ["dash-scope.value"]}
+    res = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf})
+    assert res.status_code == 200, res.get_data(as_text=True)[:500]
+    out = res.json["response"]
+    # QA filters by scope and gate; the agent picker is not used there.
+    assert out["url-sync"]["search"] == "?timeframe=4h&team=core&gate=lint"
+    assert out["dash-export"]["href"] == "/api/export/qa.csv?timeframe=4h&team=core"
+    assert "filtered to team core, gate lint" in out["dash-window"]["children"]
+    entries = app.server.extensions["qms"].audit.query(action_prefix="user.filter_applied", limit=5)
+    assert entries and entries[0]["data"].get("team") == "core" and entries[0]["data"].get("gate") == "lint"
