@@ -148,6 +148,13 @@ def init_guard(server: Flask, app: Dash) -> None:
                 audit("authz.denied", "denied", path=path, output=str(body.get("output"))[:200])
                 return _json_error(403, "forbidden", "you may not see this data")
             return None
+        if path == "/ws":
+            if principal is None:
+                return _json_error(401, "unauthorized", "sign in first, or pass ?token=")
+            if not origin_allowed(request.headers.get("Origin")):
+                audit("authz.denied", "denied", path=path, origin=str(request.headers.get("Origin"))[:200])
+                return _json_error(403, "origin", "this origin may not open a live connection")
+            return None
         if principal is None:
             if path.startswith(DASH_XHR) or request.method != "GET":
                 return _json_error(401, "unauthorized", "sign in first")
@@ -166,6 +173,17 @@ def init_guard(server: Flask, app: Dash) -> None:
         resp.headers.setdefault("X-Frame-Options", "DENY")
         resp.headers.setdefault("Content-Security-Policy", server.extensions.get("qms_csp", "default-src 'self'"))
         return resp
+
+
+def origin_allowed(origin: str | None) -> bool:
+    """Cross-site WebSocket hijacking: a browser sends the page's Origin; only the app's own
+    and the configured ones may open /ws. No Origin means no browser (a script with a token)."""
+    if origin is None:
+        return True
+    own = request.host_url.rstrip("/")
+    extra = [o.strip().rstrip("/") for o in current_app.extensions["qms"].settings.allowed_origins.split(",")
+             if o.strip()]
+    return origin.rstrip("/") in (own, *extra)
 
 
 def current_principal_safe() -> Principal | None:

@@ -61,6 +61,9 @@ class BadCredentials(Exception):
     """A Bearer credential was sent but is not valid (expired, tampered, revoked...)."""
 
 
+LIVE_PATHS = ("/ws", "/api/stream")
+
+
 def _from_bearer(token: str) -> Principal:
     svc = current_app.extensions["qms"]
     rbac = svc.rbac
@@ -91,8 +94,12 @@ def current_principal() -> Principal | None:
         return g.qms_principal
     principal: Principal | None = None
     header = request.headers.get("Authorization", "")
+    # Browsers cannot set headers on a WebSocket or EventSource: those two accept ?token=.
+    query_token = request.args.get("token") if request.path in LIVE_PATHS else None
     if header[:7].lower() == "bearer ":
         principal = _from_bearer(header[7:].strip())
+    elif query_token:
+        principal = _from_bearer(query_token.strip())
     elif current_user and current_user.is_authenticated:
         roles = tuple(current_user.roles)
         principal = Principal(current_user.name, roles, current_app.extensions["qms"].rbac.permissions_for(roles))

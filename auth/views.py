@@ -109,6 +109,11 @@ def logout() -> Any:
         pass
     if principal is not None:
         audit("auth.sign_out", user=principal.name)
+        if principal.kind == "session":
+            # Its live sockets close with it (the user's other browsers reconnect on their own).
+            from live.hub import announce_close
+            svc = current_app.extensions["qms"]
+            announce_close(svc.redis, svc.keys, principal.name)
     logout_user()
     forget = session.get("_remember")          # Flask-Login's note to delete the remember cookie
     session.clear()

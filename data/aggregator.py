@@ -69,7 +69,7 @@ class Aggregator:
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any, **kw: Any) -> "Aggregator":
-        return cls(r, Keys(settings.key_prefix), sla_hours=settings.sla_hours, batch=settings.aggregator_batch,
+        return cls(r, Keys.of(r, settings.key_prefix), sla_hours=settings.sla_hours, batch=settings.aggregator_batch,
                    block_ms=settings.aggregator_block_ms, reclaim_idle_ms=settings.reclaim_idle_ms,
                    max_future_skew_s=settings.max_future_skew_s, raw_retention_days=settings.raw_retention_days,
                    dedup_retention_days=settings.dedup_retention_days, **kw)
@@ -323,6 +323,7 @@ class Aggregator:
                     tx.xadd(k.deadletter, {"reason": reason, "raw": raw, "origin": "stream", "at": fmt_ms(now)},
                             maxlen=100_000, approximate=True)
                 tx.hincrby(k.meta, "version", 1)
+                tx.publish(k.live_applied, b"1")    # wakes the live publisher (data.live is pull, not this payload)
                 tx.hincrby(k.meta, "applied", len(fresh))
                 tx.hincrby(k.meta, "duplicates", dups)
                 tx.hincrby(k.meta, "rejected", len(dead))

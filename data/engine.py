@@ -65,7 +65,7 @@ class Engine:
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any) -> "Engine":
-        return cls(r, Keys(settings.key_prefix), sla_hours=settings.sla_hours,
+        return cls(r, Keys.of(r, settings.key_prefix), sla_hours=settings.sla_hours,
                    max_future_skew_s=settings.max_future_skew_s, cache_ttl_s=settings.cache_ttl_s,
                    series_points=settings.series_points)
 

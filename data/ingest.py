@@ -69,7 +69,7 @@ class Ingestor:
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any) -> "Ingestor":
-        return cls(r, Keys(settings.key_prefix), max_future_skew_s=settings.max_future_skew_s,
+        return cls(r, Keys.of(r, settings.key_prefix), max_future_skew_s=settings.max_future_skew_s,
                    dedup_retention_days=settings.dedup_retention_days, stream_maxlen=settings.stream_maxlen)
 
     def ingest(self, items: Iterable[Any], origin: str = "api") -> IngestResult:

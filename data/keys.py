@@ -5,6 +5,8 @@ deployments can share one Redis.
 """
 from __future__ import annotations
 
+from typing import Any
+
 STREAM = "{p}:events"                      # stream: ingest log, field "e" = one bare event as JSON
 GROUP = "aggregators"                      # consumer group on STREAM
 DEADLETTER = "{p}:deadletter"              # stream: rejected events, fields reason/raw/origin/at
@@ -29,13 +31,21 @@ USER = "{p}:user:{name}"                   # hash: one account: roles, scrypt pa
 USERS = "{p}:users"                        # set: every account name
 TOKEN = "{p}:token:{id}"                   # hash: one API token: name, roles, sha256 of the secret, revoked, last_used
 TOKENS = "{p}:tokens"                      # set: every API token id
+# Pub/sub channels are global to a Redis server (not per database): their names carry the
+# database number too ({n} = "<prefix>@<db>"), so deployments on two databases never mix.
+LIVE = "{n}:live:{channel}"                 # pub/sub channel: messages for browsers on one channel (data_update, alert)
+LIVE_APPLIED = "{n}:live-applied"          # pub/sub channel: the aggregator's new data version after each batch
+LIVE_CONTROL = "{n}:live-control"          # pub/sub channel: close a user's sockets (sign-out, disabled)
+LIVE_LAST = "{p}:live-last:{channel}"      # hash: timeframe -> last data_update payload (snapshot on subscribe)
+LIVE_CLAIM = "{p}:live-claim:{version}"    # string (NX, EX): which publisher computes this data version
 SIGNIN_FAIL_USER = "{p}:signin:fail:user:{name}"  # string: failed sign-ins for a name in the current window (EX)
 SIGNIN_FAIL_IP = "{p}:signin:fail:ip:{ip}"        # string: failed sign-ins from an address in the current window (EX)
 
 
 class Keys:
-    def __init__(self, prefix: str = "qms") -> None:
+    def __init__(self, prefix: str = "qms", db: int = 0) -> None:
         self.p = prefix
+        self.n = f"{prefix}@{db}"
         self.stream = STREAM.format(p=prefix)
         self.group = GROUP
         self.deadletter = DEADLETTER.format(p=prefix)
@@ -44,6 +54,23 @@ class Keys:
         self.lock = LOCK.format(p=prefix)
         self.demo = DEMO.format(p=prefix)
         self.prefs = PREFS.format(p=prefix)
+        self.live_applied = LIVE_APPLIED.format(n=self.n)
+        self.live_control = LIVE_CONTROL.format(n=self.n)
+        self.live_pattern = LIVE.format(n=self.n, channel="*")
+
+    @classmethod
+    def of(cls, r: Any, prefix: str) -> "Keys":
+        """Keys for a client: the client's database number goes into pub/sub channel names."""
+        return cls(prefix, int(r.connection_pool.connection_kwargs.get("db", 0) or 0))
+
+    def live(self, channel: str) -> str:
+        return LIVE.format(n=self.n, channel=channel)
+
+    def live_last(self, channel: str) -> str:
+        return LIVE_LAST.format(p=self.p, channel=channel)
+
+    def live_claim(self, version: int) -> str:
+        return LIVE_CLAIM.format(p=self.p, version=version)
 
     def ingest_seen(self, day: int) -> str:
         return INGEST_SEEN.format(p=self.p, day=day)

@@ -46,7 +46,7 @@ class Services:
         embedded = None
         if client is None:
             client, embedded = connect(settings.redis_url, settings.data_dir)
-        keys = Keys(settings.key_prefix)
+        keys = Keys.of(client, settings.key_prefix)
         return cls(settings, client, keys, Ingestor.from_settings(client, settings), Engine.from_settings(client, settings),
                    UserStore(client, keys), TokenStore(client, keys), SignInLimiter(client, keys),
                    AuditLog(client, settings.key_prefix), load_rbac(settings.rbac_path or DEFAULT_RBAC_PATH),

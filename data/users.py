@@ -202,6 +202,8 @@ class UserStore:
             pipe.multi()
             pipe.hset(key, mapping=fields)
             pipe.hincrby(key, "session_epoch", 1)
+            # Open live sockets of this user close too (live.hub listens on this channel).
+            pipe.publish(self._keys.live_control, orjson.dumps({"close_user": name}))
 
         self._r.transaction(update, key)
 

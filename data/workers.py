@@ -31,6 +31,13 @@ def start_aggregator(services: Any) -> Worker:
     return Worker("qms-aggregator", agg.run).start()
 
 
+def start_publisher(services: Any) -> Worker:
+    """Live updates: compute each new data version once and publish it (live.publisher)."""
+    from live.publisher import Publisher
+    pub = Publisher(services.redis, services.keys, services.engine)
+    return Worker("qms-live-publisher", pub.run).start()
+
+
 def simulate_into(ingest: Callable[[list[dict[str, Any]]], Any], *, rate: float, seed: int, backfill_ms: int,
                   stop: threading.Event, live: bool = True, chunk: int = 5000,
                   progress: Callable[[int], None] | None = None, epoch_ms: int | None = None,

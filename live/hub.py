@@ -1,0 +1,221 @@
+"""One per web process: a single Redis pub/sub subscription relayed to every local client
+(WebSocket or Server-Sent Events). Clients never touch Redis themselves.
+
+Publishers send ready-made JSON messages; the hub reads only the version to drop stale or
+repeated ones (two publishers, a reconnect) and forwards the bytes unchanged. A client has
+a bounded outbound queue: a client that cannot keep up is disconnected (its browser
+reconnects and starts again from a snapshot) instead of slowing everyone else down.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any, Callable
+
+import orjson
+import redis
+
+from data.keys import Keys
+from live.protocol import Connection
+
+log = logging.getLogger("qms.live")
+QUEUE_SIZE = 256
+CLOSE = object()        # queued to tell a client's loop to end
+
+
+class Client:
+    """One browser connection: its protocol state and its outbound queue."""
+
+    def __init__(self, conn: Connection, user: str | None, epoch: int | None = None) -> None:
+        self.conn = conn
+        self.user = user
+        self.epoch = epoch
+        self.out: queue.Queue[Any] = queue.Queue(QUEUE_SIZE)
+        self.closed = False
+        self.dropped = 0
+
+    def push(self, payload: bytes | str) -> bool:
+        if self.closed:
+            return False
+        try:
+            self.out.put_nowait(payload)
+            return True
+        except queue.Full:
+            self.dropped += 1
+            self.close()
+            return False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            try:
+                self.out.put_nowait(CLOSE)
+            except queue.Full:
+                # The loop is behind; it sees `closed` when it next looks.
+                pass
+
+
+class Hub:
+    def __init__(self, r: redis.Redis, keys: Keys) -> None:
+        self.r = r
+        self.k = keys
+        self._prefix = keys.live("")
+        self._lock = threading.Lock()
+        self._clients: set[Client] = set()
+        self._by_channel: dict[str, set[Client]] = {}
+        self._versions: dict[tuple[str, str], int] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.relayed = 0
+        self.connected = threading.Event()     # set while the pub/sub subscription is up
+
+    # --- clients ------------------------------------------------------------------------
+    def add(self, client: Client) -> None:
+        with self._lock:
+            self._clients.add(client)
+        self.start()
+
+    def remove(self, client: Client) -> None:
+        client.close()
+        with self._lock:
+            self._clients.discard(client)
+            for members in self._by_channel.values():
+                members.discard(client)
+
+    def subscribed(self, client: Client, added: list[str], removed: list[str]) -> None:
+        with self._lock:
+            for ch in added:
+                self._by_channel.setdefault(ch, set()).add(client)
+            for ch in removed:
+                self._by_channel.get(ch, set()).discard(client)
+
+    def count(self) -> int:
+        return len(self._clients)
+
+    def close_user(self, user: str) -> int:
+        with self._lock:
+            mine = [c for c in self._clients if c.user == user]
+        for c in mine:
+            c.close()
+        return len(mine)
+
+    def snapshot(self, channel: str) -> bytes | None:
+        """The channel's last data, all timeframes in one message (for a new subscriber)."""
+        stored = self.r.hgetall(self.k.live_last(channel))
+        if not stored:
+            return None
+        merged: dict[str, Any] | None = None
+        for raw in stored.values():
+            msg = orjson.loads(raw)
+            if merged is None:
+                merged = msg
+            else:
+                merged["data"]["timeframes"].update(msg["data"]["timeframes"])
+                merged["data"]["version"] = max(merged["data"]["version"], msg["data"]["version"])
+        return orjson.dumps(merged)
+
+    # --- relay --------------------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="qms-live-hub", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            clients = list(self._clients)
+        for c in clients:
+            c.close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            pubsub = self.r.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.psubscribe(self.k.live_pattern)
+                pubsub.subscribe(self.k.live_control)
+                self.connected.set()
+                backoff = 0.5
+                while not self._stop.is_set():
+                    msg = pubsub.get_message(timeout=1.0)
+                    if msg is not None:
+                        self.dispatch(msg["channel"], msg["data"])
+            except redis.RedisError as exc:
+                self.connected.clear()
+                log.warning("live hub lost Redis (%s); retrying in %.1fs", exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                # Messages were missed: resend every subscriber its channels' snapshots.
+                self._resync()
+            finally:
+                try:
+                    pubsub.close()
+                except redis.RedisError:
+                    pass
+        self.connected.clear()
+
+    def dispatch(self, redis_channel: bytes | str, payload: bytes) -> int:
+        """Relay one published message to the local clients that want it; returns how many."""
+        name = redis_channel.decode() if isinstance(redis_channel, bytes) else redis_channel
+        if name == self.k.live_control:
+            ctl = orjson.loads(payload)
+            if ctl.get("close_user"):
+                self.close_user(ctl["close_user"])
+            return 0
+        channel = name[len(self._prefix):]
+        if self._stale(channel, payload):
+            return 0
+        with self._lock:
+            targets = list(self._by_channel.get(channel, ()))
+        n = 0
+        for c in targets:
+            if c.conn.wants(channel) and c.push(payload):
+                n += 1
+        self.relayed += n
+        return n
+
+    def _stale(self, channel: str, payload: bytes) -> bool:
+        """A data update no newer than what was relayed for its channel and timeframe."""
+        if not payload.startswith(b'{"type":"data_update"'):
+            return False
+        data = orjson.loads(payload).get("data") or {}
+        version = data.get("version")
+        if not isinstance(version, int):
+            return False
+        tfs = list((data.get("timeframes") or {}).keys()) or [""]
+        stale = True
+        with self._lock:
+            for tf in tfs:
+                key = (channel, tf)
+                if version > self._versions.get(key, -1):
+                    self._versions[key] = version
+                    stale = False
+        return stale
+
+    def _resync(self) -> None:
+        with self._lock:
+            channels = {ch: list(members) for ch, members in self._by_channel.items() if members}
+        for ch, members in channels.items():
+            try:
+                snap = self.snapshot(ch)
+            except redis.RedisError:
+                return
+            if snap is not None:
+                for c in members:
+                    c.push(snap)
+
+
+def announce_close(r: redis.Redis, keys: Keys, user: str) -> None:
+    """Ask every web process to close this user's sockets (sign-out, disabled, new password)."""
+    r.publish(keys.live_control, orjson.dumps({"close_user": user}))
+
+
+def make_connection(principal: Any, authorize: Callable[[Any, str], bool], settings: Any) -> Connection:
+    return Connection(principal, authorize, max_message_bytes=settings.ws_max_message_bytes,
+                      rate_per_second=settings.ws_rate_per_s)

@@ -1,0 +1,188 @@
+"""The live gateway over real HTTP: a threaded server, a real WebSocket client, real Redis
+pub/sub, the real publisher fed by the real aggregator."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Iterator
+
+import pytest
+import requests
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+from werkzeug.serving import make_server
+
+from data.aggregator import Aggregator
+from data.keys import Keys
+from data.timeutil import fmt_ms, now_ms
+from live.hub import announce_close
+from live.publisher import Publisher
+
+
+@pytest.fixture
+def server(app: Any) -> Iterator[str]:
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"127.0.0.1:{srv.server_port}"
+    app.server.extensions["qms_hub"].stop()
+    srv.shutdown()
+
+
+def _token(auth: Any, role: str) -> str:
+    return auth.bearer(role)["Authorization"][7:]
+
+
+def _recv(ws: Any, want: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
+    deadline = time.time() + timeout
+    while True:
+        msg = json.loads(ws.recv(timeout=max(0.01, deadline - time.time())))
+        if want is None or msg["type"] == want:
+            return msg
+
+
+def _gates(n: int, passed: bool = True) -> list[dict[str, Any]]:
+    ts = fmt_ms(now_ms() - 60_000)
+    return [{"id": f"live-g{i}-{passed}", "type": "workflow.quality_gate_executed", "timestamp": ts, "source": "t",
+             "data": {"workflow_id": f"W{i}", "gate_name": "lint", "passed": passed}} for i in range(n)]
+
+
+def _publish(app: Any, r: Any) -> Publisher:
+    svc = app.server.extensions["qms"]
+    Aggregator(r, Keys("qms")).drain()
+    pub = Publisher(r, svc.keys, svc.engine)
+    assert pub.claim(pub.version()), "a new data version is claimed by the first publisher"
+    pub.publish_round(pub.version())
+    return pub
+
+
+def test_live001_subscribe_gets_a_snapshot_then_updates(app: Any, auth: Any, r: Any, server: str) -> None:
+    svc = app.server.extensions["qms"]
+    svc.ingestor.ingest(_gates(3))
+    _publish(app, r)
+    with connect(f"ws://{server}/ws?token={_token(auth, 'executive')}") as ws:
+        ws.send(json.dumps({"type": "subscribe", "channels": ["dashboard.executive"]}))
+        assert _recv(ws, "subscribed")["channels"] == ["dashboard.executive"]
+        snap = _recv(ws, "data_update")
+        assert snap["channel"] == "dashboard.executive"
+        assert snap["data"]["timeframes"]["24h"]["kpis"]["gate_pass_rate"]["text"] == "100.0%"
+        assert set(snap["data"]["timeframes"]) >= {"1h", "4h", "24h"}
+        app.server.extensions["qms_hub"].connected.wait(5)
+        svc.ingestor.ingest(_gates(1, passed=False))
+        _publish(app, r)
+        texts = set()
+        deadline = time.time() + 5
+        while "75.0%" not in texts and time.time() < deadline:
+            msg = _recv(ws, "data_update")
+            texts |= {tf["kpis"]["gate_pass_rate"]["text"] for tf in msg["data"]["timeframes"].values()}
+        assert "75.0%" in texts
+
+
+def test_live002_unauthorised_channel_refused_with_no_data(app: Any, auth: Any, r: Any, server: str) -> None:
+    app.server.extensions["qms"].ingestor.ingest(_gates(2))
+    pub = _publish(app, r)
+    with connect(f"ws://{server}/ws?token={_token(auth, 'developer')}") as ws:
+        ws.send(json.dumps({"type": "subscribe", "channels": ["dashboard.executive", "dashboard.developer"]}))
+        first = [_recv(ws), _recv(ws)]
+        assert {m["type"] for m in first} == {"error", "subscribed"}
+        assert next(m for m in first if m["type"] == "error")["channel"] == "dashboard.executive"
+        assert next(m for m in first if m["type"] == "subscribed")["channels"] == ["dashboard.developer"]
+        pub.publish_round(pub.version())     # a second round: still nothing of executive
+        got = [_recv(ws, timeout=2)]
+        assert all(m.get("channel") != "dashboard.executive" for m in got)
+
+
+def test_live003_ping_bad_json_oversize_keep_the_socket(app: Any, auth: Any, server: str) -> None:
+    with connect(f"ws://{server}/ws?token={_token(auth, 'operations')}", close_timeout=0.5) as ws:
+        ws.send(json.dumps({"type": "ping"}))
+        assert _recv(ws) == {"type": "pong"}
+        ws.send("{not json")
+        assert _recv(ws)["type"] == "error"
+        ws.send(json.dumps({"type": "subscribe", "channels": ["x" * 5000]}))
+        assert "too large" in _recv(ws)["message"]
+        ws.send(json.dumps({"type": "ping"}))
+        assert _recv(ws) == {"type": "pong"}
+        ws.send("x" * (16 * 4096 + 1))       # far over the limit: the transport closes the socket
+        with pytest.raises(Exception):
+            _recv(ws, timeout=1)
+
+
+def test_live004_handshake_needs_credentials_and_an_allowed_origin(app: Any, auth: Any, server: str) -> None:
+    with pytest.raises(InvalidStatus) as no_auth:
+        connect(f"ws://{server}/ws")
+    assert no_auth.value.response.status_code == 401
+    with pytest.raises(InvalidStatus) as bad_token:
+        connect(f"ws://{server}/ws?token=nonsense")
+    assert bad_token.value.response.status_code == 401
+    with pytest.raises(InvalidStatus) as cross:
+        connect(f"ws://{server}/ws?token={_token(auth, 'executive')}", origin="http://evil.example")
+    assert cross.value.response.status_code == 403
+    with connect(f"ws://{server}/ws?token={_token(auth, 'executive')}", origin=f"http://{server}") as ws:
+        ws.send(json.dumps({"type": "ping"}))
+        assert _recv(ws) == {"type": "pong"}
+
+
+def test_live005_sign_out_closes_the_users_sockets(app: Any, auth: Any, r: Any, server: str) -> None:
+    hub = app.server.extensions["qms_hub"]
+    with connect(f"ws://{server}/ws?token={_token(auth, 'qa_lead')}") as ws:
+        ws.send(json.dumps({"type": "ping"}))
+        _recv(ws)
+        assert hub.connected.wait(5)
+        announce_close(r, app.server.extensions["qms"].keys, auth.user("qa_lead"))
+        with pytest.raises(Exception):
+            for _ in range(10):
+                _recv(ws, timeout=3)
+    deadline = time.time() + 3
+    while hub.count() and time.time() < deadline:
+        time.sleep(0.05)
+    assert hub.count() == 0
+
+
+def test_live006_server_sent_events_carry_the_same_messages(app: Any, auth: Any, r: Any, server: str) -> None:
+    app.server.extensions["qms"].ingestor.ingest(_gates(2))
+    _publish(app, r)
+    with requests.get(f"http://{server}/api/stream?channels=dashboard.qa,dashboard.executive",
+                      headers=auth.bearer("qa_lead"), stream=True, timeout=5) as res:
+        assert res.status_code == 200 and res.headers["Content-Type"].startswith("text/event-stream")
+        msgs = []
+        for line in res.iter_lines():
+            if line.startswith(b"data: "):
+                msgs.append(json.loads(line[6:]))
+            if len(msgs) == 3:
+                break
+    kinds = sorted((m["type"], m.get("channel")) for m in msgs)
+    assert kinds == [("data_update", "dashboard.qa"), ("error", "dashboard.executive"), ("subscribed", None)]
+    assert requests.get(f"http://{server}/api/stream?channels=dashboard.qa", timeout=5).status_code == 401
+    refused = requests.get(f"http://{server}/api/stream?channels=dashboard.executive", headers=auth.bearer("qa_lead"),
+                           timeout=5)
+    assert refused.status_code == 403 and "dashboard.executive" in refused.json()["response"]["error"]["message"]
+
+
+def test_live007_two_web_processes_relay_the_same_update(app: Any, auth: Any, r: Any, server: str,
+                                                         settings: Any) -> None:
+    """A second app (its own hub, as a second process would have) on the same Redis: a client
+    of each sees the one publish."""
+    from factory import create_app
+    other = create_app(settings)
+    srv = make_server("127.0.0.1", 0, other.server, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        token = _token(auth, "qa_lead")
+        with connect(f"ws://{server}/ws?token={token}") as a, \
+                connect(f"ws://127.0.0.1:{srv.server_port}/ws?token={token}") as b:
+            for ws in (a, b):
+                ws.send(json.dumps({"type": "subscribe", "channels": ["dashboard.qa"]}))
+                _recv(ws, "subscribed")
+            assert app.server.extensions["qms_hub"].connected.wait(5)
+            assert other.server.extensions["qms_hub"].connected.wait(5)
+            app.server.extensions["qms"].ingestor.ingest(_gates(2))
+            pub = _publish(app, r)
+            got = [_recv(ws, "data_update") for ws in (a, b)]
+            assert [m["data"]["version"] for m in got] == [pub.version()] * 2
+            assert got[0]["data"]["timeframes"] == got[1]["data"]["timeframes"]
+            assert Publisher(r, Keys("qms"), app.server.extensions["qms"].engine).claim(pub.version()) is False, \
+                "the version was claimed once: a second publisher would not compute it again"
+    finally:
+        other.server.extensions["qms_hub"].stop()
+        srv.shutdown()
