@@ -7,10 +7,19 @@
 """
 from __future__ import annotations
 
+import os
+import sys
+
+# `serve` runs on gevent (QMS_SERVER=gevent, the default): every open WebSocket or event
+# stream is a greenlet, not a thread, so one process holds thousands of them while HTTP
+# stays responsive. Patching must come before anything imports socket or threading.
+if __name__ == "__main__" and sys.argv[1:2] == ["serve"] and os.environ.get("QMS_SERVER", "gevent") == "gevent":
+    from gevent import monkey
+    monkey.patch_all()
+
 import argparse
 import logging
 import signal
-import sys
 import threading
 from typing import Any
 
@@ -36,10 +45,8 @@ def _stop_on_signals() -> threading.Event:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    from werkzeug.serving import run_simple
-
     from data.redis_conn import RedisUnavailable
-    from data.workers import start_aggregator, start_demo
+    from data.workers import start_aggregator, start_demo, start_publisher
     from factory import create_app, services_of
     if args.demo:
         settings = settings.replace(demo=True)
@@ -64,17 +71,39 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
               "  .venv/bin/python cli.py users add admin --role admin")
     if settings.run_aggregator:
         svc.workers.append(start_aggregator(svc))
+    if settings.live and settings.live_publisher:
+        svc.workers.append(start_publisher(svc))
+    alerts = app.server.extensions.get("qms_alerts")
+    if alerts is not None:
+        alerts.start()
+        print(f"Alerts: {len(alerts.rules)} rules from {alerts.rules_path}, every {settings.alert_interval_s:g}s "
+              "(one process evaluates: leader lock)")
     if settings.demo:
         svc.workers.append(start_demo(svc))
         print(f"Demo: simulating {settings.demo_backfill} of history, then {settings.demo_rate:g} events/s live")
     print(f"QMS dashboard: http://{settings.host}:{settings.port}/", flush=True)
     try:
-        run_simple(settings.host, settings.port, app.server, threaded=True, use_reloader=False)
+        _serve_http(settings, app.server)
     finally:
+        if alerts is not None:
+            alerts.stop()
         for w in svc.workers:
             w.stop()
         if svc.embedded:
             svc.embedded.stop()
+
+
+def _serve_http(settings: Settings, server: Any) -> None:
+    """gevent's WSGI server when patched (see the top of this file), else Werkzeug's threads."""
+    from gevent import monkey
+    if monkey.is_module_patched("socket"):
+        from gevent.pywsgi import WSGIServer
+        print("server: gevent (one greenlet per connection)", flush=True)
+        WSGIServer((settings.host, settings.port), server, log=None).serve_forever()
+    else:
+        from werkzeug.serving import run_simple
+        print("server: werkzeug threads (QMS_SERVER=threads)", flush=True)
+        run_simple(settings.host, settings.port, server, threaded=True, use_reloader=False)
 
 
 def cmd_aggregate(args: argparse.Namespace, settings: Settings) -> None:
@@ -83,7 +112,12 @@ def cmd_aggregate(args: argparse.Namespace, settings: Settings) -> None:
     stop = _stop_on_signals()
     agg = Aggregator.from_settings(svc.redis, settings, consumer=args.name)
     print(f"aggregator {agg.consumer} reading {svc.keys.stream}", flush=True)
+    if settings.live and settings.live_publisher:
+        from data.workers import start_publisher
+        publisher = start_publisher(svc)
     agg.run(stop)
+    if settings.live and settings.live_publisher:
+        publisher.stop()
     if svc.embedded:
         svc.embedded.stop()
 
@@ -158,6 +192,26 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> None:
         svc.embedded.stop()
 
 
+def cmd_alerts_test(args: argparse.Namespace, settings: Settings) -> None:
+    """Exit 0 when every expectation holds; print each failed one. Event-driven tests use
+    REDIS_URL (or the embedded Redis) under a throwaway key prefix, removed afterwards."""
+    from alerts.rules import RuleError
+    from alerts.ruletest import run_tests
+    svc = _services(settings)
+    failures: list[str] = []
+    try:
+        for path in args.files:
+            try:
+                failures += run_tests(path, svc.redis)
+            except RuleError as exc:
+                failures.append(str(exc))
+    finally:
+        if svc.embedded:
+            svc.embedded.stop()
+    print("\n".join(failures) or f"{len(args.files)} alert rule test file(s) passed")
+    sys.exit(1 if failures else 0)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="cli.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -180,6 +234,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--url", help="post to this dashboard's API instead of writing to Redis")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_simulate)
+    p = sub.add_parser("alerts", help="alert rules: test them like promtool test rules")
+    asub = p.add_subparsers(dest="alerts_cmd", required=True)
+    p = asub.add_parser("test", help="run alert rule test files (snapshot- or event-driven)")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(fn=cmd_alerts_test)
     from auth.users_cli import register as register_user_commands
     register_user_commands(sub)
     args = parser.parse_args(argv)

@@ -15,14 +15,16 @@ import redis
 from flask import Flask, abort, send_from_directory
 
 from api.routes import bp as api_bp
+from api.widgets import bp as widgets_bp
 from auth.guard import check_callback_permissions, content_security_policy, init_guard
 from auth.security import init_security
 from auth.views import bp as auth_bp
 from callbacks import register_callbacks
 from data.services import Services
+from live.routes import init_live
 from dash import dcc, html
 
-from pages import audit, dashboard, shell
+from pages import alerts, audit, dashboard, shell
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent
@@ -39,6 +41,11 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     init_security(server, settings, services.secret_key)
     server.register_blueprint(auth_bp)
     server.register_blueprint(api_bp)
+    server.register_blueprint(widgets_bp)
+    if settings.live:
+        init_live(server, services)
+    if settings.alerts:
+        init_alerts(server, services)
 
     @server.get(VENDOR_URL + "<path:filename>")
     def vendor(filename: str) -> Any:
@@ -57,7 +64,7 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     # Every id a callback names, including those of pages the router inserts later.
     app.validation_layout = html.Div([shell.layout(), dashboard.layout("executive"), dashboard.gate_layout("g"),
                                       dashboard.events_layout("k"),
-                                      audit.layout(), dcc.Graph(id="qa-gates")])
+                                      audit.layout(), alerts.layout(True), dcc.Graph(id="qa-gates")])
     register_callbacks(app)
     check_callback_permissions(app)
     init_guard(server, app)
@@ -67,6 +74,18 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     gc.collect()
     gc.freeze()
     return app
+
+
+def init_alerts(server: Flask, services: Services) -> None:
+    """The alert service (its scheduler is started by whoever serves: cli.py serve, app.py)."""
+    from alerts.routes import bp as alerts_bp
+    from alerts.service import AlertService
+    s = services.settings
+    server.extensions["qms_alerts"] = AlertService(
+        services.redis, s.key_prefix, services.engine, s.alert_rules_path or str(ROOT / "config" / "alert_rules.yaml"),
+        channels=dict(s.extra.get("alert_channels") or {}), base_url=s.public_url or f"http://{s.host}:{s.port}",
+        interval_s=s.alert_interval_s, timeframe=s.alert_timeframe, live_channel=services.keys.live("alerts"))
+    server.register_blueprint(alerts_bp)
 
 
 def services_of(app: dash.Dash) -> Services:

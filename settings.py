@@ -61,6 +61,16 @@ class Settings:
     session_hours: float = 12.0            # a session ends this long after sign-in
     remember_days: int = 14                # "remember me" cookie lifetime
     jwt_ttl_s: int = 3600                  # lifetime of JWTs from POST /api/auth/token
+    live: bool = True                      # /ws and /api/stream push updates (else pages poll)
+    live_publisher: bool = True            # compute and publish live updates in this process (with the aggregator)
+    allowed_origins: str = ""              # extra Origins allowed to open /ws (comma list); the app's own is always allowed
+    ws_max_message_bytes: int = 4096       # a bigger client message is refused
+    ws_rate_per_s: float = 20.0            # client messages per second per socket (burst 40)
+    alerts: bool = True                    # alert rules evaluated (one loop per deployment, leader lock)
+    alert_rules_path: str | None = None    # rule YAML (default config/alert_rules.yaml), re-read when it changes
+    alert_interval_s: float = 15.0         # evaluation interval
+    alert_timeframe: str = "1h"            # window of the KPIs that rules compare
+    public_url: str = ""                   # base of links in notifications (default http://host:port)
     config_path: str | None = None         # QMS_CONFIG
     extra: Mapping[str, Any] = field(default_factory=dict)  # unknown YAML sections, kept for later features
 

@@ -6,5 +6,6 @@ from dash import Dash
 
 
 def register_callbacks(app: Dash) -> None:
-    from callbacks import pages
+    from callbacks import alerts, pages
     pages.register(app)
+    alerts.register(app)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from urllib.parse import parse_qs, quote, unquote, urlencode
 
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, State, ctx, html, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
@@ -23,8 +22,11 @@ from data.contrib import gate_passed
 from data.engine import plan
 from data.events import GATE_TYPES
 from data.panels import gate_data, panel_data
+from data.prefs import Prefs
+from data.widget_rows import WIDGETS
 from data.kpis import dashboard_of
 from data.timeutil import fmt_ms, now_ms
+from pages import alerts as alerts_page
 from pages import audit as audit_page
 from pages import dashboard
 
@@ -58,14 +60,14 @@ def register(app: Dash) -> None:
     def theme(clicks: int | None, current: str | None) -> str:
         """The signed-in user's theme: read from their settings, switched and remembered on click."""
         principal = current_principal()
-        r, key = current_app.extensions["qms"].redis, current_app.extensions["qms"].keys.prefs
-        stored = r.hget(key, principal.name) if principal else None
-        saved = orjson.loads(stored).get("theme", "light") if stored else "light"
+        svc = current_app.extensions["qms"]
+        prefs = Prefs(svc.redis, svc.keys)
+        saved = prefs.get(principal.name).get("theme", "light") if principal else "light"
         if not clicks:
             return saved
         new = "dark" if (current or saved) == "light" else "light"
         if principal:
-            r.hset(key, principal.name, orjson.dumps({"theme": new}))
+            prefs.set_theme(principal.name, new)
             audit("user.widget_configured", setting="theme", value=new)
         return new
 
@@ -86,9 +88,22 @@ def register(app: Dash) -> None:
         principal = current_principal()
         mine = allowed_dashboards(principal)
         nav = [dbc.NavItem(dbc.NavLink(NAV_LABELS[d], href=f"/dashboards/{d}", id=f"nav-{d}")) for d in mine]
+        if authorize(principal, "view:alerts") and "qms_alerts" in current_app.extensions:
+            firing = sum(1 for a in current_app.extensions["qms_alerts"].alerts(status="firing"))
+            nav.append(dbc.NavItem(dbc.NavLink(["Alerts ", dbc.Badge(str(firing), id="nav-alert-count", pill=True,
+                                                                    color="danger" if firing else "secondary")],
+                                               href="/alerts", id="nav-alerts")))
         if authorize(principal, "view:audit_logs"):
             nav.append(dbc.NavItem(dbc.NavLink("Audit", href="/audit", id="nav-audit")))
         who = f"{principal.name} ({', '.join(principal.roles)})" if principal else ""
+        if (path or "").rstrip("/") == "/alerts":
+            if not authorize(principal, "view:alerts") or "qms_alerts" not in current_app.extensions:
+                audit("authz.denied", "denied", page=path, permission="view:alerts")
+                return nav, who, dashboard.forbidden("view:alerts")
+            audit("user.dashboard_accessed", dashboard="alerts")
+            return nav, who, alerts_page.layout(authorize(principal, "manage:alerts")
+                                                or authorize(principal, "acknowledge:quality_alerts"),
+                                                current_app.extensions["qms"].settings.refresh_ms)
         if (path or "").rstrip("/") == "/audit":
             if not authorize(principal, "view:audit_logs"):
                 audit("authz.denied", "denied", page=path, permission="view:audit_logs")
@@ -133,9 +148,10 @@ def register(app: Dash) -> None:
                      Output("dash-freshness", "children"), Output("url-sync", "search"), Output("dash-export", "href"),
                      Input("dash-refresh", "n_intervals"), Input("dash-timeframe", "value"),
                      Input("dash-scope", "value"), Input("dash-gate", "value"), Input("dash-agent", "value"),
-                     State("theme", "data"), State("url", "pathname"))
-    def refresh(_n: Any, timeframe: str, scope: str | None, gate: str | None, agent: str | None, mode: str | None,
-                path: str | None) -> tuple[Any, Any, str, str, Any, str]:
+                     Input("live-tick", "data"), Input("widget-config", "data"), State("theme", "data"),
+                     State("url", "pathname"))
+    def refresh(_n: Any, timeframe: str, scope: str | None, gate: str | None, agent: str | None, _live: Any,
+                _config: Any, mode: str | None, path: str | None) -> tuple[Any, Any, str, str, Any, str]:
         principal = current_principal()
         name = dashboard_for_path(path, principal)
         if name is None or not authorize(principal, DASHBOARD_PERMISSION[name]):
@@ -154,12 +170,38 @@ def register(app: Dash) -> None:
         found = panel_data(svc.engine, name, timeframe, user, svc.sanitizer_for(principal.roles if principal else ()),
                            svc.settings.extra.get("roi"), view)
         data, meta = found["dashboard"]["data"], found["dashboard"]["metadata"]
+        found["ui"] = {"export": authorize(principal, "export:reports"),
+                       "configure": authorize(principal, "update:personal_settings"),
+                       "query": urlencode(view), "hidden": Prefs(svc.redis, svc.keys).hidden(principal.name)
+                       if principal else set()}
         # The view goes into the URL (so a link reproduces it) only when the user changes it.
         query = urlencode(view)
-        search = f"?{query}" if ctx.triggered_id not in (None, "dash-refresh") else no_update
+        search = f"?{query}" if ctx.triggered_id not in (None, "dash-refresh", "live-tick", "widget-config") else no_update
         export = urlencode({k: v for k, v in view.items() if k in ("timeframe", "repository", "team")})
         return (kpi_grid(data["widgets"], timeframe), panels(name, found, mode or "light"),
                 _window(data, view), _freshness(meta), search, f"/api/export/{name}.csv?{export}")
+
+    @secure_callback(app, "update:personal_settings", Output("widget-config", "data"),
+                     Input({"type": "widget-hide", "widget": ALL}, "n_clicks"),
+                     Input({"type": "widgets-show-all", "n": ALL}, "n_clicks"), State("widget-config", "data"),
+                     prevent_initial_call=True)
+    def configure_widgets(_hides: list[Any], _show: list[Any], version: int | None) -> int:
+        """Hide one widget, or show every hidden one (personal settings, audited)."""
+        trigger = ctx.triggered_id
+        principal = current_principal()
+        if not principal or not isinstance(trigger, dict) or not any(t["value"] for t in ctx.triggered):
+            raise PreventUpdate
+        svc = current_app.extensions["qms"]
+        prefs = Prefs(svc.redis, svc.keys)
+        if trigger.get("type") == "widget-hide" and trigger.get("widget") in WIDGETS:
+            prefs.configure_widget(principal.name, trigger["widget"], {"hidden": True})
+            audit("user.widget_configured", widget=trigger["widget"], hidden=True)
+        elif trigger.get("type") == "widgets-show-all":
+            prefs.show_all(principal.name)
+            audit("user.widget_configured", widget="*", hidden=False)
+        else:
+            raise PreventUpdate
+        return (version or 0) + 1
 
     @secure_callback(app, "view:qa_dashboard", Output("nav", "href"), Input("qa-gates", "clickData"),
                      State("dash-timeframe", "value"), prevent_initial_call=True)

@@ -52,6 +52,12 @@ def layout(name: str, refresh_ms: int = 5000, timeframe: str = "24h", can_export
         dcc.Loading(html.Div(id="dash-kpis"), delay_show=500),
         html.Div(id="dash-panels"),
         dcc.Interval(id="dash-refresh", interval=refresh_ms),
+        # Live updates (assets/live.js): the channels this page listens to, and the store it
+        # bumps when new data arrives so the charts are redrawn from the server's aggregates.
+        html.Div(id="live-config", hidden=True, **{"data-channels": f"dashboard.{name} alerts",
+                                                   "data-ws": "/ws", "data-sse": "/api/stream"}),
+        dcc.Store(id="live-tick"),
+        dcc.Store(id="widget-config"),      # bumped when the user hides or shows widgets
     ], **{"data-dashboard": name})
 
 

@@ -16,12 +16,15 @@ def layout() -> html.Div:
         dbc.Navbar(dbc.Container([
             dbc.NavbarBrand("QMS Dashboard", href="/", className="fw-bold"),
             dbc.Nav(id="nav-links", className="me-auto", navbar=True),
+            html.Span("◌ connecting…", id="live-status", className="live-status navbar-text small me-3",
+                      title="Live updates: live (pushed), reconnecting, or polling"),
             html.Span(id="nav-user", className="navbar-text small me-3"),
             dbc.Button("◐ Theme", id="theme-toggle", size="sm", color="light", outline=True, className="me-2",
                        title="Switch between light and dark"),
             html.A("Sign out", href="/logout", className="btn btn-sm btn-outline-light", id="sign-out"),
         ], fluid=True), color="primary", dark=True, className="mb-3"),
         dcc.Store(id="theme", data="light"),
+        dcc.Store(id="live-alert"),
         # Both Plotly templates, so a theme switch re-themes the charts on screen at once.
         dcc.Store(id="plot-templates", data={m: plotly_template(m).to_plotly_json() for m in ("light", "dark")}),
         html.Div(id="theme-applied", hidden=True),

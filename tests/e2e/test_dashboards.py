@@ -9,6 +9,7 @@ from typing import Any
 import time
 
 import pytest
+import requests
 from selenium.webdriver.common.action_chains import ActionChains
 
 from data.aggregator import Aggregator
@@ -20,8 +21,9 @@ pytestmark = pytest.mark.e2e
 
 GATE_RATE = '[data-kpi="gate_pass_rate"] .kpi-value'
 SATISFACTION = '[data-kpi="developer_satisfaction"] .kpi-value'
-NAV = {"executive": ["executive"], "qa_lead": ["qa"], "developer": ["developer"], "operations": ["audit", "operational"],
-       "admin": ["audit", "executive", "operational", "qa", "developer"]}
+NAV = {"executive": ["alerts", "executive"], "qa_lead": ["alerts", "qa"], "developer": ["alerts", "developer"],
+       "operations": ["alerts", "audit", "operational"],
+       "admin": ["alerts", "audit", "executive", "operational", "qa", "developer"]}
 
 
 def _iso(dt: datetime) -> str:
@@ -266,4 +268,67 @@ def test_dash011_a_repository_filter_in_the_url_filters_the_kpis_and_marks_the_o
     assert "filtered to repository web" in dash_duo.find_element("#dash-window").text
     assert dash_duo.find_element("#dash-export").get_attribute("href").endswith(
         "/api/export/executive.csv?timeframe=24h&repository=web")
+    assert _severe(dash_duo.get_logs()) == []
+
+
+def test_dash012_an_event_posted_to_the_api_appears_live_without_reload(dash_duo: Any, settings: Any, r: Any) -> None:
+    """Polling is slowed to 10 minutes: only the push can change the number on screen."""
+    from data.workers import start_aggregator, start_publisher
+    app = _app(settings.replace(refresh_ms=600_000))
+    svc = app.server.extensions["qms"]
+    svc.ingestor.ingest(_gate_events([True, True]), origin="e2e")
+    Aggregator(r, Keys(settings.key_prefix)).drain()
+    workers = [start_aggregator(svc), start_publisher(svc)]
+    try:
+        _start(dash_duo, app)
+        _sign_in(dash_duo, "executive")
+        dash_duo.wait_for_text_to_equal(GATE_RATE, "100.0%", timeout=20)
+        dash_duo.wait_for_text_to_equal("#live-status", "● live", timeout=20)
+        dash_duo.driver.execute_script("window.__noReload = 1")
+        from auth.principal import issue_jwt
+        token = issue_jwt("admin-user", ["admin"], 600, svc.secret_key)
+        posted = requests.post(dash_duo.server.url + "/api/events", headers={"Authorization": f"Bearer {token}"},
+                               json={**_gate_events([False])[0], "id": "e2e-live-fail"}, timeout=10)
+        assert posted.status_code == 202, posted.text
+        dash_duo.wait_for_text_to_equal(GATE_RATE, "66.7%", timeout=15)
+        assert dash_duo.driver.execute_script("return window.__noReload") == 1, "the page was not reloaded"
+        assert dash_duo.driver.execute_script("return window.qmsLive.transport") == "ws"
+        assert _severe(dash_duo.get_logs()) == []
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def test_dash013_an_alert_fires_appears_live_and_is_acknowledged_in_the_browser(
+        dash_duo: Any, settings: Any, r: Any, tmp_path: Any) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text('alert_rules:\n  ops:\n    - name: "High Queue Depth"\n      condition: "queue_depth > 15"\n'
+                     '      severity: "warning"\n      duration: "0s"\n      channels: ["dashboard"]\n')
+    app = _app(settings.replace(alert_rules_path=str(rules), refresh_ms=600_000))
+    svc, alerts = app.server.extensions["qms"], app.server.extensions["qms_alerts"]
+    alerts.interval_s = 600                       # the test ticks by hand, as the scheduler would
+    _start(dash_duo, app)
+    _sign_in(dash_duo, "operations")
+    dash_duo.wait_for_text_to_equal("#live-status", "● live", timeout=20)
+    dash_duo.driver.get(dash_duo.server.url + "/alerts")
+    dash_duo.wait_for_element("#alerts-grid", timeout=20)
+    dash_duo.wait_for_text_to_equal("#live-status", "● live", timeout=20)
+    dash_duo.wait_for_text_to_equal("#nav-alert-count", "0", timeout=10)
+    svc.ingestor.ingest([{"id": "e2e-q", "type": "system.queue_depth_updated", "source": "e2e",
+                          "timestamp": _iso(datetime.now(timezone.utc) - timedelta(seconds=20)),
+                          "data": {"queue": "code_review", "depth": 40}}])
+    Aggregator(r, Keys(settings.key_prefix)).drain()
+    assert [t["to"] for t in alerts.tick()] == ["firing"]
+    # Pushed, not polled (the page polls every 10 minutes here): the badge and the grid.
+    dash_duo.wait_for_text_to_equal("#nav-alert-count", "1", timeout=10)
+    dash_duo.wait_for_contains_text("#alerts-grid", "High Queue Depth", timeout=10)
+    dash_duo.find_element("#alerts-grid .ag-row .ag-cell").click()
+    dash_duo.wait_for_element("#alerts-ack:not([disabled])", timeout=10)
+    dash_duo.find_element("#alerts-comment").send_keys("adding reviewers")
+    dash_duo.find_element("#alerts-ack").click()
+    dash_duo.wait_for_element("#alerts-ack-ok", timeout=10)
+    dash_duo.wait_for_contains_text("#alerts-grid", "acknowledged", timeout=10)
+    [rec] = alerts.alerts()
+    assert rec["acknowledged"]["by"] == "operations-user" and rec["acknowledged"]["comment"] == "adding reviewers"
+    dash_duo.wait_for_contains_text("#alerts-history", "acknowledged", timeout=10)
     assert _severe(dash_duo.get_logs()) == []

@@ -152,7 +152,9 @@ def test_pag006_the_filters_go_into_the_url_and_are_audited(app: Any, auth: Any,
                        {"id": "dash-timeframe", "property": "value", "value": "4h"},
                        {"id": "dash-scope", "property": "value", "value": "team=core"},
                        {"id": "dash-gate", "property": "value", "value": "lint"},
-                       {"id": "dash-agent", "property": "value", "value": "bot-1"}],
+                       {"id": "dash-agent", "property": "value", "value": "bot-1"},
+                       {"id": "live-tick", "property": "data", "value": None},
+                       {"id": "widget-config", "property": "data", "value": None}],
             "state": [{"id": "theme", "property": "data", "value": "light"},
                       {"id": "url", "property": "pathname", "value": "/dashboards/qa"}],
             "changedPropIds": ["dash-scope.value"]}
@@ -165,3 +167,23 @@ def test_pag006_the_filters_go_into_the_url_and_are_audited(app: Any, auth: Any,
     assert "filtered to team core, gate lint" in out["dash-window"]["children"]
     entries = app.server.extensions["qms"].audit.query(action_prefix="user.filter_applied", limit=5)
     assert entries and entries[0]["data"].get("team") == "core" and entries[0]["data"].get("gate") == "lint"
+
+
+def test_pag007_hiding_a_widget_is_personal_and_needs_the_permission(app: Any, auth: Any) -> None:
+    from data.prefs import Prefs
+    [key] = [k for k in app.callback_map if k == "widget-config.data"]
+    hide = {"id": {"type": "widget-hide", "widget": "dev-kanban"}, "property": "n_clicks", "value": 1}
+    body = {"output": key, "outputs": {"id": "widget-config", "property": "data"},
+            "inputs": [[hide], []], "state": [{"id": "widget-config", "property": "data", "value": 2}],
+            "changedPropIds": ['{"type":"widget-hide","widget":"dev-kanban"}.n_clicks']}
+    svc = app.server.extensions["qms"]
+    for role, status in (("executive", 403), ("developer", 200)):
+        c = app.server.test_client()
+        auth.login(c, role)
+        with c.session_transaction() as sess:
+            csrf = sess["csrf"]
+        res = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf})
+        assert res.status_code == status, (role, res.get_data(as_text=True)[:300])
+    assert res.json["response"]["widget-config"]["data"] == 3
+    assert Prefs(svc.redis, svc.keys).hidden(auth.user("developer")) == {"dev-kanban"}
+    assert Prefs(svc.redis, svc.keys).hidden(auth.user("executive")) == set()

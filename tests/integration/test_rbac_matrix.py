@@ -55,6 +55,13 @@ def endpoints() -> list[Endpoint]:
                 Endpoint("GET", f"/api/metrics/{kpi}/events", (perm,)),
                 Endpoint("GET", f"/api/metrics/{kpi}/events?format=csv", (perm, "export:reports")),
                 Endpoint("GET", f"/api/export/{dash_name}.csv", (perm, "export:reports"))]
+    from data.widget_rows import WIDGETS
+    for dash_name, perm in DASHBOARD_PERMISSION.items():
+        widget = next(w for w, (d, _, _) in WIDGETS.items() if d == dash_name)
+        out += [Endpoint("GET", f"/api/widgets/{widget}/data", (perm,)),
+                Endpoint("GET", f"/api/widgets/{widget}/data?format=csv", (perm, "export:reports")),
+                Endpoint("PUT", f"/api/widgets/{widget}/config", ("update:personal_settings", perm), 200,
+                         lambda role: {"hidden": False})]
     out += [Endpoint("GET", "/api/state/agents", ("view:operational_dashboard",)),
             Endpoint("GET", "/api/state/queues", ("view:operational_dashboard",)),
             Endpoint("GET", "/api/state/active", ("view:operational_dashboard",)),
@@ -68,7 +75,14 @@ def endpoints() -> list[Endpoint]:
             Endpoint("GET", "/api/tokens", ("manage:users",)),
             Endpoint("POST", "/api/tokens", ("manage:users",), 201,
                      lambda role: {"name": f"ci-{role}", "roles": ["producer"]}),
-            Endpoint("DELETE", "/api/tokens/{token_id}", ("manage:users",))]
+            Endpoint("DELETE", "/api/tokens/{token_id}", ("manage:users",)),
+            # The stream answers 403 when not one of its channels may be seen; each channel
+            # is authorised on its own (tests/integration/test_live.py).
+            Endpoint("GET", "/api/stream?channels=alerts", ("view:alerts",)),
+            Endpoint("GET", "/api/alerts", ("view:alerts",)),
+            Endpoint("GET", "/api/alerts/history", ("view:alerts",)),
+            # No such alert: who may acknowledge learns that (404); nobody else does (403).
+            Endpoint("POST", "/api/alerts/nothing/acknowledge", ("manage:alerts",), 404, lambda role: {})]
     return out
 
 
@@ -210,16 +224,19 @@ def callback_body(app: Any, key: str, values: dict[tuple[str, str], Any] | None 
     cb = app.callback_map[key]
     values = {**PLAUSIBLE, **(values or {})}
 
-    def item(dep: dict[str, Any]) -> dict[str, Any]:
+    def item(dep: dict[str, Any]) -> Any:
+        if dep["id"].startswith("{") and '["ALL"]' in dep["id"]:
+            return []          # a pattern-matching ALL dependency: no matching component on the page
         k = (dep["id"], dep["property"])
         return {"id": dep["id"], "property": dep["property"],
                 "value": values[k] if k in values else BY_PROP.get(dep["property"])}
 
     inputs = [item(d) for d in cb["inputs"]]
     outputs = parse_outputs(key)
+    first = next((i for i in inputs if isinstance(i, dict)), None)
     return {"output": key, "outputs": outputs if len(outputs) > 1 or key.startswith("..") else outputs[0],
             "inputs": inputs, "state": [item(d) for d in cb.get("state", [])],
-            "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"] if inputs else []}
+            "changedPropIds": [f"{first['id']}.{first['property']}"] if first else []}
 
 
 def signed_in(app: Any, auth: Any, role: str) -> tuple[Any, str]:
