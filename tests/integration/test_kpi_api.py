@@ -194,3 +194,48 @@ def test_api011_dashboard_filtered_by_repository_or_team(client: Any, loaded: An
                                            .get_data(as_text=True))))
     by_kpi = {row["kpi"]: row for row in rows}
     assert by_kpi["gate_pass_rate"]["filter"] == "r:web" and by_kpi["cost_per_review"]["filter"] == ""
+
+
+def test_api012_every_widget_exports_the_rows_it_shows(client: Any, loaded: Any, auth: Any, app: Any) -> None:
+    from data.widget_rows import WIDGETS
+    for widget_id, (dash_name, _, _) in WIDGETS.items():
+        res = client.get(f"/api/widgets/{widget_id}/data?timeframe=1h")
+        assert res.status_code == 200, (widget_id, res.json)
+        data = res.json["response"]["data"]
+        assert data["dashboard"] == dash_name and data["columns"], widget_id
+    gates = client.get("/api/widgets/qa-gates/data?timeframe=24h").json["response"]["data"]["rows"]
+    assert {g["gate"]: g["executions"] for g in gates} == {"coverage-gate": 1, "lint-gate": 4}
+    cards = {w["id"]: w["data"]["current_value"]
+             for w in client.get("/api/dashboard/qa?timeframe=24h").json["response"]["data"]["widgets"]}
+    assert {g["gate"]: g["pass_rate"] for g in gates} == {"coverage-gate": cards["gate.coverage-gate.pass_rate"],
+                                                          "lint-gate": cards["gate.lint-gate.pass_rate"]}
+    queues = list(csv.DictReader(io.StringIO(client.get("/api/widgets/ops-queues/data?format=csv")
+                                             .get_data(as_text=True))))
+    assert [(q["queue"], q["depth"]) for q in queues] == [("code_review_queue", "17")]
+    mix = client.get("/api/widgets/qa-defect-mix/data?format=csv&timeframe=1h").get_data(as_text=True)
+    assert "category,'=cmd|calc,1" in mix, "formula-looking cells are escaped"
+    assert client.get("/api/widgets/nope/data").status_code == 403
+    assert client.get("/api/widgets/exec-roi/data", headers=auth.bearer("developer")).status_code == 403
+    assert client.get("/api/widgets/dev-queue/data?format=csv", headers=auth.bearer("developer")).status_code == 403
+    entries = app.server.extensions["qms"].audit.query(action_prefix="user.export_requested", limit=5)
+    assert any(e["data"].get("export") == "widget:ops-queues" for e in entries)
+
+
+def test_api013_widget_configuration_is_personal_validated_and_audited(client: Any, auth: Any, app: Any) -> None:
+    dev = auth.bearer("developer")
+    res = client.put("/api/widgets/dev-kanban/config", json={"hidden": True}, headers=dev)
+    assert res.status_code == 200 and res.json["response"]["data"]["config"] == {"hidden": True}
+    got = client.get("/api/widgets/dev-kanban/data", headers=dev).json["response"]["data"]["config"]
+    assert got == {"hidden": True}
+    assert client.put("/api/widgets/dev-kanban/config", json={"colour": "red"}, headers=dev).status_code == 400
+    assert client.put("/api/widgets/dev-kanban/config", json={"hidden": "yes"}, headers=dev).status_code == 400
+    assert client.put("/api/widgets/exec-roi/config", json={"hidden": True}, headers=dev).status_code == 403
+    assert client.put("/api/widgets/nope/config", json={"hidden": True}, headers=dev).status_code == 404
+    assert client.put("/api/widgets/exec-roi/config", json={"hidden": True},
+                      headers=auth.bearer("executive")).status_code == 403, "executives lack update:personal_settings"
+    from data.prefs import Prefs
+    svc = app.server.extensions["qms"]
+    assert Prefs(svc.redis, svc.keys).hidden(auth.user("developer")) == {"dev-kanban"}
+    assert Prefs(svc.redis, svc.keys).hidden(auth.user("admin")) == set()
+    entries = svc.audit.query(action_prefix="user.widget_configured", limit=5)
+    assert entries and entries[0]["data"]["widget"] == "dev-kanban"

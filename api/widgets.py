@@ -1,0 +1,80 @@
+"""`GET /api/widgets/{id}/data` (JSON or CSV: every dashboard widget exports the rows it
+shows) and `PUT /api/widgets/{id}/config` (personal widget settings), seed §9.1."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from api.routes import envelope, error
+from auth.guard import require
+from auth.principal import audit, authorize, current_principal
+from auth.rbac import DASHBOARD_PERMISSION
+from data import rawstore
+from data.panels import panel_data
+from data.prefs import Prefs, PrefsError
+from data.widget_rows import WIDGETS, dashboard_of_widget, widget_table
+
+bp = Blueprint("widgets", __name__)
+VIEW_ARGS = ("repository", "team", "gate", "agent")
+
+
+def _view_permission(kwargs: dict[str, Any]) -> str:
+    # An unknown widget needs a permission nobody has: 403 for all, nothing learnt.
+    return DASHBOARD_PERMISSION.get(dashboard_of_widget(kwargs.get("widget_id", "")) or "", "view:no_such_widget")
+
+
+@bp.get("/api/widgets/<widget_id>/data")
+@require(_view_permission)
+def widget_data(widget_id: str) -> Response:
+    svc = current_app.extensions["qms"]
+    principal = current_principal()
+    name = WIDGETS[widget_id][0]
+    as_csv = request.args.get("format") == "csv"
+    if as_csv and not authorize(principal, "export:reports"):
+        audit("authz.denied", "denied", path=request.path, permission="export:reports")
+        return error(403, "forbidden", "exporting CSV needs the permission export:reports")
+    timeframe = request.args.get("timeframe", "24h")
+    view = {"timeframe": timeframe, **{k: request.args[k] for k in VIEW_ARGS if request.args.get(k)}}
+    if view.get("repository") and view.get("team"):
+        return error(400, "bad_request", "filter by repository or by team, not both")
+    clean = svc.sanitizer_for(principal.roles if principal else ())
+    user = principal.name if name == "developer" and principal else None
+    found = panel_data(svc.engine, name, timeframe, user, clean, svc.settings.extra.get("roi"), view)
+    columns, rows = widget_table(widget_id, found)
+    rows = [clean.row(r) for r in rows]
+    if as_csv:
+        audit("user.export_requested", export=f"widget:{widget_id}", rows=len(rows), format="csv", **view)
+        out = [columns] + [[_cell(r.get(c)) for c in columns] for r in rows]
+        resp = Response(rawstore.rows_csv(out), mimetype="text/csv")
+        resp.headers["Content-Disposition"] = f'attachment; filename="{widget_id}-{timeframe}.csv"'
+        return resp
+    config = (Prefs(svc.redis, svc.keys).get(principal.name).get("widgets") or {}).get(widget_id, {}) if principal else {}
+    return envelope({"widget_id": widget_id, "dashboard": name, "title": WIDGETS[widget_id][1], "view": view,
+                     "window": found["dashboard"]["data"]["window"], "columns": columns, "rows": rows,
+                     "config": config})
+
+
+@bp.put("/api/widgets/<widget_id>/config")
+@require("update:personal_settings")
+def widget_config(widget_id: str) -> Response:
+    principal = current_principal()
+    name = dashboard_of_widget(widget_id)
+    if name is None:
+        return error(404, "not_found", f"no widget {widget_id!r}")
+    if not authorize(principal, DASHBOARD_PERMISSION[name]):
+        audit("authz.denied", "denied", path=request.path, permission=DASHBOARD_PERMISSION[name])
+        return error(403, "forbidden", f"this widget needs the permission {DASHBOARD_PERMISSION[name]}")
+    svc = current_app.extensions["qms"]
+    try:
+        config = Prefs(svc.redis, svc.keys).configure_widget(principal.name, widget_id, request.get_json(silent=True))
+    except PrefsError as exc:
+        return error(400, "bad_request", str(exc))
+    audit("user.widget_configured", widget=widget_id, **config)
+    return envelope({"widget_id": widget_id, "config": config})
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return ";".join(str(v) for v in value)
+    return value
