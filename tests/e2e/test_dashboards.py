@@ -332,3 +332,21 @@ def test_dash013_an_alert_fires_appears_live_and_is_acknowledged_in_the_browser(
     assert rec["acknowledged"]["by"] == "operations-user" and rec["acknowledged"]["comment"] == "adding reviewers"
     dash_duo.wait_for_contains_text("#alerts-history", "acknowledged", timeout=10)
     assert _severe(dash_duo.get_logs()) == []
+
+
+def test_dash014_a_developer_hides_a_widget_and_brings_it_back(dash_duo: Any, settings: Any, r: Any) -> None:
+    _start(dash_duo, _app(settings))
+    _sign_in(dash_duo, "developer")
+    kanban = '[data-widget="dev-kanban"]'
+    dash_duo.wait_for_element(f"{kanban} .widget-hide", timeout=20).click()
+    deadline = time.time() + 10
+    while dash_duo.driver.find_elements("css selector", kanban) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not dash_duo.driver.find_elements("css selector", kanban)
+    dash_duo.driver.get(dash_duo.server.url + "/")                      # remembered across page loads
+    show = dash_duo.wait_for_element("#dash-panels button.btn-outline-secondary", timeout=20)
+    assert show.text == "Show 1 hidden widget"
+    assert not dash_duo.driver.find_elements("css selector", kanban)
+    show.click()
+    dash_duo.wait_for_element(kanban, timeout=10)
+    assert _severe(dash_duo.get_logs()) == []
