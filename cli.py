@@ -243,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     register_user_commands(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)     # not a line per evaluation
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
