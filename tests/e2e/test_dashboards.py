@@ -350,3 +350,45 @@ def test_dash014_a_developer_hides_a_widget_and_brings_it_back(dash_duo: Any, se
     show.click()
     dash_duo.wait_for_element(kanban, timeout=10)
     assert _severe(dash_duo.get_logs()) == []
+
+
+def test_dash015_the_page_reconnects_by_itself_after_the_server_restarts(dash_duo: Any, settings: Any, r: Any) -> None:
+    """Our own server (so it can be stopped and started again on the same port): the page
+    shows it lost the connection, reconnects, and takes pushed updates again."""
+    import threading
+    from werkzeug.serving import make_server
+
+    from live.publisher import Publisher
+    app = _app(settings.replace(refresh_ms=600_000))
+    svc = app.server.extensions["qms"]
+    svc.ingestor.ingest(_gate_events([True]), origin="e2e")
+    Aggregator(r, Keys(settings.key_prefix)).drain()
+
+    def serve(port: int = 0) -> Any:
+        srv = make_server("127.0.0.1", port, app.server, threaded=True)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        return srv
+    srv = serve()
+    port = srv.server_port
+    dash_duo.driver.get(f"http://127.0.0.1:{port}/login")
+    _sign_in(dash_duo, "executive")
+    dash_duo.wait_for_text_to_equal(GATE_RATE, "100.0%", timeout=20)
+    dash_duo.wait_for_text_to_equal("#live-status", "● live", timeout=20)
+    srv.shutdown()
+    srv.server_close()
+    app.server.extensions["qms_hub"].stop()            # the process is gone: its sockets close
+    dash_duo.wait_for_text_to_equal("#live-status", "◌ reconnecting…", timeout=10)
+    srv = serve(port)
+    try:
+        dash_duo.wait_for_text_to_equal("#live-status", "● live", timeout=30)
+        svc.ingestor.ingest([{**_gate_events([False])[0], "id": "e2e-after-restart"}], origin="e2e")
+        Aggregator(r, Keys(settings.key_prefix)).drain()
+        pub = Publisher(r, svc.keys, svc.engine)
+        app.server.extensions["qms_hub"].connected.wait(5)
+        pub.publish_round(pub.version())
+        dash_duo.wait_for_text_to_equal(GATE_RATE, "50.0%", timeout=15)
+        assert [e for e in _severe(dash_duo.get_logs()) if "/ws" not in e] == [], \
+            "only the refused WebSocket handshakes while the server was down"
+    finally:
+        srv.shutdown()
+        app.server.extensions["qms_hub"].stop()
