@@ -180,7 +180,22 @@ class Engine:
             raise QueryError("points must be at least 1")
         now = now_ms()
         p = plan(timeframe, end_ms, now, self.skew_ms, depth=1)
+        # Cached by data version like dashboards: the live publisher computes the charts'
+        # series once per version and every browser's redraw reads them.
+        version = self.r.hget(self.k.meta, "version")
+        cache_key = self.k.cache(f"series:{kpi_id}:{timeframe}:{p.bounds[0]}:{limit}:{user or ''}:{scope or ''}:"
+                                 f"{int(version or 0)}")
+        cached = self.r.get(cache_key)
+        if cached is not None:
+            return orjson.loads(cached)
+        found = self._series(dash, kpi_id, p, limit, now, user, scope)
+        self.r.set(cache_key, orjson.dumps(found), ex=self.cache_ttl_s)
+        return found
+
+    def _series(self, dash: str, kpi_id: str, p: Plan, limit: int, now: int, user: str | None,
+                scope: str | None) -> dict[str, Any]:
         e, s = p.bounds[0], p.bounds[1]
+        timeframe = p.timeframe
         names = self.names()
         table = kpis.kpis_for(dash, names)
         if kpi_id not in table:

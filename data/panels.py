@@ -14,6 +14,9 @@ from data.rawstore import events_between
 from data.timeutil import now_ms
 
 TREND_POINTS = 48
+# The series the shared dashboards draw (warmed by live.publisher for each data version).
+CHART_SERIES = ("overall_quality_score", "gate_pass_rate", "compliance_adherence", "cost_per_review",
+                "error_rate", "defects_found")
 
 
 def state_rows(engine: Engine, kind: str) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ import redis
 
 from components.kpi import format_value
 from data.engine import Engine
+from data.panels import CHART_SERIES, TREND_POINTS
 from data.keys import Keys
 from data.timeutil import now_ms
 
@@ -81,6 +82,10 @@ class Publisher:
         return sent
 
     def _publish_timeframe(self, version: int, tf: str) -> int:
+        # Warm the series the dashboards' charts draw, so each browser's redraw after this
+        # message is a cache read, not a computation.
+        for metric in CHART_SERIES:
+            self.engine.series(metric, tf, points=TREND_POINTS)
         for name in SHARED:
             widgets = self.engine.dashboard(name, tf)["data"]["widgets"]
             channel = f"dashboard.{name}"
