@@ -54,6 +54,7 @@ class Settings:
     stream_maxlen: int = 5_000_000         # approximate cap of the ingest stream
     series_points: int = 500
     cache_ttl_s: int = 300
+    series_cache_s: float = 5.0            # charts' series are shared this long (KPI cards are exact per batch)
     refresh_ms: int = 5000                 # first page refresh interval
     rbac_path: str | None = None           # roles and permissions YAML (default config/rbac.yaml)
     secret_key: str | None = None          # signs sessions and JWTs; unset = generated once in data_dir

@@ -8,6 +8,7 @@ from dash import html
 
 from components.charts import comparison_chart, metric_trend
 from components.kpi import format_value
+from data.contrib import MICRO
 from components.ops import (
     agent_status_grid,
     kanban_board,
@@ -56,7 +57,10 @@ def panels(name: str, data: dict[str, Any], mode: str = "light") -> dbc.Row:
     every = " (all repositories and teams)" if view.get("repository") or view.get("team") else ""
     if name == "executive":
         cols = [panel("exec-trends", "Quality trends", metric_trend(data["trends"], mode=mode, id="exec-trends"), 8),
-                panel("exec-cost", "Cost per review" + every, metric_trend(data["cost"], mode=mode, id="exec-cost"), 4),
+                panel("exec-cost", "Cost per review", metric_trend(data["cost"], mode=mode, id="exec-cost"), 4),
+                panel("exec-cost-split", "Review cost by team (USD in the window)", comparison_chart(
+                    {t: v["cost"] / MICRO for t, v in sorted(data["cost_split"]["team"].items())} or None,
+                    mode=mode, id="exec-cost-split", unit="usd"), 6),
                 panel("exec-teams", "Team performance: merged pull requests", comparison_chart(
                     dict(sorted(data["teams"].items())) or None, mode=mode, id="exec-teams", unit="count"), 6),
                 panel("exec-roi", "Return on investment" + every, roi_card(data["roi"]), 6),

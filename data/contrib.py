@@ -164,6 +164,7 @@ def fold(kind: str, state: dict[str, Any], ev: dict[str, Any], ts: int) -> None:
         elif t == "workflow.review_completed":
             if d["verdict"] == "approved":
                 state["ap"] = min(state.get("ap", NEVER), ts)
+            state.setdefault("rv", []).append([ts, int(round(float(d.get("cost_usd") or 0) * MICRO))])
         elif t in GATE_TYPES:
             state.setdefault("g", []).append([ts, 1 if gate_passed(ev) else 0])
         elif t == "workflow.defect_found":
@@ -306,7 +307,8 @@ def _wf(s: dict[str, Any], sla_ms: int) -> list[Contribution]:
 
 def _scoped(s: dict[str, Any], c: list[Any], done: list[Any] | None, out: list[Contribution]) -> list[Contribution]:
     """The workflow's contributions again under its repository and team, plus the facts
-    that MAIN takes straight from events (gates, defects, checks, creation, completion) —
+    that MAIN takes straight from events (gates, defects, checks, reviews and their cost,
+    creation, completion) —
     here from the workflow's own folded events, so a filtered dashboard adds up exactly
     what belongs to that repository or team."""
     own: list[Contribution] = [(MAIN, "s.wfk", c[0], 1, True), (MAIN, "pc", c[0], 1, False)]
@@ -320,6 +322,8 @@ def _scoped(s: dict[str, Any], c: list[Any], done: list[Any] | None, out: list[C
         own.append((MAIN, "df", d_ts, 1, False))
         if not prod:
             own.append((MAIN, "dfr", d_ts, 1, False))
+    for r_ts, cost in s.get("rv", []):
+        own += [(MAIN, "rc", r_ts, 1, False), (MAIN, "cost", r_ts, cost, False)]
     for k_ts, passed in s.get("ck", []):
         own.append((MAIN, "cc", k_ts, 1, False))
         if passed:

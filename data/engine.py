@@ -55,19 +55,20 @@ def plan(timeframe: str, end_ms: int | None, now: int, skew_ms: int, depth: int 
 
 class Engine:
     def __init__(self, r: redis.Redis, keys: Keys, *, sla_hours: float = 8.0, max_future_skew_s: int = 900,
-                 cache_ttl_s: int = 300, series_points: int = 500) -> None:
+                 cache_ttl_s: int = 300, series_points: int = 500, series_ttl_s: float = 0.0) -> None:
         self.r = r
         self.k = keys
         self.skew_ms = max_future_skew_s * 1000
         self.cache_ttl_s = cache_ttl_s
         self.series_points = series_points
         self.sla_hours = sla_hours
+        self.series_ttl_s = series_ttl_s     # 0: no series cache (exact at every call)
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any) -> "Engine":
         return cls(r, Keys.of(r, settings.key_prefix), sla_hours=settings.sla_hours,
                    max_future_skew_s=settings.max_future_skew_s, cache_ttl_s=settings.cache_ttl_s,
-                   series_points=settings.series_points)
+                   series_points=settings.series_points, series_ttl_s=settings.series_cache_s)
 
     def names(self) -> dict[str, list[str]]:
         with self.r.pipeline(transaction=False) as p:
@@ -153,6 +154,13 @@ class Engine:
                 out.setdefault(dim, {})[key] = value
         return out
 
+    def cost_by_scope(self, timeframe: str = "24h", end_ms: int | None = None) -> dict[str, dict[str, dict[str, int]]]:
+        """Reviews and review cost in the window per team and per repository (data.scopes)."""
+        now = now_ms()
+        p = plan(timeframe, end_ms, now, self.skew_ms, depth=1)
+        span = rollups.fetch(self.r, self.k, (SCOPE,), p.bounds, p.horizon, now)
+        return scopes.cost_by_scope(span, p.bounds[1], p.bounds[0])
+
     def window_sums(self, fam: str, fields: list[str], timeframe: str = "24h",
                     end_ms: int | None = None) -> dict[str, int]:
         """Plain counters of a family summed over the window (e.g. reviews and their cost)."""
@@ -163,8 +171,10 @@ class Engine:
         return {f: sums.get(f, 0) for f in fields}
 
     def series(self, kpi_id: str, timeframe: str = "24h", end_ms: int | None = None, points: int | None = None,
-               user: str | None = None, scope: str | None = None) -> dict[str, Any]:
+               user: str | None = None, scope: str | None = None, shared: bool = False) -> dict[str, Any]:
         """A KPI over time: the window cut into at most `points` equal steps of whole buckets.
+        `shared`: a chart's series, which may be up to series_ttl_s old (see below); the
+        API asks for exact ones.
 
         Window KPIs give the formula over each step; state KPIs the state at each step's end.
         A scope filters the KPIs of data.scopes.SCOPED_KPIS and is ignored by the others
@@ -180,16 +190,17 @@ class Engine:
             raise QueryError("points must be at least 1")
         now = now_ms()
         p = plan(timeframe, end_ms, now, self.skew_ms, depth=1)
-        # Cached by data version like dashboards: the live publisher computes the charts'
-        # series once per version and every browser's redraw reads them.
-        version = self.r.hget(self.k.meta, "version")
-        cache_key = self.k.cache(f"series:{kpi_id}:{timeframe}:{p.bounds[0]}:{limit}:{user or ''}:{scope or ''}:"
-                                 f"{int(version or 0)}")
-        cached = self.r.get(cache_key)
+        # Charts are shared for a few seconds (series_ttl_s), not per data version: under
+        # continuous ingest every batch is a new version, and every open page redraws its
+        # charts after a push — per version, each page would compute them again.
+        cache_key = self.k.cache(f"series:{kpi_id}:{timeframe}:{p.bounds[0]}:{limit}:{user or ''}:{scope or ''}")
+        shared = shared and self.series_ttl_s > 0
+        cached = self.r.get(cache_key) if shared else None
         if cached is not None:
             return orjson.loads(cached)
         found = self._series(dash, kpi_id, p, limit, now, user, scope)
-        self.r.set(cache_key, orjson.dumps(found), ex=self.cache_ttl_s)
+        if shared:
+            self.r.set(cache_key, orjson.dumps(found), px=int(self.series_ttl_s * 1000))
         return found
 
     def _series(self, dash: str, kpi_id: str, p: Plan, limit: int, now: int, user: str | None,

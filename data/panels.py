@@ -88,10 +88,12 @@ def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sani
     kpis = {w["id"]: w["data"] for w in out["data"]["widgets"]}
     data: dict[str, Any] = {"dashboard": out, "kpis": kpis, "view": view}
     if name == "executive":
-        data["trends"] = [engine.series(m, timeframe, points=TREND_POINTS, scope=scope)
+        data["trends"] = [engine.series(m, timeframe, points=TREND_POINTS, scope=scope, shared=True)
                           for m in ("overall_quality_score", "gate_pass_rate", "compliance_adherence")]
-        data["cost"] = engine.series("cost_per_review", timeframe, points=TREND_POINTS)
+        data["cost"] = engine.series("cost_per_review", timeframe, points=TREND_POINTS, scope=scope, shared=True)
         data["teams"] = engine.breakdown(USER, timeframe).get("tm", {})
+        # Cost analysis: what reviews cost per team and per repository (their workflows').
+        data["cost_split"] = engine.cost_by_scope(timeframe)
         sums = engine.window_sums(MAIN, ["rc", "cost"], timeframe)
         data["roi"] = roi(sums["rc"], sums["cost"] / MICRO, roi_assumptions)
         # Executives (view:all_metrics) see the quality risks without opening the QA dashboard.
@@ -101,14 +103,14 @@ def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sani
         data["queues"] = sorted(state_rows(engine, "queues"), key=lambda q: q["queue"])
         data["agents"] = sorted((a for a in state_rows(engine, "agents")
                                  if not view.get("agent") or a["agent_id"] == view["agent"]), key=lambda a: a["agent_id"])
-        data["errors"] = engine.series("error_rate", timeframe, points=TREND_POINTS)
+        data["errors"] = engine.series("error_rate", timeframe, points=TREND_POINTS, shared=True)
         data["health"] = health(engine.r, engine.k)
         p = plan(timeframe, None, now_ms(), engine.skew_ms, 1)
         data["error_log"], _ = events_between(engine.r, engine.k, ("system.error_occurred",), p.bounds[1],
                                               p.bounds[0], 500)
     elif name == "qa":
         data["violations"] = [sanitize.row(v) for v in state_rows(engine, "violations")]
-        data["defects"] = engine.series("defects_found", timeframe, points=TREND_POINTS, scope=scope)
+        data["defects"] = engine.series("defects_found", timeframe, points=TREND_POINTS, scope=scope, shared=True)
         found = engine.breakdown(DEFECTS, timeframe)
         data["defect_breakdown"] = {"severity": found.get("sev", {}), "category": found.get("cat", {}),
                                     "stage": found.get("stage", {})}
@@ -130,4 +132,4 @@ def gate_data(engine: Engine, gate: str, timeframe: str) -> dict[str, Any]:
     prefix = f"gate.{gate}."
     out = engine.dashboard("qa", timeframe, only={prefix + m for m in ("pass_rate", "executions", "p95_time")})
     return {"dashboard": out, "kpis": {w["id"]: w["data"] for w in out["data"]["widgets"]},
-            "series": engine.series(prefix + "pass_rate", timeframe, points=TREND_POINTS)}
+            "series": engine.series(prefix + "pass_rate", timeframe, points=TREND_POINTS, shared=True)}

@@ -119,7 +119,10 @@ def connect(url: str | None, data_dir: str = ".qms-data") -> tuple[redis.Redis, 
     if not url:
         embedded = EmbeddedRedis(data_dir)
         url = embedded.start()
-    client = redis.Redis.from_url(url, health_check_interval=30)
+    # A blocking pool: under gevent hundreds of greenlets may want a connection at once
+    # (WebSocket handshakes); past the cap they wait for one instead of failing.
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=200, timeout=20, health_check_interval=30)
+    client = redis.Redis(connection_pool=pool)
     try:
         client.ping()
     except redis.RedisError as exc:

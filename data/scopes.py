@@ -5,7 +5,7 @@ the workflow's contributions a second time under `r:<repository>` and `t:<team>`
 SCOPE family (data.contrib._scoped). Here a fetched Span is turned into a view where MAIN
 and LATE hold one scope's fields, so the unchanged formulas of data.kpis compute the
 filtered KPIs. Only KPIs whose every input is a workflow fact can be filtered; the others
-(agents, costs, surveys, defect resolutions, per-gate times) stay unfiltered and say so.
+(agents, surveys, defect resolutions, per-gate times) stay unfiltered and say so.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ DIMENSIONS = {"repository": "r", "team": "t"}
 SCOPED_KPIS = frozenset({
     # executive
     "gate_pass_rate", "defect_detection_rate", "compliance_adherence", "average_review_cycle_time",
-    "workflow_completion_rate", "sla_adherence", "time_to_merge", "process_adoption_rate",
+    "workflow_completion_rate", "sla_adherence", "time_to_merge", "process_adoption_rate", "cost_per_review",
     # operational
     "total_active_reviews", "pending_dor_validations", "in_progress_reviews", "awaiting_dod_validation",
     "final_approvals_needed",
@@ -55,3 +55,15 @@ def view(span: Span, scope: str) -> Span:
     tot_main, tot_late = _split(span.totals.get(SCOPE, {}), prefix)
     return Span(span.buckets, {MAIN: [m for m, _ in rows], LATE: [lt for _, lt in rows]},
                 {MAIN: tot_main, LATE: tot_late})
+
+
+def cost_by_scope(span: Span, s: int, e: int) -> dict[str, dict[str, dict[str, int]]]:
+    """Reviews and their cost (micro-dollars) in [s, e) per team and per repository:
+    {"team": {name: {"rc": n, "cost": µ$}}, "repository": {...}}."""
+    names = {v: k for k, v in DIMENSIONS.items()}
+    out: dict[str, dict[str, dict[str, int]]] = {"team": {}, "repository": {}}
+    for f, v in span.sums(SCOPE, s, e).items():
+        label, _, field = f.rpartition("|")
+        if field in ("rc", "cost") and v and label[:2] in ("r:", "t:"):
+            out[names[label[0]]].setdefault(label[2:], {"rc": 0, "cost": 0})[field] += v
+    return out

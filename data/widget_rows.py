@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from components.quality import gates_from_kpis
+from data.contrib import MICRO
 from data.rawstore import flat_row
 
 Table = tuple[list[str], list[dict[str, Any]]]
@@ -25,6 +26,14 @@ def _records(items: list[dict[str, Any]] | None, columns: list[str] | None = Non
 
 def _mapping(name: str, value: str, d: dict[str, Any]) -> Table:
     return [name, value], [{name: k, value: v} for k, v in sorted(d.items())]
+
+
+def cost_rows(split: dict[str, dict[str, dict[str, int]]]) -> Table:
+    """Per team and repository: reviews, their cost and the cost per review (USD)."""
+    rows = [{"dimension": dim, "name": name, "reviews": v["rc"], "cost_usd": v["cost"] / MICRO,
+             "cost_per_review_usd": v["cost"] / MICRO / v["rc"] if v["rc"] else None}
+            for dim in ("team", "repository") for name, v in sorted(split.get(dim, {}).items())]
+    return ["dimension", "name", "reviews", "cost_usd", "cost_per_review_usd"], rows
 
 
 def _pipeline(data: dict[str, Any]) -> Table:
@@ -62,6 +71,7 @@ WIDGETS: dict[str, tuple[str, str, Callable[[dict[str, Any]], Table]]] = {
     "exec-trends": ("executive", "Quality trends", lambda d: _series(*d["trends"])),
     "exec-cost": ("executive", "Cost per review", lambda d: _series(d["cost"])),
     "exec-teams": ("executive", "Team performance", lambda d: _mapping("team", "merged", d["teams"])),
+    "exec-cost-split": ("executive", "Review cost by team and repository", lambda d: cost_rows(d["cost_split"])),
     "exec-roi": ("executive", "Return on investment", _roi),
     "exec-risks": ("executive", "Risk assessment", lambda d: _records(d["risks"], ["name", "kpi", "value", "likelihood",
                                                                                     "impact", "status"])),

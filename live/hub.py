@@ -17,6 +17,7 @@ import orjson
 import redis
 
 from data.keys import Keys
+from live.frames import Outgoing
 from live.protocol import Connection
 
 log = logging.getLogger("qms.live")
@@ -34,8 +35,11 @@ class Client:
         self.out: queue.Queue[Any] = queue.Queue(QUEUE_SIZE)
         self.closed = False
         self.dropped = 0
+        # Set by a transport that can write a frame without waiting (gevent WebSocket):
+        # returns False when the frame must go through the queue instead.
+        self.direct: Callable[[bytes], bool] | None = None
 
-    def push(self, payload: bytes | str) -> bool:
+    def push(self, payload: Outgoing | bytes | str) -> bool:
         if self.closed:
             return False
         try:
@@ -173,9 +177,14 @@ class Hub:
             return 0
         with self._lock:
             targets = list(self._by_channel.get(channel, ()))
+        out = Outgoing(payload)           # decoded and framed once, not once per client
         n = 0
         for c in targets:
-            if c.conn.wants(channel) and c.push(payload):
+            if not c.conn.wants(channel):
+                continue
+            # Straight to the socket when it can take it now (no greenlet switch per client),
+            # else through the client's queue and pump.
+            if (c.direct is not None and c.direct(out.frame)) or c.push(out):
                 n += 1
         self.relayed += n
         return n

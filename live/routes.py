@@ -3,12 +3,13 @@ of shared/spec/API.md over two transports, both fed by the process's Hub.
 
 Authentication and the Origin check happen before the handshake (auth.guard); every
 subscription is authorised by live.protocol with the same `authorize()` as pages and
-endpoints. A socket's loop alternates between sending what the hub queued for it and
-reading what the browser sent, so one thread (or greenlet, under gevent) serves it.
+endpoints. Each socket has a pump that sends what the hub queues for it as it arrives, and
+a loop that reads what the browser sends (two greenlets under gevent; neither polls).
 """
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from typing import Any, Iterator
 
@@ -19,11 +20,12 @@ from flask_sock import ConnectionClosed, Sock
 from api.routes import error
 from auth.guard import AUTHENTICATED, require
 from auth.principal import Principal, authorize, current_principal
+from live.frames import Outgoing
 from live.hub import CLOSE, Client, Hub, make_connection
 
 bp = Blueprint("live", __name__)
-POLL_S = 0.25              # how long a socket's loop waits for outbound data before reading input
 REVALIDATE_S = 30.0        # how often a socket re-checks that its user still exists and is enabled
+IDLE_S = 300.0             # a socket that sent nothing (not even a ping) this long is closed
 SSE_HEARTBEAT_S = 15.0
 
 
@@ -46,10 +48,20 @@ def init_live(server: Flask, services: Any) -> None:
     server.extensions["qms_hub"] = Hub(services.redis, services.keys)
     # Two limits: live.protocol answers a message over ws_max_message_bytes with an error and
     # keeps the socket; a frame 16 times bigger is cut off by the transport (close 1009).
-    server.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": 25,
+    # No protocol-level pings from simple-websocket's reader: it would write them to the
+    # socket outside our send lock, between the bytes of a shared frame (the browser pings
+    # at application level instead).
+    server.config.setdefault("SOCK_SERVER_OPTIONS", {"ping_interval": None,
                                                      "max_message_size": 16 * services.settings.ws_max_message_bytes})
     sock = Sock(server)
     server.register_blueprint(bp)
+
+    @server.before_request
+    def _no_per_socket_compression() -> None:
+        # permessage-deflate costs a compressor per socket and a compression per message and
+        # client (a fifth of the fan-out CPU at 1,000 clients): the messages are small.
+        if request.path == "/ws":
+            request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
     @sock.route("/ws")
     def ws(socket: Any) -> None:
@@ -59,55 +71,108 @@ def init_live(server: Flask, services: Any) -> None:
             return
         h = hub()
         client = Client(make_connection(principal, authorize, svc.settings), principal.name)
+        lock = threading.Lock()      # the pump and this loop both send
+
+        def send(text: str) -> None:
+            with lock:
+                socket.send(text)
+
+        def pump() -> None:
+            """Send what the hub queues, as it arrives (no polling); published messages go
+            out as the frame the hub built once for every socket."""
+            try:
+                while True:
+                    item = client.out.get()
+                    if item is CLOSE:
+                        break
+                    if isinstance(item, (Outgoing, bytes)):
+                        with lock:
+                            if not socket.connected:
+                                break
+                            socket.sock.sendall(item.frame if isinstance(item, Outgoing) else item)
+                    else:
+                        send(_text(item))
+            except Exception:        # the peer went away: the loop below sees it too
+                pass
+            finally:
+                client.close()
+                _close(socket)
+        client.direct = _direct_writer(socket, client, lock)
+        sender = threading.Thread(target=pump, name="qms-ws-pump", daemon=True)
         h.add(client)
-        checked = time.monotonic()
+        sender.start()
+        heard = time.monotonic()
         try:
             while not client.closed:
-                if not _flush(socket, client, POLL_S):
-                    break
-                raw = socket.receive(timeout=0)
-                while raw is not None and not client.closed:
-                    _handle(socket, h, client, raw)
-                    raw = socket.receive(timeout=0)
-                if time.monotonic() - checked > REVALIDATE_S:
-                    checked = time.monotonic()
-                    if not _still_valid(svc, principal):
+                raw = socket.receive(timeout=REVALIDATE_S)
+                if raw is None:
+                    # Browsers ping every 25 s; a peer silent this long is gone.
+                    if not _still_valid(svc, principal) or time.monotonic() - heard > IDLE_S:
                         break
+                    continue
+                heard = time.monotonic()
+                _handle(send, h, client, raw)
         except ConnectionClosed:
             pass
         finally:
             h.remove(client)
-            try:
-                socket.close(reason=1000)
-            except Exception:      # already closed by the peer
-                pass
+            sender.join(2)
+            _close(socket)
 
 
-def _flush(socket: Any, client: Client, wait_s: float) -> bool:
-    """Send everything queued (waiting up to wait_s for the first item); False = close."""
-    try:
-        item = client.out.get(timeout=wait_s)
-    except queue.Empty:
-        return True
-    while True:
-        if item is CLOSE:
+def _direct_writer(socket: Any, client: Client, lock: Any) -> Any:
+    """Under gevent: write a shared frame on the OS socket at once when nothing is queued
+    for this client and the socket buffer has room — the hub then needs no greenlet switch
+    per client. What the buffer does not take is queued (in order) for the pump."""
+    raw = getattr(socket.sock, "_sock", None)
+    if raw is None or raw.gettimeout() != 0.0:
+        return None            # a blocking socket (threaded server): the pump does it all
+
+    def write(frame: bytes) -> bool:
+        if client.closed or not client.out.empty() or not lock.acquire(blocking=False):
             return False
-        socket.send(_text(item))
         try:
-            item = client.out.get_nowait()
-        except queue.Empty:
+            try:
+                sent = raw.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                client.close()
+                return True
+            if sent < len(frame):
+                client.push(frame[sent:])
             return True
+        finally:
+            lock.release()
+    return write
 
 
-def _handle(socket: Any, h: Hub, client: Client, raw: Any) -> None:
+def _close(socket: Any) -> None:
+    """Close the WebSocket and its TCP connection (gevent's server would keep it open)."""
+    try:
+        socket.close(reason=1000)
+    except Exception:      # already closed by the peer
+        pass
+    # simple-websocket works on a dup of gevent's socket; only shutting down the connection
+    # itself sends the FIN (else pywsgi keeps it open and the peer waits out its close timeout).
+    inp = getattr(socket, "environ", {}).get("wsgi.input")
+    inp = inp if hasattr(inp, "raw") else getattr(inp, "rfile", None)
+    for sock in (getattr(getattr(inp, "raw", None), "_sock", None), getattr(socket, "sock", None)):
+        try:
+            sock.shutdown(2)
+        except Exception:      # gone already, or not a socket (threaded server: closed by Werkzeug)
+            pass
+
+
+def _handle(send: Any, h: Hub, client: Client, raw: Any) -> None:
     reply = client.conn.receive(raw)
     for m in reply.messages:
-        socket.send(orjson.dumps(m).decode())
+        send(orjson.dumps(m).decode())
     h.subscribed(client, reply.new_channels, reply.removed_channels)
     for ch in reply.new_channels:     # start from a snapshot: pub/sub may have dropped messages
         snap = h.snapshot(ch)
         if snap is not None:
-            socket.send(snap.decode())
+            send(snap.decode())
     if reply.should_close:
         client.close()
 
@@ -143,7 +208,7 @@ def stream() -> Response:
                     continue
                 if item is CLOSE:
                     break
-                yield f"data: {_text(item)}\n\n"
+                yield f"data: {item.text if isinstance(item, Outgoing) else _text(item)}\n\n"
         finally:
             h.remove(client)
 

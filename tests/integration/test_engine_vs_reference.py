@@ -146,3 +146,31 @@ def test_eng006_filtered_series_match_filtered_dashboard(loaded: Any) -> None:
     assert _same(series["points"][0]["value"], card["data"]["current_value"])
     assert not _same(series["points"][0]["value"],
                      engine.series("gate_pass_rate", "24h", end_ms, points=1)["points"][0]["value"])
+
+
+def test_eng007_review_cost_by_team_and_repository_adds_up_from_the_events(loaded: Any) -> None:
+    from data.timeutil import parse_iso
+    r, events, end_ms = loaded
+    first: dict[str, dict[str, Any]] = {}
+    for e in sorted(events, key=lambda e: (e["timestamp"], e["id"])):
+        if e["type"] == "workflow.pr_created":
+            first.setdefault(e["data"]["workflow_id"], e["data"])
+    want: dict[str, dict[str, dict[str, float]]] = {"team": {}, "repository": {}}
+    seen = set()
+    for e in events:
+        ts = parse_iso(e["timestamp"])
+        if e["type"] != "workflow.review_completed" or e["id"] in seen or not end_ms - 24 * HOUR_MS <= ts < end_ms:
+            continue
+        seen.add(e["id"])
+        pr = first.get(e["data"]["workflow_id"])
+        for dim in ("team", "repository"):
+            if pr and pr.get(dim):
+                row = want[dim].setdefault(pr[dim], {"rc": 0, "cost": 0.0})
+                row["rc"] += 1
+                row["cost"] += float(e["data"].get("cost_usd") or 0)
+    got = Engine(r, Keys("qms")).cost_by_scope("24h", end_ms)
+    assert set(got["team"]) == set(want["team"]) and len(want["team"]) >= 2
+    for dim in ("team", "repository"):
+        for name, row in want[dim].items():
+            assert got[dim][name]["rc"] == row["rc"]
+            assert math.isclose(got[dim][name]["cost"] / 1_000_000, row["cost"], rel_tol=1e-9, abs_tol=1e-6)

@@ -193,7 +193,7 @@ def test_api011_dashboard_filtered_by_repository_or_team(client: Any, loaded: An
     rows = list(csv.DictReader(io.StringIO(client.get("/api/export/executive.csv?timeframe=1h&repository=web")
                                            .get_data(as_text=True))))
     by_kpi = {row["kpi"]: row for row in rows}
-    assert by_kpi["gate_pass_rate"]["filter"] == "r:web" and by_kpi["cost_per_review"]["filter"] == ""
+    assert by_kpi["gate_pass_rate"]["filter"] == "r:web" and by_kpi["developer_satisfaction"]["filter"] == ""
 
 
 def test_api012_every_widget_exports_the_rows_it_shows(client: Any, loaded: Any, auth: Any, app: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -186,3 +187,46 @@ def test_live007_two_web_processes_relay_the_same_update(app: Any, auth: Any, r:
     finally:
         other.server.extensions["qms_hub"].stop()
         srv.shutdown()
+
+
+def test_live008_the_gevent_server_pushes_an_accepted_event(redis_url: str, r: Any, tmp_path: Any) -> None:
+    """`cli.py serve` as deployed (gevent, frames written straight to the sockets, the
+    aggregator and publisher threads): an event posted over HTTP reaches a subscribed socket."""
+    import os
+    import subprocess
+    import sys
+
+    from auth.principal import issue_jwt
+    from tests.conftest import _free_port
+    port, key = _free_port(), "k" * 48
+    env = {**os.environ, "REDIS_URL": redis_url, "QMS_PORT": str(port), "QMS_SECRET_KEY": key, "QMS_DEMO": "0",
+           "QMS_DATA_DIR": str(tmp_path), "QMS_ALERTS": "0"}
+    env.pop("QMS_SERVER", None)
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, str(root / "cli.py"), "serve"], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code in (200, 503):
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        token = issue_jwt("ops", ["admin"], 600, key)
+        with connect(f"ws://127.0.0.1:{port}/ws?token={token}") as ws:
+            ws.send(json.dumps({"type": "subscribe", "channels": ["dashboard.qa"]}))
+            assert _recv(ws, "subscribed")["channels"] == ["dashboard.qa"]
+            posted = requests.post(f"http://127.0.0.1:{port}/api/events", json={"events": _gates(3)},
+                                   headers={"Authorization": f"Bearer {token}"}, timeout=5)
+            assert posted.status_code == 202
+            deadline = time.time() + 10
+            seen = None
+            while seen != "3" and time.time() < deadline:
+                msg = _recv(ws, "data_update", timeout=10)
+                seen = msg["data"]["timeframes"].get("24h", {}).get("kpis", {}).get("total_gates_executed", {}).get("text")
+            assert seen == "3"
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=10)[0].decode()
+    assert "server: gevent" in out and "Traceback" not in out, out[-2000:]

@@ -187,3 +187,22 @@ def test_pag007_hiding_a_widget_is_personal_and_needs_the_permission(app: Any, a
     assert res.json["response"]["widget-config"]["data"] == 3
     assert Prefs(svc.redis, svc.keys).hidden(auth.user("developer")) == {"dev-kanban"}
     assert Prefs(svc.redis, svc.keys).hidden(auth.user("executive")) == set()
+
+
+def test_pag008_charts_share_a_series_for_a_few_seconds_the_api_is_exact(app: Any, r: Any) -> None:
+    svc = app.server.extensions["qms"]
+    assert svc.engine.series_ttl_s == 5.0
+
+    def gates(i: int) -> None:
+        svc.ingestor.ingest([{"id": f"sc{i}", "type": "workflow.quality_gate_executed", "source": "t",
+                              "timestamp": fmt_ms(now_ms() - 5 * 60_000), "data": {"workflow_id": "W", "gate_name": "g",
+                                                                                   "passed": i == 0}}])
+        Aggregator(r, Keys("qms")).drain()
+
+    def last(**kw: Any) -> Any:
+        return [p["value"] for p in svc.engine.series("gate_pass_rate", "1h", points=1, **kw)["points"]][-1]
+    gates(0)
+    assert last(shared=True) == 100.0
+    gates(1)
+    assert last(shared=True) == 100.0, "a chart redraw within the series lifetime reads the shared one"
+    assert last() == 50.0, "the API computes it exactly"

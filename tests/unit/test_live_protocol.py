@@ -342,3 +342,19 @@ def test_clock_going_backwards_does_not_drain_tokens():
 def test_bucket_refuses_nonsense_limits(rate, burst):
     with pytest.raises(ValueError):
         TokenBucket(rate, burst, Clock())
+
+
+def test_text_frames_match_what_a_websocket_library_decodes() -> None:
+    """The hub's once-per-message frames, decoded by wsproto's own parser."""
+    from wsproto.frame_protocol import FrameProtocol, Opcode
+
+    from live.frames import Outgoing, text_frame
+    for size in (0, 125, 126, 65535, 65536, 70000):
+        payload = ("é" * (size // 2)).encode() + b"x" * (size % 2)      # é is two bytes: exactly `size`
+        proto = FrameProtocol(client=True, extensions=[])
+        proto.receive_bytes(text_frame(payload))
+        frames = list(proto.received_frames())
+        assert len(frames) == 1 and frames[0].opcode == Opcode.TEXT and frames[0].message_finished
+        assert frames[0].payload.encode() == payload
+    out = Outgoing(b'{"type":"pong"}')
+    assert out.text == '{"type":"pong"}' and out.frame is out.frame
