@@ -55,6 +55,66 @@ OPENAPI: dict[str, Any] = {
                                     "responses": {"200": _ENV}}},
         "/health": {"get": {"summary": "Health checks", "responses": {"200": {"description": "healthy"},
                                                                        "503": {"description": "degraded"}}}},
+        "/api/widgets/{widget_id}/data": {"get": {
+            "summary": "The rows a dashboard widget shows (JSON, or CSV with export:reports)",
+            "parameters": [{"name": "widget_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                           _TF, *_SCOPE, {"name": "gate", "in": "query", "schema": {"type": "string"}},
+                           {"name": "agent", "in": "query", "schema": {"type": "string"}},
+                           {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}}],
+            "responses": {"200": _ENV, "400": _ERR, "403": _ERR}}},
+        "/api/widgets/{widget_id}/config": {"put": {
+            "summary": "Personal widget settings: {\"hidden\": bool}",
+            "parameters": [{"name": "widget_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {"200": _ENV, "400": _ERR, "403": _ERR, "404": _ERR}}},
+        "/api/alerts": {"get": {"summary": "Alert instances (pending, firing, acknowledged, resolved, no_data)",
+                                "parameters": [
+                                    {"name": "severity", "in": "query", "schema": {"type": "string",
+                                                                                  "enum": ["info", "warning", "critical"]}},
+                                    {"name": "status", "in": "query", "schema": {"type": "string", "enum": [
+                                        "pending", "firing", "acknowledged", "resolved", "no_data"]}}],
+                                "responses": {"200": _ENV, "400": _ERR}}},
+        "/api/alerts/history": {"get": {"summary": "Transitions and acknowledgements, newest first",
+                                        "parameters": [{"name": "rule", "in": "query", "schema": {"type": "string"}},
+                                                       {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                                        "responses": {"200": _ENV}}},
+        "/api/alerts/{alert_id}/acknowledge": {"post": {
+            "summary": "Acknowledge a firing alert (manage:alerts, or acknowledge:quality_alerts for quality alerts)",
+            "parameters": [{"name": "alert_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                "comment": {"type": "string", "maxLength": 1000}}}}}},
+            "responses": {"200": _ENV, "403": _ERR, "404": _ERR, "409": _ERR}}},
+        "/api/auth/token": {"post": {
+            "summary": "A JWT for a user name and password",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "username": {"type": "string"}, "password": {"type": "string"}}}}}},
+            "responses": {"200": {"description": "{access_token, token_type, expires_in}"}, "401": _ERR, "429": _ERR}}},
+        "/api/export/{name}.csv": {"get": {
+            "summary": "A dashboard's KPIs as CSV (export:reports)",
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}, _TF, _END,
+                           _USER, *_SCOPE],
+            "responses": {"200": {"description": "text/csv"}, "403": _ERR}}},
+        "/api/audit": {"get": {
+            "summary": "The audit log, newest first (view:audit_logs)",
+            "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                           for n in ("user", "action", "start", "end", "limit", "format")],
+            "responses": {"200": _ENV, "400": _ERR}}},
+        "/api/tokens": {"get": {"summary": "API tokens (manage:users)", "responses": {"200": _ENV}},
+                        "post": {"summary": "Create an API token; the secret is shown once",
+                                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                                     "type": "object", "properties": {"name": {"type": "string"},
+                                                                      "roles": {"type": "array", "items": {"type": "string"}}}}}}},
+                                 "responses": {"201": _ENV, "400": _ERR}}},
+        "/api/tokens/{token_id}": {"delete": {
+            "summary": "Revoke an API token",
+            "parameters": [{"name": "token_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": _ENV, "404": _ERR}}},
+        "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
+        "/api/stream": {"get": {"summary": "Server-Sent Events: the /ws messages of the channels asked for",
+                                "parameters": [{"name": "channels", "in": "query", "required": True,
+                                                "schema": {"type": "string"}, "description": "comma-separated"},
+                                               {"name": "token", "in": "query", "schema": {"type": "string"}}],
+                                "responses": {"200": {"description": "text/event-stream"}, "403": _ERR}}},
     },
     "components": {"schemas": {
         "Envelope": {"type": "object", "properties": {"response": {"type": "object", "properties": {

@@ -133,6 +133,15 @@ def test_api007_health_and_openapi(client: Any, loaded: Any) -> None:
     assert res.status_code == 200 and res.json["checks"]["redis"]["status"] == "healthy"
     spec = client.get("/api/openapi.json").json
     assert spec["openapi"].startswith("3.") and "/api/events" in spec["paths"]
+    import re
+    documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    missing = []
+    for rule in client.application.url_map.iter_rules():
+        if rule.rule.startswith("/api/"):
+            path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
+            missing += [f"{m} {path}" for m in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+                        if (path, m.lower()) not in documented]
+    assert missing == [], "every API route is in the OpenAPI document"
 
 
 def test_api008_state_lists(client: Any, loaded: Any) -> None:
