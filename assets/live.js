@@ -62,6 +62,7 @@
   let subscribed = new Set();       // channels asked of the current socket
   let refused = new Set();          // refused by the server on this connection: not asked again
   let versions = new Map();         // channel -> last data version applied
+  let connections = 0;              // connections opened by this page (WebSocket or SSE)
   const ticks = new Map();          // channel -> throttle state
 
   let ws = null;
@@ -335,8 +336,8 @@
       return;
     }
     // Messages can arrive out of order across a WebSocket/SSE switch: never go back.
+    const seen = versions.get(channel);
     if (typeof data.version === "number") {
-      const seen = versions.get(channel);
       if (typeof seen === "number" && data.version < seen) {
         return;
       }
@@ -344,6 +345,12 @@
     }
     if (channel.indexOf("dashboard.") === 0) {
       applyKpis(data);
+    }
+    // The snapshot that follows the page's first subscription holds what the page has just
+    // drawn: redrawing the charts for it would only make the first paint wait (Dash drops
+    // the first refresh when a second one starts). After a reconnect it may be news.
+    if (seen === undefined && connections <= 1) {
+      return;
     }
     // Every channel ticks (events.* feed the audit and operations views); the store
     // carries the channel so each page's callback can ignore what it does not show.
@@ -493,6 +500,7 @@
   }
 
   function onWsOpen() {
+    connections += 1;
     wsOpened = true;
     wsOpenedAt = now();
     lastMessageAt = wsOpenedAt;
@@ -603,6 +611,7 @@
     versions = new Map();
     src.onopen = function () {
       if (es === src) {
+        connections += 1;
         sseOpen = true;
         sseFails = 0;
         render();

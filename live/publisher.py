@@ -130,7 +130,12 @@ class Publisher:
                     if version != last:
                         last = version
                         if self.claim(version):
+                            started = time.monotonic()
                             self.publish_round(version)
+                            # Share the process with the aggregator: after a round that took
+                            # d, rest 2d, so publishing never takes more than a third of the
+                            # CPU (a bulk load's batches coalesce; a trickle is still at once).
+                            stop.wait(2 * (time.monotonic() - started))
             except redis.RedisError as exc:
                 log.warning("live publisher: %s; retrying", exc)
                 stop.wait(1.0)

@@ -195,25 +195,29 @@ const scenarios = {
     assert.strictEqual(env.props({type: "kpi-value", kpi: "gate_pass_rate"}).children, "87.3%");
     assert.strictEqual(env.props({type: "kpi-value", kpi: "sla_adherence"}).children, "90.0%");   // not a string
     assert.strictEqual(env.callsFor({type: "kpi-value", kpi: "absent_kpi"}).length, 0);
-    deq(env.props("live-tick").data, {channel: "dashboard.executive", version: 1, timestamp: 999000});
+    // The first message after the page's first subscription is the snapshot of what the
+    // page has just drawn: cards are set, charts are not redrawn.
+    assert.strictEqual(env.callsFor("live-tick").length, 0);
     assert.strictEqual(env.live().received, 1);
     assert.strictEqual(env.live().lastLatencyMs, env.clock - 999000);
     assert.strictEqual(env.live().lastMessage.data.version, 1);
-    // Within 2 s: KPIs at once, the tick waits; only the last one is sent.
+    // Then: KPIs at once, the chart tick at once and then at most every 2 s (last one kept).
     env.advance(500);
     env.ws().msg(update(2, {gate_pass_rate: {text: "88.0%"}}));
+    deq(env.props("live-tick").data, {channel: "dashboard.executive", version: 2, timestamp: 999000});
     env.ws().msg(update(3, {gate_pass_rate: {text: "89.0%"}}));
     assert.strictEqual(env.props({type: "kpi-value", kpi: "gate_pass_rate"}).children, "89.0%");
     assert.strictEqual(env.callsFor("live-tick").length, 1);
-    env.advance(1499);
+    env.advance(1999);
     assert.strictEqual(env.callsFor("live-tick").length, 1);
     env.advance(1);
     assert.strictEqual(env.callsFor("live-tick").length, 2);
     assert.strictEqual(env.props("live-tick").data.version, 3);
     env.advance(10000);
     assert.strictEqual(env.callsFor("live-tick").length, 2);              // no repeat of the trailing call
-    // Channels are throttled separately.
+    // Channels are throttled separately (and each starts with its snapshot).
     env.ws().msg({type: "data_update", channel: "events.workflow", data: {version: 1}, timestamp: 5});
+    env.ws().msg({type: "data_update", channel: "events.workflow", data: {version: 2}, timestamp: 6});
     assert.strictEqual(env.props("live-tick").data.channel, "events.workflow");
     // An older version is ignored.
     env.ws().msg(update(2, {gate_pass_rate: {text: "10.0%"}}));
