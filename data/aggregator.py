@@ -303,17 +303,17 @@ class Aggregator:
                     nonzero = [(f, v) for f, v in fields.items() if v]
                     if nonzero:
                         args += [k.rollup(res_name, fam, start),
-                                 start + STEP[res_name] + RETENTION[res_name] + EXPIRY_SLACK_MS, len(nonzero)]
+                                 str(start + STEP[res_name] + RETENTION[res_name] + EXPIRY_SLACK_MS), str(len(nonzero))]
                         for f, v in nonzero:
-                            args += [f, v]
+                            args += [f, str(v)]
                 for fam, fields in acc.totals.items():
                     nonzero = [(f, v) for f, v in fields.items() if v]
                     if nonzero:
-                        args += [k.totals(fam), 0, len(nonzero)]
+                        args += [k.totals(fam), "0", str(len(nonzero))]
                         for f, v in nonzero:
-                            args += [f, v]
+                            args += [f, str(v)]
                 if args:
-                    tx.eval(MINCR, 0, *args)
+                    tx.eval(MINCR, 0, orjson.dumps(args))
                 for day, idents in days.items():
                     new = idents if fresh_ids is None else [i for i in idents if i in fresh_ids]
                     if new:
