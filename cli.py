@@ -108,7 +108,13 @@ def _serve_http(settings: Settings, server: Any) -> None:
                 sock.setsockopt(socketlib.IPPROTO_TCP, socketlib.TCP_NODELAY, 1)
                 super().__init__(sock, *args, **kwargs)
         print("server: gevent (one greenlet per connection)", flush=True)
-        WSGIServer((settings.host, settings.port), server, log=None, handler_class=NoDelayHandler).serve_forever()
+        http = WSGIServer((settings.host, settings.port), server, log=None, handler_class=NoDelayHandler)
+        # SIGTERM/SIGHUP stop the server from the hub (a plain handler's SystemExit could land
+        # in whichever greenlet runs); open connections get stop_timeout to finish.
+        import gevent
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            gevent.signal_handler(sig, http.stop)
+        http.serve_forever()
     else:
         from werkzeug.serving import run_simple
         print("server: werkzeug threads (QMS_SERVER=threads)", flush=True)
