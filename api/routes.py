@@ -205,6 +205,12 @@ def get_metric_events(kpi_id: str) -> Response:
     p = plan(request.args.get("timeframe", "24h"), _end_param(), now_ms(), svc.settings.max_future_skew_s * 1000, 1)
     e, s = p.bounds[0], p.bounds[1]
     events, truncated = rawstore.events_between(svc.redis, svc.keys, types, s, e, limit, where)
+    scoped = _scope_param() is not None and kpi_id in scopes.SCOPED_KPIS
+    if scoped:       # the events of that repository's or team's workflows only
+        dim = next(d for d in scopes.DIMENSIONS if request.args.get(d))
+        keep = rawstore.workflows_in_scope(svc.redis, svc.keys, dim, request.args[dim], e,
+                                           svc.settings.raw_retention_days)
+        events = [ev for ev in events if (ev.get("data") or {}).get("workflow_id") in keep]
     clean = sanitizer()
     events = [clean.event(ev) for ev in events]
     if as_csv:
@@ -214,7 +220,7 @@ def get_metric_events(kpi_id: str) -> Response:
         resp.headers["X-Truncated"] = "true" if truncated else "false"
         return resp
     return envelope({"metric": kpi_id, "window": {"start": fmt_ms(s), "end": fmt_ms(e)}, "types": list(types),
-                     "count": len(events), "truncated": truncated, "events": events})
+                     "count": len(events), "truncated": truncated, "filtered": scoped, "events": events})
 
 
 @bp.get("/api/state/<kind>")

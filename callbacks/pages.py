@@ -23,6 +23,7 @@ from data.engine import plan
 from data.events import GATE_TYPES
 from data.panels import gate_data, panel_data
 from data.prefs import Prefs
+from data.scopes import SCOPED_KPIS
 from data.widget_rows import WIDGETS
 from data.kpis import dashboard_of
 from data.timeutil import fmt_ms, now_ms
@@ -121,7 +122,11 @@ def register(app: Dash) -> None:
                 audit("authz.denied", "denied", page=path, permission=permission)
                 return nav, who, dashboard.forbidden(permission)
             audit("user.dashboard_accessed", dashboard="events", metric=kpi)
-            return nav, who, dashboard.events_layout(kpi, timeframe, f"/dashboards/{dashboard_of(kpi)}?timeframe={timeframe}")
+            view = view_of(search)
+            scope = next(((d, view[d]) for d in ("repository", "team") if d in view), None)
+            back = f"/dashboards/{dashboard_of(kpi)}?" + urlencode({k: v for k, v in view.items()
+                                                                    if k in ("timeframe", "repository", "team")})
+            return nav, who, dashboard.events_layout(kpi, timeframe, back, scope)
         gate = gate_for_path(path)
         if gate is not None:
             if not authorize(principal, "view:qa_dashboard"):
@@ -178,7 +183,8 @@ def register(app: Dash) -> None:
         query = urlencode(view)
         search = f"?{query}" if ctx.triggered_id not in (None, "dash-refresh", "live-tick", "widget-config") else no_update
         export = urlencode({k: v for k, v in view.items() if k in ("timeframe", "repository", "team")})
-        return (kpi_grid(data["widgets"], timeframe), panels(name, found, mode or "light"),
+        scope_query = urlencode({k: v for k, v in view.items() if k in ("repository", "team")})
+        return (kpi_grid(data["widgets"], timeframe, scope_query), panels(name, found, mode or "light"),
                 _window(data, view), _freshness(meta), search, f"/api/export/{name}.csv?{export}")
 
     @secure_callback(app, "update:personal_settings", Output("widget-config", "data"),
@@ -252,6 +258,14 @@ def register(app: Dash) -> None:
             where = {**where, "reviewer": principal.name}
         p = plan(timeframe, None, now_ms(), svc.settings.max_future_skew_s * 1000, 1)
         events, truncated = rawstore.events_between(svc.redis, svc.keys, types, p.bounds[1], p.bounds[0], 10_000, where)
+        scope = (spec or {}).get("scope")
+        if not (isinstance(scope, list) and len(scope) == 2 and scope[0] in ("repository", "team")
+                and isinstance(scope[1], str)):
+            scope = None
+        if scope and kpi in SCOPED_KPIS:       # only the workflows of that repository or team
+            keep = rawstore.workflows_in_scope(svc.redis, svc.keys, scope[0], scope[1], p.bounds[0],
+                                               svc.settings.raw_retention_days)
+            events = [e for e in events if (e.get("data") or {}).get("workflow_id") in keep]
         clean = svc.sanitizer_for(principal.roles if principal else ())
         rows = [rawstore.flat_row(clean.event(e)) for e in events]
         keys = sorted({k for row in rows for k in row} - {"timestamp", "type", "id"})
@@ -260,6 +274,9 @@ def register(app: Dash) -> None:
                   [{"field": k, "headerName": k.replace("data.", "")} for k in keys] + [{"field": "id", "headerName": "Event"}]
         csv = f"/api/metrics/{quote(kpi, safe='')}/events?format=csv&timeframe={timeframe}"
         window = f"Window {fmt_ms(p.bounds[1])} → {fmt_ms(p.bounds[0])} (UTC)"
+        if scope and kpi in SCOPED_KPIS:
+            csv += "&" + urlencode({scope[0]: scope[1]})
+            window += f", {scope[0]} {scope[1]} only"
         note = f"{len(rows):,} events" + (" (the first 10,000: narrow the timeframe or export)" if truncated else "")
         return rows, columns, csv, window, note
 

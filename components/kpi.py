@@ -73,11 +73,15 @@ def kpi_card(kpi_id: str, data: dict[str, Any], href: str | None = None, unfilte
     return html.Div(card, className="h-100", **{"data-kpi": kpi_id})
 
 
-def kpi_grid(widgets: list[dict[str, Any]], timeframe: str | None = None) -> dbc.Row:
+def kpi_grid(widgets: list[dict[str, Any]], timeframe: str | None = None, scope_query: str = "") -> dbc.Row:
     """Cards in the seed's responsive grid: 4 per row on wide screens, 2 on tablets, 1 on
-    phones. With a timeframe, each card links to the events behind it in that window."""
-    def href(kpi_id: str) -> str | None:
-        return f"/events/{quote(kpi_id, safe='')}?timeframe={timeframe}" if timeframe else None
-    return dbc.Row([dbc.Col(kpi_card(w["id"], w["data"], href(w["id"]), w.get("filtered") is False),
+    phones. With a timeframe, each card links to the events behind it in that window (and,
+    for a KPI filtered by repository/team, `scope_query` keeps the filter)."""
+    def href(w: dict[str, Any]) -> str | None:
+        if not timeframe:
+            return None
+        extra = f"&{scope_query}" if scope_query and w.get("filtered") else ""
+        return f"/events/{quote(w['id'], safe='')}?timeframe={timeframe}{extra}"
+    return dbc.Row([dbc.Col(kpi_card(w["id"], w["data"], href(w), w.get("filtered") is False),
                             xs=12, md=6, xl=3, className="mb-3")
                     for w in widgets], className="kpi-grid")

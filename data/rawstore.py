@@ -156,3 +156,16 @@ def events_csv(events: list[dict[str, Any]]) -> str:
         w.writerow([csv_cell(ev.get("id")), csv_cell(ev.get("type")), csv_cell(ev.get("timestamp")),
                     csv_cell(ev.get("source")), csv_cell(meta.get("priority"))] + [csv_cell(d.get(c)) for c in data_cols])
     return buf.getvalue()
+
+
+def workflows_in_scope(r: redis.Redis, keys: Keys, dimension: str, value: str, before_ms: int,
+                       retention_days: int) -> set[str]:
+    """Workflow ids whose creation (earliest `pr_created` still kept as a raw event) names
+    that repository or team: what a drill-down of a filtered KPI keeps."""
+    field = {"repository": "repository", "team": "team"}[dimension]
+    start = before_ms - retention_days * DAY_MS
+    created, _ = events_between(r, keys, ("workflow.pr_created",), start, before_ms, 1_000_000)
+    first: dict[str, Any] = {}
+    for ev in created:                   # oldest first: the first one seen is the creation
+        first.setdefault(ev["data"]["workflow_id"], ev["data"].get(field))
+    return {wf for wf, v in first.items() if v == value}

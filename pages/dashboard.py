@@ -104,7 +104,8 @@ def not_found(path: str) -> html.Div:
                      dcc.Link("Back to your dashboards", href="/")], className="py-4", id="not-found")
 
 
-def events_layout(kpi: str, timeframe: str = "24h", back: str = "/") -> html.Div:
+def events_layout(kpi: str, timeframe: str = "24h", back: str = "/",
+                  scope: tuple[str, str] | None = None) -> html.Div:
     """The events behind one KPI in the dashboard's window, sortable and filterable."""
     return html.Div([
         html.Div([
@@ -113,7 +114,8 @@ def events_layout(kpi: str, timeframe: str = "24h", back: str = "/") -> html.Div
             html.A("Export CSV", id="events-csv", className="btn btn-sm btn-outline-primary"),
         ], className="d-flex align-items-center flex-wrap gap-2 mb-2"),
         html.H1(["Events behind ", html.Code(kpi)], className="h4 mb-3"),
-        dcc.Store(id="events-kpi", data={"kpi": kpi, "timeframe": timeframe if timeframe in TIMEFRAMES else "24h"}),
+        dcc.Store(id="events-kpi", data={"kpi": kpi, "timeframe": timeframe if timeframe in TIMEFRAMES else "24h",
+                                         "scope": list(scope) if scope else None}),
         dag.AgGrid(id="events-grid", columnDefs=[], rowData=[],
                    defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1, "minWidth": 120},
                    dashGridOptions={"rowBuffer": 20, "animateRows": False}, style={"height": "70vh"}),

@@ -266,6 +266,9 @@ def test_dash011_a_repository_filter_in_the_url_filters_the_kpis_and_marks_the_o
     assert dash_duo.find_element(badge).text == "all"
     assert not dash_duo.driver.find_elements("css selector", '[data-kpi="gate_pass_rate"] .kpi-unfiltered')
     assert "filtered to repository web" in dash_duo.find_element("#dash-window").text
+    link = dash_duo.find_element('[data-kpi="gate_pass_rate"] a.kpi-link').get_attribute("href")
+    assert link.endswith("/events/gate_pass_rate?timeframe=24h&repository=web"), "the drill-down keeps the filter"
+    assert "repository" not in dash_duo.find_element('[data-kpi="developer_satisfaction"] a.kpi-link').get_attribute("href")
     assert dash_duo.find_element("#dash-export").get_attribute("href").endswith(
         "/api/export/executive.csv?timeframe=24h&repository=web")
     assert _severe(dash_duo.get_logs()) == []

@@ -221,7 +221,7 @@ def test_api012_every_widget_exports_the_rows_it_shows(client: Any, loaded: Any,
     queues = list(csv.DictReader(io.StringIO(client.get("/api/widgets/ops-queues/data?format=csv")
                                              .get_data(as_text=True))))
     assert [(q["queue"], q["depth"]) for q in queues] == [("code_review_queue", "17")]
-    mix = client.get("/api/widgets/qa-defect-mix/data?format=csv&timeframe=1h").get_data(as_text=True)
+    mix = client.get("/api/widgets/qa-defect-mix/data?format=csv&timeframe=24h").get_data(as_text=True)
     assert "category,'=cmd|calc,1" in mix, "formula-looking cells are escaped"
     assert client.get("/api/widgets/nope/data").status_code == 403
     assert client.get("/api/widgets/exec-roi/data", headers=auth.bearer("developer")).status_code == 403
@@ -248,3 +248,21 @@ def test_api013_widget_configuration_is_personal_validated_and_audited(client: A
     assert Prefs(svc.redis, svc.keys).hidden(auth.user("admin")) == set()
     entries = svc.audit.query(action_prefix="user.widget_configured", limit=5)
     assert entries and entries[0]["data"]["widget"] == "dev-kanban"
+
+
+def test_api014_the_events_behind_a_filtered_kpi_are_that_scopes_events(client: Any, loaded: Any, r: Any) -> None:
+    prs = [{"id": f"pr{i}", "type": "workflow.pr_created", "timestamp": at(55), "source": "scm",
+            "data": {"workflow_id": f"W{i}", "pr_number": i, "repository": repo, "author": "ann", "team": team}}
+           for i, repo, team in ((1, "api", "core"), (2, "api", "core"), (3, "web", "ui"))]
+    assert client.post("/api/events", json={"events": prs}).status_code == 202
+    Aggregator(r, K).drain()
+
+    def workflows(query: str) -> list[str]:
+        data = client.get(f"/api/metrics/gate_pass_rate/events?timeframe=24h&{query}").json["response"]["data"]
+        return sorted(e["data"]["workflow_id"] for e in data["events"])
+    assert workflows("") == ["W1", "W2", "W3", "W4", "W5"]
+    assert workflows("repository=api") == ["W1", "W2"]
+    assert workflows("team=ui") == ["W3"]
+    # A KPI that cannot be filtered answers its unfiltered events and says so.
+    data = client.get("/api/metrics/defect_resolution_time/events?team=ui").json["response"]["data"]
+    assert data["filtered"] is False

@@ -206,3 +206,33 @@ def test_pag008_charts_share_a_series_for_a_few_seconds_the_api_is_exact(app: An
     gates(1)
     assert last(shared=True) == 100.0, "a chart redraw within the series lifetime reads the shared one"
     assert last() == 50.0, "the API computes it exactly"
+
+
+def test_pag009_the_events_page_of_a_filtered_kpi_shows_that_scopes_events(app: Any, auth: Any, r: Any) -> None:
+    svc = app.server.extensions["qms"]
+    ts = fmt_ms(now_ms() - 10 * 60_000)
+    events = [{"id": f"pr{i}", "type": "workflow.pr_created", "timestamp": ts, "source": "t",
+               "data": {"workflow_id": f"W{i}", "pr_number": i, "repository": repo, "author": "ann"}}
+              for i, repo in ((1, "api"), (2, "web"))]
+    events += [{"id": f"g{i}", "type": "workflow.quality_gate_executed", "timestamp": ts, "source": "t",
+                "data": {"workflow_id": f"W{i}", "gate_name": "lint", "passed": True}} for i in (1, 2)]
+    svc.ingestor.ingest(events)
+    Aggregator(r, Keys("qms")).drain()
+    c = app.server.test_client()
+    auth.login(c, "qa_lead")
+    with c.session_transaction() as sess:
+        csrf = sess["csrf"]
+    [key] = [k for k in app.callback_map if "events-grid.rowData" in k]
+    outputs = [{"id": part.split(".")[0], "property": part.split(".")[1]} for part in key.strip(".").split("...")]
+
+    def rows(scope: Any) -> tuple[list[str], str]:
+        body = {"output": key, "outputs": outputs, "state": [],
+                "inputs": [{"id": "events-kpi", "property": "data",
+                            "value": {"kpi": "gates_passed", "timeframe": "1h", "scope": scope}}],
+                "changedPropIds": ["events-kpi.data"]}
+        res = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf}).json["response"]
+        return sorted(r["data.workflow_id"] for r in res["events-grid"]["rowData"]), res["events-csv"]["href"]
+    assert rows(None)[0] == ["W1", "W2"]
+    got, csv_href = rows(["repository", "web"])
+    assert got == ["W2"] and csv_href.endswith("&repository=web")
+    assert rows(["bogus", "web"])[0] == ["W1", "W2"], "a forged scope is ignored, not an error"
