@@ -100,26 +100,20 @@ class AlertService:
 
     def apply(self, snap: dict[str, Any], now: int) -> list[dict[str, Any]]:
         """Evaluate a snapshot against the stored state and record/notify the result. The
-        state is updated optimistically (WATCH): an acknowledgement from another process
-        in the meantime makes us evaluate again on top of it."""
-        while True:
-            with self.r.pipeline() as p:
-                try:
-                    p.watch(self.k.state)
-                    raw = p.get(self.k.state)
-                    state = orjson.loads(raw) if raw else {}
-                    transitions, new_state = evaluate(self.rules, snap, now, state)
-                    p.multi()
-                    p.set(self.k.state, orjson.dumps(new_state))
-                    for t in transitions:
-                        p.xadd(self.k.history, {"e": orjson.dumps({"kind": "transition", **t})},
-                               maxlen=HISTORY_MAX, approximate=True)
-                    p.hset(self.k.meta, mapping={"last_eval_ms": now, "leader": self.node,
-                                                 "rules_error": self.rules_error or ""})
-                    p.execute()
-                    break
-                except redis.WatchError:
-                    continue
+        state is updated optimistically (redis-py's WATCH/retry transaction): an
+        acknowledgement from another process in the meantime makes us evaluate again on top."""
+        def update(p: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            raw = p.get(self.k.state)
+            transitions, new_state = evaluate(self.rules, snap, now, orjson.loads(raw) if raw else {})
+            p.multi()
+            p.set(self.k.state, orjson.dumps(new_state))
+            for t in transitions:
+                p.xadd(self.k.history, {"e": orjson.dumps({"kind": "transition", **t})},
+                       maxlen=HISTORY_MAX, approximate=True)
+            p.hset(self.k.meta, mapping={"last_eval_ms": now, "leader": self.node,
+                                         "rules_error": self.rules_error or ""})
+            return transitions, new_state
+        transitions, new_state = self.r.transaction(update, self.k.state, value_from_callable=True)
         for t in transitions:
             if t.get("notify"):
                 rule = self.rules.get(t["rule"])
@@ -192,25 +186,20 @@ class AlertService:
     def acknowledge(self, instance_id: str, user: str, comment: str | None, now: int | None = None) -> dict[str, Any]:
         """Record who acknowledged a firing alert (KeyError: no such alert; ValueError: not firing)."""
         now = now_ms() if now is None else now
-        while True:
-            with self.r.pipeline() as p:
-                try:
-                    p.watch(self.k.state)
-                    raw = p.get(self.k.state)
-                    current = orjson.loads(raw) if raw else {}
-                    done = (current.get(instance_id) or {}).get("acknowledged")
-                    if done:       # the first acknowledgement stands: who took it, and when
-                        raise ValueError(f"already acknowledged by {done['by']} at {fmt_ms(done['at'])}")
-                    state = ack_state(current, instance_id, user, comment, now)
-                    p.multi()
-                    p.set(self.k.state, orjson.dumps(state))
-                    p.xadd(self.k.history, {"e": orjson.dumps({
-                        "kind": "acknowledged", "id": instance_id, "rule": state[instance_id].get("rule"),
-                        "by": user, "comment": comment, "at": now})}, maxlen=HISTORY_MAX, approximate=True)
-                    p.execute()
-                    break
-                except redis.WatchError:
-                    continue
+        def update(p: Any) -> dict[str, Any]:
+            raw = p.get(self.k.state)
+            current = orjson.loads(raw) if raw else {}
+            done = (current.get(instance_id) or {}).get("acknowledged")
+            if done:       # the first acknowledgement stands: who took it, and when
+                raise ValueError(f"already acknowledged by {done['by']} at {fmt_ms(done['at'])}")
+            state = ack_state(current, instance_id, user, comment, now)
+            p.multi()
+            p.set(self.k.state, orjson.dumps(state))
+            p.xadd(self.k.history, {"e": orjson.dumps({
+                "kind": "acknowledged", "id": instance_id, "rule": state[instance_id].get("rule"),
+                "by": user, "comment": comment, "at": now})}, maxlen=HISTORY_MAX, approximate=True)
+            return state
+        state = self.r.transaction(update, self.k.state, value_from_callable=True)
         if self.live_channel:
             self._publish_summary(state)
         return state[instance_id]

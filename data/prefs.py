@@ -38,19 +38,14 @@ class Prefs:
         return orjson.loads(raw) if raw else {}
 
     def update(self, user: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-        while True:
-            with self.r.pipeline() as p:
-                try:
-                    p.watch(self.key)
-                    raw = p.hget(self.key, user)
-                    doc = orjson.loads(raw) if raw else {}
-                    change(doc)
-                    p.multi()
-                    p.hset(self.key, user, orjson.dumps(doc))
-                    p.execute()
-                    return doc
-                except redis.WatchError:
-                    continue
+        def apply(p: Any) -> dict[str, Any]:
+            raw = p.hget(self.key, user)
+            doc = orjson.loads(raw) if raw else {}
+            change(doc)
+            p.multi()
+            p.hset(self.key, user, orjson.dumps(doc))
+            return doc
+        return self.r.transaction(apply, self.key, value_from_callable=True)
 
     def set_theme(self, user: str, theme: str) -> None:
         self.update(user, lambda doc: doc.__setitem__("theme", theme))
