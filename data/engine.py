@@ -158,8 +158,17 @@ class Engine:
         """Reviews and review cost in the window per team and per repository (data.scopes)."""
         now = now_ms()
         p = plan(timeframe, end_ms, now, self.skew_ms, depth=1)
+        # Read the whole scope family of the window once per data version, not once per
+        # executive page refresh (the family holds every repository's and team's fields).
+        version = int(self.r.hget(self.k.meta, "version") or 0)
+        cache_key = self.k.cache(f"cost-by-scope:{timeframe}:{p.bounds[0]}:{version}")
+        cached = self.r.get(cache_key)
+        if cached is not None:
+            return orjson.loads(cached)
         span = rollups.fetch(self.r, self.k, (SCOPE,), p.bounds, p.horizon, now)
-        return scopes.cost_by_scope(span, p.bounds[1], p.bounds[0])
+        found = scopes.cost_by_scope(span, p.bounds[1], p.bounds[0])
+        self.r.set(cache_key, orjson.dumps(found), ex=self.cache_ttl_s)
+        return found
 
     def window_sums(self, fam: str, fields: list[str], timeframe: str = "24h",
                     end_ms: int | None = None) -> dict[str, int]:

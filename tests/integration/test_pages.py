@@ -236,3 +236,21 @@ def test_pag009_the_events_page_of_a_filtered_kpi_shows_that_scopes_events(app: 
     got, csv_href = rows(["repository", "web"])
     assert got == ["W2"] and csv_href.endswith("&repository=web")
     assert rows(["bogus", "web"])[0] == ["W1", "W2"], "a forged scope is ignored, not an error"
+
+
+def test_pag010_review_cost_by_team_follows_each_batch(app: Any, r: Any) -> None:
+    """Cached per data version: a new batch is seen at once, an unchanged store is read once."""
+    svc = app.server.extensions["qms"]
+    ts = fmt_ms(now_ms() - 10 * 60_000)
+
+    def review(i: int, cost: float) -> None:
+        svc.ingestor.ingest([{"id": f"rv{i}", "type": "workflow.review_completed", "timestamp": ts, "source": "t",
+                              "data": {"workflow_id": "W1", "reviewer": "bot", "verdict": "approved", "cost_usd": cost}}])
+        Aggregator(r, Keys("qms")).drain()
+    svc.ingestor.ingest([{"id": "pr1", "type": "workflow.pr_created", "timestamp": ts, "source": "t",
+                          "data": {"workflow_id": "W1", "pr_number": 1, "repository": "api", "author": "ann",
+                                   "team": "core"}}])
+    review(1, 2.5)
+    assert svc.engine.cost_by_scope("1h")["team"] == {"core": {"rc": 1, "cost": 2_500_000}}
+    review(2, 1.0)
+    assert svc.engine.cost_by_scope("1h")["repository"] == {"api": {"rc": 2, "cost": 3_500_000}}
