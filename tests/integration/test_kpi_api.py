@@ -176,13 +176,18 @@ def test_api010_dashboard_kpis_export_as_csv(client: Any, loaded: Any, auth: Any
     assert actions.count("user.export_requested") == 2
 
 
-def test_api011_dashboard_filtered_by_repository_or_team(client: Any, loaded: Any, r: Any) -> None:
-    """W1 and W2 belong to repository api (team core); W3 to web. Gate KPIs split by that."""
+def _repositories(client: Any, r: Any) -> None:
+    """W1 and W2 belong to repository api (team core), W3 to web (team ui)."""
     prs = [{"id": f"pr{i}", "type": "workflow.pr_created", "timestamp": at(55), "source": "scm",
             "data": {"workflow_id": f"W{i}", "pr_number": i, "repository": repo, "author": "ann", "team": team}}
            for i, repo, team in ((1, "api", "core"), (2, "api", "core"), (3, "web", "ui"))]
     assert client.post("/api/events", json={"events": prs}).status_code == 202
     Aggregator(r, K).drain()
+
+
+def test_api011_dashboard_filtered_by_repository_or_team(client: Any, loaded: Any, r: Any) -> None:
+    """W1 and W2 belong to repository api (team core); W3 to web. Gate KPIs split by that."""
+    _repositories(client, r)
 
     def widgets(query: str) -> dict[str, Any]:
         res = client.get(f"/api/dashboard/executive?timeframe=1h&end={at(0)}&{query}")
@@ -251,11 +256,7 @@ def test_api013_widget_configuration_is_personal_validated_and_audited(client: A
 
 
 def test_api014_the_events_behind_a_filtered_kpi_are_that_scopes_events(client: Any, loaded: Any, r: Any) -> None:
-    prs = [{"id": f"pr{i}", "type": "workflow.pr_created", "timestamp": at(55), "source": "scm",
-            "data": {"workflow_id": f"W{i}", "pr_number": i, "repository": repo, "author": "ann", "team": team}}
-           for i, repo, team in ((1, "api", "core"), (2, "api", "core"), (3, "web", "ui"))]
-    assert client.post("/api/events", json={"events": prs}).status_code == 202
-    Aggregator(r, K).drain()
+    _repositories(client, r)
 
     def workflows(query: str) -> list[str]:
         data = client.get(f"/api/metrics/gate_pass_rate/events?timeframe=24h&{query}").json["response"]["data"]
