@@ -418,6 +418,7 @@ class Aggregator:
         regs: dict[str, set[str]] = defaultdict(set)
         raw_by_day: dict[int, dict[str, bytes]] = defaultdict(dict)
         idx: dict[tuple[str, int], dict[str, int]] = defaultdict(dict)
+        ent_idx: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
         latest_author: dict[str, tuple[int, str, str | None]] = {}
         for a, val in zip(authors, author_vals):
             if val:
@@ -451,6 +452,8 @@ class Aggregator:
             if (day + 1) * DAY_MS + self.raw_ttl_ms > now:
                 raw_by_day[day][ev["id"]] = raws.get(ev["id"]) or orjson.dumps(ev)
                 idx[(t, day)][ev["id"]] = ts
+                for ref in contrib.entity_refs(ev):
+                    ent_idx[ref][ev["id"]] = ts
         for name, members in regs.items():
             tx.sadd(k.registry(name), *members)
         if changed_authors:
@@ -461,3 +464,10 @@ class Aggregator:
         for (t, day), mapping in idx.items():
             tx.zadd(k.raw_index(t, day), mapping)
             tx.pexpireat(k.raw_index(t, day), (day + 1) * DAY_MS + self.raw_ttl_ms)
+        # An entity's events (its page): kept as long as the raw events they point to.
+        horizon = now - self.raw_ttl_ms - DAY_MS
+        for (kind, ident), mapping in ent_idx.items():
+            key = k.entity_events(kind, ident)
+            tx.zadd(key, mapping)
+            tx.zremrangebyscore(key, "-inf", f"({horizon}")
+            tx.pexpireat(key, now + self.raw_ttl_ms + DAY_MS)

@@ -32,6 +32,21 @@ NEVER = 1 << 62
 MICRO = 1_000_000  # money is summed in micro-dollars so sums stay exact integers
 
 
+def entity_refs(ev: dict[str, Any]) -> list[tuple[str, str]]:
+    """The entity pages an event belongs on: its workflow ("wf") and the actors ("ac") that
+    did it — the agent, the reviewer, whoever found a defect."""
+    d = ev.get("data") or {}
+    refs: list[tuple[str, str]] = []
+    wf = d.get("workflow_id")
+    if type(wf) is str:
+        refs.append(("wf", wf))
+    for name in ("agent_id", "reviewer", "found_by"):
+        actor = d.get(name)
+        if type(actor) is str and ("ac", actor) not in refs:
+            refs.append(("ac", actor))
+    return refs
+
+
 def minute_of(ts: int) -> int:
     return ts // 60_000 * 60_000
 

@@ -183,3 +183,21 @@ def test_agg007_trim_drops_only_acknowledged_entries(r: Any) -> None:
     agg.reclaim_idle_ms = 0
     agg.drain()
     assert int(r.hget(K.meta, "applied")) == len(events)
+
+
+def test_agg008_every_event_is_indexed_under_its_workflow_and_actors(r: Any) -> None:
+    events, _ = simulated(hours=2)
+    Ingestor(r, K).ingest(events, origin="test")
+    Aggregator(r, K, batch=500).drain()
+    want: dict[tuple[str, str], set[str]] = {}
+    for ev in events:
+        d = ev["data"]
+        if "workflow_id" in d:
+            want.setdefault(("wf", d["workflow_id"]), set()).add(ev["id"])
+        for name in ("agent_id", "reviewer", "found_by"):
+            if name in d:
+                want.setdefault(("ac", d[name]), set()).add(ev["id"])
+    assert want
+    for (kind, ident), ids in want.items():
+        got = {m.decode() for m in r.zrange(K.entity_events(kind, ident), 0, -1)}
+        assert got == ids, (kind, ident)
