@@ -116,9 +116,12 @@ def _user_param() -> str | None:
 
 
 def sanitizer() -> Sanitizer:
+    """The principal's sanitiser for this request: hidden fields, pseudonyms and team scope
+    (`.events()`/`.rows()` look the rows' teams up in one batch; `.scope_info()` says what
+    was scoped, for the response)."""
     principal = current_principal()
     svc = services()
-    return svc.sanitizer_for(principal.roles if principal else ())
+    return svc.sanitizer_for(principal.roles if principal else (), principal.name if principal else None)
 
 
 @bp.post("/api/events")

@@ -1,9 +1,10 @@
 """Roles, permissions and per-role sanitization, loaded from YAML (config/rbac.yaml).
 
 The file is security configuration, so loading is strict: an unknown key, an undeclared
-permission, a role without a permissions list or without a sanitization entry, or a
-duplicated key is refused with a message naming the file and what is wrong. A typo
-must stop the app from starting rather than silently grant or deny access.
+permission, a role without a permissions list or without a sanitization entry, a team
+scope that does not decide every data kind, or a duplicated key is refused with a message
+naming the file and what is wrong. A typo must stop the app from starting rather than
+silently grant or deny access.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from auth.sanitize import ACTIONS, KINDS, OMIT, OtherTeams, merge_other
 
 DEFAULT_RBAC_PATH = Path(__file__).resolve().parents[1] / "config" / "rbac.yaml"
 
@@ -34,7 +37,8 @@ _ROLE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _FIELD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _TOP_KEYS = {"permissions", "roles", "sanitization"}
 _ROLE_KEYS = {"permissions", "description"}
-_SANITIZATION_KEYS = {"hidden_fields", "pseudonymize_authors"}
+_SANITIZATION_KEYS = {"hidden_fields", "pseudonymize_authors", "other_teams"}
+_OTHER_TEAMS_KEYS = {*KINDS, "free_text"}
 
 
 class Role(str, Enum):
@@ -54,10 +58,16 @@ class RBACError(ValueError):
 
 @dataclass(frozen=True)
 class RoleSanitization:
-    """What a role may not see of an event: dotted paths removed, and whether people are pseudonymised."""
+    """What a role may not see of an event: dotted paths removed, whether people are
+    pseudonymised, and how other teams' rows leave (None: like every other row)."""
 
     hidden_fields: frozenset[str] = frozenset()
     pseudonymize_authors: bool = True
+    other_teams: OtherTeams | None = None
+
+    def as_other(self) -> OtherTeams:
+        """This role's view of another team's row."""
+        return self.other_teams or OtherTeams(self.hidden_fields, self.pseudonymize_authors, False)
 
 
 @dataclass(frozen=True)
@@ -81,13 +91,24 @@ class RBAC:
 
         No known role at all gets the most restrictive view any role has, so a stale role
         name never reveals more than the file allows anyone.
+
+        Other teams' rows get, row by row, the most permissive view any of the roles has of
+        them: a role without `other_teams` sees them like any row (so qa_lead + developer
+        names every team; operations + developer pseudonymises other teams, as both do).
         """
         known = [self.sanitization[r] for r in _role_names(roles) if r in self.sanitization]
         if not known:
-            hidden: frozenset[str] = frozenset().union(*(s.hidden_fields for s in self.sanitization.values()))
-            return RoleSanitization(hidden, True)
-        return RoleSanitization(frozenset.intersection(*(s.hidden_fields for s in known)),
+            every = list(self.sanitization.values())
+            hidden: frozenset[str] = frozenset().union(*(s.hidden_fields for s in every))
+            scoped = [s.other_teams for s in every if s.other_teams is not None]
+            other = OtherTeams(hidden.union(*(o.hidden_fields for o in scoped)), True, True,
+                               frozenset().union(*(o.omit for o in scoped))) if scoped else None
+            return RoleSanitization(hidden, True, other)
+        base = RoleSanitization(frozenset.intersection(*(s.hidden_fields for s in known)),
                                 all(s.pseudonymize_authors for s in known))
+        other = merge_other(s.as_other() for s in known)
+        return RoleSanitization(base.hidden_fields, base.pseudonymize_authors,
+                                None if other == base.as_other() else other)
 
 
 def _role_names(roles: Iterable[str]) -> list[str]:
@@ -157,13 +178,32 @@ def parse_rbac(doc: Any, where: str = "<rbac>") -> RBAC:
         pseudonymize = spec.get("pseudonymize_authors")
         if not isinstance(pseudonymize, bool):
             raise RBACError(f"{where}: sanitization of role {role!r}: 'pseudonymize_authors' must be true or false")
-        sanitization[role] = RoleSanitization(frozenset(hidden), pseudonymize)
+        other = _other_teams(spec["other_teams"], where, role, frozenset(hidden)) if "other_teams" in spec else None
+        sanitization[role] = RoleSanitization(frozenset(hidden), pseudonymize, other)
     # Fail closed: a role added without deciding what it may see is a mistake, not a default.
     for role in roles:
         if role not in sanitization:
             raise RBACError(f"{where}: sanitization: role {role!r} has no entry")
 
     return RBAC(roles, permissions, sanitization)
+
+
+def _other_teams(value: Any, where: str, role: str, hidden: frozenset[str]) -> OtherTeams:
+    """A role's `other_teams:`: every data kind decided (pseudonymize or omit), and the free
+    text removed from another team's row on top of the role's hidden fields."""
+    what = f"sanitization of role {role!r}: other_teams"
+    spec = _mapping(value, where, what)
+    _no_unknown_keys(spec, _OTHER_TEAMS_KEYS, where, what)
+    missing = [k for k in KINDS if k not in spec]
+    if missing:
+        raise RBACError(f"{where}: {what}: decide every data kind; missing {', '.join(map(repr, missing))}")
+    for kind in KINDS:
+        if spec[kind] not in ACTIONS:
+            raise RBACError(f"{where}: {what}: {kind!r} must be one of {', '.join(ACTIONS)}, not {spec[kind]!r}")
+    free = spec.get("free_text")
+    if not isinstance(free, list) or not all(isinstance(f, str) and _FIELD_RE.fullmatch(f) for f in free):
+        raise RBACError(f"{where}: {what}: 'free_text' must be a list of dotted field paths like 'data.title'")
+    return OtherTeams(hidden | frozenset(free), True, True, frozenset(k for k in KINDS if spec[k] == OMIT))
 
 
 def _mapping(value: Any, where: str, what: str) -> Mapping[Any, Any]:

@@ -1,23 +1,145 @@
-"""Per-role sanitisation of what a dashboard shows (seed §8.2, DataSanitizer).
+"""Per-role sanitisation of what a dashboard shows (seed §8.2, DataSanitizer), with team scope.
 
 A role's `Sanitizer` removes fields the role may not see and, for roles that see people
 only as numbers, replaces person names with stable pseudonyms: the same developer is the
 same `user-…` everywhere (so trends and drill-downs still line up), but the name cannot be
-recovered without the server's secret. Free text (titles, messages, configuration values)
-is not scanned; hide such fields when a role must not see them.
+recovered without the server's secret.
+
+Team scope (config/rbac.yaml `other_teams:`): a row that belongs to a workflow (an event,
+an active workflow, an open review, a defect, a violation) has that workflow's team. A
+role with `other_teams` sees its own team's rows as above and other teams' rows through a
+second, stricter view (`OtherTeams`): people pseudonymised, free text and fields the event
+contract does not declare removed, or the row left out — per data kind. The viewer's team
+and the rows' teams come from a `TeamScope` (auth.scope reads them from Redis), looked up
+once per `events()`/`rows()` call; it also counts what it scoped, so a response can say so.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
+
+from data.events import SCHEMAS
 
 # Fields of an event's `data` that hold a person's name.
-PERSON_FIELDS = ("author", "reviewer", "user", "changed_by")
-# A reviewer is an agent or a colleague (EVENTS.md); agents are not people.
+PERSON_FIELDS = ("author", "reviewer", "user", "changed_by", "found_by")
+# A reviewer (or a defect's finder) is an agent or a colleague (EVENTS.md); agents are not people.
 AGENT_PREFIX = "qms-"
-MAYBE_AGENT = frozenset({"reviewer"})
+MAYBE_AGENT = frozenset({"reviewer", "found_by"})
+ROW_PERSON_KEYS = ("author", "reviewer", "user")
+
+# The kinds of rows a scope rule decides on, and what it may do with another team's row.
+KINDS = ("events", "workflows", "reviews", "defects", "violations")
+PSEUDONYMIZE, OMIT = "pseudonymize", "omit"
+ACTIONS = (PSEUDONYMIZE, OMIT)
+# Envelope and metadata fields kept on another team's event (the rest may be producers' free text).
+_ENVELOPE = frozenset({"id", "type", "timestamp", "source", "data", "metadata"})
+_METADATA = frozenset({"priority", "tags", "correlation_id"})
+_DECLARED = {t: frozenset(schema) for t, schema in SCHEMAS.items()}
+_REFS = frozenset({"workflow_id", "defect_id"})
+
+
+@dataclass(frozen=True)
+class OtherTeams:
+    """How rows of other teams' workflows leave (and rows whose team is not known).
+
+    `hidden_fields` are removed like a role's (the role's own plus its free text),
+    `pseudonymize` replaces people, `drop_undeclared` keeps of an event only the fields the
+    event contract declares, and `omit` lists the data kinds left out instead of shown.
+    """
+
+    hidden_fields: frozenset[str] = frozenset()
+    pseudonymize: bool = True
+    drop_undeclared: bool = True
+    omit: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden_fields", frozenset(self.hidden_fields))
+        object.__setattr__(self, "omit", frozenset(self.omit))
+        if not self.omit <= set(KINDS):
+            raise ValueError(f"unknown data kind in {sorted(self.omit)}; kinds: {', '.join(KINDS)}")
+
+
+def merge_other(views: Iterable[OtherTeams]) -> OtherTeams:
+    """The most permissive of several roles' views of another team's row: a field is hidden
+    only if every view hides it, a row left out only if every view leaves it out."""
+    items = list(views)
+    return OtherTeams(frozenset.intersection(*(v.hidden_fields for v in items)), all(v.pseudonymize for v in items),
+                      all(v.drop_undeclared for v in items), frozenset.intersection(*(v.omit for v in items)))
+
+
+@dataclass
+class ScopeCount:
+    """Rows of other teams (or of no known team) in what was sanitised."""
+
+    shown_without_names: int = 0
+    left_out: int = 0
+
+    def __add__(self, other: ScopeCount) -> ScopeCount:
+        return ScopeCount(self.shown_without_names + other.shown_without_names, self.left_out + other.left_out)
+
+    @property
+    def rows(self) -> int:
+        return self.shown_without_names + self.left_out
+
+
+# (workflow ids, defect ids) -> (workflow id -> team, defect id -> team); None = no known team.
+Resolver = Callable[[list[str], list[str]], tuple[dict[str, str | None], dict[str, str | None]]]
+
+
+def _no_teams(workflows: list[str], defects: list[str]) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    return dict.fromkeys(workflows), dict.fromkeys(defects)
+
+
+class TeamScope:
+    """One viewer's team and the teams of the rows they are sent, for one request.
+
+    `team` may be a callable, read on first need (a page that sends no row never asks).
+    Teams of rows are cached, so a caller that sanitises row by row still asks once per
+    workflow; `events()`/`rows()` ask once per call for all their rows. Not thread-safe:
+    build one per request.
+    """
+
+    def __init__(self, viewer: str | None = None, team: str | None | Callable[[], str | None] = None,
+                 resolve: Resolver = _no_teams) -> None:
+        self.viewer = viewer
+        self._team = team
+        self._resolve = resolve
+        self._wf: dict[str, str | None] = {}
+        self._df: dict[str, str | None] = {}
+        self.total = ScopeCount()
+        self.last = ScopeCount()
+
+    @property
+    def team(self) -> str | None:
+        if callable(self._team):
+            self._team = self._team()
+        return self._team
+
+    def prefetch(self, workflows: Iterable[str], defects: Iterable[str] = ()) -> None:
+        """Look up the teams of the rows about to be sanitised, in one call."""
+        wf = sorted({w for w in workflows if w not in self._wf})
+        df = sorted({d for d in defects if d not in self._df})
+        if wf or df:
+            got_wf, got_df = self._resolve(wf, df)
+            self._wf.update({w: got_wf.get(w) for w in wf})
+            self._df.update({d: got_df.get(d) for d in df})
+
+    def owns(self, workflow: str | None, defect: str | None, people: Iterable[Any]) -> bool | None:
+        """True: the viewer's team's row (or the viewer's own); False: another team's, or of no
+        known team; None: not a team's row at all (agents, queues, system events)."""
+        if workflow is None and defect is None:
+            return None
+        if self.viewer is not None and self.viewer in people:
+            return True
+        if workflow is not None:
+            self.prefetch([workflow])
+            row_team = self._wf[workflow]
+        else:
+            self.prefetch((), [defect])  # type: ignore[list-item]
+            row_team = self._df[defect]  # type: ignore[index]
+        return row_team is not None and row_team == self.team
 
 
 @dataclass(frozen=True)
@@ -26,20 +148,28 @@ class Sanitizer:
 
     `hidden_fields` are dotted paths into an event (`data.author`, `metadata.correlation_id`,
     `source`). `secret` keys the pseudonyms; it is left out of repr so it never lands in logs.
+    `other_teams` is the view of other teams' rows (None: the same as everyone's); `scope`
+    knows the viewer's team and counts the rows it scoped (a fresh one per request).
     """
 
     hidden_fields: frozenset[str] = frozenset()
     pseudonymize: bool = False
     secret: bytes = field(default=b"", repr=False)
+    other_teams: OtherTeams | None = None
+    scope: TeamScope | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Accept any iterable of paths; a plain set would make the instance unhashable.
         object.__setattr__(self, "hidden_fields", frozenset(self.hidden_fields))
-        if any(not p or "" in p.split(".") for p in self.hidden_fields):
-            raise ValueError(f"bad field path in {sorted(self.hidden_fields)}")
-        if self.pseudonymize and not self.secret:
+        paths = self.hidden_fields | (self.other_teams.hidden_fields if self.other_teams else frozenset())
+        if any(not p or "" in p.split(".") for p in paths):
+            raise ValueError(f"bad field path in {sorted(paths)}")
+        if (self.pseudonymize or (self.other_teams and self.other_teams.pseudonymize)) and not self.secret:
             # HMAC under an empty key is a plain hash: anyone could test a guessed name.
             raise ValueError("pseudonymize needs a secret")
+        if self.other_teams is not None and self.scope is None:
+            # No viewer known: every team's row is another team's (fail closed).
+            object.__setattr__(self, "scope", TeamScope())
 
     @classmethod
     def none(cls) -> Sanitizer:
@@ -48,47 +178,140 @@ class Sanitizer:
 
     @property
     def is_noop(self) -> bool:
-        return not self.hidden_fields and not self.pseudonymize
+        return not self.hidden_fields and not self.pseudonymize and self.other_teams is None
 
     def pseudonym(self, name: str) -> str:
         """A stable, non-reversible stand-in for `name`."""
         return "user-" + hmac.new(self.secret, name.encode(), hashlib.sha256).hexdigest()[:10]
+
+    # --- events ------------------------------------------------------------------------
 
     def event(self, ev: dict[str, Any]) -> dict[str, Any]:
         """A sanitised copy of an EVENTS.md event; `ev` is left untouched.
 
         Only the dicts on a changed path are copied; untouched nested values are shared
         with `ev`, so treat the result as read-only (copying every event of a drill-down
-        in full would cost more than the rest of the request).
+        in full would cost more than the rest of the request). One event cannot be left
+        out: another team's event of a kind the rule omits comes back pseudonymised — use
+        `events()`, which also looks teams up in one batch.
         """
+        if self.other_teams is None:
+            return self._event(ev, self.hidden_fields, self.pseudonymize)
+        out = self._scoped_events([ev], keep_omitted=True)
+        return out[0]
+
+    def events(self, evs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Sanitised copies of events; other teams' events per the rule (maybe fewer rows)."""
+        if self.other_teams is None:
+            return [self._event(ev, self.hidden_fields, self.pseudonymize) for ev in evs]
+        return self._scoped_events(list(evs), keep_omitted=False)
+
+    def _scoped_events(self, evs: list[dict[str, Any]], keep_omitted: bool) -> list[dict[str, Any]]:
+        scope, other = self.scope, self.other_teams
+        assert scope is not None and other is not None
+        refs = [_event_refs(ev) for ev in evs]
+        scope.prefetch((w for w, _ in refs if w), (d for w, d in refs if d and not w))
+        count = ScopeCount()
+        out = []
+        for ev, (wf, df) in zip(evs, refs):
+            data = ev.get("data") if isinstance(ev.get("data"), dict) else {}
+            if scope.owns(wf, None if wf else df, (data.get(k) for k in PERSON_FIELDS)) is not False:
+                out.append(self._event(ev, self.hidden_fields, self.pseudonymize))
+            elif "events" in other.omit and not keep_omitted:
+                count.left_out += 1
+            else:
+                count.shown_without_names += 1
+                shown = _declared(ev) if other.drop_undeclared else ev
+                out.append(self._event(shown, other.hidden_fields, other.pseudonymize))
+        self._count(count)
+        return out
+
+    def _event(self, ev: dict[str, Any], hidden: frozenset[str], pseudo: bool) -> dict[str, Any]:
         out = dict(ev)
-        for path in self.hidden_fields:
+        for path in hidden:
             out = _drop(out, path.split("."))
-        if self.pseudonymize and isinstance(out.get("data"), dict):
+        if pseudo and isinstance(out.get("data"), dict):
             out["data"] = self._people(out["data"], PERSON_FIELDS)
         return out
 
-    def row(self, d: dict[str, Any], person_keys: Iterable[str] = ("author", "reviewer", "user")) -> dict[str, Any]:
+    # --- rows --------------------------------------------------------------------------
+
+    def row(self, d: dict[str, Any], person_keys: Iterable[str] = ROW_PERSON_KEYS,
+            kind: str | None = None) -> dict[str, Any]:
         """A sanitised copy of a flat row (state lists such as active workflows).
 
         A row's keys are an event's `data` fields, so `data.author` hides `author`;
-        undotted paths apply as they are.
+        undotted paths apply as they are. `kind` (one of KINDS) is guessed from the row's
+        keys when not given. Like `event`, one row is never left out (see `rows`).
         """
-        out = dict(d)
-        for path in self.hidden_fields:
-            parts = path.split(".")
-            out = _drop(out, parts[1:] if parts[0] == "data" and len(parts) > 1 else parts)
-        if self.pseudonymize:
-            out = self._people(out, tuple(person_keys))
+        if self.other_teams is None:
+            return self._row(d, self.hidden_fields, self.pseudonymize, tuple(person_keys))
+        return self._scoped_rows([d], tuple(person_keys), kind, keep_omitted=True)[0]
+
+    def rows(self, ds: Iterable[dict[str, Any]], person_keys: Iterable[str] = ROW_PERSON_KEYS,
+             kind: str | None = None) -> list[dict[str, Any]]:
+        """Sanitised copies of rows; other teams' rows per the rule (maybe fewer rows)."""
+        keys = tuple(person_keys)
+        if self.other_teams is None:
+            return [self._row(d, self.hidden_fields, self.pseudonymize, keys) for d in ds]
+        return self._scoped_rows(list(ds), keys, kind, keep_omitted=False)
+
+    def _scoped_rows(self, ds: list[dict[str, Any]], keys: tuple[str, ...], kind: str | None,
+                     keep_omitted: bool) -> list[dict[str, Any]]:
+        scope, other = self.scope, self.other_teams
+        assert scope is not None and other is not None
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"unknown row kind {kind!r}; kinds: {', '.join(KINDS)}")
+        scope.prefetch(w for d in ds if isinstance(w := d.get("workflow_id"), str))
+        count = ScopeCount()
+        out = []
+        for d in ds:
+            wf = d.get("workflow_id") if isinstance(d.get("workflow_id"), str) else None
+            if scope.owns(wf, None, (d.get(k) for k in (*keys, "found_by"))) is not False:
+                out.append(self._row(d, self.hidden_fields, self.pseudonymize, keys))
+            elif (kind or _row_kind(d)) in other.omit and not keep_omitted:
+                count.left_out += 1
+            else:
+                count.shown_without_names += 1
+                out.append(self._row(d, other.hidden_fields, other.pseudonymize, keys))
+        self._count(count)
         return out
 
-    def rows(self, ds: Iterable[dict[str, Any]], person_keys: Iterable[str] = ("author", "reviewer", "user")
-             ) -> list[dict[str, Any]]:
-        keys = tuple(person_keys)
-        return [self.row(d, keys) for d in ds]
+    def _row(self, d: dict[str, Any], hidden: frozenset[str], pseudo: bool, keys: tuple[str, ...]) -> dict[str, Any]:
+        out = dict(d)
+        for path in hidden:
+            parts = path.split(".")
+            out = _drop(out, parts[1:] if parts[0] == "data" and len(parts) > 1 else parts)
+        if pseudo:
+            out = self._people(out, keys)
+        return out
 
-    def events(self, evs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [self.event(ev) for ev in evs]
+    # --- what was scoped ---------------------------------------------------------------
+
+    def _count(self, count: ScopeCount) -> None:
+        assert self.scope is not None
+        self.scope.last = count
+        self.scope.total = self.scope.total + count
+
+    @property
+    def last_scoped(self) -> ScopeCount:
+        """Rows of other teams in the latest `event(s)`/`row(s)` call (zero without a rule)."""
+        return self.scope.last if self.scope is not None and self.other_teams is not None else ScopeCount()
+
+    @property
+    def scoped_total(self) -> ScopeCount:
+        """Rows of other teams in every call on this sanitizer so far."""
+        return self.scope.total if self.scope is not None and self.other_teams is not None else ScopeCount()
+
+    def scope_info(self, count: ScopeCount | None = None) -> dict[str, Any]:
+        """What a response says about team scope: `{"teams": "all"}` for a viewer who sees every
+        team's rows alike; otherwise the viewer's team, how many rows of other teams were shown
+        without names or left out (`count`, or everything so far), and a sentence for people."""
+        if self.other_teams is None or self.scope is None:
+            return {"teams": "all"}
+        c = count if count is not None else self.scoped_total
+        return {"teams": "own", "team": self.scope.team, "shown_without_names": c.shown_without_names,
+                "left_out": c.left_out, "note": scope_note(c, self.scope.team)}
 
     def kpi_widgets(self, widgets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """KPI widgets unchanged (as a new list).
@@ -114,6 +337,54 @@ class Sanitizer:
         return out
 
 
+def scope_note(count: ScopeCount, team: str | None) -> str | None:
+    """'12 rows of other teams shown without names; 3 left out' (None when nothing was scoped)."""
+    if not count.rows:
+        return None
+    parts = []
+    if count.shown_without_names:
+        n = count.shown_without_names
+        parts.append(f"{n:,} row{'s' if n != 1 else ''} of other teams shown without names")
+    if count.left_out:
+        n = count.left_out
+        parts.append(f"{n:,} row{'s' if n != 1 else ''} of other teams left out")
+    text = "; ".join(parts)
+    if team is None:
+        text += (" (your team is not known: it is the team of your latest pull request, "
+                 "so every team's rows are shown as another team's)")
+    return text
+
+
+def _event_refs(ev: dict[str, Any]) -> tuple[str | None, str | None]:
+    data = ev.get("data")
+    if not isinstance(data, dict):
+        return None, None
+    wf, df = data.get("workflow_id"), data.get("defect_id")
+    return (wf if isinstance(wf, str) else None), (df if isinstance(df, str) else None)
+
+
+def _row_kind(d: dict[str, Any]) -> str:
+    if "defect_id" in d:
+        return "defects"
+    if "policy" in d:
+        return "violations"
+    if "reviewer" in d and "author" not in d:
+        return "reviews"
+    return "workflows"
+
+
+def _declared(ev: dict[str, Any]) -> dict[str, Any]:
+    """`ev` with only what the event contract declares: free text a producer added under
+    another name (`ticket`, `description`, …) does not leave with another team's row."""
+    declared = _DECLARED.get(ev.get("type"), _REFS)   # type: ignore[arg-type]
+    out = {k: v for k, v in ev.items() if k in _ENVELOPE}
+    if isinstance(out.get("data"), dict):
+        out["data"] = {k: v for k, v in out["data"].items() if k in declared or k in _REFS}
+    if isinstance(out.get("metadata"), dict):
+        out["metadata"] = {k: v for k, v in out["metadata"].items() if k in _METADATA}
+    return out
+
+
 def _drop(d: dict[str, Any], parts: list[str]) -> dict[str, Any]:
     """`d` without the field at `parts`, copying only the dicts on the way (or `d` itself
     when there is nothing to drop)."""
@@ -137,22 +408,27 @@ def _drop(d: dict[str, Any], parts: list[str]) -> dict[str, Any]:
 
 def merge(sanitizers: Iterable[Sanitizer]) -> Sanitizer:
     """One sanitizer for a user with several roles: the most permissive role wins, as
-    with permissions. A field is hidden only if every role hides it; names are
-    pseudonymised only if every role pseudonymises."""
+    with permissions, row by row. A field is hidden only if every role hides it; names are
+    pseudonymised only if every role pseudonymises. Another team's row gets the most
+    permissive of the roles' views of it (a role without `other_teams` sees it like any row)."""
     items = list(sanitizers)
     if not items:
         # With no role there is no "most permissive" view; the caller must deny instead.
         raise ValueError("merge needs at least one sanitizer")
     hidden = frozenset.intersection(*(s.hidden_fields for s in items))
     pseudo = all(s.pseudonymize for s in items)
-    secret = b""
-    if pseudo:
-        keys = {s.secret for s in items}
-        if len(keys) != 1:
-            # Different keys would give one person two pseudonyms on one screen.
-            raise ValueError("pseudonymizing sanitizers must share one secret")
-        secret = keys.pop()
-    return Sanitizer(hidden, pseudo, secret)
+    other: OtherTeams | None = merge_other(
+        s.other_teams or OtherTeams(s.hidden_fields, s.pseudonymize, False) for s in items)
+    if other == OtherTeams(hidden, pseudo, False):
+        other = None                          # other teams' rows look like everyone's: no scope
+    keys = {s.secret for s in items if s.pseudonymize or (s.other_teams and s.other_teams.pseudonymize)}
+    if len(keys) > 1:
+        # Different keys would give one person two pseudonyms on one screen.
+        raise ValueError("pseudonymizing sanitizers must share one secret")
+    secret = keys.pop() if keys and (pseudo or (other and other.pseudonymize)) else b""
+    scope = next((s.scope for s in items if s.other_teams is not None), None) if other else None
+    return Sanitizer(hidden, pseudo, secret, other, scope)
 
 
-__all__ = ["AGENT_PREFIX", "PERSON_FIELDS", "Sanitizer", "merge"]
+__all__ = ["ACTIONS", "AGENT_PREFIX", "KINDS", "OMIT", "PERSON_FIELDS", "PSEUDONYMIZE", "OtherTeams", "Sanitizer",
+           "ScopeCount", "TeamScope", "merge", "merge_other", "scope_note"]

@@ -30,14 +30,12 @@ class Services:
     embedded: EmbeddedRedis | None = None
     workers: list[Any] = field(default_factory=list)
 
-    def sanitizer_for(self, roles: Any) -> Any:
+    def sanitizer_for(self, roles: Any, user: str | None = None) -> Any:
         """The sanitiser of a principal's roles: the RBAC file's merge (most permissive known
-        role wins; unknown roles never loosen it; no known role = most restrictive)."""
-        from auth.sanitize import Sanitizer
-        cfg = self.rbac.sanitization_for(roles)
-        if not cfg.hidden_fields and not cfg.pseudonymize_authors:
-            return Sanitizer.none()
-        return Sanitizer(frozenset(cfg.hidden_fields), bool(cfg.pseudonymize_authors), self.secret_key.encode())
+        role wins; unknown roles never loosen it; no known role = most restrictive), with the
+        team scope of `user` (auth.scope; without a user, other teams' rules apply to every row)."""
+        from auth.scope import sanitizer_for
+        return sanitizer_for(self.rbac, self.redis, self.keys, self.secret_key.encode(), roles, user)
 
     @classmethod
     def build(cls, settings: Any, client: redis.Redis | None = None) -> "Services":
