@@ -12,7 +12,8 @@ from typing import Any
 import dash
 import flask_bootstrap
 import redis
-from flask import Flask, abort, send_from_directory
+from flask import Flask, Response, abort, g, request, send_from_directory
+from werkzeug.exceptions import InternalServerError
 
 from api.routes import bp as api_bp
 from api.widgets import bp as widgets_bp
@@ -20,6 +21,7 @@ from auth.guard import check_callback_permissions, content_security_policy, init
 from auth.security import init_security
 from auth.views import bp as auth_bp
 from callbacks import register_callbacks
+from data.redis_conn import RETRY_AFTER_S
 from data.services import Services
 from live.routes import init_live
 from dash import dcc, html
@@ -39,6 +41,7 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     services = Services.build(settings, redis_client)
     server.extensions["qms"] = services
     init_security(server, settings, services.secret_key)
+    init_unavailable(server)
     server.register_blueprint(auth_bp)
     server.register_blueprint(api_bp)
     server.register_blueprint(widgets_bp)
@@ -74,6 +77,46 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     gc.collect()
     gc.freeze()
     return app
+
+
+UNAVAILABLE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="refresh" content="{retry}"><title>QMS Dashboard: reconnecting</title></head>
+<body style="font-family: system-ui, sans-serif; margin: 3rem">
+<h1>Reconnecting to the data store&hellip;</h1>
+<p>The dashboard cannot reach its data store right now; reconnecting to the data store,
+this page reloads by itself every {retry} seconds.</p></body></html>"""
+
+
+def unavailable() -> Response:
+    """Redis cannot be reached: 503 with Retry-After — JSON for API clients, Dash callbacks and
+    the /ws handshake; a page that reloads itself for a browser navigating to a page."""
+    g.qms_redis_down = True         # the after_request hooks must not ask Redis again
+    from api.routes import error
+    wants_page = (request.method == "GET" and not request.path.startswith(("/api/", "/_dash-", "/ws"))
+                  and request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html")
+    if wants_page:
+        resp = Response(UNAVAILABLE_PAGE.format(retry=RETRY_AFTER_S), status=503, mimetype="text/html")
+    else:
+        resp = error(503, "unavailable", "the data store is unavailable; reconnecting to the data store, "
+                                         f"retry in {RETRY_AFTER_S} s")
+    resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return resp
+
+
+def init_unavailable(server: Flask) -> None:
+    """An unreachable Redis is a 503, wherever it is noticed: a view, a Dash callback, the
+    guard's look-up of the principal, or the session, which Flask opens before any handler."""
+    @server.errorhandler(redis.RedisError)
+    def _redis_error(exc: redis.RedisError) -> Response:
+        server.logger.warning("data store unavailable (%s %s): %s", request.method, request.path, exc)
+        return unavailable()
+
+    @server.errorhandler(InternalServerError)
+    def _internal(exc: InternalServerError) -> Any:
+        cause = exc.original_exception
+        if isinstance(cause, redis.RedisError):
+            return _redis_error(cause)
+        return exc
 
 
 def init_alerts(server: Flask, services: Services) -> None:

@@ -33,6 +33,8 @@ class Settings:
 
     redis_url: str | None = None          # REDIS_URL; None = embedded Redis
     data_dir: str = ".qms-data"            # embedded Redis keeps its files here
+    redis_connect_timeout_s: float = 1.0   # Redis down: a request answers 503 after this, not a hang
+    redis_socket_timeout_s: float = 2.0    # ... or after this when Redis accepts but does not answer
     host: str = "127.0.0.1"
     port: int = 8050
     demo: bool = False                     # simulated traffic in the web process

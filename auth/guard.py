@@ -13,10 +13,12 @@ import secrets
 from typing import Any, Callable
 
 import orjson
+import redis
 from dash import Dash
-from flask import Flask, Response, current_app, redirect, request, session, url_for
+from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 
 from auth.principal import BadCredentials, Principal, audit, authorize, current_principal
+from data.redis_conn import RETRY_AFTER_S
 
 # A permission, or a function of the callback request body that returns one (for callbacks
 # whose inputs pick the data — e.g. a dashboard name — so a forged input is still checked).
@@ -163,8 +165,17 @@ def init_guard(server: Flask, app: Dash) -> None:
 
     @server.after_request
     def _headers(resp: Response) -> Response:
-        if session.get("csrf") is None and current_principal_safe() is not None:
-            csrf_token()
+        # A CSRF token for a signed-in caller that has none yet — but never by asking Redis
+        # again after it failed (g.qms_redis_down) or for an error response: that second
+        # look-up is what turned a 503 into a 500 and doubled the wait on a stuck Redis.
+        if session.get("csrf") is None and resp.status_code < 500 and not g.get("qms_redis_down"):
+            try:
+                if current_principal_safe() is not None:
+                    csrf_token()
+            except redis.RedisError:
+                g.qms_redis_down = True
+        if resp.status_code == 503:
+            resp.headers.setdefault("Retry-After", str(RETRY_AFTER_S))   # every 503 here is "retry shortly"
         if session.get("csrf"):
             resp.set_cookie(CSRF_COOKIE, session["csrf"], samesite="Lax", secure=server.config["SESSION_COOKIE_SECURE"],
                             httponly=False)   # Dash's renderer copies it into the X-CSRFToken header

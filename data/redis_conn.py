@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger("qms.redis")
 
@@ -113,16 +115,38 @@ class EmbeddedRedis:
             self.proc.kill()
 
 
-def connect(url: str | None, data_dir: str = ".qms-data") -> tuple[redis.Redis, EmbeddedRedis | None]:
+# Fail fast: a request that finds Redis down answers 503 at once instead of hanging. A
+# connect gets 1 s (loopback or a LAN answers in microseconds; a dead host never does); a
+# read waits 2 s for the first byte of a reply (every command here is O(batch); the longest,
+# the aggregator's batch script, takes tens of ms). No retries: one request tries Redis
+# once — redis-py's default client retries 10 times with back-off, which a request cannot
+# afford — and the callers that loop (aggregator, hub, publisher, alerts) retry themselves.
+CONNECT_TIMEOUT_S = 1.0
+SOCKET_TIMEOUT_S = 2.0
+POOL_WAIT_S = 5.0
+RETRY_AFTER_S = 5        # what a 503 for an unavailable Redis tells clients to wait
+
+
+def client_for(url: str, *, connect_timeout_s: float = CONNECT_TIMEOUT_S, socket_timeout_s: float = SOCKET_TIMEOUT_S,
+               max_connections: int = 200) -> redis.Redis:
+    """A pooled client with short timeouts and no retries (see above)."""
+    # A blocking pool: under gevent hundreds of greenlets may want a connection at once
+    # (WebSocket handshakes); past the cap they wait (at most POOL_WAIT_S) instead of failing.
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=POOL_WAIT_S, health_check_interval=30,
+        socket_connect_timeout=connect_timeout_s, socket_timeout=socket_timeout_s,
+        retry=Retry(NoBackoff(), 0))
+    return redis.Redis(connection_pool=pool)
+
+
+def connect(url: str | None, data_dir: str = ".qms-data", *, connect_timeout_s: float = CONNECT_TIMEOUT_S,
+            socket_timeout_s: float = SOCKET_TIMEOUT_S) -> tuple[redis.Redis, EmbeddedRedis | None]:
     """A client for REDIS_URL, or for a freshly started embedded server."""
     embedded = None
     if not url:
         embedded = EmbeddedRedis(data_dir)
         url = embedded.start()
-    # A blocking pool: under gevent hundreds of greenlets may want a connection at once
-    # (WebSocket handshakes); past the cap they wait for one instead of failing.
-    pool = redis.BlockingConnectionPool.from_url(url, max_connections=200, timeout=20, health_check_interval=30)
-    client = redis.Redis(connection_pool=pool)
+    client = client_for(url, connect_timeout_s=connect_timeout_s, socket_timeout_s=socket_timeout_s)
     try:
         client.ping()
     except redis.RedisError as exc:

@@ -43,7 +43,9 @@ class Services:
         from auth.security import secret_key
         embedded = None
         if client is None:
-            client, embedded = connect(settings.redis_url, settings.data_dir)
+            client, embedded = connect(settings.redis_url, settings.data_dir,
+                                       connect_timeout_s=settings.redis_connect_timeout_s,
+                                       socket_timeout_s=settings.redis_socket_timeout_s)
         keys = Keys.of(client, settings.key_prefix)
         return cls(settings, client, keys, Ingestor.from_settings(client, settings), Engine.from_settings(client, settings),
                    UserStore(client, keys), TokenStore(client, keys), SignInLimiter(client, keys),
