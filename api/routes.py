@@ -124,6 +124,16 @@ def sanitizer() -> Sanitizer:
     return svc.sanitizer_for(principal.roles if principal else (), principal.name if principal else None)
 
 
+def scope_headers(info: dict[str, Any]) -> dict[str, str]:
+    """A CSV's team scope (the JSON's `scope`) as response headers: X-Scope (all|own), and for
+    a scoped viewer the rows of other teams shown without names / left out, and the note."""
+    out = {"X-Scope": str(info["teams"])}
+    if info["teams"] == "own":
+        out.update({"X-Scope-Shown-Without-Names": str(info["shown_without_names"]),
+                    "X-Scope-Left-Out": str(info["left_out"]), "X-Scope-Note": info["note"] or ""})
+    return out
+
+
 @bp.post("/api/events")
 @require("ingest:events")
 def post_events() -> Response:
@@ -215,15 +225,17 @@ def get_metric_events(kpi_id: str) -> Response:
                                            svc.settings.raw_retention_days)
         events = [ev for ev in events if (ev.get("data") or {}).get("workflow_id") in keep]
     clean = sanitizer()
-    events = [clean.event(ev) for ev in events]
+    events = clean.events(events)
     if as_csv:
         audit("user.export_requested", metric=kpi_id, rows=len(events), format="csv")
         resp = Response(rawstore.events_csv(events), mimetype="text/csv")
         resp.headers["Content-Disposition"] = f'attachment; filename="{kpi_id}-events.csv"'
         resp.headers["X-Truncated"] = "true" if truncated else "false"
+        resp.headers.update(scope_headers(clean.scope_info()))
         return resp
     return envelope({"metric": kpi_id, "window": {"start": fmt_ms(s), "end": fmt_ms(e)}, "types": list(types),
-                     "count": len(events), "truncated": truncated, "filtered": scoped, "events": events})
+                     "count": len(events), "truncated": truncated, "filtered": scoped, "events": events,
+                     "scope": clean.scope_info()})
 
 
 @bp.get("/api/state/<kind>")

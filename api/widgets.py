@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from api.routes import envelope, error
+from api.routes import envelope, error, scope_headers
 from auth.guard import require
 from auth.principal import audit, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
@@ -38,21 +38,24 @@ def widget_data(widget_id: str) -> Response:
     view = {"timeframe": timeframe, **{k: request.args[k] for k in VIEW_ARGS if request.args.get(k)}}
     if view.get("repository") and view.get("team"):
         return error(400, "bad_request", "filter by repository or by team, not both")
-    clean = svc.sanitizer_for(principal.roles if principal else ())
+    clean = svc.sanitizer_for(principal.roles if principal else (), principal.name if principal else None)
     user = principal.name if name == "developer" and principal else None
+    # panel_data sanitises every row list once (people, hidden fields, team scope); the
+    # table is built from those rows, so it is not sanitised again here.
     found = panel_data(svc.engine, name, timeframe, user, clean, svc.settings.extra.get("roi"), view)
     columns, rows = widget_table(widget_id, found)
-    rows = [clean.row(r) for r in rows]
+    scope = found["scope"].get(widget_id) or clean.scope_info()
     if as_csv:
         audit("user.export_requested", export=f"widget:{widget_id}", rows=len(rows), format="csv", **view)
         out = [columns] + [[_cell(r.get(c)) for c in columns] for r in rows]
         resp = Response(rawstore.rows_csv(out), mimetype="text/csv")
         resp.headers["Content-Disposition"] = f'attachment; filename="{widget_id}-{timeframe}.csv"'
+        resp.headers.update(scope_headers(scope))
         return resp
     config = (Prefs(svc.redis, svc.keys).get(principal.name).get("widgets") or {}).get(widget_id, {}) if principal else {}
     return envelope({"widget_id": widget_id, "dashboard": name, "title": WIDGETS[widget_id][1], "view": view,
                      "window": found["dashboard"]["data"]["window"], "columns": columns, "rows": rows,
-                     "config": config})
+                     "config": config, "scope": scope})
 
 
 @bp.put("/api/widgets/<widget_id>/config")

@@ -126,7 +126,7 @@ class TeamScope:
             self._wf.update({w: got_wf.get(w) for w in wf})
             self._df.update({d: got_df.get(d) for d in df})
 
-    def owns(self, workflow: str | None, defect: str | None, people: Iterable[Any]) -> bool | None:
+    def owns(self, workflow: str | None, defect: str | None, people: list[Any]) -> bool | None:
         """True: the viewer's team's row (or the viewer's own); False: another team's, or of no
         known team; None: not a team's row at all (agents, queues, system events)."""
         if workflow is None and defect is None:
@@ -210,12 +210,13 @@ class Sanitizer:
         scope, other = self.scope, self.other_teams
         assert scope is not None and other is not None
         refs = [_event_refs(ev) for ev in evs]
-        scope.prefetch((w for w, _ in refs if w), (d for w, d in refs if d and not w))
+        people = [[d.get(k) for k in PERSON_FIELDS] if isinstance(d := ev.get("data"), dict) else [] for ev in evs]
+        ask = [ref for ref, names in zip(refs, people) if scope.viewer is None or scope.viewer not in names]
+        scope.prefetch((w for w, _ in ask if w), (d for w, d in ask if d and not w))
         count = ScopeCount()
         out = []
-        for ev, (wf, df) in zip(evs, refs):
-            data = ev.get("data") if isinstance(ev.get("data"), dict) else {}
-            if scope.owns(wf, None if wf else df, (data.get(k) for k in PERSON_FIELDS)) is not False:
+        for ev, (wf, df), names in zip(evs, refs, people):
+            if scope.owns(wf, None if wf else df, names) is not False:
                 out.append(self._event(ev, self.hidden_fields, self.pseudonymize))
             elif "events" in other.omit and not keep_omitted:
                 count.left_out += 1
@@ -262,12 +263,14 @@ class Sanitizer:
         assert scope is not None and other is not None
         if kind is not None and kind not in KINDS:
             raise ValueError(f"unknown row kind {kind!r}; kinds: {', '.join(KINDS)}")
-        scope.prefetch(w for d in ds if isinstance(w := d.get("workflow_id"), str))
+        people = [[d.get(k) for k in (*keys, "found_by")] for d in ds]
+        scope.prefetch(w for d, names in zip(ds, people) if isinstance(w := d.get("workflow_id"), str)
+                       and (scope.viewer is None or scope.viewer not in names))
         count = ScopeCount()
         out = []
-        for d in ds:
+        for d, names in zip(ds, people):
             wf = d.get("workflow_id") if isinstance(d.get("workflow_id"), str) else None
-            if scope.owns(wf, None, (d.get(k) for k in (*keys, "found_by"))) is not False:
+            if scope.owns(wf, None, names) is not False:
                 out.append(self._row(d, self.hidden_fields, self.pseudonymize, keys))
             elif (kind or _row_kind(d)) in other.omit and not keep_omitted:
                 count.left_out += 1

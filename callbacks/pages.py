@@ -172,8 +172,8 @@ def register(app: Dash) -> None:
             audit("user.filter_applied", dashboard=name, **view)
         user = principal.name if name == "developer" and principal else None
         svc = current_app.extensions["qms"]
-        found = panel_data(svc.engine, name, timeframe, user, svc.sanitizer_for(principal.roles if principal else ()),
-                           svc.settings.extra.get("roi"), view)
+        clean = svc.sanitizer_for(principal.roles if principal else (), principal.name if principal else None)
+        found = panel_data(svc.engine, name, timeframe, user, clean, svc.settings.extra.get("roi"), view)
         data, meta = found["dashboard"]["data"], found["dashboard"]["metadata"]
         found["ui"] = {"export": authorize(principal, "export:reports"),
                        "configure": authorize(principal, "update:personal_settings"),
@@ -266,8 +266,8 @@ def register(app: Dash) -> None:
             keep = rawstore.workflows_in_scope(svc.redis, svc.keys, scope[0], scope[1], p.bounds[0],
                                                svc.settings.raw_retention_days)
             events = [e for e in events if (e.get("data") or {}).get("workflow_id") in keep]
-        clean = svc.sanitizer_for(principal.roles if principal else ())
-        rows = [rawstore.flat_row(clean.event(e)) for e in events]
+        clean = svc.sanitizer_for(principal.roles if principal else (), principal.name if principal else None)
+        rows = [rawstore.flat_row(e) for e in clean.events(events)]
         keys = sorted({k for row in rows for k in row} - {"timestamp", "type", "id"})
         columns = [{"field": "timestamp", "headerName": "When (UTC)", "sort": "desc", "minWidth": 190},
                    {"field": "type", "headerName": "Type", "minWidth": 220}] + \
@@ -278,6 +278,8 @@ def register(app: Dash) -> None:
             csv += "&" + urlencode({scope[0]: scope[1]})
             window += f", {scope[0]} {scope[1]} only"
         note = f"{len(rows):,} events" + (" (the first 10,000: narrow the timeframe or export)" if truncated else "")
+        if clean.scope_info().get("note"):
+            note += "; " + clean.scope_info()["note"]
         return rows, columns, csv, window, note
 
     @secure_callback(app, "view:audit_logs", Output("audit-grid", "rowData"), Output("audit-csv", "href"),

@@ -50,6 +50,10 @@ def panels(name: str, data: dict[str, Any], mode: str = "light") -> dbc.Row:
     ui = data.get("ui") or {}
 
     def panel(widget_id: str, title: str, body: Any, width: int = 6) -> dbc.Col | None:
+        # Team scope (config/rbac.yaml other_teams): say how many rows lost their names.
+        note = ((data.get("scope") or {}).get(widget_id) or {}).get("note")
+        if note:
+            body = html.Div([body, html.Div(note, className="small text-body-secondary mt-1 scope-note")])
         return _panel(widget_id, title, body, width, ui)
     cols: list[Any] = []
     view = data.get("view") or {}

@@ -75,7 +75,10 @@ def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sani
     """KPI widgets plus the dashboard's widget data: series, state lists (sanitised).
 
     `view` may filter by one repository or team (KPIs and series that can be split, see
-    data.scopes), by gate (QA: the gate KPIs and chart) and by agent (operations: the grid)."""
+    data.scopes), by gate (QA: the gate KPIs and chart) and by agent (operations: the grid).
+    Every list of rows that names people or workflows leaves through `sanitize` here, once
+    (a second pass would pseudonymise a pseudonym); `scope` maps a widget id to what the
+    team scope did to its rows (auth.sanitize.Sanitizer.scope_info)."""
     view = view or {}
     dim = next((d for d in scopes.DIMENSIONS if view.get(d)), None)
     scope = scopes.label(dim, view[dim]) if dim else None
@@ -86,7 +89,12 @@ def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sani
         out = {**out, "data": {**out["data"], "widgets": [w for w in out["data"]["widgets"]
                                                           if not w["id"].startswith("gate.") or w["id"].startswith(prefix)]}}
     kpis = {w["id"]: w["data"] for w in out["data"]["widgets"]}
-    data: dict[str, Any] = {"dashboard": out, "kpis": kpis, "view": view}
+    data: dict[str, Any] = {"dashboard": out, "kpis": kpis, "view": view, "scope": {}}
+
+    def clean(widget: str, rows: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+        rows = sanitize.events(rows) if kind == "events" else sanitize.rows(rows, kind=kind)
+        data["scope"][widget] = sanitize.scope_info(sanitize.last_scoped)
+        return rows
     if name == "executive":
         data["trends"] = [engine.series(m, timeframe, points=TREND_POINTS, scope=scope, shared=True)
                           for m in ("overall_quality_score", "gate_pass_rate", "compliance_adherence")]
@@ -106,10 +114,10 @@ def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sani
         data["errors"] = engine.series("error_rate", timeframe, points=TREND_POINTS, shared=True)
         data["health"] = health(engine.r, engine.k)
         p = plan(timeframe, None, now_ms(), engine.skew_ms, 1)
-        data["error_log"], _ = events_between(engine.r, engine.k, ("system.error_occurred",), p.bounds[1],
-                                              p.bounds[0], 500)
+        errors, _ = events_between(engine.r, engine.k, ("system.error_occurred",), p.bounds[1], p.bounds[0], 500)
+        data["error_log"] = clean("ops-error-log", errors, "events")
     elif name == "qa":
-        data["violations"] = [sanitize.row(v) for v in state_rows(engine, "violations")]
+        data["violations"] = clean("qa-compliance", state_rows(engine, "violations"), "violations")
         data["defects"] = engine.series("defects_found", timeframe, points=TREND_POINTS, scope=scope, shared=True)
         found = engine.breakdown(DEFECTS, timeframe)
         data["defect_breakdown"] = {"severity": found.get("sev", {}), "category": found.get("cat", {}),
@@ -117,13 +125,15 @@ def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sani
         data["risks"] = quality_risks(kpis)
     elif name == "developer" and user:
         active = state_rows(engine, "active")
-        data["my_prs"] = [r for r in active if r.get("author") == user]
-        data["my_reviews"] = sorted((r for r in state_rows(engine, "reviews") if r.get("reviewer") == user),
-                                    key=lambda r: r["since"])
+        data["my_prs"] = clean("dev-kanban", [r for r in active if r.get("author") == user], "workflows")
+        data["my_reviews"] = clean("dev-queue", sorted((r for r in state_rows(engine, "reviews")
+                                                        if r.get("reviewer") == user), key=lambda r: r["since"]),
+                                   "reviews")
         # Waiting longest first: active, in code review, nobody has started reviewing.
         waiting = [r for r in active if r.get("step") == "code_review" and not r.get("review_started")
                    and r.get("author") != user]
-        data["suggested"] = [sanitize.row(r) for r in sorted(waiting, key=lambda r: r.get("step_since") or "")[:10]]
+        data["suggested"] = clean("dev-suggested", sorted(waiting, key=lambda r: r.get("step_since") or "")[:10],
+                                  "workflows")
     return data
 
 

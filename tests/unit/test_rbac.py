@@ -126,3 +126,48 @@ def test_rbac007_yaml_errors_and_missing_sanitization_name_the_file(tmp_path: Pa
         load_rbac(path)
     with pytest.raises(RBACError, match="cannot read"):
         load_rbac(tmp_path / "missing.yaml")
+
+
+def test_rbac008_developer_scoped_to_its_team_and_roles_merge_row_by_row() -> None:
+    from auth.sanitize import KINDS, OtherTeams
+    rbac = load_rbac()
+    dev = rbac.sanitization["developer"]
+    assert dev.other_teams == OtherTeams(frozenset({"data.user", "data.title", "data.message", "data.old", "data.new"}),
+                                         True, True, frozenset()), "every kind pseudonymised, none left out"
+    assert [r for r, s in rbac.sanitization.items() if s.other_teams is not None] == ["developer"]
+    assert rbac.sanitization_for(["developer"]).other_teams == dev.other_teams
+    assert rbac.sanitization_for(["developer", "qa_lead"]).other_teams is None, "qa_lead names every team"
+    assert rbac.sanitization_for(["developer", "admin"]).other_teams is None
+    with_ops = rbac.sanitization_for(["developer", "operations"])
+    assert with_ops.hidden_fields == {"data.user"} and not with_ops.pseudonymize_authors
+    assert with_ops.other_teams == OtherTeams(frozenset({"data.user", "data.title"}), True, False)
+    ghost = rbac.sanitization_for(["ghost"]).other_teams
+    assert ghost is not None and ghost.pseudonymize and ghost.drop_undeclared and "data.title" in ghost.hidden_fields
+    assert len(KINDS) == 5
+
+
+OTHER = ("sanitization:\n  viewer:\n    hidden_fields: []\n    pseudonymize_authors: false\n    other_teams:\n"
+         "      events: pseudonymize\n      workflows: omit\n      reviews: pseudonymize\n"
+         "      defects: pseudonymize\n      violations: pseudonymize\n      free_text: [data.title]\n")
+BASE = MINIMAL.split("sanitization:")[0]
+
+
+def test_rbac009_other_teams_loads_and_omits_per_kind(tmp_path: Path) -> None:
+    rbac = load_rbac(write(tmp_path, BASE + OTHER))
+    other = rbac.sanitization["viewer"].other_teams
+    assert other is not None and other.omit == {"workflows"} and other.hidden_fields == {"data.title"}
+
+
+@pytest.mark.parametrize("change, expect", [
+    (("      free_text:", "      colour: red\n      free_text:"),
+     "sanitization of role 'viewer': other_teams: unknown key(s) 'colour'"),
+    (("      workflows: omit\n", ""), "other_teams: decide every data kind; missing 'workflows'"),
+    (("workflows: omit", "workflows: hide"), "'workflows' must be one of pseudonymize, omit, not 'hide'"),
+    (("[data.title]", "data.title"), "'free_text' must be a list of dotted field paths"),
+    (("    other_teams:\n      events", "    other_teams: yes\n    x:\n      events"), "unknown key(s) 'x'"),
+])
+def test_rbac010_other_teams_refused_naming_file_and_role(tmp_path: Path, change: tuple[str, str], expect: str) -> None:
+    path = write(tmp_path, BASE + OTHER.replace(*change))
+    with pytest.raises(RBACError) as err:
+        load_rbac(path)
+    assert str(path) in str(err.value) and expect in str(err.value), str(err.value)

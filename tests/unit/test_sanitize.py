@@ -135,3 +135,118 @@ def test_san011_construction_checks() -> None:
     s = Sanitizer({"data.author"}, True, SECRET)          # type: ignore[arg-type]
     assert isinstance(s.hidden_fields, frozenset) and hash(s)
     assert "s3cret" not in repr(s)
+
+
+# --- team scope (config/rbac.yaml other_teams) ------------------------------------------
+
+from auth.sanitize import OtherTeams, ScopeCount, TeamScope  # noqa: E402
+
+TEAMS = {"W-A1": "core", "W-A2": "core", "W-B1": "web"}
+FREE = frozenset({"data.title", "data.message"})
+
+
+class Lookups:
+    """A fake of auth.scope.resolver that records each call (one per batch, not per row)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], list[str]]] = []
+
+    def __call__(self, wf: list[str], df: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+        self.calls.append((wf, df))
+        return {w: TEAMS.get(w) for w in wf}, {d: "web" if d == "D-B" else None for d in df}
+
+
+def dev(team: Any = "core", viewer: str = "ann", omit: frozenset[str] = frozenset(),
+        lookups: Lookups | None = None) -> Sanitizer:
+    return Sanitizer(frozenset({"data.user"}), False, SECRET, OtherTeams(FREE | {"data.user"}, True, True, omit),
+                     TeamScope(viewer, team, lookups or Lookups()))
+
+
+def pr(wf: str, author: str, title: str, **extra: Any) -> dict[str, Any]:
+    return {"id": "p-" + wf, "type": "workflow.pr_created", "timestamp": "2025-08-17T06:00:00Z", "source": "gh",
+            "data": {"workflow_id": wf, "pr_number": 1, "repository": "r", "author": author, "title": title,
+                     **extra}, "metadata": {"priority": "normal", "note": "call cid"}}
+
+
+def test_san012_other_teams_events_lose_names_titles_and_undeclared_fields_in_one_lookup() -> None:
+    look = Lookups()
+    s = dev(lookups=look)
+    evs = [pr("W-A1", "bob", "core fix"), pr("W-B1", "cid", "web launch", ticket="ACME-1"),
+           review_event("dot") | {"data": {"workflow_id": "W-B1", "reviewer": "dot", "verdict": "approved"}},
+           review_event("qms-code-reviewer") | {"data": {"workflow_id": "W-B1", "reviewer": "qms-code-reviewer",
+                                                         "verdict": "approved"}},
+           {"id": "q", "type": "system.queue_depth_updated", "timestamp": "2025-08-17T06:00:00Z", "source": "s",
+            "data": {"queue": "q1", "depth": 3}}]
+    out = s.events(evs)
+    assert look.calls == [(["W-A1", "W-B1"], [])], "one batch for every row"
+    assert out[0]["data"]["author"] == "bob" and out[0]["data"]["title"] == "core fix"
+    assert out[0]["metadata"]["note"] == "call cid", "own team: as the role shows any row"
+    assert out[1]["data"] == {"workflow_id": "W-B1", "pr_number": 1, "repository": "r", "author": s.pseudonym("cid")}
+    assert out[1]["metadata"] == {"priority": "normal"}, "undeclared metadata is free text too"
+    assert out[2]["data"]["reviewer"] == s.pseudonym("dot")
+    assert out[3]["data"]["reviewer"] == "qms-code-reviewer", "agents are not people"
+    assert out[4] == evs[4], "a queue is no team's row"
+    assert s.last_scoped == ScopeCount(3, 0) and s.scoped_total == ScopeCount(3, 0)
+    info = s.scope_info()
+    assert info == {"teams": "own", "team": "core", "shown_without_names": 3, "left_out": 0,
+                    "note": "3 rows of other teams shown without names"}
+    s.events(evs[:2])
+    assert look.calls[1:] == [] and s.last_scoped == ScopeCount(1, 0) and s.scoped_total == ScopeCount(4, 0)
+
+
+def test_san013_omit_per_kind_and_single_rows_never_omitted() -> None:
+    s = dev(omit=frozenset({"events", "reviews"}))
+    out = s.events([pr("W-A1", "bob", "x"), pr("W-B1", "cid", "y")])
+    assert [e["data"]["workflow_id"] for e in out] == ["W-A1"] and s.last_scoped == ScopeCount(0, 1)
+    assert "1 row of other teams left out" in s.scope_info()["note"]
+    rows = [{"reviewer": "dot", "workflow_id": "W-B1", "since": "t"},
+            {"workflow_id": "W-B1", "author": "cid", "team": "web", "title": "y"},
+            {"workflow_id": "W-B1", "policy": "p", "failed_checks": 1}]
+    kept = s.rows(rows)
+    assert kept == [{"workflow_id": "W-B1", "author": s.pseudonym("cid"), "team": "web"}, rows[2]]
+    assert s.last_scoped == ScopeCount(2, 1)
+    assert s.rows(rows[:1], kind="workflows")[0]["reviewer"] == s.pseudonym("dot"), "an explicit kind wins"
+    one = s.event(pr("W-B1", "cid", "y"))
+    assert one["data"]["author"] == s.pseudonym("cid") and "title" not in one["data"]
+    with pytest.raises(ValueError):
+        s.rows(rows, kind="pulls")
+
+
+def test_san014_own_rows_by_team_or_by_name_and_unknown_teams_fail_closed() -> None:
+    s = dev(viewer="cid")                                  # cid's latest PR is core's, W-B1 is his own
+    assert s.event(pr("W-B1", "cid", "mine"))["data"]["title"] == "mine"
+    assert s.row({"reviewer": "cid", "workflow_id": "W-B1"}) == {"reviewer": "cid", "workflow_id": "W-B1"}
+    assert s.row({"workflow_id": "W-Z", "author": "bob"})["author"] == s.pseudonym("bob"), "no known team"
+    nobody = dev(team=None)
+    out = nobody.rows([{"workflow_id": w, "author": "bob"} for w in TEAMS])
+    assert all(x["author"] == s.pseudonym("bob") for x in out)
+    assert "your team is not known" in nobody.scope_info()["note"]
+    lazy = dev(team=lambda: "web")
+    assert lazy.row({"workflow_id": "W-B1", "author": "cid"})["author"] == "cid" and lazy.scope.team == "web"
+    resolved = dev()
+    gone = {"id": "r", "type": "workflow.defect_resolved", "timestamp": "2025-08-17T06:00:00Z", "source": "s",
+            "data": {"defect_id": "D-B", "resolution": "fixed", "comment": "cid broke it"}}
+    assert resolved.event(gone)["data"] == {"defect_id": "D-B", "resolution": "fixed"}, "a defect's team is its workflow's"
+    bare = Sanitizer(other_teams=OtherTeams(FREE), secret=SECRET)
+    assert bare.row({"workflow_id": "W-A1", "author": "bob"})["author"] == bare.pseudonym("bob"), "no viewer: scoped"
+
+
+def test_san015_merge_gives_each_row_the_most_permissive_view() -> None:
+    scope = TeamScope("ann", "core", Lookups())
+    developer = Sanitizer(frozenset({"data.user"}), False, SECRET, OtherTeams(FREE | {"data.user"}), scope)
+    operations = Sanitizer(frozenset({"data.title", "data.user"}), True, SECRET)
+    qa = Sanitizer(frozenset({"data.user"}), False, SECRET)
+    both = merge([developer, operations])
+    assert both.other_teams == OtherTeams(frozenset({"data.title", "data.user"}), True, False) and both.scope is scope
+    own, theirs = both.events([pr("W-A1", "bob", "a"), pr("W-B1", "cid", "b", ticket="T")])
+    assert own["data"]["author"] == "bob" and own["data"]["title"] == "a"
+    assert theirs["data"]["author"] == both.pseudonym("cid") and "title" not in theirs["data"]
+    assert theirs["data"]["ticket"] == "T", "operations sees undeclared fields of every row"
+    assert merge([developer, qa]).other_teams is None and merge([developer, qa]).scope_info() == {"teams": "all"}
+    omit_all = Sanitizer(other_teams=OtherTeams(FREE, omit=frozenset({"events"})), secret=SECRET, scope=scope)
+    assert merge([omit_all, developer]).other_teams.omit == frozenset()
+    assert not merge([developer]).is_noop and merge([developer]) == developer
+    with pytest.raises(ValueError):
+        Sanitizer(other_teams=OtherTeams(FREE))             # pseudonyms need a secret
+    with pytest.raises(ValueError):
+        OtherTeams(FREE, omit=frozenset({"pulls"}))

@@ -1,0 +1,231 @@
+"""Team scope (config/rbac.yaml `other_teams:`): a developer sees named pull requests and
+reviews of their own team; other teams' rows leave pseudonymised, without titles, and the
+response says how many. Real Redis, real aggregator, Flask test client."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+import orjson
+import pytest
+
+from data.aggregator import Aggregator
+from data.keys import Keys
+from data.simulator import DEVELOPERS, Simulator
+from data.timeutil import fmt_ms, now_ms
+from tests.integration.test_rbac_matrix import callback_body
+
+K = Keys("qms")
+PEOPLE = frozenset(DEVELOPERS) | {"ann", "bob", "cid", "dot", "eve"}
+PERSON_KEYS = ("author", "reviewer", "found_by", "user", "changed_by")
+
+
+def ev(ident: str, etype: str, minutes_ago: float, **data: Any) -> dict[str, Any]:
+    return {"id": ident, "type": etype, "timestamp": fmt_ms(now_ms() - int(minutes_ago * 60_000)),
+            "source": "scope-test", "data": data}
+
+
+def two_teams(svc: Any, r: Any) -> None:
+    """Team core: ann, bob (W1, W2). Team web: cid, dot (W3, W4). All in code review, unreviewed
+    except W4, which bob (core) reviews. eve never opened a pull request."""
+    svc.ingestor.ingest([
+        ev("p1", "workflow.pr_created", 50, workflow_id="W1", pr_number=1, repository="core-api", author="ann",
+           team="core", title="core: fix the ledger"),
+        ev("p2", "workflow.pr_created", 49, workflow_id="W2", pr_number=2, repository="core-api", author="bob",
+           team="core", title="core: speed up sync"),
+        ev("p3", "workflow.pr_created", 48, workflow_id="W3", pr_number=3, repository="web-app", author="cid",
+           team="web", title="web: secret launch page", ticket="ACME-42 customer escalation"),
+        ev("p4", "workflow.pr_created", 47, workflow_id="W4", pr_number=4, repository="web-app", author="dot",
+           team="web", title="web: redesign checkout"),
+        *[ev(f"s{i}", "workflow.step_entered", 40 - i, workflow_id=f"W{i}", step="code_review") for i in range(1, 5)],
+        ev("r4", "workflow.review_started", 30, workflow_id="W4", reviewer="bob"),
+        ev("c4", "workflow.review_completed", 20, workflow_id="W4", reviewer="bob", verdict="approved", cost_usd=3),
+        ev("d4", "workflow.defect_found", 25, workflow_id="W4", defect_id="D4", severity="major", found_by="bob"),
+    ])
+    Aggregator(r, K).drain()
+
+
+def rows_with_workflow(obj: Any) -> Iterator[dict[str, Any]]:
+    """Every dict in a JSON document that names a workflow (events' data, state rows, flat
+    rows with data.<field> keys), with `data.` stripped from its keys."""
+    if isinstance(obj, dict):
+        flat = {k[5:] if k.startswith("data.") else k: v for k, v in obj.items()}
+        if isinstance(flat.get("workflow_id"), str):
+            yield flat
+        for v in obj.values():
+            yield from rows_with_workflow(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from rows_with_workflow(v)
+
+
+def leaks(rows: Iterator[dict[str, Any]], other: set[str]) -> list[tuple[str, str, Any]]:
+    """(workflow, field, value) of every title, free text or real name in a row of `other` workflows."""
+    out = []
+    for row in rows:
+        if row["workflow_id"] not in other:
+            continue
+        for k, v in row.items():
+            if k in ("title", "ticket") or (k in PERSON_KEYS and isinstance(v, str) and v in PEOPLE):
+                out.append((row["workflow_id"], k, v))
+    return out
+
+
+def scope_of(body: dict[str, Any]) -> dict[str, Any]:
+    return body["response"]["data"]["scope"]
+
+
+# --- the finding: 1,711 titles of 4 other teams ---------------------------------------------
+
+@pytest.fixture
+def simulated(app: Any, r: Any) -> dict[str, Any]:
+    """Three hours of simulated QMS activity of five teams, aggregated."""
+    svc = app.server.extensions["qms"]
+    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
+    sim = Simulator(seed=11, rate=1.0)
+    events = list(sim.events_between(end - timedelta(hours=3), end))
+    for i in range(0, len(events), 5000):
+        svc.ingestor.ingest(events[i:i + 5000], origin="simulator")
+    Aggregator(r, K).drain()
+    teams: dict[str, str] = {}
+    titles: dict[str, str] = {}
+    for e in events:
+        if e["type"] == "workflow.pr_created":
+            teams[e["data"]["workflow_id"]] = e["data"]["team"]
+            titles[e["data"]["workflow_id"]] = e["data"]["title"]
+    latest = {a: orjson.loads(v)[2] for a, v in ((a.decode(), v) for a, v in r.hgetall(K.authors).items())}
+    viewer = sorted(a for a, t in latest.items() if t == "platform")[0]
+    return {"teams": teams, "titles": titles, "viewer": viewer, "team": "platform"}
+
+
+def test_scp001_a_developer_reads_no_title_or_name_of_other_teams_in_suggested_reviews_events(
+        app: Any, auth: Any, simulated: dict[str, Any]) -> None:
+    c = app.server.test_client()
+    res = c.get("/api/metrics/suggested_reviews/events?timeframe=24h&limit=10000",
+                headers=auth.bearer("developer", simulated["viewer"]))
+    assert res.status_code == 200, res.data[:300]
+    teams = simulated["teams"]
+    rows = list(rows_with_workflow(res.json))
+    other = {w for w, t in teams.items() if t != simulated["team"]}
+    mine = [x for x in rows if teams.get(x["workflow_id"]) == simulated["team"]]
+    theirs = [x for x in rows if x["workflow_id"] in other]
+    assert len({teams[x["workflow_id"]] for x in theirs}) == 4 and len(theirs) > 200, "the data has 4 other teams"
+    assert leaks(iter(rows), other) == [], "other teams' titles and names left the server"
+    assert all(not x.get("author") or x["author"].startswith("user-") for x in theirs)
+    # The viewer's own team keeps its names and titles.
+    own_titles = [x["title"] for x in mine if "title" in x]
+    assert own_titles and all(t == simulated["titles"][x["workflow_id"]] for x, t in
+                              zip([x for x in mine if "title" in x], own_titles))
+    assert any(x.get("author") in PEOPLE for x in mine)
+    scope = scope_of(res.json)
+    assert scope["teams"] == "own" and scope["team"] == "platform"
+    assert scope["shown_without_names"] == len(theirs) and scope["left_out"] == 0
+    assert f"{len(theirs):,} rows of other teams shown without names" in scope["note"]
+
+
+# --- widgets, CSV, the page -----------------------------------------------------------------
+
+def test_scp002_widget_rows_of_other_teams_are_pseudonymised_and_the_response_says_so(app: Any, auth: Any,
+                                                                                     r: Any) -> None:
+    svc = app.server.extensions["qms"]
+    two_teams(svc, r)
+    c = app.server.test_client()
+    res = c.get("/api/widgets/dev-suggested/data?timeframe=1h", headers=auth.bearer("developer", "ann"))
+    assert res.status_code == 200, res.data[:300]
+    data = res.json["response"]["data"]
+    by_wf = {x["workflow_id"]: x for x in data["rows"]}
+    assert set(by_wf) == {"W2", "W3"}, "W1 is ann's own, W4 has a review started"
+    assert by_wf["W2"]["author"] == "bob", "ann's team keeps its names"
+    assert by_wf["W3"]["author"] == svc.sanitizer_for(["executive"]).pseudonym("cid")
+    assert "cid" not in res.get_data(as_text=True)
+    assert data["scope"]["teams"] == "own" and data["scope"]["team"] == "core"
+    assert data["scope"]["shown_without_names"] == 1 and "1 row of other teams shown without names" in data["scope"]["note"]
+
+
+def test_scp003_csv_export_of_a_widget_is_scoped_for_developer_and_operations(app: Any, auth: Any, r: Any) -> None:
+    """Several roles: each row gets the most permissive view any of them has of it. Operations
+    pseudonymises everyone, so with developer: own team named, other teams pseudonymised."""
+    svc = app.server.extensions["qms"]
+    two_teams(svc, r)
+    svc.users.add("ann", ["developer", "operations"], "correct horse battery")
+    from auth.principal import issue_jwt
+    headers = {"Authorization": "Bearer " + issue_jwt("ann", ["developer", "operations"], 600, svc.secret_key)}
+    c = app.server.test_client()
+    res = c.get("/api/widgets/dev-suggested/data?timeframe=1h&format=csv", headers=headers)
+    assert res.status_code == 200, res.data[:300]
+    table = list(csv.DictReader(io.StringIO(res.get_data(as_text=True))))
+    by_wf = {x["workflow_id"]: x for x in table}
+    assert by_wf["W2"]["author"] == "bob" and by_wf["W3"]["author"].startswith("user-")
+    assert "cid" not in res.get_data(as_text=True)
+    assert res.headers["X-Scope-Shown-Without-Names"] == "1" and res.headers["X-Scope-Left-Out"] == "0"
+    assert "1 row of other teams shown without names" in res.headers["X-Scope-Note"]
+
+
+def test_scp004_qa_lead_and_admin_see_every_team_named(app: Any, auth: Any, r: Any) -> None:
+    svc = app.server.extensions["qms"]
+    two_teams(svc, r)
+    c = app.server.test_client()
+    for role in ("qa_lead", "admin"):
+        res = c.get("/api/metrics/defects_found/events?timeframe=1h", headers=auth.bearer(role))
+        assert res.status_code == 200
+        [d4] = [x for x in rows_with_workflow(res.json) if x["workflow_id"] == "W4"]
+        assert d4["found_by"] == "bob"
+        assert scope_of(res.json) == {"teams": "all"}
+    res = c.get("/api/metrics/process_adoption_rate/events?timeframe=1h", headers=auth.bearer("admin"))
+    titles = {x["workflow_id"]: x.get("title") for x in rows_with_workflow(res.json)}
+    assert titles["W3"] == "web: secret launch page"
+    # developer + qa_lead: qa_lead names every team, so the user does too.
+    from auth.principal import issue_jwt
+    both = {"Authorization": "Bearer " + issue_jwt("ann", ["developer", "qa_lead"], 600, svc.secret_key)}
+    res = c.get("/api/widgets/dev-suggested/data?timeframe=1h", headers=both)
+    assert {x["workflow_id"]: x["author"] for x in res.json["response"]["data"]["rows"]} == {"W2": "bob", "W3": "cid"}
+    assert res.json["response"]["data"]["scope"] == {"teams": "all"}
+
+
+def test_scp005_a_developer_with_no_known_team_sees_every_row_scoped(app: Any, auth: Any, r: Any) -> None:
+    svc = app.server.extensions["qms"]
+    two_teams(svc, r)
+    c = app.server.test_client()
+    res = c.get("/api/widgets/dev-suggested/data?timeframe=1h", headers=auth.bearer("developer", "eve"))
+    rows = res.json["response"]["data"]["rows"]
+    assert len(rows) == 3 and all(x["author"].startswith("user-") for x in rows)
+    scope = res.json["response"]["data"]["scope"]
+    assert scope["team"] is None and scope["shown_without_names"] == 3
+    assert "your team is not known" in scope["note"]
+    res = c.get("/api/metrics/suggested_reviews/events?timeframe=1h", headers=auth.bearer("developer", "eve"))
+    assert leaks(rows_with_workflow(res.json), {"W1", "W2", "W3", "W4"}) == []
+
+
+def test_scp006_own_rows_stay_named_even_from_another_team(app: Any, auth: Any, r: Any) -> None:
+    """bob (core) reviewed W4 (web): his own review and defect keep his name for him; for ann
+    (core) they are web's rows and leave without names."""
+    svc = app.server.extensions["qms"]
+    two_teams(svc, r)
+    c = app.server.test_client()
+    res = c.get("/api/metrics/completed_today/events?timeframe=1h", headers=auth.bearer("developer", "bob"))
+    [row] = [x for x in rows_with_workflow(res.json) if x["workflow_id"] == "W4"]
+    assert row["reviewer"] == "bob"
+    res = c.get("/api/metrics/suggested_reviews/events?timeframe=1h", headers=auth.bearer("developer", "ann"))
+    w4 = [x for x in rows_with_workflow(res.json) if x["workflow_id"] == "W4"]
+    assert w4 and all(x.get("reviewer") != "bob" and x.get("author") != "dot" and "title" not in x for x in w4)
+    assert "web: secret launch page" not in res.get_data(as_text=True)
+    assert "ACME-42" not in res.get_data(as_text=True), "undeclared fields are free text too"
+
+
+def test_scp007_the_developer_page_shows_the_note_and_no_other_names(app: Any, auth: Any, r: Any) -> None:
+    svc = app.server.extensions["qms"]
+    two_teams(svc, r)
+    c = app.server.test_client()
+    auth.login(c, "developer", "ann")
+    with c.session_transaction() as sess:
+        csrf = sess["csrf"]
+    [key] = [k for k in app.callback_map if "dash-panels.children" in k]
+    body = callback_body(app, key, {("url", "pathname"): "/dashboards/developer", ("dash-timeframe", "value"): "1h"})
+    res = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf})
+    assert res.status_code == 200, res.data[:300]
+    text = json.dumps(res.json["response"]["dash-panels"])
+    assert "1 row of other teams shown without names" in text
+    assert '"cid"' not in text and "bob" in text
