@@ -109,6 +109,22 @@ OPENAPI: dict[str, Any] = {
             "summary": "Revoke an API token",
             "parameters": [{"name": "token_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": _ENV, "404": _ERR}}},
+        "/api/entities/workflow/{workflow_id}": {"get": {
+            "summary": "A workflow (pull request): its steps with the time in each, SLA status (met, missed, open with "
+                       "time left), cost, gates, reviews, defects with their resolutions, compliance checks and every "
+                       "event, sanitised for the caller (a dashboard permission that lists workflows)",
+            "parameters": [{"name": "workflow_id", "in": "path", "required": True,
+                            "schema": {"type": "string", "maxLength": 256}}],
+            "responses": {"200": _ENV, "401": _ERR, "403": _ERR, "404": _ERR, "503": _ERR}}},
+        "/api/entities/agent/{agent_id}": {"get": {
+            "summary": "An agent in a window: status and load over time, time in each status, gate runs, reviews, "
+                       "assignments, defects it found and how many were resolved as false positives",
+            "parameters": [{"name": "agent_id", "in": "path", "required": True,
+                            "schema": {"type": "string", "maxLength": 256}}, _TF, _END,
+                           {"name": "limit", "in": "query", "description": "rows per list, newest first (counts "
+                                                                           "always cover the whole window)",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 5000, "default": 500}}],
+            "responses": {"200": _ENV, "400": _ERR, "401": _ERR, "403": _ERR, "404": _ERR, "503": _ERR}}},
         "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
         "/api/stream": {"get": {"summary": "Server-Sent Events: the /ws messages of the channels asked for",
                                 "parameters": [{"name": "channels", "in": "query", "required": True,

@@ -36,11 +36,14 @@ TOKENS = "{p}:tokens"                      # set: every API token id
 # database number too ({n} = "<prefix>@<db>"), so deployments on two databases never mix.
 LIVE = "{n}:live:{channel}"                 # pub/sub channel: messages for browsers on one channel (data_update, alert)
 LIVE_APPLIED = "{n}:live-applied"          # pub/sub channel: the aggregator's new data version after each batch
-LIVE_CONTROL = "{n}:live-control"          # pub/sub channel: close a user's sockets (sign-out, disabled)
+LIVE_CONTROL = "{n}:live-control"          # pub/sub channel: close a user's or a credential's sockets (sign-out, disabled, token revoked)
 LIVE_LAST = "{p}:live-last:{channel}"      # hash: timeframe -> last data_update payload (snapshot on subscribe)
 LIVE_CLAIM = "{p}:live-claim:{version}"    # string (NX, EX): which publisher computes this data version
 SIGNIN_FAIL_USER = "{p}:signin:fail:user:{name}"  # string: failed sign-ins for a name in the current window (EX)
 SIGNIN_FAIL_IP = "{p}:signin:fail:ip:{ip}"        # string: failed sign-ins from an address in the current window (EX)
+SIGNIN_FAIL_PAIR = "{p}:signin:fail:pair:{name}|{ip}"  # string: failed sign-ins of one name from one address (EX)
+SESSION = "{p}:session:{id}"               # hash: one browser sign-in (user, epoch, remember), id = sha256 of the cookie's id (EX)
+USER_SESSIONS = "{p}:user-sessions:{name}"  # set: the sign-in digests of one user (to end them all)
 
 
 class Keys:
@@ -128,3 +131,12 @@ class Keys:
 
     def signin_fail_ip(self, ip: str) -> str:
         return SIGNIN_FAIL_IP.format(p=self.p, ip=ip)
+
+    def signin_fail_pair(self, name: str, ip: str) -> str:
+        return SIGNIN_FAIL_PAIR.format(p=self.p, name=name, ip=ip)
+
+    def session(self, ident: str) -> str:
+        return SESSION.format(p=self.p, id=ident)
+
+    def user_sessions(self, name: str) -> str:
+        return USER_SESSIONS.format(p=self.p, name=name)

@@ -11,7 +11,8 @@ from data.engine import Engine
 from data.ingest import Ingestor
 from data.keys import Keys
 from data.redis_conn import EmbeddedRedis, connect
-from data.users import SignInLimiter, TokenStore, UserStore
+from data.signin import SignInLimiter
+from data.users import TokenStore, UserStore
 
 
 @dataclass

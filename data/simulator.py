@@ -318,13 +318,15 @@ class Simulator:
         yield _done(t, w, "rejected")  # three strikes
         return t, False
 
-    def _defect(self, w: WF, t: int, stage: str) -> Item:
+    def _defect(self, w: WF, t: int, stage: str, found_by: str | None = None) -> Item:
         self._defects += 1
         sev = self._weighted(SEVERITIES, SEV_W)
         cat = self._weighted(CATEGORIES, PROD_CAT_W if stage == "production" else CAT_W)
-        return (t, "workflow.defect_found", {"workflow_id": w[0], "defect_id": f"DEF-{self._tag}-{self._defects}",
-                "severity": sev, "category": cat, "stage": stage},
-                "critical" if stage == "production" else SEV_PRIO[sev], w[2])
+        data = {"workflow_id": w[0], "defect_id": f"DEF-{self._tag}-{self._defects}", "severity": sev,
+                "category": cat, "stage": stage}
+        if found_by:     # the reviewer who raised it (agent pages count its false positives)
+            data["found_by"] = found_by
+        return (t, "workflow.defect_found", data, "critical" if stage == "production" else SEV_PRIO[sev], w[2])
 
     def _resolve(self, found: Item, t: int) -> None:
         res = self._weighted(RESOLUTIONS, RES_W)
@@ -384,7 +386,7 @@ class Simulator:
             n = self._weighted(BURST, BURST_W) if round_no == 0 else int(rnd() < 0.3)
             for _ in range(n):  # defects come in a burst while the reviewer reads the diff
                 t += int(rnd() * 240 * S) + S
-                found.append(self._defect(w, t, "review"))
+                found.append(self._defect(w, t, "review", reviewer))
                 yield found[-1]
             serious = any(f[2]["severity"] != "minor" for f in found)
             p_changes = (0.85 if serious else 0.3 if found else 0.08) * (0.5 if round_no else 1.0)

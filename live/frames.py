@@ -18,6 +18,14 @@ def text_frame(payload: bytes) -> bytes:
     return struct.pack("!BBQ", 0x81, 127, n) + payload
 
 
+class FrameTail(bytes):
+    """The unsent end of a frame that a socket's direct writer had begun: the pump writes it
+    as is. The only raw bytes a socket's queue may hold — anything else queued is a message
+    and is framed on its way out (raw JSON written as a frame is a protocol error)."""
+
+    __slots__ = ()
+
+
 class Outgoing:
     """One published message as every transport wants it: text (SSE) and a frame (WS)."""
 

@@ -17,7 +17,7 @@ import orjson
 import redis
 
 from data.keys import Keys
-from live.frames import Outgoing
+from live.frames import FrameTail, Outgoing
 from live.protocol import Connection
 
 log = logging.getLogger("qms.live")
@@ -28,10 +28,12 @@ CLOSE = object()        # queued to tell a client's loop to end
 class Client:
     """One browser connection: its protocol state and its outbound queue."""
 
-    def __init__(self, conn: Connection, user: str | None, epoch: int | None = None) -> None:
+    def __init__(self, conn: Connection, user: str | None, epoch: int | None = None,
+                 credential: str | None = None) -> None:
         self.conn = conn
         self.user = user
         self.epoch = epoch
+        self.credential = credential     # "session:<digest>" / "token:<id>": closed when it ends
         self.out: queue.Queue[Any] = queue.Queue(QUEUE_SIZE)
         self.closed = False
         self.dropped = 0
@@ -39,7 +41,7 @@ class Client:
         # returns False when the frame must go through the queue instead.
         self.direct: Callable[[bytes], bool] | None = None
 
-    def push(self, payload: Outgoing | bytes | str) -> bool:
+    def push(self, payload: Outgoing | FrameTail | str) -> bool:
         if self.closed:
             return False
         try:
@@ -98,8 +100,15 @@ class Hub:
         return len(self._clients)
 
     def close_user(self, user: str) -> int:
+        return self._close_where(lambda c: c.user == user)
+
+    def close_credential(self, credential: str) -> int:
+        """Close the sockets of one sign-in or API token (the user's others stay open)."""
+        return self._close_where(lambda c: c.credential == credential)
+
+    def _close_where(self, which: Callable[[Client], bool]) -> int:
         with self._lock:
-            mine = [c for c in self._clients if c.user == user]
+            mine = [c for c in self._clients if which(c)]
         for c in mine:
             c.close()
         return len(mine)
@@ -139,11 +148,20 @@ class Hub:
 
     def _run(self) -> None:
         backoff = 0.5
+        missed = False
         while not self._stop.is_set():
             pubsub = self.r.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.psubscribe(self.k.live_pattern)
                 pubsub.subscribe(self.k.live_control)
+                if missed:
+                    # Messages were missed while Redis was away: now that we hear the channels
+                    # again (nothing is lost between the two), resend every subscriber its
+                    # channels' snapshots. A restarted Redis may count versions anew.
+                    with self._lock:
+                        self._versions.clear()
+                    self._resync()
+                    missed = False
                 self.connected.set()
                 backoff = 0.5
                 while not self._stop.is_set():
@@ -152,11 +170,10 @@ class Hub:
                         self.dispatch(msg["channel"], msg["data"])
             except redis.RedisError as exc:
                 self.connected.clear()
+                missed = True
                 log.warning("live hub lost Redis (%s); retrying in %.1fs", exc, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
-                # Messages were missed: resend every subscriber its channels' snapshots.
-                self._resync()
             finally:
                 try:
                     pubsub.close()
@@ -171,6 +188,8 @@ class Hub:
             ctl = orjson.loads(payload)
             if ctl.get("close_user"):
                 self.close_user(ctl["close_user"])
+            if ctl.get("close_credential"):
+                self.close_credential(ctl["close_credential"])
             return 0
         channel = name[len(self._prefix):]
         if self._stale(channel, payload):
@@ -208,21 +227,30 @@ class Hub:
         return stale
 
     def _resync(self) -> None:
+        """Each subscriber its channels' snapshots, as published messages are sent: framed
+        (Outgoing), never as raw bytes, which a socket's pump writes unframed. A RedisError
+        propagates: the relay loop reconnects and resyncs again."""
         with self._lock:
             channels = {ch: list(members) for ch, members in self._by_channel.items() if members}
         for ch, members in channels.items():
-            try:
-                snap = self.snapshot(ch)
-            except redis.RedisError:
-                return
-            if snap is not None:
-                for c in members:
-                    c.push(snap)
+            snap = self.snapshot(ch)
+            if snap is None:
+                continue
+            out = Outgoing(snap)
+            self._stale(ch, snap)        # what the clients now have: an older message is stale
+            for c in members:
+                if c.conn.wants(ch):
+                    c.push(out)
 
 
 def announce_close(r: redis.Redis, keys: Keys, user: str) -> None:
     """Ask every web process to close this user's sockets (sign-out, disabled, new password)."""
     r.publish(keys.live_control, orjson.dumps({"close_user": user}))
+
+
+def announce_close_credential(r: redis.Redis, keys: Keys, credential: str) -> None:
+    """Ask every web process to close the sockets of one sign-in or API token (sign-out, revoked)."""
+    r.publish(keys.live_control, orjson.dumps({"close_credential": credential}))
 
 
 def make_connection(principal: Any, authorize: Callable[[Any, str], bool], settings: Any) -> Connection:

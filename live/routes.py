@@ -20,7 +20,7 @@ from flask_sock import ConnectionClosed, Sock
 from api.routes import error
 from auth.guard import AUTHENTICATED, require
 from auth.principal import Principal, authorize, current_principal
-from live.frames import Outgoing
+from live.frames import FrameTail, Outgoing
 from live.hub import CLOSE, Client, Hub, make_connection
 
 bp = Blueprint("live", __name__)
@@ -34,10 +34,16 @@ def hub() -> Hub:
 
 
 def _still_valid(svc: Any, principal: Principal) -> bool:
+    """The backstop of the control channel's close messages (a missed one during a Redis
+    outage): is the session's sign-in, or the API token, still live?"""
+    ident = principal.credential.partition(":")[2]
+    if principal.kind == "token":
+        token = svc.tokens.get(ident)
+        return token is not None and not token.revoked
     if principal.kind != "session":
         return True
     user = svc.users.get(principal.name)
-    return user is not None and not user.disabled
+    return user is not None and not user.disabled and svc.users.sessions.alive(ident)
 
 
 def _text(item: bytes | str) -> str:
@@ -70,7 +76,8 @@ def init_live(server: Flask, services: Any) -> None:
         if principal is None:        # the guard answered 401 already; a second lock
             return
         h = hub()
-        client = Client(make_connection(principal, authorize, svc.settings), principal.name)
+        client = Client(make_connection(principal, authorize, svc.settings), principal.name,
+                        credential=principal.credential or None)
         lock = threading.Lock()      # the pump and this loop both send
 
         def send(text: str) -> None:
@@ -85,12 +92,12 @@ def init_live(server: Flask, services: Any) -> None:
                     item = client.out.get()
                     if item is CLOSE:
                         break
-                    if isinstance(item, (Outgoing, bytes)):
+                    if isinstance(item, (Outgoing, FrameTail)):
                         with lock:
                             if not socket.connected:
                                 break
                             socket.sock.sendall(item.frame if isinstance(item, Outgoing) else item)
-                    else:
+                    else:            # a message (str or JSON bytes): framed by simple-websocket
                         send(_text(item))
             except Exception:        # the peer went away: the loop below sees it too
                 pass
@@ -140,7 +147,7 @@ def _direct_writer(socket: Any, client: Client, lock: Any) -> Any:
                 client.close()
                 return True
             if sent < len(frame):
-                client.push(frame[sent:])
+                client.push(FrameTail(frame[sent:]))
             return True
         finally:
             lock.release()
@@ -184,7 +191,8 @@ def stream() -> Response:
     svc = current_app.extensions["qms"]
     principal = current_principal()
     h = hub()
-    client = Client(make_connection(principal, authorize, svc.settings), principal.name if principal else None)
+    client = Client(make_connection(principal, authorize, svc.settings), principal.name if principal else None,
+                    credential=(principal.credential or None) if principal else None)
     channels = [c.strip() for c in request.args.get("channels", "").split(",") if c.strip()]
     first = client.conn.receive(orjson.dumps({"type": "subscribe", "channels": channels}))
     if not first.new_channels:
@@ -204,6 +212,8 @@ def stream() -> Response:
                 try:
                     item = client.out.get(timeout=SSE_HEARTBEAT_S)
                 except queue.Empty:
+                    if principal is not None and not _still_valid(svc, principal):
+                        break            # ended while a close message was missed
                     yield ": keep-alive\n\n"
                     continue
                 if item is CLOSE:

@@ -234,3 +234,70 @@ def test_live008_the_gevent_server_pushes_an_accepted_event(redis_url: str, r: A
             proc.kill()
             out = proc.communicate()[0].decode() + "\n(killed: no exit within 30 s of SIGTERM)"
     assert "server: gevent" in out and "Traceback" not in out and "killed" not in out, out[-2000:]
+
+
+def test_live009_sockets_survive_a_redis_restart_and_take_the_next_update(tmp_path: Path) -> None:
+    """A private redis-server is shut down (saving) and started again on the same port and
+    data while real WebSocket clients are connected. Before: the hub's resync wrote each
+    client a snapshot as if it were a ready frame (no header), every browser got "invalid
+    opcode" and was dropped with close 1002. Now every message is framed: the clients stay,
+    get the resync snapshot, then the next update."""
+    from factory import create_app
+    from settings import Settings
+    from tests.conftest import _free_port, start_redis_server
+
+    port, data = _free_port(), tmp_path / "redis"
+    data.mkdir()
+    proc, url = start_redis_server(port, ["--dir", str(data)])
+    srv = None
+    try:
+        app = create_app(Settings.from_env({}, redis_url=url, run_aggregator=False, demo=False, secret_key="k" * 48,
+                                           data_dir=str(tmp_path / "app"), alerts=False))
+        svc = app.server.extensions["qms"]
+        svc.users._method = "scrypt:1024:8:1"
+        hub = app.server.extensions["qms_hub"]
+        r = svc.redis
+        svc.ingestor.ingest(_gates(3))
+        _publish(app, r)
+        srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        from auth.principal import issue_jwt
+        sockets = [connect(f"ws://127.0.0.1:{srv.server_port}/ws?token={issue_jwt(f'u{i}', [role], 600, 'k' * 48)}")
+                   for i, role in enumerate(("qa_lead", "qa_lead", "admin"))]
+        for ws in sockets:
+            ws.send(json.dumps({"type": "subscribe", "channels": ["dashboard.qa"]}))
+            _recv(ws, "subscribed")
+            before = _recv(ws, "data_update")
+            assert before["data"]["timeframes"]["24h"]["kpis"]["total_gates_executed"]["text"] == "3"
+        assert hub.connected.wait(5)
+
+        r.shutdown(save=True)
+        proc.wait(10)
+        deadline = time.time() + 5
+        while hub.connected.is_set() and time.time() < deadline:
+            time.sleep(0.02)
+        assert not hub.connected.is_set(), "the hub noticed the outage"
+        proc, _ = start_redis_server(port, ["--dir", str(data)])
+        assert hub.connected.wait(15), "the hub is back on the restarted Redis"
+
+        for ws in sockets:        # the resync snapshot: a well-formed message, on an open socket
+            snap = _recv(ws, "data_update", timeout=10)
+            assert snap["data"]["timeframes"]["24h"]["kpis"]["total_gates_executed"]["text"] == "3"
+        svc.ingestor.ingest(_gates(1, passed=False))
+        _publish(app, r)
+        for ws in sockets:
+            texts: set[str] = set()
+            deadline = time.time() + 10
+            while "4" not in texts and time.time() < deadline:
+                msg = _recv(ws, "data_update", timeout=10)
+                texts |= {tf["kpis"]["total_gates_executed"]["text"] for tf in msg["data"]["timeframes"].values()}
+            assert "4" in texts
+            ws.send(json.dumps({"type": "ping"}))
+            assert _recv(ws, "pong")["type"] == "pong"
+            ws.close()
+        hub.stop()
+    finally:
+        if srv is not None:
+            srv.shutdown()
+        proc.kill()
+        proc.wait(10)

@@ -35,6 +35,7 @@ class Endpoint:
     needs: tuple[str, ...]            # every one of these permissions is required
     ok: int = 200                     # the status a permitted caller gets
     body: Callable[[str], Any] | None = field(default=None, compare=False)   # role -> JSON body
+    any_of: tuple[str, ...] = ()      # and at least one of these (data several dashboards show)
 
     @property
     def id(self) -> str:
@@ -82,7 +83,12 @@ def endpoints() -> list[Endpoint]:
             Endpoint("GET", "/api/alerts", ("view:alerts",)),
             Endpoint("GET", "/api/alerts/history", ("view:alerts",)),
             # No such alert: who may acknowledge learns that (404); nobody else does (403).
-            Endpoint("POST", "/api/alerts/nothing/acknowledge", ("manage:alerts",), 404, lambda role: {})]
+            Endpoint("POST", "/api/alerts/nothing/acknowledge", ("manage:alerts",), 404, lambda role: {}),
+            # Entity pages: shown by any dashboard that lists workflows / agents; no such id is a 404.
+            Endpoint("GET", "/api/entities/workflow/WF-none", (), 404,
+                     any_of=("view:operational_dashboard", "view:qa_dashboard", "view:developer_dashboard")),
+            Endpoint("GET", "/api/entities/agent/qms-none", (), 404,
+                     any_of=("view:operational_dashboard", "view:qa_dashboard"))]
     return out
 
 
@@ -155,7 +161,7 @@ def test_rbac003_endpoint_matrix(app: Any, auth: Any, role: str) -> None:
     token_id = _fresh_token(svc)
     failures = []
     for ep in endpoints():
-        allowed = all(p in granted for p in ep.needs)
+        allowed = all(p in granted for p in ep.needs) and (not ep.any_of or any(p in granted for p in ep.any_of))
         res = _call(c, ep, role, headers, token_id)
         where = f"{role}: {ep.id}"
         try:

@@ -1,0 +1,131 @@
+"""Reads one workflow's or one agent's events from Redis for the entity pages and hands them to
+the pure assembly in data/entities.py.
+
+Sources (data/keys.py): the aggregator's per-entity index `eix:<wf|ac>:<id>` (event ids scored
+by timestamp), the raw bodies `raw:<day>`, the agent status timeline `tl:ag:<id>`, the agents'
+display state and the defect entities `ent:df:<id>`, whose resolution times find the
+`defect_resolved` events (they name no workflow, so no workflow index holds them) through the
+type index `rawidx:workflow.defect_resolved:<day>` at exactly those timestamps.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Iterable, Iterator
+
+import orjson
+import redis
+
+from data import entities
+from data.keys import Keys
+from data.timeutil import DAY_MS
+
+CHUNK = 2000            # raw bodies fetched per round trip
+MAX_ID = 256            # the event contract's longest id or name
+
+
+def _bodies(r: redis.Redis, keys: Keys, hits: list[tuple[bytes, int]]) -> Iterator[dict[str, Any]]:
+    """The raw events of (event id, ts) pairs, in the given order, a chunk at a time (constant
+    memory however long the window); ids whose body has expired are skipped."""
+    for pos in range(0, len(hits), CHUNK):
+        part = hits[pos:pos + CHUNK]
+        by_day: dict[int, list[bytes]] = defaultdict(list)
+        for eid, ts in part:
+            by_day[ts // DAY_MS].append(eid)
+        with r.pipeline(transaction=False) as p:
+            for day, ids in by_day.items():
+                p.hmget(keys.raw(day), ids)
+            replies = p.execute()
+        found: dict[bytes, bytes] = {}
+        for (day, ids), bodies in zip(by_day.items(), replies):
+            found.update((eid, body) for eid, body in zip(ids, bodies) if body is not None)
+        for eid, _ts in part:
+            body = found.get(eid)
+            if body is not None:
+                yield orjson.loads(body)
+
+
+def resolutions(r: redis.Redis, keys: Keys, defect_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """{defect id: its defect_resolved events}, found from the defect entity's resolution times."""
+    ids = sorted({d for d in defect_ids if isinstance(d, str)})
+    if not ids:
+        return {}
+    with r.pipeline(transaction=False) as p:
+        for d in ids:
+            p.get(keys.entity("df", d))
+        states = p.execute()
+    wanted: list[tuple[str, int]] = []
+    for d, raw in zip(ids, states):
+        for ts in sorted(set((orjson.loads(raw) if raw else {}).get("r", []))):
+            wanted.append((d, int(ts)))
+    if not wanted:
+        return {}
+    with r.pipeline(transaction=False) as p:
+        for _d, ts in wanted:
+            p.zrangebyscore(keys.raw_index("workflow.defect_resolved", ts // DAY_MS), ts, ts)
+        candidates = p.execute()
+    hits = sorted({(eid, ts) for (_d, ts), eids in zip(wanted, candidates) for eid in eids}, key=lambda h: h[1])
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    want = set(ids)
+    for ev in _bodies(r, keys, hits):
+        d = (ev.get("data") or {}).get("defect_id")
+        if d in want:
+            out[d].append(ev)
+    return dict(out)
+
+
+def _index(r: redis.Redis, key: str, lo: int | str, hi: int | str) -> list[tuple[bytes, int]]:
+    """Members of an entity index with lo <= ts < hi, newest first."""
+    return [(m, int(s)) for m, s in r.zrevrangebyscore(key, f"({hi}" if isinstance(hi, int) else hi, lo,
+                                                         withscores=True)]
+
+
+def read_workflow(r: redis.Redis, keys: Keys, workflow_id: str, now: int, sla_ms: int) -> dict[str, Any] | None:
+    """The workflow page's data, or None for a workflow nobody has reported."""
+    if not workflow_id or len(workflow_id) > MAX_ID:
+        return None
+    index = keys.entity_events("wf", workflow_id)
+    if not r.exists(index, keys.entity("wf", workflow_id)):
+        return None
+    evs = list(_bodies(r, keys, _index(r, index, "-inf", "+inf")))
+    found = [e["data"].get("defect_id") for e in evs if e.get("type") == "workflow.defect_found"]
+    return entities.workflow_doc(workflow_id, evs, resolutions(r, keys, found), now, sla_ms)
+
+
+def agent_known(r: redis.Redis, keys: Keys, agent_id: str) -> bool:
+    """An agent: announced by a status event, or an agent-named actor with indexed events.
+    People (reviewers, finders) have indexes too but no agent page."""
+    if not agent_id or len(agent_id) > MAX_ID:
+        return False
+    if r.sismember(keys.registry("agents"), agent_id):
+        return True
+    return entities.is_agent_name(agent_id) and bool(r.exists(keys.entity_events("ac", agent_id),
+                                                              keys.timeline("ag", agent_id)))
+
+
+def _member(m: bytes) -> tuple[int, str, str]:
+    ts, rest = m.decode().split("|", 1)
+    eid, value = rest.rsplit("|", 1)
+    return int(ts), eid, value
+
+
+def read_agent(r: redis.Redis, keys: Keys, agent_id: str, start: int, end: int, now: int,
+               limit: int = 500) -> dict[str, Any] | None:
+    """The agent page's data for [start, end), or None for an unknown agent."""
+    if not agent_known(r, keys, agent_id):
+        return None
+    tl = keys.timeline("ag", agent_id)
+    with r.pipeline(transaction=False) as p:
+        p.hget(keys.state("agents"), agent_id)
+        p.zrangebyscore(tl, start, f"({end}")
+        p.zrevrangebyscore(tl, f"({start}", "-inf", start=0, num=1)
+        current, points_raw, before_raw = p.execute()
+    points = [_member(m) for m in points_raw]
+    before = None
+    if before_raw:
+        ts, eid, status = _member(before_raw[0])
+        body = r.hget(keys.raw(ts // DAY_MS), eid)
+        load = (orjson.loads(body).get("data") or {}).get("load") if body else None
+        before = (ts, eid, status, load)
+    hits = _index(r, keys.entity_events("ac", agent_id), start, end)
+    return entities.agent_doc(agent_id, orjson.loads(current) if current else None, points, before,
+                              _bodies(r, keys, hits), lambda ids: resolutions(r, keys, ids), start, end, now, limit)
