@@ -27,7 +27,7 @@ PERSON_FIELDS = ("author", "reviewer", "user", "changed_by", "found_by")
 # A reviewer (or a defect's finder) is an agent or a colleague (EVENTS.md); agents are not people.
 AGENT_PREFIX = "qms-"
 MAYBE_AGENT = frozenset({"reviewer", "found_by"})
-ROW_PERSON_KEYS = ("author", "reviewer", "user")
+ROW_PERSON_KEYS = ("author", "reviewer", "user", "found_by")
 
 # The kinds of rows a scope rule decides on, and what it may do with another team's row.
 KINDS = ("events", "workflows", "reviews", "defects", "violations")
@@ -263,7 +263,7 @@ class Sanitizer:
         assert scope is not None and other is not None
         if kind is not None and kind not in KINDS:
             raise ValueError(f"unknown row kind {kind!r}; kinds: {', '.join(KINDS)}")
-        people = [[d.get(k) for k in (*keys, "found_by")] for d in ds]
+        people = [[d.get(k) for k in {*keys, "found_by"}] for d in ds]
         scope.prefetch(w for d, names in zip(ds, people) if isinstance(w := d.get("workflow_id"), str)
                        and (scope.viewer is None or scope.viewer not in names))
         count = ScopeCount()

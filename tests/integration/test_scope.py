@@ -229,3 +229,24 @@ def test_scp007_the_developer_page_shows_the_note_and_no_other_names(app: Any, a
     text = json.dumps(res.json["response"]["dash-panels"])
     assert "1 row of other teams shown without names" in text
     assert '"cid"' not in text and "bob" in text
+
+
+def test_scp008_every_widget_of_a_pseudonymising_role_names_nobody(app: Any, auth: Any, r: Any) -> None:
+    """Widget rows are sanitised once, in panel_data: no widget of the executive or operations
+    dashboards may carry a person's name (they see people only as pseudonyms)."""
+    from data.widget_rows import WIDGETS
+    svc = app.server.extensions["qms"]
+    two_teams(svc, r)
+    svc.ingestor.ingest([
+        ev("x1", "system.error_occurred", 5, component="ci", error_type="Timeout", message="ann's job", severity="info"),
+        ev("k1", "workflow.compliance_checked", 5, workflow_id="W3", policy="license", passed=False),
+        ev("a1", "system.agent_status_changed", 5, agent_id="qms-code-reviewer", status="active", load=0.5)])
+    Aggregator(r, K).drain()
+    c = app.server.test_client()
+    for role, dash in (("executive", "executive"), ("operations", "operational")):
+        for widget in (w for w, (d, _, _) in WIDGETS.items() if d == dash):
+            res = c.get(f"/api/widgets/{widget}/data?timeframe=1h", headers=auth.bearer(role))
+            assert res.status_code == 200, (role, widget, res.data[:200])
+            text = res.get_data(as_text=True)
+            assert not [p for p in ("ann", "bob", "cid", "dot") if f'"{p}"' in text], (role, widget)
+            assert "ann's job" not in text or role == "operations"
