@@ -26,14 +26,14 @@ import redis
 
 from data import contrib
 from data.batch import (
+    APPLY,
     ENTITY_TTL_S,
-    MINCR,
-    MSETPX,
     RELEASE,
     RETENTION,
     STEP,
     Acc,
     Parsed,
+    Writes,
     display_row,
     entry_ms,
     member,
@@ -145,6 +145,9 @@ class Aggregator:
         if floors:
             floor = min(floors, key=lambda i: tuple(int(x) for x in i.split(b"-")))
             self.r.xtrim(self.k.stream, minid=floor, approximate=True)
+        for key in self.r.smembers(self.k.carry):   # buckets with carries that have expired since
+            if not self.r.exists(key):
+                self.r.srem(self.k.carry, key)
 
     def reclaim(self) -> int:
         live = self._claim()
@@ -174,7 +177,40 @@ class Aggregator:
 
     # --- one batch ----------------------------------------------------------------------
     def process(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        self.apply(self.parse(entries))
+        """Apply a batch. If computing it fails, the batch is split in halves until the event
+        that makes it fail stands alone; that one goes to the dead-letter store and the rest
+        apply, so one poison event never holds up (or takes down) the others. Redis errors
+        are not the events' fault: they propagate and the entries stay pending."""
+        try:
+            self.apply(self.parse(entries))
+        except redis.RedisError:
+            raise
+        except Exception as exc:
+            if len(entries) == 1:
+                self._dead_letter_entry(entries[0], exc)
+                return
+            log.warning("a batch of %d entries failed (%s: %s); splitting it to isolate the cause",
+                        len(entries), type(exc).__name__, exc)
+            mid = len(entries) // 2
+            self.process(entries[:mid])
+            self.process(entries[mid:])
+
+    def _dead_letter_entry(self, entry: tuple[bytes, dict[bytes, bytes]], exc: Exception) -> None:
+        entry_id, fields = entry
+        raw = fields.get(b"e") or b""
+        try:
+            ident = str(orjson.loads(raw).get("id") or "")[:128]
+        except Exception:
+            ident = ""
+        reason = f"aggregation failed: {type(exc).__name__}: {exc}"[:1000]
+        log.error("event %r (entry %s) cannot be aggregated and goes to the dead-letter store: %s",
+                  ident, entry_id.decode(), reason)
+        with self.r.pipeline(transaction=True) as tx:
+            tx.xadd(self.k.deadletter, {"reason": reason, "raw": raw, "origin": "stream",
+                                        "at": fmt_ms(now_ms()), "id": ident}, maxlen=100_000, approximate=True)
+            tx.hincrby(self.k.meta, "rejected", 1)
+            tx.xack(self.k.stream, self.k.group, entry_id)
+            tx.execute()
 
     def parse(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> "Parsed":
         """Decode and validate a batch (no Redis): valid events, dead letters, in-batch repeats."""
@@ -290,48 +326,39 @@ class Aggregator:
                         add(c)
                 display: dict[str, dict[str, bytes]] = defaultdict(dict)
                 hide: dict[str, list[str]] = defaultdict(list)
-                tx.multi()
-                self._entities(tx, acc, ent_list, ent_keys, ent_states, by_entity, fresh_ids, display, hide)
-                self._timelines(tx, acc, tl_list, tl_keys, tl_segments, by_entity, fresh_ids, display)
+                w = Writes(k.carry)
+                self._entities(w, acc, ent_list, ent_keys, ent_states, by_entity, fresh_ids, display, hide)
+                self._timelines(w, acc, tl_list, tl_keys, tl_segments, by_entity, fresh_ids, display)
                 for kind, mapping in display.items():
-                    tx.hset(k.state(kind), mapping=mapping)
+                    w.hset(k.state(kind), mapping)
                 for kind, idents in hide.items():
-                    tx.hdel(k.state(kind), *idents)
-                self._registries_and_raw(tx, fresh, author_list, author_vals, now, parsed.raws)
-                args: list[Any] = []
+                    w.hdel(k.state(kind), *idents)
+                self._registries_and_raw(w, fresh, author_list, author_vals, now, parsed.raws)
                 for (res_name, fam, start), fields in acc.rolled(now).items():
-                    nonzero = [(f, v) for f, v in fields.items() if v]
-                    if nonzero:
-                        args += [k.rollup(res_name, fam, start),
-                                 str(start + STEP[res_name] + RETENTION[res_name] + EXPIRY_SLACK_MS), str(len(nonzero))]
-                        for f, v in nonzero:
-                            args += [f, str(v)]
+                    w.increments(k.rollup(res_name, fam, start),
+                                 start + STEP[res_name] + RETENTION[res_name] + EXPIRY_SLACK_MS, fields)
                 for fam, fields in acc.totals.items():
-                    nonzero = [(f, v) for f, v in fields.items() if v]
-                    if nonzero:
-                        args += [k.totals(fam), "0", str(len(nonzero))]
-                        for f, v in nonzero:
-                            args += [f, str(v)]
-                if args:
-                    tx.eval(MINCR, 0, orjson.dumps(args))
+                    w.increments(k.totals(fam), 0, fields)
+                for reason, raw in dead:
+                    w.xadd(k.deadletter, {"reason": reason, "raw": raw, "origin": "stream", "at": fmt_ms(now)}, 100_000)
+                w.command("HINCRBY", k.meta, "version", 1)
+                w.command("PUBLISH", k.live_applied, "1")   # wakes the live publisher (data.live is pull, not this payload)
+                w.command("HINCRBY", k.meta, "applied", len(fresh))
+                w.command("HINCRBY", k.meta, "duplicates", dups)
+                w.command("HINCRBY", k.meta, "rejected", len(dead))
+                w.command("HSET", k.meta, "last_batch_ms", now)
+                if fresh:
+                    w.command("HSET", k.meta, "last_event_ms", max(ts for _, ts in fresh))
+                # Last: the marks that say "done". They run only if every write before them did.
                 for day, idents in days.items():
                     new = idents if fresh_ids is None else [i for i in idents if i in fresh_ids]
                     if new:
-                        tx.sadd(k.applied(day), *new)
-                        tx.pexpireat(k.applied(day), max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms)
-                for reason, raw in dead:
-                    tx.xadd(k.deadletter, {"reason": reason, "raw": raw, "origin": "stream", "at": fmt_ms(now)},
-                            maxlen=100_000, approximate=True)
-                tx.hincrby(k.meta, "version", 1)
-                tx.publish(k.live_applied, b"1")    # wakes the live publisher (data.live is pull, not this payload)
-                tx.hincrby(k.meta, "applied", len(fresh))
-                tx.hincrby(k.meta, "duplicates", dups)
-                tx.hincrby(k.meta, "rejected", len(dead))
-                tx.hset(k.meta, "last_batch_ms", now)
-                if fresh:
-                    tx.hset(k.meta, "last_event_ms", max(ts for _, ts in fresh))
-                tx.xack(k.stream, k.group, *entry_ids)
-                tx.delete(k.lock)
+                        w.sadd(k.applied(day), *new)
+                        w.command("PEXPIREAT", k.applied(day), max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms)
+                w.xack(k.stream, k.group, *entry_ids)
+                w.command("DEL", k.lock)
+                tx.multi()
+                tx.eval(APPLY, 0, *w.script_args())
                 if self.before_commit is not None:
                     self.before_commit()
                 tx.execute()
@@ -342,11 +369,11 @@ class Aggregator:
         if self.on_batch is not None:
             self.on_batch(len(fresh))
 
-    def _entities(self, tx: Any, acc: Acc, ent_list: list[tuple[str, str]], ent_keys: list[str],
+    def _entities(self, w: Writes, acc: Acc, ent_list: list[tuple[str, str]], ent_keys: list[str],
                   ent_states: list[Any], by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]],
                   fresh_ids: set[str] | None, display: dict[str, dict[str, bytes]],
                   hide: dict[str, list[str]]) -> None:
-        args: list[Any] = [ENTITY_TTL_S * 1000]
+        pairs: list[tuple[str, bytes]] = []
         sla = self.sla_ms
         fold = contrib.fold
         ec = contrib.entity_contributions
@@ -369,11 +396,10 @@ class Aggregator:
                 acc.add_all(after)
             display_row(kind, ident, new, display, hide)
             new["_c"] = after
-            args += [key, orjson.dumps(new)]
-        if len(args) > 1:
-            tx.eval(MSETPX, 0, *args)
+            pairs.append((key, orjson.dumps(new)))
+        w.mset_px(ENTITY_TTL_S * 1000, pairs)
 
-    def _timelines(self, tx: Any, acc: Acc, tl_list: list[tuple[str, str]], tl_keys: list[str],
+    def _timelines(self, w: Writes, acc: Acc, tl_list: list[tuple[str, str]], tl_keys: list[str],
                    segments: list[tuple[list[bytes], list[bytes]]],
                    by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]], fresh_ids: set[str] | None,
                    display: dict[str, dict[str, bytes]]) -> None:
@@ -397,9 +423,9 @@ class Aggregator:
             new_pts = sorted(old_pts + list(new_members.values()))
             acc.add_diff(contrib.timeline_steps(kind, ident, prev_value, [(p[0], p[2]) for p in old_pts]),
                          contrib.timeline_steps(kind, ident, prev_value, [(p[0], p[2]) for p in new_pts]))
-            tx.zadd(key, {m: v[0] for m, v in new_members.items()})
-            tx.zremrangebyscore(key, "-inf", now_ms() - RESOLUTIONS[-1].retention_ms)
-            tx.expire(key, ENTITY_TTL_S)
+            w.zadd(key, {m: v[0] for m, v in new_members.items()})
+            w.command("ZREMRANGEBYSCORE", key, "-inf", now_ms() - RESOLUTIONS[-1].retention_ms)
+            w.command("EXPIRE", key, ENTITY_TTL_S)
             latest = new_pts[-1]
             if not old_pts or latest > old_pts[-1]:
                 ev = next(e for e, _ in evs if e["id"] == latest[1])
@@ -412,7 +438,7 @@ class Aggregator:
                     display["queues"][ident] = orjson.dumps(
                         {"queue": ident, "depth": d["depth"], "since": ev["timestamp"]})
 
-    def _registries_and_raw(self, tx: Any, fresh: list[tuple[dict[str, Any], int]], authors: list[str],
+    def _registries_and_raw(self, w: Writes, fresh: list[tuple[dict[str, Any], int]], authors: list[str],
                             author_vals: list[Any], now: int, raws: dict[str, bytes]) -> None:
         k = self.k
         regs: dict[str, set[str]] = defaultdict(set)
@@ -455,19 +481,19 @@ class Aggregator:
                 for ref in contrib.entity_refs(ev):
                     ent_idx[ref][ev["id"]] = ts
         for name, members in regs.items():
-            tx.sadd(k.registry(name), *members)
+            w.sadd(k.registry(name), *members)
         if changed_authors:
-            tx.hset(k.authors, mapping={a: orjson.dumps(list(latest_author[a])) for a in changed_authors})
+            w.hset(k.authors, {a: orjson.dumps(list(latest_author[a])) for a in changed_authors})
         for day, mapping in raw_by_day.items():
-            tx.hset(k.raw(day), mapping=mapping)
-            tx.pexpireat(k.raw(day), (day + 1) * DAY_MS + self.raw_ttl_ms)
+            w.hset(k.raw(day), mapping)
+            w.command("PEXPIREAT", k.raw(day), (day + 1) * DAY_MS + self.raw_ttl_ms)
         for (t, day), mapping in idx.items():
-            tx.zadd(k.raw_index(t, day), mapping)
-            tx.pexpireat(k.raw_index(t, day), (day + 1) * DAY_MS + self.raw_ttl_ms)
+            w.zadd(k.raw_index(t, day), mapping)
+            w.command("PEXPIREAT", k.raw_index(t, day), (day + 1) * DAY_MS + self.raw_ttl_ms)
         # An entity's events (its page): kept as long as the raw events they point to.
         horizon = now - self.raw_ttl_ms - DAY_MS
         for (kind, ident), mapping in ent_idx.items():
             key = k.entity_events(kind, ident)
-            tx.zadd(key, mapping)
-            tx.zremrangebyscore(key, "-inf", f"({horizon}")
-            tx.pexpireat(key, now + self.raw_ttl_ms + DAY_MS)
+            w.zadd(key, mapping)
+            w.command("ZREMRANGEBYSCORE", key, "-inf", f"({horizon}")
+            w.command("PEXPIREAT", key, now + self.raw_ttl_ms + DAY_MS)

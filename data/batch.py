@@ -17,33 +17,159 @@ ENTITY_TTL_S = 90 * 86_400 + 86_400
 STEP = {r.name: r.step_ms for r in RESOLUTIONS}
 RETENTION = {r.name: r.retention_ms for r in RESOLUTIONS}
 
-# Batched writes: one EVAL instead of thousands of commands (EVAL, not EVALSHA, because a
-# NOSCRIPT error inside MULTI would not abort the rest of the transaction).
-# ARGV: (key, expire-at ms or 0, n, field1, delta1, ... fieldn, deltan)*
-MINCR = """
-local a = cjson.decode(ARGV[1])
+# A batch is written by ONE script, in two phases: first it checks that every key it will
+# write holds the type the write needs (a wrong type is the one way a write could still fail
+# once Python validated the arguments), then it writes. A check that fails returns an error
+# before anything is written; Redis refuses a script over maxmemory at its first write. So a
+# batch is written whole or not at all, and the marks "applied" and the XACK come last.
+# (A MULTI/EXEC would not do: Redis runs the rest of a transaction when one command fails.)
+#
+# ARGV[1]: JSON {"i": increments, "o": ops, "c": carry set key}; ARGV[2..]: blobs that ops
+# name by their ARGV index (JSON numbers; every literal is a JSON string).
+# "i": [key, expire-at ms (0: none), n, field1, delta1, ... fieldn, deltan, key, ...]
+# "o": [[command, key, arg, ...], ...] run as they are, plus MSETPX [ttl ms, key, value]*.
+#
+# Rollup fields cannot overflow: a field that reaches ±2^62 hands 2^62 to the same field of
+# the sibling hash "<key>:carry" (listed in the carry set), and readers add carry × 2^62.
+# Every delta is < 2^61 (checked in Python), so a field stays below 2^62 + 2^61 < 2^63.
+APPLY = r"""
+local plan = cjson.decode(ARGV[1])
+local inc, ops, carryset = plan.i, plan.o, plan.c
+local want = {HSET = 'hash', HDEL = 'hash', HINCRBY = 'hash', SADD = 'set', ZADD = 'zset',
+              ZREMRANGEBYSCORE = 'zset', XADD = 'stream', XACK = 'stream'}
+local checked = {}
+local function wrong(key, kind)
+  if checked[key] then return nil end
+  checked[key] = true
+  local got = redis.call('TYPE', key).ok
+  if got ~= 'none' and got ~= kind then return key .. ' is a ' .. got .. ', not a ' .. kind end
+  return nil
+end
+local bad = wrong(carryset, 'set')
 local i = 1
-while i <= #a do
-  local key, exp, n = a[i], tonumber(a[i + 1]), tonumber(a[i + 2])
+while not bad and i <= #inc do
+  local key, n = inc[i], tonumber(inc[i + 2])
+  bad = wrong(key, 'hash') or wrong(key .. ':carry', 'hash')
+  i = i + 3 + 2 * n
+end
+for _, op in ipairs(ops) do
+  if bad then break end
+  local kind = want[op[1]]
+  if kind then bad = wrong(op[2], kind) end
+end
+if bad then return redis.error_reply('QMSCHECK nothing written: ' .. bad) end
+
+local LIM = 4611686018427387904
+i = 1
+while i <= #inc do
+  local key, exp, n = inc[i], tonumber(inc[i + 1]), tonumber(inc[i + 2])
   local j = i + 3
   for _ = 1, n do
-    redis.call('HINCRBY', key, a[j], a[j + 1])
+    local f = inc[j]
+    local v = redis.call('HINCRBY', key, f, inc[j + 1])
+    if v >= LIM or v <= -LIM then
+      local up = v >= LIM
+      redis.call('HINCRBY', key, f, up and '-4611686018427387904' or '4611686018427387904')
+      redis.call('HINCRBY', key .. ':carry', f, up and 1 or -1)
+      redis.call('SADD', carryset, key)
+      if exp > 0 then redis.call('PEXPIREAT', key .. ':carry', exp) end
+    end
     j = j + 2
   end
   if exp > 0 then redis.call('PEXPIREAT', key, exp) end
   i = j
 end
-return 1
+for _, op in ipairs(ops) do
+  if op[1] == 'MSETPX' then
+    for j = 3, #op, 2 do redis.call('SET', op[j], ARGV[op[j + 1]], 'PX', op[2]) end
+  else
+    local args = {}
+    for j = 1, #op do
+      local a = op[j]
+      if type(a) == 'number' then args[j] = ARGV[a] else args[j] = a end
+    end
+    redis.call(unpack(args))
+  end
+end
+return #ops
 """
-# MINCR's one argument: a JSON array of strings [key, expire-at ms (0: none), n, field, delta, ...].
-# One string instead of ~100k arguments: redis-py packed each argument in Python (~10 % of
-# the aggregator's time); values stay strings so HINCRBY gets exact integers, never a Lua
-# number printed as 1e+15.
-# ARGV: ttl ms, (key, value)*
-MSETPX = """
-for i = 2, #ARGV, 2 do redis.call('SET', ARGV[i], ARGV[i + 1], 'PX', ARGV[1]) end
-return 1
-"""
+CARRY = 1 << 62
+MAX_DELTA = 1 << 61
+_CHUNK = 400          # items per command: Lua's unpack() is bounded by its C stack
+
+
+class DeltaTooLarge(ValueError):
+    """A field's change in one batch is too large to add safely: the batch is bisected and the
+    event behind it dead-lettered."""
+
+
+class Writes:
+    """Every write of one batch, for APPLY. Methods mirror redis-py's; bytes go as blobs
+    (ARGV), everything else as JSON strings."""
+
+    def __init__(self, carry_set: str) -> None:
+        self.carry_set = carry_set
+        self.inc: list[str] = []
+        self.ops: list[list[Any]] = []
+        self.blobs: list[bytes] = []
+
+    def _arg(self, v: Any) -> Any:
+        if isinstance(v, bytes):
+            self.blobs.append(v)
+            return len(self.blobs) + 1          # ARGV index: ARGV[1] is the plan
+        return v if isinstance(v, str) else str(v)
+
+    def _chunked(self, cmd: str, key: str, head: list[Any], items: list[Any], per: int) -> None:
+        for n in range(0, len(items), _CHUNK * per):
+            self.ops.append([cmd, key, *head, *(self._arg(x) for x in items[n:n + _CHUNK * per])])
+
+    def increments(self, key: str, expire_at: int, fields: dict[str, int]) -> None:
+        nonzero = [(f, v) for f, v in fields.items() if v]
+        if not nonzero:
+            return
+        inc = self.inc
+        inc += [key, str(expire_at), str(len(nonzero))]
+        for f, v in nonzero:
+            if not -MAX_DELTA < v < MAX_DELTA:
+                raise DeltaTooLarge(f"{key} {f}: a change of {v} in one batch")
+            inc += [f, str(v)]
+
+    def mset_px(self, ttl_ms: int, pairs: list[tuple[str, bytes]]) -> None:
+        for n in range(0, len(pairs), _CHUNK):
+            op: list[Any] = ["MSETPX", str(ttl_ms)]
+            for key, value in pairs[n:n + _CHUNK]:
+                op += [key, self._arg(value)]
+            self.ops.append(op)
+
+    def hset(self, key: str, mapping: dict[str, Any]) -> None:
+        self._chunked("HSET", key, [], [x for kv in mapping.items() for x in kv], 2)
+
+    def hdel(self, key: str, *fields: str) -> None:
+        self._chunked("HDEL", key, [], list(fields), 1)
+
+    def sadd(self, key: str, *members: str) -> None:
+        self._chunked("SADD", key, [], list(members), 1)
+
+    def zadd(self, key: str, mapping: dict[Any, int]) -> None:
+        self._chunked("ZADD", key, [], [x for m, score in mapping.items() for x in (score, m)], 2)
+
+    def xack(self, stream: str, group: str, *ids: bytes) -> None:
+        for n in range(0, len(ids), _CHUNK):
+            self.ops.append(["XACK", stream, group, *(i.decode() for i in ids[n:n + _CHUNK])])
+
+    def xadd(self, key: str, fields: dict[str, Any], maxlen: int) -> None:
+        self.ops.append(["XADD", key, "MAXLEN", "~", str(maxlen), "*",
+                         *(self._arg(x) for kv in fields.items() for x in kv)])
+
+    def command(self, *args: Any) -> None:
+        """Any other write, as it is (PEXPIREAT, EXPIRE, ZREMRANGEBYSCORE, HINCRBY, PUBLISH, DEL)."""
+        self.ops.append([self._arg(a) for a in args])
+
+    def script_args(self) -> list[Any]:
+        plan = orjson.dumps({"i": self.inc, "o": self.ops, "c": self.carry_set})
+        return [plan, *self.blobs]
+
+
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0

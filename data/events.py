@@ -5,6 +5,8 @@ events that producers wrote to the stream directly.
 """
 from __future__ import annotations
 
+import math
+import re
 from typing import Any, Callable
 
 import orjson
@@ -28,25 +30,52 @@ class TooLarge(ValueError):
 
 Check = Callable[[Any], str | None]
 
-
-def _str(v: Any) -> str | None:
-    return None if isinstance(v, str) and v != "" else "must be a non-empty string"
-
-
-def _int_ge0(v: Any) -> str | None:
-    return None if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else "must be an integer >= 0"
-
-
-def _int(v: Any) -> str | None:
-    return None if isinstance(v, int) and not isinstance(v, bool) else "must be an integer"
-
-
-def _num(v: Any) -> str | None:
-    return None if isinstance(v, (int, float)) and not isinstance(v, bool) else "must be a number"
+# Bounds of the contract (docs/EVENTS.md). They keep every rollup sum far from the 64-bit
+# range Redis counts in, so no single event can make another event's write fail.
+MAX_NAME = 256                 # ids and names
+MAX_TEXT = 4096                # title, message
+MAX_COST_USD = 1_000_000
+MAX_EXECUTION_S = 604_800      # a week
+MAX_DEPTH = 10_000_000
+MAX_PR_NUMBER = 2_147_483_647
+MAX_ABS_VALUE = 1e12           # performance_threshold_exceeded value / threshold
+MIN_TIMESTAMP_MS = 946_684_800_000   # 2000-01-01T00:00:00Z
+MAX_NESTING = 32               # objects/lists inside an event (metrics, tags, old/new values)
+_INT64 = 1 << 63
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _num_ge0(v: Any) -> str | None:
-    return None if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 else "must be a number >= 0"
+def _is_num(v: Any) -> bool:
+    t = type(v)
+    return t is int or (t is float and math.isfinite(v))
+
+
+def _name(v: Any) -> str | None:
+    if type(v) is not str or v == "":
+        return "must be a non-empty string"
+    if len(v) > MAX_NAME:
+        return f"must be at most {MAX_NAME} characters"
+    if _CONTROL.search(v):
+        return "must not contain control characters"
+    return None
+
+
+def _text(v: Any) -> str | None:
+    if type(v) is not str:
+        return "must be a string"
+    return None if len(v) <= MAX_TEXT else f"must be at most {MAX_TEXT} characters"
+
+
+def _int_range(lo: int, hi: int) -> Check:
+    def check(v: Any) -> str | None:
+        return None if type(v) is int and lo <= v <= hi else f"must be an integer from {lo:,} to {hi:,}"
+    return check
+
+
+def _num_range(lo: float, hi: float, what: str) -> Check:
+    def check(v: Any) -> str | None:
+        return None if _is_num(v) and lo <= v <= hi else f"must be a finite number from {what}"
+    return check
 
 
 def _bool(v: Any) -> str | None:
@@ -57,16 +86,14 @@ def _obj(v: Any) -> str | None:
     return None if isinstance(v, dict) else "must be an object"
 
 
-def _list(v: Any) -> str | None:
-    return None if isinstance(v, list) else "must be a list"
-
-
-def _load(v: Any) -> str | None:
-    return None if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 else "must be a number from 0 to 1"
-
-
-def _score(v: Any) -> str | None:
-    return None if isinstance(v, (int, float)) and not isinstance(v, bool) and 1 <= v <= 5 else "must be a number from 1 to 5"
+def _names(v: Any) -> str | None:
+    if not isinstance(v, list):
+        return "must be a list"
+    for item in v:
+        problem = _name(item)
+        if problem:
+            return "items " + problem
+    return None
 
 
 def _enum(*allowed: str) -> Check:
@@ -79,43 +106,98 @@ def _any(v: Any) -> str | None:
     return None
 
 
+_load = _num_range(0, 1, "0 to 1")
+_score = _num_range(1, 5, "1 to 5")
+_value = _num_range(-MAX_ABS_VALUE, MAX_ABS_VALUE, "-1e12 to 1e12")
+
 _GATE_FIELDS: dict[str, tuple[bool, Check]] = {
-    "workflow_id": (True, _str), "gate_name": (True, _str), "agent_id": (False, _str),
-    "execution_time": (False, _num_ge0), "metrics": (False, _obj),
+    "workflow_id": (True, _name), "gate_name": (True, _name), "agent_id": (False, _name),
+    "execution_time": (False, _num_range(0, MAX_EXECUTION_S, "0 to 604,800 (seconds)")), "metrics": (False, _obj),
 }
 
 # type -> {field: (required, check)}
 SCHEMAS: dict[str, dict[str, tuple[bool, Check]]] = {
-    "workflow.pr_created": {"workflow_id": (True, _str), "pr_number": (True, _int), "repository": (True, _str),
-                            "author": (True, _str), "team": (False, _str), "title": (False, _any),
-                            "qms_tracked": (False, _bool)},
-    "workflow.step_entered": {"workflow_id": (True, _str), "step": (True, _enum(*STEPS))},
-    "workflow.agent_assigned": {"workflow_id": (True, _str), "agent_id": (True, _str), "queue": (False, _str)},
-    "workflow.review_started": {"workflow_id": (True, _str), "reviewer": (True, _str)},
-    "workflow.review_completed": {"workflow_id": (True, _str), "reviewer": (True, _str),
+    "workflow.pr_created": {"workflow_id": (True, _name), "pr_number": (True, _int_range(1, MAX_PR_NUMBER)),
+                            "repository": (True, _name), "author": (True, _name), "team": (False, _name),
+                            "title": (False, _text), "qms_tracked": (False, _bool)},
+    "workflow.step_entered": {"workflow_id": (True, _name), "step": (True, _enum(*STEPS))},
+    "workflow.agent_assigned": {"workflow_id": (True, _name), "agent_id": (True, _name), "queue": (False, _name)},
+    "workflow.review_started": {"workflow_id": (True, _name), "reviewer": (True, _name)},
+    "workflow.review_completed": {"workflow_id": (True, _name), "reviewer": (True, _name),
                                   "verdict": (True, _enum("approved", "changes_requested")),
-                                  "cost_usd": (False, _num_ge0)},
+                                  "cost_usd": (False, _num_range(0, MAX_COST_USD, "0 to 1,000,000"))},
     "workflow.quality_gate_executed": {**_GATE_FIELDS, "passed": (True, _bool)},
     "workflow.quality_gate_passed": {**_GATE_FIELDS, "passed": (False, _bool)},
     "workflow.quality_gate_failed": {**_GATE_FIELDS, "passed": (False, _bool)},
-    "workflow.defect_found": {"workflow_id": (True, _str), "defect_id": (True, _str),
-                              "severity": (True, _enum("critical", "major", "minor")), "category": (False, _str),
-                              "stage": (False, _enum("review", "production"))},
-    "workflow.defect_resolved": {"defect_id": (True, _str),
+    "workflow.defect_found": {"workflow_id": (True, _name), "defect_id": (True, _name),
+                              "severity": (True, _enum("critical", "major", "minor")), "category": (False, _name),
+                              "stage": (False, _enum("review", "production")), "found_by": (False, _name)},
+    "workflow.defect_resolved": {"defect_id": (True, _name),
                                  "resolution": (True, _enum("fixed", "false_positive", "wont_fix"))},
-    "workflow.compliance_checked": {"workflow_id": (True, _str), "policy": (True, _str), "passed": (True, _bool)},
-    "workflow.violation_remediated": {"workflow_id": (True, _str), "policy": (True, _str)},
-    "workflow.completed": {"workflow_id": (True, _str), "outcome": (True, _enum("merged", "rejected", "abandoned"))},
-    "system.agent_status_changed": {"agent_id": (True, _str), "status": (True, _enum(*AGENT_STATUSES)),
-                                    "load": (False, _load), "skills": (False, _list)},
-    "system.queue_depth_updated": {"queue": (True, _str), "depth": (True, _int_ge0)},
-    "system.performance_threshold_exceeded": {"metric": (True, _str), "value": (True, _num), "threshold": (True, _num)},
-    "system.error_occurred": {"component": (True, _str), "error_type": (True, _str), "message": (False, _any),
+    "workflow.compliance_checked": {"workflow_id": (True, _name), "policy": (True, _name), "passed": (True, _bool)},
+    "workflow.violation_remediated": {"workflow_id": (True, _name), "policy": (True, _name)},
+    "workflow.completed": {"workflow_id": (True, _name), "outcome": (True, _enum("merged", "rejected", "abandoned"))},
+    "system.agent_status_changed": {"agent_id": (True, _name), "status": (True, _enum(*AGENT_STATUSES)),
+                                    "load": (False, _load), "skills": (False, _names)},
+    "system.queue_depth_updated": {"queue": (True, _name), "depth": (True, _int_range(0, MAX_DEPTH))},
+    "system.performance_threshold_exceeded": {"metric": (True, _name), "value": (True, _value),
+                                              "threshold": (True, _value)},
+    "system.error_occurred": {"component": (True, _name), "error_type": (True, _name), "message": (False, _text),
                               "severity": (False, _enum("info", "warning", "critical"))},
-    "system.configuration_changed": {"key": (True, _str), "old": (False, _any), "new": (False, _any),
-                                     "changed_by": (False, _any)},
-    "user.survey_submitted": {"user": (True, _str), "score": (True, _score)},
+    "system.configuration_changed": {"key": (True, _name), "old": (False, _any), "new": (False, _any),
+                                     "changed_by": (False, _name)},
+    "user.survey_submitted": {"user": (True, _name), "score": (True, _score)},
 }
+
+
+def _plain(v: Any, path: str, depth: int = 0) -> str | None:
+    """Any JSON value an event may carry: finite numbers, 64-bit integers, bounded nesting.
+    Returns "path: problem" or None."""
+    t = type(v)
+    if t is str or t is bool or v is None:
+        return None
+    if t is int:
+        return None if -_INT64 <= v < _INT64 else f"{path}: must be a 64-bit integer"
+    if t is float:
+        return None if math.isfinite(v) else f"{path}: must be a finite number"
+    if depth >= MAX_NESTING:
+        return f"{path}: nested deeper than {MAX_NESTING} levels"
+    if t is dict:
+        for k, item in v.items():
+            if type(k) is not str:
+                return f"{path}: object keys must be strings"
+            problem = _plain(item, f"{path}.{k}", depth + 1)
+            if problem:
+                return problem
+        return None
+    if t is list:
+        for n, item in enumerate(v):
+            problem = _plain(item, f"{path}[{n}]", depth + 1)
+            if problem:
+                return problem
+        return None
+    return f"{path}: must be a JSON value"
+
+
+_ENVELOPE = frozenset({"id", "type", "timestamp", "source", "data"})
+
+
+def _unchecked(obj: dict[str, Any], data: dict[str, Any], schema: Any) -> str | None:
+    """The first problem in what no schema field checks (unknown fields, nested objects such as
+    `metrics`, metadata): every number finite, integers 64-bit, nesting bounded."""
+    for name, v in data.items():
+        t = type(v)
+        if t is str or t is bool or (t is int and schema is not None and name in schema):
+            continue
+        problem = _plain(v, "data." + name, 1)
+        if problem:
+            return problem
+    for name, v in obj.items():
+        if name not in _ENVELOPE and type(v) is not str:
+            problem = _plain(v, name, 0)
+            if problem:
+                return problem
+    return None
 
 
 def validate(obj: Any, now_ms: int | None = None, max_future_ms: int | None = None) -> tuple[dict[str, Any] | None, int, list[str]]:
@@ -138,11 +220,12 @@ def _fast_valid(obj: Any, now_ms: int | None, max_future_ms: int | None) -> int 
     Returns the timestamp, or None to take the full path (which names every problem)."""
     if type(obj) is not dict:
         return None
-    ev_id, schema, raw_ts = obj.get("id"), _FAST_SCHEMAS.get(obj.get("type")), obj.get("timestamp")  # type: ignore[arg-type]
+    ev_id, ev_type, raw_ts = obj.get("id"), obj.get("type"), obj.get("timestamp")
+    schema = _FAST_SCHEMAS.get(ev_type)  # type: ignore[arg-type]
     data, meta, source = obj.get("data"), obj.get("metadata"), obj.get("source")
-    if (schema is None or type(ev_id) is not str or not 0 < len(ev_id) <= 128 or type(raw_ts) is not str
-            or not raw_ts.endswith("Z") or type(source) is not str or not source or type(data) is not dict
-            or type(meta) is not dict or meta.get("priority") not in PRIORITIES):
+    if (schema is None or type(ev_id) is not str or not 0 < len(ev_id) <= 128 or _CONTROL.search(ev_id)
+            or type(raw_ts) is not str or not raw_ts.endswith("Z") or _name(source) is not None
+            or type(data) is not dict or type(meta) is not dict or meta.get("priority") not in PRIORITIES):
         return None
     for name, required, check in schema:
         v = data.get(name)
@@ -151,11 +234,13 @@ def _fast_valid(obj: Any, now_ms: int | None, max_future_ms: int | None) -> int 
                 return None
         elif check(v) is not None:
             return None
+    if _unchecked(obj, data, SCHEMAS[ev_type]) is not None:  # type: ignore[index]
+        return None
     try:
         ts = parse_iso(raw_ts)
     except ValueError:
         return None
-    if now_ms is not None and max_future_ms is not None and ts > now_ms + max_future_ms:
+    if ts < MIN_TIMESTAMP_MS or (now_ms is not None and max_future_ms is not None and ts > now_ms + max_future_ms):
         return None
     return ts
 
@@ -167,8 +252,8 @@ def _validate(obj: Any, now_ms: int | None, max_future_ms: int | None) -> tuple[
     ev_id = obj.get("id")
     if ev_id is None:
         errors.append("id: required")
-    elif not isinstance(ev_id, str) or not (1 <= len(ev_id) <= 128):
-        errors.append("id: must be a string of 1-128 characters")
+    elif not isinstance(ev_id, str) or not (1 <= len(ev_id) <= 128) or _CONTROL.search(ev_id):
+        errors.append("id: must be a string of 1-128 characters without control characters")
     ev_type = obj.get("type")
     schema: dict[str, tuple[bool, Check]] | None = None
     if ev_type is None:
@@ -176,6 +261,8 @@ def _validate(obj: Any, now_ms: int | None, max_future_ms: int | None) -> tuple[
     elif not isinstance(ev_type, str) or "." not in ev_type or ev_type.split(".", 1)[0] not in CATEGORIES \
             or not ev_type.split(".", 1)[1]:
         errors.append("type: must be category.name with category workflow, system or user")
+    elif _name(ev_type):
+        errors.append(f"type: {_name(ev_type)}")
     else:
         schema = SCHEMAS.get(ev_type)
     ts_ms = 0
@@ -188,14 +275,17 @@ def _validate(obj: Any, now_ms: int | None, max_future_ms: int | None) -> tuple[
         except ValueError as exc:
             errors.append(f"timestamp: {exc}")
         else:
-            if now_ms is not None and max_future_ms is not None and ts_ms > now_ms + max_future_ms:
+            if ts_ms < MIN_TIMESTAMP_MS:
+                errors.append("timestamp: before 2000-01-01")
+            elif now_ms is not None and max_future_ms is not None and ts_ms > now_ms + max_future_ms:
                 errors.append("timestamp: more than %d s in the future" % (max_future_ms // 1000))
     source = obj.get("source")
     if source is None:
         errors.append("source: required")
-    elif not isinstance(source, str) or not source:
-        errors.append("source: must be a non-empty string")
+    elif _name(source):
+        errors.append(f"source: {_name(source)}")
     data = obj.get("data")
+    data_ok = True
     if data is None:
         data = {}
         if schema and any(req for req, _ in schema.values()):
@@ -204,6 +294,7 @@ def _validate(obj: Any, now_ms: int | None, max_future_ms: int | None) -> tuple[
     elif not isinstance(data, dict):
         errors.append("data: must be an object")
         schema = None
+        data_ok = False
     if schema:
         for name, (required, check) in schema.items():
             if name not in data or data[name] is None:
@@ -219,6 +310,10 @@ def _validate(obj: Any, now_ms: int | None, max_future_ms: int | None) -> tuple[
             errors.append("metadata: must be an object")
         elif "priority" in meta and meta["priority"] not in PRIORITIES:
             errors.append("metadata.priority: must be one of " + ", ".join(PRIORITIES))
+    if data_ok and isinstance(meta, (dict, type(None))):
+        problem = _unchecked(obj, data, schema)
+        if problem:
+            errors.append(problem)
     if errors:
         return None, ts_ms, errors
     # Normalise only what needs it: most producers already send UTC 'Z' and a priority.

@@ -14,6 +14,7 @@ INGEST_SEEN = "{p}:seen:in:{day}"          # set of event ids accepted by the HT
 APPLIED = "{p}:seen:agg:{day}"             # set of event ids applied by an aggregator, by event day
 ROLLUP = "{p}:r:{res}:{fam}:{start}"       # hash: rollup bucket of family fam at resolution res
 TOTALS = "{p}:tot:{fam}"                   # hash: sum of all step deltas ever (state at +inf)
+CARRY = "{p}:carry"                        # set: rollup/total keys with a "<key>:carry" hash (field = carries of 2^62)
 ENTITY = "{p}:ent:{kind}:{id}"             # string: JSON state of one workflow/defect/review/compliance entity
 TIMELINE = "{p}:tl:{kind}:{id}"            # zset: agent status / queue depth changes, score = ts ms
 REGISTRY = "{p}:reg:{kind}"                # set: known gates, queues, users, teams, categories, types, agents
@@ -56,6 +57,7 @@ class Keys:
         self.authors = AUTHORS.format(p=prefix)
         self.meta = META.format(p=prefix)
         self.lock = LOCK.format(p=prefix)
+        self.carry = CARRY.format(p=prefix)
         self.demo = DEMO.format(p=prefix)
         self.prefs = PREFS.format(p=prefix)
         self.live_applied = LIVE_APPLIED.format(n=self.n)

@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 import redis
 
+from data.batch import CARRY
 from data.keys import Keys
 from data.timeutil import RESOLUTIONS, Bucket, cover
 
@@ -83,20 +84,38 @@ def fetch(r: redis.Redis, keys: Keys, families: Iterable[str], points: Iterable[
     for a, b in zip(pts, pts[1:]):
         buckets += cover(a, b, now)
     fams = list(families)
+    names = [keys.totals(fam) for fam in fams]
+    names += [keys.rollup(_RES_NAME[bk.step_ms], fam, bk.start) for fam in fams for bk in buckets]
     with r.pipeline(transaction=False) as p:
-        for fam in fams:
-            p.hgetall(keys.totals(fam))
-        for fam in fams:
-            for bk in buckets:
-                p.hgetall(keys.rollup(_RES_NAME[bk.step_ms], fam, bk.start))
+        p.smembers(keys.carry)
+        for name in names:
+            p.hgetall(name)
         res = p.execute()
-    totals = {fam: _ints(res[i]) for i, fam in enumerate(fams)}
+    hashes = [_ints(h) for h in res[1:]]
+    if res[0]:
+        _add_carries(r, [n.encode() for n in names], hashes, res[0])
+    totals = {fam: hashes[i] for i, fam in enumerate(fams)}
     values: dict[str, list[dict[str, int]]] = {}
     pos = len(fams)
     for fam in fams:
-        values[fam] = [_ints(h) for h in res[pos:pos + len(buckets)]]
+        values[fam] = hashes[pos:pos + len(buckets)]
         pos += len(buckets)
     return Span(buckets, values, totals)
+
+
+def _add_carries(r: redis.Redis, names: list[bytes], hashes: list[dict[str, int]], carried: set[bytes]) -> None:
+    """Fields that passed ±2^62 keep the excess as a count of 2^62 in "<key>:carry" (see
+    data.batch.APPLY): add it back, so a sum is exact however large it grows."""
+    which = [i for i, n in enumerate(names) if n in carried]
+    if not which:
+        return
+    with r.pipeline(transaction=False) as p:
+        for i in which:
+            p.hgetall(names[i] + b":carry")
+        extra = p.execute()
+    for i, h in zip(which, extra):
+        for f, c in _ints(h).items():
+            hashes[i][f] = hashes[i].get(f, 0) + c * CARRY
 
 
 def _ints(h: dict[bytes, bytes]) -> dict[str, int]:

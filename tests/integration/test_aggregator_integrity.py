@@ -1,0 +1,259 @@
+"""No event can harm another: out-of-bounds events are dead-lettered by name while the rest
+of their batch applies; a batch is written whole or not at all (its marks and XACK only
+after every write); a poison event is isolated by bisecting its batch; rollup sums cannot
+overflow; and random batches of valid and extreme events keep the 1m, 5m and 1h rollups
+consistent and equal to the reference calculator."""
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from data import contrib, reference
+from data.aggregator import Aggregator
+from data.batch import APPLY, MAX_DELTA, Writes
+from data.engine import Engine
+from data.ingest import Ingestor, dead_letters
+from data.keys import Keys
+from data.rollups import fetch
+from data.timeutil import HOUR_MS, fmt_ms, now_ms, to_datetime
+from tests.integration.test_aggregator_faults import assert_matches_reference, simulated, snapshot
+
+K = Keys("qms")
+
+
+def _ev(i: int, type_: str, data: dict[str, Any], ts: int) -> dict[str, Any]:
+    return {"id": f"e{i}", "type": type_, "timestamp": fmt_ms(ts), "source": "test", "data": data,
+            "metadata": {"priority": "normal"}}
+
+
+def _xadd(r: redis.Redis, events: list[Any]) -> None:
+    with r.pipeline(transaction=False) as p:
+        for ev in events:
+            p.xadd(K.stream, {"e": ev if isinstance(ev, bytes) else orjson.dumps(ev)})
+        p.execute()
+
+
+def _gates_at(r: redis.Redis, start: int, end: int) -> dict[str, int]:
+    """gx (gates executed) summed over [start, end) at each resolution, from the raw buckets."""
+    out = {}
+    for res, step in (("1m", 60_000), ("5m", 300_000), ("1h", HOUR_MS)):
+        total = 0
+        for b in range(start // step * step, end, step):
+            v = r.hget(K.rollup(res, "m", b), "gx")
+            total += int(v or 0)
+        out[res] = total
+    return out
+
+
+def test_agi001_an_out_of_bounds_cost_is_dead_lettered_and_its_batch_still_counts(r: redis.Redis) -> None:
+    """Seen: one review with cost_usd 1e13 among 50 gate runs made the batch's rollup script
+    fail, yet the ids were marked applied and acknowledged: the 50 gate runs were lost."""
+    t0 = now_ms() // HOUR_MS * HOUR_MS - HOUR_MS
+    events = [_ev(i, "workflow.quality_gate_executed", {"workflow_id": f"W{i}", "gate_name": "lint",
+                                                           "passed": i % 2 == 0, "execution_time": 5}, t0 + i * 1000)
+              for i in range(50)]
+    events.insert(25, _ev(99, "workflow.review_completed", {"workflow_id": "W1", "reviewer": "bot",
+                                                            "verdict": "approved", "cost_usd": 1e13}, t0 + 500))
+    _xadd(r, events)
+    Aggregator(r, K, batch=100).drain()
+    assert _gates_at(r, t0, t0 + HOUR_MS) == {"1m": 50, "5m": 50, "1h": 50}
+    dead = dead_letters(r, K)
+    assert len(dead) == 1 and "data.cost_usd" in dead[0]["reason"] and b'"e99"' in dead[0]["raw"].encode()
+    assert r.xpending(K.stream, K.group)["pending"] == 0
+
+
+def test_agi002_a_cost_just_under_the_old_limit_no_longer_blocks_later_batches(r: redis.Redis) -> None:
+    """Seen: a review with cost_usd just under 2^63 micro-dollars made every later batch with a
+    review cost in that hour fail, and cost_per_review read 9.2 billion."""
+    t0 = now_ms() // HOUR_MS * HOUR_MS - HOUR_MS
+    poison = _ev(0, "workflow.review_completed", {"workflow_id": "W0", "reviewer": "bot", "verdict": "approved",
+                                                  "cost_usd": 9.2e12}, t0 + 1000)
+    _xadd(r, [poison])
+    agg = Aggregator(r, K, batch=100)
+    agg.drain()
+    later = [_ev(i, "workflow.review_completed", {"workflow_id": f"W{i}", "reviewer": "bot", "verdict": "approved",
+                                                  "cost_usd": 1.25 * i}, t0 + 2000 + i) for i in range(1, 11)]
+    _xadd(r, later)
+    agg.drain()
+    end = t0 + HOUR_MS
+    got = Engine(r, K).dashboard("executive", "1h", end)["data"]["widgets"]
+    cost = next(w["data"]["current_value"] for w in got if w["id"] == "cost_per_review")
+    assert cost == pytest.approx(sum(1.25 * i for i in range(1, 11)) / 10)
+    assert "data.cost_usd" in dead_letters(r, K)[0]["reason"]
+
+
+def test_agi003_rollup_sums_cannot_overflow(r: redis.Redis) -> None:
+    """The largest change one batch may make, applied again and again to one field, sums past
+    2^64 without an error, and every reader gets the exact total."""
+    t0 = now_ms() // HOUR_MS * HOUR_MS
+    key = K.rollup("1h", "m", t0)
+    script = r.register_script(APPLY)
+    want = {"cost": 0, "neg": 0}
+    for n in range(12):
+        w = Writes(K.carry)
+        big = MAX_DELTA - 1 - n
+        w.increments(key, t0 + 10 * HOUR_MS, {"cost": big, "neg": -big})
+        w.increments(K.totals("m"), 0, {"cost": big})
+        script(keys=[], args=w.script_args())
+        want["cost"] += big
+        want["neg"] -= big
+    assert want["cost"] > 1 << 64
+    span = fetch(r, K, ["m"], [t0], t0 + HOUR_MS, t0 + 2 * HOUR_MS)
+    assert span.window("m", "cost", t0, t0 + HOUR_MS) == want["cost"]
+    assert span.window("m", "neg", t0, t0 + HOUR_MS) == want["neg"]
+    assert span.totals["m"]["cost"] == want["cost"]
+    with pytest.raises(ValueError):
+        Writes(K.carry).increments(key, 0, {"cost": MAX_DELTA})
+
+
+def test_agi004_a_batch_that_cannot_be_written_is_neither_marked_nor_acknowledged(r: redis.Redis) -> None:
+    """A write that would fail inside the transaction (here: a key of the wrong type that the
+    batch writes) leaves no trace at all; once the key is repaired, every event counts once."""
+    events, end = simulated(hours=3, rate=0.1, seed=5)
+    Ingestor(r, K).ingest(events, origin="test")
+    r.set(K.registry("gates"), "not a set")          # the batch SADDs gate names here
+    before = snapshot(r)
+    agg = Aggregator(r, K, batch=10_000, reclaim_idle_ms=0)
+    agg.ensure_group()
+    with pytest.raises(redis.ResponseError, match="nothing written"):
+        agg.step(block_ms=50)
+    assert snapshot(r) == before
+    assert not list(r.scan_iter("qms:seen:agg:*")) and not list(r.scan_iter("qms:raw:*"))
+    assert r.xpending(K.stream, K.group)["pending"] == len(events)
+    assert r.hget(K.meta, "version") is None
+    r.delete(K.registry("gates"))
+    agg.drain()
+    assert_matches_reference(r, events, end)
+    assert r.xpending(K.stream, K.group)["pending"] == 0
+
+
+def test_agi005_a_poison_event_is_isolated_and_the_rest_of_its_batch_applies(r: redis.Redis, monkeypatch: Any) -> None:
+    """An event that makes the aggregation itself fail (a bug, a corrupted entity) is found by
+    bisecting its batch and dead-lettered with the reason; every other event applies."""
+    events, end = simulated(hours=3, rate=0.1, seed=6)
+    poison = events[len(events) // 2]["id"]
+    real = contrib.direct
+
+    def direct(ev: dict[str, Any], ts: int) -> Any:
+        if ev["id"] == poison:
+            raise KeyError("boom")
+        return real(ev, ts)
+
+    monkeypatch.setattr(contrib, "direct", direct)
+    Ingestor(r, K).ingest(events, origin="test")
+    Aggregator(r, K, batch=10_000).drain()
+    dead = dead_letters(r, K)
+    assert [d["id"] for d in dead] == [poison] and dead[0]["reason"].startswith("aggregation failed: KeyError")
+    assert_matches_reference(r, [e for e in events if e["id"] != poison], end)
+    assert r.xpending(K.stream, K.group)["pending"] == 0
+
+
+# --- property: random valid and extreme events ------------------------------------------------
+
+WFS = [f"WF-{n}" for n in range(6)]
+AGENTS = ["qms-a", "qms-b"]
+NOW = now_ms() // HOUR_MS * HOUR_MS + 30 * 60_000
+SPAN_MS = 20 * HOUR_MS
+
+offsets = st.integers(0, SPAN_MS - 1)
+wf = st.sampled_from(WFS)
+cost = st.one_of(st.just(0), st.just(1_000_000), st.floats(0, 1_000_000, allow_nan=False).map(lambda x: round(x, 6)))
+seconds = st.one_of(st.just(0), st.just(604_800), st.integers(0, 604_800))
+
+
+def _gen(kind: str, **fields: Any) -> Any:
+    return st.fixed_dictionaries({"type": st.just(kind), "at": offsets, "data": st.fixed_dictionaries(fields)})
+
+
+VALID = st.one_of(
+    _gen("workflow.pr_created", workflow_id=wf, pr_number=st.sampled_from([1, 2_147_483_647, 42]),
+         repository=st.sampled_from(["api", "web"]), author=st.sampled_from(["ann", "bob"]),
+         team=st.sampled_from(["core", "edge"])),
+    _gen("workflow.step_entered", workflow_id=wf, step=st.sampled_from(["dor_validation", "code_review",
+                                                                       "dod_validation", "final_approval"])),
+    _gen("workflow.review_started", workflow_id=wf, reviewer=st.sampled_from(["ann", "qms-a"])),
+    _gen("workflow.review_completed", workflow_id=wf, reviewer=st.sampled_from(["ann", "qms-a"]),
+         verdict=st.sampled_from(["approved", "changes_requested"]), cost_usd=cost),
+    _gen("workflow.quality_gate_executed", workflow_id=wf, gate_name=st.sampled_from(["lint", "cov"]),
+         passed=st.booleans(), execution_time=seconds),
+    _gen("workflow.defect_found", workflow_id=wf, defect_id=st.sampled_from(["D1", "D2", "D3"]),
+         severity=st.sampled_from(["critical", "major", "minor"]), stage=st.sampled_from(["review", "production"])),
+    _gen("workflow.defect_resolved", defect_id=st.sampled_from(["D1", "D2", "D3"]),
+         resolution=st.sampled_from(["fixed", "false_positive"])),
+    _gen("workflow.compliance_checked", workflow_id=wf, policy=st.just("sox"), passed=st.booleans()),
+    _gen("workflow.completed", workflow_id=wf, outcome=st.sampled_from(["merged", "rejected"])),
+    _gen("system.agent_status_changed", agent_id=st.sampled_from(AGENTS),
+         status=st.sampled_from(["active", "idle", "overloaded", "down"]), load=st.sampled_from([0, 1, 0.5])),
+    _gen("system.queue_depth_updated", queue=st.just("review"), depth=st.sampled_from([0, 10_000_000, 7])),
+    _gen("user.survey_submitted", user=st.just("ann"), score=st.sampled_from([1, 5, 3.5])),
+)
+INVALID = st.one_of(
+    _gen("workflow.review_completed", workflow_id=wf, reviewer=st.just("x"), verdict=st.just("approved"),
+         cost_usd=st.sampled_from([1e13, 1_000_000.5, -1])),
+    _gen("workflow.quality_gate_executed", workflow_id=wf, gate_name=st.just("lint"), passed=st.just(True),
+         execution_time=st.sampled_from([604_801, 1e18])),
+    _gen("system.queue_depth_updated", queue=st.just("review"), depth=st.sampled_from([10_000_001, 1 << 62])),
+    _gen("workflow.pr_created", workflow_id=wf, pr_number=st.sampled_from([0, 1 << 40]), repository=st.just("r"),
+         author=st.just("a")),
+)
+
+
+def _consistent(r: redis.Redis) -> None:
+    """Each 5m and 1h bucket equals the sum of the 1m buckets it covers, field by field."""
+    fine: dict[tuple[str, str, int], dict[bytes, int]] = defaultdict(lambda: defaultdict(int))
+    coarse: dict[tuple[str, str, int], dict[bytes, int]] = {}
+    for key in r.scan_iter("qms:r:*", count=1000):
+        _, _, res, fam, start = key.decode().split(":")
+        values = {f: int(v) for f, v in r.hgetall(key).items()}
+        if res == "1m":
+            for parent, step in (("5m", 300_000), ("1h", HOUR_MS)):
+                bucket = fine[(parent, fam, int(start) // step * step)]
+                for f, v in values.items():
+                    if not f.startswith(b"~"):         # moments are relative to their own bucket start
+                        bucket[f] += v
+        else:
+            coarse[(res, fam, int(start))] = {f: v for f, v in values.items() if not f.startswith(b"~")}
+    for where, values in fine.items():
+        assert {f: v for f, v in values.items() if v} == {f: v for f, v in coarse.get(where, {}).items() if v}, where
+    assert set(coarse) <= set(fine)
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(valid=st.lists(VALID, min_size=1, max_size=120), invalid=st.lists(INVALID, max_size=6),
+       batch=st.integers(1, 60), seed=st.integers(0, 1000))
+def test_agi006_random_valid_and_extreme_batches_keep_rollups_exact(r: redis.Redis, valid: list[dict[str, Any]],
+                                                                   invalid: list[dict[str, Any]], batch: int,
+                                                                   seed: int) -> None:
+    r.flushdb()
+    start = NOW - SPAN_MS
+    good = [_ev(n, g["type"], g["data"], start + g["at"]) for n, g in enumerate(valid)]
+    bad = [_ev(10_000 + n, g["type"], g["data"], start + g["at"]) for n, g in enumerate(invalid)]
+    rng = random.Random(seed)
+    delivery = good + bad + rng.sample(good, k=min(len(good), 5))   # some delivered twice
+    rng.shuffle(delivery)
+    _xadd(r, delivery)
+    Aggregator(r, K, batch=batch).drain()
+
+    assert len(dead_letters(r, K, 1000)) == len(bad)
+    assert r.xpending(K.stream, K.group)["pending"] == 0
+    _consistent(r)
+    eng = Engine(r, K)
+    end = to_datetime(NOW)
+    for dash in ("executive", "operational", "qa"):
+        got = {w["id"]: w["data"] for w in eng.dashboard(dash, "24h", NOW)["data"]["widgets"]}
+        want = reference.compute_dashboard(good, dash, end, timedelta(hours=24))
+        for kpi, ref in want.items():
+            for field in ("current_value", "previous_value"):
+                a, b = got[kpi][field], ref[field]
+                assert (a is None) == (b is None) and (a is None or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)), \
+                    f"{dash}.{kpi}.{field}: engine {a} reference {b}"
