@@ -12,6 +12,9 @@ import jwt
 from flask import current_app, g, request
 from flask_login import UserMixin, current_user
 
+from data.sessions import session_credential
+from data.users import token_credential
+
 JWT_ALGORITHM = "HS256"
 
 
@@ -21,30 +24,36 @@ class Principal:
     roles: tuple[str, ...]
     permissions: frozenset[str] = field(default_factory=frozenset)
     kind: str = "session"            # session | jwt | token
+    # What its live sockets are closed by besides the user name: "session:<digest>" for a
+    # browser sign-in, "token:<id>" for an API token (data.sessions, data.users).
+    credential: str = ""
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
 
 
 class SessionUser(UserMixin):
-    """Flask-Login's user: the id carries the user's session epoch, so a password change,
-    a role change or disabling the user ends every session issued before it."""
+    """Flask-Login's user. Its id — kept in the session cookie and the remember-me cookie —
+    names a server-side sign-in (data/sessions.py): ending that record (sign-out) or all of
+    the user's (password change, role change, disabling) kills every copy of both cookies."""
 
-    def __init__(self, name: str, roles: tuple[str, ...], epoch: int) -> None:
+    def __init__(self, name: str, roles: tuple[str, ...], sid: str, sid_digest: str) -> None:
         self.name = name
         self.roles = roles
-        self.epoch = epoch
+        self.sid = sid
+        self.sid_digest = sid_digest
 
     def get_id(self) -> str:
-        return f"{self.epoch}:{self.name}"
+        return f"{self.sid}:{self.name}"
 
 
 def load_session_user(user_id: str) -> SessionUser | None:
-    epoch, _, name = user_id.partition(":")
-    user = current_app.extensions["qms"].users.get(name)
-    if user is None or user.disabled or str(user.session_epoch) != epoch:
+    sid, _, name = user_id.partition(":")
+    found = current_app.extensions["qms"].users.signed_in(name, sid)
+    if found is None:
         return None
-    return SessionUser(user.name, tuple(user.roles), user.session_epoch)
+    user, sign_in = found
+    return SessionUser(user.name, tuple(user.roles), sid, sign_in.digest)
 
 
 def issue_jwt(name: str, roles: list[str] | tuple[str, ...], ttl_s: int, secret: str, epoch: int | None = None) -> str:
@@ -71,7 +80,8 @@ def _from_bearer(token: str) -> Principal:
         api = svc.tokens.verify(token)
         if api is None:
             raise BadCredentials("unknown or revoked API token")
-        return Principal(f"token:{api.name}", tuple(api.roles), rbac.permissions_for(api.roles), "token")
+        return Principal(f"token:{api.name}", tuple(api.roles), rbac.permissions_for(api.roles), "token",
+                         token_credential(api.id))
     try:
         claims = jwt.decode(token, svc.secret_key, algorithms=[JWT_ALGORITHM],
                             options={"require": ["sub", "exp", "roles"]})
@@ -102,7 +112,8 @@ def current_principal() -> Principal | None:
         principal = _from_bearer(query_token.strip())
     elif current_user and current_user.is_authenticated:
         roles = tuple(current_user.roles)
-        principal = Principal(current_user.name, roles, current_app.extensions["qms"].rbac.permissions_for(roles))
+        principal = Principal(current_user.name, roles, current_app.extensions["qms"].rbac.permissions_for(roles),
+                              "session", session_credential(current_user.sid_digest))
     g.qms_principal = principal
     return principal
 

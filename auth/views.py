@@ -1,16 +1,23 @@
 """Sign-in, sign-out, the 403 page, and JWTs for API clients (Flask views, not Dash:
-they must work before any Dash data may be sent)."""
+they must work before any Dash data may be sent).
+
+A sign-in is a server-side record (data/sessions.py) whose id both cookies carry; sign-out
+is a POST with the CSRF token that deletes it. Failed sign-ins are limited per name ×
+address and per address, and slowed per name (data/signin.py) — never a lock of a name for
+every address."""
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 from flask import Blueprint, Response, current_app, redirect, render_template_string, request, session
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 
-from auth.guard import csrf_ok, csrf_token
+from auth.guard import CSRF_HEADER, csrf_ok, csrf_token
 from auth.principal import SessionUser, audit, issue_jwt
+from data.sessions import digest, session_credential
 
 bp = Blueprint("auth", __name__)
 
@@ -42,6 +49,15 @@ LOGIN = PAGE.replace("{% block body %}{% endblock %}", """
         <label class="form-check-label" for="remember">Remember me</label></div>
       <button class="btn btn-primary w-100" id="sign-in" type="submit">Sign in</button>
     </form>""")
+
+SIGN_OUT = PAGE.replace("{% block body %}{% endblock %}", """
+    <p class="text-body-secondary mb-4">Signed in as <strong>{{ name }}</strong>.</p>
+    {% if error %}<div class="alert alert-warning py-2" role="alert">{{ error }}</div>{% endif %}
+    <form method="post" action="/logout">
+      <input type="hidden" name="csrf_token" value="{{ csrf }}">
+      <button class="btn btn-primary w-100" id="confirm-sign-out" type="submit">Sign out</button>
+    </form>
+    <a class="btn btn-link w-100 mt-2" href="/">Back to your dashboards</a>""")
 
 FORBIDDEN = PAGE.replace("{% block body %}{% endblock %}", """
     <h2 class="h5 mt-3">You may not open this page</h2>
@@ -79,10 +95,13 @@ def login_post() -> Any:
     if not csrf_ok(request.form.get("csrf_token")):
         return _login_page("The form expired; please sign in again.", 400, username)
     ip = request.remote_addr or "-"
-    wait = svc.limiter.blocked(username, ip)
-    if wait:
+    verdict = svc.limiter.check(username, ip)
+    if verdict.wait_s:
         audit("auth.sign_in_failed", "rate_limited", user=username)
-        return _login_page(f"Too many failed attempts. Try again in {wait} s.", 429, username)
+        resp = _login_page(f"Too many failed attempts. Try again in {verdict.wait_s} s.", 429, username)
+        resp.headers["Retry-After"] = str(verdict.wait_s)
+        return resp
+    _slow_down(verdict.delay_s)
     user = svc.users.check_password(username, request.form.get("password") or "")
     if user is None:
         svc.limiter.failure(username, ip)
@@ -90,30 +109,49 @@ def login_post() -> Any:
         current_app.logger.warning("failed sign-in for %r from %s", username, ip)
         return _login_page("Wrong user name or password.", 401, username)
     svc.limiter.success(username, ip)
+    remember = request.form.get("remember") == "on"
+    ttl_s = svc.settings.remember_days * 86400 if remember else svc.settings.session_hours * 3600
+    sid = svc.users.sessions.create(user.name, user.session_epoch, int(ttl_s), remember)
     session.clear()                      # a fresh session (and CSRF token) after sign-in
     session.permanent = True
-    login_user(SessionUser(user.name, tuple(user.roles), user.session_epoch),
-               remember=request.form.get("remember") == "on")
+    login_user(SessionUser(user.name, tuple(user.roles), sid, digest(sid)), remember=remember)
     csrf_token()
     audit("auth.sign_in", user=user.name)
     return redirect(_safe_next(request.form.get("next")))
 
 
-@bp.route("/logout", methods=["GET", "POST"])
+def _slow_down(delay_s: float) -> None:
+    """The per-name slowdown: wait before checking the password (a greenlet under gevent)."""
+    if delay_s > 0:
+        time.sleep(delay_s)
+
+
+def _sign_out_page(error: str | None = None, status: int = 200) -> Response:
+    html = render_template_string(SIGN_OUT, title="Sign out", error=error, csrf=csrf_token(), name=current_user.name)
+    return Response(html, status=status, mimetype="text/html")
+
+
+@bp.get("/logout")
+def logout_confirm() -> Any:
+    """A GET never signs out (a link or an image on another site could): it shows the form."""
+    if not current_user.is_authenticated:
+        return redirect("/login")
+    return _sign_out_page()
+
+
+@bp.post("/logout")
 def logout() -> Any:
-    from auth.principal import current_principal
-    principal = None
-    try:
-        principal = current_principal()
-    except Exception:
-        pass
-    if principal is not None:
-        audit("auth.sign_out", user=principal.name)
-        if principal.kind == "session":
-            # Its live sockets close with it (the user's other browsers reconnect on their own).
-            from live.hub import announce_close
-            svc = current_app.extensions["qms"]
-            announce_close(svc.redis, svc.keys, principal.name)
+    if not current_user.is_authenticated:
+        return redirect("/login")
+    if not csrf_ok(request.form.get("csrf_token") or request.headers.get(CSRF_HEADER)):
+        return _sign_out_page("The sign-out form expired; sign out again.", 400)
+    svc = current_app.extensions["qms"]
+    audit("auth.sign_out", user=current_user.name)
+    ended = svc.users.sessions.end(current_user.sid)
+    if ended is not None:
+        # This sign-in's live sockets close with it, wherever they were opened (a copied cookie too).
+        from live.hub import announce_close_credential
+        announce_close_credential(svc.redis, svc.keys, session_credential(ended.digest))
     logout_user()
     forget = session.get("_remember")          # Flask-Login's note to delete the remember cookie
     session.clear()
@@ -137,8 +175,13 @@ def token() -> Response:
     body = request.get_json(silent=True) or {}
     username, password = str(body.get("username", ""))[:64], str(body.get("password", ""))
     ip = request.remote_addr or "-"
-    if svc.limiter.blocked(username, ip):
-        return _error(429, "too_many_attempts", "too many failed attempts; wait and retry")
+    verdict = svc.limiter.check(username, ip)
+    if verdict.wait_s:
+        audit("auth.sign_in_failed", "rate_limited", user=username, via="token")
+        resp = _error(429, "too_many_attempts", "too many failed attempts; wait and retry")
+        resp.headers["Retry-After"] = str(verdict.wait_s)
+        return resp
+    _slow_down(verdict.delay_s)
     user = svc.users.check_password(username, password)
     if user is None:
         svc.limiter.failure(username, ip)

@@ -1,4 +1,4 @@
-"""User accounts, sign-in rate limiting and named API tokens, stored in Redis.
+"""User accounts (with their server-side sign-ins, data/sessions.py) and named API tokens, stored in Redis.
 
 The only module that reads or writes these keys. Passwords are kept as scrypt hashes
 (werkzeug) and API token secrets as SHA-256 digests; neither clear text is ever stored,
@@ -11,7 +11,6 @@ import builtins
 import functools
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 from collections.abc import Iterable, Sequence
@@ -23,6 +22,7 @@ import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from data.keys import Keys
+from data.sessions import SID_RE, SessionStore, SignIn, digest, to_sign_in
 from data.timeutil import now_ms
 
 NAME_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
@@ -122,6 +122,7 @@ class UserStore:
         self._r = r
         self._keys = keys
         self._method = hash_method
+        self.sessions = SessionStore(r, keys)
         _dummy_hash(hash_method)   # paid now, not by the first unknown-user sign-in
 
     def add(self, name: str, roles: Sequence[str], password: str) -> User:
@@ -147,6 +148,22 @@ class UserStore:
         if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             return None
         return _to_user(name, _text(self._r.hgetall(self._keys.user(name))))
+
+    def signed_in(self, name: str, sid: str) -> tuple[User, SignIn] | None:
+        """The user of a browser sign-in, if that sign-in is still live and was made at the
+        user's current session epoch by an enabled account (one round trip)."""
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name) or not isinstance(sid, str) \
+                or not SID_RE.fullmatch(sid):
+            return None
+        sid_digest = digest(sid)
+        with self._r.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._keys.user(name))
+            pipe.hgetall(self._keys.session(sid_digest))
+            h_user, h_session = pipe.execute()
+        user, sign_in = _to_user(name, _text(h_user)), to_sign_in(sid_digest, h_session)
+        if user is None or sign_in is None or sign_in.user != name or not user.accepts_session(sign_in.epoch):
+            return None
+        return user, sign_in
 
     def check_password(self, name: str, password: str) -> User | None:
         """The user if the password is right and the account enabled, else None.
@@ -206,6 +223,9 @@ class UserStore:
             pipe.publish(self._keys.live_control, orjson.dumps({"close_user": name}))
 
         self._r.transaction(update, key)
+        # The epoch bump above already refuses every earlier sign-in; deleting the records
+        # makes that visible in Redis and frees them.
+        self.sessions.end_all(name)
 
 
 def _to_user(name: str, h: dict[str, str]) -> User | None:
@@ -214,79 +234,6 @@ def _to_user(name: str, h: dict[str, str]) -> User | None:
     return User(name=name, roles=tuple(orjson.loads(h.get("roles", "[]"))), disabled=h.get("disabled") == "1",
                 created=int(h.get("created", 0)), password_changed=int(h.get("password_changed", 0)),
                 session_epoch=int(h.get("session_epoch", 0)))
-
-
-class SignInLimiter:
-    """Fixed-window counters of failed sign-ins per user name and per client address.
-
-    Both are needed: per name stops guessing one account's password from many
-    addresses, per address stops one client spraying a common password over many names.
-    """
-
-    def __init__(self, r: redis.Redis, keys: Keys, max_failures: int = 5, window_s: int = 300) -> None:
-        self._r = r
-        self._keys = keys
-        self.max_failures = max_failures
-        self.window_s = window_s
-
-    def blocked(self, name: str, ip: str) -> int:
-        """Seconds until this name and address may try again; 0 when not blocked."""
-        keys = self._counter_keys(name, ip)
-        with self._r.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.get(key)
-                pipe.pttl(key)
-            res = pipe.execute()
-        wait = 0
-        for count, pttl in zip(res[0::2], res[1::2], strict=True):
-            if count is not None and int(count) >= self.max_failures:
-                wait = max(wait, self._seconds(int(pttl)))
-        return wait
-
-    def failure(self, name: str, ip: str) -> None:
-        with self._r.pipeline(transaction=True) as pipe:
-            for key in self._counter_keys(name, ip):
-                # SET NX EX starts the window on the first failure; INCR keeps the TTL.
-                pipe.set(key, 0, ex=self.window_s, nx=True)
-                pipe.incr(key)
-            pipe.execute()
-
-    def success(self, name: str, ip: str) -> None:
-        # The address counter stays: one valid account must not reset a spraying client's count.
-        self._r.delete(self._counter_keys(name, ip)[0])
-
-    def _counter_keys(self, name: str, ip: str) -> tuple[str, str]:
-        return self._keys.signin_fail_user(_subject(name)), self._keys.signin_fail_ip(_address(ip))
-
-    def _seconds(self, pttl: int) -> int:
-        if pttl == -2:          # expired between GET and PTTL
-            return 0
-        if pttl < 0:            # no TTL should never happen; stay blocked for a window rather than forever
-            return self.window_s
-        return max(1, -(-pttl // 1000))
-
-
-def _digest(value: str) -> str:
-    return "h:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def _subject(name: str) -> str:
-    # Names come from the sign-in form: anything that could not be a user name is hashed,
-    # so attacker input cannot make long or odd keys.
-    return name if NAME_RE.fullmatch(name) else _digest(name)
-
-
-def _address(ip: str) -> str:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return _digest(ip)
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
-        # One IPv6 client usually holds a whole /64; counting single addresses would not limit it.
-        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
-    return str(addr)
 
 
 class TokenStore:
@@ -355,7 +302,11 @@ class TokenStore:
         key = self._keys.token(token_id) if _is_token_id(token_id) else None
         if key is None or not self._r.exists(key):
             raise UnknownToken(f"no API token {token_id!r}")
-        self._r.hsetnx(key, "revoked", now_ms())    # revoking twice keeps the first time
+        with self._r.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, "revoked", now_ms())    # revoking twice keeps the first time
+            # Its open sockets and event streams close now (live.hub listens on this channel).
+            pipe.publish(self._keys.live_control, orjson.dumps({"close_credential": token_credential(token_id)}))
+            pipe.execute()
 
     def get(self, token_id: str) -> ApiToken | None:
         if not _is_token_id(token_id):
@@ -371,6 +322,11 @@ class TokenStore:
             rows = pipe.execute()
         tokens = [_to_token(i, _text(h)) for i, h in zip(ids, rows, strict=True) if h]
         return sorted(tokens, key=lambda t: (t.created, t.id))
+
+
+def token_credential(token_id: str) -> str:
+    """The name of an API token on the live control channel (its sockets close with it)."""
+    return f"token:{token_id}"
 
 
 def _is_token_id(token_id: str) -> bool:

@@ -16,7 +16,8 @@ from werkzeug.security import check_password_hash
 import data.users as users_mod
 from auth import users_cli
 from data.keys import Keys
-from data.users import SignInLimiter, TokenStore, UnknownToken, UnknownUser, UserError, UserStore
+from data.signin import SignInLimiter
+from data.users import TokenStore, UnknownToken, UnknownUser, UserError, UserStore
 
 K = Keys("qms")
 FAST = "scrypt:1024:8:1"        # still scrypt, cheap enough for tests
@@ -118,43 +119,61 @@ def test_usr006_list_sorted(users: UserStore) -> None:
     assert [u.name for u in users.list()] == ["ann", "bea", "carl"]
 
 
-def test_lim001_blocks_per_user_then_success_clears_it(r: Any) -> None:
+def test_lim001_five_failures_limit_that_user_at_that_address_only(r: Any) -> None:
     limiter = SignInLimiter(r, K, max_failures=5, window_s=60)
-    for i in range(4):
-        limiter.failure("ann", f"10.0.0.{i}")
-    assert limiter.blocked("ann", "10.0.0.99") == 0
-    limiter.failure("ann", "10.0.0.4")
-    assert 0 < limiter.blocked("ann", "10.0.0.99") <= 60, "five failures from anywhere block the name"
-    assert limiter.blocked("bea", "10.0.0.99") == 0
-    limiter.success("ann", "10.0.0.99")
-    assert limiter.blocked("ann", "10.0.0.99") == 0
+    for _ in range(4):
+        limiter.failure("ann", "10.0.0.1")
+    assert limiter.check("ann", "10.0.0.1").wait_s == 0
+    limiter.failure("ann", "10.0.0.1")
+    assert 0 < limiter.check("ann", "10.0.0.1").wait_s <= 60, "five failures limit ann at that address"
+    elsewhere = limiter.check("ann", "10.0.0.99")
+    assert elsewhere.wait_s == 0, "ann is never locked out from another address"
+    assert elsewhere.delay_s > 0, "but every attempt for ann is slowed down"
+    assert limiter.check("bea", "10.0.0.1") == limiter.check("bea", "10.0.0.2") == (0, 0.0)
+    limiter.success("ann", "10.0.0.1")
+    assert limiter.check("ann", "10.0.0.1").wait_s == 0, "a success clears the pair"
 
 
 def test_lim002_blocks_per_address_and_success_keeps_that(r: Any) -> None:
-    limiter = SignInLimiter(r, K, max_failures=5, window_s=60)
-    for i in range(5):
+    limiter = SignInLimiter(r, K, max_failures=5, window_s=60, address_max_failures=8)
+    for i in range(8):
         limiter.failure(f"user{i}", "192.0.2.7")
-    assert limiter.blocked("someone", "192.0.2.7") > 0, "spraying names from one address is blocked"
-    assert limiter.blocked("someone", "192.0.2.8") == 0
+    assert limiter.check("someone", "192.0.2.7").wait_s > 0, "spraying names from one address is blocked"
+    assert limiter.check("someone", "192.0.2.8").wait_s == 0
     limiter.success("user0", "192.0.2.7")
-    assert limiter.blocked("someone", "192.0.2.7") > 0, "a valid sign-in does not reset the address"
-    for i in range(5):
+    assert limiter.check("someone", "192.0.2.7").wait_s > 0, "a valid sign-in does not reset the address"
+    for i in range(8):
         limiter.failure(f"v6user{i}", f"2001:db8::{i + 1}")
-    assert limiter.blocked("x", "2001:db8::ffff") > 0, "one IPv6 /64 counts as one address"
-    assert limiter.blocked("x", "2001:db8:0:1::1") == 0
+    assert limiter.check("x", "2001:db8::ffff").wait_s > 0, "one IPv6 /64 counts as one address"
+    assert limiter.check("x", "2001:db8:0:1::1").wait_s == 0
 
 
 def test_lim003_unblocks_when_the_window_expires(r: Any) -> None:
     limiter = SignInLimiter(r, K, max_failures=2, window_s=1)
     limiter.failure("ann", "10.1.1.1")
     limiter.failure("ann", "10.1.1.1")
-    assert limiter.blocked("ann", "10.1.1.1") == 1
-    keys = [K.signin_fail_user("ann"), K.signin_fail_ip("10.1.1.1")]
+    assert limiter.check("ann", "10.1.1.1").wait_s == 1
+    keys = [K.signin_fail_pair("ann", "10.1.1.1"), K.signin_fail_user("ann"), K.signin_fail_ip("10.1.1.1")]
     assert all(0 < r.pttl(k) <= 1000 for k in keys), "counters carry the window as TTL"
     for k in keys:
         r.pexpire(k, 20)          # fast-forward the window instead of sleeping through it
     time.sleep(0.05)
-    assert limiter.blocked("ann", "10.1.1.1") == 0
+    assert limiter.check("ann", "10.1.1.1") == (0, 0.0)
+
+
+def test_lim005_a_distributed_attack_slows_the_user_but_never_locks_them_out(r: Any) -> None:
+    """Every address guessing ann runs into its own limit; ann's own attempts, from an address
+    that did not fail, are only delayed, doubling per failure past the limit up to a cap."""
+    limiter = SignInLimiter(r, K, max_failures=5, window_s=60, slow_base_s=0.5, slow_max_s=8.0)
+    delays = []
+    for i in range(40):
+        assert limiter.check("ann", "172.16.0.99").wait_s == 0
+        delays.append(limiter.check("ann", "172.16.0.99").delay_s)
+        limiter.failure("ann", f"172.16.{i // 5}.1")
+    assert delays[:5] == [0.0] * 5
+    assert delays[5:10] == [0.5, 1.0, 2.0, 4.0, 8.0]
+    assert set(delays[10:]) == {8.0}
+    assert all(limiter.check("ann", f"172.16.{i}.1").wait_s > 0 for i in range(8)), "each guessing address is limited"
 
 
 def test_lim004_odd_input_makes_bounded_keys(r: Any) -> None:

@@ -1,0 +1,120 @@
+"""Sign-ins kept server-side, so they can be ended: one Redis record per browser sign-in.
+
+The browser's session cookie and its remember-me cookie carry only a random sign-in id
+(signed by Flask and Flask-Login); the record says whose it is and at which session epoch
+it was made. Sign-out deletes the record, and a password change, a role change or disabling
+deletes every record of the user — after that no copy of either cookie signs anyone in.
+
+Only a SHA-256 digest of the id is kept (like API token secrets): reading Redis does not
+give a cookie's content. The digest also names the sign-in on the live control channel.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from data.keys import Keys
+from data.timeutil import now_ms
+
+SID_RE = re.compile(r"[A-Za-z0-9_-]{43}")       # secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class SignIn:
+    digest: str          # sha256 of the id: how Redis and the live control channel name it
+    user: str
+    epoch: int           # the user's session epoch at sign-in
+    remember: bool
+    created: int         # epoch ms
+
+
+def digest(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+def to_sign_in(sid_digest: str, h: dict[Any, Any]) -> SignIn | None:
+    """A sign-in from its Redis hash (None when the hash is gone)."""
+    if not h:
+        return None
+    t = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in h.items()}
+    return SignIn(sid_digest, t["user"], int(t["epoch"]), t.get("remember") == "1", int(t.get("created", 0)))
+
+
+def session_credential(sid_digest: str) -> str:
+    """The name of a sign-in on the live control channel (its sockets close with it)."""
+    return f"session:{sid_digest}"
+
+
+class SessionStore:
+    """`{p}:session:<digest>` hash per sign-in (TTL = its lifetime) and
+    `{p}:user-sessions:<name>` set of a user's digests (to end them all)."""
+
+    def __init__(self, r: redis.Redis, keys: Keys) -> None:
+        self._r = r
+        self._keys = keys
+
+    def create(self, user: str, epoch: int, ttl_s: int, remember: bool = False) -> str:
+        """A new sign-in; returns its id (for the cookies, never stored in clear)."""
+        sid = secrets.token_urlsafe(32)
+        d = digest(sid)
+        key, members = self._keys.session(d), self._keys.user_sessions(user)
+        ttl_s = max(1, int(ttl_s))
+        with self._r.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"user": user, "epoch": epoch, "remember": int(remember), "created": now_ms()})
+            pipe.expire(key, ttl_s)
+            pipe.sadd(members, d)
+            pipe.execute()
+        self._prune(members, ttl_s)
+        return sid
+
+    def get(self, sid: str) -> SignIn | None:
+        """The live sign-in of this id, or None (ended, expired, or not an id at all)."""
+        if not isinstance(sid, str) or not SID_RE.fullmatch(sid):
+            return None
+        return self._load(digest(sid))
+
+    def alive(self, sid_digest: str) -> bool:
+        return bool(sid_digest) and bool(self._r.exists(self._keys.session(sid_digest)))
+
+    def end(self, sid: str) -> SignIn | None:
+        """End one sign-in (sign-out); returns what it was."""
+        sign_in = self.get(sid)
+        if sign_in is not None:
+            with self._r.pipeline(transaction=True) as pipe:
+                pipe.delete(self._keys.session(sign_in.digest))
+                pipe.srem(self._keys.user_sessions(sign_in.user), sign_in.digest)
+                pipe.execute()
+        return sign_in
+
+    def end_all(self, user: str) -> list[str]:
+        """End every sign-in of a user; returns their digests (to close their sockets)."""
+        members = self._keys.user_sessions(user)
+        digests = [m.decode() if isinstance(m, bytes) else m for m in self._r.smembers(members)]
+        with self._r.pipeline(transaction=True) as pipe:
+            for d in digests:
+                pipe.delete(self._keys.session(d))
+            if digests:
+                pipe.srem(members, *digests)
+            pipe.execute()
+        return digests
+
+    def _load(self, sid_digest: str) -> SignIn | None:
+        return to_sign_in(sid_digest, self._r.hgetall(self._keys.session(sid_digest)))
+
+    def _prune(self, members: str, ttl_s: int) -> None:
+        """Drop expired sign-ins from the user's set, and keep the set as long as its longest member."""
+        digests = [m.decode() if isinstance(m, bytes) else m for m in self._r.smembers(members)]
+        with self._r.pipeline(transaction=False) as pipe:
+            for d in digests:
+                pipe.exists(self._keys.session(d))
+            pipe.ttl(members)
+            res = pipe.execute()
+        dead = [d for d, alive in zip(digests, res[:-1], strict=True) if not alive]
+        if dead:
+            self._r.srem(members, *dead)
+        self._r.expire(members, max(ttl_s, int(res[-1])))
