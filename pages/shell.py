@@ -21,7 +21,11 @@ def layout() -> html.Div:
             html.Span(id="nav-user", className="navbar-text small me-3"),
             dbc.Button("◐ Theme", id="theme-toggle", size="sm", color="light", outline=True, className="me-2",
                        title="Switch between light and dark"),
-            html.A("Sign out", href="/logout", className="btn btn-sm btn-outline-light", id="sign-out"),
+            # Sign-out is a POST with the CSRF token (assets/signout.js adds it as the form is
+            # sent; without it the server answers with a one-click confirm form).
+            html.Form(html.Button("Sign out", type="submit", className="btn btn-sm btn-outline-light",
+                                  id="sign-out"),
+                      method="post", action="/logout", id="sign-out-form", className="d-inline m-0"),
         ], fluid=True), color="primary", dark=True, className="mb-3"),
         dcc.Store(id="theme", data="light"),
         dcc.Store(id="live-alert"),
