@@ -153,7 +153,7 @@ def cmd_tokens_revoke(args: argparse.Namespace, services: Any) -> None:
         TokenStore(services.redis, services.keys).revoke(args.id)
     except UserError as exc:
         _fail(str(exc))
-    print(f"token {args.id} revoked")
+    print(f"token {args.id} revoked; its open live connections are closed")
 
 
 def cmd_tokens_list(args: argparse.Namespace, services: Any) -> None:
