@@ -15,6 +15,7 @@ once per `events()`/`rows()` call; it also counts what it scoped, so a response 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass, field
@@ -134,10 +135,12 @@ class TeamScope:
         if self.viewer is not None and self.viewer in people:
             return True
         if workflow is not None:
-            self.prefetch([workflow])
+            if workflow not in self._wf:
+                self.prefetch([workflow])
             row_team = self._wf[workflow]
         else:
-            self.prefetch((), [defect])  # type: ignore[list-item]
+            if defect not in self._df:
+                self.prefetch((), [defect])  # type: ignore[list-item]
             row_team = self._df[defect]  # type: ignore[index]
         return row_team is not None and row_team == self.team
 
@@ -229,8 +232,13 @@ class Sanitizer:
 
     def _event(self, ev: dict[str, Any], hidden: frozenset[str], pseudo: bool) -> dict[str, Any]:
         out = dict(ev)
-        for path in hidden:
-            out = _drop(out, path.split("."))
+        in_data, deeper = _split(hidden)
+        data = out.get("data")
+        if in_data and isinstance(data, dict) and not in_data.isdisjoint(data):
+            # The usual case (data.title, data.user, ...): one copy of `data`, not one per path.
+            out["data"] = {k: v for k, v in data.items() if k not in in_data}
+        for parts in deeper:
+            out = _drop(out, parts)
         if pseudo and isinstance(out.get("data"), dict):
             out["data"] = self._people(out["data"], PERSON_FIELDS)
         return out
@@ -356,6 +364,14 @@ def scope_note(count: ScopeCount, team: str | None) -> str | None:
         text += (" (your team is not known: it is the team of your latest pull request, "
                  "so every team's rows are shown as another team's)")
     return text
+
+
+@functools.lru_cache(maxsize=64)
+def _split(hidden: frozenset[str]) -> tuple[frozenset[str], tuple[list[str], ...]]:
+    """Hidden paths as (fields directly under `data`, every other path split on dots)."""
+    parts = [p.split(".") for p in sorted(hidden)]
+    return (frozenset(p[1] for p in parts if len(p) == 2 and p[0] == "data"),
+            tuple(p for p in parts if not (len(p) == 2 and p[0] == "data")))
 
 
 def _event_refs(ev: dict[str, Any]) -> tuple[str | None, str | None]:
