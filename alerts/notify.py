@@ -13,10 +13,16 @@ Channels come from the `alert_channels:` section of the config file:
 `url` may be any apprise URL, or a list of them. `dashboard` is built in and needs no
 entry: the caller shows it (`on_dashboard`).
 
-Who sends: every app process may call `notify`, but only the process that wins
-`SET {p}:alert-sent:<hash> NX` for an (alert, state, time, channel) sends it, so two
-replicas never send a notification twice. The price of claim-then-send is that a
-process dying mid-send loses that one notification rather than repeating it.
+Who sends: a transition and its notifications are one durable unit. The alert service
+writes one outbox entry per (alert, state, time, channel) into `{p}:alert-outbox` in the
+same MULTI/EXEC as the transition (`enqueue`); whoever leads then sends what the outbox
+holds (`deliver_pending`) and marks each entry done when it is delivered or given up. A
+sender holds a short lease on the entry (`{p}:alert-sent:<hash>` = its node, renewed before
+each attempt), so two processes never send it at once, and a process dying at any instant
+leaves the entry (and at most an expiring lease) behind for the next leader: a notification
+is delayed, never lost. Done entries keep the key as "done" for 7 days, so the same
+notification is not queued again. Only a sender that dies between a successful send and
+its mark (or stalls past its lease) can make one notification go out twice.
 
 How: one single-thread queue per channel, so a slow or failing channel (retrying with
 back-off) delays neither the caller nor other channels, and one channel's messages keep
@@ -29,12 +35,14 @@ errors raised here, and in apprise's own log lines while a Notifier is open.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import re
 import threading
 import time
+import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -52,7 +60,8 @@ DASHBOARD = "dashboard"
 APPRISE_CHANNELS = tuple(c for c in CHANNELS if c != DASHBOARD)
 
 # Redis keys (p = key prefix)
-SENT = "{p}:alert-sent:{hash}"            # string (NX, EX 7d): this process sends that alert state to that channel
+SENT = "{p}:alert-sent:{hash}"            # string: the sender's node (PX lease) while sending, then "done" (EX 7d)
+OUTBOX = "{p}:alert-outbox"               # hash: <hash> -> JSON {transition, channel, queued_at}: owed, not yet done
 FAILURES = "{p}:alert-failures"           # stream: at, channel, alert, to, attempt, error (masked), final yes/no
 DELIVERIES = "{p}:alert-deliveries"       # stream: at, channel, alert, to, attempt
 CHANNEL_STATUS = "{p}:alert-channels"     # hash: channel -> JSON {last_ok, last_error, last_error_at, failures_in_row}
@@ -80,6 +89,33 @@ else
   s.failures_in_row = (tonumber(s.failures_in_row) or 0) + 1
 end
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(s))
+"""
+
+
+# The outbox, atomically. Queue an entry unless that notification is already being sent or
+# done (EVALSHA runs inside the alert service's MULTI/EXEC like any command).
+_ENQUEUE_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+"""
+# Take or renew the lease of an owed entry: 1 when this node may send it now.
+_LEASE_LUA = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local holder = redis.call('GET', KEYS[2])
+if holder == ARGV[2] then redis.call('PEXPIRE', KEYS[2], ARGV[3]) return 1 end
+if holder then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+# Delivered or given up: out of the outbox, remembered as done.
+_DONE_LUA = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], 'done', 'EX', ARGV[2])
+"""
+# Stopping with the entry not delivered: free it for the next leader at once.
+_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 
@@ -238,10 +274,15 @@ class _MaskApprise(logging.Filter):
 
 # --- delivery --------------------------------------------------------------------------
 
-def claim_key(prefix: str, transition: Mapping[str, Any], channel: str) -> str:
-    """One key per (alert instance, new state, time, channel): the unit sent exactly once."""
+def delivery_id(transition: Mapping[str, Any], channel: str) -> str:
+    """One id per (alert instance, new state, time, channel): the unit sent once."""
     raw = f"{transition['id']}|{transition['to']}|{transition['at']}|{channel}"
-    return SENT.format(p=prefix, hash=hashlib.sha1(raw.encode()).hexdigest())
+    return hashlib.sha1(raw.encode()).hexdigest()
+
+
+def claim_key(prefix: str, transition: Mapping[str, Any], channel: str) -> str:
+    """The lease / done marker of one notification."""
+    return SENT.format(p=prefix, hash=delivery_id(transition, channel))
 
 
 def _notify_type(transition: Mapping[str, Any]) -> apprise.NotifyType:
@@ -262,11 +303,21 @@ class Notifier:
     def __init__(self, r: redis.Redis, keys_prefix: str, channels_config: Mapping[str, Any] | None, *,
                  base_url: str, on_dashboard: Callable[[Transition], None] | None = None,
                  max_attempts: int = 5, backoff_s: Sequence[float] = (1, 2, 4, 8, 16),
-                 clock: Callable[[], float] = time.time, send_timeout_s: float = 10) -> None:
+                 clock: Callable[[], float] = time.time, send_timeout_s: float = 10,
+                 node: str | None = None, lease_s: float | None = None) -> None:
         if max_attempts < 1 or not backoff_s:
             raise ValueError("max_attempts must be >= 1 and backoff_s non-empty")
         self._r = r
         self._p = keys_prefix
+        self.node = node or uuid.uuid4().hex
+        # A lease covers one attempt and the back-off before the next, when it is renewed;
+        # a dead sender's entry is taken over after at most this long.
+        self._lease_ms = int(1000 * (lease_s if lease_s is not None else send_timeout_s + max(backoff_s) + 5))
+        self._enqueue_script = r.register_script(_ENQUEUE_LUA)
+        self._lease_script = r.register_script(_LEASE_LUA)
+        self._done_script = r.register_script(_DONE_LUA)
+        self._release_script = r.register_script(_RELEASE_LUA)
+        self._local: set[str] = set()           # outbox entries queued in this process
         self._channels = load_channels(channels_config)
         self._base_url = base_url
         self._on_dashboard = on_dashboard
@@ -289,23 +340,61 @@ class Notifier:
         """The channels that can deliver: dashboard and the configured ones."""
         return (DASHBOARD, *self._channels)
 
+    def enqueue(self, pipe: Any, transition: Transition, channels: Iterable[str]) -> None:
+        """Add the transition's notifications to the outbox through `pipe` — the caller's
+        MULTI/EXEC that records the transition, so both are written or neither."""
+        now = self._now_ms()
+        for channel in dict.fromkeys(channels):
+            ident = delivery_id(transition, channel)
+            entry = json.dumps({"transition": transition, "channel": channel, "queued_at": now})
+            self._enqueue_script(keys=[self._key(OUTBOX), self._sent(ident)], args=[ident, entry], client=pipe)
+
+    def deliver_pending(self) -> list[str]:
+        """Queue every owed notification that this process is not already sending (its own
+        new ones, and those a dead leader left). Returns the delivery ids queued now; each
+        is sent only if its lease is free when its turn comes."""
+        if self._closing.is_set():
+            return []
+        queued = []
+        for ident, raw in self._r.hgetall(self._key(OUTBOX)).items():
+            ident = _text(ident)
+            with self._lock:
+                if ident in self._local:
+                    continue
+            try:
+                entry = json.loads(raw)
+                channel, transition = str(entry["channel"]), dict(entry["transition"])
+            except (ValueError, KeyError, TypeError):
+                log.error("alert outbox: dropping an unreadable entry %s", ident)
+                self._r.hdel(self._key(OUTBOX), ident)
+                continue
+            self._submit(channel, transition, ident)
+            queued.append(ident)
+        return queued
+
     def notify(self, transition: Transition, channels: Iterable[str]) -> list[str]:
-        """Queue the transition for each channel this process claims, and return those
-        channels at once. A channel that is not configured is recorded as a failure (the
-        alerts page shows it) rather than dropped in silence."""
+        """Outbox and send in one call (for callers without a transaction of their own):
+        returns the channels this process took. A channel that is not configured is
+        recorded as a failure (the alerts page shows it) rather than dropped in silence."""
         if self._closing.is_set():
             raise RuntimeError("Notifier is closed")
         wanted = list(dict.fromkeys(channels))
-        with self._r.pipeline(transaction=False) as pipe:
-            for channel in wanted:
-                pipe.set(claim_key(self._p, transition, channel), "1", nx=True, ex=CLAIM_TTL_S)
-            claimed = [c for c, won in zip(wanted, pipe.execute()) if won]
-        for channel in claimed:
-            if channel in self._queues:
-                self._submit(channel, transition)
-            else:
-                self._record_failure(channel, transition, 1, "channel not configured in alert_channels", True)
-        return claimed
+        with self._r.pipeline(transaction=True) as pipe:
+            self.enqueue(pipe, transition, wanted)
+            pipe.execute()
+        taken = []
+        for channel in wanted:
+            ident = delivery_id(transition, channel)
+            with self._lock:
+                mine = ident in self._local
+            if not mine and self._lease(ident):
+                taken.append(channel)
+                self._submit(channel, dict(transition), ident)
+        return taken
+
+    def pending(self) -> int:
+        """Notifications owed (in the outbox, not yet delivered or given up)."""
+        return int(self._r.hlen(self._key(OUTBOX)))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait for every queued send (retries included); True if none is left."""
@@ -314,8 +403,9 @@ class Notifier:
         return not wait(pending, timeout).not_done if pending else True
 
     def close(self) -> None:
-        """Stop taking notifications, cut back-off waits short (a send that then fails is
-        recorded as final), finish what is queued, and stop masking apprise's log lines."""
+        """Stop taking notifications, cut back-off waits short (a send that then fails stays
+        owed in the outbox, for the next leader), finish what is queued, and stop masking
+        apprise's log lines."""
         self._closing.set()
         for queue in self._queues.values():
             queue.shutdown(wait=True)
@@ -351,30 +441,61 @@ class Notifier:
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
-    def _submit(self, channel: str, transition: Transition) -> None:
-        future = self._queues[channel].submit(self._deliver, channel, dict(transition))
+    def _sent(self, ident: str) -> str:
+        return SENT.format(p=self._p, hash=ident)
+
+    def _lease(self, ident: str) -> bool:
+        """Take or renew the right to send an owed entry (False: done, or another sender's)."""
+        return bool(self._lease_script(keys=[self._key(OUTBOX), self._sent(ident)],
+                                       args=[ident, self.node, self._lease_ms]))
+
+    def _submit(self, channel: str, transition: Transition, ident: str) -> None:
+        if channel not in self._queues:          # nothing to send with: a final failure, now
+            if self._lease(ident):
+                self._record_failure(channel, transition, 1, "channel not configured in alert_channels", True)
+                self._finish(ident)
+            return
+        with self._lock:
+            self._local.add(ident)
+        future = self._queues[channel].submit(self._deliver, channel, dict(transition), ident)
         with self._lock:
             self._in_flight.add(future)
-        future.add_done_callback(self._done)
+        future.add_done_callback(functools.partial(self._done, ident))
 
-    def _done(self, future: Future[None]) -> None:
+    def _done(self, ident: str, future: Future[None]) -> None:
         with self._lock:
             self._in_flight.discard(future)
+            self._local.discard(ident)
         if future.exception() is not None:      # recording itself failed (Redis down): say so
             log.error("alert delivery bookkeeping failed: %s", self._mask(str(future.exception())))
 
-    def _deliver(self, channel: str, transition: Transition) -> None:
-        """Send with retries; back-off waits end early when the Notifier closes."""
+    def _deliver(self, channel: str, transition: Transition, ident: str) -> None:
+        """Send with retries under a lease renewed before each attempt; back-off waits end
+        early when the Notifier closes, and an entry still undelivered then is left in the
+        outbox (lease freed) for the next leader."""
         for attempt in range(1, self._max_attempts + 1):
+            if not self._lease(ident):
+                return                           # done meanwhile, or another sender has it
             error = self._send_once(channel, transition)
             if error is None:
                 self._record_ok(channel, transition, attempt)
+                self._finish(ident)
                 return
-            final = attempt == self._max_attempts or self._closing.is_set()
+            final = attempt == self._max_attempts
             self._record_failure(channel, transition, attempt, error, final)
             if final:
+                self._finish(ident)
+                return
+            if self._closing.is_set():
+                self._release_script(keys=[self._sent(ident)], args=[self.node])
                 return
             self._closing.wait(self._backoff_s[min(attempt, len(self._backoff_s)) - 1])
+            if self._closing.is_set():
+                self._release_script(keys=[self._sent(ident)], args=[self.node])
+                return
+
+    def _finish(self, ident: str) -> None:
+        self._done_script(keys=[self._key(OUTBOX), self._sent(ident)], args=[ident, CLAIM_TTL_S])
 
     def _send_once(self, channel: str, transition: Transition) -> str | None:
         """None when delivered, else what went wrong (masked)."""

@@ -52,7 +52,7 @@ class AlertService:
     def __init__(self, r: redis.Redis, prefix: str, engine: Any, rules_path: str, *,
                  channels: dict[str, Any] | None = None, base_url: str = "http://127.0.0.1:8050",
                  interval_s: float = 15.0, lock_ttl_s: float | None = None, timeframe: str = "1h",
-                 live_channel: str | None = None) -> None:
+                 live_channel: str | None = None, delivery_lease_s: float | None = None) -> None:
         self.r = r
         self.k = AlertKeys(prefix)
         self.engine = engine
@@ -65,7 +65,8 @@ class AlertService:
         self.timeframe = timeframe
         self.node = uuid.uuid4().hex
         self.live_channel = live_channel                # pub/sub channel of the browsers' `alerts`
-        self.notifier = Notifier(r, prefix, channels or {}, base_url=base_url, on_dashboard=self._to_dashboard)
+        self.notifier = Notifier(r, prefix, channels or {}, base_url=base_url, on_dashboard=self._to_dashboard,
+                                 node=self.node, lease_s=delivery_lease_s)
         self._renew = r.register_script(RENEW)
         self._scheduler: Any = None
         self._lock = threading.Lock()
@@ -99,9 +100,11 @@ class AlertService:
             return self.apply(snap, now)
 
     def apply(self, snap: dict[str, Any], now: int) -> list[dict[str, Any]]:
-        """Evaluate a snapshot against the stored state and record/notify the result. The
-        state is updated optimistically (redis-py's WATCH/retry transaction): an
-        acknowledgement from another process in the meantime makes us evaluate again on top."""
+        """Evaluate a snapshot against the stored state, record the result and send what
+        is owed. The state is updated optimistically (redis-py's WATCH/retry transaction):
+        an acknowledgement from another process in the meantime makes us evaluate again on
+        top. A transition's notifications go to the outbox in the same MULTI/EXEC, so a
+        process dying after it leaves them owed (the next leader sends them), never lost."""
         def update(p: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             raw = p.get(self.k.state)
             transitions, new_state = evaluate(self.rules, snap, now, orjson.loads(raw) if raw else {})
@@ -110,14 +113,14 @@ class AlertService:
             for t in transitions:
                 p.xadd(self.k.history, {"e": orjson.dumps({"kind": "transition", **t})},
                        maxlen=HISTORY_MAX, approximate=True)
+                if t.get("notify"):
+                    rule = self.rules.get(t["rule"])
+                    self.notifier.enqueue(p, t, list(rule.channels) if rule else [])
             p.hset(self.k.meta, mapping={"last_eval_ms": now, "leader": self.node,
                                          "rules_error": self.rules_error or ""})
             return transitions, new_state
         transitions, new_state = self.r.transaction(update, self.k.state, value_from_callable=True)
-        for t in transitions:
-            if t.get("notify"):
-                rule = self.rules.get(t["rule"])
-                self.notifier.notify(t, list(rule.channels) if rule else [])
+        self.notifier.deliver_pending()       # these transitions' and any a dead leader left
         if transitions and self.live_channel:
             self._publish_summary(new_state)
         return transitions
