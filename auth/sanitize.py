@@ -304,6 +304,33 @@ class Sanitizer:
         self.scope.last = count
         self.scope.total = self.scope.total + count
 
+    def prepare(self, items: Iterable[dict[str, Any]]) -> None:
+        """Look up, in one batch, the teams of events or rows about to be sanitised one by one
+        (a caller that must call `event(s)` per row calls this once per page of rows)."""
+        if self.other_teams is None or self.scope is None:
+            return
+        refs = [_refs(x) for x in items]
+        self.scope.prefetch((w for w, _ in refs if w), (d for w, d in refs if d and not w))
+
+    def scope_count(self, items: Iterable[dict[str, Any]]) -> ScopeCount:
+        """How many of these events or rows are other teams' (shown without names, or left
+        out): for a response that sanitised them in pieces. Counts nothing, changes nothing."""
+        count = ScopeCount()
+        if self.other_teams is None or self.scope is None:
+            return count
+        items = list(items)
+        self.prepare(items)
+        for x in items:
+            wf, df = _refs(x)
+            event = isinstance(x.get("data"), dict)
+            fields = x["data"] if event else x
+            if self.scope.owns(wf, None if wf else df, [fields.get(k) for k in PERSON_FIELDS]) is False:
+                if ("events" if event else _row_kind(x)) in self.other_teams.omit:
+                    count.left_out += 1
+                else:
+                    count.shown_without_names += 1
+        return count
+
     @property
     def last_scoped(self) -> ScopeCount:
         """Rows of other teams in the latest `event(s)`/`row(s)` call (zero without a rule)."""
@@ -379,6 +406,14 @@ def _event_refs(ev: dict[str, Any]) -> tuple[str | None, str | None]:
     if not isinstance(data, dict):
         return None, None
     wf, df = data.get("workflow_id"), data.get("defect_id")
+    return (wf if isinstance(wf, str) else None), (df if isinstance(df, str) else None)
+
+
+def _refs(x: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(workflow id, defect id) of an event (its `data`) or of a flat row."""
+    if isinstance(x.get("data"), dict):
+        return _event_refs(x)
+    wf, df = x.get("workflow_id"), x.get("defect_id")
     return (wf if isinstance(wf, str) else None), (df if isinstance(df, str) else None)
 
 
