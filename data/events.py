@@ -55,7 +55,7 @@ def _name(v: Any) -> str | None:
         return "must be a non-empty string"
     if len(v) > MAX_NAME:
         return f"must be at most {MAX_NAME} characters"
-    if _CONTROL.search(v):
+    if not v.isprintable() and _CONTROL.search(v):    # isprintable(): a fast "no control characters"
         return "must not contain control characters"
     return None
 
@@ -182,18 +182,31 @@ def _plain(v: Any, path: str, depth: int = 0) -> str | None:
 _ENVELOPE = frozenset({"id", "type", "timestamp", "source", "data"})
 
 
-def _unchecked(obj: dict[str, Any], data: dict[str, Any], schema: Any) -> str | None:
+# Per type, the fields whose check leaves nothing to look at (not `metrics`, `old`, `new`).
+_FULLY_CHECKED = {t: frozenset(n for n, (_, check) in schema.items() if check not in (_any, _obj))
+                  for t, schema in SCHEMAS.items()}
+
+
+def _unchecked(obj: dict[str, Any], data: dict[str, Any], checked: frozenset[str]) -> str | None:
     """The first problem in what no schema field checks (unknown fields, nested objects such as
     `metrics`, metadata): every number finite, integers 64-bit, nesting bounded."""
     for name, v in data.items():
         t = type(v)
-        if t is str or t is bool or (t is int and schema is not None and name in schema):
+        if t is str or t is bool or name in checked:
             continue
         problem = _plain(v, "data." + name, 1)
         if problem:
             return problem
     for name, v in obj.items():
-        if name not in _ENVELOPE and type(v) is not str:
+        if name in _ENVELOPE:
+            continue
+        if type(v) is dict:          # metadata: mostly strings
+            for k, item in v.items():
+                if type(item) is not str:
+                    problem = _plain(item, f"{name}.{k}", 1)
+                    if problem:
+                        return problem
+        elif type(v) is not str:
             problem = _plain(v, name, 0)
             if problem:
                 return problem
@@ -234,7 +247,7 @@ def _fast_valid(obj: Any, now_ms: int | None, max_future_ms: int | None) -> int 
                 return None
         elif check(v) is not None:
             return None
-    if _unchecked(obj, data, SCHEMAS[ev_type]) is not None:  # type: ignore[index]
+    if _unchecked(obj, data, _FULLY_CHECKED[ev_type]) is not None:  # type: ignore[index]
         return None
     try:
         ts = parse_iso(raw_ts)
@@ -311,7 +324,7 @@ def _validate(obj: Any, now_ms: int | None, max_future_ms: int | None) -> tuple[
         elif "priority" in meta and meta["priority"] not in PRIORITIES:
             errors.append("metadata.priority: must be one of " + ", ".join(PRIORITIES))
     if data_ok and isinstance(meta, (dict, type(None))):
-        problem = _unchecked(obj, data, schema)
+        problem = _unchecked(obj, data, _FULLY_CHECKED[ev_type] if schema else frozenset())
         if problem:
             errors.append(problem)
     if errors:
