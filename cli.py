@@ -3,7 +3,7 @@
     python cli.py serve [--demo]              the dashboard (embedded Redis unless REDIS_URL)
     python cli.py aggregate                   an aggregator process (deployments)
     python cli.py replay FILE.jsonl           ingest a JSON Lines file, with a progress bar
-    python cli.py simulate --backfill 7d --rate N --seed S [--no-live] [--url URL]
+    python cli.py simulate --backfill 7d --rate N --seed S [--no-live] [--url URL [--token T]]
 """
 from __future__ import annotations
 
@@ -186,13 +186,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> None:
     from data.workers import simulate_into
     stop = _stop_on_signals()
     if args.url:
-        import urllib.request
-
-        def ingest(batch: list[dict[str, Any]]) -> None:
-            req = urllib.request.Request(args.url.rstrip("/") + "/api/events", data=orjson.dumps({"events": batch}),
-                                         headers={"Content-Type": "application/json"}, method="POST")
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                resp.read()
+        ingest = _poster(args.url, args.token or os.environ.get("QMS_TOKEN"))
         svc = None
     else:
         svc = _services(settings)
@@ -205,6 +199,35 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> None:
     print(f"sent {n} events")
     if svc and svc.embedded:
         svc.embedded.stop()
+
+
+def _poster(url: str, token: str | None) -> Any:
+    """POST batches to a dashboard's /api/events with `Authorization: Bearer <token>` (an API
+    token with ingest:events, or a JWT from POST /api/auth/token). An HTTP error ends the
+    command with the server's message, never the token."""
+    import urllib.error
+    import urllib.request
+    endpoint = url.rstrip("/") + "/api/events"
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token.strip()}"
+
+    def ingest(batch: list[dict[str, Any]]) -> None:
+        req = urllib.request.Request(endpoint, data=orjson.dumps({"events": batch}), headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                resp.read()
+        except urllib.error.HTTPError as exc:
+            try:
+                detail = orjson.loads(exc.read())["response"]["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                detail = exc.reason
+            hint = ("; pass --token TOKEN (or set QMS_TOKEN): an API token with ingest:events"
+                    if exc.code in (401, 403) else "")
+            sys.exit(f"error: POST {endpoint} answered {exc.code}: {detail}{hint}")
+        except urllib.error.URLError as exc:
+            sys.exit(f"error: cannot reach {endpoint}: {exc.reason}")
+    return ingest
 
 
 def cmd_alerts_test(args: argparse.Namespace, settings: Settings) -> None:
@@ -247,6 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--no-live", action="store_true", help="stop after the backfill")
     p.add_argument("--url", help="post to this dashboard's API instead of writing to Redis")
+    p.add_argument("--token", help="with --url: Bearer token for POST /api/events (an API token with "
+                                   "ingest:events, or a JWT); default $QMS_TOKEN")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_simulate)
     p = sub.add_parser("alerts", help="alert rules: test them like promtool test rules")

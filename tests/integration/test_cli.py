@@ -56,3 +56,33 @@ def test_cli003_user_admin_from_the_shell_is_audited_and_never_echoes_passwords(
     assert bad.returncode == 2 and "wizard" in bad.stderr
     entries = [orjson.loads(f[b"e"]) for _, f in r.xrange("qms:audit")]
     assert [(e["type"], e["data"]["target"]) for e in entries] == [("admin.user_added", "carol")]
+
+
+def test_cli004_simulate_posts_to_a_real_server_with_a_bearer_token(app: Any, r: Any, redis_url: str) -> None:
+    """Before: `simulate --url` sent no credentials and every POST /api/events got 401."""
+    import threading
+
+    from werkzeug.serving import make_server
+    svc = app.server.extensions["qms"]
+    svc.users.add("ci", ["admin"], "correct horse battery")
+    _, token = svc.tokens.create("simulator", ["producer"], "ci")
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_port}"
+    args = ("simulate", "--url", url, "--backfill", "1h", "--rate", "2", "--seed", "3", "--no-live", "--quiet")
+    try:
+        by_flag = run_cli(redis_url, *args, "--token", token)
+        assert by_flag.returncode == 0, by_flag.stderr[-2000:]
+        sent = int(by_flag.stdout.split("sent ")[1].split()[0])
+        assert sent > 0 and r.xlen(K.stream) == sent
+        env = {**os.environ, "REDIS_URL": redis_url, "QMS_TOKEN": token}
+        by_env = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args[:-3], "4", "--no-live", "--quiet"],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert by_env.returncode == 0, by_env.stderr[-2000:]
+        assert r.xlen(K.stream) > sent, "QMS_TOKEN is used when --token is not given"
+        anonymous = run_cli(redis_url, *args)
+        assert anonymous.returncode != 0
+        assert "401" in anonymous.stderr and "--token" in anonymous.stderr and "Traceback" not in anonymous.stderr
+        assert token not in anonymous.stderr + by_flag.stdout + by_flag.stderr, "the secret is never echoed"
+    finally:
+        srv.shutdown()
