@@ -15,6 +15,7 @@ import redis
 from flask import Flask, Response, abort, g, request, send_from_directory
 from werkzeug.exceptions import InternalServerError
 
+from api.drilldown import bp as drilldown_bp
 from api.entities import bp as entities_bp
 from api.routes import bp as api_bp
 from api.widgets import bp as widgets_bp
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     init_unavailable(server)
     server.register_blueprint(auth_bp)
     server.register_blueprint(api_bp)
+    server.register_blueprint(drilldown_bp)
     server.register_blueprint(widgets_bp)
     server.register_blueprint(entities_bp)
     if settings.live:

@@ -49,6 +49,7 @@ class Settings:
     max_event_bytes: int = 64 * 1024
     max_future_skew_s: int = 900           # events more than this in the future are rejected
     raw_retention_days: int = 30           # raw events kept for drill-down and CSV
+    export_max_rows: int = 0               # cut drill-down and widget exports at this many rows (0: complete)
     dedup_retention_days: int = 90         # how long an event id is remembered
     aggregator_batch: int = 2000
     aggregator_block_ms: int = 1000

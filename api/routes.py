@@ -17,7 +17,7 @@ from auth.principal import audit, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
 from auth.sanitize import Sanitizer
 from data import rawstore, scopes
-from data.engine import QueryError, plan
+from data.engine import QueryError
 from data.events import BodyError, TooLarge, parse_body
 from data.health import health as check_health
 from data.ingest import dead_letters
@@ -195,47 +195,6 @@ def get_series(kpi_id: str) -> Response:
                              user=_user_param() if dashboard_of(kpi_id) == "developer" else None,
                              scope=_scope_param())
     return envelope(data)
-
-
-@bp.get("/api/metrics/<kpi_id>/events")
-@require(_metric_permission)
-def get_metric_events(kpi_id: str) -> Response:
-    svc = services()
-    if dashboard_of(kpi_id) is None:
-        return error(404, "not_found", f"unknown metric {kpi_id!r}")
-    as_csv = request.args.get("format") == "csv"
-    if as_csv and not authorize(current_principal(), "export:reports"):
-        audit("authz.denied", "denied", path=request.path, permission="export:reports")
-        return error(403, "forbidden", "exporting CSV needs the permission export:reports")
-    types, where = rawstore.sources(kpi_id)
-    user = _user_param() if dashboard_of(kpi_id) == "developer" else None
-    if user and kpi_id in rawstore.REVIEWER_FILTERED:
-        where = {**where, "reviewer": user}
-    try:
-        limit = max(1, min(int(request.args.get("limit", 1000)), 10_000))
-    except ValueError:
-        raise QueryError("limit: must be an integer") from None
-    p = plan(request.args.get("timeframe", "24h"), _end_param(), now_ms(), svc.settings.max_future_skew_s * 1000, 1)
-    e, s = p.bounds[0], p.bounds[1]
-    events, truncated = rawstore.events_between(svc.redis, svc.keys, types, s, e, limit, where)
-    scoped = _scope_param() is not None and kpi_id in scopes.SCOPED_KPIS
-    if scoped:       # the events of that repository's or team's workflows only
-        dim = next(d for d in scopes.DIMENSIONS if request.args.get(d))
-        keep = rawstore.workflows_in_scope(svc.redis, svc.keys, dim, request.args[dim], e,
-                                           svc.settings.raw_retention_days)
-        events = [ev for ev in events if (ev.get("data") or {}).get("workflow_id") in keep]
-    clean = sanitizer()
-    events = clean.events(events)
-    if as_csv:
-        audit("user.export_requested", metric=kpi_id, rows=len(events), format="csv")
-        resp = Response(rawstore.events_csv(events), mimetype="text/csv")
-        resp.headers["Content-Disposition"] = f'attachment; filename="{kpi_id}-events.csv"'
-        resp.headers["X-Truncated"] = "true" if truncated else "false"
-        resp.headers.update(scope_headers(clean.scope_info()))
-        return resp
-    return envelope({"metric": kpi_id, "window": {"start": fmt_ms(s), "end": fmt_ms(e)}, "types": list(types),
-                     "count": len(events), "truncated": truncated, "filtered": scoped, "events": events,
-                     "scope": clean.scope_info()})
 
 
 @bp.get("/api/state/<kind>")

@@ -1,112 +1,125 @@
-"""The events behind a KPI (drill-down and CSV): raw events indexed by type and day.
+"""Raw events as the aggregator keeps them: bodies in `{p}:raw:<day>` (id -> JSON), indexed
+by type and day (`{p}:rawidx:<type>:<day>`) and by workflow or actor (`{p}:eix:<wf|ac>:<id>`),
+each index a sorted set of ids scored by timestamp.
 
-A drill-down reads only the index entries of the window for the KPI's event types, so
-its cost follows the rows returned, not the size of the store.
+Reads are lazy and paged: `scan` walks a window newest first in chunks of ids, so a
+drill-down or an export of any size holds one chunk at a time. Also the CSV escaping every
+export uses (`csv_cell`).
 """
 from __future__ import annotations
 
 import csv
+import heapq
 import io
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import orjson
 import redis
 
-from data.events import GATE_TYPES
 from data.keys import Keys
 from data.timeutil import DAY_MS
 
-WF = "workflow."
-_COMPLETION = (WF + "completed", WF + "pr_created")
-_WF_STATE = (WF + "pr_created", WF + "step_entered", WF + "completed")
-_AGENTS = ("system.agent_status_changed",)
-
-# KPI id -> event types whose events are "behind" it.
-SOURCES: dict[str, tuple[str, ...]] = {
-    "gate_pass_rate": GATE_TYPES, "total_gates_executed": GATE_TYPES, "gates_passed": GATE_TYPES,
-    "gates_failed": GATE_TYPES, "average_gate_time": GATE_TYPES,
-    "defect_detection_rate": (WF + "defect_found",), "defects_found": (WF + "defect_found",),
-    "false_positive_rate": (WF + "defect_resolved",),
-    "defect_resolution_time": (WF + "defect_resolved", WF + "defect_found"),
-    "critical_defects": (WF + "defect_found", WF + "defect_resolved"),
-    "compliance_adherence": (WF + "compliance_checked",), "compliance_checks_passed": (WF + "compliance_checked",),
-    "policy_violations": (WF + "compliance_checked",),
-    "remediation_pending": (WF + "compliance_checked", WF + "violation_remediated"),
-    "overall_quality_score": (*GATE_TYPES, WF + "defect_found", WF + "defect_resolved", WF + "compliance_checked"),
-    "average_review_cycle_time": (WF + "review_started", WF + "review_completed"),
-    "workflow_completion_rate": (WF + "completed",), "sla_adherence": _COMPLETION, "time_to_merge": _COMPLETION,
-    "defect_prevention_rate": (WF + "completed", WF + "defect_found"),
-    "audit_readiness_score": (WF + "completed", WF + "step_entered", WF + "compliance_checked"),
-    "agent_utilization_rate": _AGENTS, "cost_per_review": (WF + "review_completed",),
-    "developer_satisfaction": ("user.survey_submitted",), "process_adoption_rate": (WF + "pr_created",),
-    "total_active_reviews": _WF_STATE, "pending_dor_validations": _WF_STATE, "in_progress_reviews": _WF_STATE,
-    "awaiting_dod_validation": _WF_STATE, "final_approvals_needed": _WF_STATE,
-    "suggested_reviews": (*_WF_STATE, WF + "review_started"),
-    "total_agents": _AGENTS, "active_agents": _AGENTS, "overloaded_agents": _AGENTS, "idle_agents": _AGENTS,
-    "down_agents": _AGENTS, "agents_in_training": _AGENTS, "error_rate": ("system.error_occurred",),
-    "pending_reviews": (WF + "review_started", WF + "review_completed"),
-    "completed_today": (WF + "review_completed",),
-    "average_feedback_time": (WF + "review_started", WF + "review_completed"),
-    "quality_score_trend": GATE_TYPES, "team_velocity": (WF + "completed",),
-    "skill_development_areas": (WF + "defect_found",),
-}
-REVIEWER_FILTERED = {"pending_reviews", "completed_today", "average_feedback_time"}
+CHUNK = 1000
+Ref = tuple[int, str]                       # (timestamp ms, event id): rows are ordered by it
+Hit = tuple[int, str, dict[str, Any]]       # (timestamp ms, event id, event)
 
 
-def sources(kpi_id: str) -> tuple[tuple[str, ...], dict[str, str]]:
-    """Event types behind a KPI, and a data-field filter for per-entity KPIs."""
-    if kpi_id.startswith("queue_depth."):
-        return ("system.queue_depth_updated",), {"queue": kpi_id[len("queue_depth."):]}
-    if kpi_id.startswith("gate."):
-        return GATE_TYPES, {"gate_name": kpi_id[len("gate."):].rsplit(".", 1)[0]}
-    if kpi_id in SOURCES:
-        return SOURCES[kpi_id], {}
-    raise KeyError(kpi_id)
+def _zrev(r: redis.Redis, key: str, lo: int, hi: int, below: Ref | None, chunk: int) -> Iterator[tuple[int, bytes]]:
+    """(score, member) of one index with lo <= score < hi and (score, member) < below,
+    newest first, read `chunk` at a time. Members sharing a score are read apart so a
+    page boundary inside them neither repeats nor skips one."""
+    if below is not None and below[0] < hi:
+        top, tie = below[0], below[1].encode()
+    else:
+        top, tie = hi, None
+    while True:
+        if tie is not None and top >= lo:
+            same = r.zrangebyscore(key, top, top)
+            for m in sorted((m for m in same if m < tie), reverse=True):
+                yield top, m
+        got = r.zrevrangebyscore(key, f"({top}", lo, start=0, num=chunk, withscores=True)
+        for m, score in got:
+            yield int(score), m
+        if len(got) < chunk:
+            return
+        top, tie = int(got[-1][1]), got[-1][0]
+
+
+def scan(r: redis.Redis, keys: Keys, types: Iterable[str], s: int, e: int, below: Ref | None = None,
+         chunk: int = CHUNK) -> Iterator[list[Hit]]:
+    """Events of `types` with s <= timestamp < e (and below the cursor), newest first (by
+    timestamp, then id), in chunks of at most `chunk`."""
+    types = list(types)
+    if e <= s or not types:
+        return
+    top_day = (e - 1) // DAY_MS
+    if below is not None and below[0] < e:
+        top_day = min(top_day, below[0] // DAY_MS)
+    for day in range(top_day, s // DAY_MS - 1, -1):
+        lo, hi = max(s, day * DAY_MS), min(e, (day + 1) * DAY_MS)
+        merged = heapq.merge(*(_zrev(r, keys.raw_index(t, day), lo, hi, below, chunk) for t in types), reverse=True)
+        batch: list[tuple[int, bytes]] = []
+        for hit in merged:
+            batch.append(hit)
+            if len(batch) >= chunk:
+                yield _bodies(r, keys, day, batch)
+                batch = []
+        if batch:
+            yield _bodies(r, keys, day, batch)
+
+
+def _bodies(r: redis.Redis, keys: Keys, day: int, batch: list[tuple[int, bytes]]) -> list[Hit]:
+    raws = r.hmget(keys.raw(day), [m for _, m in batch])
+    return [(ts, m.decode(), orjson.loads(raw)) for (ts, m), raw in zip(batch, raws) if raw is not None]
+
+
+def fetch(r: redis.Redis, keys: Keys, refs: list[Ref]) -> list[dict[str, Any] | None]:
+    """Events by (timestamp, id); None for one no longer kept."""
+    if not refs:
+        return []
+    with r.pipeline(transaction=False) as p:
+        for ts, ident in refs:
+            p.hget(keys.raw(ts // DAY_MS), ident)
+        raws = p.execute()
+    return [orjson.loads(raw) if raw is not None else None for raw in raws]
+
+
+def entity_events_at(r: redis.Redis, keys: Keys, wants: list[tuple[str, str, int]]) -> list[list[dict[str, Any]]]:
+    """For each (kind, id, ts): the events of that workflow or actor stamped exactly ts
+    (the entity index of the aggregator), oldest id first. Entity states keep times, not
+    ids; this finds the events behind them."""
+    if not wants:
+        return []
+    with r.pipeline(transaction=False) as p:
+        for kind, ident, ts in wants:
+            p.zrangebyscore(keys.entity_events(kind, ident), ts, ts)
+        ids = p.execute()
+    with r.pipeline(transaction=False) as p:
+        for (_, _, ts), members in zip(wants, ids):
+            if members:
+                p.hmget(keys.raw(ts // DAY_MS), sorted(members))
+        bodies = iter(p.execute())
+    out: list[list[dict[str, Any]]] = []
+    for members in ids:
+        out.append([orjson.loads(b) for b in next(bodies) if b is not None] if members else [])
+    return out
 
 
 def events_between(r: redis.Redis, keys: Keys, types: Iterable[str], s: int, e: int, limit: int,
                    where: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], bool]:
-    """Events of `types` with timestamp in [s, e), oldest first, at most `limit`.
-
-    Returns (events, truncated)."""
-    types = list(types)
-    days = list(range(s // DAY_MS, (e - 1) // DAY_MS + 1))
-    with r.pipeline(transaction=False) as p:
-        for day in days:
-            for t in types:
-                p.zrangebyscore(keys.raw_index(t, day), s, f"({e}", withscores=True)
-        res = p.execute()
-    hits: list[tuple[float, int, bytes]] = []
-    i = 0
-    for day in days:
-        for _t in types:
-            hits += [(score, day, member) for member, score in res[i]]
-            i += 1
-    hits.sort()
+    """The `limit` newest events of `types` in [s, e) whose data matches `where`, oldest
+    first (a short list for a panel or an alert). Returns (events, more were left out)."""
     out: list[dict[str, Any]] = []
-    truncated = False
-    chunk = max(limit, 500)
-    pos = 0
-    while pos < len(hits) and len(out) < limit:
-        part = hits[pos:pos + chunk]
-        pos += chunk
-        with r.pipeline(transaction=False) as p:
-            for _score, day, member in part:
-                p.hget(keys.raw(day), member)
-            bodies = p.execute()
-        for body in bodies:
-            if body is None:
-                continue
-            ev = orjson.loads(body)
+    for chunk in scan(r, keys, types, s, e):
+        for _ts, _id, ev in chunk:
             if where and any((ev.get("data") or {}).get(k) != v for k, v in where.items()):
                 continue
             if len(out) >= limit:
-                truncated = True
-                break
+                out.reverse()
+                return out, True
             out.append(ev)
-    if pos < len(hits):
-        truncated = True
-    return out, truncated
+    out.reverse()
+    return out, False
 
 
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
@@ -136,36 +149,33 @@ def flat_row(ev: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def rows_csv(rows: list[list[Any]]) -> str:
-    """Rows (the first is the header) as CSV, every cell escaped like csv_cell."""
+def csv_lines(rows: Iterable[list[Any]], per_chunk: int = 500) -> Iterator[str]:
+    """Rows (the first is the header) as CSV text, a few hundred rows per piece, every cell
+    escaped like csv_cell: what a streamed export yields."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
+    n = 0
     for row in rows:
         w.writerow([csv_cell(c) for c in row])
-    return buf.getvalue()
+        n += 1
+        if n >= per_chunk:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+            n = 0
+    if buf.tell():
+        yield buf.getvalue()
+
+
+def rows_csv(rows: list[list[Any]]) -> str:
+    """Rows (the first is the header) as one CSV text, every cell escaped like csv_cell."""
+    return "".join(csv_lines(rows))
 
 
 def events_csv(events: list[dict[str, Any]]) -> str:
+    """Events as CSV: the envelope's fields, then one column per data field."""
     data_cols = sorted({k for ev in events for k in (ev.get("data") or {})})
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["id", "type", "timestamp", "source", "priority"] + ["data." + c for c in data_cols])
-    for ev in events:
-        d = ev.get("data") or {}
-        meta = ev.get("metadata") or {}
-        w.writerow([csv_cell(ev.get("id")), csv_cell(ev.get("type")), csv_cell(ev.get("timestamp")),
-                    csv_cell(ev.get("source")), csv_cell(meta.get("priority"))] + [csv_cell(d.get(c)) for c in data_cols])
-    return buf.getvalue()
-
-
-def workflows_in_scope(r: redis.Redis, keys: Keys, dimension: str, value: str, before_ms: int,
-                       retention_days: int) -> set[str]:
-    """Workflow ids whose creation (earliest `pr_created` still kept as a raw event) names
-    that repository or team: what a drill-down of a filtered KPI keeps."""
-    field = {"repository": "repository", "team": "team"}[dimension]
-    start = before_ms - retention_days * DAY_MS
-    created, _ = events_between(r, keys, ("workflow.pr_created",), start, before_ms, 1_000_000)
-    first: dict[str, Any] = {}
-    for ev in created:                   # oldest first: the first one seen is the creation
-        first.setdefault(ev["data"]["workflow_id"], ev["data"].get(field))
-    return {wf for wf, v in first.items() if v == value}
+    header = ["id", "type", "timestamp", "source", "priority"] + ["data." + c for c in data_cols]
+    rows = ([ev.get("id"), ev.get("type"), ev.get("timestamp"), ev.get("source"), (ev.get("metadata") or {}).get("priority")]
+            + [(ev.get("data") or {}).get(c) for c in data_cols] for ev in events)
+    return rows_csv([header, *rows])

@@ -119,13 +119,13 @@ def test_api005_series_is_downsampled_and_sums_to_the_window(client: Any, loaded
 def test_api006_drilldown_events_json_and_csv(client: Any, loaded: Any) -> None:
     res = client.get(f"/api/metrics/gate.lint-gate.pass_rate/events?timeframe=1h&end={fmt_ms(END)}")
     data = res.json["response"]["data"]
-    assert [e["id"] for e in data["events"]] == ["g3", "g2", "g1"] and data["truncated"] is False
+    assert [e["id"] for e in data["events"]] == ["g1", "g2", "g3"] and data["next_cursor"] is None  # newest first
     res = client.get(f"/api/metrics/defects_found/events?timeframe=1h&end={fmt_ms(END)}&format=csv")
     assert res.status_code == 200 and res.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(res.get_data(as_text=True))))
     assert rows[0]["id"] == "x1" and rows[0]["data.category"] == "'=cmd|calc"
     res = client.get(f"/api/metrics/gate_pass_rate/events?timeframe=1h&end={fmt_ms(END)}&limit=2")
-    assert res.json["response"]["data"]["count"] == 2 and res.json["response"]["data"]["truncated"] is True
+    assert res.json["response"]["data"]["count"] == 2 and res.json["response"]["data"]["next_cursor"]
 
 
 def test_api007_health_and_openapi(client: Any, loaded: Any) -> None:

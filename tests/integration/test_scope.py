@@ -112,7 +112,7 @@ def test_scp001_a_developer_reads_no_title_or_name_of_other_teams_in_suggested_r
     other = {w for w, t in teams.items() if t != simulated["team"]}
     mine = [x for x in rows if teams.get(x["workflow_id"]) == simulated["team"]]
     theirs = [x for x in rows if x["workflow_id"] in other]
-    assert len({teams[x["workflow_id"]] for x in theirs}) == 4 and len(theirs) > 200, "the data has 4 other teams"
+    assert len({teams[x["workflow_id"]] for x in theirs}) == 4 and len(theirs) > 20, "the data has 4 other teams"
     assert leaks(iter(rows), other) == [], "other teams' titles and names left the server"
     assert all(not x.get("author") or x["author"].startswith("user-") for x in theirs)
     # The viewer's own team keeps its names and titles.
@@ -209,8 +209,8 @@ def test_scp006_own_rows_stay_named_even_from_another_team(app: Any, auth: Any, 
     [row] = [x for x in rows_with_workflow(res.json) if x["workflow_id"] == "W4"]
     assert row["reviewer"] == "bob"
     res = c.get("/api/metrics/suggested_reviews/events?timeframe=1h", headers=auth.bearer("developer", "ann"))
-    w4 = [x for x in rows_with_workflow(res.json) if x["workflow_id"] == "W4"]
-    assert w4 and all(x.get("reviewer") != "bob" and x.get("author") != "dot" and "title" not in x for x in w4)
+    w3 = [x for x in rows_with_workflow(res.json) if x["workflow_id"] == "W3"]      # web's, waiting for review
+    assert w3 and all(x.get("author") != "cid" and "title" not in x for x in w3)
     assert "web: secret launch page" not in res.get_data(as_text=True)
     assert "ACME-42" not in res.get_data(as_text=True), "undeclared fields are free text too"
 
