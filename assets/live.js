@@ -10,8 +10,13 @@
  *   live-tick      dcc.Store: {channel, version, timestamp}, at most every 2 s per channel
  *   live-alert     dcc.Store: the last alert message
  *   nav-alert-count  children <- alert.data.firing_count
- * window.qmsLive = {state, transport, lastMessage, lastLatencyMs, received, channels}
+ * window.qmsLive = {state, transport, dataStore, lastMessage, lastLatencyMs, received, connections, channels}
  * is for the benchmark and browser tests.
+ *
+ * The data store: when a Dash callback answers 503 (the server cannot reach Redis) or the
+ * server says so on the socket ({type: "status", data_store: "unavailable"}), the navbar
+ * reads "reconnecting to the data store" and the page polls until a callback succeeds, the
+ * server says "available", or pushed data arrives.
  *
  * Plain ES2017, no build step: Dash serves everything under assets/ as is.
  */
@@ -39,18 +44,21 @@
     live: {children: "● live", cls: "live-on"},
     reconnecting: {children: "◌ reconnecting…", cls: "live-retry"},
     polling: {children: "◌ polling", cls: "live-poll"},
+    store: {children: "◌ reconnecting to the data store…", cls: "live-retry"},
   };
   const STATUS_CLASSES = ["live-status", "live-on", "live-retry", "live-poll"];
   const CHANNEL_RE = /^[A-Za-z0-9_.-]{1,128}$/;
 
   const live = {
     installed: true,
-    state: "reconnecting",          // live | reconnecting | polling
+    state: "reconnecting",          // live | reconnecting | polling | store (data store down)
     transport: null,                // "ws" | "sse" | null
+    dataStore: "available",         // "unavailable" after a callback's 503 or the server's word
     lastMessage: null,
     lastReceivedAt: null,
     lastLatencyMs: null,
     received: 0,
+    connections: 0,                 // WebSocket/SSE connections this page opened
     channels: [],
   };
   window.qmsLive = live;
@@ -81,6 +89,8 @@
   let sseFails = 0;                 // consecutive EventSource errors
   let sseRestartTimer = null;
   let fallbackTimer = null;
+
+  let storeDown = false;            // the server cannot reach its data store (Redis)
 
   let domTimer = null;
   const logged = new Set();
@@ -226,6 +236,9 @@
   }
 
   function visibleState() {
+    if (storeDown) {
+      return "store";
+    }
     if (mode === "ws" || (mode === "sse" && sseOpen)) {
       return "live";
     }
@@ -239,6 +252,7 @@
     const state = visibleState();
     live.state = state;
     live.transport = state === "live" ? mode : null;
+    live.dataStore = storeDown ? "unavailable" : "available";
     live.channels = wanted.slice();
     renderStatus(state);
     // Polling stays on when the page lists no channel: nothing would push its data.
@@ -319,6 +333,11 @@
       case "error":
         onServerError(msg);
         break;
+      case "status":
+        if (msg.data_store === "unavailable" || msg.data_store === "available") {
+          setStoreDown(msg.data_store === "unavailable");
+        }
+        break;
       case "pong":
       case "subscribed":
       case "unsubscribed":
@@ -335,6 +354,7 @@
       logOnce("ignored a data_update without channel or data");
       return;
     }
+    setStoreDown(false);            // pushed data comes from the store: it is back
     // Messages can arrive out of order across a WebSocket/SSE switch: never go back.
     const seen = versions.get(channel);
     if (typeof data.version === "number") {
@@ -501,6 +521,7 @@
 
   function onWsOpen() {
     connections += 1;
+    live.connections = connections;
     wsOpened = true;
     wsOpenedAt = now();
     lastMessageAt = wsOpenedAt;
@@ -612,6 +633,7 @@
     src.onopen = function () {
       if (es === src) {
         connections += 1;
+        live.connections = connections;
         sseOpen = true;
         sseFails = 0;
         render();
@@ -693,9 +715,45 @@
     fallbackTimer = null;
   }
 
+  // ---- the data store behind the server --------------------------------------------------
+
+  function setStoreDown(down) {
+    if (storeDown !== down) {
+      storeDown = down;
+      render();
+    }
+  }
+
+  // Dash's renderer posts every callback with window.fetch: watch its answers (unchanged)
+  // for the server's 503 "data store unavailable", and for the first success after it.
+  function watchCallbacks() {
+    const original = window.fetch;
+    if (typeof original !== "function" || original.qmsWatched) {
+      return;
+    }
+    const watched = function (input) {
+      const url = typeof input === "string" ? input : String((input && input.url) || "");
+      const answer = original.apply(window, arguments);   // fetch must be called on window
+      if (url.indexOf("/_dash-update-component") < 0) {
+        return answer;
+      }
+      return answer.then(function (res) {
+        if (res && res.status === 503) {
+          setStoreDown(true);
+        } else if (res && res.ok) {
+          setStoreDown(false);
+        }
+        return res;
+      });
+    };
+    watched.qmsWatched = true;
+    window.fetch = watched;
+  }
+
   // ---- start ---------------------------------------------------------------------------------
 
   function start() {
+    watchCallbacks();
     wanted = readConfig();
     live.channels = wanted.slice();
     if (typeof window.MutationObserver === "function") {

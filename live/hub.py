@@ -23,6 +23,9 @@ from live.protocol import Connection
 log = logging.getLogger("qms.live")
 QUEUE_SIZE = 256
 CLOSE = object()        # queued to tell a client's loop to end
+# Told to every client when the relay loses Redis and when it is back (live.js shows it).
+STORE_UNAVAILABLE = b'{"type":"status","data_store":"unavailable"}'
+STORE_AVAILABLE = b'{"type":"status","data_store":"available"}'
 
 
 class Client:
@@ -161,6 +164,7 @@ class Hub:
                     with self._lock:
                         self._versions.clear()
                     self._resync()
+                    self._tell_all(STORE_AVAILABLE)
                     missed = False
                 self.connected.set()
                 backoff = 0.5
@@ -170,6 +174,8 @@ class Hub:
                         self.dispatch(msg["channel"], msg["data"])
             except redis.RedisError as exc:
                 self.connected.clear()
+                if not missed:              # the pages say "reconnecting to the data store"
+                    self._tell_all(STORE_UNAVAILABLE)
                 missed = True
                 log.warning("live hub lost Redis (%s); retrying in %.1fs", exc, backoff)
                 self._stop.wait(backoff)
@@ -225,6 +231,14 @@ class Hub:
                     self._versions[key] = version
                     stale = False
         return stale
+
+    def _tell_all(self, payload: bytes) -> None:
+        """One message to every local client, whatever it subscribed to."""
+        with self._lock:
+            clients = list(self._clients)
+        out = Outgoing(payload)
+        for c in clients:
+            c.push(out)
 
     def _resync(self) -> None:
         """Each subscriber its channels' snapshots, as published messages are sent: framed

@@ -277,12 +277,15 @@ def test_live009_sockets_survive_a_redis_restart_and_take_the_next_update(tmp_pa
         while hub.connected.is_set() and time.time() < deadline:
             time.sleep(0.02)
         assert not hub.connected.is_set(), "the hub noticed the outage"
+        for ws in sockets:        # the pages say "reconnecting to the data store"
+            assert _recv(ws, "status") == {"type": "status", "data_store": "unavailable"}
         proc, _ = start_redis_server(port, ["--dir", str(data)])
         assert hub.connected.wait(15), "the hub is back on the restarted Redis"
 
-        for ws in sockets:        # the resync snapshot: a well-formed message, on an open socket
+        for ws in sockets:        # the resync snapshot, then "available": well-formed, on an open socket
             snap = _recv(ws, "data_update", timeout=10)
             assert snap["data"]["timeframes"]["24h"]["kpis"]["total_gates_executed"]["text"] == "3"
+            assert _recv(ws, "status") == {"type": "status", "data_store": "available"}
         svc.ingestor.ingest(_gates(1, passed=False))
         _publish(app, r)
         for ws in sockets:

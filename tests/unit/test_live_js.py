@@ -70,6 +70,17 @@ function makeEnv(opts) {
   }
   G.WebSocket = FakeWS;
   if (!opts.noEventSource) G.EventSource = FakeES;
+  // fetch as Dash's renderer calls it; answers with env.fetchStatus (a queue), else 200.
+  // Like the browser's, it refuses to be called on anything but the window.
+  env.fetches = [];
+  env.fetchStatus = [];
+  G.fetch = function (input, init) {
+    if (this !== undefined && this !== G && this !== env.global) throw new TypeError("Illegal invocation");
+    env.fetches.push(typeof input === "string" ? input : input.url);
+    const status = env.fetchStatus.length ? env.fetchStatus.shift() : 200;
+    if (status === "offline") return Promise.reject(new TypeError("Failed to fetch"));
+    return Promise.resolve({status, ok: status >= 200 && status < 300, url: String(input)});
+  };
   G.MutationObserver = class { constructor(cb) { this.cb = cb; env.observers.push(this); }
                                observe(target, options) { this.target = target; this.options = options; } };
 
@@ -121,7 +132,11 @@ function makeEnv(opts) {
   env.es = () => env.sources[env.sources.length - 1];
   env.callsFor = id => env.calls.filter(c => c.id === domId(id));
   env.live = () => G.qmsLive;
-  env.run = () => { vm.createContext(G); vm.runInContext(SRC, G, {filename: "live.js"}); };
+  env.run = () => {
+    vm.createContext(G);
+    env.global = vm.runInContext("globalThis", G);   // what `window` is inside the script
+    vm.runInContext(SRC, G, {filename: "live.js"});
+  };
   return env;
 }
 
@@ -167,6 +182,7 @@ const scenarios = {
     assert.strictEqual(env.live().state, "live");
     assert.strictEqual(env.live().transport, "ws");
     deq(env.live().channels, ["dashboard.executive", "alerts"]);
+    assert.strictEqual(env.live().connections, 1);
     deq(env.props("live-status"), {children: "● live", className: "live-status live-on ms-2 small"});
     assert.strictEqual(env.props("dash-refresh").disabled, true);
     // Idempotent: a DOM change with nothing new sets nothing.
@@ -515,6 +531,67 @@ const scenarios = {
     assert.strictEqual(env.live().state, "polling");
   },
 
+  async callback_503_says_reconnecting_to_the_data_store() {
+    const env = dashboardPage();
+    env.ws().open();
+    const fetch = env.G.fetch;                    // called as Dash does: a plain function call
+    env.fetchStatus = [503];
+    const other = await fetch("/api/widgets/x/data");
+    assert.strictEqual(other.status, 503);
+    assert.strictEqual(env.live().state, "live", "only Dash callbacks are watched");
+    env.fetchStatus = [503];
+    const res = await fetch("/_dash-update-component", {method: "POST", body: "{}"});
+    assert.strictEqual(res.status, 503, "the response reaches Dash unchanged");
+    deq(env.fetches, ["/api/widgets/x/data", "/_dash-update-component"]);
+    assert.strictEqual(env.live().state, "store");
+    assert.strictEqual(env.live().dataStore, "unavailable");
+    deq(env.props("live-status"), {children: "◌ reconnecting to the data store…",
+                                   className: "live-status live-retry ms-2 small"});
+    assert.strictEqual(env.props("dash-refresh").disabled, false, "the page polls to notice the recovery");
+    env.fetchStatus = [204];                      // PreventUpdate: the store answered
+    await fetch({url: "/_dash-update-component"}, {method: "POST"});
+    assert.strictEqual(env.live().state, "live");
+    assert.strictEqual(env.live().dataStore, "available");
+    deq(env.props("live-status"), {children: "● live", className: "live-status live-on ms-2 small"});
+    assert.strictEqual(env.props("dash-refresh").disabled, true);
+    // A request that never got an answer (network down) is the connection's business, not
+    // the store's: the rejection reaches Dash, the status stays.
+    env.fetchStatus = ["offline"];
+    await assert.rejects(fetch("/_dash-update-component"), /Failed to fetch/);
+    assert.strictEqual(env.live().state, "live");
+    assert.strictEqual(env.errors.length, 0);
+  },
+
+  server_status_message_marks_the_data_store() {
+    const env = dashboardPage();
+    env.ws().open();
+    env.ws().msg({type: "status", data_store: "unavailable", timestamp: 5});
+    assert.strictEqual(env.live().state, "store");
+    assert.strictEqual(env.props("live-status").children, "◌ reconnecting to the data store…");
+    assert.strictEqual(env.props("dash-refresh").disabled, false);
+    env.ws().msg({type: "status", data_store: "available", timestamp: 6});
+    assert.strictEqual(env.live().state, "live");
+    env.ws().msg({type: "status", data_store: "unavailable", timestamp: 7});
+    // Data pushed by the server came from the store: it is back.
+    env.ws().msg(update(9, {gate_pass_rate: {text: "91.0%"}}));
+    assert.strictEqual(env.live().state, "live");
+    assert.strictEqual(env.props({type: "kpi-value", kpi: "gate_pass_rate"}).children, "91.0%");
+    env.ws().msg({type: "status", data_store: 42});
+    assert.strictEqual(env.live().state, "live", "an odd status changes nothing");
+    assert.strictEqual(env.errors.length, 0);
+  },
+
+  polling_page_shows_the_data_store_down_too() {
+    const env = dashboardPage({noEventSource: true});
+    failWsThrice(env);
+    assert.strictEqual(env.live().state, "polling");
+    env.fetchStatus = [503];
+    return env.G.fetch("/_dash-update-component").then(function () {
+      assert.strictEqual(env.props("live-status").children, "◌ reconnecting to the data store…");
+      assert.strictEqual(env.props("dash-refresh").disabled, false);
+    });
+  },
+
   websocket_constructor_throwing_counts_as_failure() {
     const env = makeEnv();
     env.config("alerts");
@@ -531,7 +608,8 @@ if (!scenarios[name]) {
   console.log(JSON.stringify(Object.keys(scenarios)));
   process.exit(name === "--list" ? 0 : 2);
 }
-scenarios[name]();
+// A scenario may be async (Dash's fetch answers in a promise): a rejection fails it.
+Promise.resolve().then(() => scenarios[name]()).catch(e => { console.error(e); process.exit(1); });
 """
 
 

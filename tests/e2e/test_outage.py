@@ -1,0 +1,72 @@
+"""Browser test: the data store (a private redis-server) goes away under an open dashboard
+and comes back. The navbar says "reconnecting to the data store", the live socket is not
+dropped, and the page takes the next pushed update — no reload."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from data.aggregator import Aggregator
+from live.publisher import Publisher
+from settings import Settings
+from tests.conftest import PASSWORD, _free_port, start_redis_server
+from tests.e2e.test_dashboards import GATE_RATE, _gate_events, _severe
+
+pytestmark = pytest.mark.e2e
+
+
+def test_out101_the_page_says_reconnecting_to_the_data_store_and_keeps_its_socket(
+        dash_duo: Any, tmp_path: Path) -> None:
+    from factory import create_app
+    port, data = _free_port(), tmp_path / "redis"
+    data.mkdir()
+    proc, url = start_redis_server(port, ["--dir", str(data)])
+    srv = None
+    try:
+        app = create_app(Settings.from_env({}, redis_url=url, run_aggregator=False, demo=False, secret_key="k" * 48,
+                                           data_dir=str(tmp_path / "app"), alerts=False, refresh_ms=600_000))
+        svc = app.server.extensions["qms"]
+        svc.users._method = "scrypt:1024:8:1"
+        svc.users.add("exec-user", ["executive"], PASSWORD)
+        svc.ingestor.ingest(_gate_events([True]), origin="e2e")
+        Aggregator(svc.redis, svc.keys).drain()
+        hub = app.server.extensions["qms_hub"]
+        srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        dash_duo.driver.get(f"http://127.0.0.1:{srv.server_port}/login")
+        dash_duo.wait_for_element("#username", timeout=10).send_keys("exec-user")
+        dash_duo.find_element("#password").send_keys(PASSWORD)
+        dash_duo.find_element("#sign-in").click()
+        dash_duo.wait_for_text_to_equal(GATE_RATE, "100.0%", timeout=20)
+        dash_duo.wait_for_text_to_equal("#live-status", "● live", timeout=20)
+        assert hub.connected.wait(5)
+        received = dash_duo.driver.execute_script("return window.qmsLive.received")
+
+        svc.redis.shutdown(save=True)
+        proc.wait(10)
+        dash_duo.wait_for_text_to_equal("#live-status", "◌ reconnecting to the data store…", timeout=15)
+        assert dash_duo.driver.execute_script("return window.qmsLive.dataStore") == "unavailable"
+
+        proc, _ = start_redis_server(port, ["--dir", str(data)])
+        dash_duo.wait_for_text_to_equal("#live-status", "● live", timeout=30)
+        assert dash_duo.driver.execute_script("return window.qmsLive.transport") == "ws"
+        svc.ingestor.ingest([{**_gate_events([False])[0], "id": "e2e-after-redis-restart"}], origin="e2e")
+        Aggregator(svc.redis, svc.keys).drain()
+        pub = Publisher(svc.redis, svc.keys, svc.engine)
+        pub.publish_round(pub.version())
+        dash_duo.wait_for_text_to_equal(GATE_RATE, "50.0%", timeout=15)
+        live = dash_duo.driver.execute_script("return window.qmsLive")
+        assert live["received"] > received
+        assert live["connections"] == 1, "the socket was never dropped: the page opened one connection"
+        assert [e for e in _severe(dash_duo.get_logs()) if "503" not in e] == [], \
+            "only callbacks answered 503 while the data store was away"
+        hub.stop()
+    finally:
+        if srv is not None:
+            srv.shutdown()
+        proc.kill()
+        proc.wait(10)
