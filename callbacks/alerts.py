@@ -12,6 +12,7 @@ from flask import current_app
 from alerts.routes import ack_permission
 from auth.guard import callback_input, secure_callback
 from auth.principal import audit, authorize, current_principal
+from callbacks.inputs import AlertRows, AlertStatus, Choice, Count, Ignored, Severity
 from data.timeutil import fmt_ms
 
 
@@ -40,10 +41,10 @@ def rows(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _ack_spec(body: dict[str, Any]) -> str | None:
-    selected = callback_input(body, "alerts-grid", "selectedRows") or []
-    if not selected or not isinstance(selected, list) or not isinstance(selected[0], dict):
+    selected = callback_input(body, "alerts-grid", "selectedRows") or []     # typed by the guard
+    if not selected:
         return "view:alerts"            # nothing selected: the callback does nothing
-    return ack_permission(str(selected[0].get("id", "")))
+    return ack_permission(selected[0]["id"])
 
 
 def register(app: Dash) -> None:
@@ -51,7 +52,11 @@ def register(app: Dash) -> None:
                      Output("alerts-grid", "rowData"), Output("alerts-banner", "children"),
                      Output("alerts-channels", "children"), Output("alerts-rules", "children"),
                      Input("alerts-refresh", "n_intervals"), Input("alerts-severity", "value"),
-                     Input("alerts-status", "value"), Input("live-alert", "data"), Input("alerts-ack-result", "children"))
+                     Input("alerts-status", "value"), Input("live-alert", "data"), Input("alerts-ack-result", "children"),
+                     inputs={"alerts-refresh.n_intervals": Count, "alerts-severity.value": Severity,
+                             "alerts-status.value": AlertStatus, "live-alert.data": Ignored,
+                             "alerts-ack-result.children": Ignored},
+                     twin="GET /api/alerts")
     def alert_rows(_n: Any, severity: str | None, status: str | None, _live: Any, _acked: Any) -> tuple[Any, ...]:
         svc = current_app.extensions["qms_alerts"]
         meta = svc.meta()
@@ -74,7 +79,9 @@ def register(app: Dash) -> None:
 
     @secure_callback(app, "view:alerts", Output("alerts-history", "rowData"), Output("alerts-history-title", "children"),
                      Output("alerts-ack", "disabled"),
-                     Input("alerts-grid", "selectedRows"), Input("alerts-ack-result", "children"))
+                     Input("alerts-grid", "selectedRows"), Input("alerts-ack-result", "children"),
+                     inputs={"alerts-grid.selectedRows": AlertRows, "alerts-ack-result.children": Ignored},
+                     twin="GET /api/alerts/history")
     def history(selected: list[dict[str, Any]] | None, _acked: Any) -> tuple[Any, str, bool]:
         if not selected:
             return [], "History (select an alert)", True
@@ -93,7 +100,10 @@ def register(app: Dash) -> None:
         return out, f"History of “{rule}”", not may_ack
 
     @secure_callback(app, _ack_spec, Output("alerts-ack-result", "children"), Input("alerts-ack", "n_clicks"),
-                     State("alerts-grid", "selectedRows"), State("alerts-comment", "value"), prevent_initial_call=True)
+                     State("alerts-grid", "selectedRows"), State("alerts-comment", "value"), prevent_initial_call=True,
+                     inputs={"alerts-ack.n_clicks": Count, "alerts-grid.selectedRows": AlertRows,
+                             "alerts-comment.value": Choice},
+                     twin="POST /api/alerts/<path:alert_id>/acknowledge")
     def acknowledge(_clicks: Any, selected: list[dict[str, Any]] | None, comment: str | None) -> Any:
         if not selected or ctx.triggered_id != "alerts-ack":
             raise PreventUpdate

@@ -2,6 +2,7 @@
 after the request guard), call the KPI engine and hand the result to components."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from urllib.parse import parse_qs, quote, unquote, urlencode
@@ -11,7 +12,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
-from auth.guard import AUTHENTICATED, callback_input, secure_callback, secure_clientside
+from auth.guard import AUTHENTICATED, Permissions, callback_input, secure_callback, secure_clientside
 from auth.principal import Principal, audit, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
 from components.charts import metric_trend
@@ -30,6 +31,8 @@ from data.timeutil import fmt_ms, now_ms
 from pages import alerts as alerts_page
 from pages import audit as audit_page
 from pages import dashboard
+from callbacks.inputs import (ClickData, Choice, Count, EventsSpec, Ignored, Pathname, Search, Theme, TimeframeValue,
+                              Version)
 
 NAV_LABELS = {"executive": "Executive", "operational": "Operations", "qa": "Quality", "developer": "My reviews"}
 
@@ -55,22 +58,42 @@ def _refresh_permission(body: dict[str, Any]) -> str | None:
     return DASHBOARD_PERMISSION.get(name or "")
 
 
+def _theme_permission(body: dict[str, Any]) -> str:
+    # Reading one's theme on page load: anyone signed in. Switching stores a personal
+    # setting: update:personal_settings, as PUT /api/widgets/{id}/config needs.
+    return "update:personal_settings" if callback_input(body, "theme-toggle", "n_clicks") else AUTHENTICATED
+
+
+def _widgets_permission(body: dict[str, Any]) -> Permissions:
+    """Hiding a widget needs update:personal_settings and the widget's dashboard, like its
+    REST twin PUT /api/widgets/{id}/config; showing all of them, the setting only."""
+    for prop_id in body.get("changedPropIds") or []:
+        cid = prop_id.rsplit(".", 1)[0]
+        trigger = json.loads(cid) if cid.startswith("{") else {}     # the guard checked it is one of the inputs
+        dash_name = WIDGETS.get(str(trigger.get("widget")), (None,))[0] if trigger.get("type") == "widget-hide" else None
+        if dash_name:
+            return ("update:personal_settings", DASHBOARD_PERMISSION[dash_name])
+    return "update:personal_settings"
+
+
 def register(app: Dash) -> None:
-    @secure_callback(app, AUTHENTICATED, Output("theme", "data"), Input("theme-toggle", "n_clicks"),
-                     State("theme", "data"))
-    def theme(clicks: int | None, current: str | None) -> str:
-        """The signed-in user's theme: read from their settings, switched and remembered on click."""
+    @secure_callback(app, _theme_permission, Output("theme", "data"), Output("theme-toggle", "style"),
+                     Input("theme-toggle", "n_clicks"), State("theme", "data"),
+                     inputs={"theme-toggle.n_clicks": Count, "theme.data": Theme})
+    def theme(clicks: int | None, current: str | None) -> tuple[str, Any]:
+        """The signed-in user's theme: read from their settings, switched and remembered on
+        click; the switch is shown only to those who may store it."""
         principal = current_principal()
         svc = current_app.extensions["qms"]
         prefs = Prefs(svc.redis, svc.keys)
         saved = prefs.get(principal.name).get("theme", "light") if principal else "light"
         if not clicks:
-            return saved
+            return saved, None if authorize(principal, "update:personal_settings") else {"display": "none"}
         new = "dark" if (current or saved) == "light" else "light"
         if principal:
             prefs.set_theme(principal.name, new)
             audit("user.widget_configured", setting="theme", value=new)
-        return new
+        return new, no_update
 
     # Runs in the browser only: a POST of it to the server is refused for everyone.
     secure_clientside(app, lambda body: None,
@@ -84,7 +107,8 @@ def register(app: Dash) -> None:
 
     @secure_callback(app, AUTHENTICATED,
                      Output("nav-links", "children"), Output("nav-user", "children"), Output("page", "children"),
-                     Input("url", "pathname"), State("url", "search"))
+                     Input("url", "pathname"), State("url", "search"),
+                     inputs={"url.pathname": Pathname, "url.search": Search})
     def route(path: str | None, search: str | None) -> tuple[Any, str, Any]:
         principal = current_principal()
         mine = allowed_dashboards(principal)
@@ -154,7 +178,12 @@ def register(app: Dash) -> None:
                      Input("dash-refresh", "n_intervals"), Input("dash-timeframe", "value"),
                      Input("dash-scope", "value"), Input("dash-gate", "value"), Input("dash-agent", "value"),
                      Input("live-tick", "data"), Input("widget-config", "data"), State("theme", "data"),
-                     State("url", "pathname"))
+                     State("url", "pathname"),
+                     inputs={"dash-refresh.n_intervals": Count, "dash-timeframe.value": TimeframeValue,
+                             "dash-scope.value": Choice, "dash-gate.value": Choice, "dash-agent.value": Choice,
+                             "live-tick.data": Ignored, "widget-config.data": Version, "theme.data": Theme,
+                             "url.pathname": Pathname},
+                     twin="GET /api/dashboard/<name>")
     def refresh(_n: Any, timeframe: str, scope: str | None, gate: str | None, agent: str | None, _live: Any,
                 _config: Any, mode: str | None, path: str | None) -> tuple[Any, Any, str, str, Any, str]:
         principal = current_principal()
@@ -187,10 +216,13 @@ def register(app: Dash) -> None:
         return (kpi_grid(data["widgets"], timeframe, scope_query), panels(name, found, mode or "light"),
                 _window(data, view), _freshness(meta), search, f"/api/export/{name}.csv?{export}")
 
-    @secure_callback(app, "update:personal_settings", Output("widget-config", "data"),
+    @secure_callback(app, _widgets_permission, Output("widget-config", "data"),
                      Input({"type": "widget-hide", "widget": ALL}, "n_clicks"),
                      Input({"type": "widgets-show-all", "n": ALL}, "n_clicks"), State("widget-config", "data"),
-                     prevent_initial_call=True)
+                     prevent_initial_call=True,
+                     inputs={"widget-hide.n_clicks": Count, "widgets-show-all.n_clicks": Count,
+                             "widget-config.data": Version},
+                     twin="PUT /api/widgets/<widget_id>/config")
     def configure_widgets(_hides: list[Any], _show: list[Any], version: int | None) -> int:
         """Hide one widget, or show every hidden one (personal settings, audited)."""
         trigger = ctx.triggered_id
@@ -210,7 +242,8 @@ def register(app: Dash) -> None:
         return (version or 0) + 1
 
     @secure_callback(app, "view:qa_dashboard", Output("nav", "href"), Input("qa-gates", "clickData"),
-                     State("dash-timeframe", "value"), prevent_initial_call=True)
+                     State("dash-timeframe", "value"), prevent_initial_call=True,
+                     inputs={"qa-gates.clickData": ClickData | None, "dash-timeframe.value": TimeframeValue})
     def open_gate(click: dict[str, Any] | None, timeframe: str | None) -> str:
         points = (click or {}).get("points") or []
         gate = points[0].get("customdata") if points else None
@@ -223,7 +256,10 @@ def register(app: Dash) -> None:
     @secure_callback(app, "view:qa_dashboard",
                      Output("gate-kpis", "children"), Output("gate-trend", "children"), Output("gate-failures", "rowData"),
                      Output("gate-window", "children"), Output("gate-csv", "href"),
-                     Input("gate-refresh", "n_intervals"), State("gate-timeframe", "data"), State("url", "pathname"))
+                     Input("gate-refresh", "n_intervals"), State("gate-timeframe", "data"), State("url", "pathname"),
+                     inputs={"gate-refresh.n_intervals": Count, "gate-timeframe.data": TimeframeValue,
+                             "url.pathname": Pathname},
+                     twin="GET /api/metrics/<kpi_id>/series")
     def gate_refresh(_n: Any, timeframe: str | None, path: str | None) -> tuple[Any, Any, list[dict[str, Any]], str, str]:
         gate = gate_for_path(path)
         if gate is None:
@@ -245,7 +281,8 @@ def register(app: Dash) -> None:
     @secure_callback(app, _events_permission,
                      Output("events-grid", "rowData"), Output("events-grid", "columnDefs"),
                      Output("events-csv", "href"), Output("events-window", "children"), Output("events-note", "children"),
-                     Input("events-kpi", "data"))
+                     Input("events-kpi", "data"),
+                     inputs={"events-kpi.data": EventsSpec | None}, twin="GET /api/metrics/<kpi_id>/events")
     def events_rows(spec: dict[str, Any] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str, str, str]:
         kpi, timeframe = (spec or {}).get("kpi"), (spec or {}).get("timeframe") or "24h"
         principal = current_principal()
@@ -283,7 +320,9 @@ def register(app: Dash) -> None:
         return rows, columns, csv, window, note
 
     @secure_callback(app, "view:audit_logs", Output("audit-grid", "rowData"), Output("audit-csv", "href"),
-                     Input("audit-refresh", "n_intervals"), Input("audit-user", "value"), Input("audit-action", "value"))
+                     Input("audit-refresh", "n_intervals"), Input("audit-user", "value"), Input("audit-action", "value"),
+                     inputs={"audit-refresh.n_intervals": Count, "audit-user.value": Choice, "audit-action.value": Choice},
+                     twin="GET /api/audit")
     def audit_rows(_n: Any, user: str | None, action: str | None) -> tuple[list[dict[str, Any]], str]:
         entries = current_app.extensions["qms"].audit.query(user=user or None, action_prefix=action or None, limit=2000)
         rows = [{"timestamp": e["timestamp"], "type": e["type"], "user": e["data"].get("user"),

@@ -250,3 +250,22 @@ def test_scp008_every_widget_of_a_pseudonymising_role_names_nobody(app: Any, aut
             text = res.get_data(as_text=True)
             assert not [p for p in ("ann", "bob", "cid", "dot") if f'"{p}"' in text], (role, widget)
             assert "ann's job" not in text or role == "operations"
+
+
+def test_scp009_entity_pages_of_other_teams_name_nobody(app: Any, auth: Any, r: Any) -> None:
+    """A developer opening another team's pull request page sees its timeline without names,
+    title or free text; their own team's page keeps them; the page says what it scoped."""
+    svc = app.server.extensions["qms"]
+    two_teams(svc, r)
+    c = app.server.test_client()
+    dev = auth.bearer("developer", "ann")
+    res = c.get("/api/entities/workflow/W4", headers=dev)
+    assert res.status_code == 200, res.data[:300]
+    text = res.get_data(as_text=True)
+    assert not [s for s in ('"dot"', '"bob"', "web: redesign checkout") if s in text], text[:2000]
+    scope = res.json["response"]["data"]["scope"]
+    assert scope["teams"] == "own" and scope["team"] == "core" and scope["shown_without_names"] > 0
+    own = c.get("/api/entities/workflow/W1", headers=dev).get_data(as_text=True)
+    assert "core: fix the ledger" in own and '"ann"' in own
+    admin = c.get("/api/entities/workflow/W4", headers=auth.bearer("admin")).get_data(as_text=True)
+    assert "web: redesign checkout" in admin and '"dot"' in admin
