@@ -4,7 +4,6 @@ dropped, and the page takes the next pushed update — no reload."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,25 +11,19 @@ from werkzeug.serving import make_server
 
 from data.aggregator import Aggregator
 from live.publisher import Publisher
-from settings import Settings
-from tests.conftest import PASSWORD, _free_port, start_redis_server
+from tests.conftest import PASSWORD
 from tests.e2e.test_dashboards import GATE_RATE, _gate_events, _severe
+from tests.private_redis import PrivateRedis, private_redis  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.e2e
 
 
 def test_out101_the_page_says_reconnecting_to_the_data_store_and_keeps_its_socket(
-        dash_duo: Any, tmp_path: Path) -> None:
-    from factory import create_app
-    port, data = _free_port(), tmp_path / "redis"
-    data.mkdir()
-    proc, url = start_redis_server(port, ["--dir", str(data)])
+        dash_duo: Any, private_redis: PrivateRedis) -> None:
     srv = None
     try:
-        app = create_app(Settings.from_env({}, redis_url=url, run_aggregator=False, demo=False, secret_key="k" * 48,
-                                           data_dir=str(tmp_path / "app"), alerts=False, refresh_ms=600_000))
+        app = private_redis.app(alerts=False, refresh_ms=600_000)
         svc = app.server.extensions["qms"]
-        svc.users._method = "scrypt:1024:8:1"
         svc.users.add("exec-user", ["executive"], PASSWORD)
         svc.ingestor.ingest(_gate_events([True]), origin="e2e")
         Aggregator(svc.redis, svc.keys).drain()
@@ -46,12 +39,11 @@ def test_out101_the_page_says_reconnecting_to_the_data_store_and_keeps_its_socke
         assert hub.connected.wait(5)
         received = dash_duo.driver.execute_script("return window.qmsLive.received")
 
-        svc.redis.shutdown(save=True)
-        proc.wait(10)
+        private_redis.shutdown()
         dash_duo.wait_for_text_to_equal("#live-status", "◌ reconnecting to the data store…", timeout=15)
         assert dash_duo.driver.execute_script("return window.qmsLive.dataStore") == "unavailable"
 
-        proc, _ = start_redis_server(port, ["--dir", str(data)])
+        private_redis.start()
         dash_duo.wait_for_text_to_equal("#live-status", "● live", timeout=30)
         assert dash_duo.driver.execute_script("return window.qmsLive.transport") == "ws"
         svc.ingestor.ingest([{**_gate_events([False])[0], "id": "e2e-after-redis-restart"}], origin="e2e")
@@ -68,5 +60,3 @@ def test_out101_the_page_says_reconnecting_to_the_data_store_and_keeps_its_socke
     finally:
         if srv is not None:
             srv.shutdown()
-        proc.kill()
-        proc.wait(10)

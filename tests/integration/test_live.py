@@ -19,6 +19,7 @@ from data.keys import Keys
 from data.timeutil import fmt_ms, now_ms
 from live.hub import announce_close
 from live.publisher import Publisher
+from tests.private_redis import PrivateRedis, private_redis  # noqa: F401  (a fixture)
 
 
 @pytest.fixture
@@ -236,25 +237,16 @@ def test_live008_the_gevent_server_pushes_an_accepted_event(redis_url: str, r: A
     assert "server: gevent" in out and "Traceback" not in out and "killed" not in out, out[-2000:]
 
 
-def test_live009_sockets_survive_a_redis_restart_and_take_the_next_update(tmp_path: Path) -> None:
+def test_live009_sockets_survive_a_redis_restart_and_take_the_next_update(private_redis: PrivateRedis) -> None:
     """A private redis-server is shut down (saving) and started again on the same port and
     data while real WebSocket clients are connected. Before: the hub's resync wrote each
     client a snapshot as if it were a ready frame (no header), every browser got "invalid
     opcode" and was dropped with close 1002. Now every message is framed: the clients stay,
     get the resync snapshot, then the next update."""
-    from factory import create_app
-    from settings import Settings
-    from tests.conftest import _free_port, start_redis_server
-
-    port, data = _free_port(), tmp_path / "redis"
-    data.mkdir()
-    proc, url = start_redis_server(port, ["--dir", str(data)])
     srv = None
     try:
-        app = create_app(Settings.from_env({}, redis_url=url, run_aggregator=False, demo=False, secret_key="k" * 48,
-                                           data_dir=str(tmp_path / "app"), alerts=False))
+        app = private_redis.app(alerts=False)
         svc = app.server.extensions["qms"]
-        svc.users._method = "scrypt:1024:8:1"
         hub = app.server.extensions["qms_hub"]
         r = svc.redis
         svc.ingestor.ingest(_gates(3))
@@ -271,15 +263,14 @@ def test_live009_sockets_survive_a_redis_restart_and_take_the_next_update(tmp_pa
             assert before["data"]["timeframes"]["24h"]["kpis"]["total_gates_executed"]["text"] == "3"
         assert hub.connected.wait(5)
 
-        r.shutdown(save=True)
-        proc.wait(10)
+        private_redis.shutdown()
         deadline = time.time() + 5
         while hub.connected.is_set() and time.time() < deadline:
             time.sleep(0.02)
         assert not hub.connected.is_set(), "the hub noticed the outage"
         for ws in sockets:        # the pages say "reconnecting to the data store"
             assert _recv(ws, "status") == {"type": "status", "data_store": "unavailable"}
-        proc, _ = start_redis_server(port, ["--dir", str(data)])
+        private_redis.start()
         assert hub.connected.wait(15), "the hub is back on the restarted Redis"
 
         for ws in sockets:        # the resync snapshot, then "available": well-formed, on an open socket
@@ -302,5 +293,3 @@ def test_live009_sockets_survive_a_redis_restart_and_take_the_next_update(tmp_pa
     finally:
         if srv is not None:
             srv.shutdown()
-        proc.kill()
-        proc.wait(10)

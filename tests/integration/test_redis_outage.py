@@ -7,10 +7,7 @@ pauses it; the shared Redis is never touched.
 """
 from __future__ import annotations
 
-import os
-import signal
 import threading
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -21,23 +18,17 @@ from werkzeug.serving import make_server
 
 from auth.principal import issue_jwt
 from data.timeutil import fmt_ms, now_ms
-from settings import Settings
-from tests.conftest import PASSWORD, start_redis_server
-
-KEY = "k" * 48
+from tests.conftest import PASSWORD
+from tests.private_redis import KEY, PrivateRedis, private_redis  # noqa: F401  (a fixture)
 
 
 class Outage:
     """An app on a private redis-server, with one credential of each kind made while it is up."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        from factory import create_app
-        self.proc, self.url = start_redis_server()
-        settings = Settings.from_env({}, redis_url=self.url, run_aggregator=False, demo=False, secret_key=KEY,
-                                     data_dir=str(tmp_path / "data"))
-        self.app = create_app(settings)
+    def __init__(self, redis_server: PrivateRedis) -> None:
+        self.redis_server = redis_server
+        self.app = redis_server.app()
         self.svc = self.app.server.extensions["qms"]
-        self.svc.users._method = "scrypt:1024:8:1"
         self.svc.users.add("ada", ["admin"], PASSWORD)
         user = self.svc.users.get("ada")
         self.api_token = self.svc.tokens.create("robot", ["admin"], "ada")[1]
@@ -59,24 +50,16 @@ class Outage:
         pool.get_connection = counting      # type: ignore[method-assign]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait(10)
-        hub = self.app.server.extensions.get("qms_hub")
-        if hub is not None:
-            hub.stop()
+        self.redis_server.terminate()
 
 
 @pytest.fixture
-def outage(tmp_path: Path) -> Iterator[Outage]:
-    o = Outage(tmp_path)
+def outage(private_redis: PrivateRedis) -> Iterator[Outage]:
+    o = Outage(private_redis)
     yield o
-    o.close()
+    hub = o.app.server.extensions.get("qms_hub")
+    if hub is not None:
+        hub.stop()
 
 
 def _callback_body(app: Any, fragment: str) -> tuple[dict[str, Any], str]:
@@ -84,12 +67,12 @@ def _callback_body(app: Any, fragment: str) -> tuple[dict[str, Any], str]:
     [key] = [k for k in app.callback_map if fragment in k]
     spec = app.callback_map[key]
     outputs = [{"id": p.split(".")[0], "property": p.split(".")[1]} for p in key.strip(".").split("...")]
-    values = {"dash-timeframe.value": "24h", "url.pathname": "/dashboards/executive"}
+    values = {"dash-timeframe.value": "24h", "url.pathname": "/dashboards/executive", "dash-refresh.n_intervals": 1}
 
     def item(d: dict[str, Any]) -> dict[str, Any]:
         return {"id": d["id"], "property": d["property"], "value": values.get(f"{d['id']}.{d['property']}")}
     body = {"output": key, "outputs": outputs, "inputs": [item(i) for i in spec["inputs"]],
-            "state": [item(s) for s in spec["state"]], "changedPropIds": [f"{spec['inputs'][0]['id']}.x"]}
+            "state": [item(s) for s in spec["state"]], "changedPropIds": [f"{spec['inputs'][0]['id']}.{spec['inputs'][0]['property']}"]}
     return body, key
 
 
@@ -164,7 +147,7 @@ def test_out004_a_paused_redis_costs_one_short_timeout_not_a_retry_storm(outage:
     kwargs = outage.svc.redis.connection_pool.connection_kwargs
     assert kwargs["socket_connect_timeout"] <= 1.0 and kwargs["socket_timeout"] <= 2.0, kwargs
     assert kwargs["retry"].get_retries() == 0, "no retries inside one request"
-    os.kill(outage.proc.pid, signal.SIGSTOP)
+    outage.redis_server.pause()
     outage.attempts = 0
     res = outage.app.server.test_client().get("/api/dashboard/executive",
                                               headers={"Authorization": f"Bearer {outage.api_token}"})
@@ -173,10 +156,10 @@ def test_out004_a_paused_redis_costs_one_short_timeout_not_a_retry_storm(outage:
 
 
 def test_out005_the_app_recovers_when_redis_is_back(outage: Outage) -> None:
-    os.kill(outage.proc.pid, signal.SIGSTOP)
+    outage.redis_server.pause()
     res = outage.app.server.test_client().get("/api/alerts", headers={"Authorization": f"Bearer {outage.api_token}"})
     assert res.status_code == 503
-    os.kill(outage.proc.pid, signal.SIGCONT)
+    outage.redis_server.pause(False)
     res = outage.app.server.test_client().get("/api/alerts", headers={"Authorization": f"Bearer {outage.api_token}"})
     assert res.status_code == 200, res.get_data(as_text=True)[:300]
-    assert redis.Redis.from_url(outage.url).ping()
+    assert redis.Redis.from_url(outage.redis_server.url).ping()
