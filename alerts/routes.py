@@ -1,12 +1,14 @@
 """GET /api/alerts, GET /api/alerts/history, POST /api/alerts/{id}/acknowledge (API.md)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Literal
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app
+from pydantic import Field
 
 from alerts.service import AlertService
 from api.routes import envelope, error
+from api.validation import Body, Name, Query, Text, body, query
 from auth.guard import require
 from auth.principal import audit, authorize, current_principal
 
@@ -29,35 +31,42 @@ def ack_permission(alert_id: str) -> str:
     return "manage:alerts"
 
 
+class AlertsQuery(Query):
+    severity: Literal[SEVERITIES] | Literal[""] | None = None      # type: ignore[valid-type]
+    status: Literal[STATUSES] | Literal[""] | None = None          # type: ignore[valid-type]
+
+
+class HistoryQuery(Query):
+    rule: Name | None = None
+    limit: Annotated[int, Field(ge=1, le=2000)] = 200
+
+
+Comment = Text(1000)
+
+
+class AckBody(Body):
+    comment: Comment | None = None
+
+
 @bp.get("/api/alerts")
 @require("view:alerts")
 def list_alerts() -> Response:
-    severity, status = request.args.get("severity") or None, request.args.get("status") or None
-    if severity and severity not in SEVERITIES:
-        return error(400, "bad_request", f"severity must be one of {', '.join(SEVERITIES)}")
-    if status and status not in STATUSES:
-        return error(400, "bad_request", f"status must be one of {', '.join(STATUSES)}")
-    alerts = service().alerts(severity, status)
+    q = query(AlertsQuery)
+    alerts = service().alerts(q.severity or None, q.status or None)
     return envelope({"alerts": alerts, "count": len(alerts)})
 
 
 @bp.get("/api/alerts/history")
 @require("view:alerts")
 def alert_history() -> Response:
-    try:
-        limit = max(1, min(int(request.args.get("limit", 200)), 2000))
-    except ValueError:
-        return error(400, "bad_request", "limit: must be an integer")
-    return envelope({"history": service().history(request.args.get("rule") or None, limit)})
+    q = query(HistoryQuery)
+    return envelope({"history": service().history(q.rule or None, q.limit)})
 
 
 @bp.post("/api/alerts/<path:alert_id>/acknowledge")
 @require(lambda kwargs: ack_permission(kwargs.get("alert_id", "")))
 def acknowledge(alert_id: str) -> Response:
-    body: Any = request.get_json(silent=True) or {}
-    comment = body.get("comment") if isinstance(body, dict) else None
-    if comment is not None and (not isinstance(comment, str) or len(comment) > 1000):
-        return error(400, "bad_request", "comment: text of at most 1000 characters")
+    comment = body(AckBody, empty={}).comment
     principal = current_principal()
     try:
         rec = service().acknowledge(alert_id, principal.name if principal else "?", comment)

@@ -1,16 +1,25 @@
-"""The OpenAPI 3 description of the HTTP API (served at /api/openapi.json)."""
+"""The OpenAPI 3 description of the HTTP API (served at /api/openapi.json).
+
+Parameter and body schemas say what the views' pydantic models accept (api/validation.py);
+the error answers every operation can give (400 invalid input, 401, 403, 413, 503) are added
+to each operation by `document_errors`, in one place, so none is left out.
+"""
 from __future__ import annotations
 
 from typing import Any
+
+from data.widget_rows import WIDGETS
 
 _TF = {"name": "timeframe", "in": "query", "schema": {"type": "string", "enum": ["1h", "4h", "24h", "7d", "30d"],
                                                        "default": "24h"}}
 _END = {"name": "end", "in": "query", "schema": {"type": "string", "format": "date-time"},
         "description": "window end, ISO 8601 with a zone; default now"}
-_USER = {"name": "user", "in": "query", "schema": {"type": "string"}, "description": "developer metrics: the user"}
-_SCOPE = [{"name": dim, "in": "query", "schema": {"type": "string"},
+_NAME = {"type": "string", "maxLength": 200}
+_USER = {"name": "user", "in": "query", "schema": _NAME, "description": "developer metrics: the user"}
+_SCOPE = [{"name": dim, "in": "query", "schema": _NAME,
            "description": f"filter by one {dim} (not both); KPIs that cannot be filtered say \"filtered\": false"}
           for dim in ("repository", "team")]
+_WIDGET = {"type": "string", "enum": sorted(WIDGETS)}
 _ERR = {"description": "error envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _ENV = {"description": "success envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
 
@@ -38,11 +47,13 @@ OPENAPI: dict[str, Any] = {
             "summary": "Every KPI of a dashboard with previous value and trend",
             "parameters": [{"name": "name", "in": "path", "required": True,
                             "schema": {"type": "string", "enum": ["executive", "operational", "qa", "developer"]}},
-                           _TF, _END, _USER, *_SCOPE, {"name": "metrics", "in": "query", "schema": {"type": "string"},
+                           _TF, _END, _USER, *_SCOPE, {"name": "metrics", "in": "query",
+                                                         "schema": {"type": "string", "maxLength": 4000},
                                                          "description": "comma-separated KPI ids"}],
             "responses": {"200": _ENV, "400": _ERR}}},
         "/api/metrics/{kpi_id}/series": _kpi_path("A KPI as a time series",
-                                                  [{"name": "points", "in": "query", "schema": {"type": "integer"}},
+                                                  [{"name": "points", "in": "query",
+                                                    "schema": {"type": "integer", "minimum": 1}},
                                                    *_SCOPE]),
         "/api/metrics/{kpi_id}/events": _kpi_path("The events behind a KPI in the window", [
             {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}},
@@ -57,15 +68,16 @@ OPENAPI: dict[str, Any] = {
                                                                        "503": {"description": "degraded"}}}},
         "/api/widgets/{widget_id}/data": {"get": {
             "summary": "The rows a dashboard widget shows (JSON, or CSV with export:reports)",
-            "parameters": [{"name": "widget_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                           _TF, *_SCOPE, {"name": "gate", "in": "query", "schema": {"type": "string"}},
-                           {"name": "agent", "in": "query", "schema": {"type": "string"}},
+            "parameters": [{"name": "widget_id", "in": "path", "required": True, "schema": _WIDGET},
+                           _TF, *_SCOPE, {"name": "gate", "in": "query", "schema": _NAME},
+                           {"name": "agent", "in": "query", "schema": _NAME},
                            {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}}],
             "responses": {"200": _ENV, "400": _ERR, "403": _ERR}}},
         "/api/widgets/{widget_id}/config": {"put": {
             "summary": "Personal widget settings: {\"hidden\": bool}",
-            "parameters": [{"name": "widget_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "parameters": [{"name": "widget_id", "in": "path", "required": True, "schema": _WIDGET}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"hidden": {"type": "boolean"}}, "additionalProperties": False}}}},
             "responses": {"200": _ENV, "400": _ERR, "403": _ERR, "404": _ERR}}},
         "/api/alerts": {"get": {"summary": "Alert instances (pending, firing, acknowledged, resolved, no_data)",
                                 "parameters": [
@@ -75,19 +87,22 @@ OPENAPI: dict[str, Any] = {
                                         "pending", "firing", "acknowledged", "resolved", "no_data"]}}],
                                 "responses": {"200": _ENV, "400": _ERR}}},
         "/api/alerts/history": {"get": {"summary": "Transitions and acknowledgements, newest first",
-                                        "parameters": [{"name": "rule", "in": "query", "schema": {"type": "string"}},
-                                                       {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                                        "parameters": [{"name": "rule", "in": "query", "schema": _NAME},
+                                                       {"name": "limit", "in": "query", "schema": {
+                                                           "type": "integer", "minimum": 1, "maximum": 2000}}],
                                         "responses": {"200": _ENV}}},
         "/api/alerts/{alert_id}/acknowledge": {"post": {
             "summary": "Acknowledge a firing alert (manage:alerts, or acknowledge:quality_alerts for quality alerts)",
             "parameters": [{"name": "alert_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
-                "comment": {"type": "string", "maxLength": 1000}}}}}},
+                "comment": {"type": "string", "maxLength": 1000}}, "additionalProperties": False}}}},
             "responses": {"200": _ENV, "403": _ERR, "404": _ERR, "409": _ERR}}},
         "/api/auth/token": {"post": {
             "summary": "A JWT for a user name and password",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
-                "username": {"type": "string"}, "password": {"type": "string"}}}}}},
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["username", "password"], "additionalProperties": False, "properties": {
+                    "username": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "password": {"type": "string", "maxLength": 1024}}}}}},
             "responses": {"200": {"description": "{access_token, token_type, expires_in}"}, "401": _ERR, "429": _ERR}}},
         "/api/export/{name}.csv": {"get": {
             "summary": "A dashboard's KPIs as CSV (export:reports)",
@@ -96,14 +111,20 @@ OPENAPI: dict[str, Any] = {
             "responses": {"200": {"description": "text/csv"}, "403": _ERR}}},
         "/api/audit": {"get": {
             "summary": "The audit log, newest first (view:audit_logs)",
-            "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
-                           for n in ("user", "action", "start", "end", "limit", "format")],
+            "parameters": [*({"name": n, "in": "query", "schema": _NAME} for n in ("user", "action")),
+                           *({"name": n, "in": "query", "schema": {"type": "string", "format": "date-time"}}
+                             for n in ("start", "end")),
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                       "maximum": 10000, "default": 500}},
+                           {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}}],
             "responses": {"200": _ENV, "400": _ERR}}},
         "/api/tokens": {"get": {"summary": "API tokens (manage:users)", "responses": {"200": _ENV}},
                         "post": {"summary": "Create an API token; the secret is shown once",
                                  "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                                     "type": "object", "properties": {"name": {"type": "string"},
-                                                                      "roles": {"type": "array", "items": {"type": "string"}}}}}}},
+                                     "type": "object", "required": ["name", "roles"], "additionalProperties": False,
+                                     "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 100},
+                                                    "roles": {"type": "array", "minItems": 1, "maxItems": 20,
+                                                              "items": {"type": "string", "maxLength": 200}}}}}}},
                                  "responses": {"201": _ENV, "400": _ERR}}},
         "/api/tokens/{token_id}": {"delete": {
             "summary": "Revoke an API token",
@@ -146,3 +167,40 @@ OPENAPI: dict[str, Any] = {
                 "errors": {"type": "array", "items": {"type": "string"}}}}}}},
     }},
 }
+
+
+PUBLIC_OPERATIONS = {("/health", "get"), ("/api/openapi.json", "get"), ("/api/auth/token", "post")}
+_ERRORS = {
+    "400": "invalid input: an ill-typed, unknown or out-of-range value, malformed JSON or JSON nested more "
+           "than 64 levels; the message names the field",
+    "401": "no credentials, or a Bearer token that is invalid, expired or revoked",
+    "403": "the caller lacks the permission this needs (or, for a browser session, the CSRF token is wrong)",
+    "413": "the request body is larger than the configured limit",
+    "503": "the data store is unavailable; retry after the Retry-After seconds",
+}
+
+
+def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
+    """Add the error answers each operation can give, where it does not describe them itself."""
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            codes = []
+            if (path, method) not in PUBLIC_OPERATIONS:
+                codes += ["401", "403"]
+            if op.get("parameters") or op.get("requestBody"):
+                codes.append("400")
+            if op.get("requestBody"):
+                codes.append("413")
+            if path != "/api/openapi.json":
+                codes.append("503")
+            responses = op.setdefault("responses", {})
+            for code in codes:
+                answer = {**_ERR, "description": _ERRORS[code]}
+                if code == "503":
+                    answer["headers"] = {"Retry-After": {"schema": {"type": "integer"},
+                                                         "description": "seconds to wait before retrying"}}
+                responses.setdefault(code, answer)
+    return doc
+
+
+document_errors(OPENAPI)

@@ -5,13 +5,15 @@ for a principal passes through that principal's sanitiser (auth.sanitize).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import redis
 from flask import Blueprint, Response, current_app, request
+from pydantic import Field, StringConstraints
 
 from api.openapi import OPENAPI
+from api.validation import Body, Format, IsoTime, LongText, Name, Query, ViewQuery, body, query
 from auth.guard import AUTHENTICATED, require
 from auth.principal import audit, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
@@ -75,7 +77,7 @@ def _forbidden(exc: Forbidden) -> Response:
     return error(403, "forbidden", str(exc))
 
 
-@bp.errorhandler(QueryError)
+@bp.app_errorhandler(QueryError)     # app-wide: a window the engine refuses is a 400 from any view
 def _query_error(exc: QueryError) -> Response:
     return error(400, "bad_request", str(exc))
 
@@ -172,14 +174,28 @@ def get_deadletter() -> Response:
 
 # --- KPIs ------------------------------------------------------------------------------
 
+class KpiQuery(ViewQuery):
+    """The window and filters of a KPI request (`/api/dashboard/*`, `/api/metrics/*/series`)."""
+    end: IsoTime | None = None
+    user: Name | None = None
+
+
+class DashboardQuery(KpiQuery):
+    metrics: LongText | None = None                   # comma-separated KPI ids
+
+
+class SeriesQuery(KpiQuery):
+    points: Annotated[int, Field(ge=1)] | None = None   # the engine caps it at series_points
+
+
 @bp.get("/api/dashboard/<name>")
 @require(_dashboard_permission)
 def get_dashboard(name: str) -> Response:
     svc = services()
-    only = {m.strip() for m in request.args.get("metrics", "").split(",") if m.strip()} or None
-    out = svc.engine.dashboard(name, request.args.get("timeframe", "24h"), _end_param(),
-                               user=_user_param() if name == "developer" else None, only=only,
-                               scope=_scope_param())
+    q = query(DashboardQuery)
+    only = {m.strip() for m in (q.metrics or "").split(",") if m.strip()} or None
+    out = svc.engine.dashboard(name, q.timeframe, q.end, user=_user_param() if name == "developer" else None,
+                               only=only, scope=_scope_param())
     return envelope(out["data"], out["metadata"])
 
 
@@ -187,11 +203,8 @@ def get_dashboard(name: str) -> Response:
 @require(_metric_permission)
 def get_series(kpi_id: str) -> Response:
     svc = services()
-    try:
-        points = int(request.args.get("points", svc.settings.series_points))
-    except ValueError:
-        raise QueryError("points: must be an integer") from None
-    data = svc.engine.series(kpi_id, request.args.get("timeframe", "24h"), _end_param(), points,
+    q = query(SeriesQuery)
+    data = svc.engine.series(kpi_id, q.timeframe, q.end, q.points or svc.settings.series_points,
                              user=_user_param() if dashboard_of(kpi_id) == "developer" else None,
                              scope=_scope_param())
     return envelope(data)
@@ -244,20 +257,22 @@ def _cell(value: Any) -> Any:
 
 # --- audit and API tokens ----------------------------------------------------------------
 
+class AuditQuery(Query):
+    start: IsoTime | None = None
+    end: IsoTime | None = None
+    user: Name | None = None
+    action: Name | None = None                          # an action prefix, e.g. "auth."
+    limit: Annotated[int, Field(ge=1, le=10_000)] = 500
+    format: Format = "json"
+
+
 @bp.get("/api/audit")
 @require("view:audit_logs")
 def get_audit() -> Response:
     svc = services()
-    start, end = request.args.get("start"), request.args.get("end")
-    try:
-        limit = max(1, min(int(request.args.get("limit", 500)), 10_000))
-        start_ms = parse_iso(start) if start else None
-        end_ms = parse_iso(end) if end else None
-    except ValueError:
-        raise QueryError("start/end: ISO 8601 with a zone; limit: an integer") from None
-    entries = svc.audit.query(start_ms, end_ms, user=request.args.get("user") or None,
-                              action_prefix=request.args.get("action") or None, limit=limit)
-    if request.args.get("format") == "csv":
+    q = query(AuditQuery)
+    entries = svc.audit.query(q.start, q.end, user=q.user or None, action_prefix=q.action or None, limit=q.limit)
+    if q.format == "csv":
         audit("user.export_requested", export="audit", rows=len(entries), format="csv")
         resp = Response(svc.audit.to_csv(entries), mimetype="text/csv")
         resp.headers["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
@@ -271,15 +286,20 @@ def list_tokens() -> Response:
     return envelope({"tokens": [_token_row(t) for t in services().tokens.list()]})
 
 
+class TokenSpec(Body):
+    """`POST /api/tokens`'s body: a label and the roles the token acts with."""
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    roles: Annotated[list[Name], Field(min_length=1, max_length=20)]
+
+
 @bp.post("/api/tokens")
 @require("manage:users")
 def create_token() -> Response:
     svc = services()
-    body = request.get_json(silent=True) or {}
-    name, roles = body.get("name"), body.get("roles")
-    if not isinstance(name, str) or not name or not isinstance(roles, list) or not roles \
-            or any(r not in svc.rbac.roles for r in roles):
-        return error(400, "bad_request", f"send {{name, roles}}; roles from {sorted(svc.rbac.roles)}")
+    asked = body(TokenSpec)
+    name, roles = asked.name, asked.roles
+    if any(r not in svc.rbac.roles for r in roles):
+        return error(400, "bad_request", f"roles: unknown role; roles from {sorted(svc.rbac.roles)}")
     principal = current_principal()
     token_id, secret = svc.tokens.create(name, roles, principal.name if principal else "api")
     audit("admin.token_created", key_id=token_id, label=name, roles=roles)

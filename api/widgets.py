@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from api.routes import envelope, error, scope_headers
+from api.validation import Format, Name, ViewQuery, json_body, query
 from auth.guard import require
 from auth.principal import audit, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
@@ -17,6 +18,13 @@ from data.widget_rows import WIDGETS, dashboard_of_widget, widget_table
 
 bp = Blueprint("widgets", __name__)
 VIEW_ARGS = ("repository", "team", "gate", "agent")
+
+
+class WidgetQuery(ViewQuery):
+    """The view a widget's rows are for, and the format."""
+    gate: Name | None = None
+    agent: Name | None = None
+    format: Format = "json"
 
 
 def _view_permission(kwargs: dict[str, Any]) -> str:
@@ -30,12 +38,13 @@ def widget_data(widget_id: str) -> Response:
     svc = current_app.extensions["qms"]
     principal = current_principal()
     name = WIDGETS[widget_id][0]
-    as_csv = request.args.get("format") == "csv"
+    q = query(WidgetQuery)
+    as_csv = q.format == "csv"
     if as_csv and not authorize(principal, "export:reports"):
         audit("authz.denied", "denied", path=request.path, permission="export:reports")
         return error(403, "forbidden", "exporting CSV needs the permission export:reports")
-    timeframe = request.args.get("timeframe", "24h")
-    view = {"timeframe": timeframe, **{k: request.args[k] for k in VIEW_ARGS if request.args.get(k)}}
+    timeframe = q.timeframe
+    view = {"timeframe": timeframe, **{k: getattr(q, k) for k in VIEW_ARGS if getattr(q, k)}}
     if view.get("repository") and view.get("team"):
         return error(400, "bad_request", "filter by repository or by team, not both")
     clean = svc.sanitizer_for(principal.roles if principal else (), principal.name if principal else None)
@@ -70,7 +79,7 @@ def widget_config(widget_id: str) -> Response:
         return error(403, "forbidden", f"this widget needs the permission {DASHBOARD_PERMISSION[name]}")
     svc = current_app.extensions["qms"]
     try:
-        config = Prefs(svc.redis, svc.keys).configure_widget(principal.name, widget_id, request.get_json(silent=True))
+        config = Prefs(svc.redis, svc.keys).configure_widget(principal.name, widget_id, json_body())
     except PrefsError as exc:
         return error(400, "bad_request", str(exc))
     audit("user.widget_configured", widget=widget_id, **config)

@@ -3,7 +3,12 @@ every `/_dash-update-component` POST before Dash runs anything), Dash pages, CSR
 security headers. Every decision goes through `auth.principal.authorize`.
 
 Callbacks are deny-by-default: an app whose callback map holds a callback that declared
-no permission refuses to start, and a POST naming an unknown output gets 403.
+no permission refuses to start, and a POST naming an unknown output gets 403. Each callback
+also declares a type per input and state (`inputs=`, auth/callback_schema.py): the guard
+answers 400 naming the field for a malformed body or an ill-typed value (or an input that
+declared none) before a permission function or the callback reads it — one place, not a
+try/except per callback. `twin=` names the REST endpoint serving the same data, which must
+need the same permission (tests/integration/test_no_5xx.py walks them).
 """
 from __future__ import annotations
 
@@ -12,17 +17,20 @@ import hmac
 import secrets
 from typing import Any, Callable
 
-import orjson
 import redis
 from dash import Dash
 from flask import Flask, Response, current_app, g, redirect, request, session, url_for
 
+from api.validation import InvalidInput, error_response, init_validation, loads
+from auth.callback_schema import CallbackSchema
 from auth.principal import BadCredentials, Principal, audit, authorize, current_principal
 from data.redis_conn import RETRY_AFTER_S
 
-# A permission, or a function of the callback request body that returns one (for callbacks
-# whose inputs pick the data — e.g. a dashboard name — so a forged input is still checked).
-PermissionSpec = str | Callable[[dict[str, Any]], str | None]
+# A permission (or several, all needed), or a function of the callback request body that
+# returns them (for callbacks whose inputs pick the data — e.g. a dashboard name — so a
+# forged input is still checked). The body reaches the function only once it is valid.
+Permissions = str | tuple[str, ...]
+PermissionSpec = Permissions | Callable[[dict[str, Any]], Permissions | None]
 AUTHENTICATED = "authenticated"          # any signed-in principal
 CSRF_COOKIE = "_csrf_token"
 CSRF_HEADER = "X-CSRFToken"
@@ -32,8 +40,7 @@ DASH_XHR = ("/_dash-layout", "/_dash-dependencies", "/_reload-hash")
 
 
 def _json_error(status: int, code: str, message: str) -> Response:
-    body = {"response": {"status": "error", "error": {"code": code, "message": message}}}
-    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+    return error_response(status, code, message)
 
 
 def _principal_or_error() -> tuple[Principal | None, Response | None]:
@@ -45,11 +52,10 @@ def _principal_or_error() -> tuple[Principal | None, Response | None]:
 
 def allowed(principal: Principal | None, spec: PermissionSpec, body: dict[str, Any] | None = None) -> bool:
     permission = spec(body or {}) if callable(spec) else spec
-    if permission is None:
+    if not permission:
         return False
-    if permission == AUTHENTICATED:
-        return principal is not None
-    return authorize(principal, permission)
+    needed = (permission,) if isinstance(permission, str) else permission
+    return all(principal is not None if p == AUTHENTICATED else authorize(principal, p) for p in needed)
 
 
 def require(spec: PermissionSpec) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -75,15 +81,23 @@ def require(spec: PermissionSpec) -> Callable[[Callable[..., Any]], Callable[...
     return decorator
 
 
-def secure_callback(app: Dash, spec: PermissionSpec, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
-    """`app.callback(*args, **kwargs)` that records the permission its output needs."""
+def secure_callback(app: Dash, spec: PermissionSpec, *args: Any, inputs: dict[str, Any] | None = None,
+                    twin: str | None = None, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+    """`app.callback(*args, **kwargs)` that records the permission its output needs, the type
+    of each input and state value (`inputs`: `"id.property"` -> a type pydantic checks) and
+    the REST endpoint serving the same data (`twin`: `"METHOD /rule"`), if any."""
     registry: dict[str, PermissionSpec] = app.server.extensions.setdefault("qms_callback_permissions", {})
+    schemas: dict[str, CallbackSchema] = app.server.extensions.setdefault("qms_callback_schemas", {})
+    twins: dict[str, str] = app.server.extensions.setdefault("qms_callback_twins", {})
 
     def decorator(fn: Callable[..., Any]) -> Any:
         before = set(app.callback_map)
         result = app.callback(*args, **kwargs)(fn)
         for key in set(app.callback_map) - before:
             registry[key] = spec
+            schemas[key] = CallbackSchema(key, app.callback_map[key], inputs or {})
+            if twin:
+                twins[key] = twin
         return result
     return decorator
 
@@ -131,9 +145,14 @@ def csrf_ok(sent: str | None) -> bool:
 
 
 def init_guard(server: Flask, app: Dash) -> None:
+    init_validation(server)
+
     @server.before_request
     def _guard() -> Any:
         path = request.path
+        if path.startswith("/api/") and request.url_rule is not None and not request.url_rule.rule.startswith("/api/"):
+            # Dash's catch-all page route would answer an unknown API path with the app's HTML.
+            return _json_error(404, "not_found", f"no API endpoint {path[:200]}")
         if path.startswith(PUBLIC_PREFIXES) or path.startswith("/api/"):
             return None          # API views carry their own @require
         principal, err = _principal_or_error()
@@ -144,12 +163,7 @@ def init_guard(server: Flask, app: Dash) -> None:
                 return _json_error(401, "unauthorized", "sign in first")
             if principal.kind == "session" and not csrf_ok(request.headers.get(CSRF_HEADER)):
                 return _json_error(403, "csrf", "missing or wrong CSRF token")
-            body = request.get_json(silent=True) or {}
-            spec = current_app.extensions.get("qms_callback_permissions", {}).get(body.get("output", ""))
-            if spec is None or not allowed(principal, spec, body):
-                audit("authz.denied", "denied", path=path, output=str(body.get("output"))[:200])
-                return _json_error(403, "forbidden", "you may not see this data")
-            return None
+            return _check_callback(principal)
         if path == "/ws":
             if principal is None:
                 return _json_error(401, "unauthorized", "sign in first, or pass ?token=")
@@ -184,6 +198,32 @@ def init_guard(server: Flask, app: Dash) -> None:
         resp.headers.setdefault("X-Frame-Options", "DENY")
         resp.headers.setdefault("Content-Security-Policy", server.extensions.get("qms_csp", "default-src 'self'"))
         return resp
+
+
+def _check_callback(principal: Principal) -> Response | None:
+    """A callback request: a JSON object naming a registered callback (else 400/403), shaped
+    as registered with values of the declared types (else 400), and permitted (else 403)."""
+    try:
+        body = loads(request.get_data(cache=True))
+    except ValueError as exc:
+        return _json_error(400, "bad_request", str(exc))
+    if not isinstance(body, dict):
+        return _json_error(400, "bad_request", "the body must be a JSON object")
+    output = body.get("output")
+    key = output if isinstance(output, str) else ""
+    spec = current_app.extensions.get("qms_callback_permissions", {}).get(key)
+    schema = current_app.extensions.get("qms_callback_schemas", {}).get(key)
+    if spec is None or schema is None:
+        audit("authz.denied", "denied", path=request.path, output=str(output)[:200])
+        return _json_error(403, "forbidden", "you may not see this data")
+    try:
+        schema.check(body)
+    except InvalidInput as exc:
+        return error_response(400, "bad_request", exc.message, errors=exc.errors)
+    if not allowed(principal, spec, body):
+        audit("authz.denied", "denied", path=request.path, output=key[:200])
+        return _json_error(403, "forbidden", "you may not see this data")
+    return None
 
 
 def origin_allowed(origin: str | None) -> bool:

@@ -8,13 +8,15 @@ every address."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import orjson
 from flask import Blueprint, Response, current_app, redirect, render_template_string, request, session
 from flask_login import current_user, login_user, logout_user
+from pydantic import StringConstraints
 
+from api.validation import Body, body
 from auth.guard import CSRF_HEADER, csrf_ok, csrf_token
 from auth.principal import SessionUser, audit, issue_jwt
 from data.sessions import digest, session_credential
@@ -168,12 +170,18 @@ def forbidden() -> Response:
     return Response(html, status=403, mimetype="text/html")
 
 
+class TokenRequest(Body):
+    """`POST /api/auth/token`'s body."""
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(max_length=1024)]
+
+
 @bp.post("/api/auth/token")
 def token() -> Response:
     """Exchange a user name and password for a short-lived JWT (API clients)."""
     svc = current_app.extensions["qms"]
-    body = request.get_json(silent=True) or {}
-    username, password = str(body.get("username", ""))[:64], str(body.get("password", ""))
+    asked = body(TokenRequest)              # 400 naming the field for anything but {username, password}
+    username, password = asked.username, asked.password
     ip = request.remote_addr or "-"
     verdict = svc.limiter.check(username, ip)
     if verdict.wait_s:

@@ -174,11 +174,12 @@ def test_dash007_timeframe_goes_into_the_url_and_the_export_link(dash_duo: Any, 
 
 
 def test_dash008_theme_switch_is_applied_and_remembered_per_user(dash_duo: Any, settings: Any, r: Any) -> None:
+    """An admin (who holds update:personal_settings; executives do not, and see no switch)."""
     app = _app(settings)
     app.server.extensions["qms"].ingestor.ingest(_gate_events([True, False]), origin="e2e")   # a chart to re-theme
     Aggregator(r, Keys(settings.key_prefix)).drain()
     _start(dash_duo, app)
-    _sign_in(dash_duo, "executive")
+    _sign_in(dash_duo, "admin")
     dash_duo.wait_for_element('[data-kpi="gate_pass_rate"]', timeout=20)
 
     def theme_becomes(want: str) -> bool:
@@ -202,7 +203,7 @@ def test_dash008_theme_switch_is_applied_and_remembered_per_user(dash_duo: Any, 
     dash_duo.driver.get(dash_duo.server.url + "/")           # a new page load: the choice is remembered
     dash_duo.wait_for_element('[data-kpi="gate_pass_rate"]', timeout=20)
     assert theme_becomes("dark")
-    assert r.hkeys("qms:prefs") == [b"executive-user"]
+    assert r.hkeys("qms:prefs") == [b"admin-user"]
     assert _severe(dash_duo.get_logs()) == []
 
 

@@ -1,0 +1,404 @@
+"""No input gives a server error: each finding of the probing run (issue 10) as a regression
+test, a fuzzer that posts ill-typed inputs to every registered Dash callback for every role,
+and the callbacks that have a REST twin needing the same permission as the twin.
+
+Real Redis, Flask test client with a real session and CSRF token (as the browser sends).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Iterator
+
+import pytest
+
+from auth.guard import CSRF_HEADER
+from auth.rbac import DASHBOARD_PERMISSION
+from data.aggregator import Aggregator
+from data.keys import Keys
+from data.timeutil import fmt_ms, now_ms
+from data.widget_rows import WIDGETS
+from tests.conftest import ROLES
+from tests.integration.test_rbac_matrix import ALL_ROLES, callback_body, parse_outputs, signed_in
+
+UPDATE = "/_dash-update-component"
+
+
+def _error(res: Any, status: int, where: str = "") -> dict[str, Any]:
+    """A JSON error envelope with this status and a message (never a traceback or HTML)."""
+    assert res.status_code == status, f"{where}: {res.status_code} {res.data[:300]!r}"
+    assert res.mimetype == "application/json", f"{where}: {res.mimetype} {res.data[:200]!r}"
+    err = res.json["response"]["error"]
+    assert err["code"] and err["message"] and "Traceback" not in err["message"], where
+    return err
+
+
+def _key(app: Any, fragment: str) -> str:
+    [key] = [k for k in app.callback_map if fragment in k]
+    return key
+
+
+def _with(body: dict[str, Any], dep: str, value: Any) -> dict[str, Any]:
+    """The body with the value of input/state `id.property` replaced."""
+    out = copy.deepcopy(body)
+    cid, prop = dep.rsplit(".", 1)
+    for group in ("inputs", "state"):
+        for item in out[group]:
+            if isinstance(item, dict) and item["id"] == cid and item["property"] == prop:
+                item["value"] = value
+                return out
+    raise KeyError(dep)
+
+
+def _deep(n: int) -> Any:
+    value: Any = 1
+    for _ in range(n):
+        value = [value]
+    return value
+
+
+def _deep_json(n: int) -> bytes:
+    return b'{"hidden": ' + b"[" * n + b"]" * n + b"}"
+
+
+@pytest.fixture
+def admin(app: Any, auth: Any) -> tuple[Any, dict[str, str]]:
+    c, csrf = signed_in(app, auth, "admin")
+    return c, {CSRF_HEADER: csrf}
+
+
+# --- the probing run's findings ----------------------------------------------------------------
+
+@pytest.mark.parametrize("raw", [b"[1]", b'"x"', b"1", b"null", b"true", b"[]", b'{"username": ["a"], "password": {}}'])
+def test_nf001_token_exchange_with_a_non_object_body_is_a_400(anon: Any, raw: bytes) -> None:
+    res = anon.post("/api/auth/token", data=raw, content_type="application/json")
+    err = _error(res, 400, raw.decode())
+    assert "username" in err["message"] or "object" in err["message"]
+
+
+@pytest.mark.parametrize("raw", [b"[1]", b'"x"', b"1", b"null", b"[]", b"{", _deep_json(3000)])
+def test_nf002_callback_endpoint_with_a_non_object_body_is_a_400(admin: Any, raw: bytes) -> None:
+    c, csrf = admin
+    _error(c.post(UPDATE, data=raw, content_type="application/json", headers=csrf), 400, raw[:20].decode())
+
+
+ILL_TYPED = [  # (callback output fragment, input, value) named in the issue
+    ("page.children", "url.pathname", 5),
+    ("dash-kpis.children", "dash-timeframe.value", "bogus"),
+    ("dash-kpis.children", "url.pathname", ["/dashboards/qa"]),
+    ("nav.href", "qa-gates.clickData", "x"),
+    ("nav.href", "qa-gates.clickData", {"points": "x"}),
+    ("alerts-history.rowData", "alerts-grid.selectedRows", [1]),
+    ("alerts-ack-result.children", "alerts-grid.selectedRows", [1]),
+    ("gate-kpis.children", "gate-timeframe.data", {"a": 1}),
+    ("events-grid.rowData", "events-kpi.data", "x"),
+    ("audit-grid.rowData", "audit-user.value", {"$gt": ""}),
+]
+
+
+@pytest.mark.parametrize("fragment,dep,value", ILL_TYPED, ids=[f"{d}={v!r}"[:40] for _, d, v in ILL_TYPED])
+def test_nf003_an_ill_typed_callback_input_is_a_400_naming_it(app: Any, admin: Any, fragment: str, dep: str,
+                                                               value: Any) -> None:
+    c, csrf = admin
+    body = _with(callback_body(app, _key(app, fragment)), dep, value)
+    err = _error(c.post(UPDATE, json=body, headers=csrf), 400, f"{dep}={value!r}")
+    assert dep in err["message"], err["message"]
+
+
+def test_nf004_widget_data_with_a_bogus_timeframe_is_a_400(client: Any) -> None:
+    widget = next(iter(WIDGETS))
+    err = _error(client.get(f"/api/widgets/{widget}/data?timeframe=bogus"), 400)
+    assert "timeframe" in err["message"]
+    _error(client.get(f"/api/widgets/{widget}/data?format=xml"), 400)
+    assert client.get(f"/api/widgets/{widget}/data?timeframe=1h").status_code == 200
+
+
+@pytest.mark.parametrize("depth", [3000, 300, 70])
+def test_nf005_deeply_nested_json_is_refused_before_anything_recurses(app: Any, client: Any, admin: Any,
+                                                                       depth: int) -> None:
+    widget = next(iter(WIDGETS))
+    err = _error(client.put(f"/api/widgets/{widget}/config", data=_deep_json(depth),
+                            content_type="application/json"), 400, f"depth {depth}")
+    assert "deep" in err["message"] or "nest" in err["message"]
+    c, csrf = admin
+    body = _with(callback_body(app, _key(app, "alerts-history.rowData")), "alerts-grid.selectedRows", "DEEP")
+    raw = json.dumps(body).replace('"DEEP"', "[" * depth + "]" * depth)      # json.dumps itself would recurse
+    _error(c.post(UPDATE, data=raw, content_type="application/json", headers=csrf), 400, f"callback, depth {depth}")
+    ack = client.post("/api/alerts/x/acknowledge", data=_deep_json(depth), content_type="application/json")
+    _error(ack, 400, f"acknowledge, depth {depth}")
+
+
+@pytest.mark.parametrize("body", [[1], {"name": "ci", "roles": [["admin"]]}, {"name": "x" * 100_000, "roles": ["producer"]},
+                                  {"name": ["ci"], "roles": ["producer"]}, {"name": "ci", "roles": "admin"},
+                                  {"name": "ci", "roles": [{"a": 1}]}, "ci", None],
+                         ids=["list", "nested-roles", "huge-name", "list-name", "str-roles", "dict-role", "str", "null"])
+def test_nf006_token_creation_with_an_ill_typed_body_is_a_400_and_creates_nothing(app: Any, client: Any,
+                                                                                   body: Any) -> None:
+    _error(client.post("/api/tokens", json=body), 400, repr(body)[:60])
+    assert app.server.extensions["qms"].tokens.list() == []
+    ok = client.post("/api/tokens", json={"name": "ci", "roles": ["producer"]})
+    assert ok.status_code == 201 and ok.json["response"]["data"]["roles"] == ["producer"]
+
+
+# --- every callback, every role: ill-typed values and malformed bodies --------------------------------
+
+ODD_VALUES: list[Any] = [None, 0, -1, 2**70, 1.5, float("inf"), True, "", "bogus", "x" * 100_000, "/../../etc/passwd",
+                         [], [1], [None], [[[]]], ["a", "b"], {}, {"a": {"b": [1]}}, {"points": [1]}, {"id": None},
+                         _deep(40)]
+FEW_VALUES: list[Any] = [5, "bogus", [1], {"a": 1}, "x" * 100_000]
+
+
+def _variants(app: Any, key: str, values: list[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The plausible body, then each input/state (and each list element of a pattern input)
+    set to each odd value, then malformed envelopes."""
+    base = callback_body(app, key)
+    yield "plausible", base
+    for group in ("inputs", "state"):
+        for i, item in enumerate(base[group]):
+            for value in values:
+                body = copy.deepcopy(base)
+                if isinstance(item, list):          # a pattern-matching ALL input: one matching component
+                    cb = app.callback_map[key][group][i]
+                    pattern = {k: ("w" if v == ["ALL"] else v) for k, v in json.loads(cb["id"]).items()}
+                    body[group][i] = [{"id": pattern, "property": cb["property"], "value": value}]
+                    body["changedPropIds"] = [json.dumps(pattern, separators=(",", ":"), sort_keys=True)
+                                              + "." + cb["property"]]
+                    yield f"{group}[{i}][0]={value!r}"[:80], body
+                    continue
+                body[group][i]["value"] = value
+                yield f"{group}[{i}]={value!r}"[:80], body
+            for odd in (None, 5, "x", {"id": "url"}, [item, item]):
+                body = copy.deepcopy(base)
+                body[group][i] = odd
+                yield f"{group}[{i}] replaced by {odd!r}"[:80], body
+    for field in ("inputs", "state", "outputs", "changedPropIds", "output"):
+        for odd in (None, 5, "x", [5], [{"id": 1}], {"id": "x", "property": "y"}, ["{bad json.n_clicks"]):
+            body = copy.deepcopy(base)
+            body[field] = odd
+            yield f"{field}={odd!r}"[:80], body
+        body = copy.deepcopy(base)
+        body.pop(field, None)
+        yield f"no {field}", body
+    yield "extra input", {**base, "inputs": [*base["inputs"], {"id": "url", "property": "pathname", "value": "/"}]}
+    yield "fewer inputs", {**base, "inputs": base["inputs"][:-1]}
+    yield "outputs of another callback", {**base, "outputs": parse_outputs(_other_key(app, key))}
+
+
+def _other_key(app: Any, key: str) -> str:
+    return next(k for k in app.callback_map if k != key)
+
+
+def _fuzz(app: Any, c: Any, csrf: dict[str, str], role: str, values: list[Any]) -> list[str]:
+    failures = []
+    for key in app.callback_map:
+        for label, body in _variants(app, key, values):
+            res = c.post(UPDATE, json=body, headers=csrf)
+            if res.status_code >= 500:
+                failures.append(f"{role} {key} {label}: {res.status_code} {res.data[:160]!r}")
+            elif res.status_code >= 400:
+                try:
+                    _error(res, res.status_code)
+                except (AssertionError, KeyError, TypeError) as exc:
+                    failures.append(f"{role} {key} {label}: not a JSON error: {exc}"[:300])
+    return failures
+
+
+def test_nf007_callback_fuzzer_as_an_admin(app: Any, admin: Any) -> None:
+    c, csrf = admin
+    failures = _fuzz(app, c, csrf, "admin", ODD_VALUES)
+    assert not failures, f"{len(failures)} server errors:\n" + "\n".join(failures[:40])
+
+
+@pytest.mark.parametrize("role", [r for r in ALL_ROLES if r != "admin"])
+def test_nf008_callback_fuzzer_as_every_other_role(app: Any, auth: Any, role: str) -> None:
+    c, csrf = signed_in(app, auth, role)
+    failures = _fuzz(app, c, {CSRF_HEADER: csrf}, role, FEW_VALUES)
+    assert not failures, f"{len(failures)} server errors:\n" + "\n".join(failures[:40])
+
+
+def test_nf009_every_server_callback_declares_a_schema_for_every_input(app: Any) -> None:
+    schemas = app.server.extensions["qms_callback_schemas"]
+    for key, cb in app.callback_map.items():
+        if cb.get("callback") is None:
+            continue                    # clientside: never runs on the server (the guard refuses its POST)
+        schema = schemas[key]
+        assert schema.undeclared == [], f"{key}: no declared type for {schema.undeclared}"
+        assert len(schema.inputs) + len(schema.state) == len(cb["inputs"]) + len(cb.get("state") or []), key
+
+
+# --- the same permission for a callback and its REST twin ------------------------------------------
+
+def _hide_body(app: Any, widget: str) -> dict[str, Any]:
+    body = callback_body(app, _key(app, "widget-config.data"))
+    wid = {"type": "widget-hide", "widget": widget}
+    body["inputs"][0] = [{"id": wid, "property": "n_clicks", "value": 1}]
+    body["changedPropIds"] = [json.dumps(wid, separators=(",", ":"), sort_keys=True) + ".n_clicks"]
+    return body
+
+
+def _theme_body(app: Any, clicks: int | None) -> dict[str, Any]:
+    return _with(callback_body(app, _key(app, "theme.data")), "theme-toggle.n_clicks", clicks)
+
+
+def test_nf010_theme_and_hide_callbacks_store_nothing_without_update_personal_settings(app: Any, auth: Any) -> None:
+    svc = app.server.extensions["qms"]
+    rbac = svc.rbac
+    exe_widget = next(w for w, (d, _, _) in WIDGETS.items() if d == "executive")
+    for role in ROLES:
+        c, csrf = signed_in(app, auth, role)
+        headers = {CSRF_HEADER: csrf}
+        may = rbac.allows([role], "update:personal_settings")
+        res = c.post(UPDATE, json=_theme_body(app, 1), headers=headers)
+        if may:
+            assert res.status_code == 200 and res.json["response"]["theme"]["data"] == "dark", role
+        else:
+            _error(res, 403, f"{role} theme")
+        loaded = c.post(UPDATE, json=_theme_body(app, None), headers=headers)     # page load: reads only
+        assert loaded.status_code == 200, (role, loaded.data[:200])
+        style = loaded.json["response"].get("theme-toggle", {}).get("style")
+        assert style == (None if may else {"display": "none"}), (role, style)     # no switch that cannot work
+        res = c.post(UPDATE, json=_hide_body(app, exe_widget), headers=headers)
+        rest = c.put(f"/api/widgets/{exe_widget}/config", json={"hidden": True}, headers=headers)
+        assert (res.status_code == 403) == (rest.status_code == 403), (role, res.status_code, rest.status_code)
+        if not may:
+            assert res.status_code == 403, role
+        stored = svc.redis.hget(svc.keys.prefs, f"{role}-user")
+        if not may:
+            assert stored is None, f"{role}: settings stored without update:personal_settings: {stored!r}"
+
+
+# Callbacks without a REST twin, and why.
+NO_TWIN = {
+    "page.children": "the router: each page it builds checks that page's permission (test_rbac_matrix)",
+    "theme.data": "no REST endpoint for the theme; needs update:personal_settings to store (test_nf010)",
+    "nav.href": "navigation to a gate page: a URL, no data",
+}
+
+
+ONE_KPI = {"executive": "process_adoption_rate", "operational": "total_active_reviews", "qa": "total_gates_executed",
+           "developer": "pending_reviews"}
+Sample = tuple[dict[str, Any], str, str, Any]     # (callback body, REST method, REST path, REST JSON body)
+
+
+def _set(body: dict[str, Any], want: Any) -> dict[str, Any]:
+    """The body with each input/state for which want(id, property) gives a value set to it."""
+    out = copy.deepcopy(body)
+    for group in ("inputs", "state"):
+        for item in out[group]:
+            if isinstance(item, dict):
+                value = want(item["id"], item["property"])
+                if value is not None:
+                    item["value"] = value
+    return out
+
+
+def _samples(app: Any, key: str, twin: str) -> list[Sample]:
+    """The same data asked both ways: the callback `key` and its REST twin."""
+    base = callback_body(app, key)
+    row = [{"id": "nothing", "rule": "r", "status": "firing"}]
+    rows_request = {"startRow": 0, "endRow": 10}
+    if twin == "GET /api/dashboard/<name>":
+        return [(_set(base, lambda i, p: f"/dashboards/{d}" if (i, p) == ("url", "pathname") else None), "GET",
+                 f"/api/dashboard/{d}", None) for d in DASHBOARD_PERMISSION]
+    if twin == "PUT /api/widgets/<widget_id>/config":
+        return [(_hide_body(app, w), "PUT", f"/api/widgets/{w}/config", {"hidden": False})
+                for w in {d: w for w, (d, _, _) in WIDGETS.items()}.values()]
+    if twin == "GET /api/metrics/<kpi_id>/events":        # a drill-down grid: its store names the KPI
+        def spec(k: str) -> Any:
+            return lambda i, p: ({"kpi": k, "timeframe": "24h"} if p == "data" and i.endswith(("-kpi", "-query"))
+                                 else rows_request if p == "getRowsRequest" else None)
+        return [(_set(base, spec(k)), "GET", f"/api/metrics/{k}/events", None) for k in ONE_KPI.values()]
+    if twin == "GET /api/metrics/<kpi_id>/series":        # the gate page
+        return [(_set(base, lambda i, p: "/gates/lint" if (i, p) == ("url", "pathname") else None), "GET",
+                 "/api/metrics/gate.lint.pass_rate/series", None)]
+    if twin in ("GET /api/audit", "GET /api/alerts"):
+        return [(base, "GET", twin.split(" ")[1], None)]
+    if twin == "GET /api/alerts/history":
+        return [(_set(base, lambda i, p: row if p == "selectedRows" else None), "GET", "/api/alerts/history?rule=r",
+                 None)]
+    if twin == "POST /api/alerts/<path:alert_id>/acknowledge":
+        return [(_set(base, lambda i, p: row if p == "selectedRows" else None), "POST",
+                 "/api/alerts/nothing/acknowledge", {})]
+    if twin.startswith("GET /api/entities/"):
+        kind, ident = ("workflow", "W-1") if "workflow" in twin else ("agent", "qms-code-reviewer")
+        return [(_set(base, lambda i, p: {"id": ident} if (i, p) == (f"{kind}-spec", "data") else None), "GET",
+                 f"/api/entities/{kind}/{ident}", None)]
+    return []
+
+
+def test_nf011_every_callback_with_a_rest_twin_needs_the_same_permission(app: Any, auth: Any, r: Any) -> None:
+    svc = app.server.extensions["qms"]
+    svc.ingestor.ingest([{"id": "g1", "type": "workflow.quality_gate_executed", "timestamp": fmt_ms(now_ms() - 60_000),
+                          "source": "t", "data": {"workflow_id": "W-1", "gate_name": "lint", "passed": True,
+                                                  "execution_time": 30}}])
+    Aggregator(r, Keys(svc.settings.key_prefix)).drain()      # the gate "lint" exists, so has KPIs
+    twins = app.server.extensions["qms_callback_twins"]
+    adapter = app.server.url_map.bind("localhost")
+    endpoints = {(m, r.rule): r.endpoint for r in app.server.url_map.iter_rules() for m in (r.methods or ())}
+    cases: dict[str, list[Sample]] = {}
+    for key, cb in app.callback_map.items():
+        if cb.get("callback") is None:
+            continue
+        twin = twins.get(key)
+        if twin is None:
+            assert any(k in key for k in NO_TWIN), f"{key}: declare its REST twin (twin=...) or list it in NO_TWIN"
+            continue
+        method, _, rule = twin.partition(" ")
+        assert (method, rule) in endpoints, f"{key}: twin {twin} is not a route"
+        cases[key] = _samples(app, key, twin)
+        assert cases[key], f"{key}: no sample requests for its twin {twin}"
+        for _body, m, path, _ in cases[key]:
+            assert adapter.match(path.split("?")[0], method=m)[0] == endpoints[(method, rule)], (twin, path)
+    failures = []
+    for role in ALL_ROLES:
+        c, csrf = signed_in(app, auth, role)
+        for key, samples in cases.items():
+            for body, method, path, rest_body in samples:
+                via_callback = c.post(UPDATE, json=body, headers={CSRF_HEADER: csrf})
+                via_rest = c.open(path, method=method, json=rest_body, headers={CSRF_HEADER: csrf})
+                for res in (via_callback, via_rest):
+                    if res.status_code in (400, 401) or res.status_code >= 500:
+                        failures.append(f"{role} {key} / {path}: unexpected {res.status_code} {res.data[:150]!r}")
+                if (via_callback.status_code == 403) != (via_rest.status_code == 403):
+                    failures.append(f"{role} {key} / {path}: callback {via_callback.status_code}, "
+                                    f"REST {via_rest.status_code}")
+    assert not failures, "\n".join(failures)
+
+
+# --- documented and JSON error answers --------------------------------------------------------------
+
+PUBLIC = {("/health", "get"), ("/api/openapi.json", "get"), ("/api/auth/token", "post")}
+
+
+def test_nf012_openapi_documents_400_401_403_413_503(anon: Any) -> None:
+    spec = anon.get("/api/openapi.json").json
+    missing = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            codes = set(op["responses"])
+            need = set()
+            if (path, method) not in PUBLIC:
+                need |= {"401", "403"}
+            if op.get("parameters") or op.get("requestBody"):
+                need.add("400")
+            if op.get("requestBody"):
+                need.add("413")
+            if path != "/api/openapi.json":
+                need.add("503")
+            missing += [f"{method.upper()} {path}: {c}" for c in sorted(need - codes)]
+            for c in need & codes:
+                if c != "503" or path != "/health":
+                    ref = op["responses"][c].get("content", {}).get("application/json", {}).get("schema", {})
+                    if ref.get("$ref") not in ("#/components/schemas/Error", "#/components/schemas/IngestResult"):
+                        missing.append(f"{method.upper()} {path}: {c} is not the Error envelope")
+    assert not missing, "\n".join(missing)
+
+
+def test_nf013_http_errors_under_api_are_json(app: Any, client: Any) -> None:
+    _error(client.get("/api/no-such-thing"), 404)
+    _error(client.open("/api/events", method="TRACE"), 405)
+    _error(client.delete("/api/audit"), 405)
+    limit = app.server.config["MAX_CONTENT_LENGTH"]
+    widget = next(iter(WIDGETS))
+    _error(client.put(f"/api/widgets/{widget}/config", data=b"[" + b" " * limit + b"]",
+                      content_type="application/json"), 413)
