@@ -257,3 +257,30 @@ def test_agi006_random_valid_and_extreme_batches_keep_rollups_exact(r: redis.Red
                 a, b = got[kpi][field], ref[field]
                 assert (a is None) == (b is None) and (a is None or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)), \
                     f"{dash}.{kpi}.{field}: engine {a} reference {b}"
+
+
+def test_agi007_a_full_redis_refuses_the_whole_batch_not_half_of_it() -> None:
+    """Over maxmemory, Redis refuses the script at its first write: nothing of the batch is
+    written or acknowledged, and once memory is available again every event counts once."""
+    from tests.conftest import start_redis_server
+    proc, url = start_redis_server()
+    try:
+        r = redis.Redis.from_url(url)
+        events, end = simulated(hours=2, rate=0.1, seed=8)
+        Ingestor(r, K).ingest(events, origin="test")
+        agg = Aggregator(r, K, batch=10_000, reclaim_idle_ms=0)
+        agg.ensure_group()
+        r.config_set("maxmemory-policy", "noeviction")
+        # Memory runs out between computing the batch and writing it (the lock is taken by then).
+        agg.before_commit = lambda: r.config_set("maxmemory", int(r.info("memory")["used_memory"]) // 2)
+        with pytest.raises(redis.ResponseError, match="maxmemory"):
+            agg.step(block_ms=50)
+        agg.before_commit = None
+        assert not list(r.scan_iter("qms:r:*")) and not list(r.scan_iter("qms:ent:*"))
+        assert r.xpending(K.stream, K.group)["pending"] == len(events)
+        r.config_set("maxmemory", 0)
+        agg.drain()
+        assert_matches_reference(r, events, end)
+    finally:
+        proc.terminate()
+        proc.wait(5)
