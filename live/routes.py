@@ -14,6 +14,7 @@ import time
 from typing import Any, Iterator
 
 import orjson
+import redis
 from flask import Blueprint, Flask, Response, current_app, request
 from flask_sock import ConnectionClosed, Sock
 
@@ -44,6 +45,16 @@ def _still_valid(svc: Any, principal: Principal) -> bool:
         return True
     user = svc.users.get(principal.name)
     return user is not None and not user.disabled and svc.users.sessions.alive(ident)
+
+
+def _still_valid_or_unknown(svc: Any, principal: Principal) -> bool:
+    """_still_valid, but a socket outlives a data-store outage: while Redis cannot be asked,
+    nothing can be revoked either (revoking writes to it); the next check after it is back
+    decides."""
+    try:
+        return _still_valid(svc, principal)
+    except redis.RedisError:
+        return True
 
 
 def _text(item: bytes | str) -> str:
@@ -114,7 +125,7 @@ def init_live(server: Flask, services: Any) -> None:
                 raw = socket.receive(timeout=REVALIDATE_S)
                 if raw is None:
                     # Browsers ping every 25 s; a peer silent this long is gone.
-                    if not _still_valid(svc, principal) or time.monotonic() - heard > IDLE_S:
+                    if not _still_valid_or_unknown(svc, principal) or time.monotonic() - heard > IDLE_S:
                         break
                     continue
                 heard = time.monotonic()
@@ -177,7 +188,10 @@ def _handle(send: Any, h: Hub, client: Client, raw: Any) -> None:
         send(orjson.dumps(m).decode())
     h.subscribed(client, reply.new_channels, reply.removed_channels)
     for ch in reply.new_channels:     # start from a snapshot: pub/sub may have dropped messages
-        snap = h.snapshot(ch)
+        try:
+            snap = h.snapshot(ch)
+        except redis.RedisError:      # Redis is away: the hub's resync sends it when it is back
+            continue
         if snap is not None:
             send(snap.decode())
     if reply.should_close:
