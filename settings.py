@@ -126,6 +126,13 @@ class Settings:
                 raise SettingsError(f"{name}: must be positive")
         if self.sla_hours <= 0:
             raise SettingsError("sla_hours: must be positive")
+        for name in ("redis_connect_timeout_s", "redis_socket_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name}: must be positive")
+        if self.aggregator_block_ms >= 1000 * self.redis_socket_timeout_s:
+            # The aggregator's blocking read would end in a socket timeout every time.
+            raise SettingsError(f"aggregator_block_ms: {self.aggregator_block_ms} must be shorter than "
+                                f"redis_socket_timeout_s ({self.redis_socket_timeout_s:g} s)")
 
 
 _FIELD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Settings)}
