@@ -44,7 +44,7 @@ SIGNIN_FAIL_USER = "{p}:signin:fail:user:{name}"  # string: failed sign-ins for 
 SIGNIN_FAIL_IP = "{p}:signin:fail:ip:{ip}"        # string: failed sign-ins from an address in the current window (EX)
 SIGNIN_FAIL_PAIR = "{p}:signin:fail:pair:{name}|{ip}"  # string: failed sign-ins of one name from one address (EX)
 SESSION = "{p}:session:{id}"               # hash: one browser sign-in (user, epoch, remember), id = sha256 of the cookie's id (EX)
-USER_SESSIONS = "{p}:user-sessions:{name}"  # set: the sign-in digests of one user (to end them all)
+USER_SESSIONS = "{p}:user-sessions:{name}"  # zset: the sign-in digests of one user, score = expiry ms (to end them all)
 
 
 class Keys:

@@ -41,7 +41,7 @@ def to_sign_in(sid_digest: str, h: dict[Any, Any]) -> SignIn | None:
     """A sign-in from its Redis hash (None when the hash is gone)."""
     if not h:
         return None
-    t = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in h.items()}
+    t = {_text(k): _text(v) for k, v in h.items()}
     return SignIn(sid_digest, t["user"], int(t["epoch"]), t.get("remember") == "1", int(t.get("created", 0)))
 
 
@@ -52,7 +52,10 @@ def session_credential(sid_digest: str) -> str:
 
 class SessionStore:
     """`{p}:session:<digest>` hash per sign-in (TTL = its lifetime) and
-    `{p}:user-sessions:<name>` set of a user's digests (to end them all)."""
+    `{p}:user-sessions:<name>` sorted set of a user's digests scored by expiry (to end them
+    all; the expired drop out by score, without reading each record)."""
+
+    MAX_PER_USER = 100    # a script signing in through the form over and over ends its oldest sign-ins
 
     def __init__(self, r: redis.Redis, keys: Keys) -> None:
         self._r = r
@@ -63,20 +66,27 @@ class SessionStore:
         sid = secrets.token_urlsafe(32)
         d = digest(sid)
         key, members = self._keys.session(d), self._keys.user_sessions(user)
-        ttl_s = max(1, int(ttl_s))
+        now = now_ms()
+        expires = now + max(1, int(ttl_s)) * 1000
         with self._r.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping={"user": user, "epoch": epoch, "remember": int(remember), "created": now_ms()})
-            pipe.expire(key, ttl_s)
-            pipe.sadd(members, d)
-            pipe.execute()
-        self._prune(members, ttl_s)
+            pipe.hset(key, mapping={"user": user, "epoch": epoch, "remember": int(remember), "created": now})
+            pipe.pexpireat(key, expires)
+            pipe.zadd(members, {d: expires})
+            pipe.zremrangebyscore(members, "-inf", now)
+            pipe.zcard(members)
+            pipe.zrange(members, -1, -1, withscores=True)
+            *_, count, last = pipe.execute()
+        # The set lives as long as its longest sign-in.
+        self._r.pexpireat(members, int(last[0][1]) if last else expires)
+        if count > self.MAX_PER_USER:
+            self._end(user, [_text(m) for m, _ in self._r.zpopmin(members, count - self.MAX_PER_USER)])
         return sid
 
     def get(self, sid: str) -> SignIn | None:
         """The live sign-in of this id, or None (ended, expired, or not an id at all)."""
         if not isinstance(sid, str) or not SID_RE.fullmatch(sid):
             return None
-        return self._load(digest(sid))
+        return to_sign_in(digest(sid), self._r.hgetall(self._keys.session(digest(sid))))
 
     def alive(self, sid_digest: str) -> bool:
         return bool(sid_digest) and bool(self._r.exists(self._keys.session(sid_digest)))
@@ -85,36 +95,23 @@ class SessionStore:
         """End one sign-in (sign-out); returns what it was."""
         sign_in = self.get(sid)
         if sign_in is not None:
-            with self._r.pipeline(transaction=True) as pipe:
-                pipe.delete(self._keys.session(sign_in.digest))
-                pipe.srem(self._keys.user_sessions(sign_in.user), sign_in.digest)
-                pipe.execute()
+            self._end(sign_in.user, [sign_in.digest])
         return sign_in
 
     def end_all(self, user: str) -> list[str]:
-        """End every sign-in of a user; returns their digests (to close their sockets)."""
-        members = self._keys.user_sessions(user)
-        digests = [m.decode() if isinstance(m, bytes) else m for m in self._r.smembers(members)]
-        with self._r.pipeline(transaction=True) as pipe:
-            for d in digests:
-                pipe.delete(self._keys.session(d))
-            if digests:
-                pipe.srem(members, *digests)
-            pipe.execute()
+        """End every sign-in of a user; returns their digests."""
+        digests = [_text(m) for m in self._r.zrange(self._keys.user_sessions(user), 0, -1)]
+        self._end(user, digests)
         return digests
 
-    def _load(self, sid_digest: str) -> SignIn | None:
-        return to_sign_in(sid_digest, self._r.hgetall(self._keys.session(sid_digest)))
+    def _end(self, user: str, digests: list[str]) -> None:
+        if not digests:
+            return
+        with self._r.pipeline(transaction=True) as pipe:
+            pipe.delete(*(self._keys.session(d) for d in digests))
+            pipe.zrem(self._keys.user_sessions(user), *digests)
+            pipe.execute()
 
-    def _prune(self, members: str, ttl_s: int) -> None:
-        """Drop expired sign-ins from the user's set, and keep the set as long as its longest member."""
-        digests = [m.decode() if isinstance(m, bytes) else m for m in self._r.smembers(members)]
-        with self._r.pipeline(transaction=False) as pipe:
-            for d in digests:
-                pipe.exists(self._keys.session(d))
-            pipe.ttl(members)
-            res = pipe.execute()
-        dead = [d for d, alive in zip(digests, res[:-1], strict=True) if not alive]
-        if dead:
-            self._r.srem(members, *dead)
-        self._r.expire(members, max(ttl_s, int(res[-1])))
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

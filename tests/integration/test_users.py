@@ -310,3 +310,33 @@ def test_cli103_tokens_create_list_revoke(services: SimpleNamespace, capsys: pyt
     with pytest.raises(SystemExit) as exit_:
         args.fn(args, services)
     assert exit_.value.code == 2 and "known roles: admin" in capsys.readouterr().err
+
+
+# --- server-side sign-ins (data/sessions.py) --------------------------------------------------
+
+def test_sid001_sign_ins_are_ended_one_or_all_and_keep_no_id_in_clear(r: Any, users: UserStore) -> None:
+    users.add("ann", ["developer"], PASSWORD)
+    a, b = users.sessions.create("ann", 1, 3600), users.sessions.create("ann", 1, 3600, remember=True)
+    assert users.sessions.get(a).user == "ann" and users.sessions.get(b).remember
+    blob = everything_in_redis(r)
+    assert a.encode() not in blob and b.encode() not in blob
+    assert users.signed_in("ann", a) is not None
+    assert users.signed_in("bea", a) is None, "the id is only good for its own user"
+    users.sessions.end(a)
+    assert users.sessions.get(a) is None and users.signed_in("ann", a) is None
+    assert users.signed_in("ann", b) is not None
+    users.set_password("ann", "another passphrase")
+    assert users.sessions.get(b) is None
+    assert list(r.scan_iter("qms:session:*")) == [] and not r.exists(K.user_sessions("ann"))
+
+
+def test_sid002_a_users_sign_ins_are_bounded_and_the_expired_drop_out(r: Any, users: UserStore,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(users.sessions, "MAX_PER_USER", 3)
+    first = [users.sessions.create("ann", 1, 3590 + i) for i in range(5)]     # the first ones expire first
+    assert [users.sessions.get(s) is not None for s in first] == [False, False, True, True, True]
+    assert r.zcard(K.user_sessions("ann")) == 3
+    assert 3590_000 < r.pttl(K.user_sessions("ann")) <= 3594_000, "the set lives as long as its longest sign-in"
+    r.zadd(K.user_sessions("ann"), {"gone": 1})          # a sign-in that expired long ago
+    users.sessions.create("ann", 1, 60)
+    assert r.zscore(K.user_sessions("ann"), "gone") is None
