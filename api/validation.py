@@ -120,6 +120,9 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> Respon
     return Response(orjson.dumps(payload), status=status, mimetype="application/json")
 
 
+_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}    # as docs/API.md lists them
+
+
 def _answers_json() -> bool:
     return request.path.startswith("/api/") or request.path in ("/_dash-update-component", "/health")
 
@@ -137,7 +140,7 @@ def init_validation(server: Flask) -> None:
     def _http(exc: HTTPException) -> Any:
         if not _answers_json() or exc.code is None:
             return exc
-        code = (exc.name or "error").lower().replace(" ", "_")
+        code = _CODES.get(exc.code) or (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code, code, exc.description or exc.name or "error")
 
 

@@ -5,6 +5,7 @@ request counts its events as duplicates.
 """
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -115,13 +116,19 @@ class Ingestor:
         self.r.hincrby(self.k.meta, "ingest_rejected", 1)
 
 
+_SHALLOW = reprlib.Repr()
+_SHALLOW.maxlevel, _SHALLOW.maxstring, _SHALLOW.maxother = 32, 4096, 4096
+
+
 def _dump(raw: Any) -> bytes:
     if raw is None:
         return b""
     try:
         return orjson.dumps(raw)
     except TypeError:
-        return repr(raw).encode()
+        # Not JSON-serialisable, or nested past orjson's 255 levels: reprlib's depth-limited
+        # repr (plain repr recurses and fails on an event nested ~1,000 levels deep).
+        return _SHALLOW.repr(raw).encode()
 
 
 def dead_letters(r: redis.Redis, keys: Keys, count: int = 100) -> list[dict[str, Any]]:

@@ -91,7 +91,7 @@ ILL_TYPED = [  # (callback output fragment, input, value) named in the issue
     ("alerts-history.rowData", "alerts-grid.selectedRows", [1]),
     ("alerts-ack-result.children", "alerts-grid.selectedRows", [1]),
     ("gate-kpis.children", "gate-timeframe.data", {"a": 1}),
-    ("events-grid.rowData", "events-kpi.data", "x"),
+    ("events-grid.getRowsResponse", "events-kpi.data", "x"),
     ("audit-grid.rowData", "audit-user.value", {"$gt": ""}),
 ]
 
@@ -126,6 +126,21 @@ def test_nf005_deeply_nested_json_is_refused_before_anything_recurses(app: Any, 
     _error(c.post(UPDATE, data=raw, content_type="application/json", headers=csrf), 400, f"callback, depth {depth}")
     ack = client.post("/api/alerts/x/acknowledge", data=_deep_json(depth), content_type="application/json")
     _error(ack, 400, f"acknowledge, depth {depth}")
+
+
+@pytest.mark.parametrize("depth", [300, 1000])
+def test_nf014_an_event_nested_too_deeply_is_dead_lettered_not_a_500(app: Any, client: Any, depth: int) -> None:
+    """The event contract refuses deep nesting; keeping the refused event for operators must
+    not recurse (orjson.dumps stops at 255 levels, repr at Python's recursion limit)."""
+    event = {"id": f"deep{depth}", "type": "workflow.pr_created", "timestamp": fmt_ms(now_ms() - 60_000), "source": "t",
+             "data": {"workflow_id": "W", "pr_number": 1, "repository": "r", "author": "a", "team": "t",
+                      "title": "x", "extra": "DEEP"}}
+    raw = json.dumps(event).replace('"DEEP"', "[" * depth + "]" * depth)
+    res = client.post("/api/events", data=raw, content_type="application/json")
+    assert res.status_code == 400, res.data[:200]
+    assert res.json["rejected"] == 1 and "nested" in res.json["errors"][0]["errors"][0]
+    dead = client.get("/api/deadletter").json["response"]["data"]["events"]
+    assert dead and dead[0]["id"] == f"deep{depth}"
 
 
 @pytest.mark.parametrize("body", [[1], {"name": "ci", "roles": [["admin"]]}, {"name": "x" * 100_000, "roles": ["producer"]},
@@ -395,10 +410,12 @@ def test_nf012_openapi_documents_400_401_403_413_503(anon: Any) -> None:
 
 
 def test_nf013_http_errors_under_api_are_json(app: Any, client: Any) -> None:
-    _error(client.get("/api/no-such-thing"), 404)
-    _error(client.open("/api/events", method="TRACE"), 405)
+    assert _error(client.get("/api/no-such-thing"), 404)["code"] == "not_found"
+    assert _error(client.open("/api/events", method="TRACE"), 405)["code"] == "method_not_allowed"
     _error(client.delete("/api/audit"), 405)
+    _error(client.open("/health", method="TRACE"), 405)
     limit = app.server.config["MAX_CONTENT_LENGTH"]
     widget = next(iter(WIDGETS))
-    _error(client.put(f"/api/widgets/{widget}/config", data=b"[" + b" " * limit + b"]",
-                      content_type="application/json"), 413)
+    too_big = client.put(f"/api/widgets/{widget}/config", data=b"[" + b" " * limit + b"]",
+                         content_type="application/json")
+    assert _error(too_big, 413)["code"] == "payload_too_large"
