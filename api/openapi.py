@@ -33,7 +33,8 @@ def _kpi_path(summary: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "QMS Real-time Dashboard API", "version": "0.1.0",
-             "description": "Events in, KPIs out. Contracts: shared/spec/EVENTS.md, METRICS.md, API.md."},
+             "description": "Events in, KPIs out. Reference: docs/API.md, docs/EVENTS.md and docs/METRICS.md in the "
+                            "repository."},
     "paths": {
         "/api/events": {"post": {
             "summary": "Ingest one event, a batch {\"events\": [...]}, or JSON Lines",

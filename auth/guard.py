@@ -113,11 +113,17 @@ def secure_clientside(app: Dash, spec: PermissionSpec, function: str, *args: Any
 
 
 def check_callback_permissions(app: Dash) -> None:
-    """Refuse to start with a callback that declared no permission (deny by default)."""
+    """Refuse to start with a callback that declared no permission, or a server callback
+    with an input or state of no declared type (deny by default)."""
     registry = app.server.extensions.get("qms_callback_permissions", {})
     missing = [k for k in app.callback_map if k not in registry]
     if missing:
         raise RuntimeError(f"callbacks without a declared permission: {missing}")
+    schemas: dict[str, CallbackSchema] = app.server.extensions.get("qms_callback_schemas", {})
+    untyped = {k: schemas[k].undeclared if k in schemas else ["all"] for k, cb in app.callback_map.items()
+               if cb.get("callback") is not None and (k not in schemas or schemas[k].undeclared)}
+    if untyped:
+        raise RuntimeError(f"callback inputs without a declared type (secure_callback(inputs=...)): {untyped}")
 
 
 def callback_input(body: dict[str, Any], component_id: str, prop: str) -> Any:

@@ -10,9 +10,11 @@ import copy
 import json
 from typing import Any, Iterator
 
+import dash
 import pytest
+from dash import Input, Output, State
 
-from auth.guard import CSRF_HEADER
+from auth.guard import AUTHENTICATED, CSRF_HEADER, check_callback_permissions, secure_callback
 from auth.rbac import DASHBOARD_PERMISSION
 from data.aggregator import Aggregator
 from data.keys import Keys
@@ -229,6 +231,17 @@ def test_nf008_callback_fuzzer_as_every_other_role(app: Any, auth: Any, role: st
     c, csrf = signed_in(app, auth, role)
     failures = _fuzz(app, c, {CSRF_HEADER: csrf}, role, FEW_VALUES)
     assert not failures, f"{len(failures)} server errors:\n" + "\n".join(failures[:40])
+
+
+def test_nf015_a_callback_without_a_type_per_input_is_refused_at_start_up() -> None:
+    app = dash.Dash(__name__)
+    secure_callback(app, AUTHENTICATED, Output("a", "children"), Input("b", "n_clicks"), State("c", "value"),
+                    inputs={"b.n_clicks": int | None})(lambda clicks, value: "")
+    with pytest.raises(RuntimeError, match=r"c\.value"):
+        check_callback_permissions(app)
+    with pytest.raises(ValueError, match="does not have"):
+        secure_callback(app, AUTHENTICATED, Output("d", "children"), Input("b", "n_clicks"),
+                        inputs={"b.n_clicks": int | None, "typo.value": str})(lambda clicks: "")
 
 
 def test_nf009_every_server_callback_declares_a_schema_for_every_input(app: Any) -> None:
