@@ -2,6 +2,7 @@
 pub/sub, the real publisher fed by the real aggregator."""
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -190,9 +191,10 @@ def test_live007_two_web_processes_relay_the_same_update(app: Any, auth: Any, r:
         srv.shutdown()
 
 
-def test_live008_the_gevent_server_pushes_an_accepted_event(redis_url: str, r: Any, tmp_path: Any) -> None:
+@contextlib.contextmanager
+def _gevent_serve(redis_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """`cli.py serve` as deployed (gevent, frames written straight to the sockets, the
-    aggregator and publisher threads): an event posted over HTTP reaches a subscribed socket."""
+    aggregator and publisher threads); yields its port and an admin token, then its output."""
     import os
     import subprocess
     import sys
@@ -206,6 +208,7 @@ def test_live008_the_gevent_server_pushes_an_accepted_event(redis_url: str, r: A
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen([sys.executable, str(root / "cli.py"), "serve"], cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    run: dict[str, Any] = {"port": port, "token": issue_jwt("ops", ["admin"], 600, key), "out": ""}
     try:
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -214,27 +217,64 @@ def test_live008_the_gevent_server_pushes_an_accepted_event(redis_url: str, r: A
                     break
             except requests.RequestException:
                 time.sleep(0.2)
-        token = issue_jwt("ops", ["admin"], 600, key)
-        with connect(f"ws://127.0.0.1:{port}/ws?token={token}") as ws:
-            ws.send(json.dumps({"type": "subscribe", "channels": ["dashboard.qa"]}))
-            assert _recv(ws, "subscribed")["channels"] == ["dashboard.qa"]
-            posted = requests.post(f"http://127.0.0.1:{port}/api/events", json={"events": _gates(3)},
-                                   headers={"Authorization": f"Bearer {token}"}, timeout=5)
-            assert posted.status_code == 202
-            deadline = time.time() + 10
-            seen = None
-            while seen != "3" and time.time() < deadline:
-                msg = _recv(ws, "data_update", timeout=10)
-                seen = msg["data"]["timeframes"].get("24h", {}).get("kpis", {}).get("total_gates_executed", {}).get("text")
-            assert seen == "3"
+        yield run
     finally:
         proc.terminate()
         try:
-            out = proc.communicate(timeout=30)[0].decode()
+            run["out"] = proc.communicate(timeout=30)[0].decode()
         except subprocess.TimeoutExpired:
             proc.kill()
-            out = proc.communicate()[0].decode() + "\n(killed: no exit within 30 s of SIGTERM)"
+            run["out"] = proc.communicate()[0].decode() + "\n(killed: no exit within 30 s of SIGTERM)"
+
+
+def _post_and_see(run: dict[str, Any], sockets: list[Any], events: list[dict[str, Any]], total: str) -> None:
+    """Post events over HTTP; each socket sees dashboard.qa's total_gates_executed reach `total`."""
+    posted = requests.post(f"http://127.0.0.1:{run['port']}/api/events", json={"events": events},
+                           headers={"Authorization": f"Bearer {run['token']}"}, timeout=5)
+    assert posted.status_code == 202, posted.text
+    for ws in sockets:
+        deadline = time.time() + 10
+        seen = None
+        while seen != total and time.time() < deadline:
+            msg = _recv(ws, "data_update", timeout=10)
+            seen = msg["data"]["timeframes"].get("24h", {}).get("kpis", {}).get("total_gates_executed", {}).get("text")
+        assert seen == total
+
+
+def test_live008_the_gevent_server_pushes_an_accepted_event(redis_url: str, r: Any, tmp_path: Any) -> None:
+    """An event posted over HTTP reaches a socket subscribed to the deployed server."""
+    with _gevent_serve(redis_url, tmp_path) as run:
+        with connect(f"ws://127.0.0.1:{run['port']}/ws?token={run['token']}") as ws:
+            ws.send(json.dumps({"type": "subscribe", "channels": ["dashboard.qa"]}))
+            assert _recv(ws, "subscribed")["channels"] == ["dashboard.qa"]
+            _post_and_see(run, [ws], _gates(3), "3")
+    out = run["out"]
     assert "server: gevent" in out and "Traceback" not in out and "killed" not in out, out[-2000:]
+
+
+def test_live010_the_gevent_servers_sockets_survive_a_redis_restart(private_redis: PrivateRedis,
+                                                                    tmp_path: Path) -> None:
+    """The deployment's own path (gevent: frames written straight to the OS socket, the
+    rest through each socket's pump) under a Redis shut down and started again."""
+    with _gevent_serve(private_redis.url, tmp_path) as run:
+        sockets = [connect(f"ws://127.0.0.1:{run['port']}/ws?token={run['token']}") for _ in range(2)]
+        for ws in sockets:
+            ws.send(json.dumps({"type": "subscribe", "channels": ["dashboard.qa"]}))
+            assert _recv(ws, "subscribed")["channels"] == ["dashboard.qa"]
+        _post_and_see(run, sockets, _gates(3), "3")
+        private_redis.shutdown()
+        for ws in sockets:
+            assert _recv(ws, "status", timeout=10) == {"type": "status", "data_store": "unavailable"}
+        private_redis.start()
+        for ws in sockets:
+            assert _recv(ws, "status", timeout=20) == {"type": "status", "data_store": "available"}
+        _post_and_see(run, sockets, _gates(1, passed=False), "4")
+        for ws in sockets:
+            ws.send(json.dumps({"type": "ping"}))
+            assert _recv(ws, "pong") == {"type": "pong"}
+            ws.close()
+    assert "server: gevent" in run["out"] and "Traceback" not in run["out"] and "killed" not in run["out"], \
+        run["out"][-2000:]
 
 
 def test_live009_sockets_survive_a_redis_restart_and_take_the_next_update(private_redis: PrivateRedis,
