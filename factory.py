@@ -93,10 +93,11 @@ this page reloads by itself every {retry} seconds.</p></body></html>"""
 
 def unavailable() -> Response:
     """Redis cannot be reached: 503 with Retry-After — JSON for API clients, Dash callbacks and
-    the /ws handshake; a page that reloads itself for a browser navigating to a page."""
+    the /ws handshake; a page that reloads itself for a browser navigating to a page or
+    posting a form (sign-in)."""
     g.qms_redis_down = True         # the after_request hooks must not ask Redis again
     from api.routes import error
-    wants_page = (request.method == "GET" and not request.path.startswith(("/api/", "/_dash-", "/ws"))
+    wants_page = (not request.path.startswith(("/api/", "/_dash-", "/ws"))
                   and request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html")
     if wants_page:
         resp = Response(UNAVAILABLE_PAGE.format(retry=RETRY_AFTER_S), status=503, mimetype="text/html")

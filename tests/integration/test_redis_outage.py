@@ -118,11 +118,17 @@ def test_out002_pages_and_health_say_the_data_store_is_unavailable(outage: Outag
     assert page.status_code == 503 and page.mimetype == "text/html"
     assert "reconnecting to the data store" in page.get_data(as_text=True)
     assert page.headers["Retry-After"].isdigit()
+    anon = outage.app.server.test_client()
+    anon.get("/login")
+    with anon.session_transaction() as sess:
+        csrf = sess.get("csrf", "")
+    form = anon.post("/login", data={"username": "ada", "password": PASSWORD, "csrf_token": csrf},
+                     headers={"Accept": "text/html"})
+    assert form.status_code == 503 and "reconnecting to the data store" in form.get_data(as_text=True)
     health = outage.app.server.test_client().get("/health")
     assert health.status_code == 503 and health.json["checks"]["redis"]["status"] == "unhealthy"
     assert health.headers["Retry-After"].isdigit()
     # Anonymous callers of public endpoints are not made to wait or crash either.
-    anon = outage.app.server.test_client()
     _assert_json_503(anon.post("/api/auth/token", json={"username": "ada", "password": PASSWORD}), "token")
 
 
