@@ -79,7 +79,7 @@ def test_pag005_roi_and_team_performance_come_from_the_window(app: Any, r: Any) 
     svc = app.server.extensions["qms"]
     ts = fmt_ms(now_ms() - 30 * 60_000)
     evs = [{"id": f"p{i}", "type": "workflow.pr_created", "timestamp": ts, "source": "t",
-            "data": {"workflow_id": f"W{i}", "pr_number": i, "repository": "r", "author": "ann", "team": team}}
+            "data": {"workflow_id": f"W{i}", "pr_number": i + 1, "repository": "r", "author": "ann", "team": team}}
            for i, team in enumerate(["core", "core", "web"])]
     evs += [{"id": f"c{i}", "type": "workflow.completed", "timestamp": fmt_ms(now_ms() - 10 * 60_000), "source": "t",
              "data": {"workflow_id": f"W{i}", "outcome": "merged"}} for i in range(3)]
