@@ -84,15 +84,9 @@ def clean_rows(clean: Any, rows: list[Row]) -> list[Clean]:
     return out
 
 
-def cleaned(clean: Any, rows: Iterator[Row], per_chunk: int = 500) -> Iterator[Clean]:
-    """clean_rows over a stream, a chunk at a time."""
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= per_chunk:
-            yield from clean_rows(clean, chunk)
-            chunk = []
-    if chunk:
+def cleaned(ctx: Ctx, clean: Any, rows: Iterator[Row]) -> Iterator[Clean]:
+    """A stream of rows with their context, sanitised, a chunk at a time."""
+    for chunk in drilldown.resolved(ctx, rows):
         yield from clean_rows(clean, chunk)
 
 
@@ -154,15 +148,17 @@ def metric_events(kpi_id: str) -> Response:
     return envelope(data)
 
 
-def export(ctx: Ctx, q: Query, dash: str, timeframe: str, filters: dict[str, str], fmt: str, clean: Any) -> Response:
+def export(ctx: Ctx, q: Query, dash: str, timeframe: str, filters: dict[str, str], fmt: str, clean: Any,
+           what: str | None = None) -> Response:
     """The whole drill-down, streamed: rows are read from Redis a chunk at a time while the
-    response is written, so neither side holds the window."""
+    response is written, so neither side holds the window. `what` names the file (a
+    widget exporting its KPI's rows) when it is not the KPI."""
     sp = drilldown.spec(q.kpi)
     cap = int(current_app.extensions["qms"].settings.export_max_rows or 0)
     audit("user.export_requested", metric=q.kpi, format=fmt, timeframe=timeframe, cap=cap, **filters)
-    rows = cleaned(clean, drilldown.rows(ctx, q))
+    rows = cleaned(ctx, clean, drilldown.rows(ctx, q))
     start, end = drilldown.window(q)
-    name = exports.filename(dash, q.kpi, timeframe, start, end, filters, fmt)
+    name = exports.filename(dash, what or q.kpi, timeframe, start, end, filters, fmt)
     if fmt == "csv":
         body: Iterator[Any] = exports.drilldown_csv(sp, rows, cap, lambda: clean.scope_info().get("note"),
                                                     hidden=getattr(clean, "hidden_fields", frozenset()))

@@ -56,9 +56,19 @@ OPENAPI: dict[str, Any] = {
                                                   [{"name": "points", "in": "query",
                                                     "schema": {"type": "integer", "minimum": 1}},
                                                    *_SCOPE]),
-        "/api/metrics/{kpi_id}/events": _kpi_path("The events behind a KPI in the window", [
-            {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}},
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 10000}}]),
+        "/api/metrics/{kpi_id}/events": _kpi_path(
+            "Exactly the events behind a KPI, newest first: each row's role, counts that reproduce the value over "
+            "the whole window, a cursor for the next page; csv/jsonl (export:reports) stream the whole window", [
+                {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv", "jsonl"]}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000,
+                                                            "default": 100}},
+                {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 10000000},
+                 "description": "rows to skip (the page's grid); with cursor, after it"},
+                {"name": "cursor", "in": "query", "schema": {"type": "string", "maxLength": 400},
+                 "description": "next_cursor of the previous page"},
+                {"name": "gate", "in": "query", "schema": _NAME, "description": "gate KPIs: one gate's runs"},
+                {"name": "agent", "in": "query", "schema": _NAME, "description": "gate and agent KPIs: one agent"},
+                *_SCOPE]),
         "/api/state/{kind}": {"get": {"summary": "Current agents, queues, active workflows, open defects or violations",
                                       "parameters": [{"name": "kind", "in": "path", "required": True, "schema": {
                                           "type": "string", "enum": ["agents", "queues", "active", "defects", "violations", "reviews"]}}],
@@ -72,7 +82,8 @@ OPENAPI: dict[str, Any] = {
             "parameters": [{"name": "widget_id", "in": "path", "required": True, "schema": _WIDGET},
                            _TF, *_SCOPE, {"name": "gate", "in": "query", "schema": _NAME},
                            {"name": "agent", "in": "query", "schema": _NAME},
-                           {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}}],
+                           {"name": "format", "in": "query", "schema": {"type": "string",
+                                                                         "enum": ["json", "csv", "jsonl"]}}],
             "responses": {"200": _ENV, "400": _ERR, "403": _ERR}}},
         "/api/widgets/{widget_id}/config": {"put": {
             "summary": "Personal widget settings: {\"hidden\": bool}",

@@ -2,7 +2,7 @@
 shows) and `PUT /api/widgets/{id}/config` (personal widget settings), seed §9.1."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, Response, current_app, request
 
@@ -11,10 +11,13 @@ from api.validation import Format, Name, ViewQuery, json_body, query
 from auth.guard import require
 from auth.principal import audit, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
-from data import rawstore
+from api.drilldown import export
+from data import drilldown, exports
+from data.drilldown import Ctx
 from data.panels import panel_data
 from data.prefs import Prefs, PrefsError
-from data.widget_rows import WIDGETS, dashboard_of_widget, widget_table
+from data.timeutil import parse_iso
+from data.widget_rows import DRILLDOWN_EXPORTS, WIDGETS, dashboard_of_widget, widget_table
 
 bp = Blueprint("widgets", __name__)
 VIEW_ARGS = ("repository", "team", "gate", "agent")
@@ -24,7 +27,7 @@ class WidgetQuery(ViewQuery):
     """The view a widget's rows are for, and the format."""
     gate: Name | None = None
     agent: Name | None = None
-    format: Format = "json"
+    format: Format | Literal["jsonl"] = "json"
 
 
 def _view_permission(kwargs: dict[str, Any]) -> str:
@@ -39,26 +42,34 @@ def widget_data(widget_id: str) -> Response:
     principal = current_principal()
     name = WIDGETS[widget_id][0]
     q = query(WidgetQuery)
-    as_csv = q.format == "csv"
-    if as_csv and not authorize(principal, "export:reports"):
+    as_file = q.format != "json"
+    if as_file and not authorize(principal, "export:reports"):
         audit("authz.denied", "denied", path=request.path, permission="export:reports")
-        return error(403, "forbidden", "exporting CSV needs the permission export:reports")
+        return error(403, "forbidden", "exporting needs the permission export:reports")
     timeframe = q.timeframe
     view = {"timeframe": timeframe, **{k: getattr(q, k) for k in VIEW_ARGS if getattr(q, k)}}
     if view.get("repository") and view.get("team"):
         return error(400, "bad_request", "filter by repository or by team, not both")
     clean = svc.sanitizer_for(principal.roles if principal else (), principal.name if principal else None)
+    if as_file and widget_id in DRILLDOWN_EXPORTS:     # the widget shows the newest; the file holds the window
+        kpi = DRILLDOWN_EXPORTS[widget_id]
+        dq, filters = drilldown.make_query(svc.engine, kpi, timeframe)
+        return export(Ctx(svc.redis, svc.keys), dq, name, timeframe, filters, q.format, clean, what=widget_id)
     user = principal.name if name == "developer" and principal else None
     # panel_data sanitises every row list once (people, hidden fields, team scope); the
     # table is built from those rows, so it is not sanitised again here.
     found = panel_data(svc.engine, name, timeframe, user, clean, svc.settings.extra.get("roi"), view)
     columns, rows = widget_table(widget_id, found)
     scope = found["scope"].get(widget_id) or clean.scope_info()
-    if as_csv:
-        audit("user.export_requested", export=f"widget:{widget_id}", rows=len(rows), format="csv", **view)
-        out = [columns] + [[_cell(r.get(c)) for c in columns] for r in rows]
-        resp = Response(rawstore.rows_csv(out), mimetype="text/csv")
-        resp.headers["Content-Disposition"] = f'attachment; filename="{widget_id}-{timeframe}.csv"'
+    if as_file:
+        cap = int(svc.settings.export_max_rows or 0)
+        audit("user.export_requested", export=f"widget:{widget_id}", rows=len(rows), format=q.format, cap=cap, **view)
+        window = found["dashboard"]["data"]["window"]
+        body = exports.widget_csv(columns, rows, cap) if q.format == "csv" else exports.widget_jsonl(columns, rows, cap)
+        resp = Response(body, mimetype="text/csv" if q.format == "csv" else "application/x-ndjson")
+        fname = exports.filename(name, widget_id, timeframe, parse_iso(window["start"]), parse_iso(window["end"]),
+                                 {k: v for k, v in view.items() if k != "timeframe"}, q.format)
+        resp.headers["Content-Disposition"] = f'attachment; filename="{fname}"'
         resp.headers.update(scope_headers(scope))
         return resp
     config = (Prefs(svc.redis, svc.keys).get(principal.name).get("widgets") or {}).get(widget_id, {}) if principal else {}
@@ -84,9 +95,3 @@ def widget_config(widget_id: str) -> Response:
         return error(400, "bad_request", str(exc))
     audit("user.widget_configured", widget=widget_id, **config)
     return envelope({"widget_id": widget_id, "config": config})
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return ";".join(str(v) for v in value)
-    return value

@@ -56,13 +56,14 @@ class Query:
 class Row:
     """One event behind the number, with its role; ordered by `key` (timestamp ms, id)."""
 
-    __slots__ = ("ts", "id", "role", "event", "value", "context", "window")
+    __slots__ = ("ts", "id", "role", "event", "value", "context", "window", "pending")
 
     def __init__(self, ts: int, ident: str, role: str, event: dict[str, Any], value: Any = None,
                  context: list[dict[str, Any]] | None = None, window: str | None = None) -> None:
         self.ts, self.id, self.role, self.event, self.value = ts, ident, role, event, value
         self.context = context or []
         self.window = window
+        self.pending: tuple[list[Ref], list[Any]] | None = None     # context to read (data.drilldown.resolve)
 
     @property
     def key(self) -> Ref:
@@ -86,8 +87,19 @@ class Ctx:
                 missing = list(wanted)
             raws = self.r.mget([self.k.entity(kind, ident) for kind, ident in missing])
             for w, raw in zip(missing, raws):
-                self._states[w] = orjson.loads(raw) if raw else None
+                self._states[w] = _entity(raw) if raw else None
         return {w: self._states[w] for w in wanted}
+
+
+def _entity(raw: bytes) -> dict[str, Any]:
+    """An entity state without `_c`, the contributions the aggregator last wrote for it: most
+    of a workflow's JSON, and nothing a drill-down reads (the aggregator writes it last)."""
+    cut = raw.rfind(b',"_c":')
+    if cut > 0 and raw.endswith(b"]}"):
+        return orjson.loads(raw[:cut] + b"}")
+    state = orjson.loads(raw)
+    state.pop("_c", None)
+    return state
 
 
 Producer = Callable[[Ctx, Query], Iterator[Row]]
@@ -152,26 +164,64 @@ def _scan(types: tuple[str, ...], classify: Classify, *, entities: Callable[[dic
 
 
 def _with_context(ctx: Ctx, verdicts: list[tuple[int, str, dict[str, Any], Verdict]]) -> Iterator[Row]:
-    refs = [ref for *_, v in verdicts for ref in v.refs]
-    finds = [(kind, ident, ts) for *_, v in verdicts for kind, ident, ts, _ in v.finds]
+    """Rows of the verdicts; their context is only noted here and read by `resolve` for the
+    rows a page or an export sends (counting a window needs none of it)."""
     firsts = [("wf", _wf_of(ev), ts) for ts, _, ev, v in verdicts if v.first is not None]
-    got = iter(rawstore.fetch(ctx.r, ctx.k, refs))
-    found = iter(rawstore.entity_events_at(ctx.r, ctx.k, finds + firsts))
-    found_list = [next(found) for _ in finds]
-    first_list = [next(found) for _ in firsts]
-    fi = iter(found_list)
-    ti = iter(first_list)
+    first_ids = iter(_ids_at(ctx, firsts))
     for ts, ident, ev, v in verdicts:
-        context = [c for c in (next(got) for _ in v.refs) if c is not None]
-        for _kind, _ident, _ts, pred in v.finds:
-            match = sorted((c for c in next(fi) if pred(c)), key=lambda c: c["id"])
+        if v.first is not None:
+            others = [i for i in next(first_ids) if i != ident]
+            if others:
+                same = sorted(c["id"] for c in rawstore.fetch(ctx.r, ctx.k, [(ts, i) for i in [ident, *others]])
+                              if c is not None and v.first(c))
+                if same and same[0] != ident:
+                    continue              # another event at the same instant is the first one
+        row = Row(ts, ident, v.role, ev, v.value, None, v.window)
+        if v.refs or v.finds:
+            row.pending = (v.refs, v.finds)
+        yield row
+
+
+def _ids_at(ctx: Ctx, wants: list[tuple[str, str, int]]) -> list[list[str]]:
+    """For each (kind, id, ts), the other event ids of that entity at exactly ts (usually none)."""
+    if not wants:
+        return []
+    with ctx.r.pipeline(transaction=False) as p:
+        for kind, ident, ts in wants:
+            p.zrangebyscore(ctx.k.entity_events(kind, ident), ts, ts)
+        return [[m.decode() for m in got] for got in p.execute()]
+
+
+def resolve(ctx: Ctx, rows: list[Row]) -> list[Row]:
+    """Read the context events of these rows (two pipelines for all of them)."""
+    todo = [row for row in rows if row.pending]
+    if not todo:
+        return rows
+    refs = [ref for row in todo for ref in row.pending[0]]           # type: ignore[index]
+    finds = [(kind, ident, ts) for row in todo for kind, ident, ts, _ in row.pending[1]]  # type: ignore[index]
+    got = iter(rawstore.fetch(ctx.r, ctx.k, refs))
+    found = iter(rawstore.entity_events_at(ctx.r, ctx.k, finds))
+    for row in todo:
+        refs_of, finds_of = row.pending                                # type: ignore[misc]
+        context = [c for c in (next(got) for _ in refs_of) if c is not None]
+        for _kind, _ident, _ts, pred in finds_of:
+            match = sorted((c for c in next(found) if pred(c)), key=lambda c: c["id"])
             if match:
                 context.append(match[0])
-        if v.first is not None:
-            same = sorted(c["id"] for c in next(ti) if v.first(c))
-            if same and same[0] != ident:
-                continue                  # another event at the same instant is the first one
-        yield Row(ts, ident, v.role, ev, v.value, context, v.window)
+        row.context, row.pending = context, None
+    return rows
+
+
+def resolved(ctx: Ctx, rows: Iterator[Row], size: int = 500) -> Iterator[list[Row]]:
+    """Rows in chunks of `size`, each with its context read (exports)."""
+    chunk: list[Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield resolve(ctx, chunk)
+            chunk = []
+    if chunk:
+        yield resolve(ctx, chunk)
 
 
 def _wf_of(ev: dict[str, Any]) -> str:
@@ -405,7 +455,7 @@ SPECS: dict[str, Spec] = {
     "average_review_cycle_time": Spec("mean", "hours", REVIEWED, _scan(REVIEWED, _cycle, entities=_wf),
                                       "hours"),
     "workflow_completion_rate": Spec("percentage", "percentage", COMPLETED, _scan(
-        COMPLETED, _scoped_first(lambda ev, st: _data(ev).get("outcome") == "merged"), entities=_wf)),
+        COMPLETED, _scoped_first(lambda ev, st: _data(ev).get("outcome") == "merged"))),
     "sla_adherence": Spec("percentage", "percentage", COMPLETED, _scan(COMPLETED, _sla, entities=_wf),
                           "hours"),
     "cost_per_review": Spec("mean", "usd", REVIEWED, _scan(
@@ -414,8 +464,7 @@ SPECS: dict[str, Spec] = {
     "developer_satisfaction": Spec("mean", "score", ("user.survey_submitted",), _scan(
         ("user.survey_submitted",), lambda q, ts, ev, st: Verdict(AVERAGED, _micro(_data(ev).get("score")))), "score"),
     "process_adoption_rate": Spec("percentage", "percentage", (WF + "pr_created",), _scan(
-        (WF + "pr_created",), _scoped_first(lambda ev, st: _data(ev).get("qms_tracked", True) is not False),
-        entities=_wf)),
+        (WF + "pr_created",), _scoped_first(lambda ev, st: _data(ev).get("qms_tracked", True) is not False))),
     # operational (window part; the states are in data.drilldown_state)
     "error_rate": Spec("rate", "per_hour", ("system.error_occurred",), _scan(
         ("system.error_occurred",), _count_if(lambda ev: True))),
@@ -588,7 +637,7 @@ def page(ctx: Ctx, q: Query, limit: int = 100, cursor: Ref | None = None, offset
     value = tally.value()
     if sp.kind == "rate" and sp.unit == "per_hour" and not tally.rows and not _any_events(ctx, q):
         value = None                       # error_rate: no events at all in the window is no data
-    return Page(out, tally.counts(), value, tally.rows, out[-1].key if more and out else None)
+    return Page(resolve(ctx, out), tally.counts(), value, tally.rows, out[-1].key if more and out else None)
 
 
 def _composite(ctx: Ctx, q: Query, sp: Spec) -> Page:
@@ -620,7 +669,7 @@ def stub(ident: str, etype: str, ts: int, data: dict[str, Any]) -> dict[str, Any
 
 # --- a request -------------------------------------------------------------------------------------
 
-MAX_NAME = 256
+MAX_NAME = 200                 # as the API documents names (api.validation.Name)
 
 
 def make_query(engine: Any, kpi: str, timeframe: str = "24h", end_ms: int | None = None, *, user: str | None = None,

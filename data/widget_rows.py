@@ -99,6 +99,10 @@ WIDGETS: dict[str, tuple[str, str, Callable[[dict[str, Any]], Table]]] = {
 }
 
 
+# Widgets that show the newest rows of a KPI's drill-down: their export is that whole drill-down.
+DRILLDOWN_EXPORTS = {"ops-error-log": "error_rate"}
+
+
 def dashboard_of_widget(widget_id: str) -> str | None:
     entry = WIDGETS.get(widget_id)
     return entry[0] if entry else None

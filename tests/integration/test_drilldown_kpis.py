@@ -18,7 +18,7 @@ from data.ingest import Ingestor
 from data.keys import Keys
 from data.simulator import GATES, QUEUES, REPOS, Simulator
 from data.timeutil import DAY_MS, HOUR_MS, fmt_ms, now_ms, parse_iso, to_datetime
-from settings import Settings
+from tests.helpers import admin_test_client
 
 T = timedelta(hours=24)
 KPIS = ([("executive", k) for k in kpis.EXECUTIVE]
@@ -53,16 +53,7 @@ def loaded(redis_url: str, tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
     for i in range(0, len(shuffled), size):                          # late and out of order
         ing.ingest(shuffled[i:i + size])
         agg.drain()
-    from factory import create_app
-    settings = Settings.from_env({}, redis_url=redis_url, run_aggregator=False, demo=False, live=False,
-                                 alerts=False, secret_key="k" * 48, data_dir=str(tmp_path_factory.mktemp("data")))
-    app = create_app(settings)
-    svc = app.server.extensions["qms"]
-    svc.users._method = "scrypt:1024:8:1"
-    svc.users.add("admin-user", ["admin"], "correct horse battery")
-    from auth.principal import issue_jwt
-    client = app.server.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + issue_jwt("admin-user", ["admin"], 3600, svc.secret_key)
+    client = admin_test_client(redis_url, str(tmp_path_factory.mktemp("data")))
     authors: dict[str, int] = {}
     for e in events:
         if e["type"] == "workflow.pr_created" and end_ms - 24 * HOUR_MS <= _ms(e) < end_ms:

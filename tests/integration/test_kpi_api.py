@@ -225,7 +225,7 @@ def test_api012_every_widget_exports_the_rows_it_shows(client: Any, loaded: Any,
                                                           "lint-gate": cards["gate.lint-gate.pass_rate"]}
     queues = list(csv.DictReader(io.StringIO(client.get("/api/widgets/ops-queues/data?format=csv")
                                              .get_data(as_text=True))))
-    assert [(q["queue"], q["depth"]) for q in queues] == [("code_review_queue", "17")]
+    assert [(q["queue"], q["depth (count)"]) for q in queues] == [("code_review_queue", "17")]   # units in the header
     mix = client.get("/api/widgets/qa-defect-mix/data?format=csv&timeframe=24h").get_data(as_text=True)
     assert "category,'=cmd|calc,1" in mix, "formula-looking cells are escaped"
     assert client.get("/api/widgets/nope/data").status_code == 403
