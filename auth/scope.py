@@ -5,8 +5,10 @@ A viewer's team is the team of their latest `workflow.pr_created` (`{p}:authors`
 the aggregator: author -> [ts, event id, team]); a row's team is its workflow's (the
 workflow entity's field "c" = [ts, author, team, repository, pr_number, event id]); a
 defect's is its workflow's (defect entity field "f" = [ts, severity, workflow id, event id]).
-Each batch of rows is looked up with one MGET (two when defects without a workflow id
-appear), never per row.
+The aggregator also keeps each workflow's team on its own (`{p}:wft:<id>`), so a batch of
+rows is looked up with one MGET of short strings (plus one for defects without a workflow
+id, and one of whole entities for workflows aggregated before that key existed), never per
+row.
 """
 from __future__ import annotations
 
@@ -53,8 +55,13 @@ def resolver(r: redis.Redis, keys: Keys) -> Any:
         wanted = list(dict.fromkeys([*workflows, *(w for w in defect_wf.values() if w)]))
         teams: dict[str, str | None] = {}
         if wanted:
-            raws = r.mget([keys.entity("wf", w) for w in wanted])
-            teams = {w: t if isinstance(t := _field(raw, "c", 2), str) and t else None for w, raw in zip(wanted, raws)}
+            small = r.mget([keys.workflow_team(w) for w in wanted])
+            teams = {w: raw.decode() or None for w, raw in zip(wanted, small) if raw is not None}
+            older = [w for w in wanted if w not in teams]   # written before the aggregator kept {p}:wft
+            if older:
+                raws = r.mget([keys.entity("wf", w) for w in older])
+                teams.update({w: t if isinstance(t := _field(raw, "c", 2), str) and t else None
+                              for w, raw in zip(older, raws)})
         return ({w: teams.get(w) for w in workflows},
                 {d: teams.get(w) if w else None for d, w in defect_wf.items()})
     return resolve

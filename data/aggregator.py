@@ -397,6 +397,9 @@ class Aggregator:
             display_row(kind, ident, new, display, hide)
             new["_c"] = after
             pairs.append((key, orjson.dumps(new)))
+            if kind == "wf" and new.get("c"):
+                # A workflow's team on its own: team scope looks up many rows' teams at once.
+                pairs.append((self.k.workflow_team(ident), (new["c"][2] or "").encode()))
         w.mset_px(ENTITY_TTL_S * 1000, pairs)
 
     def _timelines(self, w: Writes, acc: Acc, tl_list: list[tuple[str, str]], tl_keys: list[str],

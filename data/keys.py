@@ -22,6 +22,7 @@ STATE = "{p}:state:{kind}"                 # hash: current state for display (ag
 AUTHORS = "{p}:authors"                    # hash: author -> JSON {ts, team} of their latest pr_created
 RAW = "{p}:raw:{day}"                      # hash: event id -> JSON, by event day (drill-down, CSV)
 RAW_INDEX = "{p}:rawidx:{type}:{day}"      # zset: event ids of one type on one day, score = ts ms
+WORKFLOW_TEAM = "{p}:wft:{id}"             # string: a workflow's team ("" when it has none), as long as its entity
 ENTITY_EVENTS = "{p}:eix:{kind}:{id}"      # zset: event ids of one workflow ("wf") or actor ("ac": agent/reviewer/finder), score = ts ms
 META = "{p}:meta"                          # hash: version, last_batch_ms, counters of the aggregator
 CACHE = "{p}:cache:{key}"                  # string: a computed dashboard response
@@ -107,6 +108,9 @@ class Keys:
 
     def raw_index(self, ev_type: str, day: int) -> str:
         return RAW_INDEX.format(p=self.p, type=ev_type, day=day)
+
+    def workflow_team(self, ident: str) -> str:
+        return WORKFLOW_TEAM.format(p=self.p, id=ident)
 
     def entity_events(self, kind: str, ident: str) -> str:
         return ENTITY_EVENTS.format(p=self.p, kind=kind, id=ident)
