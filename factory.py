@@ -28,7 +28,7 @@ from data.services import Services
 from live.routes import init_live
 from dash import dcc, html
 
-from pages import alerts, audit, dashboard, shell
+from pages import alerts, audit, dashboard, entity, shell
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent
@@ -71,7 +71,8 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     # Every id a callback names, including those of pages the router inserts later.
     app.validation_layout = html.Div([shell.layout(), dashboard.layout("executive"), dashboard.gate_layout("g"),
                                       dashboard.events_layout("k"),
-                                      audit.layout(), alerts.layout(True), dcc.Graph(id="qa-gates")])
+                                      audit.layout(), alerts.layout(True), dcc.Graph(id="qa-gates"),
+                                      entity.workflow_layout("w"), entity.agent_layout("a")])
     register_callbacks(app)
     check_callback_permissions(app)
     init_guard(server, app)

@@ -6,6 +6,7 @@ from dash import Dash
 
 
 def register_callbacks(app: Dash) -> None:
-    from callbacks import alerts, pages
+    from callbacks import alerts, entity, pages
     pages.register(app)
     alerts.register(app)
+    entity.register(app)

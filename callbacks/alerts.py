@@ -33,7 +33,7 @@ def rows(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for a in alerts:
         ack = a.get("acknowledged")
         out.append({"id": a["id"], "status": a["status"], "severity": a.get("severity"), "rule": a.get("rule"),
-                    "entity": _entity(a.get("labels")), "value": _value(a.get("value")),
+                    "entity": _entity(a.get("labels")), "labels": a.get("labels") or {}, "value": _value(a.get("value")),
                     "condition": a.get("condition"), "since_iso": a.get("since_iso"),
                     "ack": f"{ack['by']} at {fmt_ms(ack['at'])}" + (f": {ack['comment']}" if ack.get("comment") else "")
                     if ack else ""})

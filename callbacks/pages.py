@@ -31,6 +31,7 @@ from data.timeutil import fmt_ms, now_ms
 from pages import alerts as alerts_page
 from pages import audit as audit_page
 from pages import dashboard
+from callbacks.entity import page as entity_page
 from callbacks.inputs import (ClickData, Choice, Count, EventsSpec, Ignored, Pathname, Search, Theme, TimeframeValue,
                               Version)
 
@@ -135,6 +136,9 @@ def register(app: Dash) -> None:
                 return nav, who, dashboard.forbidden("view:audit_logs")
             audit("user.dashboard_accessed", dashboard="audit")
             return nav, who, audit_page.layout()
+        entity = entity_page(path, search, principal)        # /workflows/<id>, /agents/<id>
+        if entity is not None:
+            return nav, who, entity
         refresh = current_app.extensions["qms"].settings.refresh_ms
         timeframe = _timeframe(search)
         kpi = kpi_for_path(path)

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from dash import html
 
 from components import theme
+from components.links import AGENT, WORKFLOW, entity_link
 from components.common import (GL_THRESHOLD, NO_DATA, STEP_KPIS, STEP_LABELS, STEPS, all_missing, graph, mappings,
                                number, placeholder, short_time, step_counts, unwrap)
 
@@ -153,7 +154,8 @@ def _kanban_card(row: Mapping[str, Any], now: Any) -> html.Div:
                                                  if row.get("step_since") else "")
     who = " · ".join(str(x) for x in (row.get("author"), row.get("team")) if x)
     return html.Div([
-        html.Div(f"{repo} #{pr}" if repo else wf, className="fw-semibold text-truncate", title=wf),
+        html.Div(entity_link(WORKFLOW, wf, f"{repo} #{pr}" if repo else wf), className="fw-semibold text-truncate",
+                 title=wf),
         html.Div(who, className="small text-body-secondary text-truncate") if who else None,
         html.Div([html.Span(since, className="me-auto"),
                   dbc.Badge("reviewing", color="info", className="ms-1") if row.get("review_started") else None],
@@ -201,7 +203,7 @@ def _agent_tile(a: Mapping[str, Any]) -> dbc.Col:
                       if load is not None else html.Div("load: no data", className="small text-body-secondary"))
     skills = [dbc.Badge(s, color="light", text_color="dark", className="me-1 border") for s in a.get("skills") or []]
     return dbc.Col(html.Div([
-        html.Div([html.Span(str(a["agent_id"]), className="fw-semibold text-truncate me-auto"),
+        html.Div([html.Span(entity_link(AGENT, str(a["agent_id"])), className="fw-semibold text-truncate me-auto"),
                   dbc.Badge(status or "unknown", color=bs, className="agent-status")], className="d-flex mb-1"),
         load_part,
         html.Div(skills, className="mt-1") if skills else None,

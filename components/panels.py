@@ -8,6 +8,7 @@ from dash import html
 
 from components.charts import comparison_chart, metric_trend
 from components.kpi import format_value
+from components.links import cell
 from data.contrib import MICRO
 from components.ops import (
     agent_status_grid,
@@ -114,7 +115,7 @@ def _table(rows: list[dict[str, Any]] | None, columns: list[tuple[str, str]], id
     if not rows:
         return html.Div(empty, className="text-body-secondary small", id=id)
     return dbc.Table([html.Thead(html.Tr([html.Th(label) for _, label in columns])),
-                      html.Tbody([html.Tr([html.Td(r.get(key)) for key, _ in columns]) for r in rows])],
+                      html.Tbody([html.Tr([html.Td(cell(key, r.get(key))) for key, _ in columns]) for r in rows])],
                      size="sm", hover=True, responsive=True, className="mb-0", id=id)
 
 

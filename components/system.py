@@ -17,6 +17,7 @@ from dash import html
 
 from components import theme
 from components.common import NO_DATA, fmt_bytes, is_missing, mappings, placeholder, short_time, unwrap
+from components.links import labels_links
 
 HEALTH_STATUSES = ("healthy", "degraded", "unhealthy")
 
@@ -136,6 +137,21 @@ def alert_key(alert: Mapping[str, Any]) -> str:
     return str(alert.get("id") or f"{alert.get('name')}|{_labels(alert)}")
 
 
+def _summary_line(a: Mapping[str, Any]) -> list[Any]:
+    """Labels (agent, gate and workflow ids linked to their pages), since, acknowledged by."""
+    labels = a.get("labels")
+    parts: list[Any] = [labels_links(labels) if isinstance(labels, Mapping) else _labels(a)]
+    if a.get("since") or a.get("active_at"):
+        parts.append(f"since {short_time(a.get('since') or a.get('active_at'))}")
+    if a.get("acknowledged_by"):
+        parts.append(f"acknowledged by {a['acknowledged_by']}")
+    out: list[Any] = []
+    for p in parts:
+        if p:
+            out += ([" · "] if out else []) + (p if isinstance(p, list) else [p])
+    return out
+
+
 def alert_summary(alerts: Sequence[Mapping[str, Any]] | None, *, mode: str = "light", id: Any = None,
                   max_items: int = 20, empty: str = NO_DATA) -> Any:
     """Counts by state and the alerts that are not resolved, worst first: severity, then
@@ -154,10 +170,7 @@ def alert_summary(alerts: Sequence[Mapping[str, Any]] | None, *, mode: str = "li
                   html.Span(str(a.get("name")), className="fw-semibold me-auto"),
                   dbc.Badge(a["state"], color=theme.status_bs(a["state"]), className="alert-state")],
                  className="d-flex align-items-center"),
-        html.Div(" · ".join(x for x in (_labels(a), f"since {short_time(a.get('since') or a.get('active_at'))}"
-                                        if a.get("since") or a.get("active_at") else "",
-                                        f"acknowledged by {a['acknowledged_by']}" if a.get("acknowledged_by") else "")
-                            if x), className="small text-body-secondary"),
+        html.Div(_summary_line(a), className="small text-body-secondary"),
     ], className=f"alert-item alert-{a['state']}", id={"type": "alert-item", "alert": alert_key(a)})
         for a in open_[:max_items]]
     if len(open_) > max_items:

@@ -7,13 +7,15 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from components.links import labels_column
+
 COLUMNS = [
     {"field": "status", "headerName": "Status", "maxWidth": 140,
      "cellClassRules": {"text-danger fw-semibold": "params.value == 'firing'",
                         "text-warning": "params.value == 'pending'", "text-body-secondary": "params.value == 'resolved'"}},
     {"field": "severity", "headerName": "Severity", "maxWidth": 120},
     {"field": "rule", "headerName": "Rule", "minWidth": 180},
-    {"field": "entity", "headerName": "Entity"},
+    labels_column("entity", "Entity"),
     {"field": "value", "headerName": "Value"},
     {"field": "condition", "headerName": "Condition", "minWidth": 160},
     {"field": "since_iso", "headerName": "Since (UTC)", "minWidth": 190, "sort": "desc"},
