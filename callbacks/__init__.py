@@ -6,7 +6,8 @@ from dash import Dash
 
 
 def register_callbacks(app: Dash) -> None:
-    from callbacks import alerts, entity, pages
+    from callbacks import alerts, drilldown, entity, pages
     pages.register(app)
+    drilldown.register(app)
     alerts.register(app)
     entity.register(app)

@@ -50,6 +50,12 @@ class EventsSpec(_Open):
     agent: Name | None = None
 
 
+class RowsRequest(_Open):
+    """AG Grid's infinite row model asking for rows [startRow, endRow)."""
+    startRow: Annotated[int, Field(ge=0, le=100_000_000)] = 0       # noqa: N815 (AG Grid's names)
+    endRow: Annotated[int, Field(ge=0, le=100_000_000)] = 100       # noqa: N815
+
+
 class AlertRow(_Open):
     """A row of the alerts grid as AG Grid sends it back (selectedRows)."""
     id: LongName

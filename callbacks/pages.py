@@ -15,25 +15,19 @@ from flask import current_app
 from auth.guard import AUTHENTICATED, Permissions, callback_input, secure_callback, secure_clientside
 from auth.principal import Principal, audit, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
-from components.charts import metric_trend
 from components.kpi import kpi_grid
 from components.panels import panels
-from data import rawstore
-from data.contrib import gate_passed
-from data.engine import plan
-from data.events import GATE_TYPES
-from data.panels import gate_data, panel_data
+from data.panels import panel_data
 from data.prefs import Prefs
-from data.scopes import SCOPED_KPIS
 from data.widget_rows import WIDGETS
 from data.kpis import dashboard_of
-from data.timeutil import fmt_ms, now_ms
 from pages import alerts as alerts_page
 from pages import audit as audit_page
 from pages import dashboard
-from callbacks.entity import page as entity_page
-from callbacks.inputs import (ClickData, Choice, Count, EventsSpec, Ignored, Pathname, Search, Theme, TimeframeValue,
+from callbacks import drilldown as drilldown_cb
+from callbacks.inputs import (ClickData, Choice, Count, Ignored, Pathname, Search, Theme, TimeframeValue,
                               Version)
+from callbacks.entity import page as entity_page
 
 NAV_LABELS = {"executive": "Executive", "operational": "Operations", "qa": "Quality", "developer": "My reviews"}
 
@@ -151,17 +145,16 @@ def register(app: Dash) -> None:
                 return nav, who, dashboard.forbidden(permission)
             audit("user.dashboard_accessed", dashboard="events", metric=kpi)
             view = view_of(search)
-            scope = next(((d, view[d]) for d in ("repository", "team") if d in view), None)
             back = f"/dashboards/{dashboard_of(kpi)}?" + urlencode({k: v for k, v in view.items()
                                                                     if k in ("timeframe", "repository", "team")})
-            return nav, who, dashboard.events_layout(kpi, timeframe, back, scope)
+            return nav, who, drilldown_cb.events_page(kpi, timeframe, back, view, principal)
         gate = gate_for_path(path)
         if gate is not None:
             if not authorize(principal, "view:qa_dashboard"):
                 audit("authz.denied", "denied", page=path, permission="view:qa_dashboard")
                 return nav, who, dashboard.forbidden("view:qa_dashboard")
             audit("user.dashboard_accessed", dashboard="gate", gate=gate)
-            return nav, who, dashboard.gate_layout(gate, refresh, timeframe)
+            return nav, who, drilldown_cb.gate_page(gate, refresh, timeframe, principal)
         name = dashboard_for_path(path, principal)
         if name is None:
             if (path or "/").rstrip("/") in ("", "/"):
@@ -257,72 +250,6 @@ def register(app: Dash) -> None:
             raise PreventUpdate
         return f"/gates/{quote(str(gate), safe='')}?timeframe={timeframe or '24h'}"
 
-    @secure_callback(app, "view:qa_dashboard",
-                     Output("gate-kpis", "children"), Output("gate-trend", "children"), Output("gate-failures", "rowData"),
-                     Output("gate-window", "children"), Output("gate-csv", "href"),
-                     Input("gate-refresh", "n_intervals"), State("gate-timeframe", "data"), State("url", "pathname"),
-                     inputs={"gate-refresh.n_intervals": Count, "gate-timeframe.data": TimeframeValue,
-                             "url.pathname": Pathname},
-                     twin="GET /api/metrics/<kpi_id>/series")
-    def gate_refresh(_n: Any, timeframe: str | None, path: str | None) -> tuple[Any, Any, list[dict[str, Any]], str, str]:
-        gate = gate_for_path(path)
-        if gate is None:
-            raise PreventUpdate
-        svc = current_app.extensions["qms"]
-        timeframe = timeframe or "24h"
-        found = gate_data(svc.engine, gate, timeframe)
-        data = found["dashboard"]["data"]
-        p = plan(timeframe, None, now_ms(), svc.settings.max_future_skew_s * 1000, 1)
-        events, _ = rawstore.events_between(svc.redis, svc.keys, GATE_TYPES, p.bounds[1], p.bounds[0], 5000,
-                                            {"gate_name": gate})
-        failed = [{"timestamp": e["timestamp"], "workflow_id": e["data"].get("workflow_id"),
-                   "agent_id": e["data"].get("agent_id"), "execution_time": e["data"].get("execution_time"),
-                   "id": e["id"]} for e in events if not gate_passed(e)]
-        csv = (f"/api/metrics/gate.{quote(gate, safe='')}.pass_rate/events?format=csv&timeframe={timeframe}")
-        return (kpi_grid(data["widgets"]), metric_trend(found["series"], id="gate-pass-trend"), failed,
-                _window(data), csv)
-
-    @secure_callback(app, _events_permission,
-                     Output("events-grid", "rowData"), Output("events-grid", "columnDefs"),
-                     Output("events-csv", "href"), Output("events-window", "children"), Output("events-note", "children"),
-                     Input("events-kpi", "data"),
-                     inputs={"events-kpi.data": EventsSpec | None}, twin="GET /api/metrics/<kpi_id>/events")
-    def events_rows(spec: dict[str, Any] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str, str, str]:
-        kpi, timeframe = (spec or {}).get("kpi"), (spec or {}).get("timeframe") or "24h"
-        principal = current_principal()
-        dash_name = dashboard_of(kpi or "")
-        if not kpi or dash_name is None or not authorize(principal, DASHBOARD_PERMISSION[dash_name]):
-            raise PreventUpdate
-        svc = current_app.extensions["qms"]
-        types, where = rawstore.sources(kpi)
-        if dash_name == "developer" and principal and kpi in rawstore.REVIEWER_FILTERED:
-            where = {**where, "reviewer": principal.name}
-        p = plan(timeframe, None, now_ms(), svc.settings.max_future_skew_s * 1000, 1)
-        events, truncated = rawstore.events_between(svc.redis, svc.keys, types, p.bounds[1], p.bounds[0], 10_000, where)
-        scope = (spec or {}).get("scope")
-        if not (isinstance(scope, list) and len(scope) == 2 and scope[0] in ("repository", "team")
-                and isinstance(scope[1], str)):
-            scope = None
-        if scope and kpi in SCOPED_KPIS:       # only the workflows of that repository or team
-            keep = rawstore.workflows_in_scope(svc.redis, svc.keys, scope[0], scope[1], p.bounds[0],
-                                               svc.settings.raw_retention_days)
-            events = [e for e in events if (e.get("data") or {}).get("workflow_id") in keep]
-        clean = svc.sanitizer_for(principal.roles if principal else (), principal.name if principal else None)
-        rows = [rawstore.flat_row(e) for e in clean.events(events)]
-        keys = sorted({k for row in rows for k in row} - {"timestamp", "type", "id"})
-        columns = [{"field": "timestamp", "headerName": "When (UTC)", "sort": "desc", "minWidth": 190},
-                   {"field": "type", "headerName": "Type", "minWidth": 220}] + \
-                  [{"field": k, "headerName": k.replace("data.", "")} for k in keys] + [{"field": "id", "headerName": "Event"}]
-        csv = f"/api/metrics/{quote(kpi, safe='')}/events?format=csv&timeframe={timeframe}"
-        window = f"Window {fmt_ms(p.bounds[1])} → {fmt_ms(p.bounds[0])} (UTC)"
-        if scope and kpi in SCOPED_KPIS:
-            csv += "&" + urlencode({scope[0]: scope[1]})
-            window += f", {scope[0]} {scope[1]} only"
-        note = f"{len(rows):,} events" + (" (the first 10,000: narrow the timeframe or export)" if truncated else "")
-        if clean.scope_info().get("note"):
-            note += "; " + clean.scope_info()["note"]
-        return rows, columns, csv, window, note
-
     @secure_callback(app, "view:audit_logs", Output("audit-grid", "rowData"), Output("audit-csv", "href"),
                      Input("audit-refresh", "n_intervals"), Input("audit-user", "value"), Input("audit-action", "value"),
                      inputs={"audit-refresh.n_intervals": Count, "audit-user.value": Choice, "audit-action.value": Choice},
@@ -382,9 +309,3 @@ def kpi_for_path(path: str | None) -> str | None:
     if path and path.startswith("/events/") and len(path) > len("/events/"):
         return unquote(path[len("/events/"):].rstrip("/"))
     return None
-
-
-def _events_permission(body: dict[str, Any]) -> str | None:
-    spec = callback_input(body, "events-kpi", "data")
-    kpi = spec.get("kpi") if isinstance(spec, dict) else None
-    return DASHBOARD_PERMISSION.get(dashboard_of(kpi or "") or "")

@@ -61,31 +61,50 @@ def layout(name: str, refresh_ms: int = 5000, timeframe: str = "24h", can_export
     ], **{"data-dashboard": name})
 
 
-FAIL_COLUMNS = [
-    {"field": "timestamp", "headerName": "When (UTC)", "sort": "desc", "minWidth": 190},
-    {"field": "workflow_id", "headerName": "Workflow", "minWidth": 200},
-    {"field": "agent_id", "headerName": "Agent"},
-    {"field": "execution_time", "headerName": "Time (s)", "type": "numericColumn"},
-    {"field": "id", "headerName": "Event"},
-]
+def infinite_grid(grid_id: str, columns: list[dict[str, Any]], height: str) -> dag.AgGrid:
+    """A grid fed page by page from the server (AG Grid's infinite row model): its
+    getRowsRequest goes to a callback that reads the drill-down, newest first."""
+    return dag.AgGrid(id=grid_id, rowModelType="infinite", columnDefs=columns,
+                      # cellDataType off: booleans and ids show as the values they are, not checkboxes.
+                      defaultColDef={"resizable": True, "sortable": False, "filter": False, "cellDataType": False,
+                                     "minWidth": 120},
+                      # Every column rendered (a dozen or two), so none shows empty while scrolled away.
+                      dashGridOptions={"suppressFieldDotNotation": True, "suppressColumnVirtualisation": True,
+                                       "cacheBlockSize": 200,
+                                       "maxBlocksInCache": 50, "infiniteInitialRowCount": 1, "rowBuffer": 20,
+                                       "animateRows": False},
+                      style={"height": height})
 
 
-def gate_layout(gate: str, refresh_ms: int = 5000, timeframe: str = "24h") -> html.Div:
-    """The drill-down of one quality gate: KPIs, pass rate over time, the failing runs."""
+def cap_note(export_cap: int) -> html.Span | None:
+    """Said before the click: this deployment cuts exports (the file says so too)."""
+    if not export_cap:
+        return None
+    return html.Span(f"Exports hold at most {export_cap:,} rows (this deployment's limit)", id="export-cap",
+                     className="small text-warning-emphasis")
+
+
+def gate_layout(gate: str, refresh_ms: int = 5000, timeframe: str = "24h", *, failing: dict[str, Any] | None = None,
+                columns: list[dict[str, Any]] | None = None, csv_href: str | None = None,
+                export_cap: int = 0) -> html.Div:
+    """The drill-down of one quality gate: KPIs, pass rate over time, its failing runs
+    (the gates_failed drill-down of this gate, newest first) and their export."""
     return html.Div([
         html.Div([
             dcc.Link("← Quality assurance", href=f"/dashboards/qa?timeframe={timeframe}", className="small me-auto"),
             html.Span(id="gate-window", className="small text-body-secondary"),
-            html.A("Export failing runs (CSV)", id="gate-csv", className="btn btn-sm btn-outline-primary"),
+            cap_note(export_cap),
+            html.A("Export failing runs (CSV)", id="gate-csv", href=csv_href,
+                   className="btn btn-sm btn-outline-primary" + ("" if csv_href else " d-none")),
         ], className="d-flex align-items-center flex-wrap gap-2 mb-2"),
         html.H1(f"Gate · {gate}", className="h4 mb-3"),
         dcc.Store(id="gate-timeframe", data=timeframe if timeframe in TIMEFRAMES else "24h"),
         html.Div(id="gate-kpis"),
         html.Div(id="gate-trend", className="mb-3"),
         html.H2("Failing runs", className="h6"),
-        dag.AgGrid(id="gate-failures", columnDefs=FAIL_COLUMNS, rowData=[],
-                   defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1},
-                   style={"height": "45vh"}),
+        html.Div(id="gate-failures-count", className="small mb-1"),
+        dcc.Store(id="gate-failures-query", data=failing),
+        infinite_grid("gate-failures", columns or [], "45vh"),
         dcc.Interval(id="gate-refresh", interval=refresh_ms),
     ], **{"data-gate": gate})
 
@@ -104,20 +123,26 @@ def not_found(path: str) -> html.Div:
                      dcc.Link("Back to your dashboards", href="/")], className="py-4", id="not-found")
 
 
-def events_layout(kpi: str, timeframe: str = "24h", back: str = "/",
-                  scope: tuple[str, str] | None = None) -> html.Div:
-    """The events behind one KPI in the dashboard's window, sortable and filterable."""
+def events_layout(kpi: str, timeframe: str = "24h", back: str = "/", scope: tuple[str, str] | None = None, *,
+                  title: str | None = None, columns: list[dict[str, Any]] | None = None,
+                  query: dict[str, Any] | None = None, exports: dict[str, str] | None = None, export_cap: int = 0,
+                  window: str = "", notes: list[Any] | None = None) -> html.Div:
+    """The events behind one KPI: the count line that makes the card's number, and every
+    row of the window in a grid fed page by page (newest first), exports a click away."""
+    buttons = [html.A(f"Export {label}", id=f"events-{fmt}", href=href, className="btn btn-sm btn-outline-primary")
+               for fmt, label, href in (("csv", "CSV", (exports or {}).get("csv")),
+                                        ("jsonl", "JSON Lines", (exports or {}).get("jsonl"))) if href]
     return html.Div([
         html.Div([
             dcc.Link("← Back to the dashboard", id="events-back", href=back, className="small me-auto"),
-            html.Span(id="events-window", className="small text-body-secondary"),
-            html.A("Export CSV", id="events-csv", className="btn btn-sm btn-outline-primary"),
+            html.Span(window, id="events-window", className="small text-body-secondary"),
+            cap_note(export_cap), *buttons,
         ], className="d-flex align-items-center flex-wrap gap-2 mb-2"),
-        html.H1(["Events behind ", html.Code(kpi)], className="h4 mb-3"),
-        dcc.Store(id="events-kpi", data={"kpi": kpi, "timeframe": timeframe if timeframe in TIMEFRAMES else "24h",
-                                         "scope": list(scope) if scope else None}),
-        dag.AgGrid(id="events-grid", columnDefs=[], rowData=[],
-                   defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1, "minWidth": 120},
-                   dashGridOptions={"rowBuffer": 20, "animateRows": False}, style={"height": "70vh"}),
-        html.Div(id="events-note", className="small text-body-secondary mt-2"),
+        html.H1(["Events behind ", title or html.Code(kpi)], className="h4 mb-1"),
+        html.Div(id="events-count", className="fs-6 fw-semibold mb-2"),
+        dcc.Store(id="events-kpi", data=query or {"kpi": kpi, "timeframe": timeframe if timeframe in TIMEFRAMES
+                                                  else "24h", "scope": list(scope) if scope else None}),
+        infinite_grid("events-grid", columns or [], "70vh"),
+        html.Div(notes or [], id="events-legend", className="small text-body-secondary mt-2"),
+        html.Div(id="events-note", className="small text-body-secondary mt-1"),
     ], **{"data-events": kpi})

@@ -13,7 +13,7 @@ from data.timeutil import fmt_ms, now_ms
 def test_pag001_every_page_callback_is_registered(app: Any) -> None:
     outputs = " ".join(app.callback_map)
     for needed in ("page.children", "dash-kpis.children", "dash-panels.children", "audit-grid.rowData",
-                   "gate-failures.rowData", "nav.href", "events-grid.rowData"):
+                   "gate-failures.getRowsResponse", "nav.href", "events-grid.getRowsResponse"):
         assert needed in outputs, needed
 
 
@@ -222,20 +222,32 @@ def test_pag009_the_events_page_of_a_filtered_kpi_shows_that_scopes_events(app: 
     auth.login(c, "qa_lead")
     with c.session_transaction() as sess:
         csrf = sess["csrf"]
-    [key] = [k for k in app.callback_map if "events-grid.rowData" in k]
-    outputs = [{"id": part.split(".")[0], "property": part.split(".")[1]} for part in key.strip(".").split("...")]
+    from tests.integration.test_rbac_matrix import callback_body
+    [key] = [k for k in app.callback_map if "events-grid.getRowsResponse" in k]
 
-    def rows(scope: Any) -> tuple[list[str], str]:
-        body = {"output": key, "outputs": outputs, "state": [],
-                "inputs": [{"id": "events-kpi", "property": "data",
-                            "value": {"kpi": "gates_passed", "timeframe": "1h", "scope": scope}}],
-                "changedPropIds": ["events-kpi.data"]}
+    def rows(scope: Any) -> list[str]:
+        body = callback_body(app, key, {("events-grid", "getRowsRequest"): {"startRow": 0, "endRow": 100},
+                                        ("events-kpi", "data"): {"kpi": "gates_passed", "timeframe": "1h",
+                                                                 "scope": scope}})
         res = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf}).json["response"]
-        return sorted(r["data.workflow_id"] for r in res["events-grid"]["rowData"]), res["events-csv"]["href"]
-    assert rows(None)[0] == ["W1", "W2"]
-    got, csv_href = rows(["repository", "web"])
-    assert got == ["W2"] and csv_href.endswith("&repository=web")
-    assert rows(["bogus", "web"])[0] == ["W1", "W2"], "a forged scope is ignored, not an error"
+        return sorted(r["data.workflow_id"] for r in res["events-grid"]["getRowsResponse"]["rowData"])
+    [route] = [k for k in app.callback_map if "page.children" in k]
+    page = c.post("/_dash-update-component", headers={"X-CSRFToken": csrf}, json=callback_body(
+        app, route, {("url", "pathname"): "/events/gates_passed", ("url", "search"): "?timeframe=1h&repository=web"}))
+    assert "repository=web" in [x for x in _hrefs(page.json) if "format=csv" in x][0]
+    assert rows(None) == ["W1", "W2"]
+    assert rows(["repository", "web"]) == ["W2"]
+    assert rows(["bogus", "web"]) == ["W1", "W2"], "a forged scope is ignored, not an error"
+
+
+def _hrefs(obj: Any) -> list[str]:
+    """Every href in a Dash layout (as JSON)."""
+    if isinstance(obj, dict):
+        found = [obj["href"]] if isinstance(obj.get("href"), str) else []
+        return found + [h for v in obj.values() for h in _hrefs(v)]
+    if isinstance(obj, list):
+        return [h for v in obj for h in _hrefs(v)]
+    return []
 
 
 def test_pag010_review_cost_by_team_follows_each_batch(app: Any, r: Any) -> None:

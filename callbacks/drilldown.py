@@ -1,0 +1,173 @@
+"""The events page (the rows behind a KPI) and the gate page (its KPIs, trend and failing
+runs): thin adapters over data.drilldown. Each grid uses AG Grid's infinite row model; its
+requests for rows [startRow, endRow) come here with the page's pinned query, and go out
+sanitised like the REST twin `GET /api/metrics/{id}/events`."""
+from __future__ import annotations
+
+from typing import Any, Callable
+from urllib.parse import quote, urlencode
+
+from dash import Dash, Input, Output, State, dcc, html
+from dash.exceptions import PreventUpdate
+from flask import current_app
+
+from auth.guard import callback_input, secure_callback
+from auth.principal import Principal, authorize, current_principal
+from auth.rbac import DASHBOARD_PERMISSION
+from callbacks.inputs import Count, EventsSpec, Pathname, RowsRequest, TimeframeValue
+from components.charts import metric_trend
+from components.drilldown import count_line, grid_columns, grid_row
+from components.kpi import kpi_grid, title_of
+from data import drilldown
+from data.drilldown import Ctx, Query
+from data.engine import QueryError
+from data.exports import drilldown_columns
+from data.kpis import dashboard_of
+from data.panels import gate_data
+from data.timeutil import fmt_ms
+from pages import dashboard
+
+MAX_BLOCK = 1000
+ROLES = ("Roles: counted — counts in the number; numerator / denominator — a percentage's parts (each "
+         "denominator row is marked whether it is in the numerator); averaged — an item of a mean, with its value; "
+         "ranked — an item of a percentile; open_at_end / state_at_end — in that state at the window's end, shown "
+         "by the event that put it there; excluded — agent time in neither part. Context: the other events a "
+         "row's value needs.")
+
+
+def _sanitizer(principal: Principal | None) -> Any:
+    svc = current_app.extensions["qms"]
+    return svc.sanitizer_for(principal.roles if principal else (), principal.name if principal else None)
+
+
+def _query(spec: dict[str, Any], principal: Principal | None) -> tuple[Query, dict[str, str]]:
+    """The drill-down a page's store describes, for this principal (developer KPIs: their own)."""
+    kpi = spec["kpi"]
+    scope = tuple(spec["scope"]) if spec.get("scope") and spec["scope"][0] in ("repository", "team") else None
+    user = principal.name if principal and dashboard_of(kpi) == "developer" else None
+    return drilldown.make_query(current_app.extensions["qms"].engine, kpi, spec.get("timeframe") or "24h",
+                                spec.get("end"), user=user, scope=scope,  # type: ignore[arg-type]
+                                gate=spec.get("gate"), agent=spec.get("agent"))
+
+
+def _export_links(kpi: str, timeframe: str, q: Query, filters: dict[str, str]) -> dict[str, str]:
+    base = {"timeframe": timeframe, "end": fmt_ms(q.end), **filters}
+    path = f"/api/metrics/{quote(kpi, safe='')}/events?"
+    return {fmt: path + urlencode({**base, "format": fmt}) for fmt in ("csv", "jsonl")}
+
+
+def events_page(kpi: str, timeframe: str, back: str, view: dict[str, str], principal: Principal | None) -> Any:
+    """The layout of /events/<kpi>: the window pinned now, so every page of rows the grid asks
+    for, the count line and the exports describe the same window."""
+    scope = next(((d, view[d]) for d in ("repository", "team") if view.get(d)), None)
+    try:
+        sp = drilldown.spec(kpi)
+        q, filters = _query({"kpi": kpi, "timeframe": timeframe, "scope": list(scope) if scope else None,
+                             "gate": view.get("gate"), "agent": view.get("agent")}, principal)
+    except KeyError:
+        return dashboard.not_found(f"/events/{kpi}")
+    except QueryError as exc:
+        return html.P(str(exc), className="py-4", id="events-error")
+    settings = current_app.extensions["qms"].settings
+    start, end = drilldown.window(q)
+    if sp.kind in ("state", "level"):
+        window = f"State at {fmt_ms(q.end)} (UTC)"
+    else:
+        window = f"Window {fmt_ms(start)} → {fmt_ms(end)} (UTC)"
+    if filters:
+        window += "; " + ", ".join(f"{k} {v}" for k, v in filters.items()) + " only"
+    notes: list[Any] = [html.P(ROLES)]
+    if sp.parts:
+        query = urlencode({"timeframe": timeframe})
+        notes.insert(0, html.P(["Its parts: "] + [x for part in sp.parts for x in (
+            dcc.Link(title_of(part), href=f"/events/{quote(part, safe='')}?{query}", className="me-3"),)]))
+    store = {"kpi": kpi, "timeframe": timeframe, "end": q.end, "scope": [*scope] if scope and scope[0] in filters
+             else None, "gate": filters.get("gate"), "agent": filters.get("agent")}
+    can_export = authorize(principal, "export:reports")
+    return dashboard.events_layout(
+        kpi, timeframe, back, scope, title=title_of(kpi), columns=grid_columns(sp, _sanitizer(principal).hidden_fields),
+        query=store, exports=_export_links(kpi, timeframe, q, filters) if can_export else None,
+        export_cap=settings.export_max_rows if can_export else 0, window=window, notes=notes)
+
+
+def gate_page(gate: str, refresh_ms: int, timeframe: str, principal: Principal | None) -> Any:
+    """The layout of /gates/<gate>: its failing runs are the gates_failed drill-down of the gate."""
+    q, filters = _query({"kpi": "gates_failed", "timeframe": timeframe, "gate": gate}, principal)
+    can_export = authorize(principal, "export:reports")
+    return dashboard.gate_layout(
+        gate, refresh_ms, timeframe, failing={"kpi": "gates_failed", "timeframe": timeframe, "end": q.end,
+                                              "gate": gate},
+        columns=grid_columns(drilldown.spec("gates_failed"), _sanitizer(principal).hidden_fields),
+        csv_href=_export_links("gates_failed", timeframe, q, filters)["csv"] if can_export else None,
+        export_cap=current_app.extensions["qms"].settings.export_max_rows if can_export else 0)
+
+
+def _store_permission(store: str) -> Callable[[dict[str, Any]], str | None]:
+    def permission(body: dict[str, Any]) -> str | None:
+        spec = callback_input(body, store, "data")
+        kpi = spec.get("kpi") if isinstance(spec, dict) else None
+        return DASHBOARD_PERMISSION.get(dashboard_of(kpi or "") or "")
+    return permission
+
+
+def grid_rows(spec: dict[str, Any], request: dict[str, Any], principal: Principal | None) -> tuple[dict[str, Any], str, str]:
+    """One block of rows for the grid, the count line and the team-scope note."""
+    svc = current_app.extensions["qms"]
+    q, _filters = _query(spec, principal)
+    sp = drilldown.spec(q.kpi)
+    first = int(request.get("startRow") or 0)
+    limit = max(1, min(int(request.get("endRow") or first + 100) - first, MAX_BLOCK))
+    got = drilldown.page(Ctx(svc.redis, svc.keys), q, limit, None, first)
+    clean = _sanitizer(principal)
+    clean.prepare([e for row in got.rows for e in (row.event, *row.context)])
+    fields = [k[5:] for k in drilldown_columns(sp, clean.hidden_fields)[0] if k.startswith("data.") and k != "data.other"]
+    rows = []
+    for row in got.rows:
+        kept = clean.events([row.event])
+        if kept:
+            rows.append(grid_row(row, kept[0], clean.events(row.context) if row.context else [], fields))
+        else:     # keeps the grid's row numbers: the row exists, this viewer may not see it
+            rows.append({"role": "left out", "type": "another team's row", "id": "", "timestamp": None})
+    at = fmt_ms(q.end) if sp.kind in ("state", "level") else None
+    line = count_line(q.kpi, sp, got.counts, got.value, at)
+    return {"rowData": rows, "rowCount": got.total}, line, clean.scope_info().get("note") or ""
+
+
+def register(app: Dash) -> None:
+    for grid, store, count, note in (("events-grid", "events-kpi", "events-count", "events-note"),
+                                     ("gate-failures", "gate-failures-query", "gate-failures-count", None)):
+        _register_grid(app, grid, store, count, note)
+
+    @secure_callback(app, "view:qa_dashboard",
+                     Output("gate-kpis", "children"), Output("gate-trend", "children"), Output("gate-window", "children"),
+                     Input("gate-refresh", "n_intervals"), State("gate-timeframe", "data"), State("url", "pathname"),
+                     inputs={"gate-refresh.n_intervals": Count, "gate-timeframe.data": TimeframeValue,
+                             "url.pathname": Pathname},
+                     twin="GET /api/metrics/<kpi_id>/series")
+    def gate_refresh(_n: Any, timeframe: str | None, path: str | None) -> tuple[Any, Any, str]:
+        from callbacks.pages import _window, gate_for_path
+        gate = gate_for_path(path)
+        if gate is None:
+            raise PreventUpdate
+        found = gate_data(current_app.extensions["qms"].engine, gate, timeframe or "24h")
+        data = found["dashboard"]["data"]
+        return kpi_grid(data["widgets"]), metric_trend(found["series"], id="gate-pass-trend"), _window(data)
+
+
+def _register_grid(app: Dash, grid: str, store: str, count: str, note: str | None) -> None:
+    outputs = [Output(grid, "getRowsResponse"), Output(count, "children")] + ([Output(note, "children")] if note else [])
+
+    @secure_callback(app, _store_permission(store), *outputs, Input(grid, "getRowsRequest"), State(store, "data"),
+                     inputs={f"{grid}.getRowsRequest": RowsRequest | None, f"{store}.data": EventsSpec | None},
+                     twin="GET /api/metrics/<kpi_id>/events", prevent_initial_call=True)
+    def rows(request: dict[str, Any] | None, spec: dict[str, Any] | None) -> tuple[Any, ...]:
+        principal = current_principal()
+        kpi = (spec or {}).get("kpi")
+        dash_name = dashboard_of(kpi or "")
+        if not request or not kpi or dash_name is None or not authorize(principal, DASHBOARD_PERMISSION[dash_name]):
+            raise PreventUpdate          # unreachable past the guard; kept as a second lock
+        try:
+            response, line, scoped = grid_rows(spec or {}, request, principal)
+        except (KeyError, QueryError) as exc:
+            response, line, scoped = {"rowData": [], "rowCount": 0}, f"No rows: {exc}", ""
+        return (response, line, scoped) if note else (response, line)

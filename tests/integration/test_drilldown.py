@@ -1,0 +1,235 @@
+"""The events behind a number, and its exports, on hand-made events: what each finding of
+issue 10 saw (wrong rows, oldest rows, cut exports, passed runs among the failing ones)."""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import orjson
+import pytest
+
+from data.aggregator import Aggregator
+from data.keys import Keys
+from data.timeutil import HOUR_MS, MINUTE_MS, fmt_ms, now_ms, parse_iso
+
+K = Keys("qms")
+END = now_ms() // HOUR_MS * HOUR_MS
+
+
+def at(minutes_before_end: float) -> str:
+    return fmt_ms(int(END - minutes_before_end * MINUTE_MS))
+
+
+def ingest(app: Any, r: Any, events: list[dict[str, Any]]) -> None:
+    svc = app.server.extensions["qms"]
+    for i in range(0, len(events), 5000):
+        res = svc.ingestor.ingest(events[i:i + 5000])
+        assert res.accepted == len(events[i:i + 5000]), res.as_dict()
+    Aggregator(r, K).drain(120)
+
+
+def gates(n: int, span_min: float = 23 * 60, gate: str = "lint", fail_every: int = 3) -> list[dict[str, Any]]:
+    prefix = "g" if gate == "lint" else gate
+    return [{"id": f"{prefix}{i:06d}", "type": "workflow.quality_gate_executed", "timestamp": at(1 + span_min * i / n),
+             "source": "ci", "data": {"workflow_id": f"W{i % 50}", "gate_name": gate, "passed": i % fail_every != 0,
+                                      "agent_id": f"qms-agent-{i % 2}", "execution_time": 30 + i % 7}}
+            for i in range(n)]
+
+
+def data_of(res: Any) -> dict[str, Any]:
+    assert res.status_code == 200, res.data[:300]
+    return res.json["response"]["data"]
+
+
+def card(client: Any, dash: str, kpi: str, query: str = "") -> Any:
+    res = client.get(f"/api/dashboard/{dash}?timeframe=24h&end={fmt_ms(END)}{query}")
+    return next(w["data"]["current_value"] for w in data_of(res)["widgets"] if w["id"] == kpi)
+
+
+def test_drl001_critical_defects_lists_only_the_open_critical_ones(app: Any, client: Any, r: Any) -> None:
+    def found(d: str, sev: str, minutes: float, stage: str = "review") -> dict[str, Any]:
+        return {"id": f"f-{d}", "type": "workflow.defect_found", "timestamp": at(minutes), "source": "bot",
+                "data": {"workflow_id": f"W-{d}", "defect_id": d, "severity": sev, "stage": stage}}
+
+    def resolved(d: str, minutes: float) -> dict[str, Any]:
+        return {"id": f"r-{d}", "type": "workflow.defect_resolved", "timestamp": at(minutes), "source": "bot",
+                "data": {"defect_id": d, "resolution": "fixed"}}
+    ingest(app, r, [found("D1", "critical", 30 * 60),              # found before the window, still open
+                    found("D2", "critical", 60), found("D3", "critical", 50), resolved("D3", 40),
+                    found("D4", "major", 20), found("D5", "minor", 10),
+                    found("D6", "critical", 30), resolved("D6", -5)])  # resolved after end: open at end
+    assert card(client, "qa", "critical_defects") == 3
+    data = data_of(client.get(f"/api/metrics/critical_defects/events?timeframe=24h&end={fmt_ms(END)}"))
+    assert [(e["id"], e["role"]) for e in data["events"]] == [("f-D6", "open_at_end"), ("f-D2", "open_at_end"),
+                                                             ("f-D1", "open_at_end")]
+    assert data["counts"] == {"counted": 3} and data["value"] == 3 and data["at"] == fmt_ms(END)
+
+
+def test_drl002_rows_are_newest_first_and_the_cursor_pages_through_the_whole_window(app: Any, client: Any,
+                                                                                    r: Any) -> None:
+    ingest(app, r, gates(2500))
+    url = f"/api/metrics/gate_pass_rate/events?timeframe=24h&end={fmt_ms(END)}&limit=1000"
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        data = data_of(client.get(url + (f"&cursor={cursor}" if cursor else "")))
+        pages += 1
+        assert data["counts"] == {"numerator": 1666, "denominator": 2500} and data["total"] == 2500
+        assert data["value"] == pytest.approx(100 * 1666 / 2500)
+        seen += [e["id"] for e in data["events"]]
+        cursor = data["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3 and len(seen) == 2500 == len(set(seen))
+    assert seen[0] == "g000000" and seen[-1] == "g002499", "newest first, down to the window's oldest"
+    assert {e: "numerator" if int(e[1:]) % 3 else "denominator" for e in seen[:5]} == \
+        {e["id"]: e["role"] for e in data_of(client.get(url.replace("limit=1000", "limit=5")))["events"]}
+    offset = data_of(client.get(url.replace("limit=1000", "limit=3") + "&offset=1200"))
+    assert [e["id"] for e in offset["events"]] == seen[1200:1203]
+
+
+def test_drl003_a_bad_cursor_or_limit_is_a_400(client: Any) -> None:
+    for query in ("cursor=%%%", "cursor=bm9wZQ", "limit=0", "limit=x", "offset=-1", "format=xml", "gate=" + "g" * 300):
+        res = client.get(f"/api/metrics/gate_pass_rate/events?{query}")
+        assert res.status_code == 400, (query, res.status_code)
+        assert res.json["response"]["error"]["message"]
+
+
+def test_drl004_the_csv_export_is_complete_past_the_old_cut(app: Any, client: Any, r: Any) -> None:
+    ingest(app, r, gates(12_000))
+    res = client.get(f"/api/metrics/total_gates_executed/events?timeframe=24h&end={fmt_ms(END)}&format=csv")
+    assert res.status_code == 200 and res.is_streamed and "X-Truncated" not in res.headers
+    rows = list(csv.DictReader(io.StringIO(res.get_data(as_text=True))))
+    assert len(rows) == 12_000 and len({row["id"] for row in rows}) == 12_000
+    assert rows[0]["id"] == "g000000" and rows[0]["role"] == "counted"
+    assert rows[0]["data.workflow_id"] == "W0" and rows[0]["data.execution_time (seconds)"] == "30"
+    jsonl = client.get(f"/api/metrics/gates_failed/events?timeframe=24h&end={fmt_ms(END)}&format=jsonl")
+    lines = [orjson.loads(line) for line in jsonl.get_data().splitlines()]
+    assert len(lines) == 4000 and all(not x["data"]["passed"] and x["role"] == "counted" for x in lines)
+
+
+def test_drl005_export_file_names_carry_the_kpi_window_and_filters(app: Any, client: Any, r: Any) -> None:
+    ingest(app, r, gates(10))
+    res = client.get(f"/api/metrics/gates_failed/events?timeframe=4h&end={fmt_ms(END)}&format=csv&gate=lint&agent=qms-agent-0")
+    disposition = res.headers["Content-Disposition"]
+    stamp = fmt_ms(END - 4 * HOUR_MS).replace(":", "").replace("-", "")
+    assert disposition.startswith('attachment; filename="qms-qa-gates_failed-4h-')
+    assert stamp[:13] in disposition and "gate-lint" in disposition and "agent-qms-agent-0" in disposition
+    assert disposition.endswith('.csv"')
+
+
+def test_drl006_the_gate_page_exports_only_failing_runs(app: Any, auth: Any, r: Any) -> None:
+    ingest(app, r, gates(30, span_min=120) + gates(9, span_min=100, gate="other", fail_every=1))
+    c = app.server.test_client()
+    auth.login(c, "qa_lead")
+    with c.session_transaction() as sess:
+        csrf = sess["csrf"]
+    from tests.integration.test_pages import _hrefs
+    from tests.integration.test_rbac_matrix import callback_body
+    [route] = [k for k in app.callback_map if "page.children" in k]
+    page = c.post("/_dash-update-component", headers={"X-CSRFToken": csrf}, json=callback_body(
+        app, route, {("url", "pathname"): "/gates/lint", ("url", "search"): "?timeframe=4h"}))
+    assert page.status_code == 200, page.data[:300]
+    [href] = [h for h in _hrefs(page.json) if "format=csv" in h]
+    assert "timeframe=4h" in href
+    exported = list(csv.DictReader(io.StringIO(c.get(href).get_data(as_text=True))))
+    assert len(exported) == 10 and {row["data.gate_name"] for row in exported} == {"lint"}
+    assert {row["data.passed"] for row in exported} == {"false"}
+
+
+def test_drl007_a_state_kpi_lists_each_entity_with_the_event_that_put_it_there(app: Any, client: Any, r: Any) -> None:
+    def ev(i: str, t: str, minutes: float, **data: Any) -> dict[str, Any]:
+        return {"id": i, "type": "workflow." + t, "timestamp": at(minutes), "source": "orch", "data": data}
+    pr = {"pr_number": 1, "repository": "api", "author": "ann"}
+    ingest(app, r, [
+        ev("c1", "pr_created", 300, workflow_id="W1", **pr), ev("s1a", "step_entered", 290, workflow_id="W1",
+                                                                 step="dor_validation"),
+        ev("s1b", "step_entered", 200, workflow_id="W1", step="code_review"),
+        ev("c2", "pr_created", 100, workflow_id="W2", **pr), ev("s2", "step_entered", 90, workflow_id="W2",
+                                                               step="code_review"),
+        ev("d2", "completed", -10, workflow_id="W2", outcome="merged"),      # done after end: in review at end
+        ev("c3", "pr_created", 80, workflow_id="W3", **pr), ev("s3", "step_entered", 70, workflow_id="W3",
+                                                              step="code_review"),
+        ev("d3", "completed", 60, workflow_id="W3", outcome="merged"),        # done before end
+        ev("s4", "step_entered", 20, workflow_id="W4", step="code_review"),   # never created: never active
+    ])
+    assert card(client, "operational", "in_progress_reviews") == 2
+    data = data_of(client.get(f"/api/metrics/in_progress_reviews/events?timeframe=24h&end={fmt_ms(END)}"))
+    assert [(e["id"], e["role"]) for e in data["events"]] == [("s2", "open_at_end"), ("s1b", "open_at_end")]
+    assert [c["id"] for c in data["events"][1]["context"]] == ["c1"]
+    assert data["counts"] == {"counted": 2}
+
+
+def test_drl008_gate_and_agent_filters_narrow_the_rows(app: Any, client: Any, r: Any) -> None:
+    ingest(app, r, gates(30, span_min=120) + gates(9, span_min=100, gate="other", fail_every=1))
+    base = f"/api/metrics/gates_failed/events?timeframe=4h&end={fmt_ms(END)}"
+    assert data_of(client.get(base))["counts"] == {"counted": 19}
+    only = data_of(client.get(base + "&gate=other"))
+    assert only["counts"] == {"counted": 9} and {e["data"]["gate_name"] for e in only["events"]} == {"other"}
+    assert only["filters"] == {"gate": "other"}
+    agent = data_of(client.get(base + "&gate=lint&agent=qms-agent-0"))
+    assert {e["data"]["agent_id"] for e in agent["events"]} == {"qms-agent-0"} and agent["counts"] == {"counted": 5}
+
+
+def test_drl009_every_row_and_its_context_pass_the_sanitiser(app: Any, auth: Any, r: Any) -> None:
+    ts = END - 3 * HOUR_MS
+    ingest(app, r, [
+        {"id": "c1", "type": "workflow.pr_created", "timestamp": fmt_ms(ts), "source": "vcs",
+         "data": {"workflow_id": "W1", "pr_number": 1, "repository": "api", "author": "alice", "title": "alice's fix"}},
+        {"id": "d1", "type": "workflow.completed", "timestamp": fmt_ms(ts + HOUR_MS), "source": "vcs",
+         "data": {"workflow_id": "W1", "outcome": "merged"}}])
+    c = app.server.test_client()
+    res = c.get(f"/api/metrics/time_to_merge/events?timeframe=24h&end={fmt_ms(END)}", headers=auth.bearer("executive"))
+    data = data_of(res)
+    [row] = data["events"]
+    assert row["role"] == "averaged" and row["value"] == pytest.approx(1.0)
+    [created] = row["context"]
+    assert created["id"] == "c1" and created["data"]["author"].startswith("user-") and b"alice" not in res.data
+    exported = c.get(f"/api/metrics/time_to_merge/events?timeframe=24h&end={fmt_ms(END)}&format=csv",
+                     headers=auth.bearer("admin"))
+    assert b"alice" in exported.data, "the admin sees names: the test above is not vacuous"
+
+
+def test_drl010_widget_exports_stream_typed_values_with_units_in_the_header(app: Any, client: Any, r: Any) -> None:
+    ingest(app, r, gates(30, span_min=120) + [
+        {"id": f"e{i}", "type": "system.error_occurred", "timestamp": at(10 + i), "source": "orch",
+         "data": {"component": "=cmd", "error_type": "timeout"}} for i in range(700)])
+    res = client.get("/api/widgets/qa-gates/data?format=csv&timeframe=4h")
+    assert res.status_code == 200 and res.is_streamed
+    [row] = list(csv.DictReader(io.StringIO(res.get_data(as_text=True))))
+    assert row == {"gate": "lint", "pass_rate (percentage, 2 dp)": "66.67", "executions (count)": "30",
+                   "p95_time (minutes, 2 dp)": "0.6"}
+    assert 'filename="qms-qa-qa-gates-4h-' in res.headers["Content-Disposition"]
+    log = client.get("/api/widgets/ops-error-log/data?format=csv&timeframe=24h").get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(log)))
+    assert len(rows) == 700, "the export holds every error of the window, not the 500 the widget shows"
+    assert rows[0]["data.component"] == "'=cmd"
+    lines = client.get("/api/widgets/qa-gates/data?format=jsonl&timeframe=4h").get_data().splitlines()
+    assert orjson.loads(lines[0]) == {"gate": "lint", "pass_rate": pytest.approx(66.6667, abs=1e-4),
+                                      "executions": 30, "p95_time": 0.6}
+
+
+def test_drl011_a_deployment_cap_is_said_in_the_page_and_in_the_file(settings: Any, r: Any, auth: Any) -> None:
+    from factory import create_app
+    app = create_app(settings.replace(export_max_rows=5))
+    app.server.extensions["qms"].users._method = "scrypt:1024:8:1"
+    ingest(app, r, gates(12))
+    client = app.server.test_client()
+    headers = {"Authorization": auth.__class__(app).bearer("admin")["Authorization"]}
+    text = client.get(f"/api/metrics/total_gates_executed/events?timeframe=24h&end={fmt_ms(END)}&format=csv",
+                      headers=headers).get_data(as_text=True)
+    lines = text.splitlines()
+    assert len(lines) == 1 + 5 + 1 and "cut at 5 rows" in lines[-1] and "export_max_rows" in lines[-1]
+    from pages.dashboard import events_layout
+    assert "at most 5 rows" in str(events_layout("total_gates_executed", export_cap=5))
+
+
+def test_drl012_rows_have_a_window_and_the_response_says_what_was_filtered(app: Any, client: Any, r: Any) -> None:
+    ingest(app, r, gates(5, span_min=30))
+    data = data_of(client.get(f"/api/metrics/average_gate_time/events?timeframe=1h&end={fmt_ms(END)}"))
+    assert data["window"] == {"start": fmt_ms(END - HOUR_MS), "end": fmt_ms(END)} and data["unit"] == "minutes"
+    assert data["counts"]["rows"] == 5 and data["counts"]["sum"] == pytest.approx(sum(30 + i for i in range(5)) / 60)
+    assert all(parse_iso(e["timestamp"]) < END for e in data["events"])
+    assert data["filters"] == {} and data["filtered"] is False
