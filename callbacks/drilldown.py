@@ -4,10 +4,12 @@ requests for rows [startRow, endRow) come here with the page's pinned query, and
 sanitised like the REST twin `GET /api/metrics/{id}/events`."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
-from dash import Dash, Input, Output, State, dcc, html
+from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
@@ -28,6 +30,7 @@ from data.timeutil import fmt_ms
 from pages import dashboard
 
 MAX_BLOCK = 1000
+COUNT_TTL_S = 600         # how long a page's later blocks trust the row count of its first
 ROLES = ("Roles: counted — counts in the number; numerator / denominator — a percentage's parts (each "
          "denominator row is marked whether it is in the numerator); averaged — an item of a mean, with its value; "
          "ranked — an item of a percentile; open_at_end / state_at_end — in that state at the window's end, shown "
@@ -110,14 +113,23 @@ def _store_permission(store: str) -> Callable[[dict[str, Any]], str | None]:
     return permission
 
 
-def grid_rows(spec: dict[str, Any], request: dict[str, Any], principal: Principal | None) -> tuple[dict[str, Any], str, str]:
-    """One block of rows for the grid, the count line and the team-scope note."""
+def grid_rows(spec: dict[str, Any], request: dict[str, Any], principal: Principal | None) -> tuple[dict[str, Any], Any,
+                                                                                                   Any]:
+    """One block of rows for the grid, the count line and the team-scope note. The first
+    block counts the whole window and keeps the row count for the page's later blocks
+    (a few minutes in Redis), which then read no further than their rows."""
     svc = current_app.extensions["qms"]
     q, _filters = _query(spec, principal)
     sp = drilldown.spec(q.kpi)
     first = int(request.get("startRow") or 0)
     limit = max(1, min(int(request.get("endRow") or first + 100) - first, MAX_BLOCK))
-    got = drilldown.page(Ctx(svc.redis, svc.keys), q, limit, None, first)
+    # The query without its horizon (now + skew, different on every call) names the window's count.
+    key = svc.keys.cache("drill:" + hashlib.sha1(repr(dataclasses.replace(q, horizon=0)).encode()).hexdigest())
+    known = svc.redis.get(key) if first else None
+    got = drilldown.page(Ctx(svc.redis, svc.keys), q, limit, None, first, count=known is None)
+    total = got.total if got.total is not None else int(known or 0)
+    if got.total is not None:
+        svc.redis.set(key, got.total, ex=COUNT_TTL_S)
     clean = _sanitizer(principal)
     clean.prepare([e for row in got.rows for e in (row.event, *row.context)])
     fields = [k[5:] for k in drilldown_columns(sp, clean.hidden_fields)[0] if k.startswith("data.") and k != "data.other"]
@@ -128,9 +140,11 @@ def grid_rows(spec: dict[str, Any], request: dict[str, Any], principal: Principa
             rows.append(grid_row(row, kept[0], clean.events(row.context) if row.context else [], fields))
         else:     # keeps the grid's row numbers: the row exists, this viewer may not see it
             rows.append({"role": "left out", "type": "another team's row", "id": "", "timestamp": None})
+    if got.total is None:               # a later block: the count line stands as the first block wrote it
+        return {"rowData": rows, "rowCount": total}, no_update, no_update
     at = fmt_ms(q.end) if sp.kind in ("state", "level") else None
     line = count_line(q.kpi, sp, got.counts, got.value, at)
-    return {"rowData": rows, "rowCount": got.total}, line, clean.scope_info().get("note") or ""
+    return {"rowData": rows, "rowCount": total}, line, clean.scope_info().get("note") or ""
 
 
 def register(app: Dash) -> None:

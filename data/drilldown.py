@@ -602,7 +602,7 @@ class Page:
     rows: list[Row]
     counts: dict[str, Any]
     value: Value
-    total: int
+    total: int | None             # None: not counted (page(count=False))
     next: Ref | None
     parts: list[dict[str, Any]] = field(default_factory=list)
 
@@ -614,9 +614,11 @@ def rows(ctx: Ctx, q: Query) -> Iterator[Row]:
         yield from sp.rows(ctx, q)
 
 
-def page(ctx: Ctx, q: Query, limit: int = 100, cursor: Ref | None = None, offset: int = 0) -> Page:
+def page(ctx: Ctx, q: Query, limit: int = 100, cursor: Ref | None = None, offset: int = 0,
+         count: bool = True) -> Page:
     """Counts over the whole window, and `limit` rows after the cursor (rows older than it)
-    or after skipping `offset` rows."""
+    or after skipping `offset` rows. `count=False`: only the rows, read no further than
+    they need (counts empty, total None) — the grid's later blocks."""
     sp = spec(q.kpi)
     if sp.kind == "composite":
         return _composite(ctx, q, sp)
@@ -625,7 +627,8 @@ def page(ctx: Ctx, q: Query, limit: int = 100, cursor: Ref | None = None, offset
     skipped = 0
     more = False
     for row in rows(ctx, q):
-        tally.add(row)
+        if count:
+            tally.add(row)
         if cursor is not None and row.key >= cursor:
             continue
         if skipped < offset:
@@ -634,10 +637,15 @@ def page(ctx: Ctx, q: Query, limit: int = 100, cursor: Ref | None = None, offset
             out.append(row)
         else:
             more = True
+            if not count:
+                break
+    following = out[-1].key if more and out else None
+    if not count:
+        return Page(resolve(ctx, out), {}, None, None, following)        # type: ignore[arg-type]
     value = tally.value()
     if sp.kind == "rate" and sp.unit == "per_hour" and not tally.rows and not _any_events(ctx, q):
         value = None                       # error_rate: no events at all in the window is no data
-    return Page(resolve(ctx, out), tally.counts(), value, tally.rows, out[-1].key if more and out else None)
+    return Page(resolve(ctx, out), tally.counts(), value, tally.rows, following)
 
 
 def _composite(ctx: Ctx, q: Query, sp: Spec) -> Page:

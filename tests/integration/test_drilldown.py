@@ -233,3 +233,29 @@ def test_drl012_rows_have_a_window_and_the_response_says_what_was_filtered(app: 
     assert data["counts"]["rows"] == 5 and data["counts"]["sum"] == pytest.approx(sum(30 + i for i in range(5)) / 60)
     assert all(parse_iso(e["timestamp"]) < END for e in data["events"])
     assert data["filters"] == {} and data["filtered"] is False
+
+
+def test_drl013_the_grid_reads_blocks_like_the_api_pages(app: Any, auth: Any, client: Any, r: Any) -> None:
+    from tests.integration.test_rbac_matrix import callback_body
+    ingest(app, r, gates(500))
+    c = app.server.test_client()
+    auth.login(c, "qa_lead")
+    with c.session_transaction() as sess:
+        csrf = sess["csrf"]
+    [key] = [k for k in app.callback_map if "events-grid.getRowsResponse" in k]
+    spec = {"kpi": "gates_failed", "timeframe": "24h", "end": END}
+
+    def block(start: int, end: int) -> dict[str, Any]:
+        body = callback_body(app, key, {("events-grid", "getRowsRequest"): {"startRow": start, "endRow": end},
+                                        ("events-kpi", "data"): spec})
+        res = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf})
+        assert res.status_code == 200, res.data[:300]
+        return res.json["response"]
+    first, later = block(0, 100), block(100, 200)
+    api = data_of(client.get(f"/api/metrics/gates_failed/events?timeframe=24h&end={fmt_ms(END)}&limit=200"))
+    assert [x["id"] for x in first["events-grid"]["getRowsResponse"]["rowData"]] == [e["id"] for e in api["events"][:100]]
+    assert [x["id"] for x in later["events-grid"]["getRowsResponse"]["rowData"]] == [e["id"] for e in api["events"][100:]]
+    assert first["events-grid"]["getRowsResponse"]["rowCount"] == later["events-grid"]["getRowsResponse"]["rowCount"] \
+        == api["total"] == 167
+    assert first["events-count"]["children"] == "167 gate runs failed"
+    assert "events-count" not in later, "a later block leaves the count line as the first one wrote it"
