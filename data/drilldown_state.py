@@ -16,7 +16,6 @@ from data.batch import member
 from data.contrib import MAIN, USER
 from data.drilldown import (AT_END, DENOMINATOR, EXCLUDED, NUMERATOR, OPEN, WF, Ctx, Producer, Query, Row, Spec,
                             _in_scope, stub)
-from data.events import STEPS
 from data.rawstore import Ref
 from data.timeutil import HOUR_MS
 
@@ -253,5 +252,3 @@ def spec(kpi: str) -> Spec | None:
                     filters=("agent",), weighted=True)
     return None
 
-
-__all__ = ["spec", "STEPS"]
