@@ -377,3 +377,24 @@ def simulated_until_now(sim: Any, start_ms: int) -> Iterable[bytes]:
         for ev in sim.events_between(to_datetime(cursor), to_datetime(step_end)):
             yield memoryview(orjson.dumps(ev)).tobytes()   # exact-size copies (see generate())
         cursor = step_end
+
+
+def load_simulated(r: redis.Redis, hours: float, rate: float, seed: int = 5) -> list[dict[str, Any]]:
+    """FLUSHDB, then `hours` of simulated activity ending a minute ago, through the real ingest
+    and aggregator (in-process). Returns the events."""
+    from datetime import datetime, timedelta, timezone
+
+    from data.aggregator import Aggregator
+    from data.ingest import Ingestor
+    from data.keys import Keys
+    from data.simulator import Simulator
+    keys = Keys.of(r, "qms")
+    r.flushdb()
+    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
+    start = end - timedelta(hours=hours)
+    events = list(Simulator(seed=seed, rate=rate, start=start).events_between(start, end))
+    ingest = Ingestor(r, keys)
+    for part in chunks(events, 5000):
+        ingest.ingest(part, origin="simulator")
+    Aggregator(r, keys).drain(600)
+    return events

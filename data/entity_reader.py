@@ -44,29 +44,35 @@ def _bodies(r: redis.Redis, keys: Keys, hits: list[tuple[bytes, int]]) -> Iterat
                 yield orjson.loads(body)
 
 
+# ZRANGEBYSCORE at many exact scores in one round trip (one command each would cost more in
+# the client than in Redis). ARGV: key1, score1, key2, score2, ...; one list of ids per pair.
+_AT_SCORES = """
+local out = {}
+for i = 1, #ARGV, 2 do out[#out + 1] = redis.call('ZRANGEBYSCORE', ARGV[i], ARGV[i + 1], ARGV[i + 1]) end
+return out
+"""
+
+
 def resolutions(r: redis.Redis, keys: Keys, defect_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     """{defect id: its defect_resolved events}, found from the defect entity's resolution times."""
     ids = sorted({d for d in defect_ids if isinstance(d, str)})
-    if not ids:
-        return {}
-    with r.pipeline(transaction=False) as p:
-        for d in ids:
-            p.get(keys.entity("df", d))
-        states = p.execute()
     wanted: list[tuple[str, int]] = []
-    for d, raw in zip(ids, states):
-        for ts in sorted(set((orjson.loads(raw) if raw else {}).get("r", []))):
-            wanted.append((d, int(ts)))
-    if not wanted:
-        return {}
-    with r.pipeline(transaction=False) as p:
-        for _d, ts in wanted:
-            p.zrangebyscore(keys.raw_index("workflow.defect_resolved", ts // DAY_MS), ts, ts)
-        candidates = p.execute()
-    hits = sorted({(eid, ts) for (_d, ts), eids in zip(wanted, candidates) for eid in eids}, key=lambda h: h[1])
+    for pos in range(0, len(ids), CHUNK):
+        part = ids[pos:pos + CHUNK]
+        for d, raw in zip(part, r.mget([keys.entity("df", d) for d in part])):
+            for ts in sorted(set((orjson.loads(raw) if raw else {}).get("r", []))):
+                wanted.append((d, int(ts)))
+    hits: set[tuple[bytes, int]] = set()
+    for pos in range(0, len(wanted), CHUNK):
+        part = wanted[pos:pos + CHUNK]
+        args: list[Any] = []
+        for _d, ts in part:
+            args += [keys.raw_index("workflow.defect_resolved", ts // DAY_MS), ts]
+        for (_d, ts), eids in zip(part, r.eval(_AT_SCORES, 0, *args)):
+            hits.update((eid, ts) for eid in eids)
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     want = set(ids)
-    for ev in _bodies(r, keys, hits):
+    for ev in _bodies(r, keys, sorted(hits, key=lambda h: h[1])):
         d = (ev.get("data") or {}).get("defect_id")
         if d in want:
             out[d].append(ev)
@@ -74,9 +80,15 @@ def resolutions(r: redis.Redis, keys: Keys, defect_ids: Iterable[str]) -> dict[s
 
 
 def _index(r: redis.Redis, key: str, lo: int | str, hi: int | str) -> list[tuple[bytes, int]]:
-    """Members of an entity index with lo <= ts < hi, newest first."""
-    return [(m, int(s)) for m, s in r.zrevrangebyscore(key, f"({hi}" if isinstance(hi, int) else hi, lo,
-                                                         withscores=True)]
+    """Members of an entity index with lo <= ts < hi, newest first. Asked as a plain ZRANGE:
+    ZREVRANGEBYSCORE's reply handling in redis-py cost twice the command itself. Depending on
+    the redis-py version the reply is pairs or flat (member, score, ...)."""
+    reply = r.execute_command("ZRANGE", key, f"({hi}" if isinstance(hi, int) else hi, lo, "BYSCORE", "REV",
+                              "WITHSCORES")
+    if reply and isinstance(reply[0], (list, tuple)):
+        return [(m, int(s)) for m, s in reply]
+    it = iter(reply)
+    return [(m, int(float(s))) for m, s in zip(it, it)]
 
 
 def read_workflow(r: redis.Redis, keys: Keys, workflow_id: str, now: int, sla_ms: int) -> dict[str, Any] | None:
