@@ -50,7 +50,9 @@ def page(path: str | None, search: str | None, principal: Principal | None) -> A
     if not any(authorize(principal, p) for p in views):
         audit("authz.denied", "denied", page=path, permission=views[0])
         return forbidden(views[0])
-    audit("user.dashboard_accessed", dashboard=kind, **{kind: ident[:MAX_ID]})
+    if not ident or len(ident) > MAX_ID:          # no event names such an id (EVENTS.md bounds)
+        return not_found(kind, ident[:MAX_ID] + "…")
+    audit("user.dashboard_accessed", dashboard=kind, **{kind: ident})
     if kind == "workflow":
         return entity_page.workflow_layout(ident)
     timeframe = (parse_qs((search or "").lstrip("?")).get("timeframe") or ["24h"])[0]

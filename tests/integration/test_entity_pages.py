@@ -82,6 +82,8 @@ def test_epg001_router_opens_entity_pages_for_roles_that_may_see_them(app: Any, 
         assert ('"forbidden"' in page) is (not wf_ok), role
         page = route(c, csrf, app, "/agents/qms-dor-validator", "?timeframe=4h")
         assert ('"agent-spec"' in page and '"4h"' in page) is agent_ok, role
+        if wf_ok:       # longer than any id: no page to fill (its callback would refuse the id)
+            assert "entity-not-found" in route(c, csrf, app, "/workflows/" + "x" * 300)
 
 
 def test_epg002_workflow_callback_fills_the_page(app: Any, auth: Any, loaded: None) -> None:
