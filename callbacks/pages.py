@@ -53,12 +53,6 @@ def _refresh_permission(body: dict[str, Any]) -> str | None:
     return DASHBOARD_PERMISSION.get(name or "")
 
 
-def _theme_permission(body: dict[str, Any]) -> str:
-    # Reading one's theme on page load: anyone signed in. Switching stores a personal
-    # setting: update:personal_settings, as PUT /api/widgets/{id}/config needs.
-    return "update:personal_settings" if callback_input(body, "theme-toggle", "n_clicks") else AUTHENTICATED
-
-
 def _widgets_permission(body: dict[str, Any]) -> Permissions:
     """Hiding a widget needs update:personal_settings and the widget's dashboard, like its
     REST twin PUT /api/widgets/{id}/config; showing all of them, the setting only."""
@@ -72,23 +66,24 @@ def _widgets_permission(body: dict[str, Any]) -> Permissions:
 
 
 def register(app: Dash) -> None:
-    @secure_callback(app, _theme_permission, Output("theme", "data"), Output("theme-toggle", "style"),
+    @secure_callback(app, AUTHENTICATED, Output("theme", "data"),
                      Input("theme-toggle", "n_clicks"), State("theme", "data"),
                      inputs={"theme-toggle.n_clicks": Count, "theme.data": Theme})
-    def theme(clicks: int | None, current: str | None) -> tuple[str, Any]:
-        """The signed-in user's theme: read from their settings, switched and remembered on
-        click; the switch is shown only to those who may store it."""
+    def theme(clicks: int | None, current: str | None) -> Any:
+        """Anyone may switch the theme of their own browser (the store lives in its local
+        storage); it is saved with the user's settings, and follows them to other browsers,
+        only for those with update:personal_settings — as PUT /api/widgets/{id}/config."""
         principal = current_principal()
+        may_store = authorize(principal, "update:personal_settings")
         svc = current_app.extensions["qms"]
         prefs = Prefs(svc.redis, svc.keys)
-        saved = prefs.get(principal.name).get("theme", "light") if principal else "light"
-        if not clicks:
-            return saved, None if authorize(principal, "update:personal_settings") else {"display": "none"}
-        new = "dark" if (current or saved) == "light" else "light"
-        if principal:
+        if not clicks:     # page load: the saved theme, else this browser's (re-sent, so the page applies it)
+            return prefs.get(principal.name).get("theme", "light") if may_store and principal else current or "light"
+        new = "dark" if (current or "light") == "light" else "light"
+        if may_store and principal:
             prefs.set_theme(principal.name, new)
             audit("user.widget_configured", setting="theme", value=new)
-        return new, no_update
+        return new
 
     # Runs in the browser only: a POST of it to the server is refused for everyone.
     secure_clientside(app, lambda body: None,

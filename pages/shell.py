@@ -27,7 +27,7 @@ def layout() -> html.Div:
                                   id="sign-out"),
                       method="post", action="/logout", id="sign-out-form", className="d-inline m-0"),
         ], fluid=True), color="primary", dark=True, className="mb-3"),
-        dcc.Store(id="theme", data="light"),
+        dcc.Store(id="theme", data="light", storage_type="local"),   # this browser's, for roles that cannot save it
         dcc.Store(id="live-alert"),
         # Both Plotly templates, so a theme switch re-themes the charts on screen at once.
         dcc.Store(id="plot-templates", data={m: plotly_template(m).to_plotly_json() for m in ("light", "dark")}),

@@ -174,7 +174,8 @@ def test_dash007_timeframe_goes_into_the_url_and_the_export_link(dash_duo: Any, 
 
 
 def test_dash008_theme_switch_is_applied_and_remembered_per_user(dash_duo: Any, settings: Any, r: Any) -> None:
-    """An admin (who holds update:personal_settings; executives do not, and see no switch)."""
+    """An admin (who holds update:personal_settings) saves the theme; an executive (who does not)
+    switches it in this browser only."""
     app = _app(settings)
     app.server.extensions["qms"].ingestor.ingest(_gate_events([True, False]), origin="e2e")   # a chart to re-theme
     Aggregator(r, Keys(settings.key_prefix)).drain()
@@ -201,6 +202,18 @@ def test_dash008_theme_switch_is_applied_and_remembered_per_user(dash_duo: Any, 
         time.sleep(0.1)
     assert dash_duo.driver.execute_script(paper) != light_bg
     dash_duo.driver.get(dash_duo.server.url + "/")           # a new page load: the choice is remembered
+    dash_duo.wait_for_element('[data-kpi="gate_pass_rate"]', timeout=20)
+    assert theme_becomes("dark")
+    assert r.hkeys("qms:prefs") == [b"admin-user"]
+    dash_duo.driver.execute_script("window.localStorage.clear()")   # another person, same browser
+    dash_duo.driver.delete_all_cookies()
+    dash_duo.driver.get(dash_duo.server.url + "/login")
+    _sign_in(dash_duo, "executive")
+    dash_duo.wait_for_element('[data-kpi="gate_pass_rate"]', timeout=20)
+    assert theme_becomes("light")
+    dash_duo.find_element("#theme-toggle").click()
+    assert theme_becomes("dark")
+    dash_duo.driver.get(dash_duo.server.url + "/")           # kept by this browser, not saved for the user
     dash_duo.wait_for_element('[data-kpi="gate_pass_rate"]', timeout=20)
     assert theme_becomes("dark")
     assert r.hkeys("qms:prefs") == [b"admin-user"]

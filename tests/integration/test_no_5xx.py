@@ -276,15 +276,14 @@ def test_nf010_theme_and_hide_callbacks_store_nothing_without_update_personal_se
         c, csrf = signed_in(app, auth, role)
         headers = {CSRF_HEADER: csrf}
         may = rbac.allows([role], "update:personal_settings")
+        # Everyone switches their own browser's theme; only the permission saves it.
         res = c.post(UPDATE, json=_theme_body(app, 1), headers=headers)
-        if may:
-            assert res.status_code == 200 and res.json["response"]["theme"]["data"] == "dark", role
-        else:
-            _error(res, 403, f"{role} theme")
+        assert res.status_code == 200 and res.json["response"]["theme"]["data"] == "dark", role
         loaded = c.post(UPDATE, json=_theme_body(app, None), headers=headers)     # page load: reads only
-        assert loaded.status_code == 200, (role, loaded.data[:200])
-        style = loaded.json["response"].get("theme-toggle", {}).get("style")
-        assert style == (None if may else {"display": "none"}), (role, style)     # no switch that cannot work
+        assert loaded.status_code in (200, 204), (role, loaded.data[:200])
+        saved = (loaded.json or {}).get("response", {}).get("theme", {}).get("data") if loaded.data else None
+        browser = _theme_body(app, None)["state"][0]["value"] or "light"
+        assert saved == ("dark" if may else browser), (role, saved)   # the saved one; else the browser's own
         res = c.post(UPDATE, json=_hide_body(app, exe_widget), headers=headers)
         rest = c.put(f"/api/widgets/{exe_widget}/config", json={"hidden": True}, headers=headers)
         assert (res.status_code == 403) == (rest.status_code == 403), (role, res.status_code, rest.status_code)
