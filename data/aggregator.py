@@ -387,6 +387,7 @@ class Aggregator:
             # stays right even if a setting they depend on (the SLA target) changed since.
             new = orjson.loads(raw) if raw else {}
             before = new.pop("_c", [])
+            created = new.get("c")
             for ev, ts in evs:
                 fold(kind, new, ev, ts)
             after = ec(kind, ident, new, sla)
@@ -397,8 +398,9 @@ class Aggregator:
             display_row(kind, ident, new, display, hide)
             new["_c"] = after
             pairs.append((key, orjson.dumps(new)))
-            if kind == "wf" and new.get("c"):
-                # A workflow's team on its own: team scope looks up many rows' teams at once.
+            if kind == "wf" and new.get("c") and (created is None or created[2] != new["c"][2]):
+                # A workflow's team on its own, written when it becomes known or changes (team
+                # scope looks up many rows' teams at once; past its TTL readers use the entity).
                 pairs.append((self.k.workflow_team(ident), (new["c"][2] or "").encode()))
         w.mset_px(ENTITY_TTL_S * 1000, pairs)
 
@@ -495,8 +497,10 @@ class Aggregator:
             w.command("PEXPIREAT", k.raw_index(t, day), (day + 1) * DAY_MS + self.raw_ttl_ms)
         # An entity's events (its page): kept as long as the raw events they point to.
         horizon = now - self.raw_ttl_ms - DAY_MS
+        trim = self._batches % 20 == 0       # workflows' indexes expire; agents' live on and are trimmed now and then
         for (kind, ident), mapping in ent_idx.items():
             key = k.entity_events(kind, ident)
             w.zadd(key, mapping)
-            w.command("ZREMRANGEBYSCORE", key, "-inf", f"({horizon}")
+            if trim:
+                w.command("ZREMRANGEBYSCORE", key, "-inf", f"({horizon}")
             w.command("PEXPIREAT", key, now + self.raw_ttl_ms + DAY_MS)

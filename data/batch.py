@@ -27,7 +27,8 @@ RETENTION = {r.name: r.retention_ms for r in RESOLUTIONS}
 # ARGV[1]: JSON {"i": increments, "o": ops, "c": carry set key}; ARGV[2..]: blobs that ops
 # name by their ARGV index (JSON numbers; every literal is a JSON string).
 # "i": [key, expire-at ms (0: none), n, field1, delta1, ... fieldn, deltan, key, ...]
-# "o": [[command, key, arg, ...], ...] run as they are, plus MSETPX [ttl ms, key, value]*.
+# "o": [[command, key, arg, ...], ...] run as they are ("*command" when some arguments are
+# blobs), plus MSETPX [ttl ms, key, value]*.
 #
 # Rollup fields cannot overflow: a field that reaches ±2^62 hands 2^62 to the same field of
 # the sibling hash "<key>:carry" (listed in the carry set), and readers add carry × 2^62.
@@ -54,7 +55,8 @@ while not bad and i <= #inc do
 end
 for _, op in ipairs(ops) do
   if bad then break end
-  local kind = want[op[1]]
+  local cmd = op[1]
+  local kind = want[string.byte(cmd) == 42 and string.sub(cmd, 2) or cmd]
   if kind then bad = wrong(op[2], kind) end
 end
 if bad then return redis.error_reply('QMSCHECK nothing written: ' .. bad) end
@@ -80,15 +82,18 @@ while i <= #inc do
   i = j
 end
 for _, op in ipairs(ops) do
-  if op[1] == 'MSETPX' then
+  local cmd = op[1]
+  if cmd == 'MSETPX' then
     for j = 3, #op, 2 do redis.call('SET', op[j], ARGV[op[j + 1]], 'PX', op[2]) end
-  else
-    local args = {}
-    for j = 1, #op do
+  elseif string.byte(cmd) == 42 then        -- "*CMD": some arguments are blobs (ARGV indexes)
+    local args = {string.sub(cmd, 2)}
+    for j = 2, #op do
       local a = op[j]
       if type(a) == 'number' then args[j] = ARGV[a] else args[j] = a end
     end
     redis.call(unpack(args))
+  else
+    redis.call(unpack(op))
   end
 end
 return #ops
@@ -114,14 +119,38 @@ class Writes:
         self.blobs: list[bytes] = []
 
     def _arg(self, v: Any) -> Any:
-        if isinstance(v, bytes):
+        if type(v) is bytes:
             self.blobs.append(v)
             return len(self.blobs) + 1          # ARGV index: ARGV[1] is the plan
-        return v if isinstance(v, str) else str(v)
+        return v if type(v) is str else str(v)
+
+    def _op(self, cmd: str, args: list[Any], blobs_before: int) -> None:
+        """One command; marked "*" when an argument is a blob (the blob list grew since
+        `blobs_before`), so the script walks only those arguments."""
+        self.ops.append([("*" + cmd) if len(self.blobs) > blobs_before else cmd, *args])
+
+    def _args(self, items: Iterable[Any]) -> list[Any]:
+        """_arg over many items (a batch's raw events, ids, scores): inlined, it is per event."""
+        blobs = self.blobs
+        out: list[Any] = []
+        append = out.append
+        for v in items:
+            t = type(v)
+            if t is str:
+                append(v)
+            elif t is bytes:
+                blobs.append(v)
+                append(len(blobs) + 1)
+            else:
+                append(str(v))
+        return out
 
     def _chunked(self, cmd: str, key: str, head: list[Any], items: list[Any], per: int) -> None:
-        for n in range(0, len(items), _CHUNK * per):
-            self.ops.append([cmd, key, *head, *(self._arg(x) for x in items[n:n + _CHUNK * per])])
+        before = len(self.blobs)
+        args = self._args(items)
+        step = _CHUNK * per
+        for n in range(0, len(args), step):
+            self._op(cmd, [key, *head, *args[n:n + step]], before)
 
     def increments(self, key: str, expire_at: int, fields: dict[str, int]) -> None:
         nonzero = [(f, v) for f, v in fields.items() if v]
@@ -136,10 +165,7 @@ class Writes:
 
     def mset_px(self, ttl_ms: int, pairs: list[tuple[str, bytes]]) -> None:
         for n in range(0, len(pairs), _CHUNK):
-            op: list[Any] = ["MSETPX", str(ttl_ms)]
-            for key, value in pairs[n:n + _CHUNK]:
-                op += [key, self._arg(value)]
-            self.ops.append(op)
+            self.ops.append(["MSETPX", str(ttl_ms), *self._args(x for kv in pairs[n:n + _CHUNK] for x in kv)])
 
     def hset(self, key: str, mapping: dict[str, Any]) -> None:
         self._chunked("HSET", key, [], [x for kv in mapping.items() for x in kv], 2)
@@ -158,12 +184,14 @@ class Writes:
             self.ops.append(["XACK", stream, group, *(i.decode() for i in ids[n:n + _CHUNK])])
 
     def xadd(self, key: str, fields: dict[str, Any], maxlen: int) -> None:
-        self.ops.append(["XADD", key, "MAXLEN", "~", str(maxlen), "*",
-                         *(self._arg(x) for kv in fields.items() for x in kv)])
+        before = len(self.blobs)
+        self._op("XADD", [key, "MAXLEN", "~", str(maxlen), "*", *self._args(x for kv in fields.items() for x in kv)], before)
 
     def command(self, *args: Any) -> None:
         """Any other write, as it is (PEXPIREAT, EXPIRE, ZREMRANGEBYSCORE, HINCRBY, PUBLISH, DEL)."""
-        self.ops.append([self._arg(a) for a in args])
+        before = len(self.blobs)
+        cmd, *rest = self._args(args)
+        self._op(cmd, rest, before)
 
     def script_args(self) -> list[Any]:
         plan = orjson.dumps({"i": self.inc, "o": self.ops, "c": self.carry_set})
