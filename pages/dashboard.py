@@ -99,8 +99,10 @@ def gate_layout(gate: str, refresh_ms: int = 5000, timeframe: str = "24h", *, fa
         ], className="d-flex align-items-center flex-wrap gap-2 mb-2"),
         html.H1(f"Gate · {gate}", className="h4 mb-3"),
         dcc.Store(id="gate-timeframe", data=timeframe if timeframe in TIMEFRAMES else "24h"),
-        html.Div(id="gate-kpis"),
-        html.Div(id="gate-trend", className="mb-3"),
+        # Room kept for the cards and the chart the first refresh draws: the failing runs below
+        # (their own grid, filled at once) must not jump down under the reader's pointer.
+        html.Div(id="gate-kpis", style={"minHeight": "10rem"}),
+        html.Div(id="gate-trend", className="mb-3", style={"minHeight": "450px"}),
         html.H2("Failing runs", className="h6"),
         html.Div(id="gate-failures-count", className="small mb-1"),
         dcc.Store(id="gate-failures-query", data=failing),
