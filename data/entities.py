@@ -339,14 +339,9 @@ def agent_doc(agent_id: str, current: Mapping[str, Any] | None, points: Sequence
 
 # --- sanitisation ----------------------------------------------------------------------------
 
-def _person(san: Sanitizer, who: Any, workflow_id: Any) -> Any:
-    """A defect's finder (a person, an agent or a gate) as the role may see it: the sanitiser's
-    rule for a reviewer (agents stay readable; people pseudonymised or hidden), in the
-    workflow's team scope."""
-    if not isinstance(who, str):
-        return who
-    return san.row({"reviewer": who, "workflow_id": workflow_id}).get("reviewer")
-
+# A defect row names its finder (a person, an agent or a gate): pseudonymised like a reviewer
+# (agents stay readable), in one pass with the row so its team scope is counted once.
+FINDER = ("found_by",)
 
 def _scope(san: Sanitizer) -> dict[str, Any]:
     info = getattr(san, "scope_info", None)        # team scope: what was shown without names or left out
@@ -363,9 +358,9 @@ def sanitize_workflow(doc: Mapping[str, Any], san: Sanitizer) -> dict[str, Any]:
 
     def rows(name: str, keys: tuple[str, ...] = ("author", "reviewer", "user")) -> list[dict[str, Any]]:
         return san.rows([{**r, "workflow_id": wf} for r in doc[name]], keys)
-    defects = [{**d, "found_by": _person(san, d.get("found_by"), wf)} for d in rows("defects", ())]
     return {**doc, "summary": san.row({**doc["summary"], "workflow_id": wf}),
-            "gates": rows("gates"), "reviews": rows("reviews"), "in_review": rows("in_review"), "defects": defects,
+            "gates": rows("gates"), "reviews": rows("reviews"), "in_review": rows("in_review"),
+            "defects": rows("defects", FINDER),
             "compliance": rows("compliance"), "events": san.events([dict(e) for e in doc["events"]]),
             "scope": _scope(san)}
 
@@ -376,8 +371,7 @@ def sanitize_agent(doc: Mapping[str, Any], san: Sanitizer) -> dict[str, Any]:
     if san.is_noop:
         return {**doc, "scope": {"teams": "all"}}
     out = {**doc, **{name: san.rows(doc[name]) for name in ("gate_runs", "reviews", "assignments")}}
-    out["defects"] = [{**d, "found_by": _person(san, d.get("found_by"), d.get("workflow_id"))}
-                      for d in san.rows(doc["defects"], ())]
+    out["defects"] = san.rows(doc["defects"], FINDER)
     out["scope"] = _scope(san)
     return out
 

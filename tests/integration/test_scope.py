@@ -264,7 +264,10 @@ def test_scp009_entity_pages_of_other_teams_name_nobody(app: Any, auth: Any, r: 
     text = res.get_data(as_text=True)
     assert not [s for s in ('"dot"', '"bob"', "web: redesign checkout") if s in text], text[:2000]
     scope = res.json["response"]["data"]["scope"]
-    assert scope["teams"] == "own" and scope["team"] == "core" and scope["shown_without_names"] > 0
+    # Each row once: the summary, bob's review, D4, and the five events (p4, s4, r4, c4, d4).
+    assert scope["teams"] == "own" and scope["team"] == "core"
+    assert (scope["shown_without_names"], scope["left_out"]) == (1 + 1 + 1 + 5, 0)
+    assert scope["note"].startswith("8 rows of other teams shown without names")
     own = c.get("/api/entities/workflow/W1", headers=dev).get_data(as_text=True)
     assert "core: fix the ledger" in own and '"ann"' in own
     admin = c.get("/api/entities/workflow/W4", headers=auth.bearer("admin")).get_data(as_text=True)
