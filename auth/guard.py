@@ -147,7 +147,10 @@ def csrf_token() -> str:
 
 def csrf_ok(sent: str | None) -> bool:
     token = session.get("csrf")
-    return bool(token and sent and hmac.compare_digest(token, sent))
+    if not (token and isinstance(sent, str) and sent):
+        return False
+    # As bytes: compare_digest raises TypeError for a str with any non-ASCII character.
+    return hmac.compare_digest(token.encode(), sent.encode("utf-8", "surrogatepass"))
 
 
 def init_guard(server: Flask, app: Dash) -> None:

@@ -157,6 +157,24 @@ def test_nf006_token_creation_with_an_ill_typed_body_is_a_400_and_creates_nothin
     assert ok.status_code == 201 and ok.json["response"]["data"]["roles"] == ["producer"]
 
 
+def test_nf016_a_non_ascii_csrf_token_is_refused_not_a_500(app: Any, admin: Any) -> None:
+    """hmac.compare_digest raises TypeError on non-ASCII str: a forged token of any text is a
+    refusal like any wrong one (sign-in, sign-out, callbacks, REST writes), never a 500."""
+    c, csrf = admin
+    widget = next(iter(WIDGETS))
+    for forged in ("é", "\u202e" + csrf[CSRF_HEADER][1:], "x" * 10_000 + "é"):
+        where = repr(forged[:8])
+        _error(c.post(UPDATE, json={}, headers={CSRF_HEADER: forged}), 403, where)
+        _error(c.put(f"/api/widgets/{widget}/config", json={"hidden": True}, headers={CSRF_HEADER: forged}), 403, where)
+        out = c.post("/logout", data={"csrf_token": forged})
+        assert out.status_code == 400 and 'action="/logout"' in out.get_data(as_text=True), (where, out.status_code)
+        assert c.get("/api/dashboard/executive").status_code == 200, f"still signed in after {where}"
+        fresh = app.server.test_client()
+        fresh.get("/login")
+        res = fresh.post("/login", data={"username": "admin-user", "password": "x", "csrf_token": forged})
+        assert res.status_code == 400 and "The form expired" in res.get_data(as_text=True), (where, res.status_code)
+
+
 # --- every callback, every role: ill-typed values and malformed bodies --------------------------------
 
 ODD_VALUES: list[Any] = [None, 0, -1, 2**70, 1.5, float("inf"), True, "", "bogus", "x" * 100_000, "/../../etc/passwd",
