@@ -213,17 +213,27 @@ def test_drl010_widget_exports_stream_typed_values_with_units_in_the_header(app:
 
 def test_drl011_a_deployment_cap_is_said_in_the_page_and_in_the_file(settings: Any, r: Any, auth: Any) -> None:
     from factory import create_app
+    from tests.integration.test_rbac_matrix import callback_body
     app = create_app(settings.replace(export_max_rows=5))
     app.server.extensions["qms"].users._method = "scrypt:1024:8:1"
     ingest(app, r, gates(12))
     client = app.server.test_client()
-    headers = {"Authorization": auth.__class__(app).bearer("admin")["Authorization"]}
+    helper = auth.__class__(app)
+    headers = {"Authorization": helper.bearer("admin")["Authorization"]}
     text = client.get(f"/api/metrics/total_gates_executed/events?timeframe=24h&end={fmt_ms(END)}&format=csv",
                       headers=headers).get_data(as_text=True)
     lines = text.splitlines()
     assert len(lines) == 1 + 5 + 1 and "cut at 5 rows" in lines[-1] and "export_max_rows" in lines[-1]
-    from pages.dashboard import events_layout
-    assert "at most 5 rows" in str(events_layout("total_gates_executed", export_cap=5))
+    # The pages the router builds say it beside their export buttons (the events page, the gate page).
+    helper.login(client, "qa_lead")
+    with client.session_transaction() as sess:
+        csrf = sess["csrf"]
+    [route] = [k for k in app.callback_map if "page.children" in k]
+    for path in ("/events/total_gates_executed", "/gates/lint"):
+        page = client.post("/_dash-update-component", headers={"X-CSRFToken": csrf}, json=callback_body(
+            app, route, {("url", "pathname"): path, ("url", "search"): "?timeframe=24h"}))
+        assert page.status_code == 200, page.data[:300]
+        assert "Exports hold at most 5 rows" in page.get_data(as_text=True), path
 
 
 def test_drl012_rows_have_a_window_and_the_response_says_what_was_filtered(app: Any, client: Any, r: Any) -> None:
