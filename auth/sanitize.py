@@ -312,25 +312,6 @@ class Sanitizer:
         refs = [_refs(x) for x in items]
         self.scope.prefetch((w for w, _ in refs if w), (d for w, d in refs if d and not w))
 
-    def scope_count(self, items: Iterable[dict[str, Any]]) -> ScopeCount:
-        """How many of these events or rows are other teams' (shown without names, or left
-        out): for a response that sanitised them in pieces. Counts nothing, changes nothing."""
-        count = ScopeCount()
-        if self.other_teams is None or self.scope is None:
-            return count
-        items = list(items)
-        self.prepare(items)
-        for x in items:
-            wf, df = _refs(x)
-            event = isinstance(x.get("data"), dict)
-            fields = x["data"] if event else x
-            if self.scope.owns(wf, None if wf else df, [fields.get(k) for k in PERSON_FIELDS]) is False:
-                if ("events" if event else _row_kind(x)) in self.other_teams.omit:
-                    count.left_out += 1
-                else:
-                    count.shown_without_names += 1
-        return count
-
     @property
     def last_scoped(self) -> ScopeCount:
         """Rows of other teams in the latest `event(s)`/`row(s)` call (zero without a rule)."""

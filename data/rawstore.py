@@ -171,11 +171,3 @@ def rows_csv(rows: list[list[Any]]) -> str:
     """Rows (the first is the header) as one CSV text, every cell escaped like csv_cell."""
     return "".join(csv_lines(rows))
 
-
-def events_csv(events: list[dict[str, Any]]) -> str:
-    """Events as CSV: the envelope's fields, then one column per data field."""
-    data_cols = sorted({k for ev in events for k in (ev.get("data") or {})})
-    header = ["id", "type", "timestamp", "source", "priority"] + ["data." + c for c in data_cols]
-    rows = ([ev.get("id"), ev.get("type"), ev.get("timestamp"), ev.get("source"), (ev.get("metadata") or {}).get("priority")]
-            + [(ev.get("data") or {}).get(c) for c in data_cols] for ev in events)
-    return rows_csv([header, *rows])

@@ -10,7 +10,7 @@ import pytest
 from data import contrib, kpis
 from data.batch import Acc
 from data.events import BodyError, TooLarge, parse_body, validate
-from data.rawstore import csv_cell, events_csv
+from data.rawstore import csv_cell, rows_csv
 from data.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, cover, fmt_ms, parse_duration, parse_iso, snap
 from settings import Settings, SettingsError
 
@@ -197,8 +197,8 @@ def test_core013_nearest_rank_percentile() -> None:
 def test_core014_csv_cells_never_start_a_formula() -> None:
     assert [csv_cell(v) for v in ("=1+1", "+x", "-3", "@SUM(A1)", "ok", None, True)] == \
         ["'=1+1", "'+x", "'-3", "'@SUM(A1)", "ok", "", "true"]
-    text = events_csv([{"id": "=cmd", "type": "t", "timestamp": "x", "source": "s", "data": {"b": 1, "a": "-2"}}])
-    assert text.splitlines() == ["id,type,timestamp,source,priority,data.a,data.b", "'=cmd,t,x,s,,'-2,1"]
+    text = rows_csv([["id", "data.a", "data.b"], ["=cmd", "-2", 1]])
+    assert text.splitlines() == ["id,data.a,data.b", "'=cmd,'-2,1"]
 
 
 # --- settings ----------------------------------------------------------------------------
