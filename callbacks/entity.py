@@ -18,18 +18,18 @@ from callbacks.inputs import Count, Theme, TimeframeValue
 from auth.principal import Principal, audit, authorize
 from components.entity import not_found, workflow_view
 from components.entity_agent import agent_view
+from data.events import MAX_NAME
 from data.timeutil import now_ms
 from pages import entity as entity_page
 from pages.dashboard import forbidden
 
-MAX_ID = 256
 PREFIXES = {"/workflows/": "workflow", "/agents/": "agent"}
 
 
 class EntitySpec(BaseModel):
     """The page's store: which workflow or agent (ids are at most 256 characters, EVENTS.md)."""
     model_config = ConfigDict(extra="allow")
-    id: Text(MAX_ID)  # type: ignore[valid-type]
+    id: Text(MAX_NAME)  # type: ignore[valid-type]
 
 
 def entity_for_path(path: str | None) -> tuple[str, str] | None:
@@ -50,8 +50,8 @@ def page(path: str | None, search: str | None, principal: Principal | None) -> A
     if not any(authorize(principal, p) for p in views):
         audit("authz.denied", "denied", page=path, permission=views[0])
         return forbidden(views[0])
-    if not ident or len(ident) > MAX_ID:          # no event names such an id (EVENTS.md bounds)
-        return not_found(kind, ident[:MAX_ID] + "…")
+    if not ident or len(ident) > MAX_NAME:          # no event names such an id (EVENTS.md bounds)
+        return not_found(kind, ident[:MAX_NAME] + "…")
     audit("user.dashboard_accessed", dashboard=kind, **{kind: ident})
     if kind == "workflow":
         return entity_page.workflow_layout(ident)

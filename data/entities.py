@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from auth.sanitize import AGENT_PREFIX, Sanitizer
+from auth.sanitize import Sanitizer
 from data.contrib import MICRO, gate_passed
 from data.events import GATE_TYPES, STEPS
 from data.timeutil import fmt_ms, parse_iso
@@ -374,8 +374,3 @@ def sanitize_agent(doc: Mapping[str, Any], san: Sanitizer) -> dict[str, Any]:
     out["defects"] = san.rows(doc["defects"], FINDER)
     out["scope"] = _scope(san)
     return out
-
-
-def is_agent_name(name: str) -> bool:
-    """Agent ids carry the QMS agent prefix (as the sanitiser assumes); people do not."""
-    return name.startswith(AGENT_PREFIX)

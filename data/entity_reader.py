@@ -15,12 +15,14 @@ from typing import Any, Iterable, Iterator
 import orjson
 import redis
 
+from auth.sanitize import AGENT_PREFIX
 from data import entities
+from data.batch import member
+from data.events import MAX_NAME
 from data.keys import Keys
 from data.timeutil import DAY_MS
 
 CHUNK = 2000            # raw bodies fetched per round trip
-MAX_ID = 256            # the event contract's longest id or name
 
 
 def _bodies(r: redis.Redis, keys: Keys, hits: list[tuple[bytes, int]]) -> Iterator[dict[str, Any]]:
@@ -93,7 +95,7 @@ def _index(r: redis.Redis, key: str, lo: int | str, hi: int | str) -> list[tuple
 
 def read_workflow(r: redis.Redis, keys: Keys, workflow_id: str, now: int, sla_ms: int) -> dict[str, Any] | None:
     """The workflow page's data, or None for a workflow nobody has reported."""
-    if not workflow_id or len(workflow_id) > MAX_ID:
+    if not workflow_id or len(workflow_id) > MAX_NAME:
         return None
     index = keys.entity_events("wf", workflow_id)
     if not r.exists(index, keys.entity("wf", workflow_id)):
@@ -106,18 +108,12 @@ def read_workflow(r: redis.Redis, keys: Keys, workflow_id: str, now: int, sla_ms
 def agent_known(r: redis.Redis, keys: Keys, agent_id: str) -> bool:
     """An agent: announced by a status event, or an agent-named actor with indexed events.
     People (reviewers, finders) have indexes too but no agent page."""
-    if not agent_id or len(agent_id) > MAX_ID:
+    if not agent_id or len(agent_id) > MAX_NAME:
         return False
     if r.sismember(keys.registry("agents"), agent_id):
         return True
-    return entities.is_agent_name(agent_id) and bool(r.exists(keys.entity_events("ac", agent_id),
+    return agent_id.startswith(AGENT_PREFIX) and bool(r.exists(keys.entity_events("ac", agent_id),
                                                               keys.timeline("ag", agent_id)))
-
-
-def _member(m: bytes) -> tuple[int, str, str]:
-    ts, rest = m.decode().split("|", 1)
-    eid, value = rest.rsplit("|", 1)
-    return int(ts), eid, value
 
 
 def read_agent(r: redis.Redis, keys: Keys, agent_id: str, start: int, end: int, now: int,
@@ -131,10 +127,10 @@ def read_agent(r: redis.Redis, keys: Keys, agent_id: str, start: int, end: int, 
         p.zrangebyscore(tl, start, f"({end}")
         p.zrevrangebyscore(tl, f"({start}", "-inf", start=0, num=1)
         current, points_raw, before_raw = p.execute()
-    points = [_member(m) for m in points_raw]
+    points = [member(m) for m in points_raw]
     before = None
     if before_raw:
-        ts, eid, status = _member(before_raw[0])
+        ts, eid, status = member(before_raw[0])
         body = r.hget(keys.raw(ts // DAY_MS), eid)
         load = (orjson.loads(body).get("data") or {}).get("load") if body else None
         before = (ts, eid, status, load)
