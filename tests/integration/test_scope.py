@@ -15,7 +15,7 @@ import pytest
 from data.aggregator import Aggregator
 from data.keys import Keys
 from data.simulator import DEVELOPERS, Simulator
-from data.timeutil import fmt_ms, now_ms
+from data.timeutil import fmt_ms, now_ms, parse_iso
 from tests.integration.test_rbac_matrix import callback_body
 
 K = Keys("qms")
@@ -272,3 +272,37 @@ def test_scp009_entity_pages_of_other_teams_name_nobody(app: Any, auth: Any, r: 
     assert "core: fix the ledger" in own and '"ann"' in own
     admin = c.get("/api/entities/workflow/W4", headers=auth.bearer("admin")).get_data(as_text=True)
     assert "web: redesign checkout" in admin and '"dot"' in admin
+
+
+def test_scp010_rows_a_role_omits_are_withheld_by_the_api_and_kept_as_places_by_the_grid(
+        settings: Any, auth: Any, r: Any, tmp_path: Any) -> None:
+    """A deployment whose developers get other teams' events left out: the drill-down's counts
+    still cover every row (they make the card), the API withholds the omitted ones and says
+    how many, the events grid keeps their places (its row numbers are the count's)."""
+    from factory import create_app
+    rbac = tmp_path / "rbac.yaml"
+    shipped = open("config/rbac.yaml").read()
+    assert shipped.count("      events: pseudonymize\n") == 1
+    rbac.write_text(shipped.replace("      events: pseudonymize\n", "      events: omit\n"))
+    app = create_app(settings.replace(rbac_path=str(rbac)))
+    app.server.extensions["qms"].users._method = "scrypt:1024:8:1"
+    two_teams(app.server.extensions["qms"], r)
+    helper = auth.__class__(app)
+    c = app.server.test_client()
+    res = c.get("/api/metrics/suggested_reviews/events?timeframe=1h", headers=helper.bearer("developer", "ann"))
+    data = res.json["response"]["data"]
+    assert [e["id"] for e in data["events"]] == ["s2", "s1"], "W3 is web's: left out; W4 is being reviewed"
+    assert (data["counts"], data["total"], data["count"], data["withheld"]) == ({"counted": 3}, 3, 2, 1)
+    assert (data["scope"]["left_out"], data["scope"]["shown_without_names"]) == (1, 0)
+    helper.login(c, "developer", "ann")
+    with c.session_transaction() as sess:
+        csrf = sess["csrf"]
+    [key] = [k for k in app.callback_map if "events-grid.getRowsResponse" in k]
+    body = callback_body(app, key, {("events-grid", "getRowsRequest"): {"startRow": 0, "endRow": 100},
+                                    ("events-kpi", "data"): {"kpi": "suggested_reviews", "timeframe": "1h",
+                                                             "end": parse_iso(data["at"])}})
+    grid = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf}).json["response"]
+    rows = grid["events-grid"]["getRowsResponse"]
+    assert rows["rowCount"] == 3 and [(x["id"], x["role"]) for x in rows["rowData"]] == [
+        ("", "left out"), ("s2", "open_at_end"), ("s1", "open_at_end")]
+    assert "cid" not in json.dumps(grid) and "1 row of other teams left out" in grid["events-note"]["children"]
