@@ -72,16 +72,20 @@ def _scope() -> tuple[str, str] | None:
 Clean = tuple[Row, dict[str, Any], list[dict[str, Any]]]
 
 
-def clean_rows(clean: Any, rows: list[Row]) -> list[Clean]:
-    """The rows' events and contexts as this principal may see them (the teams of a page
-    looked up in one batch); a row whose event the sanitiser leaves out is left out."""
+def sanitised(clean: Any, rows: list[Row]) -> list[Clean | None]:
+    """Each row's event and context as this principal may see them (the teams of a page
+    looked up in one batch); None for a row whose event the sanitiser leaves out."""
     clean.prepare([e for row in rows for e in (row.event, *row.context)])
-    out = []
+    out: list[Clean | None] = []
     for row in rows:
         kept = clean.events([row.event])
-        if kept:
-            out.append((row, kept[0], clean.events(row.context) if row.context else []))
+        out.append((row, kept[0], clean.events(row.context) if row.context else []) if kept else None)
     return out
+
+
+def clean_rows(clean: Any, rows: list[Row]) -> list[Clean]:
+    """The rows as this principal may see them, without those left out."""
+    return [c for c in sanitised(clean, rows) if c is not None]
 
 
 def cleaned(ctx: Ctx, clean: Any, rows: Iterator[Row]) -> Iterator[Clean]:

@@ -13,6 +13,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
+from api.drilldown import sanitised
 from auth.guard import callback_input, secure_callback
 from auth.principal import Principal, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
@@ -30,6 +31,7 @@ from data.timeutil import fmt_ms
 from pages import dashboard
 
 MAX_BLOCK = 1000
+LEFT_OUT = {"role": "left out", "type": "another team's row", "id": "", "timestamp": None}
 COUNT_TTL_S = 600         # how long a page's later blocks trust the row count of its first
 ROLES = ("Roles: counted — counts in the number; numerator / denominator — a percentage's parts (each "
          "denominator row is marked whether it is in the numerator); averaged — an item of a mean, with its value; "
@@ -131,15 +133,9 @@ def grid_rows(spec: dict[str, Any], request: dict[str, Any], principal: Principa
     if got.total is not None:
         svc.redis.set(key, got.total, ex=COUNT_TTL_S)
     clean = _sanitizer(principal)
-    clean.prepare([e for row in got.rows for e in (row.event, *row.context)])
     fields = [k[5:] for k in drilldown_columns(sp, clean.hidden_fields)[0] if k.startswith("data.") and k != "data.other"]
-    rows = []
-    for row in got.rows:
-        kept = clean.events([row.event])
-        if kept:
-            rows.append(grid_row(row, kept[0], clean.events(row.context) if row.context else [], fields))
-        else:     # keeps the grid's row numbers: the row exists, this viewer may not see it
-            rows.append({"role": "left out", "type": "another team's row", "id": "", "timestamp": None})
+    # A row left out keeps its place, so the grid's row numbers stay those of the count.
+    rows = [grid_row(*c, fields) if c else dict(LEFT_OUT) for c in sanitised(clean, got.rows)]
     if got.total is None:               # a later block: the count line stands as the first block wrote it
         return {"rowData": rows, "rowCount": total}, no_update, no_update
     at = fmt_ms(q.end) if sp.kind in ("state", "level") else None
