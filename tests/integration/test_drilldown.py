@@ -269,3 +269,19 @@ def test_drl013_the_grid_reads_blocks_like_the_api_pages(app: Any, auth: Any, cl
         == api["total"] == 167
     assert first["events-count"]["children"] == "167 gate runs failed"
     assert "events-count" not in later, "a later block leaves the count line as the first one wrote it"
+
+
+def test_drl014_two_approvals_at_one_instant_are_one_row_as_on_the_card(app: Any, client: Any, r: Any) -> None:
+    """A review cycle ends at a workflow's first approval: two approvals stamped the same
+    millisecond are one cycle (the first by id), in the card and in its rows."""
+    def ev(i: str, t: str, minutes: float, **data: Any) -> dict[str, Any]:
+        return {"id": i, "type": "workflow." + t, "timestamp": at(minutes), "source": "orch",
+                "data": {"workflow_id": "W1", **data}}
+    ingest(app, r, [ev("rs", "review_started", 120, reviewer="qms-a"),
+                    ev("ap-2", "review_completed", 60, reviewer="qms-a", verdict="approved", cost_usd=1),
+                    ev("ap-1", "review_completed", 60, reviewer="qms-b", verdict="approved", cost_usd=1)])
+    assert card(client, "executive", "average_review_cycle_time") == pytest.approx(1.0)
+    data = data_of(client.get(f"/api/metrics/average_review_cycle_time/events?timeframe=24h&end={fmt_ms(END)}"))
+    assert [(e["id"], e["value"]) for e in data["events"]] == [("ap-1", pytest.approx(1.0))]
+    assert data["counts"] == {"rows": 1, "sum": pytest.approx(1.0)}
+    assert [c["id"] for c in data["events"][0]["context"]] == ["rs"]
