@@ -68,10 +68,10 @@ def _with_context(ctx: Ctx, verdicts: list[tuple[int, str, dict[str, Any], Verdi
     """Rows of the verdicts; their context is only noted here and read by `resolve` for the
     rows a page or an export sends (counting a window needs none of it)."""
     firsts = [("wf", _wf_of(ev), ts) for ts, _, ev, v in verdicts if v.first is not None]
-    first_ids = iter(_ids_at(ctx, firsts))
+    first_ids = iter(rawstore.ids_at(ctx.r, ctx.k, firsts))
     for ts, ident, ev, v in verdicts:
         if v.first is not None:
-            others = [i for i in next(first_ids) if i != ident]
+            others = [m.decode() for m in next(first_ids) if m.decode() != ident]
             if others:
                 same = sorted(c["id"] for c in rawstore.fetch(ctx.r, ctx.k, [(ts, i) for i in [ident, *others]])
                               if c is not None and v.first(c))
@@ -81,16 +81,6 @@ def _with_context(ctx: Ctx, verdicts: list[tuple[int, str, dict[str, Any], Verdi
         if v.refs or v.finds:
             row.pending = (v.refs, v.finds)
         yield row
-
-
-def _ids_at(ctx: Ctx, wants: list[tuple[str, str, int]]) -> list[list[str]]:
-    """For each (kind, id, ts), the other event ids of that entity at exactly ts (usually none)."""
-    if not wants:
-        return []
-    with ctx.r.pipeline(transaction=False) as p:
-        for kind, ident, ts in wants:
-            p.zrangebyscore(ctx.k.entity_events(kind, ident), ts, ts)
-        return [[m.decode() for m in got] for got in p.execute()]
 
 
 def _wf_of(ev: dict[str, Any]) -> str:

@@ -84,16 +84,23 @@ def fetch(r: redis.Redis, keys: Keys, refs: list[Ref]) -> list[dict[str, Any] | 
     return [orjson.loads(raw) if raw is not None else None for raw in raws]
 
 
-def entity_events_at(r: redis.Redis, keys: Keys, wants: list[tuple[str, str, int]]) -> list[list[dict[str, Any]]]:
-    """For each (kind, id, ts): the events of that workflow or actor stamped exactly ts
-    (the entity index of the aggregator), oldest id first. Entity states keep times, not
-    ids; this finds the events behind them."""
+def ids_at(r: redis.Redis, keys: Keys, wants: list[tuple[str, str, int]]) -> list[list[bytes]]:
+    """For each (kind, id, ts): the ids of the events of that workflow or actor stamped
+    exactly ts (the aggregator's entity index), in one round trip."""
     if not wants:
         return []
     with r.pipeline(transaction=False) as p:
         for kind, ident, ts in wants:
             p.zrangebyscore(keys.entity_events(kind, ident), ts, ts)
-        ids = p.execute()
+        return p.execute()
+
+
+def entity_events_at(r: redis.Redis, keys: Keys, wants: list[tuple[str, str, int]]) -> list[list[dict[str, Any]]]:
+    """For each (kind, id, ts): the events of that workflow or actor stamped exactly ts,
+    oldest id first. Entity states keep times, not ids; this finds the events behind them."""
+    if not wants:
+        return []
+    ids = ids_at(r, keys, wants)
     with r.pipeline(transaction=False) as p:
         for (_, _, ts), members in zip(wants, ids):
             if members:
