@@ -57,6 +57,20 @@ def _still_valid_or_unknown(svc: Any, principal: Principal) -> bool:
         return True
 
 
+def _snapshots(h: Hub, channels: list[str]) -> list[bytes]:
+    """The last message of each newly subscribed channel (pub/sub may have dropped some):
+    those Redis can give now; while it is away, the hub's resync sends them when it is back."""
+    snaps = []
+    for ch in channels:
+        try:
+            snap = h.snapshot(ch)
+        except redis.RedisError:
+            continue
+        if snap is not None:
+            snaps.append(snap)
+    return snaps
+
+
 def _text(item: bytes | str) -> str:
     return item.decode() if isinstance(item, bytes) else item
 
@@ -187,13 +201,8 @@ def _handle(send: Any, h: Hub, client: Client, raw: Any) -> None:
     for m in reply.messages:
         send(orjson.dumps(m).decode())
     h.subscribed(client, reply.new_channels, reply.removed_channels)
-    for ch in reply.new_channels:     # start from a snapshot: pub/sub may have dropped messages
-        try:
-            snap = h.snapshot(ch)
-        except redis.RedisError:      # Redis is away: the hub's resync sends it when it is back
-            continue
-        if snap is not None:
-            send(snap.decode())
+    for snap in _snapshots(h, reply.new_channels):
+        send(snap.decode())
     if reply.should_close:
         client.close()
 
@@ -216,7 +225,7 @@ def stream() -> Response:
     h.add(client)
     h.subscribed(client, first.new_channels, [])
     opening = [orjson.dumps(m) for m in first.messages]
-    opening += [s for s in (h.snapshot(ch) for ch in first.new_channels) if s is not None]
+    opening += _snapshots(h, first.new_channels)
 
     def events() -> Iterator[str]:
         try:
@@ -226,7 +235,7 @@ def stream() -> Response:
                 try:
                     item = client.out.get(timeout=SSE_HEARTBEAT_S)
                 except queue.Empty:
-                    if principal is not None and not _still_valid(svc, principal):
+                    if principal is not None and not _still_valid_or_unknown(svc, principal):
                         break            # ended while a close message was missed
                     yield ": keep-alive\n\n"
                     continue

@@ -22,6 +22,7 @@ from werkzeug.serving import make_server
 from auth.guard import CSRF_HEADER
 from tests.conftest import PASSWORD
 from tests.integration.test_auth import assert_401, csrf_of, route_body
+from tests.private_redis import PrivateRedis, private_redis  # noqa: F401  (a fixture)
 
 UPDATE = "/_dash-update-component"
 DASH = "/api/dashboard/executive"
@@ -276,3 +277,39 @@ def test_ses031_revoking_an_api_token_closes_its_socket_and_stream(app: Any, aut
     with pytest.raises(InvalidStatus) as refused:
         connect(f"ws://{server}/ws?token={secret}")
     assert refused.value.response.status_code == 401
+
+
+def test_ses032_an_event_stream_outlives_a_redis_outage(private_redis: PrivateRedis,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stream's periodic credential re-check, like the WebSocket's, cannot revoke anything
+    while Redis is away: the stream stays open (told 'unavailable', then 'available'). Before,
+    the first heartbeat's re-check raised out of the response and cut every stream."""
+    import live.routes
+    monkeypatch.setattr(live.routes, "SSE_HEARTBEAT_S", 0.1)
+    app = private_redis.app(alerts=False)
+    svc = app.server.extensions["qms"]
+    hub = app.server.extensions["qms_hub"]
+    secret = svc.tokens.create("wallboard", ["operations"], "test")[1]
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with requests.get(f"http://127.0.0.1:{srv.server_port}/api/stream?channels=dashboard.operational",
+                          headers={"Authorization": f"Bearer {secret}"}, stream=True, timeout=(5, 10)) as sse:
+            lines = sse.iter_lines(decode_unicode=True)
+            assert json.loads(next(lines)[6:])["type"] == "subscribed"
+            assert hub.connected.wait(5)
+            private_redis.shutdown()
+            down = next(json.loads(line[6:]) for line in lines if '"data_store"' in line)
+            assert down == {"type": "status", "data_store": "unavailable"}
+            beats = 0
+            for line in lines:                    # several re-checks fail to reach Redis: no cut
+                beats += line == ": keep-alive"
+                if beats == 5:
+                    break
+            assert beats == 5
+            private_redis.start()
+            back = next(json.loads(line[6:]) for line in lines if '"data_store"' in line)
+            assert back == {"type": "status", "data_store": "available"}
+    finally:
+        hub.stop()
+        srv.shutdown()
