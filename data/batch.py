@@ -18,10 +18,11 @@ STEP = {r.name: r.step_ms for r in RESOLUTIONS}
 RETENTION = {r.name: r.retention_ms for r in RESOLUTIONS}
 
 # A batch is written by ONE script, in two phases: first it checks that every key it will
-# write holds the type the write needs (a wrong type is the one way a write could still fail
-# once Python validated the arguments), then it writes. A check that fails returns an error
-# before anything is written; Redis refuses a script over maxmemory at its first write. So a
-# batch is written whole or not at all, and the marks "applied" and the XACK come last.
+# write holds the type the write needs and that every field it will add to holds an integer
+# HINCRBY accepts (what Python validated cannot fail otherwise), then it writes. A check that
+# fails returns an error before anything is written; Redis refuses a script over maxmemory at
+# its first write. So a batch is written whole or not at all, and the marks "applied" and the
+# XACK come last.
 # (A MULTI/EXEC would not do: Redis runs the rest of a transaction when one command fails.)
 #
 # ARGV[1]: JSON {"i": increments, "o": ops, "c": carry set key}; ARGV[2..]: blobs that ops
@@ -32,25 +33,57 @@ RETENTION = {r.name: r.retention_ms for r in RESOLUTIONS}
 #
 # Rollup fields cannot overflow: a field that reaches ±2^62 hands 2^62 to the same field of
 # the sibling hash "<key>:carry" (listed in the carry set), and readers add carry × 2^62.
-# Every delta is < 2^61 (checked in Python), so a field stays below 2^62 + 2^61 < 2^63.
+# Every delta is < 2^61 (checked in Python), so a field stays below 2^62 + 2^61 < 2^63. A
+# field found at ±2^62 or beyond (a sum written before carries existed) is carried first.
 APPLY = r"""
 local plan = cjson.decode(ARGV[1])
 local inc, ops, carryset = plan.i, plan.o, plan.c
+local LIM = 4611686018427387904
 local want = {HSET = 'hash', HDEL = 'hash', HINCRBY = 'hash', SADD = 'set', ZADD = 'zset',
               ZREMRANGEBYSCORE = 'zset', XADD = 'stream', XACK = 'stream'}
 local checked = {}
 local function wrong(key, kind)
   if checked[key] then return nil end
-  checked[key] = true
   local got = redis.call('TYPE', key).ok
+  checked[key] = got
   if got ~= 'none' and got ~= kind then return key .. ' is a ' .. got .. ', not a ' .. kind end
+  return nil
+end
+-- What HINCRBY accepts as a stored integer (Redis' string2ll): 0, or no leading zero, in int64.
+local function int64(s)
+  if s == '0' then return true end
+  local neg, digits = string.match(s, '^(%-?)([1-9]%d*)$')
+  if not digits or #digits > 19 then return false end
+  return #digits < 19 or digits <= (neg == '-' and '9223372036854775808' or '9223372036854775807')
+end
+-- Fields inc[first], inc[first + 2], ... (n of them) of key: nil when HINCRBY can add to each.
+-- A legacy sum at ±2^62 or beyond is noted in pre (carried before the increment); in a carry
+-- hash (legacy = false) it is refused, as carries are small counts.
+local pre = {}
+local function unfit(key, first, n, legacy)
+  for c = 0, n - 1, 400 do
+    local names = {}
+    for m = c, math.min(c + 400, n) - 1 do names[#names + 1] = inc[first + 2 * m] end
+    local got = redis.call('HMGET', key, unpack(names))
+    for m = 1, #names do
+      local s = got[m]
+      if s then
+        local v = int64(s) and tonumber(s)
+        if v and (v >= LIM or v <= -LIM) then
+          if not legacy then v = nil else pre[first + 2 * (c + m - 1)] = v > 0 and 1 or -1 end
+        end
+        if not v then return key .. ' ' .. names[m] .. ' holds ' .. string.sub(s, 1, 32) .. ', not a summable integer' end
+      end
+    end
+  end
   return nil
 end
 local bad = wrong(carryset, 'set')
 local i = 1
 while not bad and i <= #inc do
   local key, n = inc[i], tonumber(inc[i + 2])
-  bad = wrong(key, 'hash') or wrong(key .. ':carry', 'hash')
+  bad = wrong(key, 'hash') or wrong(key .. ':carry', 'hash') or unfit(key, i + 3, n, true)
+  if not bad and checked[key .. ':carry'] == 'hash' then bad = unfit(key .. ':carry', i + 3, n, false) end
   i = i + 3 + 2 * n
 end
 for _, op in ipairs(ops) do
@@ -58,24 +91,30 @@ for _, op in ipairs(ops) do
   local cmd = op[1]
   local kind = want[string.byte(cmd) == 42 and string.sub(cmd, 2) or cmd]
   if kind then bad = wrong(op[2], kind) end
+  if not bad and cmd == 'HINCRBY' then
+    local s = redis.call('HGET', op[2], op[3])
+    if s and not (int64(s) and math.abs(tonumber(s)) < LIM) then
+      bad = op[2] .. ' ' .. op[3] .. ' holds ' .. string.sub(s, 1, 32) .. ', not a summable integer'
+    end
+  end
 end
 if bad then return redis.error_reply('QMSCHECK nothing written: ' .. bad) end
 
-local LIM = 4611686018427387904
+local function carry(key, f, sign, exp)
+  redis.call('HINCRBY', key, f, sign > 0 and '-4611686018427387904' or '4611686018427387904')
+  redis.call('HINCRBY', key .. ':carry', f, sign)
+  redis.call('SADD', carryset, key)
+  if exp > 0 then redis.call('PEXPIREAT', key .. ':carry', exp) end
+end
 i = 1
 while i <= #inc do
   local key, exp, n = inc[i], tonumber(inc[i + 1]), tonumber(inc[i + 2])
   local j = i + 3
   for _ = 1, n do
     local f = inc[j]
+    if pre[j] then carry(key, f, pre[j], exp) end
     local v = redis.call('HINCRBY', key, f, inc[j + 1])
-    if v >= LIM or v <= -LIM then
-      local up = v >= LIM
-      redis.call('HINCRBY', key, f, up and '-4611686018427387904' or '4611686018427387904')
-      redis.call('HINCRBY', key .. ':carry', f, up and 1 or -1)
-      redis.call('SADD', carryset, key)
-      if exp > 0 then redis.call('PEXPIREAT', key .. ':carry', exp) end
-    end
+    if v >= LIM or v <= -LIM then carry(key, f, v > 0 and 1 or -1, exp) end
     j = j + 2
   end
   if exp > 0 then redis.call('PEXPIREAT', key, exp) end

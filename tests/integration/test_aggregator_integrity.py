@@ -284,3 +284,38 @@ def test_agi007_a_full_redis_refuses_the_whole_batch_not_half_of_it() -> None:
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+@pytest.mark.parametrize("stored", [str((1 << 63) - 1_000), str(-(1 << 63) + 1_000), "12.5", "x", "007"])
+def test_agi008_a_rollup_field_the_script_cannot_add_to_stops_the_batch_before_any_write(r: redis.Redis,
+                                                                                       stored: str) -> None:
+    """A field left near 2^63 (the old overflow bug wrote such sums) or holding what is not an
+    integer made HINCRBY fail halfway through the script: the 1m and 5m increments before it
+    were written, the batch stayed pending, and each retry added them again. Now a legacy sum
+    is carried first and the batch applies once; anything else refuses the whole batch."""
+    t0 = now_ms() // HOUR_MS * HOUR_MS - HOUR_MS
+    events = [_ev(i, "workflow.review_completed", {"workflow_id": f"W{i}", "reviewer": "bot", "verdict": "approved",
+                                                   "cost_usd": 2}, t0 + 60_000 * i) for i in range(1, 6)]
+    r.hset(K.rollup("1h", "m", t0), "cost", stored)
+    _xadd(r, events)
+    agg = Aggregator(r, K, batch=100, reclaim_idle_ms=0)
+    agg.ensure_group()
+    if stored.lstrip("-").isdigit() and not stored.startswith("0"):
+        for _ in range(3):                # re-deliveries change nothing
+            agg.drain()
+            agg.r.xadd(K.stream, {"e": orjson.dumps(events[0])})
+        agg.drain()
+        span = fetch(r, K, ["m"], [t0], t0 + HOUR_MS, t0 + 2 * HOUR_MS)
+        assert span.window("m", "cost", t0, t0 + HOUR_MS) == int(stored) + 5 * 2_000_000
+        assert _gates_at(r, t0, t0 + HOUR_MS) == {"1m": 0, "5m": 0, "1h": 0}
+        assert sum(int(r.hget(K.rollup("1m", "m", t0 + 60_000 * i), "rc") or 0) for i in range(60)) == 5
+        assert r.xpending(K.stream, K.group)["pending"] == 0
+        return
+    for _ in range(3):
+        with pytest.raises(redis.ResponseError, match="nothing written"):
+            agg.step(block_ms=50)
+        agg.reclaim_idle_ms = 0
+        agg._last_reclaim = 0.0
+    assert not list(r.scan_iter("qms:r:1m:*")) and not list(r.scan_iter("qms:r:5m:*"))
+    assert r.hgetall(K.rollup("1h", "m", t0)) == {b"cost": stored.encode()}
+    assert r.xpending(K.stream, K.group)["pending"] == len(events)
