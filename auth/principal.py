@@ -27,6 +27,10 @@ class Principal:
     # What its live sockets are closed by besides the user name: "session:<digest>" for a
     # browser sign-in, "token:<id>" for an API token (data.sessions, data.users).
     credential: str = ""
+    # A JWT's end (epoch seconds) and the session epoch it was issued at: what a live socket
+    # opened with it re-checks (live.routes), as every HTTP request checks them.
+    expires: float | None = None
+    epoch: int | None = None
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -90,11 +94,18 @@ def _from_bearer(token: str) -> Principal:
     roles = claims.get("roles")
     if not isinstance(roles, list) or not all(isinstance(x, str) for x in roles):
         raise BadCredentials("invalid token: roles must be a list of names")
-    if "ep" in claims:
-        user = svc.users.get(str(claims["sub"]))
-        if user is None or user.disabled or user.session_epoch != claims["ep"]:
-            raise BadCredentials("token no longer valid: the user was changed or disabled")
-    return Principal(str(claims["sub"]), tuple(roles), rbac.permissions_for(roles), "jwt")
+    epoch = claims.get("ep")
+    if epoch is not None and not jwt_user_valid(svc.users, str(claims["sub"]), epoch):
+        raise BadCredentials("token no longer valid: the user was changed or disabled")
+    return Principal(str(claims["sub"]), tuple(roles), rbac.permissions_for(roles), "jwt",
+                     expires=float(claims["exp"]), epoch=epoch)
+
+
+def jwt_user_valid(users: Any, name: str, epoch: Any) -> bool:
+    """Is a JWT issued at session epoch `epoch` still good for its user (no password, role or
+    enabled change since)?"""
+    user = users.get(name)
+    return user is not None and user.accepts_session(epoch)
 
 
 def current_principal() -> Principal | None:

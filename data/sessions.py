@@ -88,9 +88,6 @@ class SessionStore:
             return None
         return to_sign_in(digest(sid), self._r.hgetall(self._keys.session(digest(sid))))
 
-    def alive(self, sid_digest: str) -> bool:
-        return bool(sid_digest) and bool(self._r.exists(self._keys.session(sid_digest)))
-
     def end(self, sid: str) -> SignIn | None:
         """End one sign-in (sign-out); returns what it was."""
         sign_in = self.get(sid)

@@ -152,10 +152,14 @@ class UserStore:
     def signed_in(self, name: str, sid: str) -> tuple[User, SignIn] | None:
         """The user of a browser sign-in, if that sign-in is still live and was made at the
         user's current session epoch by an enabled account (one round trip)."""
-        if not isinstance(name, str) or not NAME_RE.fullmatch(name) or not isinstance(sid, str) \
-                or not SID_RE.fullmatch(sid):
+        if not isinstance(sid, str) or not SID_RE.fullmatch(sid):
             return None
-        sid_digest = digest(sid)
+        return self.still_signed_in(name, digest(sid))
+
+    def still_signed_in(self, name: str, sid_digest: str) -> tuple[User, SignIn] | None:
+        """signed_in() for a sign-in known by its digest (a live socket re-checking its own)."""
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name) or not sid_digest:
+            return None
         with self._r.pipeline(transaction=False) as pipe:
             pipe.hgetall(self._keys.user(name))
             pipe.hgetall(self._keys.session(sid_digest))

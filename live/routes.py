@@ -20,7 +20,7 @@ from flask_sock import ConnectionClosed, Sock
 
 from api.routes import error
 from auth.guard import AUTHENTICATED, require
-from auth.principal import Principal, authorize, current_principal
+from auth.principal import Principal, authorize, current_principal, jwt_user_valid
 from live.frames import FrameTail, Outgoing
 from live.hub import CLOSE, Client, Hub, make_connection
 
@@ -36,15 +36,18 @@ def hub() -> Hub:
 
 def _still_valid(svc: Any, principal: Principal) -> bool:
     """The backstop of the control channel's close messages (a missed one during a Redis
-    outage): is the session's sign-in, or the API token, still live?"""
+    outage): does the credential still pass what an HTTP request checks — the session's
+    sign-in (live, at its user's epoch), the API token (not revoked), the JWT (not expired,
+    at its user's epoch)?"""
     ident = principal.credential.partition(":")[2]
     if principal.kind == "token":
         token = svc.tokens.get(ident)
         return token is not None and not token.revoked
-    if principal.kind != "session":
-        return True
-    user = svc.users.get(principal.name)
-    return user is not None and not user.disabled and svc.users.sessions.alive(ident)
+    if principal.kind == "session":
+        return svc.users.still_signed_in(principal.name, ident) is not None
+    if principal.expires is not None and time.time() >= principal.expires:
+        return False
+    return principal.epoch is None or jwt_user_valid(svc.users, principal.name, principal.epoch)
 
 
 def _still_valid_or_unknown(svc: Any, principal: Principal) -> bool:

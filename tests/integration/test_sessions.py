@@ -20,6 +20,7 @@ from websockets.sync.client import connect
 from werkzeug.serving import make_server
 
 from auth.guard import CSRF_HEADER
+from auth.principal import issue_jwt
 from tests.conftest import PASSWORD
 from tests.integration.test_auth import assert_401, csrf_of, route_body
 from tests.private_redis import PrivateRedis, private_redis  # noqa: F401  (a fixture)
@@ -224,6 +225,23 @@ def _closed_within(ws: Any, seconds: float) -> bool:
     return False
 
 
+def _ends_within(lines: Iterator[bytes], seconds: float) -> bool:
+    """True when the server ends an event stream within `seconds` (its lines are read)."""
+    ended = threading.Event()
+
+    def drain() -> None:
+        try:
+            for _ in lines:
+                pass
+            ended.set()
+        except requests.RequestException:     # read timeout: the stream stayed open
+            pass
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    reader.join(seconds)
+    return ended.is_set()
+
+
 def test_ses030_ws_with_a_cookie_copied_before_sign_out(app: Any, auth: Any, server: str) -> None:
     browser = _browser_sign_in(server, auth.user("qa_lead"))
     cookie = "qms_session=" + browser.cookies["qms_session"]
@@ -260,19 +278,7 @@ def test_ses031_revoking_an_api_token_closes_its_socket_and_stream(app: Any, aut
         res = requests.delete(f"http://{server}/api/tokens/{token_id}", headers=auth.bearer("admin"), timeout=5)
         assert res.status_code == 200
         assert _closed_within(ws, CLOSED_WITHIN_S), "the revoked token's WebSocket is still open"
-        ended = threading.Event()
-
-        def drain() -> None:
-            try:
-                for _ in lines:
-                    pass
-                ended.set()
-            except requests.RequestException:     # read timeout: the stream stayed open
-                pass
-        reader = threading.Thread(target=drain, daemon=True)
-        reader.start()
-        reader.join(CLOSED_WITHIN_S + 1)
-        assert ended.is_set(), "the revoked token's event stream is still open"
+        assert _ends_within(lines, CLOSED_WITHIN_S + 1), "the revoked token's event stream is still open"
         _ping(bystander)                          # another token of the same name keeps its socket
     with pytest.raises(InvalidStatus) as refused:
         connect(f"ws://{server}/ws?token={secret}")
@@ -313,3 +319,35 @@ def test_ses032_an_event_stream_outlives_a_redis_outage(private_redis: PrivateRe
     finally:
         hub.stop()
         srv.shutdown()
+
+
+def test_ses033_a_socket_ends_with_its_credential_without_a_close_message(app: Any, auth: Any, r: Any, server: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sockets' periodic re-check, the backstop of missed close messages, asks what an HTTP
+    request asks: a JWT's expiry and its user's session epoch, a sign-in's epoch. Before, a
+    socket opened with a JWT outlived its expiry and any change of its user, and one opened
+    with a cookie outlived an epoch change whose sign-in records were left."""
+    import live.routes
+    monkeypatch.setattr(live.routes, "REVALIDATE_S", 0.2)
+    monkeypatch.setattr(live.routes, "SSE_HEARTBEAT_S", 0.2)
+    svc = app.server.extensions["qms"]
+    name = auth.user("qa_lead")
+    epoch = svc.users.get(name).session_epoch
+    short = issue_jwt(name, ["qa_lead"], 2, svc.secret_key, epoch)
+    kept = issue_jwt(name, ["qa_lead"], 600, svc.secret_key, epoch)
+    cookie = "qms_session=" + _browser_sign_in(server, name).cookies["qms_session"]
+    with connect(f"ws://{server}/ws?token={short}") as expiring, \
+            connect(f"ws://{server}/ws?token={kept}") as by_jwt, \
+            connect(f"ws://{server}/ws", additional_headers={"Cookie": cookie}) as by_cookie, \
+            requests.get(f"http://{server}/api/stream?channels=dashboard.qa", stream=True, timeout=(5, 6),
+                         headers={"Authorization": f"Bearer {short}"}) as sse:
+        assert sse.status_code == 200
+        for ws in (expiring, by_jwt, by_cookie):
+            _ping(ws)
+        assert _closed_within(expiring, 4), "the socket outlived its JWT"
+        assert _ends_within(sse.iter_lines(), CLOSED_WITHIN_S), "the stream outlived its JWT"
+        _ping(by_jwt)
+        _ping(by_cookie)
+        r.hincrby(svc.keys.user(name), "session_epoch", 1)      # a change whose close message was missed
+        assert _closed_within(by_jwt, CLOSED_WITHIN_S), "the JWT's socket outlived its user's change"
+        assert _closed_within(by_cookie, CLOSED_WITHIN_S), "the sign-in's socket outlived its user's change"
