@@ -1,13 +1,14 @@
 """The aggregator: reads the ingest stream through a consumer group, in batches, and keeps
 the rollups, totals, entity states and display state up to date.
 
-One batch = one optimistic transaction: WATCH the entities and timelines the batch
-touches, read them (and which event ids were already applied), compute, then a single
-MULTI/EXEC writes every effect, marks the ids applied and XACKs the entries. A crash
-before EXEC leaves the entries pending (another consumer reclaims them with XAUTOCLAIM);
-after EXEC they are acknowledged. An id already applied is skipped, so re-delivery never
-double-counts. Several aggregators can share the stream: a concurrent change to a
-watched entity aborts the EXEC and the batch is recomputed.
+One batch: take the apply lock (WATCHed), read the entities and timelines the batch
+touches (and which event ids were already applied), compute, then ONE script
+(data.batch.APPLY, in a MULTI/EXEC only for the WATCH) checks, writes every effect, marks
+the ids applied and XACKs the entries, all or nothing. A crash before EXEC leaves the
+entries pending (another consumer reclaims them with XAUTOCLAIM); after EXEC they are
+acknowledged. An id already applied is skipped, so re-delivery never double-counts.
+Several aggregators can share the stream: if the lock changed hands meanwhile, the EXEC
+aborts and the batch is recomputed.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ class Aggregator:
     def __init__(self, r: redis.Redis, keys: Keys, *, sla_hours: float = 8.0, batch: int = 2000,
                  block_ms: int = 1000, reclaim_idle_ms: int = 30_000, max_future_skew_s: int = 900,
                  raw_retention_days: int = 30, dedup_retention_days: int = 90, consumer: str | None = None,
-                 on_batch: Any = None, lock_ms: int = 10_000) -> None:
+                 lock_ms: int = 10_000) -> None:
         self.r = r
         self.k = keys
         self.sla_ms = int(sla_hours * 3_600_000)
@@ -59,7 +60,6 @@ class Aggregator:
         self.raw_ttl_ms = raw_retention_days * DAY_MS
         self.dedup_ttl_ms = dedup_retention_days * DAY_MS
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
-        self.on_batch = on_batch
         self.lock_ms = lock_ms
         self._release_script = r.register_script(RELEASE)
         self._last_reclaim = 0.0
@@ -205,12 +205,12 @@ class Aggregator:
         reason = f"aggregation failed: {type(exc).__name__}: {exc}"[:1000]
         log.error("event %r (entry %s) cannot be aggregated and goes to the dead-letter store: %s",
                   ident, entry_id.decode(), reason)
-        with self.r.pipeline(transaction=True) as tx:
-            tx.xadd(self.k.deadletter, {"reason": reason, "raw": raw, "origin": "stream",
-                                        "at": fmt_ms(now_ms()), "id": ident}, maxlen=100_000, approximate=True)
-            tx.hincrby(self.k.meta, "rejected", 1)
-            tx.xack(self.k.stream, self.k.group, entry_id)
-            tx.execute()
+        w = Writes(self.k.carry)      # through APPLY too: no XACK unless the dead letter is written
+        w.xadd(self.k.deadletter, {"reason": reason, "raw": raw, "origin": "stream", "at": fmt_ms(now_ms()),
+                                   "id": ident}, 100_000)
+        w.command("HINCRBY", self.k.meta, "rejected", 1)
+        w.xack(self.k.stream, self.k.group, entry_id)
+        self.r.eval(APPLY, 0, *w.script_args())
 
     def parse(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> "Parsed":
         """Decode and validate a batch (no Redis): valid events, dead letters, in-batch repeats."""
@@ -366,8 +366,6 @@ class Aggregator:
         finally:
             if not committed:
                 self._release(token)
-        if self.on_batch is not None:
-            self.on_batch(len(fresh))
 
     def _entities(self, w: Writes, acc: Acc, ent_list: list[tuple[str, str]], ent_keys: list[str],
                   ent_states: list[Any], by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]],

@@ -319,3 +319,30 @@ def test_agi008_a_rollup_field_the_script_cannot_add_to_stops_the_batch_before_a
     assert not list(r.scan_iter("qms:r:1m:*")) and not list(r.scan_iter("qms:r:5m:*"))
     assert r.hgetall(K.rollup("1h", "m", t0)) == {b"cost": stored.encode()}
     assert r.xpending(K.stream, K.group)["pending"] == len(events)
+
+
+def test_agi009_a_poison_event_is_acknowledged_only_with_its_dead_letter(r: redis.Redis, monkeypatch: Any) -> None:
+    """The lone event a bisection isolates was dead-lettered by a plain MULTI/EXEC: when the
+    dead-letter XADD failed there (here: the key is not a stream), the XACK still ran and the
+    event was gone without a trace. Its dead letter, count and XACK are one script too."""
+    events, _ = simulated(hours=1, rate=0.05, seed=9)
+    poison = events[0]["id"]
+    real = contrib.direct
+
+    def direct(ev: dict[str, Any], ts: int) -> Any:
+        if ev["id"] == poison:
+            raise KeyError("boom")
+        return real(ev, ts)
+
+    monkeypatch.setattr(contrib, "direct", direct)
+    Ingestor(r, K).ingest(events[:1], origin="test")
+    r.set(K.deadletter, "not a stream")
+    agg = Aggregator(r, K, batch=10, reclaim_idle_ms=0)
+    agg.ensure_group()
+    with pytest.raises(redis.ResponseError, match="nothing written"):
+        agg.step(block_ms=50)
+    assert r.xpending(K.stream, K.group)["pending"] == 1 and r.hget(K.meta, "rejected") is None
+    r.delete(K.deadletter)
+    agg.drain()
+    assert [d["id"] for d in dead_letters(r, K)] == [poison]
+    assert r.hget(K.meta, "rejected") == b"1" and r.xpending(K.stream, K.group)["pending"] == 0
