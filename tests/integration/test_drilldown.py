@@ -243,6 +243,11 @@ def test_drl012_rows_have_a_window_and_the_response_says_what_was_filtered(app: 
     assert data["counts"]["rows"] == 5 and data["counts"]["sum"] == pytest.approx(sum(30 + i for i in range(5)) / 60)
     assert all(parse_iso(e["timestamp"]) < END for e in data["events"])
     assert data["filters"] == {} and data["filtered"] is False
+    # The export states the value's unit and precision, and rounds each run's minutes to it.
+    text = client.get(f"/api/metrics/average_gate_time/events?timeframe=1h&end={fmt_ms(END)}&format=csv").get_data(
+        as_text=True)
+    exported = {row["id"]: row["value (minutes, 2 dp)"] for row in csv.DictReader(io.StringIO(text))}
+    assert exported == {f"g{i:06d}": str(round((30 + i) / 60, 2)) for i in range(5)}
 
 
 def test_drl013_the_grid_reads_blocks_like_the_api_pages(app: Any, auth: Any, client: Any, r: Any) -> None:
