@@ -219,6 +219,7 @@ class Aggregator:
         seen: set[str] = set()
         raws: dict[str, bytes] = {}
         dups = 0
+        now = now_ms()
         for entry_id, fields in entries:
             raw = fields.get(b"e")
             try:
@@ -226,7 +227,9 @@ class Aggregator:
             except orjson.JSONDecodeError:
                 dead.append(("not JSON", raw or b""))
                 continue
-            ev, ts, errors = validate(obj, entry_ms(entry_id), self.skew_ms)
+            # "In the future" counts from when the entry was added (a re-delivery is judged
+            # alike), but never from later than now: a producer may XADD an id of its choosing.
+            ev, ts, errors = validate(obj, min(entry_ms(entry_id), now), self.skew_ms)
             if ev is None:
                 dead.append(("; ".join(errors), raw or b""))
                 continue

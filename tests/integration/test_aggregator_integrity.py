@@ -346,3 +346,20 @@ def test_agi009_a_poison_event_is_acknowledged_only_with_its_dead_letter(r: redi
     agg.drain()
     assert [d["id"] for d in dead_letters(r, K)] == [poison]
     assert r.hget(K.meta, "rejected") == b"1" and r.xpending(K.stream, K.group)["pending"] == 0
+
+
+def test_agi010_a_stream_entry_id_in_the_future_does_not_let_future_events_in(r: redis.Redis) -> None:
+    """The aggregator judged "in the future" against the entry id's time. One producer writing
+    the stream with an explicit id ten days ahead moved every later entry's id there too (XADD
+    * only goes forward), so events dated days ahead counted from then on, for everyone."""
+    now = now_ms()
+    early = _ev(1, "workflow.quality_gate_executed", {"workflow_id": "W1", "gate_name": "lint", "passed": True},
+                now - HOUR_MS)
+    ahead = _ev(2, "workflow.quality_gate_executed", {"workflow_id": "W2", "gate_name": "lint", "passed": True},
+                now + 2 * 24 * HOUR_MS)
+    r.xadd(K.stream, {"e": orjson.dumps(early)}, id=f"{now + 10 * 24 * HOUR_MS}-0")
+    _xadd(r, [ahead])
+    Aggregator(r, K, batch=10).drain()
+    dead = dead_letters(r, K)
+    assert len(dead) == 1 and b'"e2"' in dead[0]["raw"].encode() and "in the future" in dead[0]["reason"]
+    assert int(r.hget(K.meta, "applied")) == 1
