@@ -97,7 +97,7 @@ def login_post() -> Any:
     if not csrf_ok(request.form.get("csrf_token")):
         return _login_page("The form expired; please sign in again.", 400, username)
     ip = request.remote_addr or "-"
-    verdict = svc.limiter.check(username, ip)
+    verdict = svc.limiter.attempt(username, ip)
     if verdict.wait_s:
         audit("auth.sign_in_failed", "rate_limited", user=username)
         resp = _login_page(f"Too many failed attempts. Try again in {verdict.wait_s} s.", 429, username)
@@ -183,7 +183,7 @@ def token() -> Response:
     asked = body(TokenRequest)              # 400 naming the field for anything but {username, password}
     username, password = asked.username, asked.password
     ip = request.remote_addr or "-"
-    verdict = svc.limiter.check(username, ip)
+    verdict = svc.limiter.attempt(username, ip)
     if verdict.wait_s:
         audit("auth.sign_in_failed", "rate_limited", user=username, via="token")
         resp = _error(429, "too_many_attempts", "too many failed attempts; wait and retry")

@@ -1,6 +1,6 @@
 """Failed sign-in limits that slow an attacker down without letting anyone lock a user out.
 
-Three fixed-window counters of failures (Redis strings with the window as TTL):
+Three fixed-window counters (Redis strings with the window as TTL):
 
 - per user name × client address: `max_failures` refuse that name from that address for
   the rest of the window (an attacker guessing one account from one address stops there);
@@ -11,6 +11,12 @@ Three fixed-window counters of failures (Redis strings with the window as TTL):
   attacker gets fewer guesses per second; the real user, from their own address, still gets
   in (a few seconds later at worst). A hard lock of a name for all addresses would let anyone
   lock out anyone, the admin included.
+
+The pair and address counters count an attempt when it is let in (`attempt`), in the same
+transaction that reads them, and give it back when the password was right (`success`):
+counted only after a failed check, requests sent at once would all pass a check made before
+any of them failed. The name counter counts failed checks (`failure`), so attempts refused
+at their address slow nobody down.
 """
 from __future__ import annotations
 
@@ -29,6 +35,13 @@ class Verdict(NamedTuple):
     delay_s: float     # > 0: check the password only after this long (the per-name slowdown)
 
 
+# DEL the pair; DECR the address only while its window lives (DECR would recreate it with no TTL).
+GIVE_BACK = """
+redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECR', KEYS[2]) end
+"""
+
+
 class SignInLimiter:
     def __init__(self, r: redis.Redis, keys: Keys, max_failures: int = 5, window_s: int = 300,
                  address_max_failures: int = 20, slow_base_s: float = 0.5, slow_max_s: float = 8.0) -> None:
@@ -40,34 +53,41 @@ class SignInLimiter:
         self.address_max_failures = address_max_failures
         self.slow_base_s = slow_base_s
         self.slow_max_s = slow_max_s
+        self._give_back = r.register_script(GIVE_BACK)
 
-    def check(self, name: str, ip: str) -> Verdict:
-        """May this name try from this address now, and how much later?"""
+    def attempt(self, name: str, ip: str) -> Verdict:
+        """Count an attempt of this name from this address: may it go on now, and how much later?
+        (Refused attempts count too; they cannot lengthen the window.)"""
         pair, user, addr = self._counter_keys(name, ip)
-        with self._r.pipeline(transaction=False) as pipe:
-            for key in (pair, addr, user):
-                pipe.get(key)
+        with self._r.pipeline(transaction=True) as pipe:
+            for key in (pair, addr):
+                # SET NX EX starts the window on the first attempt; INCR keeps the TTL.
+                pipe.set(key, 0, ex=self.window_s, nx=True)
+                pipe.incr(key)
                 pipe.pttl(key)
-            (n_pair, t_pair, n_addr, t_addr, n_user, _t_user) = pipe.execute()
+            pipe.get(user)
+            _, n_pair, t_pair, _, n_addr, t_addr, n_user = pipe.execute()
         wait = 0
-        if n_pair is not None and int(n_pair) >= self.max_failures:
-            wait = max(wait, self._seconds(int(t_pair)))
-        if n_addr is not None and int(n_addr) >= self.address_max_failures:
-            wait = max(wait, self._seconds(int(t_addr)))
+        if n_pair > self.max_failures:
+            wait = max(wait, self._seconds(t_pair))
+        if n_addr > self.address_max_failures:
+            wait = max(wait, self._seconds(t_addr))
         return Verdict(wait, self._delay(int(n_user or 0)))
 
     def failure(self, name: str, ip: str) -> None:
+        """The password of an attempt was wrong: the name's slowdown grows."""
+        user = self._counter_keys(name, ip)[1]
         with self._r.pipeline(transaction=True) as pipe:
-            for key in self._counter_keys(name, ip):
-                # SET NX EX starts the window on the first failure; INCR keeps the TTL.
-                pipe.set(key, 0, ex=self.window_s, nx=True)
-                pipe.incr(key)
+            pipe.set(user, 0, ex=self.window_s, nx=True)
+            pipe.incr(user)
             pipe.execute()
 
     def success(self, name: str, ip: str) -> None:
-        # Only the pair: one valid account must not reset a spraying client's address count,
-        # and the name's slowdown keeps going while others are still guessing it.
-        self._r.delete(self._counter_keys(name, ip)[0])
+        """The password of an attempt was right: the pair starts again, the address gets its
+        attempt back (one valid account does not reset a spraying client's count), and the
+        name's slowdown keeps going while others are still guessing it."""
+        pair, _user, addr = self._counter_keys(name, ip)
+        self._give_back(keys=[pair, addr])
 
     def _delay(self, failures: int) -> float:
         if failures < self.max_failures:
