@@ -290,3 +290,17 @@ def test_drl014_two_approvals_at_one_instant_are_one_row_as_on_the_card(app: Any
     assert [(e["id"], e["value"]) for e in data["events"]] == [("ap-1", pytest.approx(1.0))]
     assert data["counts"] == {"rows": 1, "sum": pytest.approx(1.0)}
     assert [c["id"] for c in data["events"][0]["context"]] == ["rs"]
+
+
+def test_drl015_entity_states_stay_right_when_the_request_cache_is_emptied(r: Any) -> None:
+    """An export of any size keeps at most Ctx.CACHE_MAX entity states: past it the cache is
+    emptied and what is wanted read again, including states it held a moment before."""
+    from data.drilldown import Ctx
+    for i in range(5):
+        r.set(K.entity("wf", f"W{i}"), orjson.dumps({"c": [i, f"a{i}"], "_c": [["m", "x", i, 1, False]]}))
+    ctx = Ctx(r, K)
+    ctx.CACHE_MAX = 3
+    assert ctx.states({("wf", "W0"), ("wf", "W1")}) == {("wf", f"W{i}"): {"c": [i, f"a{i}"]} for i in (0, 1)}
+    got = ctx.states({("wf", "W1"), ("wf", "W2"), ("wf", "W3"), ("wf", "nope")})
+    assert got == {**{("wf", f"W{i}"): {"c": [i, f"a{i}"]} for i in (1, 2, 3)}, ("wf", "nope"): None}
+    assert len(ctx._states) <= 4
