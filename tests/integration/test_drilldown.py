@@ -304,3 +304,25 @@ def test_drl015_entity_states_stay_right_when_the_request_cache_is_emptied(r: An
     got = ctx.states({("wf", "W1"), ("wf", "W2"), ("wf", "W3"), ("wf", "nope")})
     assert got == {**{("wf", f"W{i}"): {"c": [i, f"a{i}"]} for i in (1, 2, 3)}, ("wf", "nope"): None}
     assert len(ctx._states) <= 4
+
+
+def test_drl016_events_sharing_a_millisecond_are_neither_repeated_nor_skipped_at_a_boundary(
+        app: Any, client: Any, r: Any) -> None:
+    """Producers that stamp whole seconds send many events with one timestamp: a page (or a
+    chunk read from Redis) that ends among them goes on with the rest of them."""
+    from data import rawstore
+    same = [{**g, "timestamp": at(30)} for g in gates(25)]
+    ingest(app, r, same + gates(5, span_min=60, gate="other"))
+    want = sorted(((parse_iso(e["timestamp"]), e["id"]) for e in same + gates(5, span_min=60, gate="other")),
+                  reverse=True)
+    url = f"/api/metrics/total_gates_executed/events?timeframe=24h&end={fmt_ms(END)}&limit=7"
+    seen, cursor = [], None
+    while True:
+        data = data_of(client.get(url + (f"&cursor={cursor}" if cursor else "")))
+        seen += [(parse_iso(e["timestamp"]), e["id"]) for e in data["events"]]
+        cursor = data["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == want
+    chunks = list(rawstore.scan(r, K, ["workflow.quality_gate_executed"], END - 2 * HOUR_MS, END, chunk=4))
+    assert [(ts, ident) for chunk in chunks for ts, ident, _ in chunk] == want and max(map(len, chunks)) == 4
