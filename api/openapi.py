@@ -22,12 +22,16 @@ _SCOPE = [{"name": dim, "in": "query", "schema": _NAME,
 _WIDGET = {"type": "string", "enum": sorted(WIDGETS)}
 _ERR = {"description": "error envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _ENV = {"description": "success envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
+# Endpoints with ?format=: the envelope, or the export itself.
+_ENV_OR_EXPORT = {"description": "success envelope; with format=csv or jsonl the export (a download)",
+                  "content": {**_ENV["content"], "text/csv": {"schema": {"type": "string"}},
+                              "application/x-ndjson": {"schema": {"type": "string"}}}}
 
 
-def _kpi_path(summary: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
+def _kpi_path(summary: str, extra: list[dict[str, Any]], ok: dict[str, Any] = _ENV) -> dict[str, Any]:
     return {"get": {"summary": summary, "parameters": [
         {"name": "kpi_id", "in": "path", "required": True, "schema": {"type": "string"}}, _TF, _END, _USER, *extra],
-        "responses": {"200": _ENV, "400": _ERR, "404": _ERR}}}
+        "responses": {"200": ok, "400": _ERR, "404": _ERR}}}
 
 
 OPENAPI: dict[str, Any] = {
@@ -68,7 +72,7 @@ OPENAPI: dict[str, Any] = {
                  "description": "next_cursor of the previous page"},
                 {"name": "gate", "in": "query", "schema": _NAME, "description": "gate KPIs: one gate's runs"},
                 {"name": "agent", "in": "query", "schema": _NAME, "description": "gate and agent KPIs: one agent"},
-                *_SCOPE]),
+                *_SCOPE], _ENV_OR_EXPORT),
         "/api/state/{kind}": {"get": {"summary": "Current agents, queues, active workflows, open defects or violations",
                                       "parameters": [{"name": "kind", "in": "path", "required": True, "schema": {
                                           "type": "string", "enum": ["agents", "queues", "active", "defects", "violations", "reviews"]}}],
@@ -84,7 +88,7 @@ OPENAPI: dict[str, Any] = {
                            {"name": "agent", "in": "query", "schema": _NAME},
                            {"name": "format", "in": "query", "schema": {"type": "string",
                                                                          "enum": ["json", "csv", "jsonl"]}}],
-            "responses": {"200": _ENV, "400": _ERR, "403": _ERR}}},
+            "responses": {"200": _ENV_OR_EXPORT, "400": _ERR, "403": _ERR}}},
         "/api/widgets/{widget_id}/config": {"put": {
             "summary": "Personal widget settings: {\"hidden\": bool}",
             "parameters": [{"name": "widget_id", "in": "path", "required": True, "schema": _WIDGET}],
@@ -129,7 +133,7 @@ OPENAPI: dict[str, Any] = {
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                        "maximum": 10000, "default": 500}},
                            {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}}],
-            "responses": {"200": _ENV, "400": _ERR}}},
+            "responses": {"200": _ENV_OR_EXPORT, "400": _ERR}}},
         "/api/tokens": {"get": {"summary": "API tokens (manage:users)", "responses": {"200": _ENV}},
                         "post": {"summary": "Create an API token; the secret is shown once",
                                  "requestBody": {"required": True, "content": {"application/json": {"schema": {
