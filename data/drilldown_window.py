@@ -69,14 +69,17 @@ def _with_context(ctx: Ctx, verdicts: list[tuple[int, str, dict[str, Any], Verdi
     rows a page or an export sends (counting a window needs none of it)."""
     firsts = [("wf", _wf_of(ev), ts) for ts, _, ev, v in verdicts if v.first is not None]
     first_ids = iter(rawstore.ids_at(ctx.r, ctx.k, firsts))
-    for ts, ident, ev, v in verdicts:
-        if v.first is not None:
-            others = [m.decode() for m in next(first_ids) if m.decode() != ident]
-            if others:
-                same = sorted(c["id"] for c in rawstore.fetch(ctx.r, ctx.k, [(ts, i) for i in [ident, *others]])
-                              if c is not None and v.first(c))
-                if same and same[0] != ident:
-                    continue              # another event at the same instant is the first one
+    # A verdict's workflow events at its instant (usually none besides itself), all read in one pipeline.
+    ties: list[list[Ref]] = []
+    for ts, ident, _, v in verdicts:
+        others = [i for i in (m.decode() for m in next(first_ids)) if i != ident] if v.first is not None else []
+        ties.append([(ts, i) for i in [ident, *others]] if others else [])
+    bodies = iter(rawstore.fetch(ctx.r, ctx.k, [ref for refs in ties for ref in refs]))
+    for (ts, ident, ev, v), refs in zip(verdicts, ties):
+        if refs:
+            same = sorted(c["id"] for c in [next(bodies) for _ in refs] if c is not None and v.first(c))
+            if same and same[0] != ident:
+                continue              # another event at the same instant is the first one
         row = Row(ts, ident, v.role, ev, v.value, None, v.window)
         if v.refs or v.finds:
             row.pending = (v.refs, v.finds)
