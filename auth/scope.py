@@ -17,7 +17,8 @@ from typing import Any, Iterable
 import orjson
 import redis
 
-from auth.sanitize import Sanitizer, TeamScope
+from auth.sanitize import Sanitizer
+from auth.teams import TeamScope
 from data.keys import Keys
 
 
