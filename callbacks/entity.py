@@ -18,12 +18,13 @@ from callbacks.inputs import Count, Theme, TimeframeValue
 from auth.principal import Principal, audit, authorize
 from components.entity import not_found, workflow_view
 from components.entity_agent import agent_view
+from components.links import AGENT, BASES, WORKFLOW
 from data.events import MAX_NAME
 from data.timeutil import now_ms
 from pages import entity as entity_page
 from pages.dashboard import forbidden
 
-PREFIXES = {"/workflows/": "workflow", "/agents/": "agent"}
+PREFIXES = {BASES[kind]: kind for kind in (WORKFLOW, AGENT)}
 
 
 class EntitySpec(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from urllib.parse import parse_qs, quote, unquote, urlencode
+from urllib.parse import parse_qs, unquote, urlencode
 
 import dash_bootstrap_components as dbc
 from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
@@ -16,6 +16,7 @@ from auth.guard import AUTHENTICATED, Permissions, callback_input, secure_callba
 from auth.principal import Principal, audit, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
 from components.kpi import kpi_grid
+from components.links import gate_href
 from components.panels import panels
 from data.panels import panel_data
 from data.prefs import Prefs
@@ -243,7 +244,7 @@ def register(app: Dash) -> None:
             gate = gate[0] if gate else None
         if not gate:
             raise PreventUpdate
-        return f"/gates/{quote(str(gate), safe='')}?timeframe={timeframe or '24h'}"
+        return f"{gate_href(str(gate))}?timeframe={timeframe or '24h'}"
 
     @secure_callback(app, "view:audit_logs", Output("audit-grid", "rowData"), Output("audit-csv", "href"),
                      Input("audit-refresh", "n_intervals"), Input("audit-user", "value"), Input("audit-action", "value"),

@@ -1,7 +1,7 @@
 """Links to the entity pages — one place that knows their URLs, for every grid, table and card.
 
-- `workflow_href(id)`, `agent_href(id)`, `gate_href(name)`: the page of a workflow (pull
-  request), an agent, a quality gate.
+- `href(kind, id)`: the page of a workflow (pull request), an agent, a quality gate
+  (`gate_href(name)` for the gate page).
 - `entity_link(kind, id)`: a `dcc.Link` (in-app navigation) for Dash layouts.
 - `link_column(field, kind, ...)`: an AG Grid column whose cells render the id as a link
   (the `EntityLink` renderer of assets/dashAgGridComponentFunctions.js; the row data stays
@@ -44,14 +44,6 @@ def href(kind: str, ident: Any) -> str | None:
         kind = AGENT
     base = BASES.get(kind)
     return base + quote(ident, safe="") if base else None
-
-
-def workflow_href(workflow_id: str) -> str:
-    return BASES[WORKFLOW] + quote(workflow_id, safe="")
-
-
-def agent_href(agent_id: str) -> str:
-    return BASES[AGENT] + quote(agent_id, safe="")
 
 
 def gate_href(gate: str) -> str:

@@ -39,10 +39,10 @@ def hrefs(c: Any) -> set[str]:
 
 
 def test_lnk001_hrefs_quote_ids_and_round_trip() -> None:
-    assert links.workflow_href("WF-1") == "/workflows/WF-1"
-    assert links.workflow_href("a b/c?d#e") == "/workflows/a%20b%2Fc%3Fd%23e"
-    assert entity_for_path(links.workflow_href("a b/c?d#e")) == ("workflow", "a b/c?d#e")
-    assert entity_for_path(links.agent_href("qms-code-reviewer")) == ("agent", "qms-code-reviewer")
+    assert links.href("workflow", "WF-1") == "/workflows/WF-1"
+    assert links.href("workflow", "a b/c?d#e") == "/workflows/a%20b%2Fc%3Fd%23e"
+    assert entity_for_path(links.href("workflow", "a b/c?d#e")) == ("workflow", "a b/c?d#e")
+    assert entity_for_path(links.href("agent", "qms-code-reviewer")) == ("agent", "qms-code-reviewer")
     assert links.gate_href("lint-gate") == "/gates/lint-gate"
     assert links.href("actor", "qms-code-reviewer") == "/agents/qms-code-reviewer"
     assert links.href("actor", "alice.chen") is None and links.href("actor", "user-0a1b2c3d4e") is None
