@@ -224,6 +224,17 @@ def test_drl011_a_deployment_cap_is_said_in_the_page_and_in_the_file(settings: A
                       headers=headers).get_data(as_text=True)
     lines = text.splitlines()
     assert len(lines) == 1 + 5 + 1 and "cut at 5 rows" in lines[-1] and "export_max_rows" in lines[-1]
+    objects = [orjson.loads(x) for x in client.get(
+        f"/api/metrics/total_gates_executed/events?timeframe=24h&end={fmt_ms(END)}&format=jsonl",
+        headers=headers).get_data().splitlines()]
+    assert [x.get("cut_at") for x in objects] == [None] * 5 + [5] and "narrow it" in objects[-1]["note"]
+    # A widget's export too (the quality trends: 3 series of 48 points).
+    widget = client.get("/api/widgets/exec-trends/data?format=csv&timeframe=24h", headers=headers)
+    lines = widget.get_data(as_text=True).splitlines()
+    assert len(lines) == 1 + 5 + 1 and lines[-1].startswith("# cut at 5 rows")
+    objects = [orjson.loads(x) for x in client.get("/api/widgets/exec-trends/data?format=jsonl&timeframe=24h",
+                                                   headers=headers).get_data().splitlines()]
+    assert [x.get("cut_at") for x in objects] == [None] * 5 + [5]
     # The pages the router builds say it beside their export buttons (the events page, the gate page).
     helper.login(client, "qa_lead")
     with client.session_transaction() as sess:
