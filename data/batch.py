@@ -336,7 +336,7 @@ def display_row(kind: str, ident: str, s: dict[str, Any], display: dict[str, dic
         rems = s.get("r", [])
         pending = [c for c in s.get("f", []) if not any(r > c for r in rems)]
         if pending:
-            wf, policy = ident.split("|", 1)
+            wf, policy = contrib.pair_of(ident)
             display["violations"][ident] = orjson.dumps(
                 {"workflow_id": wf, "policy": policy, "failed_checks": len(pending), "since": fmt_ms(min(pending))})
         else:
@@ -345,7 +345,7 @@ def display_row(kind: str, ident: str, s: dict[str, Any], display: dict[str, dic
         starts, comps = s.get("s", []), s.get("c", [])
         last = max(starts) if starts else None
         if last is not None and not any(c > last for c in comps):
-            reviewer, wf = ident.split("|", 1)
+            reviewer, wf = contrib.pair_of(ident)
             display["reviews"][ident] = orjson.dumps({"reviewer": reviewer, "workflow_id": wf, "since": fmt_ms(last)})
         else:
             hide["reviews"].append(ident)

@@ -124,6 +124,28 @@ def gate_passed(ev: dict[str, Any]) -> bool:
 
 # --- entity routing -----------------------------------------------------------------
 
+def pair_id(a: str, b: str) -> str:
+    """One id of two names (reviewer and workflow, workflow and policy), one to one: "a|b",
+    or "\x1fa\x1fb" when a holds "|" (names hold no control characters), so reviewer "ann|x"
+    on "W9" and "ann" on "x|W9" stay two reviews."""
+    return f"{a}|{b}" if "|" not in a else f"\x1f{a}\x1f{b}"
+
+
+def pair_of(ident: str) -> tuple[str, str]:
+    """The two names of a pair_id."""
+    if ident.startswith("\x1f"):
+        a, _, b = ident[1:].partition("\x1f")
+    else:
+        a, _, b = ident.partition("|")
+    return a, b
+
+
+def user_field(name: str, user: str, rest: str) -> str:
+    """A per-user field with a name after the user (a defect category): "name:user:rest", or
+    "name\x1fuser\x1frest" when the user holds ":", so "ann:ops"'s fields never read as ann's."""
+    return f"{name}:{user}:{rest}" if ":" not in user else f"{name}\x1f{user}\x1f{rest}"
+
+
 def entity_keys(ev: dict[str, Any]) -> list[tuple[str, str]]:
     """The (kind, id) entities an event updates."""
     t = ev["type"]
@@ -135,9 +157,9 @@ def entity_keys(ev: dict[str, Any]) -> list[tuple[str, str]]:
         if t in ("workflow.defect_found", "workflow.defect_resolved"):
             out.append(("df", d["defect_id"]))
         elif t in ("workflow.compliance_checked", "workflow.violation_remediated"):
-            out.append(("cp", d["workflow_id"] + "|" + d["policy"]))
+            out.append(("cp", pair_id(d["workflow_id"], d["policy"])))
         elif t in ("workflow.review_started", "workflow.review_completed"):
-            out.append(("rv", d["reviewer"] + "|" + d["workflow_id"]))
+            out.append(("rv", pair_id(d["reviewer"], d["workflow_id"])))
         return out
     if t == "system.agent_status_changed":
         return [("ag", d["agent_id"])]
@@ -315,7 +337,7 @@ def _wf(s: dict[str, Any], sla_ms: int) -> list[Contribution]:
                 out.append((USER, "gp:" + author, g_ts, 1, False))
         for d_ts2, cat, _prod in s.get("d", []):
             if cat:
-                out.append((USER, f"dc:{author}:{cat}", d_ts2, 1, False))
+                out.append((USER, user_field("dc", author, cat), d_ts2, 1, False))
         out += _scoped(s, c, done, out)
     return out
 
@@ -407,7 +429,7 @@ def rv_contributions(user: str, s: dict[str, Any]) -> list[Contribution]:
 
 def entity_contributions(kind: str, ident: str, state: dict[str, Any], sla_ms: int) -> list[Contribution]:
     if kind == "rv":
-        return rv_contributions(ident.split("|", 1)[0], state) if state else []
+        return rv_contributions(pair_of(ident)[0], state) if state else []
     return contributions(kind, state, sla_ms)
 
 

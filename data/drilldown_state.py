@@ -106,7 +106,7 @@ def _critical(ctx: Ctx, q: Query) -> Iterator[Row]:
 
 
 def _remediation(ctx: Ctx, q: Query) -> Iterator[Row]:
-    ids = _hkeys(ctx, "violations") | {f"{d.get('workflow_id')}|{d.get('policy')}"
+    ids = _hkeys(ctx, "violations") | {contrib.pair_id(str(d.get("workflow_id")), str(d.get("policy")))
                                        for d in _after(ctx, q, WF + "violation_remediated")}
     pending: list[tuple[str, str, int, int]] = []          # (workflow, policy, check ts, how many at ts)
     for part in _chunks(sorted(ids)):
@@ -118,7 +118,7 @@ def _remediation(ctx: Ctx, q: Query) -> Iterator[Row]:
             for c in st.get("f", []):
                 if c < q.end and not any(c < r < q.end for r in rems):
                     open_at[c] = open_at.get(c, 0) + 1
-            wf, policy = i.split("|", 1)
+            wf, policy = contrib.pair_of(i)
             pending += [(wf, policy, ts, n) for ts, n in open_at.items()]
     rows: list[Row] = []
     for part_start in range(0, len(pending), CHUNK):
@@ -138,8 +138,8 @@ def _remediation(ctx: Ctx, q: Query) -> Iterator[Row]:
 
 def _pending_reviews(ctx: Ctx, q: Query) -> Iterator[Row]:
     user = q.user or ""
-    ids = {k for k in _hkeys(ctx, "reviews") if k.startswith(user + "|")}
-    ids |= {f"{user}|{d.get('workflow_id')}" for d in _after(ctx, q, WF + "review_completed")
+    ids = {k for k in _hkeys(ctx, "reviews") if contrib.pair_of(k)[0] == user}
+    ids |= {contrib.pair_id(user, str(d.get("workflow_id"))) for d in _after(ctx, q, WF + "review_completed")
             if d.get("reviewer") == user}
     starts: list[tuple[str, int]] = []
     for part in _chunks(sorted(ids)):
@@ -147,7 +147,7 @@ def _pending_reviews(ctx: Ctx, q: Query) -> Iterator[Row]:
         for i in part:
             st = states[("rv", i)] or {}
             if _at(contrib.rv_contributions(user, st), USER, "s.pend:" + user, q.end) > 0:
-                starts.append((i.split("|", 1)[1], max(x for x in st.get("s", []) if x < q.end)))
+                starts.append((contrib.pair_of(i)[1], max(x for x in st.get("s", []) if x < q.end)))
     rows: list[Row] = []
     for part_start in range(0, len(starts), CHUNK):
         part = starts[part_start:part_start + CHUNK]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from data import kpis, rawstore
-from data.contrib import MICRO, NEVER, gate_passed
+from data.contrib import MICRO, NEVER, gate_passed, pair_id
 from data.drilldown import (AVERAGED, COUNTED, DENOMINATOR, NUMERATOR, RANKED, WF, Ctx, Producer, Query, Row, Spec,
                             _in_scope, window)
 from data.events import GATE_TYPES, STEPS
@@ -249,7 +249,7 @@ def _resolution(q: Query, ts: int, ev: dict[str, Any], states: Any) -> Verdict |
 
 
 def _feedback(q: Query, ts: int, ev: dict[str, Any], states: Any) -> Verdict | None:
-    st = states.get(("rv", f"{q.user}|{_wf_of(ev)}")) or {}
+    st = states.get(("rv", pair_id(q.user or "", _wf_of(ev)))) or {}
     prior = max((x for x in st.get("s", []) if x < ts), default=None)
     if prior is None:
         return None
@@ -343,7 +343,7 @@ SPECS: dict[str, Spec] = {
     "completed_today": Spec("count", "count", REVIEWED, _scan(
         REVIEWED, _count_if(lambda ev: True), where=_reviewer)),
     "average_feedback_time": Spec("mean", "hours", REVIEWED, _scan(
-        REVIEWED, _feedback, where=_reviewer, entities=lambda ev, q: [("rv", f"{q.user}|{_wf_of(ev)}")]), "hours"),
+        REVIEWED, _feedback, where=_reviewer, entities=lambda ev, q: [("rv", pair_id(q.user or "", _wf_of(ev)))]), "hours"),
     "quality_score_trend": Spec("difference", "points", G, _scan(
         G, _trend_gate, entities=_wf)),
     "team_velocity": Spec("rate", "per_7d", COMPLETED, _scan(COMPLETED, _velocity, entities=_wf)),

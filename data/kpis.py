@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from data.contrib import GATE, HIST, LATE, MAIN, MICRO, QUEUE, USER
+from data.contrib import GATE, HIST, LATE, MAIN, MICRO, QUEUE, USER, user_field
 from data.rollups import Span
 from data.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, day_start
 
@@ -265,7 +265,7 @@ def team_velocity(w: Win) -> Value:
 
 
 def skill_development_areas(w: Win) -> Value:
-    prefix = f"dc:{w.user}:"
+    prefix = user_field("dc", w.user or "", "")
     counts = {f[len(prefix):]: v for f, v in w.sums(USER).items() if f.startswith(prefix) and v > 0}
     if not counts:
         return None

@@ -363,3 +363,40 @@ def test_agi010_a_stream_entry_id_in_the_future_does_not_let_future_events_in(r:
     dead = dead_letters(r, K)
     assert len(dead) == 1 and b'"e2"' in dead[0]["raw"].encode() and "in the future" in dead[0]["reason"]
     assert int(r.hget(K.meta, "applied")) == 1
+
+
+def test_agi011_names_holding_the_separators_keep_their_events_apart(r: redis.Redis) -> None:
+    """Names may hold any printable character, but entity ids and fields joined two names with
+    "|" or ":": reviewer "ann|x" on W9 and reviewer "ann" on "x|W9" were one review (the first
+    one's completion closed ann's pending review and credited ann with its feedback time),
+    workflow "W9" policy "a|p" and workflow "W9|a" policy "p" one compliance record, and
+    author "ann:ops"'s defect categories showed as ann's skill areas."""
+    t0 = NOW - HOUR_MS
+    def ev(i: int, type_: str, data: dict[str, Any], dt: int) -> dict[str, Any]:
+        return _ev(i, type_, data, t0 + dt)
+    events = [
+        ev(1, "workflow.pr_created", {"workflow_id": "W9", "pr_number": 1, "repository": "api", "author": "ann",
+                                      "team": "core"}, 0),
+        ev(2, "workflow.pr_created", {"workflow_id": "x|W9", "pr_number": 2, "repository": "api",
+                                      "author": "ann:ops", "team": "core"}, 0),
+        ev(3, "workflow.review_started", {"workflow_id": "W9", "reviewer": "ann|x"}, 1_000),
+        ev(4, "workflow.review_started", {"workflow_id": "x|W9", "reviewer": "ann"}, 2_000),
+        ev(5, "workflow.review_completed", {"workflow_id": "W9", "reviewer": "ann|x", "verdict": "approved"}, 60_000),
+        ev(6, "workflow.compliance_checked", {"workflow_id": "W9", "policy": "a|p", "passed": False}, 10_000),
+        ev(7, "workflow.compliance_checked", {"workflow_id": "W9|a", "policy": "p", "passed": False}, 20_000),
+        ev(8, "workflow.violation_remediated", {"workflow_id": "W9|a", "policy": "p"}, 30_000),
+        ev(9, "workflow.defect_found", {"workflow_id": "x|W9", "defect_id": "D1", "severity": "minor",
+                                        "category": "sec"}, 40_000),
+    ]
+    _xadd(r, events)
+    Aggregator(r, K).drain()
+    assert not dead_letters(r, K)
+    eng = Engine(r, K)
+    end = to_datetime(NOW)
+    views = [("developer", u) for u in ("ann", "ann|x", "ann:ops")] + [(d, None) for d in ("executive", "qa")]
+    for dash, user in views:
+        got = {w["id"]: w["data"] for w in eng.dashboard(dash, "24h", NOW, user=user)["data"]["widgets"]}
+        want = reference.compute_dashboard(events, dash, end, timedelta(hours=24), user=user)
+        for kpi, ref in want.items():
+            a, b = got[kpi]["current_value"], ref["current_value"]
+            assert a == b or (isinstance(a, float) and math.isclose(a, b, rel_tol=1e-9)), f"{dash}/{user} {kpi}: {a} != {b}"
