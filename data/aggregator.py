@@ -40,7 +40,7 @@ from data.batch import (
     member,
 )
 from data.contrib import TIMELINE_KINDS
-from data.events import validate
+from data.events import item_id, validate
 from data.keys import Keys
 from data.timeutil import DAY_MS, EXPIRY_SLACK_MS, RESOLUTIONS, fmt_ms, now_ms
 
@@ -199,8 +199,8 @@ class Aggregator:
         entry_id, fields = entry
         raw = fields.get(b"e") or b""
         try:
-            ident = str(orjson.loads(raw).get("id") or "")[:128]
-        except Exception:
+            ident = item_id(orjson.loads(raw)) or ""
+        except orjson.JSONDecodeError:
             ident = ""
         reason = f"aggregation failed: {type(exc).__name__}: {exc}"[:1000]
         log.error("event %r (entry %s) cannot be aggregated and goes to the dead-letter store: %s",
@@ -215,7 +215,7 @@ class Aggregator:
     def parse(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> "Parsed":
         """Decode and validate a batch (no Redis): valid events, dead letters, in-batch repeats."""
         events: list[tuple[dict[str, Any], int]] = []
-        dead: list[tuple[str, bytes]] = []
+        dead: list[tuple[str, bytes, str]] = []      # reason, raw, event id ("" when none)
         seen: set[str] = set()
         raws: dict[str, bytes] = {}
         dups = 0
@@ -225,13 +225,13 @@ class Aggregator:
             try:
                 obj = orjson.loads(raw) if raw is not None else None
             except orjson.JSONDecodeError:
-                dead.append(("not JSON", raw or b""))
+                dead.append(("not JSON", raw or b"", ""))
                 continue
             # "In the future" counts from when the entry was added (a re-delivery is judged
             # alike), but never from later than now: a producer may XADD an id of its choosing.
             ev, ts, errors = validate(obj, min(entry_ms(entry_id), now), self.skew_ms)
             if ev is None:
-                dead.append(("; ".join(errors), raw or b""))
+                dead.append(("; ".join(errors), raw or b"", item_id(obj) or ""))
                 continue
             if ev["id"] in seen:
                 dups += 1
@@ -342,8 +342,9 @@ class Aggregator:
                                  start + STEP[res_name] + RETENTION[res_name] + EXPIRY_SLACK_MS, fields)
                 for fam, fields in acc.totals.items():
                     w.increments(k.totals(fam), 0, fields)
-                for reason, raw in dead:
-                    w.xadd(k.deadletter, {"reason": reason, "raw": raw, "origin": "stream", "at": fmt_ms(now)}, 100_000)
+                for reason, raw, ident in dead:
+                    w.xadd(k.deadletter, {"reason": reason, "raw": raw, "origin": "stream", "at": fmt_ms(now),
+                                          "id": ident}, 100_000)
                 w.command("HINCRBY", k.meta, "version", 1)
                 w.command("PUBLISH", k.live_applied, "1")   # wakes the live publisher (data.live is pull, not this payload)
                 w.command("HINCRBY", k.meta, "applied", len(fresh))

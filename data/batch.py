@@ -303,7 +303,7 @@ def entry_ms(entry_id: bytes) -> int:
 class Parsed:
     entry_ids: list[bytes]
     events: list[tuple[dict[str, Any], int]]
-    dead: list[tuple[str, bytes]]
+    dead: list[tuple[str, bytes, str]]          # reason, raw, event id
     dups: int
     raws: dict[str, bytes] = field(default_factory=dict)   # event id -> bytes as received
 

@@ -68,6 +68,7 @@ def test_agi001_an_out_of_bounds_cost_is_dead_lettered_and_its_batch_still_count
     assert _gates_at(r, t0, t0 + HOUR_MS) == {"1m": 50, "5m": 50, "1h": 50}
     dead = dead_letters(r, K)
     assert len(dead) == 1 and "data.cost_usd" in dead[0]["reason"] and b'"e99"' in dead[0]["raw"].encode()
+    assert dead[0]["id"] == "e99", "operators find a rejected event by its id, whichever way it came"
     assert r.xpending(K.stream, K.group)["pending"] == 0
 
 
