@@ -16,7 +16,24 @@ from data.events import check_item, item_id, item_raw
 from data.keys import Keys
 from data.timeutil import DAY_MS, fmt_ms, now_ms
 
+# Keys of the wrong type are refused before anything is written: an id marked seen whose XADD
+# then failed would be in no stream, and a resend would count it as a duplicate.
 _LUA = """
+local function wrong(key, kind)
+  local got = redis.call('TYPE', key).ok
+  if got ~= 'none' and got ~= kind then return key .. ' is a ' .. got .. ', not a ' .. kind end
+  return nil
+end
+local bad = wrong(KEYS[1], 'stream') or wrong(KEYS[2], 'hash')
+local checked = {}
+for i = 1, #ARGV - 2, 4 do
+  if bad then break end
+  if not checked[ARGV[i]] then
+    checked[ARGV[i]] = true
+    bad = wrong(ARGV[i], 'set')
+  end
+end
+if bad then return redis.error_reply('QMSCHECK nothing written: ' .. bad) end
 local out = {}
 local expired = {}
 for i = 1, #ARGV - 2, 4 do

@@ -401,3 +401,19 @@ def test_agi011_names_holding_the_separators_keep_their_events_apart(r: redis.Re
         for kpi, ref in want.items():
             a, b = got[kpi]["current_value"], ref["current_value"]
             assert a == b or (isinstance(a, float) and math.isclose(a, b, rel_tol=1e-9)), f"{dash}/{user} {kpi}: {a} != {b}"
+
+
+def test_agi012_an_ingest_that_cannot_add_to_the_stream_marks_nothing_seen(r: redis.Redis) -> None:
+    """Ingest marked an id seen (SADD) and then failed to XADD it (here: the stream key is not
+    a stream): the event was in no stream, and sending it again counted it as a duplicate, so
+    it was lost for good. The script now checks its keys first and writes nothing if one is
+    wrong; once repaired, the same request is accepted."""
+    ev = _ev(1, "workflow.quality_gate_executed", {"workflow_id": "W1", "gate_name": "lint", "passed": True},
+             now_ms() - 60_000)
+    r.set(K.stream, "not a stream")
+    with pytest.raises(redis.ResponseError, match="nothing written"):
+        Ingestor(r, K).ingest([ev], origin="test")
+    assert not list(r.scan_iter("qms:seen:in:*")) and r.hget(K.meta, "ingested") is None
+    r.delete(K.stream)
+    assert Ingestor(r, K).ingest([ev], origin="test").accepted == 1
+    assert r.xlen(K.stream) == 1
