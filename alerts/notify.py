@@ -280,11 +280,6 @@ def delivery_id(transition: Mapping[str, Any], channel: str) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()
 
 
-def claim_key(prefix: str, transition: Mapping[str, Any], channel: str) -> str:
-    """The lease / done marker of one notification."""
-    return SENT.format(p=prefix, hash=delivery_id(transition, channel))
-
-
 def _notify_type(transition: Mapping[str, Any]) -> apprise.NotifyType:
     """apprise's message type, which colours Slack and sets PagerDuty's severity."""
     if transition.get("to") == "resolved":

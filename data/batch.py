@@ -157,19 +157,14 @@ class Writes:
         self.ops: list[list[Any]] = []
         self.blobs: list[bytes] = []
 
-    def _arg(self, v: Any) -> Any:
-        if type(v) is bytes:
-            self.blobs.append(v)
-            return len(self.blobs) + 1          # ARGV index: ARGV[1] is the plan
-        return v if type(v) is str else str(v)
-
     def _op(self, cmd: str, args: list[Any], blobs_before: int) -> None:
         """One command; marked "*" when an argument is a blob (the blob list grew since
         `blobs_before`), so the script walks only those arguments."""
         self.ops.append([("*" + cmd) if len(self.blobs) > blobs_before else cmd, *args])
 
     def _args(self, items: Iterable[Any]) -> list[Any]:
-        """_arg over many items (a batch's raw events, ids, scores): inlined, it is per event."""
+        """Bytes become blobs, named by their ARGV index (ARGV[1] is the plan); anything else
+        a string. Per event (a batch's raw events, ids, scores), so written as one loop."""
         blobs = self.blobs
         out: list[Any] = []
         append = out.append
