@@ -31,11 +31,9 @@ STORE_AVAILABLE = b'{"type":"status","data_store":"available"}'
 class Client:
     """One browser connection: its protocol state and its outbound queue."""
 
-    def __init__(self, conn: Connection, user: str | None, epoch: int | None = None,
-                 credential: str | None = None) -> None:
+    def __init__(self, conn: Connection, user: str | None, credential: str | None = None) -> None:
         self.conn = conn
         self.user = user
-        self.epoch = epoch
         self.credential = credential     # "session:<digest>" / "token:<id>": closed when it ends
         self.out: queue.Queue[Any] = queue.Queue(QUEUE_SIZE)
         self.closed = False

@@ -60,6 +60,11 @@ def _still_valid_or_unknown(svc: Any, principal: Principal) -> bool:
         return True
 
 
+def _client(svc: Any, principal: Principal) -> Client:
+    """A hub client for one socket or stream, closed with the principal's user or credential."""
+    return Client(make_connection(principal, authorize, svc.settings), principal.name, principal.credential or None)
+
+
 def _snapshots(h: Hub, channels: list[str]) -> list[bytes]:
     """The last message of each newly subscribed channel (pub/sub may have dropped some):
     those Redis can give now; while it is away, the hub's resync sends them when it is back."""
@@ -104,8 +109,7 @@ def init_live(server: Flask, services: Any) -> None:
         if principal is None:        # the guard answered 401 already; a second lock
             return
         h = hub()
-        client = Client(make_connection(principal, authorize, svc.settings), principal.name,
-                        credential=principal.credential or None)
+        client = _client(svc, principal)
         lock = threading.Lock()      # the pump and this loop both send
 
         def send(text: str) -> None:
@@ -216,9 +220,9 @@ def stream() -> Response:
     """The same messages as /ws for clients that cannot open a WebSocket."""
     svc = current_app.extensions["qms"]
     principal = current_principal()
+    assert principal is not None        # @require(AUTHENTICATED) answered 401 already
     h = hub()
-    client = Client(make_connection(principal, authorize, svc.settings), principal.name if principal else None,
-                    credential=(principal.credential or None) if principal else None)
+    client = _client(svc, principal)
     channels = [c.strip() for c in request.args.get("channels", "").split(",") if c.strip()]
     first = client.conn.receive(orjson.dumps({"type": "subscribe", "channels": channels}))
     if not first.new_channels:
@@ -238,7 +242,7 @@ def stream() -> Response:
                 try:
                     item = client.out.get(timeout=SSE_HEARTBEAT_S)
                 except queue.Empty:
-                    if principal is not None and not _still_valid_or_unknown(svc, principal):
+                    if not _still_valid_or_unknown(svc, principal):
                         break            # ended while a close message was missed
                     yield ": keep-alive\n\n"
                     continue
