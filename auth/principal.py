@@ -95,7 +95,7 @@ def _from_bearer(token: str) -> Principal:
     if not isinstance(roles, list) or not all(isinstance(x, str) for x in roles):
         raise BadCredentials("invalid token: roles must be a list of names")
     epoch = claims.get("ep")
-    if epoch is not None and not jwt_user_valid(svc.users, str(claims["sub"]), epoch):
+    if "ep" in claims and not jwt_user_valid(svc.users, str(claims["sub"]), epoch):
         raise BadCredentials("token no longer valid: the user was changed or disabled")
     return Principal(str(claims["sub"]), tuple(roles), rbac.permissions_for(roles), "jwt",
                      expires=float(claims["exp"]), epoch=epoch)
