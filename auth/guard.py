@@ -8,7 +8,7 @@ also declares a type per input and state (`inputs=`, auth/callback_schema.py): t
 answers 400 naming the field for a malformed body or an ill-typed value (or an input that
 declared none) before a permission function or the callback reads it — one place, not a
 try/except per callback. `twin=` names the REST endpoint serving the same data, which must
-need the same permission (tests/integration/test_no_5xx.py walks them).
+need the same permission (tests/integration/test_callback_twins.py walks them).
 """
 from __future__ import annotations
 

@@ -1,0 +1,158 @@
+"""Every Dash callback that has a REST twin needs the same permission as the twin, for every
+role; the theme and hide-widget callbacks store nothing for roles the REST endpoint refuses.
+
+Real Redis, Flask test client with a real session and CSRF token (as the browser sends).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from auth.guard import CSRF_HEADER
+from auth.rbac import DASHBOARD_PERMISSION
+from data.aggregator import Aggregator
+from data.keys import Keys
+from data.timeutil import fmt_ms, now_ms
+from data.widget_rows import WIDGETS
+from tests.conftest import ROLES
+from tests.integration.test_no_5xx import UPDATE, _key, _with
+from tests.integration.test_rbac_matrix import ALL_ROLES, callback_body, signed_in
+
+
+# --- the same permission for a callback and its REST twin ------------------------------------------
+
+def _hide_body(app: Any, widget: str) -> dict[str, Any]:
+    body = callback_body(app, _key(app, "widget-config.data"))
+    wid = {"type": "widget-hide", "widget": widget}
+    body["inputs"][0] = [{"id": wid, "property": "n_clicks", "value": 1}]
+    body["changedPropIds"] = [json.dumps(wid, separators=(",", ":"), sort_keys=True) + ".n_clicks"]
+    return body
+
+
+def _theme_body(app: Any, clicks: int | None) -> dict[str, Any]:
+    return _with(callback_body(app, _key(app, "theme.data")), "theme-toggle.n_clicks", clicks)
+
+
+def test_nf010_theme_and_hide_callbacks_store_nothing_without_update_personal_settings(app: Any, auth: Any) -> None:
+    svc = app.server.extensions["qms"]
+    rbac = svc.rbac
+    exe_widget = next(w for w, (d, _, _) in WIDGETS.items() if d == "executive")
+    for role in ROLES:
+        c, csrf = signed_in(app, auth, role)
+        headers = {CSRF_HEADER: csrf}
+        may = rbac.allows([role], "update:personal_settings")
+        # Everyone switches their own browser's theme; only the permission saves it.
+        res = c.post(UPDATE, json=_theme_body(app, 1), headers=headers)
+        assert res.status_code == 200 and res.json["response"]["theme"]["data"] == "dark", role
+        loaded = c.post(UPDATE, json=_theme_body(app, None), headers=headers)     # page load: reads only
+        assert loaded.status_code in (200, 204), (role, loaded.data[:200])
+        saved = (loaded.json or {}).get("response", {}).get("theme", {}).get("data") if loaded.data else None
+        browser = _theme_body(app, None)["state"][0]["value"] or "light"
+        assert saved == ("dark" if may else browser), (role, saved)   # the saved one; else the browser's own
+        res = c.post(UPDATE, json=_hide_body(app, exe_widget), headers=headers)
+        rest = c.put(f"/api/widgets/{exe_widget}/config", json={"hidden": True}, headers=headers)
+        assert (res.status_code == 403) == (rest.status_code == 403), (role, res.status_code, rest.status_code)
+        if not may:
+            assert res.status_code == 403, role
+        stored = svc.redis.hget(svc.keys.prefs, f"{role}-user")
+        if not may:
+            assert stored is None, f"{role}: settings stored without update:personal_settings: {stored!r}"
+
+
+# Callbacks without a REST twin, and why.
+NO_TWIN = {
+    "page.children": "the router: each page it builds checks that page's permission (test_rbac_matrix)",
+    "theme.data": "no REST endpoint for the theme; needs update:personal_settings to store (test_nf010)",
+    "nav.href": "navigation to a gate page: a URL, no data",
+}
+
+
+ONE_KPI = {"executive": "process_adoption_rate", "operational": "total_active_reviews", "qa": "total_gates_executed",
+           "developer": "pending_reviews"}
+Sample = tuple[dict[str, Any], str, str, Any]     # (callback body, REST method, REST path, REST JSON body)
+
+
+def _set(body: dict[str, Any], want: Any) -> dict[str, Any]:
+    """The body with each input/state for which want(id, property) gives a value set to it."""
+    out = copy.deepcopy(body)
+    for group in ("inputs", "state"):
+        for item in out[group]:
+            if isinstance(item, dict):
+                value = want(item["id"], item["property"])
+                if value is not None:
+                    item["value"] = value
+    return out
+
+
+def _samples(app: Any, key: str, twin: str) -> list[Sample]:
+    """The same data asked both ways: the callback `key` and its REST twin."""
+    base = callback_body(app, key)
+    row = [{"id": "nothing", "rule": "r", "status": "firing"}]
+    rows_request = {"startRow": 0, "endRow": 10}
+    if twin == "GET /api/dashboard/<name>":
+        return [(_set(base, lambda i, p: f"/dashboards/{d}" if (i, p) == ("url", "pathname") else None), "GET",
+                 f"/api/dashboard/{d}", None) for d in DASHBOARD_PERMISSION]
+    if twin == "PUT /api/widgets/<widget_id>/config":
+        return [(_hide_body(app, w), "PUT", f"/api/widgets/{w}/config", {"hidden": False})
+                for w in {d: w for w, (d, _, _) in WIDGETS.items()}.values()]
+    if twin == "GET /api/metrics/<kpi_id>/events":        # a drill-down grid: its store names the KPI
+        def spec(k: str) -> Any:
+            return lambda i, p: ({"kpi": k, "timeframe": "24h"} if p == "data" and i.endswith(("-kpi", "-query"))
+                                 else rows_request if p == "getRowsRequest" else None)
+        return [(_set(base, spec(k)), "GET", f"/api/metrics/{k}/events", None) for k in ONE_KPI.values()]
+    if twin == "GET /api/metrics/<kpi_id>/series":        # the gate page
+        return [(_set(base, lambda i, p: "/gates/lint" if (i, p) == ("url", "pathname") else None), "GET",
+                 "/api/metrics/gate.lint.pass_rate/series", None)]
+    if twin in ("GET /api/audit", "GET /api/alerts"):
+        return [(base, "GET", twin.split(" ")[1], None)]
+    if twin == "GET /api/alerts/history":
+        return [(_set(base, lambda i, p: row if p == "selectedRows" else None), "GET", "/api/alerts/history?rule=r",
+                 None)]
+    if twin == "POST /api/alerts/<path:alert_id>/acknowledge":
+        return [(_set(base, lambda i, p: row if p == "selectedRows" else None), "POST",
+                 "/api/alerts/nothing/acknowledge", {})]
+    if twin.startswith("GET /api/entities/"):
+        kind, ident = ("workflow", "W-1") if "workflow" in twin else ("agent", "qms-code-reviewer")
+        return [(_set(base, lambda i, p: {"id": ident} if (i, p) == (f"{kind}-spec", "data") else None), "GET",
+                 f"/api/entities/{kind}/{ident}", None)]
+    return []
+
+
+def test_nf011_every_callback_with_a_rest_twin_needs_the_same_permission(app: Any, auth: Any, r: Any) -> None:
+    svc = app.server.extensions["qms"]
+    svc.ingestor.ingest([{"id": "g1", "type": "workflow.quality_gate_executed", "timestamp": fmt_ms(now_ms() - 60_000),
+                          "source": "t", "data": {"workflow_id": "W-1", "gate_name": "lint", "passed": True,
+                                                  "execution_time": 30}}])
+    Aggregator(r, Keys(svc.settings.key_prefix)).drain()      # the gate "lint" exists, so has KPIs
+    twins = app.server.extensions["qms_callback_twins"]
+    adapter = app.server.url_map.bind("localhost")
+    endpoints = {(m, r.rule): r.endpoint for r in app.server.url_map.iter_rules() for m in (r.methods or ())}
+    cases: dict[str, list[Sample]] = {}
+    for key, cb in app.callback_map.items():
+        if cb.get("callback") is None:
+            continue
+        twin = twins.get(key)
+        if twin is None:
+            assert any(k in key for k in NO_TWIN), f"{key}: declare its REST twin (twin=...) or list it in NO_TWIN"
+            continue
+        method, _, rule = twin.partition(" ")
+        assert (method, rule) in endpoints, f"{key}: twin {twin} is not a route"
+        cases[key] = _samples(app, key, twin)
+        assert cases[key], f"{key}: no sample requests for its twin {twin}"
+        for _body, m, path, _ in cases[key]:
+            assert adapter.match(path.split("?")[0], method=m)[0] == endpoints[(method, rule)], (twin, path)
+    failures = []
+    for role in ALL_ROLES:
+        c, csrf = signed_in(app, auth, role)
+        for key, samples in cases.items():
+            for body, method, path, rest_body in samples:
+                via_callback = c.post(UPDATE, json=body, headers={CSRF_HEADER: csrf})
+                via_rest = c.open(path, method=method, json=rest_body, headers={CSRF_HEADER: csrf})
+                for res in (via_callback, via_rest):
+                    if res.status_code in (400, 401) or res.status_code >= 500:
+                        failures.append(f"{role} {key} / {path}: unexpected {res.status_code} {res.data[:150]!r}")
+                if (via_callback.status_code == 403) != (via_rest.status_code == 403):
+                    failures.append(f"{role} {key} / {path}: callback {via_callback.status_code}, "
+                                    f"REST {via_rest.status_code}")
+    assert not failures, "\n".join(failures)
