@@ -53,6 +53,7 @@ import redis
 
 from alerts.evaluate import Transition, message
 from alerts.rules import CHANNELS
+from data.batch import RELEASE
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +112,6 @@ return 1
 _DONE_LUA = """
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], 'done', 'EX', ARGV[2])
-"""
-# Stopping with the entry not delivered: free it for the next leader at once.
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
 """
 
 
@@ -311,7 +307,7 @@ class Notifier:
         self._enqueue_script = r.register_script(_ENQUEUE_LUA)
         self._lease_script = r.register_script(_LEASE_LUA)
         self._done_script = r.register_script(_DONE_LUA)
-        self._release_script = r.register_script(_RELEASE_LUA)
+        self._release_script = r.register_script(RELEASE)  # stopping undelivered: free it for the next leader
         self._local: set[str] = set()           # outbox entries queued in this process
         self._channels = load_channels(channels_config)
         self._base_url = base_url
@@ -473,8 +469,8 @@ class Notifier:
                 return                           # done meanwhile, or another sender has it
             error = self._send_once(channel, transition)
             if error is None:
+                self._finish(ident)     # first: a Redis blip after it loses a record, not a resend
                 self._record_ok(channel, transition, attempt)
-                self._finish(ident)
                 return
             final = attempt == self._max_attempts
             self._record_failure(channel, transition, attempt, error, final)

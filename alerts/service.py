@@ -26,6 +26,7 @@ from alerts.evaluate import acknowledge as ack_state
 from alerts.evaluate import evaluate
 from alerts.notify import Notifier
 from alerts.rules import RuleError, RuleSet, load_rules, reload
+from data.batch import RELEASE
 from data.timeutil import fmt_ms, now_ms
 
 log = logging.getLogger("qms.alerts")
@@ -68,6 +69,7 @@ class AlertService:
         self.notifier = Notifier(r, prefix, channels or {}, base_url=base_url, on_dashboard=self._to_dashboard,
                                  node=self.node, lease_s=delivery_lease_s)
         self._renew = r.register_script(RENEW)
+        self._release = r.register_script(RELEASE)
         self._scheduler: Any = None
         self._lock = threading.Lock()
         self._since: int | None = None
@@ -83,8 +85,7 @@ class AlertService:
         return False
 
     def resign(self) -> None:
-        if self.r.get(self.k.leader) == self.node.encode():
-            self.r.delete(self.k.leader)
+        self._release(keys=[self.k.leader], args=[self.node])     # only if still ours, atomically
 
     # --- evaluation ----------------------------------------------------------------------
     def tick(self, now: int | None = None) -> list[dict[str, Any]]:
