@@ -68,6 +68,7 @@ class Settings:
     live: bool = True                      # /ws and /api/stream push updates (else pages poll)
     live_publisher: bool = True            # compute and publish live updates in this process (with the aggregator)
     allowed_origins: str = ""              # extra Origins allowed to open /ws (comma list); the app's own is always allowed
+    trusted_proxies: int = 0               # reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are believed
     ws_max_message_bytes: int = 4096       # a bigger client message is refused
     ws_rate_per_s: float = 20.0            # client messages per second per socket (burst 40)
     alerts: bool = True                    # alert rules evaluated (one loop per deployment, leader lock)

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask
 from flask_login import LoginManager
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from auth.principal import load_session_user
 
@@ -33,6 +34,12 @@ def secret_key(settings: Any) -> str:
 
 
 def init_security(server: Flask, settings: Any, key: str) -> LoginManager:
+    if settings.trusted_proxies:
+        # Behind N proxies the client's address is the Nth from the right of X-Forwarded-For;
+        # without this every request would come from the proxy, and the sign-in limits per
+        # address would count everyone as one.
+        n = settings.trusted_proxies
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     server.config.update(
         SECRET_KEY=key,
         SESSION_COOKIE_HTTPONLY=True,

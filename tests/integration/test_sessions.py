@@ -7,6 +7,7 @@ real WebSocket client for the live transports.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -372,3 +373,28 @@ def test_ses033_a_socket_ends_with_its_credential_without_a_close_message(app: A
         r.hincrby(svc.keys.user(name), "session_epoch", 1)      # a change whose close message was missed
         assert _closed_within(by_jwt, CLOSED_WITHIN_S), "the JWT's socket outlived its user's change"
         assert _closed_within(by_cookie, CLOSED_WITHIN_S), "the sign-in's socket outlived its user's change"
+
+
+def test_ses040_behind_trusted_proxies_limits_count_the_client_not_the_proxy(settings: Any, r: Any) -> None:
+    """Behind a reverse proxy every request comes from the proxy's address: unless the app is
+    told how many proxies to trust, 20 failures from anyone would refuse everyone at the proxy's
+    address. With QMS_TRUSTED_PROXIES=1 the client's address (X-Forwarded-For) is what counts."""
+    from factory import create_app
+    app = create_app(dataclasses.replace(settings, trusted_proxies=1))
+    svc = app.server.extensions["qms"]
+    svc.users._method = "scrypt:1024:8:1"
+    svc.limiter.slow_base_s = 0.01
+    svc.users.add("victim", ["executive"], PASSWORD)
+    proxy = "10.0.0.2"
+
+    def login(password: str, client_ip: str) -> Any:
+        c = app.server.test_client()
+        env = {"REMOTE_ADDR": proxy, "HTTP_X_FORWARDED_FOR": client_ip}
+        c.get("/login", environ_base=env)
+        return c.post("/login", data={"username": "victim", "password": password, "csrf_token": csrf_of(c)},
+                      environ_base=env)
+    for n in range(25):                          # an attacker at one address, through the proxy
+        assert login("wrong password!", "198.51.100.7").status_code in (401, 429)
+    assert login(PASSWORD, "203.0.113.20").status_code == 302   # the user, elsewhere, through the same proxy
+    entries = [e for e in svc.audit.query(user="victim") if e["type"] == "auth.sign_in"]
+    assert entries and entries[0]["data"]["ip"] == "203.0.113.20"
