@@ -135,7 +135,7 @@ class Hub:
             if self._thread is not None and self._thread.is_alive():
                 return
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="qms-live-hub", daemon=True)
+            self._thread = threading.Thread(target=self._run_until_exit, name="qms-live-hub", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
@@ -146,6 +146,12 @@ class Hub:
             c.close()
         if self._thread is not None:
             self._thread.join(5)
+
+    def _run_until_exit(self) -> None:
+        try:
+            self._run()
+        except SystemExit:        # the thread was told to exit (a test runner stopping its server)
+            self._stop.set()
 
     def _run(self) -> None:
         backoff = 0.5
