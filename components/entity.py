@@ -104,13 +104,17 @@ def _header(doc: Mapping[str, Any]) -> html.Div:
     ])
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _facts(doc: Mapping[str, Any]) -> dbc.Row:
     c, sla = doc["counts"], doc["sla"]
     return dbc.Row([
         fact("SLA", dbc.Badge(sla["status"], color=SLA_BS.get(sla["status"], "secondary"), id="workflow-sla"), "sla",
              sla_text(sla)),
-        fact("Review cost", f"${doc['cost_usd']:,.2f}", "cost", f"{c['reviews_completed']} reviews completed"),
-        fact("Quality gates", f"{c['gate_runs']} runs", "gates", f"{c['gates_failed']} failed"),
+        fact("Review cost", f"${doc['cost_usd']:,.2f}", "cost", _count(c['reviews_completed'], "review") + " completed"),
+        fact("Quality gates", _count(c["gate_runs"], "run"), "gates", f"{c['gates_failed']} failed"),
         fact("Defects", str(c["defects"]), "defects", f"{c['defects_open']} open"),
         fact("Compliance checks", str(c["compliance_checks"]), "compliance", f"{c['compliance_failed']} failed"),
         fact("Events", str(c["events"]), "events"),

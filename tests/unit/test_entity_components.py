@@ -62,3 +62,12 @@ def test_ecp003_agent_page_shows_status_chart_and_counts() -> None:
     badges = {getattr(x, "__dict__", {}).get("data-status"): text(x) for x in walk(view)
               if getattr(x, "__dict__", {}).get("data-status")}
     assert badges["active"] == "active 30m 00s (50%)"
+
+
+def test_ecp004_counts_on_the_workflow_facts_agree_in_number() -> None:
+    from components.entity import _facts
+    doc = E.workflow_doc("WF-1", workflow_events(done=False), RESOLUTIONS, now=T0 + 100 * MIN, sla_ms=8 * H)
+    one = {**doc, "counts": {**doc["counts"], "reviews_completed": 1, "gate_runs": 1}}
+    many = {**doc, "counts": {**doc["counts"], "reviews_completed": 2, "gate_runs": 1_200}}
+    assert "1 review completed" in text(_facts(one)) and "1 run" in text(_facts(one))
+    assert "2 reviews completed" in text(_facts(many)) and "1,200 runs" in text(_facts(many))
