@@ -17,7 +17,6 @@ import argparse
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,10 +26,8 @@ import redis  # noqa: E402
 
 from auth.rbac import load_rbac  # noqa: E402
 from auth.scope import sanitizer_for  # noqa: E402
-from data.aggregator import Aggregator  # noqa: E402
-from data.ingest import Ingestor  # noqa: E402
 from data.keys import Keys  # noqa: E402
-from data.simulator import Simulator  # noqa: E402
+from bench._common import load_simulated  # noqa: E402
 
 
 def main() -> None:
@@ -43,13 +40,7 @@ def main() -> None:
     args = ap.parse_args()
     r = redis.Redis.from_url(args.redis_url)
     keys = Keys.of(r, "qms")
-    r.flushdb()
-    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
-    events = list(Simulator(seed=5, rate=args.rate).events_between(end - timedelta(hours=args.hours), end))
-    ingest = Ingestor(r, keys)
-    for i in range(0, len(events), 5000):
-        ingest.ingest(events[i:i + 5000], origin="simulator")
-    Aggregator(r, keys).drain()
+    events = load_simulated(r, args.hours, args.rate)
     rows = [e for e in reversed(events) if e["type"].startswith("workflow.")][:args.rows]
     latest = {a.decode(): orjson.loads(v)[2] for a, v in r.hgetall(keys.authors).items()}
     viewer = sorted(a for a, t in latest.items() if t == "platform")[0]
