@@ -137,19 +137,23 @@ def test_agi004_a_batch_that_cannot_be_written_is_neither_marked_nor_acknowledge
     assert r.xpending(K.stream, K.group)["pending"] == 0
 
 
+def _poison(monkeypatch: Any, event_id: str) -> None:
+    """Make the aggregation of one event raise, as a bug or a corrupted entity would."""
+    real = contrib.direct
+
+    def direct(ev: dict[str, Any], ts: int) -> Any:
+        if ev["id"] == event_id:
+            raise KeyError("boom")
+        return real(ev, ts)
+    monkeypatch.setattr(contrib, "direct", direct)
+
+
 def test_agi005_a_poison_event_is_isolated_and_the_rest_of_its_batch_applies(r: redis.Redis, monkeypatch: Any) -> None:
     """An event that makes the aggregation itself fail (a bug, a corrupted entity) is found by
     bisecting its batch and dead-lettered with the reason; every other event applies."""
     events, end = simulated(hours=3, rate=0.1, seed=6)
     poison = events[len(events) // 2]["id"]
-    real = contrib.direct
-
-    def direct(ev: dict[str, Any], ts: int) -> Any:
-        if ev["id"] == poison:
-            raise KeyError("boom")
-        return real(ev, ts)
-
-    monkeypatch.setattr(contrib, "direct", direct)
+    _poison(monkeypatch, poison)
     Ingestor(r, K).ingest(events, origin="test")
     Aggregator(r, K, batch=10_000).drain()
     dead = dead_letters(r, K)
@@ -328,14 +332,7 @@ def test_agi009_a_poison_event_is_acknowledged_only_with_its_dead_letter(r: redi
     event was gone without a trace. Its dead letter, count and XACK are one script too."""
     events, _ = simulated(hours=1, rate=0.05, seed=9)
     poison = events[0]["id"]
-    real = contrib.direct
-
-    def direct(ev: dict[str, Any], ts: int) -> Any:
-        if ev["id"] == poison:
-            raise KeyError("boom")
-        return real(ev, ts)
-
-    monkeypatch.setattr(contrib, "direct", direct)
+    _poison(monkeypatch, poison)
     Ingestor(r, K).ingest(events[:1], origin="test")
     r.set(K.deadletter, "not a stream")
     agg = Aggregator(r, K, batch=10, reclaim_idle_ms=0)
