@@ -1,0 +1,289 @@
+"""A dashboard definition: the one declared schema for YAML files on disk, JSON over the API
+and the edit mode alike (the seed's widget configuration, §4.2).
+
+    id, title, owner, visibility {roles, teams, users}, default_timeframe, filters,
+    widgets: [{id, type, title, position {x, y, width, height}, refresh_interval,
+               data_sources: [{source, metric | name, filters, transform, timeframe}],
+               display_options {...}, alert_thresholds {warning, critical, direction}}]
+
+`validate(doc, origin)` returns a `Dashboard` or raises `DefinitionError`, whose messages
+name the origin (a file, a request), the widget and the field: "config/dashboards/qa.yaml:
+widget 'qa-gates': position.width: must be at most 12".
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, Union
+
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator,
+                      model_validator)
+from typing_extensions import Annotated
+
+from data.kpis import dashboard_of
+from data.timeutil import TIMEFRAMES
+
+GRID_COLUMNS = 12
+MAX_WIDGETS = 60
+MAX_SOURCES = 8
+
+Timeframe = Literal[tuple(TIMEFRAMES)]                                 # type: ignore[valid-type]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Column = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,100}$")]
+
+# The widget registry's types (components.widgets.REGISTRY and the renderer): the seed's
+# §4.1 names plus the views its §2 lists (tables, ROI, the developer widgets).
+WIDGET_TYPES: tuple[str, ...] = (
+    # metrics
+    "kpi_card", "metric_trend", "gauge_chart", "progress_bar", "comparison_chart",
+    # workflow
+    "pipeline_visualizer", "queue_monitor", "timeline_view", "kanban_board",
+    # agents
+    "agent_status_grid", "workload_heatmap", "skill_matrix", "performance_radar",
+    # quality
+    "quality_trends", "defect_distribution", "gate_performance", "gate_table", "compliance_status",
+    "risk_assessment", "risk_matrix", "code_quality", "test_coverage",
+    # system
+    "system_health", "error_log_viewer", "alert_summary", "audit_log",
+    # developer and team
+    "team_collaboration", "achievement_tracker", "skill_development",
+    # generic
+    "table", "stat_group",
+)
+
+# What a data source reads. `metric` names a KPI (data.kpis ids, with the per-gate and
+# per-queue ones); `name` picks one of the named breakdowns, state lists or computed views.
+SOURCE_KINDS: dict[str, tuple[str, ...]] = {
+    "kpi": (),                     # one KPI of the window: value, previous, trend, unit, sample size
+    "series": (),                  # a KPI over time: t, end, value, partial
+    "drilldown": (),               # the newest events behind a KPI
+    "breakdown": ("merged_by_team", "cost_by_team", "cost_by_repository", "defects_by_severity",
+                  "defects_by_category", "defects_by_stage", "events_by_type"),
+    "state": ("agents", "queues", "violations", "active_workflows", "my_reviews", "my_pull_requests",
+              "suggested_reviews", "health"),
+    "computed": ("roi", "risks", "pipeline", "gates", "team_collaboration", "code_quality", "test_coverage",
+                 "achievements", "skill_development", "annotations", "alerts"),
+}
+NEEDS_METRIC = ("kpi", "series", "drilldown")
+
+
+class DefinitionError(ValueError):
+    """A definition that does not validate. `errors`: [{"widget", "field", "message"}];
+    str() is one line per error, each naming the origin, the widget and the field."""
+
+    def __init__(self, origin: str, errors: list[dict[str, Any]]) -> None:
+        self.origin = origin
+        self.errors = errors
+        super().__init__("\n".join(self.line(e) for e in errors))
+
+    def line(self, e: dict[str, Any]) -> str:
+        where = f"widget {e['widget']!r}: " if e.get("widget") else ""
+        field = f"{e['field']}: " if e.get("field") else ""
+        return f"{self.origin}: {where}{field}{e['message']}"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Position(Strict):
+    """On the 12-column grid; heights in rows of the grid (about 60 px each)."""
+    x: int = Field(0, ge=0, le=GRID_COLUMNS - 1)
+    y: int = Field(0, ge=0, le=10_000)
+    width: int = Field(6, ge=1, le=GRID_COLUMNS)
+    height: int = Field(4, ge=1, le=40)
+
+    @model_validator(mode="after")
+    def _fits(self) -> "Position":
+        if self.x + self.width > GRID_COLUMNS:
+            raise ValueError(f"x + width must be at most {GRID_COLUMNS} (x={self.x}, width={self.width})")
+        return self
+
+
+class Filters(Strict):
+    """At most one of repository/team; a gate; an agent."""
+    repository: Name | None = None
+    team: Name | None = None
+    gate: Name | None = None
+    agent: Name | None = None
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> "Filters":
+        if self.repository and self.team:
+            raise ValueError("filter by repository or by team, not both")
+        return self
+
+    def active(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
+class Transform(Strict):
+    """Applied to the source's frame, in this order: sort, keep columns, limit rows."""
+    sort_by: Column | None = None
+    descending: bool = True
+    columns: list[Column] | None = Field(None, max_length=50)
+    limit: int | None = Field(None, ge=1, le=10_000)
+
+
+class DataSource(Strict):
+    source: Literal[tuple(SOURCE_KINDS)]                                # type: ignore[valid-type]
+    metric: Name | None = None
+    name: Name | None = None
+    filters: Filters = Field(default_factory=Filters)
+    transform: Transform | None = None
+    timeframe: Timeframe | None = None          # overrides the dashboard's
+    points: int | None = Field(None, ge=2, le=500)    # series only
+
+    @model_validator(mode="after")
+    def _names(self) -> "DataSource":
+        if self.source in NEEDS_METRIC:
+            if not self.metric:
+                raise ValueError(f"a {self.source} source needs `metric` (a KPI id)")
+            if dashboard_of(self.metric) is None:
+                raise ValueError(f"unknown KPI {self.metric!r}")
+            if self.name:
+                raise ValueError(f"a {self.source} source takes `metric`, not `name`")
+        else:
+            allowed = SOURCE_KINDS[self.source]
+            if not self.name:
+                raise ValueError(f"a {self.source} source needs `name`, one of {', '.join(allowed)}")
+            if self.name not in allowed:
+                raise ValueError(f"unknown {self.source} {self.name!r}: one of {', '.join(allowed)}")
+            if self.metric:
+                raise ValueError(f"a {self.source} source takes `name`, not `metric`")
+        if self.points is not None and self.source != "series":
+            raise ValueError("`points` is for series sources only")
+        return self
+
+    def key(self) -> str:
+        """A stable text of what this source reads (cache keys, de-duplication)."""
+        return self.model_dump_json(exclude_none=True)
+
+
+class DisplayOptions(Strict):
+    theme: Literal["auto", "light", "dark"] = "auto"
+    color_scheme: Literal["default", "status_based", "colorblind", "monochrome"] = "default"
+    animation: bool = False
+    interactions: list[Literal["click", "hover", "drill_down"]] = Field(default_factory=lambda: ["hover", "drill_down"])
+    show_legend: bool = True
+    chart: Literal["line", "area", "bar"] | None = None           # metric trends
+    unit: Name | None = None                                       # overrides the source's unit in labels
+
+
+class Thresholds(Strict):
+    """Colours a widget by its value: `direction` says which side is bad ('above': values
+    at or over the thresholds are bad, e.g. queue depth; 'below': under them, e.g. SLA
+    adherence). Without a direction the metric's own direction decides."""
+    warning: float | None = None
+    critical: float | None = None
+    direction: Literal["above", "below"] | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> "Thresholds":
+        if self.warning is not None and self.critical is not None and self.direction:
+            bad_high = self.direction == "above"
+            if (self.critical < self.warning) if bad_high else (self.critical > self.warning):
+                raise ValueError(f"critical ({self.critical:g}) must be {'at or above' if bad_high else 'at or below'}"
+                                 f" warning ({self.warning:g}) when direction is {self.direction!r}")
+        return self
+
+
+RefreshInterval = Union[Literal["live", "off"], Annotated[int, Field(ge=5, le=86_400)]]
+
+
+class Widget(Strict):
+    id: Slug
+    type: Literal[WIDGET_TYPES]                                         # type: ignore[valid-type]
+    title: Title
+    position: Position = Field(default_factory=Position)
+    refresh_interval: RefreshInterval = "live"       # seconds, "live" (pushed / every data version), "off"
+    data_sources: list[DataSource] = Field(default_factory=list, max_length=MAX_SOURCES)
+    display_options: DisplayOptions = Field(default_factory=DisplayOptions)
+    alert_thresholds: Thresholds | None = None
+    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class Visibility(Strict):
+    """Who may open a shared dashboard besides its owner: anyone holding one of these
+    permissions, roles, teams or user names. All empty: only the owner (a personal one)."""
+    permissions: list[Name] = Field(default_factory=list, max_length=50)
+    roles: list[Name] = Field(default_factory=list, max_length=50)
+    teams: list[Name] = Field(default_factory=list, max_length=200)
+    users: list[Name] = Field(default_factory=list, max_length=500)
+
+
+class Dashboard(Strict):
+    id: Slug
+    title: Title
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    owner: Name = "system"
+    visibility: Visibility = Field(default_factory=Visibility)
+    default_timeframe: Timeframe = "24h"
+    filters: Filters = Field(default_factory=Filters)
+    tags: list[Name] = Field(default_factory=list, max_length=20)
+    widgets: list[Widget] = Field(default_factory=list, max_length=MAX_WIDGETS)
+
+    @field_validator("widgets")
+    @classmethod
+    def _unique(cls, widgets: list[Widget]) -> list[Widget]:
+        seen: set[str] = set()
+        for w in widgets:
+            if w.id in seen:
+                raise ValueError(f"two widgets have the id {w.id!r}")
+            seen.add(w.id)
+        return widgets
+
+    def widget(self, widget_id: str) -> Widget | None:
+        return next((w for w in self.widgets if w.id == widget_id), None)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not (isinstance(part, str) and (part.startswith("function-") or part in ("int", "str", "literal[...]"))):
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid"))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown field"
+    elif err.get("type") == "missing":
+        msg = "required"
+    return msg
+
+
+def validate(doc: Any, origin: str = "definition") -> Dashboard:
+    """The definition `doc` (a parsed YAML/JSON object) as a Dashboard, or DefinitionError
+    naming `origin`, the widget (by id where it has one, else by position) and the field."""
+    if not isinstance(doc, dict):
+        raise DefinitionError(origin, [{"widget": None, "field": None,
+                                        "message": f"a dashboard definition is an object, not {type(doc).__name__}"}])
+    try:
+        return Dashboard.model_validate(doc)
+    except ValidationError as exc:
+        widgets = doc.get("widgets") if isinstance(doc.get("widgets"), list) else []
+        errors = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err.get("loc") or ())
+            widget = None
+            if len(loc) >= 2 and loc[0] == "widgets" and isinstance(loc[1], int):
+                w = widgets[loc[1]] if loc[1] < len(widgets) else None
+                wid = w.get("id") if isinstance(w, dict) else None
+                widget = wid if isinstance(wid, str) and re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", wid) \
+                    else f"#{loc[1] + 1}"
+                loc = loc[2:]
+            errors.append({"widget": widget, "field": _field(loc) or None, "message": _message(err)})
+        raise DefinitionError(origin, errors) from None
+
+
+def dump(d: Dashboard) -> dict[str, Any]:
+    """The JSON form (defaults included, so a definition read back is complete)."""
+    return d.model_dump(mode="json")
