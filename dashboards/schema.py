@@ -221,6 +221,8 @@ class Dashboard(Strict):
     visibility: Visibility = Field(default_factory=Visibility)
     default_timeframe: Timeframe = "24h"
     filters: Filters = Field(default_factory=Filters)
+    # The filter pickers the page offers (scope = one repository or team).
+    filter_controls: list[Literal["scope", "gate", "agent"]] = Field(default_factory=lambda: ["scope"], max_length=3)
     tags: list[Name] = Field(default_factory=list, max_length=20)
     widgets: list[Widget] = Field(default_factory=list, max_length=MAX_WIDGETS)
 
