@@ -12,6 +12,8 @@ from data.engine import Engine, plan
 from data.health import health
 from data.rawstore import events_between
 from data.timeutil import now_ms
+# The ROI and risk rules live with the other computed views (dashboards.computed reads them too).
+from data.views import DEFAULT_ROI, quality_risks, roi  # noqa: F401
 
 TREND_POINTS = 48
 # The series the shared dashboards draw (warmed by live.publisher for each data version).
@@ -21,53 +23,6 @@ CHART_SERIES = ("overall_quality_score", "gate_pass_rate", "compliance_adherence
 
 def state_rows(engine: Engine, kind: str) -> list[dict[str, Any]]:
     return [orjson.loads(v) for v in engine.r.hvals(engine.k.state(kind))]
-
-
-# What an automated review saves, for the ROI widget; overridable in the YAML config (`roi:`).
-DEFAULT_ROI = {"hours_saved_per_review": 0.75, "engineer_hourly_cost_usd": 85.0}
-
-
-def roi(reviews: int, review_cost_usd: float, assumptions: dict[str, float] | None = None) -> dict[str, Any]:
-    """Review cost against engineering time saved in the window; None where nothing was reviewed."""
-    a = {**DEFAULT_ROI, **(assumptions or {})}
-    if not reviews:
-        return {"reviews": 0, "cost_usd": None, "saved_usd": None, "roi_pct": None, "assumptions": a}
-    saved = reviews * a["hours_saved_per_review"] * a["engineer_hourly_cost_usd"]
-    return {"reviews": reviews, "cost_usd": review_cost_usd, "saved_usd": saved,
-            "roi_pct": None if not review_cost_usd else 100.0 * (saved - review_cost_usd) / review_cost_usd,
-            "assumptions": a}
-
-
-def _level(x: float, cuts: tuple[float, ...]) -> int:
-    """1..5: how many of the ascending cut points x reaches, plus one."""
-    return 1 + sum(x >= c for c in cuts)
-
-
-def quality_risks(kpis: dict[str, Any]) -> list[dict[str, Any]]:
-    """Quality risks placed on a likelihood × impact grid (1-5), each from one KPI of the
-    window. Impact is fixed per risk; likelihood scales with the KPI. A KPI without data
-    gives no risk rather than a reassuring one."""
-    def v(kpi: str) -> float | None:
-        return (kpis.get(kpi) or {}).get("current_value")
-    rules = [
-        ("Open critical defects", "critical_defects", 5, lambda x: _level(x, (1, 2, 4, 8))),
-        ("Defects escaping to production", "defect_prevention_rate", 5, lambda x: _level(100 - x, (1, 3, 6, 10))),
-        ("Pending remediations", "remediation_pending", 4, lambda x: _level(x, (1, 3, 6, 11))),
-        ("Audit readiness gaps", "audit_readiness_score", 4, lambda x: _level(100 - x, (2, 5, 10, 20))),
-        ("Quality gate failures", "gate_pass_rate", 3, lambda x: _level(100 - x, (5, 10, 20, 30))),
-    ]
-    out = []
-    for name, kpi, impact, likelihood in rules:
-        value = v(kpi)
-        if value is None and kpi == "gate_pass_rate":
-            executed, passed = v("total_gates_executed"), v("gates_passed")
-            value = None if not executed else 100.0 * (passed or 0) / executed
-        if value is None:
-            continue
-        li = likelihood(value)
-        out.append({"name": name, "kpi": kpi, "value": value, "likelihood": li, "impact": impact,
-                    "status": "open" if li >= 3 else "watch"})
-    return out
 
 
 def panel_data(engine: Engine, name: str, timeframe: str, user: str | None, sanitize: Any,
