@@ -169,6 +169,9 @@ class DisplayOptions(Strict):
     show_legend: bool = True
     chart: Literal["line", "area", "bar"] | None = None           # metric trends
     unit: Name | None = None                                       # overrides the source's unit in labels
+    annotations: bool = True              # configuration changes and alert firings on time-series widgets
+    target: float | None = None           # progress bars: the value that is 100 %
+    round_money: bool | None = None       # whole dollars (cents below $10); None: on executive dashboards
 
 
 class Thresholds(Strict):
