@@ -15,12 +15,12 @@ SEED = {
     "operations": {"view:operational_dashboard", "view:system_health", "manage:alerts", "view:audit_logs"},
 }
 EXTRAS = {
-    "executive": {"view:alerts"},
-    "qa_lead": {"view:alerts", "export:reports"},
+    "executive": {"view:alerts", "manage:dashboards"},
+    "qa_lead": {"view:alerts", "export:reports", "manage:dashboards"},
     "developer": {"view:alerts"},
     "operations": {"view:alerts", "view:deadletter", "export:reports"},
 }
-ADDED = {"view:alerts", "ingest:events", "manage:users", "view:deadletter"}
+ADDED = {"view:alerts", "ingest:events", "manage:users", "view:deadletter", "manage:dashboards"}
 
 MINIMAL = """\
 permissions:
