@@ -105,6 +105,11 @@ ERRORS = [("timeout", "upstream call timed out after 30s"), ("connection_refused
           ("internal_error", "unhandled exception in worker")]
 THRESHOLDS = [("api_response_time_ms", 500.0), ("queue_wait_time_minutes", 60.0),
               ("gate_execution_time_seconds", 600.0), ("cpu_utilization", 0.85), ("memory_utilization", 0.90)]
+# Configuration an operator changes now and then (dashboard annotations): key -> values it takes.
+CONFIG = [("gates.code-coverage-gate.threshold", [80.0, 75.0, 85.0]), ("sla.hours", [8, 6, 12]),
+          ("agents.qms-code-reviewer.max_load", [0.9, 0.8, 0.95]), ("queues.code_review_queue.alert_depth", [25, 20, 40]),
+          ("policies.license-check.enabled", [True, False])]
+CONFIG_CHANGERS = ["alice.chen", "george.okafor", "sam.taylor"]
 TITLE_KINDS = ["feat", "fix", "refactor", "chore", "perf", "docs", "test"]
 TITLE_VERBS = ["add", "fix", "update", "remove", "harden", "speed up", "simplify", "migrate"]
 TITLE_OBJS = ["retry logic", "webhook handler", "login flow", "cache layer", "CSV export", "rate limiter",
@@ -203,7 +208,8 @@ class Simulator:
         self._tag = f"{self.seed}-{time.strftime('%y%m%d%H%M%S', time.gmtime(t0 // S))}"
         for proc in (self._arrivals(t0), self._agent_ticker(t0), self._queue_ticker(t0),
                      self._absences(t0, "down", 3.0, (2, 20)), self._absences(t0, "training", 12.0, (30, 180)),
-                     self._absences(t0, "training", 12.0, (30, 180)), self._incidents(t0)):
+                     self._absences(t0, "training", 12.0, (30, 180)), self._incidents(t0),
+                     self._config_changes(t0)):
             self._spawn(proc)
 
     def _push(self, entry: Entry) -> None:
@@ -531,3 +537,19 @@ class Simulator:
             else:
                 yield (t, "user.survey_submitted", {"user": self._pick(DEVELOPERS), "score": self._weighted(
                        SCORES, SCORE_W)}, "low", f"corr-survey-{t}")
+
+    def _config_changes(self, t: int) -> Proc:
+        """About two configuration changes a day (who changed which key, from what to what).
+        Its own random stream, so adding it left every other event of a seed as it was (the
+        ids after a change are numbered one on)."""
+        rng = random.Random(self.seed * 7919 + 17)
+        current = {key: values[0] for key, values in CONFIG}
+        while True:
+            t += int(rng.expovariate(2.0 / DAY)) + 1
+            key, values = CONFIG[int(rng.random() * len(CONFIG))]
+            new = values[int(rng.random() * len(values))]
+            if new == current[key]:
+                continue
+            yield (t, "system.configuration_changed", {"key": key, "old": current[key], "new": new,
+                   "changed_by": CONFIG_CHANGERS[int(rng.random() * len(CONFIG_CHANGERS))]}, "normal", f"corr-config-{t}")
+            current[key] = new
