@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, Union
 
-from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
+from pydantic_core import PydanticCustomError
 from typing_extensions import Annotated
 
 from data.kpis import dashboard_of
@@ -128,33 +129,49 @@ class Transform(Strict):
 
 class DataSource(Strict):
     source: Literal[tuple(SOURCE_KINDS)]                                # type: ignore[valid-type]
-    metric: Name | None = None
-    name: Name | None = None
+    # Checked against `source` field by field (validate_default: a missing one is checked too),
+    # so an error names the field: "data_sources[0].metric: unknown KPI 'x'".
+    metric: Name | None = Field(None, validate_default=True)
+    name: Name | None = Field(None, validate_default=True)
     filters: Filters = Field(default_factory=Filters)
     transform: Transform | None = None
     timeframe: Timeframe | None = None          # overrides the dashboard's
-    points: int | None = Field(None, ge=2, le=500)    # series only
+    points: int | None = Field(None, ge=2, le=500, validate_default=True)    # series only
 
-    @model_validator(mode="after")
-    def _names(self) -> "DataSource":
-        if self.source in NEEDS_METRIC:
-            if not self.metric:
-                raise ValueError(f"a {self.source} source needs `metric` (a KPI id)")
-            if dashboard_of(self.metric) is None:
-                raise ValueError(f"unknown KPI {self.metric!r}")
-            if self.name:
-                raise ValueError(f"a {self.source} source takes `metric`, not `name`")
-        else:
-            allowed = SOURCE_KINDS[self.source]
-            if not self.name:
-                raise ValueError(f"a {self.source} source needs `name`, one of {', '.join(allowed)}")
-            if self.name not in allowed:
-                raise ValueError(f"unknown {self.source} {self.name!r}: one of {', '.join(allowed)}")
-            if self.metric:
-                raise ValueError(f"a {self.source} source takes `name`, not `metric`")
-        if self.points is not None and self.source != "series":
-            raise ValueError("`points` is for series sources only")
-        return self
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, metric: str | None, info: ValidationInfo) -> str | None:
+        source = info.data.get("source")
+        if source in NEEDS_METRIC:
+            if not metric:
+                raise ValueError(f"a {source} source needs `metric` (a KPI id)")
+            if dashboard_of(metric) is None:
+                raise ValueError(f"unknown KPI {metric!r}")
+        elif source and metric:
+            raise ValueError(f"a {source} source takes `name`, not `metric`")
+        return metric
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str | None, info: ValidationInfo) -> str | None:
+        source = info.data.get("source")
+        if source in NEEDS_METRIC:
+            if name:
+                raise ValueError(f"a {source} source takes `metric`, not `name`")
+        elif source:
+            allowed = SOURCE_KINDS[source]
+            if not name:
+                raise ValueError(f"a {source} source needs `name`, one of {', '.join(allowed)}")
+            if name not in allowed:
+                raise ValueError(f"unknown {source} {name!r}: one of {', '.join(allowed)}")
+        return name
+
+    @field_validator("points")
+    @classmethod
+    def _points(cls, points: int | None, info: ValidationInfo) -> int | None:
+        if points is not None and info.data.get("source", "series") != "series":
+            raise ValueError("only a series source takes `points`")
+        return points
 
     def key(self) -> str:
         """A stable text of what this source reads (cache keys, de-duplication)."""
@@ -206,6 +223,18 @@ class Widget(Strict):
     alert_thresholds: Thresholds | None = None
     description: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
+    # One line each instead of pydantic's: the 31 types listed, or one error per union member.
+    @field_validator("type", "refresh_interval", mode="wrap")
+    @classmethod
+    def _one_line(cls, value: Any, handler: Any, info: ValidationInfo) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            if info.field_name == "refresh_interval":
+                raise ValueError('must be "live", "off" or seconds between 5 and 86400') from None
+            raise ValueError(f"unknown widget type {value!r}" if isinstance(value, str)
+                             else "must be a widget type name (a string)") from None
+
 
 class Visibility(Strict):
     """Who may open a shared dashboard besides its owner: anyone holding one of these
@@ -235,7 +264,7 @@ class Dashboard(Strict):
         seen: set[str] = set()
         for w in widgets:
             if w.id in seen:
-                raise ValueError(f"two widgets have the id {w.id!r}")
+                raise PydanticCustomError("duplicate_widget_id", "two widgets have this id", {"id": w.id})
             seen.add(w.id)
         return widgets
 
@@ -253,15 +282,39 @@ def _field(loc: tuple[Any, ...]) -> str:
     return out
 
 
+_SLUG_TEXT = "must be 1 to 64 lower-case letters, digits, '-' or '_', starting with a letter or digit"
+# pydantic's wording -> ours ("must be at most 12", as the docs show); {…} from the error's context.
+_BY_TYPE = {
+    "extra_forbidden": "unknown field", "missing": "required",
+    "greater_than_equal": "must be at least {ge}", "less_than_equal": "must be at most {le}",
+    "int_parsing": "must be a whole number", "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number", "float_parsing": "must be a number", "float_type": "must be a number",
+    "bool_parsing": "must be true or false", "bool_type": "must be true or false", "string_type": "must be text",
+    "string_too_short": "must be at least {min_length} characters",
+    "string_too_long": "must be at most {max_length} characters", "too_long": "must have at most {max_length} items",
+    "list_type": "must be a list", "model_type": "must be an object", "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "string_pattern_mismatch": "must be a column name: letters, digits, '_', '.', ':' or '-'",
+}
+
+
 def _message(err: dict[str, Any]) -> str:
+    kind, ctx = err.get("type"), err.get("ctx") or {}
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "must not be empty"
+    if kind == "string_pattern_mismatch" and str(ctx.get("pattern", "")).startswith("^[a-z0-9]"):
+        return _SLUG_TEXT
+    if kind in _BY_TYPE:
+        try:
+            return _BY_TYPE[kind].format(**ctx)
+        except (KeyError, IndexError):
+            pass
     msg = str(err.get("msg", "invalid"))
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
-    if err.get("type") == "extra_forbidden":
-        msg = "unknown field"
-    elif err.get("type") == "missing":
-        msg = "required"
+    if msg.startswith("Input should be "):          # literals: "must be 'auto', 'light' or 'dark'"
+        msg = "must be " + msg[len("Input should be "):]
     return msg
 
 
@@ -285,7 +338,10 @@ def validate(doc: Any, origin: str = "definition") -> Dashboard:
                 widget = wid if isinstance(wid, str) and re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", wid) \
                     else f"#{loc[1] + 1}"
                 loc = loc[2:]
-            errors.append({"widget": widget, "field": _field(loc) or None, "message": _message(err)})
+            field = _field(loc) or None
+            if err.get("type") == "duplicate_widget_id":      # named by the id itself
+                widget, field = str((err.get("ctx") or {}).get("id")), "id"
+            errors.append({"widget": widget, "field": field, "message": _message(err)})
         raise DefinitionError(origin, errors) from None
 
 
