@@ -15,6 +15,7 @@ import redis
 from flask import Flask, Response, abort, g, request, send_from_directory
 from werkzeug.exceptions import InternalServerError
 
+from api.dashboards import bp as dashboards_bp
 from api.drilldown import bp as drilldown_bp
 from api.entities import bp as entities_bp
 from api.routes import bp as api_bp
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     server.register_blueprint(drilldown_bp)
     server.register_blueprint(widgets_bp)
     server.register_blueprint(entities_bp)
+    server.register_blueprint(dashboards_bp)
     if settings.live:
         init_live(server, services)
     if settings.alerts:

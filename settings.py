@@ -60,6 +60,7 @@ class Settings:
     series_cache_s: float = 5.0            # charts' series are shared this long (KPI cards are exact per batch)
     refresh_ms: int = 5000                 # first page refresh interval
     rbac_path: str | None = None           # roles and permissions YAML (default config/rbac.yaml)
+    dashboards_dir: str | None = None      # provisioned dashboard definitions (default config/dashboards)
     secret_key: str | None = None          # signs sessions and JWTs; unset = generated once in data_dir
     https: bool = False                    # served over HTTPS: Secure cookies
     session_hours: float = 12.0            # a session ends this long after sign-in

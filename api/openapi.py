@@ -185,6 +185,65 @@ OPENAPI: dict[str, Any] = {
 }
 
 
+# --- dashboards as data (api/dashboards.py) --------------------------------------------------
+_DASH_ID = {"name": "dash_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 200}}
+_SAVE_SCOPE = {"name": "scope", "in": "query", "schema": {"type": "string", "enum": ["personal", "shared"],
+                                                          "default": "personal"},
+               "description": "personal: your copy (update:personal_settings); shared: the definition everyone "
+                              "it is shared with sees (manage:dashboards)"}
+_SCOPE_OPT = {"name": "scope", "in": "query", "schema": {"type": "string", "enum": ["personal", "shared"]},
+              "description": "which one: your personal copy, or the shared definition (default: what you see)"}
+_DEFINITION = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "description": "a dashboard definition (docs/API.md, \"Dashboards\"); the server validates "
+                                     "it and answers 422 naming the widget and the field",
+    "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "widgets": {"type": "array"}}}}}}
+_INVALID = {"description": "the definition does not validate: `error.errors` lists {widget, field, message}",
+            "content": _ERR["content"]}
+_DASH_PATHS: dict[str, Any] = {
+    "/api/dashboards": {
+        "get": {"summary": "The dashboards you may see, starred first (?q= searches titles and tags)",
+                "parameters": [{"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200}}],
+                "responses": {"200": _ENV}},
+        "post": {"summary": "Create a dashboard: personal (update:personal_settings) or shared (manage:dashboards); "
+                           "its id, or the next free id-2, id-3 ...",
+                 "parameters": [_SAVE_SCOPE], "requestBody": _DEFINITION,
+                 "responses": {"201": _ENV, "403": _ERR, "409": _ERR, "422": _INVALID}}},
+    "/api/dashboards/import": {"post": {
+        "summary": "Import an exported definition as your personal dashboard (a new id if taken)",
+        "requestBody": _DEFINITION, "responses": {"201": _ENV, "403": _ERR, "409": _ERR, "422": _INVALID}}},
+    "/api/dashboards/{dash_id}": {
+        "get": {"summary": "A definition: your personal copy if you have one, else the shared one; with kind "
+                           "(provisioned, shared, personal) and personal_copy",
+                "parameters": [_DASH_ID], "responses": {"200": _ENV, "404": _ERR}},
+        "put": {"summary": "Save your personal copy, or (?scope=shared) the shared definition",
+                "parameters": [_DASH_ID, _SAVE_SCOPE], "requestBody": _DEFINITION,
+                "responses": {"200": _ENV, "403": _ERR, "404": _ERR, "422": _INVALID}},
+        "delete": {"summary": "Delete your dashboard or a shared one; ?scope=personal drops your personal copy, "
+                              "?scope=shared puts a provisioned dashboard's file definition back",
+                   "parameters": [_DASH_ID, _SCOPE_OPT],
+                   "responses": {"200": _ENV, "403": _ERR, "404": _ERR, "409": _ERR}}},
+    "/api/dashboards/{dash_id}/versions": {"get": {
+        "summary": "Saved versions, newest first: n, at, by, summary of what changed",
+        "parameters": [_DASH_ID, _SCOPE_OPT], "responses": {"200": _ENV, "404": _ERR}}},
+    "/api/dashboards/{dash_id}/versions/{n}/restore": {"post": {
+        "summary": "Save version n again, as a new version",
+        "parameters": [_DASH_ID, {"name": "n", "in": "path", "required": True,
+                                  "schema": {"type": "integer", "minimum": 0}}, _SCOPE_OPT],
+        "responses": {"200": _ENV, "403": _ERR, "404": _ERR, "422": _INVALID}}},
+    "/api/dashboards/{dash_id}/star": {
+        "put": {"summary": "Star a dashboard (yours only)", "parameters": [_DASH_ID],
+                "responses": {"200": _ENV, "404": _ERR}},
+        "delete": {"summary": "Unstar a dashboard", "parameters": [_DASH_ID],
+                   "responses": {"200": _ENV, "404": _ERR}}},
+    "/api/dashboards/{dash_id}/export": {"get": {
+        "summary": "The definition as a JSON file to import elsewhere (without owner and visibility)",
+        "parameters": [_DASH_ID],
+        "responses": {"200": {"description": "the definition (a download)",
+                              "content": {"application/json": {"schema": {"type": "object"}}}},
+                      "404": _ERR}}},
+}
+OPENAPI["paths"].update(_DASH_PATHS)
+
 PUBLIC_OPERATIONS = {("/health", "get"), ("/api/openapi.json", "get"), ("/api/auth/token", "post")}
 _ERRORS = {
     "400": "invalid input: an ill-typed, unknown or out-of-range value, malformed JSON or JSON nested more "

@@ -46,6 +46,14 @@ SIGNIN_FAIL_IP = "{p}:signin:fail:ip:{ip}"        # string: failed sign-ins from
 SIGNIN_FAIL_PAIR = "{p}:signin:fail:pair:{name}|{ip}"  # string: failed sign-ins of one name from one address (EX)
 SESSION = "{p}:session:{id}"               # hash: one browser sign-in (user, epoch, remember), id = sha256 of the cookie's id (EX)
 USER_SESSIONS = "{p}:user-sessions:{name}"  # zset: the sign-in digests of one user, score = expiry ms (to end them all)
+# Dashboards as data (dashboards/store.py, dashboards/provision.py). Ids are slugs (no ':').
+DASH_IDS = "{p}:dash:ids"                  # hash: id of every created dashboard -> its owner ("" once shared): ids are unique
+DASH_SHARED = "{p}:dash:shared"            # hash: id -> JSON record {definition, updated_at, updated_by} of a shared dashboard or of a provisioned one's override
+DASH_USER = "{p}:dash:user:{name}"         # hash: id -> JSON record of a user's personal dashboard or personal copy ("copy": true)
+DASH_VERSIONS = "{p}:dash:ver:{id}"        # list: versions of a dashboard (shared, override, personal), JSON {n, at, by, summary, definition}
+DASH_COPY_VERSIONS = "{p}:dash:ver:{id}:u:{name}"  # list: versions of one user's personal copy of a dashboard
+DASH_STARS = "{p}:dash:stars:{name}"       # set: the dashboard ids a user starred
+DASH_PROVISIONED = "{p}:dash:provisioned"  # hash: provisioned file name -> JSON of its last definition that validated
 
 
 class Keys:
@@ -146,3 +154,27 @@ class Keys:
 
     def user_sessions(self, name: str) -> str:
         return USER_SESSIONS.format(p=self.p, name=name)
+
+    @property
+    def dash_ids(self) -> str:
+        return DASH_IDS.format(p=self.p)
+
+    @property
+    def dash_shared(self) -> str:
+        return DASH_SHARED.format(p=self.p)
+
+    @property
+    def dash_provisioned(self) -> str:
+        return DASH_PROVISIONED.format(p=self.p)
+
+    def dash_user(self, name: str) -> str:
+        return DASH_USER.format(p=self.p, name=name)
+
+    def dash_versions(self, ident: str, user: str | None = None) -> str:
+        """A dashboard's versions, or (with `user`) those of that user's personal copy of it."""
+        if user is None:
+            return DASH_VERSIONS.format(p=self.p, id=ident)
+        return DASH_COPY_VERSIONS.format(p=self.p, id=ident, name=user)
+
+    def dash_stars(self, name: str) -> str:
+        return DASH_STARS.format(p=self.p, name=name)

@@ -29,6 +29,7 @@ class Services:
     rbac: Any
     secret_key: str
     embedded: EmbeddedRedis | None = None
+    dashboards: Any = None            # dashboards.store.DashboardStore (definitions, copies, versions, stars)
     workers: list[Any] = field(default_factory=list)
 
     def sanitizer_for(self, roles: Any, user: str | None = None) -> Any:
@@ -47,8 +48,13 @@ class Services:
             client, embedded = connect(settings.redis_url, settings.data_dir,
                                        connect_timeout_s=settings.redis_connect_timeout_s,
                                        socket_timeout_s=settings.redis_socket_timeout_s)
+        from dashboards.provision import Provisioner
+        from dashboards.store import DashboardStore
         keys = Keys.of(client, settings.key_prefix)
-        return cls(settings, client, keys, Ingestor.from_settings(client, settings), Engine.from_settings(client, settings),
+        engine = Engine.from_settings(client, settings)
+        dashboards = DashboardStore(client, keys, Provisioner(settings.dashboards_dir, r=client, keys=keys),
+                                    team_of=engine.team_of)
+        return cls(settings, client, keys, Ingestor.from_settings(client, settings), engine,
                    UserStore(client, keys), TokenStore(client, keys), SignInLimiter(client, keys),
                    AuditLog(client, settings.key_prefix), load_rbac(settings.rbac_path or DEFAULT_RBAC_PATH),
-                   secret_key(settings), embedded)
+                   secret_key(settings), embedded, dashboards)
