@@ -29,7 +29,7 @@ CACHE = "{p}:cache:{key}"                  # string: a computed dashboard respon
 LOCK = "{p}:agg:lock"                      # string: the aggregators' apply lock (token, PX)
 PREFS = "{p}:prefs"                        # hash: user -> JSON of personal settings (theme)
 AUDIT = "{p}:audit"                        # stream: audit log, field "e" = one entry as JSON
-DEMO = "{p}:demo"                          # hash: the demo simulation's epoch, cursor, seed, rate
+DEMO = "{p}:demo"                          # hash: the demo simulation's epoch, cursor, seed, rate, beat (ms it last wrote)
 USER = "{p}:user:{name}"                   # hash: one account: roles, scrypt password hash, disabled, session_epoch
 USERS = "{p}:users"                        # set: every account name
 TOKEN = "{p}:token:{id}"                   # hash: one API token: name, roles, sha256 of the secret, revoked, last_used

@@ -89,7 +89,8 @@ def simulate_into(ingest: Callable[[list[dict[str, Any]]], Any], *, rate: float,
 
 def start_demo(services: Any) -> Worker:
     """The demo's simulated traffic. Its epoch, seed, rate and progress live in Redis, so a
-    restart resumes the same simulated history rather than simulating a second one."""
+    restart resumes the same simulated history rather than simulating a second one; its beat
+    (the time it last wrote) tells the shell a backfill is running (data/backfill.py)."""
     s = services.settings
     r, key = services.redis, services.keys.demo
 
@@ -104,11 +105,14 @@ def start_demo(services: Any) -> Worker:
                 epoch = int(state["cursor"]) if state else now - parse_duration(s.demo_backfill)
                 resume = epoch
                 r.hset(key, mapping={"epoch": epoch, "cursor": epoch, "seed": s.demo_seed, "rate": s.demo_rate})
+            # The beat says a simulator is running (data/backfill.py: the "history still
+            # loading" notice); a stopped one leaves an old beat, so no notice stays behind.
+            r.hset(key, "beat", now_ms())
             if resume > epoch:
                 log.info("demo: resuming the simulation of %s from %s", to_datetime(epoch), to_datetime(resume))
             n = simulate_into(lambda b: services.ingestor.ingest(b, origin="simulator"), rate=s.demo_rate,
                               seed=s.demo_seed, backfill_ms=0, stop=stop, epoch_ms=epoch, resume_ms=resume,
-                              on_cursor=lambda c: r.hset(key, "cursor", c))
+                              on_cursor=lambda c: r.hset(key, mapping={"cursor": c, "beat": now_ms()}))
             log.info("simulator stopped after %d events", n)
         except Exception:
             log.exception("simulator failed")
