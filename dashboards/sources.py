@@ -50,7 +50,6 @@ from data.kpis import dashboard_of
 from data.rawstore import flat_row
 from data.timeutil import fmt_ms, now_ms
 
-AUTHENTICATED = "authenticated"          # auth.guard.AUTHENTICATED: any signed-in principal
 COST = "view:cost_analysis"
 OPERATIONAL, QA, DEVELOPER, EXECUTIVE = (DASHBOARD_PERMISSION[d] for d in ("operational", "qa", "developer",
                                                                            "executive"))
@@ -83,7 +82,8 @@ PERMISSIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("computed", "test_coverage"): ("view:quality_metrics", DEVELOPER),
     ("computed", "achievements"): (DEVELOPER,),
     ("computed", "skill_development"): (DEVELOPER,),
-    ("computed", "annotations"): (AUTHENTICATED,),
+    # Every dashboard's charts carry them: anyone who may open a dashboard (not a producer).
+    ("computed", "annotations"): (EXECUTIVE, OPERATIONAL, QA, DEVELOPER),
     ("computed", "alerts"): (ALERTS,),
 }
 # Sources a developer sees for their own team only when they lack the wider permission.
@@ -128,7 +128,7 @@ def allowed(ds: DataSource, principal: Any) -> bool:
     live channel). No principal: never."""
     if principal is None:
         return False
-    return any(p == AUTHENTICATED or principal.can(p) for p in permissions(ds))
+    return any(principal.can(p) for p in permissions(ds))
 
 
 # --- the context ------------------------------------------------------------------------------
@@ -479,6 +479,6 @@ def frames_to_rows(frame: pd.DataFrame | None) -> tuple[list[str], list[dict[str
     return columns, rows
 
 
-__all__ = ["AUTHENTICATED", "NotPermitted", "PERMISSIONS", "SourceContext", "allowed", "apply_transform",
+__all__ = ["NotPermitted", "PERMISSIONS", "SourceContext", "allowed", "apply_transform",
            "clean_filters", "fetch", "fetch_all", "frames_to_rows", "merge_filters", "permission", "permissions",
            "request", "to_frame"]
