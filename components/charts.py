@@ -6,15 +6,16 @@ progress bar), and shows "no data" when there is nothing to draw.
 """
 from __future__ import annotations
 
+from html import escape
 from typing import Any, Iterable, Mapping, Sequence
 
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
-from dash import html
+from dash import dcc, html
 
 from components import theme
 from components.common import GL_THRESHOLD, all_missing, graph, mappings, number, placeholder
-from components.kpi import format_value, title_of
+from components.kpi import LEVEL_BS, format_value, title_of
 
 # Axis decorations per METRICS.md unit.
 _TICKS: dict[str, dict[str, str]] = {"percentage": {"ticksuffix": "%"}, "usd": {"tickprefix": "$"},
@@ -28,24 +29,64 @@ def _value(v: Any) -> float | None:
     return None if isinstance(v, (list, dict)) else number(v)
 
 
+def _hover(v: float | None, unit: str, round_money: bool) -> str:
+    return format_value(v, unit or None, round_money=round_money) if unit else ("" if v is None else f"{v:,.2f}")
+
+
+def _add_series(fig: go.Figure, s: Mapping[str, Any], chart: str, round_money: bool) -> None:
+    """One series: the finished buckets as a line (area, bars), and a partial last bucket
+    (`"partial": True`, still filling) marked apart — a dotted segment to a hollow marker, or a
+    hatched bar, with "still filling" on hover — so it does not read as a drop."""
+    pts = list(s["points"])
+    unit = s.get("unit") or ""
+    name = title_of(s.get("metric") or "value")
+    partial = pts[-1] if pts and pts[-1].get("partial") else None
+    done = pts[:-1] if partial else pts
+    hover = f"%{{x}} – %{{customdata}}<br>%{{hovertext}}<extra>{name}</extra>"
+    xs, ys = [p.get("t") for p in done], [_value(p.get("value")) for p in done]
+    common: dict[str, Any] = {"name": name, "legendgroup": name}
+    if chart == "bar":
+        common["offsetgroup"] = name
+        fig.add_trace(go.Bar(x=xs, y=ys, customdata=[p.get("end") for p in done],
+                             hovertext=[_hover(v, unit, round_money) for v in ys], hovertemplate=hover, **common))
+    else:
+        cls = go.Scattergl if len(pts) > GL_THRESHOLD else go.Scatter
+        fig.add_trace(cls(x=xs, y=ys, customdata=[p.get("end") for p in done],
+                          hovertext=[_hover(v, unit, round_money) for v in ys],
+                          mode="lines+markers" if len(pts) <= 60 else "lines", connectgaps=False,
+                          fill="tozeroy" if chart == "area" else None, hovertemplate=hover, **common))
+    if partial is None:
+        return
+    v = _value(partial.get("value"))
+    still = {"name": f"{name} (still filling)", "legendgroup": name, "showlegend": False,
+             "customdata": [partial.get("end")], "hovertext": [f"{_hover(v, unit, round_money)} · still filling"],
+             "hovertemplate": hover}
+    if chart == "bar":
+        fig.add_trace(go.Bar(x=[partial.get("t")], y=[v], offsetgroup=name, opacity=0.45,
+                             marker={"pattern": {"shape": "/"}}, **still))
+        return
+    last = done[-1] if done else None
+    if last is not None and v is not None and _value(last.get("value")) is not None:
+        fig.add_trace(go.Scatter(x=[last.get("t"), partial.get("t")], y=[_value(last.get("value")), v], mode="lines",
+                                 line={"dash": "dot"}, hoverinfo="skip", name=f"{name} (still filling)",
+                                 legendgroup=name, showlegend=False))
+    fig.add_trace(go.Scatter(x=[partial.get("t")], y=[v], mode="markers",
+                             marker={"symbol": "circle-open", "size": 10, "line": {"width": 2}}, **still))
+
+
 def metric_trend(series: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, *, mode: str = "light",
-                 id: Any = None, title: str | None = None, height: int | None = None) -> Any:
-    """One or more KPI series (`Engine.series()` → `{"metric", "unit", "points": [{"t", "end", "value"}]}`)
-    as lines. A None value is a gap; past 1,000 points a line is drawn with WebGL."""
+                 id: Any = None, title: str | None = None, height: int | None = None, chart: str = "line",
+                 round_money: bool = False) -> Any:
+    """One or more KPI series (`Engine.series()` → `{"metric", "unit", "points": [{"t", "end", "value",
+    "partial"?}]}`) as lines (`chart`: "line", "area" or "bar"). A None value is a gap; past 1,000
+    points a line is drawn with WebGL; a partial last bucket is marked (see _add_series)."""
     many = [series] if isinstance(series, Mapping) else mappings(series)
     many = [s for s in many if s.get("points")]
     if not many or all(all_missing(_value(p.get("value")) for p in s["points"]) for s in many):
         return placeholder("metric_trend", id=id)
     fig = go.Figure()
     for s in many:
-        pts = s["points"]
-        cls = go.Scattergl if len(pts) > GL_THRESHOLD else go.Scatter
-        unit = s.get("unit") or ""
-        fig.add_trace(cls(
-            x=[p.get("t") for p in pts], y=[_value(p.get("value")) for p in pts],
-            customdata=[p.get("end") for p in pts], name=title_of(s.get("metric") or "value"),
-            mode="lines+markers" if len(pts) <= 60 else "lines", connectgaps=False,
-            hovertemplate=f"%{{x}} – %{{customdata}}<br>%{{y:,.2f}} {unit}<extra>%{{fullData.name}}</extra>"))
+        _add_series(fig, s, chart, round_money)
     unit = many[0].get("unit")
     fig.update_yaxes(**_TICKS.get(unit or "", {}))
     if unit in _RANGES:
@@ -56,16 +97,46 @@ def metric_trend(series: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
     return graph(fig, "metric_trend", mode=mode, id=id, height=height, title=title or default_title)
 
 
-def level(value: float | None, thresholds: Mapping[str, float] | None) -> str | None:
-    """'ok' | 'warning' | 'critical' for `value` against {"warning": w, "critical": c}.
+def sparkline(points: Sequence[Mapping[str, Any]] | None, *, unit: str | None = None, mode: str = "light",
+              height: int = 40) -> Any:
+    """A KPI's recent values as a small static line under its card (None without two values)."""
+    pts = mappings(points)
+    ys = [_value(p.get("value")) for p in pts]
+    if sum(v is not None for v in ys) < 2:
+        return None
+    p = theme.palette(mode)
+    partial = bool(pts[-1].get("partial"))
+    xs = [q.get("t") for q in pts]
+    fig = go.Figure(go.Scatter(x=xs[:-1] if partial else xs, y=ys[:-1] if partial else ys, mode="lines",
+                               line={"color": p["primary"], "width": 1.5}, connectgaps=False, hoverinfo="skip"))
+    if partial and len(pts) > 1:
+        fig.add_trace(go.Scatter(x=xs[-2:], y=ys[-2:], mode="lines", line={"color": p["primary"], "width": 1.5,
+                                                                            "dash": "dot"}, hoverinfo="skip"))
+    theme.apply(fig, mode)
+    fig.update_layout(height=height, margin={"l": 0, "r": 0, "t": 2, "b": 2}, showlegend=False,
+                      xaxis={"visible": False}, yaxis={"visible": False}, paper_bgcolor="rgba(0,0,0,0)",
+                      plot_bgcolor="rgba(0,0,0,0)")
+    return dcc.Graph(figure=fig, config={"staticPlot": True, "displayModeBar": False}, className="kpi-spark",
+                     style={"height": f"{height}px"})
 
-    critical below warning means higher is better (a pass rate); above means lower is
-    better (a queue depth). A value on a threshold has reached it.
+
+def level(value: float | None, thresholds: Mapping[str, Any] | None) -> str | None:
+    """'ok' | 'warning' | 'critical' for `value` against {"warning": w, "critical": c[, "direction"]}.
+
+    `direction` "above": values at or over a threshold are bad (a queue depth); "below": at or
+    under it (a pass rate). Without one, critical below warning means higher is better. A value
+    on a threshold has reached it.
     """
     if value is None or not thresholds:
         return None
-    w, c = thresholds.get("warning"), thresholds.get("critical")
-    higher_better = w is not None and c is not None and c < w
+    w, c = number(thresholds.get("warning")), number(thresholds.get("critical"))
+    if w is None and c is None:
+        return None
+    direction = thresholds.get("direction")
+    if direction in ("above", "below"):
+        higher_better = direction == "below"
+    else:
+        higher_better = w is not None and c is not None and c < w
     if c is not None and (value <= c if higher_better else value >= c):
         return "critical"
     if w is not None and (value <= w if higher_better else value >= w):
@@ -73,7 +144,55 @@ def level(value: float | None, thresholds: Mapping[str, float] | None) -> str | 
     return "ok"
 
 
-_LEVEL_ROLE = {"ok": "success", "warning": "warning", "critical": "danger", None: "primary"}
+_LEVEL_ROLE = {**LEVEL_BS, None: "primary"}
+
+
+ANNOTATIONS = "Annotations"
+_ANNOTATION_AXIS = "y9"          # an invisible 0..1 axis over the plot, so markers span its height
+_ANNOTATION_STYLE = {"configuration": ("primary", "diamond"), "alert": ("danger", "triangle-down")}
+
+
+def add_annotations(fig: go.Figure, rows: Sequence[Mapping[str, Any]] | None, *, mode: str = "light") -> int:
+    """Annotations ({t, kind, title, who, what}: configuration changes, alert firings) as vertical
+    markers over a time-series figure, who/what on hover. They form one legend group named
+    "Annotations", so a click on the legend entry hides them all. Returns how many were drawn."""
+    rows = [r for r in mappings(rows) if r.get("t") is not None]
+    if not rows:
+        return 0
+    p = theme.palette(mode)
+    xs = [r["t"] for r in rows]
+    group = {"legendgroup": "annotations", "yaxis": _ANNOTATION_AXIS, "name": ANNOTATIONS}
+    fig.add_trace(go.Scatter(
+        x=[v for t in xs for v in (t, t, None)], y=[v for _ in xs for v in (0, 1, None)], mode="lines",
+        line={"color": p["muted"], "width": 1, "dash": "dot"}, hoverinfo="skip", showlegend=False, **group))
+    styles = [_ANNOTATION_STYLE.get(str(r.get("kind")), ("secondary", "circle")) for r in rows]
+
+    def say(r: Mapping[str, Any]) -> str:
+        e = lambda v: escape(str(v))                                               # noqa: E731
+        head = f"<b>{e(r.get('title') or r.get('kind') or 'annotation')}</b>"
+        who = f"{e(r.get('kind') or 'change')}" + (f" by {e(r['who'])}" if r.get("who") else "")
+        return "<br>".join([head, who] + ([e(r["what"])] if r.get("what") else []))
+
+    fig.add_trace(go.Scatter(
+        x=xs, y=[1] * len(xs), mode="markers", showlegend=True, customdata=[r.get("kind") for r in rows],
+        marker={"size": 11, "color": [p[c] for c, _ in styles], "symbol": [s for _, s in styles],
+                "line": {"width": 1, "color": p["background"]}},
+        hovertext=[say(r) for r in rows], hovertemplate="%{hovertext}<extra></extra>", **group))
+    fig.update_layout(showlegend=True, **{"yaxis" + _ANNOTATION_AXIS[1:]: {
+        "overlaying": "y", "range": [0, 1.06], "visible": False, "fixedrange": True}})
+    return len(rows)
+
+
+def phone_friendly(fig: go.Figure, *, time_axis: bool = False) -> go.Figure:
+    """A layout that holds on a phone: the legend below the plot (in the container, so it
+    never covers tick labels), margins grown to fit labels, and few ticks on a time axis."""
+    fig.update_layout(legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom",
+                              "x": 0, "xanchor": "left"})
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    if time_axis:
+        fig.update_xaxes(nticks=6)
+    return fig
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -92,7 +211,7 @@ def gauge_chart(value: Any, unit: str | None = None, thresholds: Mapping[str, fl
     if v is None:
         return placeholder("gauge_chart", id=id)
     p = theme.palette(mode)
-    cuts = sorted(x for x in (thresholds or {}).values() if x is not None)
+    cuts = sorted(x for x in (number((thresholds or {}).get(k)) for k in ("warning", "critical")) if x is not None)
     lo, hi = _RANGES.get(unit or "", (min([v, *cuts, 0.0]) * 1.25, max([v, *cuts, 0.0]) * 1.25 or 1.0))
     lo = lo if min_value is None else min_value
     hi = hi if max_value is None else max_value
@@ -115,8 +234,10 @@ def gauge_chart(value: Any, unit: str | None = None, thresholds: Mapping[str, fl
 
 
 def progress_bar(value: Any, target: Any = None, *, unit: str | None = None, label: str | None = None,
-                 mode: str = "light", id: Any = None) -> html.Div:
-    """Progress of `value` towards `target` (same unit). No target, or no value, is no data."""
+                 mode: str = "light", id: Any = None, thresholds: Mapping[str, Any] | None = None,
+                 round_money: bool = False) -> html.Div:
+    """Progress of `value` towards `target` (same unit). No target, or no value, is no data.
+    With `thresholds` the bar is coloured by the level `value` has reached (see `level`)."""
     if isinstance(value, Mapping):
         unit = unit or value.get("unit")
         target = value.get("target", target)
@@ -124,13 +245,17 @@ def progress_bar(value: Any, target: Any = None, *, unit: str | None = None, lab
     if v is None or t is None or t <= 0:
         return placeholder("progress_bar", id=id)
     share = v / t * 100
+    lv = level(v, thresholds)
+    colour = LEVEL_BS[lv] if lv else "success" if share >= 100 else "primary"
     kw: dict[str, Any] = {"id": id} if id is not None else {}
+    money = {"round_money": round_money}
     return html.Div([
         html.Div([html.Span(label or "", className="me-auto"),
-                  html.Span(f"{format_value(v, unit)} / {format_value(t, unit)}", className="text-body-secondary")],
+                  html.Span(f"{format_value(v, unit, **money)} / {format_value(t, unit, **money)}",
+                            className="text-body-secondary")],
                  className="d-flex small mb-1"),
-        dbc.Progress(value=min(share, 100.0), label=f"{share:.0f}%", color="success" if share >= 100 else "primary",
-                     className="widget-progress", style={"height": "1.25rem"}),
+        dbc.Progress(value=max(0.0, min(share, 100.0)), label=f"{share:.0f}%", color=colour,
+                     className=f"widget-progress progress-level-{lv or 'none'}", style={"height": "1.25rem"}),
     ], className="widget-progress-bar", **{"data-widget": "progress_bar"}, **kw)
 
 
@@ -151,7 +276,7 @@ def _comparison_items(items: Any) -> list[dict[str, Any]]:
 
 def comparison_chart(items: Any, *, mode: str = "light", id: Any = None, title: str | None = None,
                      unit: str | None = None, current_name: str = "current", previous_name: str = "previous",
-                     height: int | None = None) -> Any:
+                     height: int | None = None, round_money: bool = False) -> Any:
     """Side-by-side bars: [{"label", "value", "previous"}], {label: value}, or dashboard widgets
     (current against previous window). Missing values are missing bars, not zero-height ones."""
     rows = _comparison_items(items)
@@ -164,7 +289,7 @@ def comparison_chart(items: Any, *, mode: str = "light", id: Any = None, title: 
     if not all_missing(prev):
         fig.add_trace(go.Bar(x=labels, y=prev, name=previous_name, opacity=0.55))
     fig.add_trace(go.Bar(x=labels, y=cur, name=current_name,
-                         text=[format_value(v, unit) for v in cur], textposition="outside", cliponaxis=False))
+                         text=[format_value(v, unit, round_money=round_money) for v in cur], textposition="outside", cliponaxis=False))
     fig.update_yaxes(**_TICKS.get(unit or "", {}))
     fig.update_layout(barmode="group", showlegend=not all_missing(prev))
     return graph(fig, "comparison_chart", mode=mode, id=id, height=height, title=title)

@@ -7,7 +7,7 @@ computed, and a None inside a series is a gap.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import plotly.graph_objects as go
 from dash import dcc, html
@@ -59,6 +59,18 @@ def graph(fig: go.Figure, widget: str, *, mode: str = "light", id: Any = None, h
     if height:
         kw["style"] = {"height": f"{height}px"}      # style=None crashes dcc.Graph in the browser
     return dcc.Graph(figure=fig, config=GRAPH_CONFIG, className=f"widget-graph widget-{widget}", **kw)
+
+
+def walk(c: Any) -> Iterator[Any]:
+    """Every component in a Dash tree, depth first (children as a component, a list or text)."""
+    if isinstance(c, (list, tuple)):
+        for x in c:
+            yield from walk(x)
+        return
+    if c is None or isinstance(c, (str, int, float)):
+        return
+    yield c
+    yield from walk(getattr(c, "children", None))
 
 
 def is_missing(value: Any) -> bool:

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from dash import html
 
 from components import theme
+from components.charts import level
 from components.links import AGENT, WORKFLOW, entity_link
 from components.common import (GL_THRESHOLD, NO_DATA, STEP_KPIS, STEP_LABELS, STEPS, all_missing, graph, mappings,
                                number, placeholder, short_time, step_counts, unwrap)
@@ -63,11 +64,12 @@ def queue_level(depth: float | None, warning: float = 10, critical: float = 20) 
 _QUEUE_ROLE = {"ok": "success", "warning": "warning", "critical": "danger", None: "secondary"}
 
 
-def queue_monitor(queues: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None, warning: float = 10,
-                  critical: float = 20, *, mode: str = "light", id: Any = None, title: str | None = None,
-                  height: int | None = None) -> Any:
-    """Queue depths as bars coloured by threshold. `queues` is the queue state rows
-    ({queue, depth, since}) or {queue: depth} (also `queue_depth.<queue>` KPI ids)."""
+def queue_monitor(queues: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None, warning: float | None = 10,
+                  critical: float | None = 20, *, mode: str = "light", id: Any = None, title: str | None = None,
+                  height: int | None = None, direction: str = "above") -> Any:
+    """Queue depths as bars coloured by threshold (`direction` "above": reaching one is bad).
+    `queues` is the queue state rows ({queue, depth, since}) or {queue: depth} (also
+    `queue_depth.<queue>` KPI ids)."""
     if isinstance(queues, Mapping):
         rows = [{"queue": k.removeprefix("queue_depth."), "depth": v} for k, v in queues.items()]
     else:
@@ -77,7 +79,8 @@ def queue_monitor(queues: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None
         return placeholder("queue_monitor", id=id)
     p = theme.palette(mode)
     names = [str(r["queue"]) for r in rows]
-    levels = [queue_level(d, warning, critical) for d in depths]
+    th = {"warning": warning, "critical": critical, "direction": direction}
+    levels = [level(d, th) for d in depths]
     fig = go.Figure(go.Bar(
         y=names, x=depths, orientation="h", customdata=names,
         marker={"color": [p[_QUEUE_ROLE[lv]] for lv in levels]},
@@ -85,8 +88,9 @@ def queue_monitor(queues: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None
         hovertext=[f"since {short_time(r.get('since'))}" if r.get("since") else "" for r in rows],
         hovertemplate="%{y}: %{text}<br>%{hovertext}<extra></extra>"))
     for at, role in ((warning, "warning"), (critical, "danger")):
-        fig.add_vline(x=at, line={"color": p[role], "dash": "dash", "width": 1})
-    top = max([d for d in depths if d is not None] + [critical])
+        if at is not None:
+            fig.add_vline(x=at, line={"color": p[role], "dash": "dash", "width": 1})
+    top = max([d for d in depths if d is not None] + [x for x in (warning, critical) if x is not None] + [1])
     fig.update_xaxes(range=[0, top * 1.15], title={"text": "depth"})
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(showlegend=False, height=height or max(180, 40 + 32 * len(rows)))
