@@ -1,6 +1,7 @@
 """Quality widgets for the QA and executive dashboards (seed §2.4, §4.1 quality_widgets):
 defect distribution, quality gate performance (with a click-to-drill-down gate name on
-every bar), compliance status and a likelihood × impact risk matrix.
+every bar) and the per-gate figures in one table, compliance status, a likelihood × impact
+risk matrix, and from gate runs' `metrics`: code quality and test coverage over time.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from components import theme
 from components.charts import level
 from components.common import (NO_DATA, SEVERITIES, all_missing, graph, mappings, number, pct, placeholder, short_time,
                                unwrap)
-from components.kpi import format_value, title_of
+from components.kpi import LEVEL_BS, format_value, title_of
+from components.links import GATE, entity_link
 
 
 def _ordered(counts: Mapping[str, Any], dim: str) -> list[tuple[str, float | None]]:
@@ -29,7 +31,7 @@ def _ordered(counts: Mapping[str, Any], dim: str) -> list[tuple[str, float | Non
 
 def _defect_dims(counts: Any) -> dict[str, Mapping[str, Any]]:
     if isinstance(counts, Mapping):
-        nested = {k: v for k, v in counts.items() if k in ("severity", "category") and isinstance(v, Mapping)}
+        nested = {k: v for k, v in counts.items() if isinstance(v, Mapping)}     # {dimension: {name: n}}
         if nested:
             return nested
         return {"severity" if set(counts) <= set(SEVERITIES) else "category": counts}
@@ -77,21 +79,60 @@ def gates_from_kpis(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [gates[g] for g in sorted(gates)]
 
 
+# A gate's pass rate: below 90 % is a warning, below 75 % critical (unless a widget says otherwise).
+GATE_THRESHOLDS = {"warning": 90.0, "critical": 75.0, "direction": "below"}
+
+
+def _gate_rows(gates: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    return gates_from_kpis(gates) if isinstance(gates, Mapping) else [g for g in mappings(gates) if g.get("gate")]
+
+
+def gate_table(gates: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None, *, mode: str = "light", id: Any = None,
+               thresholds: Mapping[str, Any] | None = None, max_rows: int = 100) -> Any:
+    """Every gate's figures in ONE table ({gate, pass_rate, executions, p95_time} rows, or the
+    per-gate KPIs): the gate (linked to its page), its pass rate coloured by `thresholds`
+    (default GATE_THRESHOLDS), executions and p95 time. Worst pass rate first is the caller's sort."""
+    rows = _gate_rows(gates)
+    if not rows or all_missing(number(g.get(k)) for g in rows for k in ("pass_rate", "executions", "p95_time")):
+        return placeholder("gate_table", id=id)
+    th = thresholds or GATE_THRESHOLDS
+    body = []
+    for g in rows[:max_rows]:
+        rate = number(g.get("pass_rate"))
+        lv = level(rate, th)
+        body.append(html.Tr([
+            html.Td(entity_link(GATE, str(g["gate"])), className="gate-name"),
+            html.Td(pct(rate), className=f"gate-rate gate-level-{lv or 'none'} fw-semibold"
+                    + (f" text-{LEVEL_BS[lv]}-emphasis" if lv else " text-body-secondary"),
+                    title=f"{lv} (thresholds: warning {th.get('warning')}, critical {th.get('critical')})" if lv else None),
+            html.Td(format_value(number(g.get("executions")), "count"), className="gate-runs text-end"),
+            html.Td(format_value(number(g.get("p95_time")), "minutes"), className="gate-p95 text-end"),
+        ], **{"data-gate": str(g["gate"])}))
+    out: list[Any] = [dbc.Table([
+        html.Thead(html.Tr([html.Th("Gate"), html.Th("Pass rate"), html.Th("Runs", className="text-end"),
+                            html.Th("p95 time", className="text-end")])),
+        html.Tbody(body)], size="sm", hover=True, responsive=True, className="gate-table mb-0")]
+    if len(rows) > max_rows:
+        out.append(html.Div(f"+{len(rows) - max_rows} more", className="small text-body-secondary"))
+    kw: dict[str, Any] = {"id": id} if id is not None else {}
+    return html.Div(out, className="gate-table-wrap", **{"data-widget": "gate_table"}, **kw)
+
+
 def gate_performance(gates: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None, *, mode: str = "light",
                      id: Any = None, title: str | None = None, height: int | None = None,
                      thresholds: Mapping[str, float] | None = None) -> Any:
     """Pass rate per quality gate (bars, coloured by `thresholds`, default warning 90 /
     critical 75 %) with its p95 time in minutes (markers, right axis, and in the bar text).
     Every bar and marker carries the gate name as customdata, for the drill-down."""
-    rows = gates_from_kpis(gates) if isinstance(gates, Mapping) else [g for g in mappings(gates) if g.get("gate")]
+    rows = _gate_rows(gates)
     rates = [number(g.get("pass_rate")) for g in rows]
     p95 = [number(g.get("p95_time")) for g in rows]
     runs = [number(g.get("executions")) for g in rows]
     if not rows or all_missing(rates + p95 + runs):
         return placeholder("gate_performance", id=id)
     p = theme.palette(mode)
-    th = thresholds or {"warning": 90.0, "critical": 75.0}
-    role = {"ok": "success", "warning": "warning", "critical": "danger", None: "secondary"}
+    th = thresholds or GATE_THRESHOLDS
+    role = {**LEVEL_BS, None: "secondary"}
     names = [str(g["gate"]) for g in rows]
 
     def bar_text(r: float | None, t: float | None) -> str:
@@ -223,3 +264,75 @@ def risk_matrix(risks: Sequence[Mapping[str, Any]] | None, *, mode: str = "light
     fig.update_yaxes(title={"text": "likelihood"}, **ax)
     fig.update_layout(showlegend=False)
     return graph(fig, "risk_matrix", mode=mode, id=id, height=height, title=title)
+
+
+def add_lines(groups: Mapping[str, list[Mapping[str, Any]]], value: str, fig: go.Figure, unit: str | None = None) -> None:
+    """One line per group of {t, <value>} rows, in time order; a None value is a gap."""
+    for name in sorted(groups):
+        pts = sorted(groups[name], key=lambda r: str(r.get("t")))
+        ys = [number(r.get(value)) for r in pts]
+        fig.add_trace(go.Scatter(
+            x=[r.get("t") for r in pts], y=ys, name=name, mode="lines+markers" if len(pts) <= 60 else "lines",
+            connectgaps=False, hovertext=[format_value(v, unit) if unit else ("" if v is None else f"{v:,.2f}")
+                                          for v in ys],
+            hovertemplate="%{x}<br>%{hovertext}<extra>%{fullData.name}</extra>"))
+
+
+def group_rows(rows: Sequence[Mapping[str, Any]], key: Any) -> dict[str, list[Mapping[str, Any]]]:
+    out: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(key(r), []).append(r)
+    return out
+
+
+def code_quality(rows: Sequence[Mapping[str, Any]] | None, *, mode: str = "light", id: Any = None,
+                 title: str | None = None, height: int | None = None) -> Any:
+    """Gate runs' `metrics` over time ({t, gate, metric, value}): one line per gate and metric
+    (complexity, duplications, issues…)."""
+    rows = [r for r in mappings(rows) if r.get("t") is not None and r.get("metric")]
+    if not rows or all_missing(number(r.get("value")) for r in rows):
+        return placeholder("code_quality", id=id)
+    gates = {r.get("gate") for r in rows}
+    fig = go.Figure()
+    add_lines(group_rows(rows, lambda r: f"{r.get('gate')} · {r['metric']}" if len(gates) > 1 else str(r["metric"])),
+           "value", fig)
+    fig.update_layout(hovermode="x unified", showlegend=True)
+    return graph(fig, "code_quality", mode=mode, id=id, height=height, title=title)
+
+
+# Coverage below 80 % is a warning, below 60 % critical (unless a widget says otherwise).
+COVERAGE_THRESHOLDS = {"warning": 80.0, "critical": 60.0, "direction": "below"}
+
+
+def test_coverage(rows: Sequence[Mapping[str, Any]] | None, *, mode: str = "light", id: Any = None,
+                  title: str | None = None, height: int | None = None,
+                  thresholds: Mapping[str, Any] | None = None) -> Any:
+    """Coverage over time per repository ({t, repository, coverage}, in %) and each repository's
+    latest value as a badge coloured by `thresholds` (default COVERAGE_THRESHOLDS), which are also
+    drawn as dashed lines."""
+    rows = [r for r in mappings(rows) if r.get("t") is not None]
+    if not rows or all_missing(number(r.get("coverage")) for r in rows):
+        return placeholder("test_coverage", id=id)
+    th = thresholds or COVERAGE_THRESHOLDS
+    p = theme.palette(mode)
+    groups = group_rows(rows, lambda r: str(r.get("repository") or "all"))
+    fig = go.Figure()
+    add_lines(groups, "coverage", fig, "percentage")
+    for key, role in (("warning", "warning"), ("critical", "danger")):
+        if number(th.get(key)) is not None:
+            fig.add_hline(y=number(th[key]), line={"color": p[role], "dash": "dash", "width": 1})
+    fig.update_yaxes(range=[0, 102], ticksuffix="%")
+    fig.update_layout(hovermode="x unified", showlegend=len(groups) > 1)
+    latest = []
+    for repo in sorted(groups):
+        known = [r for r in sorted(groups[repo], key=lambda r: str(r.get("t"))) if number(r.get("coverage")) is not None]
+        v = number(known[-1].get("coverage")) if known else None
+        lv = level(v, th)
+        latest.append(html.Span([html.Span(repo, className="me-1"), html.B(pct(v))],
+                                className=f"badge coverage-latest coverage-level-{lv or 'none'} me-2 mb-1 "
+                                          f"text-bg-{LEVEL_BS.get(lv or '', 'secondary')}",
+                                **{"data-repository": repo}))
+    kw: dict[str, Any] = {"id": id} if id is not None else {}
+    return html.Div([html.Div(latest, className="coverage-latest-row mb-1"),
+                     graph(fig, "test_coverage", mode=mode, height=height, title=title)],
+                    className="test-coverage", **{"data-widget": "test_coverage"}, **kw)

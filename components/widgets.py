@@ -1,7 +1,9 @@
 """The widget registry: the seed's widget type names (§4.1) → the functions that draw them.
 
-The functions live in `charts` (metrics, agents), `ops` (workflow), `quality` and `system`
-and are re-exported here. `render(type_name, data, **kw)` draws any of them from the
+The functions live in `charts` (metrics, agents), `ops` (workflow), `quality`, `system`,
+`developer` (team and developer views) and `tables` (any rows, labelled numbers) and are
+re-exported here; every type of dashboards.schema.WIDGET_TYPES has one. A dashboard
+definition's widget is drawn from its data sources' frames by components.render. `render(type_name, data, **kw)` draws any of them from the
 `data` an API widget carries, so a page can lay out a dashboard configuration without
 knowing each function's signature. Every widget shows "no data" when it has none.
 """
@@ -14,10 +16,13 @@ from dash import html
 from components.charts import (comparison_chart, gauge_chart, metric_trend, performance_radar, progress_bar,
                                workload_heatmap)
 from components.common import number, placeholder
+from components.developer import achievement_tracker, skill_development, team_collaboration
 from components.kpi import kpi_card
 from components.ops import agent_status_grid, kanban_board, pipeline_visualizer, queue_monitor, timeline_view
-from components.quality import compliance_status, defect_distribution, gate_performance, risk_matrix
+from components.quality import (code_quality, compliance_status, defect_distribution, gate_performance, gate_table,
+                                risk_matrix, test_coverage)
 from components.system import alert_summary, audit_log, error_log_viewer, system_health
+from components.tables import stat_group, table
 
 REGISTRY: dict[str, Callable[..., Any]] = {
     # metrics_widgets
@@ -32,9 +37,15 @@ REGISTRY: dict[str, Callable[..., Any]] = {
     # quality_widgets (quality_trends: quality KPIs over time)
     "quality_trends": metric_trend, "defect_distribution": defect_distribution, "gate_performance": gate_performance,
     "compliance_status": compliance_status, "risk_assessment": risk_matrix, "risk_matrix": risk_matrix,
+    "gate_table": gate_table, "code_quality": code_quality, "test_coverage": test_coverage,
     # system_widgets
     "system_health": system_health, "error_log_viewer": error_log_viewer, "alert_summary": alert_summary,
     "audit_log": audit_log,
+    # developer and team
+    "team_collaboration": team_collaboration, "achievement_tracker": achievement_tracker,
+    "skill_development": skill_development,
+    # generic
+    "table": table, "stat_group": stat_group,
 }
 
 

@@ -6,7 +6,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from dash import dcc
@@ -14,6 +14,7 @@ from dash import dcc
 from callbacks.alerts import rows as alert_rows
 from callbacks.entity import entity_for_path
 from components import links
+from components.common import walk
 from components.ops import agent_status_grid, kanban_board
 from components.panels import panels
 from components.system import alert_summary
@@ -21,17 +22,6 @@ from pages import alerts as alerts_page
 
 JS = Path(__file__).resolve().parents[2] / "assets" / "dashAgGridComponentFunctions.js"
 NODE = shutil.which("node")
-
-
-def walk(c: Any) -> Iterator[Any]:
-    if isinstance(c, (list, tuple)):
-        for x in c:
-            yield from walk(x)
-        return
-    if c is None or isinstance(c, (str, int, float)):
-        return
-    yield c
-    yield from walk(getattr(c, "children", None))
 
 
 def hrefs(c: Any) -> set[str]:

@@ -4,7 +4,7 @@ No Redis, no browser: figures and component trees are inspected as Python object
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import dash_ag_grid as dag
 import plotly.graph_objects as go
@@ -12,6 +12,7 @@ import pytest
 from dash import dcc, html
 
 from components import theme
+from components.common import walk
 from components.charts import level
 from components.common import STEPS
 from components.ops import age, queue_level
@@ -23,18 +24,6 @@ LIGHT, DARK = theme.PALETTES["light"], theme.PALETTES["dark"]
 
 
 # ---------------------------------------------------------------- helpers
-
-def walk(c: Any) -> Iterator[Any]:
-    """Every component in a tree (children as a component, a list or text)."""
-    if isinstance(c, (list, tuple)):
-        for x in c:
-            yield from walk(x)
-        return
-    if c is None or isinstance(c, (str, int, float)):
-        return
-    yield c
-    yield from walk(getattr(c, "children", None))
-
 
 def text(c: Any) -> str:
     if isinstance(c, (list, tuple)):
@@ -118,6 +107,14 @@ SAMPLES: dict[str, Any] = {
     "risk_assessment": [{"name": "r", "likelihood": 2, "impact": 4}],
     "risk_matrix": [{"name": "r", "likelihood": 2, "impact": 4}],
     "system_health": HEALTH, "error_log_viewer": ERRORS, "alert_summary": ALERTS, "audit_log": AUDIT,
+    # the types added with dashboards as data (issue 11)
+    "gate_table": GATES,
+    "code_quality": [{"t": "2025-08-17T00:00:00Z", "gate": "sonar", "metric": "complexity", "value": 12}],
+    "test_coverage": [{"t": "2025-08-17T00:00:00Z", "repository": "svc", "coverage": 81.5}],
+    "team_collaboration": [{"reviewer_team": "core", "author_team": "web", "reviews": 4}],
+    "achievement_tracker": [{"milestone": "First review", "achieved": True, "at": "2025-08-17T00:00:00Z"}],
+    "skill_development": [{"t": "2025-08-17T00:00:00Z", "category": "security", "defects": 2}],
+    "table": ACTIVE, "stat_group": [{"label": "Reviews", "value": 12, "unit": "count"}],
 }
 FIGURE_WIDGETS = [n for n in SAMPLES if isinstance(render(n, SAMPLES[n]), dcc.Graph)]
 
@@ -447,6 +444,12 @@ ALL_NONE = {
     "risk_assessment": [{"name": "r", "likelihood": None, "impact": 3}], "risk_matrix": [{"name": "r"}],
     "system_health": {"checks": {}}, "error_log_viewer": [], "alert_summary": [{"severity": "warning"}],
     "audit_log": [None],
+    "gate_table": [{"gate": "g", "pass_rate": None}], "code_quality": [{"t": "x", "metric": "m", "value": None}],
+    "test_coverage": [{"t": "x", "repository": "r", "coverage": None}],
+    "team_collaboration": [{"reviewer_team": "a", "author_team": "b", "reviews": None}],
+    "achievement_tracker": [{"description": "no milestone name"}],
+    "skill_development": [{"t": "x", "category": "c", "defects": None}],
+    "table": [None], "stat_group": [{"label": "Reviews", "value": None}],
 }
 
 
