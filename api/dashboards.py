@@ -2,7 +2,8 @@
 (a personal copy, or the shared definition with `manage:dashboards`), delete, versions and
 restore, stars, export and import — thin adapters over dashboards.store.
 
-Every route needs a signed-in caller; the store decides the rest. A dashboard the caller
+Every route needs a dashboard user (the permission of one role dashboard at least: not a
+producer's token, not an unknown role); the store decides the rest. A dashboard the caller
 may not see answers 404 like one that does not exist; an invalid definition 422 with one
 entry per error naming the widget and the field; a refused permission 403. Each change is
 audited (`dashboard.*`).
@@ -16,12 +17,15 @@ from flask import Blueprint, Response, current_app
 
 from api.routes import envelope, error
 from api.validation import InvalidInput, Query, Text, json_body, query
-from auth.guard import AUTHENTICATED, require
+from api.entities import any_of
+from auth.guard import require
 from auth.principal import audit, authorize, current_principal
+from auth.rbac import DASHBOARD_PERMISSION
 from dashboards.schema import DefinitionError
-from dashboards.store import MANAGE, DashboardStore, Found, StoreError, exported
+from dashboards.store import MANAGE, DashboardStore, Found, NotFound, StoreError, exported
 
 bp = Blueprint("dashboards", __name__)
+DASHBOARD_USER = any_of(tuple(DASHBOARD_PERMISSION.values()))
 
 
 class ListQuery(Query):
@@ -59,12 +63,20 @@ def _definition() -> Any:
     return doc
 
 
+def _visible(dash_id: str) -> Found:
+    """The dashboard as the caller sees it; NotFound (404) if none or not theirs to see."""
+    found = store().get(dash_id, current_principal())
+    if found is None:
+        raise NotFound(f"no dashboard {dash_id!r}")
+    return found
+
+
 def _answer(found: Found, status: int = 200) -> Response:
     return envelope(found.as_json(), status=status)
 
 
 @bp.get("/api/dashboards")
-@require(AUTHENTICATED)
+@require(DASHBOARD_USER)
 def list_dashboards() -> Response:
     principal = current_principal()
     found = store().list(principal, query(ListQuery).q)
@@ -75,7 +87,7 @@ def list_dashboards() -> Response:
 
 
 @bp.post("/api/dashboards")
-@require(AUTHENTICATED)
+@require(DASHBOARD_USER)
 def create_dashboard() -> Response:
     scope = query(SaveQuery).scope
     found = store().create(current_principal(), _definition(), shared=scope == "shared",
@@ -85,16 +97,13 @@ def create_dashboard() -> Response:
 
 
 @bp.get("/api/dashboards/<dash_id>")
-@require(AUTHENTICATED)
+@require(DASHBOARD_USER)
 def get_dashboard(dash_id: str) -> Response:
-    found = store().get(dash_id, current_principal())
-    if found is None:
-        return error(404, "not_found", f"no dashboard {dash_id!r}")
-    return _answer(found)
+    return _answer(_visible(dash_id))
 
 
 @bp.put("/api/dashboards/<dash_id>")
-@require(AUTHENTICATED)
+@require(DASHBOARD_USER)
 def save_dashboard(dash_id: str) -> Response:
     scope = query(SaveQuery).scope
     s, principal, origin = store(), current_principal(), f"PUT /api/dashboards/{dash_id}"
@@ -108,7 +117,7 @@ def save_dashboard(dash_id: str) -> Response:
 
 
 @bp.delete("/api/dashboards/<dash_id>")
-@require(AUTHENTICATED)
+@require(DASHBOARD_USER)
 def delete_dashboard(dash_id: str) -> Response:
     """No scope: delete the dashboard (yours, or a shared one with manage:dashboards);
     ?scope=personal: drop your personal copy; ?scope=shared: a provisioned dashboard's file
@@ -130,13 +139,13 @@ def delete_dashboard(dash_id: str) -> Response:
 
 
 @bp.get("/api/dashboards/<dash_id>/versions")
-@require(AUTHENTICATED)
+@require(DASHBOARD_USER)
 def list_versions(dash_id: str) -> Response:
     return envelope(store().versions(dash_id, current_principal(), query(ScopeQuery).scope))
 
 
 @bp.post("/api/dashboards/<dash_id>/versions/<int:n>/restore")
-@require(AUTHENTICATED)
+@require(DASHBOARD_USER)
 def restore_version(dash_id: str, n: int) -> Response:
     scope = query(ScopeQuery).scope
     found = store().restore(dash_id, n, current_principal(), scope)
@@ -146,24 +155,22 @@ def restore_version(dash_id: str, n: int) -> Response:
 
 
 @bp.put("/api/dashboards/<dash_id>/star")
-@require(AUTHENTICATED)
+@require(DASHBOARD_USER)
 def star(dash_id: str) -> Response:
     return envelope({"id": dash_id, "starred": store().star(dash_id, current_principal(), True)})
 
 
 @bp.delete("/api/dashboards/<dash_id>/star")
-@require(AUTHENTICATED)
+@require(DASHBOARD_USER)
 def unstar(dash_id: str) -> Response:
     return envelope({"id": dash_id, "starred": store().star(dash_id, current_principal(), False)})
 
 
 @bp.get("/api/dashboards/<dash_id>/export")
-@require(AUTHENTICATED)
+@require(DASHBOARD_USER)
 def export_dashboard(dash_id: str) -> Response:
     """The definition as a file to import elsewhere: no owner, no visibility."""
-    found = store().get(dash_id, current_principal())
-    if found is None:
-        return error(404, "not_found", f"no dashboard {dash_id!r}")
+    found = _visible(dash_id)
     audit("user.export_requested", export=f"dashboard:{dash_id}", format="json")
     resp = Response(orjson.dumps(exported(found.dashboard), option=orjson.OPT_INDENT_2), mimetype="application/json")
     resp.headers["Content-Disposition"] = f'attachment; filename="{found.dashboard.id}.dashboard.json"'
@@ -171,7 +178,7 @@ def export_dashboard(dash_id: str) -> Response:
 
 
 @bp.post("/api/dashboards/import")
-@require(AUTHENTICATED)
+@require(DASHBOARD_USER)
 def import_dashboard() -> Response:
     """An exported definition becomes the caller's personal dashboard (a new id if taken)."""
     doc = _definition()

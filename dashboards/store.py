@@ -35,6 +35,7 @@ PERSONAL_SETTINGS = "update:personal_settings"
 MAX_VERSIONS = 100                 # per dashboard and per personal copy; older ones are dropped
 SYSTEM = "system"                  # the owner of provisioned dashboards (never a person)
 _SLUG_MAX = 64
+READ_ONLY = ("kind", "personal_copy", "updated_at", "updated_by", "file")   # Found.as_json's additions
 
 
 class StoreError(Exception):
@@ -66,6 +67,7 @@ class Found:
     file: str | None = None          # the provisioned file
 
     def as_json(self) -> dict[str, Any]:
+        """The definition and, read-only (a save ignores them), READ_ONLY's fields."""
         return {**dump(self.dashboard), "kind": self.kind, "personal_copy": self.personal_copy,
                 "updated_at": self.updated_at, "updated_by": self.updated_by, "file": self.file}
 
@@ -132,7 +134,8 @@ def parse(doc: Any, origin: str, ident: str | None = None) -> Dashboard:
     if isinstance(doc, Dashboard):
         doc = dump(doc)
     if isinstance(doc, dict):
-        doc = dict(doc)
+        # What `Found.as_json` adds to a definition is read-only: a GET's answer saves as is.
+        doc = {k: v for k, v in doc.items() if k not in READ_ONLY}
         if ident is not None:
             given = doc.get("id")
             if given not in (None, ident):

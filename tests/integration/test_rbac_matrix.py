@@ -89,6 +89,21 @@ def endpoints() -> list[Endpoint]:
                      any_of=("view:operational_dashboard", "view:qa_dashboard", "view:developer_dashboard")),
             Endpoint("GET", "/api/entities/agent/qms-none", (), 404,
                      any_of=("view:operational_dashboard", "view:qa_dashboard"))]
+    # Dashboards: a dashboard user (one role dashboard's permission); the store decides per
+    # dashboard (an unseen one is a 404 like a missing one: tests/integration/test_dashboards_api.py).
+    user = tuple(DASHBOARD_PERMISSION.values())
+    definition = (lambda role: {"id": f"rbac-{role}", "title": f"RBAC {role}"})
+    out += [Endpoint("GET", "/api/dashboards", (), any_of=user),
+            Endpoint("POST", "/api/dashboards", ("update:personal_settings",), 201, definition, any_of=user),
+            Endpoint("POST", "/api/dashboards/import", ("update:personal_settings",), 201, definition, any_of=user),
+            # Saving a personal copy needs the permission first (403), then a dashboard one sees (404).
+            Endpoint("PUT", "/api/dashboards/none", ("update:personal_settings",), 404, definition, any_of=user),
+            *(Endpoint(method, path, (), 404, any_of=user)
+              for method, path in (("GET", "/api/dashboards/none"),
+                                   ("DELETE", "/api/dashboards/none"), ("GET", "/api/dashboards/none/versions"),
+                                   ("POST", "/api/dashboards/none/versions/1/restore"),
+                                   ("PUT", "/api/dashboards/none/star"), ("DELETE", "/api/dashboards/none/star"),
+                                   ("GET", "/api/dashboards/none/export")))]
     return out
 
 
