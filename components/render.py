@@ -397,10 +397,14 @@ def _errors(v: View) -> Any:
 
 
 def _alerts(v: View) -> Any:
+    """Alert rows (the alerts source: id, rule, severity, status, since, labels, acknowledged_by…;
+    also the alerts page's name/state) as the alert summary's {name, state, …}."""
     f = v.frames[0]
-    if not (has(f, "name") or has(f, "id")):
-        need(f, "name")
-    return system.alert_summary(records(f), mode=v.mode, id=v.id)
+    if not (has(f, "rule") or has(f, "name") or has(f, "id")):
+        need(f, "rule")
+    rows = [{**r, "name": r.get("name") or r.get("rule") or r.get("id"), "state": r.get("state") or r.get("status")}
+            for r in records(f)]
+    return system.alert_summary(rows, mode=v.mode, id=v.id)
 
 
 def _audit(v: View) -> Any:
@@ -408,7 +412,12 @@ def _audit(v: View) -> Any:
 
 
 def _collaboration(v: View) -> Any:
+    """Team pairs (reviewer_team, author_team, reviews); per person from attrs["people"]
+    (reviewer, author, …) where the caller may see names, else from person columns of the frame."""
     f = v.first("reviews")
+    people = f.attrs.get("people")
+    if isinstance(people, pd.DataFrame) and has(people, "reviewer", "author", "reviews") and not people.empty:
+        return developer.team_collaboration(records(people), mode=v.mode, id=v.id)
     if not (has(f, "reviewer_team", "author_team") or has(f, "reviewer", "author")):
         need(f, "reviewer_team", "author_team")
     return developer.team_collaboration(records(f), mode=v.mode, id=v.id)

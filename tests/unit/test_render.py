@@ -187,9 +187,13 @@ CASES: dict[str, tuple[list[pd.DataFrame], Callable[[Any], None]]] = {
                       and "backlog 12" in text(out)),
     "error_log_viewer": ([DRILL_ERRORS], lambda out: isinstance(out, dag.AgGrid)
                          and out.rowData[0]["message"] == "boom" and out.rowData[0]["severity"] == "critical"),
-    "alert_summary": ([rows({"id": "a1", "name": "High Queue Depth", "severity": "warning", "state": "firing",
-                             "labels": {"queue": "code_review"}, "since": "2025-08-17T06:00:00Z"})],
-                      lambda out: "High Queue Depth" in text(out) and text(by_class(out, "alert-count")) == "firing 1"),
+    "alert_summary": ([rows({"id": "a1", "rule": "High Queue Depth", "severity": "warning", "status": "firing",
+                             "labels": {"queue": "code_review"}, "since": T0, "acknowledged_by": None},
+                            {"id": "a2", "rule": "Agent down", "severity": "critical", "status": "acknowledged",
+                             "labels": {"agent": "qms-perf"}, "since": T0 + H, "acknowledged_by": "ana"})],
+                      lambda out: [i.id["alert"] for i in by_class(out, "alert-item")] == ["a2", "a1"]
+                      and [text(b) for b in by_class(out, "alert-count")] == ["firing 1", "acknowledged 1"]
+                      and "acknowledged by ana" in text(out) and "since 2025-08-17 00:00:00" in text(out)),
     "audit_log": ([rows({"timestamp": T0, "type": "auth.sign_in", "id": "aud-1", "source": "qms", "workflow_id": None,
                          "data.user": "ana", "data.ip": "10.0.0.1", "data.outcome": "ok"})],
                   lambda out: out.rowData[0]["user"] == "ana" and out.rowData[0]["outcome"] == "ok"),
@@ -553,13 +557,20 @@ def test_ren041_display_options_reach_the_figure():
 # ---------------------------------------------------------------- developer widgets
 
 def test_ren050_team_collaboration_per_person_where_names_are_seen():
-    f = rows({"reviewer_team": "core", "author_team": "web", "reviews": 3, "reviewer": "ana", "author": "bo"},
-             {"reviewer_team": "core", "author_team": "core", "reviews": 1, "reviewer": "ana", "author": "cy"},
-             {"reviewer_team": "web", "author_team": "core", "reviews": 2, "reviewer": "bo", "author": "ana"})
+    f = rows({"reviewer_team": "core", "author_team": "web", "reviews": 3, "cross_team": True},
+             {"reviewer_team": "core", "author_team": "core", "reviews": 1, "cross_team": False},
+             {"reviewer_team": "web", "author_team": "core", "reviews": 2, "cross_team": True})
+    f.attrs["people"] = rows(
+        {"reviewer": "ana", "author": "bo", "reviewer_team": "core", "author_team": "web", "reviews": 3},
+        {"reviewer": "ana", "author": "cy", "reviewer_team": "core", "author_team": "core", "reviews": 1},
+        {"reviewer": "bo", "author": "ana", "reviewer_team": "web", "author_team": "core", "reviews": 2})
     hm = fig(render(widget("team_collaboration"), [f])).data[0]
     assert list(hm.y) == ["ana", "bo"] and list(hm.x) == ["ana", "bo", "cy"]
     assert [list(r) for r in hm.z] == [[None, 3.0, 1.0], [2.0, None, None]]
     assert "reviewer %{y}" in hm.hovertemplate
+    f.attrs["people"] = f.attrs["people"].iloc[0:0]          # names not visible to this caller: teams
+    teams = fig(render(widget("team_collaboration"), [f])).data[0]
+    assert list(teams.y) == ["core", "web"] and [list(r) for r in teams.z] == [[1.0, 3.0], [2.0, None]]
 
 
 def test_ren051_skill_development_with_only_suggestions():
