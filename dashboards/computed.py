@@ -102,13 +102,13 @@ def kpi(ctx: Any, req: Request) -> Raw:
     w = next((w for w in found["widgets"] if w["id"] == metric), None)
     d = w["data"] if w else {}
     row = {"metric": metric, "value": d.get("current_value"), "previous": d.get("previous_value"),
-           "trend": d.get("trend"), "unit": d.get("unit"), "direction": views.direction(metric),
+           "trend": d.get("trend"), "unit": d.get("unit") or views.unit_of(metric), "direction": views.direction(metric),
            "sample": sample(ctx, req, metric, user), "filtered": w.get("filtered") if w and req.scope else None}
-    spark = ctx.engine.series(metric, req.timeframe, req.e, points=SPARK_POINTS, user=user, scope=req.scope,
-                              shared=True)
+    spark = [] if w is None else _points(ctx.engine.series(metric, req.timeframe, req.e, points=SPARK_POINTS,
+                                                           user=user, scope=req.scope, shared=True), req.now)
     return {"rows": [row], "attrs": {"window": found["window"], "previous_window": found.get("previous_window"),
-                                     "unit": d.get("unit")},
-            "frames": {"spark": _points(spark, req.now)}}
+                                     "unit": row["unit"]},
+            "frames": {"spark": spark}}
 
 
 def sample(ctx: Any, req: Request, metric: str, user: str | None) -> int | None:
@@ -132,6 +132,8 @@ def _points(series: dict[str, Any], now: int) -> list[dict[str, Any]]:
 
 
 def series(ctx: Any, req: Request) -> Raw:
+    if req.name.startswith(("gate.", "queue_depth.")) and req.name not in _kpis(ctx, req, dashboard_of(req.name)):
+        return _raw([], window=req.window(), unit=views.unit_of(req.name))   # a gate or queue never seen: no data
     found = ctx.engine.series(req.name, req.timeframe, req.e, points=req.points or SERIES_POINTS,
                               user=_user_for(req.name, req), scope=req.scope, shared=True)
     return _raw(_points(found, req.now), window=found["window"], unit=found["unit"],

@@ -45,6 +45,15 @@ def direction(kpi: str) -> str | None:
     return None
 
 
+def unit_of(kpi: str) -> str | None:
+    """The unit of a per-gate or per-queue KPI not computed yet (its gate or queue never seen)."""
+    if kpi.startswith("queue_depth."):
+        return "count"
+    if kpi.startswith("gate."):
+        return {"pass_rate": "percentage", "executions": "count", "p95_time": "minutes"}.get(kpi.rsplit(".", 1)[-1])
+    return None
+
+
 # The rollup field counting the events a mean or a percentage is made of: (family, field);
 # "{gate}" and "{user}" are filled in. Counts need none (the value is its own sample).
 SAMPLE_FIELDS: dict[str, tuple[str, str]] = {

@@ -481,3 +481,13 @@ def test_srci016_window_and_filters_in_attrs(hand: dict[str, Any]) -> None:
     assert f.attrs["timeframe"] == "4h" and f.attrs["filters"] == {"repository": "app", "gate": "lint-gate"}
     assert f.attrs["window"] == {"start": fmt_ms(hand["end"] - 4 * HOUR_MS), "end": fmt_ms(hand["end"])}
     assert f["gate"].tolist() == ["lint-gate"] and f["pass_rate"].iloc[0] == 0.0
+
+
+def test_srci017_a_gate_never_run_has_no_data_not_an_error(hand: dict[str, Any]) -> None:
+    k = sources.fetch(DataSource(source="kpi", metric="gate.nope.pass_rate"), hctx(hand))
+    assert pd.isna(k["value"].iloc[0]) and k["unit"].iloc[0] == "percentage" and k["sample"].iloc[0] == 0
+    assert len(k.attrs["spark"]) == 0
+    s = sources.fetch(DataSource(source="series", metric="gate.nope.pass_rate"), hctx(hand))
+    assert len(s) == 0 and list(s.columns) == ["metric", "unit", "t", "end", "value", "partial"]
+    lint = sources.fetch(DataSource(source="series", metric="gate.lint-gate.pass_rate", points=4), hctx(hand))
+    assert [None if pd.isna(v) else v for v in lint["value"]] == [None, None, None, 0.0]

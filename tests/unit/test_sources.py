@@ -286,6 +286,8 @@ def test_src012_gate_pipeline_direction_and_sample_fields() -> None:
     assert views.direction("gate.x.pass_rate") == "higher_is_better"
     assert views.direction("queue_depth.q") == "lower_is_better"
     assert views.direction("total_active_reviews") is None
+    assert views.unit_of("gate.g.p95_time") == "minutes" and views.unit_of("queue_depth.q") == "count"
+    assert views.unit_of("gate_pass_rate") is None
     assert views.sample_field("cost_per_review", None) == ("m", "rc")
     assert views.sample_field("gate.lint-gate.p95_time", None) == ("g", "tn:lint-gate")
     assert views.sample_field("average_feedback_time", "ann") == ("u", "fbn:ann")
