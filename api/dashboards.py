@@ -10,6 +10,7 @@ audited (`dashboard.*`).
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import orjson
@@ -144,12 +145,15 @@ def list_versions(dash_id: str) -> Response:
     return envelope(store().versions(dash_id, current_principal(), query(ScopeQuery).scope))
 
 
-@bp.post("/api/dashboards/<dash_id>/versions/<int:n>/restore")
+@bp.post("/api/dashboards/<dash_id>/versions/<n>/restore")
 @require(DASHBOARD_USER)
-def restore_version(dash_id: str, n: int) -> Response:
+def restore_version(dash_id: str, n: str) -> Response:
+    # Any text routes here (not to the pages' catch-all, a 405): not a version number is a 404.
+    if not re.fullmatch(r"[0-9]{1,9}", n):
+        return error(404, "not_found", f"no version {n[:20]!r} of {dash_id!r}")
     scope = query(ScopeQuery).scope
-    found = store().restore(dash_id, n, current_principal(), scope)
-    audit("dashboard.restored", dashboard=dash_id, version=n,
+    found = store().restore(dash_id, int(n), current_principal(), scope)
+    audit("dashboard.restored", dashboard=dash_id, version=int(n),
           scope="personal" if found.personal_copy or found.kind == "personal" else "shared")
     return _answer(found)
 
