@@ -6,8 +6,9 @@ from dash import Dash
 
 
 def register_callbacks(app: Dash) -> None:
-    from callbacks import alerts, drilldown, entity, pages
+    from callbacks import alerts, dashboards_list, drilldown, entity, pages
     pages.register(app)
     drilldown.register(app)
     alerts.register(app)
     entity.register(app)
+    dashboards_list.register(app)

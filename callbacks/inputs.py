@@ -66,3 +66,15 @@ class AlertRow(_Open):
 AlertRows = Annotated[list[AlertRow], Field(max_length=1000)] | None
 Severity = Literal["critical", "warning", "info"] | None
 AlertStatus = Literal["firing", "pending", "acknowledged", "resolved", "no_data"] | None
+
+
+class Notice(_Open):
+    """What an action of the dashboard list did (its `dl-*-done` store), shown once: a new
+    number `n` each time; `lines`: a refused definition's errors (widget and field)."""
+    n: Annotated[int, Field(ge=0)]
+    text: Text(2000) | None = None
+    level: Literal["success", "info", "warning", "danger"] | None = None
+    lines: Annotated[list[Text(1000)], Field(max_length=50)] = []
+
+
+Upload = Text(3_000_000) | None           # dcc.Upload.contents: a data: URL, base64 (a file of up to 2 MB)

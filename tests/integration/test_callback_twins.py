@@ -85,9 +85,45 @@ def _set(body: dict[str, Any], want: Any) -> dict[str, Any]:
     return out
 
 
+def _row_click(app: Any, key: str, ident: str, **extra: Any) -> dict[str, Any]:
+    """The body of `key` with its row button (its pattern input) for dashboard `ident` clicked."""
+    body = callback_body(app, key)
+    for i, dep in enumerate(app.callback_map[key]["inputs"]):
+        if dep["id"].startswith("{"):
+            cid = {"type": json.loads(dep["id"])["type"], "id": ident, **extra}
+            body["inputs"][i] = [{"id": cid, "property": dep["property"], "value": 1}]
+            body["changedPropIds"] = [json.dumps(cid, separators=(",", ":"), sort_keys=True) + "." + dep["property"]]
+    return body
+
+
+def _list_samples(app: Any, key: str, twin: str) -> list[Sample]:
+    """The dashboard list's actions (callbacks/dashboards_list.py) on a provisioned and a missing dashboard."""
+    out: list[Sample] = []
+    for ident in ("developer", "none"):
+        if twin == "PUT /api/dashboards/<dash_id>/star":
+            out.append((_row_click(app, key, ident), "PUT", f"/api/dashboards/{ident}/star", None))
+        elif twin == "DELETE /api/dashboards/<dash_id>":
+            scope = "?scope=personal" if "dl-reset" in key else ""
+            out.append((_row_click(app, key, ident), "DELETE", f"/api/dashboards/{ident}{scope}", None))
+        elif twin == "GET /api/dashboards/<dash_id>/versions":
+            out.append((_row_click(app, key, ident), "GET", f"/api/dashboards/{ident}/versions", None))
+        elif twin == "POST /api/dashboards/<dash_id>/versions/<n>/restore":
+            out.append((_row_click(app, key, ident, n=1, scope="shared"), "POST",
+                        f"/api/dashboards/{ident}/versions/1/restore?scope=shared", None))
+    if twin == "POST /api/dashboards" and "dl-create-done" in key:
+        out.append((_set(callback_body(app, key), lambda i, p: "Twin board" if (i, p) == ("dl-new-title", "value")
+                         else None), "POST", "/api/dashboards", {"title": "Twin board"}))
+    if twin == "GET /api/dashboards":
+        out.append((callback_body(app, key), "GET", "/api/dashboards", None))
+    return out
+
+
 def _samples(app: Any, key: str, twin: str) -> list[Sample]:
     """The same data asked both ways: the callback `key` and its REST twin."""
     base = callback_body(app, key)
+    if "dl-" in key and twin.startswith(("GET /api/dashboards", "PUT /api/dashboards", "DELETE /api/dashboards",
+                                         "POST /api/dashboards")):
+        return _list_samples(app, key, twin)
     row = [{"id": "nothing", "rule": "r", "status": "firing"}]
     rows_request = {"startRow": 0, "endRow": 10}
     if twin == "GET /api/dashboard/<name>":
