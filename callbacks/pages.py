@@ -29,6 +29,7 @@ from callbacks import drilldown as drilldown_cb
 from callbacks.inputs import (ClickData, Choice, Count, Ignored, Pathname, Search, Theme, TimeframeValue,
                               Version)
 from callbacks.entity import page as entity_page
+from callbacks.dashboards_list import page as dashboards_list_page
 
 NAV_LABELS = {"executive": "Executive", "operational": "Operations", "qa": "Quality", "developer": "My reviews"}
 
@@ -104,6 +105,8 @@ def register(app: Dash) -> None:
         principal = current_principal()
         mine = allowed_dashboards(principal)
         nav = [dbc.NavItem(dbc.NavLink(NAV_LABELS[d], href=f"/dashboards/{d}", id=f"nav-{d}")) for d in mine]
+        if mine:       # every dashboard one may see, their own and shared ones (callbacks/dashboards_list.py)
+            nav.append(dbc.NavItem(dbc.NavLink("Dashboards", href="/dashboards", id="nav-dashboards")))
         if authorize(principal, "view:alerts") and "qms_alerts" in current_app.extensions:
             firing = sum(1 for a in current_app.extensions["qms_alerts"].alerts(status="firing"))
             nav.append(dbc.NavItem(dbc.NavLink(["Alerts ", dbc.Badge(str(firing), id="nav-alert-count", pill=True,
@@ -151,6 +154,11 @@ def register(app: Dash) -> None:
                 return nav, who, dashboard.forbidden("view:qa_dashboard")
             audit("user.dashboard_accessed", dashboard="gate", gate=gate)
             return nav, who, drilldown_cb.gate_page(gate, refresh, timeframe, principal)
+        if (path or "").rstrip("/") == "/dashboards":     # the list of every dashboard one may see
+            if not mine:
+                audit("authz.denied", "denied", page=path, permission="view:*_dashboard")
+                return nav, who, dashboard.forbidden("a dashboard permission (view:*_dashboard)")
+            return nav, who, dashboards_list_page(search, principal)
         name = dashboard_for_path(path, principal)
         if name is None:
             if (path or "/").rstrip("/") in ("", "/"):

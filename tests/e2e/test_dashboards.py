@@ -21,9 +21,9 @@ pytestmark = pytest.mark.e2e
 
 GATE_RATE = '[data-kpi="gate_pass_rate"] .kpi-value'
 SATISFACTION = '[data-kpi="developer_satisfaction"] .kpi-value'
-NAV = {"executive": ["alerts", "executive"], "qa_lead": ["alerts", "qa"], "developer": ["alerts", "developer"],
-       "operations": ["alerts", "audit", "operational"],
-       "admin": ["alerts", "audit", "executive", "operational", "qa", "developer"]}
+NAV = {"executive": ["alerts", "dashboards", "executive"], "qa_lead": ["alerts", "dashboards", "qa"],
+       "developer": ["alerts", "dashboards", "developer"], "operations": ["alerts", "audit", "dashboards", "operational"],
+       "admin": ["alerts", "audit", "dashboards", "executive", "operational", "qa", "developer"]}
 
 
 def _iso(dt: datetime) -> str:
