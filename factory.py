@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     )
     app.layout = shell.layout()
     # Every id a callback names, including those of pages the router inserts later.
-    app.validation_layout = html.Div([shell.layout(), dashboard.layout("executive"), dashboard.gate_layout("g"),
+    app.validation_layout = html.Div([shell.layout(), dashboard.validation_board(), dashboard.gate_layout("g"),
                                       dashboard.events_layout("k"),
                                       audit.layout(), alerts.layout(True), dcc.Graph(id="qa-gates"),
                                       entity.workflow_layout("w"), entity.agent_layout("a")])

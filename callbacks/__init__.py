@@ -6,9 +6,12 @@ from dash import Dash
 
 
 def register_callbacks(app: Dash) -> None:
-    from callbacks import alerts, dashboards_list, drilldown, entity, pages
+    from callbacks import alerts, dashboard, dashboards_list, drilldown, edit, entity, pages, shell
     pages.register(app)
+    dashboard.register(app)
+    shell.register(app)
     drilldown.register(app)
     alerts.register(app)
     entity.register(app)
     dashboards_list.register(app)
+    edit.register(app)

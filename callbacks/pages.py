@@ -3,6 +3,7 @@ after the request guard), call the KPI engine and hand the result to components.
 from __future__ import annotations
 
 import json
+from pathlib import PurePath
 from typing import Any
 
 from urllib.parse import parse_qs, unquote, urlencode
@@ -15,12 +16,8 @@ from flask import current_app
 from auth.guard import AUTHENTICATED, Permissions, callback_input, secure_callback, secure_clientside
 from auth.principal import Principal, audit, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
-from components.kpi import kpi_grid
 from components.links import gate_href
-from components.panels import panels
-from data.panels import panel_data
 from data.prefs import Prefs
-from data.widget_rows import WIDGETS
 from data.kpis import dashboard_of
 from pages import alerts as alerts_page
 from pages import audit as audit_page
@@ -29,6 +26,7 @@ from callbacks import drilldown as drilldown_cb
 from callbacks.inputs import (ClickData, Choice, Count, Ignored, Pathname, Search, Theme, TimeframeValue,
                               Version)
 from callbacks.entity import page as entity_page
+from callbacks import dashboard as dash_board
 from callbacks.dashboards_list import page as dashboards_list_page
 
 NAV_LABELS = {"executive": "Executive", "operational": "Operations", "qa": "Quality", "developer": "My reviews"}
@@ -39,32 +37,40 @@ def allowed_dashboards(principal: Principal | None) -> list[str]:
 
 
 def dashboard_for_path(path: str | None, principal: Principal | None) -> str | None:
-    """'/' is the first dashboard the user may open; '/dashboards/<name>' is that one."""
+    """'/' is the first role dashboard the user may open; '/dashboards/<id>' is that one."""
     path = (path or "/").rstrip("/") or "/"
     if path == "/":
         mine = allowed_dashboards(principal)
         return mine[0] if mine else None
     if path.startswith("/dashboards/"):
-        name = path[len("/dashboards/"):]
-        return name if name in DASHBOARD_PERMISSION else None
+        return unquote(path[len("/dashboards/"):]) or None
     return None
 
 
-def _refresh_permission(body: dict[str, Any]) -> str | None:
-    name = dashboard_for_path(callback_input(body, "url", "pathname"), current_principal())
-    return DASHBOARD_PERMISSION.get(name or "")
-
-
-def _widgets_permission(body: dict[str, Any]) -> Permissions:
-    """Hiding a widget needs update:personal_settings and the widget's dashboard, like its
-    REST twin PUT /api/widgets/{id}/config; showing all of them, the setting only."""
-    for prop_id in body.get("changedPropIds") or []:
-        cid = prop_id.rsplit(".", 1)[0]
-        trigger = json.loads(cid) if cid.startswith("{") else {}     # the guard checked it is one of the inputs
-        dash_name = WIDGETS.get(str(trigger.get("widget")), (None,))[0] if trigger.get("type") == "widget-hide" else None
-        if dash_name:
-            return ("update:personal_settings", DASHBOARD_PERMISSION[dash_name])
-    return "update:personal_settings"
+def board_page(path: str | None, search: str | None, principal: Principal | None) -> Any:
+    """A dashboard definition the viewer may see (their personal copy first), drawn by the
+    engine; one they may not see is 'no such page' (its existence is not told)."""
+    dash_id = dashboard_for_path(path, principal)
+    if dash_id is None:
+        if (path or "/").rstrip("/") in ("", "/"):
+            return html.P("Your role has no dashboards yet.", className="py-4")
+        return dashboard.not_found(path or "")
+    store = current_app.extensions["qms"].dashboards
+    found = store.get(dash_id, principal)
+    if found is None:
+        audit("authz.denied", "denied", page=path, dashboard=dash_id)
+        return dashboard.not_found(path or "")
+    defn = found.dashboard
+    audit("user.dashboard_accessed", dashboard=dash_id)
+    view = view_of(search)
+    if "timeframe" not in parse_qs((search or "").lstrip("?")):
+        view["timeframe"] = defn.default_timeframe
+    for key, value in defn.filters.active().items():
+        view.setdefault(key, value)
+    notices = [html.Div(f"{e.get('file')}: {e.get('message')}", className="alert alert-warning small py-1 mb-2 provision-error")
+               for e in store.provision_errors() if PurePath(str(e.get("file", ""))).stem == dash_id]
+    kind = "personal" if found.personal_copy or found.kind == "personal" else found.kind
+    return dash_board.layout(defn, principal, view["timeframe"], view, kind=kind, notices=notices)
 
 
 def register(app: Dash) -> None:
@@ -159,88 +165,7 @@ def register(app: Dash) -> None:
                 audit("authz.denied", "denied", page=path, permission="view:*_dashboard")
                 return nav, who, dashboard.forbidden("a dashboard permission (view:*_dashboard)")
             return nav, who, dashboards_list_page(search, principal)
-        name = dashboard_for_path(path, principal)
-        if name is None:
-            if (path or "/").rstrip("/") in ("", "/"):
-                return nav, who, html.P("Your role has no dashboards yet.", className="py-4")
-            return nav, who, dashboard.not_found(path or "")
-        permission = DASHBOARD_PERMISSION[name]
-        if not authorize(principal, permission):
-            audit("authz.denied", "denied", page=path, permission=permission)
-            return nav, who, dashboard.forbidden(permission)
-        audit("user.dashboard_accessed", dashboard=name)
-        names = current_app.extensions["qms"].engine.names()
-        return nav, who, dashboard.layout(name, refresh, timeframe, authorize(principal, "export:reports"),
-                                          view_of(search), names)
-
-    @secure_callback(app, _refresh_permission,
-                     Output("dash-kpis", "children"), Output("dash-panels", "children"), Output("dash-window", "children"),
-                     Output("dash-freshness", "children"), Output("url-sync", "search"), Output("dash-export", "href"),
-                     Input("dash-refresh", "n_intervals"), Input("dash-timeframe", "value"),
-                     Input("dash-scope", "value"), Input("dash-gate", "value"), Input("dash-agent", "value"),
-                     Input("live-tick", "data"), Input("widget-config", "data"), State("theme", "data"),
-                     State("url", "pathname"),
-                     inputs={"dash-refresh.n_intervals": Count, "dash-timeframe.value": TimeframeValue,
-                             "dash-scope.value": Choice, "dash-gate.value": Choice, "dash-agent.value": Choice,
-                             "live-tick.data": Ignored, "widget-config.data": Version, "theme.data": Theme,
-                             "url.pathname": Pathname},
-                     twin="GET /api/dashboard/<name>")
-    def refresh(_n: Any, timeframe: str, scope: str | None, gate: str | None, agent: str | None, _live: Any,
-                _config: Any, mode: str | None, path: str | None) -> tuple[Any, Any, str, str, Any, str]:
-        principal = current_principal()
-        name = dashboard_for_path(path, principal)
-        if name is None or not authorize(principal, DASHBOARD_PERMISSION[name]):
-            raise PreventUpdate          # unreachable past the guard; kept as a second lock
-        timeframe = timeframe or "24h"
-        view = view_of("?" + "&".join(x for x in (f"timeframe={timeframe}", scope or "") if x))
-        for key, value in (("gate", gate), ("agent", agent)):
-            if value and key in dashboard.FILTERABLE.get(name, ()):
-                view[key] = str(value)
-        if name not in dashboard.FILTERABLE:
-            view = {"timeframe": timeframe}
-        if ctx.triggered_id in ("dash-timeframe", "dash-scope", "dash-gate", "dash-agent"):
-            audit("user.filter_applied", dashboard=name, **view)
-        user = principal.name if name == "developer" and principal else None
-        svc = current_app.extensions["qms"]
-        clean = svc.sanitizer_for(principal.roles if principal else (), principal.name if principal else None)
-        found = panel_data(svc.engine, name, timeframe, user, clean, svc.settings.extra.get("roi"), view)
-        data, meta = found["dashboard"]["data"], found["dashboard"]["metadata"]
-        found["ui"] = {"export": authorize(principal, "export:reports"),
-                       "configure": authorize(principal, "update:personal_settings"),
-                       "query": urlencode(view), "hidden": Prefs(svc.redis, svc.keys).hidden(principal.name)
-                       if principal else set()}
-        # The view goes into the URL (so a link reproduces it) only when the user changes it.
-        query = urlencode(view)
-        search = f"?{query}" if ctx.triggered_id not in (None, "dash-refresh", "live-tick", "widget-config") else no_update
-        export = urlencode({k: v for k, v in view.items() if k in ("timeframe", "repository", "team")})
-        scope_query = urlencode({k: v for k, v in view.items() if k in ("repository", "team")})
-        return (kpi_grid(data["widgets"], timeframe, scope_query), panels(name, found, mode or "light"),
-                _window(data, view), _freshness(meta), search, f"/api/export/{name}.csv?{export}")
-
-    @secure_callback(app, _widgets_permission, Output("widget-config", "data"),
-                     Input({"type": "widget-hide", "widget": ALL}, "n_clicks"),
-                     Input({"type": "widgets-show-all", "n": ALL}, "n_clicks"), State("widget-config", "data"),
-                     prevent_initial_call=True,
-                     inputs={"widget-hide.n_clicks": Count, "widgets-show-all.n_clicks": Count,
-                             "widget-config.data": Version},
-                     twin="PUT /api/widgets/<widget_id>/config")
-    def configure_widgets(_hides: list[Any], _show: list[Any], version: int | None) -> int:
-        """Hide one widget, or show every hidden one (personal settings, audited)."""
-        trigger = ctx.triggered_id
-        principal = current_principal()
-        if not principal or not isinstance(trigger, dict) or not any(t["value"] for t in ctx.triggered):
-            raise PreventUpdate
-        svc = current_app.extensions["qms"]
-        prefs = Prefs(svc.redis, svc.keys)
-        if trigger.get("type") == "widget-hide" and trigger.get("widget") in WIDGETS:
-            prefs.configure_widget(principal.name, trigger["widget"], {"hidden": True})
-            audit("user.widget_configured", widget=trigger["widget"], hidden=True)
-        elif trigger.get("type") == "widgets-show-all":
-            prefs.show_all(principal.name)
-            audit("user.widget_configured", widget="*", hidden=False)
-        else:
-            raise PreventUpdate
-        return (version or 0) + 1
+        return nav, who, board_page(path, search, principal)
 
     @secure_callback(app, "view:qa_dashboard", Output("nav", "href"), Input("qa-gates", "clickData"),
                      State("dash-timeframe", "value"), prevent_initial_call=True,
@@ -268,14 +193,6 @@ def register(app: Dash) -> None:
         return rows, f"/api/audit?{query}"
 
 
-def _window(data: dict[str, Any], view: dict[str, str] | None = None) -> str:
-    text = f"Window {data['window']['start']} → {data['window']['end']} (UTC), compared with the window before"
-    shown = [f"{k} {v}" for k, v in (view or {}).items() if k != "timeframe"]
-    if shown:
-        text += "; filtered to " + ", ".join(shown) + " (cards marked “all” are not split that way)"
-    return text
-
-
 VIEW_KEYS = ("timeframe", "repository", "team", "gate", "agent")
 
 
@@ -291,11 +208,6 @@ def view_of(search: str | None) -> dict[str, str]:
     if "repository" in view:
         view.pop("team", None)
     return view
-
-
-def _freshness(meta: dict[str, Any]) -> str:
-    fresh = meta["data_freshness"]
-    return "no data yet" if fresh is None else f"updated {fresh}s ago"
 
 
 def _timeframe(search: str | None) -> str:

@@ -12,13 +12,13 @@ TITLES = {"executive": "Executive overview", "operational": "Operations", "qa": 
           "developer": "My reviews"}
 
 
-FILTERABLE = {"executive": ("scope",), "operational": ("scope", "agent"), "qa": ("scope", "gate")}
+ROW_PX = 60          # one grid row of a widget's `position.height`
+CONTROLS = ("scope", "gate", "agent")
 
 
-def filters(name: str, view: dict[str, str], names: dict[str, list[str]]) -> html.Div:
-    """Repository/team (one scope), gate and agent pickers. All four are always in the page
-    (the refresh callback reads them); the ones this dashboard does not use are hidden."""
-    used = FILTERABLE.get(name, ())
+def filters(controls: list[str] | tuple[str, ...], view: dict[str, str], names: dict[str, list[str]]) -> html.Div:
+    """Repository/team (one scope), gate and agent pickers. All three are always in the page
+    (the refresh callback reads them); the ones this dashboard does not offer are hidden."""
     scope_options = ([{"label": f"Repository · {r}", "value": f"repository={r}"} for r in names.get("repositories", [])]
                      + [{"label": f"Team · {t}", "value": f"team={t}"} for t in names.get("teams", [])])
     scope = next((f"{d}={view[d]}" for d in ("repository", "team") if view.get(d)), None)
@@ -26,39 +26,88 @@ def filters(name: str, view: dict[str, str], names: dict[str, list[str]]) -> htm
     def picker(key: str, id: str, options: list[Any], value: Any, placeholder: str) -> html.Div:
         return html.Div(dcc.Dropdown(id=id, options=options, value=value, placeholder=placeholder, clearable=True,
                                      className="filter-dropdown"),
-                        className="filter" + ("" if key in used else " d-none"), style={"minWidth": "14rem"})
+                        className="filter" + ("" if key in controls else " d-none"), style={"minWidth": "14rem"})
     return html.Div([
         picker("scope", "dash-scope", scope_options, scope, "All repositories and teams"),
         picker("gate", "dash-gate", names.get("gates", []), view.get("gate"), "All gates"),
         picker("agent", "dash-agent", names.get("agents", []), view.get("agent"), "All agents"),
-    ], className="d-flex flex-wrap gap-2 mb-2" + ("" if used else " d-none"), id="dash-filters")
+    ], className="d-flex flex-wrap gap-2 mb-2" + ("" if controls else " d-none"), id="dash-filters")
 
 
-def layout(name: str, refresh_ms: int = 5000, timeframe: str = "24h", can_export: bool = False,
-           view: dict[str, str] | None = None, names: dict[str, list[str]] | None = None) -> html.Div:
+def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None) -> html.Div:
+    """One widget on the grid: a header (title, CSV of its rows) and a body the refresh
+    callback fills. A widget whose data the viewer may not see gets a static body saying so:
+    no interval, no callback, no request for its data."""
+    wid = widget.id
+    tools: list[Any] = []
+    if csv_href and not denied:
+        tools.append(html.A("CSV", href=csv_href, className="small ms-2 widget-csv",
+                            title="The rows of this widget as CSV"))
+    header = html.Div([html.Span(widget.title, className="me-auto widget-title text-truncate"), *tools],
+                      className="card-header small fw-semibold d-flex widget-header")
+    if denied:
+        body: Any = html.Div([html.Div("Not permitted", className="fw-semibold"),
+                              html.Div(["Your role does not include ", html.Code(denied), "."],
+                                       className="small text-body-secondary")],
+                             id={"type": "w-denied", "w": wid}, className="widget-denied p-2")
+        extra: list[Any] = []
+    else:
+        body = html.Div(html.Div("loading…", className="small text-body-secondary p-2"),
+                        id={"type": "w-body", "w": wid}, className="widget-body")
+        interval = widget.refresh_interval
+        extra = [dcc.Interval(id={"type": "w-int", "w": wid}, interval=(interval if isinstance(interval, int) else 3600) * 1000,
+                              disabled=not isinstance(interval, int))]
+    p = widget.position
+    style = {"gridColumn": f"{p.x + 1} / span {p.width}", "gridRow": f"{p.y + 1} / span {p.height}",
+             "--widget-rows": str(p.height)}
+    return html.Div([html.Div([header, html.Div(body, className="card-body p-2 widget-content")],
+                              className="card h-100 widget" + (" widget-forbidden" if denied else "")), *extra],
+                    id={"type": "w-shell", "w": wid}, className="widget-cell", style=style,
+                    **{"data-widget": wid, "data-type": widget.type})
+
+
+def board(defn: Any, *, denied: dict[str, str], timeframe: str, view: dict[str, str], names: dict[str, list[str]],
+          can_export: bool, csv_hrefs: dict[str, str], channels: list[str], kind: str = "provisioned",
+          notices: list[Any] | None = None, tools: list[Any] | None = None) -> html.Div:
+    """Any dashboard definition as a page: header, filters, and its widgets on the 12-column
+    grid at their positions (a CSS grid; one column on phones)."""
+    tf = timeframe if timeframe in TIMEFRAMES else "24h"
     return html.Div([
         html.Div([
-            html.H1(TITLES.get(name, name), className="h4 mb-0 me-auto"),
+            html.H1(defn.title, className="h4 mb-0 me-2", id="dash-title"),
+            html.Span("personal copy", className="badge text-bg-info me-auto", id="dash-kind")
+            if kind == "personal" else html.Span(className="me-auto"),
             html.Span(id="dash-freshness", className="small text-body-secondary"),
-            html.A("Export CSV", id="dash-export", href=f"/api/export/{name}.csv?timeframe={timeframe}",
+            *(tools or []),
+            html.A("Export CSV", id="dash-export", href=f"/api/export/{defn.id}.csv?timeframe={tf}",
                    className="btn btn-sm btn-outline-secondary" + ("" if can_export else " d-none")),
             dbc.RadioItems(id="dash-timeframe", options=[{"label": t, "value": t} for t in TIMEFRAMES],
-                           value=timeframe if timeframe in TIMEFRAMES else "24h", inline=True,
-                           className="btn-group", inputClassName="btn-check",
+                           value=tf, inline=True, className="btn-group", inputClassName="btn-check",
                            labelClassName="btn btn-outline-primary btn-sm", labelCheckedClassName="active"),
-        ], className="d-flex align-items-center flex-wrap gap-2 mb-3"),
-        filters(name, view or {}, names or {}),
+        ], className="d-flex align-items-center flex-wrap gap-2 mb-2"),
+        *(notices or []),
+        filters(defn.filter_controls, view, names),
         html.Div(id="dash-window", className="text-body-secondary small mb-2"),
-        dcc.Loading(html.Div(id="dash-kpis"), delay_show=500),
-        html.Div(id="dash-panels"),
-        dcc.Interval(id="dash-refresh", interval=refresh_ms),
+        html.Div(html.Div([widget_shell(w, denied.get(w.id), csv_href=csv_hrefs.get(w.id) if can_export else None)
+                           for w in defn.widgets], className="dash-grid", id="dash-grid",
+                          style={"--row-px": f"{ROW_PX}px"}), id="dash-grid-wrap"),
+        dcc.Store(id="dash-id", data=defn.id),
+        dcc.Store(id="dash-def", data=defn.model_dump(mode="json")),
+        dcc.Store(id="dash-edit", data=False),
         # Live updates (assets/live.js): the channels this page listens to, and the store it
-        # bumps when new data arrives so the charts are redrawn from the server's aggregates.
-        html.Div(id="live-config", hidden=True, **{"data-channels": f"dashboard.{name} alerts",
+        # bumps when new data arrives so the live widgets are redrawn from the server's aggregates.
+        html.Div(id="live-config", hidden=True, **{"data-channels": " ".join(channels),
                                                    "data-ws": "/ws", "data-sse": "/api/stream"}),
         dcc.Store(id="live-tick"),
-        dcc.Store(id="widget-config"),      # bumped when the user hides or shows widgets
-    ], **{"data-dashboard": name})
+    ], **{"data-dashboard": defn.id})
+
+
+def validation_board() -> html.Div:
+    """Every id the dashboard page's callbacks name, for the app's validation layout."""
+    from dashboards.schema import Dashboard
+    defn = Dashboard.model_validate({"id": "x", "title": "x", "widgets": [
+        {"id": "w", "type": "kpi_card", "title": "w", "data_sources": [{"source": "kpi", "metric": "gate_pass_rate"}]}]})
+    return board(defn, denied={}, timeframe="24h", view={}, names={}, can_export=True, csv_hrefs={}, channels=[])
 
 
 def infinite_grid(grid_id: str, columns: list[dict[str, Any]], height: str) -> dag.AgGrid:

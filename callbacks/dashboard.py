@@ -1,0 +1,211 @@
+"""The one dashboard engine in the browser: any definition (the four provisioned role
+dashboards, shared and personal ones alike) laid out by pages.dashboard.board, and ONE
+refresh callback that fills every widget of the page from its data sources.
+
+Each widget refreshes at its own `refresh_interval` (its `w-int` interval), on new data
+("live": the live channel bumps `live-tick`), and when the timeframe or a filter changes;
+a single request per trigger carries every widget that is due, so a page costs one round
+trip per refresh however many widgets it has, and every source is computed once per data
+version (dashboards.sources caches it).
+
+Authorisation is per widget, by its data sources' permissions (dashboards.sources.allowed):
+the page draws a forbidden widget as "not permitted" with no body to refresh, and the
+refresh callback's permission is that of every source of every widget it is asked for.
+The definition comes with the request (the `dash-def` store, typed by the schema), so an
+unsaved edit previews the same way; a hand-made definition gains nothing, since each
+source is authorised on its own.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlencode
+
+from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
+from flask import current_app
+
+from auth.guard import callback_input, secure_callback
+from callbacks.inputs import Choice, Count, Ignored, Theme, TimeframeValue
+from auth.principal import Principal, audit, authorize, current_principal
+from components import render as renderer
+from dashboards import sources
+from dashboards.schema import Dashboard, DataSource, Widget
+from data.engine import QueryError, plan
+from data.kpis import dashboard_of
+from data.timeutil import fmt_ms, now_ms
+from pages import dashboard as page
+
+log = logging.getLogger("qms.dashboard")
+
+FILTER_INPUTS = ("dash-timeframe", "dash-scope", "dash-gate", "dash-agent")
+ROLE_DASHBOARDS = ("executive", "operational", "qa", "developer")
+SERIES_TYPES = {"metric_trend", "quality_trends", "code_quality", "test_coverage", "skill_development"}
+ANNOTATIONS = DataSource(source="computed", name="annotations")
+
+
+def widget_permissions(widget: Widget, principal: Principal | None) -> tuple[str, ...]:
+    """What the guard checks for a widget: per source, the permission of its any-of set that
+    the viewer holds (else the first, which they lack)."""
+    out = []
+    for ds in widget.data_sources:
+        options = sources.permissions(ds)
+        out.append(next((p for p in options if authorize(principal, p)), options[0]))
+    return tuple(dict.fromkeys(out))
+
+
+def denied_permission(widget: Widget, principal: Principal | None) -> str | None:
+    """The first permission of the widget's sources the viewer lacks (None: all allowed)."""
+    for ds in widget.data_sources:
+        if not sources.allowed(ds, principal):
+            return sources.permission(ds)
+    return None
+
+
+def _asked_widgets(body: dict[str, Any]) -> list[str]:
+    outputs = body.get("outputs")
+    first = outputs[0] if isinstance(outputs, list) and outputs else None
+    return [str(o.get("id", {}).get("w")) for o in (first if isinstance(first, list) else [])
+            if isinstance(o, dict) and isinstance(o.get("id"), dict)]
+
+
+def _refresh_permission(body: dict[str, Any]) -> tuple[str, ...] | str:
+    """Every source of every widget the request asks for (the guard has typed the body)."""
+    raw = callback_input(body, "dash-def", "data")
+    try:
+        defn = Dashboard.model_validate(raw)
+    except Exception:        # the schema check ran first; anything else is no permission
+        return ""
+    needed: list[str] = []
+    principal = current_principal()
+    for wid in _asked_widgets(body):
+        widget = defn.widget(wid)
+        if widget is None:
+            return ""
+        needed += widget_permissions(widget, principal)
+    return tuple(dict.fromkeys(needed)) or "authenticated"
+
+
+def view_from(timeframe: str | None, scope: str | None, gate: str | None, agent: str | None,
+              controls: list[str]) -> dict[str, str]:
+    view = {"timeframe": timeframe or "24h"}
+    if scope and "scope" in controls and "=" in scope:
+        dim, value = scope.split("=", 1)
+        if dim in ("repository", "team") and value:
+            view[dim] = value
+    if gate and "gate" in controls:
+        view["gate"] = str(gate)
+    if agent and "agent" in controls:
+        view["agent"] = str(agent)
+    return view
+
+
+def _due(defn: Dashboard, asked: list[str]) -> set[str]:
+    """The widgets this trigger refreshes."""
+    triggered = [t["prop_id"] for t in (ctx.triggered or []) if t.get("prop_id") not in (None, ".")]
+    if not triggered or any(p.split(".")[0] in FILTER_INPUTS or p.startswith("dash-def") for p in triggered):
+        return set(asked)
+    due: set[str] = set()
+    for prop in triggered:
+        if prop.startswith("live-tick"):
+            due |= {w.id for w in defn.widgets if w.refresh_interval == "live"}
+        elif prop.startswith("{"):
+            tid = ctx.triggered_prop_ids.get(prop) if hasattr(ctx, "triggered_prop_ids") else None
+            wid = (tid or {}).get("w") if isinstance(tid, dict) else None
+            if wid:
+                due.add(str(wid))
+    return due & set(asked)
+
+
+def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any) -> Any:
+    """One widget's body; a failing source or renderer costs that widget, not the page."""
+    try:
+        frames = sources.fetch_all(widget, sctx)
+        notes = annotations if widget.type in SERIES_TYPES and widget.display_options.model_dump().get(
+            "annotations", True) else None
+        return renderer.render(widget, frames, mode=mode, context=context, annotations=notes,
+                               id={"type": "w-view", "w": widget.id})
+    except QueryError as exc:
+        return html.Div(str(exc), className="small text-warning-emphasis p-2 widget-error")
+    except Exception:                       # noqa: BLE001 - logged; the page keeps its other widgets
+        log.exception("widget %s failed", widget.id)
+        return html.Div("This widget could not be drawn (logged).", className="small text-danger p-2 widget-error")
+
+
+def register(app: Dash) -> None:
+    @secure_callback(app, _refresh_permission,
+                     Output({"type": "w-body", "w": ALL}, "children"), Output("dash-window", "children"),
+                     Output("dash-freshness", "children"), Output("url-sync", "search"),
+                     Output("dash-export", "href"),
+                     Input({"type": "w-int", "w": ALL}, "n_intervals"), Input("dash-timeframe", "value"),
+                     Input("dash-scope", "value"), Input("dash-gate", "value"), Input("dash-agent", "value"),
+                     Input("live-tick", "data"), Input("dash-def", "data"), State("theme", "data"),
+                     inputs={"w-int.n_intervals": Count, "dash-timeframe.value": TimeframeValue,
+                             "dash-scope.value": Choice, "dash-gate.value": Choice, "dash-agent.value": Choice,
+                             "live-tick.data": Ignored, "dash-def.data": Dashboard, "theme.data": Theme},
+                     twin="GET /api/dashboards/<dashboard_id>/widgets/<widget_id>/data")
+    def refresh(_ticks: list[Any], timeframe: str | None, scope: str | None, gate: str | None, agent: str | None,
+                _live: Any, raw_def: dict[str, Any], mode: str | None) -> tuple[Any, ...]:
+        principal = current_principal()
+        defn = Dashboard.model_validate(raw_def)
+        asked = [o["id"]["w"] for o in ctx.outputs_list[0]]
+        due = _due(defn, asked)
+        view = view_from(timeframe, scope, gate, agent, defn.filter_controls)
+        if ctx.triggered_id in FILTER_INPUTS:
+            audit("user.filter_applied", dashboard=defn.id, **view)
+        svc = current_app.extensions["qms"]
+        sctx = sources.SourceContext.for_request(svc, principal, view["timeframe"],
+                                                 {k: v for k, v in view.items() if k != "timeframe"})
+        annotations = None
+        if any(defn.widget(w) and defn.widget(w).type in SERIES_TYPES for w in due) \
+                and sources.allowed(ANNOTATIONS, principal):
+            try:
+                annotations = sources.fetch(ANNOTATIONS, sctx)
+            except Exception:                # noqa: BLE001 - markers are an extra, never a failure
+                log.exception("annotations failed")
+        scope_query = urlencode({k: v for k, v in view.items() if k in ("repository", "team")})
+        context = {"timeframe": view["timeframe"], "scope_query": scope_query, "dashboard": defn.id}
+        bodies = [draw(defn.widget(w), sctx, mode or "light", context, annotations) if w in due and defn.widget(w)
+                  else no_update for w in asked]
+        query = urlencode(view)
+        search = f"?{query}" if ctx.triggered_id in FILTER_INPUTS else no_update
+        export = urlencode({k: v for k, v in view.items() if k in ("timeframe", "repository", "team")})
+        return (bodies, window_text(svc, view), freshness_text(svc), search,
+                f"/api/export/{defn.id}.csv?{export}")
+
+
+def window_text(svc: Any, view: dict[str, str]) -> str:
+    try:
+        p = plan(view["timeframe"], None, now_ms(), svc.engine.skew_ms, 1)
+    except QueryError as exc:
+        return str(exc)
+    text = f"Window {fmt_ms(p.bounds[1])} → {fmt_ms(p.bounds[0])} (UTC), compared with the window before"
+    shown = [f"{k} {v}" for k, v in view.items() if k != "timeframe"]
+    if shown:
+        text += "; filtered to " + ", ".join(shown) + " (cards marked “all” are not split that way)"
+    return text
+
+
+def freshness_text(svc: Any) -> str:
+    last = svc.redis.hget(svc.keys.meta, "last_batch_ms")
+    if last is None:
+        return "no data yet"
+    return f"updated {max(0, (now_ms() - int(last)) // 1000)}s ago"
+
+
+def layout(defn: Dashboard, principal: Principal | None, timeframe: str, view: dict[str, str],
+           kind: str = "provisioned", notices: list[Any] | None = None, tools: list[Any] | None = None) -> Any:
+    """The page of one definition for this viewer: forbidden widgets marked, live channels of
+    the KPIs it may see, CSV links for those who may export."""
+    svc = current_app.extensions["qms"]
+    denied = {w.id: p for w in defn.widgets if (p := denied_permission(w, principal))}
+    can_export = authorize(principal, "export:reports")
+    query = urlencode({k: v for k, v in view.items()})
+    csv = {w.id: f"/api/dashboards/{defn.id}/widgets/{w.id}/data?format=csv&{query}" for w in defn.widgets}
+    # The role channels whose KPI cards this page shows (live.js pushes their values).
+    channels = sorted({f"dashboard.{d}" for w in defn.widgets if w.id not in denied for ds in w.data_sources
+                       if ds.source == "kpi" and (d := dashboard_of(ds.metric or "")) and d != "developer"})
+    if authorize(principal, "view:alerts"):
+        channels.append("alerts")
+    names = svc.engine.names()
+    return page.board(defn, denied=denied, timeframe=timeframe, view=view, names=names, can_export=can_export,
+                      csv_hrefs=csv, channels=channels, kind=kind, notices=notices, tools=tools)

@@ -1,0 +1,143 @@
+"""The dashboard engine in the page: any definition drawn by pages.dashboard.board, every
+widget filled by ONE refresh callback from its data sources, authorised per widget."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from dashboards import sources
+from dashboards.schema import dump, validate
+from data.ingest import Ingestor
+from data.aggregator import Aggregator
+from data.simulator import Simulator
+from tests.integration.test_rbac_matrix import signed_in
+
+
+def refresh_key(app: Any) -> str:
+    [key] = [k for k in app.callback_map if "\"w-body\"" in k]
+    return key
+
+
+def refresh_body(app: Any, defn: dict[str, Any], widgets: list[str] | None = None, timeframe: str = "24h",
+                 scope: str | None = None, trigger: str = "dash-timeframe.value") -> dict[str, Any]:
+    key = refresh_key(app)
+    ids = widgets if widgets is not None else [w["id"] for w in defn["widgets"]]
+    outputs = [[{"id": {"type": "w-body", "w": w}, "property": "children"} for w in ids],
+               {"id": "dash-window", "property": "children"}, {"id": "dash-freshness", "property": "children"},
+               {"id": "url-sync", "property": "search"}, {"id": "dash-export", "property": "href"}]
+    inputs = [[{"id": {"type": "w-int", "w": w}, "property": "n_intervals", "value": None} for w in ids],
+              {"id": "dash-timeframe", "property": "value", "value": timeframe},
+              {"id": "dash-scope", "property": "value", "value": scope},
+              {"id": "dash-gate", "property": "value", "value": None},
+              {"id": "dash-agent", "property": "value", "value": None},
+              {"id": "live-tick", "property": "data", "value": None},
+              {"id": "dash-def", "property": "data", "value": defn}]
+    return {"output": key, "outputs": outputs, "inputs": inputs,
+            "state": [{"id": "theme", "property": "data", "value": "light"}], "changedPropIds": [trigger]}
+
+
+def post(c: Any, csrf: str, body: dict[str, Any]) -> Any:
+    return c.post("/_dash-update-component", data=json.dumps(body), content_type="application/json",
+                  headers={"X-CSRFToken": csrf})
+
+
+def route(app: Any, c: Any, csrf: str, path: str, search: str = "") -> dict[str, Any]:
+    [key] = [k for k in app.callback_map if "page.children" in k]
+    body = {"output": key, "outputs": [{"id": "nav-links", "property": "children"},
+                                       {"id": "nav-user", "property": "children"},
+                                       {"id": "page", "property": "children"}],
+            "inputs": [{"id": "url", "property": "pathname", "value": path}],
+            "state": [{"id": "url", "property": "search", "value": search}], "changedPropIds": ["url.pathname"]}
+    res = post(c, csrf, body)
+    assert res.status_code == 200, res.data[:500]
+    return res.json["response"]["page"]["children"]
+
+
+def walk(node: Any):
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from walk(v)
+
+
+def texts(node: Any) -> str:
+    out = []
+    for n in walk(node):
+        ch = n.get("children") if isinstance(n, dict) else None
+        if isinstance(ch, (str, int, float)):
+            out.append(str(ch))
+    return " | ".join(out)
+
+
+def _gates(app: Any, r: Any) -> None:
+    from data.keys import Keys
+    from data.timeutil import fmt_ms, now_ms
+    svc = app.server.extensions["qms"]
+    ts = fmt_ms(now_ms() - 10 * 60_000)
+    svc.ingestor.ingest([
+        {"id": f"g{i}", "type": "workflow.quality_gate_executed", "timestamp": ts, "source": "t",
+         "data": {"workflow_id": f"W{i}", "gate_name": "lint", "passed": i % 4 != 0, "execution_time": 30}}
+        for i in range(8)] + [
+        {"id": "rv", "type": "workflow.review_completed", "timestamp": ts, "source": "t",
+         "data": {"workflow_id": "W1", "reviewer": "ann", "verdict": "approved", "cost_usd": 12.5,
+                  "duration_hours": 1.5}}])
+    Aggregator(r, Keys("qms")).drain()
+
+
+def test_brd001_a_role_dashboard_is_its_definition_and_every_widget_draws_its_sources(app: Any, r: Any,
+                                                                                       auth: Any) -> None:
+    """The QA page lays out qa.yaml's widgets at their positions; ONE refresh request fills
+    them all, and the gate table's cells are the engine's numbers."""
+    _gates(app, r)
+    c, csrf = signed_in(app, auth, "qa_lead")
+    page = route(app, c, csrf, "/dashboards/qa")
+    svc = app.server.extensions["qms"]
+    shells = [n for n in walk(page) if isinstance(n.get("id"), dict) and n["id"].get("type") == "w-shell"]
+    stored = [n for n in walk(page) if n.get("id") == "dash-def"][0]["data"]
+    assert [s["id"]["w"] for s in shells] == [w["id"] for w in stored["widgets"]]
+    first = stored["widgets"][0]
+    style = shells[0]["style"]
+    assert style["gridColumn"] == f"{first['position']['x'] + 1} / span {first['position']['width']}"
+    assert not [n for n in walk(page) if isinstance(n.get("id"), dict) and n["id"].get("type") == "w-denied"]
+    res = post(c, csrf, refresh_body(app, stored, timeframe="1h"))
+    assert res.status_code == 200, res.data[:500]
+    bodies = res.json["response"]
+    key = '{"type":"w-body","w":"qa-gate-table"}'
+    gate_cells = texts(bodies[key]["children"])
+    api = svc.engine.dashboard("qa", "1h")["data"]["widgets"]
+    rate = next(w["data"]["current_value"] for w in api if w["id"] == "gate.lint.pass_rate")
+    assert rate == 75.0
+    assert "75.0%" in gate_cells and "lint" in gate_cells
+
+
+def test_brd002_a_developer_s_forbidden_widget_says_not_permitted_and_no_request_returns_its_data(
+        app: Any, r: Any, auth: Any) -> None:
+    """Per-widget authorisation: a developer's personal dashboard holding the cost analysis
+    widget shows 'not permitted' with the permission, has no body to refresh, and a hand-made
+    refresh request for it is refused (403) — the rest of the dashboard works."""
+    _gates(app, r)
+    c, csrf = signed_in(app, auth, "developer")
+    doc = {"id": "mine", "title": "Mine", "widgets": [
+        {"id": "cost", "type": "comparison_chart", "title": "Cost by team",
+         "data_sources": [{"source": "breakdown", "name": "cost_by_team"}]},
+        {"id": "pending", "type": "kpi_card", "title": "Pending",
+         "data_sources": [{"source": "kpi", "metric": "pending_reviews"}]}]}
+    res = c.post("/api/dashboards", json=doc, headers={"X-CSRFToken": csrf})
+    assert res.status_code in (200, 201), res.data[:500]
+    page = route(app, c, csrf, "/dashboards/mine")
+    denied = [n for n in walk(page) if isinstance(n.get("id"), dict) and n["id"].get("type") == "w-denied"]
+    assert [d["id"]["w"] for d in denied] == ["cost"]
+    assert "view:cost_analysis" in texts(denied[0])
+    bodies = [n["id"]["w"] for n in walk(page) if isinstance(n.get("id"), dict) and n["id"].get("type") == "w-body"]
+    assert bodies == ["pending"]
+    stored = [n for n in walk(page) if n.get("id") == "dash-def"][0]["data"]
+    assert post(c, csrf, refresh_body(app, stored, ["cost"])).status_code == 403
+    assert post(c, csrf, refresh_body(app, stored, ["pending", "cost"])).status_code == 403
+    ok = post(c, csrf, refresh_body(app, stored, ["pending"]))
+    assert ok.status_code == 200, ok.data[:300]
+    assert "12.5" not in ok.get_data(as_text=True)
