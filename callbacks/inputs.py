@@ -68,6 +68,22 @@ Severity = Literal["critical", "warning", "info"] | None
 AlertStatus = Literal["firing", "pending", "acknowledged", "resolved", "no_data"] | None
 
 
+# --- the dashboard editor (callbacks/edit.py) ---------------------------------------------------
+class GridItem(_Open):
+    """One cell of the dashboard grid's layout as react-grid-layout reports it."""
+    i: Text(100)                                                        # type: ignore[valid-type]
+    x: Annotated[int, Field(ge=0, le=1000)]
+    y: Annotated[int, Field(ge=0, le=1_000_000)]
+    w: Annotated[int, Field(ge=1, le=1000)]
+    h: Annotated[int, Field(ge=1, le=10_000)]
+
+
+GridLayouts = Annotated[dict[Word, Annotated[list[GridItem], Field(max_length=200)]], Field(max_length=10)] | None
+Flag = bool | None                           # a boolean store (edit mode)
+Number = int | float | None                  # a number field
+Choices = Annotated[list[Text(300)], Field(max_length=50)] | None     # a multi-select or a checklist  # type: ignore[valid-type]
+
+
 class Notice(_Open):
     """What an action of the dashboard list did (its `dl-*-done` store), shown once: a new
     number `n` each time; `lines`: a refused definition's errors (widget and field)."""
