@@ -13,6 +13,5 @@ def register_callbacks(app: Dash) -> None:
     drilldown.register(app)
     alerts.register(app)
     entity.register(app)
-    edit.register(app)
     dashboards_list.register(app)
     edit.register(app)
