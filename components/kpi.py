@@ -48,9 +48,7 @@ def format_value(value: Any, unit: str | None, *, round_money: bool = False) -> 
     if unit == "minutes":
         return f"{value:.1f} min"
     if unit == "usd":
-        if round_money and abs(value) >= 10:     # half a dollar rounds up, as people count money
-            return f"${Decimal(str(value)).quantize(Decimal(1), ROUND_HALF_UP):,}"
-        return f"${value:,.2f}"
+        return _whole_dollars(value) if round_money and abs(value) >= 10 else f"${value:,.2f}"
     if unit == "score":
         return f"{value:.1f} / 5"
     if unit == "per_hour":
@@ -64,9 +62,14 @@ def format_value(value: Any, unit: str | None, *, round_money: bool = False) -> 
     return f"{int(value):,}"
 
 
-def format_delta(delta: float, unit: str | None, *, round_money: bool = False) -> str | None:
+def _whole_dollars(value: float) -> str:
+    return f"${Decimal(str(value)).quantize(Decimal(1), ROUND_HALF_UP):,}"     # half a dollar rounds up
+
+
+def format_delta(delta: float, unit: str | None, *, round_money: bool = False,
+                 whole_dollars: bool = False) -> str | None:
     """A change as people read it, signed and with its unit ("+2.0 pp" for percentages, "-30 min",
-    "+$1.20"); None when it rounds to nothing at the precision shown."""
+    "+$1.20"; `whole_dollars`: "+$35"); None when it rounds to nothing at the precision shown."""
     size = abs(delta)
     if unit == "percentage":
         text = f"{size:.1f} pp"
@@ -74,6 +77,8 @@ def format_delta(delta: float, unit: str | None, *, round_money: bool = False) -
         text = f"{size:.1f}"
     elif unit == "points":
         text = f"{size:.1f} pts"
+    elif unit == "usd" and whole_dollars:
+        text = _whole_dollars(size)
     else:
         text = format_value(size, unit, round_money=round_money)
     if not re.search(r"[1-9]", text):
@@ -93,13 +98,17 @@ def _number(v: Any) -> float | None:
 def change(current: Any, previous: Any, unit: str | None, direction: str | None = None, *,
            round_money: bool = False) -> dict[str, Any] | None:
     """The change from `previous` to `current`: {"text", "arrow", "good"} — `text` None and no
-    arrow when it rounds to nothing; `good` True/False by the metric's direction
+    arrow when it rounds to nothing (both values read the same as shown); `good` True/False by the metric's direction
     ("higher_is_better" | "lower_is_better"), None without one. None when either is missing."""
     cur, prev = _number(current), _number(previous)
     if cur is None or prev is None:
         return None
     delta = cur - prev
-    text = format_delta(delta, unit, round_money=round_money)
+    money = {"round_money": round_money}
+    # The values as shown: when they read the same, the change is nothing at that precision.
+    same = format_value(cur, unit, **money) == format_value(prev, unit, **money)
+    whole = round_money and unit == "usd" and min(abs(cur), abs(prev)) >= 10
+    text = None if same else format_delta(delta, unit, round_money=round_money, whole_dollars=whole)
     if text is None:
         return {"text": None, "arrow": None, "good": None}
     good = None

@@ -340,6 +340,14 @@ def test_ren011_no_arrow_when_the_change_rounds_to_nothing():
     assert not by_class(cents, "kpi-arrow")
     moved = card(kpi(value=91.06, previous=91.0))
     assert text(by_class(moved, "kpi-arrow")) == "▲" and text(delta(moved)) == "▲ +0.1 pp"
+    # both read "5.0 h": no change at the precision shown, though the minutes differ
+    hours = card(kpi("average_review_cycle_time", 5.04, 4.96, "hours", "lower_is_better"))
+    assert not by_class(hours, "kpi-arrow") and text(by_class(hours, "kpi-value")) == "5.0 h"
+    # executive: $47 against $47 is no change, even 45 cents apart
+    dollars = render(widget("kpi_card"), [kpi("cost_per_review", 47.2, 46.75, "usd", "lower_is_better")],
+                     context={"dashboard": "executive"})
+    assert not by_class(dollars, "kpi-arrow") and text(by_class(dollars, "kpi-value")) == "$47"
+    assert text(delta(card(kpi("cost_per_review", 47.2, 46.75, "usd", "lower_is_better")))) == "▲ +$0.45"
     no_previous = card(kpi(previous=None))
     assert delta(no_previous) is None and "previous: no data" in text(no_previous)
 
