@@ -525,6 +525,8 @@ def _finish(out: Any, v: View) -> Any:
             add_annotations(fig, v.annotations, mode=v.mode)
         if not o.show_legend:
             fig.update_layout(showlegend=False)
+        if "hover" not in o.interactions:
+            fig.update_layout(hovermode=False)
         scheme = COLORWAYS.get(o.color_scheme)
         if scheme:
             fig.update_layout(colorway=scheme[v.mode] if isinstance(scheme, dict) else scheme)

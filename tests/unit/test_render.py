@@ -560,6 +560,9 @@ def test_ren041_display_options_reach_the_figure():
     no_target = render(widget("progress_bar"), [kpi("reviews_completed", 50, 40, "count")])
     assert placeholder_text(no_target) == "no data: no target: set display_options.target"
     assert fig(render(widget("metric_trend"), [series()])).layout.xaxis.nticks == 6
+    assert fig(render(widget("metric_trend"), [series()])).layout.hovermode == "x unified"
+    assert fig(render(widget("metric_trend", display_options={"interactions": ["click"]}), [series()])).layout.hovermode \
+        is False
 
 
 # ---------------------------------------------------------------- developer widgets
