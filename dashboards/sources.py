@@ -243,7 +243,7 @@ def fetch(ds: DataSource, ctx: SourceContext) -> pd.DataFrame:
     sp = spec(ds)
     req = request(ds, ctx)
     raw, status = _cached(ctx, sp, req)
-    frame = _finish(ds, ctx, sp, req, raw)
+    frame = _finish(ctx, sp, req, raw)
     frame.attrs.update({"source": ds.source, "name": req.name, "timeframe": req.timeframe,
                         "filters": req.filters if "team_scoped" not in req.flags
                         else {**req.filters, "team": req.flags["team_scoped"]},
@@ -313,7 +313,7 @@ class _Counter:
         return self.clean.scope_info(count + extra if extra else count)
 
 
-def _finish(ds: DataSource, ctx: SourceContext, sp: Spec, req: Request, raw: computed.Raw) -> pd.DataFrame:
+def _finish(ctx: SourceContext, sp: Spec, req: Request, raw: computed.Raw) -> pd.DataFrame:
     clean = ctx.sanitizer
     counter = _Counter(clean)
     extra = ScopeCount()
