@@ -195,7 +195,8 @@ def _kpi_card(v: View) -> Any:
     f, row = _kpi_row(v)
     metric = str(row.get("metric") or v.source_name() or v.widget.id)
     unit = v.unit(f, row)
-    value = row.get("value")
+    # text where a number belongs: a number, or no data (lists stay: list-valued KPIs)
+    value, previous = (number(x) if isinstance(x, str) else x for x in (row.get("value"), row.get("previous")))
     spark_frame = f.attrs.get("spark")
     spark = None
     if isinstance(spark_frame, pd.DataFrame) and has(spark_frame, "value"):
@@ -204,7 +205,7 @@ def _kpi_card(v: View) -> Any:
     href = (events_href(metric, ctx.get("timeframe"), ctx.get("scope_query") or "", row.get("filtered"))
             if "drill_down" in v.options.interactions else None)
     card = kpi_card(
-        metric, {"current_value": value, "previous_value": row.get("previous"), "trend": row.get("trend"),
+        metric, {"current_value": value, "previous_value": previous, "trend": row.get("trend"),
                  "unit": unit},
         href, row.get("filtered") is False, direction=row.get("direction"), sample=row.get("sample"), spark=spark,
         level=level(number(value), v.thresholds(row.get("direction"))), round_money=v.round_money,
@@ -551,11 +552,13 @@ def _usable(widget: Widget, frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
     return keep
 
 
-def render(widget: Widget, frames: Sequence[pd.DataFrame | None] | pd.DataFrame | None, *, mode: str = "light",
+def render(widget: Widget | Mapping[str, Any], frames: Sequence[pd.DataFrame | None] | pd.DataFrame | None, *, mode: str = "light",
            context: Mapping[str, Any] | None = None, annotations: pd.DataFrame | None = None, id: Any = None) -> Any:
     """Draw `widget` from its data sources' frames (in the order of widget.data_sources).
     `context`: {"timeframe", "scope_query", "dashboard", "now"}; `annotations`: the annotations
     frame for time-series widgets. Never raises for odd data (see the module's rules)."""
+    if isinstance(widget, Mapping):                 # a definition's widget as JSON
+        widget = Widget.model_validate(widget)
     if widget.display_options.theme in ("light", "dark"):
         mode = widget.display_options.theme
     usable = _usable(widget, _frames(frames))

@@ -606,3 +606,19 @@ def test_ren060_not_permitted_names_the_permission_and_holds_no_data():
 def test_ren061_test_coverage_is_not_collected_as_a_test():
     # components.quality.test_coverage is a widget; imported by module here so pytest leaves it alone
     assert quality.test_coverage.__module__ == "components.quality"
+
+
+def test_ren042_progress_bars_per_goal_row():
+    goals = rows({"milestone": "Ten reviews", "progress": 4, "target": 10},
+                 {"milestone": "Fifty reviews", "progress": 60, "target": 50},
+                 {"milestone": "No target", "progress": 3, "target": None})
+    out = render(widget("progress_bar"), [goals])
+    bars = by_class(out, "widget-progress")
+    assert [(b.value, b.label, b.color) for b in bars] == [(40.0, "40%", "primary"), (100.0, "120%", "success")]
+    assert "Ten reviews" in text(out) and "No target" not in text(out)
+
+
+def test_ren043_text_numbers_and_json_widgets():
+    out = render({"id": "k", "type": "kpi_card", "title": "Gate pass rate"},
+                 [kpi(value="91.5", previous="bad")])
+    assert text(by_class(out, "kpi-value")) == "91.5%" and "previous: no data" in text(out)
