@@ -16,14 +16,15 @@ from typing import Any, Literal
 import orjson
 from flask import Blueprint, Response, current_app
 
+from api.entities import any_of
 from api.routes import envelope, error
 from api.validation import InvalidInput, Query, Text, json_body, query
-from api.entities import any_of
 from auth.guard import require
 from auth.principal import audit, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
 from dashboards.schema import DefinitionError
 from dashboards.store import MANAGE, DashboardStore, Found, NotFound, StoreError, exported
+from data.audit import Action
 
 bp = Blueprint("dashboards", __name__)
 DASHBOARD_USER = any_of(tuple(DASHBOARD_PERMISSION.values()))
@@ -72,6 +73,12 @@ def _visible(dash_id: str) -> Found:
     return found
 
 
+def _changed(found: Found) -> dict[str, Any]:
+    """The version a write made, for its audit entry: who changed what (the summary)."""
+    v = found.saved_version or {}
+    return {"version": v.get("n"), "summary": v.get("summary")}
+
+
 def _answer(found: Found, status: int = 200) -> Response:
     return envelope(found.as_json(), status=status)
 
@@ -93,7 +100,7 @@ def create_dashboard() -> Response:
     scope = query(SaveQuery).scope
     found = store().create(current_principal(), _definition(), shared=scope == "shared",
                            origin="POST /api/dashboards")
-    audit("dashboard.created", dashboard=found.dashboard.id, scope=scope, widgets=len(found.dashboard.widgets))
+    audit(Action.DASHBOARD_CREATED, dashboard=found.dashboard.id, scope=scope, **_changed(found))
     return _answer(found, 201)
 
 
@@ -110,10 +117,10 @@ def save_dashboard(dash_id: str) -> Response:
     s, principal, origin = store(), current_principal(), f"PUT /api/dashboards/{dash_id}"
     if scope == "shared":
         found = s.save_shared(dash_id, principal, _definition(), origin)
-        audit("dashboard.shared_saved", dashboard=dash_id, widgets=len(found.dashboard.widgets))
+        audit(Action.DASHBOARD_SHARED_SAVED, dashboard=dash_id, **_changed(found))
     else:
         found = s.save_personal(dash_id, principal, _definition(), origin)
-        audit("dashboard.saved", dashboard=dash_id, scope="personal", widgets=len(found.dashboard.widgets))
+        audit(Action.DASHBOARD_SAVED, dashboard=dash_id, scope="personal", **_changed(found))
     return _answer(found)
 
 
@@ -127,15 +134,15 @@ def delete_dashboard(dash_id: str) -> Response:
     s, principal = store(), current_principal()
     if scope == "personal":
         s.reset_personal(dash_id, principal)
-        audit("dashboard.deleted", dashboard=dash_id, scope="personal copy")
+        audit(Action.DASHBOARD_DELETED, dashboard=dash_id, scope="personal copy")
         found = s.get(dash_id, principal)
         return envelope({"id": dash_id, "deleted": "personal copy", "now": found.as_json() if found else None})
     if scope == "shared":
         found = s.reset_shared(dash_id, principal)
-        audit("dashboard.restored", dashboard=dash_id, scope="shared", to="provisioned file")
+        audit(Action.DASHBOARD_RESTORED, dashboard=dash_id, scope="shared", to="provisioned file", **_changed(found))
         return envelope({"id": dash_id, "deleted": "shared override", "now": found.as_json()})
     kind = s.delete(dash_id, principal)
-    audit("dashboard.deleted", dashboard=dash_id, scope=kind)
+    audit(Action.DASHBOARD_DELETED, dashboard=dash_id, scope=kind)
     return envelope({"id": dash_id, "deleted": kind})
 
 
@@ -153,8 +160,8 @@ def restore_version(dash_id: str, n: str) -> Response:
         return error(404, "not_found", f"no version {n[:20]!r} of {dash_id!r}")
     scope = query(ScopeQuery).scope
     found = store().restore(dash_id, int(n), current_principal(), scope)
-    audit("dashboard.restored", dashboard=dash_id, version=int(n),
-          scope="personal" if found.personal_copy or found.kind == "personal" else "shared")
+    audit(Action.DASHBOARD_RESTORED, dashboard=dash_id, restored=int(n),
+          scope="personal" if found.personal_copy or found.kind == "personal" else "shared", **_changed(found))
     return _answer(found)
 
 
@@ -175,7 +182,7 @@ def unstar(dash_id: str) -> Response:
 def export_dashboard(dash_id: str) -> Response:
     """The definition as a file to import elsewhere: no owner, no visibility."""
     found = _visible(dash_id)
-    audit("user.export_requested", export=f"dashboard:{dash_id}", format="json")
+    audit(Action.EXPORT_REQUESTED, export=f"dashboard:{dash_id}", format="json")
     resp = Response(orjson.dumps(exported(found.dashboard), option=orjson.OPT_INDENT_2), mimetype="application/json")
     resp.headers["Content-Disposition"] = f'attachment; filename="{found.dashboard.id}.dashboard.json"'
     return resp
@@ -190,6 +197,7 @@ def import_dashboard() -> Response:
         doc = {k: v for k, v in doc.items() if k not in ("owner", "visibility")}
     found = store().create(current_principal(), doc, origin="POST /api/dashboards/import",
                            summary="imported")
-    audit("dashboard.imported", dashboard=found.dashboard.id, asked_id=str(doc.get("id"))[:64]
-          if isinstance(doc, dict) else None, widgets=len(found.dashboard.widgets))
+    asked = doc.get("id") if isinstance(doc, dict) else None
+    audit(Action.DASHBOARD_IMPORTED, dashboard=found.dashboard.id, asked_id=str(asked)[:64] if asked else None,
+          **_changed(found))
     return _answer(found, 201)

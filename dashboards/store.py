@@ -18,7 +18,7 @@ change together or not at all.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
 import orjson
@@ -35,7 +35,7 @@ PERSONAL_SETTINGS = "update:personal_settings"
 MAX_VERSIONS = 100                 # per dashboard and per personal copy; older ones are dropped
 SYSTEM = "system"                  # the owner of provisioned dashboards (never a person)
 _SLUG_MAX = 64
-READ_ONLY = ("kind", "personal_copy", "updated_at", "updated_by", "file")   # Found.as_json's additions
+READ_ONLY = ("kind", "personal_copy", "updated_at", "updated_by", "file", "saved_version")   # Found.as_json's
 
 
 class StoreError(Exception):
@@ -65,11 +65,15 @@ class Found:
     updated_at: str | None = None    # ISO time of the last save (None: a provisioned file never saved over)
     updated_by: str | None = None
     file: str | None = None          # the provisioned file
+    saved_version: dict[str, Any] | None = None     # after a write: {"n", "summary"} of the version it made
 
     def as_json(self) -> dict[str, Any]:
         """The definition and, read-only (a save ignores them), READ_ONLY's fields."""
-        return {**dump(self.dashboard), "kind": self.kind, "personal_copy": self.personal_copy,
-                "updated_at": self.updated_at, "updated_by": self.updated_by, "file": self.file}
+        out = {**dump(self.dashboard), "kind": self.kind, "personal_copy": self.personal_copy,
+               "updated_at": self.updated_at, "updated_by": self.updated_by, "file": self.file}
+        if self.saved_version is not None:
+            out["saved_version"] = self.saved_version
+        return out
 
 
 @dataclass(frozen=True)
@@ -302,28 +306,30 @@ class DashboardStore:
         return result
 
     def _push_version(self, pipe: Any, key: str, last: Any, by: str, summary: str, dashboard: Dashboard,
-                      at: int) -> int:
+                      at: int) -> dict[str, Any]:
         """Queue version n = last + 1 (call after pipe.multi(); `last` read before it)."""
         n = (orjson.loads(last)["n"] if last else 0) + 1
         pipe.rpush(key, orjson.dumps({"n": n, "at": at, "by": by, "summary": summary,
                                       "definition": dump(dashboard)}))
         pipe.ltrim(key, -MAX_VERSIONS, -1)
-        return n
+        return {"n": n, "summary": summary}
 
     def _save(self, hash_key: str, ident: str, record: _Record, versions_key: str, summary_from: Dashboard | None,
               by: str, summary: str | None = None, extra: Callable[[Any], None] | None = None,
-              delete_from: str | None = None) -> None:
-        def fn(pipe: Any) -> None:
+              delete_from: str | None = None) -> dict[str, Any]:
+        def fn(pipe: Any) -> dict[str, Any]:
             last = pipe.lindex(versions_key, -1)
             pipe.multi()
             pipe.hset(hash_key, ident, record.body())
             if delete_from is not None:
                 pipe.hdel(delete_from, ident)
-            self._push_version(pipe, versions_key, last, by, summary or summarize(summary_from, record.dashboard),
-                               record.dashboard, record.updated_at or now_ms())
+            version = self._push_version(pipe, versions_key, last, by,
+                                         summary or summarize(summary_from, record.dashboard), record.dashboard,
+                                         record.updated_at or now_ms())
             if extra is not None:
                 extra(pipe)
-        self._commit([versions_key, hash_key], fn)
+            return version
+        return self._commit([versions_key, hash_key], fn)
 
     def save_personal(self, ident: str, principal: Principal | None, doc: Any, origin: str = "definition",
                       summary: str | None = None) -> Found:
@@ -346,8 +352,9 @@ class DashboardStore:
         previous = own.dashboard if own is not None else base[0].dashboard if base is not None else None
         record = _Record(dashboard, now_ms(), principal.name, copy)
         versions = self.k.dash_versions(ident, principal.name if copy else None)
-        self._save(user_key, ident, record, versions, previous, principal.name, summary)
-        return self._found(record, base[1] if copy and base is not None else PERSONAL, copy)
+        version = self._save(user_key, ident, record, versions, previous, principal.name, summary)
+        return replace(self._found(record, base[1] if copy and base is not None else PERSONAL, copy),
+                       saved_version=version)
 
     def reset_personal(self, ident: str, principal: Principal | None) -> None:
         """Drop the caller's personal copy (and its versions): the shared one shows again."""
@@ -390,10 +397,10 @@ class DashboardStore:
         def extra(pipe: Any) -> None:
             pipe.hset(self.k.dash_ids, ident, "")
         moving = own is not None and not own.copy
-        self._save(self.k.dash_shared, ident, record, self.k.dash_versions(ident), previous, principal.name,
+        version = self._save(self.k.dash_shared, ident, record, self.k.dash_versions(ident), previous, principal.name,
                    summary if summary or not moving else f"shared; {summarize(previous, dashboard)}",
                    extra if moving else None, user_key if moving else None)
-        return self._found(record, kind, False)
+        return replace(self._found(record, kind, False), saved_version=version)
 
     def reset_shared(self, ident: str, principal: Principal | None) -> Found:
         """A provisioned dashboard's shared override goes: its file's definition is back (a
@@ -409,15 +416,15 @@ class DashboardStore:
         original = files[ident]
         versions = self.k.dash_versions(ident)
 
-        def fn(pipe: Any) -> None:
+        def fn(pipe: Any) -> dict[str, Any]:
             last = pipe.lindex(versions, -1)
             pipe.multi()
             pipe.hdel(self.k.dash_shared, ident)
-            self._push_version(pipe, versions, last, principal.name,
-                               f"reset to {self._file_of(ident) or 'the provisioned file'}; "
-                               f"{summarize(base[0].dashboard, original)}", original, now_ms())
-        self._commit([versions, self.k.dash_shared], fn)
-        return self._found(_Record(original), PROVISIONED, False)
+            return self._push_version(pipe, versions, last, principal.name,
+                                      f"reset to {self._file_of(ident) or 'the provisioned file'}; "
+                                      f"{summarize(base[0].dashboard, original)}", original, now_ms())
+        version = self._commit([versions, self.k.dash_shared], fn)
+        return replace(self._found(_Record(original), PROVISIONED, False), saved_version=version)
 
     def _free_id(self, pipe: Any, wanted: str) -> str:
         files = self._files()
@@ -442,18 +449,18 @@ class DashboardStore:
             else _personal(dashboard, principal.name)
         hash_key = self.k.dash_shared if shared else self.k.dash_user(principal.name)
 
-        def fn(pipe: Any) -> _Record:
+        def fn(pipe: Any) -> tuple[_Record, dict[str, Any]]:
             ident = self._free_id(pipe, dashboard.id)
             record = _Record(dashboard.model_copy(update={"id": ident}), now_ms(), principal.name)
             pipe.multi()
             pipe.hset(self.k.dash_ids, ident, "" if shared else principal.name)
             pipe.hset(hash_key, ident, record.body())
             pipe.delete(self.k.dash_versions(ident))
-            self._push_version(pipe, self.k.dash_versions(ident), None, principal.name,
-                               summary or summarize(None, record.dashboard), record.dashboard, record.updated_at or 0)
-            return record
-        record = self._commit([self.k.dash_ids, self.k.dash_shared], fn)
-        return self._found(record, SHARED if shared else PERSONAL, False)
+            return record, self._push_version(pipe, self.k.dash_versions(ident), None, principal.name,
+                                              summary or summarize(None, record.dashboard), record.dashboard,
+                                              record.updated_at or 0)
+        record, version = self._commit([self.k.dash_ids, self.k.dash_shared], fn)
+        return replace(self._found(record, SHARED if shared else PERSONAL, False), saved_version=version)
 
     def delete(self, ident: str, principal: Principal | None) -> str:
         """Delete the caller's personal dashboard, or a shared one (`manage:dashboards`).

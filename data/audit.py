@@ -53,6 +53,13 @@ class Action(str, Enum):
     TOKEN_CREATED = "admin.token_created"
     TOKEN_REVOKED = "admin.token_revoked"
     AUTHZ_DENIED = "authz.denied"
+    # dashboards as data (api/dashboards.py): details `dashboard`, `version` (the one the change made), `summary`
+    DASHBOARD_CREATED = "dashboard.created"
+    DASHBOARD_SAVED = "dashboard.saved"                  # a personal copy or a personal dashboard
+    DASHBOARD_SHARED_SAVED = "dashboard.shared_saved"
+    DASHBOARD_DELETED = "dashboard.deleted"
+    DASHBOARD_RESTORED = "dashboard.restored"            # a version, or a provisioned file's definition back
+    DASHBOARD_IMPORTED = "dashboard.imported"
 
 
 def scrub(value: Any) -> Any:

@@ -225,15 +225,18 @@ def test_dsh009_each_save_is_a_version_with_who_when_and_what_and_restore_makes_
     assert all(x["at"].endswith("Z") for x in v["versions"]) and v["versions"][0]["at"] >= v["versions"][1]["at"]
     restored = data(ann.post("/api/dashboards/executive/versions/1/restore"))
     assert restored["title"] == "Executive" and widget(restored, "exec-roi")["id"] == "exec-roi"
+    assert restored["saved_version"]["n"] == 3
     top = data(ann.get("/api/dashboards/executive/versions"))["versions"][0]
     assert (top["n"], top["by"]) == (3, "ann")
     assert top["summary"] == "restored version 1; renamed to 'Executive'; added exec-roi; moved exec-risks; " \
                              "resized exec-risks"
     assert err(ann.post("/api/dashboards/executive/versions/9/restore"), 404)["message"] == \
         "no version 9 of 'executive'"
-    kinds = [(e["type"], e["data"]["user"]) for e in audit_entries(app)]
-    assert kinds == [("dashboard.shared_saved", "ann"), ("dashboard.shared_saved", "bob"), ("dashboard.restored", "ann")]
-    assert audit_entries(app)[-1]["data"]["version"] == 1
+    audited = [(e["type"], e["data"]["user"], e["data"]["version"], e["data"]["summary"]) for e in audit_entries(app)]
+    assert audited == [("dashboard.shared_saved", "ann", 1, "added sla-gauge; moved exec-cost"),
+                       ("dashboard.shared_saved", "bob", 2, v["versions"][0]["summary"]),
+                       ("dashboard.restored", "ann", 3, top["summary"])]
+    assert audit_entries(app)[-1]["data"]["restored"] == 1
 
 
 def test_dsh010_a_personal_copy_has_its_own_history(app: Any, auth: Any) -> None:
