@@ -296,10 +296,19 @@ class DashboardStore:
     # --- writing -----------------------------------------------------------------------------
 
     def _commit(self, watch: Iterable[str], fn: Callable[[Any], Any]) -> Any:
-        """Run `fn(pipe)` under WATCH of `watch`: it reads (immediate), calls pipe.multi(),
-        queues its writes and returns the result; retried when a watched key changed.
-        EXEC's replies are checked: a failed command raises, never a half-written save."""
-        result, replies = self.r.transaction(lambda pipe: _with_replies(pipe, fn), *watch, value_from_callable=True)
+        """Run `fn(pipe)` under WATCH of `watch` — every key it writes: it reads (immediate),
+        calls pipe.multi(), queues its writes and returns the result; retried when a watched
+        key changed. All or nothing: each key's type is checked first (EXEC would run the
+        other commands when one fails on a wrong type), and EXEC's replies are checked."""
+        keys = list(watch)
+
+        def run(pipe: Any) -> tuple[Any, list[Any]]:
+            for key in keys:
+                found, wanted = _text(pipe.type(key)), _key_type(key)
+                if found not in ("none", wanted):
+                    raise redis.ResponseError(f"WRONGTYPE {key} is a {found}, not a {wanted}: nothing written")
+            return _with_replies(pipe, fn)
+        result, replies = self.r.transaction(run, *keys, value_from_callable=True)
         bad = [r for r in replies or () if isinstance(r, Exception)]
         if bad:
             raise bad[0]
@@ -329,7 +338,8 @@ class DashboardStore:
             if extra is not None:
                 extra(pipe)
             return version
-        return self._commit([versions_key, hash_key], fn)
+        return self._commit([versions_key, hash_key, *([delete_from] if delete_from else []),
+                             *([self.k.dash_ids] if extra else [])], fn)
 
     def save_personal(self, ident: str, principal: Principal | None, doc: Any, origin: str = "definition",
                       summary: str | None = None) -> Found:
@@ -459,7 +469,7 @@ class DashboardStore:
             return record, self._push_version(pipe, self.k.dash_versions(ident), None, principal.name,
                                               summary or summarize(None, record.dashboard), record.dashboard,
                                               record.updated_at or 0)
-        record, version = self._commit([self.k.dash_ids, self.k.dash_shared], fn)
+        record, version = self._commit([self.k.dash_ids, self.k.dash_shared, hash_key], fn)
         return replace(self._found(record, SHARED if shared else PERSONAL, False), saved_version=version)
 
     def delete(self, ident: str, principal: Principal | None) -> str:
@@ -490,7 +500,7 @@ class DashboardStore:
             pipe.hdel(self.k.dash_ids, ident)
             pipe.delete(self.k.dash_versions(ident))
             pipe.srem(self.k.dash_stars(principal.name), ident)
-        self._commit([hash_key], fn)
+        self._commit([hash_key, self.k.dash_ids, self.k.dash_stars(principal.name)], fn)
         return kind
 
     # --- versions ------------------------------------------------------------------------------
@@ -560,6 +570,11 @@ class DashboardStore:
         if principal is None:
             return set()
         return {_text(s) for s in self.r.smembers(self.k.dash_stars(principal.name))}
+
+
+def _key_type(key: str) -> str:
+    """The Redis type of a {p}:dash:* key (data/keys.py): versions are lists, stars sets."""
+    return "list" if ":dash:ver:" in key else "set" if ":dash:stars:" in key else "hash"
 
 
 def _personal(dashboard: Dashboard, user: str) -> Dashboard:

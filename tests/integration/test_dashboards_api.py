@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from dashboards.provision import DEFAULT_DIR, Provisioner
+from tests.private_redis import private_redis  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -396,3 +397,38 @@ def test_dsh016_files_are_re_read_when_they_change_at_most_once_a_second(tmp_pat
     assert p.get("developer").title == "Dev"
     assert p.errors() == [{"file": str(folder / "dup.yaml"),
                            "message": f"{folder / 'dup.yaml'}: id: 'developer' is already provisioned by {dev}"}]
+
+
+# --- the data store -------------------------------------------------------------------------------
+
+def test_dsh017_a_write_is_all_or_nothing(app: Any, auth: Any, r: Any) -> None:
+    """A key of the wrong type fails the whole save before anything is written (EXEC would
+    have written the copy and failed only its version)."""
+    svc = app.server.extensions["qms"]
+    dan = client_of(app, auth, "developer", "dan")
+    d = data(dan.get("/api/dashboards/developer"))
+    d["title"] = "Mine"
+    r.set(svc.keys.dash_versions("developer", "dan"), "not a list")
+    res = dan.put("/api/dashboards/developer", json=d)
+    assert res.status_code == 503 and res.json["response"]["error"]["code"] == "unavailable"
+    assert r.hget(svc.keys.dash_user("dan"), "developer") is None
+    assert data(dan.get("/api/dashboards/developer"))["title"] == "Developer"
+    r.delete(svc.keys.dash_versions("developer", "dan"))
+    assert data(dan.put("/api/dashboards/developer", json=d))["saved_version"] == {"n": 1, "summary":
+                                                                                   "renamed to 'Mine'"}
+
+
+def test_dsh018_redis_down_is_the_apps_json_503(private_redis: Any) -> None:
+    from auth.principal import issue_jwt
+    from tests.private_redis import KEY
+    app = private_redis.app()
+    c = app.server.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + issue_jwt("ada", ["admin"], 600, KEY)
+    assert data(c.get("/api/dashboards/qa"))["id"] == "qa"
+    private_redis.terminate()
+    for method, path, body in (("GET", "/api/dashboards", None), ("GET", "/api/dashboards/qa", None),
+                               ("PUT", "/api/dashboards/qa", {"title": "x"}), ("POST", "/api/dashboards", {"title": "x"}),
+                               ("GET", "/api/dashboards/qa/versions", None), ("PUT", "/api/dashboards/qa/star", None)):
+        res = c.open(path, method=method, json=body)
+        assert res.status_code == 503 and res.headers["Retry-After"], (method, path, res.status_code)
+        assert res.json["response"]["error"]["code"] == "unavailable", (method, path)
