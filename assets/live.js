@@ -6,7 +6,7 @@
  *   #live-config   data-channels="dashboard.executive alerts" data-ws="/ws" data-sse="/api/stream"
  *   #live-status   html.Span: children and className show the connection state
  *   dash-refresh, gate-refresh, audit-refresh   dcc.Interval: disabled while live
- *   {"type": "kpi-value", "kpi": id}            KPI value: children <- pushed text
+ *   {"type": "kpi-value", "kpi": id, "w": widget} KPI value: children <- pushed text
  *   live-tick      dcc.Store: {channel, version, timestamp}, at most every 2 s per channel
  *   live-alert     dcc.Store: the last alert message
  *   nav-alert-count  children <- alert.data.firing_count
@@ -381,13 +381,37 @@
     const frames = isObject(data.timeframes) ? data.timeframes : {};
     const frame = frames[currentTimeframe()];
     const kpis = isObject(frame) && isObject(frame.kpis) ? frame.kpis : {};
+    const shown = kpiValueIds();
     Object.keys(kpis).forEach(function (kpiId) {
       const kpi = kpis[kpiId];
       if (isObject(kpi) && typeof kpi.text === "string") {
-        // Skipped inside setProps when this page does not show the KPI.
-        setProps({type: "kpi-value", kpi: kpiId}, {children: kpi.text});
+        // Every card of this KPI on the page (a dashboard may show one KPI twice).
+        (shown[kpiId] || []).forEach(function (id) {
+          const text = id.r && typeof kpi.rounded === "string" ? kpi.rounded : kpi.text;
+          setProps(id, {children: text});
+        });
       }
     });
+  }
+
+  // The page's KPI values by KPI: their ids are {"type": "kpi-value", "kpi": <id>, "w": <widget>}
+  // and Dash writes a dict id into the DOM as its JSON. A card pinned to its own timeframe
+  // ("tf") is left to its widget's refresh.
+  function kpiValueIds() {
+    const out = {};
+    document.querySelectorAll('[id^="{"]').forEach(function (el) {
+      let id;
+      try {
+        id = JSON.parse(el.id);
+      } catch (e) {
+        return;
+      }
+      if (isObject(id) && id.type === "kpi-value" && typeof id.kpi === "string"
+          && (id.tf === undefined || id.tf === currentTimeframe())) {
+        (out[id.kpi] = out[id.kpi] || []).push(id);
+      }
+    });
+    return out;
   }
 
   // Throttle per channel, keeping the trailing call so the last update is never lost.

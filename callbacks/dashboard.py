@@ -27,6 +27,7 @@ from flask import current_app
 from auth.guard import callback_input, secure_callback
 from callbacks.inputs import Choice, Count, Ignored, Theme, TimeframeValue
 from auth.principal import Principal, audit, authorize, current_principal
+from components import editor
 from components import render as renderer
 from dashboards import sources
 from dashboards.schema import Dashboard, DataSource, Widget
@@ -208,4 +209,6 @@ def layout(defn: Dashboard, principal: Principal | None, timeframe: str, view: d
         channels.append("alerts")
     names = svc.engine.names()
     return page.board(defn, denied=denied, timeframe=timeframe, view=view, names=names, can_export=can_export,
-                      csv_hrefs=csv, channels=channels, kind=kind, notices=notices, tools=tools)
+                      csv_hrefs=csv, channels=channels, kind=kind, notices=notices, tools=tools,
+                      editor=editor.toolbar(authorize(principal, "update:personal_settings"),
+                                            authorize(principal, "manage:dashboards")))

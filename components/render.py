@@ -45,6 +45,19 @@ COLORWAYS = {
 _DIRECTION_SIDE = {"higher_is_better": "below", "lower_is_better": "above"}
 
 
+def live_value_id(v: Any, metric: str) -> dict[str, Any]:
+    """The id of a KPI card's value, which assets/live.js finds to push new values into: the
+    widget keeps two cards of one KPI apart, "r" asks for money rounded as the card shows it,
+    "tf" pins a card to its source's own timeframe (the page's pushes leave it alone)."""
+    out: dict[str, Any] = {"type": "kpi-value", "kpi": metric, "w": v.widget.id}
+    if v.round_money:
+        out["r"] = 1
+    own = next((ds.timeframe for ds in v.widget.data_sources if ds.source == "kpi" and ds.timeframe), None)
+    if own:
+        out["tf"] = own
+    return out
+
+
 class Unusable(ValueError):
     """Frames a widget cannot draw; the message is the short reason its placeholder shows."""
 
@@ -209,7 +222,7 @@ def _kpi_card(v: View) -> Any:
                  "unit": unit},
         href, row.get("filtered") is False, direction=row.get("direction"), sample=row.get("sample"), spark=spark,
         level=level(number(value), v.thresholds(row.get("direction"))), round_money=v.round_money,
-        title=v.widget.title, value_id={"type": "kpi-value", "kpi": metric, "w": v.widget.id})
+        title=v.widget.title, value_id=live_value_id(v, metric))
     return html.Div(card, id=v.id, className="h-100") if v.id is not None else card
 
 

@@ -42,6 +42,7 @@ def card_texts(widgets: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for w in widgets:
         d = w["data"]
         out[w["id"]] = {"text": format_value(d.get("current_value"), d.get("unit")), "trend": d.get("trend"),
+                        "rounded": format_value(d.get("current_value"), d.get("unit"), round_money=True),
                         "previous_text": f"previous: {format_value(d.get('previous_value'), d.get('unit'))}"}
     return out
 

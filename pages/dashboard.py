@@ -68,7 +68,7 @@ def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None
 
 def board(defn: Any, *, denied: dict[str, str], timeframe: str, view: dict[str, str], names: dict[str, list[str]],
           can_export: bool, csv_hrefs: dict[str, str], channels: list[str], kind: str = "provisioned",
-          notices: list[Any] | None = None, tools: list[Any] | None = None) -> html.Div:
+          notices: list[Any] | None = None, tools: list[Any] | None = None, editor: Any = None) -> html.Div:
     """Any dashboard definition as a page: header, filters, and its widgets on the 12-column
     grid at their positions (a CSS grid; one column on phones)."""
     tf = timeframe if timeframe in TIMEFRAMES else "24h"
@@ -86,6 +86,7 @@ def board(defn: Any, *, denied: dict[str, str], timeframe: str, view: dict[str, 
                            labelClassName="btn btn-outline-primary btn-sm", labelCheckedClassName="active"),
         ], className="d-flex align-items-center flex-wrap gap-2 mb-2"),
         *(notices or []),
+        *([editor] if editor is not None else []),
         filters(defn.filter_controls, view, names),
         html.Div(id="dash-window", className="text-body-secondary small mb-2"),
         html.Div(html.Div([widget_shell(w, denied.get(w.id), csv_href=csv_hrefs.get(w.id) if can_export else None)
@@ -107,7 +108,9 @@ def validation_board() -> html.Div:
     from dashboards.schema import Dashboard
     defn = Dashboard.model_validate({"id": "x", "title": "x", "widgets": [
         {"id": "w", "type": "kpi_card", "title": "w", "data_sources": [{"source": "kpi", "metric": "gate_pass_rate"}]}]})
-    return board(defn, denied={}, timeframe="24h", view={}, names={}, can_export=True, csv_hrefs={}, channels=[])
+    from components.editor import toolbar
+    return board(defn, denied={}, timeframe="24h", view={}, names={}, can_export=True, csv_hrefs={}, channels=[],
+                 editor=toolbar(True, True))
 
 
 def infinite_grid(grid_id: str, columns: list[dict[str, Any]], height: str) -> dag.AgGrid:

@@ -91,6 +91,9 @@ function makeEnv(opts) {
     body: {},
     getElementById: id => env.dom.get(id) || null,
     querySelector: sel => (sel === "#dash-timeframe input:checked" ? env.checked : null),
+    // Dash writes a dict id into the DOM as its JSON: the KPI cards live.js looks for.
+    querySelectorAll: sel => (sel === '[id^="{"]' ? [...env.layout.keys()].filter(k => k.startsWith("{")).map(k => ({id: k}))
+                                                   : []),
     addEventListener: () => {},
   };
   const dashClientside = {set_props(id, props) {
@@ -238,6 +241,19 @@ const scenarios = {
     // An older version is ignored.
     env.ws().msg(update(2, {gate_pass_rate: {text: "10.0%"}}));
     assert.strictEqual(env.props({type: "kpi-value", kpi: "gate_pass_rate"}).children, "89.0%");
+  },
+
+  every_card_of_a_kpi_is_set_rounded_where_it_shows_whole_dollars() {
+    const env = dashboardPage();
+    env.add({type: "kpi-value", kpi: "cost_per_review", w: "a"}, {children: "$1.00"});
+    env.add({type: "kpi-value", kpi: "cost_per_review", w: "b", r: 1}, {children: "$1"});
+    env.add({type: "kpi-value", kpi: "cost_per_review", w: "c", tf: "7d"}, {children: "$9.00"});
+    env.ws().open();
+    env.ws().msg(update(1, {cost_per_review: {text: "$47.12", rounded: "$47"}}));
+    assert.strictEqual(env.props({type: "kpi-value", kpi: "cost_per_review", w: "a"}).children, "$47.12");
+    assert.strictEqual(env.props({type: "kpi-value", kpi: "cost_per_review", w: "b", r: 1}).children, "$47");
+    // pinned to its own timeframe: the page's 24h push leaves it alone
+    assert.strictEqual(env.props({type: "kpi-value", kpi: "cost_per_review", w: "c", tf: "7d"}).children, "$9.00");
   },
 
   kpis_follow_the_selected_timeframe() {
