@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from data.widget_rows import WIDGETS
 
 _TF = {"name": "timeframe", "in": "query", "schema": {"type": "string", "enum": ["1h", "4h", "24h", "7d", "30d"],
                                                        "default": "24h"}}
@@ -19,7 +18,7 @@ _USER = {"name": "user", "in": "query", "schema": _NAME, "description": "develop
 _SCOPE = [{"name": dim, "in": "query", "schema": _NAME,
            "description": f"filter by one {dim} (not both); KPIs that cannot be filtered say \"filtered\": false"}
           for dim in ("repository", "team")]
-_WIDGET = {"type": "string", "enum": sorted(WIDGETS)}
+_WIDGET = {"type": "string", "minLength": 1, "maxLength": 64}    # a widget id (404 when no dashboard one may see has it)
 _ERR = {"description": "error envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _ENV = {"description": "success envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}}
 # Endpoints with ?format=: the envelope, or the export itself.
@@ -88,7 +87,16 @@ OPENAPI: dict[str, Any] = {
                            {"name": "agent", "in": "query", "schema": _NAME},
                            {"name": "format", "in": "query", "schema": {"type": "string",
                                                                          "enum": ["json", "csv", "jsonl"]}}],
-            "responses": {"200": _ENV_OR_EXPORT, "400": _ERR, "403": _ERR}}},
+            "responses": {"200": _ENV_OR_EXPORT, "400": _ERR, "403": _ERR, "404": _ERR}}},
+        "/api/dashboards/{dashboard_id}/widgets/{widget_id}/data": {"get": {
+            "summary": "The rows a widget of any dashboard shows (JSON, or CSV/JSON Lines with export:reports)",
+            "parameters": [{"name": "dashboard_id", "in": "path", "required": True, "schema": _NAME},
+                           {"name": "widget_id", "in": "path", "required": True, "schema": _NAME},
+                           _TF, *_SCOPE, {"name": "gate", "in": "query", "schema": _NAME},
+                           {"name": "agent", "in": "query", "schema": _NAME},
+                           {"name": "format", "in": "query", "schema": {"type": "string",
+                                                                         "enum": ["json", "csv", "jsonl"]}}],
+            "responses": {"200": _ENV_OR_EXPORT, "400": _ERR, "403": _ERR, "404": _ERR}}},
         "/api/widgets/{widget_id}/config": {"put": {
             "summary": "Personal widget settings: {\"hidden\": bool}",
             "parameters": [{"name": "widget_id", "in": "path", "required": True, "schema": _WIDGET}],

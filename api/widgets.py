@@ -1,26 +1,35 @@
-"""`GET /api/widgets/{id}/data` (JSON or CSV: every dashboard widget exports the rows it
-shows) and `PUT /api/widgets/{id}/config` (personal widget settings), seed §9.1."""
+"""A widget's rows over HTTP: `GET /api/dashboards/{id}/widgets/{widget_id}/data` (JSON, or
+the whole table as CSV / JSON Lines) — the same frames the page draws, from the widget's
+data sources, under each source's permission (dashboards.sources.allowed), for the view
+asked (timeframe, repository or team, gate, agent).
+
+`GET /api/widgets/{widget_id}/data` is the same for the widgets of the four role dashboards
+by their widget id alone (exec-trends, qa-gates, ...), the caller's personal copy first.
+`PUT /api/widgets/{widget_id}/config` keeps the older per-user settings (hidden).
+"""
 from __future__ import annotations
 
 from typing import Any, Literal
 
+import pandas as pd
 from flask import Blueprint, Response, current_app, request
 
+from api.drilldown import export
 from api.routes import envelope, error, scope_headers
 from api.validation import Format, Name, ViewQuery, json_body, query
-from auth.guard import require
-from auth.principal import audit, authorize, current_principal
-from auth.rbac import DASHBOARD_PERMISSION
-from api.drilldown import export
+from auth.guard import AUTHENTICATED, require
+from auth.principal import Principal, audit, authorize, current_principal
+from dashboards import sources
+from dashboards.schema import Dashboard, Widget
 from data import drilldown, exports
 from data.drilldown import Ctx
-from data.panels import panel_data
+from data.engine import QueryError
 from data.prefs import Prefs, PrefsError
 from data.timeutil import parse_iso
-from data.widget_rows import DRILLDOWN_EXPORTS, WIDGETS, dashboard_of_widget, widget_table
 
 bp = Blueprint("widgets", __name__)
 VIEW_ARGS = ("repository", "team", "gate", "agent")
+ROLE_DASHBOARDS = ("executive", "operational", "qa", "developer")
 
 
 class WidgetQuery(ViewQuery):
@@ -30,64 +39,115 @@ class WidgetQuery(ViewQuery):
     format: Format | Literal["jsonl"] = "json"
 
 
-def _view_permission(kwargs: dict[str, Any]) -> str:
-    # An unknown widget needs a permission nobody has: 403 for all, nothing learnt.
-    return DASHBOARD_PERMISSION.get(dashboard_of_widget(kwargs.get("widget_id", "")) or "", "view:no_such_widget")
+def _role_widget(widget_id: str, principal: Principal | None) -> tuple[Dashboard, Widget] | None:
+    store = current_app.extensions["qms"].dashboards
+    for dash_id in ROLE_DASHBOARDS:
+        found = store.get(dash_id, principal)
+        widget = found.dashboard.widget(widget_id) if found else None
+        if widget is not None:
+            return found.dashboard, widget
+    return None
 
 
-@bp.get("/api/widgets/<widget_id>/data")
-@require(_view_permission)
-def widget_data(widget_id: str) -> Response:
+def _find(dash_id: str | None, widget_id: str) -> tuple[Dashboard, Widget] | Response:
+    principal = current_principal()
+    if dash_id is None:
+        hit = _role_widget(widget_id, principal)
+    else:
+        found = current_app.extensions["qms"].dashboards.get(dash_id, principal)
+        widget = found.dashboard.widget(widget_id) if found else None
+        hit = (found.dashboard, widget) if widget is not None else None
+    if hit is None:
+        return error(404, "not_found", f"no widget {widget_id!r} on a dashboard you may see")
+    return hit
+
+
+def _frame(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The widget's table: its one frame, or its frames one under the other (columns united;
+    frames carry DataFrames in attrs, which concat would compare, so they are dropped)."""
+    frames = [f for f in frames if f is not None]
+    if len(frames) == 1:
+        return frames[0]
+    plain = []
+    for f in frames:
+        g = f.copy()
+        g.attrs = {}
+        plain.append(g)
+    return pd.concat(plain, ignore_index=True, sort=False) if plain else pd.DataFrame()
+
+
+def widget_rows(dash_id: str | None, widget_id: str) -> Response:
     svc = current_app.extensions["qms"]
     principal = current_principal()
-    name = WIDGETS[widget_id][0]
+    hit = _find(dash_id, widget_id)
+    if isinstance(hit, Response):
+        return hit
+    defn, widget = hit
+    for ds in widget.data_sources:
+        if not sources.allowed(ds, principal):
+            audit("authz.denied", "denied", path=request.path, permission=sources.permission(ds))
+            return error(403, "forbidden", f"this widget needs the permission {sources.permission(ds)}")
     q = query(WidgetQuery)
     as_file = q.format != "json"
     if as_file and not authorize(principal, "export:reports"):
         audit("authz.denied", "denied", path=request.path, permission="export:reports")
         return error(403, "forbidden", "exporting needs the permission export:reports")
-    timeframe = q.timeframe
-    view = {"timeframe": timeframe, **{k: getattr(q, k) for k in VIEW_ARGS if getattr(q, k)}}
-    if view.get("repository") and view.get("team"):
+    if q.repository and q.team:
         return error(400, "bad_request", "filter by repository or by team, not both")
-    clean = svc.sanitizer_for(principal.roles if principal else (), principal.name if principal else None)
-    if as_file and widget_id in DRILLDOWN_EXPORTS:     # the widget shows the newest; the file holds the window
-        kpi = DRILLDOWN_EXPORTS[widget_id]
-        dq, filters = drilldown.make_query(svc.engine, kpi, timeframe)
-        return export(Ctx(svc.redis, svc.keys), dq, name, timeframe, filters, q.format, clean, what=widget_id)
-    user = principal.name if name == "developer" and principal else None
-    # panel_data sanitises every row list once (people, hidden fields, team scope); the
-    # table is built from those rows, so it is not sanitised again here.
-    found = panel_data(svc.engine, name, timeframe, user, clean, svc.settings.extra.get("roi"), view)
-    columns, rows = widget_table(widget_id, found)
-    scope = found["scope"].get(widget_id) or clean.scope_info()
+    view = {"timeframe": q.timeframe, **{k: getattr(q, k) for k in VIEW_ARGS if getattr(q, k)}}
+    filters = {**defn.filters.active(), **{k: v for k, v in view.items() if k != "timeframe"}}
+    ctx = sources.SourceContext.for_request(svc, principal, q.timeframe, filters)
+    clean = ctx.sanitizer
+    drills = [ds for ds in widget.data_sources if ds.source == "drilldown"]
+    if as_file and len(drills) == 1 and len(widget.data_sources) == 1:
+        # The widget shows the newest rows; the file holds the whole window's drill-down.
+        dq, dfilters = drilldown.make_query(svc.engine, drills[0].metric or "", drills[0].timeframe or q.timeframe)
+        return export(Ctx(svc.redis, svc.keys), dq, defn.id, q.timeframe, dfilters, q.format, clean, what=widget.id)
+    try:
+        frame = _frame(sources.fetch_all(widget, ctx))
+    except QueryError as exc:
+        return error(400, "bad_request", str(exc))
+    columns, rows = sources.frames_to_rows(frame)
+    scope = frame.attrs.get("scope") or clean.scope_info()
+    window = frame.attrs.get("window") or {}
     if as_file:
         cap = int(svc.settings.export_max_rows or 0)
-        audit("user.export_requested", export=f"widget:{widget_id}", rows=len(rows), format=q.format, cap=cap, **view)
-        window = found["dashboard"]["data"]["window"]
+        audit("user.export_requested", export=f"widget:{defn.id}/{widget.id}", rows=len(rows), format=q.format,
+              cap=cap, **view)
         body = exports.widget_csv(columns, rows, cap) if q.format == "csv" else exports.widget_jsonl(columns, rows, cap)
         resp = Response(body, mimetype="text/csv" if q.format == "csv" else "application/x-ndjson")
-        fname = exports.filename(name, widget_id, timeframe, parse_iso(window["start"]), parse_iso(window["end"]),
+        start, end = (parse_iso(window[k]) if isinstance(window.get(k), str) else 0 for k in ("start", "end"))
+        fname = exports.filename(defn.id, widget.id, q.timeframe, start, end,
                                  {k: v for k, v in view.items() if k != "timeframe"}, q.format)
         resp.headers["Content-Disposition"] = f'attachment; filename="{fname}"'
         resp.headers.update(scope_headers(scope))
         return resp
-    config = (Prefs(svc.redis, svc.keys).get(principal.name).get("widgets") or {}).get(widget_id, {}) if principal else {}
-    return envelope({"widget_id": widget_id, "dashboard": name, "title": WIDGETS[widget_id][1], "view": view,
-                     "window": found["dashboard"]["data"]["window"], "columns": columns, "rows": rows,
-                     "config": config, "scope": scope})
+    config = ((Prefs(svc.redis, svc.keys).get(principal.name).get("widgets") or {}).get(widget.id, {})
+              if principal else {})
+    return envelope({"widget_id": widget.id, "dashboard": defn.id, "title": widget.title, "type": widget.type,
+                     "view": view, "window": window, "columns": columns, "rows": rows, "config": config,
+                     "scope": scope})
+
+
+@bp.get("/api/dashboards/<dash_id>/widgets/<widget_id>/data")
+@require(AUTHENTICATED)
+def dashboard_widget_data(dash_id: str, widget_id: str) -> Response:
+    return widget_rows(dash_id, widget_id)
+
+
+@bp.get("/api/widgets/<widget_id>/data")
+@require(AUTHENTICATED)
+def widget_data(widget_id: str) -> Response:
+    return widget_rows(None, widget_id)
 
 
 @bp.put("/api/widgets/<widget_id>/config")
 @require("update:personal_settings")
 def widget_config(widget_id: str) -> Response:
     principal = current_principal()
-    name = dashboard_of_widget(widget_id)
-    if name is None:
+    hit = _role_widget(widget_id, principal)
+    if hit is None:
         return error(404, "not_found", f"no widget {widget_id!r}")
-    if not authorize(principal, DASHBOARD_PERMISSION[name]):
-        audit("authz.denied", "denied", path=request.path, permission=DASHBOARD_PERMISSION[name])
-        return error(403, "forbidden", f"this widget needs the permission {DASHBOARD_PERMISSION[name]}")
     svc = current_app.extensions["qms"]
     try:
         config = Prefs(svc.redis, svc.keys).configure_widget(principal.name, widget_id, json_body())
