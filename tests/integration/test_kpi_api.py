@@ -246,7 +246,7 @@ def test_api013_widget_configuration_is_personal_validated_and_audited(client: A
     assert client.put("/api/widgets/exec-roi/config", json={"hidden": True}, headers=dev).status_code == 403
     assert client.put("/api/widgets/nope/config", json={"hidden": True}, headers=dev).status_code == 404
     assert client.put("/api/widgets/exec-roi/config", json={"hidden": True},
-                      headers=auth.bearer("executive")).status_code == 403, "executives lack update:personal_settings"
+                      headers=auth.bearer("producer")).status_code == 403, "producers lack update:personal_settings"
     from data.prefs import Prefs
     svc = app.server.extensions["qms"]
     assert Prefs(svc.redis, svc.keys).hidden(auth.user("developer")) == {"dev-kanban"}

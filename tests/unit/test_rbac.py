@@ -15,10 +15,10 @@ SEED = {
     "operations": {"view:operational_dashboard", "view:system_health", "manage:alerts", "view:audit_logs"},
 }
 EXTRAS = {
-    "executive": {"view:alerts", "manage:dashboards"},
-    "qa_lead": {"view:alerts", "export:reports", "manage:dashboards"},
+    "executive": {"view:alerts", "manage:dashboards", "update:personal_settings"},
+    "qa_lead": {"view:alerts", "export:reports", "manage:dashboards", "update:personal_settings"},
     "developer": {"view:alerts"},
-    "operations": {"view:alerts", "view:deadletter", "export:reports"},
+    "operations": {"view:alerts", "view:deadletter", "export:reports", "update:personal_settings"},
 }
 ADDED = {"view:alerts", "ingest:events", "manage:users", "view:deadletter", "manage:dashboards"}
 
