@@ -1,11 +1,17 @@
 """The app's frame: navigation (only what the signed-in user may open) and the page slot
-a router callback fills. No data here: pages are built by callbacks that check permissions."""
+a router callback fills. No data here: pages are built by callbacks that check permissions.
+
+Below the md breakpoint (phones) the navigation folds behind a toggler (callbacks/shell.py
+opens it, and closes it on navigation); the brand, the live status and the "history still
+loading" notice stay visible in the bar."""
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from components.theme import plotly_template
+
+BACKFILL_POLL_MS = 5000      # the notice's own light poll; stopped once no backfill runs
 
 
 def layout() -> html.Div:
@@ -15,18 +21,27 @@ def layout() -> html.Div:
         dcc.Location(id="nav", refresh=True),
         dbc.Navbar(dbc.Container([
             dbc.NavbarBrand("QMS Dashboard", href="/", className="fw-bold"),
-            dbc.Nav(id="nav-links", className="me-auto", navbar=True),
-            html.Span("◌ connecting…", id="live-status", className="live-status navbar-text small me-3",
+            html.Span(id="backfill-notice", hidden=True, role="status",
+                      className="backfill-notice badge text-bg-warning me-2",
+                      title="The demo is still simulating its history: older windows fill in as it loads"),
+            html.Span("◌ connecting…", id="live-status", className="live-status navbar-text small me-2 ms-auto ms-md-0",
                       title="Live updates: live (pushed), reconnecting, or polling"),
-            html.Span(id="nav-user", className="navbar-text small me-3"),
-            dbc.Button("◐ Theme", id="theme-toggle", size="sm", color="light", outline=True, className="me-2",
-                       title="Switch between light and dark"),
-            # Sign-out is a POST with the CSRF token (assets/signout.js adds it as the form is
-            # sent; without it the server answers with a one-click confirm form).
-            html.Form(html.Button("Sign out", type="submit", className="btn btn-sm btn-outline-light",
-                                  id="sign-out"),
-                      method="post", action="/logout", id="sign-out-form", className="d-inline m-0"),
-        ], fluid=True), color="primary", dark=True, className="mb-3"),
+            dbc.NavbarToggler(id="nav-toggler", n_clicks=0, className="ms-1"),
+            dbc.Collapse([
+                dbc.Nav(id="nav-links", className="me-auto", navbar=True),
+                html.Div([
+                    html.Span(id="nav-user", className="navbar-text small me-md-3"),
+                    dbc.Button("◐ Theme", id="theme-toggle", size="sm", color="light", outline=True,
+                               title="Switch between light and dark"),
+                    # Sign-out is a POST with the CSRF token (assets/signout.js adds it as the form is
+                    # sent; without it the server answers with a one-click confirm form).
+                    html.Form(html.Button("Sign out", type="submit", className="btn btn-sm btn-outline-light",
+                                          id="sign-out"),
+                              method="post", action="/logout", id="sign-out-form", className="d-inline m-0"),
+                ], className="nav-tools d-flex flex-wrap align-items-center gap-2 py-2 py-md-0"),
+            ], id="nav-collapse", is_open=False, navbar=True),
+        ], fluid=True), color="primary", dark=True, expand="md", className="mb-3"),
+        dcc.Interval(id="backfill-poll", interval=BACKFILL_POLL_MS),
         dcc.Store(id="theme", data="light", storage_type="local"),   # this browser's, for roles that cannot save it
         dcc.Store(id="live-alert"),
         # Both Plotly templates, so a theme switch re-themes the charts on screen at once.

@@ -65,6 +65,7 @@ NO_TWIN = {
     "page.children": "the router: each page it builds checks that page's permission (test_rbac_matrix)",
     "theme.data": "no REST endpoint for the theme; needs update:personal_settings to store (test_nf010)",
     "nav.href": "navigation to a gate page: a URL, no data",
+    "backfill-notice.children": "how far the demo's history is simulated (every signed-in user), no dashboard data",
 }
 
 

@@ -40,3 +40,17 @@ def test_bf004_read_from_the_demo_hash(r: Any) -> None:
     assert found is not None and found.fraction == 0.5 and found.backlog is None, "no stream yet: backlog unknown"
     r.hset(keys.demo, "cursor", NOW)
     assert backfill_status(r, keys, NOW) is None
+
+
+def test_bf005_simulated_but_the_aggregator_behind_the_stream_is_still_loading(r: Any) -> None:
+    """Redis 6.2 has no group lag: the ids (arrival times) say how far behind the aggregator is."""
+    keys = Keys("qms")
+    r.hset(keys.demo, mapping={"epoch": NOW - 2 * DAY, "cursor": NOW, "beat": NOW})
+    for i in range(5):                                  # entries arrived over 100 s
+        r.xadd(keys.stream, {"e": "{}"}, id=f"{NOW - 100_000 + i * 25_000}-0")
+    r.xgroup_create(keys.stream, keys.group, id=f"{NOW - 100_000 + 25_000}-0")   # delivered up to the 2nd
+    found = backfill_status(r, keys, NOW)
+    assert found is not None and not found.simulating and found.aggregating
+    assert found.behind_ms == 75_000 and found.aggregated == 0.25
+    r.xgroup_setid(keys.stream, keys.group, id=f"{NOW - 100_000 + 4 * 25_000}-0")  # caught up
+    assert backfill_status(r, keys, NOW) is None
