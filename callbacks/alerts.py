@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, State, ctx, html
+from dash import ALL, Dash, Input, Output, State, ctx, html
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
 from alerts.routes import ack_permission
-from auth.guard import callback_input, secure_callback
+from auth.guard import callback_input, secure_callback, secure_clientside
 from auth.principal import audit, authorize, current_principal
 from callbacks.inputs import AlertRows, AlertStatus, Choice, Count, Ignored, Severity
+from components.alerts import CARD_TYPE, alert_cards
 from data.timeutil import fmt_ms
 
 
@@ -51,6 +52,7 @@ def register(app: Dash) -> None:
     @secure_callback(app, "view:alerts",
                      Output("alerts-grid", "rowData"), Output("alerts-banner", "children"),
                      Output("alerts-channels", "children"), Output("alerts-rules", "children"),
+                     Output("alerts-cards", "children"),
                      Input("alerts-refresh", "n_intervals"), Input("alerts-severity", "value"),
                      Input("alerts-status", "value"), Input("live-alert", "data"), Input("alerts-ack-result", "children"),
                      inputs={"alerts-refresh.n_intervals": Count, "alerts-severity.value": Severity,
@@ -75,7 +77,29 @@ def register(app: Dash) -> None:
         rules = dbc.Table([html.Tbody([html.Tr([html.Td(r["name"]), html.Td(html.Code(r["condition"])),
                                                 html.Td(r["severity"]), html.Td(f"{r['duration_s']:g}s")])
                                        for r in meta["rules"]])], size="sm", className="small")
-        return rows(svc.alerts(severity, status)), banner, channels, rules
+        found = rows(svc.alerts(severity, status))
+        return found, banner, channels, rules, alert_cards(found)
+
+    # Phones: a tapped card selects its alert in the (hidden) grid, so the history and the
+    # acknowledge button below work as on a desktop; the selected card is marked. Browser only.
+    secure_clientside(app, lambda body: None,
+                      "function(clicks, rows) {"
+                      " var dc = window.dash_clientside, t = dc.callback_context.triggered_id;"
+                      " if (!t || !t.id || !(dc.callback_context.triggered || []).some(function (x) { return x.value; }))"
+                      "   { return dc.no_update; }"
+                      " var row = (rows || []).filter(function (r) { return String(r.id) === t.id; });"
+                      " return row.length ? row : dc.no_update; }",
+                      Output("alerts-grid", "selectedRows"),
+                      Input({"type": CARD_TYPE, "id": ALL}, "n_clicks"), State("alerts-grid", "rowData"),
+                      prevent_initial_call=True)
+    secure_clientside(app, lambda body: None,
+                      "function(selected, _clicks, ids) {"
+                      " var chosen = (selected && selected[0]) ? String(selected[0].id) : null;"
+                      " return (ids || []).map(function (i) {"
+                      "   return 'card alert-card mb-2' + (i.id === chosen ? ' alert-card-selected border-primary' : ''); }); }",
+                      Output({"type": CARD_TYPE, "id": ALL}, "className"),
+                      Input("alerts-grid", "selectedRows"), Input({"type": CARD_TYPE, "id": ALL}, "n_clicks"),
+                      State({"type": CARD_TYPE, "id": ALL}, "id"))
 
     @secure_callback(app, "view:alerts", Output("alerts-history", "rowData"), Output("alerts-history-title", "children"),
                      Output("alerts-ack", "disabled"),

@@ -41,11 +41,13 @@ def layout(can_ack: bool, refresh_ms: int = 5000) -> html.Div:
                          placeholder="Any status", clearable=True, style={"minWidth": "10rem"}),
         ], className="d-flex align-items-center flex-wrap gap-2 mb-2"),
         html.Div(id="alerts-banner"),
-        dag.AgGrid(id="alerts-grid", columnDefs=COLUMNS, rowData=[], getRowId="params.data.id",
-                   defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1},
-                   dashGridOptions={"rowSelection": {"mode": "singleRow", "enableClickSelection": True,
-                                                     "checkboxes": False}, "animateRows": False},
-                   style={"height": "40vh"}),
+        # The grid from the md breakpoint up; on phones the same rows as cards (a tap selects).
+        html.Div(dag.AgGrid(id="alerts-grid", columnDefs=COLUMNS, rowData=[], getRowId="params.data.id",
+                            defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1},
+                            dashGridOptions={"rowSelection": {"mode": "singleRow", "enableClickSelection": True,
+                                                              "checkboxes": False}, "animateRows": False},
+                            style={"height": "40vh"}), className="d-none d-md-block"),
+        html.Div(id="alerts-cards", className="d-md-none"),
         html.Div([
             dbc.Input(id="alerts-comment", placeholder="comment (optional)", size="sm", maxLength=1000,
                       style={"maxWidth": "28rem"}),
