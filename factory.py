@@ -29,7 +29,7 @@ from data.services import Services
 from live.routes import init_live
 from dash import dcc, html
 
-from pages import alerts, audit, dashboard, entity, shell
+from pages import alerts, audit, dashboard, dashboards_list, entity, shell
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent
@@ -73,8 +73,9 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     # Every id a callback names, including those of pages the router inserts later.
     app.validation_layout = html.Div([shell.layout(), dashboard.validation_board(), dashboard.gate_layout("g"),
                                       dashboard.events_layout("k"),
-                                      audit.layout(), alerts.layout(True), dcc.Graph(id="qa-gates"),
-                                      entity.workflow_layout("w"), entity.agent_layout("a")])
+                                      audit.layout(), alerts.layout(True), dcc.Graph(id={"type": "w-gates", "w": "x"}),
+                                      entity.workflow_layout("w"), entity.agent_layout("a"),
+                                      dashboards_list.page(None, None)])
     register_callbacks(app)
     check_callback_permissions(app)
     init_guard(server, app)

@@ -123,8 +123,10 @@ def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotati
         frames = sources.fetch_all(widget, sctx)
         notes = annotations if widget.type in SERIES_TYPES and widget.display_options.model_dump().get(
             "annotations", True) else None
+        # A gate chart's clicks open the gate's page (callbacks.pages.open_gate).
+        kind = "w-gates" if widget.type == "gate_performance" else "w-view"
         return renderer.render(widget, frames, mode=mode, context=context, annotations=notes,
-                               id={"type": "w-view", "w": widget.id})
+                               id={"type": kind, "w": widget.id})
     except QueryError as exc:
         return html.Div(str(exc), className="small text-warning-emphasis p-2 widget-error")
     except Exception:                       # noqa: BLE001 - logged; the page keeps its other widgets

@@ -167,10 +167,13 @@ def register(app: Dash) -> None:
             return nav, who, dashboards_list_page(search, principal)
         return nav, who, board_page(path, search, principal)
 
-    @secure_callback(app, "view:qa_dashboard", Output("nav", "href"), Input("qa-gates", "clickData"),
+    @secure_callback(app, "view:qa_dashboard", Output("nav", "href"),
+                     Input({"type": "w-gates", "w": ALL}, "clickData"),
                      State("dash-timeframe", "value"), prevent_initial_call=True,
-                     inputs={"qa-gates.clickData": ClickData | None, "dash-timeframe.value": TimeframeValue})
-    def open_gate(click: dict[str, Any] | None, timeframe: str | None) -> str:
+                     inputs={"w-gates.clickData": ClickData | None, "dash-timeframe.value": TimeframeValue})
+    def open_gate(clicks: list[dict[str, Any] | None], timeframe: str | None) -> str:
+        """A click on a bar of any gate performance chart opens that gate's page."""
+        click = next((t["value"] for t in ctx.triggered if t.get("value")), None)
         points = (click or {}).get("points") or []
         gate = points[0].get("customdata") if points else None
         if isinstance(gate, list):

@@ -7,12 +7,13 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from components.grid import grid
+
 TIMEFRAMES = ["1h", "4h", "24h", "7d", "30d"]
 TITLES = {"executive": "Executive overview", "operational": "Operations", "qa": "Quality assurance",
           "developer": "My reviews"}
 
 
-ROW_PX = 60          # one grid row of a widget's `position.height`
 CONTROLS = ("scope", "gate", "agent")
 
 
@@ -43,8 +44,10 @@ def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None
     if csv_href and not denied:
         tools.append(html.A("CSV", href=csv_href, className="small ms-2 widget-csv",
                             title="The rows of this widget as CSV"))
-    header = html.Div([html.Span(widget.title, className="me-auto widget-title text-truncate"), *tools],
-                      className="card-header small fw-semibold d-flex widget-header")
+    # A KPI card is its own frame: its title, value and change need no second header.
+    bare = widget.type == "kpi_card" and not denied
+    header = None if bare else html.Div([html.Span(widget.title, className="me-auto widget-title text-truncate"),
+                                         *tools], className="card-header small fw-semibold d-flex widget-header")
     if denied:
         body: Any = html.Div([html.Div("Not permitted", className="fw-semibold"),
                               html.Div(["Your role does not include ", html.Code(denied), "."],
@@ -57,12 +60,11 @@ def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None
         interval = widget.refresh_interval
         extra = [dcc.Interval(id={"type": "w-int", "w": wid}, interval=(interval if isinstance(interval, int) else 3600) * 1000,
                               disabled=not isinstance(interval, int))]
-    p = widget.position
-    style = {"gridColumn": f"{p.x + 1} / span {p.width}", "gridRow": f"{p.y + 1} / span {p.height}",
-             "--widget-rows": str(p.height)}
-    return html.Div([html.Div([header, html.Div(body, className="card-body p-2 widget-content")],
-                              className="card h-100 widget" + (" widget-forbidden" if denied else "")), *extra],
-                    id={"type": "w-shell", "w": wid}, className="widget-cell", style=style,
+    frame = (html.Div(body, className="h-100 widget widget-bare") if bare else
+             html.Div([header, html.Div(body, className="card-body p-2 widget-content")],
+                      className="card h-100 widget" + (" widget-forbidden" if denied else "")))
+    return html.Div([frame, *extra],
+                    id={"type": "w-shell", "w": wid}, className="widget-cell",
                     **{"data-widget": wid, "data-type": widget.type})
 
 
@@ -79,6 +81,7 @@ def board(defn: Any, *, denied: dict[str, str], timeframe: str, view: dict[str, 
             if kind == "personal" else html.Span(className="me-auto"),
             html.Span(id="dash-freshness", className="small text-body-secondary"),
             *(tools or []),
+            *([editor] if editor is not None else []),
             html.A("Export CSV", id="dash-export", href=f"/api/export/{defn.id}.csv?timeframe={tf}",
                    className="btn btn-sm btn-outline-secondary" + ("" if can_export else " d-none")),
             dbc.RadioItems(id="dash-timeframe", options=[{"label": t, "value": t} for t in TIMEFRAMES],
@@ -86,12 +89,10 @@ def board(defn: Any, *, denied: dict[str, str], timeframe: str, view: dict[str, 
                            labelClassName="btn btn-outline-primary btn-sm", labelCheckedClassName="active"),
         ], className="d-flex align-items-center flex-wrap gap-2 mb-2"),
         *(notices or []),
-        *([editor] if editor is not None else []),
         filters(defn.filter_controls, view, names),
         html.Div(id="dash-window", className="text-body-secondary small mb-2"),
-        html.Div(html.Div([widget_shell(w, denied.get(w.id), csv_href=csv_hrefs.get(w.id) if can_export else None)
-                           for w in defn.widgets], className="dash-grid", id="dash-grid",
-                          style={"--row-px": f"{ROW_PX}px"}), id="dash-grid-wrap"),
+        html.Div(grid([(w, widget_shell(w, denied.get(w.id), csv_href=csv_hrefs.get(w.id) if can_export else None))
+                       for w in defn.widgets], editable=False), id="dash-grid-wrap", className="dash-grid"),
         dcc.Store(id="dash-id", data=defn.id),
         dcc.Store(id="dash-def", data=defn.model_dump(mode="json")),
         dcc.Store(id="dash-edit", data=False),

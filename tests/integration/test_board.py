@@ -100,9 +100,13 @@ def test_brd001_a_role_dashboard_is_its_definition_and_every_widget_draws_its_so
     shells = [n for n in walk(page) if isinstance(n.get("id"), dict) and n["id"].get("type") == "w-shell"]
     stored = [n for n in walk(page) if n.get("id") == "dash-def"][0]["data"]
     assert [s["id"]["w"] for s in shells] == [w["id"] for w in stored["widgets"]]
-    first = stored["widgets"][0]
-    style = shells[0]["style"]
-    assert style["gridColumn"] == f"{first['position']['x'] + 1} / span {first['position']['width']}"
+    grid = next(n for n in walk(page) if n.get("id") == "dash-grid")
+    placed = {item["i"]: item for item in grid["layouts"]["lg"]}
+    for w in stored["widgets"]:
+        p = w["position"]
+        assert {k: placed["wc-" + w["id"]][k] for k in "xywh"} == \
+            {"x": p["x"], "y": p["y"], "w": p["width"], "h": p["height"]}
+    assert grid["isDraggable"] is False        # dragging is for the edit mode
     assert not [n for n in walk(page) if isinstance(n.get("id"), dict) and n["id"].get("type") == "w-denied"]
     res = post(c, csrf, refresh_body(app, stored, timeframe="1h"))
     assert res.status_code == 200, res.data[:500]
