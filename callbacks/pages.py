@@ -47,6 +47,93 @@ def dashboard_for_path(path: str | None, principal: Principal | None) -> str | N
     return None
 
 
+def navigation(principal: Principal | None) -> list[Any]:
+    """The links of what this user may open: their role dashboards, the dashboard list,
+    alerts (with the firing count) and the audit log."""
+    mine = allowed_dashboards(principal)
+    nav = [dbc.NavItem(dbc.NavLink(NAV_LABELS[d], href=f"/dashboards/{d}", id=f"nav-{d}")) for d in mine]
+    if mine:       # every dashboard one may see, their own and shared ones (callbacks/dashboards_list.py)
+        nav.append(dbc.NavItem(dbc.NavLink("Dashboards", href="/dashboards", id="nav-dashboards")))
+    if authorize(principal, "view:alerts") and "qms_alerts" in current_app.extensions:
+        firing = sum(1 for a in current_app.extensions["qms_alerts"].alerts(status="firing"))
+        nav.append(dbc.NavItem(dbc.NavLink(["Alerts ", dbc.Badge(str(firing), id="nav-alert-count", pill=True,
+                                                                color="danger" if firing else "secondary")],
+                                           href="/alerts", id="nav-alerts")))
+    if authorize(principal, "view:audit_logs"):
+        nav.append(dbc.NavItem(dbc.NavLink("Audit", href="/audit", id="nav-audit")))
+    return nav
+
+
+def _forbidden(path: str | None, permission: str) -> Any:
+    audit("authz.denied", "denied", page=path, permission=permission)
+    return dashboard.forbidden(permission)
+
+
+def _alerts_page(path: str | None, search: str | None, principal: Principal | None) -> Any:
+    if not authorize(principal, "view:alerts") or "qms_alerts" not in current_app.extensions:
+        return _forbidden(path, "view:alerts")
+    audit("user.dashboard_accessed", dashboard="alerts")
+    return alerts_page.layout(authorize(principal, "manage:alerts") or authorize(principal, "acknowledge:quality_alerts"),
+                              current_app.extensions["qms"].settings.refresh_ms)
+
+
+def _audit_page(path: str | None, search: str | None, principal: Principal | None) -> Any:
+    if not authorize(principal, "view:audit_logs"):
+        return _forbidden(path, "view:audit_logs")
+    audit("user.dashboard_accessed", dashboard="audit")
+    return audit_page.layout()
+
+
+def _list_page(path: str | None, search: str | None, principal: Principal | None) -> Any:
+    if not allowed_dashboards(principal):       # the list of every dashboard one may see
+        return _forbidden(path, "a dashboard permission (view:*_dashboard)")
+    return dashboards_list_page(search, principal)
+
+
+def _events_page(path: str | None, search: str | None, principal: Principal | None) -> Any:
+    """/events/<kpi>: the events behind a KPI, under its dashboard's permission."""
+    kpi = kpi_for_path(path)
+    if kpi is None:
+        return None
+    permission = DASHBOARD_PERMISSION.get(dashboard_of(kpi) or "")
+    if permission is None:
+        return dashboard.not_found(path or "")
+    if not authorize(principal, permission):
+        return _forbidden(path, permission)
+    audit("user.dashboard_accessed", dashboard="events", metric=kpi)
+    view = view_of(search)
+    back = f"/dashboards/{dashboard_of(kpi)}?" + urlencode({k: v for k, v in view.items()
+                                                            if k in ("timeframe", "repository", "team")})
+    return drilldown_cb.events_page(kpi, _timeframe(search), back, view, principal)
+
+
+def _gate_page(path: str | None, search: str | None, principal: Principal | None) -> Any:
+    gate = gate_for_path(path)
+    if gate is None:
+        return None
+    if not authorize(principal, "view:qa_dashboard"):
+        return _forbidden(path, "view:qa_dashboard")
+    audit("user.dashboard_accessed", dashboard="gate", gate=gate)
+    return drilldown_cb.gate_page(gate, current_app.extensions["qms"].settings.refresh_ms, _timeframe(search),
+                                  principal)
+
+
+FIXED_PAGES = {"/alerts": _alerts_page, "/audit": _audit_page, "/dashboards": _list_page}
+
+
+def page_for(path: str | None, search: str | None, principal: Principal | None) -> Any:
+    """The page at `path` for this user: each page checks its own permission (and audits a
+    refusal) before anything is built; a dashboard id is looked up last."""
+    fixed = FIXED_PAGES.get((path or "").rstrip("/"))
+    if fixed is not None:
+        return fixed(path, search, principal)
+    for pattern_page in (entity_page, _events_page, _gate_page):     # /workflows/<id>, /agents/<id>, /events/<kpi>, /gates/<g>
+        found = pattern_page(path, search, principal)
+        if found is not None:
+            return found
+    return board_page(path, search, principal)
+
+
 def board_page(path: str | None, search: str | None, principal: Principal | None) -> Any:
     """A dashboard definition the viewer may see (their personal copy first), drawn by the
     engine; one they may not see is 'no such page' (its existence is not told)."""
@@ -109,63 +196,8 @@ def register(app: Dash) -> None:
                      inputs={"url.pathname": Pathname, "url.search": Search})
     def route(path: str | None, search: str | None) -> tuple[Any, str, Any]:
         principal = current_principal()
-        mine = allowed_dashboards(principal)
-        nav = [dbc.NavItem(dbc.NavLink(NAV_LABELS[d], href=f"/dashboards/{d}", id=f"nav-{d}")) for d in mine]
-        if mine:       # every dashboard one may see, their own and shared ones (callbacks/dashboards_list.py)
-            nav.append(dbc.NavItem(dbc.NavLink("Dashboards", href="/dashboards", id="nav-dashboards")))
-        if authorize(principal, "view:alerts") and "qms_alerts" in current_app.extensions:
-            firing = sum(1 for a in current_app.extensions["qms_alerts"].alerts(status="firing"))
-            nav.append(dbc.NavItem(dbc.NavLink(["Alerts ", dbc.Badge(str(firing), id="nav-alert-count", pill=True,
-                                                                    color="danger" if firing else "secondary")],
-                                               href="/alerts", id="nav-alerts")))
-        if authorize(principal, "view:audit_logs"):
-            nav.append(dbc.NavItem(dbc.NavLink("Audit", href="/audit", id="nav-audit")))
         who = f"{principal.name} ({', '.join(principal.roles)})" if principal else ""
-        if (path or "").rstrip("/") == "/alerts":
-            if not authorize(principal, "view:alerts") or "qms_alerts" not in current_app.extensions:
-                audit("authz.denied", "denied", page=path, permission="view:alerts")
-                return nav, who, dashboard.forbidden("view:alerts")
-            audit("user.dashboard_accessed", dashboard="alerts")
-            return nav, who, alerts_page.layout(authorize(principal, "manage:alerts")
-                                                or authorize(principal, "acknowledge:quality_alerts"),
-                                                current_app.extensions["qms"].settings.refresh_ms)
-        if (path or "").rstrip("/") == "/audit":
-            if not authorize(principal, "view:audit_logs"):
-                audit("authz.denied", "denied", page=path, permission="view:audit_logs")
-                return nav, who, dashboard.forbidden("view:audit_logs")
-            audit("user.dashboard_accessed", dashboard="audit")
-            return nav, who, audit_page.layout()
-        entity = entity_page(path, search, principal)        # /workflows/<id>, /agents/<id>
-        if entity is not None:
-            return nav, who, entity
-        refresh = current_app.extensions["qms"].settings.refresh_ms
-        timeframe = _timeframe(search)
-        kpi = kpi_for_path(path)
-        if kpi is not None:
-            permission = DASHBOARD_PERMISSION.get(dashboard_of(kpi) or "")
-            if permission is None:
-                return nav, who, dashboard.not_found(path or "")
-            if not authorize(principal, permission):
-                audit("authz.denied", "denied", page=path, permission=permission)
-                return nav, who, dashboard.forbidden(permission)
-            audit("user.dashboard_accessed", dashboard="events", metric=kpi)
-            view = view_of(search)
-            back = f"/dashboards/{dashboard_of(kpi)}?" + urlencode({k: v for k, v in view.items()
-                                                                    if k in ("timeframe", "repository", "team")})
-            return nav, who, drilldown_cb.events_page(kpi, timeframe, back, view, principal)
-        gate = gate_for_path(path)
-        if gate is not None:
-            if not authorize(principal, "view:qa_dashboard"):
-                audit("authz.denied", "denied", page=path, permission="view:qa_dashboard")
-                return nav, who, dashboard.forbidden("view:qa_dashboard")
-            audit("user.dashboard_accessed", dashboard="gate", gate=gate)
-            return nav, who, drilldown_cb.gate_page(gate, refresh, timeframe, principal)
-        if (path or "").rstrip("/") == "/dashboards":     # the list of every dashboard one may see
-            if not mine:
-                audit("authz.denied", "denied", page=path, permission="view:*_dashboard")
-                return nav, who, dashboard.forbidden("a dashboard permission (view:*_dashboard)")
-            return nav, who, dashboards_list_page(search, principal)
-        return nav, who, board_page(path, search, principal)
+        return navigation(principal), who, page_for(path, search, principal)
 
     @secure_callback(app, "view:qa_dashboard", Output("nav", "href"),
                      Input({"type": "w-gates", "w": ALL}, "clickData"),

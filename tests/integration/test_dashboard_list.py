@@ -339,7 +339,7 @@ def test_dl010_new_dashboard_needs_update_personal_settings(app: Any, auth: Any)
     empty = _done(_fire(d, dcsrf, app, "dl-create-done.data", {"dl-new.n_clicks": 2, "dl-new-title.value": " "}),
                   "dl-create-done")
     assert empty["level"] == "warning" and "title" in empty["text"]
-    e, ecsrf = signed_in(app, auth, "executive")       # no update:personal_settings
+    e, ecsrf = signed_in(app, auth, "producer")        # no update:personal_settings (and no dashboard)
     assert _fire(e, ecsrf, app, "dl-create-done.data", {"dl-new.n_clicks": 1,
                                                         "dl-new-title.value": "Exec board"}).status_code == 403
     assert e.post("/api/dashboards", json={"title": "Exec board"}, headers={CSRF_HEADER: ecsrf}).status_code == 403
