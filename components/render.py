@@ -574,8 +574,13 @@ def render(widget: Widget | Mapping[str, Any], frames: Sequence[pd.DataFrame | N
         widget = Widget.model_validate(widget)
     if widget.display_options.theme in ("light", "dark"):
         mode = widget.display_options.theme
-    usable = _usable(widget, _frames(frames))
+    given = _frames(frames)
+    usable = _usable(widget, given)
     if not usable:
+        empty = _known_empty(widget, given)
+        if empty:          # an empty queue is a fact, not missing data
+            return html.Div(empty, className="widget-empty text-body-secondary small p-2", id=id) \
+                if id is not None else html.Div(empty, className="widget-empty text-body-secondary small p-2")
         return placeholder(widget.type, id=id)
     v = View(widget, usable, mode, context or {}, id)
     try:
@@ -590,6 +595,24 @@ def render(widget: Widget | Mapping[str, Any], frames: Sequence[pd.DataFrame | N
     except Exception:                            # odd data must not break a dashboard
         log.exception("widget %s (%s) could not be drawn", widget.id, widget.type)
         return placeholder(widget.type, id=id, message="no data: this data cannot be drawn")
+
+
+# What an empty list means, per state source (an empty frame that has its columns was read).
+EMPTY_STATE = {"my_reviews": "No review waiting for you", "suggested_reviews": "Nothing is waiting for a reviewer",
+               "my_pull_requests": "You have no open pull request", "violations": "No open compliance violation",
+               "active_workflows": "No active workflow", "queues": "No queue has reported yet",
+               "agents": "No agent has reported yet"}
+
+
+def _known_empty(widget: Widget, frames: Sequence[pd.DataFrame]) -> str | None:
+    """The sentence for a widget whose only sources are state lists that were read and are
+    empty (None when any source is missing or holds rows)."""
+    sources = widget.data_sources
+    if not sources or len(frames) != len(sources) or any(ds.source != "state" for ds in sources):
+        return None
+    if not all(isinstance(f, pd.DataFrame) and f.empty and len(f.columns) for f in frames):
+        return None
+    return EMPTY_STATE.get(sources[0].name or "", "Nothing here right now")
 
 
 def not_permitted(widget: Widget, permission: str, *, id: Any = None) -> html.Div:

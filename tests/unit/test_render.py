@@ -622,3 +622,21 @@ def test_ren043_text_numbers_and_json_widgets():
     out = render({"id": "k", "type": "kpi_card", "title": "Gate pass rate"},
                  [kpi(value="91.5", previous="bad")])
     assert text(by_class(out, "kpi-value")) == "91.5%" and "previous: no data" in text(out)
+
+
+def test_an_empty_state_list_says_what_it_means_and_missing_data_stays_no_data() -> None:
+    """An empty review queue is a fact ("No review waiting for you"), not missing data; a
+    source that gave no frame at all is still "no data"."""
+    import pandas as pd
+    from components.render import render
+    from components.common import walk as tree
+    from dashboards.schema import Widget
+    w = Widget.model_validate({"id": "q", "type": "table", "title": "My queue",
+                               "data_sources": [{"source": "state", "name": "my_reviews"}]})
+    empty = pd.DataFrame(columns=["workflow_id", "since"])
+
+    def text(node: object) -> str:
+        return " ".join(str(n.children) for n in tree(node) if isinstance(getattr(n, "children", None), str))
+    assert "No review waiting for you" in text(render(w, [empty]))
+    assert "No review waiting" not in text(render(w, [None]))
+    assert "no data" in text(render(w, [None])).lower()
