@@ -23,10 +23,9 @@ from components.drilldown import count_line, grid_columns, grid_row
 from components.kpi import kpi_grid, title_of
 from data import drilldown
 from data.drilldown import Ctx, Query
-from data.engine import QueryError
+from data.engine import Engine, QueryError
 from data.exports import drilldown_columns
 from data.kpis import dashboard_of
-from data.panels import gate_data
 from data.timeutil import fmt_ms
 from pages import dashboard
 
@@ -155,13 +154,25 @@ def register(app: Dash) -> None:
                              "url.pathname": Pathname},
                      twin="GET /api/metrics/<kpi_id>/series")
     def gate_refresh(_n: Any, timeframe: str | None, path: str | None) -> tuple[Any, Any, str]:
-        from callbacks.pages import _window, gate_for_path
+        from callbacks.pages import gate_for_path
         gate = gate_for_path(path)
         if gate is None:
             raise PreventUpdate
         found = gate_data(current_app.extensions["qms"].engine, gate, timeframe or "24h")
         data = found["dashboard"]["data"]
-        return kpi_grid(data["widgets"]), metric_trend(found["series"], id="gate-pass-trend"), _window(data)
+        window = f"Window {data['window']['start']} → {data['window']['end']} (UTC), compared with the window before"
+        return kpi_grid(data["widgets"]), metric_trend(found["series"], id="gate-pass-trend"), window
+
+
+GATE_POINTS = 48        # the gate page's pass rate over time
+
+
+def gate_data(engine: Engine, gate: str, timeframe: str) -> dict[str, Any]:
+    """The gate page's data: the gate's KPIs and its pass rate over time."""
+    prefix = f"gate.{gate}."
+    out = engine.dashboard("qa", timeframe, only={prefix + m for m in ("pass_rate", "executions", "p95_time")})
+    return {"dashboard": out, "kpis": {w["id"]: w["data"] for w in out["data"]["widgets"]},
+            "series": engine.series(prefix + "pass_rate", timeframe, points=GATE_POINTS, shared=True)}
 
 
 def _register_grid(app: Dash, grid: str, store: str, count: str, note: str | None) -> None:

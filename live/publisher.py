@@ -21,7 +21,6 @@ import redis
 
 from components.kpi import format_value
 from data.engine import Engine
-from data.panels import CHART_SERIES, TREND_POINTS
 from data.keys import Keys
 from data.timeutil import now_ms
 
@@ -34,6 +33,11 @@ SHARED = ("executive", "operational", "qa")      # the same numbers for everyone
 FAST = ("24h", "1h", "4h")
 SLOW = ("7d", "30d")
 LAST_TTL_S = 24 * 3600
+# The series the provisioned dashboards' charts draw (config/dashboards/*.yaml, `points: 48`),
+# warmed for each data version so the first chart redraw after it reads them from the cache.
+TREND_POINTS = 48
+CHART_SERIES = ("overall_quality_score", "gate_pass_rate", "compliance_adherence", "cost_per_review",
+                "error_rate", "defects_found")
 
 
 def card_texts(widgets: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
