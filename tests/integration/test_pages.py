@@ -1,23 +1,62 @@
 """The pages' callbacks are all registered (a callback defined in the wrong scope silently
-never runs) and the dashboard data behind the widgets comes from the engine."""
+never runs) and what the role dashboards' widgets show comes from the engine: each widget's
+rows through GET /api/dashboards/<id>/widgets/<widget>/data (the frames the page draws) and
+the page's own text from the ONE refresh callback (tests/integration/test_board.py)."""
 from __future__ import annotations
 
 from typing import Any
 
+from callbacks.drilldown import gate_data
 from data.aggregator import Aggregator
 from data.keys import Keys
-from data.panels import gate_data, panel_data
 from data.timeutil import fmt_ms, now_ms
+from data.views import roi
+from tests.integration.test_board import post, refresh_body, route, texts, walk
+from tests.integration.test_rbac_matrix import signed_in
 
 
 def test_pag001_every_page_callback_is_registered(app: Any) -> None:
     outputs = " ".join(app.callback_map)
-    for needed in ("page.children", "dash-kpis.children", "dash-panels.children", "audit-grid.rowData",
-                   "gate-failures.getRowsResponse", "nav.href", "events-grid.getRowsResponse"):
+    for needed in ("page.children", '{"type":"w-body","w":["ALL"]}.children', "dash-window.children",
+                   "audit-grid.rowData", "gate-failures.getRowsResponse", "nav.href", "events-grid.getRowsResponse",
+                   "gate-kpis.children"):
         assert needed in outputs, needed
 
 
-def test_pag002_panel_and_gate_data(app: Any, r: Any) -> None:
+def widget_rows(c: Any, dash: str, widget: str, timeframe: str = "1h") -> list[dict[str, Any]]:
+    """A widget's rows as its REST twin serves them (the frames the page draws)."""
+    res = c.get(f"/api/dashboards/{dash}/widgets/{widget}/data?timeframe={timeframe}")
+    assert res.status_code == 200, (widget, res.data[:300])
+    return res.json["response"]["data"]["rows"]
+
+
+def drawn(app: Any, c: Any, csrf: str, dash: str, timeframe: str = "1h") -> dict[str, Any]:
+    """Every widget's body as the page gets it from one refresh (the page's definition as sent)."""
+    page = route(app, c, csrf, f"/dashboards/{dash}")
+    stored = next(n for n in walk(page) if n.get("id") == "dash-def")["data"]
+    res = post(c, csrf, refresh_body(app, stored, timeframe=timeframe))
+    assert res.status_code == 200, res.data[:500]
+    out = res.json["response"]
+    return {w["id"]: out[f'{{"type":"w-body","w":"{w["id"]}"}}']["children"] for w in stored["widgets"]}
+
+
+def traces(body: Any) -> list[dict[str, Any]]:
+    """The traces of the figure(s) in a widget's body: name, x, y."""
+    return [{"name": t.get("name"), "x": t.get("x"), "y": t.get("y")}
+            for n in walk(body) if isinstance(n.get("figure"), dict) for t in n["figure"].get("data", [])]
+
+
+def grid(body: Any) -> list[dict[str, Any]]:
+    """The rows of the AG Grid in a widget's body."""
+    return [row for n in walk(body) if isinstance(n.get("rowData"), list) for row in n["rowData"]]
+
+
+def kpi(c: Any, dash: str, metric: str, timeframe: str = "1h") -> Any:
+    widgets = c.get(f"/api/dashboard/{dash}?timeframe={timeframe}").json["response"]["data"]["widgets"]
+    return next(w["data"]["current_value"] for w in widgets if w["id"] == metric)
+
+
+def test_pag002_gate_queue_and_gate_page_data(app: Any, r: Any, auth: Any) -> None:
     svc = app.server.extensions["qms"]
     ts = fmt_ms(now_ms() - 10 * 60_000)
     svc.ingestor.ingest([
@@ -27,12 +66,18 @@ def test_pag002_panel_and_gate_data(app: Any, r: Any) -> None:
         {"id": "q", "type": "system.queue_depth_updated", "timestamp": ts, "source": "t",
          "data": {"queue": "code_review_queue", "depth": 12}}])
     Aggregator(r, Keys("qms")).drain()
-    qa = panel_data(svc.engine, "qa", "1h", None, svc.sanitizer_for(["qa_lead"]))
-    assert qa["kpis"]["gate.lint.pass_rate"]["current_value"] == 50.0
-    assert qa["defects"]["points"] and all(p["value"] is None for p in qa["defects"]["points"]), \
-        "no defect found: every point is no data, not 0"
-    ops = panel_data(svc.engine, "operational", "1h", None, svc.sanitizer_for(["operations"]))
-    assert ops["queues"] == [{"queue": "code_review_queue", "depth": 12, "since": ts}]
+    c, csrf = signed_in(app, auth, "admin")
+    assert [(g["gate"], g["pass_rate"], g["executions"]) for g in widget_rows(c, "qa", "qa-gates")] == [("lint", 50.0, 4)]
+    assert kpi(c, "qa", "gate.lint.pass_rate") == 50.0
+    qa = drawn(app, c, csrf, "qa")
+    assert "lint" in texts(qa["qa-gate-table"]) and "50.0%" in texts(qa["qa-gate-table"])
+    defects = widget_rows(c, "qa", "qa-defects")
+    assert defects and all(p["value"] is None for p in defects), "no defect found: every point is no data, not 0"
+    queues = widget_rows(c, "operational", "ops-queues")
+    assert [(q["queue"], q["depth"]) for q in queues] == [("code_review_queue", 12)]
+    assert queues[0]["since"].startswith(ts[:19])
+    [bar] = traces(drawn(app, c, csrf, "operational")["ops-queues"])
+    assert list(zip(bar["y"], bar["x"])) == [("code_review_queue", 12.0)], "the queue monitor draws the rows"
     gate = gate_data(svc.engine, "lint", "1h")
     assert set(gate["kpis"]) == {"gate.lint.pass_rate", "gate.lint.executions", "gate.lint.p95_time"}
     assert [p["value"] for p in gate["series"]["points"] if p["value"] is not None] == [50.0]
@@ -44,13 +89,13 @@ def test_pag003_a_click_on_a_gate_bar_opens_its_page_keeping_the_timeframe(app: 
     with c.session_transaction() as sess:
         csrf = sess["csrf"]
     [key] = [k for k in app.callback_map if k == "nav.href"]
+    click = {"points": [{"customdata": "code coverage", "x": "code coverage"}]}
     body = {"output": key, "outputs": {"id": "nav", "property": "href"},
-            "inputs": [{"id": "qa-gates", "property": "clickData",
-                        "value": {"points": [{"customdata": "code coverage", "x": "code coverage"}]}}],
+            "inputs": [[{"id": {"type": "w-gates", "w": "qa-gates"}, "property": "clickData", "value": click}]],
             "state": [{"id": "dash-timeframe", "property": "value", "value": "7d"}],
-            "changedPropIds": ["qa-gates.clickData"]}
+            "changedPropIds": ['{"type":"w-gates","w":"qa-gates"}.clickData']}
     res = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf})
-    assert res.status_code == 200
+    assert res.status_code == 200, res.data[:300]
     assert res.json["response"]["nav"]["href"] == "/gates/code%20coverage?timeframe=7d"
     auth.login(c2 := app.server.test_client(), "developer")
     with c2.session_transaction() as sess:
@@ -58,7 +103,7 @@ def test_pag003_a_click_on_a_gate_bar_opens_its_page_keeping_the_timeframe(app: 
     assert c2.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf2}).status_code == 403
 
 
-def test_pag004_defect_analytics_by_severity_category_and_stage(app: Any, r: Any) -> None:
+def test_pag004_defect_analytics_by_severity_category_and_stage(app: Any, r: Any, auth: Any) -> None:
     svc = app.server.extensions["qms"]
     ts = fmt_ms(now_ms() - 20 * 60_000)
     rows = [("critical", "security", "review"), ("major", "security", "production"), ("minor", None, "review"),
@@ -67,16 +112,21 @@ def test_pag004_defect_analytics_by_severity_category_and_stage(app: Any, r: Any
                           "data": {"workflow_id": "W1", "defect_id": f"D{i}", "severity": sev, "stage": stage,
                                    **({"category": cat} if cat else {})}} for i, (sev, cat, stage) in enumerate(rows)])
     Aggregator(r, Keys("qms")).drain()
-    qa = panel_data(svc.engine, "qa", "1h", None, svc.sanitizer_for(["qa_lead"]))
-    assert qa["defect_breakdown"] == {"severity": {"critical": 1, "major": 1, "minor": 2},
-                                      "category": {"security": 2, "style": 1, "uncategorised": 1},
-                                      "stage": {"review": 3, "production": 1}}
-    assert sum(qa["defect_breakdown"]["severity"].values()) == qa["kpis"]["defects_found"]["current_value"]
+    c, csrf = signed_in(app, auth, "qa_lead")
+    mix: dict[str, dict[str, int]] = {}
+    for row in widget_rows(c, "qa", "qa-defect-mix"):
+        mix.setdefault(row["dimension"], {})[row["name"]] = row["value"]
+    assert mix == {"severity": {"critical": 1, "major": 1, "minor": 2},
+                   "category": {"security": 2, "style": 1, "uncategorised": 1},
+                   "stage": {"review": 3, "production": 1}}
+    assert sum(mix["severity"].values()) == kpi(c, "qa", "defects_found")
+    drawn_mix = {t["name"]: dict(zip(t["x"], t["y"])) for t in traces(drawn(app, c, csrf, "qa")["qa-defect-mix"])}
+    assert drawn_mix == mix, "the chart draws the widget's rows"
 
 
-def test_pag005_roi_and_team_performance_come_from_the_window(app: Any, r: Any) -> None:
-    from data.panels import roi
+def test_pag005_roi_and_team_performance_come_from_the_window(app: Any, r: Any, auth: Any) -> None:
     svc = app.server.extensions["qms"]
+    svc.settings.extra["roi"] = {"hours_saved_per_review": 1, "engineer_hourly_cost_usd": 100}
     ts = fmt_ms(now_ms() - 30 * 60_000)
     evs = [{"id": f"p{i}", "type": "workflow.pr_created", "timestamp": ts, "source": "t",
             "data": {"workflow_id": f"W{i}", "pr_number": i + 1, "repository": "r", "author": "ann", "team": team}}
@@ -88,19 +138,22 @@ def test_pag005_roi_and_team_performance_come_from_the_window(app: Any, r: Any) 
             for i, c in enumerate([40.0, 20.0])]
     svc.ingestor.ingest(evs)
     Aggregator(r, Keys("qms")).drain()
-    ex = panel_data(svc.engine, "executive", "1h", None, svc.sanitizer_for(["executive"]),
-                    {"hours_saved_per_review": 1, "engineer_hourly_cost_usd": 100})
-    assert ex["teams"] == {"core": 2, "web": 1}
-    risks = {x["name"]: x["likelihood"] for x in ex["risks"]}
+    c, csrf = signed_in(app, auth, "admin")
+    assert {t["name"]: t["value"] for t in widget_rows(c, "executive", "exec-teams")} == {"core": 2, "web": 1}
+    risks = {x["name"]: x["likelihood"] for x in widget_rows(c, "executive", "exec-risks")}
     assert risks == {"Audit readiness gaps": 5, "Defects escaping to production": 1}, \
         "merged without the four steps: not audit-ready; no production defect: prevention 100 %"
-    assert ex["roi"]["reviews"] == 2 and ex["roi"]["cost_usd"] == 60.0 and ex["roi"]["saved_usd"] == 200.0
-    assert abs(ex["roi"]["roi_pct"] - 100 * 140 / 60) < 1e-9
-    assert ex["roi"]["cost_usd"] / ex["roi"]["reviews"] == ex["kpis"]["cost_per_review"]["current_value"]
+    [ex] = widget_rows(c, "executive", "exec-roi")
+    assert ex["reviews"] == 2 and ex["cost_usd"] == 60.0 and ex["saved_usd"] == 200.0
+    assert abs(ex["roi_pct"] - 100 * 140 / 60) < 1e-9
+    assert ex["cost_usd"] / ex["reviews"] == kpi(c, "executive", "cost_per_review")
+    assert (ex["assumption_hours_saved_per_review"], ex["assumption_engineer_hourly_cost_usd"]) == (1, 100)
+    shown = texts(drawn(app, c, csrf, "executive")["exec-roi"])
+    assert "$200" in shown and "$60" in shown and "233" in shown, shown
     assert roi(0, 0.0)["roi_pct"] is None, "no reviews: no data, not 0 %"
 
 
-def test_pag006_developer_review_queue_and_suggestions(app: Any, r: Any) -> None:
+def test_pag006_developer_review_queue_and_suggestions(app: Any, r: Any, auth: Any) -> None:
     svc = app.server.extensions["qms"]
     t = now_ms() - 40 * 60_000
 
@@ -117,22 +170,33 @@ def test_pag006_developer_review_queue_and_suggestions(app: Any, r: Any) -> None
         ev("c3", "workflow.review_completed", 9, workflow_id="W3", reviewer="ann", verdict="approved"),
     ])
     Aggregator(r, Keys("qms")).drain()
-    dev = panel_data(svc.engine, "developer", "1h", "ann", svc.sanitizer_for(["developer"]))
-    assert [x["workflow_id"] for x in dev["my_reviews"]] == ["W1"], "W3's review was completed"
-    assert dev["kpis"]["pending_reviews"]["current_value"] == 1, "the queue and the KPI agree"
-    assert [x["workflow_id"] for x in dev["suggested"]] == ["W2"], "W3 has a review started; W1 is ann's own"
+    c = app.server.test_client()
+    auth.login(c, "developer", name="ann")
+    with c.session_transaction() as sess:
+        csrf = sess["csrf"]
+    assert [x["workflow_id"] for x in widget_rows(c, "developer", "dev-queue")] == ["W1"], "W3's review was completed"
+    assert kpi(c, "developer", "pending_reviews") == 1, "the queue and the KPI agree"
+    assert [x["workflow_id"] for x in widget_rows(c, "developer", "dev-suggested")] == ["W2"], \
+        "W3 has a review started; W1 is ann's own"
+    shown = drawn(app, c, csrf, "developer")
+    assert "W1" in texts(shown["dev-queue"]) and "W3" not in texts(shown["dev-queue"])
+    assert "W2" in texts(shown["dev-suggested"]) and "W1" not in texts(shown["dev-suggested"])
 
 
-def test_pag007_operations_health_and_error_log(app: Any, r: Any) -> None:
+def test_pag007_operations_health_and_error_log(app: Any, r: Any, auth: Any) -> None:
     svc = app.server.extensions["qms"]
     ts = fmt_ms(now_ms() - 5 * 60_000)
     svc.ingestor.ingest([{"id": "e1", "type": "system.error_occurred", "timestamp": ts, "source": "t",
                           "data": {"component": "orchestrator", "error_type": "Timeout", "severity": "critical"}}])
     Aggregator(r, Keys("qms")).drain()
-    ops = panel_data(svc.engine, "operational", "1h", None, svc.sanitizer_for(["operations"]))
-    assert ops["health"]["checks"]["redis"]["status"] == "healthy"
-    assert [e["id"] for e in ops["error_log"]] == ["e1"]
-    assert ops["kpis"]["error_rate"]["current_value"] == 1.0
+    c, csrf = signed_in(app, auth, "operations")
+    health = {h["check"]: h["status"] for h in widget_rows(c, "operational", "ops-health")}
+    assert health["redis"] == "healthy"
+    assert [e["id"] for e in widget_rows(c, "operational", "ops-error-log")] == ["e1"]
+    assert kpi(c, "operational", "error_rate") == 1.0
+    [row] = grid(drawn(app, c, csrf, "operational")["ops-error-log"])
+    assert (row["id"], row["component"], row["error_type"], row["severity"]) == ("e1", "orchestrator", "Timeout",
+                                                                                   "critical")
 
 
 def test_pag006_the_filters_go_into_the_url_and_are_audited(app: Any, auth: Any, r: Any) -> None:
@@ -140,25 +204,16 @@ def test_pag006_the_filters_go_into_the_url_and_are_audited(app: Any, auth: Any,
     assert view_of("?timeframe=7d&repository=api&team=x&gate=lint&bogus=1") == \
         {"timeframe": "7d", "repository": "api", "gate": "lint"}
     assert view_of("?timeframe=99d&agent=" + "a" * 300) == {"timeframe": "24h"}
-    c = app.server.test_client()
-    auth.login(c, "qa_lead")
-    with c.session_transaction() as sess:
-        csrf = sess["csrf"]
-    [key] = [k for k in app.callback_map if "dash-kpis.children" in k]
-    outputs = [{"id": part.split(".")[0], "property": part.split(".")[1]}
-               for part in key.strip(".").split("...")]
-    body = {"output": key, "outputs": outputs,
-            "inputs": [{"id": "dash-refresh", "property": "n_intervals", "value": None},
-                       {"id": "dash-timeframe", "property": "value", "value": "4h"},
-                       {"id": "dash-scope", "property": "value", "value": "team=core"},
-                       {"id": "dash-gate", "property": "value", "value": "lint"},
-                       {"id": "dash-agent", "property": "value", "value": "bot-1"},
-                       {"id": "live-tick", "property": "data", "value": None},
-                       {"id": "widget-config", "property": "data", "value": None}],
-            "state": [{"id": "theme", "property": "data", "value": "light"},
-                      {"id": "url", "property": "pathname", "value": "/dashboards/qa"}],
-            "changedPropIds": ["dash-scope.value"]}
-    res = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf})
+    c, csrf = signed_in(app, auth, "qa_lead")
+    page = route(app, c, csrf, "/dashboards/qa")
+    stored = next(n for n in walk(page) if n.get("id") == "dash-def")["data"]
+    body = refresh_body(app, stored, timeframe="4h", scope="team=core", trigger="dash-scope.value")
+    for item in body["inputs"]:
+        if isinstance(item, dict) and item["id"] == "dash-gate":
+            item["value"] = "lint"
+        elif isinstance(item, dict) and item["id"] == "dash-agent":
+            item["value"] = "bot-1"
+    res = post(c, csrf, body)
     assert res.status_code == 200, res.get_data(as_text=True)[:500]
     out = res.json["response"]
     # QA filters by scope and gate; the agent picker is not used there.
@@ -167,26 +222,7 @@ def test_pag006_the_filters_go_into_the_url_and_are_audited(app: Any, auth: Any,
     assert "filtered to team core, gate lint" in out["dash-window"]["children"]
     entries = app.server.extensions["qms"].audit.query(action_prefix="user.filter_applied", limit=5)
     assert entries and entries[0]["data"].get("team") == "core" and entries[0]["data"].get("gate") == "lint"
-
-
-def test_pag007_hiding_a_widget_is_personal_and_needs_the_permission(app: Any, auth: Any) -> None:
-    from data.prefs import Prefs
-    [key] = [k for k in app.callback_map if k == "widget-config.data"]
-    hide = {"id": {"type": "widget-hide", "widget": "dev-kanban"}, "property": "n_clicks", "value": 1}
-    body = {"output": key, "outputs": {"id": "widget-config", "property": "data"},
-            "inputs": [[hide], []], "state": [{"id": "widget-config", "property": "data", "value": 2}],
-            "changedPropIds": ['{"type":"widget-hide","widget":"dev-kanban"}.n_clicks']}
-    svc = app.server.extensions["qms"]
-    for role, status in (("executive", 403), ("developer", 200)):
-        c = app.server.test_client()
-        auth.login(c, role)
-        with c.session_transaction() as sess:
-            csrf = sess["csrf"]
-        res = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf})
-        assert res.status_code == status, (role, res.get_data(as_text=True)[:300])
-    assert res.json["response"]["widget-config"]["data"] == 3
-    assert Prefs(svc.redis, svc.keys).hidden(auth.user("developer")) == {"dev-kanban"}
-    assert Prefs(svc.redis, svc.keys).hidden(auth.user("executive")) == set()
+    assert entries[0]["data"].get("dashboard") == "qa" and "agent" not in entries[0]["data"]
 
 
 def test_pag008_charts_share_a_series_for_a_few_seconds_the_api_is_exact(app: Any, r: Any) -> None:

@@ -216,7 +216,7 @@ def test_core015_settings_from_env_and_yaml(tmp_path: Any) -> None:
 
 
 def test_core016_quality_risks_from_kpis() -> None:
-    from data.panels import quality_risks
+    from data.views import quality_risks
     kpis = {"critical_defects": {"current_value": 3}, "defect_prevention_rate": {"current_value": None},
             "remediation_pending": {"current_value": 0}, "audit_readiness_score": {"current_value": 85.0},
             "total_gates_executed": {"current_value": 10}, "gates_passed": {"current_value": 7}}

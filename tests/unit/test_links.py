@@ -16,7 +16,7 @@ from callbacks.entity import entity_for_path
 from components import links
 from components.common import walk
 from components.ops import agent_status_grid, kanban_board
-from components.panels import panels
+from components.render import render
 from components.system import alert_summary
 from pages import alerts as alerts_page
 
@@ -48,10 +48,16 @@ def test_lnk002_kanban_cards_and_agent_tiles_link() -> None:
 
 
 def test_lnk003_developer_review_queue_and_suggested_reviews_link() -> None:
-    data = {"kpis": {}, "ui": {}, "my_reviews": [{"workflow_id": "WF-9", "since": "2025-01-01T00:00:00Z"}],
-            "suggested": [{"workflow_id": "WF-10", "repository": "r", "author": "a", "step_since": "x"}],
-            "my_prs": []}
-    out = hrefs(panels("developer", data))
+    """The provisioned developer dashboard's tables (config/dashboards/developer.yaml), drawn
+    from their sources' frames, link each workflow id."""
+    import pandas as pd
+
+    from dashboards.provision import load_file
+    defn = load_file(Path(__file__).resolve().parents[2] / "config" / "dashboards" / "developer.yaml")
+    queue = pd.DataFrame([{"workflow_id": "WF-9", "since": pd.Timestamp("2025-01-01T00:00:00Z")}])
+    suggested = pd.DataFrame([{"workflow_id": "WF-10", "repository": "r", "author": "a",
+                               "step_since": pd.Timestamp("2025-01-01T00:00:00Z")}])
+    out = hrefs(render(defn.widget("dev-queue"), [queue])) | hrefs(render(defn.widget("dev-suggested"), [suggested]))
     assert {"/workflows/WF-9", "/workflows/WF-10"} <= out
 
 
