@@ -16,6 +16,9 @@ from flask import g
 from auth.guard import AUTHENTICATED, CSRF_HEADER
 from auth.principal import Principal
 from auth.rbac import DASHBOARD_PERMISSION
+from components.kpi import format_value
+from dashboards import sources
+from dashboards.provision import Provisioner
 from data.kpis import dashboard_of
 from data.timeutil import fmt_ms, now_ms
 from tests.conftest import ROLES
@@ -36,10 +39,19 @@ class Endpoint:
     ok: int = 200                     # the status a permitted caller gets
     body: Callable[[str], Any] | None = field(default=None, compare=False)   # role -> JSON body
     any_of: tuple[str, ...] = ()      # and at least one of these (data several dashboards show)
+    # granted permissions -> status, for endpoints that refuse in two ways (a widget of a
+    # dashboard the caller may not see is a 404 like a missing one; docs/API.md)
+    outcome: Callable[[frozenset[str]], int] | None = field(default=None, compare=False)
 
     @property
     def id(self) -> str:
         return f"{self.method} {self.path}"
+
+    def expected(self, granted: frozenset[str] | set[str]) -> int:
+        if self.outcome is not None:
+            return self.outcome(frozenset(granted))
+        allowed = all(p in granted for p in self.needs) and (not self.any_of or any(p in granted for p in self.any_of))
+        return self.ok if allowed else 403
 
 
 def _event_body(role: str) -> Any:
@@ -56,13 +68,20 @@ def endpoints() -> list[Endpoint]:
                 Endpoint("GET", f"/api/metrics/{kpi}/events", (perm,)),
                 Endpoint("GET", f"/api/metrics/{kpi}/events?format=csv", (perm, "export:reports")),
                 Endpoint("GET", f"/api/export/{dash_name}.csv", (perm, "export:reports"))]
-    from data.widget_rows import WIDGETS
+    # Widget rows: each role dashboard's first widget as provisioned (its sources need just
+    # the dashboard's permission), by widget id alone and under its dashboard.
+    defs = provisioned()
     for dash_name, perm in DASHBOARD_PERMISSION.items():
-        widget = next(w for w, (d, _, _) in WIDGETS.items() if d == dash_name)
-        out += [Endpoint("GET", f"/api/widgets/{widget}/data", (perm,)),
-                Endpoint("GET", f"/api/widgets/{widget}/data?format=csv", (perm, "export:reports")),
-                Endpoint("PUT", f"/api/widgets/{widget}/config", ("update:personal_settings", perm), 200,
-                         lambda role: {"hidden": False})]
+        widget = defs[dash_name].widgets[0]
+        assert {p for ds in widget.data_sources for p in sources.permissions(ds)} == {perm}, widget.id
+        for path in (f"/api/widgets/{widget.id}/data", f"/api/dashboards/{dash_name}/widgets/{widget.id}/data"):
+            out += [Endpoint("GET", path, (perm,), outcome=_seen(perm)),
+                    Endpoint("GET", path + "?format=csv", (perm, "export:reports"),
+                             outcome=_seen(perm, "export:reports"))]
+        out += [Endpoint("PUT", f"/api/widgets/{widget.id}/config", ("update:personal_settings", perm), 200,
+                         lambda role: {"hidden": False},
+                         outcome=lambda g, perm=perm: 403 if "update:personal_settings" not in g else
+                         200 if perm in g else 404)]
     out += [Endpoint("GET", "/api/state/agents", ("view:operational_dashboard",)),
             Endpoint("GET", "/api/state/queues", ("view:operational_dashboard",)),
             Endpoint("GET", "/api/state/active", ("view:operational_dashboard",)),
@@ -105,6 +124,22 @@ def endpoints() -> list[Endpoint]:
                                    ("PUT", "/api/dashboards/none/star"), ("DELETE", "/api/dashboards/none/star"),
                                    ("GET", "/api/dashboards/none/export")))]
     return out
+
+
+def provisioned() -> dict[str, Any]:
+    """The role dashboards as provisioned (config/dashboards/*.yaml): {id: Dashboard}."""
+    return Provisioner().dashboards()
+
+
+def _seen(perm: str, *then: str) -> Callable[[frozenset[str]], int]:
+    """A role dashboard's widget: 404 to whom may not see the dashboard, then 403 without `then`."""
+    return lambda g: 404 if perm not in g else 200 if all(p in g for p in then) else 403
+
+
+def readable(rbac: Any, role: str, widget: Any) -> bool:
+    """May `role` read every data source of `widget`? From the loaded RBAC: each source is
+    opened by any one of its permissions (dashboards.sources.permissions)."""
+    return all(any(rbac.allows([role], p) for p in sources.permissions(ds)) for ds in widget.data_sources)
 
 
 # Reachable without credentials (the token exchange checks a password itself).
@@ -176,14 +211,14 @@ def test_rbac003_endpoint_matrix(app: Any, auth: Any, role: str) -> None:
     token_id = _fresh_token(svc)
     failures = []
     for ep in endpoints():
-        allowed = all(p in granted for p in ep.needs) and (not ep.any_of or any(p in granted for p in ep.any_of))
+        want = ep.expected(granted)
         res = _call(c, ep, role, headers, token_id)
         where = f"{role}: {ep.id}"
         try:
-            if allowed:
+            if want == ep.ok:
                 assert res.status_code == ep.ok, f"{where}: expected {ep.ok}, got {res.status_code} {res.data[:300]!r}"
             else:
-                _assert_json_error(res, 403, where)
+                _assert_json_error(res, want, where)
         except AssertionError as exc:
             failures.append(str(exc))
     assert not failures, "\n".join(failures)
@@ -216,7 +251,7 @@ def test_rbac006_unknown_role_in_a_token_grants_nothing(app: Any, auth: Any) -> 
     c = app.server.test_client()
     token_id = _fresh_token(svc)
     for ep in endpoints():
-        _assert_json_error(_call(c, ep, "ghost", headers, token_id), 403, f"unknown role: {ep.id}")
+        _assert_json_error(_call(c, ep, "ghost", headers, token_id), ep.expected(frozenset()), f"unknown role: {ep.id}")
 
 
 def test_rbac007_deadletter_bad_count_is_a_400(client: Any) -> None:
@@ -254,6 +289,8 @@ def callback_body(app: Any, key: str, values: dict[tuple[str, str], Any] | None 
 
     inputs = [item(d) for d in cb["inputs"]]
     outputs = parse_outputs(key)
+    if len(outputs) > 1:        # an ALL output among several: the (no) components it matches
+        outputs = [[] if isinstance(o["id"], dict) and ["ALL"] in o["id"].values() else o for o in outputs]
     first = next((i for i in inputs if isinstance(i, dict)), None)
     return {"output": key, "outputs": outputs if len(outputs) > 1 or key.startswith("..") else outputs[0],
             "inputs": inputs, "state": [item(d) for d in cb.get("state", [])],
@@ -283,8 +320,14 @@ def expected_allowed(app: Any, spec: Any, role: str, body: dict[str, Any]) -> bo
 
 
 def refresh_key(app: Any) -> str:
-    [key] = [k for k in app.callback_map if "dash-kpis.children" in k]
-    return key
+    from tests.integration.test_board import refresh_key as key
+    return key(app)
+
+
+def refresh(app: Any, defn: Any, widgets: list[str] | None = None) -> dict[str, Any]:
+    """The ONE refresh callback's request for `widgets` (default: all) of a definition."""
+    from tests.integration.test_board import refresh_body
+    return refresh_body(app, defn.model_dump(mode="json") if hasattr(defn, "model_dump") else defn, widgets)
 
 
 def test_rbac010_every_callback_declares_a_permission(app: Any) -> None:
@@ -298,7 +341,31 @@ def test_rbac011_callback_matrix(app: Any, auth: Any, role: str) -> None:
     registry = app.server.extensions["qms_callback_permissions"]
     c, csrf = signed_in(app, auth, role)
     failures = []
+    rbac = app.server.extensions["qms"].rbac
+    # The dashboard refresh: its permission is that of every source of every widget asked
+    # for. Each role dashboard's definition whole (refused when one widget's source is not
+    # the role's), and only the widgets the role may read (allowed).
+    for name, defn in provisioned().items():
+        mine = [w.id for w in defn.widgets if readable(rbac, role, w)]
+        for asked in ([w.id for w in defn.widgets], mine):
+            if not asked:
+                continue
+            res = c.post(UPDATE, json=refresh(app, defn, asked), headers={CSRF_HEADER: csrf})
+            where = f"{role}: refresh {name} {len(asked)} widgets"
+            if all(w in mine for w in asked):
+                bodies = (res.json or {}).get("response", {}) if res.status_code == 200 else {}
+                drawn = {json.loads(k)["w"] for k in bodies if k.startswith("{")}
+                if res.status_code != 200 or drawn != set(asked):
+                    failures.append(f"{where}: expected 200 drawing {len(asked)}, got {res.status_code} "
+                                    f"{sorted(drawn)[:3]} {res.data[:200]!r}")
+            else:
+                try:
+                    _assert_json_error(res, 403, where)
+                except AssertionError as exc:
+                    failures.append(str(exc))
     for key in app.callback_map:
+        if key == refresh_key(app):
+            continue
         body = callback_body(app, key)
         allowed = expected_allowed(app, registry[key], role, body)
         res = c.post(UPDATE, json=body, headers={CSRF_HEADER: csrf})
@@ -321,89 +388,95 @@ def test_rbac011_callback_matrix(app: Any, auth: Any, role: str) -> None:
     assert not failures, "\n".join(failures)
 
 
-def _kpi_ids(children: Any) -> set[str]:
-    found: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            props = node.get("props", node)
-            if isinstance(props, dict) and "data-kpi" in props:
-                found.add(props["data-kpi"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-    walk(children)
-    return found
-
-
 @pytest.fixture
-def dashboard_kpis(app: Any, client: Any) -> dict[str, set[str]]:
-    """Each dashboard's KPI ids, as the REST API (admin) lists them."""
+def dashboard_kpis(app: Any, r: Any, client: Any) -> dict[str, dict[str, str]]:
+    """Each dashboard's KPI values as the REST API (admin) gives them, as a card shows them."""
+    from tests.integration.test_board import _gates
+    _gates(app, r)
     out = {}
     for name in DASHBOARD_PERMISSION:
         res = client.get(f"/api/dashboard/{name}")
         assert res.status_code == 200
-        out[name] = {w["id"] for w in res.json["response"]["data"]["widgets"]}
+        out[name] = {w["id"]: format_value(w["data"]["current_value"], w["data"].get("unit"),
+                                           round_money=name == "executive")
+                     for w in res.json["response"]["data"]["widgets"]}
     return out
 
 
-FORGED_PATHS = [f"/dashboards/{d}" for d in DASHBOARD_PERMISSION] + ["/", "/dashboards/nope", "/audit"]
+def _cards(response: Any) -> dict[str, str]:
+    """The KPI cards in a refresh's response: KPI id -> the value shown."""
+    found: dict[str, str] = {}
+
+    def walk(node: Any, kpi: str | None = None) -> None:
+        if isinstance(node, dict):
+            props = node.get("props", node)
+            if isinstance(props, dict):
+                kpi = props.get("data-kpi", kpi)
+                if kpi and "kpi-value" in str(props.get("className", "")).split():
+                    found[kpi] = props.get("children")
+            for v in node.values():
+                walk(v, kpi)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, kpi)
+    walk(response)
+    return found
 
 
 @pytest.mark.parametrize("role", ALL_ROLES)
-def test_rbac012_refresh_with_a_forged_pathname(app: Any, auth: Any, dashboard_kpis: Any, role: str) -> None:
-    """The refresh callback's data depends on url.pathname (a State the client controls):
-    data only for a dashboard the role may open, 403 otherwise."""
+def test_rbac012_refresh_with_a_forged_definition(app: Any, auth: Any, dashboard_kpis: Any, role: str) -> None:
+    """The refresh callback draws the definition the client sends (the dash-def store), so a
+    role may send any dashboard's widgets under its own dashboard's id and title: it gets
+    the data only where it may read every source (the cards then show the API's numbers),
+    a JSON 403 otherwise."""
     rbac = app.server.extensions["qms"].rbac
-    key = refresh_key(app)
     c, csrf = signed_in(app, auth, role)
-    mine = [d for d, p in DASHBOARD_PERMISSION.items() if rbac.allows([role], p)]
+    own = next((d for d, p in DASHBOARD_PERMISSION.items() if rbac.allows([role], p)), "mine")
     failures = []
-    for path in FORGED_PATHS:
-        if path == "/":
-            target = mine[0] if mine else None
-        else:
-            name = path.removeprefix("/dashboards/")
-            target = name if name in DASHBOARD_PERMISSION and name in mine else None
-        for variant in {path, path.rstrip("/") + "/"}:
-            body = callback_body(app, key, {("url", "pathname"): variant})
-            res = c.post(UPDATE, json=body, headers={CSRF_HEADER: csrf})
-            where = f"{role} {variant!r}"
-            if target is None:
-                try:
-                    _assert_json_error(res, 403, where)
-                except AssertionError as exc:
-                    failures.append(str(exc))
-                continue
-            if res.status_code != 200:
-                failures.append(f"{where}: expected 200, got {res.status_code} {res.data[:200]!r}")
-                continue
-            got = _kpi_ids(res.json["response"]["dash-kpis"]["children"])
-            if not got or got != dashboard_kpis[target]:
-                failures.append(f"{where}: KPIs {sorted(got)[:5]}... are not those of {target}")
+    for name, defn in provisioned().items():
+        forged = defn.model_copy(update={"id": own, "title": "My dashboard"})
+        res = c.post(UPDATE, json=refresh(app, forged), headers={CSRF_HEADER: csrf})
+        where = f"{role} sending {name}'s widgets as {own!r}"
+        if not all(readable(rbac, role, w) for w in defn.widgets):
+            try:
+                _assert_json_error(res, 403, where)
+            except AssertionError as exc:
+                failures.append(str(exc))
+            continue
+        if res.status_code != 200:
+            failures.append(f"{where}: expected 200, got {res.status_code} {res.data[:200]!r}")
+            continue
+        got = _cards(res.json["response"])
+        want = {ds.metric: dashboard_kpis[name][ds.metric] for w in defn.widgets if w.type == "kpi_card"
+                for ds in w.data_sources}
+        if not got or got != want:
+            failures.append(f"{where}: cards {sorted(got.items())[:4]}... are not the API's {sorted(want.items())[:4]}")
     assert not failures, "\n".join(failures)
 
 
-def test_rbac013_a_second_pathname_cannot_smuggle_another_dashboard(app: Any, auth: Any) -> None:
-    """The guard reads the first url.pathname it finds; Dash passes arguments by position.
-    However the two are made to disagree, a developer never gets executive KPIs."""
-    key = refresh_key(app)
+def test_rbac013_a_second_definition_cannot_smuggle_another_dashboard(app: Any, auth: Any) -> None:
+    """The guard reads the first dash-def it finds; Dash passes arguments by position. However
+    the two are made to disagree, or the widgets asked for differ from the definition's, a
+    developer never gets executive KPIs."""
+    defs = provisioned()
     c, csrf = signed_in(app, auth, "developer")
-    base = callback_body(app, key)
-    dev = {"id": "url", "property": "pathname", "value": "/dashboards/developer"}
-    exe = {"id": "url", "property": "pathname", "value": "/dashboards/executive"}
+    base = refresh(app, defs["developer"])
+    exe_body = refresh(app, defs["executive"])
+    dev = next(i for i in base["inputs"] if isinstance(i, dict) and i["id"] == "dash-def")
+    exe = next(i for i in exe_body["inputs"] if isinstance(i, dict) and i["id"] == "dash-def")
     forged = [
-        {**base, "state": [dev, exe]},
-        {**base, "inputs": [*base["inputs"], dev], "state": [exe]},
-        {**base, "inputs": [[dev], *base["inputs"][1:]], "state": [exe]},
+        {**base, "state": [*base["state"], exe]},
+        {**base, "inputs": [*base["inputs"], exe]},
+        {**base, "inputs": [[*base["inputs"][0], exe], *base["inputs"][1:]]},
+        {**base, "inputs": [*(exe if i is dev else i for i in base["inputs"]), dev]},
+        {**exe_body, "inputs": [dev if i is exe else i for i in exe_body["inputs"]]},   # executive widgets asked
+        {**base, "outputs": exe_body["outputs"]},
     ]
     for body in forged:
         res = c.post(UPDATE, json=body, headers={CSRF_HEADER: csrf})
         if res.status_code == 200:
-            kpis = _kpi_ids(res.json["response"].get("dash-kpis", {}).get("children"))
-            assert "process_adoption_rate" not in kpis and "cost_per_review" not in kpis, body
+            cards = _cards(res.json["response"])
+            assert "process_adoption_rate" not in cards and "cost_per_review" not in cards, body
         else:
             assert res.status_code in (204, 400, 403), res.status_code
 
@@ -439,7 +512,6 @@ def test_rbac015_anonymous_callbacks_and_dash_xhr(app: Any, anon: Any) -> None:
 def test_rbac016_a_bearer_jwt_needs_no_csrf_but_the_same_permission(app: Any, auth: Any) -> None:
     """API clients call callbacks with a JWT: no cookie, so no CSRF; permissions unchanged."""
     c = app.server.test_client()
-    key = refresh_key(app)
-    exe = callback_body(app, key, {("url", "pathname"): "/dashboards/executive"})
+    exe = refresh(app, provisioned()["executive"])
     assert c.post(UPDATE, json=exe, headers=auth.bearer("executive")).status_code == 200
     _assert_json_error(c.post(UPDATE, json=exe, headers=auth.bearer("developer")), 403, "developer JWT")
