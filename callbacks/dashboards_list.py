@@ -147,12 +147,13 @@ def _upload(contents: str) -> Any:
         raise ValueError(f"not a JSON file: {exc}") from None
 
 
-def _history_sections(s: DashboardStore, ident: str, principal: Principal | None) -> tuple[str, list[Any]]:
-    """The versions the viewer may read: of their copy and of the shared definition, or of
-    their own personal dashboard, or of the shared/provisioned one; Restore where they may save."""
+def _history(s: DashboardStore, ident: str, principal: Principal | None) -> tuple[str, Any]:
+    """The title and the history modal's body: the versions the viewer may read (of their
+    copy and of the shared definition, or of their own personal dashboard, or of the
+    shared/provisioned one), a Restore button where they may save."""
     found = s.get(ident, principal)
     if found is None:
-        return ident, []
+        return ident, html.P(f"No dashboard {ident!r} you may see.")
     title = found.dashboard.title
     may_personal, may_shared = authorize(principal, PERSONAL_SETTINGS), authorize(principal, MANAGE)
     if found.kind == PERSONAL and not found.personal_copy:
@@ -172,7 +173,7 @@ def _history_sections(s: DashboardStore, ident: str, principal: Principal | None
             continue
         sections.append({"id": ident, "scope": scope, "label": label, "versions": versions, "can_restore": can,
                          "note": note})
-    return title, sections
+    return title, layout.history(sections)
 
 
 def register(app: Dash) -> None:
@@ -238,44 +239,39 @@ def register(app: Dash) -> None:
                        "success")
 
     @secure_callback(app, DASHBOARD_USER, Output("dl-history", "is_open"), Output("dl-history-title", "children"),
-                     Output("dl-history-body", "children"), Output("dl-history-id", "data"),
-                     Input({"type": "dl-history-open", "id": ALL}, "n_clicks"), Input("dl-restore-done", "data"),
-                     State("dl-history-id", "data"), prevent_initial_call=True,
-                     inputs={"dl-history-open.n_clicks": Count, "dl-restore-done.data": NOTICE,
-                             "dl-history-id.data": Choice},
-                     twin="GET /api/dashboards/<dash_id>/versions")
-    def history(_clicks: list[Any], _restored: Any, shown: str | None) -> tuple[Any, ...]:
-        """The versions of a dashboard (n, when, who, what changed), again after a restore."""
-        if ctx.triggered_id == "dl-restore-done":
-            if not shown:
-                raise PreventUpdate
-            ident, is_open = shown, no_update
-        else:
-            ident, _, _ = _clicked("dl-history-open")
-            is_open = True
-        title, sections = _history_sections(store(), ident, current_principal())
-        body = layout.history(sections) if sections else html.P(f"No dashboard {ident!r} you may see.")
-        return is_open, f"History · {title}", body, ident
+                     Output("dl-history-body", "children"),
+                     Input({"type": "dl-history-open", "id": ALL}, "n_clicks"), prevent_initial_call=True,
+                     inputs={"dl-history-open.n_clicks": Count}, twin="GET /api/dashboards/<dash_id>/versions")
+    def history(_clicks: list[Any]) -> tuple[Any, ...]:
+        """The versions of a dashboard: n, when, who, what changed."""
+        ident, _, _ = _clicked("dl-history-open")
+        title, body = _history(store(), ident, current_principal())
+        return True, f"History · {title}", body
 
+    # The open history is drawn again by the restore itself: a second callback listening to
+    # dl-restore-done would race the list's redraw (whose new History buttons fire the
+    # history callback again, and Dash drops the earlier answer).
     @secure_callback(app, _restore_permission, Output("dl-restore-done", "data"),
+                     Output("dl-history-body", "children", allow_duplicate=True),
                      Input({"type": "dl-restore", "id": ALL, "n": ALL, "scope": ALL}, "n_clicks"),
                      State("dl-restore-done", "data"), prevent_initial_call=True,
                      inputs={"dl-restore.n_clicks": Count, "dl-restore-done.data": NOTICE},
                      twin="POST /api/dashboards/<dash_id>/versions/<n>/restore")
-    def restore(_clicks: list[Any], done: dict[str, Any] | None) -> dict[str, Any]:
-        """A version saved again as a new one (the store keeps who and what)."""
+    def restore(_clicks: list[Any], done: dict[str, Any] | None) -> tuple[dict[str, Any], Any]:
+        """A version saved again as a new one (the store keeps who and what); the history
+        shown again, the new version on top."""
         ident, n, scope = _clicked("dl-restore")
         version = _version(n, scope)
         if version is None:
-            return _notice(done, f"No such version of {ident!r}.", "warning")
+            return _notice(done, f"No such version of {ident!r}.", "warning"), no_update
         s, principal = store(), current_principal()
         try:
             found = s.restore(ident, version[0], principal, version[1])
         except (StoreError, DefinitionError) as exc:
-            return _refused(done, exc, f"Version {version[0]} was not restored")
+            return _refused(done, exc, f"Version {version[0]} was not restored"), no_update
         audit("dashboard.restored", dashboard=ident, version=version[0], scope=version[1])
-        return _notice(done, f"Restored version {version[0]} of “{found.dashboard.title}” (saved as a new version).",
-                       "success")
+        return (_notice(done, f"Restored version {version[0]} of “{found.dashboard.title}” (saved as a new version).",
+                        "success"), _history(s, ident, principal)[1])
 
     @secure_callback(app, _create_permission, Output("dl-nav", "href"), Output("dl-create-done", "data"),
                      Input("dl-new", "n_clicks"), Input("dl-new-title", "n_submit"), Input("dl-import", "contents"),
