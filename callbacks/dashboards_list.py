@@ -119,7 +119,10 @@ def _restore_permission(body: dict[str, Any]) -> Permissions:
 
 def _notice(done: dict[str, Any] | None, text: str | None, level: str = "info",
             lines: list[str] | None = None) -> dict[str, Any]:
-    return {"n": int((done or {}).get("n") or 0) + 1, "text": text, "level": level, "lines": (lines or [])[:50]}
+    """The next outcome for a `dl-*-done` store, within the bounds its type (callbacks.inputs.
+    Notice) holds it to when the browser sends it back."""
+    return {"n": int((done or {}).get("n") or 0) + 1, "text": text[:2000] if text else text, "level": level,
+            "lines": [line[:1000] for line in (lines or [])[:50]]}
 
 
 def _refused(done: dict[str, Any] | None, exc: Exception, what: str) -> dict[str, Any]:

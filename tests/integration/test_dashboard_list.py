@@ -235,6 +235,12 @@ def test_dl006_a_bad_import_names_the_widget_and_the_field(app: Any, auth: Any) 
     shown = _message(_fire(d, dcsrf, app, "dl-rows.children", {"dl-create-done.data": note},
                            trigger="dl-create-done.data"))
     assert "widget 'w-wide': position.width: must be at most 12" in shown
+    long = _done(_import(d, dcsrf, app, {"title": "Long", "widgets": [{**WIDGET, "id": "w1", "type": "x" * 3000}]},
+                         "long.json"), "dl-create-done")
+    assert long["lines"] and all(len(line) <= 1000 for line in long["lines"]), "kept within the store's type"
+    again = _fire(d, dcsrf, app, "dl-create-done.data", {"dl-create-done.data": long, "dl-new.n_clicks": 1,
+                                                         "dl-new-title.value": ""})
+    assert _done(again, "dl-create-done")["n"] == long["n"] + 1, "the browser sends the notice back: accepted"
     not_json = _done(_import(d, dcsrf, app, b"{nope", "x.json"), "dl-create-done")
     assert "x.json was not imported: not a JSON file" in not_json["text"]
     assert [r["id"] for r in _list(d, dcsrf, app)] == ["developer"], "nothing was created"
