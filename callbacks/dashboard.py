@@ -125,13 +125,25 @@ def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotati
             "annotations", True) else None
         # A gate chart's clicks open the gate's page (callbacks.pages.open_gate).
         kind = "w-gates" if widget.type == "gate_performance" else "w-view"
-        return renderer.render(widget, frames, mode=mode, context=context, annotations=notes,
+        body = renderer.render(widget, frames, mode=mode, context=context, annotations=notes,
                                id={"type": kind, "w": widget.id})
+        return with_scope_notes(body, frames)
     except QueryError as exc:
         return html.Div(str(exc), className="small text-warning-emphasis p-2 widget-error")
     except Exception:                       # noqa: BLE001 - logged; the page keeps its other widgets
         log.exception("widget %s failed", widget.id)
         return html.Div("This widget could not be drawn (logged).", className="small text-danger p-2 widget-error")
+
+
+def with_scope_notes(body: Any, frames: list[Any]) -> Any:
+    """Team scope (config/rbac.yaml other_teams): a widget whose rows lost names or rows says
+    how many under its body (the sources' `scope_note`), as the REST twin's `scope` does."""
+    said = list(dict.fromkeys(n for f in frames if f is not None and (n := f.attrs.get("scope_note"))))
+    if not said:
+        return body
+    return html.Div([html.Div(body, style={"flex": "1 1 auto", "minHeight": 0}),
+                     *(html.Div(n, className="small text-body-secondary mt-1 scope-note", style={"flex": "none"})
+                       for n in said)], className="d-flex flex-column")
 
 
 def register(app: Dash) -> None:

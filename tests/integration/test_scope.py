@@ -216,25 +216,33 @@ def test_scp006_own_rows_stay_named_even_from_another_team(app: Any, auth: Any, 
 
 
 def test_scp007_the_developer_page_shows_the_note_and_no_other_names(app: Any, auth: Any, r: Any) -> None:
+    """The ONE refresh callback draws the developer dashboard for ann (core): the suggested
+    reviews show bob (her team) by name, cid (web) without, and the widget says so."""
+    from tests.integration.test_board import post, refresh_body, route, texts, walk
     svc = app.server.extensions["qms"]
     two_teams(svc, r)
     c = app.server.test_client()
     auth.login(c, "developer", "ann")
     with c.session_transaction() as sess:
         csrf = sess["csrf"]
-    [key] = [k for k in app.callback_map if "dash-panels.children" in k]
-    body = callback_body(app, key, {("url", "pathname"): "/dashboards/developer", ("dash-timeframe", "value"): "1h"})
-    res = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf})
+    page = route(app, c, csrf, "/dashboards/developer")
+    stored = next(n for n in walk(page) if n.get("id") == "dash-def")["data"]
+    res = post(c, csrf, refresh_body(app, stored, timeframe="1h"))
     assert res.status_code == 200, res.data[:300]
-    text = json.dumps(res.json["response"]["dash-panels"])
-    assert "1 row of other teams shown without names" in text
-    assert '"cid"' not in text and "bob" in text
+    bodies = res.json["response"]
+    suggested = texts(bodies['{"type":"w-body","w":"dev-suggested"}'])
+    assert "1 row of other teams shown without names" in suggested
+    assert "bob" in suggested and svc.sanitizer_for(["executive"]).pseudonym("cid") in suggested
+    text = json.dumps(bodies)
+    assert '"cid"' not in text and "web: secret launch page" not in text
 
 
 def test_scp008_every_widget_of_a_pseudonymising_role_names_nobody(app: Any, auth: Any, r: Any) -> None:
-    """Widget rows are sanitised once, in panel_data: no widget of the executive or operations
-    dashboards may carry a person's name (they see people only as pseudonyms)."""
-    from data.widget_rows import WIDGETS
+    """Widget rows are sanitised once, by their data source (dashboards.sources): no widget of
+    the executive or operations dashboards may carry a person's name (they see people only
+    as pseudonyms)."""
+    from dashboards.provision import Provisioner
+    defs = Provisioner().dashboards()
     svc = app.server.extensions["qms"]
     two_teams(svc, r)
     svc.ingestor.ingest([
@@ -244,11 +252,11 @@ def test_scp008_every_widget_of_a_pseudonymising_role_names_nobody(app: Any, aut
     Aggregator(r, K).drain()
     c = app.server.test_client()
     for role, dash in (("executive", "executive"), ("operations", "operational")):
-        for widget in (w for w, (d, _, _) in WIDGETS.items() if d == dash):
-            res = c.get(f"/api/widgets/{widget}/data?timeframe=1h", headers=auth.bearer(role))
-            assert res.status_code == 200, (role, widget, res.data[:200])
+        for widget in defs[dash].widgets:
+            res = c.get(f"/api/widgets/{widget.id}/data?timeframe=1h", headers=auth.bearer(role))
+            assert res.status_code == 200, (role, widget.id, res.data[:200])
             text = res.get_data(as_text=True)
-            assert not [p for p in ("ann", "bob", "cid", "dot") if f'"{p}"' in text], (role, widget)
+            assert not [p for p in ("ann", "bob", "cid", "dot") if f'"{p}"' in text], (role, widget.id)
             assert "ann's job" not in text or role == "operations"
 
 
@@ -306,3 +314,37 @@ def test_scp010_rows_a_role_omits_are_withheld_by_the_api_and_kept_as_places_by_
     assert rows["rowCount"] == 3 and [(x["id"], x["role"]) for x in rows["rowData"]] == [
         ("", "left out"), ("s2", "open_at_end"), ("s1", "open_at_end")]
     assert "cid" not in json.dumps(grid) and "1 row of other teams left out" in grid["events-note"]["children"]
+
+
+def test_scp011_widget_rows_a_role_omits_are_left_out_and_the_widget_says_so(
+        settings: Any, auth: Any, r: Any, tmp_path: Any) -> None:
+    """A deployment whose developers get other teams' workflows left out: the suggested reviews
+    widget's rows (REST) and its body (the refresh callback) hold ann's team's W2 only, and
+    both say one row was left out."""
+    from factory import create_app
+    from tests.integration.test_board import post, refresh_body, route, texts, walk
+    rbac = tmp_path / "rbac.yaml"
+    shipped = open("config/rbac.yaml").read()
+    assert shipped.count("      workflows: pseudonymize\n") == 1
+    rbac.write_text(shipped.replace("      workflows: pseudonymize\n", "      workflows: omit\n"))
+    app = create_app(settings.replace(rbac_path=str(rbac)))
+    app.server.extensions["qms"].users._method = "scrypt:1024:8:1"
+    two_teams(app.server.extensions["qms"], r)
+    helper = auth.__class__(app)
+    c = app.server.test_client()
+    res = c.get("/api/widgets/dev-suggested/data?timeframe=1h", headers=helper.bearer("developer", "ann"))
+    assert res.status_code == 200, res.data[:300]
+    data = res.json["response"]["data"]
+    assert [x["workflow_id"] for x in data["rows"]] == ["W2"], "W3 is web's: left out"
+    assert (data["scope"]["left_out"], data["scope"]["shown_without_names"]) == (1, 0)
+    assert "1 row of other teams left out" in data["scope"]["note"]
+    helper.login(c, "developer", "ann")
+    with c.session_transaction() as sess:
+        csrf = sess["csrf"]
+    page = route(app, c, csrf, "/dashboards/developer")
+    stored = next(n for n in walk(page) if n.get("id") == "dash-def")["data"]
+    out = post(c, csrf, refresh_body(app, stored, ["dev-suggested"], timeframe="1h"))
+    assert out.status_code == 200, out.data[:300]
+    shown = texts(out.json["response"]['{"type":"w-body","w":"dev-suggested"}'])
+    assert "W2" in shown and "W3" not in shown and "1 row of other teams left out" in shown
+    assert "cid" not in out.get_data(as_text=True) and "user-" not in shown
