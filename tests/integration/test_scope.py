@@ -282,20 +282,26 @@ def test_scp009_entity_pages_of_other_teams_name_nobody(app: Any, auth: Any, r: 
     assert "web: redesign checkout" in admin and '"dot"' in admin
 
 
+def omitting(settings: Any, auth: Any, r: Any, tmp_path: Any, kind: str) -> tuple[Any, Any]:
+    """An app whose developers get other teams' rows of `kind` left out (config/rbac.yaml
+    other_teams), with two_teams' data, and its users helper."""
+    from factory import create_app
+    rbac = tmp_path / "rbac.yaml"
+    shipped = open("config/rbac.yaml").read()
+    assert shipped.count(f"      {kind}: pseudonymize\n") == 1
+    rbac.write_text(shipped.replace(f"      {kind}: pseudonymize\n", f"      {kind}: omit\n"))
+    app = create_app(settings.replace(rbac_path=str(rbac)))
+    app.server.extensions["qms"].users._method = "scrypt:1024:8:1"
+    two_teams(app.server.extensions["qms"], r)
+    return app, auth.__class__(app)
+
+
 def test_scp010_rows_a_role_omits_are_withheld_by_the_api_and_kept_as_places_by_the_grid(
         settings: Any, auth: Any, r: Any, tmp_path: Any) -> None:
     """A deployment whose developers get other teams' events left out: the drill-down's counts
     still cover every row (they make the card), the API withholds the omitted ones and says
     how many, the events grid keeps their places (its row numbers are the count's)."""
-    from factory import create_app
-    rbac = tmp_path / "rbac.yaml"
-    shipped = open("config/rbac.yaml").read()
-    assert shipped.count("      events: pseudonymize\n") == 1
-    rbac.write_text(shipped.replace("      events: pseudonymize\n", "      events: omit\n"))
-    app = create_app(settings.replace(rbac_path=str(rbac)))
-    app.server.extensions["qms"].users._method = "scrypt:1024:8:1"
-    two_teams(app.server.extensions["qms"], r)
-    helper = auth.__class__(app)
+    app, helper = omitting(settings, auth, r, tmp_path, "events")
     c = app.server.test_client()
     res = c.get("/api/metrics/suggested_reviews/events?timeframe=1h", headers=helper.bearer("developer", "ann"))
     data = res.json["response"]["data"]
@@ -321,16 +327,8 @@ def test_scp011_widget_rows_a_role_omits_are_left_out_and_the_widget_says_so(
     """A deployment whose developers get other teams' workflows left out: the suggested reviews
     widget's rows (REST) and its body (the refresh callback) hold ann's team's W2 only, and
     both say one row was left out."""
-    from factory import create_app
     from tests.integration.test_board import post, refresh_body, route, texts, walk
-    rbac = tmp_path / "rbac.yaml"
-    shipped = open("config/rbac.yaml").read()
-    assert shipped.count("      workflows: pseudonymize\n") == 1
-    rbac.write_text(shipped.replace("      workflows: pseudonymize\n", "      workflows: omit\n"))
-    app = create_app(settings.replace(rbac_path=str(rbac)))
-    app.server.extensions["qms"].users._method = "scrypt:1024:8:1"
-    two_teams(app.server.extensions["qms"], r)
-    helper = auth.__class__(app)
+    app, helper = omitting(settings, auth, r, tmp_path, "workflows")
     c = app.server.test_client()
     res = c.get("/api/widgets/dev-suggested/data?timeframe=1h", headers=helper.bearer("developer", "ann"))
     assert res.status_code == 200, res.data[:300]
