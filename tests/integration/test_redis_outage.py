@@ -67,7 +67,7 @@ def _callback_body(app: Any, fragment: str) -> tuple[dict[str, Any], str]:
     [key] = [k for k in app.callback_map if fragment in k]
     spec = app.callback_map[key]
     outputs = [{"id": p.split(".")[0], "property": p.split(".")[1]} for p in key.strip(".").split("...")]
-    values = {"dash-timeframe.value": "24h", "url.pathname": "/dashboards/executive", "dash-refresh.n_intervals": 1}
+    values = {"url.pathname": "/dashboards/executive"}
 
     def item(d: dict[str, Any]) -> dict[str, Any]:
         return {"id": d["id"], "property": d["property"], "value": values.get(f"{d['id']}.{d['property']}")}
@@ -87,7 +87,10 @@ def _assert_json_503(res: Any, what: str) -> None:
 def test_out001_every_authenticated_call_is_a_json_503_with_retry_after_and_one_attempt(outage: Outage) -> None:
     """Before: an API token (or a user-bound JWT) made the after_request hook ask Redis again
     and the request ended as a 500 HTML page."""
-    dash_body, _ = _callback_body(outage.app, "dash-kpis.children")
+    from dashboards.provision import Provisioner
+    from tests.integration.test_board import refresh_body
+    # The dashboard's ONE refresh callback, asked for every widget of the executive dashboard.
+    dash_body = refresh_body(outage.app, Provisioner().get("executive").model_dump(mode="json"))
     nav_body, _ = _callback_body(outage.app, "nav-links.children")
     calls = [("GET", "/api/dashboard/executive", None), ("GET", "/api/alerts", None),
              ("GET", "/api/metrics/gate_pass_rate/series?timeframe=24h", None),
