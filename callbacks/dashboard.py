@@ -87,8 +87,14 @@ def _refresh_permission(body: dict[str, Any]) -> tuple[str, ...] | str:
 
 
 def view_from(timeframe: str | None, scope: str | None, gate: str | None, agent: str | None,
-              controls: list[str]) -> dict[str, str]:
+              controls: list[str], fixed: dict[str, str] | None = None) -> dict[str, str]:
+    """The view of a refresh: the pickers the dashboard offers, over its own filters for the
+    ones it offers no picker for (a dashboard fixed to one team stays on that team)."""
     view = {"timeframe": timeframe or "24h"}
+    for key, value in (fixed or {}).items():
+        if (key in ("repository", "team") and "scope" not in controls) or (key in ("gate", "agent")
+                                                                          and key not in controls):
+            view[key] = value
     if scope and "scope" in controls and "=" in scope:
         dim, value = scope.split("=", 1)
         if dim in ("repository", "team") and value:
@@ -164,7 +170,7 @@ def register(app: Dash) -> None:
         defn = Dashboard.model_validate(raw_def)
         asked = [o["id"]["w"] for o in ctx.outputs_list[0]]
         due = _due(defn, asked)
-        view = view_from(timeframe, scope, gate, agent, defn.filter_controls)
+        view = view_from(timeframe, scope, gate, agent, defn.filter_controls, defn.filters.active())
         if ctx.triggered_id in FILTER_INPUTS:
             audit("user.filter_applied", dashboard=defn.id, **view)
         svc = current_app.extensions["qms"]
@@ -219,10 +225,13 @@ def layout(defn: Dashboard, principal: Principal | None, timeframe: str, view: d
     # The role channels whose KPI cards this page shows (live.js pushes their values).
     channels = sorted({f"dashboard.{d}" for w in defn.widgets if w.id not in denied for ds in w.data_sources
                        if ds.source == "kpi" and (d := dashboard_of(ds.metric or "")) and d != "developer"})
+    # No data channel (e.g. a developer's page): "live" widgets poll at the app's refresh.
+    live_every_ms = None if channels else svc.settings.refresh_ms
     if authorize(principal, "view:alerts"):
         channels.append("alerts")
     names = svc.engine.names()
     return page.board(defn, denied=denied, timeframe=timeframe, view=view, names=names, can_export=can_export,
                       csv_hrefs=csv, channels=channels, kind=kind, notices=notices, tools=tools,
+                      live_every_ms=live_every_ms,
                       editor=editor.toolbar(authorize(principal, "update:personal_settings"),
                                             authorize(principal, "manage:dashboards")))

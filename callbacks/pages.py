@@ -154,7 +154,9 @@ def board_page(path: str | None, search: str | None, principal: Principal | None
         view["timeframe"] = defn.default_timeframe
     for key, value in defn.filters.active().items():
         view.setdefault(key, value)
-    notices = [html.Div(f"{e.get('file')}: {e.get('message')}", className="alert alert-warning small py-1 mb-2 provision-error")
+    notices = [html.Div(["This dashboard's file was refused; the previous version is shown. ",
+                         html.Pre(str(e.get("message")), className="mb-0 small")],
+                        className="alert alert-warning small py-1 mb-2 provision-error")
                for e in store.provision_errors() if PurePath(str(e.get("file", ""))).stem == dash_id]
     kind = "personal" if found.personal_copy or found.kind == "personal" else found.kind
     return dash_board.layout(defn, principal, view["timeframe"], view, kind=kind, notices=notices)

@@ -35,7 +35,8 @@ def filters(controls: list[str] | tuple[str, ...], view: dict[str, str], names: 
     ], className="d-flex flex-wrap gap-2 mb-2" + ("" if controls else " d-none"), id="dash-filters")
 
 
-def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None) -> html.Div:
+def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None,
+                 live_every_ms: int | None = None) -> html.Div:
     """One widget on the grid: a header (title, CSV of its rows) and a body the refresh
     callback fills. A widget whose data the viewer may not see gets a static body saying so:
     no interval, no callback, no request for its data."""
@@ -46,7 +47,8 @@ def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None
                             title="The rows of this widget as CSV"))
     # A KPI card is its own frame: its title, value and change need no second header.
     bare = widget.type == "kpi_card" and not denied
-    header = None if bare else html.Div([html.Span(widget.title, className="me-auto widget-title text-truncate"),
+    header = None if bare else html.Div([html.Span(widget.title, className="me-auto widget-title text-truncate",
+                                                   title=widget.description or widget.title),
                                          *tools], className="card-header small fw-semibold d-flex widget-header")
     if denied:
         body: Any = html.Div([html.Div("Not permitted", className="fw-semibold"),
@@ -57,9 +59,11 @@ def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None
     else:
         body = html.Div(html.Div("loading…", className="small text-body-secondary p-2"),
                         id={"type": "w-body", "w": wid}, className="widget-body")
+        # Seconds: its own interval. "live": redrawn when the live channel brings new data, or
+        # every `live_every_ms` on a page with no live channel. "off": on view changes only.
         interval = widget.refresh_interval
-        extra = [dcc.Interval(id={"type": "w-int", "w": wid}, interval=(interval if isinstance(interval, int) else 3600) * 1000,
-                              disabled=not isinstance(interval, int))]
+        every = interval * 1000 if isinstance(interval, int) else (live_every_ms if interval == "live" else None)
+        extra = [dcc.Interval(id={"type": "w-int", "w": wid}, interval=every or 3_600_000, disabled=not every)]
     frame = (html.Div(body, className="h-100 widget widget-bare") if bare else
              html.Div([header, html.Div(body, className="card-body p-2 widget-content")],
                       className="card h-100 widget" + (" widget-forbidden" if denied else "")))
@@ -70,7 +74,8 @@ def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None
 
 def board(defn: Any, *, denied: dict[str, str], timeframe: str, view: dict[str, str], names: dict[str, list[str]],
           can_export: bool, csv_hrefs: dict[str, str], channels: list[str], kind: str = "provisioned",
-          notices: list[Any] | None = None, tools: list[Any] | None = None, editor: Any = None) -> html.Div:
+          notices: list[Any] | None = None, tools: list[Any] | None = None, editor: Any = None,
+          live_every_ms: int | None = None) -> html.Div:
     """Any dashboard definition as a page: header, filters, and its widgets on the 12-column
     grid at their positions (a CSS grid; one column on phones)."""
     tf = timeframe if timeframe in TIMEFRAMES else "24h"
@@ -91,7 +96,8 @@ def board(defn: Any, *, denied: dict[str, str], timeframe: str, view: dict[str, 
         *(notices or []),
         filters(defn.filter_controls, view, names),
         html.Div(id="dash-window", className="text-body-secondary small mb-2"),
-        html.Div(grid([(w, widget_shell(w, denied.get(w.id), csv_href=csv_hrefs.get(w.id) if can_export else None))
+        html.Div(grid([(w, widget_shell(w, denied.get(w.id), csv_href=csv_hrefs.get(w.id) if can_export else None,
+                                        live_every_ms=live_every_ms))
                        for w in defn.widgets], editable=False), id="dash-grid-wrap", className="dash-grid"),
         dcc.Store(id="dash-id", data=defn.id),
         dcc.Store(id="dash-def", data=defn.model_dump(mode="json")),

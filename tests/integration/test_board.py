@@ -145,3 +145,47 @@ def test_brd002_a_developer_s_forbidden_widget_says_not_permitted_and_no_request
     ok = post(c, csrf, refresh_body(app, stored, ["pending"]))
     assert ok.status_code == 200, ok.data[:300]
     assert "12.5" not in ok.get_data(as_text=True)
+
+
+def test_brd003_a_dashboard_s_own_filter_holds_without_a_picker_and_live_widgets_poll_without_a_channel(
+        app: Any, r: Any, auth: Any) -> None:
+    """A dashboard fixed to one team (filters.team, no scope picker) shows that team's numbers
+    in the page as in its CSV; on a page with no live data channel (a developer's), "live"
+    widgets poll at the app's refresh instead of waiting for pushes that never come."""
+    from data.keys import Keys
+    from data.timeutil import fmt_ms, now_ms
+    svc = app.server.extensions["qms"]
+    ts = fmt_ms(now_ms() - 10 * 60_000)
+    events = []
+    for i, (team, repo) in enumerate((("core", "api"), ("core", "api"), ("web", "ui"))):
+        events += [{"id": f"pr{i}", "type": "workflow.pr_created", "timestamp": ts, "source": "t",
+                    "data": {"workflow_id": f"W{i}", "author": f"a{i}", "team": team, "repository": repo,
+                             "pr_number": i + 1}},
+                   {"id": f"g{i}", "type": "workflow.quality_gate_executed", "timestamp": ts, "source": "t",
+                    "data": {"workflow_id": f"W{i}", "gate_name": "lint", "passed": True, "execution_time": 5}}]
+    assert svc.ingestor.ingest(events).rejected == 0
+    Aggregator(r, Keys("qms")).drain()
+    c, csrf = signed_in(app, auth, "qa_lead")
+    doc = {"id": "core", "title": "Core", "filters": {"team": "core"}, "filter_controls": [], "widgets": [
+        {"id": "runs", "type": "kpi_card", "title": "Gate runs",
+         "data_sources": [{"source": "kpi", "metric": "total_gates_executed"}]}]}
+    assert c.post("/api/dashboards", json=doc, headers={"X-CSRFToken": csrf}).status_code in (200, 201)
+    page = route(app, c, csrf, "/dashboards/core", "?timeframe=1h")
+    stored = [n for n in walk(page) if n.get("id") == "dash-def"][0]["data"]
+    res = post(c, csrf, refresh_body(app, stored, timeframe="1h"))
+    assert res.status_code == 200, res.data[:300]
+    shown = texts(res.json["response"]['{"type":"w-body","w":"runs"}']["children"])
+    assert "2" in shown.split(" | ") and "3" not in shown.split(" | "), shown
+    csv = c.get("/api/dashboards/core/widgets/runs/data?timeframe=1h").json["response"]["data"]["rows"]
+    assert csv[0]["value"] == 2
+    d, dcsrf = signed_in(app, auth, "developer")
+    dev_page = route(app, d, dcsrf, "/dashboards/developer")
+    intervals = {n["id"]["w"]: n for n in walk(dev_page) if isinstance(n.get("id"), dict)
+                 and n["id"].get("type") == "w-int"}
+    live = [w["id"] for w in [n for n in walk(dev_page) if n.get("id") == "dash-def"][0]["data"]["widgets"]
+            if w["refresh_interval"] == "live"]
+    assert live and all(intervals[w]["disabled"] is False and intervals[w]["interval"] == svc.settings.refresh_ms
+                        for w in live)
+    qa_page = route(app, c, csrf, "/dashboards/qa")          # pushed there: no polling
+    assert all(n["disabled"] is True for n in walk(qa_page) if isinstance(n.get("id"), dict)
+               and n["id"].get("type") == "w-int" and n["id"]["w"] in ("gates_passed",))
