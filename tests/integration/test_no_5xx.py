@@ -15,11 +15,23 @@ import pytest
 from dash import Input, Output, State
 
 from auth.guard import AUTHENTICATED, CSRF_HEADER, check_callback_permissions, secure_callback
+from dashboards.provision import Provisioner
 from data.timeutil import fmt_ms, now_ms
-from data.widget_rows import WIDGETS
 from tests.integration.test_rbac_matrix import ALL_ROLES, callback_body, parse_outputs, signed_in
 
 UPDATE = "/_dash-update-component"
+QA = Provisioner().get("qa")
+WIDGET = QA.widgets[0].id        # a role dashboard's widget (/api/widgets/<id>/...)
+REFRESH = '{"type":"w-body","w":["ALL"]}'      # the dashboard's ONE refresh callback
+
+
+def plausible(app: Any, key: str) -> dict[str, Any]:
+    """A body the callback accepts: the refresh asks for two widgets of the QA dashboard as
+    the page sends it; the others as test_rbac_matrix.callback_body makes them."""
+    if REFRESH in key:
+        from tests.integration.test_board import refresh_body
+        return refresh_body(app, QA.model_dump(mode="json"), ["qa-gate-table", "total_gates_executed"])
+    return callback_body(app, key)
 
 
 def _error(res: Any, status: int, where: str = "") -> dict[str, Any]:
@@ -32,18 +44,29 @@ def _error(res: Any, status: int, where: str = "") -> dict[str, Any]:
 
 
 def _key(app: Any, fragment: str) -> str:
+    """The callback whose key is `fragment`, else the one key holding it."""
+    if fragment in app.callback_map:
+        return fragment
     [key] = [k for k in app.callback_map if fragment in k]
     return key
 
 
-def _with(body: dict[str, Any], dep: str, value: Any) -> dict[str, Any]:
-    """The body with the value of input/state `id.property` replaced."""
+def _with(app: Any, key: str, body: dict[str, Any], dep: str, value: Any) -> dict[str, Any]:
+    """The body with the value of input/state `id.property` replaced; a pattern-matching
+    input, named by its type, set to one matching component with that value."""
     out = copy.deepcopy(body)
     cid, prop = dep.rsplit(".", 1)
     for group in ("inputs", "state"):
-        for item in out[group]:
+        for i, item in enumerate(out[group]):
             if isinstance(item, dict) and item["id"] == cid and item["property"] == prop:
                 item["value"] = value
+                return out
+            registered = app.callback_map[key][group][i]
+            pattern = json.loads(registered["id"]) if registered["id"].startswith("{") else {}
+            if isinstance(item, list) and pattern.get("type") == cid and registered["property"] == prop:
+                one = {k: ("w" if v == ["ALL"] else v) for k, v in pattern.items()}
+                out[group][i] = [{"id": one, "property": prop, "value": value}]
+                out["changedPropIds"] = [json.dumps(one, separators=(",", ":"), sort_keys=True) + "." + prop]
                 return out
     raise KeyError(dep)
 
@@ -82,10 +105,15 @@ def test_nf002_callback_endpoint_with_a_non_object_body_is_a_400(admin: Any, raw
 
 ILL_TYPED = [  # (callback output fragment, input, value) named in the issue
     ("page.children", "url.pathname", 5),
-    ("dash-kpis.children", "dash-timeframe.value", "bogus"),
-    ("dash-kpis.children", "url.pathname", ["/dashboards/qa"]),
-    ("nav.href", "qa-gates.clickData", "x"),
-    ("nav.href", "qa-gates.clickData", {"points": "x"}),
+    (REFRESH, "dash-timeframe.value", "bogus"),
+    (REFRESH, "dash-scope.value", ["team=core"]),
+    (REFRESH, "w-int.n_intervals", "x"),
+    (REFRESH, "dash-def.data", ["/dashboards/qa"]),
+    (REFRESH, "dash-def.data", {"id": "qa", "title": "QA", "widgets": [{"id": "w", "type": "no_such_type"}]}),
+    (REFRESH, "dash-def.data", {"id": "qa", "title": "QA", "widgets": [
+        {"id": "qa-gate-table", "type": "gate_table", "title": "t", "data_sources": [{"source": "kpi"}]}]}),
+    ("nav.href", "w-gates.clickData", "x"),
+    ("nav.href", "w-gates.clickData", {"points": "x"}),
     ("alerts-history.rowData", "alerts-grid.selectedRows", [1]),
     ("alerts-ack-result.children", "alerts-grid.selectedRows", [1]),
     ("gate-kpis.children", "gate-timeframe.data", {"a": 1}),
@@ -98,28 +126,32 @@ ILL_TYPED = [  # (callback output fragment, input, value) named in the issue
 def test_nf003_an_ill_typed_callback_input_is_a_400_naming_it(app: Any, admin: Any, fragment: str, dep: str,
                                                                value: Any) -> None:
     c, csrf = admin
-    body = _with(callback_body(app, _key(app, fragment)), dep, value)
-    err = _error(c.post(UPDATE, json=body, headers=csrf), 400, f"{dep}={value!r}")
+    key = _key(app, fragment)
+    body = plausible(app, key)
+    if fragment == REFRESH:   # the body is accepted before one value is made wrong
+        assert c.post(UPDATE, json=body, headers=csrf).status_code == 200
+    err = _error(c.post(UPDATE, json=_with(app, key, body, dep, value), headers=csrf), 400, f"{dep}={value!r}")
     assert dep in err["message"], err["message"]
 
 
 def test_nf004_widget_data_with_a_bogus_timeframe_is_a_400(client: Any) -> None:
-    widget = next(iter(WIDGETS))
-    err = _error(client.get(f"/api/widgets/{widget}/data?timeframe=bogus"), 400)
-    assert "timeframe" in err["message"]
-    _error(client.get(f"/api/widgets/{widget}/data?format=xml"), 400)
-    assert client.get(f"/api/widgets/{widget}/data?timeframe=1h").status_code == 200
+    for path in (f"/api/widgets/{WIDGET}/data", f"/api/dashboards/qa/widgets/{WIDGET}/data"):
+        err = _error(client.get(f"{path}?timeframe=bogus"), 400, path)
+        assert "timeframe" in err["message"]
+        _error(client.get(f"{path}?format=xml"), 400, path)
+        _error(client.get(f"{path}?repository=api&team=core"), 400, path)
+        assert client.get(f"{path}?timeframe=1h").status_code == 200
 
 
 @pytest.mark.parametrize("depth", [3000, 300, 70])
 def test_nf005_deeply_nested_json_is_refused_before_anything_recurses(app: Any, client: Any, admin: Any,
                                                                        depth: int) -> None:
-    widget = next(iter(WIDGETS))
-    err = _error(client.put(f"/api/widgets/{widget}/config", data=_deep_json(depth),
+    err = _error(client.put(f"/api/widgets/{WIDGET}/config", data=_deep_json(depth),
                             content_type="application/json"), 400, f"depth {depth}")
     assert "deep" in err["message"] or "nest" in err["message"]
     c, csrf = admin
-    body = _with(callback_body(app, _key(app, "alerts-history.rowData")), "alerts-grid.selectedRows", "DEEP")
+    key = _key(app, "alerts-history.rowData")
+    body = _with(app, key, callback_body(app, key), "alerts-grid.selectedRows", "DEEP")
     raw = json.dumps(body).replace('"DEEP"', "[" * depth + "]" * depth)      # json.dumps itself would recurse
     _error(c.post(UPDATE, data=raw, content_type="application/json", headers=csrf), 400, f"callback, depth {depth}")
     ack = client.post("/api/alerts/x/acknowledge", data=_deep_json(depth), content_type="application/json")
@@ -157,11 +189,10 @@ def test_nf016_a_non_ascii_csrf_token_is_refused_not_a_500(app: Any, admin: Any)
     """hmac.compare_digest raises TypeError on non-ASCII str: a forged token of any text is a
     refusal like any wrong one (sign-in, sign-out, callbacks, REST writes), never a 500."""
     c, csrf = admin
-    widget = next(iter(WIDGETS))
     for forged in ("é", "\u202e" + csrf[CSRF_HEADER][1:], "x" * 10_000 + "é"):
         where = repr(forged[:8])
         _error(c.post(UPDATE, json={}, headers={CSRF_HEADER: forged}), 403, where)
-        _error(c.put(f"/api/widgets/{widget}/config", json={"hidden": True}, headers={CSRF_HEADER: forged}), 403, where)
+        _error(c.put(f"/api/widgets/{WIDGET}/config", json={"hidden": True}, headers={CSRF_HEADER: forged}), 403, where)
         out = c.post("/logout", data={"csrf_token": forged})
         assert out.status_code == 400 and 'action="/logout"' in out.get_data(as_text=True), (where, out.status_code)
         assert c.get("/api/dashboard/executive").status_code == 200, f"still signed in after {where}"
@@ -182,12 +213,16 @@ FEW_VALUES: list[Any] = [5, "bogus", [1], {"a": 1}, "x" * 100_000]
 def _variants(app: Any, key: str, values: list[Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """The plausible body, then each input/state (and each list element of a pattern input)
     set to each odd value, then malformed envelopes."""
-    base = callback_body(app, key)
+    base = plausible(app, key)
     yield "plausible", base
     for group in ("inputs", "state"):
         for i, item in enumerate(base[group]):
             for value in values:
                 body = copy.deepcopy(base)
+                if isinstance(item, list) and item:   # a pattern-matching ALL input's components: each this value
+                    body[group][i] = [{**e, "value": value} for e in item]
+                    yield f"{group}[{i}][*]={value!r}"[:80], body
+                    continue
                 if isinstance(item, list):          # a pattern-matching ALL input: one matching component
                     cb = app.callback_map[key][group][i]
                     pattern = {k: ("w" if v == ["ALL"] else v) for k, v in json.loads(cb["id"]).items()}
@@ -303,7 +338,6 @@ def test_nf013_http_errors_under_api_are_json(app: Any, client: Any) -> None:
     _error(client.delete("/api/audit"), 405)
     _error(client.open("/health", method="TRACE"), 405)
     limit = app.server.config["MAX_CONTENT_LENGTH"]
-    widget = next(iter(WIDGETS))
-    too_big = client.put(f"/api/widgets/{widget}/config", data=b"[" + b" " * limit + b"]",
+    too_big = client.put(f"/api/widgets/{WIDGET}/config", data=b"[" + b" " * limit + b"]",
                          content_type="application/json")
     assert _error(too_big, 413)["code"] == "payload_too_large"
