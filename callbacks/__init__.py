@@ -6,7 +6,7 @@ from dash import Dash
 
 
 def register_callbacks(app: Dash) -> None:
-    from callbacks import alerts, dashboard, dashboards_list, drilldown, edit, entity, pages, shell
+    from callbacks import alerts, dashboard, dashboards_list, drilldown, edit, entity, pages, share, shell
     pages.register(app)
     dashboard.register(app)
     shell.register(app)
@@ -15,3 +15,4 @@ def register_callbacks(app: Dash) -> None:
     entity.register(app)
     dashboards_list.register(app)
     edit.register(app)
+    share.register(app)

@@ -28,6 +28,7 @@ from auth.guard import callback_input, secure_callback
 from callbacks.inputs import Choice, Count, Ignored, Theme, TimeframeValue
 from auth.principal import Principal, audit, authorize, current_principal
 from components import editor
+from components.share import share_dialog
 from components import render as renderer
 from dashboards import sources
 from dashboards.schema import Dashboard, DataSource, Widget
@@ -230,6 +231,9 @@ def layout(defn: Dashboard, principal: Principal | None, timeframe: str, view: d
     if authorize(principal, "view:alerts"):
         channels.append("alerts")
     names = svc.engine.names()
+    roles = sorted(svc.rbac.roles)
+    if authorize(principal, "manage:dashboards"):
+        tools = [*(tools or []), share_dialog(defn, roles, names.get("teams", []))]
     return page.board(defn, denied=denied, timeframe=timeframe, view=view, names=names, can_export=can_export,
                       csv_hrefs=csv, channels=channels, kind=kind, notices=notices, tools=tools,
                       live_every_ms=live_every_ms,

@@ -116,8 +116,9 @@ def validation_board() -> html.Div:
     defn = Dashboard.model_validate({"id": "x", "title": "x", "widgets": [
         {"id": "w", "type": "kpi_card", "title": "w", "data_sources": [{"source": "kpi", "metric": "gate_pass_rate"}]}]})
     from components.editor import toolbar
+    from components.share import share_dialog
     return board(defn, denied={}, timeframe="24h", view={}, names={}, can_export=True, csv_hrefs={}, channels=[],
-                 editor=toolbar(True, True))
+                 editor=toolbar(True, True), tools=[share_dialog(defn, [], [])])
 
 
 def infinite_grid(grid_id: str, columns: list[dict[str, Any]], height: str) -> dag.AgGrid:

@@ -189,3 +189,47 @@ def test_brd003_a_dashboard_s_own_filter_holds_without_a_picker_and_live_widgets
     qa_page = route(app, c, csrf, "/dashboards/qa")          # pushed there: no polling
     assert all(n["disabled"] is True for n in walk(qa_page) if isinstance(n.get("id"), dict)
                and n["id"].get("type") == "w-int" and n["id"]["w"] in ("gates_passed",))
+
+
+def test_brd004_a_qa_lead_shares_a_dashboard_with_the_qa_lead_role(app: Any, r: Any, auth: Any) -> None:
+    """Built as a personal dashboard, shared from the page's Share dialog with the qa_lead role:
+    another QA lead then finds it in their list and opens it; a developer does not see it; the
+    change is a version and is audited. Sharing needs manage:dashboards."""
+    c, csrf = signed_in(app, auth, "qa_lead")
+    doc = {"id": "team-quality", "title": "Team quality", "widgets": [
+        {"id": "rate", "type": "gauge_chart", "title": "Gate pass rate",
+         "data_sources": [{"source": "kpi", "metric": "gate_pass_rate"}],
+         "alert_thresholds": {"warning": 95, "critical": 85, "direction": "below"}}]}
+    assert c.post("/api/dashboards", json=doc, headers={"X-CSRFToken": csrf}).status_code in (200, 201)
+    page = route(app, c, csrf, "/dashboards/team-quality")
+    assert [n for n in walk(page) if n.get("id") == "dash-share-open"], "a QA lead may share"
+    stored = [n for n in walk(page) if n.get("id") == "dash-def"][0]["data"]
+    [key] = [k for k in app.callback_map if "dash-share-status.children" in k]
+    outputs = [{"id": part.rpartition(".")[0], "property": part.rpartition(".")[2]}
+               for part in key.strip(".").split("...")]
+    body = {"output": key, "outputs": outputs,
+            "inputs": [{"id": "dash-share-save", "property": "n_clicks", "value": 1}],
+            "state": [{"id": "dash-share-roles", "property": "value", "value": ["qa_lead"]},
+                      {"id": "dash-share-teams", "property": "value", "value": []},
+                      {"id": "dash-share-users", "property": "value", "value": ""},
+                      {"id": "dash-def", "property": "data", "value": stored}],
+            "changedPropIds": ["dash-share-save.n_clicks"]}
+    res = post(c, csrf, body)
+    assert res.status_code == 200, res.data[:300]
+    assert "Shared with role qa_lead" in json.dumps(res.json["response"]["dash-share-status"])
+    other = app.server.test_client()
+    auth.login(other, "qa_lead", name="second-qa")
+    listed = other.get("/api/dashboards").json["response"]["data"]
+    listed = listed.get("dashboards", listed) if isinstance(listed, dict) else listed
+    assert "team-quality" in [d["id"] for d in listed]
+    got = other.get("/api/dashboards/team-quality").json["response"]["data"]
+    assert got["visibility"]["roles"] == ["qa_lead"] and got["kind"] == "shared"
+    dev = app.server.test_client()
+    auth.login(dev, "developer")
+    assert dev.get("/api/dashboards/team-quality").status_code == 404
+    versions = c.get("/api/dashboards/team-quality/versions").json["response"]["data"]
+    assert "qa_lead" in json.dumps(versions)
+    entries = app.server.extensions["qms"].audit.query(action_prefix="dashboard.shared_saved", limit=5)
+    assert entries and entries[0]["data"]["dashboard"] == "team-quality"
+    d, dcsrf = signed_in(app, auth, "developer")            # no manage:dashboards: refused
+    assert post(d, dcsrf, body).status_code == 403
