@@ -164,7 +164,7 @@ def register(app: Dash) -> None:
                      inputs={"w-int.n_intervals": Count, "dash-timeframe.value": TimeframeValue,
                              "dash-scope.value": Choice, "dash-gate.value": Choice, "dash-agent.value": Choice,
                              "live-tick.data": Ignored, "dash-def.data": Dashboard, "theme.data": Theme},
-                     twin="GET /api/dashboards/<dashboard_id>/widgets/<widget_id>/data")
+                     twin="GET /api/dashboards/<dash_id>/widgets/<widget_id>/data")
     def refresh(_ticks: list[Any], timeframe: str | None, scope: str | None, gate: str | None, agent: str | None,
                 _live: Any, raw_def: dict[str, Any], mode: str | None) -> tuple[Any, ...]:
         principal = current_principal()

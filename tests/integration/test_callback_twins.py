@@ -1,5 +1,5 @@
 """Every Dash callback that has a REST twin needs the same permission as the twin, for every
-role; the theme and hide-widget callbacks store nothing for roles the REST endpoint refuses.
+role; the theme callback stores nothing for roles without update:personal_settings.
 
 Real Redis, Flask test client with a real session and CSRF token (as the browser sends).
 """
@@ -14,7 +14,8 @@ from auth.rbac import DASHBOARD_PERMISSION
 from data.aggregator import Aggregator
 from data.keys import Keys
 from data.timeutil import fmt_ms, now_ms
-from data.widget_rows import WIDGETS
+from auth.principal import Principal
+from dashboards.provision import Provisioner
 from tests.conftest import ROLES
 from tests.integration.test_no_5xx import UPDATE, _key, _with
 from tests.integration.test_rbac_matrix import ALL_ROLES, callback_body, signed_in
@@ -22,22 +23,16 @@ from tests.integration.test_rbac_matrix import ALL_ROLES, callback_body, signed_
 
 # --- the same permission for a callback and its REST twin ------------------------------------------
 
-def _hide_body(app: Any, widget: str) -> dict[str, Any]:
-    body = callback_body(app, _key(app, "widget-config.data"))
-    wid = {"type": "widget-hide", "widget": widget}
-    body["inputs"][0] = [{"id": wid, "property": "n_clicks", "value": 1}]
-    body["changedPropIds"] = [json.dumps(wid, separators=(",", ":"), sort_keys=True) + ".n_clicks"]
-    return body
-
-
 def _theme_body(app: Any, clicks: int | None) -> dict[str, Any]:
-    return _with(callback_body(app, _key(app, "theme.data")), "theme-toggle.n_clicks", clicks)
+    key = _key(app, "theme.data")
+    return _with(app, key, callback_body(app, key), "theme-toggle.n_clicks", clicks)
 
 
-def test_nf010_theme_and_hide_callbacks_store_nothing_without_update_personal_settings(app: Any, auth: Any) -> None:
+def test_nf010_the_theme_callback_stores_nothing_without_update_personal_settings(app: Any, auth: Any) -> None:
+    """(The hide-widget callback it was tested with is gone: the edit mode's personal copies
+    replace hiding; PUT /api/widgets/<id>/config, its REST side, is in test_rbac_matrix.)"""
     svc = app.server.extensions["qms"]
     rbac = svc.rbac
-    exe_widget = next(w for w, (d, _, _) in WIDGETS.items() if d == "executive")
     for role in ROLES:
         c, csrf = signed_in(app, auth, role)
         headers = {CSRF_HEADER: csrf}
@@ -50,11 +45,6 @@ def test_nf010_theme_and_hide_callbacks_store_nothing_without_update_personal_se
         saved = (loaded.json or {}).get("response", {}).get("theme", {}).get("data") if loaded.data else None
         browser = _theme_body(app, None)["state"][0]["value"] or "light"
         assert saved == ("dark" if may else browser), (role, saved)   # the saved one; else the browser's own
-        res = c.post(UPDATE, json=_hide_body(app, exe_widget), headers=headers)
-        rest = c.put(f"/api/widgets/{exe_widget}/config", json={"hidden": True}, headers=headers)
-        assert (res.status_code == 403) == (rest.status_code == 403), (role, res.status_code, rest.status_code)
-        if not may:
-            assert res.status_code == 403, role
         stored = svc.redis.hget(svc.keys.prefs, f"{role}-user")
         if not may:
             assert stored is None, f"{role}: settings stored without update:personal_settings: {stored!r}"
@@ -66,6 +56,17 @@ NO_TWIN = {
     "theme.data": "no REST endpoint for the theme; needs update:personal_settings to store (test_nf010)",
     "nav.href": "navigation to a gate page: a URL, no data",
     "backfill-notice.children": "how far the demo's history is simulated (every signed-in user), no dashboard data",
+    # The edit mode (callbacks/edit.py) changes the definition in the page; saving it is the
+    # twin (PUT /api/dashboards/<id>). These read no data beyond what the refresh draws:
+    "dash-edit-bar.className": "the edit bar follows the edit flag in the page, no data",
+    "dash-edit-undo.children": "the undo button's label, from the undo stack in the page",
+    "dash-edit.data@": "entering or leaving edit mode redraws the grid's shells, no data",
+    "dash-def.data@": "an edit (move, resize, duplicate, remove, undo, add, configure) of the definition in the page",
+    "dash-cfg-modal.is_open": "the configure dialog: the sources offered are those sources.allowed lets the user read",
+    "dash-lib-body.children": "the widget library: previews drawn under sources.allowed per source, as the "
+                              "refresh (twin: GET /api/dashboards/<id>/widgets/<w>/data) draws a saved widget",
+    "dash-cfg-preview.children": "a preview of the widget being configured (unsaved: no REST form), drawn under "
+                                 "sources.allowed per source as the refresh draws a saved one",
 }
 
 
@@ -119,6 +120,24 @@ def _list_samples(app: Any, key: str, twin: str) -> list[Sample]:
     return out
 
 
+def twins_dashboard(app: Any) -> dict[str, Any]:
+    """A shared dashboard every role may open, holding a widget of each role dashboard (as
+    provisioned) and the cost analysis: the refresh callback and GET /api/dashboards/<id>/
+    widgets/<w>/data then differ only by the widget's data sources."""
+    svc = app.server.extensions["qms"]
+    found = svc.dashboards.get("twins", Principal("admin-user", ("admin",), svc.rbac.permissions_for(["admin"])))
+    if found is not None:
+        return found.dashboard.model_dump(mode="json")
+    defs = Provisioner().dashboards()
+    picked = [defs[d].widgets[0] for d in DASHBOARD_PERMISSION] + [defs["executive"].widget("exec-cost-split"),
+                                                                   defs["executive"].widget("exec-risks")]
+    widgets = [{**w.model_dump(mode="json"), "position": {"x": 0, "y": 4 * i, "width": 6, "height": 4}}
+               for i, w in enumerate(picked)]
+    admin = Principal("admin-user", ("admin",), svc.rbac.permissions_for(["admin"]))
+    doc = {"id": "twins", "title": "Twins", "visibility": {"roles": list(ALL_ROLES)}, "widgets": widgets}
+    return svc.dashboards.create(admin, doc, shared=True).dashboard.model_dump(mode="json")
+
+
 def _samples(app: Any, key: str, twin: str) -> list[Sample]:
     """The same data asked both ways: the callback `key` and its REST twin."""
     base = callback_body(app, key)
@@ -130,9 +149,11 @@ def _samples(app: Any, key: str, twin: str) -> list[Sample]:
     if twin == "GET /api/dashboard/<name>":
         return [(_set(base, lambda i, p: f"/dashboards/{d}" if (i, p) == ("url", "pathname") else None), "GET",
                  f"/api/dashboard/{d}", None) for d in DASHBOARD_PERMISSION]
-    if twin == "PUT /api/widgets/<widget_id>/config":
-        return [(_hide_body(app, w), "PUT", f"/api/widgets/{w}/config", {"hidden": False})
-                for w in {d: w for w, (d, _, _) in WIDGETS.items()}.values()]
+    if twin == "GET /api/dashboards/<dash_id>/widgets/<widget_id>/data":     # the dashboard's ONE refresh
+        from tests.integration.test_board import refresh_body
+        shared = twins_dashboard(app)
+        return [(refresh_body(app, shared, [w["id"]]), "GET", f"/api/dashboards/{shared['id']}/widgets/{w['id']}/data",
+                 None) for w in shared["widgets"]]
     if twin == "GET /api/metrics/<kpi_id>/events":        # a drill-down grid: its store names the KPI
         def spec(k: str) -> Any:
             return lambda i, p: ({"kpi": k, "timeframe": "24h"} if p == "data" and i.endswith(("-kpi", "-query"))
