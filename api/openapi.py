@@ -88,9 +88,9 @@ OPENAPI: dict[str, Any] = {
                            {"name": "format", "in": "query", "schema": {"type": "string",
                                                                          "enum": ["json", "csv", "jsonl"]}}],
             "responses": {"200": _ENV_OR_EXPORT, "400": _ERR, "403": _ERR, "404": _ERR}}},
-        "/api/dashboards/{dashboard_id}/widgets/{widget_id}/data": {"get": {
+        "/api/dashboards/{dash_id}/widgets/{widget_id}/data": {"get": {
             "summary": "The rows a widget of any dashboard shows (JSON, or CSV/JSON Lines with export:reports)",
-            "parameters": [{"name": "dashboard_id", "in": "path", "required": True, "schema": _NAME},
+            "parameters": [{"name": "dash_id", "in": "path", "required": True, "schema": _NAME},
                            {"name": "widget_id", "in": "path", "required": True, "schema": _NAME},
                            _TF, *_SCOPE, {"name": "gate", "in": "query", "schema": _NAME},
                            {"name": "agent", "in": "query", "schema": _NAME},

@@ -211,28 +211,42 @@ def test_api011_dashboard_filtered_by_repository_or_team(client: Any, loaded: An
 
 
 def test_api012_every_widget_exports_the_rows_it_shows(client: Any, loaded: Any, auth: Any, app: Any) -> None:
-    from data.widget_rows import WIDGETS
-    for widget_id, (dash_name, _, _) in WIDGETS.items():
-        res = client.get(f"/api/widgets/{widget_id}/data?timeframe=1h")
-        assert res.status_code == 200, (widget_id, res.json)
-        data = res.json["response"]["data"]
-        assert data["dashboard"] == dash_name and data["columns"], widget_id
+    """Every widget of the provisioned role dashboards, by its id alone, answers its rows."""
+    from dashboards.provision import Provisioner
+    for dash_name, defn in Provisioner().dashboards().items():
+        for widget in defn.widgets:
+            res = client.get(f"/api/widgets/{widget.id}/data?timeframe=1h")
+            assert res.status_code == 200, (widget.id, res.json)
+            data = res.json["response"]["data"]
+            assert data["dashboard"] == dash_name and data["type"] == widget.type and data["columns"], widget.id
     gates = client.get("/api/widgets/qa-gates/data?timeframe=24h").json["response"]["data"]["rows"]
     assert {g["gate"]: g["executions"] for g in gates} == {"coverage-gate": 1, "lint-gate": 4}
     cards = {w["id"]: w["data"]["current_value"]
              for w in client.get("/api/dashboard/qa?timeframe=24h").json["response"]["data"]["widgets"]}
     assert {g["gate"]: g["pass_rate"] for g in gates} == {"coverage-gate": cards["gate.coverage-gate.pass_rate"],
                                                           "lint-gate": cards["gate.lint-gate.pass_rate"]}
+    same = client.get("/api/dashboards/qa/widgets/qa-gates/data?timeframe=24h").json["response"]["data"]["rows"]
+    assert same == gates, "by id alone or under its dashboard: one widget, one table"
     queues = list(csv.DictReader(io.StringIO(client.get("/api/widgets/ops-queues/data?format=csv")
                                              .get_data(as_text=True))))
     assert [(q["queue"], q["depth (count)"]) for q in queues] == [("code_review_queue", "17")]   # units in the header
     mix = client.get("/api/widgets/qa-defect-mix/data?format=csv&timeframe=24h").get_data(as_text=True)
     assert "category,'=cmd|calc,1" in mix, "formula-looking cells are escaped"
-    assert client.get("/api/widgets/nope/data").status_code == 403
-    assert client.get("/api/widgets/exec-roi/data", headers=auth.bearer("developer")).status_code == 403
-    assert client.get("/api/widgets/dev-queue/data?format=csv", headers=auth.bearer("developer")).status_code == 403
+    assert client.get("/api/widgets/nope/data").status_code == 404
+    dev = auth.bearer("developer")
+    # A widget of a dashboard the developer may not see is like a missing one (docs/API.md) ...
+    assert client.get("/api/widgets/exec-roi/data", headers=dev).status_code == 404
+    assert client.get("/api/dashboards/executive/widgets/exec-roi/data", headers=dev).status_code == 404
+    # ... and on a dashboard of their own, the ROI's source still needs view:cost_analysis.
+    mine = {"id": "mine", "title": "Mine", "widgets": [{"id": "roi", "type": "stat_group", "title": "ROI",
+                                                        "data_sources": [{"source": "computed", "name": "roi"}]}]}
+    assert client.post("/api/dashboards", json=mine, headers=dev).status_code == 201
+    refused = client.get("/api/dashboards/mine/widgets/roi/data", headers=dev)
+    assert refused.status_code == 403 and "view:cost_analysis" in refused.json["response"]["error"]["message"]
+    assert "rows" not in refused.get_data(as_text=True)
+    assert client.get("/api/widgets/dev-queue/data?format=csv", headers=dev).status_code == 403
     entries = app.server.extensions["qms"].audit.query(action_prefix="user.export_requested", limit=5)
-    assert any(e["data"].get("export") == "widget:ops-queues" for e in entries)
+    assert any(e["data"].get("export") == "widget:operational/ops-queues" for e in entries)
 
 
 def test_api013_widget_configuration_is_personal_validated_and_audited(client: Any, auth: Any, app: Any) -> None:
@@ -243,7 +257,8 @@ def test_api013_widget_configuration_is_personal_validated_and_audited(client: A
     assert got == {"hidden": True}
     assert client.put("/api/widgets/dev-kanban/config", json={"colour": "red"}, headers=dev).status_code == 400
     assert client.put("/api/widgets/dev-kanban/config", json={"hidden": "yes"}, headers=dev).status_code == 400
-    assert client.put("/api/widgets/exec-roi/config", json={"hidden": True}, headers=dev).status_code == 403
+    # A widget of a dashboard the developer may not see is like a missing one (docs/API.md).
+    assert client.put("/api/widgets/exec-roi/config", json={"hidden": True}, headers=dev).status_code == 404
     assert client.put("/api/widgets/nope/config", json={"hidden": True}, headers=dev).status_code == 404
     assert client.put("/api/widgets/exec-roi/config", json={"hidden": True},
                       headers=auth.bearer("producer")).status_code == 403, "producers lack update:personal_settings"
