@@ -21,7 +21,7 @@ from auth.guard import secure_callback, secure_clientside
 from auth.principal import Principal, audit, authorize, current_principal
 from callbacks.inputs import Choice, Choices, Count, Flag, GridLayouts, Number, Theme
 from components import editor
-from components.grid import grid, layout_to_positions, shell
+from components.grid import grid, layout_to_positions
 from dashboards import sources
 from dashboards.schema import Dashboard, DefinitionError, Widget, dump, validate
 from dashboards.store import MANAGE, PERSONAL_SETTINGS, StoreError
@@ -71,16 +71,14 @@ def _denied(widget: Widget, principal: Principal | None) -> str | None:
 
 
 def draw_grid(doc: dict[str, Any], principal: Principal | None, editable: bool) -> Any:
-    """The grid of a definition for this viewer (a forbidden widget says "not permitted")."""
-    from components.render import not_permitted
+    """The grid of a definition for this viewer, each widget in the page's own shell (a
+    forbidden widget says "not permitted" and has no body)."""
+    from pages.dashboard import widget_shell
     defn = Dashboard.model_validate(doc)
     export = authorize(principal, "export:reports")
-    cells = []
-    for w in defn.widgets:
-        missing = _denied(w, principal)
-        cells.append((w, shell(w, denied=not_permitted(w, missing) if missing else None,
-                               csv_href=f"/api/dashboards/{defn.id}/widgets/{w.id}/data?format=csv" if export else None)))
-    return grid(cells, editable)
+    return grid([(w, widget_shell(w, _denied(w, principal),
+                                  csv_href=f"/api/dashboards/{defn.id}/widgets/{w.id}/data?format=csv" if export else None))
+                 for w in defn.widgets], editable)
 
 
 def checked(doc: dict[str, Any], principal: Principal | None) -> tuple[dict[str, Any] | None, list[str]]:
@@ -135,12 +133,19 @@ def preview(widget: Widget, principal: Principal | None, doc: dict[str, Any] | N
 
 def register(app: Dash) -> None:
     # Edit mode on the page, in the browser: the grid's drag/resize and the bar follow dash-edit.
+    # (set_props: the grid is the page's, and only a draggable grid has these props.)
     secure_clientside(app, lambda body: None,
                       "function(editing) { var on = !!editing;"
-                      " return [on, on, on ? 'dash-edit-bar' : 'dash-edit-bar d-none', on]; }",
-                      Output("dash-grid", "isDraggable"), Output("dash-grid", "isResizable"),
+                      " if (document.querySelector('#dash-grid-wrap .react-grid-layout') && window.dash_clientside"
+                      "     && window.dash_clientside.set_props) {"
+                      "   window.dash_clientside.set_props('dash-grid', {isDraggable: on, isResizable: on}); }"
+                      " return [on ? 'dash-edit-bar' : 'dash-edit-bar d-none', on]; }",
                       Output("dash-edit-bar", "className"), Output("dash-edit-toggle", "disabled"),
                       Input("dash-edit", "data"))
+    secure_clientside(app, lambda body: None,
+                      "function(stack) { var n = (stack || []).length; return [n ? 'Undo (' + n + ')' : 'Undo', !n]; }",
+                      Output("dash-edit-undo", "children"), Output("dash-edit-undo", "disabled"),
+                      Input("dash-undo", "data"))
     secure_clientside(app, lambda body: None, "function(n) { return false; }",
                       Output("dash-cfg-modal", "is_open", **DUP), Input("dash-cfg-cancel", "n_clicks"),
                       prevent_initial_call=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Sequence
 
-from dash import dcc, html
+from dash import html
 from dash_snap_grid import ResponsiveGrid
 
 from dashboards.schema import GRID_COLUMNS, Position, Widget
@@ -44,36 +44,6 @@ def phone_layout(widgets: Sequence[Widget]) -> list[dict[str, Any]]:
         items.append({"i": cell_id(w.id), "x": 0, "y": y, "w": 1, "h": w.position.height, "minW": 1, "minH": 1})
         y += w.position.height
     return items
-
-
-def interval_ms(widget: Widget) -> int | None:
-    """A widget's own refresh period (None: "live", refreshed on new data, or "off")."""
-    r = widget.refresh_interval
-    return r * 1000 if isinstance(r, int) else None
-
-
-def shell(widget: Widget, *, denied: Any = None, csv_href: str | None = None, body: Any = None) -> html.Div:
-    """One widget's frame on the page: a header (title, CSV link), the body its refresh fills
-    (`w-body`) and its own interval (`w-int`). `denied`: the "not permitted" component for a
-    widget whose data the viewer may not read — its body is `w-denied` (no callback, no data)."""
-    wid = widget.id
-    ms = interval_ms(widget)
-    header = html.Div([
-        html.Span(widget.title, className="widget-title fw-semibold text-truncate me-auto"),
-        html.A("CSV", href=csv_href, className="small widget-csv", title=f"Download {widget.title} as CSV")
-        if csv_href and denied is None else None,
-    ], className="widget-header d-flex align-items-center gap-2")
-    if denied is not None:
-        content = html.Div(denied, id={"type": "w-denied", "w": wid}, className="widget-body")
-    else:
-        content = html.Div(body, id={"type": "w-body", "w": wid}, className="widget-body")
-    return html.Div([
-        header,
-        html.Div(content, className="widget-content"),
-        None if denied is not None else
-        dcc.Interval(id={"type": "w-int", "w": wid}, interval=ms or 3_600_000, disabled=ms is None),
-    ], id={"type": "w-shell", "w": wid}, className="widget card h-100 d-flex flex-column",
-        **{"data-type": widget.type, "data-w": wid})
 
 
 def edit_strip(widget_id: str, title: str = "") -> html.Div:
