@@ -16,6 +16,7 @@ from data.keys import Keys
 from data.timeutil import fmt_ms, now_ms
 from auth.principal import Principal
 from dashboards.provision import Provisioner
+from dashboards.schema import dump
 from tests.conftest import ROLES
 from tests.integration.test_no_5xx import UPDATE, _key, _with
 from tests.integration.test_rbac_matrix import ALL_ROLES, callback_body, signed_in
@@ -154,6 +155,11 @@ def _samples(app: Any, key: str, twin: str) -> list[Sample]:
         shared = twins_dashboard(app)
         return [(refresh_body(app, shared, [w["id"]]), "GET", f"/api/dashboards/{shared['id']}/widgets/{w['id']}/data",
                  None) for w in shared["widgets"]]
+    if twin == "PUT /api/dashboards/<dash_id>" and "dash-edit-status" in key:    # the edit mode's Save: a personal copy
+        defs = {d: dump(dfn) for d, dfn in Provisioner().dashboards().items()}
+        return [(_set(base, lambda i, p, d=d: d if (i, p) == ("dash-id", "data") else defs[d]
+                      if (i, p) == ("dash-def", "data") else None), "PUT", f"/api/dashboards/{d}", defs[d])
+                for d in DASHBOARD_PERMISSION]
     if twin == "GET /api/metrics/<kpi_id>/events":        # a drill-down grid: its store names the KPI
         def spec(k: str) -> Any:
             return lambda i, p: ({"kpi": k, "timeframe": "24h"} if p == "data" and i.endswith(("-kpi", "-query"))
