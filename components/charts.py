@@ -6,6 +6,8 @@ progress bar), and shows "no data" when there is nothing to draw.
 """
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from html import escape
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -99,25 +101,46 @@ def metric_trend(series: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
 
 def sparkline(points: Sequence[Mapping[str, Any]] | None, *, unit: str | None = None, mode: str = "light",
               height: int = 40) -> Any:
-    """A KPI's recent values as a small static line under its card (None without two values)."""
+    """A KPI's recent values as a small static line under its card (None without two values):
+    an SVG image, not a Plotly graph — a dashboard has a card per KPI, and a Plotly graph
+    each cost a chart to draw in the browser and ~4 ms of server time (bench/pages.py). Gaps
+    (no data) break the line; a partial last bucket is its own dotted segment."""
     pts = mappings(points)
     ys = [_value(p.get("value")) for p in pts]
     if sum(v is not None for v in ys) < 2:
         return None
-    p = theme.palette(mode)
     partial = bool(pts[-1].get("partial"))
-    xs = [q.get("t") for q in pts]
-    fig = go.Figure(go.Scatter(x=xs[:-1] if partial else xs, y=ys[:-1] if partial else ys, mode="lines",
-                               line={"color": p["primary"], "width": 1.5}, connectgaps=False, hoverinfo="skip"))
-    if partial and len(pts) > 1:
-        fig.add_trace(go.Scatter(x=xs[-2:], y=ys[-2:], mode="lines", line={"color": p["primary"], "width": 1.5,
-                                                                            "dash": "dot"}, hoverinfo="skip"))
-    theme.apply(fig, mode)
-    fig.update_layout(height=height, margin={"l": 0, "r": 0, "t": 2, "b": 2}, showlegend=False,
-                      xaxis={"visible": False}, yaxis={"visible": False}, paper_bgcolor="rgba(0,0,0,0)",
-                      plot_bgcolor="rgba(0,0,0,0)")
-    return dcc.Graph(figure=fig, config={"staticPlot": True, "displayModeBar": False}, className="kpi-spark",
-                     style={"height": f"{height}px"})
+    svg = sparkline_svg(ys, partial, theme.palette(mode)["primary"], height)
+    return html.Img(src="data:image/svg+xml;charset=utf-8," + quote(svg), className="kpi-spark", alt="",
+                    style={"height": f"{height}px", "width": "100%"}, **{"data-points": len(ys)})
+
+
+def sparkline_svg(ys: Sequence[float | None], partial: bool, color: str, height: int = 40) -> str:
+    """The SVG of a sparkline: polylines over runs of values (100 units wide, stretched to
+    the card), the last segment dotted when the last bucket is still filling."""
+    known = [v for v in ys if v is not None]
+    lo, hi = min(known), max(known)
+    span = (hi - lo) or 1.0
+    n = len(ys)
+
+    def xy(i: int, v: float) -> str:
+        x = 100.0 * i / max(1, n - 1)
+        y = 2 + (height - 4) * (1 - (v - lo) / span)
+        return f"{x:.2f},{y:.2f}"
+    body = ys[:-1] if partial else ys
+    runs: list[list[str]] = [[]]
+    for i, v in enumerate(body):
+        if v is None:
+            runs.append([])
+        else:
+            runs[-1].append(xy(i, v))
+    stroke = f'fill="none" stroke="{color}" stroke-width="1.5" vector-effect="non-scaling-stroke"'
+    lines = [f'<polyline class="solid" points="{" ".join(r)}" {stroke}/>' for r in runs if len(r) > 1]
+    if partial and n > 1 and ys[-1] is not None and ys[-2] is not None:
+        lines.append(f'<polyline class="partial" points="{xy(n - 2, ys[-2])} {xy(n - 1, ys[-1])}" {stroke} '
+                     'stroke-dasharray="2 2"/>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 {height}" preserveAspectRatio="none">'
+            + "".join(lines) + "</svg>")
 
 
 def level(value: float | None, thresholds: Mapping[str, Any] | None) -> str | None:

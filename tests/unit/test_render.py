@@ -6,6 +6,8 @@ No Redis, no browser: the component trees and figures are inspected as Python ob
 """
 from __future__ import annotations
 
+import re
+
 from typing import Any, Callable
 
 import dash_ag_grid as dag
@@ -366,8 +368,14 @@ def test_ren013_card_links_its_events_and_sparkline():
     (link,) = [c for c in walk(out) if isinstance(c, dcc.Link)]
     assert link.href == "/events/gate_pass_rate?timeframe=7d&team=core"
     (spark,) = by_class(out, "kpi-spark")
-    solid, dotted = spark.figure.data
-    assert list(solid.y) == [1.0, 2.0, 3.0] and list(dotted.y) == [3.0, 4.0] and dotted.line.dash == "dot"
+    from urllib.parse import unquote
+    svg = unquote(spark.src.split(",", 1)[1])
+    solid = re.search(r'class="solid" points="([^"]+)"', svg).group(1).split()
+    dotted = re.search(r'class="partial" points="([^"]+)"', svg).group(1).split()
+    ys = [float(p.split(",")[1]) for p in solid]
+    assert len(solid) == 3 and ys == sorted(ys, reverse=True), "three rising values (y grows downwards)"
+    assert dotted[0] == solid[-1] and float(dotted[1].split(",")[1]) < ys[-1], "the still-filling bucket, dotted"
+    assert 'stroke-dasharray' in svg.split('class="partial"')[1]
     # the value keeps the live-update id, made unique per widget
     assert by_class(out, "kpi-value")[0].id == {"type": "kpi-value", "kpi": "gate_pass_rate", "w": "w-kpi-card"}
     unfiltered = card(kpi(filtered=False))
@@ -640,3 +648,13 @@ def test_an_empty_state_list_says_what_it_means_and_missing_data_stays_no_data()
     assert "No review waiting for you" in text(render(w, [empty]))
     assert "No review waiting" not in text(render(w, [None]))
     assert "no data" in text(render(w, [None])).lower()
+
+
+def test_a_sparkline_breaks_at_missing_values_and_scales_to_its_range() -> None:
+    from components.charts import sparkline_svg
+    svg = sparkline_svg([5.0, None, 1.0, 3.0, 2.0], False, "#123456", height=40)
+    (run,) = re.findall(r'class="solid" points="([^"]+)"', svg)       # the lone 5.0 draws nothing
+    pts = [tuple(map(float, p.split(","))) for p in run.split()]
+    assert [x for x, _ in pts] == [50.0, 75.0, 100.0]
+    assert pts[0][1] == 38.0 and pts[1][1] == 20.0 and 'stroke="#123456"' in svg   # 1.0 lowest, 3.0 mid of 1..5
+    assert "partial" not in svg
