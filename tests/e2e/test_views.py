@@ -92,22 +92,24 @@ def _colours(dash_duo: Any, selector: str) -> tuple[float, float]:
     return _luminance(bg), _luminance(fg)
 
 
-def _fill(app: Any, r: Any) -> None:
-    """Gate runs for the dashboards, the gate page and a workflow page."""
-    svc = app.server.extensions["qms"]
-    svc.ingestor.ingest(_gate_events([True, False, True, False]), origin="e2e")
-    Aggregator(r, Keys("qms")).drain()
+def _opened(dash_duo: Any, settings: Any, r: Any, events: list[dict[str, Any]], role: str,
+            size: tuple[int, int] = DESKTOP) -> Any:
+    """The app with these events aggregated, signed in as `role` in a window of `size`."""
+    app = _app(settings)
+    app.server.extensions["qms"].ingestor.ingest(events, origin="e2e")
+    Aggregator(r, Keys(settings.key_prefix)).drain()
+    _start(dash_duo, app)
+    dash_duo.driver.set_window_size(*size)
+    _sign_in(dash_duo, role)
+    return app
 
 
 @pytest.mark.parametrize("mode", ["light", "dark"])
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_view001_every_page_renders_without_errors_or_sideways_scroll(
         dash_duo: Any, settings: Any, r: Any, mode: str, size: tuple[int, int]) -> None:
-    app = _app(settings)
-    _fill(app, r)
-    _start(dash_duo, app)
-    dash_duo.driver.set_window_size(*size)
-    _sign_in(dash_duo, "admin")
+    # Gate runs for the dashboards, the gate page and a workflow page.
+    _opened(dash_duo, settings, r, _gate_events([True, False, True, False]), "admin", size)
     dash_duo.wait_for_element("[data-kpi]", timeout=20)
     _set_theme(dash_duo, mode)
     for path, ready in PAGES:
@@ -189,6 +191,7 @@ def test_view004_alerts_are_cards_on_a_phone_and_a_tapped_card_can_be_acknowledg
     _start(dash_duo, app)
     dash_duo.driver.set_window_size(*PHONE)
     _sign_in(dash_duo, "operations")
+    dash_duo.wait_for_element("#nav-alerts", timeout=20)           # signed in before going on
     dash_duo.driver.get(dash_duo.server.url + "/alerts")
     dash_duo.wait_for_element("#alerts-cards .alert-card", timeout=20)
     cards = dash_duo.find_elements("#alerts-cards .alert-card")
@@ -246,11 +249,7 @@ def _rate_events() -> list[dict[str, Any]]:
 
 def test_view006_back_and_forward_restore_the_timeframe_its_button_and_its_numbers(
         dash_duo: Any, settings: Any, r: Any) -> None:
-    app = _app(settings)
-    app.server.extensions["qms"].ingestor.ingest(_rate_events(), origin="e2e")
-    Aggregator(r, Keys(settings.key_prefix)).drain()
-    _start(dash_duo, app)
-    _sign_in(dash_duo, "executive")
+    _opened(dash_duo, settings, r, _rate_events(), "executive")
     dash_duo.wait_for_text_to_equal(GATE_RATE, "80.0%", timeout=20)
     driver = dash_duo.driver
 
