@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
@@ -34,6 +35,11 @@ def _until(dash_duo: Any, what: Any, timeout: float = 15) -> Any:
     """Wait for `what()` to hold (rows are drawn again under the reader: a stale one is retried)."""
     return WebDriverWait(dash_duo.driver, timeout, poll_frequency=0.1,
                          ignored_exceptions=(StaleElementReferenceException,)).until(lambda _d: what())
+
+
+def _path(dash_duo: Any) -> str:
+    """The page's path (the dashboard page may add its view's ?timeframe=... to the address)."""
+    return urlparse(dash_duo.driver.current_url).path
 
 
 def _row_ids(dash_duo: Any) -> list[str]:
@@ -94,7 +100,7 @@ def test_dle003_import_a_definition_exported_by_another_user_and_open_it(dash_du
     _open_list(dash_duo, "developer")
     assert _row_ids(dash_duo) == ["developer"], "admin's personal dashboard is not the developer's to see"
     dash_duo.find_element("#dl-import input[type=file]").send_keys(str(path))
-    _until(dash_duo, lambda: dash_duo.driver.current_url.endswith("/dashboards/team-board-2"))
+    _until(dash_duo, lambda: _path(dash_duo) == "/dashboards/team-board-2")
     mine = svc.dashboards.get("team-board-2", _principal(app, "developer"))
     assert mine is not None and mine.kind == "personal" and mine.dashboard.owner == "developer-user"
     theirs = json.loads(res.data)
@@ -130,4 +136,20 @@ def test_dle004_history_then_restore_brings_back_the_old_layout(dash_duo: Any, s
     dash_duo.wait_for_contains_text("#dl-message", "Restored version 1 of “Mine”", timeout=10)
     pos = s.get("mine", dev).dashboard.widget("w-pending").position
     assert (pos.x, pos.y, pos.width, pos.height) == (0, 0, 4, 2)
+    assert _severe(dash_duo.get_logs()) == []
+
+
+def test_dle005_new_dashboard_opens_the_empty_personal_dashboard(dash_duo: Any, settings: Any, r: Any) -> None:
+    app = _app(settings)
+    _start(dash_duo, app)
+    _open_list(dash_duo, "developer")
+    dash_duo.find_element("#dl-new-title").send_keys("My board")
+    dash_duo.find_element("#dl-new").click()
+    _until(dash_duo, lambda: _path(dash_duo) == "/dashboards/my-board")
+    found = app.server.extensions["qms"].dashboards.get("my-board", _principal(app, "developer"))
+    assert found is not None and (found.kind, found.dashboard.title, found.dashboard.widgets) == \
+        ("personal", "My board", [])
+    dash_duo.wait_for_contains_text("#page", "My board", timeout=20)
+    dash_duo.find_element("#nav-dashboards").click()
+    _until(dash_duo, lambda: _row_ids(dash_duo) == ["developer", "my-board"])
     assert _severe(dash_duo.get_logs()) == []
