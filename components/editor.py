@@ -343,16 +343,17 @@ def _button(label: str, id: str, color: str = "secondary", **kw: Any) -> dbc.But
     return dbc.Button(label, id=id, color=color, outline=color == "secondary", size="sm", n_clicks=0, **kw)
 
 
-def toolbar(can_edit: bool, can_share: bool = False) -> html.Div:
-    """The Edit toggle and, in edit mode, the editor's bar; its dialogs and stores. Nothing
-    but the (hidden) stores for a user who may not edit."""
-    hidden = "" if can_edit else " d-none"
+def toolbar(can_save: bool, can_share: bool = False) -> html.Div:
+    """The Edit toggle and, in edit mode, the editor's bar; its dialogs and stores. `can_save`:
+    a personal copy (update:personal_settings); `can_share`: the shared definition
+    (manage:dashboards). Neither: the toggle is hidden (the stores stay for the callbacks)."""
+    hidden = "" if can_save or can_share else " d-none"
     return html.Div([
         _button("Edit", "dash-edit-toggle", className="dash-edit-toggle" + hidden),
         html.Div([
             _button("Add widget", "dash-edit-add", "primary"),
             _button("Undo", "dash-edit-undo"),
-            _button("Save", "dash-edit-save", "success"),
+            _button("Save", "dash-edit-save", "success", className="" if can_save else "d-none"),
             _button("Save as shared", "dash-edit-save-shared", "success", className="" if can_share else "d-none"),
             _button("Reset to default", "dash-edit-reset"),
             _button("Cancel", "dash-edit-cancel"),

@@ -1,26 +1,20 @@
-"""Browser tests (dash_duo, headless Chromium) of the dashboard edit mode on the real app:
-drag and resize on the grid, save, reload and the layout holds; add a widget from the
-library, configure it, undo; a developer is not offered the cost sources.
-
-Until the page lays out components.grid.grid and the editor's toolbar itself, `editable_page`
-puts them into the real dashboard page (callbacks.dashboard.layout) the router draws."""
+"""Browser tests (dash_duo, headless Chromium) of the dashboard edit mode on the real app and
+its real dashboard page: drag and resize on the grid, save, reload and the layout holds; add
+a widget from the library, configure it, undo; a developer is not offered the cost sources."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from dash import html
 from dash.testing.wait import until
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys as K
 
-from auth.principal import Principal, authorize
-from callbacks import dashboard as dash_board
-from callbacks.edit import draw_grid
+from auth.principal import Principal
 from components import editor
-from components.grid import MARGIN, ROW_HEIGHT, grid
-from dashboards.schema import WIDGET_TYPES, Position, Widget, dump, validate
+from components.grid import MARGIN, ROW_HEIGHT
+from dashboards.schema import WIDGET_TYPES, Position
 from factory import create_app
 from tests.conftest import PASSWORD
 
@@ -29,48 +23,8 @@ pytestmark = pytest.mark.e2e
 GRID = "#dash-grid-wrap .react-grid-layout"
 
 
-def _find(component: Any, cid: str) -> Any:
-    if getattr(component, "id", None) == cid:
-        return component
-    children = getattr(component, "children", None)
-    for child in children if isinstance(children, list) else [children]:
-        if child is not None and hasattr(child, "to_plotly_json"):
-            found = _find(child, cid)
-            if found is not None:
-                return found
-    return None
-
-
-@pytest.fixture
-def editable_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The dashboard page with the draggable grid and the editor's toolbar (if the page
-    does not have them yet)."""
-    original = dash_board.layout
-
-    def layout(defn: Any, principal: Principal | None, *args: Any, **kwargs: Any) -> Any:
-        page = original(defn, principal, *args, **kwargs)
-        if _find(page, "dash-edit-toggle") is None:
-            header = page.children[0]
-            header.children = [*header.children, editor.toolbar(authorize(principal, "update:personal_settings"),
-                                                                authorize(principal, "manage:dashboards"))]
-        wrap = _find(page, "dash-grid-wrap")
-        if type(_find(wrap, "dash-grid")).__name__ != "ResponsiveGrid":
-            wrap.children = draw_grid(dump(defn), principal, False)
-        return page
-
-    monkeypatch.setattr(dash_board, "layout", layout)
-    yield
-
-
 def _app(settings: Any) -> Any:
     app = create_app(settings)
-    # The ids the edit mode's callbacks name, in the validation layout (as on the page above).
-    wrap = _find(app.validation_layout, "dash-grid-wrap")
-    if type(_find(wrap, "dash-grid")).__name__ != "ResponsiveGrid":
-        sample = dump(validate({"id": "x", "title": "x", "widgets": [{"id": "w", "type": "kpi_card", "title": "w"}]}))
-        wrap.children = grid([(Widget.model_validate(sample["widgets"][0]), html.Div())], False)
-    if _find(app.validation_layout, "dash-edit-toggle") is None:
-        app.validation_layout.children = [*app.validation_layout.children, editor.toolbar(True, True)]
     svc = app.server.extensions["qms"]
     svc.users._method = "scrypt:1024:8:1"
     svc.users.add("dev-user", ["developer"], PASSWORD)
@@ -162,8 +116,7 @@ def _severe(logs: list[dict[str, Any]]) -> list[str]:
     return [e["message"][:500] for e in logs if e.get("level") == "SEVERE"]
 
 
-def test_edm001_drag_and_resize_then_save_and_reload_keep_the_layout(dash_duo: Any, settings: Any, r: Any,
-                                                                     editable_page: None) -> None:
+def test_edm001_drag_and_resize_then_save_and_reload_keep_the_layout(dash_duo: Any, settings: Any, r: Any) -> None:
     app = _app(settings)
     _open(dash_duo, app, "dev-user", "/dashboards/developer")
     _wait_position(dash_duo, "suggested_reviews", (6, 2, 3, 2))
@@ -231,7 +184,7 @@ def _pick(dash_duo: Any, dropdown: str, label: str, search: str = "") -> None:
 
 
 def test_edm002_add_from_the_library_configure_undo_and_no_cost_sources_for_a_developer(
-        dash_duo: Any, settings: Any, r: Any, editable_page: None) -> None:
+        dash_duo: Any, settings: Any, r: Any) -> None:
     app = _app(settings)
     _open(dash_duo, app, "dev-user", "/dashboards/developer")
     _edit(dash_duo)
