@@ -32,7 +32,7 @@ from dashboards.schema import DefinitionError
 from dashboards.store import MANAGE, PERSONAL, PERSONAL_SETTINGS, SHARED, DashboardStore, StoreError
 from pages import dashboards_list as layout
 
-ACTIONS = ("star", "delete", "reset", "restore", "create")
+ACTIONS = ("star", "delete", "restore", "create")
 NOTICE = Notice | None
 
 
@@ -209,37 +209,28 @@ def register(app: Dash) -> None:
         return _notice(done, None)
 
     @secure_callback(app, _delete_permission, Output("dl-delete-done", "data"),
-                     Input({"type": "dl-delete", "id": ALL}, "submit_n_clicks"), State("dl-delete-done", "data"),
+                     Input({"type": "dl-delete", "id": ALL}, "submit_n_clicks"),
+                     Input({"type": "dl-reset", "id": ALL}, "submit_n_clicks"), State("dl-delete-done", "data"),
                      prevent_initial_call=True,
-                     inputs={"dl-delete.submit_n_clicks": Count, "dl-delete-done.data": NOTICE},
+                     inputs={"dl-delete.submit_n_clicks": Count, "dl-reset.submit_n_clicks": Count,
+                             "dl-delete-done.data": NOTICE},
                      twin="DELETE /api/dashboards/<dash_id>")
-    def delete(_clicks: list[Any], done: dict[str, Any] | None) -> dict[str, Any]:
-        ident, _, _ = _clicked("dl-delete")
+    def delete(_deletes: list[Any], _resets: list[Any], done: dict[str, Any] | None) -> dict[str, Any]:
+        """Delete a dashboard (as DELETE /api/dashboards/<id>), or Reset to default: drop
+        one's personal copy, the provisioned or shared one shows again (?scope=personal)."""
+        reset = isinstance(ctx.triggered_id, dict) and ctx.triggered_id.get("type") == "dl-reset"
+        ident, _, _ = _clicked("dl-reset" if reset else "dl-delete")
         s, principal = store(), current_principal()
         title = _title(s, ident, principal)
         try:
-            kind = s.delete(ident, principal)
+            if reset:
+                s.reset_personal(ident, principal)
+            kind = "personal copy" if reset else s.delete(ident, principal)
         except StoreError as exc:
-            return _refused(done, exc, f"“{title}” was not deleted")
+            return _refused(done, exc, "Nothing was reset" if reset else f"“{title}” was not deleted")
         audit("dashboard.deleted", dashboard=ident, scope=kind)
-        return _notice(done, f"Deleted “{title}” and its history.", "success")
-
-    @secure_callback(app, DASHBOARD_USER, Output("dl-reset-done", "data"),
-                     Input({"type": "dl-reset", "id": ALL}, "submit_n_clicks"), State("dl-reset-done", "data"),
-                     prevent_initial_call=True,
-                     inputs={"dl-reset.submit_n_clicks": Count, "dl-reset-done.data": NOTICE},
-                     twin="DELETE /api/dashboards/<dash_id>")
-    def reset(_clicks: list[Any], done: dict[str, Any] | None) -> dict[str, Any]:
-        """Reset to the provisioned (or shared) default: the personal copy goes."""
-        ident, _, _ = _clicked("dl-reset")
-        s, principal = store(), current_principal()
-        try:
-            s.reset_personal(ident, principal)
-        except StoreError as exc:
-            return _refused(done, exc, "Nothing was reset")
-        audit("dashboard.deleted", dashboard=ident, scope="personal copy")
-        return _notice(done, f"Your copy of “{_title(s, ident, principal)}” is gone: you see the default again.",
-                       "success")
+        return _notice(done, f"Your copy of “{title}” is gone: you see the default again." if reset
+                       else f"Deleted “{title}” and its history.", "success")
 
     @secure_callback(app, DASHBOARD_USER, Output("dl-history", "is_open"), Output("dl-history-title", "children"),
                      Output("dl-history-body", "children"),

@@ -55,7 +55,7 @@ def page(search: str | None, principal: Principal | None) -> html.Div:
         ], id="dl-history", size="xl", is_open=False, scrollable=True),
         # What each action did ({"n", "text", "level", "lines"}); the rows and the message
         # line are drawn again when one changes.
-        *[dcc.Store(id=f"dl-{name}-done") for name in ("star", "delete", "reset", "restore", "create")],
+        *[dcc.Store(id=f"dl-{name}-done") for name in ("star", "delete", "restore", "create")],
         dcc.Location(id="dl-nav", refresh="callback-nav"),      # opens a new dashboard without a reload
     ], id="dashboard-list")
 

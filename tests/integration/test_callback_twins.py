@@ -88,14 +88,16 @@ def _set(body: dict[str, Any], want: Any) -> dict[str, Any]:
     return out
 
 
-def _row_click(app: Any, key: str, ident: str, **extra: Any) -> dict[str, Any]:
-    """The body of `key` with its row button (its pattern input) for dashboard `ident` clicked."""
+def _row_click(app: Any, key: str, ident: str, kind: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The body of `key` with its row button (its pattern input, or the one of type `kind`)
+    for dashboard `ident` clicked."""
     body = callback_body(app, key)
     for i, dep in enumerate(app.callback_map[key]["inputs"]):
-        if dep["id"].startswith("{"):
+        if dep["id"].startswith("{") and kind in (None, json.loads(dep["id"])["type"]):
             cid = {"type": json.loads(dep["id"])["type"], "id": ident, **extra}
             body["inputs"][i] = [{"id": cid, "property": dep["property"], "value": 1}]
             body["changedPropIds"] = [json.dumps(cid, separators=(",", ":"), sort_keys=True) + "." + dep["property"]]
+            break
     return body
 
 
@@ -105,9 +107,10 @@ def _list_samples(app: Any, key: str, twin: str) -> list[Sample]:
     for ident in ("developer", "none"):
         if twin == "PUT /api/dashboards/<dash_id>/star":
             out.append((_row_click(app, key, ident), "PUT", f"/api/dashboards/{ident}/star", None))
-        elif twin == "DELETE /api/dashboards/<dash_id>":
-            scope = "?scope=personal" if "dl-reset" in key else ""
-            out.append((_row_click(app, key, ident), "DELETE", f"/api/dashboards/{ident}{scope}", None))
+        elif twin == "DELETE /api/dashboards/<dash_id>":      # Delete, and Reset to default (drop one's copy)
+            out.append((_row_click(app, key, ident, "dl-delete"), "DELETE", f"/api/dashboards/{ident}", None))
+            out.append((_row_click(app, key, ident, "dl-reset"), "DELETE", f"/api/dashboards/{ident}?scope=personal",
+                        None))
         elif twin == "GET /api/dashboards/<dash_id>/versions":
             out.append((_row_click(app, key, ident), "GET", f"/api/dashboards/{ident}/versions", None))
         elif twin == "POST /api/dashboards/<dash_id>/versions/<n>/restore":

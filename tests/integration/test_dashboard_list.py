@@ -15,6 +15,7 @@ import orjson
 
 from auth.callback_schema import stringify_id
 from auth.guard import CSRF_HEADER
+from tests.integration.test_board import walk as _walk
 from tests.integration.test_rbac_matrix import UPDATE, callback_body, signed_in
 
 WIDGET = {"type": "kpi_card", "title": "Pending", "position": {"x": 0, "y": 0, "width": 3, "height": 2},
@@ -41,16 +42,6 @@ def _fire(c: Any, csrf: str, app: Any, fragment: str, values: dict[str, Any] | N
     if trigger is not None:
         body["changedPropIds"] = [trigger]
     return c.post(UPDATE, json=body, headers={CSRF_HEADER: csrf})
-
-
-def _walk(node: Any) -> Any:
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from _walk(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _walk(v)
 
 
 def _text(node: Any) -> str:
@@ -326,8 +317,8 @@ def test_dl009_copies_reset_to_the_default_and_provisioned_ones_are_never_delete
     note = _done(_fire(d, dcsrf, app, "dl-delete-done.data", click={"type": "dl-delete", "id": "developer"}),
                  "dl-delete-done")
     assert note["level"] == "warning" and "cannot be deleted" in note["text"], "provisioned: a message, not a 500"
-    note = _done(_fire(d, dcsrf, app, "dl-reset-done.data", click={"type": "dl-reset", "id": "developer"}),
-                 "dl-reset-done")
+    note = _done(_fire(d, dcsrf, app, "dl-delete-done.data", click={"type": "dl-reset", "id": "developer"}),
+                 "dl-delete-done")
     assert note["level"] == "success"
     assert s.get("developer", dev).personal_copy is False and s.get("developer", dev).dashboard == base
     [row] = _list(d, dcsrf, app)
