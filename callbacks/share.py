@@ -45,11 +45,11 @@ def register(app: Dash) -> None:
                      State("dash-def", "data"), prevent_initial_call=True,
                      inputs={"dash-share-save.n_clicks": Count, "dash-share-roles.value": Names,
                              "dash-share-teams.value": Names, "dash-share-users.value": Name | None,
-                             "dash-def.data": Dashboard},
+                             "dash-def.data": Dashboard | None},
                      twin="PUT /api/dashboards/<dash_id>")
     def share(clicks: int | None, roles: list[str] | None, teams: list[str] | None, users: str | None,
-              raw: dict[str, Any]) -> tuple[Any, Any]:
-        if not clicks:
+              raw: dict[str, Any] | None) -> tuple[Any, Any]:
+        if not clicks or not raw:
             raise PreventUpdate
         principal = current_principal()
         doc = dict(raw)

@@ -64,6 +64,7 @@ NO_TWIN = {
     "dash-edit.data@": "entering or leaving edit mode redraws the grid's shells, no data",
     "dash-def.data@": "an edit (move, resize, duplicate, remove, undo, add, configure) of the definition in the page",
     "dash-cfg-modal.is_open": "the configure dialog: the sources offered are those sources.allowed lets the user read",
+    "dash-share-modal.is_open": "opens the Share dialog (its Save is PUT /api/dashboards/<id>?scope=shared)",
     "dash-lib-body.children": "the widget library: previews drawn under sources.allowed per source, as the "
                               "refresh (twin: GET /api/dashboards/<id>/widgets/<w>/data) draws a saved widget",
     "dash-cfg-preview.children": "a preview of the widget being configured (unsaved: no REST form), drawn under "
@@ -162,6 +163,13 @@ def _samples(app: Any, key: str, twin: str) -> list[Sample]:
         defs = {d: dump(dfn) for d, dfn in Provisioner().dashboards().items()}
         return [(_set(base, lambda i, p, d=d: d if (i, p) == ("dash-id", "data") else defs[d]
                       if (i, p) == ("dash-def", "data") else None), "PUT", f"/api/dashboards/{d}", defs[d])
+                for d in DASHBOARD_PERMISSION]
+    if twin == "PUT /api/dashboards/<dash_id>" and "dash-share-status" in key:   # Share: the shared definition
+        defs = {d: dump(dfn) for d, dfn in Provisioner().dashboards().items()}
+        return [(_set(base, lambda i, p, d=d: defs[d] if (i, p) == ("dash-def", "data") else ["qa_lead"]
+                      if (i, p) == ("dash-share-roles", "value") else None), "PUT",
+                 f"/api/dashboards/{d}?scope=shared",
+                 {**defs[d], "visibility": {**defs[d]["visibility"], "roles": ["qa_lead"]}})
                 for d in DASHBOARD_PERMISSION]
     if twin == "GET /api/metrics/<kpi_id>/events":        # a drill-down grid: its store names the KPI
         def spec(k: str) -> Any:
