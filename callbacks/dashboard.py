@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
 from flask import current_app
 
-from auth.guard import callback_input, secure_callback
+from auth.guard import callback_input, secure_callback, secure_clientside
 from callbacks.inputs import Choice, Count, Ignored, Theme, TimeframeValue
 from auth.principal import Principal, audit, authorize, current_principal
 from components import editor
@@ -110,7 +110,7 @@ def view_from(timeframe: str | None, scope: str | None, gate: str | None, agent:
 def _due(defn: Dashboard, asked: list[str]) -> set[str]:
     """The widgets this trigger refreshes."""
     triggered = [t["prop_id"] for t in (ctx.triggered or []) if t.get("prop_id") not in (None, ".")]
-    if not triggered or any(p.split(".")[0] in FILTER_INPUTS or p.startswith("dash-def") for p in triggered):
+    if not triggered or any(p.split(".")[0] in FILTER_INPUTS or p.startswith("dash-def-key") for p in triggered):
         return set(asked)
     due: set[str] = set()
     for prop in triggered:
@@ -153,20 +153,36 @@ def with_scope_notes(body: Any, frames: list[Any]) -> Any:
                        for n in said)], className="d-flex flex-column")
 
 
+# What of a definition the widgets' bodies depend on (not positions): a drag or a resize in
+# the edit mode changes `dash-def` but leaves this key alone, so no widget is redrawn for it.
+DEF_KEY_JS = """function (def, previous) {
+  if (!def) { return window.dash_clientside.no_update; }
+  var key = JSON.stringify([def.id, def.filters, (def.widgets || []).map(function (w) {
+    return [w.id, w.type, w.title, w.data_sources, w.display_options, w.alert_thresholds, w.refresh_interval];
+  })]);
+  return key === previous ? window.dash_clientside.no_update : key;
+}"""
+
+
 def register(app: Dash) -> None:
+    secure_clientside(app, lambda body: None, DEF_KEY_JS, Output("dash-def-key", "data"),
+                      Input("dash-def", "data"), State("dash-def-key", "data"))
+
     @secure_callback(app, _refresh_permission,
                      Output({"type": "w-body", "w": ALL}, "children"), Output("dash-window", "children"),
                      Output("dash-freshness", "children"), Output("url-sync", "search"),
                      Output("dash-export", "href"),
                      Input({"type": "w-int", "w": ALL}, "n_intervals"), Input("dash-timeframe", "value"),
                      Input("dash-scope", "value"), Input("dash-gate", "value"), Input("dash-agent", "value"),
-                     Input("live-tick", "data"), Input("dash-def", "data"), State("theme", "data"),
+                     Input("live-tick", "data"), Input("dash-def-key", "data"), State("dash-def", "data"),
+                     State("theme", "data"),
                      inputs={"w-int.n_intervals": Count, "dash-timeframe.value": TimeframeValue,
                              "dash-scope.value": Choice, "dash-gate.value": Choice, "dash-agent.value": Choice,
-                             "live-tick.data": Ignored, "dash-def.data": Dashboard, "theme.data": Theme},
+                             "live-tick.data": Ignored, "dash-def-key.data": Ignored, "dash-def.data": Dashboard,
+                             "theme.data": Theme},
                      twin="GET /api/dashboards/<dash_id>/widgets/<widget_id>/data")
     def refresh(_ticks: list[Any], timeframe: str | None, scope: str | None, gate: str | None, agent: str | None,
-                _live: Any, raw_def: dict[str, Any], mode: str | None) -> tuple[Any, ...]:
+                _live: Any, _def_key: Any, raw_def: dict[str, Any], mode: str | None) -> tuple[Any, ...]:
         principal = current_principal()
         defn = Dashboard.model_validate(raw_def)
         asked = [o["id"]["w"] for o in ctx.outputs_list[0]]

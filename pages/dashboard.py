@@ -101,6 +101,7 @@ def board(defn: Any, *, denied: dict[str, str], timeframe: str, view: dict[str, 
                        for w in defn.widgets], editable=False), id="dash-grid-wrap", className="dash-grid"),
         dcc.Store(id="dash-id", data=defn.id),
         dcc.Store(id="dash-def", data=defn.model_dump(mode="json")),
+        dcc.Store(id="dash-def-key"),       # what the widgets' bodies depend on (callbacks/dashboard.py)
         dcc.Store(id="dash-edit", data=False),
         # Live updates (assets/live.js): the channels this page listens to, and the store it
         # bumps when new data arrives so the live widgets are redrawn from the server's aggregates.

@@ -33,9 +33,10 @@ def refresh_body(app: Any, defn: dict[str, Any], widgets: list[str] | None = Non
               {"id": "dash-gate", "property": "value", "value": None},
               {"id": "dash-agent", "property": "value", "value": None},
               {"id": "live-tick", "property": "data", "value": None},
-              {"id": "dash-def", "property": "data", "value": defn}]
+              {"id": "dash-def-key", "property": "data", "value": None}]
     return {"output": key, "outputs": outputs, "inputs": inputs,
-            "state": [{"id": "theme", "property": "data", "value": "light"}], "changedPropIds": [trigger]}
+            "state": [{"id": "dash-def", "property": "data", "value": defn},
+                      {"id": "theme", "property": "data", "value": "light"}], "changedPropIds": [trigger]}
 
 
 def post(c: Any, csrf: str, body: dict[str, Any]) -> Any:

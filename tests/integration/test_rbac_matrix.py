@@ -462,14 +462,14 @@ def test_rbac013_a_second_definition_cannot_smuggle_another_dashboard(app: Any, 
     c, csrf = signed_in(app, auth, "developer")
     base = refresh(app, defs["developer"])
     exe_body = refresh(app, defs["executive"])
-    dev = next(i for i in base["inputs"] if isinstance(i, dict) and i["id"] == "dash-def")
-    exe = next(i for i in exe_body["inputs"] if isinstance(i, dict) and i["id"] == "dash-def")
+    dev = next(i for i in base["state"] if isinstance(i, dict) and i["id"] == "dash-def")
+    exe = next(i for i in exe_body["state"] if isinstance(i, dict) and i["id"] == "dash-def")
     forged = [
         {**base, "state": [*base["state"], exe]},
         {**base, "inputs": [*base["inputs"], exe]},
         {**base, "inputs": [[*base["inputs"][0], exe], *base["inputs"][1:]]},
-        {**base, "inputs": [*(exe if i is dev else i for i in base["inputs"]), dev]},
-        {**exe_body, "inputs": [dev if i is exe else i for i in exe_body["inputs"]]},   # executive widgets asked
+        {**base, "state": [*(exe if i is dev else i for i in base["state"]), dev]},
+        {**exe_body, "state": [dev if i is exe else i for i in exe_body["state"]]},   # executive widgets asked
         {**base, "outputs": exe_body["outputs"]},
     ]
     for body in forged:
