@@ -23,7 +23,7 @@ from pages import alerts as alerts_page
 from pages import audit as audit_page
 from pages import dashboard
 from callbacks import drilldown as drilldown_cb
-from callbacks.inputs import (ClickData, Choice, Count, Ignored, Pathname, Search, Theme, TimeframeValue,
+from callbacks.inputs import (ClickData, Choice, Count, Ignored, Pathname, Search, Theme,
                               Version)
 from callbacks.entity import page as entity_page
 from callbacks import dashboard as dash_board
@@ -202,10 +202,13 @@ def register(app: Dash) -> None:
         return navigation(principal), who, page_for(path, search, principal)
 
     @secure_callback(app, "view:qa_dashboard", Output("nav", "href"),
+                     # The view's timeframe from the URL (the refresh writes it there): a State
+                     # of the page's own picker would be missing on every other page, and Dash
+                     # fires this callback when the charts leave (a console error each time).
                      Input({"type": "w-gates", "w": ALL}, "clickData"),
-                     State("dash-timeframe", "value"), prevent_initial_call=True,
-                     inputs={"w-gates.clickData": ClickData | None, "dash-timeframe.value": TimeframeValue})
-    def open_gate(clicks: list[dict[str, Any] | None], timeframe: str | None) -> str:
+                     State("url", "search"), prevent_initial_call=True,
+                     inputs={"w-gates.clickData": ClickData | None, "url.search": Search})
+    def open_gate(clicks: list[dict[str, Any] | None], search: str | None) -> str:
         """A click on a bar of any gate performance chart opens that gate's page."""
         click = next((t["value"] for t in ctx.triggered if t.get("value")), None)
         points = (click or {}).get("points") or []
@@ -214,7 +217,7 @@ def register(app: Dash) -> None:
             gate = gate[0] if gate else None
         if not gate:
             raise PreventUpdate
-        return f"{gate_href(str(gate))}?timeframe={timeframe or '24h'}"
+        return f"{gate_href(str(gate))}?timeframe={view_of(search)['timeframe']}"
 
     @secure_callback(app, "view:audit_logs", Output("audit-grid", "rowData"), Output("audit-csv", "href"),
                      Input("audit-refresh", "n_intervals"), Input("audit-user", "value"), Input("audit-action", "value"),

@@ -119,7 +119,13 @@ def test_dash005_qa_lead_drills_from_a_gate_to_its_failing_runs(dash_duo: Any, s
     _start(dash_duo, app)
     _sign_in(dash_duo, "qa_lead")
     dash_duo.wait_for_element("#nav-qa", timeout=20)
-    dash_duo.driver.get(dash_duo.server.url + "/dashboards/qa?timeframe=4h")
+    dash_duo.driver.get(dash_duo.server.url + "/dashboards/qa?timeframe=24h")
+    # The view the page shows now (a timeframe picked on it) is the one the gate page opens with.
+    dash_duo.wait_for_element("#dash-timeframe", timeout=20)
+    dash_duo.find_element("label[for='_dbcprivate_radioitems_dash-timeframe_input_4h']").click()
+    deadline = time.time() + 10
+    while "timeframe=4h" not in dash_duo.driver.current_url and time.time() < deadline:
+        time.sleep(0.2)
     # A real click on the gate's bar (Plotly needs the hover first, hence the pause); the
     # chart re-renders on every refresh, so a click that lands mid-render is tried again.
     for _attempt in range(3):

@@ -55,7 +55,10 @@ def test_drb001_qa_lead_opens_the_18_open_critical_defects_from_the_card(dash_du
     _sign_in(dash_duo, "qa_lead")
     value = '[data-kpi="critical_defects"] .kpi-value'
     dash_duo.wait_for_text_to_equal(value, "18", timeout=20)
-    dash_duo.find_element('[data-kpi="critical_defects"] a').click()
+    card = dash_duo.find_element('[data-kpi="critical_defects"] a')
+    # The QA dashboard leads with the gates (config/dashboards/qa.yaml): the card is further down.
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", card)
+    card.click()
     dash_duo.wait_for_contains_text("#events-count", "18", timeout=20)
     assert dash_duo.find_element("#events-count").text.startswith("18 open critical defects")
     # Every row the grid holds, read through its API once it reports them all loaded.

@@ -92,7 +92,7 @@ def test_pag003_a_click_on_a_gate_bar_opens_its_page_keeping_the_timeframe(app: 
     click = {"points": [{"customdata": "code coverage", "x": "code coverage"}]}
     body = {"output": key, "outputs": {"id": "nav", "property": "href"},
             "inputs": [[{"id": {"type": "w-gates", "w": "qa-gates"}, "property": "clickData", "value": click}]],
-            "state": [{"id": "dash-timeframe", "property": "value", "value": "7d"}],
+            "state": [{"id": "url", "property": "search", "value": "?timeframe=7d&team=core"}],
             "changedPropIds": ['{"type":"w-gates","w":"qa-gates"}.clickData']}
     res = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf})
     assert res.status_code == 200, res.data[:300]
