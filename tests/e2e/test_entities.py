@@ -92,8 +92,8 @@ def test_ent202_an_agent_tile_opens_the_agent_page(dash_duo: Any, settings: Any,
     Aggregator(r, Keys(settings.key_prefix)).drain()
     _start(dash_duo, app)
     _sign_in(dash_duo, "operations")
-    dash_duo.wait_for_contains_text("#ops-agents", "qms-dor-validator", timeout=20)
-    _click_link(dash_duo, "#ops-agents", "qms-dor-validator")
+    dash_duo.wait_for_contains_text('[data-widget="ops-agents"]', "qms-dor-validator", timeout=20)
+    _click_link(dash_duo, '[data-widget="ops-agents"]', "qms-dor-validator")
     dash_duo.wait_for_element("#agent-view", timeout=20)
     assert dash_duo.find_element("#agent-title").text.startswith("Agent qms-dor-validator")
     assert _severe(dash_duo.get_logs()) == []
