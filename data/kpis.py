@@ -340,6 +340,7 @@ def compute(table: dict[str, tuple[str, Callable[[Win], Value]]], win: Win) -> d
     for kpi_id, (unit, fn) in table.items():
         cur = fn(win)
         pv = fn(prev) if prev.available else None
+        # A list (skill areas) has no direction, even when both windows are empty.
         out[kpi_id] = {"current_value": cur, "previous_value": pv,
-                       "trend": trend(cur, pv), "unit": unit}
+                       "trend": None if unit == "list" else trend(cur, pv), "unit": unit}
     return out
