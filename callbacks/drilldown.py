@@ -17,7 +17,7 @@ from api.drilldown import sanitised
 from auth.guard import callback_input, secure_callback
 from auth.principal import Principal, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
-from callbacks.inputs import Count, EventsSpec, Pathname, RowsRequest, TimeframeValue
+from callbacks.inputs import Count, EventsSpec, Pathname, RowsRequest, Theme, TimeframeValue
 from components.charts import metric_trend
 from components.drilldown import count_line, grid_columns, grid_row
 from components.kpi import kpi_grid, title_of
@@ -150,10 +150,11 @@ def register(app: Dash) -> None:
     @secure_callback(app, "view:qa_dashboard",
                      Output("gate-kpis", "children"), Output("gate-trend", "children"), Output("gate-window", "children"),
                      Input("gate-refresh", "n_intervals"), State("gate-timeframe", "data"), State("url", "pathname"),
+                     State("theme", "data"),
                      inputs={"gate-refresh.n_intervals": Count, "gate-timeframe.data": TimeframeValue,
-                             "url.pathname": Pathname},
+                             "url.pathname": Pathname, "theme.data": Theme},
                      twin="GET /api/metrics/<kpi_id>/series")
-    def gate_refresh(_n: Any, timeframe: str | None, path: str | None) -> tuple[Any, Any, str]:
+    def gate_refresh(_n: Any, timeframe: str | None, path: str | None, mode: str | None) -> tuple[Any, Any, str]:
         from callbacks.pages import gate_for_path
         gate = gate_for_path(path)
         if gate is None:
@@ -161,7 +162,8 @@ def register(app: Dash) -> None:
         found = gate_data(current_app.extensions["qms"].engine, gate, timeframe or "24h")
         data = found["dashboard"]["data"]
         window = f"Window {data['window']['start']} → {data['window']['end']} (UTC), compared with the window before"
-        return kpi_grid(data["widgets"]), metric_trend(found["series"], id="gate-pass-trend"), window
+        return (kpi_grid(data["widgets"]), metric_trend(found["series"], mode=mode or "light", id="gate-pass-trend"),
+                window)
 
 
 GATE_POINTS = 48        # the gate page's pass rate over time
