@@ -9,7 +9,7 @@ by their widget id alone (exec-trends, qa-gates, ...), the caller's personal cop
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import pandas as pd
 from flask import Blueprint, Response, current_app, request
@@ -19,6 +19,7 @@ from api.routes import envelope, error, scope_headers
 from api.validation import Format, Name, ViewQuery, json_body, query
 from auth.guard import AUTHENTICATED, require
 from auth.principal import Principal, audit, authorize, current_principal
+from auth.rbac import DASHBOARD_PERMISSION
 from dashboards import sources
 from dashboards.schema import Dashboard, Widget
 from data import drilldown, exports
@@ -29,7 +30,6 @@ from data.timeutil import parse_iso
 
 bp = Blueprint("widgets", __name__)
 VIEW_ARGS = ("repository", "team", "gate", "agent")
-ROLE_DASHBOARDS = ("executive", "operational", "qa", "developer")
 
 
 class WidgetQuery(ViewQuery):
@@ -41,7 +41,7 @@ class WidgetQuery(ViewQuery):
 
 def _role_widget(widget_id: str, principal: Principal | None) -> tuple[Dashboard, Widget] | None:
     store = current_app.extensions["qms"].dashboards
-    for dash_id in ROLE_DASHBOARDS:
+    for dash_id in DASHBOARD_PERMISSION:          # the four role dashboards
         found = store.get(dash_id, principal)
         widget = found.dashboard.widget(widget_id) if found else None
         if widget is not None:

@@ -40,8 +40,6 @@ from pages import dashboard as page
 log = logging.getLogger("qms.dashboard")
 
 FILTER_INPUTS = ("dash-timeframe", "dash-scope", "dash-gate", "dash-agent")
-ROLE_DASHBOARDS = ("executive", "operational", "qa", "developer")
-SERIES_TYPES = {"metric_trend", "quality_trends", "code_quality", "test_coverage", "skill_development"}
 ANNOTATIONS = DataSource(source="computed", name="annotations")
 
 
@@ -128,11 +126,9 @@ def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotati
     """One widget's body; a failing source or renderer costs that widget, not the page."""
     try:
         frames = sources.fetch_all(widget, sctx)
-        notes = annotations if widget.type in SERIES_TYPES and widget.display_options.model_dump().get(
-            "annotations", True) else None
         # A gate chart's clicks open the gate's page (callbacks.pages.open_gate).
         kind = "w-gates" if widget.type == "gate_performance" else "w-view"
-        body = renderer.render(widget, frames, mode=mode, context=context, annotations=notes,
+        body = renderer.render(widget, frames, mode=mode, context=context, annotations=annotations,
                                id={"type": kind, "w": widget.id})
         return with_scope_notes(body, frames)
     except QueryError as exc:
@@ -194,7 +190,9 @@ def register(app: Dash) -> None:
         sctx = sources.SourceContext.for_request(svc, principal, view["timeframe"],
                                                  {k: v for k, v in view.items() if k != "timeframe"})
         annotations = None
-        if any(defn.widget(w) and defn.widget(w).type in SERIES_TYPES for w in due) \
+        # Markers for the time series among the due widgets (render draws them where its
+        # TIME_SERIES and the widget's display options say).
+        if any(defn.widget(w) and defn.widget(w).type in renderer.TIME_SERIES for w in due) \
                 and sources.allowed(ANNOTATIONS, principal):
             try:
                 annotations = sources.fetch(ANNOTATIONS, sctx)

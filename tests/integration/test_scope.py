@@ -51,15 +51,11 @@ def two_teams(svc: Any, r: Any) -> None:
 def rows_with_workflow(obj: Any) -> Iterator[dict[str, Any]]:
     """Every dict in a JSON document that names a workflow (events' data, state rows, flat
     rows with data.<field> keys), with `data.` stripped from its keys."""
-    if isinstance(obj, dict):
-        flat = {k[5:] if k.startswith("data.") else k: v for k, v in obj.items()}
+    from tests.integration.test_board import walk
+    for node in walk(obj):
+        flat = {k[5:] if k.startswith("data.") else k: v for k, v in node.items()}
         if isinstance(flat.get("workflow_id"), str):
             yield flat
-        for v in obj.values():
-            yield from rows_with_workflow(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from rows_with_workflow(v)
 
 
 def leaks(rows: Iterator[dict[str, Any]], other: set[str]) -> list[tuple[str, str, Any]]:
