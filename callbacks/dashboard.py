@@ -209,12 +209,17 @@ def register(app: Dash) -> None:
                 f"/api/export/{defn.id}.csv?{export}")
 
 
+def window_line(start: str, end: str) -> str:
+    """The sentence under a dashboard's title (and the gate page's) naming its window."""
+    return f"Window {start} → {end} (UTC), compared with the window before"
+
+
 def window_text(svc: Any, view: dict[str, str]) -> str:
     try:
         p = plan(view["timeframe"], None, now_ms(), svc.engine.skew_ms, 1)
     except QueryError as exc:
         return str(exc)
-    text = f"Window {fmt_ms(p.bounds[1])} → {fmt_ms(p.bounds[0])} (UTC), compared with the window before"
+    text = window_line(fmt_ms(p.bounds[1]), fmt_ms(p.bounds[0]))
     shown = [f"{k} {v}" for k, v in view.items() if k != "timeframe"]
     if shown:
         text += "; filtered to " + ", ".join(shown) + " (cards marked “all” are not split that way)"

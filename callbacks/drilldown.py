@@ -17,6 +17,7 @@ from api.drilldown import sanitised
 from auth.guard import callback_input, secure_callback
 from auth.principal import Principal, authorize, current_principal
 from auth.rbac import DASHBOARD_PERMISSION
+from callbacks.dashboard import window_line
 from callbacks.inputs import Count, EventsSpec, Pathname, RowsRequest, Theme, TimeframeValue
 from components.charts import metric_trend
 from components.drilldown import count_line, grid_columns, grid_row
@@ -161,7 +162,7 @@ def register(app: Dash) -> None:
             raise PreventUpdate
         found = gate_data(current_app.extensions["qms"].engine, gate, timeframe or "24h")
         data = found["dashboard"]["data"]
-        window = f"Window {data['window']['start']} → {data['window']['end']} (UTC), compared with the window before"
+        window = window_line(data["window"]["start"], data["window"]["end"])
         return (kpi_grid(data["widgets"]), metric_trend(found["series"], mode=mode or "light", id="gate-pass-trend"),
                 window)
 
