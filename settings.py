@@ -77,6 +77,8 @@ class Settings:
     alert_interval_s: float = 15.0         # evaluation interval
     alert_timeframe: str = "1h"            # window of the KPIs that rules compare
     public_url: str = ""                   # base of links in notifications (default http://host:port)
+    gitlab_webhook_token: str | None = None       # X-Gitlab-Token of /api/webhooks/gitlab (unset: 404)
+    sonarqube_webhook_secret: str | None = None   # HMAC secret of /api/webhooks/sonarqube (unset: 404)
     config_path: str | None = None         # QMS_CONFIG
     extra: Mapping[str, Any] = field(default_factory=dict)  # unknown YAML sections, kept for later features
 
