@@ -18,6 +18,9 @@ STEPS = ("dor_validation", "code_review", "dod_validation", "final_approval")
 PRIORITIES = ("low", "normal", "high", "critical")
 AGENT_STATUSES = ("active", "idle", "overloaded", "down", "training")
 GATE_TYPES = ("workflow.quality_gate_executed", "workflow.quality_gate_passed", "workflow.quality_gate_failed")
+REVIEWER_KINDS = ("human", "ai", "bot")           # reviewer_kind of review events
+FINDER_KINDS = (*REVIEWER_KINDS, "gate")          # found_by_kind of defect_found
+MAX_SHA = 64                                      # head_sha: a git object id (40 hex, 64 for SHA-256)
 
 
 class BodyError(ValueError):
@@ -106,6 +109,13 @@ def _any(v: Any) -> str | None:
     return None
 
 
+def _sha(v: Any) -> str | None:
+    """A commit id: 4 to 64 hexadecimal digits (an abbreviated or full SHA-1 / SHA-256)."""
+    if type(v) is not str or not 4 <= len(v) <= MAX_SHA or v.strip("0123456789abcdefABCDEF"):
+        return f"must be a commit id of 4 to {MAX_SHA} hexadecimal digits"
+    return None
+
+
 _load = _num_range(0, 1, "0 to 1")
 _score = _num_range(1, 5, "1 to 5")
 _value = _num_range(-MAX_ABS_VALUE, MAX_ABS_VALUE, "-1e12 to 1e12")
@@ -113,6 +123,7 @@ _value = _num_range(-MAX_ABS_VALUE, MAX_ABS_VALUE, "-1e12 to 1e12")
 _GATE_FIELDS: dict[str, tuple[bool, Check]] = {
     "workflow_id": (True, _name), "gate_name": (True, _name), "agent_id": (False, _name),
     "execution_time": (False, _num_range(0, MAX_EXECUTION_S, "0 to 604,800 (seconds)")), "metrics": (False, _obj),
+    "head_sha": (False, _sha),
 }
 
 # type -> {field: (required, check)}
@@ -122,8 +133,10 @@ SCHEMAS: dict[str, dict[str, tuple[bool, Check]]] = {
                             "title": (False, _text), "qms_tracked": (False, _bool)},
     "workflow.step_entered": {"workflow_id": (True, _name), "step": (True, _enum(*STEPS))},
     "workflow.agent_assigned": {"workflow_id": (True, _name), "agent_id": (True, _name), "queue": (False, _name)},
-    "workflow.review_started": {"workflow_id": (True, _name), "reviewer": (True, _name)},
+    "workflow.review_started": {"workflow_id": (True, _name), "reviewer": (True, _name),
+                                "reviewer_kind": (False, _enum(*REVIEWER_KINDS))},
     "workflow.review_completed": {"workflow_id": (True, _name), "reviewer": (True, _name),
+                                  "reviewer_kind": (False, _enum(*REVIEWER_KINDS)),
                                   "verdict": (True, _enum("approved", "changes_requested")),
                                   "cost_usd": (False, _num_range(0, MAX_COST_USD, "0 to 1,000,000"))},
     "workflow.quality_gate_executed": {**_GATE_FIELDS, "passed": (True, _bool)},
@@ -131,7 +144,8 @@ SCHEMAS: dict[str, dict[str, tuple[bool, Check]]] = {
     "workflow.quality_gate_failed": {**_GATE_FIELDS, "passed": (False, _bool)},
     "workflow.defect_found": {"workflow_id": (True, _name), "defect_id": (True, _name),
                               "severity": (True, _enum("critical", "major", "minor")), "category": (False, _name),
-                              "stage": (False, _enum("review", "production")), "found_by": (False, _name)},
+                              "stage": (False, _enum("review", "production")), "found_by": (False, _name),
+                              "found_by_kind": (False, _enum(*FINDER_KINDS))},
     "workflow.defect_resolved": {"defect_id": (True, _name),
                                  "resolution": (True, _enum("fixed", "false_positive", "wont_fix"))},
     "workflow.compliance_checked": {"workflow_id": (True, _name), "policy": (True, _name), "passed": (True, _bool)},
