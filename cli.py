@@ -4,6 +4,8 @@
     python cli.py aggregate                   an aggregator process (deployments)
     python cli.py replay FILE.jsonl           ingest a JSON Lines file, with a progress bar
     python cli.py simulate --backfill 7d --rate N --seed S [--no-live] [--url URL [--token T]]
+    python cli.py import github --repo OWNER/NAME --since 30d [--api-url URL] [--restart]
+    python cli.py import gitlab --project GROUP/NAME --since 30d [--api-url URL] [--restart]
 """
 from __future__ import annotations
 
@@ -230,6 +232,51 @@ def _poster(url: str, token: str | None) -> Any:
     return ingest
 
 
+def cmd_import(args: argparse.Namespace, settings: Settings) -> None:
+    """History from a forge's REST API, mapped like its webhooks (integrations/importer.py).
+    The token comes from the environment only and is never printed."""
+    from tqdm import tqdm
+
+    from integrations.importer import ApiError, load_mapping, make_source, parse_since, run_import, token_from_env
+    from integrations.mapping import MappingError
+    target = args.repo if args.source == "github" else args.project
+    try:
+        since_ms = parse_since(args.since)
+        source = make_source(args.source, target, args.api_url, token_from_env(args.source))
+        mapping = load_mapping(settings)
+    except (ValueError, MappingError) as exc:
+        sys.exit(f"error: {exc}")
+    svc = _services(settings)
+
+    def ingest(events: list[dict[str, Any]], origin: str) -> Any:
+        return svc.ingestor.ingest(events, origin=origin)
+    code = 0
+    try:
+        with tqdm(total=None, unit="PR" if args.source == "github" else "MR", desc=f"import {target}",
+                  disable=args.quiet) as bar:
+            summary = run_import(source, r=svc.redis, prefix=svc.keys.p, ingest=ingest, since_ms=since_ms,
+                                 mapping=mapping, restart=args.restart, progress=bar)
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("interrupted: what was read is kept; run the same command again to resume", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print("interrupted: what was read is kept; run the same command again to resume", file=sys.stderr)
+        code = 130
+    else:
+        print(summary.line())
+        if summary.unmapped:
+            print(f"  {summary.unmapped} deliveries of kinds the mapping does not map")
+        for err in summary.errors[:20]:
+            print(f"  {err}")
+        if len(summary.errors) > 20:
+            print(f"  … {len(summary.errors) - 20} more")
+    finally:
+        if svc.embedded:
+            svc.embedded.stop()
+    sys.exit(code)
+
+
 def cmd_alerts_test(args: argparse.Namespace, settings: Settings) -> None:
     """Exit 0 when every expectation holds; print each failed one. Event-driven tests use
     REDIS_URL (or the embedded Redis) under a throwaway key prefix, removed afterwards."""
@@ -274,6 +321,17 @@ def main(argv: list[str] | None = None) -> None:
                                    "ingest:events, or a JWT); default $QMS_TOKEN")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_simulate)
+    p = sub.add_parser("import", help="import history from GitHub or GitLab (mapped like their webhooks)")
+    isub = p.add_subparsers(dest="source", required=True)
+    for name, flag, what, env in (("github", "--repo", "OWNER/NAME", "GITHUB_TOKEN or QMS_GITHUB_TOKEN"),
+                                  ("gitlab", "--project", "GROUP/NAME", "GITLAB_TOKEN or QMS_GITLAB_TOKEN")):
+        ip = isub.add_parser(name, help=f"pull/merge requests, reviews and checks of one {what} (token: ${env})")
+        ip.add_argument(flag, required=True, metavar=what)
+        ip.add_argument("--since", default="30d", help="how far back: 30d, 12h, or a date 2026-11-01 (default 30d)")
+        ip.add_argument("--api-url", help="the REST API's base URL (GitHub Enterprise, self-managed GitLab, tests)")
+        ip.add_argument("--restart", action="store_true", help="ignore the checkpoint of an earlier run")
+        ip.add_argument("--quiet", action="store_true", help="no progress bar")
+        ip.set_defaults(fn=cmd_import)
     p = sub.add_parser("alerts", help="alert rules: test them like promtool test rules")
     asub = p.add_subparsers(dest="alerts_cmd", required=True)
     p = asub.add_parser("test", help="run alert rule test files (snapshot- or event-driven)")
