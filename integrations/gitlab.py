@@ -43,6 +43,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping as TMapping
 
 from data.timeutil import fmt_ms, parse_iso
+from integrations.github import RESOLUTION_WORDS, severity_of
 
 SECRET_SETTING = "gitlab_webhook_token"
 SOURCE = "gitlab"
@@ -51,10 +52,6 @@ MAX_ID = 128
 FINISHED = {"success": True, "failed": False}          # job / pipeline statuses that are a gate run
 _MR_REF = re.compile(r"^refs/merge-requests/(\d+)/(?:head|merge|train)$")
 _REVERTS = re.compile(r"This reverts merge request !(\d+)")
-_SEVERITY = (("critical", re.compile(r"\b(critical|blocker|security vulnerability)\b", re.I)),
-             ("major", re.compile(r"\b(major|bug|must fix)\b", re.I)))
-_DISMISSED = (("wont_fix", re.compile(r"\bwon'?t[ -]?fix\b|\bwontfix\b", re.I)),
-              ("false_positive", re.compile(r"\bfalse[ -]positive\b|\bnot (?:a|an) (?:bug|issue)\b", re.I)))
 # X-Gitlab-Event of each object_kind (a delivery replayed without its headers, an import).
 _HOOK_OF_KIND = {"merge_request": "Merge Request Hook", "note": "Note Hook", "pipeline": "Pipeline Hook",
                  "build": "Job Hook"}
@@ -141,7 +138,7 @@ def iso(value: Any) -> str | None:
 def event(ev_id: str, ev_type: str, ts: str, source: str, data: dict[str, Any]) -> dict[str, Any]:
     """A QMS envelope; fields whose value is None are left out."""
     return {"id": ev_id, "type": ev_type, "timestamp": ts, "source": source,
-            "data": {k: v for k, v in data.items() if v is not None}}
+            "data": {k: v for k, v in data.items() if v is not None}, "metadata": {"priority": "normal"}}
 
 
 def _num(value: Any) -> float | None:
@@ -217,13 +214,10 @@ def _mr_open(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: str,
         return []
     actor = mapping.actor(author)
     title = attrs.get("title") if isinstance(attrs.get("title"), str) else None
-    return [
-        event(event_id("gl", wf, "opened"), "workflow.pr_created", ts, SOURCE, {
-            "workflow_id": wf, "pr_number": attrs["iid"], "repository": path, "author": actor.id,
-            "team": mapping.team_of(path), "title": title[:4096] if title else None}),
-        event(event_id("gl", wf, "step", "dor_validation"), "workflow.step_entered", ts, SOURCE,
-              {"workflow_id": wf, "step": "dor_validation"}),
-    ]
+    # One id for open and reopen: a reopened MR we never saw opened is created; a known one is a duplicate.
+    return [event(event_id("gl", wf, "opened"), "workflow.pr_created", ts, SOURCE, {
+        "workflow_id": wf, "pr_number": attrs["iid"], "repository": path, "author": actor.id,
+        "team": mapping.team_of(path), "title": title[:4096] if title else None})]
 
 
 def _mr_update(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: str, mapping: Any) -> list[dict[str, Any]]:
@@ -270,8 +264,9 @@ def _mr_approval(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: 
     head = _head_sha(attrs) or _compact(ts)
     base = event_id("gl", wf, "review", actor.id, head[:12])
     data = {"workflow_id": wf, "reviewer": actor.id, "reviewer_kind": actor.kind}
+    # GitLab records only when the approval was given: its start is put 1 ms before (as for GitHub).
     return [
-        event(base + ":started", "workflow.review_started", ts, SOURCE, dict(data)),
+        event(base + ":started", "workflow.review_started", fmt_ms(parse_iso(ts) - 1), SOURCE, dict(data)),
         event(base + ":approved", "workflow.review_completed", ts, SOURCE,
               {**data, "verdict": "approved", "cost_usd": actor.cost_per_review_usd}),
     ]
@@ -306,13 +301,15 @@ def _revert(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: str, 
         return []
     login = _user(payload.get("user")) or _user(attrs.get("merged_by"))
     defect = event_id("gl", target, "revert", attrs["iid"])
+    who = mapping.actor(login) if login else None
     return [event(defect + ":found", "workflow.defect_found", ts, SOURCE, {
         "workflow_id": target, "defect_id": defect, "severity": "major", "category": "revert",
-        "stage": "production", "found_by": mapping.actor(login).id if login else None})]
+        "stage": "production", "found_by": who.id if who else None, "found_by_kind": who.kind if who else None})]
 
 
 def _mr_close(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: str, mapping: Any) -> list[dict[str, Any]]:
-    """Closed unmerged: `abandoned` when the author closed it, `rejected` when someone else did."""
+    """Closed unmerged: `abandoned` when it was a draft or its author closed it, `rejected` when
+    someone else closed it."""
     ts = iso(attrs.get("closed_at")) or iso(attrs.get("updated_at"))
     if ts is None:
         return []
@@ -321,9 +318,9 @@ def _mr_close(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: str
     author_id = attrs.get("author_id")
     if author_id is None and isinstance(attrs.get("author"), dict):
         author_id = attrs["author"].get("id")
-    by_author = closer_id is not None and closer_id == author_id
+    abandoned = attrs.get("draft") is True or (closer_id is not None and closer_id == author_id)
     return [event(event_id("gl", wf, "closed", _compact(ts)), "workflow.completed", ts, SOURCE,
-                  {"workflow_id": wf, "outcome": "abandoned" if by_author else "rejected"})]
+                  {"workflow_id": wf, "outcome": "abandoned" if abandoned else "rejected"})]
 
 
 _MR_ACTIONS: dict[str, Callable[..., list[dict[str, Any]]]] = {
@@ -355,7 +352,7 @@ def _note(payload: dict[str, Any], mapping: Any) -> list[dict[str, Any]]:
     if not thread:
         return []
     defect = event_id("gl", wf, "thread", thread)
-    text = attrs.get("note") if isinstance(attrs.get("note"), str) else ""
+    text = next((t for t in (attrs.get("note"), attrs.get("body")) if isinstance(t, str)), "")   # hook / REST
     login = _user(attrs.get("author")) or _user(payload.get("user"))
     author_id = attrs.get("author_id")
     if author_id is None and isinstance(attrs.get("author"), dict):
@@ -364,16 +361,16 @@ def _note(payload: dict[str, Any], mapping: Any) -> list[dict[str, Any]]:
     if mr_author_id is None and isinstance(mr.get("author"), dict):
         mr_author_id = mr["author"].get("id")
     out: list[dict[str, Any]] = []
-    dismissal = next((res for res, rx in _DISMISSED if rx.search(text)), None)
-    if dismissal and attrs.get("discussion_id"):      # a reply dismissing its thread raises nothing
-        return [event(defect + ":resolved", "workflow.defect_resolved", created, SOURCE,
-                      {"defect_id": defect, "resolution": dismissal})]
     is_diff = attrs.get("type") == "DiffNote" or bool(attrs.get("position")) or bool(attrs.get("line_code"))
+    dismissal = next((res for res, rx in RESOLUTION_WORDS if rx.search(text)), None)
+    if dismissal and is_diff and attrs.get("discussion_id"):   # a reply dismissing its thread raises nothing
+        return [event(defect + ":resolved", "workflow.defect_resolved", created, SOURCE,
+                      {"defect_id": defect, "resolution": dismissal, "workflow_id": wf})]
     if is_diff and login and (author_id is None or author_id != mr_author_id):
         actor = mapping.actor(login)
-        severity = next((sev for sev, rx in _SEVERITY if rx.search(text)), "minor")
         out.append(event(defect + ":found", "workflow.defect_found", created, SOURCE, {
-            "workflow_id": wf, "defect_id": defect, "severity": severity, "category": "review_comment",
+            "workflow_id": wf, "defect_id": defect, "severity": severity_of(text),
+            "category": "suggestion" if "```suggestion" in text else "review_comment",
             "stage": "review", "found_by": actor.id, "found_by_kind": actor.kind}))
     resolved_at = iso(attrs.get("resolved_at")) if attrs.get("resolved_at") else None
     if is_diff and (resolved_at or attrs.get("resolved") is True):
@@ -382,7 +379,8 @@ def _note(payload: dict[str, Any], mapping: Any) -> list[dict[str, Any]]:
         head_ts = iso(head.get("timestamp"))
         changed = bool(attrs.get("resolved_by_push")) or (head_ts is not None and parse_iso(head_ts) > parse_iso(created))
         out.append(event(defect + ":resolved", "workflow.defect_resolved", ts, SOURCE,
-                         {"defect_id": defect, "resolution": "fixed" if changed else "false_positive"}))
+                         {"defect_id": defect, "resolution": "fixed" if changed else "false_positive",
+                          "workflow_id": wf}))
     return out
 
 
@@ -401,7 +399,7 @@ def _gate(wf: str, what: str, obj_id: Any, name: str, kind: str, status: Any, du
     if gate is None or ts is None or obj_id is None:
         return None
     return event(event_id("gl", wf, what, obj_id), "workflow.quality_gate_executed", ts, SOURCE, {
-        "workflow_id": wf, "gate_name": gate.gate, "passed": passed, "execution_time": _num(duration),
+        "workflow_id": wf, "gate_name": gate.gate, "passed": passed, "step": gate.step, "execution_time": _num(duration),
         "head_sha": sha if isinstance(sha, str) and sha else None})
 
 
@@ -414,7 +412,7 @@ def _job(payload: dict[str, Any], mapping: Any) -> list[dict[str, Any]]:
         return []
     ev = _gate(wf, "job", payload.get("build_id"), payload.get("build_name") or "", "job",
                payload.get("build_status"), payload.get("build_duration"),
-               payload.get("build_finished_at_iso") or payload.get("build_finished_at"), payload.get("sha"), mapping)
+               payload.get("build_finished_at") or payload.get("build_finished_at_iso"), payload.get("sha"), mapping)
     return [ev] if ev else []
 
 

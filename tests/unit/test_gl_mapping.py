@@ -44,17 +44,15 @@ WF = "gitlabhq/gitlab-test!1"
 
 # ---- Merge Request Hook -----------------------------------------------------------------------
 
-def test_gl001_open_is_pr_created_and_dor_from_the_documented_sample() -> None:
+def test_gl001_open_is_pr_created_from_the_documented_sample() -> None:
     p = sample("merge_request")
     p["object_attributes"]["author_id"] = p["user"]["id"]      # the sample's opener is not its author id
     mapping = parse({"teams": [{"repo": "gitlabhq/*", "team": "platform"}]}, "t")
-    created, step = mapped("Merge Request Hook", p, mapping)
+    (created,) = mapped("Merge Request Hook", p, mapping)
     assert created == {"id": f"gl:{WF}:opened", "type": "workflow.pr_created", "timestamp": "2013-12-03T17:23:34Z",
-                       "source": "gitlab", "data": {"workflow_id": WF, "pr_number": 1, "repository": "gitlabhq/gitlab-test",
-                                                    "author": "root", "team": "platform", "title": "MS-Viewport"}}
-    assert step["id"] == f"gl:{WF}:step:dor_validation"
-    assert step["type"] == "workflow.step_entered" and step["data"] == {"workflow_id": WF, "step": "dor_validation"}
-    assert step["timestamp"] == created["timestamp"]
+                       "source": "gitlab", "metadata": {"priority": "normal"},
+                       "data": {"workflow_id": WF, "pr_number": 1, "repository": "gitlabhq/gitlab-test",
+                                "author": "root", "team": "platform", "title": "MS-Viewport"}}
 
 
 def test_gl002_open_by_someone_else_names_the_author_by_id_and_reopen_is_the_same_event() -> None:
@@ -89,8 +87,9 @@ def test_gl005_approval_is_one_review_per_user_and_head_commit(action: str) -> N
     started, done = mapped("Merge Request Hook", mr(action), mapping)
     base = f"gl:{WF}:review:qms-gl-reviewer:da1560886d4f"
     assert started["id"] == base + ":started" and started["type"] == "workflow.review_started"
+    assert started["timestamp"] == "2013-12-03T17:23:33.999Z"               # 1 ms before its verdict
     assert done == {"id": base + ":approved", "type": "workflow.review_completed", "timestamp": "2013-12-03T17:23:34Z",
-                    "source": "gitlab", "data": {"workflow_id": WF, "reviewer": "qms-gl-reviewer", "reviewer_kind": "ai",
+                    "source": "gitlab", "metadata": {"priority": "normal"}, "data": {"workflow_id": WF, "reviewer": "qms-gl-reviewer", "reviewer_kind": "ai",
                                                  "verdict": "approved", "cost_usd": 0.4}}
     human = mapped("Merge Request Hook", mr(action))[1]["data"]
     assert (human["reviewer"], human["reviewer_kind"]) == ("root", "human") and "cost_usd" not in human
@@ -109,12 +108,14 @@ def test_gl007_merge_is_completed_merged_at_merged_at_or_updated_at() -> None:
     assert rest["timestamp"] == "2013-12-04T09:59:58.120Z" and rest["id"] == done["id"]
 
 
-def test_gl008_close_by_the_author_is_abandoned_by_another_rejected() -> None:
+def test_gl008_close_by_the_author_or_of_a_draft_is_abandoned_by_another_rejected() -> None:
     p = mr("close", updated_at="2013-12-05T08:00:00Z")
     (rejected,) = mapped("Merge Request Hook", p)                     # user 1 closes author 51's MR
     assert rejected["data"] == {"workflow_id": WF, "outcome": "rejected"}
     assert rejected["id"] == f"gl:{WF}:closed:20131205080000"
-    p["object_attributes"]["author_id"] = 1
+    p["object_attributes"]["draft"] = True
+    assert mapped("Merge Request Hook", p)[0]["data"]["outcome"] == "abandoned"
+    p["object_attributes"].update(draft=False, author_id=1)
     assert mapped("Merge Request Hook", p)[0]["data"]["outcome"] == "abandoned"
 
 
@@ -125,7 +126,8 @@ def test_gl009_a_merged_revert_is_a_production_defect_of_the_reverted_merge_requ
     assert done["data"] == {"workflow_id": "gitlabhq/gitlab-test!7", "outcome": "merged"}
     assert defect["id"] == f"gl:{WF}:revert:7:found"
     assert defect["data"] == {"workflow_id": WF, "defect_id": f"gl:{WF}:revert:7", "severity": "major",
-                              "category": "revert", "stage": "production", "found_by": "root"}
+                              "category": "revert", "stage": "production", "found_by": "root",
+                              "found_by_kind": "human"}
 
 
 def test_gl010_rest_api_objects_wrapped_like_a_hook_give_the_same_ids() -> None:
@@ -138,7 +140,7 @@ def test_gl010_rest_api_objects_wrapped_like_a_hook_give_the_same_ids() -> None:
     wrap = {"object_kind": "merge_request", "project": {"path_with_namespace": "gitlabhq/gitlab-test"},
             "user": {"id": 51, "username": "ann"}}
     opened = mapped("Merge Request Hook", {**wrap, "object_attributes": {**rest, "action": "open"}})
-    assert [e["id"] for e in opened] == [f"gl:{WF}:opened", f"gl:{WF}:step:dor_validation"]
+    assert [e["id"] for e in opened] == [f"gl:{WF}:opened"]
     assert opened[0]["data"]["author"] == "ann" and opened[0]["timestamp"] == "2013-12-03T17:23:34Z"
     merged = mapped("Merge Request Hook", {**wrap, "object_attributes": {**rest, "action": "merge"}})
     assert merged[0]["id"] == f"gl:{WF}:merged" and merged[0]["timestamp"] == "2013-12-04T10:00:00Z"
@@ -165,11 +167,13 @@ def test_gl011_a_diff_note_by_a_reviewer_is_a_review_finding() -> None:
     mapping = parse({"agents": [{"login": "root", "id": "gl-review-bot", "kind": "ai"}]}, "t")
     (found,) = mapped("Note Hook", diff_note(), mapping)
     assert found == {"id": THREAD + ":found", "type": "workflow.defect_found", "timestamp": "2015-05-17T18:21:36Z",
-                     "source": "gitlab", "data": {"workflow_id": NWF, "defect_id": THREAD, "severity": "minor",
+                     "source": "gitlab", "metadata": {"priority": "normal"}, "data": {"workflow_id": NWF, "defect_id": THREAD, "severity": "minor",
                                                   "category": "review_comment", "stage": "review",
                                                   "found_by": "gl-review-bot", "found_by_kind": "ai"}}
     assert mapped("Note Hook", diff_note(note="Critical: SQL injection here"))[0]["data"]["severity"] == "critical"
     assert mapped("Note Hook", diff_note(note="This is a bug: off by one"))[0]["data"]["severity"] == "major"
+    suggestion = mapped("Note Hook", diff_note(note="```suggestion\nreturn x\n```"))[0]["data"]
+    assert (suggestion["category"], suggestion["severity"]) == ("suggestion", "minor")
 
 
 def test_gl012_general_comments_the_authors_own_notes_and_system_notes_raise_nothing() -> None:
@@ -183,9 +187,12 @@ def test_gl013_a_reply_saying_false_positive_or_wont_fix_resolves_its_thread() -
     (fp,) = mapped("Note Hook", diff_note(author_id=8, note="This is a false positive, the input is trusted.",
                                           created_at="2015-05-18 09:00:00 UTC"))
     assert fp == {"id": THREAD + ":resolved", "type": "workflow.defect_resolved", "timestamp": "2015-05-18T09:00:00Z",
-                  "source": "gitlab", "data": {"defect_id": THREAD, "resolution": "false_positive"}}
+                  "source": "gitlab", "metadata": {"priority": "normal"},
+                  "data": {"defect_id": THREAD, "resolution": "false_positive", "workflow_id": NWF}}
     (wf,) = mapped("Note Hook", diff_note(note="Won't fix: out of scope"))
     assert wf["data"]["resolution"] == "wont_fix"
+    assert mapped("Note Hook", sample("note.merge_request") | {"object_attributes": {
+        **sample("note.merge_request")["object_attributes"], "note": "false positive", "discussion_id": "d1"}}) == []
 
 
 def test_gl014_a_resolved_thread_is_fixed_after_a_push_else_a_false_positive() -> None:
@@ -252,13 +259,14 @@ def finished_job(status: str) -> dict[str, Any]:
 def test_gl019_a_finished_job_is_a_gate_run_and_the_same_event_as_its_pipelines_entry() -> None:
     (ev,) = mapped("Job Hook", finished_job("failed"))
     assert ev == {"id": "gl:gitlab-org/gitlab-test!1:job:1977", "type": "workflow.quality_gate_executed",
-                  "timestamp": "2021-02-23T02:41:37Z", "source": "gitlab",
+                  "timestamp": "2021-02-23T02:41:37.886Z", "source": "gitlab", "metadata": {"priority": "normal"},
                   "data": {"workflow_id": "gitlab-org/gitlab-test!1", "gate_name": "test", "passed": False,
-                           "execution_time": 17.0, "head_sha": "2293ada6b400935a1378653304eaf6221e0fdb8f"}}
+                           "step": "dod_validation", "execution_time": 17.0,
+                           "head_sha": "2293ada6b400935a1378653304eaf6221e0fdb8f"}}
     pipeline = sample("pipeline")
     pipeline["object_attributes"].update(sha="2293ada6b400935a1378653304eaf6221e0fdb8f")
     pipeline["builds"] = [{"id": 1977, "name": "test", "status": "failed", "duration": 17.0,
-                           "finished_at": "2021-02-23 02:41:37 UTC"}]
+                           "finished_at": "2021-02-23T02:41:37.886Z"}]          # as the REST API's job
     assert mapped("Pipeline Hook", pipeline)[0] == ev
 
 
@@ -330,3 +338,25 @@ def test_gl026_delivery_id_idempotency_key_then_event_uuid_then_body_hash() -> N
     assert gitlab.delivery_id(Headers({"X-Gitlab-Event-UUID": "u-1"}), body, {}) == "u-1"
     assert gitlab.delivery_id(Headers(), body, {}) == "sha256:" + hashlib.sha256(body).hexdigest()
     assert gitlab.SECRET_SETTING == "gitlab_webhook_token"
+
+
+def test_gl027_an_imported_discussion_note_maps_like_its_hook() -> None:
+    """A note of GET /projects/:id/merge_requests/:iid/discussions (REST: `body`, `author`,
+    `resolved`, `resolved_at`) wrapped as the import does; the same thread ids as the hook's."""
+    rest_note = {"id": 1244, "type": "DiffNote", "body": "Potential issue: this leaks the token",
+                 "author": {"id": 1, "username": "root"}, "created_at": "2015-05-17T18:21:36.000Z",
+                 "updated_at": "2015-05-19T10:00:00.000Z", "system": False, "noteable_iid": 1,
+                 "position": {"new_path": "app.py", "new_line": 10}, "resolvable": True, "resolved": True,
+                 "resolved_by": {"id": 8, "username": "author"}, "resolved_at": "2015-05-19T10:00:00.000Z"}
+    rest_mr = {"iid": 1, "author": {"id": 8, "username": "author"},
+               "last_commit": {"id": "b" * 40, "timestamp": "2015-05-18T08:00:00.000Z"}}
+    payload = {"object_kind": "note", "project": {"path_with_namespace": "gitlab-org/gitlab-test"},
+               "user": rest_note["author"], "merge_request": rest_mr,
+               "object_attributes": {**rest_note, "noteable_type": "MergeRequest",
+                                     "discussion_id": "6a9c1750b37d513a43987b574953fceb50b03ce7"}}
+    found, resolved = mapped("Note Hook", payload)
+    assert found["id"] == THREAD + ":found" and found["data"]["severity"] == "major"     # "potential issue"
+    assert (resolved["id"], resolved["timestamp"], resolved["data"]["resolution"]) == (
+        THREAD + ":resolved", "2015-05-19T10:00:00Z", "fixed")                           # a push after the note
+    rest_mr["author"] = {"id": 1, "username": "root"}                                    # the author's own thread
+    assert [e["type"] for e in mapped("Note Hook", payload)] == ["workflow.defect_resolved"]
