@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -98,15 +97,14 @@ def test_sq005_odd_condition_values_are_left_out_and_a_bad_revision_is_not_a_sha
 
 
 def test_sq006_the_mapping_names_the_gate_and_the_repository_of_the_project() -> None:
-    rule = SimpleNamespace(repository="acme/api", forge="github")
-    gl_rule = SimpleNamespace(repository="group/app", forge="gitlab")
     mapping = parse({"gates": [{"check": "sonarqube:SonarQube way", "gate": "static-analysis", "step": "code_review",
-                                "kinds": ["sonarqube"]}]}, "t")
-    mapping.sonar_project = {"org.sonarqube:example": rule}.get    # type: ignore[attr-defined]
+                                "kinds": ["sonarqube"]}],
+                     "sonarqube": [{"project": "org.sonarqube:*", "repository": "acme/api"}]}, "t")
     (ev,) = mapped(pull_request(), mapping)
     assert (ev["data"]["workflow_id"], ev["data"]["gate_name"]) == ("acme/api#42", "static-analysis")
-    mapping.sonar_project = {"org.sonarqube:example": gl_rule}.get  # type: ignore[attr-defined]
-    assert mapped(pull_request(), mapping)[0]["data"]["workflow_id"] == "group/app!42"
+    gl = parse({"sonarqube": [{"project": "other", "repository": "x/y"},
+                              {"project": "org.sonarqube:example", "repository": "group/app", "forge": "gitlab"}]}, "t")
+    assert mapped(pull_request(), gl)[0]["data"]["workflow_id"] == "group/app!42"
     other = parse({"gates": [{"check": "lint"}]}, "t")             # gate rules, none for SonarQube
     assert mapped(pull_request(), other)[0]["data"]["gate_name"] == "sonarqube-quality-gate"
 
