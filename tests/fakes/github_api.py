@@ -238,6 +238,50 @@ class History:
             out.append(item)
         return out
 
+    def webhooks(self, numbers: list[int]) -> list[tuple[str, dict[str, Any]]]:
+        """What GitHub's webhooks sent as these pull requests happened, in time order (the
+        oracle of the import: written from GitHub's side, not with the importer's code). A
+        dismissed review was sent when submitted, with the verdict it had then."""
+        repo, sent = repository(), []
+        for n in numbers:
+            pr = self.prs[n]
+            then = {**copy.deepcopy(pr), "state": "open", "merged": False, "merged_at": None, "closed_at": None,
+                    "merged_by": None}
+            sent.append((pr["created_at"], "pull_request", {"action": "opened", "number": n, "repository": repo,
+                                                            "pull_request": {**then, "updated_at": pr["created_at"]},
+                                                            "sender": pr["user"]}))
+            for ev in self.events[n]:
+                if ev["event"] in ("review_requested", "ready_for_review", "labeled"):
+                    extra = {k: ev[k] for k in ("requested_reviewer", "label") if k in ev}
+                    sent.append((ev["created_at"], "pull_request", {
+                        "action": ev["event"], "number": n, "pull_request": {**then, "updated_at": ev["created_at"]},
+                        "repository": repo, "sender": ev["actor"], **extra}))
+            for rv in self.reviews[n]:
+                if rv["submitted_at"]:
+                    state = "changes_requested" if rv["state"] == "DISMISSED" else rv["state"].lower()
+                    sent.append((rv["submitted_at"], "pull_request_review", {
+                        "action": "submitted", "review": {**rv, "state": state}, "pull_request": then,
+                        "repository": repo, "sender": rv["user"]}))
+            for cm in self.comments[n]:
+                sent.append((cm["created_at"], "pull_request_review_comment", {
+                    "action": "created", "comment": cm, "pull_request": then, "repository": repo, "sender": cm["user"]}))
+            for run in self.runs[pr["head"]["sha"]]:
+                if run["status"] == "completed":
+                    sent.append((run["completed_at"], "check_run", {"action": "completed", "check_run": run,
+                                                                    "repository": repo, "sender": run["app"]["owner"]}))
+            for st in self.statuses[pr["head"]["sha"]]:
+                sent.append((st["updated_at"], "status", {
+                    "id": st["id"], "sha": pr["head"]["sha"], "name": REPO, "context": st["context"],
+                    "state": st["state"], "description": st["description"], "target_url": st["target_url"],
+                    "created_at": st["created_at"], "updated_at": st["updated_at"], "repository": repo,
+                    "sender": st["creator"], "branches": []}))
+            if pr["closed_at"]:
+                closer = next((e["actor"] for e in self.events[n] if e["event"] == "closed"), pr["user"])
+                sent.append((pr["closed_at"], "pull_request", {"action": "closed", "number": n, "pull_request": pr,
+                                                               "repository": repo, "sender": closer}))
+        sent.sort(key=lambda t: t[0])
+        return [(name, payload) for _, name, payload in sent]
+
     def in_window(self) -> list[int]:
         return [p["number"] for p in self.listed() if p["number"] != 90]
 
