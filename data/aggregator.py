@@ -479,6 +479,8 @@ class Aggregator:
                 regs["categories"].add(d["category"])
             elif t == "system.agent_status_changed":
                 regs["agents"].add(d["agent_id"])
+            elif t == "workflow.agent_assigned":       # a known agent to the reviewer ledger
+                regs["assigned"].add(d["agent_id"])
             elif t == "system.queue_depth_updated":
                 regs["queues"].add(d["queue"])
             day = ts // DAY_MS

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
+from data import ledger_contrib
 from data.events import GATE_TYPES, STEPS
 
 Contribution = tuple[str, str, int, int, bool]   # (family, field, ts_ms, value, step)
@@ -198,12 +199,16 @@ def fold(kind: str, state: dict[str, Any], ev: dict[str, Any], ts: int) -> None:
                 state["done"] = [ts, d["outcome"], eid]
         elif t == "workflow.review_started":
             state["rs"] = min(state.get("rs", NEVER), ts)
+            ledger_contrib.fold_wf(state, t, d, eid, ts, None)
         elif t == "workflow.review_completed":
             if d["verdict"] == "approved":
                 state["ap"] = min(state.get("ap", NEVER), ts)
             state.setdefault("rv", []).append([ts, int(round(float(d.get("cost_usd") or 0) * MICRO))])
+            ledger_contrib.fold_wf(state, t, d, eid, ts, None)
         elif t in GATE_TYPES:
-            state.setdefault("g", []).append([ts, 1 if gate_passed(ev) else 0])
+            passed = gate_passed(ev)
+            state.setdefault("g", []).append([ts, 1 if passed else 0])
+            ledger_contrib.fold_wf(state, t, d, eid, ts, passed)
         elif t == "workflow.defect_found":
             state.setdefault("d", []).append([ts, d.get("category"), 1 if d.get("stage") == "production" else 0])
         elif t == "workflow.compliance_checked":
@@ -215,6 +220,7 @@ def fold(kind: str, state: dict[str, Any], ev: dict[str, Any], ts: int) -> None:
                 state["f"] = [ts, d["severity"], d["workflow_id"], eid]
         else:
             state.setdefault("r", []).append(ts)
+        ledger_contrib.fold_df(state, t, d, eid, ts)
     elif kind == "cp":
         if t == "workflow.compliance_checked":
             if not d["passed"]:
@@ -229,9 +235,9 @@ def contributions(kind: str, state: dict[str, Any], sla_ms: int) -> list[Contrib
     if not state:
         return []
     if kind == "wf":
-        return _wf(state, sla_ms)
+        return _wf(state, sla_ms) + ledger_contrib.wf_contributions(state)
     if kind == "df":
-        return _df(state)
+        return _df(state) + ledger_contrib.df_contributions(state)
     if kind == "cp":
         return _cp(state)
     if kind == "rv":

@@ -518,3 +518,152 @@ def in_scope(events: Iterable[dict], dimension: str, value: str) -> list[dict]:
     keep = {wf for wf, (_, _, v) in first.items() if v == value}
     return [raw for raw in unique.values()
             if raw["type"].startswith("workflow.") and (raw.get("data") or {}).get("workflow_id") in keep]
+
+
+# ---- the reviewer ledger (METRICS.md, "The reviewer ledger") ------------------------------
+
+LEDGER_KINDS = ("human", "ai", "bot", "gate")
+_LEDGER_COUNTS = ("reviews_completed", "approvals", "changes_requested", "first_reviews", "findings_raised",
+                  "findings_accepted", "findings_dismissed", "findings_wont_fix", "escapes",
+                  "workflows_approved", "workflows_approved_with_escape")
+
+
+def _ledger_cell(c: dict[str, Any]) -> dict[str, Any]:
+    out = {k: c.get(k, 0) for k in _LEDGER_COUNTS}
+    cost = c.get("cost", 0.0)
+    ttf = c.get("ttf", [])
+    out["review_cost_usd"] = cost
+    out["time_to_first_review"] = _mean(ttf)
+    acc, dis = out["findings_accepted"], out["findings_dismissed"]
+    out["precision"] = _pct(acc, acc + dis)
+    out["miss_rate"] = _pct(out["workflows_approved_with_escape"], out["workflows_approved"])
+    out["cost_per_accepted_finding"] = None if not acc else cost / acc
+    return out
+
+
+def compute_ledger(events: Iterable[dict], end: datetime, T: timedelta, dimension: str | None = None,
+                   value: str | None = None) -> dict[str, Any]:
+    """The reviewer ledger of W = [end − T, end) straight from raw events: `rows` (per
+    reviewer), `kinds`, `first_review`, `gates` — the shape data.ledger.assemble gives. With a
+    repository or team filter, the workflow facts are those of that scope's workflows and the
+    findings stay unfiltered."""
+    ref = _Reference(events, None, 8.0, None, None)
+    b = end.astimezone(timezone.utc)
+    a = b - T
+    evs = ref.events
+    known = {e.get("agent_id") for e in evs if e.type in ("system.agent_status_changed", "workflow.agent_assigned")}
+
+    def kind_of(e: Event, actor: str, field: str) -> str:
+        return e.get(field) or ("ai" if actor in known else "human")
+
+    def keep(wf: Any) -> bool:
+        if dimension is None:
+            return True
+        c = ref.creation.get(wf)
+        return c is not None and c.get(dimension) == value
+
+    cells: dict[tuple[str, str], dict[str, Any]] = defaultdict(dict)
+
+    def bump(actor: str, kind: str, name: str, n: Any = 1) -> None:
+        cell = cells[(actor, kind)]
+        cell[name] = cell.get(name, 0) + n
+
+    reviews = [e for e in evs if e.type in ("workflow.review_started", "workflow.review_completed")]
+    for e in reviews:
+        if e.type == "workflow.review_completed" and a <= e.ts < b and keep(e.wf):
+            who = e.get("reviewer")
+            k = kind_of(e, who, "reviewer_kind")
+            bump(who, k, "reviews_completed")
+            bump(who, k, "approvals" if e.get("verdict") == "approved" else "changes_requested")
+            bump(who, k, "cost", float(e.get("cost_usd") or 0))
+    first_review: dict[tuple[Any, Any], Event] = {}
+    first_approval: dict[tuple[Any, Any], Event] = {}
+    for e in reviews:                                   # sorted: the first seen is the earliest
+        first_review.setdefault((e.get("reviewer"), e.wf), e)
+        if e.type == "workflow.review_completed" and e.get("verdict") == "approved":
+            first_approval.setdefault((e.get("reviewer"), e.wf), e)
+    for (who, wf), e in first_review.items():
+        if a <= e.ts < b and wf in ref.creation and keep(wf):
+            k = kind_of(e, who, "reviewer_kind")
+            bump(who, k, "first_reviews")
+            cells[(who, k)].setdefault("ttf", []).append(_hours(e.ts - ref.creation[wf].ts))
+    # findings: each defect's first defect_found, its latest resolution
+    first_found: dict[Any, Event] = {}
+    for e in ref.of("workflow.defect_found"):
+        first_found.setdefault(e.get("defect_id"), e)
+    latest_res: dict[Any, Event] = {}
+    for e in ref.of("workflow.defect_resolved"):
+        latest_res[e.get("defect_id")] = e              # sorted: the last one is the latest
+    for d, e in first_found.items():
+        who = e.get("found_by")
+        if not who or (e.get("stage") or "review") != "review":
+            continue
+        k = kind_of(e, who, "found_by_kind")
+        if a <= e.ts < b:
+            bump(who, k, "findings_raised")
+        res = latest_res.get(d)
+        if res is not None and a <= res.ts < b:
+            bump(who, k, {"fixed": "findings_accepted", "false_positive": "findings_dismissed"}.get(
+                res.get("resolution"), "findings_wont_fix"))
+    production = [e for e in ref.of("workflow.defect_found") if e.get("stage") == "production"]
+    for (who, wf), ap in first_approval.items():
+        if not keep(wf):
+            continue
+        k = kind_of(ap, who, "reviewer_kind")
+        if a <= ap.ts < b:
+            bump(who, k, "workflows_approved")
+            if any(d.wf == wf and ap.ts <= d.ts < b for d in production):
+                bump(who, k, "workflows_approved_with_escape")
+        for d in production:
+            if d.wf == wf and a <= d.ts < b and ap.ts <= d.ts:
+                bump(who, k, "escapes")
+    # per workflow: the first review by anyone, and by a human
+    any_first: dict[Any, Event] = {}
+    human_first: dict[Any, Event] = {}
+    for (who, wf), e in sorted(first_review.items(), key=lambda kv: (kv[1].ts, kv[1].id)):
+        any_first.setdefault(wf, e)
+        if kind_of(e, who, "reviewer_kind") == "human":
+            human_first.setdefault(wf, e)
+    first = {}
+    for name, table in (("any", any_first), ("human", human_first)):
+        hours = [_hours(e.ts - ref.creation[wf].ts) for wf, e in table.items()
+                 if a <= e.ts < b and wf in ref.creation and keep(wf)]
+        first[name] = hours
+    # gates
+    gates: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    runs = [(e, p) for e, p in ref.gate_execs(ref.events[0].ts if ref.events else a, b)]
+    for e, passed in runs:
+        if not (a <= e.ts < b) or not keep(e.wf):
+            continue
+        g = gates[e.get("gate_name")]
+        if passed:
+            g["passes"] += 1
+            if any(d.wf == e.wf and e.ts <= d.ts < b for d in production):
+                g["passes_followed_by_production_defect"] += 1
+        else:
+            g["fails"] += 1
+            sha = e.get("head_sha")
+            if sha and any(p and x.wf == e.wf and x.get("gate_name") == e.get("gate_name")
+                           and x.get("head_sha") == sha and (x.ts, x.id) > (e.ts, e.id) and x.ts < b
+                           for x, p in runs):
+                g["flaky_fails"] += 1
+    by_actor: dict[str, dict[str, Any]] = defaultdict(dict)
+    actor_kinds: dict[str, set[str]] = defaultdict(set)
+    by_kind: dict[str, dict[str, Any]] = {k: {} for k in LEDGER_KINDS}
+    for (who, k), cell in cells.items():
+        actor_kinds[who].add(k)
+        for target in (by_actor[who], by_kind.setdefault(k, {})):
+            for name, v in cell.items():
+                target[name] = (target.get(name, []) + v) if name == "ttf" else target.get(name, 0) + v
+    return {
+        "rows": [{"reviewer": who, "kind": next(iter(actor_kinds[who])) if len(actor_kinds[who]) == 1 else "mixed",
+                  **_ledger_cell(by_actor[who])} for who in sorted(by_actor)],
+        "kinds": {k: _ledger_cell(c) for k, c in by_kind.items()},
+        "first_review": {"time_to_first_review_any": _mean(first["any"]), "workflows_any": len(first["any"]),
+                         "time_to_first_human_review": _mean(first["human"]), "workflows_human": len(first["human"])},
+        "gates": [{"gate": name, "passes": g["passes"],
+                   "passes_followed_by_production_defect": g["passes_followed_by_production_defect"],
+                   "calibration_miss_rate": _pct(g["passes_followed_by_production_defect"], g["passes"]),
+                   "fails": g["fails"], "flaky_fails": g["flaky_fails"],
+                   "flakiness": _pct(g["flaky_fails"], g["fails"])} for name, g in sorted(gates.items())],
+    }

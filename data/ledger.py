@@ -1,0 +1,149 @@
+"""The reviewer ledger read back over a window (docs/METRICS.md, "The reviewer ledger").
+
+`figures()` plans the window like the dashboards (data.engine.plan: edges on retained bucket
+boundaries), fetches the ledger's rollup family once (data.rollups) and hands the window's sums
+to `assemble()`, a pure function: each field `metric \x1f actor \x1f kind \x1f extra` written
+by data/ledger_contrib.py is resolved — an implicit kind is `ai` for a known agent (the
+registries of agents that sent a status or were assigned), else `human` — and added to its
+reviewer's cell, its kind's cell, the per-workflow first-review means or its gate. The cost of a
+query depends on the window's buckets and the reviewers in them, never on raw events.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Iterable
+
+import redis
+
+from data import rollups
+from data.engine import plan
+from data.keys import Keys
+from data.ledger_contrib import (
+    AP, COST, CR, ESC, FA, FD, FR, FRA_N, FRA_S, FRH_N, FRH_S, FW, GF, GFF, GP, GPX, LEDGER, LEDGER_SCOPED, MICRO,
+    PRED_SEP, RC, SEP, TTF_N, TTF_S, WA, WX, parse,
+)
+from data.timeutil import HOUR_MS, fmt_ms, now_ms
+
+KINDS = ("human", "ai", "bot", "gate")
+# Metrics made of findings and their fates: a defect_resolved names no workflow, so these are
+# not split by team or repository (the answer lists them as unfiltered).
+FINDINGS = frozenset({FR, FA, FD, FW})
+REVIEWER_METRICS = (RC, AP, CR, COST, TTF_S, TTF_N, FR, FA, FD, FW, ESC, WA, WX)
+UNFILTERED = ("findings_raised", "findings_accepted", "findings_dismissed", "findings_wont_fix", "precision",
+              "cost_per_accepted_finding")
+BEFORE_END = frozenset({WX, GPX, GFF})          # extra = minute of the later event; counted when < end
+
+
+def _pct(num: int, den: int) -> float | None:
+    return None if not den else 100.0 * num / den
+
+
+def _mean(total: int, n: int, scale: float) -> float | None:
+    return None if not n else total / n / scale
+
+
+def cell_figures(c: dict[str, int]) -> dict[str, Any]:
+    """A reviewer's (or a kind's) figures from its summed fields."""
+    g = c.get
+    return {
+        "reviews_completed": g(RC, 0), "approvals": g(AP, 0), "changes_requested": g(CR, 0),
+        "review_cost_usd": g(COST, 0) / MICRO,
+        "time_to_first_review": _mean(g(TTF_S, 0), g(TTF_N, 0), HOUR_MS), "first_reviews": g(TTF_N, 0),
+        "findings_raised": g(FR, 0), "findings_accepted": g(FA, 0), "findings_dismissed": g(FD, 0),
+        "findings_wont_fix": g(FW, 0), "precision": _pct(g(FA, 0), g(FA, 0) + g(FD, 0)),
+        "escapes": g(ESC, 0), "workflows_approved": g(WA, 0), "workflows_approved_with_escape": g(WX, 0),
+        "miss_rate": _pct(g(WX, 0), g(WA, 0)),
+        "cost_per_accepted_finding": None if not g(FA, 0) else g(COST, 0) / g(FA, 0) / MICRO,
+    }
+
+
+def gate_figures(c: dict[str, int]) -> dict[str, Any]:
+    g = c.get
+    return {"passes": g(GP, 0), "passes_followed_by_production_defect": g(GPX, 0),
+            "calibration_miss_rate": _pct(g(GPX, 0), g(GP, 0)),
+            "fails": g(GF, 0), "flaky_fails": g(GFF, 0), "flakiness": _pct(g(GFF, 0), g(GF, 0))}
+
+
+def assemble(sums: dict[str, int], agents: Iterable[str], end: int,
+             scoped: dict[str, int] | None = None) -> dict[str, Any]:
+    """The ledger from the window's LEDGER sums. With `scoped` (one scope's LEDGER_SCOPED sums,
+    prefix removed) the workflow facts come from it and the findings from `sums`."""
+    known = set(agents)
+    cells: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    gates: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    first = {"any": [0, 0], "human": [0, 0]}
+    sources = [(sums, None)] if scoped is None else [(sums, FINDINGS), (scoped, "not findings")]
+    for src, only in sources:
+        for f, v in src.items():
+            if not v:
+                continue
+            parts = parse(f)
+            if parts is None:
+                continue
+            metric, actor, kind, extra = parts
+            if only is FINDINGS and metric not in FINDINGS:
+                continue
+            if only == "not findings" and metric in FINDINGS:
+                continue
+            if metric in BEFORE_END and not (extra.isdigit() and int(extra) < end):
+                continue
+            if metric in (GP, GPX, GF, GFF):
+                gates[actor][metric] += v
+            elif metric in (FRA_S, FRA_N):
+                first["any"][metric == FRA_N] += v
+            elif metric in (FRH_S, FRH_N):
+                preds = extra.split(PRED_SEP) if extra else []
+                if (kind == "human" or (kind == "" and actor not in known)) and all(p in known for p in preds):
+                    first["human"][metric == FRH_N] += v
+            elif metric in REVIEWER_METRICS:
+                cells[(actor, kind or ("ai" if actor in known else "human"))][metric] += v
+    by_actor: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    actor_kinds: dict[str, set[str]] = defaultdict(set)
+    by_kind: dict[str, dict[str, int]] = {k: defaultdict(int) for k in KINDS}
+    for (actor, kind), c in cells.items():
+        actor_kinds[actor].add(kind)
+        for m, v in c.items():
+            by_actor[actor][m] += v
+            by_kind.setdefault(kind, defaultdict(int))[m] += v
+    rows = []
+    for actor in sorted(by_actor):
+        ks = actor_kinds[actor]
+        rows.append({"reviewer": actor, "kind": next(iter(ks)) if len(ks) == 1 else "mixed",
+                     **cell_figures(by_actor[actor])})
+    return {
+        "rows": rows,
+        "kinds": {k: cell_figures(c) for k, c in by_kind.items()},
+        "first_review": {"time_to_first_review_any": _mean(first["any"][0], first["any"][1], HOUR_MS),
+                         "workflows_any": first["any"][1],
+                         "time_to_first_human_review": _mean(first["human"][0], first["human"][1], HOUR_MS),
+                         "workflows_human": first["human"][1]},
+        "gates": [{"gate": name, **gate_figures(c)} for name, c in sorted(gates.items())],
+    }
+
+
+def known_agents(r: redis.Redis, keys: Keys) -> set[str]:
+    return {m.decode() for m in r.sunion(keys.registry("agents"), keys.registry("assigned"))}
+
+
+def scoped_sums(sums: dict[str, int], scope: str) -> dict[str, int]:
+    prefix = scope + SEP
+    return {f[len(prefix):]: v for f, v in sums.items() if f.startswith(prefix)}
+
+
+def figures(r: redis.Redis, keys: Keys, timeframe: str = "24h", end_ms: int | None = None,
+            scope: str | None = None, skew_ms: int = 900_000) -> dict[str, Any]:
+    """The ledger of one window (and scope: data.scopes.label), as GET /api/reviewers answers it
+    before sanitising. Raises data.engine.QueryError for a bad timeframe or end."""
+    now = now_ms()
+    p = plan(timeframe, end_ms, now, skew_ms, depth=1)
+    s, e = p.bounds[1], p.bounds[0]
+    fams = (LEDGER, LEDGER_SCOPED) if scope else (LEDGER,)
+    span = rollups.fetch(r, keys, fams, p.bounds, p.horizon, now)
+    sums = span.sums(LEDGER, s, e)
+    scoped = scoped_sums(span.sums(LEDGER_SCOPED, s, e), scope) if scope else None
+    out = assemble(sums, known_agents(r, keys), e, scoped)
+    out.update({"timeframe": timeframe, "window": {"start": fmt_ms(s), "end": fmt_ms(e)}})
+    if scope:
+        out["scope"] = scope
+        out["unfiltered"] = list(UNFILTERED)
+    return out
