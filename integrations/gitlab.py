@@ -43,7 +43,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping as TMapping
 
 from data.timeutil import fmt_ms, parse_iso
-from integrations.github import RESOLUTION_WORDS, severity_of
+from integrations.github import RESOLUTION_WORDS, PayloadError, severity_of
 
 SECRET_SETTING = "gitlab_webhook_token"
 SOURCE = "gitlab"
@@ -160,6 +160,36 @@ def _project_path(payload: dict[str, Any]) -> str | None:
     return path or None
 
 
+def _need_path(payload: dict[str, Any]) -> str:
+    path = _project_path(payload)
+    if not path:
+        raise PayloadError("project.path_with_namespace: required")
+    return path
+
+
+def _need_attrs(payload: dict[str, Any]) -> dict[str, Any]:
+    attrs = payload.get("object_attributes")
+    if not isinstance(attrs, dict):
+        raise PayloadError("object_attributes: required")
+    return attrs
+
+
+def _need_ts(obj: dict[str, Any], *fields: str) -> str:
+    """The first of `fields` that is a time; a PayloadError naming them when none is."""
+    for name in fields:
+        ts = iso(obj.get(name))
+        if ts is not None:
+            return ts
+    raise PayloadError(f"object_attributes.{fields[0]}: required (a time)")
+
+
+def _need_wf(path: str, obj: dict[str, Any], where: str) -> str:
+    wf = _wf(path, obj.get("iid"))
+    if wf is None:
+        raise PayloadError(f"{where}.iid: must be a positive integer")
+    return wf
+
+
 def _wf(path: str, iid: Any) -> str | None:
     if isinstance(iid, bool) or not isinstance(iid, int) or iid < 1:
         return None
@@ -183,13 +213,9 @@ def _compact(ts: str) -> str:
 # ---- Merge Request Hook ----------------------------------------------------------------------
 
 def _merge_request(payload: dict[str, Any], mapping: Any) -> list[dict[str, Any]]:
-    attrs = payload.get("object_attributes")
-    path = _project_path(payload)
-    if not isinstance(attrs, dict) or not path:
-        return []
-    wf = _wf(path, attrs.get("iid"))
-    if wf is None:
-        return []
+    attrs = _need_attrs(payload)
+    path = _need_path(payload)
+    wf = _need_wf(path, attrs, "object_attributes")
     action = attrs.get("action")
     handler = _MR_ACTIONS.get(action)  # type: ignore[arg-type]
     return handler(payload, attrs, path, wf, mapping) if handler else []
@@ -208,10 +234,10 @@ def _mr_author(payload: dict[str, Any], attrs: dict[str, Any]) -> str | None:
 
 
 def _mr_open(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: str, mapping: Any) -> list[dict[str, Any]]:
-    ts = iso(attrs.get("created_at")) or iso(attrs.get("updated_at"))
+    ts = _need_ts(attrs, "created_at", "updated_at")
     author = _mr_author(payload, attrs)
-    if ts is None or author is None:
-        return []
+    if author is None:
+        raise PayloadError("object_attributes.author_id: required")
     actor = mapping.actor(author)
     title = attrs.get("title") if isinstance(attrs.get("title"), str) else None
     # One id for open and reopen: a reopened MR we never saw opened is created; a known one is a duplicate.
@@ -224,9 +250,7 @@ def _mr_update(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: st
     """Step changes only: out of draft or reviewers added → code_review; a label the mapping
     says is a step → that step. Anything else an update says (new commits, edits) → []."""
     changes = payload.get("changes") if isinstance(payload.get("changes"), dict) else {}
-    ts = iso(attrs.get("updated_at"))
-    if ts is None:
-        return []
+    ts = _need_ts(attrs, "updated_at")
     steps: list[str] = []
     for key in ("draft", "work_in_progress"):
         change = changes.get(key)
@@ -257,9 +281,9 @@ def _mr_approval(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: 
     """`approval` (one user approved) and `approved` (the approval rules are met, sent for the
     last approver) are the same fact: one approval per user and head commit, one id."""
     login = _user(payload.get("user"))
-    ts = iso(attrs.get("updated_at"))
-    if not login or ts is None:
-        return []
+    ts = _need_ts(attrs, "updated_at")
+    if not login:
+        raise PayloadError("user.username: required")
     actor = mapping.actor(login)
     head = _head_sha(attrs) or _compact(ts)
     base = event_id("gl", wf, "review", actor.id, head[:12])
@@ -280,9 +304,7 @@ def _head_sha(attrs: dict[str, Any]) -> str | None:
 
 
 def _mr_merge(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: str, mapping: Any) -> list[dict[str, Any]]:
-    ts = iso(attrs.get("merged_at")) or iso(attrs.get("updated_at"))
-    if ts is None:
-        return []
+    ts = _need_ts(attrs, "merged_at", "updated_at")
     out = [event(event_id("gl", wf, "merged"), "workflow.completed", ts, SOURCE,
                  {"workflow_id": wf, "outcome": "merged"})]
     out.extend(_revert(payload, attrs, path, wf, ts, mapping))
@@ -310,9 +332,7 @@ def _revert(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: str, 
 def _mr_close(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: str, mapping: Any) -> list[dict[str, Any]]:
     """Closed unmerged: `abandoned` when it was a draft or its author closed it, `rejected` when
     someone else closed it."""
-    ts = iso(attrs.get("closed_at")) or iso(attrs.get("updated_at"))
-    if ts is None:
-        return []
+    ts = _need_ts(attrs, "closed_at", "updated_at")
     closer = attrs.get("closed_by") if isinstance(attrs.get("closed_by"), dict) else payload.get("user")
     closer_id = closer.get("id") if isinstance(closer, dict) else None
     author_id = attrs.get("author_id")
@@ -338,16 +358,14 @@ def _note(payload: dict[str, Any], mapping: Any) -> list[dict[str, Any]]:
     thread saying "false positive" / "not a bug" / "won't fix" (it raises nothing itself); or
     the thread resolved — `fixed` when resolved by a push or when the MR's head commit is
     newer than the note, else `false_positive`. The first resolution to arrive counts."""
-    attrs = payload.get("object_attributes")
+    attrs = _need_attrs(payload)
+    if attrs.get("noteable_type") != "MergeRequest" or attrs.get("system"):
+        return []                                # commit, issue, snippet comments; system notes
     mr = payload.get("merge_request")
-    path = _project_path(payload)
-    if (not isinstance(attrs, dict) or attrs.get("noteable_type") != "MergeRequest" or not isinstance(mr, dict)
-            or not path or attrs.get("system")):
-        return []
-    wf = _wf(path, mr.get("iid"))
-    created = iso(attrs.get("created_at"))
-    if wf is None or created is None:
-        return []
+    if not isinstance(mr, dict):
+        raise PayloadError("merge_request: required")
+    wf = _need_wf(_need_path(payload), mr, "merge_request")
+    created = _need_ts(attrs, "created_at")
     thread = attrs.get("discussion_id") or attrs.get("id")
     if not thread:
         return []
@@ -406,8 +424,7 @@ def _gate(wf: str, what: str, obj_id: Any, name: str, kind: str, status: Any, du
 def _job(payload: dict[str, Any], mapping: Any) -> list[dict[str, Any]]:
     """A finished job (success / failed) of a merge request pipeline whose name the mapping says
     is a gate. Jobs of branch pipelines (no `refs/merge-requests/<iid>/…` ref) → []."""
-    path = _project_path(payload)
-    wf = _mr_of_ref(path, payload.get("ref")) if path else None
+    wf = _mr_of_ref(_need_path(payload), payload.get("ref"))
     if wf is None:
         return []
     ev = _gate(wf, "job", payload.get("build_id"), payload.get("build_name") or "", "job",
@@ -420,10 +437,8 @@ def _pipeline(payload: dict[str, Any], mapping: Any) -> list[dict[str, Any]]:
     """A finished merge request pipeline: each finished job in `builds` the mapping says is a
     gate (the same event, same id, as its Job Hook), and the pipeline itself only where a gate
     rule lists the kind `pipeline` (matched against the pipeline's name, else "pipeline")."""
-    attrs = payload.get("object_attributes")
-    path = _project_path(payload)
-    if not isinstance(attrs, dict) or not path:
-        return []
+    attrs = _need_attrs(payload)
+    path = _need_path(payload)
     mr = payload.get("merge_request")
     wf = _wf(path, mr.get("iid")) if isinstance(mr, dict) else None
     wf = wf or _mr_of_ref(path, attrs.get("ref"))

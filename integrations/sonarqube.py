@@ -18,6 +18,7 @@ import hmac
 import math
 from typing import Any, Mapping as TMapping
 
+from integrations.github import PayloadError
 from integrations.gitlab import event, event_id, iso
 
 SECRET_SETTING = "sonarqube_webhook_secret"
@@ -121,9 +122,11 @@ def _sha(value: Any) -> str | None:
 def _quality_gate(payload: dict[str, Any], mapping: Any) -> list[dict[str, Any]]:
     project = payload.get("project")
     key = project.get("key") if isinstance(project, dict) else None
+    if not isinstance(key, str) or not key:
+        raise PayloadError("project.key: required")
     gate = payload.get("qualityGate")
     pr = _pull_request(payload)
-    if not isinstance(key, str) or not key or pr is None or not isinstance(gate, dict):
+    if pr is None or not isinstance(gate, dict):
         return []                                # a branch analysis, or no gate evaluated
     if payload.get("status", "SUCCESS") != "SUCCESS":
         return []                                # the analysis failed: no gate ran
@@ -131,8 +134,10 @@ def _quality_gate(payload: dict[str, Any], mapping: Any) -> list[dict[str, Any]]
     task = payload.get("taskId") if isinstance(payload.get("taskId"), str) and payload.get("taskId") else None
     # An analysis counts at its analysis date; a re-evaluation (no task) when it changed.
     ts = iso(payload.get("analysedAt")) if task else (iso(payload.get("changedAt")) or iso(payload.get("analysedAt")))
-    if passed is None or ts is None:
-        return []
+    if passed is None:
+        return []                                # NONE: the gate had nothing to evaluate
+    if ts is None:
+        raise PayloadError(("analysedAt" if task else "changedAt") + ": required (a time)")
     name = gate.get("name") if isinstance(gate.get("name"), str) else ""
     ev_id = event_id("sq", key, task) if task else event_id("sq", key, pr, "changed", ts)
     return [event(ev_id, "workflow.quality_gate_executed", ts, SOURCE, {

@@ -297,14 +297,52 @@ def test_gl022_event_name_is_the_header_else_the_object_kind() -> None:
     assert gitlab.event_name(Headers(), sample("push")) == "push"
 
 
-def test_gl023_broken_payloads_give_nothing_and_never_raise() -> None:
-    for event in ("Merge Request Hook", "Note Hook", "Pipeline Hook", "Job Hook"):
-        for payload in ({}, {"object_attributes": None}, {"object_attributes": {"iid": "1", "action": "open"}},
-                        {"project": {"path_with_namespace": "a/b"}, "object_attributes": {"iid": 0, "action": "merge"}},
-                        {"project": {"path_with_namespace": "a/b"}, "object_attributes": {"iid": 1, "action": "open"}},
-                        {"project": {"path_with_namespace": "a/b"}, "builds": [None, 3], "ref": 5,
-                         "object_attributes": {"iid": 1, "action": "merge", "updated_at": "yesterday"}}):
-            assert mapped(event, copy.deepcopy(payload)) == []
+P = {"path_with_namespace": "a/b"}
+
+
+@pytest.mark.parametrize("event, payload, problem", [
+    ("Merge Request Hook", {}, "object_attributes: required"),
+    ("Merge Request Hook", {"object_attributes": None}, "object_attributes: required"),
+    ("Merge Request Hook", {"object_attributes": {"iid": 1, "action": "open"}}, "project.path_with_namespace: required"),
+    ("Merge Request Hook", {"project": P, "object_attributes": {"iid": "1", "action": "open"}},
+     "object_attributes.iid: must be a positive integer"),
+    ("Merge Request Hook", {"project": P, "object_attributes": {"iid": 0, "action": "merge"}},
+     "object_attributes.iid: must be a positive integer"),
+    ("Merge Request Hook", {"project": P, "object_attributes": {"iid": 1, "action": "open"}},
+     "object_attributes.created_at: required (a time)"),
+    ("Merge Request Hook", {"project": P, "object_attributes": {"iid": 1, "action": "open", "created_at": "2020-01-01T00:00:00Z"}},
+     "object_attributes.author_id: required"),
+    ("Merge Request Hook", {"project": P, "object_attributes": {"iid": 1, "action": "merge", "updated_at": "yesterday"}},
+     "object_attributes.merged_at: required (a time)"),
+    ("Merge Request Hook", {"project": P, "object_attributes": {"iid": 1, "action": "approval", "updated_at": "2020-01-01T00:00:00Z"}},
+     "user.username: required"),
+    ("Note Hook", {"object_attributes": [1]}, "object_attributes: required"),
+    ("Note Hook", {"project": P, "object_attributes": {"noteable_type": "MergeRequest"}}, "merge_request: required"),
+    ("Note Hook", {"project": P, "merge_request": {"iid": None}, "object_attributes": {"noteable_type": "MergeRequest"}},
+     "merge_request.iid: must be a positive integer"),
+    ("Note Hook", {"project": P, "merge_request": {"iid": 2}, "object_attributes": {"noteable_type": "MergeRequest"}},
+     "object_attributes.created_at: required (a time)"),
+    ("Pipeline Hook", {"project": P}, "object_attributes: required"),
+    ("Pipeline Hook", {"object_attributes": {}}, "project.path_with_namespace: required"),
+    ("Job Hook", {"ref": "refs/merge-requests/1/head"}, "project.path_with_namespace: required"),
+])
+def test_gl023_a_payload_missing_what_its_hook_needs_is_a_value_error_naming_the_field(
+        event: str, payload: dict[str, Any], problem: str) -> None:
+    """The receiver answers a ValueError with a 400 naming the field and stores the delivery as
+    invalid; anything else odd in a payload that can still be read gives nothing."""
+    with pytest.raises(ValueError) as exc:
+        gitlab.map_delivery(event, copy.deepcopy(payload), EMPTY)
+    assert str(exc.value) == problem
+
+
+def test_gl023b_readable_payloads_with_odd_parts_give_nothing() -> None:
+    for event, payload in (("Pipeline Hook", {"project": P, "builds": [None, 3], "object_attributes": {"ref": 5}}),
+                           ("Pipeline Hook", {"project": P, "merge_request": {"iid": 1}, "builds": [None, {"id": 1}],
+                                              "object_attributes": {"status": "success", "finished_at": "x"}}),
+                           ("Job Hook", {"project": P, "ref": "refs/merge-requests/1/head", "build_status": "success"}),
+                           ("Note Hook", {"object_attributes": {"noteable_type": "Issue"}}),
+                           ("Merge Request Hook", {"project": P, "object_attributes": {"iid": 1, "action": 5}})):
+        assert mapped(event, payload) == []
 
 
 def test_gl024_long_ids_are_cut_with_a_hash_and_timestamps_normalised() -> None:

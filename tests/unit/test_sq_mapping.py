@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +79,14 @@ def test_sq004_branch_analyses_failed_tasks_and_gateless_payloads_are_nothing() 
     failed = pull_request()
     failed["status"] = "FAILED"
     assert mapped(failed) == []
-    for broken in ({}, {"project": {"key": "x"}, "branch": {"type": "PULL_REQUEST", "name": "1"}},
-                   {**pull_request(), "qualityGate": {"status": "NONE"}}, {**pull_request(), "analysedAt": "later"},
-                   {**pull_request(), "project": "x"}, {**pull_request(), "branch": {"type": "PULL_REQUEST", "name": ""}}):
-        assert mapped(broken) == []
+    for odd in ({"project": {"key": "x"}, "branch": {"type": "PULL_REQUEST", "name": "1"}},     # no gate
+                {**pull_request(), "qualityGate": {"status": "NONE"}},
+                {**pull_request(), "branch": {"type": "PULL_REQUEST", "name": ""}}):
+        assert mapped(odd) == []
+    for broken, problem in (({}, "project.key: required"), ({**pull_request(), "project": "x"}, "project.key: required"),
+                            ({**pull_request(), "analysedAt": "later"}, "analysedAt: required (a time)")):
+        with pytest.raises(ValueError, match=re.escape(problem)):   # the receiver's 400 naming the field
+            sonarqube.map_delivery("quality_gate", broken, EMPTY)
     assert sonarqube.map_delivery("other", pull_request(), EMPTY) is None
     assert sonarqube.map_delivery("quality_gate", [], EMPTY) is None   # type: ignore[arg-type]
 
