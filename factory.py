@@ -19,6 +19,7 @@ from api.dashboards import bp as dashboards_bp
 from api.drilldown import bp as drilldown_bp
 from api.entities import bp as entities_bp
 from api.routes import bp as api_bp
+from api.webhooks import init_webhooks
 from api.widgets import bp as widgets_bp
 from auth.guard import check_callback_permissions, content_security_policy, init_guard
 from auth.security import init_security
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     server.register_blueprint(widgets_bp)
     server.register_blueprint(entities_bp)
     server.register_blueprint(dashboards_bp)
+    init_webhooks(server, services)           # /api/webhooks/<source> (signed by the source) and /api/integrations
     if settings.live:
         init_live(server, services)
     if settings.alerts:

@@ -77,12 +77,15 @@ class Settings:
     alert_interval_s: float = 15.0         # evaluation interval
     alert_timeframe: str = "1h"            # window of the KPIs that rules compare
     public_url: str = ""                   # base of links in notifications (default http://host:port)
+    integrations_path: str | None = None   # QMS_INTEGRATIONS: the mapping file (default config/integrations.yaml)
+    github_webhook_secret: str | None = None      # HMAC secret of /api/webhooks/github (unset: 404)
+    webhook_rate_per_min: int = 600        # deliveries a minute per source and client address (then 429)
     gitlab_webhook_token: str | None = None       # X-Gitlab-Token of /api/webhooks/gitlab (unset: 404)
     sonarqube_webhook_secret: str | None = None   # HMAC secret of /api/webhooks/sonarqube (unset: 404)
     config_path: str | None = None         # QMS_CONFIG
     extra: Mapping[str, Any] = field(default_factory=dict)  # unknown YAML sections, kept for later features
 
-    ENV_NAMES = {"redis_url": "REDIS_URL", "config_path": "QMS_CONFIG"}
+    ENV_NAMES = {"redis_url": "REDIS_URL", "config_path": "QMS_CONFIG", "integrations_path": "QMS_INTEGRATIONS"}
 
     @classmethod
     def env_name(cls, name: str) -> str:

@@ -252,7 +252,48 @@ _DASH_PATHS: dict[str, Any] = {
 }
 OPENAPI["paths"].update(_DASH_PATHS)
 
-PUBLIC_OPERATIONS = {("/health", "get"), ("/api/openapi.json", "get"), ("/api/auth/token", "post")}
+# --- webhook receivers and the integrations page's twins (api/webhooks.py) ---------------------
+_SOURCE = {"name": "source", "in": "path", "required": True,
+           "schema": {"type": "string", "enum": ["github", "gitlab", "sonarqube"]}}
+_DELIVERY = {"description": "what became of the delivery: status mapped (events: accepted, duplicates, rejected), "
+                            "unknown (a kind of delivery not mapped; stored), ignored (nothing to map), duplicate",
+             "content": {"application/json": {"schema": {"type": "object", "properties": {
+                 "status": {"type": "string", "enum": ["mapped", "unknown", "ignored", "duplicate"]},
+                 "delivery": {"type": "string"}, "event": {"type": "string"},
+                 "events": {"type": "object"}}}}}}
+_WEBHOOK_PATHS: dict[str, Any] = {
+    "/api/webhooks/{source}": {"post": {
+        "summary": "A webhook delivery from GitHub, GitLab or SonarQube, authenticated by the source's secret "
+                   "(X-Hub-Signature-256, X-Gitlab-Token, X-Sonar-Webhook-HMAC-SHA256), no user credentials; "
+                   "docs/INTEGRATIONS.md",
+        "parameters": [_SOURCE],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+        "responses": {"200": _DELIVERY, "202": _DELIVERY,
+                      "401": {**_ERR, "description": "bad or missing signature (audited)"},
+                      "404": {**_ERR, "description": "no receiver for this source is configured (no secret set)"},
+                      "429": {**_ERR, "description": "too many deliveries a minute from this address; Retry-After"}}}},
+    "/api/integrations": {"get": {
+        "summary": "Per source: configured?, delivery counters, last delivery, last failure; the mapping file",
+        "responses": {"200": _ENV}}},
+    "/api/integrations/{source}/deliveries": {"get": {
+        "summary": "Stored deliveries of a source, newest first (without their bodies)",
+        "parameters": [_SOURCE,
+                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                                                   "default": 100}},
+                       {"name": "status", "in": "query", "schema": {"type": "string", "enum": [
+                           "mapped", "unknown", "ignored", "invalid", "duplicate"]}}],
+        "responses": {"200": _ENV, "404": _ERR}}},
+    "/api/integrations/{source}/deliveries/{delivery_id}/replay": {"post": {
+        "summary": "Map and ingest a stored delivery again (by delivery id or stored entry id): the same event ids, "
+                   "so what was ingested before counts as duplicates",
+        "parameters": [_SOURCE, {"name": "delivery_id", "in": "path", "required": True,
+                                 "schema": {"type": "string", "maxLength": 200}}],
+        "responses": {"200": _ENV, "404": _ERR}}},
+}
+OPENAPI["paths"].update(_WEBHOOK_PATHS)
+
+PUBLIC_OPERATIONS = {("/health", "get"), ("/api/openapi.json", "get"), ("/api/auth/token", "post"),
+                     ("/api/webhooks/{source}", "post")}     # signed by the source, no user credentials
 _ERRORS = {
     "400": "invalid input: an ill-typed, unknown or out-of-range value, malformed JSON or JSON nested more "
            "than 64 levels; the message names the field",

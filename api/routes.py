@@ -136,16 +136,23 @@ def scope_headers(info: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-@bp.post("/api/events")
-@require("ingest:events")
-def post_events() -> Response:
-    svc = services()
-    limit = svc.settings.max_body_bytes
+def limited_body(limit: int) -> bytes | Response:
+    """The request body, or a 413 answer past `limit` bytes (read no further than that)."""
     if request.content_length is not None and request.content_length > limit:
         return error(413, "payload_too_large", f"request body larger than {limit} bytes")
     body = request.stream.read(limit + 1)
     if len(body) > limit:
         return error(413, "payload_too_large", f"request body larger than {limit} bytes")
+    return body
+
+
+@bp.post("/api/events")
+@require("ingest:events")
+def post_events() -> Response:
+    svc = services()
+    body = limited_body(svc.settings.max_body_bytes)
+    if isinstance(body, Response):
+        return body
     try:
         items = parse_body(body, svc.settings.max_batch_events, svc.settings.max_event_bytes)
     except TooLarge as exc:

@@ -54,6 +54,12 @@ DASH_VERSIONS = "{p}:dash:ver:{id}"        # list: versions of a dashboard (shar
 DASH_COPY_VERSIONS = "{p}:dash:ver:{id}:u:{name}"  # list: versions of one user's personal copy of a dashboard
 DASH_STARS = "{p}:dash:stars:{name}"       # set: the dashboard ids a user starred
 DASH_PROVISIONED = "{p}:dash:provisioned"  # hash: provisioned file name -> JSON of its last definition that validated
+# Webhook receivers (integrations/receiver.py); source = github | gitlab | sonarqube.
+WH_DELIVERIES = "{p}:wh:{source}:deliveries"  # stream: stored deliveries (id, event, received_at, status, events, error, headers, body)
+WH_STATS = "{p}:wh:{source}:stats"         # hash: received, mapped, unknown, ignored, invalid, duplicate, bad_signature, last_*
+WH_SEEN = "{p}:wh:{source}:seen"           # zset: delivery ids seen, score = ms received (trimmed after 7 days)
+WH_HEAD = "{p}:wh:{source}:head:{sha}"     # string (EX 30 d): JSON list of the workflows whose head commit this is
+WH_RATE = "{p}:wh:{source}:rate:{addr}:{window}"  # string (EX): deliveries from one address in one rate-limit window
 
 
 class Keys:
@@ -178,3 +184,9 @@ class Keys:
 
     def dash_stars(self, name: str) -> str:
         return DASH_STARS.format(p=self.p, name=name)
+
+    def webhook(self, source: str, what: str, **parts: Any) -> str:
+        """A webhook receiver's key: what = deliveries | stats | seen | head (sha=) | rate (addr=, window=)."""
+        template = {"deliveries": WH_DELIVERIES, "stats": WH_STATS, "seen": WH_SEEN, "head": WH_HEAD,
+                    "rate": WH_RATE}[what]
+        return template.format(p=self.p, source=source, **parts)

@@ -107,7 +107,11 @@ def endpoints() -> list[Endpoint]:
             Endpoint("GET", "/api/entities/workflow/WF-none", (), 404,
                      any_of=("view:operational_dashboard", "view:qa_dashboard", "view:developer_dashboard")),
             Endpoint("GET", "/api/entities/agent/qms-none", (), 404,
-                     any_of=("view:operational_dashboard", "view:qa_dashboard"))]
+                     any_of=("view:operational_dashboard", "view:qa_dashboard")),
+            # Webhook receivers' administration (the integrations page's twins)
+            Endpoint("GET", "/api/integrations", ("manage:integrations",)),
+            Endpoint("GET", "/api/integrations/github/deliveries", ("manage:integrations",)),
+            Endpoint("POST", "/api/integrations/github/deliveries/none/replay", ("manage:integrations",), 404)]
     # Dashboards: a dashboard user (one role dashboard's permission); the store decides per
     # dashboard (an unseen one is a 404 like a missing one: tests/integration/test_dashboards_api.py).
     user = tuple(DASHBOARD_PERMISSION.values())
@@ -143,7 +147,8 @@ def readable(rbac: Any, role: str, widget: Any) -> bool:
 
 
 # Reachable without credentials (the token exchange checks a password itself).
-PUBLIC = {("GET", "/health"), ("GET", "/api/openapi.json"), ("POST", "/api/auth/token")}
+PUBLIC = {("GET", "/health"), ("GET", "/api/openapi.json"), ("POST", "/api/auth/token"),
+          ("POST", "/api/webhooks/github")}     # signed by the source (tests/integration/test_webhooks.py)
 
 
 def _call(c: Any, ep: Endpoint, role: str, headers: dict[str, str], token_id: str) -> Any:

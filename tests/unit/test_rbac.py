@@ -18,9 +18,10 @@ EXTRAS = {
     "executive": {"view:alerts", "manage:dashboards", "update:personal_settings"},
     "qa_lead": {"view:alerts", "export:reports", "manage:dashboards", "update:personal_settings"},
     "developer": {"view:alerts"},
-    "operations": {"view:alerts", "view:deadletter", "export:reports", "update:personal_settings"},
+    "operations": {"view:alerts", "view:deadletter", "export:reports", "update:personal_settings",
+                   "manage:integrations"},
 }
-ADDED = {"view:alerts", "ingest:events", "manage:users", "view:deadletter", "manage:dashboards"}
+ADDED = {"view:alerts", "ingest:events", "manage:users", "view:deadletter", "manage:dashboards", "manage:integrations"}
 
 MINIMAL = """\
 permissions:
