@@ -14,6 +14,13 @@ The same seed, start and end give the same events, ids included; successive call
 stream live; consume one window at a time). `rate` is the mean events per second over a
 week: working hours run busier, nights and weekends quieter. Without `start`, the
 simulation begins (empty, then announcing every agent and queue) at the first window's start.
+
+The reviewer ledger's facts are in it too: reviews say who reviewed (`reviewer_kind` human, ai or
+bot: a bot approves within a minute, an external AI agent comments beside the assigned reviewer),
+findings say who raised them (`found_by`, `found_by_kind`) and end fixed, dismissed as false
+positives or left, in proportions that differ per agent; merged pull requests sometimes escape a
+defect to production (some reverted), and gate runs carry the commit they ran on (`head_sha`), so a
+flaky failure is one re-run to a pass on the same commit.
 """
 from __future__ import annotations
 
@@ -70,6 +77,10 @@ AGENTS: dict[str, list[str]] = {
 }
 AGENT_IDS = list(AGENTS)
 REVIEW_AGENTS = ["qms-code-reviewer", "qms-senior-code-reviewer", "qms-security-reviewer", "qms-documentation-reviewer"]
+# Reviewers who are not colleagues (review events' `reviewer_kind`, findings' `found_by_kind`): the in-house
+# review agents above and an external AI agent (CodeRabbit-like) are `ai`; BOT posts instant approvals.
+EXTERNAL_AGENT, BOT = "coderabbit", "lint-bot[bot]"
+P_EXTERNAL, P_BOT = 0.35, 0.25  # shares of pull requests the external agent and the bot review
 QUEUES = ["dor_validation_queue", "code_review_queue", "security_scan_queue", "performance_test_queue",
           "final_review_queue"]
 # gate -> (failure probability of a first run, median execution seconds, agents that run it,
@@ -87,6 +98,9 @@ GATES: dict[str, tuple[float, float, list[str], Metrics]] = {
     "performance-gate": (0.14, 420, ["qms-performance-tester", "qms-performance-analyst"], lambda ok, r: {
         "p95_latency_ms": round(250 * (0.5 + 0.5 * r() if ok else 1.02 + r()), 1), "threshold_ms": 250}),
 }
+# gate -> share of its failures that are flaky: re-run on the same commit (`head_sha`), they pass
+FLAKY = {"dor-checklist-gate": 0.0, "lint-gate": 0.0, "security-scan-gate": 0.1, "code-coverage-gate": 0.25,
+         "performance-gate": 0.45}
 # policy -> (probability a PR is checked against it, failure probability)
 POLICIES = [("secrets-scan", 1.0, 0.03), ("license-check", 0.7, 0.06), ("change-approval", 0.6, 0.08)]
 # Weighted choices keep cumulative weights (ending at 1.0) for a bisect lookup.
@@ -94,8 +108,20 @@ SEVERITIES, SEV_W = ["critical", "major", "minor"], cum(0.05, 0.30, 0.65)
 SEV_PRIO = {"critical": "critical", "major": "high", "minor": "normal"}
 CATEGORIES = ["security", "performance", "style", "logic", "testing", "documentation"]
 CAT_W, PROD_CAT_W = cum(0.14, 0.12, 0.25, 0.26, 0.15, 0.08), cum(0.25, 0.30, 0.0, 0.40, 0.05, 0.0)
-RESOLUTIONS, RES_W = ["fixed", "false_positive", "wont_fix"], cum(0.88, 0.08, 0.04)
+# What becomes of a finding, by who raised it: cumulative weights of RESOLUTIONS. Agents differ (the
+# reviewer ledger's precision): the senior reviewer is precise, the external agent noisy; colleagues'
+# findings are mostly fixed; production defects are fixed (a revert, a hotfix) or left.
+RESOLUTIONS = ["fixed", "false_positive", "wont_fix"]
+FATE = {"qms-code-reviewer": cum(0.86, 0.09, 0.05), "qms-senior-code-reviewer": cum(0.94, 0.02, 0.04),
+        "qms-security-reviewer": cum(0.84, 0.11, 0.05), "qms-documentation-reviewer": cum(0.78, 0.14, 0.08),
+        EXTERNAL_AGENT: cum(0.60, 0.30, 0.10)}
+HUMAN_FATE, PROD_FATE = cum(0.92, 0.03, 0.05), cum(0.95, 0.0, 0.05)
+# Probability that a merged pull request's defect escapes to production, by the reviewer who approved it.
+MISS = {"qms-code-reviewer": 0.11, "qms-senior-code-reviewer": 0.06, "qms-security-reviewer": 0.09,
+        "qms-documentation-reviewer": 0.16}
+HUMAN_MISS, P_REVERT, P_ON_CALL = 0.08, 0.25, 0.5  # escapes: reverted; found by the on-call colleague
 BURST, BURST_W = [0, 1, 2, 3, 4], cum(0.45, 0.25, 0.15, 0.09, 0.06)  # defects per first review
+NOISY_BURST_W = cum(0.30, 0.30, 0.20, 0.12, 0.08)  # the external agent comments more
 SCORES, SCORE_W = [1, 2, 3, 4, 5], cum(0.02, 0.05, 0.13, 0.40, 0.40)  # survey mean about 4.1
 ERROR_SEVERITIES, ERROR_SEV_W = ["info", "warning", "critical"], cum(0.3, 0.6, 0.1)
 ERROR_PRIO = {"info": "low", "warning": "normal", "critical": "critical"}
@@ -123,7 +149,7 @@ PROFILE = [x * 168 / sum(_raw) for x in _raw]  # by hour of week (Mon 00h = 0); 
 PEAK = max(PROFILE)
 SLOWDOWN = [1.0 + 1.5 * (1.0 - p / PEAK) for p in PROFILE]  # human waits stretch up to 2.5x off-hours: SLA misses
 # Mean events over a pull request's whole life, measured by running the simulator; turns `rate` into PR arrivals.
-EVENTS_PER_PR = 23.2
+EVENTS_PER_PR = 25.3
 AGENT_SHARE, QUEUE_SHARE = 0.03, 0.04  # fractions of `rate` spent on agent-load and queue-depth updates
 _NONE: dict[str, Any] = {}  # data of silent wake-ups (never emitted)
 _EXHAUSTED: Iterator[Any] = iter(())  # "continuation" of one-off scheduled events
@@ -151,8 +177,13 @@ def _assign(t: int, w: WF, agent: str, queue: str | None = None) -> Item:
     return (t, "workflow.agent_assigned", data, w[1], w[2])
 
 
-def _review(t: int, w: WF, reviewer: str) -> Item:
-    return (t, "workflow.review_started", {"workflow_id": w[0], "reviewer": reviewer}, w[1], w[2])
+def _review(t: int, w: WF, reviewer: str, kind: str) -> Item:
+    return (t, "workflow.review_started", {"workflow_id": w[0], "reviewer": reviewer, "reviewer_kind": kind}, w[1], w[2])
+
+
+def _verdict(t: int, w: WF, reviewer: str, kind: str, verdict: str, cost: float) -> Item:
+    return (t, "workflow.review_completed", {"workflow_id": w[0], "reviewer": reviewer, "reviewer_kind": kind,
+            "verdict": verdict, "cost_usd": cost}, w[1], w[2])
 
 
 def _done(t: int, w: WF, outcome: str) -> Item:
@@ -304,40 +335,74 @@ class Simulator:
             yield (t, None, _NONE, "low", "")
             self._spawn(self._workflow(t))
 
-    def _gate(self, w: WF, t: int, gate: str, agent: str) -> Generator[Item, None, tuple[int, bool]]:
+    def _sha(self) -> str:
+        """A new commit's id (40 hex digits)."""
+        return f"{self._rng.getrandbits(160):040x}"
+
+    def _gate(self, w: WF, t: int, gate: str, agent: str, sha: str
+              ) -> Generator[Item, None, tuple[int, bool, str]]:
+        """Runs `gate` on commit `sha` until it passes (three strikes reject); returns (t, passed, head sha)."""
         rnd = self._rnd
         fail_p, median, _, metrics = GATES[gate]
+        rerun = False  # this run re-runs a flaky failure on the same commit
         for attempt in range(3):
             ex = int(median * (0.4 + 1.2 * rnd() + (2.5 * rnd() if rnd() < 0.05 else 0.0)))  # long tail: p95
             t += ex * S
-            ok = rnd() >= fail_p * 0.5 ** attempt  # reruns after a fix pass more often
+            ok = rnd() >= (0.1 if rerun else fail_p * 0.5 ** attempt)  # reruns after a fix pass more often
             data = {"workflow_id": w[0], "gate_name": gate, "passed": ok, "agent_id": agent, "execution_time": ex,
-                    "metrics": metrics(ok, rnd)}
+                    "metrics": metrics(ok, rnd), "head_sha": sha}
             etype = "workflow.quality_gate_executed"
             if gate == "lint-gate":  # CI reports lint as passed/failed types, `passed` implied (EVENTS.md allows it)
                 del data["passed"]
                 etype = "workflow.quality_gate_passed" if ok else "workflow.quality_gate_failed"
             yield (t, etype, data, w[1] if ok else "high", w[2])
             if ok:
-                return t, True
-            t += self._human(t, 1800, 0.8)  # the author fixes the failure, then the gate reruns
+                return t, True, sha
+            rerun = rnd() < FLAKY[gate]
+            if rerun:  # a flaky failure: somebody re-runs the job on the same commit
+                t += self._human(t, 300, 0.8)
+            else:  # the author pushes a fix (a new commit), then the gate reruns
+                t += self._human(t, 1800, 0.8)
+                sha = self._sha()
         yield _done(t, w, "rejected")  # three strikes
-        return t, False
+        return t, False, sha
 
-    def _defect(self, w: WF, t: int, stage: str, found_by: str | None = None) -> Item:
+    def _defect(self, w: WF, t: int, stage: str, found_by: str | None = None, kind: str | None = None,
+                category: str | None = None) -> Item:
         self._defects += 1
         sev = self._weighted(SEVERITIES, SEV_W)
-        cat = self._weighted(CATEGORIES, PROD_CAT_W if stage == "production" else CAT_W)
+        cat = category or self._weighted(CATEGORIES, PROD_CAT_W if stage == "production" else CAT_W)
         data = {"workflow_id": w[0], "defect_id": f"DEF-{self._tag}-{self._defects}", "severity": sev,
                 "category": cat, "stage": stage}
-        if found_by:     # the reviewer who raised it (agent pages count its false positives)
+        if found_by:     # the reviewer who raised it (the ledger counts its accepted and dismissed findings)
             data["found_by"] = found_by
+            data["found_by_kind"] = kind or "human"
         return (t, "workflow.defect_found", data, "critical" if stage == "production" else SEV_PRIO[sev], w[2])
 
-    def _resolve(self, found: Item, t: int) -> None:
-        res = self._weighted(RESOLUTIONS, RES_W)
+    def _resolve(self, found: Item, t: int, fate: list[float]) -> None:
+        res = self._weighted(RESOLUTIONS, fate)
         self._schedule((t, "workflow.defect_resolved", {"defect_id": found[2]["defect_id"], "resolution": res},
                         found[3], found[4]))
+
+    def _side_review(self, w: WF, t: int, reviewer: str) -> None:
+        """A review beside the assigned reviewer's, with no say in the merge, scheduled from `t` on: the bot's
+        instant approval, or the external AI agent's comments (findings, resolved later by their fate)."""
+        rnd = self._rnd
+        if reviewer == BOT:
+            self._schedule(_review(t, w, BOT, "bot"))
+            self._schedule(_verdict(t + int(S * (1 + 20 * rnd())), w, BOT, "bot", "approved", 0.0))
+            return
+        self._schedule(_review(t, w, reviewer, "ai"))
+        serious = False
+        for _ in range(self._weighted(BURST, NOISY_BURST_W)):
+            t += int(rnd() * 60 * S) + S
+            found = self._defect(w, t, "review", reviewer, "ai")
+            serious = serious or found[2]["severity"] != "minor"
+            self._schedule(found)
+            self._resolve(found, t + self._ln(3 * 3600, 0.9), FATE[reviewer])
+        t += int(S * (20 + 100 * rnd()))
+        self._schedule(_verdict(t, w, reviewer, "ai", "changes_requested" if serious else "approved",
+                                round(self._rng.triangular(0.5, 4.0, 1.5), 2)))
 
     def _workflow(self, t: int) -> Proc:
         rnd, ch, d = self._rnd, self._pick, self._depth
@@ -359,7 +424,8 @@ class Simulator:
         t += self._human(t, 180, 0.8)
         yield _assign(t, w, "qms-dor-validator", QUEUES[0])
         d[0] -= 1
-        t, ok = yield from self._gate(w, t, "dor-checklist-gate", "qms-dor-validator")
+        sha = self._sha()  # the pull request's head commit: gates run on it, each push replaces it
+        t, ok, sha = yield from self._gate(w, t, "dor-checklist-gate", "qms-dor-validator", sha)
         if not ok:
             return
         if rnd() < 0.015:
@@ -371,9 +437,9 @@ class Simulator:
         d[2] += 1
         t += self._ln(60, 0.8)
         yield _assign(t, w, "qms-security-scanner", QUEUES[2])
-        t, ok = yield from self._gate(w, t, "lint-gate", "qms-style-linter")
+        t, ok, sha = yield from self._gate(w, t, "lint-gate", "qms-style-linter", sha)
         if ok:
-            t, ok = yield from self._gate(w, t, "security-scan-gate", "qms-security-scanner")
+            t, ok, sha = yield from self._gate(w, t, "security-scan-gate", "qms-security-scanner", sha)
         d[2] -= 1
         if not ok:
             d[1] -= 1
@@ -382,35 +448,41 @@ class Simulator:
         reviewer = agent if rnd() < 0.6 else ch(DEVELOPERS)
         if reviewer == author:
             reviewer = agent
+        kind = "ai" if reviewer == agent else "human"
+        fate = FATE[reviewer] if kind == "ai" else HUMAN_FATE
         t += self._ln(45, 0.5)
         yield _assign(t, w, agent, QUEUES[1])
+        if rnd() < P_BOT:  # the bot approves within a minute ("time to review: 1 min")
+            self._side_review(w, t + int(S * (3 + 40 * rnd())), BOT)
+        if rnd() < P_EXTERNAL:  # the external AI agent comments within minutes
+            self._side_review(w, t + self._ln(150, 0.5), EXTERNAL_AGENT)
         t += self._human(t, 1200, 0.9)
-        yield _review(t, w, reviewer)
+        yield _review(t, w, reviewer, kind)
         d[1] -= 1
         for round_no in range(3):
             found = []
             n = self._weighted(BURST, BURST_W) if round_no == 0 else int(rnd() < 0.3)
             for _ in range(n):  # defects come in a burst while the reviewer reads the diff
                 t += int(rnd() * 240 * S) + S
-                found.append(self._defect(w, t, "review", reviewer))
+                found.append(self._defect(w, t, "review", reviewer, kind))
                 yield found[-1]
             serious = any(f[2]["severity"] != "minor" for f in found)
             p_changes = (0.85 if serious else 0.3 if found else 0.08) * (0.5 if round_no else 1.0)
             t += self._human(t, 1200, 0.7)
             verdict = "changes_requested" if rnd() < p_changes else "approved"
-            yield (t, "workflow.review_completed", {"workflow_id": w[0], "reviewer": reviewer, "verdict": verdict,
-                   "cost_usd": round(self._rng.triangular(10, 80, 50), 2)}, prio, w[2])
+            yield _verdict(t, w, reviewer, kind, verdict, round(self._rng.triangular(10, 80, 50), 2))
             if verdict == "approved":
                 for f in found:  # leftovers (minor ones) are cleaned up after approval
-                    self._resolve(f, t + self._ln(7200, 0.9))
+                    self._resolve(f, t + self._ln(7200, 0.9), fate)
                 break
             if rnd() < 0.05:
                 return (yield _done(t + self._human(t, 3600, 1.0), w, "abandoned"))
             rework = self._human(t, 3600, 0.8)
             for f in found:  # fixed while the author reworks the PR
-                self._resolve(f, t + int(rework * (0.2 + 0.75 * rnd())))
+                self._resolve(f, t + int(rework * (0.2 + 0.75 * rnd())), fate)
             t += rework
-            yield _review(t, w, reviewer)
+            sha = self._sha()  # the rework is a new push
+            yield _review(t, w, reviewer, kind)
         else:
             return (yield _done(t + self._human(t, 1800, 1.0), w, "rejected"))
         del found
@@ -420,7 +492,7 @@ class Simulator:
         t += self._ln(60, 0.6)
         yield _assign(t, w, "qms-dod-validator")
         if rnd() < 0.85:
-            t, ok = yield from self._gate(w, t, "code-coverage-gate", ch(GATES["code-coverage-gate"][2]))
+            t, ok, sha = yield from self._gate(w, t, "code-coverage-gate", ch(GATES["code-coverage-gate"][2]), sha)
             if not ok:
                 return
         if rnd() < 0.4:
@@ -428,7 +500,7 @@ class Simulator:
             agent = ch(GATES["performance-gate"][2])
             t += self._human(t, 600, 0.8)
             yield _assign(t, w, agent, QUEUES[3])
-            t, ok = yield from self._gate(w, t, "performance-gate", agent)
+            t, ok, sha = yield from self._gate(w, t, "performance-gate", agent, sha)
             d[3] -= 1
             if not ok:
                 return
@@ -455,10 +527,15 @@ class Simulator:
         merged = rnd() >= 0.04
         yield _done(t, w, "merged" if merged else "rejected")
         d[4] -= 1
-        if merged and rnd() < 0.1:  # a defect escaped review and is found in production later
-            escaped = self._defect(w, t + self._ln(20 * 3600, 1.0), "production")
+        if merged and rnd() < (MISS[reviewer] if kind == "ai" else HUMAN_MISS):
+            # A defect escaped the reviewers who approved and is found in production later: by monitoring or
+            # a customer (no finder), or by the team's on-call colleague; some merges are reverted.
+            revert = rnd() < P_REVERT
+            on_call = ch(TEAMS[team]) if revert or rnd() < P_ON_CALL else None
+            escaped = self._defect(w, t + self._ln(20 * 3600, 1.0), "production", on_call, "human",
+                                   "revert" if revert else None)
             self._schedule(escaped)
-            self._resolve(escaped, escaped[0] + self._ln(6 * 3600, 0.9))
+            self._resolve(escaped, escaped[0] + self._ln(6 * 3600, 0.9), PROD_FATE)
 
     # ---- system -------------------------------------------------------------
     def _agent_event(self, t: int, agent: str, status: str, prio: str = "low") -> Item:

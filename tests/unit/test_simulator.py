@@ -8,7 +8,8 @@ from typing import Any, Callable
 
 import pytest
 
-from data.simulator import Simulator
+from data.events import validate
+from data.simulator import BOT, EXTERNAL_AGENT, REVIEW_AGENTS, Simulator
 
 UTC = timezone.utc
 TUESDAY = datetime(2026, 11, 24, tzinfo=UTC)  # a working day: the weekly rhythm puts it near the mean rate
@@ -61,12 +62,18 @@ REQUIRED: dict[str, dict[str, Callable[[Any], bool]]] = {
     "user.survey_submitted": {"user": _str, "score": lambda v: _num(v) and 1 <= v <= 5},
 }
 # Optional fields that, when present, must have the right shape.
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_KIND = _enum("human", "ai", "bot")
 OPTIONAL: dict[str, dict[str, Callable[[Any], bool]]] = {
     "workflow.pr_created": {"qms_tracked": _bool, "team": _str},
-    "workflow.review_completed": {"cost_usd": lambda v: _num(v) and v >= 0},
+    "workflow.review_started": {"reviewer_kind": _KIND},
+    "workflow.review_completed": {"cost_usd": lambda v: _num(v) and v >= 0, "reviewer_kind": _KIND},
     "workflow.quality_gate_executed": {"execution_time": lambda v: _num(v) and v >= 0,
-                                       "metrics": lambda v: isinstance(v, dict)},
-    "workflow.defect_found": {"stage": _enum("review", "production"), "category": _str},
+                                       "metrics": lambda v: isinstance(v, dict), "head_sha": _SHA.match},
+    "workflow.quality_gate_passed": {"head_sha": _SHA.match},
+    "workflow.quality_gate_failed": {"head_sha": _SHA.match},
+    "workflow.defect_found": {"stage": _enum("review", "production"), "category": _str, "found_by": _str,
+                              "found_by_kind": _KIND},
     "system.agent_status_changed": {"load": lambda v: _num(v) and 0 <= v <= 1, "skills": lambda v: isinstance(v, list)},
     "system.error_occurred": {"severity": _enum("info", "warning", "critical")},
 }
@@ -151,6 +158,7 @@ def test_sim005_data_fields_per_type(day: list[dict[str, Any]]) -> None:
             assert name in data and ok(data[name]), (ev["type"], name, data)
         for name, ok in OPTIONAL.get(ev["type"], {}).items():
             assert name not in data or ok(data[name]), (ev["type"], name, data)
+        assert validate(ev)[2] == [], ev  # and valid by the product's own contract
 
 
 def test_sim006_rate_roughly_respected_over_a_day(day: list[dict[str, Any]]) -> None:
@@ -170,8 +178,15 @@ def test_sim008_realistic_shape(day: list[dict[str, Any]]) -> None:
     gates = [e for e in day if e["type"] == "workflow.quality_gate_executed"]
     pass_rate = sum(e["data"]["passed"] for e in gates) / len(gates)
     assert 0.8 < pass_rate < 0.97
-    costs = [e["data"]["cost_usd"] for e in day if e["type"] == "workflow.review_completed"]
-    assert 10 <= min(costs) and max(costs) <= 80
+    costs: dict[str, list[float]] = {}
+    for e in day:
+        if e["type"] == "workflow.review_completed":
+            costs.setdefault(e["data"]["reviewer"] if e["data"]["reviewer_kind"] != "human" else "human",
+                             []).append(e["data"]["cost_usd"])
+    assigned = [c for r, cs in costs.items() if r in REVIEW_AGENTS or r == "human" for c in cs]
+    assert 10 <= min(assigned) and max(assigned) <= 80
+    assert 0.5 <= min(costs[EXTERNAL_AGENT]) and max(costs[EXTERNAL_AGENT]) <= 4  # an AI review costs little
+    assert set(costs[BOT]) == {0.0}  # the bot's reviews cost nothing
     created = {e["data"]["workflow_id"]: _ms(e["timestamp"]) for e in day if e["type"] == "workflow.pr_created"}
     hours = [(_ms(e["timestamp"]) - created[e["data"]["workflow_id"]]) / timedelta(hours=1)
              for e in day if e["type"] == "workflow.completed" and e["data"]["workflow_id"] in created]
@@ -218,3 +233,105 @@ def test_sim011_any_start_and_rejects_bad_input() -> None:
         Simulator(rate=0)
     with pytest.raises(ValueError):
         Simulator().events_between(start, start - timedelta(seconds=1))
+
+
+def _first_by(events: list[dict[str, Any]], etype: str, key: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if e["type"] == etype:
+            out.setdefault(e["data"][key], e)
+    return out
+
+
+def test_sim012_reviewers_of_every_kind_and_the_bot_first(day: list[dict[str, Any]]) -> None:
+    reviews = [e for e in day if e["type"] in ("workflow.review_started", "workflow.review_completed")]
+    assert all("reviewer_kind" in e["data"] for e in reviews)
+    done = Counter((e["data"]["reviewer_kind"], e["data"]["reviewer"] in REVIEW_AGENTS + [EXTERNAL_AGENT, BOT])
+                   for e in reviews if e["type"] == "workflow.review_completed")
+    assert set(done) == {("human", False), ("ai", True), ("bot", True)}, done  # no colleague is called an agent
+    assert done[("bot", True)] > 100 and done[("ai", True)] > 500 and done[("human", False)] > 300, done
+    by_reviewer = Counter(e["data"]["reviewer"] for e in reviews
+                          if e["type"] == "workflow.review_completed" and e["data"]["reviewer_kind"] != "human")
+    assert set(by_reviewer) == {*REVIEW_AGENTS, EXTERNAL_AGENT, BOT}
+    # The bot approves within a minute of starting, and is then the workflow's first reviewer.
+    started = {(e["data"]["workflow_id"], e["data"]["reviewer"]): _ms(e["timestamp"]) for e in reviews
+               if e["type"] == "workflow.review_started"}
+    bot_done = [e for e in reviews if e["type"] == "workflow.review_completed" and e["data"]["reviewer"] == BOT]
+    assert {e["data"]["verdict"] for e in bot_done} == {"approved"}
+    waits = [_ms(e["timestamp"]) - started[(e["data"]["workflow_id"], BOT)] for e in bot_done]
+    assert max(waits) <= timedelta(minutes=1)
+    first = _first_by(reviews, "workflow.review_started", "workflow_id")
+    bot_first = [w for w, e in first.items() if e["data"]["reviewer"] == BOT]
+    assert len(bot_first) > 0.9 * len(bot_done)
+
+
+def test_sim013_findings_and_their_fate_differ_by_reviewer(day: list[dict[str, Any]]) -> None:
+    found = {e["data"]["defect_id"]: e["data"] for e in day if e["type"] == "workflow.defect_found"}
+    review = [d for d in found.values() if d["stage"] == "review"]
+    assert all(d.get("found_by") and d.get("found_by_kind") in ("ai", "human") for d in review)
+    kinds = Counter(d["found_by_kind"] for d in review)
+    assert kinds["ai"] > 1000 and kinds["human"] > 200, kinds
+    fate: dict[str, Counter[str]] = {}
+    for e in day:
+        if e["type"] == "workflow.defect_resolved" and found[e["data"]["defect_id"]]["stage"] == "review":
+            d = found[e["data"]["defect_id"]]
+            who = d["found_by"] if d["found_by_kind"] == "ai" else "human"
+            fate.setdefault(who, Counter())[e["data"]["resolution"]] += 1
+
+    def fp_share(who: str) -> float:
+        return fate[who]["false_positive"] / sum(fate[who].values())
+    assert set(fate) == {*REVIEW_AGENTS, EXTERNAL_AGENT, "human"}
+    assert all(sum(c.values()) >= 50 for c in fate.values()), fate
+    assert fp_share("qms-senior-code-reviewer") < 0.06  # the precise agent
+    assert fp_share(EXTERNAL_AGENT) > 0.2  # the noisy one
+    assert fp_share("human") < 0.08 and fate["human"]["fixed"] / sum(fate["human"].values()) > 0.85
+    assert all(set(c) == {"fixed", "false_positive", "wont_fix"} for who, c in fate.items() if who != "human")
+
+
+def test_sim014_flaky_gates_rerun_on_the_same_commit(day: list[dict[str, Any]]) -> None:
+    gates = [e for e in day if e["type"] in ("workflow.quality_gate_executed", "workflow.quality_gate_passed",
+                                             "workflow.quality_gate_failed")]
+    assert all(_SHA.match(e["data"]["head_sha"]) for e in gates)
+    last_fail: dict[tuple[str, str], dict[str, Any]] = {}
+    flaky, fixed = Counter[str](), Counter[str]()
+    for e in gates:
+        key = (e["data"]["workflow_id"], e["data"]["gate_name"])
+        passed = e["data"].get("passed", e["type"] == "workflow.quality_gate_passed")
+        if not passed:
+            last_fail[key] = e
+        elif key in last_fail:
+            same = last_fail.pop(key)["data"]["head_sha"] == e["data"]["head_sha"]
+            (flaky if same else fixed)[e["data"]["gate_name"]] += 1
+    assert flaky["performance-gate"] > 5 and flaky["code-coverage-gate"] > 5, flaky
+    assert flaky["lint-gate"] == flaky["dor-checklist-gate"] == 0  # these gates are never flaky
+    assert fixed["lint-gate"] > 10 and fixed["code-coverage-gate"] > 10, fixed  # a genuine fail: a new push
+    shas = {e["data"]["workflow_id"]: set() for e in gates}
+    for e in gates:
+        shas[e["data"]["workflow_id"]].add(e["data"]["head_sha"])
+    owners = Counter(sha for s in shas.values() for sha in s)
+    assert max(owners.values()) == 1  # commits belong to one pull request
+
+
+def test_sim015_production_defects_escape_approving_reviewers(day: list[dict[str, Any]],
+                                                             week: list[dict[str, Any]]) -> None:
+    for events, n in ((day, 20), (week, 5)):
+        approvers: dict[str, set[tuple[str, str]]] = {}
+        for e in events:
+            if e["type"] == "workflow.review_completed" and e["data"]["verdict"] == "approved":
+                approvers.setdefault(e["data"]["workflow_id"], set()).add(
+                    (e["data"]["reviewer_kind"], e["data"]["reviewer"]))
+        prod = [e["data"] for e in events if e["type"] == "workflow.defect_found" and e["data"]["stage"] == "production"]
+        escaped = [d for d in prod if d["workflow_id"] in approvers]
+        assert len(escaped) >= n and len(escaped) > 0.9 * len(prod), (len(escaped), len(prod))
+        assert all(d.get("found_by_kind", "human") == "human" for d in prod)  # on-call colleagues, or nobody
+        if events is day:
+            missed_by = {k for d in escaped for k, _ in approvers[d["workflow_id"]]}
+            assert missed_by == {"human", "ai", "bot"}, missed_by
+            assert any("found_by" in d for d in prod) and any("found_by" not in d for d in prod)
+            reverts = [d for d in prod if d["category"] == "revert"]
+            assert reverts and all(d["found_by"] for d in reverts)
+            assert all(d["category"] != "revert" for d in found_in_review(events))
+
+
+def found_in_review(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e["data"] for e in events if e["type"] == "workflow.defect_found" and e["data"]["stage"] == "review"]
