@@ -286,12 +286,12 @@ def _mr_approval(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: 
         raise PayloadError("user.username: required")
     actor = mapping.actor(login)
     head = _head_sha(attrs) or _compact(ts)
-    base = event_id("gl", wf, "review", actor.id, head[:12])
+    base = ("gl", wf, "review", actor.id, head[:12])
     data = {"workflow_id": wf, "reviewer": actor.id, "reviewer_kind": actor.kind}
     # GitLab records only when the approval was given: its start is put 1 ms before (as for GitHub).
     return [
-        event(base + ":started", "workflow.review_started", fmt_ms(parse_iso(ts) - 1), SOURCE, dict(data)),
-        event(base + ":approved", "workflow.review_completed", ts, SOURCE,
+        event(event_id(*base, "started"), "workflow.review_started", fmt_ms(parse_iso(ts) - 1), SOURCE, dict(data)),
+        event(event_id(*base, "approved"), "workflow.review_completed", ts, SOURCE,
               {**data, "verdict": "approved", "cost_usd": actor.cost_per_review_usd}),
     ]
 
@@ -322,9 +322,10 @@ def _revert(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: str, 
     if target is None or target == wf:
         return []
     login = _user(payload.get("user")) or _user(attrs.get("merged_by"))
-    defect = event_id("gl", target, "revert", attrs["iid"])
+    parts = ("gl", target, "revert", attrs["iid"])
+    defect = event_id(*parts)
     who = mapping.actor(login) if login else None
-    return [event(defect + ":found", "workflow.defect_found", ts, SOURCE, {
+    return [event(event_id(*parts, "found"), "workflow.defect_found", ts, SOURCE, {
         "workflow_id": target, "defect_id": defect, "severity": "major", "category": "revert",
         "stage": "production", "found_by": who.id if who else None, "found_by_kind": who.kind if who else None})]
 
@@ -369,7 +370,8 @@ def _note(payload: dict[str, Any], mapping: Any) -> list[dict[str, Any]]:
     thread = attrs.get("discussion_id") or attrs.get("id")
     if not thread:
         return []
-    defect = event_id("gl", wf, "thread", thread)
+    parts = ("gl", wf, "thread", thread)
+    defect = event_id(*parts)
     text = next((t for t in (attrs.get("note"), attrs.get("body")) if isinstance(t, str)), "")   # hook / REST
     login = _user(attrs.get("author")) or _user(payload.get("user"))
     author_id = attrs.get("author_id")
@@ -382,11 +384,11 @@ def _note(payload: dict[str, Any], mapping: Any) -> list[dict[str, Any]]:
     is_diff = attrs.get("type") == "DiffNote" or bool(attrs.get("position")) or bool(attrs.get("line_code"))
     dismissal = next((res for res, rx in RESOLUTION_WORDS if rx.search(text)), None)
     if dismissal and is_diff and attrs.get("discussion_id"):   # a reply dismissing its thread raises nothing
-        return [event(defect + ":resolved", "workflow.defect_resolved", created, SOURCE,
+        return [event(event_id(*parts, "resolved"), "workflow.defect_resolved", created, SOURCE,
                       {"defect_id": defect, "resolution": dismissal, "workflow_id": wf})]
     if is_diff and login and (author_id is None or author_id != mr_author_id):
         actor = mapping.actor(login)
-        out.append(event(defect + ":found", "workflow.defect_found", created, SOURCE, {
+        out.append(event(event_id(*parts, "found"), "workflow.defect_found", created, SOURCE, {
             "workflow_id": wf, "defect_id": defect, "severity": severity_of(text),
             "category": "suggestion" if "```suggestion" in text else "review_comment",
             "stage": "review", "found_by": actor.id, "found_by_kind": actor.kind}))
@@ -396,7 +398,7 @@ def _note(payload: dict[str, Any], mapping: Any) -> list[dict[str, Any]]:
         head = mr.get("last_commit") if isinstance(mr.get("last_commit"), dict) else {}
         head_ts = iso(head.get("timestamp"))
         changed = bool(attrs.get("resolved_by_push")) or (head_ts is not None and parse_iso(head_ts) > parse_iso(created))
-        out.append(event(defect + ":resolved", "workflow.defect_resolved", ts, SOURCE,
+        out.append(event(event_id(*parts, "resolved"), "workflow.defect_resolved", ts, SOURCE,
                          {"defect_id": defect, "resolution": "fixed" if changed else "false_positive",
                           "workflow_id": wf}))
     return out

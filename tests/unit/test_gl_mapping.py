@@ -398,3 +398,16 @@ def test_gl027_an_imported_discussion_note_maps_like_its_hook() -> None:
         THREAD + ":resolved", "2015-05-19T10:00:00Z", "fixed")                           # a push after the note
     rest_mr["author"] = {"id": 1, "username": "root"}                                    # the author's own thread
     assert [e["type"] for e in mapped("Note Hook", payload)] == ["workflow.defect_resolved"]
+
+
+def test_gl028_every_id_fits_128_characters_even_for_long_project_paths_and_thread_ids() -> None:
+    path = "group/" + "sub/" * 40 + "project"
+    p = diff_note(discussion_id="f" * 100, resolved_at="2015-05-19T10:00:00Z", resolved_by_push=True)
+    p["project"]["path_with_namespace"] = path
+    events = mapped("Note Hook", p)
+    q = mr("approval")
+    q["project"]["path_with_namespace"] = path
+    events += mapped("Merge Request Hook", q)
+    assert len(events) == 4 and all(len(e["id"]) <= 128 for e in events)
+    assert len({e["id"] for e in events}) == 4
+    assert events[0]["data"]["defect_id"] == events[1]["data"]["defect_id"]
