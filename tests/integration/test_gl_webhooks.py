@@ -159,3 +159,13 @@ def test_glw007_bad_input_is_a_4xx_naming_the_problem_and_stored_invalid(wh: Any
     assert "project.path_with_namespace: required" in json.dumps(resp.get_json())
     assert {d["id"]: d["status"] for d in deliveries(admin, "gitlab")} == {"u-bad": "invalid", "u-broken": "invalid"}
     assert streamed(wh, r) == []
+
+
+def test_glw008_a_stored_delivery_replayed_maps_again_and_counts_once(wh: Any, r: Any, admin: Any) -> None:
+    assert gl_post(wh, "Pipeline Hook", sample("gitlab", "pipeline"), uuid="u-pipe").status_code == 202
+    resp = admin.post("/api/integrations/gitlab/deliveries/u-pipe/replay")
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["response"]["data"]["events"] == {"accepted": 0, "duplicates": 3, "rejected": 0}
+    assert len(streamed(wh, r)) == 3
+    stored = next(d for d in deliveries(admin, "gitlab") if d["id"] == "u-pipe")
+    assert "X-Gitlab-Token" not in json.dumps(stored) and TOKEN not in json.dumps(stored)   # the secret is not kept
