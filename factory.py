@@ -18,6 +18,7 @@ from werkzeug.exceptions import InternalServerError
 from api.dashboards import bp as dashboards_bp
 from api.drilldown import bp as drilldown_bp
 from api.entities import bp as entities_bp
+from api.reviewers import bp as reviewers_bp
 from api.routes import bp as api_bp
 from api.webhooks import init_webhooks
 from api.widgets import bp as widgets_bp
@@ -30,7 +31,7 @@ from data.services import Services
 from live.routes import init_live
 from dash import dcc, html
 
-from pages import alerts, audit, dashboard, dashboards_list, entity, shell
+from pages import alerts, audit, dashboard, dashboards_list, entity, integrations, shell
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     server.register_blueprint(drilldown_bp)
     server.register_blueprint(widgets_bp)
     server.register_blueprint(entities_bp)
+    server.register_blueprint(reviewers_bp)
     server.register_blueprint(dashboards_bp)
     init_webhooks(server, services)           # /api/webhooks/<source> (signed by the source) and /api/integrations
     if settings.live:
@@ -80,7 +82,7 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
                                       dashboard.events_layout("k"),
                                       audit.layout(), alerts.layout(True), dcc.Graph(id={"type": "w-gates", "w": "x"}),
                                       entity.workflow_layout("w"), entity.agent_layout("a"),
-                                      dashboards_list.page(None, None)])
+                                      dashboards_list.page(None, None), integrations.layout()])
     register_callbacks(app)
     check_callback_permissions(app)
     init_guard(server, app)

@@ -6,7 +6,7 @@ from dash import Dash
 
 
 def register_callbacks(app: Dash) -> None:
-    from callbacks import alerts, dashboard, dashboards_list, drilldown, edit, entity, pages, share, shell
+    from callbacks import alerts, dashboard, dashboards_list, drilldown, edit, entity, integrations, pages, share, shell
     pages.register(app)
     dashboard.register(app)
     shell.register(app)
@@ -16,3 +16,4 @@ def register_callbacks(app: Dash) -> None:
     dashboards_list.register(app)
     edit.register(app)
     share.register(app)
+    integrations.register(app)

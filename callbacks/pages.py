@@ -28,6 +28,7 @@ from callbacks.inputs import (ClickData, Choice, Count, Ignored, Pathname, Searc
 from callbacks.entity import page as entity_page
 from callbacks import dashboard as dash_board
 from callbacks.dashboards_list import page as dashboards_list_page
+from callbacks.integrations import page as integrations_page
 
 NAV_LABELS = {"executive": "Executive", "operational": "Operations", "qa": "Quality", "developer": "My reviews"}
 
@@ -61,6 +62,8 @@ def navigation(principal: Principal | None) -> list[Any]:
                                            href="/alerts", id="nav-alerts")))
     if authorize(principal, "view:audit_logs"):
         nav.append(dbc.NavItem(dbc.NavLink("Audit", href="/audit", id="nav-audit")))
+    if authorize(principal, "manage:integrations"):
+        nav.append(dbc.NavItem(dbc.NavLink("Integrations", href="/integrations", id="nav-integrations")))
     return nav
 
 
@@ -118,7 +121,8 @@ def _gate_page(path: str | None, search: str | None, principal: Principal | None
                                   principal)
 
 
-FIXED_PAGES = {"/alerts": _alerts_page, "/audit": _audit_page, "/dashboards": _list_page}
+FIXED_PAGES = {"/alerts": _alerts_page, "/audit": _audit_page, "/dashboards": _list_page,
+               "/integrations": integrations_page}
 
 
 def page_for(path: str | None, search: str | None, principal: Principal | None) -> Any:

@@ -179,8 +179,15 @@ def _samples(app: Any, key: str, twin: str) -> list[Sample]:
     if twin == "GET /api/metrics/<kpi_id>/series":        # the gate page
         return [(_set(base, lambda i, p: "/gates/lint" if (i, p) == ("url", "pathname") else None), "GET",
                  "/api/metrics/gate.lint.pass_rate/series", None)]
-    if twin in ("GET /api/audit", "GET /api/alerts"):
+    if twin in ("GET /api/audit", "GET /api/alerts", "GET /api/integrations"):
         return [(base, "GET", twin.split(" ")[1], None)]
+    if twin == "GET /api/integrations/<source>/deliveries":         # the integrations page (issue 12)
+        return [(_set(base, lambda i, p: "github" if (i, p) == ("int-source", "value") else None), "GET",
+                 "/api/integrations/github/deliveries", None)]
+    if twin == "POST /api/integrations/<source>/deliveries/<delivery_id>/replay":
+        return [(_set(base, lambda i, p: [{"entry": "1-0", "id": "none"}] if p == "selectedRows" else "github"
+                      if (i, p) == ("int-source", "value") else None), "POST",
+                 "/api/integrations/github/deliveries/1-0/replay", None)]
     if twin == "GET /api/alerts/history":
         return [(_set(base, lambda i, p: row if p == "selectedRows" else None), "GET", "/api/alerts/history?rule=r",
                  None)]
