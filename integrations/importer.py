@@ -443,6 +443,20 @@ def _head_at(versions: list[dict[str, Any]], ts: Any) -> dict[str, Any] | None:
     return {"id": best[1].get("head_commit_sha"), "timestamp": best[1].get("created_at")}
 
 
+_FRACTION = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.\d+(Z|[+-]\d\d:?\d\d)$")
+
+
+def _to_the_second(obj: Any) -> Any:
+    """GitLab's hooks carry times to the second, its REST API to the millisecond: an id made
+    from a time (a close, a step) must come out the same, so the import's times are cut too."""
+    if isinstance(obj, dict):
+        return {k: (_FRACTION.sub(r"\1\2", v) if isinstance(v, str) and (k.endswith("_at") or k == "timestamp")
+                    else _to_the_second(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_the_second(v) for v in obj]
+    return obj
+
+
 _GL_MR_REF = re.compile(r"^refs/merge-requests/\d+/(?:head|merge|train)$")
 
 
@@ -457,7 +471,7 @@ def gitlab_deliveries(mr: dict[str, Any], project: dict[str, Any], discussions: 
                                          "default_branch")}
 
     def add(ts: Any, order: int, name: str, payload: dict[str, Any]) -> None:
-        timed.append((_ts(ts) or 0, order, (name, payload)))
+        timed.append((_ts(ts) or 0, order, (name, _to_the_second(payload))))
 
     def mr_hook(action: str, user: Any, ts: Any, **changes: Any) -> dict[str, Any]:
         attrs = {**copy.deepcopy(mr), "action": action, "updated_at": ts, **changes}
@@ -486,7 +500,9 @@ def gitlab_deliveries(mr: dict[str, Any], project: dict[str, Any], discussions: 
             add(note.get("created_at"), 2, "Note Hook",
                 {"object_kind": "note", "event_type": "note", "user": note.get("author"), "project": proj,
                  "project_id": project.get("id"), "merge_request": then,
-                 "object_attributes": {**note, "noteable_type": "MergeRequest", "discussion_id": disc.get("id")}})
+                 # a hook's note text is `note`; the REST API's `body`
+                 "object_attributes": {**note, "note": note.get("body"), "noteable_type": "MergeRequest",
+                                       "discussion_id": disc.get("id")}})
     for pipe, jobs in pipelines:
         is_mr_pipeline = pipe.get("source") == "merge_request_event" or bool(_GL_MR_REF.match(str(pipe.get("ref") or "")))
         payload = {"object_kind": "pipeline", "object_attributes": pipe, "project": proj, "user": pipe.get("user"),

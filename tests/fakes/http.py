@@ -52,7 +52,7 @@ class FakeApi:
             self._server.shutdown()
             self._server.server_close()
 
-    def __enter__(self) -> "FakeApi":
+    def __enter__(self) -> Any:
         self.start()
         return self
 

@@ -28,10 +28,8 @@ SINCE_DAYS = 30
 
 @pytest.fixture
 def fake() -> Iterator[FakeGitHub]:
-    api = FakeGitHub(History(now_ms()))
-    api.start()
-    yield api
-    api.stop()
+    with FakeGitHub(History(now_ms())) as api:
+        yield api
 
 
 class Run:
@@ -55,6 +53,7 @@ class Run:
 
 
 def stream_ids(r: Any, prefix: str = "qms") -> list[str]:
+    """The ids on the ingest stream of this key prefix, in order."""
     return [orjson.loads(f[b"e"])["id"] for _, f in r.xrange(Keys(prefix).stream)]
 
 
@@ -190,23 +189,31 @@ def test_import024_a_failing_api_stops_with_what_was_read_kept(r: Any, fake: Fak
     assert (again.skipped, again.imported, again.duplicates) == (4, 3, 0)
 
 
-def run_cli(redis_url: str, *args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "QMS_GITHUB_TOKEN")}
-    env.update(REDIS_URL=redis_url, **({"QMS_GITHUB_TOKEN": token} if token else {}))
-    return subprocess.run([sys.executable, str(ROOT / "cli.py"), "import", "github", *args], cwd=ROOT, env=env,
+def run_cli(redis_url: str, *args: str, token: str | None = TOKEN, source: str = "github",
+            token_env: str = "QMS_GITHUB_TOKEN") -> subprocess.CompletedProcess[str]:
+    """`cli.py import <source> ARGS` with only this token in the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("GITHUB_TOKEN", "GITLAB_TOKEN"))}
+    env.update(REDIS_URL=redis_url, **({token_env: token} if token else {}))
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), "import", source, *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
+
+
+def fresh_import_shown(proc: subprocess.CompletedProcess[str], r: Any, what: str, found: int, token: str) -> int:
+    """A first run's output: its bar at 100 % of the requests found, the summary line, never
+    the token; returns the events on the stream."""
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"import {what.split()[1]}: 100%" in proc.stderr and f"{found}/{found}" in proc.stderr
+    assert f"{what}: {found} found, {found} imported, 0 already imported;" in proc.stdout
+    assert token not in proc.stdout + proc.stderr
+    return len(stream_ids(r))
 
 
 def test_import025_cli_prints_a_progress_bar_and_the_summary_never_the_token(r: Any, redis_url: str,
                                                                            fake: FakeGitHub) -> None:
     fake.faults.clear()                                        # no real back-off sleeps in a subprocess
     proc = run_cli(redis_url, "--repo", REPO, "--since", "30d", "--api-url", fake.base_url)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "import acme/api: 100%" in proc.stderr and "7/7" in proc.stderr
-    n = len(stream_ids(r))
-    assert f"github acme/api: 7 found, 7 imported, 0 already imported;" in proc.stdout
+    n = fresh_import_shown(proc, r, f"github {REPO}", 7, TOKEN)
     assert f"events: accepted {n}, duplicates 0, rejected 0" in proc.stdout and n > 30
-    assert TOKEN not in proc.stdout + proc.stderr
     again = run_cli(redis_url, "--repo", REPO, "--since", "30d", "--api-url", fake.base_url, "--restart", "--quiet")
     assert again.returncode == 0 and again.stderr == ""
     assert f"accepted 0, duplicates {n}, rejected 0" in again.stdout
