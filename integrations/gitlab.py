@@ -247,8 +247,9 @@ def _mr_open(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: str,
 
 
 def _mr_update(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: str, mapping: Any) -> list[dict[str, Any]]:
-    """Step changes only: out of draft or reviewers added → code_review; a label the mapping
-    says is a step → that step. Anything else an update says (new commits, edits) → []."""
+    """Step changes: out of draft or reviewers added → code_review (and `agent_assigned` for
+    each added reviewer that is an agent or a bot); a label the mapping says is a step → that
+    step. Anything else an update says (new commits, edits) → []."""
     changes = payload.get("changes") if isinstance(payload.get("changes"), dict) else {}
     ts = _need_ts(attrs, "updated_at")
     steps: list[str] = []
@@ -257,9 +258,11 @@ def _mr_update(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: st
         if isinstance(change, dict) and change.get("previous") is True and change.get("current") is False:
             steps.append("code_review")
     reviewers = changes.get("reviewers")
+    added: list[str] = []
     if isinstance(reviewers, dict):
         before = {_user(r) for r in reviewers.get("previous") or ()}
-        if any(_user(r) and _user(r) not in before for r in reviewers.get("current") or ()):
+        added = [login for r in reviewers.get("current") or () if (login := _user(r)) and login not in before]
+        if added:
             steps.append("code_review")
     labels = changes.get("labels")
     if isinstance(labels, dict):
@@ -274,6 +277,11 @@ def _mr_update(payload: dict[str, Any], attrs: dict[str, Any], path: str, wf: st
             seen.add(step)
             out.append(event(event_id("gl", wf, "step", step, _compact(ts)), "workflow.step_entered", ts, SOURCE,
                              {"workflow_id": wf, "step": step}))
+    for login in added:                          # an agent or bot asked to review is assigned (as on GitHub)
+        who = mapping.actor(login)
+        if who.kind != "human":
+            out.append(event(event_id("gl", wf, "assigned", who.id, _compact(ts)), "workflow.agent_assigned", ts,
+                             SOURCE, {"workflow_id": wf, "agent_id": who.id}))
     return out
 
 

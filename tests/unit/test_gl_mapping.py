@@ -75,6 +75,14 @@ def test_gl004_reviewers_added_is_code_review_once_and_other_updates_nothing() -
     p["changes"] = {"reviewers": {"previous": [], "current": [{"id": 6, "username": "user1"}]},
                     "draft": {"previous": True, "current": False}}
     assert [e["data"]["step"] for e in mapped("Merge Request Hook", p)] == ["code_review"]
+    p["changes"] = {"reviewers": {"previous": [{"username": "user1"}],
+                                  "current": [{"username": "user1"}, {"username": "review-bot"}, {"username": "ann"}]}}
+    mapping = parse({"agents": [{"login": "review-bot", "id": "gl-ai-reviewer", "kind": "ai"}]}, "t")
+    step, assigned = mapped("Merge Request Hook", p, mapping)
+    assert step["data"]["step"] == "code_review"
+    assert (assigned["id"], assigned["type"], assigned["data"]) == (
+        f"gl:{WF}:assigned:gl-ai-reviewer:20131203172334", "workflow.agent_assigned",
+        {"workflow_id": WF, "agent_id": "gl-ai-reviewer"})
     p["changes"] = {"reviewers": {"previous": [{"username": "user1"}], "current": []}}   # removed: no step
     assert mapped("Merge Request Hook", p) == []
     p["changes"] = {}                                                       # a push, an edit
