@@ -235,6 +235,7 @@ def _poster(url: str, token: str | None) -> Any:
 def cmd_import(args: argparse.Namespace, settings: Settings) -> None:
     """History from a forge's REST API, mapped like its webhooks (integrations/importer.py).
     The token comes from the environment only and is never printed."""
+    from redis import RedisError
     from tqdm import tqdm
 
     from integrations.importer import ApiError, load_mapping, make_source, parse_since, run_import, token_from_env
@@ -256,8 +257,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> None:
                   disable=args.quiet) as bar:
             summary = run_import(source, r=svc.redis, prefix=svc.keys.p, ingest=ingest, since_ms=since_ms,
                                  mapping=mapping, restart=args.restart, progress=bar)
-    except ApiError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ApiError, RedisError) as exc:
+        print(f"error: {'Redis: ' if isinstance(exc, RedisError) else ''}{exc}", file=sys.stderr)
         print("interrupted: what was read is kept; run the same command again to resume", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:

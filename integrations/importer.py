@@ -648,6 +648,8 @@ def run_import(source: Source, *, r: Any, prefix: str, ingest: Callable[[list[di
 
 
 def make_source(kind: str, target: str, api_url: str | None, token: str | None, **http_kw: Any) -> Source:
+    if api_url is not None and not api_url.startswith(("http://", "https://")):
+        raise ValueError(f"--api-url: expected an http:// or https:// URL, got {api_url!r}")
     if kind == "github":
         auth = {"Authorization": f"Bearer {token}"} if token else {}
         http = Http(api_url or GITHUB_API, {"Accept": "application/vnd.github+json",
