@@ -292,6 +292,24 @@ _WEBHOOK_PATHS: dict[str, Any] = {
 }
 OPENAPI["paths"].update(_WEBHOOK_PATHS)
 
+# --- the reviewer ledger (api/reviewers.py; docs/METRICS.md "The reviewer ledger") --------------
+_LEDGER_PARAMS = [_TF, _END, *_SCOPE]
+OPENAPI["paths"].update({
+    "/api/reviewers": {"get": {
+        "summary": "Reviewers (people, AI agents, bots) and gates measured by outcomes over a window: per reviewer "
+                   "and per kind reviews, verdicts, time to first review, findings raised / accepted / dismissed, "
+                   "precision, escapes, miss rate, cost per accepted finding; time to first human review; gate "
+                   "calibration and flakiness. Needs view:team_metrics or view:quality_metrics; cost figures "
+                   "view:cost_analysis; people sanitised per caller",
+        "parameters": _LEDGER_PARAMS, "responses": {"200": _ENV, "400": _ERR, "403": _ERR, "503": _ERR}}},
+    "/api/reviewers/{reviewer}": {"get": {
+        "summary": "One reviewer's figures with the events behind each number (rows per figure, counts that "
+                   "reproduce the figures)",
+        "parameters": [{"name": "reviewer", "in": "path", "required": True,
+                        "schema": {"type": "string", "maxLength": 256}}, *_LEDGER_PARAMS],
+        "responses": {"200": _ENV, "400": _ERR, "403": _ERR, "404": _ERR, "503": _ERR}}},
+})
+
 PUBLIC_OPERATIONS = {("/health", "get"), ("/api/openapi.json", "get"), ("/api/auth/token", "post"),
                      ("/api/webhooks/{source}", "post")}     # signed by the source, no user credentials
 _ERRORS = {

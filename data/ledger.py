@@ -147,3 +147,69 @@ def figures(r: redis.Redis, keys: Keys, timeframe: str = "24h", end_ms: int | No
         out["scope"] = scope
         out["unfiltered"] = list(UNFILTERED)
     return out
+
+
+# --- leaving for a caller ----------------------------------------------------------------------
+
+COST_FIGURES = ("review_cost_usd", "cost_per_accepted_finding")
+MACHINE_KINDS = frozenset({"ai", "bot", "gate"})
+
+
+def href(reviewer: str) -> str:
+    from urllib.parse import quote
+    return "/reviewers/" + quote(reviewer, safe="")
+
+
+def reviewer_teams(r: redis.Redis, keys: Keys, names: list[str]) -> dict[str, str | None]:
+    """A person's team: that of their latest pull request ({p}:authors), as team scope reads it."""
+    import orjson
+    if not names:
+        return {}
+    return {n: (orjson.loads(v)[2] if v else None) for n, v in zip(names, r.hmget(keys.authors, names))}
+
+
+def visible(san: Any, row_kind: str, reviewer: str, team: str | None) -> str:
+    """How a reviewer's own row leaves for a caller: "named", "pseudonym" or "omit". Machines
+    (ai, bot, gate) are not people and stay named; people are pseudonymised for roles that
+    pseudonymise, and outside the caller's team per its team scope (`reviews` rows)."""
+    if row_kind in MACHINE_KINDS or san.is_noop:
+        return "named"
+    if san.pseudonymize:
+        return "pseudonym"
+    other = san.other_teams
+    if other is None or san.scope is None:
+        return "named"
+    if reviewer == san.scope.viewer or (team is not None and team == san.scope.team):
+        return "named"
+    if "reviews" in other.omit:
+        return "omit"
+    return "pseudonym" if other.pseudonymize else "named"
+
+
+def sanitize(doc: dict[str, Any], san: Any, teams: dict[str, str | None], see_cost: bool) -> dict[str, Any]:
+    """The ledger as a caller may see it: people's rows named, pseudonymised or left out
+    (`visible`), cost figures null without view:cost_analysis; aggregates (kinds, first
+    review, gates) name nobody and stay as they are, except for cost."""
+    from auth.teams import ScopeCount
+    count = ScopeCount()
+    rows = []
+    for row in doc["rows"]:
+        how = visible(san, row["kind"], row["reviewer"], teams.get(row["reviewer"]))
+        if how == "omit":
+            count.left_out += 1
+            continue
+        out = dict(row)
+        if how == "pseudonym":
+            out["reviewer"] = san.pseudonym(row["reviewer"])
+            out["pseudonymised"] = True
+            if san.other_teams is not None and not san.pseudonymize:
+                count.shown_without_names += 1
+        out["href"] = href(row["reviewer"]) if how == "named" else None
+        rows.append(out)
+    kinds = {k: dict(v) for k, v in doc["kinds"].items()}
+    if not see_cost:
+        for target in [*rows, *kinds.values()]:
+            for name in COST_FIGURES:
+                target[name] = None
+    info = san.scope_info(count) if not san.is_noop else {"teams": "all"}
+    return {**doc, "rows": rows, "kinds": kinds, "cost_hidden": not see_cost, "scope": info}

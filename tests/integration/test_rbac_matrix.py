@@ -108,6 +108,10 @@ def endpoints() -> list[Endpoint]:
                      any_of=("view:operational_dashboard", "view:qa_dashboard", "view:developer_dashboard")),
             Endpoint("GET", "/api/entities/agent/qms-none", (), 404,
                      any_of=("view:operational_dashboard", "view:qa_dashboard")),
+            # The reviewer ledger: team or quality metrics; no such reviewer is a 404.
+            Endpoint("GET", "/api/reviewers", (), any_of=("view:team_metrics", "view:quality_metrics")),
+            Endpoint("GET", "/api/reviewers/nobody-here", (), 404,
+                     any_of=("view:team_metrics", "view:quality_metrics")),
             # Webhook receivers' administration (the integrations page's twins)
             Endpoint("GET", "/api/integrations", ("manage:integrations",)),
             Endpoint("GET", "/api/integrations/github/deliveries", ("manage:integrations",)),
