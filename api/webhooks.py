@@ -65,9 +65,9 @@ def _source(source: str) -> Response | None:
 @require(PERMISSION)
 def integrations() -> Response:
     rec = receiver()
+    summary = rec.mapping.get().summary        # (re-reads a changed file first, so `error` is current)
     return envelope({"sources": rec.overview(), "mapping": {"file": str(rec.mapping.path),
-                                                           "error": rec.mapping.error,
-                                                           **rec.mapping.get().summary}})
+                                                           "error": rec.mapping.error, **summary}})
 
 
 class DeliveriesQuery(Query):

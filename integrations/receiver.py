@@ -139,6 +139,8 @@ class Receiver:
         body = entry.get("body_bytes") or b""
         payload, problem = parse_payload(headers, body)
         if problem is not None:
+            self._store(source, str(entry["id"]), str(entry.get("event") or ""), "invalid", 0, problem,
+                        dict(headers.items()), body, replay=True)
             return Outcome(400, error=("bad_request", problem))
         return self._map_and_ingest(source, module, str(entry["id"]), str(entry.get("event") or ""), payload,
                                     dict(headers.items()), body, replay=True)
