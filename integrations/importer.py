@@ -422,12 +422,13 @@ class GitLabSource(_ForgeSource):
         notes = self._all(f"{self.base}/merge_requests/{iid}/notes", {"sort": "asc", "order_by": "created_at"})
         # each push: the head commit at any time (what a hook then carried as last_commit)
         versions = self._all(f"{self.base}/merge_requests/{iid}/versions")
+        labels = self._all(f"{self.base}/merge_requests/{iid}/resource_label_events")
         pipelines = []
         for p in self._all(f"{self.base}/merge_requests/{iid}/pipelines"):
             detail = self.http.json(f"{self.base}/pipelines/{p['id']}")
             jobs = self._all(f"{self.base}/pipelines/{p['id']}/jobs", {"include_retried": "true"})
             pipelines.append((detail, jobs))
-        return gitlab_deliveries(mr, project, discussions, notes, versions, pipelines)
+        return gitlab_deliveries(mr, project, discussions, notes, versions, pipelines, labels)
 
 
 def _head_at(versions: list[dict[str, Any]], ts: Any) -> dict[str, Any] | None:
@@ -458,14 +459,32 @@ def _to_the_second(obj: Any) -> Any:
 
 
 _GL_MR_REF = re.compile(r"^refs/merge-requests/\d+/(?:head|merge|train)$")
+_REVIEW_REQUEST = re.compile(r"^requested review from (.+)$", re.I | re.S)
+_MENTION = re.compile(r"@([\w.\-]+)")
+_READY = re.compile(r"^marked (?:this merge request )?as \**ready\b", re.I)
+
+
+def _update_changes(note: dict[str, Any]) -> dict[str, Any] | None:
+    """The `changes` of the update hook a system note stands for: reviewers requested (only the
+    new ones are known: they are the whole `current`), out of draft; else None."""
+    body = str(note.get("body") or "").strip()
+    m = _REVIEW_REQUEST.match(body)
+    if m:
+        added = [{"username": u} for u in _MENTION.findall(m.group(1))]
+        return {"reviewers": {"previous": [], "current": added}} if added else None
+    if _READY.match(body):
+        return {"draft": {"previous": True, "current": False}}
+    return None
 
 
 def gitlab_deliveries(mr: dict[str, Any], project: dict[str, Any], discussions: list[dict[str, Any]],
                       notes: list[dict[str, Any]], versions: list[dict[str, Any]],
-                      pipelines: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> list[Delivery]:
+                      pipelines: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+                      label_events: list[dict[str, Any]] = ()) -> list[Delivery]:
     """The hook deliveries one merge request's history stands for, in time order, in the shapes
-    integrations/gitlab.py documents for the import: open, each approval (its system note),
-    each note of each discussion, each merge request pipeline with its jobs, merge / close."""
+    integrations/gitlab.py documents for the import: open; from the system notes each approval
+    and each update (reviewers requested, marked ready); each label added; each note of each
+    discussion; each merge request pipeline with its jobs; merge / close."""
     timed: list[tuple[int, int, Delivery]] = []
     proj = {k: project.get(k) for k in ("id", "name", "description", "web_url", "path_with_namespace",
                                          "default_branch")}
@@ -473,22 +492,33 @@ def gitlab_deliveries(mr: dict[str, Any], project: dict[str, Any], discussions: 
     def add(ts: Any, order: int, name: str, payload: dict[str, Any]) -> None:
         timed.append((_ts(ts) or 0, order, (name, _to_the_second(payload))))
 
-    def mr_hook(action: str, user: Any, ts: Any, **changes: Any) -> dict[str, Any]:
-        attrs = {**copy.deepcopy(mr), "action": action, "updated_at": ts, **changes}
+    def mr_hook(action: str, user: Any, ts: Any, changes: dict[str, Any] | None = None, **then: Any) -> dict[str, Any]:
+        attrs = {**copy.deepcopy(mr), "action": action, "updated_at": ts, **then}
         head = _head_at(versions, ts)
         if head:
             attrs["last_commit"] = head
         return {"object_kind": "merge_request", "event_type": "merge_request", "user": user,
-                "project": proj, "object_attributes": attrs}
+                "project": proj, "object_attributes": attrs, "changes": changes or {}}
 
     add(mr.get("created_at"), 0, "Merge Request Hook",
         mr_hook("open", mr.get("author"), mr.get("created_at"), state="opened", merged_at=None, closed_at=None,
                 merged_by=None, closed_by=None))
     for note in notes:
         body = str(note.get("body") or "").strip().lower()
-        if note.get("system") and body.startswith("approved this merge request"):
+        if not note.get("system"):
+            continue
+        if body.startswith("approved this merge request"):
             add(note.get("created_at"), 1, "Merge Request Hook",
                 mr_hook("approval", note.get("author"), note.get("created_at"), state="opened"))
+        elif (changes := _update_changes(note)) is not None:
+            add(note.get("created_at"), 1, "Merge Request Hook",
+                mr_hook("update", note.get("author"), note.get("created_at"), changes, state="opened"))
+    for ev in label_events:
+        if ev.get("action") == "add" and isinstance(ev.get("label"), dict):
+            label = {"title": ev["label"].get("name"), "id": ev["label"].get("id")}
+            add(ev.get("created_at"), 1, "Merge Request Hook",
+                mr_hook("update", ev.get("user"), ev.get("created_at"),
+                        {"labels": {"previous": [], "current": [label]}}, state="opened"))
     for disc in discussions:
         for note in disc.get("notes") or []:
             if note.get("system"):

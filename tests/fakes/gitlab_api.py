@@ -119,6 +119,13 @@ def job(jid: int, pipe: dict[str, Any], name: str, stage: str, status: str, star
             "runner": {"id": 32, "description": "shared", "active": True, "is_shared": True}}
 
 
+def label_event(eid: int, iid: int, who: str, name: str, action: str, at: int) -> dict[str, Any]:
+    """ "List project merge request label events"."""
+    return {"id": eid, "user": USERS[who], "created_at": fmt_ms(at), "resource_type": "MergeRequest",
+            "resource_id": 90_000 + iid, "label": {"id": 73, "name": name, "color": "#34495E",
+                                                   "description": "Ready for a reviewer"}, "action": action}
+
+
 class History:
     """Four merge requests updated in the last 30 days, one 40 days ago."""
 
@@ -129,10 +136,12 @@ class History:
         self.notes: dict[int, list[dict[str, Any]]] = {}
         self.versions: dict[int, list[dict[str, Any]]] = {}
         self.pipelines: dict[int, list[tuple[dict[str, Any], list[dict[str, Any]]]]] = {}
+        self.labels: dict[int, list[dict[str, Any]]] = {}
 
         def add(mr: dict[str, Any], versions: list[Any], threads: list[list[Any]] = (), system: list[Any] = (),
-                pipelines: list[Any] = ()) -> None:
+                pipelines: list[Any] = (), labels: list[Any] = ()) -> None:
             iid = mr["iid"]
+            self.labels[iid] = list(labels)
             self.mrs[iid] = mr
             self.versions[iid] = sorted(versions, key=lambda v: v["created_at"], reverse=True)
             self.discussions[iid] = [{"id": f"{iid:02d}" + f"{k:038x}", "individual_note": len(notes) == 1,
@@ -151,7 +160,8 @@ class History:
               note(302, "alice", "Good catch, fixed.", t - 9 * d + 3 * h - 2 * m, diff=True,      # replies in a
                    resolved_at=t - 9 * d + 3 * h, resolver="alice")],                              # diff thread are diff notes
              [note(303, "bob", "Nice work overall!", t - 9 * d + 5 * h)]],
-            [note(304, "alice", "added 1 commit", t - 9 * d + 3 * h - m, system=True),
+            [note(308, "alice", "requested review from @bob", t - 9 * d + 10 * m, system=True),
+             note(304, "alice", "added 1 commit", t - 9 * d + 3 * h - m, system=True),
              note(305, "bob", "approved this merge request", t - 9 * d + 5 * h, system=True)],
             [(p1, [job(4001, p1, "test", "test", "failed", t - 9 * d + 5 * m, 300),
                    job(4002, p1, "test", "test", "success", t - 9 * d + 12 * m, 280),
@@ -168,11 +178,15 @@ class History:
         # !3: open; a branch pipeline (not a merge request pipeline)
         mr = merge_request(3, "Faster search", "bob", t - 2 * d, t - 1 * d)
         p4 = pipeline(2004, 3, mr["sha"], "success", t - 2 * d + 5 * m, 300, source="push")
-        add(mr, [version(4, 3, mr["sha"], t - 2 * d)], [], [],
-            [(p4, [job(4007, p4, "test", "test", "success", t - 2 * d + 5 * m, 280)])])
+        add(mr, [version(4, 3, mr["sha"], t - 2 * d)], [],
+            [note(309, "bob", "requested review from @gitlab-duo and @carol", t - 2 * d + h, system=True)],
+            [(p4, [job(4007, p4, "test", "test", "success", t - 2 * d + 5 * m, 280)])],
+            [label_event(501, 3, "bob", "needs-review", "add", t - 2 * d + 30 * m),
+             label_event(502, 3, "bob", "needs-review", "remove", t - 2 * d + 50 * m)])
         # !4: opened and closed by its author
         mr = merge_request(4, "Draft: experiment", "alice", t - 20 * d, t - 19 * d, "closed", t - 19 * d, "alice")
-        add(mr, [version(5, 4, mr["sha"], t - 20 * d)])
+        add(mr, [version(5, 4, mr["sha"], t - 20 * d)], [],
+            [note(310, "alice", "marked this merge request as **ready**", t - 20 * d + h, system=True)])
         # !5: before the bound
         mr = merge_request(5, "Old", "carol", t - 50 * d, t - 40 * d, "merged", t - 40 * d, "bob")
         add(mr, [version(6, 5, mr["sha"], t - 50 * d)])
@@ -213,6 +227,22 @@ class History:
                 if n["system"] and n["body"].startswith("approved"):
                     sent.append((n["created_at"], "Merge Request Hook", mr_hook("approval", n["created_at"], n["author"],
                                                                               "opened")))
+                elif n["system"] and n["body"].startswith("requested review from"):
+                    hook = mr_hook("update", n["created_at"], n["author"], "opened")
+                    names = n["body"].split("from ", 1)[1].replace(" and ", " ").replace(",", " ").split()
+                    hook["changes"] = {"reviewers": {"previous": [], "current": [
+                        hook_user(USERS[x.lstrip("@")]) for x in names]}}
+                    sent.append((n["created_at"], "Merge Request Hook", hook))
+                elif n["system"] and n["body"].startswith("marked this merge request as **ready**"):
+                    hook = mr_hook("update", n["created_at"], n["author"], "opened")
+                    hook["changes"] = {"draft": {"previous": True, "current": False}}
+                    sent.append((n["created_at"], "Merge Request Hook", hook))
+            for ev in self.labels[iid]:
+                if ev["action"] == "add":
+                    hook = mr_hook("update", ev["created_at"], ev["user"], "opened")
+                    hook["changes"] = {"labels": {"previous": [], "current": [
+                        {"id": ev["label"]["id"], "title": ev["label"]["name"], "color": ev["label"]["color"]}]}}
+                    sent.append((ev["created_at"], "Merge Request Hook", hook))
             for disc in self.discussions[iid]:
                 for n in disc["notes"]:
                     attrs = {"id": n["id"], "note": n["body"], "noteable_type": "MergeRequest", "author_id": n["author"]["id"],
@@ -271,6 +301,7 @@ class FakeGitLab(FakeApi):
             self.routes[f"{base}/discussions"] = (lambda iid: lambda req: self.history.discussions[iid])(iid)
             self.routes[f"{base}/notes"] = (lambda iid: lambda req: self.history.notes[iid])(iid)
             self.routes[f"{base}/versions"] = (lambda iid: lambda req: self.history.versions[iid])(iid)
+            self.routes[f"{base}/resource_label_events"] = (lambda iid: lambda req: self.history.labels[iid])(iid)
             self.routes[f"{base}/pipelines"] = (lambda iid: lambda req: [
                 {k: p[k] for k in ("id", "iid", "project_id", "sha", "ref", "status", "source", "created_at",
                                    "updated_at", "web_url")} for p, _ in self.history.pipelines[iid]])(iid)

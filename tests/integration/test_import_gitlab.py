@@ -24,22 +24,41 @@ def fake() -> Iterator[FakeGitLab]:
         yield api
 
 
-def run(r: Any, api: FakeGitLab, prefix: str = "qms", slept: list[float] | None = None, **kw: Any) -> Any:
+MAPPING = """
+agents:
+  - login: gitlab-duo
+    id: duo
+    kind: ai
+labels:
+  needs-review: code_review
+"""
+
+
+@pytest.fixture
+def mapping_path(tmp_path: Any) -> str:
+    path = tmp_path / "integrations.yaml"
+    path.write_text(MAPPING)
+    return str(path)
+
+
+def run(r: Any, api: FakeGitLab, mapping_path: str, prefix: str = "qms", slept: list[float] | None = None,
+        **kw: Any) -> Any:
     ingestor = Ingestor(r, Keys(prefix))
     source = make_source("gitlab", PROJECT, api.base_url + "/api/v4", TOKEN,
                          sleep=(slept if slept is not None else []).append)
     return run_import(source, r=r, prefix=prefix, ingest=lambda evs, origin: ingestor.ingest(evs, origin=origin),
-                      since_ms=now_ms() - 30 * DAY_MS, mapping=load_mapping(None), **kw)
+                      since_ms=now_ms() - 30 * DAY_MS, mapping=load_mapping(mapping_path), **kw)
 
 
 def thread(iid: int, k: int = 0) -> str:
     return f"gl:{PROJECT}!{iid}:thread:{iid:02d}{k:038x}"
 
 
-def test_import030_every_page_read_through_the_hiccups_and_the_events_ingested(r: Any, fake: FakeGitLab) -> None:
+def test_import030_every_page_read_through_the_hiccups_and_the_events_ingested(r: Any, fake: FakeGitLab,
+                                                                               mapping_path: str) -> None:
     slept: list[float] = []
     before = now_ms()
-    s = run(r, fake, slept=slept)
+    s = run(r, fake, mapping_path, slept=slept)
     listing = fake.hits(f"{PREFIX}/merge_requests")
     assert [q.get("page", "1") for q in listing] == ["1", "1", "2"], "a 429 first, then both pages"
     bound = parse_iso(listing[0]["updated_after"])
@@ -67,16 +86,30 @@ def test_import030_every_page_read_through_the_hiccups_and_the_events_ingested(r
     assert [(e["data"]["reviewer"], e["data"]["verdict"]) for e in approvals] == [("bob", "approved")]
     closed = {e["data"]["workflow_id"]: e["data"]["outcome"] for e in events.values() if e["type"] == "workflow.completed"}
     assert closed == {f"{PROJECT}!1": "merged", f"{PROJECT}!2": "rejected", f"{PROJECT}!4": "abandoned"}
+    steps = sorted((e["data"]["workflow_id"], e["data"]["step"], e["timestamp"]) for e in events.values()
+                   if e["type"] == "workflow.step_entered" and e["data"]["step"] != "dor_validation")
+    h = fake.history
+    at = {n["id"]: n["created_at"] for notes in h.notes.values() for n in notes}
+    assert steps == sorted([(f"{PROJECT}!1", "code_review", at[308][:19] + "Z"),        # review requested
+                            (f"{PROJECT}!3", "code_review", h.labels[3][0]["created_at"][:19] + "Z"),  # the label
+                            (f"{PROJECT}!3", "code_review", at[309][:19] + "Z"),        # review requested
+                            (f"{PROJECT}!4", "code_review", at[310][:19] + "Z")])       # marked ready
+    assigned = [(e["data"]["workflow_id"], e["data"]["agent_id"]) for e in events.values()
+                if e["type"] == "workflow.agent_assigned"]
+    assert assigned == [(f"{PROJECT}!3", "duo")], "the AI reviewer asked for; carol is a human"
+    finder = events[thread(1) + ":found"]["data"]
+    assert (finder["found_by"], finder["found_by_kind"]) == ("duo", "ai")
 
 
 @pytest.fixture
-def app_with_token(settings: Any, r: Any) -> Any:
+def app_with_token(settings: Any, r: Any, mapping_path: str) -> Any:
     from factory import create_app
-    return create_app(settings.replace(gitlab_webhook_token="gl-hook-token", live=False, alerts=False))
+    return create_app(settings.replace(gitlab_webhook_token="gl-hook-token", live=False, alerts=False,
+                                       integrations_path=mapping_path))
 
 
-def test_import031_hooks_first_then_the_import_adds_only_what_the_hooks_never_said(app_with_token: Any, r: Any,
-                                                                                  fake: FakeGitLab) -> None:
+def test_import031_hooks_first_then_the_import_adds_only_what_the_hooks_never_said(
+        app_with_token: Any, r: Any, fake: FakeGitLab, mapping_path: str) -> None:
     client = app_with_token.server.test_client()
     for name, payload in fake.history.webhooks(fake.history.in_window()):
         resp = client.post("/api/webhooks/gitlab", data=orjson.dumps(payload), headers={
@@ -85,24 +118,24 @@ def test_import031_hooks_first_then_the_import_adds_only_what_the_hooks_never_sa
         assert resp.status_code == 202 and resp.get_json()["status"] in ("mapped", "ignored"), (name, resp.get_json())
     hooked = set(stream_ids(r))
     assert len(hooked) > 12
-    s = run(r, fake)
+    s = run(r, fake, mapping_path)
     added = set(stream_ids(r)) - hooked
     # A thread resolved in GitLab sends no note hook: only the API tells that !1's finding was fixed.
     assert added == {thread(1) + ":resolved"} and s.accepted == 1 and s.rejected == 0
     assert s.duplicates == s.events - 1
 
 
-def test_import032_interrupted_then_resumed_imports_the_rest_once(r: Any, fake: FakeGitLab) -> None:
-    whole = run(r, fake, prefix="ref")
+def test_import032_interrupted_then_resumed_imports_the_rest_once(r: Any, fake: FakeGitLab, mapping_path: str) -> None:
+    whole = run(r, fake, mapping_path, prefix="ref")
 
     def stop_after_two(i: int, item: dict[str, Any]) -> None:
         if i == 1:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        run(r, fake, after_item=stop_after_two, batch_max=3)
+        run(r, fake, mapping_path, after_item=stop_after_two, batch_max=3)
     done = {k.decode() for k in r.hgetall(checkpoint_key("qms", "gitlab", PROJECT)) if k.startswith(b"pr:")}
     assert done == {"pr:3", "pr:2"}, "newest update first: !3 then !2"
-    rest = run(r, fake, batch_max=3)
+    rest = run(r, fake, mapping_path, batch_max=3)
     assert (rest.skipped, rest.imported) == (2, 2)
     assert set(stream_ids(r)) == set(stream_ids(r, "ref")) and len(stream_ids(r)) == whole.accepted
 
