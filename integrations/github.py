@@ -136,7 +136,7 @@ def _pull_request(payload: dict[str, Any], mapping: Mapping) -> list[dict[str, A
             who = mapping.actor(login, _get(payload, "requested_reviewer.type", required=False))
             if who.kind != "human":
                 ts = _ts(pr, "updated_at")
-                out.append(_event(event_id(repo, number, f"assigned:{who.id}:{ts}"), "agent_assigned", ts,
+                out.append(_event(event_id(repo, number, f"assigned:{who.id}:{fmt_ms(ts)}"), "agent_assigned", ts,
                                   {"workflow_id": wf, "agent_id": who.id}))
         return out
     if action == "labeled":
@@ -150,7 +150,7 @@ def _pull_request(payload: dict[str, Any], mapping: Mapping) -> list[dict[str, A
 def _step(repo: str, number: int, step: str, pr: dict[str, Any]) -> dict[str, Any]:
     # The payload carries no time of the action itself: the PR's updated_at is it.
     ts = _ts(pr, "updated_at")
-    return _event(event_id(repo, number, f"step:{step}:{ts}"), "step_entered", ts,
+    return _event(event_id(repo, number, f"step:{step}:{fmt_ms(ts)}"), "step_entered", ts,
                   {"workflow_id": f"{repo}#{number}", "step": step})
 
 
@@ -171,7 +171,7 @@ def _closed(payload: dict[str, Any], mapping: Mapping, repo: str, number: int,
             pr: dict[str, Any]) -> list[dict[str, Any]]:
     outcome = closed_outcome(payload)
     ts = _ts(pr, "merged_at" if outcome == "merged" and pr.get("merged_at") else "closed_at")
-    out = [_event(event_id(repo, number, f"closed:{ts}"), "completed", ts,
+    out = [_event(event_id(repo, number, f"closed:{fmt_ms(ts)}"), "completed", ts,
                   {"workflow_id": f"{repo}#{number}", "outcome": outcome})]
     if outcome == "merged" and REVERT_TITLE.match(pr.get("title") or ""):
         ref = REVERT_REF.search(pr.get("body") or "")

@@ -91,7 +91,7 @@ def test_import020_every_page_read_through_the_hiccups_and_the_events_ingested(r
     assert (ai["found_by"], ai["found_by_kind"], ai["severity"]) == ("coderabbit", "ai", "major")
     assert events[f"gh:{REPO}#102:review:8003:completed"]["data"]["verdict"] == "changes_requested"
     merged_at = parse_iso(fake.history.prs[101]["merged_at"])
-    assert events[f"gh:{REPO}#101:closed:{merged_at}"]["data"]["outcome"] == "merged"
+    assert events[f"gh:{REPO}#101:closed:{fmt_ms(merged_at)}"]["data"]["outcome"] == "merged"
     cp = r.hgetall(checkpoint_key("qms", "github", REPO))
     assert {k.decode() for k in cp if k.startswith(b"pr:")} == {f"pr:{n}" for n in fake.history.in_window()}
     assert cp[b"pr:101"].decode() == fake.history.prs[101]["updated_at"] and b"finished_at" in cp
@@ -214,9 +214,12 @@ def test_import025_cli_prints_a_progress_bar_and_the_summary_never_the_token(r: 
     proc = run_cli(redis_url, "--repo", REPO, "--since", "30d", "--api-url", fake.base_url)
     n = fresh_import_shown(proc, r, f"github {REPO}", 7, TOKEN)
     assert f"events: accepted {n}, duplicates 0, rejected 0" in proc.stdout and n > 30
-    again = run_cli(redis_url, "--repo", REPO, "--since", "30d", "--api-url", fake.base_url, "--restart", "--quiet")
+    assert not r.hget(K.meta, "applied"), "no aggregator ran"
+    again = run_cli(redis_url, "--repo", REPO, "--since", "30d", "--api-url", fake.base_url, "--restart", "--quiet",
+                    "--wait")
     assert again.returncode == 0 and again.stderr == ""
     assert f"accepted 0, duplicates {n}, rejected 0" in again.stdout
+    assert int(r.hget(K.meta, "applied")) == n, "--wait: aggregated before returning"
 
 
 def test_import026_cli_errors_are_clear_and_resumable(r: Any, redis_url: str, fake: FakeGitHub) -> None:
@@ -235,3 +238,29 @@ def test_import026_cli_errors_are_clear_and_resumable(r: Any, redis_url: str, fa
     rest = run_cli(redis_url, "--repo", REPO, "--api-url", fake.base_url, "--quiet")
     assert rest.returncode == 0 and "7 found, 3 imported, 4 already imported" in rest.stdout
     assert "duplicates 0" in rest.stdout
+
+
+def test_import027_imported_history_is_on_the_workflow_page_and_in_the_reviewer_ledger(app: Any, client: Any, r: Any,
+                                                                                     fake: FakeGitHub) -> None:
+    """`import github` fills history the dashboards read: after aggregation #101 has its gate
+    runs (the failed test and its re-run), the human approval, the AI's findings and its
+    merge; the revert #104 is an escape of the reviewer who approved #101."""
+    from data.aggregator import Aggregator
+    svc = app.server.extensions["qms"]
+    source = make_source("github", REPO, fake.base_url, TOKEN, sleep=lambda s: None)
+    s = run_import(source, r=r, prefix="qms", ingest=lambda evs, origin: svc.ingestor.ingest(evs, origin=origin),
+                   since_ms=now_ms() - 30 * DAY_MS, mapping=load_mapping(None))
+    assert s.accepted > 30 and s.rejected == 0
+    Aggregator.from_settings(r, svc.settings).drain(timeout_s=60)
+    wf = client.get("/api/entities/workflow/acme/api%23101").get_json()["response"]["data"]
+    assert (wf["summary"]["author"], wf["summary"]["outcome"]) == ("alice", "merged")
+    assert [(g["id"].rsplit(":", 1)[1], g["gate_name"], g["passed"]) for g in wf["gates"]] == [
+        ("7003", "lint", True), ("7001", "ci/test", False), ("7002", "ci/test", True)]
+    assert [(v["reviewer"], v["verdict"]) for v in wf["reviews"]] == [("bob", "approved")]
+    found = {d["defect_id"].rsplit(":", 1)[-1]: (d["severity"], d["found_by"]) for d in wf["defects"]
+             if ":comment:" in d["defect_id"]}
+    assert found == {"9001": ("major", "coderabbit"), "9002": ("minor", "coderabbit")}
+    ledger = client.get("/api/reviewers?timeframe=30d").get_json()["response"]["data"]["rows"]
+    by = {row["reviewer"]: row for row in ledger}
+    assert (by["coderabbit"]["kind"], by["coderabbit"]["findings_raised"]) == ("ai", 3)
+    assert (by["bob"]["kind"], by["bob"]["escapes"], by["bob"]["changes_requested"]) == ("human", 1, 1)

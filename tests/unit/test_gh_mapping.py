@@ -86,7 +86,7 @@ def test_gh003_opened_and_reopened_are_one_pr_created() -> None:
 def test_gh004_ready_for_review_and_review_requested_enter_code_review() -> None:
     ready = example("pull_request", "ready_for_review")
     assert valid(map_delivery("pull_request", ready, MAPPING)) == [{
-        "id": "gh:Codertocat/Hello-World#2:step:code_review:1557933678000", "type": "workflow.step_entered",
+        "id": "gh:Codertocat/Hello-World#2:step:code_review:2019-05-15T15:21:18Z", "type": "workflow.step_entered",
         "timestamp": ready["pull_request"]["updated_at"], "source": "github", "metadata": {"priority": "normal"},
         "data": {"workflow_id": WF, "step": "code_review"}}]
     asked = example("pull_request", "review_requested")
@@ -95,7 +95,7 @@ def test_gh004_ready_for_review_and_review_requested_enter_code_review() -> None
     asked["requested_reviewer"].update(login="coderabbitai[bot]", type="Bot")
     both = by_type(valid(map_delivery("pull_request", asked, MAPPING)))
     assert both["agent_assigned"]["data"] == {"workflow_id": WF, "agent_id": "coderabbit"}
-    assert both["agent_assigned"]["id"] == "gh:Codertocat/Hello-World#2:assigned:coderabbit:1557933633000"
+    assert both["agent_assigned"]["id"] == "gh:Codertocat/Hello-World#2:assigned:coderabbit:2019-05-15T15:20:33Z"
     asked["requested_reviewer"].update(login="some-ci[bot]")
     assert by_type(map_delivery("pull_request", asked, MAPPING))["agent_assigned"]["data"]["agent_id"] == "some-ci[bot]"
 
@@ -112,7 +112,7 @@ def test_gh006_closed_merged_rejected_abandoned() -> None:
     closed = example("pull_request", "closed")
     assert closed["pull_request"]["review_comments"] == 1 and closed["sender"]["login"] == "Codertocat"
     [ev] = valid(map_delivery("pull_request", closed, MAPPING))
-    assert ev["id"] == "gh:Codertocat/Hello-World#2:closed:1557933678000"
+    assert ev["id"] == "gh:Codertocat/Hello-World#2:closed:2019-05-15T15:21:18Z"
     assert ev["data"] == {"workflow_id": WF, "outcome": "rejected"} and ev["timestamp"] == "2019-05-15T15:21:18Z"
     closed["pull_request"]["review_comments"] = 0                  # its author closed it, undiscussed
     assert map_delivery("pull_request", closed, MAPPING)[0]["data"]["outcome"] == "abandoned"
