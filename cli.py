@@ -4,8 +4,8 @@
     python cli.py aggregate                   an aggregator process (deployments)
     python cli.py replay FILE.jsonl           ingest a JSON Lines file, with a progress bar
     python cli.py simulate --backfill 7d --rate N --seed S [--no-live] [--url URL [--token T]]
-    python cli.py import github --repo OWNER/NAME --since 30d [--api-url URL] [--restart]
-    python cli.py import gitlab --project GROUP/NAME --since 30d [--api-url URL] [--restart]
+    python cli.py import github --repo OWNER/NAME --since 30d [--api-url URL] [--restart] [--wait]
+    python cli.py import gitlab --project GROUP/NAME --since 30d [--api-url URL] [--restart] [--wait]
 """
 from __future__ import annotations
 
@@ -265,6 +265,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> None:
         print("interrupted: what was read is kept; run the same command again to resume", file=sys.stderr)
         code = 130
     else:
+        if args.wait:
+            from data.aggregator import Aggregator
+            Aggregator.from_settings(svc.redis, settings).drain(timeout_s=3600)
         print(summary.line())
         if summary.unmapped:
             print(f"  {summary.unmapped} deliveries of kinds the mapping does not map")
@@ -331,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         ip.add_argument("--since", default="30d", help="how far back: 30d, 12h, or a date 2026-11-01 (default 30d)")
         ip.add_argument("--api-url", help="the REST API's base URL (GitHub Enterprise, self-managed GitLab, tests)")
         ip.add_argument("--restart", action="store_true", help="ignore the checkpoint of an earlier run")
+        ip.add_argument("--wait", action="store_true", help="aggregate before returning")
         ip.add_argument("--quiet", action="store_true", help="no progress bar")
         ip.set_defaults(fn=cmd_import)
     p = sub.add_parser("alerts", help="alert rules: test them like promtool test rules")
