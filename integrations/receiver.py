@@ -37,7 +37,7 @@ STATUSES = ("mapped", "unknown", "ignored", "invalid", "duplicate")
 COUNTERS = ("received", *STATUSES, "bad_signature", "rate_limited")
 # Request headers kept with a stored delivery (never a credential: the GitLab token is not kept).
 KEPT_HEADERS = re.compile(r"^(x-github-|x-hub-signature|x-gitlab-event|x-gitlab-instance|x-gitlab-webhook-uuid|"
-                          r"x-gitlab-event-uuid|x-sonar-|content-type$|user-agent$)", re.I)
+                          r"x-gitlab-event-uuid|idempotency-key$|x-sonar-|content-type$|user-agent$)", re.I)
 
 
 def source_module(name: str) -> ModuleType | None:

@@ -209,13 +209,29 @@ def test_wh009_the_rate_limit_is_per_source_and_address(settings: Any, r: Any, t
     assert stats(r)["rate_limited"] == "1" and stats(r)["received"] == "4"
 
 
-def test_wh010_redis_down_is_a_json_503_and_the_delivery_can_come_again(private_redis: PrivateRedis) -> None:  # noqa: F811
+def test_wh010_redis_down_is_a_json_503(private_redis: PrivateRedis) -> None:  # noqa: F811
     app = private_redis.app(github_webhook_secret=SECRET)
     c = app.server.test_client()
     private_redis.terminate()
     res = deliver(c, "pull_request", example("pull_request", "opened"), "down-1")
     assert res.status_code == 503 and res.headers["Retry-After"]
     assert res.json["response"]["error"]["code"] == "unavailable"
+
+
+def test_wh014_a_delivery_that_failed_midway_is_not_marked_seen(wh: Any, gh: Any, r: Any) -> None:
+    import redis as redis_lib
+    ingestor = wh.server.extensions["qms_webhooks"].ingestor
+    real = ingestor.ingest
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise redis_lib.ConnectionError("Redis went away")
+    ingestor.ingest = down
+    res = deliver(gh, "pull_request", example("pull_request", "opened"), "mid-1")
+    assert res.status_code == 503 and res.json["response"]["error"]["code"] == "unavailable"
+    assert r.zscore(K.webhook("github", "seen"), "mid-1") is None
+    ingestor.ingest = real
+    again = deliver(gh, "pull_request", example("pull_request", "opened"), "mid-1")     # GitHub's retry
+    assert again.status_code == 202 and again.json["events"]["accepted"] == 1
 
 
 def test_wh011_integrations_rest_twins_list_and_replay(wh: Any, gh: Any, r: Any, auth: Any) -> None:
