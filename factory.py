@@ -31,7 +31,7 @@ from data.services import Services
 from live.routes import init_live
 from dash import dcc, html
 
-from pages import alerts, audit, dashboard, dashboards_list, entity, integrations, shell
+from pages import alerts, audit, dashboard, dashboards_list, entity, integrations, reviewers, shell
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent
@@ -82,7 +82,8 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
                                       dashboard.events_layout("k"),
                                       audit.layout(), alerts.layout(True), dcc.Graph(id={"type": "w-gates", "w": "x"}),
                                       entity.workflow_layout("w"), entity.agent_layout("a"),
-                                      dashboards_list.page(None, None), integrations.layout()])
+                                      dashboards_list.page(None, None), integrations.layout(),
+                                      reviewers.layout(), reviewers.reviewer_layout("r")])
     register_callbacks(app)
     check_callback_permissions(app)
     init_guard(server, app)

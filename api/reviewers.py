@@ -69,9 +69,9 @@ def reviewer_data(reviewer: str, timeframe: str, end: int | None, scope: str | N
             kept = {ev["id"]: ev for ev in clean}
             doc["rows"][name] = [{**r, "event": kept[r["event"]["id"]], "context": san.events(r.get("context", []))}
                                  for r in rows if r["event"]["id"] in kept]
-        doc["scope_info"] = san.scope_info()
+        doc["scope"] = san.scope_info()
     else:
-        doc["scope_info"] = {"teams": "all"}
+        doc["scope"] = {"teams": "all"}
     doc["cost_hidden"] = not see_cost
     return doc
 

@@ -7,6 +7,7 @@ from dash import Dash
 
 def register_callbacks(app: Dash) -> None:
     from callbacks import alerts, dashboard, dashboards_list, drilldown, edit, entity, integrations, pages, share, shell
+    from callbacks import reviewers
     pages.register(app)
     dashboard.register(app)
     shell.register(app)
@@ -17,3 +18,4 @@ def register_callbacks(app: Dash) -> None:
     edit.register(app)
     share.register(app)
     integrations.register(app)
+    reviewers.register(app)

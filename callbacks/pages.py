@@ -29,6 +29,7 @@ from callbacks.entity import page as entity_page
 from callbacks import dashboard as dash_board
 from callbacks.dashboards_list import page as dashboards_list_page
 from callbacks.integrations import page as integrations_page
+from callbacks.reviewers import page as reviewers_page
 
 NAV_LABELS = {"executive": "Executive", "operational": "Operations", "qa": "Quality", "developer": "My reviews"}
 
@@ -62,6 +63,8 @@ def navigation(principal: Principal | None) -> list[Any]:
                                            href="/alerts", id="nav-alerts")))
     if authorize(principal, "view:audit_logs"):
         nav.append(dbc.NavItem(dbc.NavLink("Audit", href="/audit", id="nav-audit")))
+    if authorize(principal, "view:team_metrics") or authorize(principal, "view:quality_metrics"):
+        nav.append(dbc.NavItem(dbc.NavLink("Reviewers", href="/reviewers", id="nav-reviewers")))
     if authorize(principal, "manage:integrations"):
         nav.append(dbc.NavItem(dbc.NavLink("Integrations", href="/integrations", id="nav-integrations")))
     return nav
@@ -131,7 +134,7 @@ def page_for(path: str | None, search: str | None, principal: Principal | None) 
     fixed = FIXED_PAGES.get((path or "").rstrip("/"))
     if fixed is not None:
         return fixed(path, search, principal)
-    for pattern_page in (entity_page, _events_page, _gate_page):     # /workflows/<id>, /agents/<id>, /events/<kpi>, /gates/<g>
+    for pattern_page in (entity_page, _events_page, _gate_page, reviewers_page):     # /workflows/<id>, /agents/<id>, /events/<kpi>, /gates/<g>
         found = pattern_page(path, search, principal)
         if found is not None:
             return found

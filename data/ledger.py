@@ -144,7 +144,7 @@ def figures(r: redis.Redis, keys: Keys, timeframe: str = "24h", end_ms: int | No
     out = assemble(sums, known_agents(r, keys), e, scoped)
     out.update({"timeframe": timeframe, "window": {"start": fmt_ms(s), "end": fmt_ms(e)}})
     if scope:
-        out["scope"] = scope
+        out["filter"] = scope
         out["unfiltered"] = list(UNFILTERED)
     return out
 

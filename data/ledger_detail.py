@@ -157,5 +157,5 @@ def read(r: redis.Redis, keys: Keys, reviewer: str, timeframe: str, end_ms: int 
     return {"reviewer": reviewer, "kind": row["kind"] if row else None,
             "figures": {k: v for k, v in (row or {**empty, "reviewer": reviewer}).items() if k not in ("reviewer",
                                                                                                      "kind")},
-            "timeframe": timeframe, "window": doc["window"], **({"scope": scope} if scope else {}),
+            "timeframe": timeframe, "window": doc["window"], **({"filter": scope} if scope else {}),
             "rows": behind["rows"], "counts": behind["counts"], "truncated": truncated}

@@ -179,7 +179,7 @@ def _samples(app: Any, key: str, twin: str) -> list[Sample]:
     if twin == "GET /api/metrics/<kpi_id>/series":        # the gate page
         return [(_set(base, lambda i, p: "/gates/lint" if (i, p) == ("url", "pathname") else None), "GET",
                  "/api/metrics/gate.lint.pass_rate/series", None)]
-    if twin in ("GET /api/audit", "GET /api/alerts", "GET /api/integrations"):
+    if twin in ("GET /api/audit", "GET /api/alerts", "GET /api/integrations", "GET /api/reviewers"):
         return [(base, "GET", twin.split(" ")[1], None)]
     if twin == "GET /api/integrations/<source>/deliveries":         # the integrations page (issue 12)
         return [(_set(base, lambda i, p: "github" if (i, p) == ("int-source", "value") else None), "GET",
@@ -194,6 +194,9 @@ def _samples(app: Any, key: str, twin: str) -> list[Sample]:
     if twin == "POST /api/alerts/<path:alert_id>/acknowledge":
         return [(_set(base, lambda i, p: row if p == "selectedRows" else None), "POST",
                  "/api/alerts/nothing/acknowledge", {})]
+    if twin == "GET /api/reviewers/<path:reviewer>":       # one reviewer's page (issue 12)
+        return [(_set(base, lambda i, p: {"id": "coderabbit"} if (i, p) == ("reviewer-spec", "data") else None),
+                 "GET", "/api/reviewers/coderabbit", None)]
     if twin.startswith("GET /api/entities/"):
         kind, ident = ("workflow", "W-1") if "workflow" in twin else ("agent", "qms-code-reviewer")
         return [(_set(base, lambda i, p: {"id": ident} if (i, p) == (f"{kind}-spec", "data") else None), "GET",

@@ -93,7 +93,7 @@ def test_ledger_api003_filtered_by_team(app: Any, auth: Any, loaded: list[dict[s
     rows = [{k: v for k, v in row.items() if k != "href"} for row in data["rows"]]
     assert same({"rows": rows, "kinds": data["kinds"], "first_review": data["first_review"], "gates": data["gates"]},
                 want) == []
-    assert data["scope"] == {"teams": "all"} and "precision" in data["unfiltered"]
+    assert data["scope"] == {"teams": "all"} and "precision" in data["unfiltered"] and data["filter"] == "t:core"
     one = _get(c, "/api/reviewers/ann?timeframe=7d&team=core", headers)[1]["data"]
     mine = next(row for row in data["rows"] if row["reviewer"] == "ann")
     assert one["counts"]["reviews_completed"] == mine["reviews_completed"]
