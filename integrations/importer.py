@@ -184,8 +184,9 @@ class Http:
                 self._not_before = max(self._not_before, reset + 1)
 
     def _rate_limited(self, resp: requests.Response) -> bool:
+        # GitHub's secondary limits may come as a bare 403 saying so
         return (resp.status_code == 429 or "Retry-After" in resp.headers
-                or (self._remaining(resp) or "").strip() == "0")
+                or (self._remaining(resp) or "").strip() == "0" or "rate limit" in _message(resp).lower())
 
     def _limit_wait(self, resp: requests.Response) -> float:
         retry_after = resp.headers.get("Retry-After", "").strip()
@@ -307,13 +308,17 @@ class GitHubSource(_ForgeSource):
         comments = self._all(f"{self.base}/pulls/{n}/comments")
         # review requests, ready for review, labels, who closed it: the issue's events
         issue_events = self._all(f"{self.base}/issues/{n}/events")
-        sha = (pr.get("head") or {}).get("sha")
+        # the checks of every commit pushed to it, as their webhooks came (not only the head's)
+        shas = [c["sha"] for c in self._all(f"{self.base}/pulls/{n}/commits") if c.get("sha")]
+        head = (pr.get("head") or {}).get("sha")
+        if head and head not in shas:
+            shas.append(head)
         runs: list[dict[str, Any]] = []
         statuses: list[dict[str, Any]] = []
-        if sha:
+        for sha in shas:
             # filter=all: every run, re-runs too (the default is only the latest per name)
-            runs = self._all(f"{self.base}/commits/{sha}/check-runs", {"filter": "all"}, key="check_runs")
-            statuses = self._all(f"{self.base}/commits/{sha}/statuses")
+            runs += self._all(f"{self.base}/commits/{sha}/check-runs", {"filter": "all"}, key="check_runs")
+            statuses += [{**st, "sha": sha} for st in self._all(f"{self.base}/commits/{sha}/statuses")]
         return github_deliveries(pr, repo, reviews, comments, runs, issue_events, statuses)
 
 
@@ -325,7 +330,8 @@ def github_deliveries(pr: dict[str, Any], repo: dict[str, Any], reviews: list[di
                       issue_events: list[dict[str, Any]] = (), statuses: list[dict[str, Any]] = ()) -> list[Delivery]:
     """The webhook deliveries one pull request's history stands for, in time order: opened,
     review requests / ready for review / labels (from the issue's events), each submitted
-    review, each review comment, each completed check run and commit status of the head, closed."""
+    review, each review comment, each completed check run and commit status (a status's `sha`:
+    its commit, default the head), closed."""
     timed: list[tuple[int, int, Delivery]] = []
 
     def add(ts: Any, order: int, name: str, payload: dict[str, Any]) -> None:
@@ -379,10 +385,10 @@ def github_deliveries(pr: dict[str, Any], repo: dict[str, Any], reviews: list[di
         add(run.get("completed_at"), 3, "check_run",
             {"action": "completed", "check_run": {**run, "pull_requests": [ref]},
              "repository": repo, "sender": (run.get("app") or {}).get("owner")})
-    sha = (pr.get("head") or {}).get("sha")
+    head = (pr.get("head") or {}).get("sha")
     for st in statuses:
         add(st.get("updated_at"), 3, "status",
-            {"id": st.get("id"), "sha": sha, "name": repo.get("full_name"), "target_url": st.get("target_url"),
+            {"id": st.get("id"), "sha": st.get("sha") or head, "name": repo.get("full_name"), "target_url": st.get("target_url"),
              "context": st.get("context"), "description": st.get("description"), "state": st.get("state"),
              "created_at": st.get("created_at"), "updated_at": st.get("updated_at"),
              "repository": repo, "sender": st.get("creator"),

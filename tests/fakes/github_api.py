@@ -151,6 +151,14 @@ def status(sid: int, context: str, state: str, at: int) -> dict[str, Any]:
             "updated_at": fmt_ms(at), "creator": USERS["github-actions[bot]"]}
 
 
+def commit(sha: str) -> dict[str, Any]:
+    """ "List commits on a pull request" (trimmed)."""
+    return {"sha": sha, "node_id": f"MDY6Q29tbWl0{sha[:8]}", "url": f"https://api.github.com/repos/{REPO}/commits/{sha}",
+            "commit": {"author": {"name": "Monalisa Octocat", "email": "support@github.com", "date": "2011-04-14T16:00:49Z"},
+                       "message": "Fix all the bugs", "comment_count": 0},
+            "author": USERS["alice"], "committer": USERS["alice"], "parents": []}
+
+
 class History:
     """Eight pull requests: seven updated in the last 30 days, one 40 days ago."""
 
@@ -163,6 +171,7 @@ class History:
         self.runs: dict[str, list[dict[str, Any]]] = {}
         self.events: dict[int, list[dict[str, Any]]] = {}
         self.statuses: dict[str, list[dict[str, Any]]] = {}
+        self.commits: dict[int, list[str]] = {}
 
         def add(pr: dict[str, Any], reviews: list[Any] = (), comments: list[Any] = (), runs: list[Any] = (),
                 events: list[Any] = (), statuses: list[Any] = ()) -> None:
@@ -172,6 +181,7 @@ class History:
             self.runs[pr["head"]["sha"]] = list(runs)
             self.events[pr["number"]] = list(events)
             self.statuses[pr["head"]["sha"]] = list(statuses)
+            self.commits[pr["number"]] = [pr["head"]["sha"]]
 
         # 101: an AI review with two findings, a flaky test re-run to a pass, a human approval, merged
         p = pull(101, "Add a response cache", "alice", t - 10 * d, t - 9 * d, closed=t - 9 * d, merged=t - 9 * d,
@@ -191,6 +201,12 @@ class History:
              issue_event(6002, "alice", "review_requested", t - 10 * d + 3 * m,
                          requested_reviewer=USERS["coderabbitai[bot]"], review_requester=USERS["alice"]),
              issue_event(6003, "bob", "merged", t - 9 * d), issue_event(6004, "bob", "closed", t - 9 * d)])
+        # ... whose first commit failed lint before the push that became its head
+        first = "0101" + "ef" * 18
+        self.commits[101].insert(0, first)
+        self.runs[first] = [{**check_run(7011, p, "lint", "failure", t - 10 * d + m, 25), "head_sha": first,
+                             "pull_requests": []}]                   # an old head: GitHub lists no PR now
+        self.statuses[first] = [status(5003, "ci/circleci", "failure", t - 10 * d + 2 * m)]
         # 102: changes requested, then approved; closed without merging
         p = pull(102, "Rewrite the auth layer", "carol", t - 6 * d, t - 4 * d, closed=t - 4 * d)
         add(p, [review(8003, 102, "bob", "CHANGES_REQUESTED", t - 6 * d + 3 * h, "Please split this."),
@@ -265,13 +281,19 @@ class History:
             for cm in self.comments[n]:
                 sent.append((cm["created_at"], "pull_request_review_comment", {
                     "action": "created", "comment": cm, "pull_request": then, "repository": repo, "sender": cm["user"]}))
-            for run in self.runs[pr["head"]["sha"]]:
-                if run["status"] == "completed":
-                    sent.append((run["completed_at"], "check_run", {"action": "completed", "check_run": run,
-                                                                    "repository": repo, "sender": run["app"]["owner"]}))
-            for st in self.statuses[pr["head"]["sha"]]:
+            for sha in self.commits[n]:           # at the time, each run named the PR it was the head of
+                for run in self.runs[sha]:
+                    if run["status"] == "completed":
+                        sent.append((run["completed_at"], "check_run", {
+                            "action": "completed", "check_run": {**run, "pull_requests": [{"number": n}]},
+                            "repository": repo, "sender": run["app"]["owner"]}))
+            for st in (st | {"sha": sha} for sha in self.commits[n] for st in self.statuses[sha]):
+                if st["sha"] != pr["head"]["sha"]:    # the receiver learns a head from a synchronize
+                    sent.append((st["created_at"], "pull_request", {
+                        "action": "synchronize", "number": n, "repository": repo, "sender": pr["user"],
+                        "pull_request": {**then, "updated_at": st["created_at"], "head": {**pr["head"], "sha": st["sha"]}}}))
                 sent.append((st["updated_at"], "status", {
-                    "id": st["id"], "sha": pr["head"]["sha"], "name": REPO, "context": st["context"],
+                    "id": st["id"], "sha": st["sha"], "name": REPO, "context": st["context"],
                     "state": st["state"], "description": st["description"], "target_url": st["target_url"],
                     "created_at": st["created_at"], "updated_at": st["updated_at"], "repository": repo,
                     "sender": st["creator"], "branches": []}))
@@ -299,11 +321,13 @@ class FakeGitHub(FakeApi):
             self.routes[f"{base}/pulls/{n}/reviews"] = (lambda n: lambda req: self.history.reviews[n])(n)
             self.routes[f"{base}/pulls/{n}/comments"] = (lambda n: lambda req: self.history.comments[n])(n)
             self.routes[f"{base}/issues/{n}/events"] = (lambda n: lambda req: self.history.events[n])(n)
-            sha = pr["head"]["sha"]
-            self.routes[f"{base}/commits/{sha}/statuses"] = (lambda sha: lambda req: self.history.statuses[sha])(sha)
-            path = f"{base}/commits/{sha}/check-runs"
-            self.routes[path] = (lambda sha: lambda req: self._runs(req, sha))(sha)
-            self.list_key[path] = "check_runs"
+            self.routes[f"{base}/pulls/{n}/commits"] = (lambda n: lambda req: [
+                commit(sha) for sha in self.history.commits[n]])(n)
+            for sha in history.commits[n]:
+                self.routes[f"{base}/commits/{sha}/statuses"] = (lambda sha: lambda req: self.history.statuses[sha])(sha)
+                path = f"{base}/commits/{sha}/check-runs"
+                self.routes[path] = (lambda sha: lambda req: self._runs(req, sha))(sha)
+                self.list_key[path] = "check_runs"
         if hiccups:
             self.fault(f"{base}/pulls", 403, {"Retry-After": "0", "X-RateLimit-Remaining": "12"},
                        {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",

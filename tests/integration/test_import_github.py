@@ -79,6 +79,7 @@ def test_import020_every_page_read_through_the_hiccups_and_the_events_ingested(r
     closed = {i for i in ids if ":closed:" in i}
     assert {i.split(":closed:")[0] for i in closed} == {f"gh:{REPO}#{n}" for n in (101, 102, 104, 107)}
     expected_present = [f"gh:{REPO}#101:check:7001", f"gh:{REPO}#101:check:7002",        # a fail re-run to a pass
+                        f"gh:{REPO}#101:check:7011", f"gh:{REPO}#101:status:5003",        # an earlier commit's
                         f"gh:{REPO}#101:review:8002:completed", f"gh:{REPO}#101:comment:9001",
                         f"gh:{REPO}#101:revert:{REPO}#104", f"gh:{REPO}#105:status:5002",
                         f"gh:{REPO}#102:review:8003:completed"]
@@ -243,7 +244,7 @@ def test_import026_cli_errors_are_clear_and_resumable(r: Any, redis_url: str, fa
 def test_import027_imported_history_is_on_the_workflow_page_and_in_the_reviewer_ledger(app: Any, client: Any, r: Any,
                                                                                      fake: FakeGitHub) -> None:
     """`import github` fills history the dashboards read: after aggregation #101 has its gate
-    runs (the failed test and its re-run), the human approval, the AI's findings and its
+    runs (its first commit's, the failed test and its re-run), the human approval, the AI's findings and its
     merge; the revert #104 is an escape of the reviewer who approved #101."""
     from data.aggregator import Aggregator
     svc = app.server.extensions["qms"]
@@ -255,6 +256,7 @@ def test_import027_imported_history_is_on_the_workflow_page_and_in_the_reviewer_
     wf = client.get("/api/entities/workflow/acme/api%23101").get_json()["response"]["data"]
     assert (wf["summary"]["author"], wf["summary"]["outcome"]) == ("alice", "merged")
     assert [(g["id"].rsplit(":", 1)[1], g["gate_name"], g["passed"]) for g in wf["gates"]] == [
+        ("7011", "lint", False), ("5003", "ci/circleci", False),                 # on the first commit
         ("7003", "lint", True), ("7001", "ci/test", False), ("7002", "ci/test", True)]
     assert [(v["reviewer"], v["verdict"]) for v in wf["reviews"]] == [("bob", "approved")]
     found = {d["defect_id"].rsplit(":", 1)[-1]: (d["severity"], d["found_by"]) for d in wf["defects"]

@@ -105,6 +105,9 @@ def test_import004_403_and_429_are_waited_out_and_retried_capped() -> None:
                             answer(body=["ok"]))
     assert http.json("/a") == ["ok"]
     assert clock.slept == [7.0, 101.0] and len(s.calls) == 3
+    http, s, clock = client(answer(403, {"message": "You have exceeded a secondary rate limit. Please wait."}),
+                            answer(body=["ok"]))
+    assert http.json("/a") == ["ok"] and clock.slept == [60.0], "a bare 403 saying so: a minute, as GitHub asks"
     http, s, clock = client(answer(429, {}, {"Retry-After": "86400"}), answer(body=["ok"]), max_wait_s=60)
     assert http.json("/a") == ["ok"] and clock.slept == [60.0]
     http, s, clock = client(*[answer(429, {}, {"Retry-After": "1"})] * 3, rate_retries=2)
