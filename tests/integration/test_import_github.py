@@ -266,3 +266,21 @@ def test_import027_imported_history_is_on_the_workflow_page_and_in_the_reviewer_
     by = {row["reviewer"]: row for row in ledger}
     assert (by["coderabbit"]["kind"], by["coderabbit"]["findings_raised"]) == ("ai", 3)
     assert (by["bob"]["kind"], by["bob"]["escapes"], by["bob"]["changes_requested"]) == ("human", 1, 1)
+
+
+def test_import028_a_delivery_the_mapper_refuses_is_reported_and_its_pull_request_read_again(r: Any,
+                                                                                           fake: FakeGitHub) -> None:
+    from integrations.github import PayloadError, map_delivery
+
+    def picky(name: str, payload: dict[str, Any], mapping: Any) -> Any:
+        if name == "check_run" and payload["check_run"]["id"] == 7005:
+            raise PayloadError("check_run.completed_at: not an ISO 8601 time")
+        return map_delivery(name, payload, mapping)
+    s = Run(r, fake)(mapper=picky)
+    assert s.errors == ["#103 check_run: PayloadError: check_run.completed_at: not an ISO 8601 time"]
+    assert f"gh:{REPO}#103:opened" in stream_ids(r), "the rest of #103 is ingested"
+    done = {k.decode() for k in r.hgetall(checkpoint_key("qms", "github", REPO)) if k.startswith(b"pr:")}
+    assert "pr:103" not in done and len(done) == 6
+    again = Run(r, fake)()
+    assert (again.skipped, again.imported, again.accepted, again.errors) == (6, 1, 1, [])
+    assert f"gh:{REPO}#103:check:7005" in stream_ids(r)
