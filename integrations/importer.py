@@ -1,15 +1,18 @@
 """History import: a forge's REST API read back into the deliveries its webhooks would have sent.
 
-    cli.py import github --repo OWNER/NAME --since 30d [--api-url URL] [--restart]
-    cli.py import gitlab --project GROUP/NAME --since 30d [--api-url URL] [--restart]
+    cli.py import github --repo OWNER/NAME --since 30d [--api-url URL] [--restart] [--wait]
+    cli.py import gitlab --project GROUP/NAME --since 30d [--api-url URL] [--restart] [--wait]
 
-Each pull / merge request updated since the bound is read with what happened to it (reviews,
-review comments, check runs; GitLab: notes, approvals, pipelines and their jobs) and turned
-into the `(event_name, payload)` pairs the webhook would have delivered; the SAME
-`map_delivery` of the source module maps them, so an imported fact has the id its webhook
-gives and the ingest de-duplication counts it once whichever arrives first.
+Each pull / merge request updated since the bound is read with what happened to it (GitHub:
+reviews, review comments, issue events, each commit's check runs and statuses; GitLab:
+discussions, system notes, label events, diff versions, pipelines and their jobs) and turned
+into the `(event_name, payload)` pairs the webhooks would have delivered
+(`github_deliveries`, `gitlab_deliveries`); the SAME `map_delivery` of the source module maps
+them, so an imported fact has the id its webhook gives and the ingest de-duplication counts
+it once whichever arrives first (docs/INTEGRATIONS.md, "Importing history").
 
-- `Http`: GET with the token (`Authorization: Bearer` / `PRIVATE-TOKEN`, never printed),
+- `Http`: GET with the token (`Authorization: Bearer` / `PRIVATE-TOKEN`, never printed, sent
+  to the API's own host only: a redirect or next link elsewhere is refused),
   pages by `Link: <…>; rel="next"` (GitLab also `X-Next-Page`), rate-limit aware
   (`X-RateLimit-Remaining: 0` → wait until `X-RateLimit-Reset`; 403/429 with `Retry-After` →
   wait and retry; every wait capped), 5xx and connection errors retried with back-off, then an
@@ -28,7 +31,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
@@ -103,17 +106,25 @@ class Http:
         self.waited_s += seconds
         self.sleep(seconds)
 
+    def _ours(self, url: str) -> bool:
+        """On the API's own scheme and host: the token goes nowhere else (a next link or a
+        redirect elsewhere is refused, not followed)."""
+        a, b = urlsplit(url), urlsplit(self.base)
+        return (a.scheme, a.netloc.lower()) == (b.scheme, b.netloc.lower())
+
     def get(self, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> requests.Response:
         url = self.url(path)
         shown = url.split("?")[0]
-        failures = rate_waits = 0
+        failures = rate_waits = redirects = 0
         while True:
+            if not self._ours(url):
+                raise ApiError(f"GET {shown}: not on {self.base}, not followed")
             if self._not_before > self.clock():
                 self._wait(self._not_before - self.clock())
             try:
                 self.requests_made += 1
                 resp = self.session.get(url, params=params, headers={**self.auth, **(headers or {})},
-                                        timeout=self.timeout_s)
+                                        timeout=self.timeout_s, allow_redirects=False)
             except requests.RequestException as exc:
                 failures += 1
                 if failures > self.retries:
@@ -121,6 +132,13 @@ class Http:
                 self._wait(self.backoff_s * 2 ** (failures - 1))
                 continue
             self._note_limits(resp)
+            if resp.status_code in (301, 302, 303, 307, 308) and resp.headers.get("Location"):
+                redirects += 1                       # a renamed repository answers 301 (same host)
+                if redirects > 5:
+                    raise ApiError(f"GET {shown}: more than 5 redirects")
+                url, params = urljoin(url, resp.headers["Location"]), None
+                shown = url.split("?")[0]
+                continue
             if resp.status_code in (403, 429) and self._rate_limited(resp):
                 rate_waits += 1
                 if rate_waits > self.rate_retries:
@@ -138,11 +156,7 @@ class Http:
             return resp
 
     def json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        resp = self.get(path, params)
-        try:
-            return resp.json()
-        except ValueError:
-            raise ApiError(f"GET {self.url(path).split('?')[0]}: the answer is not JSON") from None
+        return _body(self.get(path, params), self.url(path))
 
     def pages(self, path: str, params: dict[str, Any] | None = None, key: str | None = None) -> Iterator[list[Any]]:
         """Each page's items (`key`: the list inside an object, e.g. check-runs' `check_runs`),
@@ -150,10 +164,7 @@ class Http:
         url: str | None = self.url(path)
         while url:
             resp = self.get(url, params)
-            try:
-                body = resp.json()
-            except ValueError:
-                raise ApiError(f"GET {url.split('?')[0]}: the answer is not JSON") from None
+            body = _body(resp, url)
             items = body.get(key, []) if key and isinstance(body, dict) else body
             if not isinstance(items, list):
                 raise ApiError(f"GET {url.split('?')[0]}: expected a list{f' in {key!r}' if key else ''}")
@@ -196,6 +207,13 @@ class Http:
         if reset is not None:
             return reset - self.clock() + 1
         return 60.0                                   # GitHub: "wait at least one minute"
+
+
+def _body(resp: requests.Response, url: str) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        raise ApiError(f"GET {url.split('?')[0]}: the answer is not JSON") from None
 
 
 def _message(resp: requests.Response) -> str:

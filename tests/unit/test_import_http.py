@@ -33,7 +33,9 @@ class Session:
         self.answers = list(answers)
         self.calls: list[tuple[str, Any, dict[str, str]]] = []
 
-    def get(self, url: str, params: Any = None, headers: Any = None, timeout: Any = None) -> requests.Response:
+    def get(self, url: str, params: Any = None, headers: Any = None, timeout: Any = None,
+            allow_redirects: bool = True) -> requests.Response:
+        assert allow_redirects is False, "redirects are followed by the client, on its own host only"
         self.calls.append((url, params, dict(headers or {})))
         a = self.answers.pop(0)
         if isinstance(a, Exception):
@@ -142,6 +144,20 @@ def test_import006_server_errors_retried_with_back_off_then_a_clear_error() -> N
     http, s, clock = client(*[requests.Timeout("slow")] * 2, retries=1)
     with pytest.raises(ApiError, match="Timeout after 2 attempts"):
         http.json("/a")
+
+
+def test_import011_the_token_never_leaves_the_apis_host() -> None:
+    http, s, _ = client(answer(301, {}, {"Location": "/repositories/42/pulls?page=1"}), answer(body=[1]))
+    assert http.json("/repos/old/name/pulls") == [1], "a renamed repository's 301 is followed"
+    assert s.calls[1][0] == "https://api.example/repositories/42/pulls?page=1"
+    http, s, _ = client(answer(302, {}, {"Location": "https://elsewhere.example/x"}))
+    with pytest.raises(ApiError, match="GET https://elsewhere.example/x: not on https://api.example, not followed"):
+        http.json("/a")
+    assert len(s.calls) == 1
+    http, s, _ = client(answer(body=[1], headers={"Link": '<http://api.example/a?page=2>; rel="next"'}))
+    with pytest.raises(ApiError, match="not on https://api.example"):
+        list(http.pages("/a"))
+    assert len(s.calls) == 1, "a next link to plain http is not followed either"
 
 
 def test_import007_tokens_from_the_environment_sent_as_each_forge_wants() -> None:
