@@ -257,13 +257,13 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> None:
                   disable=args.quiet) as bar:
             summary = run_import(source, r=svc.redis, prefix=svc.keys.p, ingest=ingest, since_ms=since_ms,
                                  mapping=mapping, restart=args.restart, progress=bar)
-    except (ApiError, RedisError) as exc:
-        print(f"error: {'Redis: ' if isinstance(exc, RedisError) else ''}{exc}", file=sys.stderr)
-        print("interrupted: what was read is kept; run the same command again to resume", file=sys.stderr)
-        code = 1
-    except KeyboardInterrupt:
-        print("interrupted: what was read is kept; run the same command again to resume", file=sys.stderr)
-        code = 130
+    except (ApiError, RedisError, KeyboardInterrupt) as exc:
+        if not isinstance(exc, KeyboardInterrupt):
+            print(f"error: {'Redis: ' if isinstance(exc, RedisError) else ''}{exc}", file=sys.stderr)
+        done = getattr(exc, "import_summary", None)
+        print(f"interrupted: {done.line() if done else 'nothing read'}; what was read is kept, run the same "
+              "command again to resume", file=sys.stderr)
+        code = 130 if isinstance(exc, KeyboardInterrupt) else 1
     else:
         if args.wait:
             from data.aggregator import Aggregator

@@ -697,6 +697,10 @@ def run_import(source: Source, *, r: Any, prefix: str, ingest: Callable[[list[di
             flush()
         except Exception:
             pass
+        try:
+            exc.import_summary = summary            # type: ignore[attr-defined]  (what the caller may show)
+        except AttributeError:
+            pass
         raise
     return summary
 

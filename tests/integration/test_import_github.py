@@ -234,7 +234,8 @@ def test_import026_cli_errors_are_clear_and_resumable(r: Any, redis_url: str, fa
     fake.broken[f"/repos/{REPO}/pulls/102/"] = 404
     cut = run_cli(redis_url, "--repo", REPO, "--api-url", fake.base_url, "--quiet")
     assert cut.returncode == 1 and "pulls/102/reviews answered 404" in cut.stderr
-    assert "run the same command again to resume" in cut.stderr
+    assert ("interrupted: github acme/api: 7 found, 4 imported, 0 already imported;" in cut.stderr
+            and "run the same command again to resume" in cut.stderr)
     fake.broken.clear()
     rest = run_cli(redis_url, "--repo", REPO, "--api-url", fake.base_url, "--quiet")
     assert rest.returncode == 0 and "7 found, 3 imported, 4 already imported" in rest.stdout
