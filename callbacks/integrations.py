@@ -17,6 +17,7 @@ from pages import dashboard
 from pages import integrations as integrations_page
 
 PERMISSION = "manage:integrations"
+LABELS = {"github": "GitHub", "gitlab": "GitLab", "sonarqube": "SonarQube"}
 Source = Literal["github", "gitlab", "sonarqube"] | None
 DeliveryStatus = Literal["mapped", "unknown", "ignored", "invalid", "duplicate"] | None
 
@@ -45,7 +46,7 @@ def source_card(s: dict[str, Any]) -> Any:
              dbc.Badge("not configured", color="secondary") if s["available"] else dbc.Badge("not built", color="dark"))
     counts = ", ".join(f"{k} {s[k]}" for k in ("received", "mapped", "unknown", "ignored", "invalid", "duplicate",
                                                 "bad_signature", "rate_limited", "replayed") if s.get(k))
-    lines = [html.Div([html.Strong(s["source"].capitalize(), className="me-2"), state]),
+    lines = [html.Div([html.Strong(LABELS.get(s["source"], s["source"]), className="me-2"), state]),
              html.Div(html.Code(f"POST {s['url']}"), className="small"),
              html.Div(counts or "no deliveries yet", className="small int-counts"),
              html.Div(f"last delivery {s['last_delivery_at'] or '—'}", className="small")]

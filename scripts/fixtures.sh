@@ -21,6 +21,6 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 mkdir -p "$dir"
 [[ -f "$dir/package.json" ]] || printf '{"name": "qms-test-fixtures", "private": true}\n' >"$dir/package.json"
-npm install --prefix "$dir" --no-audit --no-fund --silent --save-exact "@octokit/webhooks-examples@$version" >&2
+npm install --prefix "$dir" --no-audit --no-fund --silent --ignore-scripts --save-exact "@octokit/webhooks-examples@$version" >&2
 rm -f "$dir"/.webhooks-examples-*
 touch "$stamp"
