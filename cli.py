@@ -238,7 +238,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> None:
     from redis import RedisError
     from tqdm import tqdm
 
-    from integrations.importer import ApiError, load_mapping, make_source, parse_since, run_import, token_from_env
+    from integrations.importer import (TOKEN_ENV, ApiError, load_mapping, make_source, parse_since, run_import,
+                                       token_from_env)
     from integrations.mapping import MappingError
     target = args.repo if args.source == "github" else args.project
     try:
@@ -247,6 +248,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> None:
         mapping = load_mapping(settings)
     except (ValueError, MappingError) as exc:
         sys.exit(f"error: {exc}")
+    if token_from_env(args.source) is None:
+        limit = ", at 60 requests an hour" if args.source == "github" else ""
+        print(f"note: no token ({' or '.join(TOKEN_ENV[args.source])}): public data only{limit}", file=sys.stderr)
     svc = _services(settings)
 
     def ingest(events: list[dict[str, Any]], origin: str) -> Any:
@@ -261,8 +265,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> None:
         if not isinstance(exc, KeyboardInterrupt):
             print(f"error: {'Redis: ' if isinstance(exc, RedisError) else ''}{exc}", file=sys.stderr)
         done = getattr(exc, "import_summary", None)
-        print(f"interrupted: {done.line() if done else 'nothing read'}; what was read is kept, run the same "
-              "command again to resume", file=sys.stderr)
+        print(f"interrupted: {done.line() + '; what was read is kept' if done else 'nothing imported'}; "
+              "run the same command again to resume", file=sys.stderr)
         code = 130 if isinstance(exc, KeyboardInterrupt) else 1
     else:
         if args.wait:
@@ -325,11 +329,13 @@ def main(argv: list[str] | None = None) -> None:
                                    "ingest:events, or a JWT); default $QMS_TOKEN")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_simulate)
+    from integrations.importer import TOKEN_ENV
     p = sub.add_parser("import", help="import history from GitHub or GitLab (mapped like their webhooks)")
     isub = p.add_subparsers(dest="source", required=True)
-    for name, flag, what, env in (("github", "--repo", "OWNER/NAME", "GITHUB_TOKEN or QMS_GITHUB_TOKEN"),
-                                  ("gitlab", "--project", "GROUP/NAME", "GITLAB_TOKEN or QMS_GITLAB_TOKEN")):
-        ip = isub.add_parser(name, help=f"pull/merge requests, reviews and checks of one {what} (token: ${env})")
+    for name, flag, what, items in (("github", "--repo", "OWNER/NAME", "pull requests, reviews, checks"),
+                                    ("gitlab", "--project", "GROUP/NAME", "merge requests, notes, pipelines")):
+        env = " or ".join(f"${n}" for n in TOKEN_ENV[name])
+        ip = isub.add_parser(name, help=f"{items} of one {what} (token: {env})")
         ip.add_argument(flag, required=True, metavar=what)
         ip.add_argument("--since", default="30d", help="how far back: 30d, 12h, or a date 2026-11-01 (default 30d)")
         ip.add_argument("--api-url", help="the REST API's base URL (GitHub Enterprise, self-managed GitLab, tests)")
