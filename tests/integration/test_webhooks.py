@@ -156,6 +156,14 @@ def test_wh005_a_body_that_is_not_json_is_a_400_stored_as_invalid(gh: Any, r: An
     res = deliver(gh, "pull_request", broken, "bad-fields")
     assert res.status_code == 400 and res.json["response"]["error"]["message"] == "pull_request: number: required"
     assert stored(r)[-1]["error"] == b"pull_request: number: required"
+    # Shapes no GitHub payload has (a user that is a string, a number that is text): 400, never a 500.
+    odd = example("pull_request", "closed")
+    odd["pull_request"]["user"] = "Codertocat"
+    assert deliver(gh, "pull_request", odd, "bad-shape-1").status_code == 400
+    odd = example("check_run", "completed")
+    odd["check_run"]["id"] = "128620228"
+    res = deliver(gh, "check_run", odd, "bad-shape-2")
+    assert res.status_code == 400 and res.json["response"]["error"]["message"] == "check_run: id: must be int"
     # GitHub's form encoding (payload=<JSON>) is read too.
     from urllib.parse import urlencode
     form = urlencode({"payload": orjson.dumps(example("pull_request", "opened")).decode()}).encode()
