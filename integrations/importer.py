@@ -280,15 +280,17 @@ class _ForgeSource:
         raise NotImplementedError
 
     def items(self, since_ms: int) -> list[dict[str, Any]]:
+        """Requests updated since the bound. One updated while the pages are read moves up the
+        list: it may show twice (kept once) or be missed (the next run reads it)."""
         self.home()
-        found: list[dict[str, Any]] = []
+        found: dict[str, dict[str, Any]] = {}
         for page in self.http.pages(*self.listing(since_ms)):
             for item in page:
                 updated = _ts(item.get("updated_at"))
                 if updated is not None and updated < since_ms:
-                    return found                      # sorted by update: the rest are older
-                found.append(item)
-        return found
+                    return list(found.values())       # sorted by update: the rest are older
+                found.setdefault(self.item_key(item), item)
+        return list(found.values())
 
     def item_key(self, item: dict[str, Any]) -> str:
         return str(item[self.number_field])

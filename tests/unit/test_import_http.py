@@ -160,6 +160,21 @@ def test_import011_the_token_never_leaves_the_apis_host() -> None:
     assert len(s.calls) == 1, "a next link to plain http is not followed either"
 
 
+def test_import012_the_list_stops_at_the_bound_and_keeps_a_request_once() -> None:
+    pages = [[{"number": 3, "updated_at": "2026-11-30T00:00:00Z"}, {"number": 2, "updated_at": "2026-11-29T00:00:00Z"}],
+             [{"number": 2, "updated_at": "2026-11-29T00:00:00Z"},     # moved down a page while it was read
+              {"number": 1, "updated_at": "2026-11-20T00:00:00Z"}, {"number": 9, "updated_at": "2026-11-01T00:00:00Z"}],
+             [{"number": 8, "updated_at": "2026-10-01T00:00:00Z"}]]
+    nxt = '<https://api.example/repos/a/b/pulls?page={}>; rel="next"'
+    http, s, _ = client(answer(body={"full_name": "a/b"}),
+                        *[answer(body=p, headers={"Link": nxt.format(i + 2)}) for i, p in enumerate(pages)])
+    source = make_source("github", "a/b", "https://api.example", TOKEN)
+    source.http = http
+    got = source.items(parse_iso("2026-11-15T00:00:00Z"))
+    assert [pr["number"] for pr in got] == [3, 2, 1]
+    assert len(s.calls) == 3, "the third page is never asked for: #9 is older than the bound"
+
+
 def test_import007_tokens_from_the_environment_sent_as_each_forge_wants() -> None:
     assert token_from_env("github", {"GITHUB_TOKEN": " a ", "QMS_GITHUB_TOKEN": "b"}) == "a"
     assert token_from_env("github", {"QMS_GITHUB_TOKEN": "b"}) == "b"
