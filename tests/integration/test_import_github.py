@@ -91,6 +91,11 @@ def test_import020_every_page_read_through_the_hiccups_and_the_events_ingested(r
     ai = events[f"gh:{REPO}#101:comment:9001"]["data"]
     assert (ai["found_by"], ai["found_by_kind"], ai["severity"]) == ("coderabbit", "ai", "major")
     assert events[f"gh:{REPO}#102:review:8003:completed"]["data"]["verdict"] == "changes_requested"
+    outcomes = {e["data"]["workflow_id"]: e["data"]["outcome"] for e in events.values()
+                if e["type"] == "workflow.completed"}
+    assert outcomes == {f"{REPO}#101": "merged", f"{REPO}#104": "merged",
+                        f"{REPO}#102": "rejected",        # closed by erin (its issue events say), not its author
+                        f"{REPO}#107": "abandoned"}       # closed by its author
     merged_at = parse_iso(fake.history.prs[101]["merged_at"])
     assert events[f"gh:{REPO}#101:closed:{fmt_ms(merged_at)}"]["data"]["outcome"] == "merged"
     cp = r.hgetall(checkpoint_key("qms", "github", REPO))
