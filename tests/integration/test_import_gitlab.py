@@ -42,12 +42,17 @@ def mapping_path(tmp_path: Any) -> str:
 
 
 def run(r: Any, api: FakeGitLab, mapping_path: str, prefix: str = "qms", slept: list[float] | None = None,
-        **kw: Any) -> Any:
+        sent: list[dict[str, Any]] | None = None, **kw: Any) -> Any:
+    """One import; `sent` collects every event handed to the ingest."""
     ingestor = Ingestor(r, Keys(prefix))
     source = make_source("gitlab", PROJECT, api.base_url + "/api/v4", TOKEN,
                          sleep=(slept if slept is not None else []).append)
-    return run_import(source, r=r, prefix=prefix, ingest=lambda evs, origin: ingestor.ingest(evs, origin=origin),
-                      since_ms=now_ms() - 30 * DAY_MS, mapping=load_mapping(mapping_path), **kw)
+
+    def ingest(events: list[dict[str, Any]], origin: str) -> Any:
+        (sent if sent is not None else []).extend(events)
+        return ingestor.ingest(events, origin=origin)
+    return run_import(source, r=r, prefix=prefix, ingest=ingest, since_ms=now_ms() - 30 * DAY_MS,
+                      mapping=load_mapping(mapping_path), **kw)
 
 
 def thread(iid: int, k: int = 0) -> str:
@@ -118,11 +123,15 @@ def test_import031_hooks_first_then_the_import_adds_only_what_the_hooks_never_sa
         assert resp.status_code == 202 and resp.get_json()["status"] in ("mapped", "ignored"), (name, resp.get_json())
     hooked = set(stream_ids(r))
     assert len(hooked) > 12
-    s = run(r, fake, mapping_path)
+    sent: list[dict[str, Any]] = []
+    s = run(r, fake, mapping_path, sent=sent)
     added = set(stream_ids(r)) - hooked
     # A thread resolved in GitLab sends no note hook: only the API tells that !1's finding was fixed.
     assert added == {thread(1) + ":resolved"} and s.accepted == 1 and s.rejected == 0
     assert s.duplicates == s.events - 1
+    # the same events, to the field and the millisecond: hook times are to the second, so are the import's
+    stored = {e["id"]: e for e in (orjson.loads(f[b"e"]) for _, f in r.xrange(Keys("qms").stream))}
+    assert [e["id"] for e in sent if e != stored[e["id"]]] == []
 
 
 def test_import032_interrupted_then_resumed_imports_the_rest_once(r: Any, fake: FakeGitLab, mapping_path: str) -> None:
