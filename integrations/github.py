@@ -26,6 +26,7 @@ EVENT_HEADER = "X-GitHub-Event"
 DELIVERY_HEADER = "X-GitHub-Delivery"
 MAX_ID = 128
 MAX_EXECUTION_S = 604_800
+SHA = re.compile(r"[0-9a-fA-F]{4,64}")
 
 
 class PayloadError(ValueError):
@@ -94,6 +95,18 @@ def event_id(repo: str, number: int, tail: str) -> str:
     return "gh:" + hashlib.sha1(full.encode()).hexdigest()
 
 
+def _str(v: Any) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
 def _event(eid: str, ev_type: str, ts: int, data: dict[str, Any]) -> dict[str, Any]:
     return {"id": eid, "type": "workflow." + ev_type, "timestamp": fmt_ms(ts), "source": SOURCE,
             "data": data, "metadata": {"priority": "normal"}}
@@ -122,7 +135,7 @@ def _pull_request(payload: dict[str, Any], mapping: Mapping) -> list[dict[str, A
         # One id for both: a reopened PR we never saw opened is created; a known one is a duplicate.
         author = mapping.actor(_get(pr, "user.login"), _get(pr, "user.type", required=False))
         data = {"workflow_id": wf, "pr_number": number, "repository": repo, "author": author.id,
-                "title": (pr.get("title") or "")[:4096]}
+                "title": _str(pr.get("title"))[:4096]}
         team = mapping.team_of(repo)
         if team:
             data["team"] = team
@@ -157,11 +170,11 @@ def _step(repo: str, number: int, step: str, pr: dict[str, Any]) -> dict[str, An
 def closed_outcome(payload: dict[str, Any]) -> str:
     """merged; else abandoned when the PR is a draft, or its author closed it with no review
     comment on it; else rejected (someone else closed it, or it was discussed)."""
-    pr = payload["pull_request"]
+    pr = _dict(payload.get("pull_request"))
     if pr.get("merged") or pr.get("merged_at"):
         return "merged"
-    author = (pr.get("user") or {}).get("login")
-    closer = (payload.get("sender") or {}).get("login")
+    author = _dict(pr.get("user")).get("login")
+    closer = _dict(payload.get("sender")).get("login")
     if pr.get("draft") or (closer == author and not pr.get("review_comments")):
         return "abandoned"
     return "rejected"
@@ -173,8 +186,8 @@ def _closed(payload: dict[str, Any], mapping: Mapping, repo: str, number: int,
     ts = _ts(pr, "merged_at" if outcome == "merged" and pr.get("merged_at") else "closed_at")
     out = [_event(event_id(repo, number, f"closed:{fmt_ms(ts)}"), "completed", ts,
                   {"workflow_id": f"{repo}#{number}", "outcome": outcome})]
-    if outcome == "merged" and REVERT_TITLE.match(pr.get("title") or ""):
-        ref = REVERT_REF.search(pr.get("body") or "")
+    if outcome == "merged" and REVERT_TITLE.match(_str(pr.get("title"))):
+        ref = REVERT_REF.search(_str(pr.get("body")))
         if ref:
             target_repo, target = ref.group(1) or repo, int(ref.group(2))
             who = mapping.actor(_get(pr, "user.login"), _get(pr, "user.type", required=False))
@@ -236,7 +249,7 @@ def _pull_request_review_comment(payload: dict[str, Any], mapping: Mapping) -> l
     repo, number, pr = _pr(payload)
     comment = _get(payload, "comment", dict)
     cid = _get(comment, "id", int)
-    body = comment.get("body") or ""
+    body = _str(comment.get("body"))
     login = _get(comment, "user.login")
     ts = _ts(comment, "created_at")
     parent = comment.get("in_reply_to_id")
@@ -261,9 +274,9 @@ def thread_resolution(thread: dict[str, Any], head_sha: str | None) -> str:
     """A resolved thread's fate: what a reply in it said (won't fix, false positive); else
     fixed when the pull request's head moved past the commit the finding was made on (a
     change, or an applied suggestion), else false_positive (resolved with no change)."""
-    comments = [c for c in thread.get("comments") or [] if isinstance(c, dict)]
+    comments = [c for c in _list(thread.get("comments")) if isinstance(c, dict)]
     for c in comments[1:]:
-        said = _said_resolution(c.get("body") or "")
+        said = _said_resolution(_str(c.get("body")))
         if said:
             return said
     root = comments[0] if comments else {}
@@ -276,7 +289,7 @@ def _pull_request_review_thread(payload: dict[str, Any], mapping: Mapping) -> li
         return []          # unresolved: the contract has no reopening; the first resolution stands
     repo, number, pr = _pr(payload)
     thread = _get(payload, "thread", dict)
-    comments = sorted((c for c in thread.get("comments") or [] if isinstance(c, dict)),
+    comments = sorted((c for c in _list(thread.get("comments")) if isinstance(c, dict)),
                       key=lambda c: (c.get("in_reply_to_id") is not None, str(c.get("created_at")), c.get("id") or 0))
     if not comments:
         raise PayloadError("thread.comments: required")
@@ -309,7 +322,7 @@ def _gate_events(repo: str, numbers: list[int], tail: str, mapping: Mapping, nam
                                 "step": gm.step}
         if started is not None and ts >= started:
             data["execution_time"] = min((ts - started) / 1000, MAX_EXECUTION_S)
-        if head_sha:
+        if isinstance(head_sha, str) and SHA.fullmatch(head_sha):
             data["head_sha"] = head_sha
         out.append(_event(event_id(repo, number, tail), "quality_gate_executed", ts, data))
     return out
@@ -317,7 +330,7 @@ def _gate_events(repo: str, numbers: list[int], tail: str, mapping: Mapping, nam
 
 def _numbers(items: Any) -> list[int]:
     out = []
-    for p in items or []:
+    for p in _list(items):
         n = p.get("number") if isinstance(p, dict) else None
         if isinstance(n, int) and not isinstance(n, bool) and n > 0 and n not in out:
             out.append(n)

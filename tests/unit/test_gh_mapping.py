@@ -368,3 +368,44 @@ def test_gh020_timestamps_come_from_the_payload_never_the_clock() -> None:
     review = example("pull_request_review", "submitted")
     assert map_delivery("pull_request_review", review, MAPPING)[0]["timestamp"] == \
         fmt_ms(parse_iso(review["review"]["submitted_at"]))
+
+
+def _paths(obj: Any, prefix: tuple[str, ...] = (), depth: int = 0) -> Any:
+    if isinstance(obj, dict) and depth < 3:
+        for k, v in obj.items():
+            yield prefix + (k,)
+            yield from _paths(v, prefix + (k,), depth + 1)
+
+
+def test_gh021_any_field_missing_or_of_another_type_is_a_payload_error_or_valid_events() -> None:
+    """Each field (three levels deep) of a mapped example of each action removed, or replaced by
+    a string, a number or a list: map_delivery names the field (PayloadError) or
+    returns events the contract accepts — never another exception."""
+    problems = []
+    tried = 0
+    for name, payloads in index().items():
+        if name not in github.HANDLERS:
+            continue
+        one_per_action = {p.get("action"): p for p in payloads}          # the recorded copies differ little
+        for original in one_per_action.values():
+            for path in list(_paths(original)):
+                for value in ("<missing>", "x", 7, []):
+                    payload = parent = dict(original)          # copies along the path only: the rest is shared
+                    for key in path[:-1]:
+                        parent[key] = dict(parent[key])
+                        parent = parent[key]
+                    if value == "<missing>":
+                        del parent[path[-1]]
+                    else:
+                        parent[path[-1]] = value
+                    tried += 1
+                    try:
+                        for ev in map_delivery(name, payload, MAPPING) or []:
+                            errors = check_item(ev, FAR, 0)[2]
+                            if errors:
+                                problems.append((name, ".".join(path), value, errors[0]))
+                    except PayloadError:
+                        pass
+                    except Exception as exc:        # noqa: BLE001 (what this test looks for)
+                        problems.append((name, ".".join(path), value, repr(exc)))
+    assert tried > 10_000 and problems == []
