@@ -385,10 +385,15 @@ def github_deliveries(pr: dict[str, Any], repo: dict[str, Any], reviews: list[di
         if kind == "labeled":
             payload["label"] = ev.get("label")
         add(ev.get("created_at"), 1, "pull_request", payload)
+    # a dismissed review says only DISMISSED now; its issue event keeps the verdict it was sent with
+    verdict_then = {(ev.get("dismissed_review") or {}).get("review_id"): (ev.get("dismissed_review") or {}).get("state")
+                    for ev in issue_events if ev.get("event") == "review_dismissed"}
     for rv in reviews:
         state = str(rv.get("state") or "").lower()
         if state == "pending" or not rv.get("submitted_at"):
             continue                               # not submitted: no webhook was sent
+        if state == "dismissed" and verdict_then.get(rv.get("id")):
+            state = str(verdict_then[rv.get("id")]).lower()
         review = {**rv, "state": state}            # webhooks spell review states in lower case
         add(rv.get("submitted_at"), 2, "pull_request_review",
             {"action": "submitted", "review": review, "pull_request": pr, "repository": repo,

@@ -236,7 +236,10 @@ class History:
         add(p, [review(8007, 106, "coderabbitai[bot]", "APPROVED", t - 20 * d + 30 * m),
                 review(8008, 106, "carol", "DISMISSED", t - 19 * d, "Stale.")],
             [review_comment(9004, 106, 8007, "coderabbitai[bot]", t - 20 * d + 30 * m, "Consider caching this.")],
-            [check_run(7009, p, "ci/test", "failure", t - 20 * d + 10 * m, 250)])
+            [check_run(7009, p, "ci/test", "failure", t - 20 * d + 10 * m, 250)],
+            [issue_event(6009, "erin", "review_dismissed", t - 18 * d,
+                         dismissed_review={"state": "changes_requested", "review_id": 8008,
+                                           "dismissal_message": "Stale.", "dismissal_commit_id": None})])
         # 107: opened and closed the same day
         p = pull(107, "WIP: try a new ORM", "alice", t - 15 * d, t - 15 * d + 3 * h, closed=t - 15 * d + 3 * h)
         add(p, [], [], [], [issue_event(6008, "alice", "closed", t - 15 * d + 3 * h)])
@@ -274,7 +277,9 @@ class History:
                         "repository": repo, "sender": ev["actor"], **extra}))
             for rv in self.reviews[n]:
                 if rv["submitted_at"]:
-                    state = "changes_requested" if rv["state"] == "DISMISSED" else rv["state"].lower()
+                    sent_as = [e["dismissed_review"]["state"] for e in self.events[n]
+                               if e["event"] == "review_dismissed" and e["dismissed_review"]["review_id"] == rv["id"]]
+                    state = sent_as[0] if rv["state"] == "DISMISSED" else rv["state"].lower()
                     sent.append((rv["submitted_at"], "pull_request_review", {
                         "action": "submitted", "review": {**rv, "state": state}, "pull_request": then,
                         "repository": repo, "sender": rv["user"]}))
