@@ -22,10 +22,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
+from dash.exceptions import PreventUpdate
 from flask import current_app
 
 from auth.guard import callback_input, secure_callback, secure_clientside
-from callbacks.inputs import Choice, Count, Ignored, Theme, TimeframeValue
+from callbacks.inputs import Choice, Count, Flag, Ignored, Theme, TimeframeValue
 from auth.principal import Principal, audit, authorize, current_principal
 from components import editor
 from components.share import share_dialog
@@ -105,6 +106,15 @@ def view_from(timeframe: str | None, scope: str | None, gate: str | None, agent:
     return view
 
 
+PAGE_INPUTS = {f"{i}.value" for i in FILTER_INPUTS} | {"live-tick.data", "dash-def-key.data"}
+
+
+def _page_arrived() -> bool:
+    """The call Dash makes when the page enters the browser: it names every input as changed
+    (a user's change or a live tick names one)."""
+    return PAGE_INPUTS <= {t.get("prop_id") for t in (ctx.triggered or [])}
+
+
 def _due(defn: Dashboard, asked: list[str]) -> set[str]:
     """The widgets this trigger refreshes."""
     triggered = [t["prop_id"] for t in (ctx.triggered or []) if t.get("prop_id") not in (None, ".")]
@@ -149,20 +159,25 @@ def with_scope_notes(body: Any, frames: list[Any]) -> Any:
                        for n in said)], className="d-flex flex-column")
 
 
-# What of a definition the widgets' bodies depend on (not positions): a drag or a resize in
-# the edit mode changes `dash-def` but leaves this key alone, so no widget is redrawn for it.
-DEF_KEY_JS = """function (def, previous) {
-  if (!def) { return window.dash_clientside.no_update; }
+# (dash-def-key, dash-def-seen) from the definition: the key changes only when what the
+# widgets' bodies depend on changes; the first call of a page only records what it was drawn from.
+DEF_KEY_JS = """function (def, seen) {
+  var nu = window.dash_clientside.no_update;
+  if (!def) { return [nu, nu]; }
   var key = JSON.stringify([def.id, def.filters, (def.widgets || []).map(function (w) {
     return [w.id, w.type, w.title, w.data_sources, w.display_options, w.alert_thresholds, w.refresh_interval];
   })]);
-  return key === previous ? window.dash_clientside.no_update : key;
+  if (seen === null || seen === undefined) { return [nu, key]; }
+  return key === seen ? [nu, nu] : [key, key];
 }"""
 
 
 def register(app: Dash) -> None:
+    # The bodies depend on the definition's widgets, not on positions: a drag or a resize in
+    # the edit mode changes `dash-def` but not this key, so no widget is redrawn for it. The
+    # first call (the page arriving, drawn whole) only remembers the key it was drawn from.
     secure_clientside(app, lambda body: None, DEF_KEY_JS, Output("dash-def-key", "data"),
-                      Input("dash-def", "data"), State("dash-def-key", "data"))
+                      Output("dash-def-seen", "data"), Input("dash-def", "data"), State("dash-def-seen", "data"))
 
     @secure_callback(app, _refresh_permission,
                      Output({"type": "w-body", "w": ALL}, "children"), Output("dash-window", "children"),
@@ -171,14 +186,17 @@ def register(app: Dash) -> None:
                      Input({"type": "w-int", "w": ALL}, "n_intervals"), Input("dash-timeframe", "value"),
                      Input("dash-scope", "value"), Input("dash-gate", "value"), Input("dash-agent", "value"),
                      Input("live-tick", "data"), Input("dash-def-key", "data"), State("dash-def", "data"),
-                     State("theme", "data"),
+                     State("theme", "data"), State("dash-drawn", "data"),
                      inputs={"w-int.n_intervals": Count, "dash-timeframe.value": TimeframeValue,
                              "dash-scope.value": Choice, "dash-gate.value": Choice, "dash-agent.value": Choice,
                              "live-tick.data": Ignored, "dash-def-key.data": Ignored, "dash-def.data": Dashboard,
-                             "theme.data": Theme},
+                             "theme.data": Theme, "dash-drawn.data": Flag},
                      twin="GET /api/dashboards/<dash_id>/widgets/<widget_id>/data")
     def refresh(_ticks: list[Any], timeframe: str | None, scope: str | None, gate: str | None, agent: str | None,
-                _live: Any, _def_key: Any, raw_def: dict[str, Any], mode: str | None) -> tuple[Any, ...]:
+                _live: Any, _def_key: Any, raw_def: dict[str, Any], mode: str | None,
+                drawn: bool | None) -> tuple[Any, ...]:
+        if drawn and _page_arrived():
+            raise PreventUpdate          # the page came with its bodies: its first call has nothing to do
         principal = current_principal()
         defn = Dashboard.model_validate(raw_def)
         asked = [o["id"]["w"] for o in ctx.outputs_list[0]]
@@ -186,27 +204,34 @@ def register(app: Dash) -> None:
         view = view_from(timeframe, scope, gate, agent, defn.filter_controls, defn.filters.active())
         if ctx.triggered_id in FILTER_INPUTS:
             audit("user.filter_applied", dashboard=defn.id, **view)
-        svc = current_app.extensions["qms"]
-        sctx = sources.SourceContext.for_request(svc, principal, view["timeframe"],
-                                                 {k: v for k, v in view.items() if k != "timeframe"})
-        annotations = None
-        # Markers for the time series among the due widgets (render draws them where its
-        # TIME_SERIES and the widget's display options say).
-        if any(defn.widget(w) and defn.widget(w).type in renderer.TIME_SERIES for w in due) \
-                and sources.allowed(ANNOTATIONS, principal):
-            try:
-                annotations = sources.fetch(ANNOTATIONS, sctx)
-            except Exception:                # noqa: BLE001 - markers are an extra, never a failure
-                log.exception("annotations failed")
-        scope_query = urlencode({k: v for k, v in view.items() if k in ("repository", "team")})
-        context = {"timeframe": view["timeframe"], "scope_query": scope_query, "dashboard": defn.id}
-        bodies = [draw(defn.widget(w), sctx, mode or "light", context, annotations) if w in due and defn.widget(w)
-                  else no_update for w in asked]
-        query = urlencode(view)
-        search = f"?{query}" if ctx.triggered_id in FILTER_INPUTS else no_update
-        export = urlencode({k: v for k, v in view.items() if k in ("timeframe", "repository", "team")})
-        return (bodies, window_text(svc, view), freshness_text(svc), search,
-                f"/api/export/{defn.id}.csv?{export}")
+        out = fill(defn, [w for w in asked if w in due], view, principal, mode)
+        bodies = [out.bodies.get(w, no_update) for w in asked]
+        search = f"?{urlencode(view)}" if ctx.triggered_id in FILTER_INPUTS else no_update
+        return bodies, out.window, out.freshness, search, out.export_href
+
+
+def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal: Principal | None,
+         mode: str | None) -> page.Drawn:
+    """The bodies of these widgets for this view and viewer, with the page's window line,
+    freshness and export link: what the refresh sends, and what a page is first drawn with."""
+    svc = current_app.extensions["qms"]
+    sctx = sources.SourceContext.for_request(svc, principal, view["timeframe"],
+                                             {k: v for k, v in view.items() if k != "timeframe"})
+    widgets = [w for wid in widget_ids if (w := defn.widget(wid)) is not None]
+    annotations = None
+    # Markers for the time series among them (render draws them where its TIME_SERIES and the
+    # widget's display options say).
+    if any(w.type in renderer.TIME_SERIES for w in widgets) and sources.allowed(ANNOTATIONS, principal):
+        try:
+            annotations = sources.fetch(ANNOTATIONS, sctx)
+        except Exception:                # noqa: BLE001 - markers are an extra, never a failure
+            log.exception("annotations failed")
+    scope_query = urlencode({k: v for k, v in view.items() if k in ("repository", "team")})
+    context = {"timeframe": view["timeframe"], "scope_query": scope_query, "dashboard": defn.id}
+    export = urlencode({k: v for k, v in view.items() if k in ("timeframe", "repository", "team")})
+    return page.Drawn(bodies={w.id: draw(w, sctx, mode or "light", context, annotations) for w in widgets},
+                      window=window_text(svc, view), freshness=freshness_text(svc),
+                      export_href=f"/api/export/{defn.id}.csv?{export}")
 
 
 def window_line(start: str, end: str) -> str:
@@ -234,11 +259,17 @@ def freshness_text(svc: Any) -> str:
 
 
 def layout(defn: Dashboard, principal: Principal | None, timeframe: str, view: dict[str, str],
-           kind: str = "provisioned", notices: list[Any] | None = None, tools: list[Any] | None = None) -> Any:
-    """The page of one definition for this viewer: forbidden widgets marked, live channels of
-    the KPIs it may see, CSV links for those who may export."""
+           kind: str = "provisioned", notices: list[Any] | None = None, tools: list[Any] | None = None,
+           mode: str | None = None) -> Any:
+    """The page of one definition for this viewer, drawn whole (every body it may see, for the
+    view its pickers start at — what the refresh would draw): forbidden widgets marked, live
+    channels of the KPIs it may see, CSV links for those who may export."""
     svc = current_app.extensions["qms"]
     denied = {w.id: p for w in defn.widgets if (p := denied_permission(w, principal))}
+    scope = next((f"{d}={view[d]}" for d in ("repository", "team") if view.get(d)), None)
+    drawn = fill(defn, [w.id for w in defn.widgets if w.id not in denied],
+                 view_from(timeframe, scope, view.get("gate"), view.get("agent"), defn.filter_controls,
+                           defn.filters.active()), principal, mode)
     can_export = authorize(principal, "export:reports")
     query = urlencode({k: v for k, v in view.items()})
     csv = {w.id: f"/api/dashboards/{defn.id}/widgets/{w.id}/data?format=csv&{query}" for w in defn.widgets}
@@ -255,6 +286,6 @@ def layout(defn: Dashboard, principal: Principal | None, timeframe: str, view: d
         tools = [*(tools or []), share_dialog(defn, roles, names.get("teams", []))]
     return page.board(defn, denied=denied, timeframe=timeframe, view=view, names=names, can_export=can_export,
                       csv_hrefs=csv, channels=channels, kind=kind, notices=notices, tools=tools,
-                      live_every_ms=live_every_ms,
+                      live_every_ms=live_every_ms, drawn=drawn,
                       editor=editor.toolbar(authorize(principal, "update:personal_settings"),
                                             authorize(principal, "manage:dashboards")))

@@ -73,12 +73,12 @@ def _denied(widget: Widget, principal: Principal | None) -> str | None:
 def draw_grid(doc: dict[str, Any], principal: Principal | None, editable: bool) -> Any:
     """The grid of a definition for this viewer, each widget in the page's own shell (a
     forbidden widget says "not permitted" and has no body)."""
-    from pages.dashboard import widget_shell
+    from pages.dashboard import grid_with_bodies
     defn = Dashboard.model_validate(doc)
-    export = authorize(principal, "export:reports")
-    return grid([(w, widget_shell(w, _denied(w, principal),
-                                  csv_href=f"/api/dashboards/{defn.id}/widgets/{w.id}/data?format=csv" if export else None))
-                 for w in defn.widgets], editable)
+    csv = ({w.id: f"/api/dashboards/{defn.id}/widgets/{w.id}/data?format=csv" for w in defn.widgets}
+           if authorize(principal, "export:reports") else {})
+    denied = {w.id: d for w in defn.widgets if (d := _denied(w, principal))}
+    return grid_with_bodies(defn, denied, csv, None, editable=editable)
 
 
 def checked(doc: dict[str, Any], principal: Principal | None) -> tuple[dict[str, Any] | None, list[str]]:
@@ -170,11 +170,19 @@ def register(app: Dash) -> None:
         back = base or doc
         return False, None, [], back, draw_grid(back, current_principal(), False), "", "Changes discarded."
 
+    # The grid reports its layout when it mounts and on every drag: only a report in the edit
+    # mode goes on to the server (a page load costs no request for it).
+    secure_clientside(app, lambda body: None,
+                      "function(layouts, editing) { return editing && layouts ? layouts"
+                      " : window.dash_clientside.no_update; }",
+                      Output("dash-grid-moved", "data"), Input("dash-grid", "layouts"), State("dash-edit", "data"),
+                      prevent_initial_call=True)
+
     @secure_callback(app, edit_permission,
                      Output("dash-def", "data", **DUP), Output("dash-undo", "data", **DUP),
-                     Input("dash-grid", "layouts"), State("dash-edit", "data"), State("dash-def", "data"),
+                     Input("dash-grid-moved", "data"), State("dash-edit", "data"), State("dash-def", "data"),
                      State("dash-undo", "data"), prevent_initial_call=True,
-                     inputs={"dash-grid.layouts": GridLayouts, "dash-edit.data": Flag, "dash-def.data": Definition,
+                     inputs={"dash-grid-moved.data": GridLayouts, "dash-edit.data": Flag, "dash-def.data": Definition,
                              "dash-undo.data": History})
     def moved(layouts: dict[str, Any] | None, editing: bool | None, doc: dict[str, Any] | None,
               stack: list[Any] | None) -> tuple[Any, Any]:

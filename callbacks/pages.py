@@ -128,7 +128,7 @@ FIXED_PAGES = {"/alerts": _alerts_page, "/audit": _audit_page, "/dashboards": _l
                "/integrations": integrations_page}
 
 
-def page_for(path: str | None, search: str | None, principal: Principal | None) -> Any:
+def page_for(path: str | None, search: str | None, principal: Principal | None, theme: str | None = None) -> Any:
     """The page at `path` for this user: each page checks its own permission (and audits a
     refusal) before anything is built; a dashboard id is looked up last."""
     fixed = FIXED_PAGES.get((path or "").rstrip("/"))
@@ -138,10 +138,10 @@ def page_for(path: str | None, search: str | None, principal: Principal | None) 
         found = pattern_page(path, search, principal)
         if found is not None:
             return found
-    return board_page(path, search, principal)
+    return board_page(path, search, principal, theme)
 
 
-def board_page(path: str | None, search: str | None, principal: Principal | None) -> Any:
+def board_page(path: str | None, search: str | None, principal: Principal | None, theme: str | None = None) -> Any:
     """A dashboard definition the viewer may see (their personal copy first), drawn by the
     engine; one they may not see is 'no such page' (its existence is not told)."""
     dash_id = dashboard_for_path(path, principal)
@@ -166,7 +166,7 @@ def board_page(path: str | None, search: str | None, principal: Principal | None
                         className="alert alert-warning small py-1 mb-2 provision-error")
                for e in store.provision_errors() if PurePath(str(e.get("file", ""))).stem == dash_id]
     kind = "personal" if found.personal_copy or found.kind == "personal" else found.kind
-    return dash_board.layout(defn, principal, view["timeframe"], view, kind=kind, notices=notices)
+    return dash_board.layout(defn, principal, view["timeframe"], view, kind=kind, notices=notices, mode=theme)
 
 
 def register(app: Dash) -> None:
@@ -201,12 +201,12 @@ def register(app: Dash) -> None:
 
     @secure_callback(app, AUTHENTICATED,
                      Output("nav-links", "children"), Output("nav-user", "children"), Output("page", "children"),
-                     Input("url", "pathname"), State("url", "search"),
-                     inputs={"url.pathname": Pathname, "url.search": Search})
-    def route(path: str | None, search: str | None) -> tuple[Any, str, Any]:
+                     Input("url", "pathname"), State("url", "search"), State("theme", "data"),
+                     inputs={"url.pathname": Pathname, "url.search": Search, "theme.data": Theme})
+    def route(path: str | None, search: str | None, theme: str | None) -> tuple[Any, str, Any]:
         principal = current_principal()
         who = f"{principal.name} ({', '.join(principal.roles)})" if principal else ""
-        return navigation(principal), who, page_for(path, search, principal)
+        return navigation(principal), who, page_for(path, search, principal, theme)
 
     @secure_callback(app, "view:qa_dashboard", Output("nav", "href"),
                      # The view's timeframe from the URL (the refresh writes it there): a State

@@ -1,6 +1,7 @@
 """A role dashboard page: its KPIs, refreshing, with a timeframe selector."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import dash_ag_grid as dag
@@ -36,10 +37,11 @@ def filters(controls: list[str] | tuple[str, ...], view: dict[str, str], names: 
 
 
 def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None,
-                 live_every_ms: int | None = None) -> html.Div:
-    """One widget on the grid: a header (title, CSV of its rows) and a body the refresh
-    callback fills. A widget whose data the viewer may not see gets a static body saying so:
-    no interval, no callback, no request for its data."""
+                 live_every_ms: int | None = None, drawn: Any = None) -> html.Div:
+    """One widget on the grid: a header (title, CSV of its rows) and its body — `drawn` when
+    the page comes with it, else "loading…" until the refresh callback fills it. A widget
+    whose data the viewer may not see gets a static body saying so: no interval, no
+    callback, no request for its data."""
     wid = widget.id
     tools: list[Any] = []
     if csv_href and not denied:
@@ -57,7 +59,7 @@ def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None
                              id={"type": "w-denied", "w": wid}, className="widget-denied p-2")
         extra: list[Any] = []
     else:
-        body = html.Div(html.Div("loading…", className="small text-body-secondary p-2"),
+        body = html.Div(drawn if drawn is not None else html.Div("loading…", className="small text-body-secondary p-2"),
                         id={"type": "w-body", "w": wid}, className="widget-body")
         # Seconds: its own interval. "live": redrawn when the live channel brings new data, or
         # every `live_every_ms` on a page with no live channel. "off": on view changes only.
@@ -75,19 +77,22 @@ def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None
 def board(defn: Any, *, denied: dict[str, str], timeframe: str, view: dict[str, str], names: dict[str, list[str]],
           can_export: bool, csv_hrefs: dict[str, str], channels: list[str], kind: str = "provisioned",
           notices: list[Any] | None = None, tools: list[Any] | None = None, editor: Any = None,
-          live_every_ms: int | None = None) -> html.Div:
+          live_every_ms: int | None = None, drawn: Drawn | None = None) -> html.Div:
     """Any dashboard definition as a page: header, filters, and its widgets on the 12-column
-    grid at their positions (a CSS grid; one column on phones)."""
+    grid at their positions (a CSS grid; one column on phones). With `drawn`, the page
+    arrives whole — every body, the window line, the freshness and the export link — so the
+    browser draws it in one pass, with no refresh round trip after the page's own."""
     tf = timeframe if timeframe in TIMEFRAMES else "24h"
+    drawn = drawn or Drawn()
     return html.Div([
         html.Div([
             html.H1(defn.title, className="h4 mb-0 me-2", id="dash-title"),
             html.Span("personal copy", className="badge text-bg-info me-auto", id="dash-kind")
             if kind == "personal" else html.Span(className="me-auto"),
-            html.Span(id="dash-freshness", className="small text-body-secondary"),
+            html.Span(drawn.freshness, id="dash-freshness", className="small text-body-secondary"),
             *(tools or []),
             *([editor] if editor is not None else []),
-            html.A("Export CSV", id="dash-export", href=f"/api/export/{defn.id}.csv?timeframe={tf}",
+            html.A("Export CSV", id="dash-export", href=drawn.export_href or f"/api/export/{defn.id}.csv?timeframe={tf}",
                    className="btn btn-sm btn-outline-secondary" + ("" if can_export else " d-none")),
             dbc.RadioItems(id="dash-timeframe", options=[{"label": t, "value": t} for t in TIMEFRAMES],
                            value=tf, inline=True, className="btn-group", inputClassName="btn-check",
@@ -95,20 +100,41 @@ def board(defn: Any, *, denied: dict[str, str], timeframe: str, view: dict[str, 
         ], className="d-flex align-items-center flex-wrap gap-2 mb-2"),
         *(notices or []),
         filters(defn.filter_controls, view, names),
-        html.Div(id="dash-window", className="text-body-secondary small mb-2"),
-        html.Div(grid([(w, widget_shell(w, denied.get(w.id), csv_href=csv_hrefs.get(w.id) if can_export else None,
-                                        live_every_ms=live_every_ms))
-                       for w in defn.widgets], editable=False), id="dash-grid-wrap", className="dash-grid"),
+        html.Div(drawn.window, id="dash-window", className="text-body-secondary small mb-2"),
+        html.Div(grid_with_bodies(defn, denied, csv_hrefs if can_export else {}, drawn.bodies, editable=False,
+                                  live_every_ms=live_every_ms),
+                 id="dash-grid-wrap", className="dash-grid"),
         dcc.Store(id="dash-id", data=defn.id),
         dcc.Store(id="dash-def", data=defn.model_dump(mode="json")),
         dcc.Store(id="dash-def-key"),       # what the widgets' bodies depend on (callbacks/dashboard.py)
+        dcc.Store(id="dash-def-seen"),      # the definition the bodies were last drawn from
         dcc.Store(id="dash-edit", data=False),
+        dcc.Store(id="dash-grid-moved"),    # the grid's layout after a drag in the edit mode
         # Live updates (assets/live.js): the channels this page listens to, and the store it
         # bumps when new data arrives so the live widgets are redrawn from the server's aggregates.
         html.Div(id="live-config", hidden=True, **{"data-channels": " ".join(channels),
                                                    "data-ws": "/ws", "data-sse": "/api/stream"}),
         dcc.Store(id="live-tick"),
     ], **{"data-dashboard": defn.id})
+
+
+@dataclass
+class Drawn:
+    """What a page comes with when the server draws it whole (callbacks/dashboard.py)."""
+    bodies: dict[str, Any] | None = None    # widget id -> its body
+    window: str | None = None
+    freshness: str | None = None
+    export_href: str | None = None
+
+
+def grid_with_bodies(defn: Any, denied: dict[str, str], csv_hrefs: dict[str, str], bodies: dict[str, Any] | None,
+                     *, editable: bool, live_every_ms: int | None = None) -> list[Any]:
+    """The grid of shells, and whether it came with its bodies (`dash-drawn`: the refresh's
+    first call then has nothing to do; shells without bodies are filled by that call)."""
+    return [grid([(w, widget_shell(w, denied.get(w.id), csv_href=csv_hrefs.get(w.id), live_every_ms=live_every_ms,
+                                   drawn=(bodies or {}).get(w.id)))
+                  for w in defn.widgets], editable=editable),
+            dcc.Store(id="dash-drawn", data=bodies is not None)]
 
 
 def validation_board() -> html.Div:

@@ -57,7 +57,7 @@ def route_body(path: str = "/") -> dict[str, Any]:
     key = "..nav-links.children...nav-user.children...page.children.."
     return {"output": key, "outputs": [{"id": i, "property": "children"} for i in ("nav-links", "nav-user", "page")],
             "inputs": [{"id": "url", "property": "pathname", "value": path}],
-            "state": [{"id": "url", "property": "search", "value": ""}],
+            "state": [{"id": "url", "property": "search", "value": ""}, {"id": "theme", "property": "data", "value": None}],
             "changedPropIds": ["url.pathname"]}
 
 

@@ -36,7 +36,8 @@ def refresh_body(app: Any, defn: dict[str, Any], widgets: list[str] | None = Non
               {"id": "dash-def-key", "property": "data", "value": None}]
     return {"output": key, "outputs": outputs, "inputs": inputs,
             "state": [{"id": "dash-def", "property": "data", "value": defn},
-                      {"id": "theme", "property": "data", "value": "light"}], "changedPropIds": [trigger]}
+                      {"id": "theme", "property": "data", "value": "light"},
+                      {"id": "dash-drawn", "property": "data", "value": False}], "changedPropIds": [trigger]}
 
 
 def post(c: Any, csrf: str, body: dict[str, Any]) -> Any:
@@ -50,7 +51,8 @@ def route(app: Any, c: Any, csrf: str, path: str, search: str = "") -> dict[str,
                                        {"id": "nav-user", "property": "children"},
                                        {"id": "page", "property": "children"}],
             "inputs": [{"id": "url", "property": "pathname", "value": path}],
-            "state": [{"id": "url", "property": "search", "value": search}], "changedPropIds": ["url.pathname"]}
+            "state": [{"id": "url", "property": "search", "value": search},
+                      {"id": "theme", "property": "data", "value": "light"}], "changedPropIds": ["url.pathname"]}
     res = post(c, csrf, body)
     assert res.status_code == 200, res.data[:500]
     return res.json["response"]["page"]["children"]

@@ -61,7 +61,8 @@ def post(c: Any, csrf: str, app: Any, output: str, inputs: list[dict[str, Any]],
 
 def route(c: Any, csrf: str, app: Any, path: str, search: str = "") -> str:
     res = post(c, csrf, app, "page.children", [{"id": "url", "property": "pathname", "value": path}],
-               [{"id": "url", "property": "search", "value": search}])
+               [{"id": "url", "property": "search", "value": search},
+                {"id": "theme", "property": "data", "value": "light"}])
     assert res.status_code == 200, res.data[:300]
     return json.dumps(res.json["response"]["page"]["children"])
 
