@@ -3,8 +3,11 @@
 - one headless Chromium for the whole session (starting and quitting one per test cost ~3 s
   a test); each test gets a fresh tab, no cookies, the default window size and an empty
   console log, so nothing of one test is seen by the next;
-- the app served by werkzeug's `make_server` in a thread, on its own port, shut down at once
-  after the test (dash's ThreadedRunner kills its thread and waits for it);
+- the app served by werkzeug's `make_server` in a thread, shut down at once after the test
+  (dash's ThreadedRunner kills its thread and waits for it), on the same port in every test
+  of a session: the browser keeps the fingerprinted Dash and Plotly bundles (and their
+  compiled code) in its cache from one test to the next instead of loading and compiling
+  them afresh for a new origin each time;
 - `dash_duo.sign_in(user, path)`: signs in over HTTP (the real sign-in form's POST, CSRF
   token and all), hands the session cookies to the browser and opens `path` — one page load
   instead of the form's page, the role's home page and then the page the test is about. The
@@ -33,10 +36,10 @@ class _Server:
     werkzeug server: starts in milliseconds and stops at once. Connections still open at the
     stop (keep-alive, a live socket) are closed, so nothing of the app outlives its test."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.srv: Any = None
         self.app: Any = None
-        self.port = 0
+        self.port = port
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
 
@@ -47,7 +50,10 @@ class _Server:
         self.app = app
         runner = self
 
-        srv = make_server("127.0.0.1", int(kwargs.get("port") or 0), app.server, threaded=True)
+        try:
+            srv = make_server("127.0.0.1", int(kwargs.get("port") or self.port), app.server, threaded=True)
+        except OSError:                 # the session's port is taken: any port will do
+            srv = make_server("127.0.0.1", 0, app.server, threaded=True)
         process_request, shutdown_request = srv.process_request, srv.shutdown_request
 
         def track(request: socket.socket, client_address: Any) -> None:
@@ -85,6 +91,12 @@ class _Server:
             except OSError:
                 pass
         self.srv = self.app = None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class SharedDuo(DashComposite):
@@ -130,9 +142,10 @@ class SharedDuo(DashComposite):
     def end(self) -> None:
         """Forget the test's origin: its local storage, its cache, and the page."""
         try:
-            if self.server is not None and self.server.port:
-                self.driver.execute_cdp_cmd("Storage.clearDataForOrigin",
-                                            {"origin": self.server.url, "storageTypes": "all"})
+            if self.server is not None and self.server.port:   # all but the HTTP cache
+                self.driver.execute_cdp_cmd("Storage.clearDataForOrigin", {
+                    "origin": self.server.url,
+                    "storageTypes": "cookies,local_storage,indexeddb,websql,service_workers,cache_storage,file_systems"})
             self.driver.get("about:blank")
         finally:
             if self.server is not None:
@@ -173,6 +186,7 @@ def _e2e_browser(request: Any, tmp_path_factory: Any) -> Iterator[SharedDuo]:
         percy_finalize=request.config.getoption("nopercyfinalize"),
         pause=request.config.getoption("pause"),
     )
+    duo.session_port = _free_port()
     try:
         yield duo
     finally:
@@ -184,13 +198,13 @@ def dash_duo(request: Any, _e2e_browser: SharedDuo) -> Iterator[SharedDuo]:
     """dash.testing's `dash_duo` (a browser and `start_server`), over the session's browser."""
     duo = _e2e_browser
     try:
-        duo.begin(_Server())
+        duo.begin(_Server(duo.session_port))
     except WebDriverException:          # the browser died in an earlier test: a new one
         duo.__exit__(None, None, None)
         duo.__init__(None, browser=duo._browser, remote=duo._remote, remote_url=duo._remote_url,
                      headless=duo._headless, options=request.config.hook.pytest_setup_options(),
                      download_path=duo.download_path)
-        duo.begin(_Server())
+        duo.begin(_Server(duo.session_port))
     try:
         yield duo
     finally:
