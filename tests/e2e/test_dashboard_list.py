@@ -51,9 +51,8 @@ def _start(dash_duo: Any, app: Any) -> None:
 
 
 def _open_list(dash_duo: Any, role: str) -> None:
-    """Sign in straight to the list (the sign-in page sends one on to `next`)."""
-    dash_duo.driver.get(dash_duo.server.url + "/login?next=/dashboards")
-    _sign_in(dash_duo, role)
+    """Sign in straight to the list."""
+    _sign_in(dash_duo, role, "/dashboards")
     dash_duo.wait_for_element("#dl-table tr.dl-row", timeout=20)
     assert dash_duo.find_element("#nav-dashboards").get_attribute("href").endswith("/dashboards")
 

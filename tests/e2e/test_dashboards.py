@@ -23,8 +23,9 @@ pytestmark = pytest.mark.e2e
 GATE_RATE = '[data-kpi="gate_pass_rate"] .kpi-value'
 SATISFACTION = '[data-kpi="developer_satisfaction"] .kpi-value'
 NAV = {"executive": ["alerts", "dashboards", "executive"], "qa_lead": ["alerts", "dashboards", "qa"],
-       "developer": ["alerts", "dashboards", "developer"], "operations": ["alerts", "audit", "dashboards", "operational"],
-       "admin": ["alerts", "audit", "dashboards", "executive", "operational", "qa", "developer"]}
+       "developer": ["alerts", "dashboards", "developer"],
+       "operations": ["alerts", "audit", "dashboards", "integrations", "operational"],
+       "admin": ["alerts", "audit", "dashboards", "integrations", "executive", "operational", "qa", "developer"]}
 
 
 def _iso(dt: datetime) -> str:
@@ -56,10 +57,16 @@ def _app(settings: Any) -> Any:
 def _start(dash_duo: Any, app: Any) -> None:
     # navigate=False: '/' answers with the sign-in page, which has no Dash root to wait for.
     dash_duo.start_server(app, navigate=False)
-    dash_duo.driver.get(dash_duo.server.url + "/login")
 
 
-def _sign_in(dash_duo: Any, role: str) -> None:
+def _sign_in(dash_duo: Any, role: str, path: str = "/") -> None:
+    """Signed in as the role's user (the sign-in form's POST, outside the browser), on `path`."""
+    dash_duo.sign_in(f"{role}-user", path)
+
+
+def _sign_in_with_form(dash_duo: Any, role: str, base: str | None = None) -> None:
+    """Signed in by typing into the sign-in page, as a person does."""
+    dash_duo.driver.get((base or dash_duo.server.url) + "/login")
     dash_duo.wait_for_element("#username", timeout=10).send_keys(f"{role}-user")
     dash_duo.find_element("#password").send_keys(PASSWORD)
     dash_duo.find_element("#sign-in").click()
@@ -71,7 +78,7 @@ def test_dash001_signed_in_executive_sees_kpis_from_events(dash_duo: Any, settin
     assert (result.accepted, result.rejected) == (4, 0), result.errors
     Aggregator(r, Keys(settings.key_prefix)).drain()
     _start(dash_duo, app)
-    _sign_in(dash_duo, "executive")
+    _sign_in_with_form(dash_duo, "executive")
     dash_duo.wait_for_text_to_equal(GATE_RATE, "75.0%", timeout=20)
     assert "updated" in dash_duo.find_element("#dash-freshness").text
     assert dash_duo.find_element(SATISFACTION).text == "no data", "no survey: no data, never 0"
@@ -117,9 +124,8 @@ def test_dash005_qa_lead_drills_from_a_gate_to_its_failing_runs(dash_duo: Any, s
     app.server.extensions["qms"].ingestor.ingest(_gate_events([True, False, True, False]), origin="e2e")
     Aggregator(r, Keys(settings.key_prefix)).drain()
     _start(dash_duo, app)
-    _sign_in(dash_duo, "qa_lead")
+    _sign_in(dash_duo, "qa_lead", "/dashboards/qa?timeframe=24h")
     dash_duo.wait_for_element("#nav-qa", timeout=20)
-    dash_duo.driver.get(dash_duo.server.url + "/dashboards/qa?timeframe=24h")
     # The view the page shows now (a timeframe picked on it) is the one the gate page opens with.
     dash_duo.wait_for_element("#dash-timeframe", timeout=20)
     dash_duo.find_element("label[for='_dbcprivate_radioitems_dash-timeframe_input_4h']").click()
@@ -219,8 +225,7 @@ def test_dash008_theme_switch_is_applied_and_remembered_per_user(dash_duo: Any, 
     assert r.hkeys("qms:prefs") == [b"admin-user"]
     dash_duo.driver.execute_script("window.localStorage.clear()")   # another person, same browser
     dash_duo.driver.delete_all_cookies()
-    dash_duo.driver.get(dash_duo.server.url + "/login")
-    _sign_in(dash_duo, "executive")
+    _sign_in_with_form(dash_duo, "executive")
     dash_duo.wait_for_element('[data-kpi="gate_pass_rate"]', timeout=20)
     assert theme_becomes("light")
     dash_duo.find_element("#theme-toggle").click()
@@ -350,9 +355,8 @@ def test_dash016_each_role_s_page_shows_the_api_s_numbers(dash_duo: Any, setting
     cards = {ds.metric for w in defn.widgets if w.type == "kpi_card" for ds in w.data_sources}
     token = {"Authorization": "Bearer " + issue_jwt(f"{role}-user", [role], 600, svc.secret_key)}
     _start(dash_duo, app)
-    _sign_in(dash_duo, role)
+    _sign_in(dash_duo, role, f"/dashboards/{name}?timeframe=24h")
     dash_duo.wait_for_element("#nav-links a", timeout=20)
-    dash_duo.driver.get(dash_duo.server.url + f"/dashboards/{name}?timeframe=24h")
     dash_duo.wait_for_element("[data-kpi] .kpi-value", timeout=20)
 
     def api() -> dict[str, str]:
@@ -423,9 +427,7 @@ def test_dash013_an_alert_fires_appears_live_and_is_acknowledged_in_the_browser(
     svc, alerts = app.server.extensions["qms"], app.server.extensions["qms_alerts"]
     alerts.interval_s = 600                       # the test ticks by hand, as the scheduler would
     _start(dash_duo, app)
-    _sign_in(dash_duo, "operations")
-    dash_duo.wait_for_text_to_equal("#live-status", "● live", timeout=20)
-    dash_duo.driver.get(dash_duo.server.url + "/alerts")
+    _sign_in(dash_duo, "operations", "/alerts")
     dash_duo.wait_for_element("#alerts-grid", timeout=20)
     dash_duo.wait_for_text_to_equal("#live-status", "● live", timeout=20)
     dash_duo.wait_for_text_to_equal("#nav-alert-count", "0", timeout=10)
@@ -467,8 +469,7 @@ def test_dash015_the_page_reconnects_by_itself_after_the_server_restarts(dash_du
         return srv
     srv = serve()
     port = srv.server_port
-    dash_duo.driver.get(f"http://127.0.0.1:{port}/login")
-    _sign_in(dash_duo, "executive")
+    _sign_in_with_form(dash_duo, "executive", f"http://127.0.0.1:{port}")
     dash_duo.wait_for_text_to_equal(GATE_RATE, "100.0%", timeout=20)
     dash_duo.wait_for_text_to_equal("#live-status", "● live", timeout=20)
     srv.shutdown()

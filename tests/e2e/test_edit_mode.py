@@ -34,12 +34,8 @@ def _app(settings: Any) -> Any:
 def _open(dash_duo: Any, app: Any, user: str, path: str) -> None:
     dash_duo.start_server(app, navigate=False)
     dash_duo.driver.set_window_size(1280, 2600)         # the whole developer dashboard in view
-    dash_duo.driver.get(dash_duo.server.url + "/login")
-    dash_duo.wait_for_element("#username", timeout=10).send_keys(user)
-    dash_duo.find_element("#password").send_keys(PASSWORD)
-    dash_duo.find_element("#sign-in").click()
+    dash_duo.sign_in(user, path)
     dash_duo.wait_for_element("#nav-links a", timeout=20)
-    dash_duo.driver.get(dash_duo.server.url + path)
     dash_duo.wait_for_element(GRID + " .grid-cell", timeout=20)
     _settled(dash_duo)
 

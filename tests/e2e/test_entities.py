@@ -62,9 +62,8 @@ def test_ent201_a_workflow_id_in_a_grid_opens_its_page(dash_duo: Any, settings: 
     assert res.rejected == 0, res.errors
     Aggregator(r, Keys(settings.key_prefix)).drain()
     _start(dash_duo, app)
-    _sign_in(dash_duo, "qa_lead")
+    _sign_in(dash_duo, "qa_lead", "/gates/dor-checklist-gate?timeframe=4h")
     dash_duo.wait_for_element("#nav-qa", timeout=20)
-    dash_duo.driver.get(dash_duo.server.url + "/gates/dor-checklist-gate?timeframe=4h")
     dash_duo.wait_for_contains_text("#gate-failures", WF, timeout=20)
     _click_link(dash_duo, "#gate-failures", WF)
     dash_duo.wait_for_element("#workflow-view", timeout=20)

@@ -93,14 +93,14 @@ def _colours(dash_duo: Any, selector: str) -> tuple[float, float]:
 
 
 def _opened(dash_duo: Any, settings: Any, r: Any, events: list[dict[str, Any]], role: str,
-            size: tuple[int, int] = DESKTOP) -> Any:
-    """The app with these events aggregated, signed in as `role` in a window of `size`."""
+            size: tuple[int, int] = DESKTOP, path: str = "/") -> Any:
+    """The app with these events aggregated, signed in as `role` on `path` in a window of `size`."""
     app = _app(settings)
     app.server.extensions["qms"].ingestor.ingest(events, origin="e2e")
     Aggregator(r, Keys(settings.key_prefix)).drain()
     _start(dash_duo, app)
     dash_duo.driver.set_window_size(*size)
-    _sign_in(dash_duo, role)
+    _sign_in(dash_duo, role, path)
     return app
 
 
@@ -134,8 +134,8 @@ def test_view002_dark_mode_dropdown_menus_and_grid_cells_are_dark_with_light_tex
         dash_duo: Any, settings: Any, r: Any) -> None:
     app = _app(settings)
     _start(dash_duo, app)
-    _sign_in(dash_duo, "admin")
-    dash_duo.wait_for_element("[data-kpi]", timeout=20)
+    _sign_in(dash_duo, "admin", "/alerts")
+    dash_duo.wait_for_element("#alerts-severity", timeout=20)
     for mode in ("light", "dark"):       # light too: the same checks must tell the two apart
         _set_theme(dash_duo, mode)
         dash_duo.driver.get(dash_duo.server.url + "/alerts")
@@ -193,9 +193,8 @@ def test_view004_alerts_are_cards_on_a_phone_and_a_tapped_card_can_be_acknowledg
     assert sorted(t["to"] for t in alerts.tick()) == ["firing", "firing"]
     _start(dash_duo, app)
     dash_duo.driver.set_window_size(*PHONE)
-    _sign_in(dash_duo, "operations")
-    dash_duo.wait_for_element("#nav-alerts", timeout=20)           # signed in before going on
-    dash_duo.driver.get(dash_duo.server.url + "/alerts")
+    _sign_in(dash_duo, "operations", "/alerts")
+    dash_duo.wait_for_element("#nav-alerts", timeout=20)
     dash_duo.wait_for_element("#alerts-cards .alert-card", timeout=20)
     cards = dash_duo.find_elements("#alerts-cards .alert-card")
     texts = sorted(c.text for c in cards)
