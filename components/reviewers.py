@@ -35,7 +35,7 @@ def md_link(text: str, href: str | None) -> str:
 def _fmt(kind: str) -> dict[str, Any]:
     fn = {"pct": _NUM + "params.value.toFixed(1) + ' %'", "hours": _NUM + "params.value.toFixed(2) + ' h'",
           "usd": _NUM + "'$' + params.value.toFixed(2)"}[kind]
-    return {"valueFormatter": {"function": fn}, "type": "numericColumn"}
+    return {"valueFormatter": {"function": fn}, "type": "numericColumn", "minWidth": 110}
 
 
 REVIEWER_COLUMNS = [
@@ -66,9 +66,14 @@ GATE_COLUMNS = [
     {"field": "flakiness", "headerName": "Flakiness", **_fmt("pct")},
 ]
 
+for _col in REVIEWER_COLUMNS + GATE_COLUMNS:     # long names: wrapped headers, full name on hover
+    _col.update({"wrapHeaderText": True, "autoHeaderHeight": True, "headerTooltip": _col["headerName"]})
 
-def grid_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [{**row, "name": md_link(row["reviewer"], row.get("href"))} for row in rows]
+
+def grid_rows(rows: Sequence[Mapping[str, Any]], timeframe: str = "24h") -> list[dict[str, Any]]:
+    """Grid rows: the reviewer's name links to its page for the same timeframe."""
+    return [{**row, "name": md_link(row["reviewer"], row["href"] + "?timeframe=" + timeframe if row.get("href")
+                                    else None)} for row in rows]
 
 
 def kind_card(kind: str, c: Mapping[str, Any]) -> dbc.Col:
@@ -89,13 +94,13 @@ def kind_card(kind: str, c: Mapping[str, Any]) -> dbc.Col:
 
 
 def first_review_card(fr: Mapping[str, Any]) -> html.Div:
-    return html.Div([
+    return html.Div(html.Div([
         html.Span("Time to first review, per pull request: ", className="text-body-secondary"),
         html.Span(f"any reviewer {num(fr['time_to_first_review_any'], 2, ' h')} ", id="rv-first-any"),
         html.Span(f"({fr['workflows_any']:,})", className="text-body-secondary me-3"),
         html.Span(f"first human {num(fr['time_to_first_human_review'], 2, ' h')} ", id="rv-first-human",
                   className="fw-semibold"),
-        html.Span(f"({fr['workflows_human']:,})", className="text-body-secondary")],
+        html.Span(f"({fr['workflows_human']:,})", className="text-body-secondary")]),
         className="card card-body p-2 small mb-2")
 
 
@@ -127,7 +132,7 @@ def ledger_view(doc: Mapping[str, Any], mode: str = "light") -> html.Div:
                  id="rv-unfiltered") if filtered else None,
         dbc.Row([kind_card(k, kinds[k]) for k in ("human", "ai", "bot")], className="g-2"),
         first_review_card(doc["first_review"]),
-        section("Reviewers", grid("rv-grid", grid_rows(doc["rows"]), REVIEWER_COLUMNS, mode, height="420px")),
+        section("Reviewers", grid("rv-grid", grid_rows(doc["rows"], doc["timeframe"]), REVIEWER_COLUMNS, mode, height="420px")),
         section("Gates: calibration and flakiness", grid("rv-gates", doc["gates"], GATE_COLUMNS, mode,
                                                          height="240px")),
     ], **{"data-page-body": "reviewers"})

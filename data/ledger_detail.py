@@ -154,7 +154,8 @@ def read(r: redis.Redis, keys: Keys, reviewer: str, timeframe: str, end_ms: int 
     res = entity_reader.resolutions(r, keys, found_ids)
     behind = rows(reviewer, events, created, production, res, s, e, scope)
     empty = ledger.cell_figures({})
-    return {"reviewer": reviewer, "kind": row["kind"] if row else None,
+    kind = row["kind"] if row else ("ai" if reviewer in ledger.known_agents(r, keys) else None)
+    return {"reviewer": reviewer, "kind": kind,
             "figures": {k: v for k, v in (row or {**empty, "reviewer": reviewer}).items() if k not in ("reviewer",
                                                                                                      "kind")},
             "timeframe": timeframe, "window": doc["window"], **({"filter": scope} if scope else {}),

@@ -82,7 +82,7 @@ def test_ledger_pag002_the_page_shows_the_apis_numbers(app: Any, auth: Any, load
     assert [(r["reviewer"], r["reviews_completed"], r["precision"]) for r in rows] == \
         [(r["reviewer"], r["reviews_completed"], r["precision"]) for r in api["rows"]]
     bot = next(r for r in rows if r["reviewer"] == "dependabot[bot]")
-    assert bot["name"] == "[dependabot\\[bot\\]](/reviewers/dependabot%5Bbot%5D)"
+    assert bot["name"] == "[dependabot\\[bot\\]](/reviewers/dependabot%5Bbot%5D?timeframe=7d)"
     cards = {n["props"]["data-kind"]: n for n in _find(drawn, lambda n: "data-kind" in n.get("props", {}))}
     assert set(cards) == {"human", "ai", "bot"}
     [reviews] = _find(cards["ai"], lambda n: n.get("props", {}).get("data-figure") == "reviews")
