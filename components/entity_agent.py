@@ -4,10 +4,11 @@ its gate runs, reviews, defects found (with resolutions) and assignments."""
 from __future__ import annotations
 
 from typing import Any, Mapping
+from urllib.parse import quote
 
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
-from dash import html
+from dash import dcc, html
 from plotly.subplots import make_subplots
 
 from components import theme
@@ -69,6 +70,8 @@ def _header(doc: Mapping[str, Any]) -> html.Div:
             ", ".join(cur.get("skills") or [])) if x), className="text-body-secondary mb-1"),
         html.Div(f"Window {short_time(doc['window']['start'])} → {short_time(doc['window']['end'])} UTC",
                  className="small text-body-secondary mb-2", id="agent-window"),
+        dcc.Link("As a reviewer: precision, misses, time to first review →",      # the reviewer ledger
+                 href="/reviewers/" + quote(doc["agent_id"], safe=""), className="small", id="agent-ledger"),
     ])
 
 

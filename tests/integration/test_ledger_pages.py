@@ -113,3 +113,15 @@ def test_ledger_pag004_callbacks_need_the_permission(app: Any, auth: Any, loaded
     assert one(c, csrf, app, "coderabbit").status_code == 403
     c, csrf = signed_in(app, auth, "developer")
     assert "rv-refused" in json.dumps(one(c, csrf, app, "bob").json["response"]["reviewer-body"]["children"])
+
+
+def test_ledger_pag005_the_agent_page_links_its_reviewer_ledger(app: Any, auth: Any, loaded: Any) -> None:
+    c, csrf = signed_in(app, auth, "qa_lead")
+    res = post(c, csrf, app, "agent-body.children",
+               [{"id": "agent-spec", "property": "data", "value": {"id": "qms-code-reviewer"}},
+                {"id": "agent-timeframe", "property": "value", "value": "7d"},
+                {"id": "agent-refresh", "property": "n_clicks", "value": None}],
+               [{"id": "theme", "property": "data", "value": "light"}])
+    [link] = _find(res.json["response"]["agent-body"]["children"],
+                   lambda n: n.get("props", {}).get("id") == "agent-ledger")
+    assert link["props"]["href"] == "/reviewers/qms-code-reviewer"
