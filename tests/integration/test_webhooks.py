@@ -157,9 +157,10 @@ def test_wh005_a_body_that_is_not_json_is_a_400_stored_as_invalid(gh: Any, r: An
     assert res.status_code == 400 and res.json["response"]["error"]["message"] == "pull_request: number: required"
     assert stored(r)[-1]["error"] == b"pull_request: number: required"
     # Shapes no GitHub payload has (a user that is a string, a number that is text): 400, never a 500.
-    odd = example("pull_request", "closed")
+    odd = example("pull_request", "opened")
     odd["pull_request"]["user"] = "Codertocat"
-    assert deliver(gh, "pull_request", odd, "bad-shape-1").status_code == 400
+    res = deliver(gh, "pull_request", odd, "bad-shape-1")
+    assert res.status_code == 400 and res.json["response"]["error"]["message"] == "pull_request: user.login: required"
     odd = example("check_run", "completed")
     odd["check_run"]["id"] = "128620228"
     res = deliver(gh, "check_run", odd, "bad-shape-2")
