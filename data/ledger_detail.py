@@ -145,11 +145,18 @@ def read(r: redis.Redis, keys: Keys, reviewer: str, timeframe: str, end_ms: int 
                 and d.get("verdict") == "approved":
             ts = parse_iso(ev["timestamp"])
             approvals[d["workflow_id"]] = min(approvals.get(d["workflow_id"], ts), ts)
-    production: dict[str, list[dict[str, Any]]] = {}
-    for wf, a_ts in approvals.items():
-        found = entity_reader._index(r, keys.entity_events("wf", wf), a_ts, e)
-        production[wf] = [ev for ev in entity_reader._bodies(r, keys, found)
-                          if ev.get("type") == "workflow.defect_found" and ev["data"].get("stage") == "production"]
+    production: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    approved = sorted(approvals.items())
+    for pos in range(0, len(approved), 500):          # the approved workflows' events since approval, pipelined
+        part = approved[pos:pos + 500]
+        with r.pipeline(transaction=False) as pipe:
+            for wf, a_ts in part:
+                pipe.zrangebyscore(keys.entity_events("wf", wf), a_ts, f"({e}", withscores=True)
+            replies = pipe.execute()
+        hits = [(m, int(score)) for reply in replies for m, score in reply]
+        for ev in entity_reader._bodies(r, keys, hits):
+            if ev.get("type") == "workflow.defect_found" and ev["data"].get("stage") == "production":
+                production[ev["data"]["workflow_id"]].append(ev)
     found_ids = [ev["data"].get("defect_id") for ev in events if ev.get("type") == "workflow.defect_found"]
     res = entity_reader.resolutions(r, keys, found_ids)
     behind = rows(reviewer, events, created, production, res, s, e, scope)
