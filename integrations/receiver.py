@@ -114,7 +114,11 @@ class Receiver:
             return Outcome(400, error=("bad_request", problem))
         now = now_ms()
         seen = self.k.webhook(source, "seen")
-        if not self.r.zadd(seen, {delivery: now}, nx=True):
+        with self.r.pipeline(transaction=True) as p:
+            p.zremrangebyscore(seen, "-inf", now - SEEN_DAYS * DAY_MS)     # forget ids older than a week
+            p.zadd(seen, {delivery: now}, nx=True)
+            first_time = p.execute()[1]
+        if not first_time:
             self._store(source, delivery, event, "duplicate", 0, "", kept, b"")
             return Outcome(200, {"status": "duplicate", "delivery": delivery})
         try:
@@ -125,8 +129,6 @@ class Receiver:
             except redis.RedisError:
                 pass
             raise
-        if now % 100 == 0:           # now and then: forget delivery ids older than a week
-            self.r.zremrangebyscore(seen, "-inf", now - SEEN_DAYS * DAY_MS)
         return outcome
 
     def replay(self, source: str, entry: dict[str, Any]) -> Outcome:

@@ -124,6 +124,12 @@ def test_wh003_a_replayed_signature_only_fits_its_own_body_and_a_redelivery_is_a
     s = stats(r)
     assert (s["received"], s["mapped"], s["duplicate"], s["bad_signature"]) == ("3", "2", "1", "1")
     assert [row["status"] for row in stored(r)] == [b"mapped", b"duplicate", b"mapped"]
+    # A week later the id is forgotten: the same delivery is processed again (the ingest de-dup still holds).
+    seen = K.webhook("github", "seen")
+    r.zadd(seen, {"d1": 1})
+    late = deliver(gh, "pull_request", opened, "d1", signature=captured, body=body)
+    assert late.status_code == 202 and late.json["events"] == {"accepted": 0, "duplicates": 1, "rejected": 0}
+    assert r.zscore(seen, "d1") > 1
     assert stored(r)[1]["body"] == b""            # a duplicate's body is the first one's
 
 
