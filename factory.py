@@ -6,6 +6,7 @@ off the app it belongs to, so tests can build as many apps in one process as the
 from __future__ import annotations
 
 import gc
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,21 @@ ROOT = Path(__file__).resolve().parent
 BOOTSTRAP_DIR = Path(flask_bootstrap.__file__).parent / "static" / "bootstrap5"
 VENDOR_URL = "/vendor/bootstrap/"
 
+# Code split out of the component libraries that no page draws when it opens (MathJax,
+# Markdown, date pickers, sliders, uploads, AG Grid's enterprise modules, DataTable): with
+# eager loading every chunk is a script of the page (~7 MB parsed on each load); these stay
+# lazy — webpack fetches one the first time a component needs it (the dashboard list's upload).
+LAZY_CHUNKS = re.compile(r'<script src="[^"]*/(async-(mathjax|markdown|highlight|datepicker|slider|upload|'
+                         r'enterprise|table|export))\.[^"]*"></script>\s*')
+
+
+class QmsDash(dash.Dash):
+    """The app: Dash's page with the chunks of LAZY_CHUNKS left to load on demand."""
+
+    def interpolate_index(self, **kwargs: Any) -> str:
+        kwargs["scripts"] = LAZY_CHUNKS.sub("", kwargs.get("scripts", ""))
+        return super().interpolate_index(**kwargs)
+
 
 def create_app(settings: Settings | None = None, redis_client: redis.Redis | None = None) -> dash.Dash:
     settings = settings or Settings.from_env()
@@ -67,7 +83,7 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
             abort(404)
         return send_from_directory(BOOTSTRAP_DIR, filename, max_age=86400)
 
-    app = dash.Dash(
+    app = QmsDash(
         __name__, server=server, title="QMS Dashboard", update_title=None,
         assets_folder=str(ROOT / "assets"), serve_locally=True,
         # Every page but sign-in draws charts: load Plotly with the page rather than after the

@@ -6,6 +6,9 @@ progress bar), and shows "no data" when there is nothing to draw.
 """
 from __future__ import annotations
 
+import math
+import re
+from datetime import date, datetime
 from urllib.parse import quote
 
 from html import escape
@@ -208,14 +211,100 @@ def add_annotations(fig: go.Figure, rows: Sequence[Mapping[str, Any]] | None, *,
 
 def phone_friendly(fig: go.Figure, *, time_axis: bool = False) -> go.Figure:
     """A layout that holds on a phone: the legend below the plot (in the container, so it
-    never covers tick labels), margins grown to fit labels, and few ticks on a time axis."""
+    never covers tick labels), margins that fit the labels, and few ticks on a time axis."""
     fig.update_layout(legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom",
-                              "x": 0, "xanchor": "left"})
-    fig.update_xaxes(automargin=True)
-    fig.update_yaxes(automargin=True)
-    if time_axis:
-        fig.update_xaxes(nticks=6)
+                              "x": 0, "xanchor": "left"}, **({"xaxis": {"nticks": 6}} if time_axis else {}))
+    return fit_margins(fig)
+
+
+# Text metrics of the theme's 12 px system-ui font (an average glyph, a line of ticks).
+CHAR_PX = 7.0
+LINE_PX = 18
+PHONE_PLOT_PX = 300       # a chart's width on a phone: labels and legends are laid out for it
+LABEL_CHARS = 24          # a longer category is cut in its tick (the bar keeps its name on hover)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_NO_AXES = {"indicator", "pie", "scatterpolar", "barpolar", "sankey", "table", "funnelarea"}
+
+
+def fit_margins(fig: go.Figure) -> go.Figure:
+    """Margins computed here from the labels the axes will show, instead of Plotly's
+    automargin: that draws each chart, measures its labels and draws it again (a page of ten
+    charts took three times as long). Categories longer than LABEL_CHARS are cut in the tick.
+    One update of the figure (each of Plotly's validates and copies)."""
+    if any(t.type in _NO_AXES for t in fig.data) or not fig.data:
+        return fig
+    lay = fig.layout
+    axes = {k: lay[k] for k in lay if k.startswith(("xaxis", "yaxis")) and lay[k] is not None}
+    refs = {t.xaxis or "x" for t in fig.data} | {t.yaxis or "y" for t in fig.data}
+    updates: dict[str, Any] = {name: {"automargin": False} for name in axes}
+    bottom = max(_axis_extent(fig, "x", axes.get("xaxis" + r[1:]), r, updates) for r in refs if r.startswith("x"))
+    left, right = 40.0, 16.0
+    for r in sorted(x for x in refs if x.startswith("y")):
+        axis = axes.get("yaxis" + r[1:])
+        if axis is not None and axis.visible is False:
+            continue
+        if r == "y":
+            left = _axis_extent(fig, "y", axis, r, updates)
+        elif axis is not None and axis.overlaying and axis.side == "right":
+            right = max(right, _axis_extent(fig, "y", axis, r, updates))
+    right = max(right, updates.pop("_right", 0))
+    updates["margin"] = {"l": int(left), "b": int(bottom + _legend_height(fig)), "r": int(right), "t": 24}
+    fig.update_layout(updates)
     return fig
+
+
+def _legend_height(fig: go.Figure) -> float:
+    """The legend below the plot (phone_friendly puts it in the container's bottom): its rows
+    at a chart's usual width, so the tick labels above it keep their room."""
+    if fig.layout.showlegend is False or fig.layout.legend.orientation != "h":
+        return 0.0
+    names = [t.name or "" for t in fig.data if t.showlegend is not False and (t.name or t.showlegend)]
+    if len(names) < 2 and not any(t.showlegend for t in fig.data):
+        return 0.0
+    width = sum(len(n) * CHAR_PX + 45 for n in names)
+    return 4 + LINE_PX * max(1, math.ceil(width / PHONE_PLOT_PX))
+
+
+def _axis_extent(fig: go.Figure, letter: str, axis: Any, ref: str, updates: dict[str, Any]) -> float:
+    """Pixels an axis's tick labels (and title) take beside the plot: across for a y axis,
+    down for an x axis (the axis's own changes go into `updates`)."""
+    name = f"{letter}axis{ref[1:]}"
+    values: list[Any] = []
+    for t in fig.data:
+        seq = getattr(t, letter, None)
+        if (getattr(t, letter + "axis", None) or letter) == ref and seq is not None:
+            values += [v for v in seq if v is not None]
+    text = [v for v in values if isinstance(v, str) and not _DATE.match(v)]
+    dates = any(isinstance(v, (datetime, date)) or (isinstance(v, str) and _DATE.match(v)) for v in values)
+    affix = len(axis.tickprefix or "") + len(axis.ticksuffix or "") if axis is not None else 0
+    titled = bool(axis is not None and axis.title and axis.title.text)
+    own = updates.setdefault(name, {"automargin": False})
+    if text:                                  # categories
+        longest = max(min(len(v), LABEL_CHARS) for v in text)
+        if any(len(v) > LABEL_CHARS for v in text):
+            cats = list(dict.fromkeys(text))
+            own.update(tickmode="array", tickvals=cats, ticktext=[_cut(c) for c in cats])
+        width = longest * CHAR_PX
+        if letter == "x":
+            angle = abs(axis.tickangle) if axis is not None and isinstance(axis.tickangle, (int, float)) else None
+            if angle is None and len(set(text)) * (width + 8) > PHONE_PLOT_PX:
+                angle = 30                  # crowded on a phone: Plotly turns them, by 30° at most
+                own["autotickangles"] = [0, 30]
+            extent = (LINE_PX + width * math.sin(math.radians(angle))) if angle else LINE_PX
+            if angle:                       # the last label, turned, reaches past the plot's right edge
+                updates["_right"] = max(16, int(width * math.cos(math.radians(angle)) / 2))
+            return 8 + extent + (LINE_PX if titled else 0)
+        return 12 + width + (LINE_PX if titled else 0)
+    if letter == "x":                         # numbers or times under the plot: times may take two lines
+        return 8 + (2 * LINE_PX if dates else LINE_PX) + (LINE_PX if titled else 0)
+    numbers = [abs(float(v)) for v in values if isinstance(v, (int, float)) and math.isfinite(float(v))]
+    top = max(numbers, default=0.0)
+    digits = 4 if top >= 1000 else (len(f"{top:.0f}") + (2 if top < 10 else 0))   # 1.2k, 100, 0.25
+    return 12 + (digits + affix) * CHAR_PX + (LINE_PX if titled else 0)
+
+
+def _cut(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:

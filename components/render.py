@@ -533,19 +533,22 @@ def _finish(out: Any, v: View) -> Any:
         if not isinstance(g, dcc.Graph) or "widget-graph" not in (g.className or ""):
             continue
         fig = g.figure
-        fig.update_layout(title=None)          # the widget's header carries the title
-        phone_friendly(fig, time_axis=time_series)
         if time_series and o.annotations and v.annotations:
             add_annotations(fig, v.annotations, mode=v.mode)
+        # One update of the figure (each of Plotly's validates and copies): the widget's header
+        # carries the title; the display options.
+        updates: dict[str, Any] = {"title": None}
         if not o.show_legend:
-            fig.update_layout(showlegend=False)
+            updates["showlegend"] = False
         if "hover" not in o.interactions:
-            fig.update_layout(hovermode=False)
+            updates["hovermode"] = False
         scheme = COLORWAYS.get(o.color_scheme)
         if scheme:
-            fig.update_layout(colorway=scheme[v.mode] if isinstance(scheme, dict) else scheme)
+            updates["colorway"] = scheme[v.mode] if isinstance(scheme, dict) else scheme
         if o.animation and sum(len(getattr(t, "x", None) or []) for t in fig.data) <= GL_THRESHOLD:
-            fig.update_layout(transition={"duration": 300, "easing": "cubic-in-out"})
+            updates["transition"] = {"duration": 300, "easing": "cubic-in-out"}
+        fig.update_layout(updates)
+        phone_friendly(fig, time_axis=time_series)
     return out
 
 
