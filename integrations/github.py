@@ -408,13 +408,18 @@ def map_delivery(event_name: str, payload: dict[str, Any], mapping: Mapping) -> 
 
 
 def head_shas(event_name: str, payload: Any) -> list[tuple[str, str]]:
-    """(head sha, workflow id) pairs a delivery tells (pull_request deliveries): the receiver
-    keeps them so a later commit status can be put on its pull request."""
-    if event_name != "pull_request" or not isinstance(payload, dict):
+    """(head sha, workflow id) pairs a delivery tells (pull requests, and the check runs on
+    them): the receiver keeps them so a later commit status can be put on its pull request."""
+    if not isinstance(payload, dict):
         return []
     try:
-        repo, number, pr = _pr(payload)
-        sha = _get(pr, "head.sha")
+        if event_name == "pull_request":
+            repo, number, pr = _pr(payload)
+            return [(_get(pr, "head.sha"), f"{repo}#{number}")]
+        if event_name == "check_run":
+            run = _get(payload, "check_run", dict)
+            sha, repo = _get(run, "head_sha"), _repo(payload)
+            return [(sha, f"{repo}#{n}") for n in _numbers(run.get("pull_requests"))]
     except PayloadError:
-        return []
-    return [(sha, f"{repo}#{number}")]
+        pass
+    return []

@@ -284,6 +284,10 @@ def test_gh014_a_commit_status_maps_once_its_pull_request_is_known() -> None:
     assert map_delivery("status", status, GATES) == []
     assert github.head_shas("pull_request", example("pull_request", "opened")) == \
         [("ec26c3e57ca3a959ca5aad62de7213c562f8c821", WF)]
+    assert github.head_shas("check_run", example("check_run", "completed")) == \
+        [("ec26c3e57ca3a959ca5aad62de7213c562f8c821", WF)]
+    assert github.head_shas("check_run", example("check_run", "rerequested")) == []        # on no pull request
+    assert github.head_shas("push", example("push")) == [] and github.head_shas("pull_request", {}) == []
 
 
 def test_gh015_ping_ignored_unknown_kinds_none_missing_fields_named() -> None:
