@@ -31,6 +31,7 @@ FINDINGS = frozenset({FR, FA, FD, FW})
 REVIEWER_METRICS = (RC, AP, CR, COST, TTF_S, TTF_N, FR, FA, FD, FW, ESC, WA, WX)
 UNFILTERED = ("findings_raised", "findings_accepted", "findings_dismissed", "findings_wont_fix", "precision",
               "cost_per_accepted_finding")
+COST_ALL = "cost_all"                           # a filtered ledger's unfiltered review cost (per cell)
 BEFORE_END = frozenset({WX, GPX, GFF})          # extra = minute of the later event; counted when < end
 
 
@@ -53,7 +54,8 @@ def cell_figures(c: dict[str, int]) -> dict[str, Any]:
         "findings_wont_fix": g(FW, 0), "precision": _pct(g(FA, 0), g(FA, 0) + g(FD, 0)),
         "escapes": g(ESC, 0), "workflows_approved": g(WA, 0), "workflows_approved_with_escape": g(WX, 0),
         "miss_rate": _pct(g(WX, 0), g(WA, 0)),
-        "cost_per_accepted_finding": None if not g(FA, 0) else g(COST, 0) / g(FA, 0) / MICRO,
+        # unfiltered like the findings it divides by: under a filter, the reviews' cost over every workflow
+        "cost_per_accepted_finding": None if not g(FA, 0) else c.get(COST_ALL, g(COST, 0)) / g(FA, 0) / MICRO,
     }
 
 
@@ -82,6 +84,8 @@ def assemble(sums: dict[str, int], agents: Iterable[str], end: int,
                 continue
             metric, actor, kind, extra = parts
             if only is FINDINGS and metric not in FINDINGS:
+                if metric == COST:
+                    cells[(actor, kind or ("ai" if actor in known else "human"))][COST_ALL] += v
                 continue
             if only == "not findings" and metric in FINDINGS:
                 continue

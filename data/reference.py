@@ -537,7 +537,7 @@ def _ledger_cell(c: dict[str, Any]) -> dict[str, Any]:
     acc, dis = out["findings_accepted"], out["findings_dismissed"]
     out["precision"] = _pct(acc, acc + dis)
     out["miss_rate"] = _pct(out["workflows_approved_with_escape"], out["workflows_approved"])
-    out["cost_per_accepted_finding"] = None if not acc else cost / acc
+    out["cost_per_accepted_finding"] = None if not acc else c.get("cost_all", cost) / acc
     return out
 
 
@@ -570,12 +570,15 @@ def compute_ledger(events: Iterable[dict], end: datetime, T: timedelta, dimensio
 
     reviews = [e for e in evs if e.type in ("workflow.review_started", "workflow.review_completed")]
     for e in reviews:
-        if e.type == "workflow.review_completed" and a <= e.ts < b and keep(e.wf):
+        if e.type == "workflow.review_completed" and a <= e.ts < b:
             who = e.get("reviewer")
             k = kind_of(e, who, "reviewer_kind")
-            bump(who, k, "reviews_completed")
-            bump(who, k, "approvals" if e.get("verdict") == "approved" else "changes_requested")
-            bump(who, k, "cost", float(e.get("cost_usd") or 0))
+            if dimension is not None and e.get("cost_usd"):    # cost per accepted finding stays unfiltered
+                bump(who, k, "cost_all", float(e.get("cost_usd")))
+            if keep(e.wf):
+                bump(who, k, "reviews_completed")
+                bump(who, k, "approvals" if e.get("verdict") == "approved" else "changes_requested")
+                bump(who, k, "cost", float(e.get("cost_usd") or 0))
     first_review: dict[tuple[Any, Any], Event] = {}
     first_approval: dict[tuple[Any, Any], Event] = {}
     for e in reviews:                                   # sorted: the first seen is the earliest

@@ -204,6 +204,10 @@ def test_ledger_eng003_filtered_by_repository_or_team(loaded: Any, dimension: st
     plain, _ = compare(r, events, "7d", None)
     assert 0 < got["kinds"]["human"]["reviews_completed"] < plain["kinds"]["human"]["reviews_completed"]
     assert got["kinds"]["ai"]["findings_accepted"] == plain["kinds"]["ai"]["findings_accepted"]
+    # cost per accepted finding stays unfiltered, like the findings it divides by
+    assert got["kinds"]["ai"]["cost_per_accepted_finding"] == pytest.approx(
+        plain["kinds"]["ai"]["cost_per_accepted_finding"])
+    assert got["kinds"]["ai"]["review_cost_usd"] < plain["kinds"]["ai"]["review_cost_usd"]
 
 
 def test_ledger_eng004_an_agent_announced_later_turns_its_reviews_ai(r: Any) -> None:
