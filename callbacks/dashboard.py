@@ -22,11 +22,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
-from dash.exceptions import PreventUpdate
 from flask import current_app
 
 from auth.guard import callback_input, secure_callback, secure_clientside
-from callbacks.inputs import Choice, Count, Flag, Ignored, Theme, TimeframeValue
+from callbacks.inputs import Choice, Count, Ignored, Theme, TimeframeValue
 from auth.principal import Principal, audit, authorize, current_principal
 from components import editor
 from components.share import share_dialog
@@ -106,15 +105,6 @@ def view_from(timeframe: str | None, scope: str | None, gate: str | None, agent:
     return view
 
 
-PAGE_INPUTS = {f"{i}.value" for i in FILTER_INPUTS} | {"live-tick.data", "dash-def-key.data"}
-
-
-def _page_arrived() -> bool:
-    """The call Dash makes when the page enters the browser: it names every input as changed
-    (a user's change or a live tick names one)."""
-    return PAGE_INPUTS <= {t.get("prop_id") for t in (ctx.triggered or [])}
-
-
 def _due(defn: Dashboard, asked: list[str]) -> set[str]:
     """The widgets this trigger refreshes."""
     triggered = [t["prop_id"] for t in (ctx.triggered or []) if t.get("prop_id") not in (None, ".")]
@@ -159,14 +149,18 @@ def with_scope_notes(body: Any, frames: list[Any]) -> Any:
                        for n in said)], className="d-flex flex-column")
 
 
-# (dash-def-key, dash-def-seen) from the definition: the key changes only when what the
-# widgets' bodies depend on changes; the first call of a page only records what it was drawn from.
-DEF_KEY_JS = """function (def, seen) {
+# (dash-def-key, dash-def-seen): the key changes only when what the widgets' bodies depend on
+# changes. A page arrives drawn (dash-drawn true): its first call only records the key it was
+# drawn from. A grid redrawn without bodies (the edit mode's duplicate, remove, undo, cancel:
+# dash-drawn false) gets a new key, so the refresh fills it.
+DEF_KEY_JS = """function (def, drawn, seen) {
   var nu = window.dash_clientside.no_update;
   if (!def) { return [nu, nu]; }
   var key = JSON.stringify([def.id, def.filters, (def.widgets || []).map(function (w) {
     return [w.id, w.type, w.title, w.data_sources, w.display_options, w.alert_thresholds, w.refresh_interval];
   })]);
+  var why = window.dash_clientside.callback_context.triggered.map(function (t) { return t.prop_id; });
+  if (drawn === false && why.indexOf('dash-drawn.data') >= 0) { return [key + '#' + Date.now(), key]; }
   if (seen === null || seen === undefined) { return [nu, key]; }
   return key === seen ? [nu, nu] : [key, key];
 }"""
@@ -177,7 +171,8 @@ def register(app: Dash) -> None:
     # the edit mode changes `dash-def` but not this key, so no widget is redrawn for it. The
     # first call (the page arriving, drawn whole) only remembers the key it was drawn from.
     secure_clientside(app, lambda body: None, DEF_KEY_JS, Output("dash-def-key", "data"),
-                      Output("dash-def-seen", "data"), Input("dash-def", "data"), State("dash-def-seen", "data"))
+                      Output("dash-def-seen", "data"), Input("dash-def", "data"), Input("dash-drawn", "data"),
+                      State("dash-def-seen", "data"))
 
     @secure_callback(app, _refresh_permission,
                      Output({"type": "w-body", "w": ALL}, "children"), Output("dash-window", "children"),
@@ -186,17 +181,16 @@ def register(app: Dash) -> None:
                      Input({"type": "w-int", "w": ALL}, "n_intervals"), Input("dash-timeframe", "value"),
                      Input("dash-scope", "value"), Input("dash-gate", "value"), Input("dash-agent", "value"),
                      Input("live-tick", "data"), Input("dash-def-key", "data"), State("dash-def", "data"),
-                     State("theme", "data"), State("dash-drawn", "data"),
+                     State("theme", "data"),
                      inputs={"w-int.n_intervals": Count, "dash-timeframe.value": TimeframeValue,
                              "dash-scope.value": Choice, "dash-gate.value": Choice, "dash-agent.value": Choice,
                              "live-tick.data": Ignored, "dash-def-key.data": Ignored, "dash-def.data": Dashboard,
-                             "theme.data": Theme, "dash-drawn.data": Flag},
+                             "theme.data": Theme},
+                     # The page arrives drawn (layout() below): nothing to do until something changes.
+                     prevent_initial_call=True,
                      twin="GET /api/dashboards/<dash_id>/widgets/<widget_id>/data")
     def refresh(_ticks: list[Any], timeframe: str | None, scope: str | None, gate: str | None, agent: str | None,
-                _live: Any, _def_key: Any, raw_def: dict[str, Any], mode: str | None,
-                drawn: bool | None) -> tuple[Any, ...]:
-        if drawn and _page_arrived():
-            raise PreventUpdate          # the page came with its bodies: its first call has nothing to do
+                _live: Any, _def_key: Any, raw_def: dict[str, Any], mode: str | None) -> tuple[Any, ...]:
         principal = current_principal()
         defn = Dashboard.model_validate(raw_def)
         asked = [o["id"]["w"] for o in ctx.outputs_list[0]]

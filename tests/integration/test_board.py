@@ -36,8 +36,7 @@ def refresh_body(app: Any, defn: dict[str, Any], widgets: list[str] | None = Non
               {"id": "dash-def-key", "property": "data", "value": None}]
     return {"output": key, "outputs": outputs, "inputs": inputs,
             "state": [{"id": "dash-def", "property": "data", "value": defn},
-                      {"id": "theme", "property": "data", "value": "light"},
-                      {"id": "dash-drawn", "property": "data", "value": False}], "changedPropIds": [trigger]}
+                      {"id": "theme", "property": "data", "value": "light"}], "changedPropIds": [trigger]}
 
 
 def post(c: Any, csrf: str, body: dict[str, Any]) -> Any:
