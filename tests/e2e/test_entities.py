@@ -42,11 +42,13 @@ def _click_link(dash_duo: Any, container: str, text: str) -> None:
     again, and at last sent to the link itself (its own click handler still navigates)."""
     from selenium.common.exceptions import ElementClickInterceptedException, StaleElementReferenceException
     dash_duo.wait_for_element(f"{container} a.entity-link", timeout=20)
-    for attempt in range(6):
+    # (Each intercepted click costs ~1 s: the agent tiles' links, below the widget's visible
+    # part at this window size, are intercepted every time and reach the last attempt.)
+    for attempt in range(3):
         try:
             link = next(a for a in dash_duo.find_elements(f"{container} a.entity-link") if a.text == text)
             dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
-            if attempt < 5:
+            if attempt < 2:
                 link.click()
             else:
                 dash_duo.driver.execute_script("arguments[0].click()", link)
