@@ -2,7 +2,8 @@
 dashboards, shared and personal ones alike) laid out by pages.dashboard.board, and ONE
 refresh callback that fills every widget of the page from its data sources.
 
-Each widget refreshes at its own `refresh_interval` (its `w-int` interval), on new data
+Each widget refreshes at its own `refresh_interval` (its `w-int` interval, passed on through
+the `w-due` store), on new data
 ("live": the live channel bumps `live-tick`), and when the timeframe or a filter changes;
 a single request per trigger carries every widget that is due, so a page costs one round
 trip per refresh however many widgets it has, and every source is computed once per data
@@ -22,10 +23,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
+from dash.exceptions import PreventUpdate
 from flask import current_app
 
 from auth.guard import callback_input, secure_callback, secure_clientside
-from callbacks.inputs import Choice, Count, Ignored, Theme, TimeframeValue
+from callbacks.inputs import Choice, Due, Flag, Ignored, Theme, TimeframeValue
 from auth.principal import Principal, audit, authorize, current_principal
 from components import editor
 from components.share import share_dialog
@@ -105,8 +107,19 @@ def view_from(timeframe: str | None, scope: str | None, gate: str | None, agent:
     return view
 
 
-def _due(defn: Dashboard, asked: list[str]) -> set[str]:
-    """The widgets this trigger refreshes."""
+GRID_INPUTS = {f"{i}.value" for i in FILTER_INPUTS} | {"w-due.data", "live-tick.data", "dash-def-key.data"}
+
+
+def _grid_arrived() -> bool:
+    """The call Dash makes when a grid enters the page (whatever prevent_initial_call says: its
+    outputs match a pattern): it names every input as changed, where a user's change, a tick
+    or an edit names one."""
+    return GRID_INPUTS <= {t.get("prop_id") for t in (ctx.triggered or [])}
+
+
+def _due(defn: Dashboard, asked: list[str], ticked: dict[str, Any] | None) -> set[str]:
+    """The widgets this trigger refreshes: the view or the definition changed, all of them;
+    a live tick, the live ones; their own intervals (`w-due`), those."""
     triggered = [t["prop_id"] for t in (ctx.triggered or []) if t.get("prop_id") not in (None, ".")]
     if not triggered or any(p.split(".")[0] in FILTER_INPUTS or p.startswith("dash-def-key") for p in triggered):
         return set(asked)
@@ -114,12 +127,20 @@ def _due(defn: Dashboard, asked: list[str]) -> set[str]:
     for prop in triggered:
         if prop.startswith("live-tick"):
             due |= {w.id for w in defn.widgets if w.refresh_interval == "live"}
-        elif prop.startswith("{"):
-            tid = ctx.triggered_prop_ids.get(prop) if hasattr(ctx, "triggered_prop_ids") else None
-            wid = (tid or {}).get("w") if isinstance(tid, dict) else None
-            if wid:
-                due.add(str(wid))
+        elif prop.startswith("w-due"):
+            due |= {str(w) for w in (ticked or {}).get("w") or []}
     return due & set(asked)
+
+
+# The widgets whose own interval fired, as one store the refresh listens to. The refresh cannot
+# listen to the intervals themselves: Dash calls a callback with a pattern (ALL) input again
+# whenever components matching it enter the page — every page load — prevent_initial_call or
+# not. This clientside step (no request) passes on only intervals that really ticked.
+DUE_JS = """function (ticks) {
+  var ids = (window.dash_clientside.callback_context.triggered || []).filter(function (t) {
+    return t.value; }).map(function (t) { return JSON.parse(t.prop_id.split('.')[0]).w; });
+  return ids.length ? {w: ids, t: Date.now()} : window.dash_clientside.no_update;
+}"""
 
 
 def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any) -> Any:
@@ -150,17 +171,13 @@ def with_scope_notes(body: Any, frames: list[Any]) -> Any:
 
 
 # (dash-def-key, dash-def-seen): the key changes only when what the widgets' bodies depend on
-# changes. A page arrives drawn (dash-drawn true): its first call only records the key it was
-# drawn from. A grid redrawn without bodies (the edit mode's duplicate, remove, undo, cancel:
-# dash-drawn false) gets a new key, so the refresh fills it.
-DEF_KEY_JS = """function (def, drawn, seen) {
+# changes; the first call of a page only records the key it was drawn from.
+DEF_KEY_JS = """function (def, seen) {
   var nu = window.dash_clientside.no_update;
   if (!def) { return [nu, nu]; }
   var key = JSON.stringify([def.id, def.filters, (def.widgets || []).map(function (w) {
     return [w.id, w.type, w.title, w.data_sources, w.display_options, w.alert_thresholds, w.refresh_interval];
   })]);
-  var why = window.dash_clientside.callback_context.triggered.map(function (t) { return t.prop_id; });
-  if (drawn === false && why.indexOf('dash-drawn.data') >= 0) { return [key + '#' + Date.now(), key]; }
   if (seen === null || seen === undefined) { return [nu, key]; }
   return key === seen ? [nu, nu] : [key, key];
 }"""
@@ -171,30 +188,33 @@ def register(app: Dash) -> None:
     # the edit mode changes `dash-def` but not this key, so no widget is redrawn for it. The
     # first call (the page arriving, drawn whole) only remembers the key it was drawn from.
     secure_clientside(app, lambda body: None, DEF_KEY_JS, Output("dash-def-key", "data"),
-                      Output("dash-def-seen", "data"), Input("dash-def", "data"), Input("dash-drawn", "data"),
-                      State("dash-def-seen", "data"))
+                      Output("dash-def-seen", "data"), Input("dash-def", "data"), State("dash-def-seen", "data"))
+
+    secure_clientside(app, lambda body: None, DUE_JS, Output("w-due", "data"),
+                      Input({"type": "w-int", "w": ALL}, "n_intervals"))
 
     @secure_callback(app, _refresh_permission,
                      Output({"type": "w-body", "w": ALL}, "children"), Output("dash-window", "children"),
                      Output("dash-freshness", "children"), Output("url-sync", "search"),
                      Output("dash-export", "href"),
-                     Input({"type": "w-int", "w": ALL}, "n_intervals"), Input("dash-timeframe", "value"),
+                     Input("w-due", "data"), Input("dash-timeframe", "value"),
                      Input("dash-scope", "value"), Input("dash-gate", "value"), Input("dash-agent", "value"),
                      Input("live-tick", "data"), Input("dash-def-key", "data"), State("dash-def", "data"),
-                     State("theme", "data"),
-                     inputs={"w-int.n_intervals": Count, "dash-timeframe.value": TimeframeValue,
+                     State("theme", "data"), State("dash-drawn", "data"),
+                     inputs={"w-due.data": Due, "dash-timeframe.value": TimeframeValue,
                              "dash-scope.value": Choice, "dash-gate.value": Choice, "dash-agent.value": Choice,
                              "live-tick.data": Ignored, "dash-def-key.data": Ignored, "dash-def.data": Dashboard,
-                             "theme.data": Theme},
-                     # The page arrives drawn (layout() below): nothing to do until something changes.
-                     prevent_initial_call=True,
+                             "theme.data": Theme, "dash-drawn.data": Flag},
                      twin="GET /api/dashboards/<dash_id>/widgets/<widget_id>/data")
-    def refresh(_ticks: list[Any], timeframe: str | None, scope: str | None, gate: str | None, agent: str | None,
-                _live: Any, _def_key: Any, raw_def: dict[str, Any], mode: str | None) -> tuple[Any, ...]:
+    def refresh(ticked: dict[str, Any] | None, timeframe: str | None, scope: str | None, gate: str | None, agent: str | None,
+                _live: Any, _def_key: Any, raw_def: dict[str, Any], mode: str | None,
+                drawn: bool | None) -> tuple[Any, ...]:
+        if drawn and _grid_arrived():
+            raise PreventUpdate          # the page came with its bodies (a grid without them is filled)
         principal = current_principal()
         defn = Dashboard.model_validate(raw_def)
         asked = [o["id"]["w"] for o in ctx.outputs_list[0]]
-        due = _due(defn, asked)
+        due = _due(defn, asked, ticked)
         view = view_from(timeframe, scope, gate, agent, defn.filter_controls, defn.filters.active())
         if ctx.triggered_id in FILTER_INPUTS:
             audit("user.filter_applied", dashboard=defn.id, **view)

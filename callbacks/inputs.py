@@ -80,6 +80,14 @@ class GridItem(_Open):
 
 GridLayouts = Annotated[dict[Word, Annotated[list[GridItem], Field(max_length=200)]], Field(max_length=10)] | None
 Flag = bool | None                           # a boolean store (edit mode)
+
+
+class _Due(BaseModel):
+    w: Annotated[list[Text(200)], Field(max_length=200)]    # type: ignore[valid-type]
+    t: float
+
+
+Due = _Due | None                            # the widgets whose own interval fired (callbacks/dashboard.py)
 Number = int | float | None                  # a number field
 Choices = Annotated[list[Text(300)], Field(max_length=50)] | None     # a multi-select or a checklist  # type: ignore[valid-type]
 

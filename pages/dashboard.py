@@ -110,6 +110,7 @@ def board(defn: Any, *, denied: dict[str, str], timeframe: str, view: dict[str, 
         dcc.Store(id="dash-def-seen"),      # the definition the bodies were last drawn from
         dcc.Store(id="dash-edit", data=False),
         dcc.Store(id="dash-grid-moved"),    # the grid's layout after a drag in the edit mode
+        dcc.Store(id="w-due"),              # the widgets whose own interval fired
         # Live updates (assets/live.js): the channels this page listens to, and the store it
         # bumps when new data arrives so the live widgets are redrawn from the server's aggregates.
         html.Div(id="live-config", hidden=True, **{"data-channels": " ".join(channels),

@@ -21,13 +21,14 @@ def refresh_key(app: Any) -> str:
 
 
 def refresh_body(app: Any, defn: dict[str, Any], widgets: list[str] | None = None, timeframe: str = "24h",
-                 scope: str | None = None, trigger: str = "dash-timeframe.value") -> dict[str, Any]:
+                 scope: str | None = None, trigger: str = "dash-timeframe.value",
+                 due: dict[str, Any] | None = None) -> dict[str, Any]:
     key = refresh_key(app)
     ids = widgets if widgets is not None else [w["id"] for w in defn["widgets"]]
     outputs = [[{"id": {"type": "w-body", "w": w}, "property": "children"} for w in ids],
                {"id": "dash-window", "property": "children"}, {"id": "dash-freshness", "property": "children"},
                {"id": "url-sync", "property": "search"}, {"id": "dash-export", "property": "href"}]
-    inputs = [[{"id": {"type": "w-int", "w": w}, "property": "n_intervals", "value": None} for w in ids],
+    inputs = [{"id": "w-due", "property": "data", "value": due},
               {"id": "dash-timeframe", "property": "value", "value": timeframe},
               {"id": "dash-scope", "property": "value", "value": scope},
               {"id": "dash-gate", "property": "value", "value": None},
@@ -36,7 +37,8 @@ def refresh_body(app: Any, defn: dict[str, Any], widgets: list[str] | None = Non
               {"id": "dash-def-key", "property": "data", "value": None}]
     return {"output": key, "outputs": outputs, "inputs": inputs,
             "state": [{"id": "dash-def", "property": "data", "value": defn},
-                      {"id": "theme", "property": "data", "value": "light"}], "changedPropIds": [trigger]}
+                      {"id": "theme", "property": "data", "value": "light"},
+                      {"id": "dash-drawn", "property": "data", "value": True}], "changedPropIds": [trigger]}
 
 
 def post(c: Any, csrf: str, body: dict[str, Any]) -> Any:
@@ -119,6 +121,32 @@ def test_brd001_a_role_dashboard_is_its_definition_and_every_widget_draws_its_so
     rate = next(w["data"]["current_value"] for w in api if w["id"] == "gate.lint.pass_rate")
     assert rate == 75.0
     assert "75.0%" in gate_cells and "lint" in gate_cells
+
+
+def test_brd005_the_page_arrives_drawn_and_an_interval_redraws_only_its_widget(app: Any, r: Any,
+                                                                                auth: Any) -> None:
+    """The route's answer carries every body (no "loading…"), so the page needs no refresh to
+    show; a widget's own interval (w-due) redraws that widget and leaves the others alone."""
+    _gates(app, r)
+    c, csrf = signed_in(app, auth, "qa_lead")
+    page = route(app, c, csrf, "/dashboards/qa")
+    bodies = {n["id"]["w"]: n for n in walk(page) if isinstance(n.get("id"), dict) and n["id"].get("type") == "w-body"}
+    assert bodies and not [w for w, n in bodies.items() if "loading…" in texts(n.get("children"))]
+    assert "lint" in texts(bodies["qa-gate-table"]["children"])
+    assert [n for n in walk(page) if n.get("id") == "dash-drawn"][0]["data"] is True
+    stored = [n for n in walk(page) if n.get("id") == "dash-def"][0]["data"]
+    res = post(c, csrf, refresh_body(app, stored, trigger="w-due.data", due={"w": ["qa-gate-table"], "t": 1}))
+    assert res.status_code == 200, res.data[:300]
+    drawn = [k for k in res.json["response"] if k.startswith('{"type":"w-body"')]
+    assert drawn == ['{"type":"w-body","w":"qa-gate-table"}']
+    # Dash's call when the grid enters the page names every input: nothing to do for a page
+    # that came drawn (204), every body for a grid the edit mode redrew without them.
+    arrived = refresh_body(app, stored)
+    arrived["changedPropIds"] = [f"{i['id']}.{i['property']}" for i in arrived["inputs"]]
+    assert post(c, csrf, arrived).status_code == 204
+    arrived["state"][-1]["value"] = False
+    res = post(c, csrf, arrived)
+    assert res.status_code == 200 and len([k for k in res.json["response"] if "w-body" in k]) == len(bodies)
 
 
 def test_brd002_a_developer_s_forbidden_widget_says_not_permitted_and_no_request_returns_its_data(

@@ -107,7 +107,8 @@ ILL_TYPED = [  # (callback output fragment, input, value) named in the issue
     ("page.children", "url.pathname", 5),
     (REFRESH, "dash-timeframe.value", "bogus"),
     (REFRESH, "dash-scope.value", ["team=core"]),
-    (REFRESH, "w-int.n_intervals", "x"),
+    (REFRESH, "w-due.data", "x"),
+    (REFRESH, "w-due.data", {"w": "x", "t": 1}),
     (REFRESH, "dash-def.data", ["/dashboards/qa"]),
     (REFRESH, "dash-def.data", {"id": "qa", "title": "QA", "widgets": [{"id": "w", "type": "no_such_type"}]}),
     (REFRESH, "dash-def.data", {"id": "qa", "title": "QA", "widgets": [
