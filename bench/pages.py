@@ -43,9 +43,11 @@ Dashboards of N widgets (issue 11): `--widgets 12,24,48 [--hours 24] [--rate 2] 
   a fresh Chromium signs in, then --warmup + --runs loads of /dashboards/<id>: time from
   navigation start to every `[id*="w-body"]` body holding its content (no "loading…") and
   every chart in it drawn by Plotly (.main-svg); a fetch hook installed before the page's
-  scripts counts the refresh requests (those whose first output is the widget bodies) and
-  times them. Then that very request, as the browser sent it, is replayed --cpu-reps times
-  per mode: the server process's CPU (/proc) per refresh and per widget. --split times each
+  scripts times the page request (the router's: it brings the page drawn whole) and counts
+  the refresh requests that carried bodies (a 204 — Dash's call when the grid enters the
+  page — does not). Then a refresh of every widget (the request the page sends on a change
+  of timeframe, set back to 24h) is replayed --cpu-reps times per mode: the server process's
+  CPU (/proc) per refresh and per widget. --split times each
   data source and renderer of the refresh in-process (Flask test client, time.process_time).
   cold = a new data version and the {p}:cache:* keys deleted before each load or replay;
   warm = the same page again. Target: p95 < 1 s for 24 widgets.

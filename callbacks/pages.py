@@ -28,6 +28,8 @@ from callbacks.inputs import (ClickData, Choice, Count, Ignored, Pathname, Searc
 from callbacks.entity import page as entity_page
 from callbacks import dashboard as dash_board
 from callbacks.dashboards_list import page as dashboards_list_page
+from callbacks.shell import notice
+from data.backfill import backfill_status
 from callbacks.integrations import page as integrations_page
 from callbacks.reviewers import page as reviewers_page
 
@@ -169,20 +171,29 @@ def board_page(path: str | None, search: str | None, principal: Principal | None
     return dash_board.layout(defn, principal, view["timeframe"], view, kind=kind, notices=notices, mode=theme)
 
 
+def saved_theme(principal: Principal | None) -> str | None:
+    """The theme a user saved (those with update:personal_settings), else None: the browser's."""
+    if principal is None or not authorize(principal, "update:personal_settings"):
+        return None
+    svc = current_app.extensions["qms"]
+    return Prefs(svc.redis, svc.keys).get(principal.name).get("theme")
+
+
 def register(app: Dash) -> None:
     @secure_callback(app, AUTHENTICATED, Output("theme", "data"),
-                     Input("theme-toggle", "n_clicks"), State("theme", "data"),
+                     Input("theme-toggle", "n_clicks"), State("theme", "data"), prevent_initial_call=True,
                      inputs={"theme-toggle.n_clicks": Count, "theme.data": Theme})
     def theme(clicks: int | None, current: str | None) -> Any:
         """Anyone may switch the theme of their own browser (the store lives in its local
         storage); it is saved with the user's settings, and follows them to other browsers,
-        only for those with update:personal_settings — as PUT /api/widgets/{id}/config."""
+        only for those with update:personal_settings — as PUT /api/widgets/{id}/config.
+        (A page load takes the saved one from the router: saved_theme.)"""
+        if not clicks:
+            raise PreventUpdate
         principal = current_principal()
         may_store = authorize(principal, "update:personal_settings")
         svc = current_app.extensions["qms"]
         prefs = Prefs(svc.redis, svc.keys)
-        if not clicks:     # page load: the saved theme, else this browser's (re-sent, so the page applies it)
-            return prefs.get(principal.name).get("theme", "light") if may_store and principal else current or "light"
         new = "dark" if (current or "light") == "light" else "light"
         if may_store and principal:
             prefs.set_theme(principal.name, new)
@@ -199,14 +210,26 @@ def register(app: Dash) -> None:
                       " return theme; }",
                       Output("theme-applied", "children"), Input("theme", "data"), State("plot-templates", "data"))
 
+    # The router also brings what the frame needs when a page opens — the user's saved theme
+    # and the "history still loading" notice — so a page load is one request, not three
+    # competing for the server's interpreter.
     @secure_callback(app, AUTHENTICATED,
                      Output("nav-links", "children"), Output("nav-user", "children"), Output("page", "children"),
+                     Output("theme", "data", allow_duplicate=True),
+                     Output("backfill-notice", "children", allow_duplicate=True),
+                     Output("backfill-notice", "hidden", allow_duplicate=True),
+                     Output("backfill-poll", "disabled", allow_duplicate=True),
                      Input("url", "pathname"), State("url", "search"), State("theme", "data"),
+                     prevent_initial_call="initial_duplicate",
                      inputs={"url.pathname": Pathname, "url.search": Search, "theme.data": Theme})
-    def route(path: str | None, search: str | None, theme: str | None) -> tuple[Any, str, Any]:
+    def route(path: str | None, search: str | None, theme: str | None) -> tuple[Any, ...]:
         principal = current_principal()
         who = f"{principal.name} ({', '.join(principal.roles)})" if principal else ""
-        return navigation(principal), who, page_for(path, search, principal, theme)
+        saved = saved_theme(principal)
+        mode = saved or theme
+        svc = current_app.extensions["qms"]
+        return (navigation(principal), who, page_for(path, search, principal, mode),
+                saved if saved and saved != theme else no_update, *notice(backfill_status(svc.redis, svc.keys)))
 
     @secure_callback(app, "view:qa_dashboard", Output("nav", "href"),
                      # The view's timeframe from the URL (the refresh writes it there): a State

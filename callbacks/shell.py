@@ -35,6 +35,7 @@ def register(app: Dash) -> None:
 
     @secure_callback(app, AUTHENTICATED, Output("backfill-notice", "children"), Output("backfill-notice", "hidden"),
                      Output("backfill-poll", "disabled"), Input("backfill-poll", "n_intervals"),
+                     prevent_initial_call=True,          # a page load: the router says it
                      inputs={"backfill-poll.n_intervals": Count})
     def backfill(_n: Any) -> tuple[str, bool, bool]:
         """Every signed-in user sees that older windows are still filling in (no dashboard

@@ -22,10 +22,11 @@ pytestmark = pytest.mark.e2e
 
 GATE_RATE = '[data-kpi="gate_pass_rate"] .kpi-value'
 SATISFACTION = '[data-kpi="developer_satisfaction"] .kpi-value'
-NAV = {"executive": ["alerts", "dashboards", "executive"], "qa_lead": ["alerts", "dashboards", "qa"],
-       "developer": ["alerts", "dashboards", "developer"],
+NAV = {"executive": ["alerts", "dashboards", "executive"], "qa_lead": ["alerts", "dashboards", "qa", "reviewers"],
+       "developer": ["alerts", "dashboards", "developer", "reviewers"],
        "operations": ["alerts", "audit", "dashboards", "integrations", "operational"],
-       "admin": ["alerts", "audit", "dashboards", "integrations", "executive", "operational", "qa", "developer"]}
+       "admin": ["alerts", "audit", "dashboards", "integrations", "executive", "operational", "qa", "developer",
+                 "reviewers"]}
 
 
 def _iso(dt: datetime) -> str:

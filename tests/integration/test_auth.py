@@ -53,9 +53,10 @@ def get_jwt(c: Any, name: str, password: str = PASSWORD) -> str:
     return res.json["access_token"]
 
 
-def route_body(path: str = "/") -> dict[str, Any]:
-    key = "..nav-links.children...nav-user.children...page.children.."
-    return {"output": key, "outputs": [{"id": i, "property": "children"} for i in ("nav-links", "nav-user", "page")],
+def route_body(app: Any, path: str = "/") -> dict[str, Any]:
+    from tests.integration.test_rbac_matrix import parse_outputs
+    [key] = [k for k in app.callback_map if "page.children" in k]
+    return {"output": key, "outputs": parse_outputs(key),
             "inputs": [{"id": "url", "property": "pathname", "value": path}],
             "state": [{"id": "url", "property": "search", "value": ""}, {"id": "theme", "property": "data", "value": None}],
             "changedPropIds": ["url.pathname"]}
@@ -172,7 +173,7 @@ def test_auth008_api_token_for_a_producer(app: Any) -> None:
         res = c.get(path, headers=bearer(secret))
         assert res.status_code == 403 and "data" not in res.json["response"], path
     # The token is not a browser session: no callbacks beyond what its role allows either.
-    assert c.post(UPDATE, json=route_body(), headers=bearer(secret)).status_code == 200   # authenticated only
+    assert c.post(UPDATE, json=route_body(app), headers=bearer(secret)).status_code == 200   # authenticated only
     svc.tokens.revoke(token_id)
     assert_401(c.post("/api/events", json={**ev, "id": "tok-2"}, headers=bearer(secret)), "revoked")
     assert_401(c.get(DASH, headers=bearer(secret)), "revoked")
@@ -186,7 +187,7 @@ def test_auth009_malformed_and_forged_api_tokens(app: Any) -> None:
     for bad in ("qms_x", "qms_", secret[:-1] + ("A" if secret[-1] != "A" else "B"), secret + "x",
                 "qms_" + "0" * 16 + "_" + secret.split("_", 2)[2]):
         assert_401(c.get(DASH, headers=bearer(bad)), bad)
-        assert_401(c.post(UPDATE, json=route_body(), headers=bearer(bad)), bad)
+        assert_401(c.post(UPDATE, json=route_body(app), headers=bearer(bad)), bad)
 
 
 # --- 4. Sessions ----------------------------------------------------------------------------
@@ -239,7 +240,7 @@ def test_auth023_session_ends_with_a_user_change(app: Any, auth: Any, change: st
     auth.login(c, "executive")
     csrf = csrf_of(c)
     assert c.get("/").status_code == 200
-    assert c.post(UPDATE, json=route_body(), headers={CSRF_HEADER: csrf}).status_code == 200
+    assert c.post(UPDATE, json=route_body(app), headers={CSRF_HEADER: csrf}).status_code == 200
     if change == "password":
         svc.users.set_password("executive-user", "a brand new passphrase")
     elif change == "disabled":
@@ -249,8 +250,8 @@ def test_auth023_session_ends_with_a_user_change(app: Any, auth: Any, change: st
     page = c.get("/dashboards/executive")
     assert page.status_code == 302
     assert urlsplit(page.headers["Location"]).path == "/login"
-    assert_401(c.post(UPDATE, json=route_body(), headers={CSRF_HEADER: csrf}), change)
-    assert_401(c.post(UPDATE, json=route_body(), headers={CSRF_HEADER: csrf_of(c)}), change)
+    assert_401(c.post(UPDATE, json=route_body(app), headers={CSRF_HEADER: csrf}), change)
+    assert_401(c.post(UPDATE, json=route_body(app), headers={CSRF_HEADER: csrf_of(c)}), change)
 
 
 def test_auth024_logout_ends_the_session(app: Any, auth: Any) -> None:
@@ -261,7 +262,7 @@ def test_auth024_logout_ends_the_session(app: Any, auth: Any) -> None:
     res = c.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
     assert res.status_code == 302 and urlsplit(res.headers["Location"]).path == "/login"
     assert c.get("/").status_code == 302
-    assert_401(c.post(UPDATE, json=route_body(), headers={CSRF_HEADER: csrf}))
+    assert_401(c.post(UPDATE, json=route_body(app), headers={CSRF_HEADER: csrf}))
     assert_401(c.get("/api/dashboard/executive"))
 
 

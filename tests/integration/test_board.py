@@ -47,10 +47,9 @@ def post(c: Any, csrf: str, body: dict[str, Any]) -> Any:
 
 
 def route(app: Any, c: Any, csrf: str, path: str, search: str = "") -> dict[str, Any]:
+    from tests.integration.test_rbac_matrix import parse_outputs
     [key] = [k for k in app.callback_map if "page.children" in k]
-    body = {"output": key, "outputs": [{"id": "nav-links", "property": "children"},
-                                       {"id": "nav-user", "property": "children"},
-                                       {"id": "page", "property": "children"}],
+    body = {"output": key, "outputs": parse_outputs(key),
             "inputs": [{"id": "url", "property": "pathname", "value": path}],
             "state": [{"id": "url", "property": "search", "value": search},
                       {"id": "theme", "property": "data", "value": "light"}], "changedPropIds": ["url.pathname"]}

@@ -66,7 +66,7 @@ def test_ses001_a_session_cookie_copied_before_sign_out_is_dead_after_it(app: An
     assert to_login(res)
     assert_401(thief.get(DASH), "API")
     assert to_login(thief.get("/dashboards/executive")), "page"
-    assert_401(thief.post(UPDATE, json=route_body(), headers={CSRF_HEADER: csrf}), "callback")
+    assert_401(thief.post(UPDATE, json=route_body(app), headers={CSRF_HEADER: csrf}), "callback")
     assert_401(c.get(DASH), "the signed-out browser itself")
 
 
