@@ -105,7 +105,8 @@ def kpi(ctx: Any, req: Request) -> Raw:
            "trend": d.get("trend"), "unit": d.get("unit") or views.unit_of(metric), "direction": views.direction(metric),
            "sample": sample(ctx, req, metric, user), "filtered": w.get("filtered") if w and req.scope else None}
     spark = [] if w is None else _points(ctx.engine.series(metric, req.timeframe, req.e, points=SPARK_POINTS,
-                                                           user=user, scope=req.scope, shared=True), req.now)
+                                                           user=user, scope=req.scope, shared=True, aligned=True),
+                                         req.now)
     return {"rows": [row], "attrs": {"window": found["window"], "previous_window": found.get("previous_window"),
                                      "unit": row["unit"]},
             "frames": {"spark": spark}}
@@ -135,7 +136,7 @@ def series(ctx: Any, req: Request) -> Raw:
     if req.name.startswith(("gate.", "queue_depth.")) and req.name not in _kpis(ctx, req, dashboard_of(req.name)):
         return _raw([], window=req.window(), unit=views.unit_of(req.name))   # a gate or queue never seen: no data
     found = ctx.engine.series(req.name, req.timeframe, req.e, points=req.points or SERIES_POINTS,
-                              user=_user_for(req.name, req), scope=req.scope, shared=True)
+                              user=_user_for(req.name, req), scope=req.scope, shared=True, aligned=True)
     return _raw(_points(found, req.now), window=found["window"], unit=found["unit"],
                 step_seconds=found["step_seconds"], filtered=found.get("filtered"))
 

@@ -15,7 +15,7 @@ from data import kpis, rollups, scopes
 from data.contrib import SCOPE
 from data.keys import Keys
 from data.kpis import Win
-from data.timeutil import HOUR_MS, TIMEFRAMES, day_start, finest_step_at, fmt_ms, now_ms, retained, snap
+from data.timeutil import HOUR_MS, RESOLUTIONS, TIMEFRAMES, day_start, finest_step_at, fmt_ms, now_ms, retained, snap
 
 
 class QueryError(ValueError):
@@ -63,6 +63,7 @@ class Engine:
         self.series_points = series_points
         self.sla_hours = sla_hours
         self.series_ttl_s = series_ttl_s     # 0: no series cache (exact at every call)
+        self.spans = rollups.SpanCache()      # a page's series share their families' buckets
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any) -> "Engine":
@@ -180,10 +181,14 @@ class Engine:
         return {f: sums.get(f, 0) for f in fields}
 
     def series(self, kpi_id: str, timeframe: str = "24h", end_ms: int | None = None, points: int | None = None,
-               user: str | None = None, scope: str | None = None, shared: bool = False) -> dict[str, Any]:
+               user: str | None = None, scope: str | None = None, shared: bool = False,
+               aligned: bool = False) -> dict[str, Any]:
         """A KPI over time: the window cut into at most `points` equal steps of whole buckets.
         `shared`: a chart's series, which may be up to series_ttl_s old (see below); the
-        API asks for exact ones.
+        API asks for exact ones. `aligned`: a dashboard chart's — steps on the clock's own
+        boundaries (whole hours, five minutes), the first and last shorter and one point more
+        at most; a whole-hour step reads one hourly bucket, where a step from the window's
+        start (10:07–11:07) reads a dozen five-minute and one-minute ones.
 
         Window KPIs give the formula over each step; state KPIs the state at each step's end.
         A scope filters the KPIs of data.scopes.SCOPED_KPIS and is ignored by the others
@@ -202,18 +207,19 @@ class Engine:
         # Charts are shared for a few seconds (series_ttl_s), not per data version: under
         # continuous ingest every batch is a new version, and every open page redraws its
         # charts after a push — per version, each page would compute them again.
-        cache_key = self.k.cache(f"series:{kpi_id}:{timeframe}:{p.bounds[0]}:{limit}:{user or ''}:{scope or ''}")
+        cache_key = self.k.cache(f"series:{kpi_id}:{timeframe}:{p.bounds[0]}:{limit}:{user or ''}:{scope or ''}"
+                                 + (":a" if aligned else ""))
         shared = shared and self.series_ttl_s > 0
         cached = self.r.get(cache_key) if shared else None
         if cached is not None:
             return orjson.loads(cached)
-        found = self._series(dash, kpi_id, p, limit, now, user, scope)
+        found = self._series(dash, kpi_id, p, limit, now, user, scope, aligned)
         if shared:
             self.r.set(cache_key, orjson.dumps(found), px=int(self.series_ttl_s * 1000))
         return found
 
     def _series(self, dash: str, kpi_id: str, p: Plan, limit: int, now: int, user: str | None,
-                scope: str | None) -> dict[str, Any]:
+                scope: str | None, aligned: bool = False) -> dict[str, Any]:
         e, s = p.bounds[0], p.bounds[1]
         timeframe = p.timeframe
         names = self.names()
@@ -223,9 +229,13 @@ class Engine:
         unit, fn = table[kpi_id]
         step = _series_step(s, e, limit, now)
         cuts = list(range(s, e, step)) + [e]
+        if aligned:
+            step, cuts = _aligned_cuts(s, e, limit, now)
         scoped = bool(scope) and kpi_id in scopes.SCOPED_KPIS
-        span = rollups.fetch(self.r, self.k, kpis.FAMILIES[dash] + ((SCOPE,) if scoped else ()),
-                             cuts + ([day_start(c) for c in cuts] if dash == "developer" else []), p.horizon, now)
+        version = int(self.r.hget(self.k.meta, "version") or 0)
+        span = self.spans.fetch(self.r, self.k, kpis.FAMILIES[dash] + ((SCOPE,) if scoped else ()),
+                                cuts + ([day_start(c) for c in cuts] if dash == "developer" else []), p.horizon,
+                                now, version)
         if scoped:
             span = scopes.view(span, scope or "")
         team = self.team_of(user) if user else None
@@ -238,6 +248,19 @@ class Engine:
         if scope:
             found["filtered"] = scoped
         return found
+
+
+def _aligned_cuts(s: int, e: int, limit: int, now: int) -> tuple[int, list[int]]:
+    """Cuts of [s, e) on multiples of the coarsest resolution that fits a step (whole hours,
+    five minutes, else the finest retained at s): s, every multiple of the step inside, e —
+    at most `limit` steps (the first one, from s, takes in the next when there would be more)."""
+    base = finest_step_at(s, now)
+    raw = max(base, -(-(e - s) // limit))
+    res = max((r.step_ms for r in RESOLUTIONS if base <= r.step_ms <= raw), default=base)
+    step = res * -(-raw // res)
+    first = -(-s // step) * step
+    inside = [c for c in range(first, e, step) if c > s]
+    return step, [s] + inside[max(0, len(inside) + 1 - limit):] + [e]
 
 
 def _series_step(s: int, e: int, limit: int, now: int) -> int:

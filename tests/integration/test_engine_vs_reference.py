@@ -174,3 +174,36 @@ def test_eng007_review_cost_by_team_and_repository_adds_up_from_the_events(loade
         for name, row in want[dim].items():
             assert got[dim][name]["rc"] == row["rc"]
             assert math.isclose(got[dim][name]["cost"] / 1_000_000, row["cost"], rel_tol=1e-9, abs_tol=1e-6)
+
+
+def test_eng008_a_dashboard_chart_s_aligned_series_is_exact_per_step_and_reads_its_buckets_once(
+        loaded: Any, monkeypatch: Any) -> None:
+    """Charts' series (aligned=True) cut the window on whole hours: each point equals the
+    reference over its own step, the steps are at most `points`, and the second KPI of the
+    same dashboard reads no bucket again (the engine's SpanCache, per data version)."""
+    from data import rollups
+    from data.kpis import dashboard_of
+    from data.timeutil import parse_iso
+    r, events, end_ms = loaded
+    engine = Engine(r, Keys("qms"))
+    fetched: list[tuple[str, ...]] = []
+    real = rollups.fetch
+
+    def counting(rr: Any, keys: Any, families: Any, *a: Any, **kw: Any) -> Any:
+        fetched.append(tuple(families))
+        return real(rr, keys, families, *a, **kw)
+    monkeypatch.setattr(rollups, "fetch", counting)
+    rate = engine.series("gate_pass_rate", "24h", end_ms + 7 * 60_000, points=24, aligned=True)
+    runs = engine.series("total_gates_executed", "24h", end_ms + 7 * 60_000, points=24, aligned=True)
+    flat = [f for fams in fetched for f in fams]
+    assert len(flat) == len(set(flat)), fetched         # no family read twice: the second series reuses them
+    pts = rate["points"]
+    assert len(pts) <= 24 and [p["t"] for p in pts] == [p["t"] for p in runs["points"]]
+    inner = [parse_iso(p["t"]) for p in pts[1:]]
+    assert all(t % HOUR_MS == 0 for t in inner) and parse_iso(pts[0]["t"]) % HOUR_MS != 0
+    for series, kpi in ((rate, "gate_pass_rate"), (runs, "total_gates_executed")):
+        for p in series["points"]:
+            a, b = parse_iso(p["t"]), parse_iso(p["end"])
+            want = reference.compute_dashboard(events, dashboard_of(kpi), to_datetime(b),
+                                               timedelta(milliseconds=b - a))[kpi]
+            assert _same(p["value"], want["current_value"]), (kpi, p, want["current_value"])
