@@ -15,7 +15,7 @@ from api.entities import AGENT_VIEWS, WORKFLOW_VIEWS, agent_data, agent_permissi
 from api.validation import Text
 from auth.guard import secure_callback
 from callbacks.inputs import Count, Theme, TimeframeValue
-from auth.principal import Principal, audit, authorize
+from auth.principal import Principal, audit, authorize, current_principal
 from components.entity import not_found, workflow_view
 from components.entity_agent import agent_view
 from components.links import AGENT, BASES, WORKFLOW
@@ -88,7 +88,27 @@ def register(app: Dash) -> None:
         ident = _ident(spec)
         start, end = agent_window(timeframe or "24h", None, now_ms())
         doc = agent_data(ident, start, end)
-        return not_found("agent", ident) if doc is None else agent_view(doc, _mode(mode))
+        if doc is None:
+            return not_found("agent", ident)
+        return agent_view(doc, _mode(mode), ledger=ledger_row(ident, timeframe or "24h", current_principal()))
+
+
+LEDGER_PERMISSIONS = ("view:team_metrics", "view:quality_metrics")      # GET /api/reviewers
+
+
+def ledger_row(agent: str, timeframe: str, principal: Principal | None) -> dict[str, Any] | None:
+    """The agent's figures as a reviewer in the reviewer ledger (data.ledger), for those who
+    may read the ledger (its REST twin's permissions); cost figures need view:cost_analysis."""
+    if not any(authorize(principal, p) for p in LEDGER_PERMISSIONS):
+        return None
+    from data import ledger
+    from flask import current_app
+    svc = current_app.extensions["qms"]
+    found = ledger.figures(svc.redis, svc.keys, timeframe if timeframe in ("1h", "4h", "24h", "7d", "30d") else "24h")
+    row = next((r for r in found["rows"] if r["reviewer"] == agent), None)
+    if row is not None and not authorize(principal, "view:cost_analysis"):
+        row = {k: (None if k in ledger.COST_FIGURES else v) for k, v in row.items()}
+    return row
 
 
 def _mode(mode: Any) -> str:

@@ -105,10 +105,31 @@ def _more(doc: Mapping[str, Any], name: str, count: int) -> str:
     return f" (newest {len(doc[name])} of {count})" if doc["truncated"].get(name) else ""
 
 
-def agent_view(doc: Mapping[str, Any], mode: str = "light") -> html.Div:
+def _ledger(row: Mapping[str, Any] | None) -> Any:
+    """Its figures as a reviewer from the reviewer ledger (outcomes of its findings and
+    approvals), when the viewer may read the ledger and it reviewed in the window."""
+    if not row:
+        return None
+
+    def pct(v: Any) -> str:
+        return "—" if v is None else f"{v:.0f}%"
+    return section("As a reviewer (the reviewer ledger)", dbc.Row([
+        fact("Precision", pct(row.get("precision")), "ledger_precision",
+             f"{row.get('findings_accepted', 0)} accepted, {row.get('findings_dismissed', 0)} dismissed"),
+        fact("Miss rate", pct(row.get("miss_rate")), "ledger_miss_rate",
+             f"{row.get('escapes', 0)} escapes over {row.get('workflows_approved', 0)} approved"),
+        fact("Time to first review", "—" if row.get("time_to_first_review") is None
+             else fmt_duration(row["time_to_first_review"] * 3_600_000), "ledger_first_review",
+             f"{row.get('first_reviews', 0)} pull requests"),
+        fact("Cost per accepted finding", "—" if row.get("cost_per_accepted_finding") is None
+             else f"${row['cost_per_accepted_finding']:,.2f}", "ledger_cost_per_finding"),
+    ], className="g-2", id="agent-ledger-figures"))
+
+
+def agent_view(doc: Mapping[str, Any], mode: str = "light", ledger: Mapping[str, Any] | None = None) -> html.Div:
     c = doc["counts"]
     return html.Div([
-        _header(doc), scope_note(doc), _facts(doc),
+        _header(doc), scope_note(doc), _facts(doc), _ledger(ledger),
         section("Status and load", html.Div([_time_in_status(doc), status_chart(doc, mode)])),
         section("Gate runs" + _more(doc, "gate_runs", c["gate_runs"]),
                 grid("agent-gate-runs", doc["gate_runs"], GATE_RUN_COLUMNS, mode)),

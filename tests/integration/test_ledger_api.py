@@ -170,3 +170,31 @@ def test_ledger_api009_redis_down_is_a_json_503(private_redis: Any) -> None:
     for url in ("/api/reviewers", "/api/reviewers/ann"):
         res = c.get(url, headers=headers)
         assert res.status_code == 503 and res.json["response"]["error"]["code"] == "unavailable"
+
+
+def test_ledger_api010_an_agent_s_page_shows_its_ledger_figures_to_those_who_may_read_the_ledger(
+        app: Any, auth: Any, loaded: list[dict[str, Any]]) -> None:
+    """The agent page (/agents/<id>) carries the agent's precision, miss rate and time to first
+    review from the ledger — the API's numbers — for roles with the ledger's permission; an
+    operator (agents, no team or quality metrics) sees the page without them."""
+    import json as _json
+    from tests.integration.test_entity_pages import post, signed_in
+    c = app.server.test_client()
+    rows = _get(c, "/api/reviewers?timeframe=7d", auth.bearer("admin"))[1]["data"]["rows"]
+    agents = [r for r in rows if r["kind"] == "ai" and r["precision"] is not None]
+
+    def page(role: str, who: str) -> str:
+        tc, csrf = signed_in(app, auth, role)
+        res = post(tc, csrf, app, "agent-body.children",
+                   [{"id": "agent-spec", "property": "data", "value": {"id": who}},
+                    {"id": "agent-timeframe", "property": "value", "value": "7d"},
+                    {"id": "agent-refresh", "property": "n_clicks", "value": None}],
+                   [{"id": "theme", "property": "data", "value": "light"}])
+        assert res.status_code == 200, (role, res.data[:200])
+        return _json.dumps(res.json["response"]["agent-body"]["children"])
+    # an agent with a page (status, assignments or gate runs in the window)
+    agent, shown = next((a, out) for a in agents if "entity-not-found" not in (out := page("admin", a["reviewer"])))
+    assert "agent-ledger-figures" in shown
+    assert f'"{agent["precision"]:.0f}%"' in shown
+    assert f'"{agent["findings_accepted"]} accepted, {agent["findings_dismissed"]} dismissed"' in shown
+    assert "agent-ledger-figures" not in page("operations", agent["reviewer"])
