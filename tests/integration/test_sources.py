@@ -131,7 +131,8 @@ def test_srci002_sample_is_the_number_of_events_behind_the_value(sim: dict[str, 
 
 def test_srci003_series_points_are_the_engines(sim: dict[str, Any]) -> None:
     f = sources.fetch(DataSource(source="series", metric="defects_found", points=12), admin(sim))
-    want = Engine(sim["r"], KEYS).series("defects_found", "24h", sim["end"], points=12)
+    # a dashboard chart's series: cut on the clock's boundaries (aligned), as the source asks
+    want = Engine(sim["r"], KEYS).series("defects_found", "24h", sim["end"], points=12, aligned=True)
     assert len(f) == 12 and f["metric"].eq("defects_found").all() and f["unit"].eq("count").all()
     assert [fmt_ms(t.value // 1_000_000) for t in f["t"]] == [p["t"] for p in want["points"]]
     got = [None if pd.isna(v) else v for v in f["value"]]
