@@ -93,18 +93,17 @@ def register(app: Dash) -> None:
         return agent_view(doc, _mode(mode), ledger=ledger_row(ident, timeframe or "24h", current_principal()))
 
 
-LEDGER_PERMISSIONS = ("view:team_metrics", "view:quality_metrics")      # GET /api/reviewers
-
-
 def ledger_row(agent: str, timeframe: str, principal: Principal | None) -> dict[str, Any] | None:
     """The agent's figures as a reviewer in the reviewer ledger (data.ledger), for those who
-    may read the ledger (its REST twin's permissions); cost figures need view:cost_analysis."""
-    if not any(authorize(principal, p) for p in LEDGER_PERMISSIONS):
+    may read the ledger (GET /api/reviewers' permissions); cost figures need view:cost_analysis.
+    `timeframe` is the page's picker value, typed by the callback's schema."""
+    from api.reviewers import VIEWS
+    if not any(authorize(principal, p) for p in VIEWS):
         return None
     from data import ledger
     from flask import current_app
     svc = current_app.extensions["qms"]
-    found = ledger.figures(svc.redis, svc.keys, timeframe if timeframe in ("1h", "4h", "24h", "7d", "30d") else "24h")
+    found = ledger.figures(svc.redis, svc.keys, timeframe)
     row = next((r for r in found["rows"] if r["reviewer"] == agent), None)
     if row is not None and not authorize(principal, "view:cost_analysis"):
         row = {k: (None if k in ledger.COST_FIGURES else v) for k, v in row.items()}

@@ -227,10 +227,11 @@ class Engine:
         if kpi_id not in table:
             raise QueryError(f"unknown metric {kpi_id!r}")
         unit, fn = table[kpi_id]
-        step = _series_step(s, e, limit, now)
-        cuts = list(range(s, e, step)) + [e]
         if aligned:
             step, cuts = _aligned_cuts(s, e, limit, now)
+        else:
+            step = _series_step(s, e, limit, now)
+            cuts = list(range(s, e, step)) + [e]
         scoped = bool(scope) and kpi_id in scopes.SCOPED_KPIS
         version = int(self.r.hget(self.k.meta, "version") or 0)
         span = self.spans.fetch(self.r, self.k, kpis.FAMILIES[dash] + ((SCOPE,) if scoped else ()),

@@ -67,6 +67,14 @@ def route(c: Any, csrf: str, app: Any, path: str, search: str = "") -> str:
     return json.dumps(res.json["response"]["page"]["children"])
 
 
+def agent_body(c: Any, csrf: str, app: Any, ident: Any, timeframe: str | None = "24h") -> Any:
+    return post(c, csrf, app, "agent-body.children",
+                [{"id": "agent-spec", "property": "data", "value": {"id": ident}},
+                 {"id": "agent-timeframe", "property": "value", "value": timeframe},
+                 {"id": "agent-refresh", "property": "n_clicks", "value": None}],
+                [{"id": "theme", "property": "data", "value": "light"}])
+
+
 def workflow_body(c: Any, csrf: str, app: Any, ident: Any) -> Any:
     return post(c, csrf, app, "workflow-body.children",
                 [{"id": "workflow-spec", "property": "data", "value": {"id": ident}},
@@ -105,18 +113,10 @@ def test_epg003_the_callbacks_need_the_pages_permission(app: Any, auth: Any, loa
     c, csrf = signed_in(app, auth, "executive")
     assert workflow_body(c, csrf, app, "WF-a/1").status_code == 403
     c, csrf = signed_in(app, auth, "developer")
-    res = post(c, csrf, app, "agent-body.children",
-               [{"id": "agent-spec", "property": "data", "value": {"id": "qms-dor-validator"}},
-                {"id": "agent-timeframe", "property": "value", "value": "24h"},
-                {"id": "agent-refresh", "property": "n_clicks", "value": None}],
-               [{"id": "theme", "property": "data", "value": "light"}])
+    res = agent_body(c, csrf, app, "qms-dor-validator")
     assert res.status_code == 403
     c, csrf = signed_in(app, auth, "operations")
-    res = post(c, csrf, app, "agent-body.children",
-               [{"id": "agent-spec", "property": "data", "value": {"id": "qms-dor-validator"}},
-                {"id": "agent-timeframe", "property": "value", "value": None},
-                {"id": "agent-refresh", "property": "n_clicks", "value": None}],
-               [{"id": "theme", "property": "data", "value": "light"}])
+    res = agent_body(c, csrf, app, "qms-dor-validator", None)
     assert res.status_code == 200
     out = json.dumps(res.json["response"]["agent-body"]["children"])
     assert '"data-agent": "qms-dor-validator"' in out and "WF-a/1" in out

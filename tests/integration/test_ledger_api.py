@@ -178,18 +178,14 @@ def test_ledger_api010_an_agent_s_page_shows_its_ledger_figures_to_those_who_may
     review from the ledger — the API's numbers — for roles with the ledger's permission; an
     operator (agents, no team or quality metrics) sees the page without them."""
     import json as _json
-    from tests.integration.test_entity_pages import post, signed_in
+    from tests.integration.test_entity_pages import agent_body, signed_in
     c = app.server.test_client()
     rows = _get(c, "/api/reviewers?timeframe=7d", auth.bearer("admin"))[1]["data"]["rows"]
     agents = [r for r in rows if r["kind"] == "ai" and r["precision"] is not None]
 
     def page(role: str, who: str) -> str:
         tc, csrf = signed_in(app, auth, role)
-        res = post(tc, csrf, app, "agent-body.children",
-                   [{"id": "agent-spec", "property": "data", "value": {"id": who}},
-                    {"id": "agent-timeframe", "property": "value", "value": "7d"},
-                    {"id": "agent-refresh", "property": "n_clicks", "value": None}],
-                   [{"id": "theme", "property": "data", "value": "light"}])
+        res = agent_body(tc, csrf, app, who, "7d")
         assert res.status_code == 200, (role, res.data[:200])
         return _json.dumps(res.json["response"]["agent-body"]["children"])
     # an agent with a page (status, assignments or gate runs in the window)

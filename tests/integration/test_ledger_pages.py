@@ -10,7 +10,7 @@ import pytest
 
 from data.aggregator import Aggregator
 from data.keys import Keys
-from tests.integration.test_entity_pages import post, route, signed_in
+from tests.integration.test_entity_pages import agent_body, post, route, signed_in
 from tests.integration.test_ledger_api import START
 from tests.integration.test_ledger_engine import ledger_events
 
@@ -117,11 +117,7 @@ def test_ledger_pag004_callbacks_need_the_permission(app: Any, auth: Any, loaded
 
 def test_ledger_pag005_the_agent_page_links_its_reviewer_ledger(app: Any, auth: Any, loaded: Any) -> None:
     c, csrf = signed_in(app, auth, "qa_lead")
-    res = post(c, csrf, app, "agent-body.children",
-               [{"id": "agent-spec", "property": "data", "value": {"id": "qms-code-reviewer"}},
-                {"id": "agent-timeframe", "property": "value", "value": "7d"},
-                {"id": "agent-refresh", "property": "n_clicks", "value": None}],
-               [{"id": "theme", "property": "data", "value": "light"}])
+    res = agent_body(c, csrf, app, "qms-code-reviewer", "7d")
     [link] = _find(res.json["response"]["agent-body"]["children"],
                    lambda n: n.get("props", {}).get("id") == "agent-ledger")
     assert link["props"]["href"] == "/reviewers/qms-code-reviewer"
