@@ -82,6 +82,11 @@ class Settings:
     webhook_rate_per_min: int = 600        # deliveries a minute per source and client address (then 429)
     gitlab_webhook_token: str | None = None       # X-Gitlab-Token of /api/webhooks/gitlab (unset: 404)
     sonarqube_webhook_secret: str | None = None   # HMAC secret of /api/webhooks/sonarqube (unset: 404)
+    # Event archive (data/archive.py, docs/ARCHITECTURE.md "Event archive"): raw events older
+    # than the hot window move from Redis to Parquet files by day; readers span both.
+    raw_hot_hours: float = 48.0            # raw events kept in Redis this long (whole days older are archived)
+    archive_dir: str | None = None         # default <data_dir>/archive
+    archive_interval_s: float = 900.0      # the embedded archiver's period (cli.py archive --loop: its own)
     config_path: str | None = None         # QMS_CONFIG
     extra: Mapping[str, Any] = field(default_factory=dict)  # unknown YAML sections, kept for later features
 

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 import orjson
 import redis
 
-from data import kpis, rawstore, scopes
+from data import archive, kpis, rawstore, scopes
 from data.keys import Keys
 from data.rawstore import Ref
 from data.timeutil import DAY_MS, HOUR_MS, day_start, fmt_ms
@@ -312,7 +312,10 @@ def _any_events(ctx: Ctx, q: Query) -> bool:
         for day in range(q.start // DAY_MS, (q.end - 1) // DAY_MS + 1):
             for t in types:
                 p.zcount(ctx.k.raw_index(t, day), q.start, f"({q.end}")
-        return any(p.execute())
+        if any(p.execute()):
+            return True
+    arch = archive.of(ctx.k)
+    return arch is not None and arch.any_between(q.start, q.end)
 
 
 def stub(ident: str, etype: str, ts: int, data: dict[str, Any]) -> dict[str, Any]:

@@ -10,13 +10,13 @@ type index `rawidx:workflow.defect_resolved:<day>` at exactly those timestamps.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import orjson
 import redis
 
 from auth.sanitize import AGENT_PREFIX
-from data import entities
+from data import archive, entities, rawstore
 from data.batch import member
 from data.events import MAX_NAME
 from data.keys import Keys
@@ -25,25 +25,33 @@ from data.timeutil import DAY_MS
 CHUNK = 2000            # raw bodies fetched per round trip
 
 
-def _bodies(r: redis.Redis, keys: Keys, hits: list[tuple[bytes, int]]) -> Iterator[dict[str, Any]]:
-    """The raw events of (event id, ts) pairs, in the given order, a chunk at a time (constant
-    memory however long the window); ids whose body has expired are skipped."""
+def _bodies(r: redis.Redis, keys: Keys, hits: Sequence[tuple[Any, ...]]) -> Iterator[dict[str, Any]]:
+    """The raw events of (event id, ts[, JSON from the archive]) hits, in the given order, a
+    chunk at a time (constant memory however long the window); ids kept nowhere are skipped."""
     for pos in range(0, len(hits), CHUNK):
         part = hits[pos:pos + CHUNK]
-        by_day: dict[int, list[bytes]] = defaultdict(list)
-        for eid, ts in part:
-            by_day[ts // DAY_MS].append(eid)
-        with r.pipeline(transaction=False) as p:
-            for day, ids in by_day.items():
-                p.hmget(keys.raw(day), ids)
-            replies = p.execute()
-        found: dict[bytes, bytes] = {}
-        for (day, ids), bodies in zip(by_day.items(), replies):
-            found.update((eid, body) for eid, body in zip(ids, bodies) if body is not None)
-        for eid, _ts in part:
-            body = found.get(eid)
+        refs = [(h[1], h[0].decode()) for h in part if len(h) < 3]
+        found = iter(rawstore.fetch_raw(r, keys, refs))
+        for h in part:
+            body = h[2] if len(h) > 2 else next(found)
             if body is not None:
                 yield orjson.loads(body)
+
+
+def entity_hits(r: redis.Redis, keys: Keys, kind: str, ident: str, lo: int | None, hi: int | None,
+                limit: int | None = None) -> list[tuple[Any, ...]]:
+    """A workflow's or actor's events with lo <= ts < hi (None: unbounded), newest first:
+    (id, ts) from the Redis index, (id, ts, JSON) from the archive, an event in both once.
+    `limit`: at most that many of the newest (the archive is asked for no more)."""
+    hits: list[tuple[Any, ...]] = list(_index(r, keys.entity_events(kind, ident), "-inf" if lo is None else lo,
+                                              "+inf" if hi is None else hi))
+    arch = archive.of(keys)
+    if arch is not None and arch.days_between(lo, hi):
+        older = arch.entity(kind, ident, lo, hi, None if limit is None else limit + 1)
+        seen = {(h[0], h[1]) for h in hits}
+        hits += [h for h in older if (h[0], h[1]) not in seen]
+        hits.sort(key=lambda h: (h[1], h[0]), reverse=True)
+    return hits
 
 
 # ZRANGEBYSCORE at many exact scores in one round trip (one command each would cost more in
@@ -64,17 +72,22 @@ def resolutions(r: redis.Redis, keys: Keys, defect_ids: Iterable[str]) -> dict[s
         for d, raw in zip(part, r.mget([keys.entity("df", d) for d in part])):
             for ts in sorted(set((orjson.loads(raw) if raw else {}).get("r", []))):
                 wanted.append((d, int(ts)))
-    hits: set[tuple[bytes, int]] = set()
+    hits: dict[tuple[bytes, int], bytes | None] = {}
     for pos in range(0, len(wanted), CHUNK):
         part = wanted[pos:pos + CHUNK]
         args: list[Any] = []
         for _d, ts in part:
             args += [keys.raw_index("workflow.defect_resolved", ts // DAY_MS), ts]
         for (_d, ts), eids in zip(part, r.eval(_AT_SCORES, 0, *args)):
-            hits.update((eid, ts) for eid in eids)
+            hits.update(((eid, ts), None) for eid in eids)
+    arch = archive.of(keys)
+    if arch is not None and wanted and arch.days():
+        for eid, ts, body in arch.of_type_at("workflow.defect_resolved", {ts for _d, ts in wanted}):
+            hits[(eid, ts)] = body
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     want = set(ids)
-    for ev in _bodies(r, keys, sorted(hits, key=lambda h: h[1])):
+    ordered = sorted(hits.items(), key=lambda h: h[0][1])
+    for ev in _bodies(r, keys, [(i, ts) if b is None else (i, ts, b) for (i, ts), b in ordered]):
         d = (ev.get("data") or {}).get("defect_id")
         if d in want:
             out[d].append(ev)
@@ -100,7 +113,7 @@ def read_workflow(r: redis.Redis, keys: Keys, workflow_id: str, now: int, sla_ms
     index = keys.entity_events("wf", workflow_id)
     if not r.exists(index, keys.entity("wf", workflow_id)):
         return None
-    evs = list(_bodies(r, keys, _index(r, index, "-inf", "+inf")))
+    evs = list(_bodies(r, keys, entity_hits(r, keys, "wf", workflow_id, None, None)))
     found = [e["data"].get("defect_id") for e in evs if e.get("type") == "workflow.defect_found"]
     return entities.workflow_doc(workflow_id, evs, resolutions(r, keys, found), now, sla_ms)
 
@@ -131,9 +144,9 @@ def read_agent(r: redis.Redis, keys: Keys, agent_id: str, start: int, end: int, 
     before = None
     if before_raw:
         ts, eid, status = member(before_raw[0])
-        body = r.hget(keys.raw(ts // DAY_MS), eid)
+        [body] = rawstore.fetch_raw(r, keys, [(ts, eid)])
         load = (orjson.loads(body).get("data") or {}).get("load") if body else None
         before = (ts, eid, status, load)
-    hits = _index(r, keys.entity_events("ac", agent_id), start, end)
+    hits = entity_hits(r, keys, "ac", agent_id, start, end)
     return entities.agent_doc(agent_id, orjson.loads(current) if current else None, points, before,
                               _bodies(r, keys, hits), lambda ids: resolutions(r, keys, ids), start, end, now, limit)

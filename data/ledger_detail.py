@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping
 import orjson
 import redis
 
-from data import entity_reader, ledger
+from data import archive, entity_reader, ledger
 from data.engine import plan
 from data.keys import Keys
 from data.ledger_contrib import MICRO
@@ -128,7 +128,7 @@ def read(r: redis.Redis, keys: Keys, reviewer: str, timeframe: str, end_ms: int 
     if row is None and not r.exists(index):
         return None
     lo = max(0, e - raw_retention_ms - DAY_MS)
-    hits = entity_reader._index(r, index, lo, e)
+    hits = entity_reader.entity_hits(r, keys, "ac", reviewer, lo, e, limit)
     truncated = len(hits) > limit
     events = list(entity_reader._bodies(r, keys, hits[:limit]))
     wfs = sorted({(ev.get("data") or {}).get("workflow_id") for ev in events
@@ -153,7 +153,14 @@ def read(r: redis.Redis, keys: Keys, reviewer: str, timeframe: str, end_ms: int 
             for wf, a_ts in part:
                 pipe.zrangebyscore(keys.entity_events("wf", wf), a_ts, f"({e}", withscores=True)
             replies = pipe.execute()
-        hits = [(m, int(score)) for reply in replies for m, score in reply]
+        hits: list[tuple[Any, ...]] = [(m, int(score)) for reply in replies for m, score in reply]
+        arch = archive.of(keys)
+        if arch is not None and part and arch.days_between(min(ts for _, ts in part), e):
+            seen = {(m, ts) for m, ts in hits}
+            since = dict(part)
+            hits += [h for h in arch.workflows_of_type([wf for wf, _ in part], "workflow.defect_found",
+                                                       min(ts for _, ts in part), e)
+                     if (h[0], h[1]) not in seen and h[1] >= since[orjson.loads(h[2])["data"]["workflow_id"]]]
         for ev in entity_reader._bodies(r, keys, hits):
             if ev.get("type") == "workflow.defect_found" and ev["data"].get("stage") == "production":
                 production[ev["data"]["workflow_id"]].append(ev)

@@ -1,6 +1,7 @@
 """Raw events as the aggregator keeps them: bodies in `{p}:raw:<day>` (id -> JSON), indexed
 by type and day (`{p}:rawidx:<type>:<day>`) and by workflow or actor (`{p}:eix:<wf|ac>:<id>`),
-each index a sorted set of ids scored by timestamp.
+each index a sorted set of ids scored by timestamp; past the hot window, in the archive
+(data.archive: Parquet by day), which every reader here merges in transparently.
 
 Reads are lazy and paged: `scan` walks a window newest first in chunks of ids, so a
 drill-down or an export of any size holds one chunk at a time. Also the CSV escaping every
@@ -16,6 +17,7 @@ from typing import Any, Iterable, Iterator
 import orjson
 import redis
 
+from data import archive
 from data.keys import Keys
 from data.timeutil import DAY_MS
 
@@ -48,17 +50,22 @@ def _zrev(r: redis.Redis, key: str, lo: int, hi: int, below: Ref | None, chunk: 
 def scan(r: redis.Redis, keys: Keys, types: Iterable[str], s: int, e: int, below: Ref | None = None,
          chunk: int = CHUNK) -> Iterator[list[Hit]]:
     """Events of `types` with s <= timestamp < e (and below the cursor), newest first (by
-    timestamp, then id), in chunks of at most `chunk`."""
+    timestamp, then id), in chunks of at most `chunk`: from Redis and, for a day that has
+    been moved to the archive (data.archive), from there too, merged."""
     types = list(types)
     if e <= s or not types:
         return
+    arch = archive.of(keys)
     top_day = (e - 1) // DAY_MS
     if below is not None and below[0] < e:
         top_day = min(top_day, below[0] // DAY_MS)
     for day in range(top_day, s // DAY_MS - 1, -1):
         lo, hi = max(s, day * DAY_MS), min(e, (day + 1) * DAY_MS)
-        merged = heapq.merge(*(_zrev(r, keys.raw_index(t, day), lo, hi, below, chunk) for t in types), reverse=True)
-        batch: list[tuple[int, bytes]] = []
+        merged: Iterator[Any] = heapq.merge(*(_zrev(r, keys.raw_index(t, day), lo, hi, below, chunk) for t in types),
+                                            reverse=True)
+        if arch is not None and arch.parts(day):
+            merged = _union(merged, arch.rev(types, day, lo, hi, below, chunk))
+        batch: list[tuple[Any, ...]] = []
         for hit in merged:
             batch.append(hit)
             if len(batch) >= chunk:
@@ -68,31 +75,84 @@ def scan(r: redis.Redis, keys: Keys, types: Iterable[str], s: int, e: int, below
             yield _bodies(r, keys, day, batch)
 
 
-def _bodies(r: redis.Redis, keys: Keys, day: int, batch: list[tuple[int, bytes]]) -> list[Hit]:
-    raws = r.hmget(keys.raw(day), [m for _, m in batch])
-    return [(ts, m.decode(), orjson.loads(raw)) for (ts, m), raw in zip(batch, raws) if raw is not None]
+def _union(redis_hits: Iterator[tuple[int, bytes]], arch_hits: Iterator[tuple[int, bytes, bytes]]) \
+        -> Iterator[tuple[Any, ...]]:
+    """Two newest-first streams of hits as one, an event in both once (the archive's copy,
+    which carries its body)."""
+    last: tuple[int, bytes] | None = None
+    pending: tuple[Any, ...] | None = None
+    for hit in heapq.merge(redis_hits, arch_hits, key=lambda h: (h[0], h[1]), reverse=True):
+        key = (hit[0], hit[1])
+        if key == last:
+            if len(hit) > 2:
+                pending = hit
+            continue
+        if pending is not None:
+            yield pending
+        pending, last = hit, key
+    if pending is not None:
+        yield pending
+
+
+def _bodies(r: redis.Redis, keys: Keys, day: int, batch: list[tuple[Any, ...]]) -> list[Hit]:
+    """Hits with their events: Redis's bodies read in one HMGET, the archive's carried along;
+    a body deleted from Redis between the index read and this one (the mover finished the
+    day meanwhile) is read from the archive."""
+    wanted = [h[1] for h in batch if len(h) == 2]
+    raws = dict(zip(wanted, r.hmget(keys.raw(day), wanted))) if wanted else {}
+    lost = [(h[0], h[1].decode()) for h in batch if len(h) == 2 and raws.get(h[1]) is None]
+    if lost:
+        arch = archive.of(keys)
+        found = arch.bodies(lost) if arch is not None else {}
+        raws.update((i.encode(), b) for i, b in found.items())
+    out: list[Hit] = []
+    for h in batch:
+        raw = h[2] if len(h) > 2 else raws.get(h[1])
+        if raw is not None:
+            out.append((h[0], h[1].decode(), orjson.loads(raw)))
+    return out
 
 
 def fetch(r: redis.Redis, keys: Keys, refs: list[Ref]) -> list[dict[str, Any] | None]:
-    """Events by (timestamp, id); None for one no longer kept."""
+    """Events by (timestamp, id), from Redis or the archive; None for one no longer kept."""
+    return [orjson.loads(raw) if raw is not None else None for raw in fetch_raw(r, keys, refs)]
+
+
+def fetch_raw(r: redis.Redis, keys: Keys, refs: list[Ref]) -> list[bytes | None]:
+    """The stored JSON of events by (timestamp, id); None for one kept nowhere."""
     if not refs:
         return []
     with r.pipeline(transaction=False) as p:
         for ts, ident in refs:
             p.hget(keys.raw(ts // DAY_MS), ident)
-        raws = p.execute()
-    return [orjson.loads(raw) if raw is not None else None for raw in raws]
+        raws: list[bytes | None] = p.execute()
+    missing = [ref for ref, raw in zip(refs, raws) if raw is None]
+    arch = archive.of(keys)
+    if missing and arch is not None:
+        found = arch.bodies(missing)
+        raws = [raw if raw is not None else found.get(ref[1]) for ref, raw in zip(refs, raws)]
+    return raws
 
 
 def ids_at(r: redis.Redis, keys: Keys, wants: list[tuple[str, str, int]]) -> list[list[bytes]]:
     """For each (kind, id, ts): the ids of the events of that workflow or actor stamped
-    exactly ts (the aggregator's entity index), in one round trip."""
+    exactly ts (the aggregator's entity index, and the archive's entity columns)."""
+    return [sorted(found) for found in _at(r, keys, wants)]
+
+
+def _at(r: redis.Redis, keys: Keys, wants: list[tuple[str, str, int]]) -> list[dict[bytes, bytes | None]]:
+    """For each want: {event id: its JSON when the archive had it, else None}."""
     if not wants:
         return []
     with r.pipeline(transaction=False) as p:
         for kind, ident, ts in wants:
             p.zrangebyscore(keys.entity_events(kind, ident), ts, ts)
-        return p.execute()
+        out: list[dict[bytes, bytes | None]] = [dict.fromkeys(ids) for ids in p.execute()]
+    arch = archive.of(keys)
+    if arch is not None and any(arch.parts(d) for d in {ts // DAY_MS for _, _, ts in wants}):
+        for found, extra in zip(out, arch.at(wants)):
+            found.update(extra)
+    return out
 
 
 def entity_events_at(r: redis.Redis, keys: Keys, wants: list[tuple[str, str, int]]) -> list[list[dict[str, Any]]]:
@@ -100,15 +160,18 @@ def entity_events_at(r: redis.Redis, keys: Keys, wants: list[tuple[str, str, int
     oldest id first. Entity states keep times, not ids; this finds the events behind them."""
     if not wants:
         return []
-    ids = ids_at(r, keys, wants)
-    with r.pipeline(transaction=False) as p:
-        for (_, _, ts), members in zip(wants, ids):
-            if members:
-                p.hmget(keys.raw(ts // DAY_MS), sorted(members))
-        bodies = iter(p.execute())
+    found = _at(r, keys, wants)
+    refs = [(ts, m.decode()) for (_, _, ts), ids in zip(wants, found) for m, body in sorted(ids.items())
+            if body is None]
+    bodies = iter(fetch_raw(r, keys, refs))
     out: list[list[dict[str, Any]]] = []
-    for members in ids:
-        out.append([orjson.loads(b) for b in next(bodies) if b is not None] if members else [])
+    for ids in found:
+        evs = []
+        for _m, body in sorted(ids.items()):
+            raw = body if body is not None else next(bodies)
+            if raw is not None:
+                evs.append(orjson.loads(raw))
+        out.append(evs)
     return out
 
 

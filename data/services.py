@@ -6,6 +6,7 @@ from typing import Any
 
 import redis
 
+from data import archive
 from data.audit import AuditLog
 from data.engine import Engine
 from data.ingest import Ingestor
@@ -51,6 +52,7 @@ class Services:
         from dashboards.provision import Provisioner
         from dashboards.store import DashboardStore
         keys = Keys.of(client, settings.key_prefix)
+        archive.configure(keys, settings)          # readers span Redis and the event archive (data/archive.py)
         engine = Engine.from_settings(client, settings)
         dashboards = DashboardStore(client, keys, Provisioner(settings.dashboards_dir, r=client, keys=keys),
                                     team_of=engine.team_of)

@@ -1,0 +1,172 @@
+"""The event archive on a real Redis: raw events older than the hot window move to Parquet
+files (data.archive_move), and drill-downs, their exports, entity pages and the reviewer
+ledger read across Redis and the archive exactly as they read Redis alone before the move —
+the same bytes, the same order, the same cursors and counts."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Iterator
+
+import pytest
+
+from data import archive, archive_move
+from data.aggregator import Aggregator
+from data.keys import Keys
+from data.simulator import Simulator
+from data.timeutil import DAY_MS, HOUR_MS, fmt_ms, now_ms, parse_iso, to_datetime
+
+NOW = now_ms() // HOUR_MS * HOUR_MS
+START = NOW - 4 * DAY_MS + 3 * HOUR_MS          # history over five event days
+HOT_H = 40                                       # the hot window of these tests: the two oldest days move
+K = Keys("qms")
+KPIS = ("gate_pass_rate", "sla_adherence", "time_to_merge", "average_review_cycle_time", "defect_resolution_time",
+        "defect_prevention_rate", "audit_readiness_score", "critical_defects", "total_active_reviews",
+        "agent_utilization_rate",
+        "total_gates_executed")
+
+
+@pytest.fixture(scope="module")
+def simulated() -> list[dict[str, Any]]:
+    return list(Simulator(seed=11, rate=0.03, start=to_datetime(START)).events_between(
+        to_datetime(START), to_datetime(NOW - 60_000)))
+
+
+@pytest.fixture
+def loaded(app: Any, r: Any, simulated: list[dict[str, Any]]) -> Iterator[tuple[Any, archive.Archive]]:
+    svc = app.server.extensions["qms"]
+    for i in range(0, len(simulated), 5000):
+        res = svc.ingestor.ingest(simulated[i:i + 5000], origin="test")
+        assert res.rejected == 0, res.errors[:3]
+    Aggregator(r, K).drain(120)
+    arch = archive.of(svc.keys)
+    assert arch is not None
+    yield svc, arch
+    archive.forget(svc.keys)
+
+
+def data_of(res: Any) -> Any:
+    assert res.status_code == 200, res.data[:300]
+    return res.json["response"]["data"]
+
+
+def moved_days(arch: archive.Archive) -> list[int]:
+    return arch.days()
+
+
+def snapshot(client: Any, simulated: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every answer that reads raw events: drill-down pages walked by cursor (7 days), their
+    CSV and JSON Lines exports, workflow and agent pages, a reviewer's ledger rows."""
+    out: dict[str, Any] = {}
+    end = fmt_ms(NOW)
+    for kpi in KPIS:
+        pages, cursor = [], None
+        while True:
+            url = f"/api/metrics/{kpi}/events?timeframe=7d&end={end}&limit=300" + (f"&cursor={cursor}" if cursor else "")
+            data = data_of(client.get(url))
+            data.pop("scope", None)
+            pages.append(data)
+            cursor = data["next_cursor"]
+            if not cursor:
+                break
+        out[kpi] = pages
+        for fmt in ("csv", "jsonl"):
+            res = client.get(f"/api/metrics/{kpi}/events?timeframe=7d&end={end}&format={fmt}")
+            assert res.status_code == 200
+            out[f"{kpi}.{fmt}"] = res.data
+    wfs = Counter(e["data"]["workflow_id"] for e in simulated if "workflow_id" in e["data"]
+                  and parse_iso(e["timestamp"]) < START + DAY_MS)
+    for wf, _ in wfs.most_common(6):
+        out["wf:" + wf] = data_of(client.get(f"/api/entities/workflow/{wf}"))
+    agents = sorted({e["data"]["agent_id"] for e in simulated if e["data"].get("agent_id")})[:4]
+    for ag in agents:
+        out["ag:" + ag] = data_of(client.get(f"/api/entities/agent/{ag}?timeframe=7d&end={end}&limit=5000"))
+    reviewers = Counter(e["data"]["reviewer"] for e in simulated if e["data"].get("reviewer"))
+    for rv, _ in reviewers.most_common(2):
+        out["rv:" + rv] = data_of(client.get(f"/api/reviewers/{rv}?timeframe=7d&end={end}"))
+    return out
+
+
+def raw_counts(r: Any, day: int) -> tuple[int, int]:
+    """(raw bodies, raw index members) Redis holds for a day."""
+    idx = sum(r.zcard(k) for k in r.scan_iter(match=f"qms:rawidx:*:{day}"))
+    return r.hlen(K.raw(day)), idx
+
+
+def test_arc001_a_drilldown_spanning_redis_and_the_archive_reads_as_before_the_move(
+        client: Any, r: Any, loaded: Any, simulated: list[dict[str, Any]]) -> None:
+    svc, arch = loaded
+    before = snapshot(client, simulated)
+    assert sum(len(p["events"]) for p in before["gate_pass_rate"]) > 100
+    eix_before = sum(r.zcard(k) for k in r.scan_iter(match="qms:eix:*"))
+    report = archive_move.move(r, K, arch, hot_hours=HOT_H, retention_days=30, now=NOW)
+    cutoff = archive_move.hot_cutoff(NOW, HOT_H)
+    by_day = Counter(parse_iso(e["timestamp"]) // DAY_MS for e in simulated)
+    old = sorted(d for d in by_day if d < cutoff)
+    assert old and report.days == old and moved_days(arch) == old
+    assert report.written == report.removed == sum(by_day[d] for d in old)
+    assert arch.stats()["rows"] == report.written
+    for d in old:                          # gone from Redis: bodies, type indexes, entity indexes
+        assert raw_counts(r, d) == (0, 0)
+    assert all(raw_counts(r, d)[0] == by_day[d] for d in by_day if d >= cutoff)
+    eix_after = sum(r.zcard(k) for k in r.scan_iter(match="qms:eix:*"))
+    refs = sum(1 for e in simulated if parse_iso(e["timestamp"]) // DAY_MS in old
+               for _ in __import__("data.contrib", fromlist=["entity_refs"]).entity_refs(e))
+    assert eix_before - eix_after == refs
+    after = snapshot(client, simulated)
+    assert after.keys() == before.keys()
+    for key in before:
+        assert after[key] == before[key], key
+
+
+def test_arc002_a_late_event_for_an_archived_day_is_read_and_goes_to_a_further_part(
+        app: Any, client: Any, r: Any, loaded: Any, simulated: list[dict[str, Any]]) -> None:
+    svc, arch = loaded
+    archive_move.move(r, K, arch, hot_hours=HOT_H, retention_days=30, now=NOW)
+    day = arch.days()[0]
+    late = {"id": "late-gate-1", "type": "workflow.quality_gate_executed", "timestamp": fmt_ms(day * DAY_MS + 5 * HOUR_MS),
+            "source": "ci", "data": {"workflow_id": "W-late", "gate_name": "lint", "passed": False,
+                                     "agent_id": "qms-agent-late", "execution_time": 12}}
+    assert svc.ingestor.ingest([late], origin="test").accepted == 1
+    Aggregator(r, K).drain(60)
+    assert r.hexists(K.raw(day), "late-gate-1")
+
+    def ids() -> list[str]:
+        data = data_of(client.get(f"/api/metrics/total_gates_executed/events?timeframe=7d&end={fmt_ms(NOW)}&limit=10000"))
+        return [e["id"] for e in data["events"]]
+    seen = ids()
+    assert seen.count("late-gate-1") == 1
+    report = archive_move.move(r, K, arch, hot_hours=HOT_H, retention_days=30, now=NOW)
+    assert (report.written, report.removed, report.parts) == (1, 1, 1)
+    assert [p.name for p in arch.parts(day)] == ["part-00000.parquet", "part-00001.parquet"]
+    assert ids() == seen
+    assert data_of(client.get("/api/entities/workflow/W-late"))["events"][0]["id"] == "late-gate-1"
+
+
+def test_arc003_a_crash_between_writing_and_deleting_doubles_nothing(
+        client: Any, r: Any, loaded: Any, simulated: list[dict[str, Any]]) -> None:
+    svc, arch = loaded
+    before = snapshot(client, simulated)
+    cutoff = archive_move.hot_cutoff(NOW, HOT_H)
+    keys = [k for d in range(cutoff - 6, cutoff) for k in [K.raw(d).encode(), *r.scan_iter(match=f"qms:rawidx:*:{d}")]
+            if r.exists(k)] + list(r.scan_iter(match="qms:eix:*"))
+    dumps = {k: (r.dump(k), r.pttl(k)) for k in keys}
+    first = archive_move.move(r, K, arch, hot_hours=HOT_H, retention_days=30, now=NOW)
+    for k, (dump, ttl) in dumps.items():          # as if the process died before its deletes ran
+        r.restore(k, max(ttl, 0), dump, replace=True)
+    # ... and a write cut short left a temporary file behind
+    (arch.day_dir(arch.days()[0]) / ".part-00001.deadbeef.tmp").write_bytes(b"PAR1 half a file")
+    assert snapshot(client, simulated) == before         # both copies: each event read once
+    again = archive_move.move(r, K, arch, hot_hours=HOT_H, retention_days=30, now=NOW)
+    assert again.written == 0 and again.removed == first.removed and again.parts == 0
+    assert arch.stats()["rows"] == first.written
+    assert not [p for d in arch.days() for p in arch.day_dir(d).iterdir() if p.name.endswith(".tmp")]
+    assert snapshot(client, simulated) == before
+
+
+def test_arc004_one_archiver_at_a_time(r: Any, loaded: Any) -> None:
+    svc, arch = loaded
+    r.set("qms:archive:lock", "someone-else", px=60_000)
+    with pytest.raises(archive_move.ArchiveBusy):
+        archive_move.move(r, K, arch, hot_hours=HOT_H, retention_days=30, now=NOW)
+    assert arch.days() == []
+    assert r.get("qms:archive:lock") == b"someone-else"
