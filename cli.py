@@ -127,8 +127,17 @@ def cmd_aggregate(args: argparse.Namespace, settings: Settings) -> None:
     from data.aggregator import Aggregator
     svc = _services(settings)
     stop = _stop_on_signals()
-    agg = Aggregator.from_settings(svc.redis, settings, consumer=args.name)
-    print(f"aggregator {agg.consumer} reading {svc.keys.stream}", flush=True)
+    parts = None
+    if args.partitions:
+        try:
+            parts = sorted({int(x) for x in args.partitions.split(",") if x.strip()})
+        except ValueError:
+            raise SystemExit(f"--partitions: not a list of numbers: {args.partitions!r}") from None
+    try:
+        agg = Aggregator.from_settings(svc.redis, settings, consumer=args.name, partitions=parts)
+    except ValueError as exc:
+        raise SystemExit(f"--partitions: {exc}") from None
+    print(f"aggregator {agg.consumer} reading {', '.join(agg.parts[i].stream for i in agg.mine)}", flush=True)
     if settings.live and settings.live_publisher:
         from data.workers import start_publisher
         publisher = start_publisher(svc)
@@ -333,6 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(fn=cmd_serve)
     p = sub.add_parser("aggregate", help="run an aggregator process")
     p.add_argument("--name", help="consumer name (default host-pid)")
+    p.add_argument("--partitions", help="serve only these partitions, e.g. 0,2 (default: all of QMS_PARTITIONS)")
     p.set_defaults(fn=cmd_aggregate)
     p = sub.add_parser("replay", help="ingest a JSON Lines file")
     p.add_argument("file")

@@ -52,6 +52,8 @@ class Settings:
     export_max_rows: int = 0               # cut drill-down and widget exports at this many rows (0: complete)
     dedup_retention_days: int = 90         # how long an event id is remembered
     aggregator_batch: int = 2000
+    aggregation_partitions: int = 1        # QMS_PARTITIONS: K partitions, K aggregator processes work at once (docs/ARCHITECTURE.md)
+    redis_cluster: bool = False            # QMS_REDIS_CLUSTER: REDIS_URL names one node of a Redis Cluster (keys partitioned)
     aggregator_block_ms: int = 1000
     reclaim_idle_ms: int = 30_000          # pending entries older than this are reclaimed
     stream_maxlen: int = 5_000_000         # approximate cap of the ingest stream
@@ -90,7 +92,8 @@ class Settings:
     config_path: str | None = None         # QMS_CONFIG
     extra: Mapping[str, Any] = field(default_factory=dict)  # unknown YAML sections, kept for later features
 
-    ENV_NAMES = {"redis_url": "REDIS_URL", "config_path": "QMS_CONFIG", "integrations_path": "QMS_INTEGRATIONS"}
+    ENV_NAMES = {"redis_url": "REDIS_URL", "config_path": "QMS_CONFIG", "integrations_path": "QMS_INTEGRATIONS",
+                 "aggregation_partitions": "QMS_PARTITIONS"}
 
     @classmethod
     def env_name(cls, name: str) -> str:
@@ -136,6 +139,10 @@ class Settings:
                      "series_points", "raw_retention_days", "dedup_retention_days"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: must be positive")
+        if not 1 <= self.aggregation_partitions <= 1024:
+            raise SettingsError("aggregation_partitions: must be 1 to 1024")
+        if self.redis_cluster and not self.redis_url:
+            raise SettingsError("redis_cluster: needs REDIS_URL (a node of the cluster)")
         if self.sla_hours <= 0:
             raise SettingsError("sla_hours: must be positive")
         for name in ("redis_connect_timeout_s", "redis_socket_timeout_s"):

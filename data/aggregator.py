@@ -7,8 +7,17 @@ touches (and which event ids were already applied), compute, then ONE script
 the ids applied and XACKs the entries, all or nothing. A crash before EXEC leaves the
 entries pending (another consumer reclaims them with XAUTOCLAIM); after EXEC they are
 acknowledged. An id already applied is skipped, so re-delivery never double-counts.
-Several aggregators can share the stream: if the lock changed hands meanwhile, the EXEC
-aborts and the batch is recomputed.
+Several aggregators can share the stream: if the lock changed hands meanwhile, the script
+writes nothing and the batch is recomputed.
+
+Partitioned (K = `aggregation_partitions` > 1, or Redis Cluster; data.partition): each
+partition has its own stream, consumer group, applied-id sets, rollups, totals, meta and
+apply lock, in one hash slot, and owns its entities and timelines. An aggregator serves the
+partitions it is given (default: all), taking a partition's lock before reading a batch from
+it, so K partitions let K processes work at once. The global, idempotent writes of a batch
+(raw store, indexes, registries, display rows, forwarded copies, authors) go in a pipeline
+before the script; a crash re-writes the same values. Producers' direct XADDs to the root
+stream are moved to their partitions by the router step every aggregator runs.
 """
 from __future__ import annotations
 
@@ -28,6 +37,8 @@ import redis
 from data import contrib
 from data.batch import (
     APPLY,
+    AUTHORS_MAX,
+    BUMP,
     ENTITY_TTL_S,
     RELEASE,
     RETENTION,
@@ -41,7 +52,8 @@ from data.batch import (
 )
 from data.contrib import TIMELINE_KINDS
 from data.events import item_id, validate
-from data.keys import Keys
+from data.keys import ROUTER_GROUP, Keys
+from data.partition import FORWARDED, owner, partition_of, route, route_raw, targets
 from data.timeutil import DAY_MS, EXPIRY_SLACK_MS, RESOLUTIONS, fmt_ms, now_ms
 
 log = logging.getLogger("qms.aggregator")
@@ -49,9 +61,16 @@ class Aggregator:
     def __init__(self, r: redis.Redis, keys: Keys, *, sla_hours: float = 8.0, batch: int = 2000,
                  block_ms: int = 1000, reclaim_idle_ms: int = 30_000, max_future_skew_s: int = 900,
                  raw_retention_days: int = 30, dedup_retention_days: int = 90, consumer: str | None = None,
-                 lock_ms: int = 10_000) -> None:
+                 lock_ms: int = 10_000, partitions: list[int] | None = None) -> None:
         self.r = r
         self.k = keys
+        self.parts = keys.parts()
+        self.mine = list(range(len(self.parts))) if partitions is None else sorted(set(partitions))
+        if not self.mine or not all(0 <= i < len(self.parts) for i in self.mine):
+            raise ValueError(f"partitions {partitions} not in 0..{len(self.parts) - 1}")
+        self.pk = self.parts[self.mine[0]]      # the partition of the batch at hand
+        self._held: str | None = None           # its lock's token, when taken before reading
+        self._rr = 0
         self.sla_ms = int(sla_hours * 3_600_000)
         self.batch = batch
         self.block_ms = block_ms
@@ -62,24 +81,31 @@ class Aggregator:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self.lock_ms = lock_ms
         self._release_script = r.register_script(RELEASE)
-        self._last_reclaim = 0.0
+        self._authors_script = r.register_script(AUTHORS_MAX)
+        self._bump_script = r.register_script(BUMP)
+        self._last_reclaim = 0.0                       # not partitioned
+        self._part_reclaim: dict[int, float] = {}      # partitioned: per partition
         self._batches = 0
         # Test hook: called after compute, before EXEC (the crash test kills the process here).
         self.before_commit: Any = None
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any, **kw: Any) -> "Aggregator":
-        return cls(r, Keys.of(r, settings.key_prefix), sla_hours=settings.sla_hours, batch=settings.aggregator_batch,
+        return cls(r, Keys.from_settings(r, settings), sla_hours=settings.sla_hours, batch=settings.aggregator_batch,
                    block_ms=settings.aggregator_block_ms, reclaim_idle_ms=settings.reclaim_idle_ms,
                    max_future_skew_s=settings.max_future_skew_s, raw_retention_days=settings.raw_retention_days,
                    dedup_retention_days=settings.dedup_retention_days, **kw)
 
     def ensure_group(self) -> None:
-        try:
-            self.r.xgroup_create(self.k.stream, self.k.group, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        streams = [(self.parts[i].stream, self.k.group) for i in self.mine]
+        if self.k.partitioned:
+            streams.append((self.k.inbox, ROUTER_GROUP))
+        for stream, group in streams:
+            try:
+                self.r.xgroup_create(stream, group, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
     # --- loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -87,7 +113,7 @@ class Aggregator:
         if threading.current_thread() is threading.main_thread():
             gc.set_threshold(50_000, 20, 20)
         self.ensure_group()
-        log.info("aggregator %s reading %s", self.consumer, self.k.stream)
+        log.info("aggregator %s reading %s", self.consumer, ", ".join(self.parts[i].stream for i in self.mine))
         while not stop.is_set():
             try:
                 self.step()
@@ -98,75 +124,160 @@ class Aggregator:
                 log.exception("batch failed; entries stay pending and will be reclaimed")
                 stop.wait(1.0)
 
-    def _next_entries(self, block_ms: int) -> list[Any]:
-        """Reclaimed entries first (when due), else new ones."""
-        if time.monotonic() - self._last_reclaim > max(self.reclaim_idle_ms / 3000, 0.2):
-            self._last_reclaim = time.monotonic()
+    def _next_entries(self, block_ms: int | None) -> list[Any]:
+        """Reclaimed entries first (when due), else new ones (block_ms None: do not block)."""
+        i = self.pk.index
+        last = self._part_reclaim.get(i, 0.0) if self.k.partitioned else self._last_reclaim
+        if time.monotonic() - last > max(self.reclaim_idle_ms / 3000, 0.2):
+            if self.k.partitioned:
+                self._part_reclaim[i] = time.monotonic()
+            else:
+                self._last_reclaim = time.monotonic()
             live = self._claim()
             if live:
                 return live
-        resp = self.r.xreadgroup(self.k.group, self.consumer, {self.k.stream: ">"}, count=self.batch, block=block_ms)
+        resp = self.r.xreadgroup(self.k.group, self.consumer, {self.pk.stream: ">"}, count=self.batch, block=block_ms)
         return resp[0][1] if resp else []
 
-    def _claim(self) -> list[Any]:
+    def _claim(self, stream: str | None = None, group: str | None = None) -> list[Any]:
         """Take over entries another consumer read but never acknowledged (it crashed or stalled)."""
-        res = self.r.xautoclaim(self.k.stream, self.k.group, self.consumer, self.reclaim_idle_ms, "0-0",
-                                count=self.batch)
+        stream, group = stream or self.pk.stream, group or self.k.group
+        res = self.r.xautoclaim(stream, group, self.consumer, self.reclaim_idle_ms, "0-0", count=self.batch)
         entries, deleted = res[1], (res[2] if len(res) > 2 else [])
         if deleted:
-            self.r.xack(self.k.stream, self.k.group, *deleted)
+            self.r.xack(stream, group, *deleted)
         live = [e for e in entries if e[1]]
         if live:
-            log.info("reclaimed %d pending entries", len(live))
+            log.info("reclaimed %d pending entries of %s", len(live), stream)
         return live
 
     def step(self, block_ms: int | None = None) -> int:
         """Process one batch synchronously. Returns entries handled."""
-        entries = self._next_entries(self.block_ms if block_ms is None else block_ms)
+        block = self.block_ms if block_ms is None else block_ms
+        if self.k.partitioned:
+            return self._step_partitioned(block)
+        entries = self._next_entries(block)
         if entries:
             self.process(entries)
-            self._batches += 1
-            if self._batches % 50 == 0:
-                self.trim()
+            self._after_batch()
         return len(entries)
+
+    def _after_batch(self) -> None:
+        self._batches += 1
+        if self._batches % 50 == 0:
+            self.trim()
+
+    def _step_partitioned(self, block_ms: int) -> int:
+        """One batch of the first of my partitions (in turn) that is free and has work: its
+        lock is taken BEFORE reading, so two aggregators never wait on one partition while
+        another has work. Idle: route the root stream, else wait a little."""
+        routed = self.route_inbox()
+        n = len(self.mine)
+        order = [self.mine[(self._rr + j) % n] for j in range(n)]
+        self._rr = (self._rr + 1) % n
+        for i in order:
+            self.pk = self.parts[i]
+            token = uuid.uuid4().hex
+            if not self.r.set(self.pk.lock, token, nx=True, px=self.lock_ms):
+                continue
+            self._held = token
+            try:
+                entries = self._next_entries(None)
+                if entries:
+                    self.process(entries)
+                    self._after_batch()
+                    return len(entries)
+            finally:
+                if self._held is not None:        # not used by a batch's script
+                    self._release(self._held)
+                    self._held = None
+        if not routed and block_ms:
+            time.sleep(min(block_ms, 20) / 1000)
+        return 0
+
+    def route_inbox(self, reclaim: bool = False) -> int:
+        """The router step: entries producers XADDed to the root stream go to their primary
+        partition's stream (data.partition.route_raw), then are acknowledged. A crash between
+        the two re-routes them: the partition's applied ids make the copy a duplicate."""
+        k = self.k
+        if not k.partitioned:
+            return 0
+        if reclaim:
+            entries = self._claim(k.inbox, ROUTER_GROUP)
+        else:
+            resp = self.r.xreadgroup(ROUTER_GROUP, self.consumer, {k.inbox: ">"}, count=self.batch)
+            entries = resp[0][1] if resp else []
+        if not entries:
+            return 0
+        with self.r.pipeline(transaction=False) as p:
+            for _, fields in entries:
+                if fields:
+                    p.xadd(self.parts[route_raw(fields.get(b"e"), k.partitions)].stream, fields)
+            p.execute()
+        self.r.xack(k.inbox, ROUTER_GROUP, *(e[0] for e in entries))
+        return len(entries)
+
+    def _streams(self) -> list[tuple[str, str]]:
+        out = [(self.parts[i].stream, self.k.group) for i in self.mine]
+        if self.k.partitioned:
+            out.append((self.k.inbox, ROUTER_GROUP))
+        return out
 
     def trim(self) -> None:
         """Drop stream entries every group has been given and none still holds pending:
         their effects are committed, so keeping them would only cost memory."""
-        groups = self.r.xinfo_groups(self.k.stream)
-        floors = []
-        for g in groups:
-            last = g["last-delivered-id"]
-            floors.append(last if isinstance(last, bytes) else str(last).encode())
-            if g["pending"]:
-                summary = self.r.xpending(self.k.stream, g["name"])
-                if summary.get("min"):
-                    floors.append(summary["min"])
-        if floors:
-            floor = min(floors, key=lambda i: tuple(int(x) for x in i.split(b"-")))
-            self.r.xtrim(self.k.stream, minid=floor, approximate=True)
-        for key in self.r.smembers(self.k.carry):   # buckets with carries that have expired since
-            if not self.r.exists(key):
-                self.r.srem(self.k.carry, key)
+        for stream, _ in self._streams():
+            groups = self.r.xinfo_groups(stream)
+            floors = []
+            for g in groups:
+                last = g["last-delivered-id"]
+                floors.append(last if isinstance(last, bytes) else str(last).encode())
+                if g["pending"]:
+                    summary = self.r.xpending(stream, g["name"])
+                    if summary.get("min"):
+                        floors.append(summary["min"])
+            if floors:
+                floor = min(floors, key=lambda i: tuple(int(x) for x in i.split(b"-")))
+                self.r.xtrim(stream, minid=floor, approximate=True)
+        for i in self.mine:
+            carry = self.parts[i].carry
+            for key in self.r.smembers(carry):   # buckets with carries that have expired since
+                if not self.r.exists(key):
+                    self.r.srem(carry, key)
 
     def reclaim(self) -> int:
-        live = self._claim()
-        if live:
-            self.process(live)
-        return len(live)
+        n = self.route_inbox(reclaim=True)
+        for i in self.mine:
+            self.pk = self.parts[i]
+            live = self._claim()
+            if live:
+                self.process(live)
+                n += len(live)
+        return n
+
+    def _backlog(self) -> tuple[int, int]:
+        """(pending, not yet delivered) over my streams' groups."""
+        pending = lag = 0
+        for stream, name in self._streams():
+            info = self.r.xinfo_groups(stream)
+            group = next((g for g in info if g["name"] in (name, name.encode())), None)
+            if group is not None:
+                pending += group["pending"]
+                lag += group.get("lag", 0) or 0
+        return pending, lag
 
     def drain(self, timeout_s: float = 30.0) -> None:
-        """Process until the group has nothing pending or new (tests, replay, bench)."""
+        """Process until the groups have nothing pending or new (tests, replay, bench)."""
         self.ensure_group()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.step(block_ms=50) == 0:
-                info = self.r.xinfo_groups(self.k.stream)
-                group = next((g for g in info if g["name"] in (self.k.group, self.k.group.encode())), None)
-                if group is None or (group["pending"] == 0 and group.get("lag", 0) in (0, None)):
+                pending, lag = self._backlog()
+                if pending == 0 and lag == 0:
                     return
-                if group["pending"]:
+                if pending:
                     self._last_reclaim = 0.0
+                    self._part_reclaim.clear()
                     old = self.reclaim_idle_ms
                     self.reclaim_idle_ms = 0
                     try:
@@ -205,12 +316,13 @@ class Aggregator:
         reason = f"aggregation failed: {type(exc).__name__}: {exc}"[:1000]
         log.error("event %r (entry %s) cannot be aggregated and goes to the dead-letter store: %s",
                   ident, entry_id.decode(), reason)
-        w = Writes(self.k.carry)      # through APPLY too: no XACK unless the dead letter is written
-        w.xadd(self.k.deadletter, {"reason": reason, "raw": raw, "origin": "stream", "at": fmt_ms(now_ms()),
-                                   "id": ident}, 100_000)
-        w.command("HINCRBY", self.k.meta, "rejected", 1)
-        w.xack(self.k.stream, self.k.group, entry_id)
-        self.r.eval(APPLY, 0, *w.script_args())
+        pk = self.pk
+        w = Writes(pk.carry)      # through APPLY too: no XACK unless the dead letter is written
+        w.xadd(pk.deadletter, {"reason": reason, "raw": raw, "origin": "stream", "at": fmt_ms(now_ms()),
+                               "id": ident}, 100_000)
+        w.command("HINCRBY", pk.meta, "rejected", 1)
+        w.xack(pk.stream, self.k.group, entry_id)
+        self.r.eval(APPLY, 1, pk.meta, *w.script_args())
 
     def parse(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> "Parsed":
         """Decode and validate a batch (no Redis): valid events, dead letters, in-batch repeats."""
@@ -218,6 +330,7 @@ class Aggregator:
         dead: list[tuple[str, bytes, str]] = []      # reason, raw, event id ("" when none)
         seen: set[str] = set()
         raws: dict[str, bytes] = {}
+        direct: set[str] = set()                     # ids that came in an entry not forwarded
         dups = 0
         now = now_ms()
         for entry_id, fields in entries:
@@ -233,6 +346,8 @@ class Aggregator:
             if ev is None:
                 dead.append(("; ".join(errors), raw or b"", item_id(obj) or ""))
                 continue
+            if FORWARDED not in fields:
+                direct.add(ev["id"])
             if ev["id"] in seen:
                 dups += 1
                 continue
@@ -240,43 +355,59 @@ class Aggregator:
             events.append((ev, ts))
             if ev is obj:                 # unchanged by validation: store the bytes as they came
                 raws[ev["id"]] = raw
-        return Parsed([e[0] for e in entries], events, dead, dups, raws)
+        return Parsed([e[0] for e in entries], events, dead, dups, raws, direct)
 
     def apply(self, parsed: "Parsed") -> None:
         while True:
             try:
                 self._apply(parsed, now_ms())
                 return
-            except redis.WatchError:
+            except redis.ResponseError as exc:
+                if not str(exc).startswith("QMSFENCE"):
+                    raise
                 log.debug("the apply lock changed hands mid-batch; recomputing")
 
     def _acquire(self) -> str:
-        """The apply lock: one aggregator writes at a time (reading and parsing run in parallel).
+        """The partition's apply lock: one aggregator writes a partition at a time (reading
+        and parsing run in parallel). Taken before reading in partitioned mode (`_held`).
 
-        Its holder WATCHes it, so if the lock expires and another aggregator takes it, the
-        late holder's EXEC fails and it recomputes: a stalled process never writes stale state.
+        The batch's script writes only while the token is still there (fencing): if the lock
+        expires and another aggregator takes it, the late holder writes nothing and
+        recomputes, so a stalled process never writes stale state.
         """
+        if self._held is not None:
+            token, self._held = self._held, None
+            return token
         token = uuid.uuid4().hex
         delay = 0.001
-        while not self.r.set(self.k.lock, token, nx=True, px=self.lock_ms):
+        while not self.r.set(self.pk.lock, token, nx=True, px=self.lock_ms):
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
         return token
 
     def _release(self, token: str) -> None:
-        self._release_script(keys=[self.k.lock], args=[token])
+        self._release_script(keys=[self.pk.lock], args=[token])
 
     def _apply(self, parsed: Parsed, now: int) -> None:
-        k = self.k
+        k, pk = self.k, self.pk
+        part = k.partitioned
+        me, nparts = pk.index, k.partitions
         entry_ids, events, dead, dups = parsed.entry_ids, parsed.events, parsed.dead, parsed.dups
         by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]] = defaultdict(list)
         days: dict[int, list[str]] = defaultdict(list)
         authors: set[str] = set()
+        # Partitioned: this partition folds only the entities it owns, and does an event's
+        # direct effects only when it is the event's primary partition (data.partition).
+        secondary: set[str] = set()
         for ev, ts in events:
+            primary = not part or route(ev, nparts) == me
             for ent in contrib.entity_keys(ev):
-                by_entity[ent].append((ev, ts))
+                if not part or partition_of(owner(*ent), nparts) == me:
+                    by_entity[ent].append((ev, ts))
             days[ts // DAY_MS].append(ev["id"])
-            if ev["type"] == "workflow.pr_created":
+            if not primary:
+                secondary.add(ev["id"])
+            elif ev["type"] == "workflow.pr_created":
                 authors.add(ev["data"]["author"])
         ent_list = [e for e in by_entity if e[0] not in TIMELINE_KINDS]
         tl_list = [e for e in by_entity if e[0] in TIMELINE_KINDS]
@@ -288,88 +419,128 @@ class Aggregator:
         token = self._acquire()
         committed = False
         try:
-            with self.r.pipeline(transaction=True) as tx:
-                tx.watch(k.lock)
-                rd = self.r.pipeline(transaction=False)
-                for day in day_list:
-                    rd.smismember(k.applied(day), days[day])
-                if ent_keys:
-                    rd.mget(ent_keys)
-                for (kind, ident), key in zip(tl_list, tl_keys):
-                    lo = min(ts for _, ts in by_entity[(kind, ident)])
-                    rd.zrevrangebyscore(key, f"({lo}", "-inf", start=0, num=1)
-                    rd.zrangebyscore(key, lo, "+inf")
-                if author_list:
-                    rd.hmget(k.authors, author_list)
-                res = rd.execute()
-                pos = 0
-                applied: set[str] = set()
-                for day in day_list:
-                    for ident, flag in zip(days[day], res[pos]):
-                        if flag:
-                            applied.add(ident)
-                    pos += 1
-                ent_states: list[Any] = []
-                if ent_keys:
-                    ent_states = res[pos]
-                    pos += 1
-                tl_segments = []
-                for _ in tl_list:
-                    tl_segments.append((res[pos], res[pos + 1]))
-                    pos += 2
-                author_vals = res[pos] if author_list else []
+            rd = self.r.pipeline(transaction=False)
+            for day in day_list:
+                rd.smismember(pk.applied(day), days[day])
+            if ent_keys:
+                rd.mget(ent_keys)
+            for (kind, ident), key in zip(tl_list, tl_keys):
+                lo = min(ts for _, ts in by_entity[(kind, ident)])
+                rd.zrevrangebyscore(key, f"({lo}", "-inf", start=0, num=1)
+                rd.zrangebyscore(key, lo, "+inf")
+            if author_list:
+                rd.hmget(k.authors, author_list)
+            res = rd.execute()
+            pos = 0
+            applied: set[str] = set()
+            for day in day_list:
+                for ident, flag in zip(days[day], res[pos]):
+                    if flag:
+                        applied.add(ident)
+                pos += 1
+            ent_states: list[Any] = []
+            if ent_keys:
+                ent_states = res[pos]
+                pos += 1
+            tl_segments = []
+            for _ in tl_list:
+                tl_segments.append((res[pos], res[pos + 1]))
+                pos += 2
+            author_vals = res[pos] if author_list else []
 
-                fresh = [(ev, ts) for ev, ts in events if ev["id"] not in applied] if applied else events
+            fresh = [(ev, ts) for ev, ts in events if ev["id"] not in applied] if applied else events
+            if secondary:
+                dups += sum(1 for ev, _ in events if ev["id"] in applied and ev["id"] not in secondary)
+                own = [(ev, ts) for ev, ts in fresh if ev["id"] not in secondary]
+            else:
                 dups += len(events) - len(fresh)
-                fresh_ids = {ev["id"] for ev, _ in fresh} if applied else None
-                acc = Acc()
-                add = acc.add
-                for ev, ts in fresh:
-                    for c in contrib.direct(ev, ts):
-                        add(c)
-                display: dict[str, dict[str, bytes]] = defaultdict(dict)
-                hide: dict[str, list[str]] = defaultdict(list)
-                w = Writes(k.carry)
-                self._entities(w, acc, ent_list, ent_keys, ent_states, by_entity, fresh_ids, display, hide)
-                self._timelines(w, acc, tl_list, tl_keys, tl_segments, by_entity, fresh_ids, display)
-                for kind, mapping in display.items():
-                    w.hset(k.state(kind), mapping)
-                for kind, idents in hide.items():
-                    w.hdel(k.state(kind), *idents)
-                self._registries_and_raw(w, fresh, author_list, author_vals, now, parsed.raws)
-                for (res_name, fam, start), fields in acc.rolled(now).items():
-                    w.increments(k.rollup(res_name, fam, start),
-                                 start + STEP[res_name] + RETENTION[res_name] + EXPIRY_SLACK_MS, fields)
-                for fam, fields in acc.totals.items():
-                    w.increments(k.totals(fam), 0, fields)
-                for reason, raw, ident in dead:
-                    w.xadd(k.deadletter, {"reason": reason, "raw": raw, "origin": "stream", "at": fmt_ms(now),
-                                          "id": ident}, 100_000)
-                w.command("HINCRBY", k.meta, "version", 1)
-                w.command("PUBLISH", k.live_applied, "1")   # wakes the live publisher (data.live is pull, not this payload)
-                w.command("HINCRBY", k.meta, "applied", len(fresh))
-                w.command("HINCRBY", k.meta, "duplicates", dups)
-                w.command("HINCRBY", k.meta, "rejected", len(dead))
-                w.command("HSET", k.meta, "last_batch_ms", now)
-                if fresh:
-                    w.command("HSET", k.meta, "last_event_ms", max(ts for _, ts in fresh))
-                # Last: the marks that say "done". They run only if every write before them did.
-                for day, idents in days.items():
-                    new = idents if fresh_ids is None else [i for i in idents if i in fresh_ids]
-                    if new:
-                        w.sadd(k.applied(day), *new)
-                        w.command("PEXPIREAT", k.applied(day), max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms)
-                w.xack(k.stream, k.group, *entry_ids)
-                w.command("DEL", k.lock)
-                tx.multi()
-                tx.eval(APPLY, 0, *w.script_args())
-                if self.before_commit is not None:
-                    self.before_commit()
-                tx.execute()
-                committed = True
+                own = fresh
+            fresh_ids = {ev["id"] for ev, _ in fresh} if applied else None
+            acc = Acc()
+            add = acc.add
+            for ev, ts in own:
+                for c in contrib.direct(ev, ts):
+                    add(c)
+            display: dict[str, dict[str, bytes]] = defaultdict(dict)
+            hide: dict[str, list[str]] = defaultdict(list)
+            w = Writes(pk.carry)
+            # The global, idempotent writes: in the batch's script (one partition, one
+            # Redis), else in a pipeline before it (they live outside the partition's slot).
+            g = Writes(pk.carry) if part else w
+            self._entities(w, acc, ent_list, ent_keys, ent_states, by_entity, fresh_ids, display, hide)
+            self._timelines(w, acc, tl_list, tl_keys, tl_segments, by_entity, fresh_ids, display)
+            for kind, mapping in display.items():
+                g.hset(k.state(kind), mapping)
+            for kind, idents in hide.items():
+                g.hdel(k.state(kind), *idents)
+            latest = self._registries_and_raw(g, own, author_list, author_vals, now, parsed.raws)
+            if part:
+                self._forward(g, fresh, parsed.direct)
+            for (res_name, fam, start), fields in acc.rolled(now).items():
+                w.increments(pk.rollup(res_name, fam, start),
+                             start + STEP[res_name] + RETENTION[res_name] + EXPIRY_SLACK_MS, fields)
+            for fam, fields in acc.totals.items():
+                w.increments(pk.totals(fam), 0, fields)
+            for reason, raw, ident in dead:
+                w.xadd(pk.deadletter, {"reason": reason, "raw": raw, "origin": "stream", "at": fmt_ms(now),
+                                       "id": ident}, 100_000)
+            w.command("HINCRBY", pk.meta, "version", 1)
+            if not part:
+                w.command("PUBLISH", k.live_applied, live_hint(acc))   # wakes the live publisher; what changed (live.rollcache)
+            w.command("HINCRBY", pk.meta, "applied", len(own))
+            w.command("HINCRBY", pk.meta, "duplicates", dups)
+            w.command("HINCRBY", pk.meta, "rejected", len(dead))
+            w.command("HSET", pk.meta, "last_batch_ms", now)
+            last_event = max(ts for _, ts in fresh) if fresh else None
+            if last_event is not None:
+                w.command("HSET", pk.meta, "last_event_ms", last_event)
+            # Last: the marks that say "done". They run only if every write before them did.
+            for day, idents in days.items():
+                new = idents if fresh_ids is None else [i for i in idents if i in fresh_ids]
+                if new:
+                    w.sadd(pk.applied(day), *new)
+                    w.command("PEXPIREAT", pk.applied(day), max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms)
+            w.xack(pk.stream, k.group, *entry_ids)
+            w.command("DEL", pk.lock)
+            w.fence = [pk.lock, token]
+            if part:
+                self._global_writes(g, latest)
+            if self.before_commit is not None:
+                self.before_commit()
+            self.r.eval(APPLY, 1, pk.lock, *w.script_args())
+            committed = True
         finally:
             if not committed:
                 self._release(token)
+        if part:
+            # The deployment-wide meta (freshness, the live publisher's version) and its wake-up.
+            self._bump_script(keys=[k.meta], args=[now, "" if last_event is None else last_event,
+                                                   k.live_applied, live_hint(acc)])
+
+    def _forward(self, g: Writes, fresh: list[tuple[dict[str, Any], int]], direct: set[str] | None) -> None:
+        """Copies of the events this partition received first (not forwarded to it) for the
+        other partitions that own an entity they change (a defect_found's defect)."""
+        me, nparts, parts = self.pk.index, self.k.partitions, self.parts
+        for ev, _ in fresh:
+            if direct is not None and ev["id"] not in direct:
+                continue
+            for i in targets(ev, nparts):
+                if i != me:
+                    g.command("XADD", parts[i].stream, "*", "e", orjson.dumps(ev), FORWARDED, b"1")
+
+    def _global_writes(self, g: Writes, latest: dict[str, bytes]) -> None:
+        """Partitioned: the batch's writes outside its partition, before its script. Each is
+        idempotent (same value again, set members, index scores), so a crash before the
+        script and the batch's re-delivery write them again with nothing lost or doubled.
+        Authors go through a latest-wins script (partitions write them concurrently)."""
+        with self.r.pipeline(transaction=False) as p:
+            for cmd in g.commands():
+                p.execute_command(*cmd)
+            for reply in p.execute(raise_on_error=False):
+                if isinstance(reply, Exception):
+                    raise reply
+        if latest:
+            self._authors_script(keys=[self.k.authors], args=[x for kv in latest.items() for x in kv])
 
     def _entities(self, w: Writes, acc: Acc, ent_list: list[tuple[str, str]], ent_keys: list[str],
                   ent_states: list[Any], by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]],
@@ -446,7 +617,9 @@ class Aggregator:
                         {"queue": ident, "depth": d["depth"], "since": ev["timestamp"]})
 
     def _registries_and_raw(self, w: Writes, fresh: list[tuple[dict[str, Any], int]], authors: list[str],
-                            author_vals: list[Any], now: int, raws: dict[str, bytes]) -> None:
+                            author_vals: list[Any], now: int, raws: dict[str, bytes]) -> dict[str, bytes]:
+        """Registries, authors, raw store and indexes. Returns the authors whose latest
+        pr_created changed when partitioned (written by the caller's latest-wins script)."""
         k = self.k
         regs: dict[str, set[str]] = defaultdict(set)
         raw_by_day: dict[int, dict[str, bytes]] = defaultdict(dict)
@@ -491,8 +664,9 @@ class Aggregator:
                     ent_idx[ref][ev["id"]] = ts
         for name, members in regs.items():
             w.sadd(k.registry(name), *members)
-        if changed_authors:
-            w.hset(k.authors, {a: orjson.dumps(list(latest_author[a])) for a in changed_authors})
+        latest = {a: orjson.dumps(list(latest_author[a])) for a in changed_authors}
+        if latest and not k.partitioned:
+            w.hset(k.authors, latest)
         for day, mapping in raw_by_day.items():
             w.hset(k.raw(day), mapping)
             w.command("PEXPIREAT", k.raw(day), (day + 1) * DAY_MS + self.raw_ttl_ms)
@@ -508,3 +682,15 @@ class Aggregator:
             if trim:
                 w.command("ZREMRANGEBYSCORE", key, "-inf", f"({horizon}")
             w.command("PEXPIREAT", key, now + self.raw_ttl_ms + DAY_MS)
+        return latest
+
+
+# The live publisher's wake-up (issue 13, live push; a separate addition — keep it when editing).
+def live_hint(acc: Any) -> bytes:
+    """{rollup family: [first, last minute the batch changed]}, its totals' families included:
+    the live publisher re-reads only those buckets of its copy (live.rollcache)."""
+    touched = {fam: [2 ** 62, 2 ** 62] for fam in acc.totals}       # totals only: no bucket
+    for fam, minute in acc.buckets:
+        lo, hi = touched.get(fam, (minute, minute))
+        touched[fam] = [min(lo, minute), max(hi, minute) if hi < 2 ** 62 else minute]
+    return orjson.dumps(touched)

@@ -38,6 +38,11 @@ RETENTION = {r.name: r.retention_ms for r in RESOLUTIONS}
 APPLY = r"""
 local plan = cjson.decode(ARGV[1])
 local inc, ops, carryset = plan.i, plan.o, plan.c
+-- Fencing: the batch was computed under the apply lock plan.f[1] holding token plan.f[2]; if
+-- the lock expired and changed hands since, nothing is written (the caller recomputes).
+if plan.f and redis.call('GET', plan.f[1]) ~= plan.f[2] then
+  return redis.error_reply('QMSFENCE the apply lock ' .. plan.f[1] .. ' changed hands; nothing written')
+end
 local LIM = 4611686018427387904
 local want = {HSET = 'hash', HDEL = 'hash', HINCRBY = 'hash', SADD = 'set', ZADD = 'zset',
               ZREMRANGEBYSCORE = 'zset', XADD = 'stream', XACK = 'stream'}
@@ -156,6 +161,20 @@ class Writes:
         self.inc: list[str] = []
         self.ops: list[list[Any]] = []
         self.blobs: list[bytes] = []
+        self.fence: list[str] | None = None      # [lock key, token]: APPLY writes only while it holds
+
+    def commands(self) -> Iterable[list[Any]]:
+        """The ops as plain commands (blobs put back), for a pipeline instead of APPLY: the
+        partitions' global, idempotent writes (raw store, indexes, registries, display rows)."""
+        if self.inc:
+            raise ValueError("increments go through APPLY")
+        blobs = self.blobs
+        for op in self.ops:
+            cmd = op[0]
+            if cmd[0] == "*":
+                yield [cmd[1:], *(blobs[a - 2] if type(a) is int else a for a in op[1:])]
+            else:
+                yield op
 
     def _op(self, cmd: str, args: list[Any], blobs_before: int) -> None:
         """One command; marked "*" when an argument is a blob (the blob list grew since
@@ -228,13 +247,44 @@ class Writes:
         self._op(cmd, rest, before)
 
     def script_args(self) -> list[Any]:
-        plan = orjson.dumps({"i": self.inc, "o": self.ops, "c": self.carry_set})
-        return [plan, *self.blobs]
+        plan: dict[str, Any] = {"i": self.inc, "o": self.ops, "c": self.carry_set}
+        if self.fence:
+            plan["f"] = self.fence
+        return [orjson.dumps(plan), *self.blobs]
 
 
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+
+# Partitioned: an author's latest pr_created [ts, id, team] wins whichever partition writes
+# it (partitions run concurrently, so a read-then-HSET could put an older one back).
+# ARGV: author, JSON, author, JSON, ...
+AUTHORS_MAX = """
+for i = 1, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  local new = cjson.decode(ARGV[i + 1])
+  local old = cur and cjson.decode(cur)
+  if not old or new[1] > old[1] or (new[1] == old[1] and new[2] > old[2]) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return 1
+"""
+
+# Partitioned: after a partition's batch, the deployment-wide meta the web processes read
+# (last_batch_ms for freshness, a version that wakes and versions the live publisher), then
+# the wake-up. KEYS[1] = meta; ARGV: now, last event ms (or ""), channel, message.
+BUMP = """
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('HSET', KEYS[1], 'last_batch_ms', ARGV[1])
+if ARGV[2] ~= '' then
+  local cur = tonumber(redis.call('HGET', KEYS[1], 'last_event_ms') or '0')
+  if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[1], 'last_event_ms', ARGV[2]) end
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
 """
 
 
@@ -301,6 +351,7 @@ class Parsed:
     dead: list[tuple[str, bytes, str]]          # reason, raw, event id
     dups: int
     raws: dict[str, bytes] = field(default_factory=dict)   # event id -> bytes as received
+    direct: set[str] | None = None    # ids that came in an entry not forwarded by another partition (None: all)
 
 
 

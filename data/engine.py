@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import redis
 
-from data import kpis, rollups, scopes
+from data import kpis, partition, rollups, scopes
 from data.contrib import SCOPE
 from data.keys import Keys
 from data.kpis import Win
@@ -67,9 +67,13 @@ class Engine:
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any) -> "Engine":
-        return cls(r, Keys.of(r, settings.key_prefix), sla_hours=settings.sla_hours,
+        return cls(r, Keys.from_settings(r, settings), sla_hours=settings.sla_hours,
                    max_future_skew_s=settings.max_future_skew_s, cache_ttl_s=settings.cache_ttl_s,
                    series_points=settings.series_points, series_ttl_s=settings.series_cache_s)
+
+    def version(self) -> int:
+        """The data version (data.partition.data_version): caches are keyed by it."""
+        return partition.data_version(self.r, self.k)[0]
 
     def names(self) -> dict[str, list[str]]:
         with self.r.pipeline(transaction=False) as p:
@@ -96,8 +100,8 @@ class Engine:
         started = time.perf_counter()
         now = now_ms()
         p = plan(timeframe, end_ms, now, self.skew_ms, depth=3 if name == "developer" else 2)
-        version, last_batch = self.r.hmget(self.k.meta, ["version", "last_batch_ms"])
-        cache_key = self.k.cache(f"{name}:{timeframe}:{p.bounds[0]}:{user or ''}:{int(version or 0)}:{scope or ''}")
+        version, last_batch = partition.data_version(self.r, self.k)
+        cache_key = self.k.cache(f"{name}:{timeframe}:{p.bounds[0]}:{user or ''}:{version}:{scope or ''}")
         cached = self.r.get(cache_key)
         if cached is not None:
             data = orjson.loads(cached)
@@ -161,7 +165,7 @@ class Engine:
         p = plan(timeframe, end_ms, now, self.skew_ms, depth=1)
         # Read the whole scope family of the window once per data version, not once per
         # executive page refresh (the family holds every repository's and team's fields).
-        version = int(self.r.hget(self.k.meta, "version") or 0)
+        version = self.version()
         cache_key = self.k.cache(f"cost-by-scope:{timeframe}:{p.bounds[0]}:{version}")
         cached = self.r.get(cache_key)
         if cached is not None:
@@ -233,7 +237,7 @@ class Engine:
             step = _series_step(s, e, limit, now)
             cuts = list(range(s, e, step)) + [e]
         scoped = bool(scope) and kpi_id in scopes.SCOPED_KPIS
-        version = int(self.r.hget(self.k.meta, "version") or 0)
+        version = self.version()
         span = self.spans.fetch(self.r, self.k, kpis.FAMILIES[dash] + ((SCOPE,) if scoped else ()),
                                 cuts + ([day_start(c) for c in cuts] if dash == "developer" else []), p.horizon,
                                 now, version)

@@ -18,11 +18,14 @@ def health(r: redis.Redis, keys: Keys) -> dict[str, Any]:
         checks["redis"] = {"status": "healthy"}
         meta = r.hgetall(keys.meta)
         lag = None
-        try:
-            groups = r.xinfo_groups(keys.stream)
-            lag = sum(int(g.get("lag") or 0) + int(g.get("pending") or 0) for g in groups)
-        except redis.ResponseError:
-            pass
+        # Partitioned: every partition's stream, and the root stream the router empties.
+        streams = [keys.stream] + ([pk.stream for pk in keys.parts()] if keys.partitioned else [])
+        for stream in streams:
+            try:
+                groups = r.xinfo_groups(stream)
+                lag = (lag or 0) + sum(int(g.get("lag") or 0) + int(g.get("pending") or 0) for g in groups)
+            except redis.ResponseError:
+                pass
         last = meta.get(b"last_batch_ms")
         age = None if last is None else (now_ms() - int(last)) / 1000
         stale = bool(lag) and (age is None or age > 60)

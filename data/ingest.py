@@ -2,6 +2,11 @@
 the dead-letter store. One Lua call per request does the de-duplication and the XADDs
 atomically, so an accepted event is never lost between the two and a retry of the same
 request counts its events as duplicates.
+
+Partitioned (data.partition): each event goes to its primary partition's stream, de-duplicated
+in that partition's seen sets by the same script (one call per partition, each in one hash
+slot). An id is de-duplicated within its routing entity: the same id sent again about another
+workflow is another event to the partitions.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import redis
 
 from data.events import check_item, item_id, item_raw
 from data.keys import Keys
+from data.partition import route
 from data.timeutil import DAY_MS, fmt_ms, now_ms
 
 # Keys of the wrong type are refused before anything is written: an id marked seen whose XADD
@@ -87,14 +93,15 @@ class Ingestor:
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any) -> "Ingestor":
-        return cls(r, Keys.of(r, settings.key_prefix), max_future_skew_s=settings.max_future_skew_s,
+        return cls(r, Keys.from_settings(r, settings), max_future_skew_s=settings.max_future_skew_s,
                    dedup_retention_days=settings.dedup_retention_days, stream_maxlen=settings.stream_maxlen)
 
     def ingest(self, items: Iterable[Any], origin: str = "api") -> IngestResult:
         """Validate raw items; add the valid, new ones to the stream; dead-letter the rest."""
         now = now_ms()
         result = IngestResult()
-        args: list[Any] = []
+        args: dict[int, list[Any]] = {}
+        k = self.k
         dead: list[dict[str, Any]] = []
         batch_ids: set[str] = set()
         for index, item in enumerate(items):
@@ -111,9 +118,17 @@ class Ingestor:
                 continue
             batch_ids.add(ev["id"])
             day = ts // DAY_MS
-            args += [self.k.ingest_seen(day), ev["id"], orjson.dumps(ev), max((day + 1) * DAY_MS, now) + self.dedup_ms]
-        if args:
-            flags = self._script(keys=[self.k.stream, self.k.meta], args=args + [self.maxlen, 0])
+            i = route(ev, k.partitions) if k.partitioned else 0
+            args.setdefault(i, []).extend(
+                [k.part(i).ingest_seen(day), ev["id"], orjson.dumps(ev), max((day + 1) * DAY_MS, now) + self.dedup_ms])
+        failed: redis.ResponseError | None = None
+        for i, part_args in args.items():
+            pk = k.part(i)
+            try:
+                flags = self._script(keys=[pk.stream, pk.meta], args=part_args + [self.maxlen, 0])
+            except redis.ResponseError as exc:     # another partition's events may still go in
+                failed = failed or exc
+                continue
             added = sum(int(f) for f in flags)
             result.accepted += added
             result.duplicates += len(flags) - added
@@ -123,6 +138,8 @@ class Ingestor:
                     p.xadd(self.k.deadletter, d, maxlen=100_000, approximate=True)
                 p.hincrby(self.k.meta, "ingest_rejected", len(dead))
                 p.execute()
+        if failed is not None:
+            raise failed
         return result
 
 
@@ -151,8 +168,12 @@ def _dump(raw: Any) -> bytes:
 def dead_letters(r: redis.Redis, keys: Keys, count: int = 100) -> list[dict[str, Any]]:
     """Newest rejected events first, for operators."""
     out = []
-    for entry_id, fields in r.xrevrange(keys.deadletter, count=count):
-        row = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
-        row["entry"] = entry_id.decode()
-        out.append(row)
-    return out
+    streams = [keys.deadletter] + ([pk.deadletter for pk in keys.parts()] if keys.partitioned else [])
+    for stream in streams:     # partitioned: the aggregators' rejections are in their partitions
+        for entry_id, fields in r.xrevrange(stream, count=count):
+            row = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
+            row["entry"] = entry_id.decode()
+            out.append(row)
+    if len(streams) > 1:
+        out.sort(key=lambda row: tuple(int(x) for x in row["entry"].split("-")), reverse=True)
+    return out[:count]

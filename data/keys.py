@@ -7,8 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from data.partition import owner as _owner
+from data.partition import partition_of
+
 STREAM = "{p}:events"                      # stream: ingest log, field "e" = one bare event as JSON
 GROUP = "aggregators"                      # consumer group on STREAM
+ROUTER_GROUP = "router"                    # consumer group on the root STREAM when partitioned (the router step)
+PART = "{p}:{{{i}}}"                       # prefix of partition i's keys: the hash tag {i} puts them in one slot
 DEADLETTER = "{p}:deadletter"              # stream: rejected events, fields reason/raw/origin/at
 INGEST_SEEN = "{p}:seen:in:{day}"          # set of event ids accepted by the HTTP ingest, by event day
 APPLIED = "{p}:seen:agg:{day}"             # set of event ids applied by an aggregator, by event day
@@ -63,8 +68,19 @@ WH_RATE = "{p}:wh:{source}:rate:{addr}:{window}"  # string (EX): deliveries from
 
 
 class Keys:
-    def __init__(self, prefix: str = "qms", db: int = 0) -> None:
+    """Key names. `partitions` > 1 (or `cluster`) makes the deployment partitioned: the
+    aggregator's keys of partition i are `part(i)`'s (prefix `<prefix>:{i}`), and `entity()`,
+    `timeline()` and `workflow_team()` name the key in the partition that owns it (data.partition),
+    so their readers need not know about partitions. K = 1 on a single Redis keeps every name."""
+
+    def __init__(self, prefix: str = "qms", db: int = 0, partitions: int = 1, cluster: bool = False) -> None:
         self.p = prefix
+        self.root = prefix
+        self.db = db
+        self.partitions = max(1, int(partitions))
+        self.partitioned = bool(cluster) or self.partitions > 1
+        self.index = 0                       # this object's partition (part(i) sets it)
+        self._parts: list["Keys"] | None = None
         self.n = f"{prefix}@{db}"
         self.stream = STREAM.format(p=prefix)
         self.group = GROUP
@@ -80,9 +96,48 @@ class Keys:
         self.live_pattern = LIVE.format(n=self.n, channel="*")
 
     @classmethod
-    def of(cls, r: Any, prefix: str) -> "Keys":
-        """Keys for a client: the client's database number goes into pub/sub channel names."""
-        return cls(prefix, int(r.connection_pool.connection_kwargs.get("db", 0) or 0))
+    def of(cls, r: Any, prefix: str, partitions: int = 1) -> "Keys":
+        """Keys for a client: the client's database number goes into pub/sub channel names; a
+        Redis Cluster client (database 0 only) makes the keys partitioned."""
+        pool = getattr(r, "connection_pool", None)
+        if pool is None:                     # redis.cluster.RedisCluster
+            return cls(prefix, 0, partitions, cluster=True)
+        return cls(prefix, int(pool.connection_kwargs.get("db", 0) or 0), partitions)
+
+    @classmethod
+    def from_settings(cls, r: Any, settings: Any) -> "Keys":
+        return cls.of(r, settings.key_prefix, getattr(settings, "aggregation_partitions", 1))
+
+    def part(self, i: int) -> "Keys":
+        """Partition i's keys (stream, consumer group, applied ids, rollups, totals, carry,
+        meta, lock, dead letters of the aggregator): this object itself when not partitioned."""
+        if not self.partitioned:
+            return self
+        return self.parts()[i]
+
+    def parts(self) -> list["Keys"]:
+        if self._parts is None:
+            if not self.partitioned:
+                self._parts = [self]
+            else:
+                self._parts = []
+                for i in range(self.partitions):
+                    pk = Keys(PART.format(p=self.root, i=i), self.db)
+                    pk.index = i
+                    pk.root = self.root
+                    self._parts.append(pk)
+        return self._parts
+
+    @property
+    def inbox(self) -> str:
+        """The stream producers XADD to: the ingest stream itself, or (partitioned) the
+        router's input, whose entries the router step moves to their partitions."""
+        return STREAM.format(p=self.root)
+
+    def owner_prefix(self, kind: str, ident: str) -> str:
+        if not self.partitioned:
+            return self.p
+        return PART.format(p=self.root, i=partition_of(_owner(kind, ident), self.partitions))
 
     def live(self, channel: str) -> str:
         return LIVE.format(n=self.n, channel=channel)
@@ -106,10 +161,10 @@ class Keys:
         return TOTALS.format(p=self.p, fam=fam)
 
     def entity(self, kind: str, ident: str) -> str:
-        return ENTITY.format(p=self.p, kind=kind, id=ident)
+        return ENTITY.format(p=self.owner_prefix(kind, ident), kind=kind, id=ident)
 
     def timeline(self, kind: str, ident: str) -> str:
-        return TIMELINE.format(p=self.p, kind=kind, id=ident)
+        return TIMELINE.format(p=self.owner_prefix(kind, ident), kind=kind, id=ident)
 
     def registry(self, kind: str) -> str:
         return REGISTRY.format(p=self.p, kind=kind)
@@ -124,7 +179,7 @@ class Keys:
         return RAW_INDEX.format(p=self.p, type=ev_type, day=day)
 
     def workflow_team(self, ident: str) -> str:
-        return WORKFLOW_TEAM.format(p=self.p, id=ident)
+        return WORKFLOW_TEAM.format(p=self.owner_prefix("wf", ident), id=ident)
 
     def entity_events(self, kind: str, ident: str) -> str:
         return ENTITY_EVENTS.format(p=self.p, kind=kind, id=ident)

@@ -128,8 +128,13 @@ RETRY_AFTER_S = 5        # what a 503 for an unavailable Redis tells clients to 
 
 
 def client_for(url: str, *, connect_timeout_s: float = CONNECT_TIMEOUT_S, socket_timeout_s: float = SOCKET_TIMEOUT_S,
-               max_connections: int = 200) -> redis.Redis:
-    """A pooled client with short timeouts and no retries (see above)."""
+               max_connections: int = 200, cluster: bool = False) -> redis.Redis:
+    """A pooled client with short timeouts and no retries (see above). `cluster`: the URL
+    names one node of a Redis Cluster; the client finds the others (redis.cluster.RedisCluster)."""
+    if cluster:
+        from redis.cluster import RedisCluster
+        return RedisCluster.from_url(url, socket_connect_timeout=connect_timeout_s,  # type: ignore[return-value]
+                                     socket_timeout=socket_timeout_s, max_connections=max_connections)
     # A blocking pool: under gevent hundreds of greenlets may want a connection at once
     # (WebSocket handshakes); past the cap they wait (at most POOL_WAIT_S) instead of failing.
     pool = redis.BlockingConnectionPool.from_url(
@@ -140,15 +145,16 @@ def client_for(url: str, *, connect_timeout_s: float = CONNECT_TIMEOUT_S, socket
 
 
 def connect(url: str | None, data_dir: str = ".qms-data", *, connect_timeout_s: float = CONNECT_TIMEOUT_S,
-            socket_timeout_s: float = SOCKET_TIMEOUT_S) -> tuple[redis.Redis, EmbeddedRedis | None]:
+            socket_timeout_s: float = SOCKET_TIMEOUT_S, cluster: bool = False) -> tuple[redis.Redis, EmbeddedRedis | None]:
     """A client for REDIS_URL, or for a freshly started embedded server."""
     embedded = None
     if not url:
         embedded = EmbeddedRedis(data_dir)
         url = embedded.start()
-    client = client_for(url, connect_timeout_s=connect_timeout_s, socket_timeout_s=socket_timeout_s)
     try:
+        client = client_for(url, connect_timeout_s=connect_timeout_s, socket_timeout_s=socket_timeout_s,
+                            cluster=cluster)
         client.ping()
-    except redis.RedisError as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
         raise RedisUnavailable(f"cannot reach Redis at {url}: {exc}") from None
     return client, embedded

@@ -85,16 +85,31 @@ def fetch(r: redis.Redis, keys: Keys, families: Iterable[str], points: Iterable[
     for a, b in zip(pts, pts[1:]):
         buckets += cover(a, b, now)
     fams = list(families)
-    names = [keys.totals(fam) for fam in fams]
-    names += [keys.rollup(_RES_NAME[bk.step_ms], fam, bk.start) for fam in fams for bk in buckets]
+    parts = keys.parts()
+    # Partitioned: every partition holds its own increments of the same buckets; a bucket's
+    # value is their sum (commutative increments, data.partition), read in one pipeline.
+    per_part = [[pk.totals(fam) for fam in fams]
+                + [pk.rollup(_RES_NAME[bk.step_ms], fam, bk.start) for fam in fams for bk in buckets]
+                for pk in parts]
     with r.pipeline(transaction=False) as p:
-        p.smembers(keys.carry)
-        for name in names:
-            p.hgetall(name)
+        for pk in parts:
+            p.smembers(pk.carry)
+        for names in per_part:
+            for name in names:
+                p.hgetall(name)
         res = p.execute()
-    hashes = [_ints(h) for h in res[1:]]
-    if res[0]:
-        _add_carries(r, [n.encode() for n in names], hashes, res[0])
+    n = len(per_part[0])
+    hashes: list[dict[str, int]] = []
+    for j, names in enumerate(per_part):
+        part_hashes = [_ints(h) for h in res[len(parts) + j * n:len(parts) + (j + 1) * n]]
+        if res[j]:
+            _add_carries(r, [name.encode() for name in names], part_hashes, res[j])
+        if not hashes:
+            hashes = part_hashes
+            continue
+        for acc, h in zip(hashes, part_hashes):
+            for f, v in h.items():
+                acc[f] = acc.get(f, 0) + v
     totals = {fam: hashes[i] for i, fam in enumerate(fams)}
     values: dict[str, list[dict[str, int]]] = {}
     pos = len(fams)

@@ -48,10 +48,11 @@ class Services:
         if client is None:
             client, embedded = connect(settings.redis_url, settings.data_dir,
                                        connect_timeout_s=settings.redis_connect_timeout_s,
-                                       socket_timeout_s=settings.redis_socket_timeout_s)
+                                       socket_timeout_s=settings.redis_socket_timeout_s,
+                                       cluster=settings.redis_cluster)
         from dashboards.provision import Provisioner
         from dashboards.store import DashboardStore
-        keys = Keys.of(client, settings.key_prefix)
+        keys = Keys.from_settings(client, settings)
         archive.configure(keys, settings)          # readers span Redis and the event archive (data/archive.py)
         engine = Engine.from_settings(client, settings)
         dashboards = DashboardStore(client, keys, Provisioner(settings.dashboards_dir, r=client, keys=keys),
