@@ -294,7 +294,7 @@ class Aggregator:
         are not the events' fault: they propagate and the entries stay pending."""
         try:
             self.apply(self.parse(entries))
-        except redis.RedisError:
+        except (redis.RedisError, redis.exceptions.RedisClusterException):
             raise
         except Exception as exc:
             if len(entries) == 1:
@@ -423,7 +423,7 @@ class Aggregator:
             for day in day_list:
                 rd.smismember(pk.applied(day), days[day])
             if ent_keys:
-                rd.mget(ent_keys)
+                rd.execute_command("MGET", *ent_keys)    # (a cluster pipeline refuses .mget; one slot here)
             for (kind, ident), key in zip(tl_list, tl_keys):
                 lo = min(ts for _, ts in by_entity[(kind, ident)])
                 rd.zrevrangebyscore(key, f"({lo}", "-inf", start=0, num=1)

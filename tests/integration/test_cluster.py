@@ -1,0 +1,135 @@
+"""Partitioned aggregation on a real Redis Cluster: three masters started here with
+`redis-server --cluster-enabled yes` and joined by `redis-cli --cluster create`. Ingest puts
+events in their partitions (each partition's keys in one slot, `{k}`), two aggregators work
+them, the KPIs equal the reference; a partition's consumer killed mid-batch loses and doubles
+nothing."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any, Iterator
+
+import orjson
+import pytest
+
+from data.aggregator import Aggregator
+from data.ingest import Ingestor
+from data.keys import Keys
+from data.partition import meta_sums
+from tests.conftest import _free_port, start_redis_server
+from tests.integration.test_aggregator_faults import simulated
+from tests.integration.test_partition import ROOT, assert_kpis_match_reference, rollups_by_bucket, run_aggregators
+
+
+def start_cluster(masters: int = 3) -> tuple[list[Any], str]:
+    """Three empty cluster-enabled nodes on free ports, joined with redis-cli; returns the
+    processes and a URL of one node."""
+    cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+    server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not shutil.which(cli) or not shutil.which(server):
+        pytest.skip("redis-server / redis-cli (7.x) are needed for the cluster test")
+    procs, addrs = [], []
+    for _ in range(masters):
+        port = _free_port()
+        proc, _url = start_redis_server(port, ["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"],
+                                        system_first=True)
+        procs.append(proc)
+        addrs.append(f"127.0.0.1:{port}")
+    out = subprocess.run([cli, "--cluster", "create", *addrs, "--cluster-replicas", "0", "--cluster-yes"],
+                         capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
+    import redis
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = [redis.Redis(host="127.0.0.1", port=int(a.split(":")[1])).cluster("info") for a in addrs]
+        if all(s.get("cluster_state") == "ok" for s in states):
+            break
+        time.sleep(0.1)
+    else:
+        raise RuntimeError("the cluster did not become ok")
+    return procs, f"redis://{addrs[0]}/0"
+
+
+@pytest.fixture(scope="module")
+def cluster_url() -> Iterator[str]:
+    procs, url = start_cluster()
+    yield url
+    for p in procs:
+        p.kill()
+        p.wait(10)
+
+
+@pytest.fixture
+def rc(cluster_url: str) -> Iterator[Any]:
+    from redis.cluster import RedisCluster
+    client = RedisCluster.from_url(cluster_url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+def _client(url: str) -> Any:
+    from redis.cluster import RedisCluster
+    return RedisCluster.from_url(url)
+
+
+def test_clu001_two_aggregators_on_a_cluster_equal_the_reference(rc: Any, cluster_url: str) -> None:
+    keys = Keys.of(rc, "qms", partitions=2)
+    assert keys.partitioned
+    slots = {rc.keyslot(pk.stream) for pk in keys.parts()}
+    nodes = {rc.get_node_from_key(pk.stream).name for pk in keys.parts()}
+    assert len(slots) == 2 and len(nodes) == 2, "the two partitions live on two masters"
+    for pk in keys.parts():
+        assert rc.keyslot(pk.meta) == rc.keyslot(pk.rollup("1m", "m", 0)) == rc.keyslot(pk.stream)
+    events, end_ms = simulated(hours=6, rate=0.2, seed=31)
+    split = len(events) - 200
+    assert Ingestor(rc, keys).ingest(events[:split]).accepted == split
+    with rc.pipeline() as p:            # a producer's direct XADDs, routed by the aggregators
+        for e in events[split:]:
+            p.xadd(keys.inbox, {"e": orjson.dumps(e)})
+        p.execute()
+    aggs = [Aggregator(_client(cluster_url), Keys.of(rc, "qms", partitions=2), batch=200, consumer=f"agg-{i}")
+            for i in range(2)]
+    handled = run_aggregators(aggs)
+    assert all(handled), f"both aggregators took work: {handled}"
+    assert meta_sums(rc, keys, ["applied"])["applied"] == len(events)
+    assert_kpis_match_reference(rc, keys, events, end_ms)
+
+
+CRASHING = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, {root!r})
+    from redis.cluster import RedisCluster
+    from data.aggregator import Aggregator
+    from data.keys import Keys
+    r = RedisCluster.from_url({url!r})
+    agg = Aggregator(r, Keys.of(r, "qms", partitions=2), batch=300, consumer="doomed", lock_ms=1000,
+                     partitions=[{part}])
+    agg.ensure_group()
+    agg.before_commit = lambda: os._exit(17)   # killed after computing and the global writes, before the script
+    agg.step(block_ms=100)
+""")
+
+
+def test_clu002_a_partition_consumer_killed_mid_batch_on_a_cluster(rc: Any, cluster_url: str) -> None:
+    keys = Keys.of(rc, "qms", partitions=2)
+    events, end_ms = simulated(hours=6, rate=0.2, seed=32)
+    assert Ingestor(rc, keys).ingest(events).accepted == len(events)
+    proc = subprocess.run([sys.executable, "-c", CRASHING.format(root=str(ROOT), url=cluster_url, part=1)],
+                          timeout=60, capture_output=True)
+    assert proc.returncode == 17, proc.stderr.decode()
+    pk = keys.part(1)
+    assert rc.xpending(pk.stream, keys.group)["pending"] == 300
+    assert not rc.exists(pk.totals("m")), "nothing of the crashed batch was counted"
+    survivor = Aggregator(_client(cluster_url), keys, batch=500, reclaim_idle_ms=0, consumer="survivor")
+    survivor.drain(120)
+    assert meta_sums(rc, keys, ["applied"])["applied"] == len(events)
+    assert_kpis_match_reference(rc, keys, events, end_ms)
+    before = rollups_by_bucket(rc, keys)
+    for p in keys.parts():                      # everything again: nothing doubles
+        rc.xgroup_setid(p.stream, keys.group, "0")
+    survivor.drain(120)
+    assert rollups_by_bucket(rc, keys) == before
