@@ -6,6 +6,8 @@
     python cli.py simulate --backfill 7d --rate N --seed S [--no-live] [--url URL [--token T]]
     python cli.py import github --repo OWNER/NAME --since 30d [--api-url URL] [--restart] [--wait]
     python cli.py import gitlab --project GROUP/NAME --since 30d [--api-url URL] [--restart] [--wait]
+    python cli.py archive [--loop] [--hot-hours H]  raw events past the hot window to the Parquet archive
+    python cli.py rebuild --from 2026-11-01    rollups from that day on recomputed from the archive
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def _stop_on_signals() -> threading.Event:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     from data.redis_conn import RedisUnavailable
-    from data.workers import start_aggregator, start_demo, start_publisher
+    from data.workers import start_aggregator, start_archiver, start_demo, start_publisher
     from factory import create_app, services_of
     if args.demo:
         settings = settings.replace(demo=True)
@@ -73,6 +75,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
               "  .venv/bin/python cli.py users add admin --role admin")
     if settings.run_aggregator:
         svc.workers.append(start_aggregator(svc))
+        svc.workers.append(start_archiver(svc))      # raw events past the hot window to the archive
     if settings.live and settings.live_publisher:
         svc.workers.append(start_publisher(svc))
     alerts = app.server.extensions.get("qms_alerts")
@@ -334,6 +337,54 @@ def cmd_alerts_test(args: argparse.Namespace, settings: Settings) -> None:
     sys.exit(1 if failures else 0)
 
 
+def cmd_archive(args: argparse.Namespace, settings: Settings) -> None:
+    """Move raw events older than the hot window from Redis to the archive (data/archive_move.py):
+    once, or every --interval seconds with --loop."""
+    from data import archive_move
+    svc = _services(settings)
+    keys, arch = archive_move.from_settings(svc.redis, settings)
+    hot = args.hot_hours if args.hot_hours is not None else settings.raw_hot_hours
+    try:
+        if args.loop:
+            print(f"archiver: raw events older than {hot:g} h to {arch.base}, every {args.interval:g} s", flush=True)
+            archive_move.run(svc.redis, keys, arch, hot_hours=hot, retention_days=settings.raw_retention_days,
+                             interval_s=args.interval, stop=_stop_on_signals())
+        else:
+            report = archive_move.move(svc.redis, keys, arch, hot_hours=hot, retention_days=settings.raw_retention_days)
+            st = arch.stats()
+            print(report.line())
+            print(f"archive {arch.base}: {st['rows']} events in {st['files']} files over {st['days']} days, "
+                  f"{st['bytes']} bytes ({st['bytes'] / max(st['rows'], 1):.1f} B/event)")
+    except archive_move.ArchiveBusy as exc:
+        sys.exit(f"error: {exc}")
+    finally:
+        if svc.embedded:
+            svc.embedded.stop()
+
+
+def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> None:
+    """Recompute rollups from DATE on from the archive and the hot raw events, with the current
+    settings (after a change of the SLA target or a metric's definition): data/archive_rebuild.py."""
+    from tqdm import tqdm
+
+    from data import archive_rebuild
+    from data.timeutil import parse_iso
+    try:
+        from_ms = parse_iso(args.from_date + "T00:00:00Z" if len(args.from_date) == 10 else args.from_date)
+    except ValueError:
+        sys.exit("error: --from: a date (2026-11-01) or an ISO 8601 time with a zone")
+    svc = _services(settings)
+    try:
+        with tqdm(unit="ev", desc="rebuild", disable=args.quiet) as bar:
+            report = archive_rebuild.rebuild(svc.redis, settings, from_ms, progress=bar.update)
+        print(report.line())
+    except (RuntimeError, ValueError) as exc:
+        sys.exit(f"error: {exc}")
+    finally:
+        if svc.embedded:
+            svc.embedded.stop()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="cli.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -378,6 +429,15 @@ def main(argv: list[str] | None = None) -> None:
     p = asub.add_parser("test", help="run alert rule test files (snapshot- or event-driven)")
     p.add_argument("files", nargs="+")
     p.set_defaults(fn=cmd_alerts_test)
+    p = sub.add_parser("archive", help="move raw events older than the hot window to the Parquet archive")
+    p.add_argument("--loop", action="store_true", help="keep going, every --interval seconds")
+    p.add_argument("--interval", type=float, default=900.0, help="seconds between runs with --loop (default 900)")
+    p.add_argument("--hot-hours", type=float, help="override QMS_RAW_HOT_HOURS")
+    p.set_defaults(fn=cmd_archive)
+    p = sub.add_parser("rebuild", help="recompute rollups from DATE on from the archive (after a definition change)")
+    p.add_argument("--from", dest="from_date", required=True, help="first day (UTC) whose rollups are replaced")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(fn=cmd_rebuild)
     from auth.users_cli import register as register_user_commands
     register_user_commands(sub)
     args = parser.parse_args(argv)

@@ -31,6 +31,17 @@ def start_aggregator(services: Any) -> Worker:
     return Worker("qms-aggregator", agg.run).start()
 
 
+def start_archiver(services: Any) -> Worker:
+    """The event archiver (data/archive_move.py) with the embedded aggregator: raw events older
+    than the hot window move to Parquet every `archive_interval_s`."""
+    from data import archive_move
+    s = services.settings
+    keys, arch = archive_move.from_settings(services.redis, s)
+    return Worker("qms-archiver", lambda stop: archive_move.run(
+        services.redis, keys, arch, hot_hours=s.raw_hot_hours, retention_days=s.raw_retention_days,
+        interval_s=s.archive_interval_s, stop=stop)).start()
+
+
 def start_publisher(services: Any) -> Worker:
     """Live updates: compute each new data version once and publish it (live.publisher)."""
     from live.publisher import Publisher
@@ -119,4 +130,4 @@ def start_demo(services: Any) -> Worker:
     return Worker("qms-simulator", run).start()
 
 
-__all__ = ["Worker", "start_aggregator", "start_demo", "simulate_into"]
+__all__ = ["Worker", "start_aggregator", "start_archiver", "start_demo", "simulate_into"]

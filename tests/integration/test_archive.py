@@ -170,3 +170,35 @@ def test_arc004_one_archiver_at_a_time(r: Any, loaded: Any) -> None:
         archive_move.move(r, K, arch, hot_hours=HOT_H, retention_days=30, now=NOW)
     assert arch.days() == []
     assert r.get("qms:archive:lock") == b"someone-else"
+
+
+def test_arc005_cli_archive_then_rebuild(r: Any, redis_url: str, tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    evs = [{"id": f"c{i}", "type": "workflow.quality_gate_executed", "timestamp": fmt_ms(NOW - 3 * DAY_MS + i * 60_000),
+            "source": "ci", "data": {"workflow_id": f"W{i % 3}", "gate_name": "lint", "passed": i % 4 != 0,
+                                     "agent_id": "qms-agent-c", "execution_time": 3}} for i in range(40)]
+    with r.pipeline(transaction=False) as p:
+        for ev in evs:
+            p.xadd(K.stream, {"e": __import__("orjson").dumps(ev)})
+        p.execute()
+    Aggregator(r, K).drain(60)
+    env = {**os.environ, "REDIS_URL": redis_url, "QMS_DATA_DIR": str(tmp_path), "QMS_RAW_HOT_HOURS": "24"}
+
+    def cli(*args: str) -> str:
+        proc = subprocess.run([sys.executable, str(root / "cli.py"), *args], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+    before = {k: r.hgetall(k) for k in r.scan_iter(match="qms:r:1h:*")}
+    out = cli("archive")
+    assert "archived 40 events in 1 part file(s) over 1 day(s); 40 removed from Redis" in out, out
+    assert (tmp_path / "archive" / "qms" / "events").is_dir()
+    assert not list(r.scan_iter(match="qms:raw:*"))
+    assert "archived 0 events" in cli("archive")
+    out = cli("rebuild", "--from", fmt_ms(NOW - 4 * DAY_MS)[:10], "--quiet")
+    assert "replayed 40 events" in out, out
+    assert {k: r.hgetall(k) for k in r.scan_iter(match="qms:r:1h:*")} == before
