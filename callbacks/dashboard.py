@@ -2,7 +2,7 @@
 dashboards, shared and personal ones alike) laid out by pages.dashboard.board, and ONE
 refresh callback that fills every widget of the page from its data sources.
 
-Each widget refreshes at its own `refresh_interval` (its `w-int` interval, passed on through
+Each widget refreshes at its own `refresh_interval` (the page's one clock, passed on through
 the `w-due` store), on new data
 ("live": the live channel bumps `live-tick`), and when the timeframe or a filter changes;
 a single request per trigger carries every widget that is due, so a page costs one round
@@ -18,11 +18,17 @@ source is authorised on its own.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
+from cachetools import LRUCache
+
 from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
+from dash._utils import to_json
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
@@ -132,26 +138,80 @@ def _due(defn: Dashboard, asked: list[str], ticked: dict[str, Any] | None) -> se
     return due & set(asked)
 
 
-# The widgets whose own interval fired, as one store the refresh listens to. The refresh cannot
-# listen to the intervals themselves: Dash calls a callback with a pattern (ALL) input again
-# whenever components matching it enter the page — every page load — prevent_initial_call or
-# not. This clientside step (no request) passes on only intervals that really ticked.
-DUE_JS = """function (ticks) {
-  var ids = (window.dash_clientside.callback_context.triggered || []).filter(function (t) {
-    return t.value; }).map(function (t) { return JSON.parse(t.prop_id.split('.')[0]).w; });
-  return ids.length ? {w: ids, t: Date.now()} : window.dash_clientside.no_update;
+# The widgets whose own period came round on the page's one clock (`w-clock` ticks at the
+# largest step dividing every period in `w-every`, pages.dashboard.widget_clock), as one store
+# the refresh listens to. This clientside step (no request) names only the widgets due.
+DUE_JS = """function (n, every, tick) {
+  var nu = window.dash_clientside.no_update;
+  if (!n || !every || !tick) { return nu; }
+  var t = n * tick, ids = Object.keys(every).filter(function (w) { return t % every[w] === 0; });
+  return ids.length ? {w: ids, t: Date.now()} : nu;
 }"""
 
 
-def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any) -> Any:
-    """One widget's body; a failing source or renderer costs that widget, not the page."""
+class BodyCache:
+    """Drawn widget bodies of this process, each for one data version: a body depends only on
+    the widget's definition, what its sources return (their identity — timeframe, window,
+    filters, the caller for personal sources — and the data version), the viewer (name and
+    roles: what sanitising did), the theme and the page's context. Reloads, other tabs and the
+    live ticks of one version then cost no figure building — which was most of a warm page.
+    Bodies are kept as plain JSON (a figure is serialised once, not on every answer)."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._bodies: LRUCache[str, Any] = LRUCache(maxsize=size)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(widget: Widget, sctx: Any, version: int, mode: str, context: dict[str, Any],
+            annotated: bool) -> str | None:
+        ident = sources.cacheable_identity(widget, sctx)
+        if ident is None:
+            return None
+        p = sctx.principal
+        return hashlib.sha1(orjson.dumps(
+            [widget.model_dump(mode="json"), ident, version, mode, context, annotated,
+             p.name if p else None, sorted(p.roles) if p else []], option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    def get(self, key: str | None) -> Any:
+        if key is None:
+            return None
+        with self._lock:
+            return self._bodies.get(key)
+
+    def put(self, key: str | None, body: Any) -> Any:
+        """`body` as plain JSON, kept under `key` (None: not kept)."""
+        plain = orjson.loads(to_json(body))
+        if key is not None:
+            with self._lock:
+                self._bodies[key] = plain
+        return plain
+
+    def clear(self) -> None:
+        with self._lock:
+            self._bodies.clear()
+
+
+def bodies_cache() -> BodyCache:
+    """This app's body cache (one per app: two apps in one process — tests — share nothing)."""
+    return current_app.extensions.setdefault("qms_bodies", BodyCache())
+
+
+def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any,
+         version: int | None = None) -> Any:
+    """One widget's body (from the app's BodyCache when drawn for this data version already); a
+    failing source or renderer costs that widget, not the page."""
+    cache = bodies_cache()
+    key = None if version is None else cache.key(widget, sctx, version, mode, context, annotations is not None)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
     try:
         frames = sources.fetch_all(widget, sctx)
         # A gate chart's clicks open the gate's page (callbacks.pages.open_gate).
         kind = "w-gates" if widget.type == "gate_performance" else "w-view"
         body = renderer.render(widget, frames, mode=mode, context=context, annotations=annotations,
                                id={"type": kind, "w": widget.id})
-        return with_scope_notes(body, frames)
+        return cache.put(key, with_scope_notes(body, frames))
     except QueryError as exc:
         return html.Div(str(exc), className="small text-warning-emphasis p-2 widget-error")
     except Exception:                       # noqa: BLE001 - logged; the page keeps its other widgets
@@ -191,7 +251,7 @@ def register(app: Dash) -> None:
                       Output("dash-def-seen", "data"), Input("dash-def", "data"), State("dash-def-seen", "data"))
 
     secure_clientside(app, lambda body: None, DUE_JS, Output("w-due", "data"),
-                      Input({"type": "w-int", "w": ALL}, "n_intervals"))
+                      Input("w-clock", "n_intervals"), State("w-every", "data"), State("w-clock", "interval"))
 
     @secure_callback(app, _refresh_permission,
                      Output({"type": "w-body", "w": ALL}, "children"), Output("dash-window", "children"),
@@ -243,7 +303,8 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
     scope_query = urlencode({k: v for k, v in view.items() if k in ("repository", "team")})
     context = {"timeframe": view["timeframe"], "scope_query": scope_query, "dashboard": defn.id}
     export = urlencode({k: v for k, v in view.items() if k in ("timeframe", "repository", "team")})
-    return page.Drawn(bodies={w.id: draw(w, sctx, mode or "light", context, annotations) for w in widgets},
+    version = sources.data_version(sctx)
+    return page.Drawn(bodies={w.id: draw(w, sctx, mode or "light", context, annotations, version) for w in widgets},
                       window=window_text(svc, view), freshness=freshness_text(svc),
                       export_href=f"/api/export/{defn.id}.csv?{export}")
 

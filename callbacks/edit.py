@@ -166,7 +166,9 @@ def register(app: Dash) -> None:
         if not doc:
             raise PreventUpdate
         if ctx.triggered_id == "dash-edit-toggle":
-            return True, doc, [], no_update, no_update, "", "Editing: drag by ⠿, resize by the corner; Save keeps it."
+            # The grid again, now with each widget's edit strip (a view-mode grid has none).
+            return (True, doc, [], no_update, draw_grid(doc, current_principal(), True), "",
+                    "Editing: drag by ⠿, resize by the corner; Save keeps it.")
         back = base or doc
         return False, None, [], back, draw_grid(back, current_principal(), False), "", "Changes discarded."
 

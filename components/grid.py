@@ -5,8 +5,8 @@ one: docs/ARCHITECTURE.md, "Grid layout library").
 
 The library needs a string id on each child, the key of its layout item: each shell sits in
 a cell `wc-<widget id>` (widget ids are slugs, so the prefix keeps them apart from the
-page's own ids). The cell carries the edit strip — the drag handle and the configure,
-duplicate and remove buttons — which CSS shows only on a draggable item (edit mode).
+page's own ids). In the edit mode the cell carries the edit strip — the drag handle and the configure,
+duplicate and remove buttons (CSS shows it only on a draggable item).
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def phone_layout(widgets: Sequence[Widget]) -> list[dict[str, Any]]:
 
 
 def edit_strip(widget_id: str, title: str = "") -> html.Div:
-    """The drag handle and the per-widget edit buttons (shown by CSS in edit mode only)."""
+    """The drag handle and the per-widget edit buttons (a cell has them in the edit mode only)."""
     return html.Div([
         html.Span("⠿", className=DRAG_HANDLE, title=f"Drag {title}".strip(), role="button",
                   **{"aria-label": f"Drag {title}".strip(), "data-w": widget_id}),
@@ -62,8 +62,10 @@ def grid(widgets_shells: Iterable[tuple[Widget, Any]], editable: bool, id: str =
     only when `editable`."""
     pairs = list(widgets_shells)
     widgets = [w for w, _ in pairs]
-    cells = [html.Div([edit_strip(w.id, w.title), shell], id=cell_id(w.id), className="grid-cell",
-                      **{"data-w": w.id}) for w, shell in pairs]
+    # The strips only in the edit mode: in view mode they would be ~five components per widget
+    # that the page mounts and never shows.
+    cells = [html.Div([edit_strip(w.id, w.title), shell] if editable else [shell], id=cell_id(w.id),
+                      className="grid-cell", **{"data-w": w.id}) for w, shell in pairs]
     return ResponsiveGrid(
         id=id, children=cells,
         layouts={"lg": [layout_item(w) for w in widgets], "xs": phone_layout(widgets)},

@@ -273,6 +273,25 @@ def identity(sp: Spec, req: Request) -> str:
                         option=orjson.OPT_SORT_KEYS).decode()
 
 
+def data_version(ctx: SourceContext) -> int:
+    """The aggregator's data version: what a cached result (a source's, a drawn body's) is
+    valid for."""
+    return int(ctx.redis.hget(ctx.keys.meta, "version") or 0)
+
+
+def cacheable_identity(widget: Widget, ctx: SourceContext) -> list[str] | None:
+    """What a widget's sources return depends on beside the data version and the caller (see
+    `identity`), or None when a source is not cached per version (its result can change
+    between two versions: health, live alert state)."""
+    out = []
+    for ds in widget.data_sources:
+        sp = spec(ds)
+        if not sp.cache:
+            return None
+        out.append(identity(sp, request(ds, ctx)))
+    return out
+
+
 def cache_key(ctx: SourceContext, sp: Spec, req: Request) -> str:
     return ctx.keys.cache("src:" + hashlib.sha1(identity(sp, req).encode()).hexdigest())
 
@@ -283,8 +302,7 @@ def _cached(ctx: SourceContext, sp: Spec, req: Request) -> tuple[computed.Raw, s
     if not sp.cache:
         return sp.fn(ctx, req), "none"
     key = cache_key(ctx, sp, req)
-    version_raw, cached = ctx.redis.hget(ctx.keys.meta, "version"), ctx.redis.get(key)
-    version = int(version_raw or 0)
+    version, cached = data_version(ctx), ctx.redis.get(key)
     if cached is not None:
         entry = orjson.loads(cached)
         stale_ms = float(getattr(ctx.settings, "series_cache_s", 0) or 0) * 1000 if sp.stale else 0

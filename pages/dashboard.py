@@ -1,6 +1,7 @@
 """A role dashboard page: its KPIs, refreshing, with a timeframe selector."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +37,30 @@ def filters(controls: list[str] | tuple[str, ...], view: dict[str, str], names: 
     ], className="d-flex flex-wrap gap-2 mb-2" + ("" if controls else " d-none"), id="dash-filters")
 
 
-def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None,
-                 live_every_ms: int | None = None, drawn: Any = None) -> html.Div:
+def refresh_every_ms(widget: Any, live_every_ms: int | None) -> int | None:
+    """How often a widget is redrawn on its own: its `refresh_interval` in seconds; "live":
+    when the live channel brings new data, or every `live_every_ms` on a page with no live
+    channel; "off": on view changes only (None)."""
+    interval = widget.refresh_interval
+    if isinstance(interval, int) and not isinstance(interval, bool) and interval > 0:
+        return interval * 1000
+    return live_every_ms if interval == "live" and live_every_ms else None
+
+
+def widget_clock(widgets: Any, denied: dict[str, str], live_every_ms: int | None) -> list[Any]:
+    """ONE timer for the page's own refreshes instead of one per widget (each a component the
+    page mounts and a timer it runs): it ticks at the largest step that divides every
+    widget's period (`w-every`), and a step in the browser (callbacks/dashboard.py DUE_JS)
+    names the widgets whose period has come round."""
+    every = {w.id: ms for w in widgets if not denied.get(w.id) and (ms := refresh_every_ms(w, live_every_ms))}
+    tick = math.gcd(*every.values()) if every else 3_600_000
+    return [dcc.Interval(id="w-clock", interval=tick, disabled=not every), dcc.Store(id="w-every", data=every)]
+
+
+def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None, drawn: Any = None) -> html.Div:
     """One widget on the grid: a header (title, CSV of its rows) and its body — `drawn` when
     the page comes with it, else "loading…" until the refresh callback fills it. A widget
-    whose data the viewer may not see gets a static body saying so: no interval, no
+    whose data the viewer may not see gets a static body saying so: no refresh, no
     callback, no request for its data."""
     wid = widget.id
     tools: list[Any] = []
@@ -57,20 +77,13 @@ def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None
                               html.Div(["Your role does not include ", html.Code(denied), "."],
                                        className="small text-body-secondary")],
                              id={"type": "w-denied", "w": wid}, className="widget-denied p-2")
-        extra: list[Any] = []
     else:
         body = html.Div(drawn if drawn is not None else html.Div("loading…", className="small text-body-secondary p-2"),
                         id={"type": "w-body", "w": wid}, className="widget-body")
-        # Seconds: its own interval. "live": redrawn when the live channel brings new data, or
-        # every `live_every_ms` on a page with no live channel. "off": on view changes only.
-        interval = widget.refresh_interval
-        every = interval * 1000 if isinstance(interval, int) else (live_every_ms if interval == "live" else None)
-        extra = [dcc.Interval(id={"type": "w-int", "w": wid}, interval=every or 3_600_000, disabled=not every)]
     frame = (html.Div(body, className="h-100 widget widget-bare") if bare else
              html.Div([header, html.Div(body, className="card-body p-2 widget-content")],
                       className="card h-100 widget" + (" widget-forbidden" if denied else "")))
-    return html.Div([frame, *extra],
-                    id={"type": "w-shell", "w": wid}, className="widget-cell",
+    return html.Div(frame, id={"type": "w-shell", "w": wid}, className="widget-cell",
                     **{"data-widget": wid, "data-type": widget.type})
 
 
@@ -132,10 +145,9 @@ def grid_with_bodies(defn: Any, denied: dict[str, str], csv_hrefs: dict[str, str
                      *, editable: bool, live_every_ms: int | None = None) -> list[Any]:
     """The grid of shells, and whether it came with its bodies (`dash-drawn`: the refresh's
     first call then has nothing to do; shells without bodies are filled by that call)."""
-    return [grid([(w, widget_shell(w, denied.get(w.id), csv_href=csv_hrefs.get(w.id), live_every_ms=live_every_ms,
-                                   drawn=(bodies or {}).get(w.id)))
+    return [grid([(w, widget_shell(w, denied.get(w.id), csv_href=csv_hrefs.get(w.id), drawn=(bodies or {}).get(w.id)))
                   for w in defn.widgets], editable=editable),
-            dcc.Store(id="dash-drawn", data=bodies is not None)]
+            dcc.Store(id="dash-drawn", data=bodies is not None), *widget_clock(defn.widgets, denied, live_every_ms)]
 
 
 def validation_board() -> html.Div:

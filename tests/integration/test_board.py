@@ -209,15 +209,16 @@ def test_brd003_a_dashboard_s_own_filter_holds_without_a_picker_and_live_widgets
     assert csv[0]["value"] == 2
     d, dcsrf = signed_in(app, auth, "developer")
     dev_page = route(app, d, dcsrf, "/dashboards/developer")
-    intervals = {n["id"]["w"]: n for n in walk(dev_page) if isinstance(n.get("id"), dict)
-                 and n["id"].get("type") == "w-int"}
+    every = [n for n in walk(dev_page) if n.get("id") == "w-every"][0]["data"]
+    clock = [n for n in walk(dev_page) if n.get("id") == "w-clock"][0]
     live = [w["id"] for w in [n for n in walk(dev_page) if n.get("id") == "dash-def"][0]["data"]["widgets"]
             if w["refresh_interval"] == "live"]
-    assert live and all(intervals[w]["disabled"] is False and intervals[w]["interval"] == svc.settings.refresh_ms
-                        for w in live)
+    assert live and all(every[w] == svc.settings.refresh_ms for w in live), every
+    assert clock["disabled"] is False and all(ms % clock["interval"] == 0 for ms in every.values()), clock
+    assert not [n for n in walk(dev_page) if isinstance(n.get("id"), dict) and n["id"].get("type") == "w-edit"], \
+        "view mode: no edit strips"
     qa_page = route(app, c, csrf, "/dashboards/qa")          # pushed there: no polling
-    assert all(n["disabled"] is True for n in walk(qa_page) if isinstance(n.get("id"), dict)
-               and n["id"].get("type") == "w-int" and n["id"]["w"] in ("gates_passed",))
+    assert "gates_passed" not in [n for n in walk(qa_page) if n.get("id") == "w-every"][0]["data"]
 
 
 def test_brd004_a_qa_lead_shares_a_dashboard_with_the_qa_lead_role(app: Any, r: Any, auth: Any) -> None:
@@ -262,3 +263,53 @@ def test_brd004_a_qa_lead_shares_a_dashboard_with_the_qa_lead_role(app: Any, r: 
     assert entries and entries[0]["data"]["dashboard"] == "team-quality"
     d, dcsrf = signed_in(app, auth, "developer")            # no manage:dashboards: refused
     assert post(d, dcsrf, body).status_code == 403
+
+
+def test_brd006_a_body_is_drawn_once_per_data_version_and_viewer(app: Any, r: Any, auth: Any,
+                                                                 monkeypatch: Any) -> None:
+    """The drawn bodies are kept per data version (callbacks.dashboard.BodyCache): the same
+    refresh again draws nothing; new data, another theme or another viewer (their sanitising)
+    draws again, and the numbers follow the new data."""
+    import callbacks.dashboard as board
+    from data.keys import Keys
+    from data.timeutil import fmt_ms, now_ms
+    svc = app.server.extensions["qms"]
+    drawn: list[str] = []
+    render = board.renderer.render
+    monkeypatch.setattr(board.renderer, "render", lambda widget, *a, **kw: drawn.append(widget.id) or render(widget, *a, **kw))
+    ts = fmt_ms(now_ms() - 10 * 60_000)
+
+    def gates(ids: range) -> None:
+        assert svc.ingestor.ingest([{"id": f"g{i}", "type": "workflow.quality_gate_executed", "timestamp": ts,
+                                     "source": "t", "data": {"workflow_id": f"W{i}", "gate_name": "lint",
+                                                             "passed": True, "execution_time": 5}}
+                                    for i in ids]).rejected == 0
+        Aggregator(r, Keys("qms")).drain()
+
+    gates(range(2))
+    c, csrf = signed_in(app, auth, "qa_lead")
+    doc = {"id": "runs", "title": "Runs", "widgets": [
+        {"id": "runs", "type": "kpi_card", "title": "Gate runs",
+         "data_sources": [{"source": "kpi", "metric": "total_gates_executed"}]}]}
+    assert c.post("/api/dashboards", json=doc, headers={"X-CSRFToken": csrf}).status_code in (200, 201)
+    stored = [n for n in walk(route(app, c, csrf, "/dashboards/runs")) if n.get("id") == "dash-def"][0]["data"]
+    assert drawn == ["runs"]
+
+    def shown(client: Any, token: str, theme: str = "light") -> list[str]:
+        body = refresh_body(app, stored)
+        body["state"][1]["value"] = theme
+        res = post(client, token, body)
+        assert res.status_code == 200, res.data[:300]
+        return texts(res.json["response"]['{"type":"w-body","w":"runs"}']["children"]).split(" | ")
+
+    assert "2" in shown(c, csrf) and drawn == ["runs"], drawn          # the page's own body, again
+    gates(range(2, 5))                                                  # a new data version
+    assert "5" in shown(c, csrf) and drawn == ["runs"] * 2
+    assert "5" in shown(c, csrf) and drawn == ["runs"] * 2
+    shown(c, csrf, "dark")
+    assert drawn == ["runs"] * 3
+    other = app.server.test_client()
+    assert auth.login(other, "qa_lead", name="quinn").status_code == 302
+    with other.session_transaction() as sess:
+        other_csrf = sess["csrf"]
+    assert "5" in shown(other, other_csrf) and drawn == ["runs"] * 4
