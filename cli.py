@@ -2,6 +2,7 @@
 
     python cli.py serve [--demo]              the dashboard (embedded Redis unless REDIS_URL)
     python cli.py aggregate                   an aggregator process (deployments)
+    python cli.py publish                     the live publisher as a process (deployments)
     python cli.py replay FILE.jsonl           ingest a JSON Lines file, with a progress bar
     python cli.py simulate --backfill 7d --rate N --seed S [--no-live] [--url URL [--token T]]
     python cli.py import github --repo OWNER/NAME --since 30d [--api-url URL] [--restart] [--wait]
@@ -147,6 +148,23 @@ def cmd_aggregate(args: argparse.Namespace, settings: Settings) -> None:
     agg.run(stop)
     if settings.live and settings.live_publisher:
         publisher.stop()
+    if svc.embedded:
+        svc.embedded.stop()
+
+
+def cmd_publish(args: argparse.Namespace, settings: Settings) -> None:
+    """The live publisher alone (live.publisher), out of the web processes' event loop: run
+    it with QMS_LIVE_PUBLISHER=0 on the web and aggregator processes."""
+    from data.workers import start_publisher
+    svc = _services(settings)
+    stop = _stop_on_signals()
+    # One round waits on Redis, the long timeframes' thread computes: switch between them
+    # often, so a wake-up is not held up for the interpreter's default 5 ms.
+    sys.setswitchinterval(0.001)
+    publisher = start_publisher(svc)
+    print(f"live publisher on {svc.keys.live_applied}", flush=True)
+    stop.wait()
+    publisher.stop()
     if svc.embedded:
         svc.embedded.stop()
 
@@ -395,6 +413,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--name", help="consumer name (default host-pid)")
     p.add_argument("--partitions", help="serve only these partitions, e.g. 0,2 (default: all of QMS_PARTITIONS)")
     p.set_defaults(fn=cmd_aggregate)
+    p = sub.add_parser("publish", help="run the live publisher as a process of its own")
+    p.set_defaults(fn=cmd_publish)
     p = sub.add_parser("replay", help="ingest a JSON Lines file")
     p.add_argument("file")
     p.add_argument("--wait", action="store_true", help="aggregate before returning")

@@ -1,7 +1,8 @@
 """Live push over /ws: event-to-screen latency, fan-out and memory with many subscribed clients.
 
     python bench/push.py [--clients 1000] [--processes 1|2] [--rate 20] [--seconds 30]
-                         [--client-procs 2] [--batch 50] [--pipeline web|separate] [--no-compression]
+                         [--client-procs 2] [--batch 50] [--pipeline web|separate|publisher|apart]
+                         [--no-compression]
                          [--redis-url redis://127.0.0.1:6379/13]
 
 What it does (FLUSHDBs the --redis-url database first):
@@ -41,7 +42,8 @@ What it does (FLUSHDBs the --redis-url database first):
    (a busy client loop adds its lag to the measured latency) and its CPU use.
 
 --pipeline separate runs the aggregator and publisher in their own `cli.py aggregate`
-process instead (no web process runs them). --no-compression: the clients do not offer
+process instead (no web process runs them); publisher: the aggregator in the first web
+process, the publisher in a `cli.py publish` process; apart: each in a process of its own. --no-compression: the clients do not offer
 permessage-deflate (browsers do). --keep-logs copies the servers' logs to the temp dir.
 
 Prints a summary table and whether the target "p95 < 50 ms with 1,000 clients; HTTP p95
@@ -170,7 +172,7 @@ class Server:
     child: Child
     port: int
     data_dir: str
-    runs_pipeline: bool
+    runs_pipeline: str            # "aggregator + publisher", "aggregator", "" (web only)
 
     @property
     def http(self) -> str:
@@ -184,26 +186,37 @@ class Server:
         return rss_kib(self.child.pid)
 
 
-def start_servers(n: int, redis_url: str, separate: bool) -> tuple[list[Server], Child | None]:
-    """n web processes; the first runs the aggregator thread and the publisher, unless
-    `separate`: then none does and one `cli.py aggregate` process runs both."""
+# --pipeline: where the aggregator and the publisher run -> (web1 runs the aggregator thread,
+# web1 runs the publisher, `cli.py aggregate` runs (None: no such process) with the publisher,
+# a `cli.py publish` process runs it).
+PIPELINES = {"web": (True, True, None, False), "separate": (False, False, True, False),
+             "publisher": (True, False, None, True), "apart": (False, False, False, True)}
+
+
+def start_servers(n: int, redis_url: str, pipeline: str) -> tuple[list[Server], list[Child]]:
+    """n web processes, and the aggregator and publisher where --pipeline puts them (PIPELINES):
+    in the first web process, or in a `cli.py aggregate` and/or a `cli.py publish` process."""
     secret = secrets.token_hex(32)            # the same session/JWT key in every process
+    web_agg, web_pub, agg_pub, own_pub = PIPELINES[pipeline]
     servers = []
-    agg = None
-    if separate:
-        agg = Child("aggregate", [sys.executable, str(ROOT / "cli.py"), "aggregate", "--name", "bench-push"],
-                    _child_env(redis_url, {"QMS_LIVE_PUBLISHER": "1", "QMS_DEMO": "0"}))
+    extra = []
+    if agg_pub is not None:
+        extra.append(Child("aggregate", [sys.executable, str(ROOT / "cli.py"), "aggregate", "--name", "bench-push"],
+                           _child_env(redis_url, {"QMS_LIVE_PUBLISHER": "1" if agg_pub else "0", "QMS_DEMO": "0"})))
+    if own_pub:
+        extra.append(Child("publish", [sys.executable, str(ROOT / "cli.py"), "publish"],
+                           _child_env(redis_url, {"QMS_DEMO": "0"})))
     for i in range(n):
         port = free_port()
         data_dir = tempfile.mkdtemp(prefix=f"bench-push-{i}-")
-        pipeline = i == 0 and not separate
         env = _child_env(redis_url, {
             "QMS_HOST": "127.0.0.1", "QMS_PORT": str(port), "QMS_DEMO": "0", "QMS_DATA_DIR": data_dir,
-            "QMS_SECRET_KEY": secret, "QMS_RUN_AGGREGATOR": "1" if pipeline else "0",
-            "QMS_LIVE_PUBLISHER": "1" if pipeline else "0"})
+            "QMS_SECRET_KEY": secret, "QMS_RUN_AGGREGATOR": "1" if i == 0 and web_agg else "0",
+            "QMS_LIVE_PUBLISHER": "1" if i == 0 and web_pub else "0"})
         child = Child(f"web{i + 1}", [sys.executable, str(ROOT / "cli.py"), "serve"], env)
-        servers.append(Server(i, child, port, data_dir, pipeline))
-    return servers, agg
+        roles = [what for what, on in (("aggregator", web_agg), ("publisher", web_pub)) if on and i == 0]
+        servers.append(Server(i, child, port, data_dir, " + ".join(roles)))
+    return servers, extra
 
 
 def wait_healthy(servers: list[Server], timeout: float = 60.0) -> None:
@@ -732,21 +745,22 @@ def run(args: argparse.Namespace) -> int:
     load0 = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
     servers: list[Server] = []
-    agg: Child | None = None
+    extra: list[Child] = []
     clients: ClientProcs | None = None
     obs: Observer | None = None
     poster: Poster | None = None
     R: dict[str, Any] = {}
     try:
-        servers, agg = start_servers(args.processes, args.redis_url, args.pipeline == "separate")
+        servers, extra = start_servers(args.processes, args.redis_url, args.pipeline)
         wait_healthy(servers)
-        if agg is not None:
-            agg.check()
-            print(f"aggregate: pid {agg.pid}, `cli.py aggregate` with the publisher", flush=True)
+        for c in extra:
+            c.check()
+            print(f"{c.name}: pid {c.pid}, `cli.py {c.name}`"
+                  + (" with the publisher" if c.name == "aggregate" and PIPELINES[args.pipeline][2] else ""), flush=True)
         token = create_token(args.redis_url)
         for s in servers:
             print(f"{s.child.name}: pid {s.child.pid}, {s.http}, "
-                  f"{'aggregator + publisher' if s.runs_pipeline else 'web only'}", flush=True)
+                  f"{s.runs_pipeline or 'web only'}", flush=True)
         obs = Observer(args.redis_url)
         obs.start()
         poster = Poster(servers, token, args.post_threads)
@@ -830,7 +844,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n== streaming: {args.rate:g} POST/s (one gate event each, up to {args.post_threads} in flight) for "
               f"{args.seconds:g}s, HTTP probe alongside", flush=True)
         cpu0 = {s.index: s.child.cpu() for s in servers}
-        rcpu0, ccpu0, acpu0 = redis_cpu(r), clients.cpu(), agg.cpu() if agg else 0.0
+        rcpu0, ccpu0, acpu0 = redis_cpu(r), clients.cpu(), {c.name: c.cpu() for c in extra}
         box = {}
         th = threading.Thread(target=lambda: box.update(res=poster.stream(args.rate, args.seconds)), daemon=True)
         t_start = mono()
@@ -843,7 +857,7 @@ def run(args: argparse.Namespace) -> int:
         R["cpu"] = {s.index: (s.child.cpu() - cpu0[s.index]) / (t_end - t_start) for s in servers}
         R["rcpu"] = (redis_cpu(r) - rcpu0) / (t_end - t_start)
         R["ccpu"] = (clients.cpu() - ccpu0) / (t_end - t_start)
-        R["acpu"] = ((agg.cpu() - acpu0) / (t_end - t_start)) if agg else None
+        R["acpu"] = {c.name: (c.cpu() - acpu0[c.name]) / (t_end - t_start) for c in extra}
         lo, hi, took, behind = box["res"]
         R["stream"] = (lo, hi, took, behind)
         R["post"] = stats([(p.accepted - p.sent) * 1000 for p in poster.posts[lo:hi] if p.accepted])
@@ -894,8 +908,8 @@ def run(args: argparse.Namespace) -> int:
         if poster is not None:
             poster.close()
         stop_servers(servers, args.keep_logs)
-        if agg is not None:
-            agg.stop()
+        for c in extra:
+            c.stop()
 
 
 def print_report(args: argparse.Namespace, servers: list[Server], poster: Poster, res: list[Any],
@@ -979,7 +993,7 @@ def print_report(args: argparse.Namespace, servers: list[Server], poster: Poster
                                            f"{msgs / max(connected, 1) / dur:.2f}/s per client; {msgs_all:,} in all"],
         ["web CPU per delivered message", f"{per_msg:.0f} us (web processes' CPU while streaming minus idle with "
                                           f"clients, over the messages; includes POST, HTTP probe"
-                                          + (", aggregator, publisher)" if R["acpu"] is None else ")")],
+                                          + (f", {servers[0].runs_pipeline})" if servers[0].runs_pipeline else ")")],
         ["drain after the last POST", f"{R['drained']:.1f} s"],
         ["client loop lag p50 / p99 / max (streaming)",
          f"{ms(G['p50'])} / {ms(G['p99'])} / {ms(G['max'])} ms ({args.client_procs} client process(es), "
@@ -988,8 +1002,8 @@ def print_report(args: argparse.Namespace, servers: list[Server], poster: Poster
         ["CPU Redis (whole server) streaming", f"{R['rcpu'] * 100:.0f}% of one core"],
         ["load average 1/5/15 min, start -> end", R["load"]],
     ]
-    if R["acpu"] is not None:
-        rows.append(["CPU `cli.py aggregate` (aggregator + publisher) streaming", f"{R['acpu'] * 100:.0f}% of one core"])
+    for name, cpu in R["acpu"].items():
+        rows.append([f"CPU `cli.py {name}` streaming", f"{cpu * 100:.0f}% of one core"])
     for s in servers:
         i = s.index
         n = max(R["per_server"][i], 1)
@@ -998,7 +1012,7 @@ def print_report(args: argparse.Namespace, servers: list[Server], poster: Poster
              f"{R['cpu_idle0'][i] * 100:.0f}% / {R['cpu_base'][i] * 100:.0f}% of one core"],
             [f"{s.child.name}: CPU idle / streaming, clients connected",
              f"{R['cpu_idle1'][i] * 100:.0f}% / {R['cpu'][i] * 100:.0f}% of one core"
-             + (" (runs aggregator + publisher)" if s.runs_pipeline else "")],
+             + (f" (runs {s.runs_pipeline})" if s.runs_pipeline else "")],
             [f"{s.child.name}: RSS 0 clients / connected / after streaming",
              f"{R['rss0'][i] / 1024:.1f} / {R['rss1'][i] / 1024:.1f} / {R['rss2'][i] / 1024:.1f} MiB"],
             [f"{s.child.name}: memory per connection",
@@ -1044,9 +1058,11 @@ def main() -> None:
                     help="asyncio processes that run the clients (default 2; 1 = a single event loop)")
     ap.add_argument("--batch", type=int, default=50,
                     help="WebSocket handshakes in flight at most, over all client processes (default 50)")
-    ap.add_argument("--pipeline", choices=("web", "separate"), default="web",
+    ap.add_argument("--pipeline", choices=tuple(PIPELINES), default="web",
                     help="web: the first web process runs the aggregator thread and the publisher (default); "
-                         "separate: neither web process does, one `cli.py aggregate` process runs both")
+                         "separate: neither web process does, one `cli.py aggregate` process runs both; "
+                         "publisher: the first web process runs the aggregator, a `cli.py publish` process "
+                         "the publisher; apart: a `cli.py aggregate` and a `cli.py publish` process")
     ap.add_argument("--rate", type=float, default=20.0, help="POSTs (events) per second (default 20)")
     ap.add_argument("--seconds", type=float, default=30.0, help="streaming time (default 30)")
     ap.add_argument("--baseline-seconds", type=float, default=5.0,

@@ -120,13 +120,19 @@ class Hub:
         if not stored:
             return None
         merged: dict[str, Any] | None = None
+        newest: dict[str, int] = {}         # timeframe -> version of the part kept
         for raw in stored.values():
             msg = orjson.loads(raw)
+            version = msg["data"]["version"]
             if merged is None:
                 merged = msg
-            else:
-                merged["data"]["timeframes"].update(msg["data"]["timeframes"])
-                merged["data"]["version"] = max(merged["data"]["version"], msg["data"]["version"])
+                newest = dict.fromkeys(msg["data"]["timeframes"], version)
+                continue
+            for tf, part in msg["data"]["timeframes"].items():
+                if version >= newest.get(tf, -1):       # two fields may hold one timeframe: the newer
+                    merged["data"]["timeframes"][tf] = part
+                    newest[tf] = version
+            merged["data"]["version"] = max(merged["data"]["version"], version)
         return orjson.dumps(merged)
 
     # --- relay --------------------------------------------------------------------------

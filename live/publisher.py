@@ -8,33 +8,46 @@ or two web processes never compute or send it twice; versions that arrive while 
 is running are coalesced into the next round. The last payload of each channel and
 timeframe is kept in `{p}:live-last:<channel>` for clients that (re)subscribe: pub/sub
 has no delivery guarantee, so a client starts from that snapshot, then takes deltas.
+
+A round is cheap, so it can run for every version: the short timeframes are computed from
+the publisher's copy of the rollups (live.rollcache: one atomic read that returns only the
+buckets a batch changed), and a channel gets one message per round holding only the
+timeframes whose cards changed. The long timeframes (a full read of weeks of buckets) and
+the warming of the charts' series run beside the rounds, in a thread of their own, so they
+never hold a round up.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 import redis
 
 from components.kpi import format_value
-from data.engine import Engine
+from data import kpis
+from data.engine import Engine, plan
 from data.keys import Keys
+from data.kpis import Win
 from data.timeutil import now_ms
+from live import rollcache
+from live.rollcache import RollupCache
 
 log = logging.getLogger("qms.live")
 
 SHARED = ("executive", "operational", "qa")      # the same numbers for everyone who may see them
-# Every round computes the default view (24h) and sends it at once; the other short
-# timeframes follow at most every `fast_every_s`, the long ones every `slow_every_s`: each
-# computation is a full dashboard, and under continuous ingest every batch is a new version.
+# Every round computes the default view (24h); the other short timeframes join a round at
+# most every `fast_every_s` (under continuous ingest every batch is a new version); the long
+# ones are computed beside the rounds every `slow_every_s`.
 FAST = ("24h", "1h", "4h")
 SLOW = ("7d", "30d")
 LAST_TTL_S = 24 * 3600
-# The series the provisioned dashboards' charts draw (config/dashboards/*.yaml, `points: 48`),
-# warmed for each data version so the first chart redraw after it reads them from the cache.
+# The series the provisioned dashboards' charts draw (config/dashboards/*.yaml, `points: 48`,
+# on the clock's boundaries as dashboards.computed asks), warmed every series lifetime so
+# the first chart redraw after a push reads them from the cache.
 TREND_POINTS = 48
 CHART_SERIES = ("overall_quality_score", "gate_pass_rate", "compliance_adherence", "cost_per_review",
                 "error_rate", "defects_found")
@@ -42,12 +55,16 @@ CHART_SERIES = ("overall_quality_score", "gate_pass_rate", "compliance_adherence
 
 def card_texts(widgets: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """KPI widgets as the browser shows them: formatted once here, not in every browser."""
+    return texts_of({w["id"]: w["data"] for w in widgets})
+
+
+def texts_of(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """KPI values (data.kpis.compute: id -> current/previous value, trend, unit) as cards."""
     out = {}
-    for w in widgets:
-        d = w["data"]
-        out[w["id"]] = {"text": format_value(d.get("current_value"), d.get("unit")), "trend": d.get("trend"),
-                        "rounded": format_value(d.get("current_value"), d.get("unit"), round_money=True),
-                        "previous_text": f"previous: {format_value(d.get('previous_value'), d.get('unit'))}"}
+    for kpi_id, d in values.items():
+        out[kpi_id] = {"text": format_value(d.get("current_value"), d.get("unit")), "trend": d.get("trend"),
+                       "rounded": format_value(d.get("current_value"), d.get("unit"), round_money=True),
+                       "previous_text": f"previous: {format_value(d.get('previous_value'), d.get('unit'))}"}
     return out
 
 
@@ -64,10 +81,18 @@ class Publisher:
         self.slow_every_s = slow_every_s
         self.fast_every_s = fast_every_s
         self.claim_ttl_s = claim_ttl_s
-        self._slow_at = 0.0
+        self.cache = RollupCache(r, keys) if rollcache.supported(keys) else None
         self._fast_at = 0.0
-        self._warmed: dict[str, float] = {}
+        self._sent: dict[tuple[str, str], dict[str, Any]] = {}     # (dashboard, timeframe) -> cards last sent
+        self._lock = threading.Lock()          # rounds and the side thread's long timeframes both publish
         self.rounds = 0
+        self.published = -1                    # the newest data version a round published
+
+    def forget(self) -> None:
+        """Send every channel in full again (the data store lost or replaced its history)."""
+        with self._lock:
+            self._sent.clear()
+        self.published = -1
 
     def version(self) -> int:
         return int(self.r.hget(self.k.meta, "version") or 0)
@@ -75,72 +100,159 @@ class Publisher:
     def claim(self, version: int) -> bool:
         return bool(self.r.set(self.k.live_claim(version), b"1", nx=True, ex=self.claim_ttl_s))
 
-    def publish_round(self, version: int) -> int:
-        """Compute and publish every shared channel for `version`; returns messages sent.
-        Each message costs a send per subscribed browser, so timeframes are grouped: the
-        default one alone (latency), the other fast ones together, the slow ones rarely."""
-        # The default view first, on its own: it is what most pages show, and it should not
-        # wait for the other timeframes' computations. Then the other fast timeframes in one.
-        sent = self._publish(version, FAST[:1], "first")
-        if time.monotonic() - self._fast_at >= self.fast_every_s:
-            sent += self._publish(version, FAST[1:], "fast")
+    def publish_round(self, version: int, drain: Callable[[], list[bytes]] | None = None) -> int:
+        """Compute the short timeframes of every shared channel and publish what changed;
+        returns messages sent. One message per channel: its 24h cards (what most pages
+        show), and the 1h and 4h ones when they are due (at most every `fast_every_s`)."""
+        due = time.monotonic() - self._fast_at >= self.fast_every_s
+        timeframes = FAST if due else FAST[:1]
+        if due:
             self._fast_at = time.monotonic()
+        version, cards = self.compute(timeframes, version, drain)
         # The developer dashboard is per user: its browsers are told there is new data and
         # ask for their own numbers (cached per user and version).
-        self.r.publish(self.k.live("dashboard.developer"),
-                       message("dashboard.developer", {"version": version, "timeframes": {}}))
-        sent += 1
-        if time.monotonic() - self._slow_at >= self.slow_every_s:
-            sent += self._publish(version, SLOW, "slow")
-            self._slow_at = time.monotonic()
+        sent = self._send(version, cards, also=(("dashboard.developer", {"version": version, "timeframes": {}}),))
         self.rounds += 1
+        self.published = max(self.published, version)
         return sent
 
-    def _publish(self, version: int, timeframes: tuple[str, ...], group: str) -> int:
-        cards: dict[str, dict[str, Any]] = {name: {} for name in SHARED}
-        for tf in timeframes:
-            for name in SHARED:
-                cards[name][tf] = {"kpis": card_texts(self.engine.dashboard(name, tf)["data"]["widgets"])}
-        with self.r.pipeline(transaction=False) as p:
-            for name in SHARED:
+    def compute(self, timeframes: tuple[str, ...], version: int, drain: Callable[[], list[bytes]] | None = None,
+                ) -> tuple[int, dict[tuple[str, str], dict[str, Any]]]:
+        """(the data version, cards per (dashboard, timeframe)): from the rollup copy — one
+        atomic read, so the version is the one the numbers are of; `drain` gives it the
+        aggregator's wake-ups (live.rollcache) — or, where the copy cannot be used, from the
+        engine at `version`."""
+        if self.cache is None:
+            return version, {(name, tf): card_texts(self.engine.dashboard(name, tf)["data"]["widgets"])
+                             for tf in timeframes for name in SHARED}
+        now = now_ms()
+        plans = [(name, plan(tf, None, now, self.engine.skew_ms)) for tf in timeframes for name in SHARED]
+        version, names, spans = self.cache.read(plans, drain)
+        cards = {}
+        for (name, p), span in zip(plans, spans):
+            values = kpis.compute(kpis.kpis_for(name, names), Win(span, p.bounds, 0, None, None, names))
+            cards[(name, p.timeframe)] = texts_of(values)
+        return version, cards
+
+    def _send(self, version: int, cards: dict[tuple[str, str], dict[str, Any]],
+              also: tuple[tuple[str, dict[str, Any]], ...] = (), refresh: bool = False) -> int:
+        """One message per channel with the timeframes whose cards changed since they were
+        last sent (all of them in the snapshot, `live-last`: one field per timeframe), and
+        the `also` messages; in one transaction, so a snapshot read is never older than the
+        messages a subscriber may already have been relayed."""
+        changed: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for (name, tf), c in cards.items():
+                if self._sent.get((name, tf)) != c:
+                    self._sent[(name, tf)] = c
+                    changed.setdefault(name, {})[tf] = {"kpis": c}
+        if not changed and not also and not refresh:
+            return 0
+        with self.r.pipeline(transaction=True) as p:
+            for channel, data in also:
+                p.publish(self.k.live(channel), message(channel, data))
+            if refresh:                  # snapshots of channels whose cards stay the same do not expire
+                for name in SHARED:
+                    p.expire(self.k.live_last(f"dashboard.{name}"), LAST_TTL_S)
+            for name, tfs in changed.items():
                 channel = f"dashboard.{name}"
-                payload = message(channel, {"version": version, "timeframes": cards[name]})
-                p.publish(self.k.live(channel), payload)
-                p.hset(self.k.live_last(channel), group, payload)
+                p.publish(self.k.live(channel), message(channel, {"version": version, "timeframes": tfs}))
+                p.hset(self.k.live_last(channel), mapping={tf: message(channel, {"version": version,
+                                                                                 "timeframes": {tf: part}})
+                                                          for tf, part in tfs.items()})
                 p.expire(self.k.live_last(channel), LAST_TTL_S)
             p.execute()
-        # Then warm the series the charts draw (after the message, which must not wait for
-        # them; the engine keeps them a few seconds), at most once per series lifetime.
-        now = time.monotonic()
-        for tf in timeframes:
-            if now - self._warmed.get(tf, 0.0) >= self.engine.series_ttl_s:
-                self._warmed[tf] = now
-                for metric in CHART_SERIES:
-                    self.engine.series(metric, tf, points=TREND_POINTS, shared=True)
-        return len(SHARED)
+        return len(changed) + len(also)
+
+    def publish_slow(self) -> int:
+        """The long timeframes of every shared channel (through the engine: weeks of buckets
+        are read once a minute, not kept)."""
+        version = self.version()
+        cards = {(name, tf): card_texts(self.engine.dashboard(name, tf)["data"]["widgets"])
+                 for tf in SLOW for name in SHARED}
+        return self._send(version, cards, refresh=True)
+
+    def warm_series(self) -> None:
+        """The charts' series of the short timeframes, into the engine's shared cache."""
+        for tf in FAST:
+            for metric in CHART_SERIES:
+                self.engine.series(metric, tf, points=TREND_POINTS, shared=True, aligned=True)
+
+    def _beside(self, stop: threading.Event) -> None:
+        """The side thread: long timeframes every `slow_every_s`, series every series lifetime."""
+        slow_at = warm_at = -1e9
+        while not stop.is_set():
+            try:
+                if time.monotonic() - slow_at >= self.slow_every_s:
+                    slow_at = time.monotonic()
+                    self.publish_slow()
+                ttl = self.engine.series_ttl_s
+                if ttl > 0 and time.monotonic() - warm_at >= ttl:
+                    warm_at = time.monotonic()
+                    self.warm_series()
+            except redis.RedisError as exc:
+                log.warning("live publisher (long timeframes): %s; retrying", exc)
+            stop.wait(1.0)
 
     def run(self, stop: threading.Event) -> None:
         """Wait for new versions (pub/sub wake-up, or a 1 s poll if a message was missed)."""
-        last = -1
+        beside = threading.Thread(target=self._beside, args=(stop,), name="qms-live-publisher-slow", daemon=True)
+        beside.start()
+        try:
+            self._rounds(stop)
+        finally:
+            beside.join(5)
+
+    def _rounds(self, stop: threading.Event) -> None:
         while not stop.is_set():
             pubsub = self.r.pubsub(ignore_subscribe_messages=True)
+            heard: list[bytes] = []
+            marks = itertools.count()
+
+            def listen(timeout: float) -> None:
+                msg = pubsub.get_message(timeout=timeout)
+                while msg is not None:
+                    if msg["type"] == "message":
+                        heard.append(msg["data"])
+                    msg = pubsub.get_message(timeout=0)
+
+            def drain() -> list[bytes]:
+                """The wake-ups published up to now, in order: PING on the subscription and
+                read up to its PONG (live.rollcache)."""
+                mark = f"qms-live-{next(marks)}".encode()
+                pubsub.ping(mark)
+                deadline = time.monotonic() + 5.0
+                while True:
+                    msg = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+                    if msg is None:
+                        if time.monotonic() >= deadline:
+                            raise redis.TimeoutError("no PONG on the live-applied subscription")
+                    elif msg["type"] == "message":
+                        heard.append(msg["data"])
+                    elif msg["type"] == "pong" and msg["data"] == mark:
+                        out = heard[:]
+                        heard.clear()
+                        return out
             try:
                 pubsub.subscribe(self.k.live_applied)
+                if self.cache is not None:
+                    self.cache.synced = False          # wake-ups were missed while not subscribed
                 while not stop.is_set():
-                    pubsub.get_message(timeout=1.0)
-                    # Drain what piled up while we computed: one round for all of it.
-                    while pubsub.get_message(timeout=0):
-                        pass
+                    # Wait for a wake-up (or poll once a second, if one was missed); what piled
+                    # up while we computed makes one round.
+                    listen(1.0)
                     version = self.version()
-                    if version != last:
-                        last = version
-                        if self.claim(version):
-                            started = time.monotonic()
-                            self.publish_round(version)
-                            # Share the process with the aggregator: after a round that took
-                            # d, rest 2d, so publishing never takes more than a third of the
-                            # CPU (a bulk load's batches coalesce; a trickle is still at once).
-                            stop.wait(2 * (time.monotonic() - started))
+                    if version < self.published:
+                        self.forget()            # a new or flushed Redis: another history
+                    # A version this publisher's last round already covered (its read is
+                    # atomic and may have seen newer batches) is not computed again.
+                    if version > self.published and self.claim(version):
+                        self.publish_round(version, drain if self.cache is not None else None)
+                    else:
+                        self.published = max(self.published, version)
+                        if self.cache is not None:        # another publisher's round: keep the copy exact
+                            self.cache.heard(heard[:])
+                        heard.clear()
             except redis.RedisError as exc:
                 log.warning("live publisher: %s; retrying", exc)
                 stop.wait(1.0)

@@ -1,0 +1,279 @@
+"""The shared dashboards' rollups read incrementally: the publisher keeps the buckets it
+read, and each round reads from Redis only those a batch changed since.
+
+The aggregator's wake-up on `{n}:live-applied` names the rollup families its batch
+changed and the first and last minute it changed in each (data.aggregator.live_hint); the copy
+forgets those buckets, and one server-side script per round reads the data version, the
+registries and the buckets the copy lacks — one atomic read, so the version and the
+numbers of a round belong together. Under live traffic that is the newest minute, five
+minutes and hour of a few families instead of the ~200 hashes per dashboard and timeframe
+of a full read. The numbers are the engine's: the same tiling (data.rollups.fetch), the
+same formulas (data.kpis); only the hashes come from the copy.
+
+Exact, not probably right. Each batch adds one to the version and publishes one wake-up,
+in one script, so the copy is exact at version b + n once the n wake-ups after b are
+applied. Before each read the publisher PINGs its subscription and reads up to the PONG:
+every wake-up published before that is then in hand. If the read finds a newer version
+than b + n (a batch committed between the PONG and the read), the same script compares
+every bucket of the copy with Redis by SHA-1 instead and sends back those that differ;
+the wake-ups of those batches, which arrive later, are skipped. A wake-up that names
+nothing (an older aggregator's "1") and a new subscription do the same until a read is
+followed by an empty subscription. A registry only grows: its size is its digest.
+
+A partitioned deployment (data.keys: K > 1 or Redis Cluster) is not read this way (its
+rollups are one family per partition, in different slots): the publisher computes through
+the engine there (`supported`).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import orjson
+import redis
+
+from data import kpis
+from data.batch import CARRY
+from data.engine import Plan
+from data.keys import Keys
+from data.rollups import Span
+from data.timeutil import MINUTE_MS, RESOLUTIONS, Bucket, cover
+
+_RES_NAME = {r.step_ms: r.name for r in RESOLUTIONS}
+REGISTRIES = ("gates", "queues", "categories", "teams", "users", "agents", "types", "repositories")
+
+# KEYS: meta, carry set, the registries (ARGV[1] of them), then rollup hashes.
+# ARGV[2]: the version the copy is exact at once its wake-ups are applied, or -1: compare
+# every hash given; ARGV[2 + i]: the copy's digest of KEYS[2 + i] ("" = not in the copy).
+# Returns {version, 2} when the version is not the expected one (nothing read), else
+# {version, full, i, digest, content, ...} for every registry and hash that differs: in a
+# round in step, the hashes given are those the copy lacks.
+READ = """
+local nsets = tonumber(ARGV[1])
+local version = redis.call('HGET', KEYS[1], 'version') or '0'
+local full = ARGV[2] == '-1'
+if not full and version ~= ARGV[2] then return {version, 2} end
+local out = {version, full and 1 or 0}
+local carried = redis.call('SCARD', KEYS[2]) > 0
+for i = 3, #KEYS do
+  local known = ARGV[i]
+  if i - 2 <= nsets then
+    local n = tostring(redis.call('SCARD', KEYS[i]))
+    if n ~= known then
+      out[#out + 1] = i - 2; out[#out + 1] = n; out[#out + 1] = redis.call('SMEMBERS', KEYS[i])
+    end
+  else
+    local h = redis.call('HGETALL', KEYS[i])
+    if carried and redis.call('SISMEMBER', KEYS[2], KEYS[i]) == 1 then
+      h[#h + 1] = '~carry'
+      for _, v in ipairs(redis.call('HGETALL', KEYS[i] .. ':carry')) do h[#h + 1] = v end
+    end
+    local d = '-'
+    if #h > 0 then d = redis.sha1hex(table.concat(h, '\\n')) end
+    if d ~= known then
+      out[#out + 1] = i - 2; out[#out + 1] = d; out[#out + 1] = h
+    end
+  end
+end
+return out
+"""
+KEEP_S = 10.0             # a bucket no round asked for this long leaves the copy
+
+
+def supported(keys: Keys) -> bool:
+    return not getattr(keys, "partitioned", False)
+
+
+def tiling(p: Plan) -> list[Bucket]:
+    """The buckets data.rollups.fetch reads for a plan's windows (same cuts, same now)."""
+    pts = sorted({b for b in p.bounds if b < p.horizon} | {p.horizon})
+    buckets: list[Bucket] = []
+    for a, b in zip(pts, pts[1:]):
+        buckets += cover(a, b, p.now)
+    return buckets
+
+
+def hint(payload: bytes | str) -> dict[str, tuple[int, int]] | None:
+    """A wake-up's {family: (first, last changed minute)} (data.aggregator.live_hint), or
+    None when it does not say."""
+    try:
+        found = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(found, dict):
+        return None
+    out = {}
+    for fam, span in found.items():
+        if not (isinstance(span, list) and len(span) == 2 and all(isinstance(x, int) for x in span)):
+            return None
+        out[fam] = (span[0], span[1])
+    return out
+
+
+def _content(flat: list[bytes]) -> dict[str, int]:
+    """A hash's fields as ints, its carried excess (after '~carry') added back."""
+    out: dict[str, int] = {}
+    it = iter(flat)
+    carry = False
+    for f in it:
+        if f == b"~carry":
+            carry = True
+            continue
+        v = int(next(it))
+        name = f.decode()
+        out[name] = out.get(name, 0) + (v * CARRY if carry else v)
+    return out
+
+
+class RollupCache:
+    """The publisher's copy of the rollup hashes and registries it reads, by key."""
+
+    def __init__(self, r: redis.Redis, keys: Keys) -> None:
+        self.r = r
+        self.k = keys
+        self._read = r.register_script(READ)
+        # key -> (digest, content, family, start and end of its bucket: None for totals)
+        self._copy: dict[str, tuple[str, Any, str, int | None, int | None]] = {}
+        self._used: dict[str, float] = {}
+        self._sets = [keys.registry(kind) for kind in REGISTRIES]
+        self._layouts: dict[tuple[Any, ...], tuple[tuple[str, ...], list[Bucket], list[str]]] = {}
+        self._info: dict[str, tuple[str, int | None, int | None]] = {}    # key -> family, bucket start, end
+        self._swept = time.monotonic()
+        self.synced = False       # the copy is exact at `base` plus the wake-ups heard since
+        self.base = -1
+        self.skip = 0             # wake-ups still to come for batches a full read already covered
+        self.version = -1
+        self.full_reads = 0       # for the benchmark's account
+        self.changed = 0          # hashes sent back by the last read
+
+    def _forget(self, touched: dict[str, tuple[int, int]]) -> None:
+        """Drop the copied buckets a batch changed: its families' totals and every bucket
+        that holds one of the minutes from its first to its last."""
+        gone = [key for key, (_, _, fam, start, end) in self._copy.items()
+                if fam in touched and (end is None or (start <= touched[fam][1] and end > touched[fam][0]))]
+        for key in gone:
+            del self._copy[key]
+
+    def heard(self, payloads: list[bytes]) -> None:
+        """Wake-ups read from the subscription, in the order they were published."""
+        if not self.synced:
+            return
+        for payload in payloads:
+            if self.skip:
+                self.skip -= 1
+                continue
+            touched = hint(payload)
+            if touched is None:
+                self.synced = False
+                return
+            self._forget(touched)
+            self.base += 1
+
+    def _layout(self, name: str, p: Plan) -> tuple[tuple[str, ...], list[Bucket], list[str]]:
+        """A dashboard's families, the plan's buckets and their keys, totals first: the same
+        for every round of a minute (the tiling changes only when `now` crosses one)."""
+        memo = (name, tuple(p.bounds), p.horizon, p.now // MINUTE_MS)
+        found = self._layouts.get(memo)
+        if found is None:
+            fams = kpis.FAMILIES[name]
+            buckets = tiling(p)
+            names = [self.k.totals(f) for f in fams]
+            for f in fams:
+                self._info[self.k.totals(f)] = (f, None, None)
+            for f in fams:
+                for bk in buckets:
+                    key = self.k.rollup(_RES_NAME[bk.step_ms], f, bk.start)
+                    names.append(key)
+                    self._info[key] = (f, bk.start, bk.start + bk.step_ms)
+            found = self._layouts[memo] = (fams, buckets, names)
+        return found
+
+    def read(self, plans: list[tuple[str, Plan]],
+             drain: Callable[[], list[bytes]] | None = None) -> tuple[int, dict[str, list[str]], list[Span]]:
+        """(version, registries, a Span per (dashboard, plan)), all from one atomic read.
+        `drain` returns the wake-ups published up to now (PING/PONG on the subscription);
+        without it every read compares the whole copy."""
+        if drain is not None:
+            self.heard(drain())
+        else:
+            self.synced = False
+        if len(self._layouts) > 64:         # the layouts of minutes gone by
+            self._layouts.clear()
+            self._info.clear()
+        jobs = [self._layout(name, p) for name, p in plans]
+        wanted: dict[str, None] = {}
+        for _, _, names in jobs:
+            wanted.update(dict.fromkeys(names))
+        sets = self._sets
+        version, full, res = -1, True, None
+        if self.synced:
+            # In step: only the hashes the copy lacks (new buckets, those batches changed).
+            missing = [key for key in wanted if key not in self._copy]
+            res = self._call(sets + missing, self.base)
+            version = int(res[0])
+            full = res[1] == 2
+            if full and version < self.base:     # older than expected: cannot be in step, start again
+                self.synced = False
+        if full:
+            all_keys = sets + list(wanted)
+            res = self._call(all_keys, -1)
+            version = int(res[0])
+            self.full_reads += 1
+            if self.synced:
+                # Batches committed between the PONG and this read: it covers them; their
+                # wake-ups, still to come, are skipped.
+                self.skip += version - self.base
+        else:
+            all_keys = sets + missing
+        assert res is not None
+        if version < self.version:           # a new or flushed Redis: the copy is of another history
+            self._copy.clear()
+            self.synced, self.version, self.skip = False, -1, 0
+            return self.read(plans)
+        self.version = version
+        self.changed = 0
+        for i in range(2, len(res), 3):
+            idx, digest, flat = int(res[i]) - 1, res[i + 1].decode(), res[i + 2]
+            key = all_keys[idx]
+            if idx < len(sets):
+                self._copy[key] = (digest, sorted(m.decode() for m in flat), "", None, None)
+            else:
+                self._copy[key] = (digest, _content(flat), *self._info[key])
+                self.changed += 1
+        if full:
+            if self.synced:
+                self.base = version
+            elif drain is not None and not drain():
+                # Nothing was published since the PONG before the read: every wake-up of a
+                # batch it covers is in hand, and each later one is a later batch.
+                self.synced, self.base, self.skip = True, version, 0
+        else:
+            self.base = version
+        self._keep(sets + list(wanted))
+        registries = {kind: self._copy[key][1] for kind, key in zip(REGISTRIES, sets)}
+        spans = []
+        for fams, buckets, names in jobs:
+            contents = [self._copy[n][1] for n in names]
+            totals = {f: contents[i] for i, f in enumerate(fams)}
+            values, pos = {}, len(fams)
+            for f in fams:
+                values[f] = contents[pos:pos + len(buckets)]
+                pos += len(buckets)
+            spans.append(Span(buckets, values, totals))
+        return version, registries, spans
+
+    def _call(self, keys: list[str], expected: int) -> Any:
+        return self._read(keys=[self.k.meta, self.k.carry, *keys],
+                          args=[len(self._sets), expected, *(self._copy[key][0] if key in self._copy else ""
+                                                             for key in keys)])
+
+    def _keep(self, used: list[str]) -> None:
+        """Buckets that left every window (the minutes of an hour ago) leave the copy."""
+        now = time.monotonic()
+        for key in used:
+            self._used[key] = now
+        if now - self._swept >= KEEP_S:
+            self._swept = now
+            for key in [k for k, t in self._used.items() if now - t >= KEEP_S]:
+                del self._used[key]
+                self._copy.pop(key, None)

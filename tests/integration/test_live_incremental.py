@@ -1,0 +1,185 @@
+"""The live publisher's incremental rounds (live.rollcache) against the engine: real Redis,
+the real aggregator and its wake-ups, the real publisher loop. Every pushed card must be
+the card GET /api/dashboard/<name> gives for the same data version, whichever way the
+round read its buckets (the aggregator's hints, a full comparison, a batch that lands
+between the PONG and the read)."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from data.aggregator import Aggregator, live_hint
+from data.batch import Acc
+from data.timeutil import HOUR_MS, MINUTE_MS, fmt_ms, now_ms
+from live.publisher import FAST, SHARED, Publisher, card_texts
+from live.rollcache import RollupCache, hint
+
+
+def _events(tag: str, n: int, ago_ms: int, passed: bool = True) -> list[dict[str, Any]]:
+    ts = fmt_ms(now_ms() - ago_ms)
+    return [{"id": f"inc-{tag}-{i}", "type": "workflow.quality_gate_executed", "timestamp": ts, "source": "t",
+             "data": {"workflow_id": f"W{tag}{i}", "gate_name": f"gate-{tag}", "passed": passed,
+                      "execution_time": 10 + i}} for i in range(n)]
+
+
+def _apply(svc: Any, r: Any, events: list[dict[str, Any]]) -> int:
+    """Ingest and aggregate one batch; returns the new data version."""
+    svc.ingestor.ingest(events)
+    Aggregator(r, svc.keys).drain()
+    return int(r.hget(svc.keys.meta, "version"))
+
+
+def _engine_cards(svc: Any, timeframes: tuple[str, ...]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(name, tf): card_texts(svc.engine.dashboard(name, tf)["data"]["widgets"])
+            for tf in timeframes for name in SHARED}
+
+
+def _same_minute_compare(svc: Any, pub: Publisher, drain: Any = None) -> tuple[int, int]:
+    """The publisher's cards == the engine's, at the same version and the same minute (the
+    windows move with the clock); returns (version, hashes the round read)."""
+    for _ in range(5):
+        minute = now_ms() // MINUTE_MS
+        version, cards = pub.compute(FAST, -1, drain)
+        ref = _engine_cards(svc, FAST)
+        if now_ms() // MINUTE_MS != minute:
+            continue
+        assert int(svc.redis.hget(svc.keys.meta, "version")) == version
+        for key, c in cards.items():
+            assert c == ref[key], (key, {k: (c.get(k), ref[key].get(k)) for k in set(c) | set(ref[key])
+                                         if c.get(k) != ref[key].get(k)})
+        return version, pub.cache.changed if pub.cache else 0
+    raise AssertionError("the minute kept changing")
+
+
+def test_live_inc001_hint_names_families_and_earliest_minute() -> None:
+    from data.contrib import direct
+    acc = Acc()
+    now = now_ms()
+    for ev in _events("h", 2, 3 * HOUR_MS) + _events("k", 1, 0):
+        ev["data"]["passed"] = True
+        for c in direct(ev, now - 3 * HOUR_MS if ev["id"].startswith("inc-h") else now):
+            acc.add(c)
+    touched = hint(live_hint(acc))
+    assert touched is not None and touched
+    assert set(touched) == {fam for fam, _ in acc.buckets} | set(acc.totals)
+    for fam, (lo, hi) in touched.items():
+        mins = [b for f, b in acc.buckets if f == fam]
+        assert (lo, hi) == ((min(mins), max(mins)) if mins else (2 ** 62, 2 ** 62))
+    assert min(lo for lo, _ in touched.values()) <= now - 3 * HOUR_MS
+    assert max(hi for _, hi in touched.values() if hi < 2 ** 62) >= now - MINUTE_MS
+    assert hint(b"1") is None and hint(b"{not json") is None and hint(b'{"main": 5}') is None
+
+
+def test_live_inc002_rounds_equal_the_engine_and_read_only_what_changed(app: Any, r: Any) -> None:
+    svc = app.server.extensions["qms"]
+    _apply(svc, r, _events("a", 5, 30 * MINUTE_MS) + _events("b", 3, 20 * HOUR_MS, passed=False))
+    pub = Publisher(r, svc.keys, svc.engine)
+    assert pub.cache is not None
+    sub = r.pubsub(ignore_subscribe_messages=True)
+    sub.subscribe(svc.keys.live_applied)
+    marks = iter(range(10 ** 6))
+
+    def drain() -> list[bytes]:
+        mark = f"m{next(marks)}".encode()
+        sub.ping(mark)
+        out = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            msg = sub.get_message(timeout=1)
+            if msg and msg["type"] == "message":
+                out.append(msg["data"])
+            elif msg and msg["type"] == "pong" and msg["data"] == mark:
+                return out
+        raise AssertionError("no PONG")
+    try:
+        _same_minute_compare(svc, pub, drain)            # the first read: everything
+        _same_minute_compare(svc, pub, drain)            # an empty drain after it: in step
+        assert pub.cache.synced
+        full = pub.cache.full_reads
+        # Live events, a late one (20 h ago), a new gate, a failed run: each batch is read
+        # through its hint, and the numbers stay the engine's.
+        for tag, n, ago, passed in (("c", 2, 0, True), ("d", 1, 20 * HOUR_MS + 7 * MINUTE_MS, False),
+                                    ("e", 4, 2 * HOUR_MS, True), ("f", 1, 0, False)):
+            version = _apply(svc, r, _events(tag, n, ago, passed))
+            got, changed = _same_minute_compare(svc, pub, drain)
+            assert got == version
+            assert 0 < changed < 100, f"a batch's round read {changed} hashes"
+        assert pub.cache.full_reads == full, "rounds that had every hint compared the whole copy"
+        # A batch that lands between the PONG and the read: that read compares everything,
+        # and the batch's own wake-up, which comes later, is skipped.
+        _apply(svc, r, _events("g", 1, 0))
+        late = _events("h", 2, 5 * HOUR_MS)
+
+        def drain_then_commit() -> list[bytes]:
+            out = drain()
+            _apply(svc, r, late)
+            return out
+        _same_minute_compare(svc, pub, drain_then_commit)
+        assert pub.cache.full_reads == full + 1 and pub.cache.skip == 1
+        _same_minute_compare(svc, pub, drain)
+        assert pub.cache.skip == 0 and pub.cache.synced
+        version = _apply(svc, r, _events("i", 1, 0))
+        assert _same_minute_compare(svc, pub, drain)[0] == version
+        # A wake-up that does not say what changed (an older aggregator): everything again.
+        r.publish(svc.keys.live_applied, b"1")
+        r.hincrby(svc.keys.meta, "version", 1)
+        _same_minute_compare(svc, pub, drain)
+        assert pub.cache.full_reads == full + 2
+    finally:
+        sub.close()
+
+
+def test_live_inc003_the_publisher_loop_pushes_the_engines_numbers(app: Any, r: Any) -> None:
+    """The loop as it runs in a process: every snapshot it leaves equals the engine's
+    cards at the snapshot's version, batch after batch, late events included."""
+    svc = app.server.extensions["qms"]
+    _apply(svc, r, _events("a", 3, 10 * MINUTE_MS))
+    pub = Publisher(r, svc.keys, svc.engine, slow_every_s=3600)
+    stop = threading.Event()
+    t = threading.Thread(target=pub.run, args=(stop,), daemon=True)
+    t.start()
+    try:
+        for tag, ago in (("b", 0), ("c", 23 * HOUR_MS), ("d", 50 * MINUTE_MS), ("e", 0)):
+            deadline = time.monotonic() + 10
+            version = _apply(svc, r, _events(tag, 2, ago, passed=tag != "c"))
+            while pub.published < version and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert pub.published >= version
+            for _ in range(5):
+                minute = now_ms() // MINUTE_MS
+                snaps = {name: orjson.loads(svc.redis.hget(svc.keys.live_last(f"dashboard.{name}"), "24h"))
+                         for name in SHARED}
+                ref = _engine_cards(svc, ("24h",))
+                if now_ms() // MINUTE_MS == minute and snaps["qa"]["data"]["version"] == version:
+                    break
+                time.sleep(0.05)
+            # Every batch changes the QA cards (gate counts); a channel whose cards stayed the
+            # same was not sent again, and its snapshot still holds them.
+            assert snaps["qa"]["data"]["version"] == version
+            for name, snap in snaps.items():
+                assert snap["data"]["version"] <= version
+                assert snap["data"]["timeframes"]["24h"]["kpis"] == ref[(name, "24h")]
+        assert pub.cache is not None and pub.cache.synced
+    finally:
+        stop.set()
+        t.join(10)
+
+
+def test_live_inc004_a_flushed_store_starts_the_copy_again(app: Any, r: Any) -> None:
+    svc = app.server.extensions["qms"]
+    for tag in ("a", "b", "c"):
+        _apply(svc, r, _events(tag, 2, 0))
+    cache = RollupCache(r, svc.keys)
+    pub = Publisher(r, svc.keys, svc.engine)
+    pub.cache = cache
+    _same_minute_compare(svc, pub)
+    r.flushdb()
+    _apply(svc, r, _events("z", 1, 0, passed=False))
+    version, _ = _same_minute_compare(svc, pub)
+    assert version == 1
+    cards = pub.compute(("24h",), -1)[1][("qa", "24h")]
+    assert (cards["total_gates_executed"]["text"], cards["gates_passed"]["text"]) == ("1", "0")
