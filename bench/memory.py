@@ -1,0 +1,201 @@
+"""Redis memory per event over 30 days of history at a steady rate, before and after the
+event archive (issue 13 part 4: target <= 250 B per event), and the archive's bytes per event.
+
+    flock /tmp/qms-bench.lock .venv/bin/python bench/memory.py --redis-url redis://127.0.0.1:6379/5 \
+        [--days 30] [--rate 0.2] [--hot-hours 48] [--dense-rate 10 --dense-hours 2]
+
+1. FLUSHDB, then `--days` of simulated activity (data/simulator.py) at `--rate` events/s,
+   through the real ingest and aggregator, a simulated day at a time (the events are never
+   all in memory).
+2. MEMORY USAGE of every key (SAMPLES 0: exact), summed by key family -> bytes per event.
+3. The archiver (data/archive_move.py) with a `--hot-hours` window, then the same again, and
+   the archive's files: bytes per event on disk.
+4. Families split in two: those that grow with events (raw, indexes, stream, dedup sets,
+   entities, timelines) are per event whatever the rate; rollups grow with time and with the
+   distinct names per bucket. The script scales the rate down to run in minutes, so rollups per
+   event are far above what 10 events/s gives: `--dense-hours` at `--dense-rate` measures a
+   bucket's size at that rate, and the projection multiplies it by the buckets 30 days keep.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+from _common import connect, flush, human, print_machine
+
+from data import archive_move
+from data.aggregator import Aggregator
+from data.archive import Archive
+from data.ingest import Ingestor
+from data.keys import Keys
+from data.simulator import Simulator
+from data.timeutil import DAY_MS, HOUR_MS, now_ms, to_datetime
+
+# Families that grow with events (bytes per event hold at any rate); the rest grow with time.
+PER_EVENT = ("stream", "raw", "rawidx", "eix:wf", "eix:ac", "seen:in", "seen:agg", "ent:wf", "ent:df", "ent:rv",
+             "ent:cp", "wft", "tl:ag", "tl:q")
+OWNER = {"stream": "H-AGG", "seen:in": "H-AGG", "seen:agg": "H-AGG", "ent:wf": "H-AGG", "ent:df": "H-AGG",
+         "ent:rv": "H-AGG", "ent:cp": "H-AGG", "wft": "H-AGG", "tl:ag": "H-AGG", "tl:q": "H-AGG",
+         "raw": "archive", "rawidx": "archive", "eix:wf": "archive", "eix:ac": "archive"}
+
+
+def family(key: bytes, prefix: str) -> str:
+    parts = key.decode(errors="replace")[len(prefix) + 1:].split(":")
+    head = parts[0]
+    if head == "events":
+        return "stream"
+    if head in ("r", "seen", "ent", "eix", "tl") and len(parts) > 1:
+        return f"{head}:{parts[1]}"
+    return head
+
+
+def measure(r: Any, prefix: str = "qms") -> dict[str, list[int]]:
+    """{family: [keys, bytes]} by MEMORY USAGE ... SAMPLES 0 of every key."""
+    fams: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    batch: list[bytes] = []
+
+    def flush_batch() -> None:
+        with r.pipeline(transaction=False) as p:
+            for k in batch:
+                p.memory_usage(k, samples=0)
+            for k, n in zip(batch, p.execute()):
+                f = fams[family(k, prefix)]
+                f[0] += 1
+                f[1] += int(n or 0)
+        batch.clear()
+    for key in r.scan_iter(match=prefix + ":*", count=2000):
+        batch.append(key)
+        if len(batch) >= 2000:
+            flush_batch()
+    flush_batch()
+    return dict(fams)
+
+
+def load(r: Any, keys: Keys, start: int, end: int, rate: float, seed: int,
+         tick: Callable[[int, int], None] | None = None) -> int:
+    """Simulated events in [start, end) through the real ingest and aggregator, a day at a time."""
+    sim = Simulator(seed=seed, rate=rate, start=to_datetime(start))
+    ingest = Ingestor(r, keys)
+    agg = Aggregator(r, keys, batch=5000)
+    n = 0
+    cursor = start
+    while cursor < end:
+        step = min(end, cursor + DAY_MS)
+        evs = list(sim.events_between(to_datetime(cursor), to_datetime(step)))
+        for pos in range(0, len(evs), 5000):
+            res = ingest.ingest(evs[pos:pos + 5000], origin="simulator")
+            if res.rejected:
+                sys.exit(f"the simulator's events were rejected: {res.errors[:3]}")
+        agg.drain(timeout_s=1800)
+        n += len(evs)
+        cursor = step
+        if tick:
+            tick(cursor, n)
+    return n
+
+
+def table(fams: dict[str, list[int]], events: int) -> tuple[int, list[str]]:
+    total = sum(v[1] for v in fams.values())
+    lines = [f"  {'family':12s} {'keys':>9s} {'bytes':>11s} {'B/event':>8s}  owner"]
+    for fam, (n, size) in sorted(fams.items(), key=lambda x: -x[1][1]):
+        lines.append(f"  {fam:12s} {n:>9,} {human(size):>11s} {size / max(events, 1):8.1f}  {OWNER.get(fam, '')}")
+    lines.append(f"  {'total':12s} {sum(v[0] for v in fams.values()):>9,} {human(total):>11s} "
+                 f"{total / max(events, 1):8.1f}")
+    return total, lines
+
+
+def bucket_instants(r: Any, prefix: str = "qms") -> dict[str, int]:
+    """How many distinct bucket starts each resolution has (every family at one start: one instant)."""
+    starts: dict[str, set[str]] = defaultdict(set)
+    for key in r.scan_iter(match=prefix + ":r:*", count=2000):
+        parts = key.decode().split(":")
+        starts[parts[2]].add(parts[4])
+    return {res: len(s) for res, s in starts.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
+    ap.add_argument("--days", type=float, default=30)
+    ap.add_argument("--rate", type=float, default=0.2, help="simulated events per second (weekly mean)")
+    ap.add_argument("--hot-hours", type=float, default=48)
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--archive-dir", help="default: a temporary folder, removed at the end")
+    ap.add_argument("--dense-rate", type=float, default=10.0, help="rate whose rollup bucket size is measured")
+    ap.add_argument("--dense-hours", type=float, default=3.0, help="0: skip the dense run")
+    ap.add_argument("--target-rate", type=float, default=10.0, help="the projection's steady rate")
+    args = ap.parse_args()
+    r = connect(args.redis_url)
+    print_machine(r)
+    t0 = time.monotonic()
+    flush(r)
+    while r.dbsize():
+        time.sleep(0.2)
+    keys = Keys.of(r, "qms")
+    end = now_ms() // HOUR_MS * HOUR_MS
+    start = end - int(args.days * DAY_MS)
+
+    def tick(cursor: int, n: int) -> None:
+        print(f"  simulated up to {to_datetime(cursor):%Y-%m-%d %H:%M}: {n:,} events, "
+              f"{time.monotonic() - t0:.0f} s", flush=True)
+    events = load(r, keys, start, end, args.rate, args.seed, tick)
+    print(f"history: {args.days:g} days at {args.rate:g} events/s (weekly mean): {events:,} events, "
+          f"loaded in {time.monotonic() - t0:.0f} s; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    before = measure(r)
+    total_before, lines = table(before, events)
+    print("\nRedis before archiving (MEMORY USAGE, SAMPLES 0):")
+    print("\n".join(lines))
+    root = Path(args.archive_dir or tempfile.mkdtemp(prefix="qms-archive-bench-"))
+    arch = Archive(root, "qms")
+    t1 = time.monotonic()
+    report = archive_move.move(r, keys, arch, hot_hours=args.hot_hours, retention_days=int(args.days) + 2)
+    moved_s = time.monotonic() - t1
+    after = measure(r)
+    total_after, lines = table(after, events)
+    st = arch.stats()
+    print(f"\narchiver (hot window {args.hot_hours:g} h): {report.line()} in {moved_s:.1f} s")
+    print(f"archive: {st['rows']:,} events, {st['files']} files over {st['days']} days, {human(st['bytes'])} = "
+          f"{st['bytes'] / max(st['rows'], 1):.1f} B/event on disk (zstd Parquet)")
+    print("\nRedis after archiving:")
+    print("\n".join(lines))
+    print(f"\nRedis per event: {total_before / events:.0f} B before, {total_after / events:.0f} B after "
+          f"({events:,} events over {args.days:g} days at {args.rate:g}/s)")
+    per_event = sum(v[1] for f, v in after.items() if f in PER_EVENT) / events
+    rollups = sum(v[1] for f, v in after.items() if f.startswith("r:") or f == "tot")
+    print(f"  families that grow with events: {per_event:.0f} B/event; rollups and totals "
+          f"{human(rollups)} ({rollups / events:.0f} B/event at this rate, grow with time)")
+    if args.dense_hours > 0:
+        flush(r)
+        while r.dbsize():
+            time.sleep(0.2)
+        d_end = now_ms() // HOUR_MS * HOUR_MS
+        d_events = load(r, keys, d_end - int(args.dense_hours * HOUR_MS), d_end, args.dense_rate, args.seed + 1)
+        dense = measure(r)
+        made = bucket_instants(r)
+        # Bytes of one bucket instant (all families at one start) at the dense rate, times the
+        # instants the retention keeps over the history (1m: 24 h, 5m: 7 days, 1h: all of it).
+        keep = {"1m": 1440, "5m": 2016, "1h": 24 * args.days}
+        per = {res: sum(v[1] for f, v in dense.items() if f == f"r:{res}") / max(made.get(res, 0), 1) for res in keep}
+        proj_roll = sum(per[res] * keep[res] for res in keep)
+        proj_events = args.target_rate * 86_400 * args.days
+        print(f"\ndense run: {args.dense_hours:g} h at {args.dense_rate:g} events/s = {d_events:,} events; bytes per "
+              f"bucket instant: " + ", ".join(f"{res} {per[res]:,.0f} B" for res in keep))
+        print(f"projection, {args.days:g} days at {args.target_rate:g} events/s ({proj_events:,.0f} events): rollups "
+              f"{human(proj_roll)} = {proj_roll / proj_events:.1f} B/event; with the per-event families above "
+              f"{per_event + proj_roll / proj_events:.0f} B/event (the hot window's raw events included, "
+              f"spread over the whole history as above)")
+        flush(r)
+    if not args.archive_dir:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"\ndone in {time.monotonic() - t0:.0f} s; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
