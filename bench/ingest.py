@@ -2,7 +2,8 @@
 
     python bench/ingest.py [--events 1000000] [--batch 5000] [--clients 4]
                            [--redis-url redis://127.0.0.1:6379/14] [--rate 200] [--agg-batch N]
-                           [--only http|stream] [--sequential] [--keep]
+                           [--only http|stream|partitions] [--sequential] [--keep]
+                           [--partitions 2] [--aggregators 1,2] [--no-cluster]
 
 Pre-generates N simulated events (Simulator, ~--rate events/s, ending now, so they fall in
 the retained 1-minute buckets), then measures:
@@ -16,6 +17,15 @@ the retained 1-minute buckets), then measures:
             draining. Reports the raw XADD rate and the aggregated rate (first XADD ->
             applied == N), and their ratio.
 
+(c) partitions: the aggregators alone (docs/ARCHITECTURE.md, "Partitions"): the N events are
+            first XADDed to their partitions' streams (data.partition.route), then 1 or 2
+            `cli.py aggregate --partitions …` processes start (aggregator j of n serves the
+            partitions p with p mod n = j) and the rate is N / (first start -> applied == N,
+            summed over the partitions' meta). Rows: today's single stream (K = 1) with one
+            aggregator; K = --partitions with each count of --aggregators on the single Redis
+            of --redis-url; the same on a Redis Cluster of three masters this script starts on
+            free ports (redis-server --cluster-enabled yes; skipped with --no-cluster).
+
 --sequential starts the aggregator only after everything is ingested, so the two phases do
 not share the CPU; the aggregated rate is then the aggregator's alone (from its start).
 The database of --redis-url is FLUSHDB'd before each part (and at the end unless --keep).
@@ -25,6 +35,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import itertools
+import os
 import sys
 import threading
 import time
@@ -37,8 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import orjson  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from _common import (DEFAULT_REDIS_URL, STREAM, Child, auth_headers, chunks, connect,  # noqa: E402
-                     exit_on_sigterm, flush, generate, human, pct, print_db_memory, print_machine,
+import redis  # noqa: E402
+from _common import (DEFAULT_REDIS_URL, ROOT, STREAM, Child, _child_env, auth_headers, chunks,  # noqa: E402
+                     connect, exit_on_sigterm, flush, generate, human, pct, print_db_memory, print_machine,
                      redis_cpu, start_aggregator, start_server, table, used_memory, wait_applied, wait_group)
 
 TARGET = 50_000
@@ -208,6 +220,110 @@ def run_stream(args: argparse.Namespace, r: Any, events: list[bytes]) -> dict[st
     return out
 
 
+# --- (c) partitions -----------------------------------------------------------------------------
+
+def _loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _cpu_of_redis(clients: list[Any]) -> float:
+    return sum(redis_cpu(c) for c in clients)
+
+
+def run_partitioned(label: str, url: str, r: Any, nodes: list[Any], events: list[bytes], k: int, n_aggs: int,
+                    args: argparse.Namespace, cluster: bool) -> dict[str, Any]:
+    from data.keys import Keys
+    from data.partition import meta_sums, route
+    keys = Keys.of(r, "qms", partitions=k)
+    if cluster:
+        r.flushall()
+    else:
+        flush(r)
+    print(f"\n== (c) {label}: K={k}, {n_aggs} aggregator process(es); load average before {_loadavg()}", flush=True)
+    t0 = time.perf_counter()
+    with r.pipeline(transaction=False) as p:
+        for c in chunks(events, args.batch):
+            for e in c:
+                p.xadd(keys.part(route(orjson.loads(e), k)).stream if keys.partitioned else keys.stream, {"e": e})
+            p.execute()
+    print(f"XADD {len(events):,} to {len(keys.parts())} stream(s) in {time.perf_counter() - t0:.1f}s", flush=True)
+    env = {"QMS_PARTITIONS": str(k), "QMS_LIVE": "0"}
+    if cluster:
+        env["QMS_REDIS_CLUSTER"] = "1"
+    if args.agg_batch:
+        env["QMS_AGGREGATOR_BATCH"] = str(args.agg_batch)
+    aggs = []
+    for j in range(n_aggs):
+        mine = ",".join(str(p) for p in range(k) if p % n_aggs == j)
+        aggs.append(Child(f"aggregator-{j}", [sys.executable, str(ROOT / "cli.py"), "aggregate", "--name", f"bench-{j}",
+                                              "--partitions", mine], _child_env(url, env)))
+    try:
+        # The clock starts when every process has imported and connected ("aggregator … reading"):
+        # process start-up is not aggregation. Entries applied before then are subtracted.
+        while not all("reading" in a.tail() for a in aggs):
+            for a in aggs:
+                a.check()
+            time.sleep(0.01)
+        cpu_r0 = _cpu_of_redis(nodes)
+        cpu_a0 = sum(a.cpu() for a in aggs)
+        t_start = time.perf_counter()
+        head = meta_sums(r, keys, ["applied"])["applied"]
+        bar = tqdm(total=len(events), unit="ev", desc="aggregated", mininterval=0.5, file=sys.stderr)
+        done = 0
+        deadline = time.monotonic() + args.timeout
+        while done < len(events):
+            for a in aggs:
+                a.check()
+            now_done = meta_sums(r, keys, ["applied"])["applied"]
+            bar.update(now_done - done)
+            done = now_done
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {done:,} of {len(events):,} aggregated")
+            time.sleep(0.05)
+        t_done = time.perf_counter()
+        bar.close()
+        cpu_a = sum(a.cpu() for a in aggs) - cpu_a0
+        cpu_r = _cpu_of_redis(nodes) - cpu_r0
+    finally:
+        for a in aggs:
+            a.stop()
+    wall = t_done - t_start
+    n = len(events) - head
+    out = {"label": label, "k": k, "aggs": n_aggs, "rate": n / wall, "events": n, "wall": wall, "agg_cpu": cpu_a,
+           "redis_cpu": cpu_r, "load_after": _loadavg()}
+    print(f"aggregated {n:,} in {wall:.1f}s = {out['rate']:,.0f} ev/s (from every aggregator connected, "
+          f"{head:,} applied before); aggregator CPU {cpu_a:.1f}s ({n / max(cpu_a, 1e-9):,.0f} ev per "
+          f"CPU-second), Redis CPU {cpu_r:.1f}s; load average after {out['load_after']}", flush=True)
+    return out
+
+
+def run_partitions(args: argparse.Namespace, r: Any, events: list[bytes]) -> list[dict[str, Any]]:
+    counts = [int(x) for x in args.aggregators.split(",")]
+    rows = [run_partitioned("single Redis, one stream (K=1)", args.redis_url, r, [r], events, 1, 1, args, False)]
+    for n in counts:
+        rows.append(run_partitioned("single Redis", args.redis_url, r, [r], events, args.partitions, n, args, False))
+    flush(r)
+    if not args.no_cluster:
+        from redis.cluster import RedisCluster
+        from data.redis_conn import start_local_cluster, stop_local_cluster
+        procs, url, dirs = start_local_cluster()
+        try:
+            rc = RedisCluster.from_url(url)
+            nodes = [redis.Redis(host=n.host, port=n.port) for n in rc.get_primaries()]
+            for n in counts:
+                rows.append(run_partitioned("Redis Cluster, 3 masters", url, rc, nodes, events, args.partitions, n,
+                                            args, True))
+        finally:
+            stop_local_cluster(procs, dirs)
+    print(f"\n== summary (c): {len(events):,} events already in the streams, aggregators started after")
+    print(table(["Redis", "K", "aggregators", "aggregated ev/s", "wall s", "agg CPU s", "ev per agg CPU-s",
+                 "Redis CPU s", "load after"],
+                [[o["label"], o["k"], o["aggs"], f"{o['rate']:,.0f}", f"{o['wall']:.1f}", f"{o['agg_cpu']:.1f}",
+                  f"{o['events'] / max(o['agg_cpu'], 1e-9):,.0f}", f"{o['redis_cpu']:.1f}", o["load_after"]]
+                 for o in rows]))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -217,7 +333,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     ap.add_argument("--agg-batch", type=int, help="QMS_AGGREGATOR_BATCH for the aggregator (default: settings)")
-    ap.add_argument("--only", choices=("http", "stream"))
+    ap.add_argument("--only", choices=("http", "stream", "partitions"))
+    ap.add_argument("--partitions", type=int, default=2, help="(c): K partitions")
+    ap.add_argument("--aggregators", default="1,2", help="(c): aggregator process counts to measure")
+    ap.add_argument("--no-cluster", action="store_true", help="(c): only the single Redis")
     ap.add_argument("--sequential", action="store_true", help="start the aggregator after ingest completes")
     ap.add_argument("--timeout", type=float, default=3600.0, help="max seconds to wait for aggregation")
     ap.add_argument("--keep", action="store_true", help="do not FLUSHDB at the end")
@@ -233,6 +352,12 @@ def main() -> None:
         results.append(run_http(args, r, events))
     if args.only in (None, "stream"):
         results.append(run_stream(args, r, events))
+    if args.only in (None, "partitions"):
+        run_partitions(args, r, events)
+        if args.only == "partitions":
+            if not args.keep:
+                flush(r)
+            return
 
     mode = "sequential (aggregator started after ingest)" if args.sequential else "concurrent"
     print(f"\n== summary: {args.events:,} events, batch {args.batch}, {args.clients} HTTP clients, "

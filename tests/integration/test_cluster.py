@@ -5,11 +5,9 @@ them, the KPIs equal the reference; a partition's consumer killed mid-batch lose
 nothing."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from typing import Any, Iterator
 
 import orjson
@@ -19,47 +17,19 @@ from data.aggregator import Aggregator
 from data.ingest import Ingestor
 from data.keys import Keys
 from data.partition import meta_sums
-from tests.conftest import _free_port, start_redis_server
+from data.redis_conn import RedisUnavailable, start_local_cluster, stop_local_cluster
 from tests.integration.test_aggregator_faults import simulated
 from tests.integration.test_partition import ROOT, assert_kpis_match_reference, rollups_by_bucket, run_aggregators
 
 
-def start_cluster(masters: int = 3) -> tuple[list[Any], str]:
-    """Three empty cluster-enabled nodes on free ports, joined with redis-cli; returns the
-    processes and a URL of one node."""
-    cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
-    server = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not shutil.which(cli) or not shutil.which(server):
-        pytest.skip("redis-server / redis-cli (7.x) are needed for the cluster test")
-    procs, addrs = [], []
-    for _ in range(masters):
-        port = _free_port()
-        proc, _url = start_redis_server(port, ["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"],
-                                        system_first=True)
-        procs.append(proc)
-        addrs.append(f"127.0.0.1:{port}")
-    out = subprocess.run([cli, "--cluster", "create", *addrs, "--cluster-replicas", "0", "--cluster-yes"],
-                         capture_output=True, timeout=60)
-    assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
-    import redis
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        states = [redis.Redis(host="127.0.0.1", port=int(a.split(":")[1])).cluster("info") for a in addrs]
-        if all(s.get("cluster_state") == "ok" for s in states):
-            break
-        time.sleep(0.1)
-    else:
-        raise RuntimeError("the cluster did not become ok")
-    return procs, f"redis://{addrs[0]}/0"
-
-
 @pytest.fixture(scope="module")
 def cluster_url() -> Iterator[str]:
-    procs, url = start_cluster()
+    try:
+        procs, url, dirs = start_local_cluster()
+    except RedisUnavailable as exc:
+        pytest.skip(str(exc))
     yield url
-    for p in procs:
-        p.kill()
-        p.wait(10)
+    stop_local_cluster(procs, dirs)
 
 
 @pytest.fixture
