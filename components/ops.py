@@ -198,23 +198,26 @@ def kanban_board(active_rows: Sequence[Mapping[str, Any]] | None, *, mode: str =
 AGENT_STATUSES = ("active", "overloaded", "idle", "training", "down")
 
 
-def _agent_tile(a: Mapping[str, Any]) -> dbc.Col:
+def _agent_tile(a: Mapping[str, Any]) -> html.Div:
+    """One agent: name (its page), status, load bar, skills, since when. Few components — an
+    organisation's agents are the largest widget of a dashboard page to mount."""
     status = a.get("status")
     load = number(a.get("load"))
     bs = theme.status_bs(status)
     load_part: Any = (dbc.Progress(value=max(0.0, min(load * 100, 100.0)), label=f"{load * 100:.0f}%",
                                    color=theme.status_bs(status), style={"height": "0.9rem"}, className="agent-load")
                       if load is not None else html.Div("load: no data", className="small text-body-secondary"))
-    skills = [dbc.Badge(s, color="light", text_color="dark", className="me-1 border") for s in a.get("skills") or []]
-    return dbc.Col(html.Div([
-        html.Div([html.Span(entity_link(AGENT, str(a["agent_id"])), className="fw-semibold text-truncate me-auto"),
+    skills = [str(s) for s in a.get("skills") or []]
+    return html.Div([
+        html.Div([entity_link(AGENT, str(a["agent_id"]), className="entity-link fw-semibold text-truncate me-auto"),
                   dbc.Badge(status or "unknown", color=bs, className="agent-status")], className="d-flex mb-1"),
         load_part,
-        html.Div(skills, className="mt-1") if skills else None,
+        html.Div(" · ".join(skills), className="small mt-1 agent-skills text-truncate", title=", ".join(skills))
+        if skills else None,
         html.Div(f"since {short_time(a.get('since'))}", className="small text-body-secondary mt-1")
         if a.get("since") else None,
-    ], className=f"agent-tile card card-body p-2 h-100 border-start border-4 border-{bs}",
-        id={"type": "agent-tile", "agent": str(a["agent_id"])}), xs=12, sm=6, lg=4, xxl=3, className="mb-2")
+    ], className=f"agent-tile card card-body p-2 border-start border-4 border-{bs}",
+        id={"type": "agent-tile", "agent": str(a["agent_id"])})
 
 
 def agent_status_grid(agents: Sequence[Mapping[str, Any]] | None, *, mode: str = "light", id: Any = None) -> Any:
@@ -229,5 +232,5 @@ def agent_status_grid(agents: Sequence[Mapping[str, Any]] | None, *, mode: str =
     kw: dict[str, Any] = {"id": id} if id is not None else {}
     return html.Div([
         html.Div([html.Span(f"{len(rows)} agents", className="me-2 fw-semibold"), *summary], className="mb-2"),
-        dbc.Row([_agent_tile(a) for a in rows], className="g-2"),
+        html.Div([_agent_tile(a) for a in rows], className="agent-tiles"),     # a CSS grid (assets/dashboard.css)
     ], className="agent-status-grid", **{"data-widget": "agent_status_grid"}, **kw)

@@ -72,19 +72,20 @@ def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None
     header = None if bare else html.Div([html.Span(widget.title, className="me-auto widget-title text-truncate",
                                                    title=widget.description or widget.title),
                                          *tools], className="card-header small fw-semibold d-flex widget-header")
+    # One element per role: the shell is the card, the body its scrolling content (each level
+    # less is a component fewer per widget for the page to mount).
+    inner = "" if bare else " card-body p-2 widget-content"
     if denied:
         body: Any = html.Div([html.Div("Not permitted", className="fw-semibold"),
                               html.Div(["Your role does not include ", html.Code(denied), "."],
                                        className="small text-body-secondary")],
-                             id={"type": "w-denied", "w": wid}, className="widget-denied p-2")
+                             id={"type": "w-denied", "w": wid}, className="widget-denied p-2" + inner)
     else:
         body = html.Div(drawn if drawn is not None else html.Div("loading…", className="small text-body-secondary p-2"),
-                        id={"type": "w-body", "w": wid}, className="widget-body")
-    frame = (html.Div(body, className="h-100 widget widget-bare") if bare else
-             html.Div([header, html.Div(body, className="card-body p-2 widget-content")],
-                      className="card h-100 widget" + (" widget-forbidden" if denied else "")))
-    return html.Div(frame, id={"type": "w-shell", "w": wid}, className="widget-cell",
-                    **{"data-widget": wid, "data-type": widget.type})
+                        id={"type": "w-body", "w": wid}, className="widget-body" + inner)
+    frame = ("widget widget-bare" if bare else "card widget" + (" widget-forbidden" if denied else ""))
+    return html.Div([body] if bare else [header, body], id={"type": "w-shell", "w": wid},
+                    className="widget-cell " + frame, **{"data-widget": wid, "data-type": widget.type})
 
 
 def board(defn: Any, *, denied: dict[str, str], timeframe: str, view: dict[str, str], names: dict[str, list[str]],

@@ -295,6 +295,8 @@ def test_wid015_agent_status_grid():
     loads = by_class(out, "agent-load")
     assert [(p.value, p.label) for p in loads] == [(50.0, "50%"), (95.0, "95%")]
     assert "load: no data" in text(tiles[1]) and "0%" not in text(tiles[1])
+    skills = {t.id["agent"]: text(t) for t in tiles}
+    assert "architecture · security" in skills["qms-arch"] and "performance" in skills["qms-perf"]
 
 
 def test_wid016_workload_heatmap():
