@@ -120,6 +120,36 @@ def bucket_instants(r: Any, prefix: str = "qms") -> dict[str, int]:
     return {res: len(s) for res, s in starts.items()}
 
 
+def read_costs(r: Any, keys: Keys, arch: Archive) -> None:
+    """What reading beyond the hot window costs: a workflow's events (every archived day asked),
+    and a 7-day drill-down's gate events walked newest first (rawstore.scan over both stores)."""
+    from data import archive, rawstore
+    from data.events import GATE_TYPES
+    days = arch.days()
+    if not days:
+        return
+    wfs = [w for (w,) in archive.connection().execute(
+        f"SELECT DISTINCT workflow_id FROM read_parquet({archive._sql_list(arch.files(days[-3:]))}) "
+        "WHERE workflow_id IS NOT NULL ORDER BY workflow_id LIMIT 20").fetchall()]
+    took = []
+    for wf in wfs:
+        t = time.perf_counter()
+        arch.entity("wf", wf, None, None)
+        took.append(time.perf_counter() - t)
+    took.sort()
+    print(f"\nreads beyond the hot window: a workflow's archived events over {len(days)} days: "
+          f"median {1000 * took[len(took) // 2]:.0f} ms, max {1000 * took[-1]:.0f} ms ({len(took)} workflows)")
+    archive._configured[keys.n] = arch
+    try:
+        end = now_ms()
+        t = time.perf_counter()
+        n = sum(len(c) for c in rawstore.scan(r, keys, sorted(GATE_TYPES), end - 7 * DAY_MS, end))
+        print(f"  a 7-day scan of gate events, newest first across Redis and the archive: {n:,} events in "
+              f"{time.perf_counter() - t:.2f} s")
+    finally:
+        archive.forget(keys)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
@@ -165,6 +195,7 @@ def main() -> None:
           f"{st['bytes'] / max(st['rows'], 1):.1f} B/event on disk (zstd Parquet)")
     print("\nRedis after archiving:")
     print("\n".join(lines))
+    read_costs(r, keys, arch)
     print(f"\nRedis per event: {total_before / events:.0f} B before, {total_after / events:.0f} B after "
           f"({events:,} events over {args.days:g} days at {args.rate:g}/s)")
     per_event = sum(v[1] for f, v in after.items() if f in PER_EVENT) / events
