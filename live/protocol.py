@@ -20,6 +20,7 @@ connection stays usable, so one bad frame from a buggy page does not cost its li
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -56,6 +57,13 @@ def channel_permission(channel: str) -> str | None:
     if prefix == "events" and rest in EVENT_CATEGORIES:
         return EVENTS_PERMISSION
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _subscribed_permission(channel: str) -> str | None:
+    """channel_permission of a channel a client could subscribe (a handful of names: the
+    cache stays small), remembered: fan-out asks it per client and message."""
+    return channel_permission(channel)
 
 
 @dataclass
@@ -152,7 +160,7 @@ class Connection:
         """
         if channel not in self.channels:
             return False
-        permission = channel_permission(channel)
+        permission = _subscribed_permission(channel)
         return permission is not None and bool(self._authorize(self.principal, permission))
 
     # -- handlers ---------------------------------------------------------------------
