@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import orjson
 
-from data import drilldown, rawstore, rollups, scopes, views
+from data import drilldown, entity_reader, rawstore, rollups, scopes, views
 from data.contrib import DEFECTS, MAIN, SCOPE, TYPES, USER, user_field
 from data.engine import Plan, plan
 from data.events import GATE_TYPES
@@ -367,9 +367,7 @@ def achievements(ctx: Any, req: Request) -> Raw:
     user = req.user or ""
     p = plan(ACHIEVEMENT_LOOKBACK, req.e, req.now, ctx.engine.skew_ms, depth=1)
     s, e = p.bounds[1], p.bounds[0]
-    hits = ctx.redis.zrangebyscore(ctx.keys.entity_events("ac", user), s, f"({e}", withscores=True)
-    events = rawstore.fetch(ctx.redis, ctx.keys, [(int(ts), m.decode()) for m, ts in hits])
-    reviews = [int(ts) for (_m, ts), ev in zip(hits, events)
+    reviews = [ts for ts, ev in entity_reader.events_of(ctx.redis, ctx.keys, "ac", user, s, e)
                if ev and ev.get("type") == REVIEW_DONE and (ev.get("data") or {}).get("reviewer") == user]
     cuts = views.day_cuts(s, e)
     span = rollups.fetch(ctx.redis, ctx.keys, (USER,), cuts, p.horizon, req.now)

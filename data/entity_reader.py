@@ -20,7 +20,7 @@ from data import archive, entities, rawstore
 from data.batch import member
 from data.events import MAX_NAME
 from data.keys import Keys
-from data.timeutil import DAY_MS
+from data.timeutil import DAY_MS, parse_iso
 
 CHUNK = 2000            # raw bodies fetched per round trip
 
@@ -52,6 +52,13 @@ def entity_hits(r: redis.Redis, keys: Keys, kind: str, ident: str, lo: int | Non
         hits += [h for h in older if (h[0], h[1]) not in seen]
         hits.sort(key=lambda h: (h[1], h[0]), reverse=True)
     return hits
+
+
+def events_of(r: redis.Redis, keys: Keys, kind: str, ident: str, lo: int, hi: int) -> list[tuple[int, dict[str, Any]]]:
+    """(ts, event) of a workflow's or actor's events with lo <= ts < hi, newest first, from
+    Redis and the archive (a short window: a panel's, not a page of any size)."""
+    hits = entity_hits(r, keys, kind, ident, lo, hi)
+    return [(parse_iso(ev["timestamp"]), ev) for ev in _bodies(r, keys, hits)]
 
 
 # ZRANGEBYSCORE at many exact scores in one round trip (one command each would cost more in
