@@ -22,6 +22,10 @@ from live.protocol import Connection
 
 log = logging.getLogger("qms.live")
 QUEUE_SIZE = 256
+# A message for at least this many sockets is written by two threads at once under gevent
+# (send_all): a socket write is a system call (~40 us on loopback here) that releases the
+# GIL, so the other core writes half of them meanwhile.
+PARALLEL_MIN = 64
 CLOSE = object()        # queued to tell a client's loop to end
 # Told to every client when the relay loses Redis and when it is back (live.js shows it).
 STORE_UNAVAILABLE = b'{"type":"status","data_store":"unavailable"}'
@@ -38,9 +42,10 @@ class Client:
         self.out: queue.Queue[Any] = queue.Queue(QUEUE_SIZE)
         self.closed = False
         self.dropped = 0
-        # Set by a transport that can write a frame without waiting (gevent WebSocket):
-        # returns False when the frame must go through the queue instead.
-        self.direct: Callable[[bytes], bool] | None = None
+        # Set by a transport that can write a frame without waiting (gevent WebSocket,
+        # live.routes.DirectWriter): direct(frame) returns False when the frame must go
+        # through the queue instead.
+        self.direct: Any = None
 
     def push(self, payload: Outgoing | FrameTail | str) -> bool:
         if self.closed:
@@ -75,6 +80,7 @@ class Hub:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.relayed = 0
+        self._pool: Any = None                 # _offload: None = not looked up yet, False = none
         self.connected = threading.Event()     # set while the pub/sub subscription is up
 
     # --- clients ------------------------------------------------------------------------
@@ -211,18 +217,52 @@ class Hub:
         if self._stale(channel, payload):
             return 0
         with self._lock:
-            targets = list(self._by_channel.get(channel, ()))
+            targets = [c for c in self._by_channel.get(channel, ()) if c.conn.wants(channel)]
         out = Outgoing(payload)           # decoded and framed once, not once per client
+        offload = self._offload()
+        share: list[Client] = []
+        job = None
+        if offload is not None and len(targets) >= PARALLEL_MIN:
+            # The second half of the sockets: reserved here, written by a native thread while
+            # this greenlet writes the first half (both mostly in system calls, GIL released).
+            share = [c for c in targets[len(targets) // 2:] if c.direct is not None and c.direct.reserve()]
+            if share:
+                job = offload(send_all, [c.direct.raw for c in share], out.frame)   # type: ignore[union-attr]
+        if share:
+            shared = set(share)
+            mine = [c for c in targets if c not in shared]
+        else:
+            mine = targets
         n = 0
-        for c in targets:
-            if not c.conn.wants(channel):
-                continue
+        for c in mine:
             # Straight to the socket when it can take it now (no greenlet switch per client),
             # else through the client's queue and pump.
             if (c.direct is not None and c.direct(out.frame)) or c.push(out):
                 n += 1
+        if job is not None:
+            try:
+                results = job.get()
+            except Exception as exc:      # never leave a reserved socket's send lock held
+                log.warning("live fan-out thread failed (%s): closing its %d sockets", exc, len(share))
+                results = [-1] * len(share)
+            for c, sent in zip(share, results):
+                c.direct.finish(out.frame, sent)   # type: ignore[union-attr]
+                n += 1
         self.relayed += n
         return n
+
+    def _offload(self) -> Callable[..., Any] | None:
+        """gevent's native thread pool (the server runs on gevent), else None."""
+        if self._pool is None:
+            self._pool = False
+            try:
+                from gevent import monkey
+                if monkey.is_module_patched("socket"):
+                    import gevent
+                    self._pool = gevent.get_hub().threadpool.spawn
+            except ImportError:
+                pass
+        return self._pool or None
 
     def _stale(self, channel: str, payload: bytes) -> bool:
         """A data update no newer than what was relayed for its channel and timeframe."""
@@ -265,6 +305,22 @@ class Hub:
             for c in members:
                 if c.conn.wants(ch):
                     c.push(out)
+
+
+def send_one(raw: Any, frame: bytes) -> int:
+    """One write on a non-blocking OS socket: bytes taken, 0 when its buffer is full, -1
+    when the socket failed."""
+    try:
+        return raw.send(frame)
+    except BlockingIOError:
+        return 0
+    except OSError:
+        return -1
+
+
+def send_all(raws: list[Any], frame: bytes) -> list[int]:
+    """send_one on each socket (a native thread's share of a fan-out)."""
+    return [send_one(raw, frame) for raw in raws]
 
 
 def announce_close(r: redis.Redis, keys: Keys, user: str) -> None:

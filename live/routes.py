@@ -22,7 +22,7 @@ from api.routes import error
 from auth.guard import AUTHENTICATED, require
 from auth.principal import Principal, authorize, current_principal, jwt_user_valid
 from live.frames import FrameTail, Outgoing
-from live.hub import CLOSE, Client, Hub, make_connection
+from live.hub import CLOSE, Client, Hub, make_connection, send_one
 
 bp = Blueprint("live", __name__)
 REVALIDATE_S = 30.0        # how often a socket re-checks that its user still exists and is enabled
@@ -159,31 +159,48 @@ def init_live(server: Flask, services: Any) -> None:
             _close(socket)
 
 
-def _direct_writer(socket: Any, client: Client, lock: Any) -> Any:
-    """Under gevent: write a shared frame on the OS socket at once when nothing is queued
-    for this client and the socket buffer has room — the hub then needs no greenlet switch
-    per client. What the buffer does not take is queued (in order) for the pump."""
+def _direct_writer(socket: Any, client: Client, lock: Any) -> "DirectWriter | None":
+    """Under gevent: a writer of shared frames straight to the OS socket (DirectWriter); None
+    for a blocking socket (threaded server): the pump does it all."""
     raw = getattr(socket.sock, "_sock", None)
     if raw is None or raw.gettimeout() != 0.0:
-        return None            # a blocking socket (threaded server): the pump does it all
+        return None
+    return DirectWriter(raw, client, lock)
 
-    def write(frame: bytes) -> bool:
-        if client.closed or not client.out.empty() or not lock.acquire(blocking=False):
-            return False
+
+class DirectWriter:
+    """Writes a shared frame on the OS socket at once when nothing is queued for this client
+    and the socket buffer has room — the hub then needs no greenlet switch per client. What
+    the buffer does not take is queued (in order) for the pump. In two steps for the hub's
+    parallel fan-out (live.hub.send_all): `reserve` (may it write now? holds the send lock),
+    the send itself (a plain system call, on any thread), `finish`."""
+
+    __slots__ = ("raw", "client", "lock")
+
+    def __init__(self, raw: Any, client: Client, lock: Any) -> None:
+        self.raw = raw
+        self.client = client
+        self.lock = lock
+
+    def reserve(self) -> bool:
+        c = self.client
+        return not c.closed and c.out.empty() and self.lock.acquire(blocking=False)
+
+    def finish(self, frame: bytes, sent: int) -> None:
+        """After the send of a reserved writer: `sent` bytes went out (-1: the socket failed)."""
         try:
-            try:
-                sent = raw.send(frame)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                client.close()
-                return True
-            if sent < len(frame):
-                client.push(FrameTail(frame[sent:]))
-            return True
+            if sent < 0:
+                self.client.close()
+            elif sent < len(frame):
+                self.client.push(FrameTail(frame[sent:]))
         finally:
-            lock.release()
-    return write
+            self.lock.release()
+
+    def __call__(self, frame: bytes) -> bool:
+        if not self.reserve():
+            return False
+        self.finish(frame, send_one(self.raw, frame))
+        return True
 
 
 def _close(socket: Any) -> None:

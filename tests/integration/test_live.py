@@ -345,3 +345,26 @@ def test_live009_sockets_survive_a_redis_restart_and_take_the_next_update(privat
     finally:
         if srv is not None:
             srv.shutdown()
+
+
+def test_live011_a_fan_out_to_many_sockets_reaches_every_one(redis_url: str, r: Any, tmp_path: Any) -> None:
+    """Past live.hub.PARALLEL_MIN sockets, half of a message's writes run on a native thread
+    (gevent's pool) while the hub writes the other half: every socket still gets every update,
+    whole and in order."""
+    from live.hub import PARALLEL_MIN
+    with _gevent_serve(redis_url, tmp_path) as run:
+        sockets = [connect(f"ws://127.0.0.1:{run['port']}/ws?token={run['token']}") for _ in range(PARALLEL_MIN + 16)]
+        try:
+            for ws in sockets:
+                ws.send(json.dumps({"type": "subscribe", "channels": ["dashboard.qa"]}))
+                assert _recv(ws, "subscribed")["channels"] == ["dashboard.qa"]
+            _post_and_see(run, sockets, _gates(3), "3")
+            _post_and_see(run, sockets, [dict(e, id=e["id"] + "-b") for e in _gates(2)], "5")
+            for ws in sockets:                   # still a working socket after the frames
+                ws.send(json.dumps({"type": "ping"}))
+                assert _recv(ws, "pong")["type"] == "pong"
+        finally:
+            for ws in sockets:
+                ws.close()
+    out = run["out"]
+    assert "server: gevent" in out and "Traceback" not in out and "killed" not in out, out[-2000:]
