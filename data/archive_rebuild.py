@@ -107,8 +107,8 @@ def rebuild(r: redis.Redis, settings: Any, from_ms: int, *, now: int | None = No
             progress: Callable[[int], None] | None = None, max_attempts: int = 50, feed: int = FEED) -> RebuildReport:
     from data.aggregator import Aggregator
     started = time.monotonic()
-    keys = Keys.of(r, settings.key_prefix)
-    if getattr(keys, "partitioned", False):
+    keys = Keys.from_settings(r, settings)
+    if keys.partitioned:
         raise ValueError("rebuild: partitioned deployments are not supported yet (one swap per partition)")
     p = keys.p
     shadow = p + "~rebuild"

@@ -74,3 +74,13 @@ def test_uarc004_a_temporary_file_is_no_part(tmp_path: Path) -> None:
     (arch.day_dir(DAY) / ".part-00002.abc.tmp").write_bytes(b"half")
     (arch.day_dir(DAY + 1)).mkdir()
     assert len(arch.parts(DAY)) == 2 and arch.days() == [DAY]
+
+
+def test_uarc005_rebuild_refuses_a_partitioned_deployment() -> None:
+    import pytest
+    import redis
+
+    from data.archive_rebuild import rebuild
+    from settings import Settings
+    with pytest.raises(ValueError, match="partitioned"):
+        rebuild(redis.Redis(port=1), Settings.from_env({}, aggregation_partitions=2), 0)
