@@ -22,10 +22,11 @@ from live.protocol import Connection
 
 log = logging.getLogger("qms.live")
 QUEUE_SIZE = 256
-# A message for at least this many sockets is written by two threads at once under gevent
-# (send_all): a socket write is a system call (~40 us on loopback here) that releases the
-# GIL, so the other core writes half of them meanwhile.
+# A message for at least this many sockets is written by FAN_OUT_THREADS native threads
+# under gevent (send_all): a socket write is a system call (~40 us on loopback here) that
+# releases the GIL, so they write on every core while the server's loop goes on.
 PARALLEL_MIN = 64
+FAN_OUT_THREADS = 2
 CLOSE = object()        # queued to tell a client's loop to end
 # Told to every client when the relay loses Redis and when it is back (live.js shows it).
 STORE_UNAVAILABLE = b'{"type":"status","data_store":"unavailable"}'
@@ -220,33 +221,32 @@ class Hub:
             targets = [c for c in self._by_channel.get(channel, ()) if c.conn.wants(channel)]
         out = Outgoing(payload)           # decoded and framed once, not once per client
         offload = self._offload()
-        share: list[Client] = []
-        job = None
+        shares: list[list[Client]] = []
+        jobs = []
         if offload is not None and len(targets) >= PARALLEL_MIN:
-            # The second half of the sockets: reserved here, written by a native thread while
-            # this greenlet writes the first half (both mostly in system calls, GIL released).
-            share = [c for c in targets[len(targets) // 2:] if c.direct is not None and c.direct.reserve()]
-            if share:
-                job = offload(send_all, [c.direct.raw for c in share], out.frame)   # type: ignore[union-attr]
-        if share:
-            shared = set(share)
-            mine = [c for c in targets if c not in shared]
-        else:
-            mine = targets
+            # Native threads write the sockets that can take the frame now (reserved here),
+            # each its share, while this loop serves HTTP: the writes are system calls that
+            # release the GIL, so they run on both cores.
+            ready = [c for c in targets if c.direct is not None and c.direct.reserve()]
+            step = max(1, -(-len(ready) // FAN_OUT_THREADS))
+            shares = [ready[i:i + step] for i in range(0, len(ready), step)]
+            jobs = [offload(send_all, [c.direct.raw for c in share], out.frame) for share in shares]
+            taken = set(ready)
+            targets = [c for c in targets if c not in taken]
         n = 0
-        for c in mine:
+        for c in targets:
             # Straight to the socket when it can take it now (no greenlet switch per client),
             # else through the client's queue and pump.
             if (c.direct is not None and c.direct(out.frame)) or c.push(out):
                 n += 1
-        if job is not None:
+        for share, job in zip(shares, jobs):
             try:
                 results = job.get()
             except Exception as exc:      # never leave a reserved socket's send lock held
                 log.warning("live fan-out thread failed (%s): closing its %d sockets", exc, len(share))
                 results = [-1] * len(share)
             for c, sent in zip(share, results):
-                c.direct.finish(out.frame, sent)   # type: ignore[union-attr]
+                c.direct.finish(out.frame, sent)
                 n += 1
         self.relayed += n
         return n

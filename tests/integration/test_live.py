@@ -348,9 +348,8 @@ def test_live009_sockets_survive_a_redis_restart_and_take_the_next_update(privat
 
 
 def test_live011_a_fan_out_to_many_sockets_reaches_every_one(redis_url: str, r: Any, tmp_path: Any) -> None:
-    """Past live.hub.PARALLEL_MIN sockets, half of a message's writes run on a native thread
-    (gevent's pool) while the hub writes the other half: every socket still gets every update,
-    whole and in order."""
+    """Past live.hub.PARALLEL_MIN sockets, a message's writes run on native threads (gevent's
+    pool), each its share: every socket still gets every update, whole and in order."""
     from live.hub import PARALLEL_MIN
     with _gevent_serve(redis_url, tmp_path) as run:
         sockets = [connect(f"ws://127.0.0.1:{run['port']}/ws?token={run['token']}") for _ in range(PARALLEL_MIN + 16)]
