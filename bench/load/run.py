@@ -316,6 +316,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out_dir = tempfile.mkdtemp(prefix="qms-load-out-")
     users_file = os.path.join(out_dir, "users.json")
     Path(users_file).write_text(json.dumps(users))
+    running: list[subprocess.Popen] = []
     st = stack.start_stack(args.redis_url, r, workers=args.workers, worker_connections=args.worker_connections,
                            ingest_rate=args.ingest_rate)
     print(f"deployment: gunicorn -k gevent -w {args.workers} --worker-connections {args.worker_connections} "
@@ -343,6 +344,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"live refresh {'off' if args.no_live_refresh else 'on'}", flush=True)
         proc, prefix = run_locust(args, st.base, users_file, out_dir)
         holder["locust"] = _Pid(proc.pid)
+        running.append(proc)
         sampler.start()
         sampler.mark("start")
         ramp = args.users / args.spawn_rate
@@ -366,7 +368,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         check = check_kpis(st.base, exec_user, payloads, r)
         extra = json.loads(Path(out_dir, "extra.json").read_text()) if Path(out_dir, "extra.json").exists() else {}
         result = report(read_stats(prefix), read_failures(prefix), extra, cpu, check)
+        result["producer_restarts"] = [{"at": t, "why": why} for t, why in st.producer_exits]
+        if st.producer_exits:
+            print(f"the producer gave up {len(st.producer_exits)} time(s) (a POST /api/events timed out after "
+                  f"60 s) and was restarted; last: {st.producer_exits[-1][1].splitlines()[-1:]}")
     finally:
+        for p in running:
+            if p.poll() is None:
+                p.kill()
         st.stop()
     print(f"uptime after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", flush=True)
     result["args"] = vars(args)

@@ -71,10 +71,23 @@ class Stack:
     producer: Child | None
     data_dir: str
     children: list[Child] = field(default_factory=list)
+    producer_env: dict[str, str] = field(default_factory=dict)
+    producer_exits: list[tuple[float, str]] = field(default_factory=list)
 
     def check(self) -> None:
-        for c in self.children:
-            c.check()
+        """The web server and the aggregator must live; a producer that gave up (cli.py
+        simulate exits when a POST /api/events times out, as it does on an overloaded
+        server) is restarted with the next seed, and counted."""
+        self.web.check()
+        self.aggregator.check()
+        if self.producer is not None and not self.producer.alive():
+            self.producer_exits.append((time.time(), self.producer.tail(3)))
+            args = list(self.producer.proc.args)  # type: ignore[arg-type]
+            args[args.index("--seed") + 1] = str(int(args[args.index("--seed") + 1]) + 1)
+            env = self.producer_env
+            self.producer.stop()
+            self.producer = Child("producer", args, env)
+            self.children.append(self.producer)
 
     def live_ingest(self, on: bool) -> None:
         """Pause (SIGSTOP) or resume (SIGCONT) the producer."""
@@ -124,13 +137,15 @@ def start_stack(redis_url: str, r: Any, *, workers: int, worker_connections: int
         children.append(web)
         wait_http(web, base)
         producer = None
+        producer_env: dict[str, str] = {}
         if ingest_rate > 0:
             token = producer_token(r)
+            producer_env = {**env, "QMS_TOKEN": token}
             producer = Child("producer", [sys.executable, str(ROOT / "cli.py"), "simulate", "--url", base,
                                           "--rate", str(ingest_rate), "--seed", str(seed), "--backfill", "1m",
-                                          "--quiet"], {**env, "QMS_TOKEN": token})
+                                          "--quiet"], producer_env)
             children.append(producer)
-        return Stack(base, web, agg, producer, data_dir, children)
+        return Stack(base, web, agg, producer, data_dir, children, producer_env)
     except BaseException:
         for c in reversed(children):
             c.stop()
