@@ -12,6 +12,7 @@ from typing import Any
 
 import dash
 import flask_bootstrap
+from dash._utils import to_json
 import redis
 from flask import Flask, Response, abort, g, request, send_from_directory
 from werkzeug.exceptions import InternalServerError
@@ -27,6 +28,7 @@ from auth.guard import check_callback_permissions, content_security_policy, init
 from auth.security import init_security
 from auth.views import bp as auth_bp
 from callbacks import register_callbacks
+from callbacks.pages import THEME_COOKIE, first_page
 from data.redis_conn import RETRY_AFTER_S
 from data.services import Services
 from live.routes import init_live
@@ -52,7 +54,22 @@ class QmsDash(dash.Dash):
 
     def interpolate_index(self, **kwargs: Any) -> str:
         kwargs["scripts"] = LAZY_CHUNKS.sub("", kwargs.get("scripts", ""))
-        return super().interpolate_index(**kwargs)
+        html_page = super().interpolate_index(**kwargs)
+        # The theme this browser last showed (callbacks/pages.py THEME_JS keeps the cookie): the
+        # page is drawn in it from the start, with no flash and no re-theming of its charts.
+        from flask import has_request_context
+        theme = request.cookies.get(THEME_COOKIE) if has_request_context() else None
+        if theme in ("light", "dark"):
+            html_page = html_page.replace("<html>", f'<html data-bs-theme="{theme}">', 1)
+        return html_page
+
+    def serve_layout(self) -> Any:
+        """The frame, and — when a page of this site asks (its Referer) — that page drawn in it
+        (callbacks/pages.py first_page): the browser renders the page from its first answer."""
+        first = first_page()
+        resp = self.backend.make_response(to_json(shell.layout(first)), mimetype="application/json")
+        resp.headers["Cache-Control"] = "no-store"          # the signed-in user's own page
+        return resp
 
 
 def create_app(settings: Settings | None = None, redis_client: redis.Redis | None = None) -> dash.Dash:

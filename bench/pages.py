@@ -43,7 +43,8 @@ Dashboards of N widgets (issue 11): `--widgets 12,24,48 [--hours 24] [--rate 2] 
   a fresh Chromium signs in, then --warmup + --runs loads of /dashboards/<id>: time from
   navigation start to every `[id*="w-body"]` body holding its content (no "loading…") and
   every chart in it drawn by Plotly (.main-svg); a fetch hook installed before the page's
-  scripts times the page request (the router's: it brings the page drawn whole) and counts
+  scripts times the page request (`_dash-layout`, which brings the page drawn whole; the
+  router's request when the page is drawn after the layout) and counts
   the refresh requests that carried bodies (a 204 — Dash's call when the grid enters the
   page — does not). Then a refresh of every widget (the request the page sends on a change
   of timeframe, set back to 24h) is replayed --cpu-reps times per mode: the server process's
@@ -491,7 +492,10 @@ REFRESH_HOOK_JS = r"""
   window.fetch = function (input, init) {
     const url = typeof input === 'string' ? input : ((input && input.url) || '');
     let rec = null;
-    if (url.indexOf('_dash-update-component') >= 0 && init && typeof init.body === 'string') {
+    if (url.indexOf('_dash-layout') >= 0) {        // the frame, and since stop 17 the page drawn in it
+      rec = {kind: 'page', start: performance.now(), end: null, widgets: 0, status: null, body: null};
+      window.__qmsRefresh.push(rec);
+    } else if (url.indexOf('_dash-update-component') >= 0 && init && typeof init.body === 'string') {
       try {
         const b = JSON.parse(init.body);
         const first = Array.isArray(b.outputs) ? b.outputs[0] : null;
@@ -499,7 +503,7 @@ REFRESH_HOOK_JS = r"""
           rec = {kind: 'refresh', start: performance.now(), end: null, widgets: first.length, status: null,
                  body: init.body};
         } else if (typeof b.output === 'string' && b.output.indexOf('page.children') >= 0) {
-          rec = {kind: 'page', start: performance.now(), end: null, widgets: 0, status: null, body: null};
+          rec = {kind: 'router', start: performance.now(), end: null, widgets: 0, status: null, body: null};
         }
         if (rec) window.__qmsRefresh.push(rec);
       } catch (e) { /* not ours */ }
@@ -665,7 +669,10 @@ def measure_widgets(args: argparse.Namespace, r: Any, base: str, server: Child, 
                 if refresh_body is None:
                     bodies = driver.execute_script("return (window.__qmsRefresh || []).map((r) => r.body);")
                     refresh_body = next((b for b in bodies if b), None)
-                first = next((x for x in recs if x["kind"] == "page"), refresh[0] if refresh else {})
+                # The page's own request: the layout when it came drawn, else the router's.
+                page_recs = [x for x in recs if x["kind"] in ("page", "router")]
+                first = next((x for x in recs if x["kind"] == "router"), None) or next(
+                    (x for x in page_recs), refresh[0] if refresh else {})
                 row = {"t_ms": float(res["t"]), "filled_ms": float(res["filled"] or res["t"]), "wall_ms": wall,
                        "load_ms": float(res["load"] or 0), "requests": len(refresh),
                        "widgets_asked": sum(int(x["widgets"] or 0) for x in refresh),

@@ -179,6 +179,64 @@ def saved_theme(principal: Principal | None) -> str | None:
     return Prefs(svc.redis, svc.keys).get(principal.name).get("theme")
 
 
+def routed(path: str | None, search: str | None, theme: str | None) -> tuple[Any, ...]:
+    """What the frame shows at `path` for the signed-in user: navigation, who they are, the
+    page (drawn in their saved theme, else `theme`), the saved theme, and the notice."""
+    principal = current_principal()
+    who = f"{principal.name} ({', '.join(principal.roles)})" if principal else ""
+    saved = saved_theme(principal)
+    svc = current_app.extensions["qms"]
+    return (navigation(principal), who, page_for(path, search, principal, saved or theme), saved,
+            *notice(backfill_status(svc.redis, svc.keys)))
+
+
+THEME_COOKIE = "qms-theme"       # the theme this browser shows (set by the theme step below)
+
+
+def first_page() -> dict[str, Any] | None:
+    """The page a browser is opening, for the layout it asks for (`GET /_dash-layout`, whose
+    Referer is the page): drawn as the router would draw it, so the page arrives with its
+    frame — one request and one render, not the layout and then the router. None when the
+    layout is not asked for by a page of this site (then the router draws it)."""
+    from flask import request
+    from urllib.parse import urlsplit
+    ref = request.referrer
+    if not ref or current_principal() is None:
+        return None
+    u = urlsplit(ref)
+    if u.netloc != request.host or not u.path:
+        return None
+    theme = request.cookies.get(THEME_COOKIE)
+    nav, who, content, saved, text, hidden, poll_off = routed(u.path, f"?{u.query}" if u.query else "",
+                                                            theme if theme in ("light", "dark") else None)
+    return {"path": u.path, "nav": nav, "who": who, "page": content, "saved_theme": saved,
+            "notice": (text, hidden, poll_off)}
+
+
+THEME_JS = """function (theme, templates) {
+  theme = theme || 'light';
+  var root = document.documentElement, before = root.getAttribute('data-bs-theme') || 'light';
+  root.setAttribute('data-bs-theme', theme);
+  document.cookie = '%s=' + theme + '; path=/; max-age=31536000; SameSite=Lax';
+  var t = templates && templates[theme];
+  if (t && window.Plotly && theme !== before) {
+    document.querySelectorAll('.js-plotly-plot').forEach(function (gd) {
+      try { window.Plotly.relayout(gd, {template: t}); } catch (e) { console.debug(e); } });
+  }
+  return theme;
+}""" % THEME_COOKIE
+
+ROUTE_JS = """function (path, drawn) {
+  var nu = window.dash_clientside.no_update;
+  if (drawn && drawn === path) { return [nu, null]; }
+  return [path, drawn ? null : nu];
+}"""
+
+SAVED_THEME_JS = """function (saved, theme) {
+  return saved && saved !== theme ? saved : window.dash_clientside.no_update;
+}"""
+
+
 def register(app: Dash) -> None:
     @secure_callback(app, AUTHENTICATED, Output("theme", "data"),
                      Input("theme-toggle", "n_clicks"), State("theme", "data"), prevent_initial_call=True,
@@ -200,15 +258,19 @@ def register(app: Dash) -> None:
             audit("user.widget_configured", setting="theme", value=new)
         return new
 
-    # Runs in the browser only: a POST of it to the server is refused for everyone.
-    secure_clientside(app, lambda body: None,
-                      "function(theme, templates) { theme = theme || 'light';"
-                      " document.documentElement.setAttribute('data-bs-theme', theme);"
-                      " var t = templates && templates[theme];"
-                      " if (t && window.Plotly) { document.querySelectorAll('.js-plotly-plot').forEach(function(gd) {"
-                      "   try { window.Plotly.relayout(gd, {template: t}); } catch (e) { console.debug(e); } }); }"
-                      " return theme; }",
+    # Runs in the browser only: a POST of it to the server is refused for everyone. The charts
+    # are re-themed only when the theme changes (a page comes drawn in the theme its layout was
+    # asked with: the cookie says which, first_page).
+    secure_clientside(app, lambda body: None, THEME_JS,
                       Output("theme-applied", "children"), Input("theme", "data"), State("plot-templates", "data"))
+
+    # A page opened in the browser comes drawn with the layout (first_page); `page-drawn` names
+    # it, and the router is asked only for another page. This step (no request) decides.
+    secure_clientside(app, lambda body: None, ROUTE_JS, Output("route-path", "data"), Output("page-drawn", "data"),
+                      Input("url", "pathname"), State("page-drawn", "data"))
+    # A saved theme (a user's setting, on any browser) over this browser's stored one.
+    secure_clientside(app, lambda body: None, SAVED_THEME_JS, Output("theme", "data", allow_duplicate=True),
+                      Input("theme-saved", "data"), State("theme", "data"), prevent_initial_call="initial_duplicate")
 
     # The router also brings what the frame needs when a page opens — the user's saved theme
     # and the "history still loading" notice — so a page load is one request, not three
@@ -219,17 +281,12 @@ def register(app: Dash) -> None:
                      Output("backfill-notice", "children", allow_duplicate=True),
                      Output("backfill-notice", "hidden", allow_duplicate=True),
                      Output("backfill-poll", "disabled", allow_duplicate=True),
-                     Input("url", "pathname"), State("url", "search"), State("theme", "data"),
-                     prevent_initial_call="initial_duplicate",
-                     inputs={"url.pathname": Pathname, "url.search": Search, "theme.data": Theme})
+                     Input("route-path", "data"), State("url", "search"), State("theme", "data"),
+                     prevent_initial_call=True,
+                     inputs={"route-path.data": Pathname, "url.search": Search, "theme.data": Theme})
     def route(path: str | None, search: str | None, theme: str | None) -> tuple[Any, ...]:
-        principal = current_principal()
-        who = f"{principal.name} ({', '.join(principal.roles)})" if principal else ""
-        saved = saved_theme(principal)
-        mode = saved or theme
-        svc = current_app.extensions["qms"]
-        return (navigation(principal), who, page_for(path, search, principal, mode),
-                saved if saved and saved != theme else no_update, *notice(backfill_status(svc.redis, svc.keys)))
+        nav, who, content, saved, *rest = routed(path, search, theme)
+        return (nav, who, content, saved if saved and saved != theme else no_update, *rest)
 
     @secure_callback(app, "view:qa_dashboard", Output("nav", "href"),
                      # The view's timeframe from the URL (the refresh writes it there): a State

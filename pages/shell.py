@@ -6,6 +6,8 @@ opens it, and closes it on navigation); the brand, the live status and the "hist
 loading" notice stay visible in the bar."""
 from __future__ import annotations
 
+from typing import Any
+
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
@@ -14,23 +16,30 @@ from components.theme import plotly_template
 BACKFILL_POLL_MS = 5000      # the notice's own light poll; stopped once no backfill runs
 
 
-def layout() -> html.Div:
+def layout(first: dict[str, Any] | None = None) -> html.Div:
+    """The frame; with `first` (callbacks/pages.py first_page) the page being opened is drawn
+    in it — navigation, user, notice and page — and `page-drawn` names it for the router."""
+    first = first or {}
+    text, hidden, poll_off = first.get("notice") or ("", True, False)
     return html.Div([
         dcc.Location(id="url"),
+        dcc.Store(id="page-drawn", data=first.get("path")),   # the path the page came drawn for
+        dcc.Store(id="route-path"),                          # the path the router is asked to draw
+        dcc.Store(id="theme-saved", data=first.get("saved_theme")),
         dcc.Location(id="url-sync", refresh="callback-nav"),   # writes ?timeframe= without a reload
         dcc.Location(id="nav", refresh=True),
         dbc.Navbar(dbc.Container([
             dbc.NavbarBrand("QMS Dashboard", href="/", className="fw-bold"),
-            html.Span(id="backfill-notice", hidden=True, role="status",
+            html.Span(text, id="backfill-notice", hidden=hidden, role="status",
                       className="backfill-notice badge text-bg-warning me-2",
                       title="The demo is still simulating its history: older windows fill in as it loads"),
             html.Span("◌ connecting…", id="live-status", className="live-status navbar-text small me-2 ms-auto ms-md-0",
                       title="Live updates: live (pushed), reconnecting, or polling"),
             dbc.NavbarToggler(id="nav-toggler", n_clicks=0, className="ms-1"),
             dbc.Collapse([
-                dbc.Nav(id="nav-links", className="me-auto", navbar=True),
+                dbc.Nav(first.get("nav"), id="nav-links", className="me-auto", navbar=True),
                 html.Div([
-                    html.Span(id="nav-user", className="navbar-text small me-md-3"),
+                    html.Span(first.get("who"), id="nav-user", className="navbar-text small me-md-3"),
                     dbc.Button("◐ Theme", id="theme-toggle", size="sm", color="light", outline=True,
                                title="Switch between light and dark"),
                     # Sign-out is a POST with the CSRF token (assets/signout.js adds it as the form is
@@ -41,11 +50,11 @@ def layout() -> html.Div:
                 ], className="nav-tools d-flex flex-wrap align-items-center gap-2 py-2 py-md-0"),
             ], id="nav-collapse", is_open=False, navbar=True),
         ], fluid=True), color="primary", dark=True, expand="md", className="mb-3"),
-        dcc.Interval(id="backfill-poll", interval=BACKFILL_POLL_MS),
+        dcc.Interval(id="backfill-poll", interval=BACKFILL_POLL_MS, disabled=poll_off),
         dcc.Store(id="theme", data="light", storage_type="local"),   # this browser's, for roles that cannot save it
         dcc.Store(id="live-alert"),
         # Both Plotly templates, so a theme switch re-themes the charts on screen at once.
         dcc.Store(id="plot-templates", data={m: plotly_template(m).to_plotly_json() for m in ("light", "dark")}),
         html.Div(id="theme-applied", hidden=True),
-        dbc.Container(id="page", fluid=True),
+        dbc.Container(first.get("page"), id="page", fluid=True),
     ])

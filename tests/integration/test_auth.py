@@ -57,9 +57,9 @@ def route_body(app: Any, path: str = "/") -> dict[str, Any]:
     from tests.integration.test_rbac_matrix import parse_outputs
     [key] = [k for k in app.callback_map if "page.children" in k]
     return {"output": key, "outputs": parse_outputs(key),
-            "inputs": [{"id": "url", "property": "pathname", "value": path}],
+            "inputs": [{"id": "route-path", "property": "data", "value": path}],
             "state": [{"id": "url", "property": "search", "value": ""}, {"id": "theme", "property": "data", "value": None}],
-            "changedPropIds": ["url.pathname"]}
+            "changedPropIds": ["route-path.data"]}
 
 
 def csrf_of(c: Any) -> str:

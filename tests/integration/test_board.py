@@ -50,9 +50,9 @@ def route(app: Any, c: Any, csrf: str, path: str, search: str = "") -> dict[str,
     from tests.integration.test_rbac_matrix import parse_outputs
     [key] = [k for k in app.callback_map if "page.children" in k]
     body = {"output": key, "outputs": parse_outputs(key),
-            "inputs": [{"id": "url", "property": "pathname", "value": path}],
+            "inputs": [{"id": "route-path", "property": "data", "value": path}],
             "state": [{"id": "url", "property": "search", "value": search},
-                      {"id": "theme", "property": "data", "value": "light"}], "changedPropIds": ["url.pathname"]}
+                      {"id": "theme", "property": "data", "value": "light"}], "changedPropIds": ["route-path.data"]}
     res = post(c, csrf, body)
     assert res.status_code == 200, res.data[:500]
     return res.json["response"]["page"]["children"]
@@ -313,3 +313,40 @@ def test_brd006_a_body_is_drawn_once_per_data_version_and_viewer(app: Any, r: An
     with other.session_transaction() as sess:
         other_csrf = sess["csrf"]
     assert "5" in shown(other, other_csrf) and drawn == ["runs"] * 4
+
+
+def test_brd007_the_layout_a_page_asks_for_comes_with_that_page_drawn(app: Any, r: Any, auth: Any) -> None:
+    """`GET /_dash-layout` from a page of the site (its Referer) carries that page drawn as the
+    router would draw it — the viewer's navigation, every body, `page-drawn` naming the path —
+    so the browser renders it from its first answer; another viewer's permissions hold there
+    as in the router; without a Referer of this site the frame comes empty and the router draws."""
+    _gates(app, r)
+    c, csrf = signed_in(app, auth, "qa_lead")
+
+    def layout(referer: str | None, client: Any = c) -> dict[str, Any]:
+        res = client.get("/_dash-layout", headers={"Referer": referer} if referer else {})
+        assert res.status_code == 200 and res.headers["Cache-Control"] == "no-store", res.status_code
+        return res.json
+
+    def by_id(tree: Any, ident: str) -> dict[str, Any]:
+        return next(n for n in walk(tree) if n.get("id") == ident)
+
+    drawn = layout("http://localhost/dashboards/qa?timeframe=7d")
+    assert by_id(drawn, "page-drawn")["data"] == "/dashboards/qa"
+    routed = route(app, c, csrf, "/dashboards/qa", "?timeframe=7d")
+    assert by_id(drawn, "dash-def")["data"] == by_id(routed, "dash-def")["data"]
+    assert by_id(drawn, "dash-timeframe")["value"] == "7d"
+    bodies = {n["id"]["w"]: texts(n) for n in walk(drawn) if isinstance(n.get("id"), dict) and n["id"].get("type") == "w-body"}
+    assert bodies and "loading…" not in " ".join(bodies.values())
+    assert bodies == {n["id"]["w"]: texts(n) for n in walk(routed)
+                      if isinstance(n.get("id"), dict) and n["id"].get("type") == "w-body"}
+    assert "Quality" in texts(by_id(drawn, "nav-links")) and "qa_lead" in texts(by_id(drawn, "nav-user"))
+    for empty in (None, "http://elsewhere.example/dashboards/qa"):
+        frame = layout(empty)
+        assert by_id(frame, "page-drawn")["data"] is None and by_id(frame, "page").get("children") is None
+    d, _ = signed_in(app, auth, "developer")
+    refused = layout("http://localhost/dashboards/qa", d)
+    assert "Quality" not in texts(by_id(refused, "nav-links")) and not [
+        n for n in walk(refused) if isinstance(n.get("id"), dict) and n["id"].get("type") == "w-body"]
+    assert app.server.test_client().get("/_dash-layout", headers={"Referer": "http://localhost/dashboards/qa"}
+                                        ).status_code == 401

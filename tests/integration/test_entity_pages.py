@@ -60,7 +60,7 @@ def post(c: Any, csrf: str, app: Any, output: str, inputs: list[dict[str, Any]],
 
 
 def route(c: Any, csrf: str, app: Any, path: str, search: str = "") -> str:
-    res = post(c, csrf, app, "page.children", [{"id": "url", "property": "pathname", "value": path}],
+    res = post(c, csrf, app, "page.children", [{"id": "route-path", "property": "data", "value": path}],
                [{"id": "url", "property": "search", "value": search},
                 {"id": "theme", "property": "data", "value": "light"}])
     assert res.status_code == 200, res.data[:300]

@@ -62,7 +62,7 @@ def test_ledger_pag001_router_and_nav_per_role(app: Any, auth: Any, loaded: Any)
         page = route(c, csrf, app, "/reviewers", "?timeframe=7d")
         assert ('"data-page": "reviewers"' in page) is allowed, role
         assert ("view:team_metrics" in page) is (not allowed), role
-        res = post(c, csrf, app, "page.children", [{"id": "url", "property": "pathname", "value": "/reviewers"}],
+        res = post(c, csrf, app, "page.children", [{"id": "route-path", "property": "data", "value": "/reviewers"}],
                    [{"id": "url", "property": "search", "value": ""},
                     {"id": "theme", "property": "data", "value": "light"}])
         nav = json.dumps(res.json["response"]["nav-links"]["children"])

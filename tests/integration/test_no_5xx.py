@@ -104,7 +104,7 @@ def test_nf002_callback_endpoint_with_a_non_object_body_is_a_400(admin: Any, raw
 
 
 ILL_TYPED = [  # (callback output fragment, input, value) named in the issue
-    ("page.children", "url.pathname", 5),
+    ("page.children", "route-path.data", 5),
     (REFRESH, "dash-timeframe.value", "bogus"),
     (REFRESH, "dash-scope.value", ["team=core"]),
     (REFRESH, "w-due.data", "x"),

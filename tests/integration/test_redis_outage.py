@@ -67,7 +67,7 @@ def _callback_body(app: Any, fragment: str) -> tuple[dict[str, Any], str]:
     [key] = [k for k in app.callback_map if fragment in k]
     spec = app.callback_map[key]
     outputs = [{"id": p.split(".")[0], "property": p.split(".")[1]} for p in key.strip(".").split("...")]
-    values = {"url.pathname": "/dashboards/executive"}
+    values = {"route-path.data": "/dashboards/executive"}
 
     def item(d: dict[str, Any]) -> dict[str, Any]:
         return {"id": d["id"], "property": d["property"], "value": values.get(f"{d['id']}.{d['property']}")}
