@@ -2,6 +2,7 @@
 
     python bench/profile_aggregator.py [--events 200000] [--rate 200] [--redis-url ...]
                                        [--profiler cprofile|py-spy|none] [--py-spy PATH] [--top 25]
+                                       [--partitions K]
 
 FLUSHDB, XADD N simulated events (no aggregator running), then drain them in this process
 with Aggregator.from_settings(...).drain(). Always prints the split wall / aggregator CPU /
@@ -29,23 +30,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import orjson  # noqa: E402
 from _common import (DEFAULT_REDIS_URL, ROOT, STREAM, chunks, connect, flush, generate, print_machine,  # noqa: E402
                      redis_cpu)
 
 
-def load(r, events: list[bytes]) -> None:
+def load(r, events: list[bytes], partitions: int = 1) -> None:
+    """XADD the events; with K partitions straight to their partitions' streams."""
+    from data.keys import Keys
+    from data.partition import route
+    keys = Keys.of(r, "qms", partitions)
     with r.pipeline(transaction=False) as p:
         for c in chunks(events, 5000):
             for e in c:
-                p.xadd(STREAM, {"e": e})
+                p.xadd(keys.part(route(orjson.loads(e), partitions)).stream if keys.partitioned else STREAM, {"e": e})
             p.execute()
 
 
-def drain(url: str, batch: int | None) -> None:
+def drain(url: str, batch: int | None, partitions: int = 1) -> None:
     """The measured part (also the py-spy child's entry point)."""
     from data.aggregator import Aggregator
     from settings import Settings
-    overrides = {"redis_url": url}
+    overrides = {"redis_url": url, "aggregation_partitions": partitions}
     if batch:
         overrides["aggregator_batch"] = batch
     settings = Settings.from_env({}, **overrides)
@@ -92,24 +98,26 @@ def main() -> None:
     ap.add_argument("--profiler", choices=("cprofile", "py-spy", "none"), default="cprofile")
     ap.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="path of the py-spy binary")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--partitions", type=int, default=1, help="K partitions, all drained by the one aggregator")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
-        drain(args.redis_url, args.agg_batch)
+        drain(args.redis_url, args.agg_batch, args.partitions)
         return
 
     r = connect(args.redis_url)
     print_machine(r)
     flush(r)
     events = generate(args.events, args.rate, args.seed)
-    load(r, events)
+    load(r, events, args.partitions)
     print(f"stream loaded with {len(events):,} entries; draining with one Aggregator ({args.profiler})", flush=True)
     cs0, rc0 = commandstats(r), redis_cpu(r)
     prof = None
     if args.profiler == "py-spy":
         raw = tempfile.NamedTemporaryFile(prefix="bench-spy-", suffix=".txt", delete=False).name
         cmd = [args.py_spy, "record", "--format", "raw", "--rate", "200", "--output", raw, "--",
-               sys.executable, str(Path(__file__).resolve()), "--_child", "--redis-url", args.redis_url]
+               sys.executable, str(Path(__file__).resolve()), "--_child", "--redis-url", args.redis_url,
+               "--partitions", str(args.partitions)]
         if args.agg_batch:
             cmd += ["--agg-batch", str(args.agg_batch)]
         t0 = time.perf_counter()
@@ -123,7 +131,7 @@ def main() -> None:
         if args.profiler == "cprofile":
             prof = cProfile.Profile()
             prof.enable()
-        drain(args.redis_url, args.agg_batch)
+        drain(args.redis_url, args.agg_batch, args.partitions)
         if prof:
             prof.disable()
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0

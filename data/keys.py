@@ -78,7 +78,8 @@ class Keys:
         self.root = prefix
         self.db = db
         self.partitions = max(1, int(partitions))
-        self.partitioned = bool(cluster) or self.partitions > 1
+        self.cluster = bool(cluster)
+        self.partitioned = self.cluster or self.partitions > 1
         self.index = 0                       # this object's partition (part(i) sets it)
         self._parts: list["Keys"] | None = None
         self.n = f"{prefix}@{db}"
