@@ -341,7 +341,8 @@ def gauge_chart(value: Any, unit: str | None = None, thresholds: Mapping[str, fl
         gauge={"axis": {"range": [lo, hi], "tickcolor": p["muted"]},
                "bar": {"color": p[_LEVEL_ROLE[level(v, thresholds)]]},
                "bgcolor": p["surface"], "bordercolor": p["grid"], "steps": steps}))
-    fig.update_layout(margin={"l": 24, "r": 24, "t": 40 if title else 16, "b": 8})
+    # Room for the end ticks ("100" is centred on the arc's end and was cut at 24 px).
+    fig.update_layout(margin={"l": 32, "r": 32, "t": 40 if title else 16, "b": 8})
     return graph(fig, "gauge_chart", mode=mode, id=id, height=height)
 
 

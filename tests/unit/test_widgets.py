@@ -188,6 +188,8 @@ def test_wid007_gauge_value_range_and_threshold_colours():
     ind = f.data[0]
     assert ind.value == 87.3 and tuple(ind.gauge.axis.range) == (0, 100)
     assert ind.gauge.bar.color == LIGHT["warning"] and len(ind.gauge.steps) == 3
+    # the end ticks ("100", centred on the arc's end: ~11 px past it) fit in the side margins
+    assert min(f.layout.margin.l, f.layout.margin.r) >= 3 * 7 / 2 + 16
     assert fig(w.gauge_chart(95, "percentage", {"warning": 90, "critical": 80})).data[0].gauge.bar.color == LIGHT["success"]
     # lower is better (critical above warning): a queue depth of 25
     assert fig(w.gauge_chart(25, "count", {"warning": 10, "critical": 20}, mode="dark")).data[0].gauge.bar.color == \
