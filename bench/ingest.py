@@ -18,7 +18,8 @@ the retained 1-minute buckets), then measures:
             applied == N), and their ratio.
 
 (c) partitions: the aggregators alone (docs/ARCHITECTURE.md, "Partitions"): the N events are
-            first XADDed to their partitions' streams (data.partition.route), then 1 or 2
+            first XADDed to their partitions' streams (data.partition.route) as the ingest
+            writes them (marked validated, field v), then 1 or 2
             `cli.py aggregate --partitions …` processes start (aggregator j of n serves the
             partitions p with p mod n = j) and the rate is N / (first start -> applied == N,
             summed over the partitions' meta). Rows: today's single stream (K = 1) with one
@@ -244,7 +245,8 @@ def run_partitioned(label: str, url: str, r: Any, nodes: list[Any], events: list
     with r.pipeline(transaction=False) as p:
         for c in chunks(events, args.batch):
             for e in c:
-                p.xadd(keys.part(route(orjson.loads(e), k)).stream if keys.partitioned else keys.stream, {"e": e})
+                p.xadd(keys.part(route(orjson.loads(e), k)).stream if keys.partitioned else keys.stream,
+                       {"e": e, "v": b"1"})
             p.execute()
     print(f"XADD {len(events):,} to {len(keys.parts())} stream(s) in {time.perf_counter() - t0:.1f}s", flush=True)
     env = {"QMS_PARTITIONS": str(k), "QMS_LIVE": "0"}

@@ -2,7 +2,7 @@
 
     python bench/profile_aggregator.py [--events 200000] [--rate 200] [--redis-url ...]
                                        [--profiler cprofile|py-spy|none] [--py-spy PATH] [--top 25]
-                                       [--partitions K]
+                                       [--partitions K] [--as-ingest]
 
 FLUSHDB, XADD N simulated events (no aggregator running), then drain them in this process
 with Aggregator.from_settings(...).drain(). Always prints the split wall / aggregator CPU /
@@ -35,15 +35,17 @@ from _common import (DEFAULT_REDIS_URL, ROOT, STREAM, chunks, connect, flush, ge
                      redis_cpu)
 
 
-def load(r, events: list[bytes], partitions: int = 1) -> None:
-    """XADD the events; with K partitions straight to their partitions' streams."""
+def load(r, events: list[bytes], partitions: int = 1, as_ingest: bool = False) -> None:
+    """XADD the events; with K partitions straight to their partitions' streams; `as_ingest`:
+    marked validated (field v) as the ingest writes them, else as a direct producer's."""
+    extra = {"v": b"1"} if as_ingest else {}
     from data.keys import Keys
     from data.partition import route
     keys = Keys.of(r, "qms", partitions)
     with r.pipeline(transaction=False) as p:
         for c in chunks(events, 5000):
             for e in c:
-                p.xadd(keys.part(route(orjson.loads(e), partitions)).stream if keys.partitioned else STREAM, {"e": e})
+                p.xadd(keys.part(route(orjson.loads(e), partitions)).stream if keys.partitioned else STREAM, {"e": e, **extra})
             p.execute()
 
 
@@ -99,6 +101,7 @@ def main() -> None:
     ap.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="path of the py-spy binary")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--partitions", type=int, default=1, help="K partitions, all drained by the one aggregator")
+    ap.add_argument("--as-ingest", action="store_true", help="entries as the ingest writes them (validated, field v)")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
@@ -109,7 +112,7 @@ def main() -> None:
     print_machine(r)
     flush(r)
     events = generate(args.events, args.rate, args.seed)
-    load(r, events, args.partitions)
+    load(r, events, args.partitions, args.as_ingest)
     print(f"stream loaded with {len(events):,} entries; draining with one Aggregator ({args.profiler})", flush=True)
     cs0, rc0 = commandstats(r), redis_cpu(r)
     prof = None

@@ -44,11 +44,13 @@ from data.batch import (
     RETENTION,
     STEP,
     Acc,
+    VALIDATED,
     Parsed,
     Writes,
     display_row,
     entry_ms,
     member,
+    trusted,
 )
 from data.contrib import TIMELINE_KINDS
 from data.events import item_id, validate
@@ -342,7 +344,11 @@ class Aggregator:
                 continue
             # "In the future" counts from when the entry was added (a re-delivery is judged
             # alike), but never from later than now: a producer may XADD an id of its choosing.
-            ev, ts, errors = validate(obj, min(entry_ms(entry_id), now), self.skew_ms)
+            ts = trusted(fields, obj)
+            if ts is not None:                # validated by the ingest: not again (~1/5 of our CPU)
+                ev, errors = obj, []
+            else:
+                ev, ts, errors = validate(obj, min(entry_ms(entry_id), now), self.skew_ms)
             if ev is None:
                 dead.append(("; ".join(errors), raw or b"", item_id(obj) or ""))
                 continue
@@ -526,7 +532,7 @@ class Aggregator:
                 continue
             for i in targets(ev, nparts):
                 if i != me:
-                    g.command("XADD", parts[i].stream, "*", "e", orjson.dumps(ev), FORWARDED, b"1")
+                    g.command("XADD", parts[i].stream, "*", "e", orjson.dumps(ev), FORWARDED, b"1", VALIDATED, b"1")
 
     def _global_writes(self, g: Writes, latest: dict[str, bytes]) -> None:
         """Partitioned: the batch's writes outside its partition, before its script. Each is

@@ -11,7 +11,7 @@ import orjson
 
 from data import contrib
 from data.contrib import INTEGRAL, Contribution
-from data.timeutil import RESOLUTIONS, fmt_ms
+from data.timeutil import RESOLUTIONS, fmt_ms, parse_iso
 
 ENTITY_TTL_S = 90 * 86_400 + 86_400
 STEP = {r.name: r.step_ms for r in RESOLUTIONS}
@@ -338,6 +338,20 @@ class Acc:
                     if f in INTEGRAL:
                         h["~" + f] += v * (b - start)
         return out  # type: ignore[return-value]
+
+
+VALIDATED = b"v"   # stream field: the ingest (or a primary partition) validated this entry's event
+
+
+def trusted(fields: dict[bytes, bytes], obj: Any) -> int | None:
+    """The timestamp of an event the ingest already validated and normalised (field `v`),
+    else None (validate it)."""
+    if fields.get(VALIDATED) != b"1" or type(obj) is not dict or type(obj.get("id")) is not str:
+        return None
+    try:
+        return parse_iso(obj["timestamp"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def entry_ms(entry_id: bytes) -> int:

@@ -22,6 +22,8 @@ from data.keys import Keys
 from data.partition import route
 from data.timeutil import DAY_MS, fmt_ms, now_ms
 
+# Each entry carries `v` = 1: validated here (data.batch.VALIDATED; the aggregator does not
+# validate it again, as it does what direct producers XADD).
 # Keys of the wrong type are refused before anything is written: an id marked seen whose XADD
 # then failed would be in no stream, and a resend would count it as a duplicate.
 _LUA = """
@@ -49,7 +51,7 @@ for i = 1, #ARGV - 2, 4 do
       redis.call('PEXPIREAT', seen, ARGV[i + 3])
       expired[seen] = true
     end
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[#ARGV - 1], '*', 'e', ARGV[i + 2])
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[#ARGV - 1], '*', 'e', ARGV[i + 2], 'v', '1')
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
