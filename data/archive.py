@@ -38,6 +38,8 @@ _DAY = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
 
 _configured: dict[str, "Archive"] = {}
 _local = threading.local()
+_db: Any = None
+_db_lock = threading.Lock()
 
 
 def day_name(day: int) -> str:
@@ -74,11 +76,17 @@ def forget(keys: Keys) -> None:
 
 
 def connection() -> Any:
-    """This thread's DuckDB connection (in memory; it only reads Parquet files)."""
+    """This thread's (or greenlet's) DuckDB connection: a cursor of one in-memory database per
+    process (cheap to make; a DuckDB connection must not be shared between threads). It only
+    reads Parquet files."""
     con = getattr(_local, "con", None)
     if con is None:
-        import duckdb
-        con = duckdb.connect(":memory:", config={"threads": 1})
+        global _db
+        with _db_lock:
+            if _db is None:
+                import duckdb
+                _db = duckdb.connect(":memory:", config={"threads": 1})
+            con = _db.cursor()
         _local.con = con
     return con
 
