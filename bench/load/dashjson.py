@@ -3,6 +3,8 @@ bench/load/run.py uses it too): components of a layout by id, the widget bodies 
 the KPI cards' texts, and an input's value set in a callback request body."""
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Iterator
 
 
@@ -53,3 +55,83 @@ def widget_intervals(layout: Any) -> dict[str, int]:
     return {str(p["id"].get("w")): int(p.get("interval") or 0) for p in walk(layout)
             if isinstance(p.get("id"), dict) and p["id"].get("type") == "w-int" and not p.get("disabled")
             and p.get("interval")}
+
+
+def _plain(output: str) -> str:
+    """A callback's output key without Dash's allow_duplicate suffixes (@<hash>)."""
+    return re.sub(r"@[0-9a-f]{16,}", "", output)
+
+
+class Dependencies:
+    """/_dash-dependencies, by output: what the renderer builds a callback request from.
+
+    A recorded body is reshaped to the served app's declaration — its output key (the
+    @hash of duplicate outputs changes with the callback's inputs), inputs and state in
+    declared order — with the recorded values; an input the recording lacks takes its value
+    from `known` ((id, property) -> value: what the page's state would hold) or null."""
+
+    def __init__(self, deps: list[dict[str, Any]]) -> None:
+        self.by_output = {_plain(d["output"]): d for d in deps if "output" in d}
+
+    def reshape(self, body: dict[str, Any], known: dict[tuple[str, str], Any]) -> dict[str, Any]:
+        dep = self.by_output.get(_plain(str(body.get("output", ""))))
+        if dep is None:
+            return body                 # the app no longer has it: the guard will say so (403)
+        values: dict[tuple[str, str], Any] = {}
+        for group in ("inputs", "state"):
+            for item in body.get(group) or []:
+                if isinstance(item, dict):
+                    values[(json.dumps(item.get("id"), sort_keys=True), str(item.get("property")))] = item.get("value")
+
+        def entry(spec: dict[str, Any]) -> Any:
+            if isinstance(spec.get("id"), str) and spec["id"].startswith("{"):
+                return body_entry(body, spec)      # a pattern (ALL): as recorded
+            key = (json.dumps(spec["id"], sort_keys=True), spec["property"])
+            value = values[key] if key in values else known.get((spec["id"], spec["property"]))
+            return {"id": spec["id"], "property": spec["property"], "value": value}
+
+        out = dict(body)
+        out["output"] = dep["output"]
+        out["inputs"] = [entry(s) for s in dep.get("inputs", [])]
+        out["state"] = [entry(s) for s in dep.get("state", [])]
+        if isinstance(body.get("outputs"), dict) or isinstance(body.get("outputs"), list):
+            out["outputs"] = _outputs(dep["output"], body["outputs"])
+        names = [f"{i['id']}.{i['property']}" for i in out["inputs"] if isinstance(i, dict)]
+        changed = [c for c in body.get("changedPropIds") or [] if c in names] or names[:1]
+        out["changedPropIds"] = changed
+        if "parsedChangedPropsIds" in body:
+            out["parsedChangedPropsIds"] = changed
+        return out
+
+
+def body_entry(body: dict[str, Any], spec: dict[str, Any]) -> Any:
+    """A pattern input's entry as recorded (matched by its pattern's JSON and property)."""
+    want = json.loads(spec["id"])
+    for group in ("inputs", "state"):
+        for item in body.get(group) or []:
+            first = item[0] if isinstance(item, list) and item else item
+            if isinstance(first, dict) and isinstance(first.get("id"), dict) and first.get("property") == spec["property"] \
+                    and {k: v for k, v in first["id"].items() if k in want and not isinstance(want[k], list)} \
+                    == {k: v for k, v in want.items() if not isinstance(v, list)}:
+                return item
+    return []
+
+
+def _outputs(output: str, recorded: Any) -> Any:
+    """The outputs list for the served output key: the recorded entries with the served
+    properties' suffixes (allow_duplicate) put in."""
+    if not isinstance(recorded, list):
+        return recorded
+    served = {}
+    for part in output.strip(".").split("..."):
+        if "." in part and not part.startswith("{"):
+            cid, prop = part.rsplit(".", 1) if part.count(".") == 1 else (part.split(".")[0], part.split(".", 1)[1])
+            served[(cid, prop.split("@")[0])] = prop
+    out = []
+    for o in recorded:
+        if isinstance(o, dict) and isinstance(o.get("id"), str):
+            prop = served.get((o["id"], str(o.get("property", "")).split("@")[0]), o.get("property"))
+            out.append({**o, "property": prop})
+        else:
+            out.append(o)
+    return out

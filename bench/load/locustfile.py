@@ -35,7 +35,7 @@ import websocket                        # websocket-client: blocking, cooperativ
 from locust import FastHttpUser, between, events, task
 from locust.exception import StopUser
 
-from dashjson import body_ids, find_component, kpi_texts, set_input, widget_intervals
+from dashjson import Dependencies, body_ids, find_component, kpi_texts, set_input, widget_intervals
 
 USERS: list[dict[str, Any]] = json.load(open(os.environ["LOAD_USERS"]))
 PAYLOADS: dict[str, Any] = json.load(open(os.environ["LOAD_PAYLOADS"]))["dashboards"]
@@ -45,6 +45,7 @@ TOUR = os.environ.get("LOAD_TOUR") == "1"
 TOUR_LINGER_S = 8.0
 TOURS_DONE: list[str] = []
 TICK_S = 2.0                             # assets/live.js TICK_MS
+DEPS: list[Dependencies] = []            # /_dash-dependencies, parsed once per process
 TIMEFRAMES = ("1h", "4h", "7d", "30d", "24h")
 _accounts = itertools.count()
 
@@ -147,6 +148,13 @@ class DashboardUser(FastHttpUser):
             return resp
 
     def dash_post(self, body: dict[str, Any], name: str, page: Page) -> Any:
+        if DEPS:
+            # The served app's declaration of this callback, with the recorded values. The
+            # router's input is the path (assets' ROUTE_JS copies url.pathname to route-path).
+            path = next((i.get("value") for i in body.get("inputs") or []
+                         if isinstance(i, dict) and i.get("property") == "pathname"), None)
+            body = DEPS[0].reshape(body, {("route-path", "data"): path, ("url", "search"): "",
+                                          ("theme", "data"): "light"})
         headers = {"Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": self._csrf()}
         path = "/_dash-update-component" + (f"?endId={page.end_id}" if page.end_id else "")
         with self.client.post(path, data=json.dumps(body), headers=headers, name=name,
@@ -191,7 +199,9 @@ class DashboardUser(FastHttpUser):
         m = DASH_CONFIG.search(html.text or "")
         end_id = json.loads(m.group(1)).get("end_id", "") if m else ""
         self.get("/_dash-layout", "dash: layout")
-        self.get("/_dash-dependencies", "dash: dependencies")
+        deps = self.get("/_dash-dependencies", "dash: dependencies")
+        if not DEPS and deps.status_code == 200:
+            DEPS.append(Dependencies(json.loads(deps.text)))
         page = Page(dash, end_id)
         for post in rec["open"]["posts"]:
             body = copy.deepcopy(post["body"])

@@ -49,7 +49,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import stack  # noqa: E402
-from dashjson import kpi_texts  # noqa: E402
+from dashjson import Dependencies, kpi_texts  # noqa: E402
 from _common import (  # noqa: E402
     connect,
     exit_on_sigterm,
@@ -210,6 +210,9 @@ def check_kpis(base: str, account: dict[str, Any], payloads: dict[str, Any], r: 
     end_id = json.loads(re.search(r'id="_dash-config" type="application/json">(.*?)</script>', html, re.S)
                         .group(1)).get("end_id", "")  # type: ignore[union-attr]
     router = next(p["body"] for p in payloads["executive"]["open"]["posts"] if "page.children" in p["body"]["output"])
+    deps = Dependencies(s.get(base + "/_dash-dependencies", timeout=30).json())
+    router = deps.reshape(router, {("route-path", "data"): "/dashboards/executive", ("url", "search"): "",
+                                   ("theme", "data"): "light"})
     page = s.post(base + f"/_dash-update-component?endId={end_id}", json=router, timeout=60,
                   headers={"X-CSRFToken": s.cookies.get("_csrf_token", "")})
     api = s.get(base + "/api/dashboard/executive?timeframe=24h", timeout=60)
