@@ -27,6 +27,7 @@ the engine there (`supported`).
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from typing import Any, Callable
 
 import orjson
@@ -125,6 +126,45 @@ def _content(flat: list[bytes]) -> dict[str, int]:
     return out
 
 
+class _Span(Span):
+    """A Span whose window sums carry over from round to round: a bucket whose hash did not
+    change is the same object in the copy, so only the changed ones are taken out of the
+    last round's sum and put in again (exact integer sums, whatever the tiling)."""
+
+    def __init__(self, buckets: list[Bucket], values: dict[str, list[dict[str, int]]],
+                 totals: dict[str, dict[str, int]], memo: dict[tuple[str, int, int], Any]) -> None:
+        super().__init__(buckets, values, totals)
+        self._memo = memo
+
+    def sums(self, fam: str, s: int, e: int) -> dict[str, int]:
+        key = (fam, s, e)
+        found = self._sums.get(key)
+        if found is not None:
+            return found
+        rows = self.values.get(fam, [])[self._index(s):self._index(e) if e < self.end else len(self.buckets)]
+        last = self._memo.get(key)
+        out: dict[str, int] | None = None
+        if last is not None and len(last[0]) == len(rows):
+            changed = [(old, new) for old, new in zip(last[0], rows) if old is not new]
+            if not changed:
+                out = last[1]
+            elif 4 * len(changed) < len(rows):
+                out = defaultdict(int, last[1])
+                for old, new in changed:
+                    for f, v in old.items():
+                        out[f] -= v
+                    for f, v in new.items():
+                        out[f] += v
+        if out is None:
+            out = defaultdict(int)
+            for row in rows:
+                for f, v in row.items():
+                    out[f] += v
+        self._memo[key] = (rows, out)
+        self._sums[key] = out
+        return out
+
+
 class RollupCache:
     """The publisher's copy of the rollup hashes and registries it reads, by key."""
 
@@ -138,6 +178,7 @@ class RollupCache:
         self._sets = [keys.registry(kind) for kind in REGISTRIES]
         self._layouts: dict[tuple[Any, ...], tuple[tuple[str, ...], list[Bucket], list[str]]] = {}
         self._info: dict[str, tuple[str, int | None, int | None]] = {}    # key -> family, bucket start, end
+        self._sums: dict[tuple[str, int, int], Any] = {}     # (family, s, e) -> (rows, their sum): _Span
         self._swept = time.monotonic()
         self.synced = False       # the copy is exact at `base` plus the wake-ups heard since
         self.base = -1
@@ -200,6 +241,8 @@ class RollupCache:
         if len(self._layouts) > 64:         # the layouts of minutes gone by
             self._layouts.clear()
             self._info.clear()
+        if len(self._sums) > 4096:          # window sums of minutes gone by
+            self._sums.clear()
         jobs = [self._layout(name, p) for name, p in plans]
         wanted: dict[str, None] = {}
         for _, _, names in jobs:
@@ -259,7 +302,7 @@ class RollupCache:
             for f in fams:
                 values[f] = contents[pos:pos + len(buckets)]
                 pos += len(buckets)
-            spans.append(Span(buckets, values, totals))
+            spans.append(_Span(buckets, values, totals, self._sums))
         return version, registries, spans
 
     def _call(self, keys: list[str], expected: int) -> Any:
