@@ -21,7 +21,7 @@ const realFetch = window.fetch;
 window.fetch = function (input, init) {
   return realFetch.apply(this, arguments).then(function (res) {
     const url = typeof input === "string" ? input : (input && input.url) || "";
-    if (url.indexOf("_dash-update-component") >= 0) {
+    if (url.indexOf("_dash-update-component") >= 0 || url.indexOf("_dash-layout") >= 0) {
       res.clone().text().then(function (t) { window.__answers.push({url: url, status: res.status, body: t,
                                                                      sent: init && init.body || ""}); });
     }
@@ -64,10 +64,11 @@ def test_brw001_a_developer_s_forbidden_widget_says_not_permitted_and_no_answer_
     dash_duo.wait_for_text_to_equal('[data-kpi="completed_today"] .kpi-value', "3", timeout=20)
     time.sleep(1)
     answers = dash_duo.driver.execute_script("return window.__answers")
-    # The page comes drawn with its route answer (the permitted widget's body in it); the
-    # refresh's first call then has nothing to do (204).
-    pages = [a for a in answers if "page.children" in a["sent"]]
+    # The page comes drawn with the layout (the permitted widget's body in it); the refresh's
+    # first call then has nothing to do (204).
+    pages = [a for a in answers if "_dash-layout" in a["url"]]
     assert pages and pages[-1]["status"] == 200 and "completed_today" in pages[-1]["body"]
+    assert not [a for a in answers if "page.children" in a["sent"]], "no router request at load"
     refreshes = [a for a in answers if '"w-body"' in a["sent"]]
     assert refreshes and all(a["status"] in (200, 204) for a in refreshes)
     for a in answers:
