@@ -60,6 +60,7 @@ class Settings:
     series_points: int = 500
     cache_ttl_s: int = 300
     series_cache_s: float = 5.0            # charts' series are shared this long (KPI cards are exact per batch)
+    body_cache_s: float = 5.0              # a drawn widget body is reused this long across data versions (0: per version)
     refresh_ms: int = 5000                 # first page refresh interval
     rbac_path: str | None = None           # roles and permissions YAML (default config/rbac.yaml)
     dashboards_dir: str | None = None      # provisioned dashboard definitions (default config/dashboards)

@@ -154,8 +154,10 @@ def processed(r: Any) -> int:
 
 
 def app_env(redis_url: str, data_dir: str, secret: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    # QMS_BODY_CACHE_S=0: a drawn body per data version only, so "cold" (a new version) draws
+    # every widget anew — the worst case, not the reuse a live deployment gets for 5 s.
     return _child_env(redis_url, {"QMS_SECRET_KEY": secret, "QMS_RUN_AGGREGATOR": "0", "QMS_DATA_DIR": data_dir,
-                                  **(extra or {})})
+                                  "QMS_BODY_CACHE_S": "0", **(extra or {})})
 
 
 # --- fill ---------------------------------------------------------------------------------------

@@ -150,40 +150,48 @@ DUE_JS = """function (n, every, tick) {
 
 
 class BodyCache:
-    """Drawn widget bodies of this process, each for one data version: a body depends only on
-    the widget's definition, what its sources return (their identity — timeframe, window,
-    filters, the caller for personal sources — and the data version), the viewer (name and
-    roles: what sanitising did), the theme and the page's context. Reloads, other tabs and the
-    live ticks of one version then cost no figure building — which was most of a warm page.
-    Bodies are kept as plain JSON (a figure is serialised once, not on every answer)."""
+    """Drawn widget bodies of this process. A body depends only on the widget's definition,
+    what its sources return (their identity — timeframe, window, filters, the caller for
+    personal sources — and the data version), the viewer's class (roles: what sanitising does;
+    the viewer too where team scope applies), the theme and the page's context. A body is
+    reused for its data version, and for `stale_s` seconds after it was drawn though newer
+    versions came (under live ingest every batch is a version: without this, every draw of
+    every user would be drawn anew — the 500-user load test's limit); the live channel keeps
+    KPI cards exact meanwhile, and charts already share their series that long. Bodies are
+    kept as plain JSON (a figure is serialised once, not on every answer)."""
 
-    def __init__(self, size: int = 512) -> None:
-        self._bodies: LRUCache[str, Any] = LRUCache(maxsize=size)
+    def __init__(self, size: int = 1024, stale_s: float = 0.0) -> None:
+        self._bodies: LRUCache[str, tuple[int, int, Any]] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
+        self.stale_ms = max(0.0, float(stale_s or 0)) * 1000
 
     @staticmethod
-    def key(widget: Widget, sctx: Any, version: int, mode: str, context: dict[str, Any],
-            annotated: bool) -> str | None:
+    def key(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotated: bool) -> str | None:
         ident = sources.cacheable_identity(widget, sctx)
         if ident is None:
             return None
         p = sctx.principal
-        return hashlib.sha1(orjson.dumps(
-            [widget.model_dump(mode="json"), ident, version, mode, context, annotated,
-             p.name if p else None, sorted(p.roles) if p else []], option=orjson.OPT_SORT_KEYS)).hexdigest()
+        scoped = getattr(sctx.sanitizer, "other_teams", None) is not None      # the viewer's team matters
+        viewer = [sorted(p.roles) if p else [], (p.name if p else None) if scoped else None]
+        return hashlib.sha1(orjson.dumps([widget.model_dump(mode="json"), ident, mode, context, annotated, viewer],
+                                         option=orjson.OPT_SORT_KEYS)).hexdigest()
 
-    def get(self, key: str | None) -> Any:
+    def get(self, key: str | None, version: int, now: int) -> Any:
         if key is None:
             return None
         with self._lock:
-            return self._bodies.get(key)
+            found = self._bodies.get(key)
+        if found is None:
+            return None
+        drawn_version, at, body = found
+        return body if drawn_version == version or 0 <= now - at < self.stale_ms else None
 
-    def put(self, key: str | None, body: Any) -> Any:
+    def put(self, key: str | None, version: int, now: int, body: Any) -> Any:
         """`body` as plain JSON, kept under `key` (None: not kept)."""
         plain = orjson.loads(to_json(body))
         if key is not None:
             with self._lock:
-                self._bodies[key] = plain
+                self._bodies[key] = (version, now, plain)
         return plain
 
     def clear(self) -> None:
@@ -193,16 +201,20 @@ class BodyCache:
 
 def bodies_cache() -> BodyCache:
     """This app's body cache (one per app: two apps in one process — tests — share nothing)."""
-    return current_app.extensions.setdefault("qms_bodies", BodyCache())
+    found = current_app.extensions.get("qms_bodies")
+    if found is None:
+        svc = current_app.extensions["qms"]
+        found = current_app.extensions.setdefault("qms_bodies", BodyCache(stale_s=svc.settings.body_cache_s))
+    return found
 
 
 def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any,
          version: int | None = None) -> Any:
     """One widget's body (from the app's BodyCache when drawn for this data version already); a
     failing source or renderer costs that widget, not the page."""
-    cache = bodies_cache()
-    key = None if version is None else cache.key(widget, sctx, version, mode, context, annotations is not None)
-    cached = cache.get(key)
+    cache, now = bodies_cache(), now_ms()
+    key = None if version is None else cache.key(widget, sctx, mode, context, annotations is not None)
+    cached = cache.get(key, version or 0, now)
     if cached is not None:
         return cached
     try:
@@ -211,7 +223,7 @@ def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotati
         kind = "w-gates" if widget.type == "gate_performance" else "w-view"
         body = renderer.render(widget, frames, mode=mode, context=context, annotations=annotations,
                                id={"type": kind, "w": widget.id})
-        return cache.put(key, with_scope_notes(body, frames))
+        return cache.put(key, version or 0, now, with_scope_notes(body, frames))
     except QueryError as exc:
         return html.Div(str(exc), className="small text-warning-emphasis p-2 widget-error")
     except Exception:                       # noqa: BLE001 - logged; the page keeps its other widgets

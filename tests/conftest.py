@@ -83,7 +83,8 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def settings(redis_url: str, tmp_path: Any) -> Settings:
-    return Settings.from_env({}, redis_url=redis_url, run_aggregator=False, demo=False,
+    # body_cache_s=0: a drawn body per data version only (tests change data and look at once).
+    return Settings.from_env({}, redis_url=redis_url, run_aggregator=False, demo=False, body_cache_s=0.0,
                              secret_key="k" * 48, data_dir=str(tmp_path / "data"))
 
 

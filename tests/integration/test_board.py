@@ -265,11 +265,12 @@ def test_brd004_a_qa_lead_shares_a_dashboard_with_the_qa_lead_role(app: Any, r: 
     assert post(d, dcsrf, body).status_code == 403
 
 
-def test_brd006_a_body_is_drawn_once_per_data_version_and_viewer(app: Any, r: Any, auth: Any,
-                                                                 monkeypatch: Any) -> None:
-    """The drawn bodies are kept per data version (callbacks.dashboard.BodyCache): the same
-    refresh again draws nothing; new data, another theme or another viewer (their sanitising)
-    draws again, and the numbers follow the new data."""
+def test_brd006_a_body_is_drawn_once_per_data_version_and_viewer_class(app: Any, r: Any, auth: Any,
+                                                                       monkeypatch: Any) -> None:
+    """The drawn bodies are kept (callbacks.dashboard.BodyCache): the same refresh again, or
+    another viewer with the same roles (no team scope), draws nothing; new data or another
+    theme draws again, and the numbers follow the new data. With `body_cache_s` a body is
+    reused that long across new data versions, then drawn again."""
     import callbacks.dashboard as board
     from data.keys import Keys
     from data.timeutil import fmt_ms, now_ms
@@ -303,16 +304,45 @@ def test_brd006_a_body_is_drawn_once_per_data_version_and_viewer(app: Any, r: An
         return texts(res.json["response"]['{"type":"w-body","w":"runs"}']["children"]).split(" | ")
 
     assert "2" in shown(c, csrf) and drawn == ["runs"], drawn          # the page's own body, again
+    other = app.server.test_client()
+    assert auth.login(other, "qa_lead", name="quinn").status_code == 302
+    with other.session_transaction() as sess:
+        other_csrf = sess["csrf"]
+    assert "2" in shown(other, other_csrf) and drawn == ["runs"], "the same roles, no team scope: shared"
     gates(range(2, 5))                                                  # a new data version
     assert "5" in shown(c, csrf) and drawn == ["runs"] * 2
     assert "5" in shown(c, csrf) and drawn == ["runs"] * 2
     shown(c, csrf, "dark")
     assert drawn == ["runs"] * 3
-    other = app.server.test_client()
-    assert auth.login(other, "qa_lead", name="quinn").status_code == 302
-    with other.session_transaction() as sess:
-        other_csrf = sess["csrf"]
-    assert "5" in shown(other, other_csrf) and drawn == ["runs"] * 4
+    app.server.extensions["qms_bodies"].stale_ms = 60_000              # QMS_BODY_CACHE_S=60
+    gates(range(5, 7))
+    assert "5" in shown(c, csrf) and drawn == ["runs"] * 3, "drawn 60 s ago at most: reused"
+    app.server.extensions["qms_bodies"].stale_ms = 0
+    assert "7" in shown(c, csrf) and drawn == ["runs"] * 4
+
+
+def test_brd008_a_body_is_the_viewer_s_own_where_team_scope_applies() -> None:
+    """Viewers share a drawn body by roles, except where the roles' sanitising depends on the
+    viewer's team (rbac other_teams): then by viewer."""
+    from types import SimpleNamespace
+    import callbacks.dashboard as board
+    from dashboards.schema import Widget
+    w = Widget.model_validate({"id": "k", "type": "kpi_card", "title": "k",
+                               "data_sources": [{"source": "kpi", "metric": "completed_today"}]})
+
+    def key(name: str, roles: tuple[str, ...], scoped: bool) -> str | None:
+        sctx = SimpleNamespace(principal=SimpleNamespace(name=name, roles=roles),
+                               sanitizer=SimpleNamespace(other_teams=object() if scoped else None))
+        original = sources.cacheable_identity
+        sources.cacheable_identity = lambda widget, ctx: ["same sources"]
+        try:
+            return board.BodyCache.key(w, sctx, "light", {"timeframe": "24h"}, False)
+        finally:
+            sources.cacheable_identity = original
+
+    assert key("ann", ("qa_lead",), False) == key("bob", ("qa_lead",), False)
+    assert key("ann", ("qa_lead",), False) != key("ann", ("executive",), False)
+    assert key("ann", ("developer",), True) != key("bob", ("developer",), True)
 
 
 def test_brd007_the_layout_a_page_asks_for_comes_with_that_page_drawn(app: Any, r: Any, auth: Any) -> None:
