@@ -70,10 +70,12 @@ def label(body: dict[str, Any], dash: str) -> str:
     out = str(body.get("output", ""))
     changed = body.get("changedPropIds") or []
     if "page.children" in out:
-        path = next((i.get("value") for i in body.get("inputs") or [] if i.get("property") == "pathname"), "")
+        path = next((i.get("value") for i in body.get("inputs") or []
+                     if i.get("property") == "pathname" or i.get("id") == "route-path"), "")
         return "dash: drilldown open" if str(path).startswith("/events/") else f"dash: open {dash}"
     if '"w-body"' in out:
-        return f"dash: grid arrival {dash}" if len(changed) > 1 else f"dash: refresh {dash}"
+        # On a page load: Dash's initial call ([] changed, or every input when a grid arrives).
+        return f"dash: page refresh {dash}" if len(changed) != 1 else f"dash: refresh {dash}"
     if "events-grid" in out or "getRowsRequest" in json.dumps(body.get("inputs")):
         return "dash: drilldown rows"
     return "dash: " + re.sub(r"[^a-z-]+", " ", out.split(".")[2] if out.count(".") > 2 else out).strip()[:40]
@@ -140,8 +142,9 @@ class DashboardUser(FastHttpUser):
                 return str(c.value)
         return ""
 
-    def get(self, path: str, name: str, expect: int = 200) -> Any:
-        with self.client.get(path, name=name, catch_response=True, allow_redirects=False) as resp:
+    def get(self, path: str, name: str, expect: int = 200, headers: dict[str, str] | None = None) -> Any:
+        with self.client.get(path, name=name, catch_response=True, allow_redirects=False,
+                             headers=headers) as resp:
             _count_status(name, resp.status_code)
             if resp.status_code != expect:
                 resp.failure(f"HTTP {resp.status_code} (expected {expect}): {str(resp.text)[:200]}")
@@ -192,35 +195,27 @@ class DashboardUser(FastHttpUser):
 
     def open_dashboard(self, dash: str) -> None:
         """A full page load of /dashboards/<dash>: the HTML, Dash's layout and dependencies,
-        then the callbacks the renderer sends (the router draws the page)."""
+        then the callbacks the renderer sends. The page comes drawn in the layout answer (the
+        browser's request carries the page as its Referer), or in the router's answer."""
         self.close_ws()
         rec = PAYLOADS[dash]
         html = self.get(f"/dashboards/{dash}", "page: /dashboards/*")
         m = DASH_CONFIG.search(html.text or "")
         end_id = json.loads(m.group(1)).get("end_id", "") if m else ""
-        self.get("/_dash-layout", "dash: layout")
+        layout = self.get("/_dash-layout", "dash: layout", headers={"Referer": f"{self.host}/dashboards/{dash}"})
         deps = self.get("/_dash-dependencies", "dash: dependencies")
         if not DEPS and deps.status_code == 200:
             DEPS.append(Dependencies(json.loads(deps.text)))
         page = Page(dash, end_id)
+        if layout.status_code == 200:
+            self.read_page(json.loads(layout.text), page)
         for post in rec["open"]["posts"]:
             body = copy.deepcopy(post["body"])
             name = label(body, dash)
             if name.startswith("dash: open"):
                 answer = self.dash_post(body, name, page)
                 if answer:
-                    layout = answer.get("page", {}).get("children")
-                    page.bodies = body_ids(layout)
-                    page.defn = (find_component(layout, "dash-def") or {}).get("data")
-                    cfg = find_component(layout, "live-config") or {}
-                    page.channels = str(cfg.get("data-channels") or "").split()
-                    page.kpis = len(kpi_texts(layout))
-                    page.intervals = widget_intervals(layout)
-                    # The "Export CSV" link is hidden (d-none) for roles without export:reports.
-                    export = find_component(layout, "dash-export") or {}
-                    page.can_export = "d-none" not in str(export.get("className", "d-none"))
-                    if page.kpis:
-                        COUNTS["pages_with_kpis"] += 1
+                    self.read_page(answer.get("page", {}).get("children"), page)
                 self.page = page
             else:
                 self.dash_post(self.refresh_body(body, page), name, page)
@@ -243,6 +238,24 @@ class DashboardUser(FastHttpUser):
             set_input(body, "w-due", "data", {"w": due, "t": int(time.time() * 1000)})
             COUNTS["interval_refreshes"] += 1
             self.dash_post(body, f"dash: interval refresh {page.dash}", page)
+
+    def read_page(self, layout: Any, page: Page) -> None:
+        """What a drawn dashboard page holds: its widget bodies, definition, live channels,
+        widget intervals, KPI cards and whether its "Export CSV" link shows (d-none for roles
+        without export:reports). A layout without the dashboard leaves the page as it was."""
+        defn = find_component(layout, "dash-def")
+        if defn is None:
+            return
+        page.bodies = body_ids(layout)
+        page.defn = defn.get("data")
+        cfg = find_component(layout, "live-config") or {}
+        page.channels = str(cfg.get("data-channels") or "").split()
+        page.kpis = len(kpi_texts(layout))
+        page.intervals = widget_intervals(layout)
+        export = find_component(layout, "dash-export") or {}
+        page.can_export = "d-none" not in str(export.get("className", "d-none"))
+        if page.kpis:
+            COUNTS["pages_with_kpis"] += 1
 
     def refresh_body(self, template: dict[str, Any], page: Page) -> dict[str, Any]:
         """A refresh request for this page: its drawn widgets and definition, its view."""

@@ -49,7 +49,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import stack  # noqa: E402
-from dashjson import Dependencies, kpi_texts  # noqa: E402
+from dashjson import Dependencies, kpi_texts, set_input  # noqa: E402
 from _common import (  # noqa: E402
     connect,
     exit_on_sigterm,
@@ -84,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--smoke", action="store_true",
                     help="5 users (one per role), 1 h of history: each does every action once, then the run ends")
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds before a request counts as failed")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the database's history and accounts from a previous run (same --users)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     if args.smoke:
@@ -194,7 +196,7 @@ def read_failures(prefix: str) -> list[dict[str, Any]]:
 # --- the content check ---------------------------------------------------------------------------------
 
 def check_kpis(base: str, account: dict[str, Any], payloads: dict[str, Any], r: Any) -> dict[str, Any]:
-    """The executive dashboard as its router draws it vs GET /api/dashboard/executive, on data
+    """The executive dashboard as the browser gets it vs GET /api/dashboard/executive, on data
     that no longer moves: every card's text must be the API's value as the card formats it."""
     import requests
 
@@ -207,18 +209,32 @@ def check_kpis(base: str, account: dict[str, Any], payloads: dict[str, Any], r: 
     if resp.status_code != 302:
         return {"ok": False, "why": f"sign-in answered {resp.status_code}"}
     html = s.get(base + "/dashboards/executive", timeout=30).text
-    end_id = json.loads(re.search(r'id="_dash-config" type="application/json">(.*?)</script>', html, re.S)
-                        .group(1)).get("end_id", "")  # type: ignore[union-attr]
-    router = next(p["body"] for p in payloads["executive"]["open"]["posts"] if "page.children" in p["body"]["output"])
-    deps = Dependencies(s.get(base + "/_dash-dependencies", timeout=30).json())
-    router = deps.reshape(router, {("route-path", "data"): "/dashboards/executive", ("url", "search"): "",
-                                   ("theme", "data"): "light"})
-    page = s.post(base + f"/_dash-update-component?endId={end_id}", json=router, timeout=60,
-                  headers={"X-CSRFToken": s.cookies.get("_csrf_token", "")})
+    # The page as the browser gets it: drawn in /_dash-layout (its Referer is the page), or
+    # else by the router's callback.
+    layout = s.get(base + "/_dash-layout", headers={"Referer": base + "/dashboards/executive"}, timeout=60)
+    drawn = layout.json() if layout.status_code == 200 else None
+    if drawn is None or not kpi_texts(drawn):
+        end_id = json.loads(re.search(r'id="_dash-config" type="application/json">(.*?)</script>', html, re.S)
+                            .group(1)).get("end_id", "")  # type: ignore[union-attr]
+        router = next((p["body"] for p in payloads["executive"]["open"]["posts"]
+                       if "page.children" in p["body"]["output"]),
+                      next(p["body"] for p in payloads["executive"]["drilldown"]["posts"]
+                           if "page.children" in p["body"]["output"]))
+        deps = Dependencies(s.get(base + "/_dash-dependencies", timeout=30).json())
+        router = deps.reshape(router, {("route-path", "data"): "/dashboards/executive",
+                                       ("url", "pathname"): "/dashboards/executive", ("url", "search"): "",
+                                       ("theme", "data"): "light"})
+        set_input(router, "route-path", "data", "/dashboards/executive")
+        set_input(router, "url", "pathname", "/dashboards/executive")
+        page = s.post(base + f"/_dash-update-component?endId={end_id}", json=router, timeout=60,
+                      headers={"X-CSRFToken": s.cookies.get("_csrf_token", "")})
+        if page.status_code != 200:
+            return {"ok": False, "why": f"router {page.status_code}"}
+        drawn = page.json()["response"]["page"]["children"]
     api = s.get(base + "/api/dashboard/executive?timeframe=24h", timeout=60)
-    if page.status_code != 200 or api.status_code != 200:
-        return {"ok": False, "why": f"router {page.status_code}, API {api.status_code}"}
-    texts = kpi_texts(page.json()["response"]["page"]["children"])
+    if api.status_code != 200:
+        return {"ok": False, "why": f"API {api.status_code}"}
+    texts = kpi_texts(drawn)
     widgets = {w["id"]: w["data"] for w in api.json()["response"]["data"]["widgets"]}
     compared, mismatches = 0, []
     for kpi, text in texts:
@@ -309,11 +325,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print_machine(r)
     print(f"uptime before: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", flush=True)
     t0 = time.perf_counter()
-    events = load_simulated(r, args.hours, args.history_rate)
-    print(f"history: {len(events):,} events over {args.hours:g} h, aggregated in {time.perf_counter() - t0:.1f} s",
-          flush=True)
+    if args.reuse:
+        # The previous run's history and accounts (scrypt makes 500 accounts a matter of minutes).
+        users = stack.user_list(args.users)
+        from data.keys import Keys
+        if not r.exists(Keys.of(r, "qms").user(users[-1]["name"])):
+            sys.exit(f"--reuse: {args.redis_url} holds no accounts of a previous run with --users {args.users}")
+        events = [None] * int(r.hget("qms:meta", "applied") or 0)
+        print(f"reusing the database: {len(events):,} events aggregated so far, {len(users)} accounts", flush=True)
+    else:
+        events = load_simulated(r, args.hours, args.history_rate)
+        print(f"history: {len(events):,} events over {args.hours:g} h, aggregated in "
+              f"{time.perf_counter() - t0:.1f} s", flush=True)
     t0 = time.perf_counter()
-    users = stack.make_users(r, args.users)
+    users = users if args.reuse else stack.make_users(r, args.users)
     print(f"accounts: {len(users)} ({', '.join(f'{n} {k}' for k, n in _count_roles(users).items())}) "
           f"in {time.perf_counter() - t0:.1f} s", flush=True)
     out_dir = tempfile.mkdtemp(prefix="qms-load-out-")
@@ -368,7 +393,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cpu["steady"] = sampler.split("steady", "end-steady")
         quiesce(st, r)
         exec_user = next(u for u in users if u["role"] == "executive")
-        check = check_kpis(st.base, exec_user, payloads, r)
+        try:
+            check = check_kpis(st.base, exec_user, payloads, r)
+        except Exception as exc:        # noqa: BLE001 - a server still drowning in the backlog
+            check = {"ok": False, "why": f"{type(exc).__name__}: {exc}"[:300]}
         extra = json.loads(Path(out_dir, "extra.json").read_text()) if Path(out_dir, "extra.json").exists() else {}
         result = report(read_stats(prefix), read_failures(prefix), extra, cpu, check)
         result["producer_restarts"] = [{"at": t, "why": why} for t, why in st.producer_exits]

@@ -43,15 +43,22 @@ def make_users(r: Any, n: int, prefix: str = "qms") -> list[dict[str, Any]]:
     production). Developers take the simulated authors' names first, so "My reviews" has
     rows; later ones get names of their own (an empty but real page)."""
     from data.keys import Keys
-    from data.simulator import DEVELOPERS
     from data.users import UserStore
     store = UserStore(r, Keys.of(r, prefix))
+    out = user_list(n)
+    for u in out:
+        store.add(u["name"], [u["role"]], PASSWORD)
+    return out
+
+
+def user_list(n: int) -> list[dict[str, Any]]:
+    """The accounts make_users makes (the same names for the same n)."""
+    from data.simulator import DEVELOPERS
     out: list[dict[str, Any]] = []
     devs = iter(DEVELOPERS)
     for i in range(n):
         role = ROLES[i % len(ROLES)]
         name = (next(devs, None) if role == "developer" else None) or f"load-{role.replace('_', '-')}-{i:04d}"
-        store.add(name, [role], PASSWORD)
         out.append({"name": name, "role": role, "password": PASSWORD, "dashboards": DASHBOARDS[role]})
     return out
 

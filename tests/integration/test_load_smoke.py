@@ -24,8 +24,8 @@ RUN = ROOT / "bench" / "load" / "run.py"
 
 # Every action of the locustfile, by the request type it reports.
 EXPECTED = {"auth: login form", "auth: sign in", "page: /dashboards/*", "dash: layout", "dash: dependencies",
-            "dash: open executive", "dash: open qa", "dash: open operational", "dash: open developer",
             "dash: drilldown open", "dash: drilldown rows", "csv export", "ws connect"}
+DASHBOARDS = ("executive", "qa", "operational", "developer")
 
 
 def _missing() -> list[str]:
@@ -56,6 +56,9 @@ def test_lds001_every_action_exercised_without_failure(smoke: dict[str, Any]) ->
     res = smoke["result"]
     names = {row["name"] for row in res["per_type"]}
     assert EXPECTED <= names, f"not exercised: {sorted(EXPECTED - names)}\n{smoke['stdout'][-3000:]}"
+    for dash in DASHBOARDS:   # each dashboard's page drawn: in the layout answer, by the router or a refresh
+        assert any(n.startswith("dash: ") and n.endswith(f" {dash}") for n in names), (dash, names)
+    assert res["extra"]["counts"]["pages_with_kpis"] >= 5, res["extra"]["counts"]
     assert any(n.startswith("dash: timeframe ") for n in names), names
     assert any(n.startswith("dash: filter ") for n in names), names
     assert any(n.startswith("dash: live refresh ") for n in names), names
