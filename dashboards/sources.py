@@ -42,6 +42,7 @@ from auth.rbac import DASHBOARD_PERMISSION
 from auth.sanitize import Sanitizer
 from auth.teams import ScopeCount
 from dashboards import computed
+from data import partition
 from dashboards.computed import Request, Spec
 from dashboards.schema import NEEDS_METRIC, DataSource, Filters, Transform, Widget
 from data import views
@@ -275,8 +276,8 @@ def identity(sp: Spec, req: Request) -> str:
 
 def data_version(ctx: SourceContext) -> int:
     """The aggregator's data version: what a cached result (a source's, a drawn body's) is
-    valid for."""
-    return int(ctx.redis.hget(ctx.keys.meta, "version") or 0)
+    valid for (partitioned: the sum of the partitions' versions, data.partition)."""
+    return partition.data_version(ctx.redis, ctx.keys)[0]
 
 
 def cacheable_identity(widget: Widget, ctx: SourceContext) -> list[str] | None:
