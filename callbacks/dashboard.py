@@ -119,8 +119,10 @@ GRID_INPUTS = {f"{i}.value" for i in FILTER_INPUTS} | {"w-due.data", "live-tick.
 def _grid_arrived() -> bool:
     """The call Dash makes when a grid enters the page (whatever prevent_initial_call says: its
     outputs match a pattern): it names every input as changed, where a user's change, a tick
-    or an edit names one."""
-    return GRID_INPUTS <= {t.get("prop_id") for t in (ctx.triggered or [])}
+    or an edit names one; or its initial call, naming none, when the page came with the
+    layout (callbacks/pages.py first_page)."""
+    changed = {t.get("prop_id") for t in (ctx.triggered or [])} - {".", None}
+    return not changed or GRID_INPUTS <= changed
 
 
 def _due(defn: Dashboard, asked: list[str], ticked: dict[str, Any] | None) -> set[str]:

@@ -155,7 +155,7 @@ def _samples(app: Any, key: str, twin: str) -> list[Sample]:
     row = [{"id": "nothing", "rule": "r", "status": "firing"}]
     rows_request = {"startRow": 0, "endRow": 10}
     if twin == "GET /api/dashboard/<name>":
-        return [(_set(base, lambda i, p: f"/dashboards/{d}" if (i, p) == ("url", "pathname") else None), "GET",
+        return [(_set(base, lambda i, p: f"/dashboards/{d}" if (i, p) in (("url", "pathname"), ("route-path", "data")) else None), "GET",
                  f"/api/dashboard/{d}", None) for d in DASHBOARD_PERMISSION]
     if twin == "GET /api/dashboards/<dash_id>/widgets/<widget_id>/data":     # the dashboard's ONE refresh
         from tests.integration.test_board import refresh_body
@@ -180,7 +180,7 @@ def _samples(app: Any, key: str, twin: str) -> list[Sample]:
                                  else rows_request if p == "getRowsRequest" else None)
         return [(_set(base, spec(k)), "GET", f"/api/metrics/{k}/events", None) for k in ONE_KPI.values()]
     if twin == "GET /api/metrics/<kpi_id>/series":        # the gate page
-        return [(_set(base, lambda i, p: "/gates/lint" if (i, p) == ("url", "pathname") else None), "GET",
+        return [(_set(base, lambda i, p: "/gates/lint" if (i, p) in (("url", "pathname"), ("route-path", "data")) else None), "GET",
                  "/api/metrics/gate.lint.pass_rate/series", None)]
     if twin in ("GET /api/audit", "GET /api/alerts", "GET /api/integrations", "GET /api/reviewers"):
         return [(base, "GET", twin.split(" ")[1], None)]

@@ -123,7 +123,7 @@ def test_dl002_the_page_is_routed_for_dashboard_users_only(app: Any, auth: Any) 
     key = _key(app, "page.children")
     for role, ok in (("developer", True), ("producer", False)):
         c, csrf = signed_in(app, auth, role)
-        res = c.post(UPDATE, json=callback_body(app, key, {("url", "pathname"): "/dashboards"}),
+        res = c.post(UPDATE, json=callback_body(app, key, {("route-path", "data"): "/dashboards"}),
                      headers={CSRF_HEADER: csrf})
         assert res.status_code == 200, res.data[:300]
         resp = res.json["response"]

@@ -130,7 +130,7 @@ def test_drl006_the_gate_page_exports_only_failing_runs(app: Any, auth: Any, r: 
     from tests.integration.test_rbac_matrix import callback_body
     [route] = [k for k in app.callback_map if "page.children" in k]
     page = c.post("/_dash-update-component", headers={"X-CSRFToken": csrf}, json=callback_body(
-        app, route, {("url", "pathname"): "/gates/lint", ("url", "search"): "?timeframe=4h"}))
+        app, route, {("route-path", "data"): "/gates/lint", ("url", "search"): "?timeframe=4h"}))
     assert page.status_code == 200, page.data[:300]
     [href] = [h for h in _hrefs(page.json) if "format=csv" in h]
     assert "timeframe=4h" in href
@@ -242,7 +242,7 @@ def test_drl011_a_deployment_cap_is_said_in_the_page_and_in_the_file(settings: A
     [route] = [k for k in app.callback_map if "page.children" in k]
     for path in ("/events/total_gates_executed", "/gates/lint"):
         page = client.post("/_dash-update-component", headers={"X-CSRFToken": csrf}, json=callback_body(
-            app, route, {("url", "pathname"): path, ("url", "search"): "?timeframe=24h"}))
+            app, route, {("route-path", "data"): path, ("url", "search"): "?timeframe=24h"}))
         assert page.status_code == 200, page.data[:300]
         assert "Exports hold at most 5 rows" in page.get_data(as_text=True), path
 

@@ -269,7 +269,7 @@ def test_pag009_the_events_page_of_a_filtered_kpi_shows_that_scopes_events(app: 
         return sorted(r["data.workflow_id"] for r in res["events-grid"]["getRowsResponse"]["rowData"])
     [route] = [k for k in app.callback_map if "page.children" in k]
     page = c.post("/_dash-update-component", headers={"X-CSRFToken": csrf}, json=callback_body(
-        app, route, {("url", "pathname"): "/events/gates_passed", ("url", "search"): "?timeframe=1h&repository=web"}))
+        app, route, {("route-path", "data"): "/events/gates_passed", ("url", "search"): "?timeframe=1h&repository=web"}))
     assert "repository=web" in [x for x in _hrefs(page.json) if "format=csv" in x][0]
     assert rows(None) == ["W1", "W2"]
     assert rows(["repository", "web"]) == ["W2"]

@@ -281,7 +281,7 @@ def parse_outputs(key: str) -> list[dict[str, Any]]:
     return out
 
 
-PLAUSIBLE = {("url", "pathname"): "/", ("dash-timeframe", "value"): "24h"}
+PLAUSIBLE = {("url", "pathname"): "/", ("route-path", "data"): "/", ("dash-timeframe", "value"): "24h"}
 BY_PROP = {"n_intervals": 1, "pathname": "/", "value": None, "n_clicks": 1}
 
 

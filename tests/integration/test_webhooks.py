@@ -315,7 +315,7 @@ def test_wh013_the_integrations_page_for_operators_only(wh: Any, gh: Any, auth: 
     cards = next(k for k in wh.callback_map if "int-sources.children" in k)
     for role, allowed in (("operations", True), ("admin", True), ("qa_lead", False), ("developer", False)):
         c, csrf = signed_in(wh, auth, role)
-        page = c.post(UPDATE, json=callback_body(wh, route, {("url", "pathname"): "/integrations"}),
+        page = c.post(UPDATE, json=callback_body(wh, route, {("route-path", "data"): "/integrations"}),
                       headers={"X-CSRFToken": csrf})
         text = page.get_data(as_text=True)
         assert page.status_code == 200 and ('"int-grid"' in text) is allowed, role
