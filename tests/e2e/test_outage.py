@@ -59,6 +59,7 @@ def test_out101_the_page_says_reconnecting_to_the_data_store_and_keeps_its_socke
         Aggregator(svc.redis, svc.keys).drain()
         pub = Publisher(svc.redis, svc.keys, svc.engine)
         pub.publish_round(pub.version())
+        pub.publish_slow()        # the page is on 7d (clicked above): its cards come once a minute, from the side thread
         dash_duo.wait_for_text_to_equal(GATE_RATE, "50.0%", timeout=15)
         live = dash_duo.driver.execute_script("return window.qmsLive")
         assert live["received"] > received
