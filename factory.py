@@ -6,6 +6,7 @@ off the app it belongs to, so tests can build as many apps in one process as the
 from __future__ import annotations
 
 import gc
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import dash
 import flask_bootstrap
 from dash._utils import to_json
 import redis
-from flask import Flask, Response, abort, g, request, send_from_directory
+from flask import Flask, Response, abort, g, has_request_context, request, send_from_directory
 from werkzeug.exceptions import InternalServerError
 
 from api.dashboards import bp as dashboards_bp
@@ -57,7 +58,6 @@ class QmsDash(dash.Dash):
         html_page = super().interpolate_index(**kwargs)
         # The theme this browser last showed (callbacks/pages.py THEME_JS keeps the cookie): the
         # page is drawn in it from the start, with no flash and no re-theming of its charts.
-        from flask import has_request_context
         theme = request.cookies.get(THEME_COOKIE) if has_request_context() else None
         if theme in ("light", "dark"):
             html_page = html_page.replace("<html>", f'<html data-bs-theme="{theme}">', 1)
@@ -66,7 +66,13 @@ class QmsDash(dash.Dash):
     def serve_layout(self) -> Any:
         """The frame, and — when a page of this site asks (its Referer) — that page drawn in it
         (callbacks/pages.py first_page): the browser renders the page from its first answer."""
-        first = first_page()
+        try:
+            first = first_page()
+        except redis.RedisError:
+            raise                                           # a JSON 503 (init_unavailable), as any request
+        except Exception:                                   # noqa: BLE001 - the frame still loads; the router draws
+            logging.getLogger("qms.pages").exception("drawing the first page failed")
+            first = None
         resp = self.backend.make_response(to_json(shell.layout(first)), mimetype="application/json")
         resp.headers["Cache-Control"] = "no-store"          # the signed-in user's own page
         return resp

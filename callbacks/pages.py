@@ -6,12 +6,12 @@ import json
 from pathlib import PurePath
 from typing import Any
 
-from urllib.parse import parse_qs, unquote, urlencode
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import dash_bootstrap_components as dbc
 from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
-from flask import current_app
+from flask import current_app, request
 
 from auth.guard import AUTHENTICATED, Permissions, callback_input, secure_callback, secure_clientside
 from auth.principal import Principal, audit, authorize, current_principal
@@ -198,8 +198,6 @@ def first_page() -> dict[str, Any] | None:
     Referer is the page): drawn as the router would draw it, so the page arrives with its
     frame — one request and one render, not the layout and then the router. None when the
     layout is not asked for by a page of this site (then the router draws it)."""
-    from flask import request
-    from urllib.parse import urlsplit
     ref = request.referrer
     if not ref or current_principal() is None:
         return None
