@@ -439,6 +439,36 @@ def entity_contributions(kind: str, ident: str, state: dict[str, Any], sla_ms: i
     return contributions(kind, state, sla_ms)
 
 
+# The version of the entity contribution definitions above. An entity stores the basis its
+# contributions were computed on (`_v`: this version, and the SLA target for a workflow)
+# instead of the contributions themselves, and the aggregator recomputes them from its state
+# to retract them on the entity's next event. Changing what an entity contributes changes
+# what that recomputation gives: bump the version and run `cli.py rebuild`.
+VERSION = 1
+
+
+def basis(kind: str, sla_ms: int) -> Any:
+    """What an entity's contributions depend on besides its state (stored as `_v`)."""
+    return [VERSION, sla_ms] if kind == "wf" else VERSION
+
+
+def written(kind: str, ident: str, state: dict[str, Any], sla_ms: int) -> tuple[list[Any], bool]:
+    """The contributions an entity state read back from Redis last wrote, and whether they are
+    exact; removes the state's bookkeeping (`_v`, or `_c`: the contributions themselves, as
+    entities stored them before). Exact unless the state was written under another VERSION
+    (then the current definitions stand in for the old ones). `sla_ms` serves states that
+    carry no basis."""
+    kept = state.pop("_c", None)
+    b = state.pop("_v", None)
+    if kept is not None:
+        return kept, True
+    if not state:
+        return [], True
+    version = b[0] if type(b) is list else b
+    sla = b[1] if type(b) is list else sla_ms
+    return entity_contributions(kind, ident, state, sla), version in (None, VERSION)
+
+
 # --- timelines: agents and queues -----------------------------------------------------
 
 def timeline_value(kind: str, ident: str, value: str) -> dict[tuple[str, str], int]:

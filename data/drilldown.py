@@ -89,13 +89,15 @@ class Ctx:
 
 
 def _entity(raw: bytes) -> dict[str, Any]:
-    """An entity state without `_c`, the contributions the aggregator last wrote for it: most
-    of a workflow's JSON, and nothing a drill-down reads (the aggregator writes it last)."""
+    """An entity state without the aggregator's bookkeeping: `_v`, the basis of the
+    contributions it last wrote, or (entities written before it) `_c`, those contributions
+    themselves — most of such a workflow's JSON, cut before parsing (written last)."""
     cut = raw.rfind(b',"_c":')
     if cut > 0 and raw.endswith(b"]}"):
         return orjson.loads(raw[:cut] + b"}")
     state = orjson.loads(raw)
     state.pop("_c", None)
+    state.pop("_v", None)
     return state
 
 

@@ -69,6 +69,9 @@ def test_ddu005_entity_states_are_read_without_their_contributions() -> None:
     assert _entity(orjson.dumps(state)) == {"c": [1, "ann", None, "api", 3, "p1"], "done": [5, "merged", "d1"]}
     assert _entity(orjson.dumps({"_c": []})) == {}
     assert _entity(orjson.dumps({"rs": 7})) == {"rs": 7}
+    assert _entity(orjson.dumps({**state, "_c": None, "_v": [1, 28_800_000]})) == {
+        "c": [1, "ann", None, "api", 3, "p1"], "done": [5, "merged", "d1"]}
+    assert _entity(orjson.dumps({"f": [1, "critical", "W1", "e"], "_v": 1})) == {"f": [1, "critical", "W1", "e"]}
 
 
 def test_ddu006_grid_columns_and_rows_fill_every_data_field() -> None:
