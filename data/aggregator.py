@@ -240,7 +240,11 @@ class Aggregator:
                         floors.append(summary["min"])
             if floors:
                 floor = min(floors, key=lambda i: tuple(int(x) for x in i.split(b"-")))
-                self.r.xtrim(stream, minid=floor, approximate=True)
+                # An approximate trim removes whole nodes, at most `limit` entries a call:
+                # once ran behind (more added between two trims), it never caught up.
+                for _ in range(1000):
+                    if not self.r.xtrim(stream, minid=floor, approximate=True, limit=10_000):
+                        break
         for i in self.mine:
             carry = self.parts[i].carry
             for key in self.r.smembers(carry):   # buckets with carries that have expired since
