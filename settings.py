@@ -51,6 +51,7 @@ class Settings:
     raw_retention_days: int = 30           # raw events kept for drill-down and CSV
     export_max_rows: int = 0               # cut drill-down and widget exports at this many rows (0: complete)
     dedup_retention_days: int = 90         # how long an event id is remembered
+    dedup_buckets: int = 1024              # hashes per day that remember event ids (~ events a day / 100; pinned at first use)
     aggregator_batch: int = 2000
     aggregation_partitions: int = 1        # QMS_PARTITIONS: K partitions, K aggregator processes work at once (docs/ARCHITECTURE.md)
     redis_cluster: bool = False            # QMS_REDIS_CLUSTER: REDIS_URL names one node of a Redis Cluster (keys partitioned)
@@ -137,7 +138,7 @@ class Settings:
         if not (0 < self.port < 65536):
             raise SettingsError(f"port: {self.port} is not a TCP port")
         for name in ("max_body_bytes", "max_batch_events", "max_event_bytes", "aggregator_batch",
-                     "series_points", "raw_retention_days", "dedup_retention_days"):
+                     "series_points", "raw_retention_days", "dedup_retention_days", "dedup_buckets"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: must be positive")
         if not 1 <= self.aggregation_partitions <= 1024:

@@ -19,6 +19,7 @@ event archive (issue 13 part 4: target <= 250 B per event), and the archive's by
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -39,10 +40,10 @@ from data.simulator import Simulator
 from data.timeutil import DAY_MS, HOUR_MS, now_ms, to_datetime
 
 # Families that grow with events (bytes per event hold at any rate); the rest grow with time.
-PER_EVENT = ("stream", "raw", "rawidx", "eix:wf", "eix:ac", "seen:in", "seen:agg", "ent:wf", "ent:df", "ent:rv",
+PER_EVENT = ("stream", "raw", "rawidx", "eix:wf", "eix:ac", "seen", "seen:in", "seen:agg", "ent:wf", "ent:df", "ent:rv",
              "ent:cp", "wft", "tl:ag", "tl:q")
-OWNER = {"stream": "H-AGG", "seen:in": "H-AGG", "seen:agg": "H-AGG", "ent:wf": "H-AGG", "ent:df": "H-AGG",
-         "ent:rv": "H-AGG", "ent:cp": "H-AGG", "wft": "H-AGG", "tl:ag": "H-AGG", "tl:q": "H-AGG",
+OWNER = {"stream": "H-AGG", "seen": "H-AGG", "seen:in": "H-AGG", "seen:agg": "H-AGG", "ent:wf": "H-AGG",
+         "ent:df": "H-AGG", "ent:rv": "H-AGG", "ent:cp": "H-AGG", "wft": "H-AGG", "tl:ag": "H-AGG", "tl:q": "H-AGG",
          "raw": "archive", "rawidx": "archive", "eix:wf": "archive", "eix:ac": "archive"}
 
 
@@ -51,6 +52,8 @@ def family(key: bytes, prefix: str) -> str:
     head = parts[0]
     if head == "events":
         return "stream"
+    if head == "seen" and len(parts) > 2 and parts[1] not in ("in", "agg"):
+        return "seen"                      # {p}:seen:{day}:{bucket}, ingest and aggregators
     if head in ("r", "seen", "ent", "eix", "tl") and len(parts) > 1:
         return f"{head}:{parts[1]}"
     return head
@@ -80,10 +83,12 @@ def measure(r: Any, prefix: str = "qms") -> dict[str, list[int]]:
 
 def load(r: Any, keys: Keys, start: int, end: int, rate: float, seed: int,
          tick: Callable[[int, int], None] | None = None) -> int:
-    """Simulated events in [start, end) through the real ingest and aggregator, a day at a time."""
+    """Simulated events in [start, end) through the real ingest and aggregator, a day at a time,
+    with the seen hashes sized to the rate as the `dedup_buckets` setting says (events a day / 100)."""
     sim = Simulator(seed=seed, rate=rate, start=to_datetime(start))
-    ingest = Ingestor(r, keys)
-    agg = Aggregator(r, keys, batch=5000)
+    buckets = max(16, math.ceil(rate * 86_400 / 100))
+    ingest = Ingestor(r, keys, dedup_buckets=buckets)
+    agg = Aggregator(r, keys, batch=5000, dedup_buckets=buckets)
     n = 0
     cursor = start
     while cursor < end:
@@ -94,6 +99,7 @@ def load(r: Any, keys: Keys, start: int, end: int, rate: float, seed: int,
             if res.rejected:
                 sys.exit(f"the simulator's events were rejected: {res.errors[:3]}")
         agg.drain(timeout_s=1800)
+        agg.trim()           # as the live aggregator does every 50 batches (a day here is ~4)
         n += len(evs)
         cursor = step
         if tick:

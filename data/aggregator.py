@@ -54,16 +54,40 @@ from data.batch import (
 )
 from data.contrib import TIMELINE_KINDS
 from data.events import item_id, validate
-from data.keys import ROUTER_GROUP, Keys
+from data.keys import ROUTER_GROUP, Keys, fingerprint, seen_buckets
 from data.partition import FORWARDED, owner, partition_of, route, route_raw, targets
 from data.timeutil import DAY_MS, EXPIRY_SLACK_MS, RESOLUTIONS, fmt_ms, now_ms
 
 log = logging.getLogger("qms.aggregator")
+
+# Which ids of a batch were applied already: 1/0 per id, in order. ARGV, per day: the day's
+# legacy applied-id set (data.keys APPLIED, read until it expires), the id count, then
+# (seen hash, fingerprint, id) per id. KEYS[1]: the partition's meta (the call's slot).
+SEEN_APPLIED_GET = """
+local out = {}
+local i = 1
+while i <= #ARGV do
+  local legacy, n = ARGV[i], tonumber(ARGV[i + 1])
+  local old = redis.call('EXISTS', legacy) == 1
+  i = i + 2
+  for _ = 1, n do
+    if redis.call('HGET', ARGV[i], ARGV[i + 1]) == '1' or (old and redis.call('SISMEMBER', legacy, ARGV[i + 2]) == 1) then
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = 0
+    end
+    i = i + 3
+  end
+end
+return out
+"""
+
+
 class Aggregator:
     def __init__(self, r: redis.Redis, keys: Keys, *, sla_hours: float = 8.0, batch: int = 2000,
                  block_ms: int = 1000, reclaim_idle_ms: int = 30_000, max_future_skew_s: int = 900,
                  raw_retention_days: int = 30, dedup_retention_days: int = 90, consumer: str | None = None,
-                 lock_ms: int = 10_000, partitions: list[int] | None = None) -> None:
+                 lock_ms: int = 10_000, partitions: list[int] | None = None, dedup_buckets: int = 1024) -> None:
         self.r = r
         self.k = keys
         self.parts = keys.parts()
@@ -80,6 +104,8 @@ class Aggregator:
         self.skew_ms = max_future_skew_s * 1000
         self.raw_ttl_ms = raw_retention_days * DAY_MS
         self.dedup_ttl_ms = dedup_retention_days * DAY_MS
+        self.wanted_buckets = dedup_buckets
+        self.buckets = 0              # the deployment's seen buckets, read at the first batch (data.keys)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self.lock_ms = lock_ms
         self._release_script = r.register_script(RELEASE)
@@ -96,7 +122,7 @@ class Aggregator:
         return cls(r, Keys.from_settings(r, settings), sla_hours=settings.sla_hours, batch=settings.aggregator_batch,
                    block_ms=settings.aggregator_block_ms, reclaim_idle_ms=settings.reclaim_idle_ms,
                    max_future_skew_s=settings.max_future_skew_s, raw_retention_days=settings.raw_retention_days,
-                   dedup_retention_days=settings.dedup_retention_days, **kw)
+                   dedup_retention_days=settings.dedup_retention_days, dedup_buckets=settings.dedup_buckets, **kw)
 
     def ensure_group(self) -> None:
         streams = [(self.parts[i].stream, self.k.group) for i in self.mine]
@@ -426,12 +452,14 @@ class Aggregator:
         author_list = sorted(authors)
         day_list = list(days)
 
+        if not self.buckets:
+            self.buckets = seen_buckets(self.r, k, self.wanted_buckets)
+        fps = {ident: fingerprint(ident, self.buckets) for idents in days.values() for ident in idents}
         token = self._acquire()
         committed = False
         try:
             rd = self.r.pipeline(transaction=False)
-            for day in day_list:
-                rd.smismember(pk.applied(day), days[day])
+            rd.eval(SEEN_APPLIED_GET, 1, pk.meta, *self._seen_args(days, fps))
             if ent_keys:
                 rd.execute_command("MGET", *ent_keys)    # (a cluster pipeline refuses .mget; one slot here)
             for (kind, ident), key in zip(tl_list, tl_keys):
@@ -441,13 +469,8 @@ class Aggregator:
             if author_list:
                 rd.hmget(k.authors, author_list)
             res = rd.execute()
-            pos = 0
-            applied: set[str] = set()
-            for day in day_list:
-                for ident, flag in zip(days[day], res[pos]):
-                    if flag:
-                        applied.add(ident)
-                pos += 1
+            applied = {ident for ident, flag in zip((i for d in day_list for i in days[d]), res[0]) if flag}
+            pos = 1
             ent_states: list[Any] = []
             if ent_keys:
                 ent_states = res[pos]
@@ -505,11 +528,7 @@ class Aggregator:
             if last_event is not None:
                 w.command("HSET", pk.meta, "last_event_ms", last_event)
             # Last: the marks that say "done". They run only if every write before them did.
-            for day, idents in days.items():
-                new = idents if fresh_ids is None else [i for i in idents if i in fresh_ids]
-                if new:
-                    w.sadd(pk.applied(day), *new)
-                    w.command("PEXPIREAT", pk.applied(day), max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms)
+            self._mark_applied(w, days, fresh_ids, fps, now)
             w.xack(pk.stream, k.group, *entry_ids)
             w.command("DEL", pk.lock)
             w.fence = [pk.lock, token]
@@ -526,6 +545,32 @@ class Aggregator:
             # The deployment-wide meta (freshness, the live publisher's version) and its wake-up.
             self._bump_script(keys=[k.meta], args=[now, "" if last_event is None else last_event,
                                                    k.live_applied, live_hint(acc)])
+
+    def _mark_applied(self, w: Writes, days: dict[int, list[str]], fresh_ids: set[str] | None,
+                      fps: dict[str, tuple[int, bytes]], now: int) -> None:
+        """The batch's new ids set to 1 (applied) in their days' seen hashes."""
+        pk = self.pk
+        for day, idents in days.items():
+            by_bucket: dict[int, dict[bytes, str]] = defaultdict(dict)
+            for i in idents:
+                if fresh_ids is None or i in fresh_ids:
+                    bucket, fp = fps[i]
+                    by_bucket[bucket][fp] = "1"         # data.keys SEEN_APPLIED
+            expire = max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms
+            for bucket, marks in by_bucket.items():
+                w.hset(pk.seen(day, bucket), marks)
+                w.command("PEXPIREAT", pk.seen(day, bucket), expire)
+
+    def _seen_args(self, days: dict[int, list[str]], fps: dict[str, tuple[int, bytes]]) -> list[Any]:
+        """SEEN_APPLIED_GET's arguments: per day, its legacy set, the count, (hash, field, id) each."""
+        pk = self.pk
+        args: list[Any] = []
+        for day, idents in days.items():
+            args += [pk.applied(day), len(idents)]
+            for i in idents:
+                bucket, fp = fps[i]
+                args += [pk.seen(day, bucket), fp, i]
+        return args
 
     def _forward(self, g: Writes, fresh: list[tuple[dict[str, Any], int]], direct: set[str] | None) -> None:
         """Copies of the events this partition received first (not forwarded to it) for the

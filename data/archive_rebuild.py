@@ -16,7 +16,7 @@ How:
   3. Swap, in ONE MULTI/EXEC under WATCH of `{p}:meta` (a batch applied since step 2 aborts it,
      and steps 2-3 run again): the live rollup buckets starting at or after DATE are deleted
      and the shadow's RENAMEd in (same bytes, same TTL), as are the totals, the entity states
-     (their `_c`, the contributions a later event retracts, must match the new buckets), the
+     (their `_v`, the basis of the contributions a later event retracts, must match the new buckets), the
      timelines and the display state; the data version is bumped (caches, live pages).
   4. The shadow prefix is deleted.
 Events arriving while it runs are therefore counted once: in the shadow if applied before
@@ -129,6 +129,7 @@ def rebuild(r: redis.Redis, settings: Any, from_ms: int, *, now: int | None = No
         days = sorted(set(arch.days()) | set(range(first_raw, last_day + 1)))
         fed: dict[int, set[str]] = {}       # ids fed per day read from Redis (catch-up compares)
         pending = 0
+        cleaned = days[0]                   # the shadow's seen ids are dropped from here on
         for day in days:
             evs = _day_events(r, keys, arch, day)
             if r.exists(keys.raw(day)):
@@ -136,7 +137,8 @@ def rebuild(r: redis.Redis, settings: Any, from_ms: int, *, now: int | None = No
             pending += _feed(r, skeys, evs)
             report.events += len(evs)
             if pending >= feed:
-                _drain(r, agg, skeys, days[0], day)
+                _drain(r, agg, skeys, cleaned, day)
+                cleaned = max(cleaned, day - 1)
                 if progress:
                     progress(pending)
                 pending = 0
@@ -159,11 +161,11 @@ def rebuild(r: redis.Redis, settings: Any, from_ms: int, *, now: int | None = No
 
 def _drain(r: redis.Redis, agg: Any, skeys: Keys, first: int, day: int) -> None:
     """Aggregate what was fed, then drop what the shadow no longer needs: the stream's entries
-    (all acknowledged) and the applied-id sets of days already fed whole (never fed again),
-    so the shadow holds rollups and entities, not a second copy of the dedup sets."""
+    (all acknowledged) and the seen ids of days already fed whole (never fed again), so the
+    shadow holds rollups and entities, not a second copy of the dedup hashes."""
     agg.drain(timeout_s=3600)
     r.xtrim(skeys.stream, maxlen=0)
-    old = [skeys.applied(d) for d in range(first, day - 1)]
+    old = [skeys.seen(d, b) for d in range(first, day - 1) for b in range(agg.buckets)]
     for pos in range(0, len(old), 1000):
         r.delete(*old[pos:pos + 1000])
 

@@ -18,12 +18,14 @@ import orjson
 import redis
 
 from data.events import check_item, item_id, item_raw
-from data.keys import Keys
+from data.keys import Keys, fingerprint, seen_buckets
 from data.partition import route
 from data.timeutil import DAY_MS, fmt_ms, now_ms
 
 # Each entry carries `v` = 1: validated here (data.batch.VALIDATED; the aggregator does not
 # validate it again, as it does what direct producers XADD).
+# An id is marked seen as a field (its fingerprint, value 0: accepted) of its day's bucket hash
+# (data.keys.fingerprint); the aggregators set it to 1 when applied.
 # Keys of the wrong type are refused before anything is written: an id marked seen whose XADD
 # then failed would be in no stream, and a resend would count it as a duplicate.
 _LUA = """
@@ -38,7 +40,7 @@ for i = 1, #ARGV - 2, 4 do
   if bad then break end
   if not checked[ARGV[i]] then
     checked[ARGV[i]] = true
-    bad = wrong(ARGV[i], 'set')
+    bad = wrong(ARGV[i], 'hash')
   end
 end
 if bad then return redis.error_reply('QMSCHECK nothing written: ' .. bad) end
@@ -46,7 +48,7 @@ local out = {}
 local expired = {}
 for i = 1, #ARGV - 2, 4 do
   local seen = ARGV[i]
-  if redis.call('SADD', seen, ARGV[i + 1]) == 1 then
+  if redis.call('HSETNX', seen, ARGV[i + 1], '0') == 1 then
     if not expired[seen] then
       redis.call('PEXPIREAT', seen, ARGV[i + 3])
       expired[seen] = true
@@ -85,18 +87,21 @@ class IngestResult:
 
 class Ingestor:
     def __init__(self, r: redis.Redis, keys: Keys, *, max_future_skew_s: int = 900, dedup_retention_days: int = 90,
-                 stream_maxlen: int = 5_000_000) -> None:
+                 stream_maxlen: int = 5_000_000, dedup_buckets: int = 1024) -> None:
         self.r = r
         self.k = keys
         self.skew_ms = max_future_skew_s * 1000
         self.dedup_ms = dedup_retention_days * DAY_MS
         self.maxlen = stream_maxlen
+        self.wanted_buckets = dedup_buckets
+        self.buckets = 0                 # the deployment's, read at the first ingest (data.keys.seen_buckets)
         self._script = r.register_script(_LUA)
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any) -> "Ingestor":
         return cls(r, Keys.from_settings(r, settings), max_future_skew_s=settings.max_future_skew_s,
-                   dedup_retention_days=settings.dedup_retention_days, stream_maxlen=settings.stream_maxlen)
+                   dedup_retention_days=settings.dedup_retention_days, stream_maxlen=settings.stream_maxlen,
+                   dedup_buckets=settings.dedup_buckets)
 
     def ingest(self, items: Iterable[Any], origin: str = "api") -> IngestResult:
         """Validate raw items; add the valid, new ones to the stream; dead-letter the rest."""
@@ -106,6 +111,9 @@ class Ingestor:
         k = self.k
         dead: list[dict[str, Any]] = []
         batch_ids: set[str] = set()
+        if not self.buckets:
+            self.buckets = seen_buckets(self.r, k, self.wanted_buckets)
+        buckets = self.buckets
         for index, item in enumerate(items):
             ev, ts, errors = check_item(item, now, self.skew_ms)
             if ev is None:
@@ -121,8 +129,9 @@ class Ingestor:
             batch_ids.add(ev["id"])
             day = ts // DAY_MS
             i = route(ev, k.partitions) if k.partitioned else 0
+            bucket, fp = fingerprint(ev["id"], buckets)
             args.setdefault(i, []).extend(
-                [k.part(i).ingest_seen(day), ev["id"], orjson.dumps(ev), max((day + 1) * DAY_MS, now) + self.dedup_ms])
+                [k.part(i).seen(day, bucket), fp, orjson.dumps(ev), max((day + 1) * DAY_MS, now) + self.dedup_ms])
         failed: redis.ResponseError | None = None
         for i, part_args in args.items():
             pk = k.part(i)

@@ -84,7 +84,8 @@ def test_part004_partitioned_key_names_carry_the_partition_hash_tag() -> None:
     assert p2.rollup("1m", "m", 60_000) == "qms:{2}:r:1m:m:60000"
     assert (p2.stream, p2.meta, p2.lock, p2.carry) == ("qms:{2}:events", "qms:{2}:meta", "qms:{2}:agg:lock",
                                                       "qms:{2}:carry")
-    assert p2.applied(5) == "qms:{2}:seen:agg:5" and p2.totals("m") == "qms:{2}:tot:m"
+    assert p2.seen(5, 7) == "qms:{2}:seen:5:7" and p2.totals("m") == "qms:{2}:tot:m"
+    assert p2.applied(5) == "qms:{2}:seen:agg:5" and k.seen_buckets == p2.seen_buckets == "qms:seen:buckets"
     assert k.inbox == "qms:events"
     w = partition_of("wf:W1", 4)
     assert k.entity("wf", "W1") == f"qms:{{{w}}}:ent:wf:W1"
