@@ -459,7 +459,7 @@ class Aggregator:
         committed = False
         try:
             rd = self.r.pipeline(transaction=False)
-            rd.eval(SEEN_APPLIED_GET, 1, pk.meta, *self._seen_args(days, fps))
+            rd.execute_command("EVAL", SEEN_APPLIED_GET, 1, pk.meta, *self._seen_args(days, fps))   # (a cluster pipeline refuses .eval)
             if ent_keys:
                 rd.execute_command("MGET", *ent_keys)    # (a cluster pipeline refuses .mget; one slot here)
             for (kind, ident), key in zip(tl_list, tl_keys):
