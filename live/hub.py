@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import Any, Callable
 
 import orjson
@@ -70,9 +71,25 @@ class Client:
 
 
 class Hub:
-    def __init__(self, r: redis.Redis, keys: Keys) -> None:
+    """`still_valid(principal)`: does a socket's credential still pass what an HTTP request
+    checks (a RedisError: cannot tell now)? Asked every `recheck_s()` seconds once per
+    distinct principal, by one loop of the process (Hub.recheck), not by each socket: with
+    thousands of sockets their own checks were thousands of Redis calls in flight at once on
+    a busy process, which emptied the connection pool (2,500 sockets a process)."""
+
+    def __init__(self, r: redis.Redis, keys: Keys, still_valid: Callable[[Any], bool] | None = None,
+                 recheck_s: Callable[[], float] = lambda: 30.0) -> None:
         self.r = r
         self.k = keys
+        self._still_valid = still_valid
+        self._recheck_s = recheck_s
+        self._sweeper: threading.Thread | None = None
+        # Each channel's snapshot as last read, with the channel's count of relayed messages
+        # at that read: valid while no message came since (the snapshot is written in the
+        # same MULTI as each PUBLISH). One read per channel and message, not per subscriber.
+        self._published: dict[str, int] = {}
+        self._snaps: dict[str, tuple[int, bytes | None]] = {}
+        self._snap_locks: dict[str, threading.Lock] = {}
         self._prefix = keys.live("")
         self._lock = threading.Lock()
         self._clients: set[Client] = set()
@@ -122,7 +139,26 @@ class Hub:
         return len(mine)
 
     def snapshot(self, channel: str) -> bytes | None:
-        """The channel's last data, all timeframes in one message (for a new subscriber)."""
+        """The channel's last data, all timeframes in one message (for a new subscriber): read
+        once per published message while the relay hears the channels (a subscriber that gets
+        an older one is subscribed already, so the newer message reaches it too), else at once;
+        concurrent readers of one channel share one read."""
+        if not self.connected.is_set():
+            return self._read_snapshot(channel)
+        with self._lock:
+            lock = self._snap_locks.setdefault(channel, threading.Lock())
+        with lock:
+            with self._lock:
+                seen = self._published.get(channel, 0)
+                cached = self._snaps.get(channel)
+            if cached is not None and cached[0] == seen:
+                return cached[1]
+            snap = self._read_snapshot(channel)
+            with self._lock:
+                self._snaps[channel] = (seen, snap)
+            return snap
+
+    def _read_snapshot(self, channel: str) -> bytes | None:
         stored = self.r.hgetall(self.k.live_last(channel))
         if not stored:
             return None
@@ -150,6 +186,9 @@ class Hub:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run_until_exit, name="qms-live-hub", daemon=True)
             self._thread.start()
+            if self._still_valid is not None and (self._sweeper is None or not self._sweeper.is_alive()):
+                self._sweeper = threading.Thread(target=self._sweep, name="qms-live-recheck", daemon=True)
+                self._sweeper.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -159,6 +198,49 @@ class Hub:
             c.close()
         if self._thread is not None:
             self._thread.join(5)
+        if self._sweeper is not None:
+            self._sweeper.join(5)
+
+    # --- credentials ----------------------------------------------------------------------
+    def _sweep(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(min(1.0, self._recheck_s())):
+            if time.monotonic() - last >= self._recheck_s():
+                last = time.monotonic()
+                try:
+                    self.recheck()
+                except Exception:           # noqa: BLE001 - the next round tries again
+                    log.exception("live credential re-check failed")
+
+    def recheck(self) -> int:
+        """Close the clients whose credential no longer passes `still_valid`, asking once per
+        distinct principal, one after the other; returns how many were closed. Redis away:
+        nothing could have been revoked meanwhile (revoking writes to it) — the round ends."""
+        if self._still_valid is None:
+            return 0
+        groups: dict[Any, list[Client]] = {}
+        with self._lock:
+            for c in self._clients:
+                if not c.closed:
+                    who = c.conn.principal
+                    try:
+                        hash(who)
+                    except TypeError:
+                        who = id(c)
+                    groups.setdefault(who, []).append(c)
+        closed = 0
+        for members in groups.values():
+            if self._stop.is_set():
+                break
+            try:
+                ok = self._still_valid(members[0].conn.principal)
+            except redis.RedisError:
+                break
+            if not ok:
+                for c in members:
+                    c.close()
+                closed += len(members)
+        return closed
 
     def _run_until_exit(self) -> None:
         try:
@@ -180,6 +262,7 @@ class Hub:
                     # channels' snapshots. A restarted Redis may count versions anew.
                     with self._lock:
                         self._versions.clear()
+                        self._snaps.clear()
                     self._resync()
                     self._tell_all(STORE_AVAILABLE)
                     missed = False
@@ -215,6 +298,8 @@ class Hub:
                 self.close_credential(ctl["close_credential"])
             return 0
         channel = name[len(self._prefix):]
+        with self._lock:
+            self._published[channel] = self._published.get(channel, 0) + 1
         if self._stale(channel, payload):
             return 0
         with self._lock:

@@ -25,8 +25,9 @@ from live.frames import FrameTail, Outgoing
 from live.hub import CLOSE, Client, Hub, make_connection, send_one
 
 bp = Blueprint("live", __name__)
-REVALIDATE_S = 30.0        # how often a socket re-checks that its user still exists and is enabled
+REVALIDATE_S = 30.0        # how often the hub re-checks the sockets' credentials (Hub.recheck)
 IDLE_S = 300.0             # a socket that sent nothing (not even a ping) this long is closed
+IDLE_CHECK_S = 30.0        # how often a silent socket looks at IDLE_S
 SSE_HEARTBEAT_S = 15.0
 
 
@@ -48,16 +49,6 @@ def _still_valid(svc: Any, principal: Principal) -> bool:
     if principal.expires is not None and time.time() >= principal.expires:
         return False
     return principal.epoch is None or jwt_user_valid(svc.users, principal.name, principal.epoch)
-
-
-def _still_valid_or_unknown(svc: Any, principal: Principal) -> bool:
-    """_still_valid, but a socket outlives a data-store outage: while Redis cannot be asked,
-    nothing can be revoked either (revoking writes to it); the next check after it is back
-    decides."""
-    try:
-        return _still_valid(svc, principal)
-    except redis.RedisError:
-        return True
 
 
 def _client(svc: Any, principal: Principal) -> Client:
@@ -84,7 +75,10 @@ def _text(item: bytes | str) -> str:
 
 
 def init_live(server: Flask, services: Any) -> None:
-    server.extensions["qms_hub"] = Hub(services.redis, services.keys)
+    # The hub re-checks every socket's and stream's credential (once per principal) every
+    # REVALIDATE_S; a socket outlives a data-store outage (Hub.recheck).
+    server.extensions["qms_hub"] = Hub(services.redis, services.keys, lambda p: _still_valid(services, p),
+                                       lambda: REVALIDATE_S)
     # Two limits: live.protocol answers a message over ws_max_message_bytes with an error and
     # keeps the socket; a frame 16 times bigger is cut off by the transport (close 1009).
     # No protocol-level pings from simple-websocket's reader: it would write them to the
@@ -143,10 +137,10 @@ def init_live(server: Flask, services: Any) -> None:
         heard = time.monotonic()
         try:
             while not client.closed:
-                raw = socket.receive(timeout=REVALIDATE_S)
+                raw = socket.receive(timeout=IDLE_CHECK_S)
                 if raw is None:
                     # Browsers ping every 25 s; a peer silent this long is gone.
-                    if not _still_valid_or_unknown(svc, principal) or time.monotonic() - heard > IDLE_S:
+                    if time.monotonic() - heard > IDLE_S:
                         break
                     continue
                 heard = time.monotonic()
@@ -259,9 +253,7 @@ def stream() -> Response:
                 try:
                     item = client.out.get(timeout=SSE_HEARTBEAT_S)
                 except queue.Empty:
-                    if not _still_valid_or_unknown(svc, principal):
-                        break            # ended while a close message was missed
-                    yield ": keep-alive\n\n"
+                    yield ": keep-alive\n\n"     # (the hub closes it when its credential ends)
                     continue
                 if item is CLOSE:
                     break

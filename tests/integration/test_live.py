@@ -367,3 +367,75 @@ def test_live011_a_fan_out_to_many_sockets_reaches_every_one(redis_url: str, r: 
                 ws.close()
     out = run["out"]
     assert "server: gevent" in out and "Traceback" not in out and "killed" not in out, out[-2000:]
+
+
+def _hub_clients(hub: Any, principals: list[Any]) -> list[Any]:
+    from auth.principal import authorize
+    from live.hub import Client
+    from live.protocol import Connection
+    clients = [Client(Connection(p, authorize), p.name, p.credential or None) for p in principals]
+    for c in clients:
+        hub.add(c)
+    return clients
+
+
+def test_live012_subscribers_share_one_snapshot_read_per_published_message(r: Any) -> None:
+    """A channel's snapshot is read from Redis once per message the relay heard, not once per
+    subscriber (2,500 sockets a process subscribing at once emptied the connection pool);
+    a message makes the next subscriber read the newer one; without the relay, every read
+    goes to Redis."""
+    from live.hub import Hub
+    keys = Keys("qms")
+    hub = Hub(r, keys)
+    reads: list[str] = []
+    read = hub._read_snapshot
+    hub._read_snapshot = lambda ch: reads.append(ch) or read(ch)     # type: ignore[method-assign]
+
+    def store(version: int) -> bytes:
+        msg = json.dumps({"type": "data_update", "channel": "dashboard.qa",
+                          "data": {"version": version, "timeframes": {"24h": {"kpis": {"n": version}}}}}).encode()
+        r.hset(keys.live_last("dashboard.qa"), "24h", msg)
+        return msg
+    store(1)
+    assert [hub.snapshot("dashboard.qa") for _ in range(3)] and reads == ["dashboard.qa"] * 3   # no relay: each reads
+    hub.connected.set()
+    reads.clear()
+    first = [json.loads(hub.snapshot("dashboard.qa")) for _ in range(50)]
+    assert len(reads) == 1 and {s["data"]["version"] for s in first} == {1}
+    hub.dispatch(keys.live("dashboard.qa"), store(2))
+    second = [json.loads(hub.snapshot("dashboard.qa")) for _ in range(50)]
+    assert len(reads) == 2 and {s["data"]["version"] for s in second} == {2}
+    assert hub.snapshot("dashboard.executive") is None and hub.snapshot("dashboard.executive") is None
+    assert len(reads) == 3          # "nothing yet" is kept too, until a message comes
+
+
+def test_live013_credentials_are_rechecked_once_per_principal_and_never_during_an_outage(r: Any) -> None:
+    """The hub's re-check (the backstop of missed close messages) asks once per principal,
+    closes every socket of a credential that ended and no other; a RedisError ends the round
+    with nothing closed (nothing can be revoked while Redis is away)."""
+    import redis as redislib
+
+    from auth.principal import Principal
+    from live.hub import Hub
+    ended = {"session:gone"}
+    asked: list[str] = []
+    outage = {"on": False}
+
+    def still_valid(p: Any) -> bool:
+        if outage["on"]:
+            raise redislib.ConnectionError("down")
+        asked.append(p.credential)
+        return p.credential not in ended
+    hub = Hub(r, Keys("qms"), still_valid, lambda: 3600.0)
+    try:
+        kept = Principal("ann", ("qa_lead",), frozenset({"view:qa_dashboard"}), "session", "session:kept")
+        gone = Principal("bob", ("qa_lead",), frozenset({"view:qa_dashboard"}), "session", "session:gone")
+        clients = _hub_clients(hub, [kept] * 3 + [gone] * 2)
+        outage["on"] = True
+        assert hub.recheck() == 0 and not any(c.closed for c in clients)
+        outage["on"] = False
+        assert hub.recheck() == 2
+        assert sorted(asked) == ["session:gone", "session:kept"]
+        assert [c.closed for c in clients] == [False] * 3 + [True] * 2
+    finally:
+        hub.stop()
