@@ -21,6 +21,7 @@ import orjson
 import redis
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from auth.offload import off_loop
 from data.keys import Keys
 from data.sessions import SID_RE, SessionStore, SignIn, digest, to_sign_in
 from data.timeutil import now_ms
@@ -182,9 +183,10 @@ class UserStore:
             h = _text(self._r.hgetall(self._keys.user(name)))
         stored = h.get("pw")
         if not stored:
-            check_password_hash(_dummy_hash(self._method), password)
+            off_loop(check_password_hash, _dummy_hash(self._method), password)
             return None
-        ok = check_password_hash(stored, password)   # compares in constant time
+        # scrypt (~0.1 s of CPU) on a native thread: under gevent the loop serves others meanwhile
+        ok = off_loop(check_password_hash, stored, password)   # compares in constant time
         user = _to_user(name, h)
         if not ok or user is None or user.disabled:
             return None

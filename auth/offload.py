@@ -1,0 +1,44 @@
+"""CPU-bound work off the gevent event loop.
+
+Under gevent (`cli.py serve`, `gunicorn -k gevent`) one loop serves every request of a
+process: a 100 ms scrypt check run on it holds every other request, socket and live relay
+of the process for 100 ms. `off_loop` runs such a call on a small pool of native threads
+(hashlib's scrypt releases the GIL) while the loop goes on; the calling greenlet waits for
+the result. Without gevent (threaded server, tests, scripts) it is a plain call.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+THREADS = 2             # a sign-in's hash on each of the machine's two cores at most
+
+_pool: Any = None       # None: not looked up yet; False: no gevent here
+_lock = threading.Lock()
+
+
+def _the_pool() -> Any:
+    global _pool
+    if _pool is None:
+        with _lock:
+            if _pool is None:
+                found: Any = False
+                try:
+                    from gevent import monkey
+                    if monkey.is_module_patched("socket"):
+                        from gevent.threadpool import ThreadPool
+                        found = ThreadPool(THREADS)
+                except ImportError:
+                    pass
+                _pool = found
+    return _pool
+
+
+def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """fn(*args) on a native thread when the process runs on gevent, else here. `fn` must not
+    touch gevent objects (sockets, locks): a pure computation such as a password hash."""
+    pool = _the_pool()
+    if pool is False:         # (a pool with no task is falsy: len() counts its tasks)
+        return fn(*args)
+    return pool.apply(fn, args)
