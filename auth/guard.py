@@ -218,6 +218,9 @@ def _check_callback(principal: Principal) -> Response | None:
         return _json_error(400, "bad_request", str(exc))
     if not isinstance(body, dict):
         return _json_error(400, "bad_request", "the body must be a JSON object")
+    # Dash's dispatch reads the body with request.get_json(): it gets this parse (Werkzeug's
+    # cache of it) instead of parsing and depth-checking the same bytes a second time.
+    request._cached_json = (body, body)
     output = body.get("output")
     key = output if isinstance(output, str) else ""
     spec = current_app.extensions.get("qms_callback_permissions", {}).get(key)

@@ -571,3 +571,26 @@ def test_auth060_security_headers(app: Any, auth: Any, anon: Any) -> None:
     assert page.status_code == 200
     _assert_security_headers(page, "/ (signed in)")
     _assert_security_headers(c.get("/api/dashboard/executive"), "API")
+
+
+def test_auth061_a_callback_body_is_parsed_once(app: Any, auth: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard parses and checks a callback's body before Dash runs it; Dash's dispatch then
+    gets that parse (request.get_json's cache), not a second parse of the same bytes."""
+    from api import validation
+    from auth import guard
+    calls: list[int] = []
+
+    def counted(raw: Any) -> Any:
+        if b"changedPropIds" in (raw if isinstance(raw, bytes) else raw.encode()):    # this body, not others
+            calls.append(len(raw))
+        return original(raw)
+    original = validation.loads
+    monkeypatch.setattr(validation, "loads", counted)
+    monkeypatch.setattr(guard, "loads", counted)
+    c = app.server.test_client()
+    auth.login(c, "executive")
+    res = c.post(UPDATE, json=route_body(app, "/dashboards/executive"), headers={CSRF_HEADER: csrf_of(c)})
+    assert res.status_code == 200 and "page" in res.json["response"], res.data[:300]
+    assert len(calls) == 1, calls
+    bad = c.post(UPDATE, data=b'{"output": [', headers={CSRF_HEADER: csrf_of(c), "Content-Type": "application/json"})
+    assert bad.status_code == 400 and "not valid JSON" in bad.json["response"]["error"]["message"], bad.data
