@@ -1,8 +1,8 @@
 """Live push over /ws: event-to-screen latency, fan-out and memory with many subscribed clients.
 
     python bench/push.py [--clients 1000] [--processes 1|2] [--rate 20] [--seconds 30]
-                         [--client-procs 2] [--batch 50] [--pipeline web|separate|publisher|apart]
-                         [--no-compression]
+                         [--client-procs 4] [--client lean|websockets] [--batch 50]
+                         [--pipeline web|separate|publisher|apart] [--no-compression]
                          [--redis-url redis://127.0.0.1:6379/13]
 
 What it does (FLUSHDBs the --redis-url database first):
@@ -43,7 +43,11 @@ What it does (FLUSHDBs the --redis-url database first):
 
 --pipeline separate runs the aggregator and publisher in their own `cli.py aggregate`
 process instead (no web process runs them); publisher: the aggregator in the first web
-process, the publisher in a `cli.py publish` process; apart: each in a process of its own. --no-compression: the clients do not offer
+process, the publisher in a `cli.py publish` process; apart: each in a process of its own.
+--client lean (default) runs the clients on a minimal WebSocket client (LeanWebSocket: a few us
+of the client's loop per message; it offers no extension, which the server refuses anyway);
+--client websockets on the `websockets` library, whose ~50-70 us a message made the clients
+the limit on two shared cores. --no-compression: the websockets clients do not offer
 permessage-deflate (browsers do). --keep-logs copies the servers' logs to the temp dir.
 
 Prints a summary table and whether the target "p95 < 50 ms with 1,000 clients; HTTP p95
@@ -472,6 +476,7 @@ class ClientState:
     handshake_ms: float = float("nan")      # TCP connect + HTTP upgrade
     subscribed_ms: float = float("nan")     # ... + subscribe answered + snapshot received
     snapshot: int | None = None
+    got_sub: bool = False
     max_count: int = -1
     trans: list[tuple[int, float]] = field(default_factory=list)   # (count, first time reached)
     messages: int = 0
@@ -481,11 +486,158 @@ class ClientState:
     extensions: str = ""
 
 
-def _client_process(conn: Any, jobs: list[tuple[int, int, str]], batch: int, compression: bool) -> None:
+def split_ws_url(url: str) -> tuple[str, int, str]:
+    """ws://host:port/path?query -> (host, port, /path?query)."""
+    rest = url.split("://", 1)[1]
+    hostport, _, path = rest.partition("/")
+    host, _, port = hostport.partition(":")
+    return host, int(port or 80), "/" + path
+
+
+class LeanWebSocket(asyncio.Protocol):
+    """A WebSocket client of the least work per message (RFC 6455, no extensions): the
+    `websockets` library costs ~50-70 us of the client's loop per message, which at 20,000
+    messages/s on the server's two cores made the clients, not the server, the measured
+    limit. Frames are parsed straight from the transport's chunks; every frame in a chunk
+    is stamped with the chunk's arrival time. Until `on_message` is set (subscribed and
+    snapshot in), messages go to the `setup` queue. Client frames are masked, as the RFC
+    requires."""
+
+    def __init__(self, host: str, port: int, path: str) -> None:
+        import base64
+        loop = asyncio.get_running_loop()
+        self.key = base64.b64encode(os.urandom(16)).decode()
+        self.request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {self.key}\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[str] = loop.create_future()
+        self.setup: asyncio.Queue[bytes] = asyncio.Queue()
+        self.on_message: Any = None
+        self.extensions = ""
+        self.buf = bytearray()
+        self.parts: list[bytes] = []           # a fragmented message's frames so far
+        self.transport: Any = None
+        self.handshaken = False
+        self.last_at = 0.0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        t = mono()
+        self.last_at = t
+        self.buf += data
+        if not self.handshaken and not self._handshake():
+            return
+        buf = self.buf
+        pos, end = 0, len(buf)
+        while end - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            n, off = b1 & 0x7F, pos + 2
+            if n == 126:
+                if end - pos < 4:
+                    break
+                n, off = int.from_bytes(buf[pos + 2:pos + 4], "big"), pos + 4
+            elif n == 127:
+                if end - pos < 10:
+                    break
+                n, off = int.from_bytes(buf[pos + 2:pos + 10], "big"), pos + 10
+            if b1 & 0x80:
+                self._fail("a masked frame from the server")
+                return
+            if end - off < n:
+                break
+            payload = bytes(buf[off:off + n])
+            pos = off + n
+            self._frame(b0 & 0x0F, bool(b0 & 0x80), payload, t)
+        del buf[:pos]
+
+    def _handshake(self) -> bool:
+        import base64
+        import hashlib
+        i = self.buf.find(b"\r\n\r\n")
+        if i < 0:
+            return False
+        head = bytes(self.buf[:i]).decode("latin-1")
+        del self.buf[:i + 4]
+        lines = head.split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        want = base64.b64encode(hashlib.sha1((self.key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode())
+                                .digest()).decode()
+        if not lines[0].startswith("HTTP/1.1 101") or headers.get("sec-websocket-accept") != want:
+            self._fail(f"handshake refused: {lines[0]}")
+            return False
+        self.extensions = headers.get("sec-websocket-extensions", "")
+        self.handshaken = True
+        self.opened.set_result(None)
+        return True
+
+    def _frame(self, opcode: int, fin: bool, payload: bytes, t: float) -> None:
+        if opcode in (1, 2, 0):
+            self.parts.append(payload)
+            if not fin:
+                return
+            msg = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+            self.parts = []
+            if self.on_message is not None:
+                self.on_message(msg, t)
+            else:
+                self.setup.put_nowait(msg)
+        elif opcode == 8:                       # close: answer it, then the server ends the TCP
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            self._send(8, payload[:2])
+            self._end(f"closed by server: {code} {payload[2:].decode('utf-8', 'replace')}")
+        elif opcode == 9:                       # ping -> pong
+            self._send(10, payload)
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        mask = os.urandom(4)
+        n = len(payload)
+        head = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else
+                                         bytes([0x80 | 126]) + n.to_bytes(2, "big") if n < 65536 else
+                                         bytes([0x80 | 127]) + n.to_bytes(8, "big"))
+        masked = bytes(b ^ mask[i & 3] for i, b in enumerate(payload))
+        self.transport.write(head + mask + masked)
+
+    def send_text(self, data: bytes) -> None:
+        self._send(1, data)
+
+    async def close(self) -> None:
+        """The close handshake (1000), at most 2 s, then the TCP connection."""
+        if not self.closed.done():
+            self._send(8, (1000).to_bytes(2, "big"))
+            try:
+                await asyncio.wait_for(asyncio.shield(self.closed), 2)
+            except asyncio.TimeoutError:
+                pass
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, why: str) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(RuntimeError(why))
+        self._end(why)
+        self.transport.close()
+
+    def _end(self, why: str) -> None:
+        if not self.closed.done():
+            self.closed.set_result(why)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(f"connection lost before the handshake: {exc}"))
+        self._end(f"closed: {exc or 'EOF'}")
+
+
+def _client_process(conn: Any, jobs: list[tuple[int, int, str]], batch: int, compression: bool, lean: bool) -> None:
     """Entry of a client process: runs the commands main() sends over `conn`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # the parent handles Ctrl+C and tells us to stop
     try:
-        asyncio.run(_client_main(conn, jobs, batch, compression))
+        asyncio.run(_client_main(conn, jobs, batch, compression, lean))
     except BaseException:
         try:
             conn.send(("error", traceback.format_exc()))
@@ -493,7 +645,8 @@ def _client_process(conn: Any, jobs: list[tuple[int, int, str]], batch: int, com
             pass
 
 
-async def _client_main(conn: Any, jobs: list[tuple[int, int, str]], batch: int, compression: bool) -> None:
+async def _client_main(conn: Any, jobs: list[tuple[int, int, str]], batch: int, compression: bool,
+                       lean: bool) -> None:
     from websockets.asyncio.client import connect as ws_connect
     from websockets.exceptions import ConnectionClosed
 
@@ -526,31 +679,38 @@ async def _client_main(conn: Any, jobs: list[tuple[int, int, str]], batch: int, 
             lags.append((now, now - nxt))
             nxt = now + TICK_S
 
+    def on_update(st: ClientState, raw: bytes | str, t: float) -> None:
+        """A message after the snapshot: count it; the 24h count's first time reached."""
+        if not raw.startswith(b'{"type":"data_update"' if isinstance(raw, bytes) else '{"type":"data_update"'):
+            return
+        st.messages += 1
+        b = int(t * 10)
+        hist[b] = hist.get(b, 0) + 1
+        n = count_in(orjson.loads(raw))
+        if n is not None and n > st.max_count:
+            st.max_count = n
+            st.trans.append((n, t))
+
+    def on_setup(st: ClientState, raw: bytes | str) -> bool:
+        """A message before the snapshot; True once subscribed and the snapshot is in."""
+        msg = orjson.loads(raw)
+        if msg.get("type") == "subscribed":
+            st.got_sub = True
+        elif msg.get("type") == "data_update":
+            n = count_in(msg)
+            if n is not None:
+                st.snapshot = n
+                st.max_count = n
+        elif msg.get("type") == "error":
+            raise RuntimeError(f"server error: {msg}")
+        return st.got_sub and st.snapshot is not None
+
     async def client(st: ClientState, url: str, sem: asyncio.Semaphore) -> None:
         ev = ready[st.cid]
         try:
             async with sem:
                 t0 = mono()
-                ws = await ws_connect(url, open_timeout=120, ping_interval=None, close_timeout=2, max_size=2 ** 24,
-                                      compression="deflate" if compression else None)
-                st.handshake_ms = (mono() - t0) * 1000
-                ext = ws.response.headers.get("Sec-WebSocket-Extensions") if ws.response else None
-                st.extensions = ext or "none"
-                sockets[st.cid] = ws
-                await ws.send(sub)
-                got_sub = False
-                while not (got_sub and st.snapshot is not None):
-                    raw = await asyncio.wait_for(ws.recv(), 60)
-                    msg = orjson.loads(raw)
-                    if msg.get("type") == "subscribed":
-                        got_sub = True
-                    elif msg.get("type") == "data_update":
-                        n = count_in(msg)
-                        if n is not None:
-                            st.snapshot = n
-                            st.max_count = n
-                    elif msg.get("type") == "error":
-                        raise RuntimeError(f"server error: {msg}")
+                ws = await (lean_open if lean else library_open)(st, url, t0)
                 st.subscribed_ms = (mono() - t0) * 1000
         except BaseException as exc:
             st.error = f"{type(exc).__name__}: {exc}"
@@ -558,25 +718,53 @@ async def _client_main(conn: Any, jobs: list[tuple[int, int, str]], batch: int, 
             return
         ev.set()
         try:
-            async for raw in ws:
-                t = mono()
-                if not raw.startswith('{"type":"data_update"'):
-                    continue
-                st.messages += 1
-                b = int(t * 10)
-                hist[b] = hist.get(b, 0) + 1
-                n = count_in(orjson.loads(raw))
-                if n is not None and n > st.max_count:
-                    st.max_count = n
-                    st.trans.append((n, t))
-            st.closed = f"closed by server: {ws.close_code} {ws.close_reason}"
-        except ConnectionClosed as exc:
-            st.closed = f"closed: {exc}"
+            st.closed = await (lean_stream if lean else library_stream)(st, ws)
         except asyncio.CancelledError:
             return
-        except Exception as exc:
-            st.closed = f"{type(exc).__name__}: {exc}"
         st.closed_at = mono()
+
+    async def library_open(st: ClientState, url: str, t0: float) -> Any:
+        ws = await ws_connect(url, open_timeout=120, ping_interval=None, close_timeout=2, max_size=2 ** 24,
+                              compression="deflate" if compression else None)
+        st.handshake_ms = (mono() - t0) * 1000
+        ext = ws.response.headers.get("Sec-WebSocket-Extensions") if ws.response else None
+        st.extensions = ext or "none"
+        sockets[st.cid] = ws
+        await ws.send(sub)
+        while not on_setup(st, await asyncio.wait_for(ws.recv(), 60)):
+            pass
+        return ws
+
+    async def library_stream(st: ClientState, ws: Any) -> str:
+        try:
+            async for raw in ws:
+                on_update(st, raw, mono())
+            return f"closed by server: {ws.close_code} {ws.close_reason}"
+        except ConnectionClosed as exc:
+            return f"closed: {exc}"
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    async def lean_open(st: ClientState, url: str, t0: float) -> Any:
+        host, port, path = split_ws_url(url)
+        _, proto = await asyncio.wait_for(
+            loop.create_connection(lambda: LeanWebSocket(host, port, path), host, port), 120)
+        await asyncio.wait_for(proto.opened, 120)
+        st.handshake_ms = (mono() - t0) * 1000
+        st.extensions = proto.extensions or "none"
+        sockets[st.cid] = proto
+        proto.send_text(sub.encode())
+        while not on_setup(st, await asyncio.wait_for(proto.setup.get(), 60)):
+            pass
+        proto.on_message = lambda raw, t: on_update(st, raw, t)
+        while not proto.setup.empty():     # anything that came after the snapshot, in order
+            on_update(st, proto.setup.get_nowait(), proto.last_at)
+        return proto
+
+    async def lean_stream(st: ClientState, proto: Any) -> str:
+        return str(await proto.closed)
 
     tasks: list[asyncio.Task[Any]] = []
     tick = asyncio.create_task(ticker())
@@ -615,7 +803,7 @@ async def _client_main(conn: Any, jobs: list[tuple[int, int, str]], batch: int, 
 
 class ClientProcs:
     def __init__(self, servers: list[Server], token: str, clients: int, procs: int, batch: int,
-                 compression: bool) -> None:
+                 compression: bool, lean: bool) -> None:
         ctx = mp.get_context("spawn")
         self.procs: list[Any] = []
         self.conns: list[Any] = []
@@ -625,7 +813,7 @@ class ClientProcs:
             jobs[cid % procs].append((cid, s.index, f"{s.ws}?token={token}"))
         for i in range(procs):
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=_client_process, args=(child, jobs[i], batch, compression),
+            p = ctx.Process(target=_client_process, args=(child, jobs[i], batch, compression, lean),
                             name=f"bench-push-clients-{i}", daemon=True)
             p.start()
             child.close()
@@ -807,7 +995,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n== connecting {args.clients:,} WebSocket clients "
               f"({args.client_procs} client process(es), {args.batch} handshakes in flight in all)", flush=True)
         clients = ClientProcs(servers, token, args.clients, args.client_procs,
-                              max(1, args.batch // args.client_procs), not args.no_compression)
+                              max(1, args.batch // args.client_procs), not args.no_compression,
+                              args.client == "lean")
         t0 = mono()
         answers = clients.ask("connect", timeout=900)
         R["connect_wall"] = mono() - t0
@@ -1054,8 +1243,11 @@ def main() -> None:
                     help=f"Redis database to use; it is FLUSHed at the start (default {DEFAULT_REDIS_URL})")
     ap.add_argument("--processes", type=int, default=1, choices=(1, 2), help="web processes (default 1)")
     ap.add_argument("--clients", type=int, default=1000, help="WebSocket clients (default 1000)")
-    ap.add_argument("--client-procs", type=int, default=2,
-                    help="asyncio processes that run the clients (default 2; 1 = a single event loop)")
+    ap.add_argument("--client-procs", type=int, default=4,
+                    help="asyncio processes that run the clients (default 4; 1 = a single event loop)")
+    ap.add_argument("--client", choices=("lean", "websockets"), default="lean",
+                    help="lean: a minimal RFC 6455 client on asyncio.Protocol (default; a few us a message); "
+                         "websockets: the `websockets` library (~50-70 us a message: the clients become the limit)")
     ap.add_argument("--batch", type=int, default=50,
                     help="WebSocket handshakes in flight at most, over all client processes (default 50)")
     ap.add_argument("--pipeline", choices=tuple(PIPELINES), default="web",
