@@ -18,6 +18,7 @@ source is authorised on its own.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -165,7 +166,28 @@ class BodyCache:
     def __init__(self, size: int = 1024, stale_s: float = 0.0) -> None:
         self._bodies: LRUCache[str, tuple[int, int, Any]] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
+        self._drawing: dict[str, list[Any]] = {}        # key -> [lock, holders and waiters]
         self.stale_ms = max(0.0, float(stale_s or 0)) * 1000
+
+    @contextlib.contextmanager
+    def drawing(self, key: str | None) -> Any:
+        """One draw of a key at a time (single flight): the requests that miss the same key
+        meanwhile wait for it and take its body instead of drawing it again — under load,
+        every request for a view whose body expired drew it while the first draw was running."""
+        if key is None:
+            yield
+            return
+        with self._lock:
+            entry = self._drawing.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if not entry[1]:
+                    self._drawing.pop(key, None)
 
     @staticmethod
     def key(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotated: bool) -> str | None:
@@ -219,6 +241,14 @@ def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotati
     cached = cache.get(key, version or 0, now)
     if cached is not None:
         return cached
+    with cache.drawing(key):
+        cached = cache.get(key, version or 0, now_ms())      # drawn by another request meanwhile
+        return cached if cached is not None else _draw(widget, sctx, mode, context, annotations, version, key, now)
+
+
+def _draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any, version: int | None,
+          key: str | None, now: int) -> Any:
+    cache = bodies_cache()
     try:
         frames = sources.fetch_all(widget, sctx)
         # A gate chart's clicks open the gate's page (callbacks.pages.open_gate).
