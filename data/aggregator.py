@@ -1,23 +1,27 @@
 """The aggregator: reads the ingest stream through a consumer group, in batches, and keeps
 the rollups, totals, entity states and display state up to date.
 
-One batch: take the apply lock (WATCHed), read the entities and timelines the batch
-touches (and which event ids were already applied), compute, then ONE script
-(data.batch.APPLY, in a MULTI/EXEC only for the WATCH) checks, writes every effect, marks
-the ids applied and XACKs the entries, all or nothing. A crash before EXEC leaves the
-entries pending (another consumer reclaims them with XAUTOCLAIM); after EXEC they are
-acknowledged. An id already applied is skipped, so re-delivery never double-counts.
-Several aggregators can share the stream: if the lock changed hands meanwhile, the script
-writes nothing and the batch is recomputed.
+One batch: take the apply lock, read the entities and timelines the batch touches (and
+which event ids were already applied), compute, write the batch's idempotent effects (raw
+store, indexes, registries: the same values again change nothing) as plain commands with
+every reply checked, then ONE script (data.batch.APPLY, fenced by the lock's token) checks,
+writes every other effect, marks the ids applied and XACKs the entries, all or nothing. A
+crash before the script leaves the entries pending (another consumer reclaims them with
+XAUTOCLAIM); after it they are acknowledged. An id already applied is skipped, so
+re-delivery never double-counts. Several aggregators can share the stream: if the lock
+changed hands meanwhile, the script writes nothing and the batch is recomputed. While the
+script runs, the next batch is read and parsed (read-ahead; its XREADGROUP goes out just
+before the script): it is pending under this consumer until its own script.
 
 Partitioned (K = `aggregation_partitions` > 1, or Redis Cluster; data.partition): each
 partition has its own stream, consumer group, applied-id sets, rollups, totals, meta and
 apply lock, in one hash slot, and owns its entities and timelines. An aggregator serves the
 partitions it is given (default: all), taking a partition's lock before reading a batch from
 it, so K partitions let K processes work at once. The global, idempotent writes of a batch
-(raw store, indexes, registries, display rows, forwarded copies, authors) go in a pipeline
-before the script; a crash re-writes the same values. Producers' direct XADDs to the root
-stream are moved to their partitions by the router step every aggregator runs.
+(raw store, indexes, registries, display rows, forwarded copies, authors) go before the
+script, on a cluster grouped per master; a crash re-writes the same values. Producers'
+direct XADDs to the root stream are moved to their partitions by the router step every
+aggregator runs.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ from data.batch import (
     RETENTION,
     STEP,
     Acc,
+    Commands,
     VALIDATED,
     Parsed,
     Writes,
@@ -56,6 +61,7 @@ from data.contrib import TIMELINE_KINDS
 from data.events import item_id, validate
 from data.keys import ROUTER_GROUP, Keys, fingerprint, seen_buckets
 from data.partition import FORWARDED, owner, partition_of, route, route_raw, targets
+from data.redis_conn import Script, Sent, by_node, first_error, node_for, raw_ordered, raw_pipeline, raw_pipelines
 from data.timeutil import DAY_MS, EXPIRY_SLACK_MS, RESOLUTIONS, fmt_ms, now_ms
 
 log = logging.getLogger("qms.aggregator")
@@ -81,6 +87,7 @@ while i <= #ARGV do
 end
 return out
 """
+APPLY_SCRIPT = Script(APPLY)
 
 
 class Aggregator:
@@ -114,6 +121,9 @@ class Aggregator:
         self._last_reclaim = 0.0                       # not partitioned
         self._part_reclaim: dict[int, float] = {}      # partitioned: per partition
         self._batches = 0
+        # Not partitioned: the next batch, read and parsed while this one's script runs.
+        self.overlap = True
+        self._next: tuple[list[Any], Parsed | None] | None = None
         # Test hook: called after compute, before EXEC (the crash test kills the process here).
         self.before_commit: Any = None
 
@@ -151,12 +161,36 @@ class Aggregator:
             except Exception:  # a bug must not kill the loop; the entries stay pending
                 log.exception("batch failed; entries stay pending and will be reclaimed")
                 stop.wait(1.0)
+        if self._next is not None:     # read ahead: apply it rather than leave it to a reclaim
+            try:
+                self.step(block_ms=0)
+            except Exception:
+                log.exception("the batch read ahead stays pending and will be reclaimed")
+
+    def _reclaim_due(self) -> bool:
+        last = self._part_reclaim.get(self.pk.index, 0.0) if self.k.partitioned else self._last_reclaim
+        return time.monotonic() - last > max(self.reclaim_idle_ms / 3000, 0.2)
+
+    def _xread(self, block_ms: int | None) -> tuple[Any, ...]:
+        """XREADGROUP of new entries of the partition at hand, as a plain command."""
+        block = () if block_ms is None else ("BLOCK", block_ms)
+        return ("XREADGROUP", "GROUP", self.k.group, self.consumer, "COUNT", self.batch, *block,
+                "STREAMS", self.pk.stream, ">")
+
+    @staticmethod
+    def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """An XREADGROUP reply of one stream as [(entry id, {field: value})]."""
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+        if not reply:
+            return []
+        got = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]     # RESP3: a map
+        return [(eid, dict(zip(flat[::2], flat[1::2])) if flat else {}) for eid, flat in got]
 
     def _next_entries(self, block_ms: int | None) -> list[Any]:
         """Reclaimed entries first (when due), else new ones (block_ms None: do not block)."""
         i = self.pk.index
-        last = self._part_reclaim.get(i, 0.0) if self.k.partitioned else self._last_reclaim
-        if time.monotonic() - last > max(self.reclaim_idle_ms / 3000, 0.2):
+        if self._reclaim_due():
             if self.k.partitioned:
                 self._part_reclaim[i] = time.monotonic()
             else:
@@ -164,8 +198,7 @@ class Aggregator:
             live = self._claim()
             if live:
                 return live
-        resp = self.r.xreadgroup(self.k.group, self.consumer, {self.pk.stream: ">"}, count=self.batch, block=block_ms)
-        return resp[0][1] if resp else []
+        return self._entries(raw_pipeline(node_for(self.r, self.pk.stream), [self._xread(block_ms)])[0])
 
     def _claim(self, stream: str | None = None, group: str | None = None) -> list[Any]:
         """Take over entries another consumer read but never acknowledged (it crashed or stalled)."""
@@ -184,11 +217,37 @@ class Aggregator:
         block = self.block_ms if block_ms is None else block_ms
         if self.k.partitioned:
             return self._step_partitioned(block)
-        entries = self._next_entries(block)
+        if self._next is not None:
+            entries, parsed = self._next
+            self._next = None
+            self.process(entries, parsed)
+        else:
+            entries = self._next_entries(block)
+            if entries:
+                self.process(entries)
         if entries:
-            self.process(entries)
             self._after_batch()
         return len(entries)
+
+    def _read_ahead(self) -> Sent | None:
+        """Not partitioned: ask for the next batch just before this one's script, so that its
+        reply is read and parsed while the script runs. Not when a reclaim is due: the next
+        step claims first."""
+        if self.k.partitioned or not self.overlap or self._next is not None or self._reclaim_due():
+            return None
+        return Sent(node_for(self.r, self.pk.stream), [self._xread(None)])
+
+    def _take_ahead(self, sent: Sent) -> None:
+        """The read-ahead batch's entries, parsed (None when parsing failed: `process`
+        parses again and isolates the cause). They are pending under this consumer either way."""
+        entries = self._entries(sent.replies()[0])
+        if not entries:
+            return
+        try:
+            parsed: Parsed | None = self.parse(entries)
+        except Exception:
+            parsed = None
+        self._next = (entries, parsed)
 
     def _after_batch(self) -> None:
         self._batches += 1
@@ -319,13 +378,14 @@ class Aggregator:
         raise TimeoutError("aggregator did not drain the stream in time")
 
     # --- one batch ----------------------------------------------------------------------
-    def process(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        """Apply a batch. If computing it fails, the batch is split in halves until the event
-        that makes it fail stands alone; that one goes to the dead-letter store and the rest
-        apply, so one poison event never holds up (or takes down) the others. Redis errors
-        are not the events' fault: they propagate and the entries stay pending."""
+    def process(self, entries: list[tuple[bytes, dict[bytes, bytes]]], parsed: Parsed | None = None) -> None:
+        """Apply a batch (`parsed`: already parsed). If computing it fails, the batch is split
+        in halves until the event that makes it fail stands alone; that one goes to the
+        dead-letter store and the rest apply, so one poison event never holds up (or takes
+        down) the others. Redis errors are not the events' fault: they propagate and the
+        entries stay pending."""
         try:
-            self.apply(self.parse(entries))
+            self.apply(parsed if parsed is not None else self.parse(entries))
         except (redis.RedisError, redis.exceptions.RedisClusterException):
             raise
         except Exception as exc:
@@ -457,18 +517,21 @@ class Aggregator:
         fps = {ident: fingerprint(ident, self.buckets) for idents in days.values() for ident in idents}
         token = self._acquire()
         committed = False
+        ahead: Sent | None = None
         try:
-            rd = self.r.pipeline(transaction=False)
-            rd.execute_command("EVAL", SEEN_APPLIED_GET, 1, pk.meta, *self._seen_args(days, fps))   # (a cluster pipeline refuses .eval)
+            reads: list[tuple[Any, ...]] = [("EVAL", SEEN_APPLIED_GET, 1, pk.meta, *self._seen_args(days, fps))]
             if ent_keys:
-                rd.execute_command("MGET", *ent_keys)    # (a cluster pipeline refuses .mget; one slot here)
+                reads.append(("MGET", *ent_keys))      # one partition's keys: one slot
             for (kind, ident), key in zip(tl_list, tl_keys):
                 lo = min(ts for _, ts in by_entity[(kind, ident)])
-                rd.zrevrangebyscore(key, f"({lo}", "-inf", start=0, num=1)
-                rd.zrangebyscore(key, lo, "+inf")
+                reads.append(("ZREVRANGEBYSCORE", key, f"({lo}", "-inf", "LIMIT", 0, 1))
+                reads.append(("ZRANGEBYSCORE", key, lo, "+inf"))
             if author_list:
-                rd.hmget(k.authors, author_list)
-            res = rd.execute()
+                reads.append(("HMGET", k.authors, *author_list))
+            res = raw_ordered(self.r, reads)
+            err = first_error(res)
+            if err is not None:
+                raise err
             applied = {ident for ident, flag in zip((i for d in day_list for i in days[d]), res[0]) if flag}
             pos = 1
             ent_states: list[Any] = []
@@ -497,16 +560,17 @@ class Aggregator:
             display: dict[str, dict[str, bytes]] = defaultdict(dict)
             hide: dict[str, list[str]] = defaultdict(list)
             w = Writes(pk.carry)
-            # The global, idempotent writes: in the batch's script (one partition, one
-            # Redis), else in a pipeline before it (they live outside the partition's slot).
-            g = Writes(pk.carry) if part else w
+            # The global, idempotent writes (raw store, indexes, registries; partitioned also
+            # the display rows, outside the partition's slot): plain commands before the script.
+            g = Commands()
+            shown: Writes | Commands = g if part else w
             self._entities(w, acc, ent_list, ent_keys, ent_states, by_entity, fresh_ids, display, hide)
             self._timelines(w, acc, tl_list, tl_keys, tl_segments, by_entity, fresh_ids, display)
             for kind, mapping in display.items():
-                g.hset(k.state(kind), mapping)
+                shown.hset(k.state(kind), mapping)
             for kind, idents in hide.items():
-                g.hdel(k.state(kind), *idents)
-            latest = self._registries_and_raw(g, own, author_list, author_vals, now, parsed.raws)
+                shown.hdel(k.state(kind), *idents)
+            latest = self._registries_and_raw(g, w, own, author_list, author_vals, now, parsed.raws)
             if part:
                 self._forward(g, fresh, parsed.direct)
             for (res_name, fam, start), fields in acc.rolled(now).items():
@@ -518,7 +582,9 @@ class Aggregator:
                 w.xadd(pk.deadletter, {"reason": reason, "raw": raw, "origin": "stream", "at": fmt_ms(now),
                                        "id": ident}, 100_000)
             w.command("HINCRBY", pk.meta, "version", 1)
-            if not part:
+            if not k.cluster:
+                if part:      # the deployment's version, with the batch (live.rollcache)
+                    w.command("HINCRBY", k.meta, "version", 1)
                 w.command("PUBLISH", k.live_applied, live_hint(acc))   # wakes the live publisher; what changed (live.rollcache)
             w.command("HINCRBY", pk.meta, "applied", len(own))
             w.command("HINCRBY", pk.meta, "duplicates", dups)
@@ -532,19 +598,30 @@ class Aggregator:
             w.xack(pk.stream, k.group, *entry_ids)
             w.command("DEL", pk.lock)
             w.fence = [pk.lock, token]
-            if part:
-                self._global_writes(g, latest)
+            self._global_writes(g, latest if part else {})
             if self.before_commit is not None:
                 self.before_commit()
-            self.r.eval(APPLY, 1, pk.lock, *w.script_args())
+            ahead = self._read_ahead()
+            finish = APPLY_SCRIPT.send(self.r, [pk.lock], w.script_args())
+            if ahead is not None:
+                self._take_ahead(ahead)
+                ahead = None
+            finish()
             committed = True
         finally:
+            if ahead is not None:
+                try:
+                    self._take_ahead(ahead)
+                except Exception:
+                    ahead.discard()
+                    log.warning("the batch read ahead stays pending and will be reclaimed")
             if not committed:
                 self._release(token)
         if part:
             # The deployment-wide meta (freshness, the live publisher's version) and its wake-up.
             self._bump_script(keys=[k.meta], args=[now, "" if last_event is None else last_event,
-                                                   k.live_applied, live_hint(acc)])
+                                                   k.live_applied, live_hint(acc) if k.cluster else b"",
+                                                   "1" if k.cluster else "0"])
 
     def _mark_applied(self, w: Writes, days: dict[int, list[str]], fresh_ids: set[str] | None,
                       fps: dict[str, tuple[int, bytes]], now: int) -> None:
@@ -572,7 +649,7 @@ class Aggregator:
                 args += [pk.seen(day, bucket), fp, i]
         return args
 
-    def _forward(self, g: Writes, fresh: list[tuple[dict[str, Any], int]], direct: set[str] | None) -> None:
+    def _forward(self, g: Commands, fresh: list[tuple[dict[str, Any], int]], direct: set[str] | None) -> None:
         """Copies of the events this partition received first (not forwarded to it) for the
         other partitions that own an entity they change (a defect_found's defect)."""
         me, nparts, parts = self.pk.index, self.k.partitions, self.parts
@@ -583,22 +660,38 @@ class Aggregator:
                 if i != me:
                     g.command("XADD", parts[i].stream, "*", "e", orjson.dumps(ev), FORWARDED, b"1", VALIDATED, b"1")
 
-    def _global_writes(self, g: Writes, latest: dict[str, bytes]) -> None:
-        """Partitioned: the batch's writes outside its partition, before its script. Each is
-        idempotent (same value again, set members, index scores), so a crash before the
-        script and the batch's re-delivery write them again with nothing lost or doubled.
-        Authors go through a latest-wins script (partitions write them concurrently)."""
-        if not self.k.cluster:
-            # One Redis: the same script, unfenced (no increments): packing one JSON plan costs
-            # the aggregator far less than a pipeline of a thousand commands.
-            self.r.eval(APPLY, 0, *g.script_args())
-        else:
-            with self.r.pipeline(transaction=False) as p:
-                for cmd in g.commands():
-                    p.execute_command(*cmd)
-                for reply in p.execute(raise_on_error=False):
-                    if isinstance(reply, Exception):
-                        raise reply
+    def _global_writes(self, g: Commands, latest: dict[str, bytes]) -> None:
+        """The batch's idempotent writes (raw store, indexes, registries; partitioned also
+        display rows and forwarded copies), before its script: plain commands, packed by
+        hiredis, one write per Redis (on a cluster per master, all masters at once), every
+        reply checked. First the type of every key they write is checked (one round trip): a
+        key of the wrong type stops the batch before anything is written. A crash or an error
+        before the script leaves the batch unacknowledged: its re-delivery writes the same
+        values again, nothing is lost or doubled. Authors (partitioned) go through a
+        latest-wins script (partitions write them concurrently)."""
+        if g.cmds:
+            checks = g.checks()
+            types = raw_ordered(self.r, [cmd for cmd, _ in checks])
+            for (cmd, kind), got in zip(checks, types):
+                if isinstance(got, redis.ResponseError):
+                    raise got
+                got = got.decode() if isinstance(got, bytes) else str(got)
+                if got not in ("none", kind):
+                    raise redis.ResponseError(f"QMSCHECK nothing written: {cmd[1]} is a {got}, not a {kind}")
+            try:
+                for replies in raw_pipelines(by_node(self.r, g.cmds)):
+                    err = first_error(replies)
+                    if err is not None:
+                        raise err
+            except (redis.exceptions.MovedError, redis.exceptions.AskError):
+                # A slot moved: redis-py's cluster pipeline follows the redirects (and
+                # refreshes its table); the writes are idempotent, so sending them again is safe.
+                with self.r.pipeline(transaction=False) as p:
+                    for cmd in g.cmds:
+                        p.execute_command(*cmd)
+                    for reply in p.execute(raise_on_error=False):
+                        if isinstance(reply, Exception):
+                            raise reply
         if latest:
             self._authors_script(keys=[self.k.authors], args=[x for kv in latest.items() for x in kv])
 
@@ -686,10 +779,11 @@ class Aggregator:
                     display["queues"][ident] = orjson.dumps(
                         {"queue": ident, "depth": d["depth"], "since": ev["timestamp"]})
 
-    def _registries_and_raw(self, w: Writes, fresh: list[tuple[dict[str, Any], int]], authors: list[str],
+    def _registries_and_raw(self, g: Commands, w: Writes, fresh: list[tuple[dict[str, Any], int]], authors: list[str],
                             author_vals: list[Any], now: int, raws: dict[str, bytes]) -> dict[str, bytes]:
-        """Registries, authors, raw store and indexes. Returns the authors whose latest
-        pr_created changed when partitioned (written by the caller's latest-wins script)."""
+        """Registries, raw store and indexes (idempotent: `g`), authors (not partitioned: the
+        batch's script `w`). Returns the authors whose latest pr_created changed when
+        partitioned (written by the caller's latest-wins script)."""
         k = self.k
         regs: dict[str, set[str]] = defaultdict(set)
         raw_by_day: dict[int, dict[str, bytes]] = defaultdict(dict)
@@ -733,25 +827,25 @@ class Aggregator:
                 for ref in contrib.entity_refs(ev):
                     ent_idx[ref][ev["id"]] = ts
         for name, members in regs.items():
-            w.sadd(k.registry(name), *members)
+            g.sadd(k.registry(name), *members)
         latest = {a: orjson.dumps(list(latest_author[a])) for a in changed_authors}
         if latest and not k.partitioned:
             w.hset(k.authors, latest)
         for day, mapping in raw_by_day.items():
-            w.hset(k.raw(day), mapping)
-            w.command("PEXPIREAT", k.raw(day), (day + 1) * DAY_MS + self.raw_ttl_ms)
+            g.hset(k.raw(day), mapping)
+            g.command("PEXPIREAT", k.raw(day), (day + 1) * DAY_MS + self.raw_ttl_ms)
         for (t, day), mapping in idx.items():
-            w.zadd(k.raw_index(t, day), mapping)
-            w.command("PEXPIREAT", k.raw_index(t, day), (day + 1) * DAY_MS + self.raw_ttl_ms)
+            g.zadd(k.raw_index(t, day), mapping)
+            g.command("PEXPIREAT", k.raw_index(t, day), (day + 1) * DAY_MS + self.raw_ttl_ms)
         # An entity's events (its page): kept as long as the raw events they point to.
         horizon = now - self.raw_ttl_ms - DAY_MS
         trim = self._batches % 20 == 0       # workflows' indexes expire; agents' live on and are trimmed now and then
         for (kind, ident), mapping in ent_idx.items():
             key = k.entity_events(kind, ident)
-            w.zadd(key, mapping)
+            g.zadd(key, mapping)
             if trim:
-                w.command("ZREMRANGEBYSCORE", key, "-inf", f"({horizon}")
-            w.command("PEXPIREAT", key, now + self.raw_ttl_ms + DAY_MS)
+                g.command("ZREMRANGEBYSCORE", key, "-inf", f"({horizon}")
+            g.command("PEXPIREAT", key, now + self.raw_ttl_ms + DAY_MS)
         return latest
 
 

@@ -253,6 +253,54 @@ class Writes:
         return [orjson.dumps(plan), *self.blobs]
 
 
+class Commands:
+    """Idempotent writes sent as plain commands (data.redis_conn.raw_pipeline), not through
+    APPLY: the raw store, its indexes, the registries (and, partitioned, the display rows and
+    forwarded copies). Writing the same values again changes nothing, so they go BEFORE the
+    batch's script, every reply checked: a crash or an error in between leaves the batch
+    unacknowledged and it is written again. Natively Redis runs them at a fraction of a
+    redis.call's cost. Methods mirror Writes'."""
+
+    __slots__ = ("cmds",)
+
+    def __init__(self) -> None:
+        self.cmds: list[tuple[Any, ...]] = []
+
+    def hset(self, key: str, mapping: dict[str, Any]) -> None:
+        if mapping:
+            self.cmds.append(("HSET", key, *[x for kv in mapping.items() for x in kv]))
+
+    def hdel(self, key: str, *fields: str) -> None:
+        if fields:
+            self.cmds.append(("HDEL", key, *fields))
+
+    def sadd(self, key: str, *members: str) -> None:
+        if members:
+            self.cmds.append(("SADD", key, *members))
+
+    def zadd(self, key: str, mapping: dict[Any, int]) -> None:
+        if mapping:
+            self.cmds.append(("ZADD", key, *[x for m, score in mapping.items() for x in (score, m)]))
+
+    def command(self, *args: Any) -> None:
+        self.cmds.append(args)
+
+    def checks(self) -> list[tuple[tuple[str, str], str]]:
+        """(TYPE command, the type the writes need) for every key written here: checked
+        before anything is written, so a key of the wrong type stops the batch with no
+        trace (as APPLY's own checks do)."""
+        seen: dict[str, str] = {}
+        for cmd in self.cmds:
+            kind = _NEEDS.get(cmd[0])
+            if kind is not None and cmd[1] not in seen:
+                seen[cmd[1]] = kind
+        return [(("TYPE", key), kind) for key, kind in seen.items()]
+
+
+_NEEDS = {"HSET": "hash", "HDEL": "hash", "SADD": "set", "ZADD": "zset", "ZREMRANGEBYSCORE": "zset",
+          "XADD": "stream"}
+
+
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -274,16 +322,18 @@ return 1
 """
 
 # Partitioned: after a partition's batch, the deployment-wide meta the web processes read
-# (last_batch_ms for freshness, a version that wakes and versions the live publisher), then
-# the wake-up. KEYS[1] = meta; ARGV: now, last event ms (or ""), channel, message.
+# (last_batch_ms for freshness; on a cluster also the version that wakes and versions the
+# live publisher, and the wake-up — on one Redis those two are in the batch's own script, so
+# a crash between the two scripts cannot leave the publisher's copy behind the data).
+# KEYS[1] = meta; ARGV: now, last event ms (or ""), channel, message, "1": bump and publish.
 BUMP = """
-redis.call('HINCRBY', KEYS[1], 'version', 1)
+if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[1], 'version', 1) end
 redis.call('HSET', KEYS[1], 'last_batch_ms', ARGV[1])
 if ARGV[2] ~= '' then
   local cur = tonumber(redis.call('HGET', KEYS[1], 'last_event_ms') or '0')
   if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[1], 'last_event_ms', ARGV[2]) end
 end
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+if ARGV[5] == '1' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return 1
 """
 

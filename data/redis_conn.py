@@ -15,7 +15,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import hiredis
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -226,3 +228,162 @@ def stop_local_cluster(procs: list[subprocess.Popen[bytes]], dirs: list[str]) ->
         proc.wait(10)
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
+
+
+# --- Batches of commands without redis-py's per-command work ---------------------------------
+# The aggregator sends thousands of commands (and scripts with thousands of arguments) a
+# batch. redis-py's Pipeline builds a command object per call, packs argument by argument in
+# Python and runs a reply callback each; here a batch is packed by hiredis (C) in one write
+# and the replies are read as they come. Error replies come back as exceptions in the list:
+# the caller checks every one (docs/ARCHITECTURE.md, "Crash safety").
+
+def node_for(r: Any, key: str) -> redis.Redis:
+    """The plain client serving `key`: `r` itself, or (Redis Cluster) the client of the
+    master that holds the key's slot."""
+    if getattr(r, "connection_pool", None) is not None:
+        return r
+    return r.get_node_from_key(key).redis_connection
+
+
+def by_node(r: Any, cmds: list[Any], key: Any = None) -> list[tuple[redis.Redis, list[Any]]]:
+    """Commands grouped by the client that serves their key (their second item, or
+    key(command)); on one Redis a single group."""
+    if getattr(r, "connection_pool", None) is not None:
+        return [(r, cmds)] if cmds else []
+    groups: dict[str, tuple[redis.Redis, list[Any]]] = {}
+    slot_of, node_of_slot = r.keyslot, r.nodes_manager.get_node_from_slot
+    slots: dict[Any, Any] = {}
+    for cmd in cmds:
+        k = cmd[1] if key is None else key(cmd)
+        slot = slot_of(k)
+        node = slots.get(slot)
+        if node is None:
+            node = slots[slot] = node_of_slot(slot)
+        group = groups.get(node.name)
+        if group is None:
+            group = groups[node.name] = (node.redis_connection, [])
+        group[1].append(cmd)
+    return list(groups.values())
+
+
+def raw_pipeline(r: redis.Redis, cmds: list[tuple[Any, ...]]) -> list[Any]:
+    """Send `cmds` (tuples of str / bytes / int) on one pooled connection of `r` (a plain
+    client) in one write, and return every reply in order — an error reply as its
+    redis.ResponseError, not raised. A connection or timeout error disconnects and raises."""
+    return raw_pipelines([(r, cmds)])[0]
+
+
+def raw_pipelines(groups: list[tuple[redis.Redis, list[tuple[Any, ...]]]]) -> list[list[Any]]:
+    """raw_pipeline on several clients (a cluster's masters) at once: every group is sent
+    before any reply is read, so the masters work in parallel."""
+    sent: list[Sent] = []
+    try:
+        for client, cmds in groups:
+            sent.append(Sent(client, cmds))
+    except BaseException:
+        for s in sent:
+            s.discard()
+        raise
+    out = []
+    for i, s in enumerate(sent):
+        try:
+            out.append(s.replies())
+        except BaseException:
+            for rest in sent[i + 1:]:
+                rest.discard()
+            raise
+    return out
+
+
+class Sent:
+    """Commands written on a pooled connection whose replies are read later (`replies`),
+    so the caller can work meanwhile; `discard` when they will never be read."""
+
+    __slots__ = ("pool", "conn", "n")
+
+    def __init__(self, r: redis.Redis, cmds: list[tuple[Any, ...]]) -> None:
+        self.pool = r.connection_pool
+        self.conn = self.pool.get_connection()
+        self.n = len(cmds)
+        try:
+            if cmds:
+                pack = hiredis.pack_command
+                self.conn.send_packed_command([b"".join([pack(c) for c in cmds])], check_health=False)
+        except BaseException:
+            self.discard()
+            raise
+
+    def replies(self) -> list[Any]:
+        """Every reply in order, an error reply as its redis.ResponseError (not raised)."""
+        conn = self.conn
+        if conn is None:
+            raise RuntimeError("replies already read or discarded")
+        out: list[Any] = []
+        try:
+            append, read = out.append, conn.read_response
+            for _ in range(self.n):
+                try:
+                    append(read())
+                except redis.ResponseError as exc:
+                    append(exc)
+        except BaseException:
+            self.discard()
+            raise
+        self.conn = None
+        self.pool.release(conn)
+        return out
+
+    def discard(self) -> None:
+        """The replies will not be read: the connection is closed (unread replies on it
+        would answer the next user's commands), then returned to its pool."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.disconnect()
+            self.pool.release(conn)
+
+
+def raw_ordered(r: Any, cmds: list[tuple[Any, ...]]) -> list[Any]:
+    """raw_pipelines over the masters serving the commands' keys (one Redis: one write), the
+    replies in the commands' order."""
+    if getattr(r, "connection_pool", None) is not None:
+        return raw_pipeline(r, cmds)
+    groups = by_node(r, list(enumerate(cmds)), key=lambda ic: ic[1][1])
+    out: list[Any] = [None] * len(cmds)
+    for (_, items), replies in zip(groups, raw_pipelines([(c, [ic[1] for ic in items]) for c, items in groups])):
+        for (i, _), reply in zip(items, replies):
+            out[i] = reply
+    return out
+
+
+def first_error(replies: list[Any]) -> redis.ResponseError | None:
+    for reply in replies:
+        if isinstance(reply, redis.ResponseError):
+            return reply
+    return None
+
+
+class Script:
+    """A Lua script run by EVALSHA (EVAL when the server does not know it yet) through
+    raw_pipeline: one packed write, the reply as is; an error reply is raised."""
+
+    def __init__(self, body: str) -> None:
+        self.body = body
+        self.sha = hashlib.sha1(body.encode()).hexdigest()
+
+    def __call__(self, r: Any, keys: list[str], args: list[Any]) -> Any:
+        return self.send(r, keys, args)()
+
+    def send(self, r: Any, keys: list[str], args: list[Any]) -> Any:
+        """Write the call now; the returned function reads its reply (raising an error reply)."""
+        client = node_for(r, keys[0]) if keys else (r if getattr(r, "connection_pool", None) is not None
+                                                    else r.get_default_node().redis_connection)
+        sent = Sent(client, [("EVALSHA", self.sha, len(keys), *keys, *args)])
+
+        def reply() -> Any:
+            got = sent.replies()[0]
+            if isinstance(got, redis.exceptions.NoScriptError):
+                got = raw_pipeline(client, [("EVAL", self.body, len(keys), *keys, *args)])[0]
+            if isinstance(got, redis.ResponseError):
+                raise got
+            return got
+        return reply

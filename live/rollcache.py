@@ -20,9 +20,13 @@ the wake-ups of those batches, which arrive later, are skipped. A wake-up that n
 nothing (an older aggregator's "1") and a new subscription do the same until a read is
 followed by an empty subscription. A registry only grows: its size is its digest.
 
-A partitioned deployment (data.keys: K > 1 or Redis Cluster) is not read this way (its
-rollups are one family per partition, in different slots): the publisher computes through
-the engine there (`supported`).
+Partitioned on one Redis (data.keys, K > 1): every partition holds its own increments of
+the same buckets (data.partition), so the copy keeps a bucket by its unpartitioned name and
+the script reads the K partitions' hashes of it (with each one's carries) as one: their
+contents are summed, their digest is the digest of all K. The version and the wake-ups are
+the deployment's (`{p}:meta`, bumped and published in each partition's batch script). On a
+Redis Cluster the K hashes live in different slots, which one script cannot read: the
+publisher computes through the engine there (`supported`).
 """
 from __future__ import annotations
 
@@ -43,37 +47,46 @@ from data.timeutil import MINUTE_MS, RESOLUTIONS, Bucket, cover
 _RES_NAME = {r.step_ms: r.name for r in RESOLUTIONS}
 REGISTRIES = ("gates", "queues", "categories", "teams", "users", "agents", "types", "repositories")
 
-# KEYS: meta, carry set, the registries (ARGV[1] of them), then rollup hashes.
-# ARGV[2]: the version the copy is exact at once its wake-ups are applied, or -1: compare
-# every hash given; ARGV[2 + i]: the copy's digest of KEYS[2 + i] ("" = not in the copy).
-# Returns {version, 2} when the version is not the expected one (nothing read), else
-# {version, full, i, digest, content, ...} for every registry and hash that differs: in a
-# round in step, the hashes given are those the copy lacks.
+# KEYS: meta, the K partitions' carry sets, the registries (ARGV[1] of them), then K rollup
+# hashes (one per partition, in partition order) for each bucket of the copy. ARGV[2]: the
+# version the copy is exact at once its wake-ups are applied, or -1: compare every hash
+# given; ARGV[3]: K; ARGV[3 + i]: the copy's digest of registry or bucket i ("" = not in
+# the copy). Returns {version, 2} when the version is not the expected one (nothing read),
+# else {version, full, i, digest, content, ...} for every registry and bucket that differs:
+# in a round in step, the buckets given are those the copy lacks. A bucket's content is its
+# K hashes' fields, each hash's carries after '~carry', the hashes apart by '~part'.
 READ = """
-local nsets = tonumber(ARGV[1])
+local nsets, K = tonumber(ARGV[1]), tonumber(ARGV[3])
 local version = redis.call('HGET', KEYS[1], 'version') or '0'
 local full = ARGV[2] == '-1'
 if not full and version ~= ARGV[2] then return {version, 2} end
 local out = {version, full and 1 or 0}
-local carried = redis.call('SCARD', KEYS[2]) > 0
-for i = 3, #KEYS do
-  local known = ARGV[i]
-  if i - 2 <= nsets then
-    local n = tostring(redis.call('SCARD', KEYS[i]))
-    if n ~= known then
-      out[#out + 1] = i - 2; out[#out + 1] = n; out[#out + 1] = redis.call('SMEMBERS', KEYS[i])
-    end
-  else
-    local h = redis.call('HGETALL', KEYS[i])
-    if carried and redis.call('SISMEMBER', KEYS[2], KEYS[i]) == 1 then
+local carried = {}
+for p = 1, K do carried[p] = redis.call('SCARD', KEYS[1 + p]) > 0 end
+local first = 2 + K
+for i = 1, nsets do
+  local known = ARGV[3 + i]
+  local n = tostring(redis.call('SCARD', KEYS[first + i - 1]))
+  if n ~= known then
+    out[#out + 1] = i; out[#out + 1] = n; out[#out + 1] = redis.call('SMEMBERS', KEYS[first + i - 1])
+  end
+end
+local nb = (#KEYS - first + 1 - nsets) / K
+for j = 1, nb do
+  local h, any = {}, false
+  for p = 1, K do
+    local key = KEYS[first + nsets + (j - 1) * K + p - 1]
+    if p > 1 then h[#h + 1] = '~part' end
+    for _, v in ipairs(redis.call('HGETALL', key)) do h[#h + 1] = v; any = true end
+    if carried[p] and redis.call('SISMEMBER', KEYS[1 + p], key) == 1 then
       h[#h + 1] = '~carry'
-      for _, v in ipairs(redis.call('HGETALL', KEYS[i] .. ':carry')) do h[#h + 1] = v end
+      for _, v in ipairs(redis.call('HGETALL', key .. ':carry')) do h[#h + 1] = v end
     end
-    local d = '-'
-    if #h > 0 then d = redis.sha1hex(table.concat(h, '\\n')) end
-    if d ~= known then
-      out[#out + 1] = i - 2; out[#out + 1] = d; out[#out + 1] = h
-    end
+  end
+  local d = '-'
+  if any then d = redis.sha1hex(table.concat(h, '\\n')) end
+  if d ~= ARGV[3 + nsets + j] then
+    out[#out + 1] = nsets + j; out[#out + 1] = d; out[#out + 1] = h
   end
 end
 return out
@@ -82,7 +95,8 @@ KEEP_S = 10.0             # a bucket no round asked for this long leaves the cop
 
 
 def supported(keys: Keys) -> bool:
-    return not getattr(keys, "partitioned", False)
+    """One Redis, partitioned or not (a cluster's partitions are in different slots)."""
+    return not getattr(keys, "cluster", False)
 
 
 def tiling(p: Plan) -> list[Bucket]:
@@ -119,6 +133,9 @@ def _content(flat: list[bytes]) -> dict[str, int]:
     for f in it:
         if f == b"~carry":
             carry = True
+            continue
+        if f == b"~part":           # the next partition's hash of the bucket
+            carry = False
             continue
         v = int(next(it))
         name = f.decode()
@@ -178,6 +195,8 @@ class RollupCache:
         self._sets = [keys.registry(kind) for kind in REGISTRIES]
         self._layouts: dict[tuple[Any, ...], tuple[tuple[str, ...], list[Bucket], list[str]]] = {}
         self._info: dict[str, tuple[str, int | None, int | None]] = {}    # key -> family, bucket start, end
+        self._parts = keys.parts()       # [keys] when not partitioned
+        self._phys: dict[str, list[str]] = {}     # a bucket's name -> its hash in each partition
         self._sums: dict[tuple[str, int, int], Any] = {}     # (family, s, e) -> (rows, their sum): _Span
         self._swept = time.monotonic()
         self.synced = False       # the copy is exact at `base` plus the wake-ups heard since
@@ -221,11 +240,14 @@ class RollupCache:
             names = [self.k.totals(f) for f in fams]
             for f in fams:
                 self._info[self.k.totals(f)] = (f, None, None)
+                self._phys[self.k.totals(f)] = [pk.totals(f) for pk in self._parts]
             for f in fams:
                 for bk in buckets:
-                    key = self.k.rollup(_RES_NAME[bk.step_ms], f, bk.start)
+                    res = _RES_NAME[bk.step_ms]
+                    key = self.k.rollup(res, f, bk.start)
                     names.append(key)
                     self._info[key] = (f, bk.start, bk.start + bk.step_ms)
+                    self._phys[key] = [pk.rollup(res, f, bk.start) for pk in self._parts]
             found = self._layouts[memo] = (fams, buckets, names)
         return found
 
@@ -241,6 +263,7 @@ class RollupCache:
         if len(self._layouts) > 64:         # the layouts of minutes gone by
             self._layouts.clear()
             self._info.clear()
+            self._phys.clear()
         if len(self._sums) > 4096:          # window sums of minutes gone by
             self._sums.clear()
         jobs = [self._layout(name, p) for name, p in plans]
@@ -306,9 +329,12 @@ class RollupCache:
         return version, registries, spans
 
     def _call(self, keys: list[str], expected: int) -> Any:
-        return self._read(keys=[self.k.meta, self.k.carry, *keys],
-                          args=[len(self._sets), expected, *(self._copy[key][0] if key in self._copy else ""
-                                                             for key in keys)])
+        """`keys`: the registries, then buckets by their unpartitioned names."""
+        nsets = len(self._sets)
+        phys = [h for key in keys[nsets:] for h in self._phys[key]]
+        return self._read(keys=[self.k.meta, *(pk.carry for pk in self._parts), *keys[:nsets], *phys],
+                          args=[nsets, expected, len(self._parts), *(self._copy[key][0] if key in self._copy else ""
+                                                                     for key in keys)])
 
     def _keep(self, used: list[str]) -> None:
         """Buckets that left every window (the minutes of an hour ago) leave the copy."""

@@ -55,6 +55,28 @@ def _same_minute_compare(svc: Any, pub: Publisher, drain: Any = None) -> tuple[i
     raise AssertionError("the minute kept changing")
 
 
+def _subscribe(r: Any, svc: Any) -> tuple[Any, Any]:
+    """A subscription to the aggregator's wake-ups and the publisher's drain on it: the
+    wake-ups published up to a PONG."""
+    sub = r.pubsub(ignore_subscribe_messages=True)
+    sub.subscribe(svc.keys.live_applied)
+    marks = iter(range(10 ** 6))
+
+    def drain() -> list[bytes]:
+        mark = f"m{next(marks)}".encode()
+        sub.ping(mark)
+        out = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            msg = sub.get_message(timeout=1)
+            if msg and msg["type"] == "message":
+                out.append(msg["data"])
+            elif msg and msg["type"] == "pong" and msg["data"] == mark:
+                return out
+        raise AssertionError("no PONG")
+    return sub, drain
+
+
 def test_live_inc001_hint_names_families_and_earliest_minute() -> None:
     from data.contrib import direct
     acc = Acc()
@@ -79,22 +101,7 @@ def test_live_inc002_rounds_equal_the_engine_and_read_only_what_changed(app: Any
     _apply(svc, r, _events("a", 5, 30 * MINUTE_MS) + _events("b", 3, 20 * HOUR_MS, passed=False))
     pub = Publisher(r, svc.keys, svc.engine)
     assert pub.cache is not None
-    sub = r.pubsub(ignore_subscribe_messages=True)
-    sub.subscribe(svc.keys.live_applied)
-    marks = iter(range(10 ** 6))
-
-    def drain() -> list[bytes]:
-        mark = f"m{next(marks)}".encode()
-        sub.ping(mark)
-        out = []
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            msg = sub.get_message(timeout=1)
-            if msg and msg["type"] == "message":
-                out.append(msg["data"])
-            elif msg and msg["type"] == "pong" and msg["data"] == mark:
-                return out
-        raise AssertionError("no PONG")
+    sub, drain = _subscribe(r, svc)
     try:
         _same_minute_compare(svc, pub, drain)            # the first read: everything
         _same_minute_compare(svc, pub, drain)            # an empty drain after it: in step
@@ -183,3 +190,38 @@ def test_live_inc004_a_flushed_store_starts_the_copy_again(app: Any, r: Any) -> 
     assert version == 1
     cards = pub.compute(("24h",), -1)[1][("qa", "24h")]
     assert (cards["total_gates_executed"]["text"], cards["gates_passed"]["text"]) == ("1", "0")
+
+
+def test_live_inc005_partitioned_rounds_sum_the_partitions(settings: Any, r: Any) -> None:
+    """K = 2 on one Redis: every bucket is two hashes (one per partition), and the copy
+    must read both — reading the unpartitioned names finds nothing. Rounds through the
+    wake-ups stay the engine's (which sums the partitions) batch after batch."""
+    from dataclasses import replace
+
+    from factory import create_app
+    from live import rollcache
+    app = create_app(replace(settings, aggregation_partitions=2))
+    svc = app.server.extensions["qms"]
+    assert svc.keys.partitioned and rollcache.supported(svc.keys)
+    pub = Publisher(r, svc.keys, svc.engine)
+    assert pub.cache is not None
+    sub, drain = _subscribe(r, svc)
+    try:
+        _apply(svc, r, _events("a", 8, 30 * MINUTE_MS) + _events("b", 5, 20 * HOUR_MS, passed=False))
+        counts = [len(list(r.scan_iter(pk.rollup("*", "*", "*")))) for pk in svc.keys.parts()]
+        assert all(counts), f"the events did not reach both partitions: {counts}"
+        _same_minute_compare(svc, pub, drain)
+        _same_minute_compare(svc, pub, drain)
+        assert pub.cache.synced
+        full = pub.cache.full_reads
+        cards = pub.compute(("24h",), -1, drain)[1][("qa", "24h")]
+        assert cards["total_gates_executed"]["text"] == "13"
+        for tag, n, ago, passed in (("c", 6, 0, True), ("d", 3, 2 * HOUR_MS, False)):
+            version = _apply(svc, r, _events(tag, n, ago, passed))
+            got, changed = _same_minute_compare(svc, pub, drain)
+            assert got == version and 0 < changed < 100
+        assert pub.cache.full_reads == full, "rounds that had every hint compared the whole copy"
+        cards = pub.compute(("24h",), -1, drain)[1][("qa", "24h")]
+        assert cards["total_gates_executed"]["text"] == "22"
+    finally:
+        sub.close()
