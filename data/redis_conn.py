@@ -245,16 +245,21 @@ def node_for(r: Any, key: str) -> redis.Redis:
     return r.get_node_from_key(key).redis_connection
 
 
+def first_key(cmd: tuple[Any, ...]) -> Any:
+    """A command's first key: its second item, a script's KEYS[1]."""
+    return cmd[3] if cmd[0] in ("EVAL", "EVALSHA") else cmd[1]
+
+
 def by_node(r: Any, cmds: list[Any], key: Any = None) -> list[tuple[redis.Redis, list[Any]]]:
-    """Commands grouped by the client that serves their key (their second item, or
-    key(command)); on one Redis a single group."""
+    """Commands grouped by the client that serves their key (their first key: the second
+    item, a script's KEYS[1]; or key(command)); on one Redis a single group."""
     if getattr(r, "connection_pool", None) is not None:
         return [(r, cmds)] if cmds else []
     groups: dict[str, tuple[redis.Redis, list[Any]]] = {}
     slot_of, node_of_slot = r.keyslot, r.nodes_manager.get_node_from_slot
     slots: dict[Any, Any] = {}
     for cmd in cmds:
-        k = cmd[1] if key is None else key(cmd)
+        k = first_key(cmd) if key is None else key(cmd)
         slot = slot_of(k)
         node = slots.get(slot)
         if node is None:
@@ -347,7 +352,7 @@ def raw_ordered(r: Any, cmds: list[tuple[Any, ...]]) -> list[Any]:
     replies in the commands' order."""
     if getattr(r, "connection_pool", None) is not None:
         return raw_pipeline(r, cmds)
-    groups = by_node(r, list(enumerate(cmds)), key=lambda ic: ic[1][1])
+    groups = by_node(r, list(enumerate(cmds)), key=lambda ic: first_key(ic[1]))
     out: list[Any] = [None] * len(cmds)
     for (_, items), replies in zip(groups, raw_pipelines([(c, [ic[1] for ic in items]) for c, items in groups])):
         for (i, _), reply in zip(items, replies):
