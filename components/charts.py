@@ -307,43 +307,69 @@ def _cut(label: str) -> str:
     return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
 
 
-def _rgba(hex_colour: str, alpha: float) -> str:
-    h = hex_colour.lstrip("#")
-    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
+def _frac(x: float, lo: float, hi: float) -> float:
+    return 0.0 if hi <= lo else max(0.0, min(1.0, (x - lo) / (hi - lo)))
 
 
 def gauge_chart(value: Any, unit: str | None = None, thresholds: Mapping[str, float] | None = None, *,
                 mode: str = "light", id: Any = None, title: str | None = None, min_value: float | None = None,
                 max_value: float | None = None, height: int | None = 220) -> Any:
-    """A single value on a dial, coloured by `thresholds` ({"warning", "critical"}). `value` may be
-    a number or a KPI card's data ({"current_value", "unit"})."""
+    """A single value on a half dial, coloured by `thresholds` ({"warning", "critical"}). `value`
+    may be a number or a KPI card's data ({"current_value", "unit"}).
+
+    Drawn in HTML and CSS (two conic gradients: the threshold bands, and the value's arc in its
+    level's colour), not as a Plotly indicator: a Plotly gauge cost the browser ~50 ms of main
+    thread to draw and again to resize, for one number (docs/PERFORMANCE.md, stop 18). Colours
+    are Bootstrap's theme variables, so the dial follows light and dark without a redraw; the
+    element is an ARIA meter. `mode` is accepted for the widget signature (the theme is CSS's).
+    """
     if isinstance(value, Mapping) and unit is None:
         unit = value.get("unit")
     v = number(value)
     if v is None:
         return placeholder("gauge_chart", id=id)
-    p = theme.palette(mode)
     cuts = sorted(x for x in (number((thresholds or {}).get(k)) for k in ("warning", "critical")) if x is not None)
     lo, hi = _RANGES.get(unit or "", (min([v, *cuts, 0.0]) * 1.25, max([v, *cuts, 0.0]) * 1.25 or 1.0))
     lo = lo if min_value is None else min_value
     hi = hi if max_value is None else max_value
-    steps = []
+    lv = level(v, thresholds)
+    role = _LEVEL_ROLE[lv]
+    # The bands: each stretch between thresholds in its level's colour (faint), as conic stops
+    # over the half turn from the left end (-90deg) to the right end.
+    bands = []
     if thresholds and cuts:
         edges = [lo, *cuts, hi]
         for a, b in zip(edges, edges[1:]):
-            role = _LEVEL_ROLE[level((a + b) / 2, thresholds)]
-            steps.append({"range": [a, b], "color": _rgba(p[role], 0.25)})
-    fmt = {"percentage": {"suffix": "%"}, "usd": {"prefix": "$"}, "hours": {"suffix": " h"},
-           "minutes": {"suffix": " min"}, "score": {"suffix": " / 5"}}.get(unit or "", {})
-    fig = go.Figure(go.Indicator(
-        mode="gauge+number", value=v, number={**fmt, "valueformat": ",.1f"},
-        title={"text": title} if title else None,
-        gauge={"axis": {"range": [lo, hi], "tickcolor": p["muted"]},
-               "bar": {"color": p[_LEVEL_ROLE[level(v, thresholds)]]},
-               "bgcolor": p["surface"], "bordercolor": p["grid"], "steps": steps}))
-    # Room for the end ticks ("100" is centred on the arc's end and was cut at 24 px).
-    fig.update_layout(margin={"l": 32, "r": 32, "t": 40 if title else 16, "b": 8})
-    return graph(fig, "gauge_chart", mode=mode, id=id, height=height)
+            band = _LEVEL_ROLE[level((a + b) / 2, thresholds)]
+            bands.append(f"rgba(var(--bs-{band}-rgb), .28) {_frac(a, lo, hi) * 180:.1f}deg "
+                         f"{_frac(b, lo, hi) * 180:.1f}deg")
+    track = ", ".join(bands) if bands else "var(--bs-secondary-bg) 0deg 180deg"
+    turn = _frac(v, lo, hi) * 180
+    shown = format_value(v, unit)
+    kw: dict[str, Any] = {"id": id} if id is not None else {}
+    # A threshold is a mark across the band ring, its value in the tooltip.
+    ticks = [html.Span(className="qg-tick", title=f"threshold {format_value(c, unit)}",
+                       style={"transform": f"rotate({_frac(c, lo, hi) * 180 - 90:.1f}deg)"})
+             for c in cuts if lo < c < hi]
+    return html.Div([
+        html.Div([
+            html.Div(className="qg-bands", style={"background": f"conic-gradient(from -90deg at 50% 100%, {track}, "
+                                                                f"transparent 180deg)"}),
+            html.Div(className="qg-arc", style={"background": f"conic-gradient(from -90deg at 50% 100%, "
+                                                              f"var(--bs-{role}) 0deg {turn:.1f}deg, "
+                                                              f"var(--bs-secondary-bg) {turn:.1f}deg 180deg, "
+                                                              f"transparent 180deg)"}),
+            *ticks,
+            html.Div(shown, className=f"qg-value fw-semibold text-{role}-emphasis"),
+        ], className="qg-dial"),
+        html.Div([html.Span(format_value(lo, unit)), html.Span(format_value(hi, unit))],
+                 className="qg-ends small text-body-secondary"),
+    ], className=f"qms-gauge qg-level-{lv or 'none'}", role="meter", title=f"{title}: {shown}" if title else shown,
+        **({"style": {"height": f"{height}px"}} if height else {}),
+        **{"data-widget": "gauge_chart", "data-value": v, "data-min": lo, "data-max": hi,
+           "data-level": lv or "", "data-colour": role, "data-bands": "|".join(bands),
+           "aria-valuenow": v, "aria-valuemin": lo, "aria-valuemax": hi, "aria-valuetext": shown,
+           "aria-label": title or "gauge"}, **kw)
 
 
 def progress_bar(value: Any, target: Any = None, *, unit: str | None = None, label: str | None = None,

@@ -29,7 +29,7 @@ def pipeline_visualizer(counts: Mapping[str, Any] | Sequence[Mapping[str, Any]] 
     """Active workflows in each of the 4 QMS steps, in process order.
 
     `counts` is {step: count|None} (step names or the step KPI ids, values plain or KPI
-    data), or the active workflow rows themselves. Bars carry the step as customdata.
+    data), or the active workflow rows themselves. Each bar's row carries its step (data-key).
     """
     if counts is None:
         return placeholder("pipeline_visualizer", id=id)
@@ -42,15 +42,41 @@ def pipeline_visualizer(counts: Mapping[str, Any] | Sequence[Mapping[str, Any]] 
     values = [number(by_step.get(s)) for s in STEPS]
     if all_missing(values):
         return placeholder("pipeline_visualizer", id=id)
-    p = theme.palette(mode)
-    labels = [f"{i}. {STEP_LABELS[s]}" for i, s in enumerate(STEPS, 1)]
-    fig = go.Figure(go.Bar(
-        x=labels, y=values, customdata=list(STEPS), marker={"color": p["primary"]},
-        text=[NO_DATA if v is None else f"{v:,.0f}" for v in values], textposition="outside", cliponaxis=False,
-        hovertemplate="%{x}: %{text}<extra></extra>"))
-    fig.update_yaxes(rangemode="tozero", title={"text": "active workflows"})
-    fig.update_layout(showlegend=False)
-    return graph(fig, "pipeline_visualizer", mode=mode, id=id, height=height, title=title)
+    rows = [{"label": f"{i}. {STEP_LABELS[s]}", "key": s, "value": v, "role": "primary",
+             "text": NO_DATA if v is None else f"{v:,.0f}"} for i, (s, v) in enumerate(zip(STEPS, values), 1)]
+    return bar_list(rows, "pipeline_visualizer", id=id, caption="active workflows per step")
+
+
+def bar_list(rows: Sequence[Mapping[str, Any]], widget: str, *, id: Any = None, marks: Sequence[tuple[float, str]] = (),
+             top: float | None = None, caption: str | None = None) -> html.Div:
+    """Labelled horizontal bars in HTML, one row per item ({label, key, value, text, role[, hover]}:
+    `role` a Bootstrap colour; value None draws no bar). `marks` are (value, role) lines across
+    every track (thresholds), `top` the scale's end (default: the largest value or mark).
+
+    A few bars did not need a Plotly chart: one cost the browser ~40–60 ms of main thread to
+    draw and resize (docs/PERFORMANCE.md, stop 18); this draws in the page's own layout pass
+    and follows the light/dark theme through Bootstrap's CSS variables."""
+    scale = top or max([number(r.get("value")) or 0 for r in rows] + [m for m, _ in marks] + [1])
+    pct = lambda x: max(0.0, min(100.0, x / scale * 100))          # noqa: E731
+    # Threshold lines as gradient stops on each track: no element per mark.
+    lines = ", ".join(f"transparent calc({pct(m):.2f}% - 1px), var(--bs-{role}) calc({pct(m):.2f}% - 1px) "
+                      f"{pct(m):.2f}%, transparent {pct(m):.2f}%" for m, role in sorted(marks))
+    track = {"backgroundImage": f"linear-gradient(to right, {lines})"} if lines else {}
+    items = []
+    for r in rows:
+        v = number(r.get("value"))
+        items.append(html.Div([
+            html.Span(r["label"], className="qb-label text-truncate", title=r["label"]),
+            html.Div(html.Div(className="qb-fill", style={"width": f"{pct(v):.2f}%",
+                                                            "background": f"var(--bs-{r.get('role', 'primary')})"})
+                     if v is not None else None, className="qb-track", style=track),
+            html.Span(r.get("text", ""), className="qb-num"),
+        ], className="qb-row", title=r.get("hover") or f"{r['label']}: {r.get('text', '')}",
+            **{"data-key": str(r.get("key", r["label"])), "data-value": "" if v is None else v,
+               "data-role": r.get("role", "primary")}))
+    kw: dict[str, Any] = {"id": id} if id is not None else {}
+    return html.Div([*items, html.Div(caption, className="qb-caption small text-body-secondary") if caption else None],
+                    className=f"qms-bars widget-{widget}", **{"data-widget": widget}, **kw)
 
 
 def queue_level(depth: float | None, warning: float = 10, critical: float = 20) -> str | None:
@@ -77,24 +103,18 @@ def queue_monitor(queues: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None
     depths = [number(r.get("depth")) for r in rows]
     if not rows or all_missing(depths):
         return placeholder("queue_monitor", id=id)
-    p = theme.palette(mode)
-    names = [str(r["queue"]) for r in rows]
     th = {"warning": warning, "critical": critical, "direction": direction}
-    levels = [level(d, th) for d in depths]
-    fig = go.Figure(go.Bar(
-        y=names, x=depths, orientation="h", customdata=names,
-        marker={"color": [p[_QUEUE_ROLE[lv]] for lv in levels]},
-        text=[NO_DATA if d is None else f"{d:,.0f}" for d in depths], textposition="outside", cliponaxis=False,
-        hovertext=[f"since {short_time(r.get('since'))}" if r.get("since") else "" for r in rows],
-        hovertemplate="%{y}: %{text}<br>%{hovertext}<extra></extra>"))
-    for at, role in ((warning, "warning"), (critical, "danger")):
-        if at is not None:
-            fig.add_vline(x=at, line={"color": p[role], "dash": "dash", "width": 1})
-    top = max([d for d in depths if d is not None] + [x for x in (warning, critical) if x is not None] + [1])
-    fig.update_xaxes(range=[0, top * 1.15], title={"text": "depth"})
-    fig.update_yaxes(autorange="reversed")
-    fig.update_layout(showlegend=False, height=height or max(180, 40 + 32 * len(rows)))
-    return graph(fig, "queue_monitor", mode=mode, id=id, title=title)
+    items = [{"label": str(r["queue"]), "key": str(r["queue"]), "value": d, "role": _QUEUE_ROLE[level(d, th)],
+              "text": NO_DATA if d is None else f"{d:,.0f}",
+              "hover": f"{r['queue']}: {NO_DATA if d is None else f'{d:,.0f}'}"
+                       + (f", since {short_time(r.get('since'))} UTC" if r.get("since") else "")}
+             for r, d in zip(rows, depths)]
+    marks = [(at, role) for at, role in ((warning, "warning"), (critical, "danger")) if at is not None]
+    top = max([d for d in depths if d is not None] + [m for m, _ in marks] + [1]) * 1.15
+    caption = " · ".join(f"{name} {at:,.0f}" for at, name in ((warning, "warning"), (critical, "critical"))
+                         if at is not None)
+    return bar_list(items, "queue_monitor", id=id, marks=marks, top=top,
+                    caption=f"depth; {caption}" if caption else "depth")
 
 
 def _summary(data: Mapping[str, Any] | None, keys: int = 4) -> str:

@@ -407,7 +407,12 @@ def _health(v: View) -> Any:
 def _errors(v: View) -> Any:
     if has(v.frames[0], "t", "value"):          # errors per hour: a series
         return _trend(v)
-    return system.error_log_viewer(events(v.first("timestamp")), mode=v.mode, id=v.id)
+    rows = events(v.first("timestamp"))
+    ds, ctx = (v.widget.data_sources or [None])[0], v.context
+    # The rest of a drill-down's events are on its events page (the widget's own timeframe).
+    more = (events_href(ds.metric, ds.timeframe or ctx.get("timeframe"), ctx.get("scope_query") or "", True)
+            if ds is not None and ds.source == "drilldown" and ds.metric else None)
+    return system.error_log_viewer(rows, mode=v.mode, id=v.id, more_href=more)
 
 
 def _alerts(v: View) -> Any:

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
-from dash import html
+from dash import dcc, html
 
 from components import theme
 from components.common import NO_DATA, fmt_bytes, is_missing, mappings, placeholder, short_time, unwrap
@@ -114,12 +114,44 @@ def error_rows(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["timestamp"], reverse=True)
 
 
+# The error log on a dashboard is the newest errors as a plain table, the rest one click away
+# on the events page (a virtual-scrolling grid with sort, filter and CSV). AG Grid on the tile
+# cost the browser ~250 ms of main thread to start (docs/PERFORMANCE.md, stop 18), and every
+# table row is six components for dash-renderer: the tile keeps to what it shows. Without a
+# page for the rest (no drill-down link) a long log stays a virtual grid on the tile.
+PLAIN_ERROR_ROWS = 15
+_SEVERITY_CLASS = {"critical": "text-danger fw-semibold", "warning": "text-warning-emphasis"}
+
+
+def _error_table(rows: list[dict[str, Any]], total: int, more_href: str | None, *, id: Any,
+                 height: str) -> html.Div:
+    cols = [(c["field"], c["headerName"]) for c in ERROR_COLUMNS]
+    body = [html.Tr([html.Td(r.get(k) if r.get(k) is not None else "",
+                             className=f"col-{k} {_SEVERITY_CLASS.get(str(r.get(k)), '') if k == 'severity' else ''}".strip(),
+                             **({"title": r.get(k) or ""} if k == "message" else {}))
+                     for k, _ in cols], **{"data-id": str(r.get("id"))}) for r in rows]
+    more = None
+    if total > len(rows):
+        label = f"newest {len(rows)} of {total} — all errors"
+        more = (dcc.Link(label + " →", href=more_href, className="small error-log-more") if more_href
+                else html.Div(label, className="small text-body-secondary error-log-more"))
+    kw: dict[str, Any] = {"id": id} if id is not None else {}
+    return html.Div([html.Table([html.Thead(html.Tr([html.Th(label) for _, label in cols])), html.Tbody(body)],
+                                className="table table-sm table-hover mb-1 error-log-table"), more],
+                    className="widget-table-wrap widget-error-log", style={"maxHeight": height, "overflowY": "auto"},
+                    **{"data-widget": "error_log_viewer", "data-rows": len(rows), "data-total": total}, **kw)
+
+
 def error_log_viewer(events: Iterable[Mapping[str, Any]] | None, *, mode: str = "light", id: Any = None,
-                     height: str = "420px") -> Any:
-    """Recent errors in a virtual-scrolling grid."""
+                     height: str = "420px", more_href: str | None = None) -> Any:
+    """Recent errors, newest first: a table of the newest PLAIN_ERROR_ROWS with a link to the
+    rest (`more_href`, the events page); without a link, more rows than that are a
+    virtual-scrolling grid."""
     rows = error_rows(events or [])
     if not rows:
         return placeholder("error_log_viewer", id=id)
+    if len(rows) <= PLAIN_ERROR_ROWS or more_href:
+        return _error_table(rows[:PLAIN_ERROR_ROWS], len(rows), more_href, id=id, height=height)
     return _grid("error_log_viewer", rows, ERROR_COLUMNS, mode=mode, id=id, height=height)
 
 

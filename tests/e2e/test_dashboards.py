@@ -170,11 +170,12 @@ def test_dash006_operations_sees_pipeline_queues_and_agents(dash_duo: Any, setti
     _start(dash_duo, app)
     _sign_in(dash_duo, "operations")
     dash_duo.wait_for_contains_text('[data-widget="ops-agents"]', "qms-security-reviewer", timeout=20)
-    dash_duo.wait_for_element('[data-widget="ops-queues"] .js-plotly-plot', timeout=10)
+    dash_duo.wait_for_element('[data-widget="ops-queues"] .qb-row', timeout=10)
     bars = dash_duo.driver.execute_script(
-        'const p = document.querySelector(\'[data-widget="ops-queues"] .js-plotly-plot\');'
-        'return p.data.map(t => [Array.from(t.y), Array.from(t.x)]);')
-    assert bars == [[["code_review_queue"], [17]]], bars
+        'return Array.from(document.querySelectorAll(\'[data-widget="ops-queues"] .qb-row\')).map(r => '
+        '[r.dataset.key, r.dataset.value, r.dataset.role, r.querySelector(".qb-num").textContent, '
+        'r.querySelector(".qb-fill").getBoundingClientRect().width > 0]);')
+    assert bars == [["code_review_queue", "17", "warning", "17", True]], bars
     assert dash_duo.find_element('[data-kpi="overloaded_agents"] .kpi-value').text == "1"
     assert _severe(dash_duo.get_logs()) == []
 

@@ -21,7 +21,7 @@ from components.common import walk
 from components.render import not_permitted, records, render
 from components.widgets import REGISTRY
 from dashboards.schema import WIDGET_TYPES, Widget
-from tests.unit.test_widgets import text
+from tests.unit.test_widgets import bars, gauge, text
 
 LIGHT, DARK = theme.PALETTES["light"], theme.PALETTES["dark"]
 T0 = pd.Timestamp("2025-08-17T00:00:00Z")
@@ -123,7 +123,7 @@ CASES: dict[str, tuple[list[pd.DataFrame], Callable[[Any], None]]] = {
     "quality_trends": ([series(), series("defect_detection_rate", values=(50.0, 60.0, 10.0))],
                        lambda out: [t.name for t in fig(out).data if t.showlegend is not False]
                        == ["Gate pass rate", "Defect detection rate"]),
-    "gauge_chart": ([kpi(value=87.5)], lambda out: fig(out).data[0].value == 87.5),
+    "gauge_chart": ([kpi(value=87.5)], lambda out: gauge(out)["value"] == 87.5 and gauge(out)["shown"] == "87.5%"),
     "progress_bar": ([kpi(value=45.0)], lambda out: "45.0% / 100.0%" in text(out)
                      and by_class(out, "widget-progress")[0].value == 45.0),
     "comparison_chart": ([kpi(), kpi("sla_adherence", 80.0, 85.0)],
@@ -134,11 +134,10 @@ CASES: dict[str, tuple[list[pd.DataFrame], Callable[[Any], None]]] = {
                                   {"step": "code_review", "active_workflows": 9},
                                   {"step": "dod_validation", "active_workflows": 0},
                                   {"step": "final_approval", "active_workflows": 2})],
-                            lambda out: list(fig(out).data[0].y) == [4.0, 9.0, 0.0, 2.0]),
+                            lambda out: [r["value"] for r in bars(out)] == [4.0, 9.0, 0.0, 2.0]),
     "queue_monitor": ([rows({"queue": "code_review", "depth": 25, "since": T0}, {"queue": "dor", "depth": 3, "since": T0})],
-                      lambda out: list(fig(out).data[0].x) == [25.0, 3.0]
-                      and list(fig(out).data[0].marker.color) in ([LIGHT["danger"], LIGHT["success"]],
-                                                                  [DARK["danger"], DARK["success"]])),
+                      lambda out: [r["value"] for r in bars(out)] == [25.0, 3.0]
+                      and [r["role"] for r in bars(out)] == ["danger", "success"]),
     "timeline_view": ([DRILL_ERRORS], lambda out: list(fig(out).data[0].customdata) == ["e1"]
                       and "component=api" in fig(out).data[0].hovertext[0]),
     "kanban_board": ([ACTIVE], lambda out: {c.id["workflow"] for c in by_class(out, "kanban-card")} == {"WF-1", "WF-2"}
@@ -187,8 +186,9 @@ CASES: dict[str, tuple[list[pd.DataFrame], Callable[[Any], None]]] = {
                             {"check": "aggregator", "status": "degraded", "detail": "backlog 12"})],
                       lambda out: [c.id["check"] for c in by_class(out, "health-check")] == ["redis", "aggregator"]
                       and "backlog 12" in text(out)),
-    "error_log_viewer": ([DRILL_ERRORS], lambda out: isinstance(out, dag.AgGrid)
-                         and out.rowData[0]["message"] == "boom" and out.rowData[0]["severity"] == "critical"),
+    "error_log_viewer": ([DRILL_ERRORS], lambda out: [[text(td) for td in tr.children]
+                                                      for tr in by_class(out, "error-log-table")[0].children[1].children][0]
+                         [1:] == ["critical", "api", "5xx", "boom"]),
     "alert_summary": ([rows({"id": "a1", "rule": "High Queue Depth", "severity": "warning", "status": "firing",
                              "labels": {"queue": "code_review"}, "since": T0, "acknowledged_by": None},
                             {"id": "a2", "rule": "Agent down", "severity": "critical", "status": "acknowledged",
@@ -419,24 +419,30 @@ def test_ren021_threshold_direction_defaults_to_the_metrics():
 @pytest.mark.parametrize("th,value,role", [(BELOW, 95.0, "success"), (BELOW, 85.0, "warning"), (BELOW, 70.0, "danger"),
                                            (ABOVE, 5.0, "success"), (ABOVE, 12.0, "warning"), (ABOVE, 30.0, "danger")])
 def test_ren022_thresholds_colour_gauges_and_progress_bars(th, value, role):
-    g = fig(render(widget("gauge_chart", alert_thresholds=th), [kpi(value=value, unit="count")], mode="dark"))
-    assert g.data[0].gauge.bar.color == DARK[role]
-    steps = g.data[0].gauge.steps
-    assert len(steps) == 3 and {s.color for s in steps} == {f"rgba({int(DARK[r][1:3], 16)},{int(DARK[r][3:5], 16)},"
-                                                            f"{int(DARK[r][5:7], 16)},0.25)"
-                                                            for r in ("success", "warning", "danger")}
+    g = gauge(render(widget("gauge_chart", alert_thresholds=th), [kpi(value=value, unit="count")], mode="dark"))
+    assert g["colour"] == role and f"var(--bs-{role}) 0deg" in g["arc"]
+    assert len(g["bands"]) == 3 and {b.split(",")[0] for b in g["bands"]} == {
+        f"rgba(var(--bs-{r}-rgb)" for r in ("success", "warning", "danger")}
     bar = render(widget("progress_bar", alert_thresholds=th, display_options={"target": 100}), [kpi(value=value)])
     assert by_class(bar, "widget-progress")[0].color == role
 
 
 def test_ren023_thresholds_colour_queue_bars():
     q = rows({"queue": "a", "depth": 4}, {"queue": "b", "depth": 6}, {"queue": "c", "depth": 9})
-    f = fig(render(widget("queue_monitor", alert_thresholds={"warning": 5, "critical": 8}), [q]))
-    assert list(f.data[0].marker.color) == [LIGHT["success"], LIGHT["warning"], LIGHT["danger"]]
-    assert [s.x0 for s in f.layout.shapes] == [5, 8]
+    b = bars(render(widget("queue_monitor", alert_thresholds={"warning": 5, "critical": 8}), [q]))
+    assert [r["role"] for r in b] == ["success", "warning", "danger"]
+    assert all("var(--bs-warning) calc(" in r["track"]["backgroundImage"] for r in b)
     # default: the seed's 10 / 20
-    d = fig(render(widget("queue_monitor"), [q]))
-    assert list(d.data[0].marker.color) == [LIGHT["success"]] * 3
+    assert [r["role"] for r in bars(render(widget("queue_monitor"), [q]))] == ["success"] * 3
+
+
+def test_ren023b_error_log_links_the_rest_to_its_events_page():
+    many = pd.concat([DRILL_ERRORS] * 20, ignore_index=True)
+    many["id"] = [f"e{i:02d}" for i in range(len(many))]
+    w = widget("error_log_viewer", data_sources=[{"source": "drilldown", "metric": "error_rate", "timeframe": "7d"}])
+    out = render(w, [many], context={"timeframe": "24h"})
+    more = by_class(out, "error-log-more")[0]
+    assert more.href == "/events/error_rate?timeframe=7d" and f"newest 15 of {len(many)}" in text(more)
 
 
 def test_ren024_gate_table_colours_pass_rates():

@@ -17,6 +17,7 @@ from components.charts import level
 from components.common import STEPS
 from components.ops import age, queue_level
 from components.quality import gates_from_kpis
+from components.system import PLAIN_ERROR_ROWS
 from components.widgets import REGISTRY, UnknownWidget, render, render_widget
 from components import widgets as w
 
@@ -42,6 +43,30 @@ def by_class(c: Any, cls: str) -> list[Any]:
 def fig(out: Any) -> go.Figure:
     assert isinstance(out, dcc.Graph), out
     return out.figure
+
+
+def gauge(out: Any) -> dict[str, Any]:
+    """An HTML gauge's reading: value, range, level, colour role, bands, and what it shows."""
+    assert isinstance(out, html.Div) and "qms-gauge" in out.className.split(), out
+    a = lambda k: getattr(out, k)                                   # noqa: E731
+    return {"value": a("data-value"), "range": (a("data-min"), a("data-max")), "level": a("data-level"),
+            "colour": a("data-colour"), "bands": [b for b in a("data-bands").split("|") if b],
+            "shown": text(by_class(out, "qg-value")[0]), "arc": by_class(out, "qg-arc")[0].style["background"],
+            "aria": (out.role, a("aria-valuenow"), a("aria-valuemin"), a("aria-valuemax"))}
+
+
+def bars(out: Any) -> list[dict[str, Any]]:
+    """An HTML bar list's rows: key, value, role, the text shown and the bar's width."""
+    assert isinstance(out, html.Div) and "qms-bars" in out.className.split(), out
+    rows = []
+    for r in by_class(out, "qb-row"):
+        fill = by_class(r, "qb-fill")
+        rows.append({"key": getattr(r, "data-key"), "value": getattr(r, "data-value"), "role": getattr(r, "data-role"),
+                     "label": text(by_class(r, "qb-label")[0]), "text": text(by_class(r, "qb-num")[0]),
+                     "width": float(fill[0].style["width"].rstrip("%")) if fill else None,
+                     "colour": fill[0].style["background"] if fill else None,
+                     "track": by_class(r, "qb-track")[0].style, "title": r.title})
+    return rows
 
 
 def is_placeholder(out: Any) -> bool:
@@ -184,17 +209,22 @@ def test_wid006_metric_trend_uses_webgl_beyond_1000_points():
 
 
 def test_wid007_gauge_value_range_and_threshold_colours():
-    f = fig(w.gauge_chart(87.3, "percentage", {"warning": 90, "critical": 80}))
-    ind = f.data[0]
-    assert ind.value == 87.3 and tuple(ind.gauge.axis.range) == (0, 100)
-    assert ind.gauge.bar.color == LIGHT["warning"] and len(ind.gauge.steps) == 3
-    # the end ticks ("100", centred on the arc's end: ~11 px past it) fit in the side margins
-    assert min(f.layout.margin.l, f.layout.margin.r) >= 3 * 7 / 2 + 16
-    assert fig(w.gauge_chart(95, "percentage", {"warning": 90, "critical": 80})).data[0].gauge.bar.color == LIGHT["success"]
-    # lower is better (critical above warning): a queue depth of 25
-    assert fig(w.gauge_chart(25, "count", {"warning": 10, "critical": 20}, mode="dark")).data[0].gauge.bar.color == \
-        DARK["danger"]
-    assert fig(w.gauge_chart({"current_value": 4.1, "unit": "score"})).data[0].gauge.axis.range == (1, 5)
+    g = gauge(w.gauge_chart(87.3, "percentage", {"warning": 90, "critical": 80}, title="SLA adherence"))
+    assert g["value"] == 87.3 and g["range"] == (0, 100) and g["shown"] == "87.3%"
+    assert g["level"] == "warning" and g["colour"] == "warning" and len(g["bands"]) == 3
+    # the value's arc turns 87.3 % of the half turn, in the level's colour (a theme variable)
+    assert g["arc"].startswith("conic-gradient(from -90deg at 50% 100%, var(--bs-warning) 0deg 157.1deg")
+    # bands: below 80 critical, 80-90 warning, above ok (higher is better: critical < warning)
+    assert [b.split(" ")[0] for b in g["bands"]] == ["rgba(var(--bs-danger-rgb),", "rgba(var(--bs-warning-rgb),",
+                                                     "rgba(var(--bs-success-rgb),"]
+    assert g["bands"][0].endswith("0.0deg 144.0deg") and g["bands"][1].endswith("144.0deg 162.0deg")
+    assert g["aria"] == ("meter", 87.3, 0, 100)
+    assert gauge(w.gauge_chart(95, "percentage", {"warning": 90, "critical": 80}))["colour"] == "success"
+    # lower is better (critical above warning): a queue depth of 25; the theme is CSS's, not the mode's
+    deep = gauge(w.gauge_chart(25, "count", {"warning": 10, "critical": 20}, mode="dark"))
+    assert deep["level"] == "critical" and deep["colour"] == "danger"
+    assert gauge(w.gauge_chart({"current_value": 4.1, "unit": "score"}))["range"] == (1, 5)
+    assert gauge(w.gauge_chart(4.1, "score"))["colour"] == "primary"           # no thresholds: no level
     assert is_placeholder(w.gauge_chart(None, "percentage")) and is_placeholder(w.gauge_chart({"current_value": None}))
 
 
@@ -232,31 +262,35 @@ def test_wid010_comparison_chart():
 # ---------------------------------------------------------------- workflow widgets
 
 def test_wid011_pipeline_counts_in_step_order():
-    f = fig(w.pipeline_visualizer({"final_approval": 4, "code_review": 23, "dod_validation": None, "dor_validation": 0}))
-    (bar,) = f.data
-    assert list(bar.customdata) == list(STEPS)
-    assert list(bar.y) == [0.0, 23.0, None, 4.0]  # a 0 computed is shown, a None is a gap
-    assert list(bar.text) == ["0", "23", "no data", "4"]
-    assert [x.split(". ", 1)[1] for x in bar.x] == ["DoR validation", "Code review", "DoD validation", "Final approval"]
+    b = bars(w.pipeline_visualizer({"final_approval": 4, "code_review": 23, "dod_validation": None, "dor_validation": 0}))
+    assert [r["key"] for r in b] == list(STEPS)
+    assert [r["value"] for r in b] == [0.0, 23.0, "", 4.0]        # a 0 computed is shown, a None is no bar
+    assert [r["text"] for r in b] == ["0", "23", "no data", "4"]
+    assert [r["width"] for r in b] == [0.0, 100.0, None, round(4 / 23 * 100, 2)]
+    assert [r["label"].split(". ", 1)[1] for r in b] == ["DoR validation", "Code review", "DoD validation",
+                                                        "Final approval"]
     kpis = {"in_progress_reviews": {"current_value": 7}, "pending_dor_validations": {"current_value": 2},
             "awaiting_dod_validation": {"current_value": 1}, "final_approvals_needed": {"current_value": 3}}
-    assert list(fig(w.pipeline_visualizer(kpis)).data[0].y) == [2.0, 7.0, 1.0, 3.0]
-    assert list(fig(w.pipeline_visualizer(ACTIVE + [{"workflow_id": "WF-9", "step": None}])).data[0].y) == \
+    assert [r["value"] for r in bars(w.pipeline_visualizer(kpis))] == [2.0, 7.0, 1.0, 3.0]
+    assert [r["value"] for r in bars(w.pipeline_visualizer(ACTIVE + [{"workflow_id": "WF-9", "step": None}]))] == \
         [0.0, 2.0, 0.0, 1.0]
 
 
 def test_wid012_queue_bars_coloured_by_threshold():
     rows = [{"queue": q, "depth": d} for q, d in (("a", 9), ("b", 10), ("c", 19), ("d", 20), ("e", None))]
-    f = fig(w.queue_monitor(rows))
-    (bar,) = f.data
-    assert list(bar.customdata) == ["a", "b", "c", "d", "e"] and list(bar.x) == [9.0, 10.0, 19.0, 20.0, None]
-    assert list(bar.marker.color) == [LIGHT["success"], LIGHT["warning"], LIGHT["warning"], LIGHT["danger"],
-                                      LIGHT["secondary"]]
-    assert bar.text[-1] == "no data"
-    assert [s.x0 for s in f.layout.shapes] == [10, 20]
-    dark = fig(w.queue_monitor({"queue_depth.code_review": 15, "queue_depth.dor": 3}, warning=5, critical=12,
-                               mode="dark")).data[0]
-    assert list(dark.y) == ["code_review", "dor"] and list(dark.marker.color) == [DARK["danger"], DARK["success"]]
+    b = bars(w.queue_monitor(rows + [{"queue": "f", "depth": 3, "since": "2025-08-17T06:00:00Z"}]))
+    assert [r["key"] for r in b] == ["a", "b", "c", "d", "e", "f"]
+    assert [r["value"] for r in b] == [9.0, 10.0, 19.0, 20.0, "", 3.0]
+    assert [r["role"] for r in b] == ["success", "warning", "warning", "danger", "secondary", "success"]
+    assert b[0]["colour"] == "var(--bs-success)" and b[4]["width"] is None and b[4]["text"] == "no data"
+    # the scale ends 15 % past the deepest queue or threshold (23); thresholds are lines on every track
+    assert b[3]["width"] == round(20 / 23 * 100, 2)
+    track = b[0]["track"]["backgroundImage"]
+    assert f"var(--bs-warning) calc({10 / 23 * 100:.2f}% - 1px)" in track and f"var(--bs-danger) calc({20 / 23 * 100:.2f}% - 1px)" in track
+    assert b[5]["title"] == "f: 3, since 2025-08-17 06:00:00 UTC"
+    dark = bars(w.queue_monitor({"queue_depth.code_review": 15, "queue_depth.dor": 3}, warning=5, critical=12,
+                                mode="dark"))
+    assert [r["key"] for r in dark] == ["code_review", "dor"] and [r["role"] for r in dark] == ["danger", "success"]
     assert [queue_level(d) for d in (None, 0, 10, 20)] == [None, "ok", "warning", "critical"]
 
 
@@ -395,15 +429,27 @@ def test_wid022_system_health():
     assert by_class(seed_form, "health-overall")[0].color == "warning" and "refused" in text(seed_form)
 
 
-def test_wid023_error_log_viewer_is_a_virtual_grid():
-    grid = w.error_log_viewer(ERRORS, id="errors")
-    assert isinstance(grid, dag.AgGrid) and grid.id == "errors"
-    assert [r["id"] for r in grid.rowData] == ["e2", "e1"]  # newest first
-    assert grid.rowData[0] == {"id": "e2", "timestamp": "2025-08-17 07:00:00", "severity": "critical",
-                               "component": "api", "error_type": "5xx", "message": "boom"}
-    assert grid.getRowId == "params.data.id" and grid.style["height"].endswith("px")
+def test_wid023_error_log_viewer_table_then_grid():
+    table = w.error_log_viewer(ERRORS, id="errors")
+    assert isinstance(table, html.Div) and table.id == "errors" and getattr(table, "data-widget") == "error_log_viewer"
+    rows = [[text(td) for td in tr.children] for tr in by_class(table, "error-log-table")[0].children[1].children]
+    assert rows[0] == ["2025-08-17 07:00:00", "critical", "api", "5xx", "boom"] and len(rows) == 2   # newest first
+    assert "text-danger" in by_class(table, "col-severity")[0].className
+    # more errors than the tile shows: the newest, and a link to the rest on the events page
+    many = [{"id": f"e{i:03d}", "timestamp": f"2025-08-17T07:{i // 60:02d}:{i % 60:02d}Z", "type": "system.error_occurred",
+             "data": {"severity": "warning", "component": "api", "error_type": "5xx", "message": f"m{i}"}}
+            for i in range(40)]
+    linked = w.error_log_viewer(many, more_href="/events/error_rate?timeframe=24h")
+    body = by_class(linked, "error-log-table")[0].children[1].children
+    assert len(body) == PLAIN_ERROR_ROWS == 15 and getattr(body[0], "data-id") == "e039"
+    more = by_class(linked, "error-log-more")[0]
+    assert more.href == "/events/error_rate?timeframe=24h" and "newest 15 of 40" in text(more)
+    # without a page for the rest, all of them in a virtual-scrolling grid
+    grid = w.error_log_viewer(many, id="errors")
+    assert isinstance(grid, dag.AgGrid) and grid.id == "errors" and len(grid.rowData) == 40
+    assert grid.rowData[0]["id"] == "e039" and grid.getRowId == "params.data.id" and grid.style["height"].endswith("px")
     assert grid.dashGridOptions["suppressRowVirtualisation"] is False
-    assert grid.dashGridOptions["theme"] != w.error_log_viewer(ERRORS, mode="dark").dashGridOptions["theme"]
+    assert grid.dashGridOptions["theme"] != w.error_log_viewer(many, mode="dark").dashGridOptions["theme"]
 
 
 def test_wid024_alert_summary():
@@ -489,5 +535,5 @@ def test_wid030_render_widget_from_the_api_envelope():
     assert getattr(card, "data-kpi") == "gate_pass_rate" and "90.0%" in text(card)
     # a KPI with a unit but no value keeps kpi_card's own "no data" card
     assert "no data" in text(render("kpi_card", {"current_value": None, "unit": "percentage"}, kpi_id="sla_adherence"))
-    gauge = render_widget({"id": "g", "type": "gauge_chart", "data": SAMPLES["gauge_chart"]}, mode="dark")
-    assert fig(gauge).data[0].gauge.bar.color == DARK["warning"]
+    g = render_widget({"id": "g", "type": "gauge_chart", "data": SAMPLES["gauge_chart"]}, mode="dark")
+    assert gauge(g)["colour"] == "warning"
