@@ -321,6 +321,24 @@ def test_brd006_a_body_is_drawn_once_per_data_version_and_viewer_class(app: Any,
     assert "7" in shown(c, csrf) and drawn == ["runs"] * 4
 
 
+def test_brd007b_the_page_preloads_its_layout_and_keeps_its_assets(app: Any, auth: Any) -> None:
+    """The page's HTML asks for the layout and the callback graph in its head (preloads the
+    renderer's own fetches take), and the assets it names by modification time are cacheable."""
+    import re
+    c, _ = signed_in(app, auth, "qa_lead")
+    page = c.get("/dashboards/qa").get_data(as_text=True)
+    head = page.split("</head>")[0]
+    assert re.findall(r'<link rel="preload" href="([^"]+)" as="fetch" crossorigin="anonymous">', head) == \
+        ["/_dash-layout", "/_dash-dependencies"]
+    assets = re.findall(r'(/assets/[^"?]+\.(?:css|js)\?m=[0-9.]+)', page)
+    assert assets, "the page names its assets with their modification time"
+    for url in assets:
+        res = c.get(url)
+        assert res.status_code == 200 and res.cache_control.max_age == 365 * 24 * 3600, (url, res.headers)
+    # the layout itself stays the signed-in user's and is never cached
+    assert c.get("/_dash-layout").headers["Cache-Control"] == "no-store"
+
+
 def test_brd008_a_body_is_the_viewer_s_own_where_team_scope_applies() -> None:
     """Viewers share a drawn body by roles, except where the roles' sanitising depends on the
     viewer's team (rbac other_teams): then by viewer."""
