@@ -82,7 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--payloads", default=str(DEFAULT_PAYLOADS))
     ap.add_argument("--locust-processes", type=int, default=1, help="locust --processes (1: one process)")
     ap.add_argument("--smoke", action="store_true",
-                    help="5 users (one per role), 1 h of history: each does every action once, then the run ends")
+                    help="5 users (one per role), 30 min of history, one web worker: each does every action once, "
+                         "then the run ends (tests/integration/test_load_smoke.py)")
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds before a request counts as failed")
     ap.add_argument("--reuse", action="store_true",
                     help="keep the database's history and accounts from a previous run (same --users)")
@@ -90,8 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.smoke:
         # Every user does every action once, then the run ends (run-time is only a bound).
-        args.users, args.spawn_rate, args.run_time, args.hours = 5, 5.0, "150s", 1.0
+        args.users, args.spawn_rate, args.run_time, args.hours = 5, 5.0, "150s", 0.5
         args.wait = "1,2"
+        args.workers = 1         # one gevent worker serves 5 users; a second only doubles the start-up
     from urllib.parse import urlsplit
     u = urlsplit(args.redis_url)
     db = int(u.path.strip("/") or 0) if u.path.strip("/").isdigit() else 0
