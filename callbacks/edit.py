@@ -141,11 +141,13 @@ def register(app: Dash) -> None:
                       "   window.dash_clientside.set_props('dash-grid', {isDraggable: on, isResizable: on}); }"
                       " return [on ? 'dash-edit-bar' : 'dash-edit-bar d-none', on]; }",
                       Output("dash-edit-bar", "className"), Output("dash-edit-toggle", "disabled"),
-                      Input("dash-edit", "data"))
+                      # A page starts out of the edit mode as drawn (components/editor.toolbar):
+                      # no call on load, one renderer cycle fewer.
+                      Input("dash-edit", "data"), prevent_initial_call=True)
     secure_clientside(app, lambda body: None,
                       "function(stack) { var n = (stack || []).length; return [n ? 'Undo (' + n + ')' : 'Undo', !n]; }",
                       Output("dash-edit-undo", "children"), Output("dash-edit-undo", "disabled"),
-                      Input("dash-undo", "data"))
+                      Input("dash-undo", "data"), prevent_initial_call=True)     # drawn "Undo", disabled
     secure_clientside(app, lambda body: None, "function(n) { return false; }",
                       Output("dash-cfg-modal", "is_open", **DUP), Input("dash-cfg-cancel", "n_clicks"),
                       prevent_initial_call=True)

@@ -31,7 +31,8 @@ def register(app: Dash) -> None:
                       " var t = window.dash_clientside.callback_context.triggered_id;"
                       " return t === 'nav-toggler' ? !open : false; }",
                       Output("nav-collapse", "is_open"), Input("nav-toggler", "n_clicks"),
-                      Input("url", "pathname"), State("nav-collapse", "is_open"))
+                      Input("url", "pathname"), State("nav-collapse", "is_open"),
+                      prevent_initial_call=True)          # drawn collapsed
 
     @secure_callback(app, AUTHENTICATED, Output("backfill-notice", "children"), Output("backfill-notice", "hidden"),
                      Output("backfill-poll", "disabled"), Input("backfill-poll", "n_intervals"),

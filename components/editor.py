@@ -352,7 +352,7 @@ def toolbar(can_save: bool, can_share: bool = False) -> html.Div:
         _button("Edit", "dash-edit-toggle", className="dash-edit-toggle" + hidden),
         html.Div([
             _button("Add widget", "dash-edit-add", "primary"),
-            _button("Undo", "dash-edit-undo"),
+            _button("Undo", "dash-edit-undo", disabled=True),       # nothing to undo yet
             _button("Save", "dash-edit-save", "success", className="" if can_save else "d-none"),
             _button("Save as shared", "dash-edit-save-shared", "success", className="" if can_share else "d-none"),
             _button("Reset to default", "dash-edit-reset"),
