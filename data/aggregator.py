@@ -67,14 +67,16 @@ from data.timeutil import DAY_MS, EXPIRY_SLACK_MS, RESOLUTIONS, fmt_ms, now_ms
 log = logging.getLogger("qms.aggregator")
 
 # Which ids of a batch were applied already: 1/0 per id, in order. ARGV, per day: the day's
-# legacy applied-id set (data.keys APPLIED, read until it expires), the id count, then
-# (seen hash, fingerprint, id) per id. KEYS[1]: the partition's meta (the call's slot).
+# legacy applied-id set (data.keys APPLIED, read until it expires) or "" when it has none, the
+# id count, then (seen hash, fingerprint[, id when a legacy set]) per id. KEYS[1]: the
+# partition's meta (the call's slot).
 SEEN_APPLIED_GET = """
 local out = {}
 local i = 1
 while i <= #ARGV do
   local legacy, n = ARGV[i], tonumber(ARGV[i + 1])
-  local old = redis.call('EXISTS', legacy) == 1
+  local old = legacy ~= '' and redis.call('EXISTS', legacy) == 1
+  local stride = legacy ~= '' and 3 or 2
   i = i + 2
   for _ = 1, n do
     if redis.call('HGET', ARGV[i], ARGV[i + 1]) == '1' or (old and redis.call('SISMEMBER', legacy, ARGV[i + 2]) == 1) then
@@ -82,11 +84,12 @@ while i <= #ARGV do
     else
       out[#out + 1] = 0
     end
-    i = i + 3
+    i = i + stride
   end
 end
 return out
 """
+LEGACY_RECHECK_S = 300      # how long "this day has no legacy applied-id set" is believed
 APPLY_SCRIPT = Script(APPLY)
 
 
@@ -113,6 +116,8 @@ class Aggregator:
         self.dedup_ttl_ms = dedup_retention_days * DAY_MS
         self.wanted_buckets = dedup_buckets
         self.buckets = 0              # the deployment's seen buckets, read at the first batch (data.keys)
+        self._legacy: dict[tuple[int, int], bool] = {}      # (partition, day): has a legacy applied set
+        self._legacy_until = 0.0
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self.lock_ms = lock_ms
         self._release_script = r.register_script(RELEASE)
@@ -625,28 +630,50 @@ class Aggregator:
 
     def _mark_applied(self, w: Writes, days: dict[int, list[str]], fresh_ids: set[str] | None,
                       fps: dict[str, tuple[int, bytes]], now: int) -> None:
-        """The batch's new ids set to 1 (applied) in their days' seen hashes."""
+        """The batch's new ids set to 1 (applied) in their days' seen hashes: an HSET and a
+        PEXPIREAT per hash (a batch touches most of a day's buckets), built here as Writes
+        ops with the fingerprints as blobs, which costs a third of going through w.hset."""
         pk = self.pk
+        blobs, ops = w.blobs, w.ops
         for day, idents in days.items():
-            by_bucket: dict[int, dict[bytes, str]] = defaultdict(dict)
+            by_bucket: dict[int, list[bytes]] = defaultdict(list)
             for i in idents:
                 if fresh_ids is None or i in fresh_ids:
                     bucket, fp = fps[i]
-                    by_bucket[bucket][fp] = "1"         # data.keys SEEN_APPLIED
-            expire = max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms
-            for bucket, marks in by_bucket.items():
-                w.hset(pk.seen(day, bucket), marks)
-                w.command("PEXPIREAT", pk.seen(day, bucket), expire)
+                    by_bucket[bucket].append(fp)
+            expire = str(max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms)
+            for bucket, fields in by_bucket.items():
+                key = pk.seen(day, bucket)
+                for n in range(0, len(fields), 400):      # data.batch._CHUNK items a command
+                    op: list[Any] = ["*HSET", key]
+                    for fp in fields[n:n + 400]:
+                        blobs.append(fp)
+                        op += (len(blobs) + 1, "1")       # blob's ARGV index (data.batch.Writes._args); 1: applied
+                    ops.append(op)
+                ops.append(["PEXPIREAT", key, expire])
 
     def _seen_args(self, days: dict[int, list[str]], fps: dict[str, tuple[int, bytes]]) -> list[Any]:
-        """SEEN_APPLIED_GET's arguments: per day, its legacy set, the count, (hash, field, id) each."""
+        """SEEN_APPLIED_GET's arguments: per day, its legacy set (or ""), the count, (hash,
+        field[, id]) each. The ids go only for days that have a legacy set: one EXISTS per new
+        day, believed for LEGACY_RECHECK_S (only code before the seen hashes writes them)."""
         pk = self.pk
+        if time.monotonic() > self._legacy_until:
+            self._legacy.clear()
+            self._legacy_until = time.monotonic() + LEGACY_RECHECK_S
+        unknown = [d for d in days if (pk.index, d) not in self._legacy]
+        if unknown:
+            with self.r.pipeline(transaction=False) as p:
+                for d in unknown:
+                    p.exists(pk.applied(d))
+                for d, there in zip(unknown, p.execute()):
+                    self._legacy[(pk.index, d)] = bool(there)
         args: list[Any] = []
         for day, idents in days.items():
-            args += [pk.applied(day), len(idents)]
+            legacy = self._legacy[(pk.index, day)]
+            args += [pk.applied(day) if legacy else "", len(idents)]
             for i in idents:
                 bucket, fp = fps[i]
-                args += [pk.seen(day, bucket), fp, i]
+                args += [pk.seen(day, bucket), fp, i] if legacy else [pk.seen(day, bucket), fp]
         return args
 
     def _forward(self, g: Commands, fresh: list[tuple[dict[str, Any], int]], direct: set[str] | None) -> None:
