@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -58,8 +58,8 @@ from tqdm import tqdm  # noqa: E402
 TARGET_P95_MS = 50.0
 EST_BYTES_PER_EVENT = 810      # measured by the 7-day fill: raw store + index + dedup set + entities
 EST_AGG_RATE = 20_000          # events/s one aggregator sustained here while the simulator ran
-CASES = [("executive", tf) for tf in ("1h", "4h", "24h", "7d", "30d")] + \
-        [("operational", "24h"), ("operational", "7d"), ("qa", "24h"), ("qa", "7d")]
+TIMEFRAMES = ("1h", "4h", "24h", "7d", "30d")
+CASES = [(name, tf) for name in ("executive", "operational", "qa", "developer") for tf in TIMEFRAMES]
 
 
 def processed(r: Any) -> int:
@@ -178,6 +178,16 @@ class Client:
         return dt, orjson.loads(body)["response"]["metadata"]
 
 
+def busiest_user(r: Any) -> str:
+    """A developer to ask the developer dashboard for: the first registered user (by name)
+    who authored a pull request and is not an agent."""
+    from data.keys import Keys
+    k = Keys("qms")
+    users = sorted(m.decode() for m in r.smembers(k.registry("users")))
+    authors = {m.decode() for m in r.hkeys(k.authors)}
+    return next((u for u in users if u in authors and not u.startswith("qms-")), users[0] if users else "nobody")
+
+
 def stats(xs: list[float]) -> dict[str, float]:
     s = sorted(xs)
     return {"n": len(s), "mean": sum(s) / len(s) if s else float("nan"), "p50": pct(s, 50), "p95": pct(s, 95),
@@ -191,8 +201,11 @@ def measure(args: argparse.Namespace, r: Any) -> list[dict[str, Any]]:
     try:
         c = Client(base, auth_headers(r))
         c.get("/api/dashboard/executive?timeframe=1h")      # warm the process (imports, first connection)
-        for name, tf in CASES:
-            path = f"/api/dashboard/{name}?timeframe={tf}"
+        user = busiest_user(r)
+        print(f"  developer dashboard of {user!r}", flush=True)
+        cases = [c_ for c_ in CASES if not args.only or c_[0] in args.only]
+        for name, tf in cases:
+            path = f"/api/dashboard/{name}?timeframe={tf}" + (f"&user={quote(user)}" if name == "developer" else "")
             for mode in ("cold", "warm"):
                 wall: list[float] = []
                 server_ms: list[float] = []
@@ -233,6 +246,7 @@ def main() -> None:
     ap.add_argument("--skip-fill", action="store_true", help="query the data already in the database")
     ap.add_argument("--keep", action="store_true", help="do not FLUSHDB at the end")
     ap.add_argument("--force", action="store_true", help="fill even if the memory estimate is too high")
+    ap.add_argument("--only", nargs="*", help="dashboards to query (default: all four)")
     args = ap.parse_args()
 
     exit_on_sigterm()
