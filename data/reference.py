@@ -82,6 +82,38 @@ def trend(current: Any, previous: Any) -> str | None:
     return "up" if change > 0 else "down"
 
 
+# The engine reads a gate's p95 time from binned durations (data.contrib.hist_bin): it is the
+# exact nearest-rank value here to within this relative error. Every other KPI is exact.
+P95_REL_ERROR = 2.0 ** -7
+
+
+def agrees(kpi_id: str, got: Any, want: Any) -> bool:
+    """An engine value against this calculator's: equal (floats to 1e-9), a gate's p95 time
+    within P95_REL_ERROR."""
+    if got is None or want is None or isinstance(got, (list, str)) or isinstance(want, (list, str)):
+        return got == want
+    if kpi_id.endswith(".p95_time"):
+        return abs(got - want) <= P95_REL_ERROR * abs(want) + 1e-12
+    if isinstance(got, float) or isinstance(want, float):
+        return abs(got - want) <= max(1e-9 * max(abs(got), abs(want)), 1e-9)
+    return bool(got == want)
+
+
+def trend_agrees(kpi_id: str, got: str | None, want: dict[str, Any]) -> bool:
+    """An engine trend against this calculator's entry: equal, or for a gate's p95 time one
+    that values within P95_REL_ERROR of this entry's current and previous could give."""
+    if got == want["trend"]:
+        return True
+    cur, prev = want["current_value"], want["previous_value"]
+    if not kpi_id.endswith(".p95_time") or cur is None or prev is None:
+        return False
+    e = P95_REL_ERROR
+    corners = {trend(cur * (1 + a), prev * (1 + b)) for a in (-e, 0.0, e) for b in (-e, 0.0, e)}
+    if {"up", "down"} <= corners:
+        corners.add("flat")
+    return got in corners
+
+
 @dataclass(frozen=True)
 class Event:
     """A parsed event: timestamp converted to an aware UTC datetime."""

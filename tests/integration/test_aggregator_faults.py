@@ -49,8 +49,7 @@ def assert_matches_reference(r: Any, events: list[dict[str, Any]], end_ms: int) 
         for kpi, ref in want.items():
             for field in ("current_value", "previous_value"):
                 a, b = got[kpi][field], ref[field]
-                assert (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-9), \
-                    f"{dash}.{kpi}.{field}: engine {a} reference {b}"
+                assert reference.agrees(kpi, a, b), f"{dash}.{kpi}.{field}: engine {a} reference {b}"
 
 
 CRASHING_AGGREGATOR = textwrap.dedent("""

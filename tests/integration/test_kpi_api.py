@@ -53,7 +53,8 @@ def test_api001_envelope_and_values(client: Any, loaded: Any) -> None:
     assert w["total_gates_executed"] == {"current_value": 4, "previous_value": 1, "trend": "up", "unit": "count"}
     assert w["gates_failed"]["current_value"] == 1
     assert w["gate.lint-gate.pass_rate"]["current_value"] == pytest.approx(200 / 3)
-    assert w["gate.lint-gate.p95_time"]["current_value"] == 2.0          # 120 s is the nearest-rank p95 of 30, 60, 120
+    # 120 s is the nearest-rank p95 of 30, 60, 120; read from its histogram bin, 120,320 ms (data.contrib.hist_bin)
+    assert w["gate.lint-gate.p95_time"]["current_value"] == 120_320 / 60_000
     assert w["average_gate_time"]["current_value"] == pytest.approx((30 + 60 + 120 + 10) / 4 / 60)
     assert w["defects_found"]["current_value"] == 1 and w["policy_violations"]["current_value"] is None
 

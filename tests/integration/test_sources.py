@@ -100,7 +100,8 @@ def test_srci001_kpi_frame_is_the_engines_value(sim: dict[str, Any], metric: str
     assert close(row["value"], want["current_value"]) and close(row["previous"], want["previous_value"])
     ref = reference.compute_dashboard(sim["events"], dashboard_of(metric), to_datetime(sim["end"]),
                                       timedelta(hours=24))[metric]
-    assert close(row["value"], ref["current_value"]) and row["trend"] == ref["trend"]
+    assert close(row["value"], ref["current_value"]) or reference.agrees(metric, row["value"], ref["current_value"])
+    assert reference.trend_agrees(metric, row["trend"], ref)
     assert row["unit"] == reference.kpi_unit(metric)
     assert f.attrs["window"] == {"start": fmt_ms(sim["s"]), "end": fmt_ms(sim["end"])}
     spark = f.attrs["spark"]
