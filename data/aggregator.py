@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 import redis
 
-from data import contrib
+from data import contrib, rollups
 from data.batch import (
     APPLY,
     AUTHORS_MAX,
@@ -140,6 +140,7 @@ class Aggregator:
                    dedup_retention_days=settings.dedup_retention_days, dedup_buckets=settings.dedup_buckets, **kw)
 
     def ensure_group(self) -> None:
+        rollups.mark_daily(self.r, self.k, now_ms() + self.skew_ms)    # daily buckets: whole from when
         streams = [(self.parts[i].stream, self.k.group) for i in self.mine]
         if self.k.partitioned:
             streams.append((self.k.inbox, ROUTER_GROUP))

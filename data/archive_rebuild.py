@@ -36,6 +36,7 @@ import orjson
 import redis
 
 from data import archive as archive_mod
+from data import rollups
 from data.archive import ARCHIVE_LOCK, Archive
 from data.keys import Keys
 from data.timeutil import DAY_MS, RESOLUTIONS, now_ms, parse_iso
@@ -220,6 +221,11 @@ def _swap(r: redis.Redis, keys: Keys, shadow: str, from_ms: int, fed: dict[int, 
             tx.rename(k, pb + k[sl:])
         if carry:
             tx.sadd(keys.carry, *[pb + m[sl:] for m in carry])
+        # Daily buckets are whole from DATE's next midnight on now (those of older days, if any, not).
+        marked = r.hget(keys.meta, rollups.DAILY_FROM)
+        whole_from = -(-from_ms // DAY_MS) * DAY_MS
+        if marked is None or int(marked) > whole_from:
+            tx.hset(keys.meta, rollups.DAILY_FROM, whole_from)
         tx.hincrby(keys.meta, "version", 1)
         tx.publish(keys.live_applied, "1")
         try:

@@ -76,12 +76,18 @@ class Engine:
         return partition.data_version(self.r, self.k)[0]
 
     def names(self) -> dict[str, list[str]]:
+        return self._names_daily()[0]
+
+    def _names_daily(self) -> tuple[dict[str, list[str]], int | None]:
+        """The registries, and from which day daily buckets may be read (rollups.daily_from)."""
         with self.r.pipeline(transaction=False) as p:
             kinds = ("gates", "queues", "categories", "teams", "users", "agents", "types", "repositories")
             for kind in kinds:
                 p.smembers(self.k.registry(kind))
+            p.hget(self.k.meta, rollups.DAILY_FROM)
             res = p.execute()
-        return {kind: sorted(m.decode() for m in members) for kind, members in zip(kinds, res)}
+        daily = None if res[-1] is None else int(res[-1])
+        return {kind: sorted(m.decode() for m in members) for kind, members in zip(kinds, res)}, daily
 
     def team_of(self, user: str) -> str | None:
         raw = self.r.hget(self.k.authors, user)
@@ -118,13 +124,15 @@ class Engine:
         return {"data": data, "metadata": meta}
 
     def _compute(self, name: str, p: Plan, user: str | None, scope: str | None = None) -> dict[str, Any]:
-        names = self.names()
+        names, daily = self._names_daily()
         points = list(p.bounds)
+        only = None
+        team = self.team_of(user) if user else None
         if name == "developer":
             points += [day_start(p.bounds[0]), day_start(p.bounds[1])]
+            only = kpis.developer_fields(user or "", team, names)   # one user's, not every user's
         fams = kpis.FAMILIES[name] + ((SCOPE,) if scope else ())
-        span = rollups.fetch(self.r, self.k, fams, points, p.horizon, p.now)
-        team = self.team_of(user) if user else None
+        span = rollups.fetch(self.r, self.k, fams, points, p.horizon, p.now, daily, only, kpis.MERGED)
         table = kpis.kpis_for(name, names)
         values = kpis.compute(table, Win(span, p.bounds, 0, user, team, names))
         if scope:
@@ -226,7 +234,7 @@ class Engine:
                 scope: str | None, aligned: bool = False) -> dict[str, Any]:
         e, s = p.bounds[0], p.bounds[1]
         timeframe = p.timeframe
-        names = self.names()
+        names, daily = self._names_daily()
         table = kpis.kpis_for(dash, names)
         if kpi_id not in table:
             raise QueryError(f"unknown metric {kpi_id!r}")
@@ -240,7 +248,7 @@ class Engine:
         version = self.version()
         span = self.spans.fetch(self.r, self.k, kpis.FAMILIES[dash] + ((SCOPE,) if scoped else ()),
                                 cuts + ([day_start(c) for c in cuts] if dash == "developer" else []), p.horizon,
-                                now, version)
+                                now, version, daily)
         if scoped:
             span = scopes.view(span, scope or "")
         team = self.team_of(user) if user else None

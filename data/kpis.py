@@ -283,6 +283,21 @@ DEVELOPER: dict[str, tuple[str, Callable[[Win], Value]]] = {
     "suggested_reviews": ("count", _wf_state("s.sugg")),
 }
 
+def developer_fields(user: str, team: str | None, names: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The USER fields the developer formulas read for one user (and their team): the family
+    holds every user's, so the engine asks for these only (rollups.fetch `only`). Defect
+    categories come from their registry, which holds every category a `dc` field names."""
+    fields = [f + user for f in ("s.pend:", "s.rsk:", "rc:", "fbs:", "fbn:", "gp:", "gx:")]
+    fields += [user_field("dc", user, c) for c in names.get("categories", [])]
+    if team:
+        fields.append("tm:" + team)
+    return {USER: fields}
+
+
+# Families the engine has Redis sum per window (rollups.fetch `merged`): only window sums are
+# read of them, and their buckets hold the most fields (a histogram; minutes of late readiness).
+MERGED = (HIST, LATE)
+
 DASHBOARDS = ("executive", "operational", "qa", "developer")
 FAMILIES = {"executive": (MAIN,), "operational": (MAIN, QUEUE), "qa": (MAIN, GATE, HIST, LATE),
             "developer": (MAIN, USER)}

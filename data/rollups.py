@@ -14,7 +14,7 @@ import redis
 
 from data.batch import CARRY
 from data.keys import Keys
-from data.timeutil import RESOLUTIONS, Bucket, cover
+from data.timeutil import DAY_MS, RESOLUTIONS, Bucket, cover, day_start
 
 _RES_NAME = {r.step_ms: r.name for r in RESOLUTIONS}
 
@@ -77,31 +77,126 @@ class Span:
         return self.starts + [self.end]
 
 
+DAILY_FROM = "daily_from"    # {p}:meta field: the first day (ms) whose daily buckets hold every event
+
+
+def daily_from(r: redis.Redis, keys: Keys) -> int | None:
+    raw = r.hget(keys.meta, DAILY_FROM)
+    return None if raw is None else int(raw)
+
+
+def mark_daily(r: redis.Redis, keys: Keys, latest_ms: int) -> None:
+    """Say from which day the daily buckets are whole, once: from the start on a database no
+    batch has been applied to, else from the day after `latest_ms` (now plus the accepted
+    clock skew: no event of that day or later was aggregated by a version that wrote no days).
+    `cli.py rebuild --from DATE` moves it back to DATE (data.archive_rebuild)."""
+    if r.hexists(keys.meta, DAILY_FROM):
+        return
+    with r.pipeline(transaction=False) as p:
+        for pk in keys.parts():
+            p.hexists(pk.meta, "applied")
+        used = any(p.execute())
+    r.hsetnx(keys.meta, DAILY_FROM, day_start(latest_ms) + DAY_MS if used else 0)
+
+
+# Sums every field of consecutive runs of hashes in Redis: KEYS the hashes, ARGV[i] how many
+# form run i; returns per run [field, sum, ...] (sums as integers: exact below 2^53, and a run
+# with a carried key is never merged, see `fetch`).
+MERGE = """
+local out, pos = {}, 1
+for w = 1, #ARGV do
+  local acc, flat = {}, {}
+  for i = pos, pos + tonumber(ARGV[w]) - 1 do
+    local h = redis.call('HGETALL', KEYS[i])
+    for j = 1, #h, 2 do acc[h[j]] = (acc[h[j]] or 0) + tonumber(h[j + 1]) end
+  end
+  pos = pos + tonumber(ARGV[w])
+  for k, v in pairs(acc) do
+    if v ~= 0 then flat[#flat + 1] = k; flat[#flat + 1] = v end
+  end
+  out[w] = flat
+end
+return out
+"""
+
+
 def fetch(r: redis.Redis, keys: Keys, families: Iterable[str], points: Iterable[int], horizon: int,
-          now: int) -> Span:
-    """Fetch the buckets tiling [min(points), horizon) so that every point is a boundary."""
+          now: int, daily: int | None = None, only: dict[str, list[str]] | None = None,
+          merged: Iterable[str] = ()) -> Span:
+    """Fetch the buckets tiling [min(points), horizon) so that every point is a boundary;
+    days from `daily` on (see `daily_from`); of a family in `only`, just those fields.
+
+    A family in `merged` (many fields per bucket: the gate-time histogram) is summed in Redis
+    between consecutive points, and each sum is put in the first bucket between them: its
+    window sums and states at the points are exact, its single buckets are not (no integrals,
+    no SpanCache). Not on Redis Cluster, nor for a run holding a carried key (read as usual)."""
     pts = sorted({p for p in points if p < horizon} | {horizon})
     buckets: list[Bucket] = []
+    runs: list[int] = []
     for a, b in zip(pts, pts[1:]):
-        buckets += cover(a, b, now)
+        tiles = cover(a, b, now, daily)
+        buckets += tiles
+        runs.append(len(tiles))
     fams = list(families)
     parts = keys.parts()
+    lump = set() if keys.cluster else set(merged) & set(fams)
+    if lump:
+        carried = set()
+        with r.pipeline(transaction=False) as p:
+            for pk in parts:
+                p.smembers(pk.carry)
+            for found in p.execute():
+                carried |= found
+        if carried:        # rare: a field past 2^62 somewhere; those families read bucket by bucket
+            lump = {fam for fam in lump if not any(pk.rollup(_RES_NAME[bk.step_ms], fam, bk.start).encode() in carried
+                                                   for pk in parts for bk in buckets)}
+    if lump:
+        rest = fetch(r, keys, [f for f in fams if f not in lump], pts, horizon, now, daily, only)
+        script = r.register_script(MERGE)
+        with r.pipeline(transaction=False) as p:
+            for pk in parts:
+                for fam in sorted(lump):
+                    p.hgetall(pk.totals(fam))
+                    script(keys=[pk.rollup(_RES_NAME[bk.step_ms], fam, bk.start) for bk in buckets], args=runs,
+                           client=p)
+            res = iter(p.execute())
+        for pk in parts:
+            for fam in sorted(lump):
+                tot = _ints(next(res))
+                lumped: list[dict[str, int]] = []
+                for n, flat in zip(runs, next(res)):
+                    lumped += [{flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}] + [{} for _ in range(n - 1)]
+                if fam not in rest.values:
+                    rest.values[fam], rest.totals[fam] = lumped, tot
+                    continue
+                for acc, h in zip([rest.totals[fam], *rest.values[fam]], [tot, *lumped]):
+                    for f, v in h.items():
+                        acc[f] = acc.get(f, 0) + v
+        return rest
     # Partitioned: every partition holds its own increments of the same buckets; a bucket's
     # value is their sum (commutative increments, data.partition), read in one pipeline.
     per_part = [[pk.totals(fam) for fam in fams]
                 + [pk.rollup(_RES_NAME[bk.step_ms], fam, bk.start) for fam in fams for bk in buckets]
                 for pk in parts]
+    subset = [(only or {}).get(fam) for fam in fams]
+    subset += [subset[i] for i in range(len(fams)) for _ in buckets]
     with r.pipeline(transaction=False) as p:
         for pk in parts:
             p.smembers(pk.carry)
         for names in per_part:
-            for name in names:
-                p.hgetall(name)
+            for name, fields in zip(names, subset):
+                if fields is None:
+                    p.hgetall(name)
+                elif fields:
+                    p.hmget(name, fields)
+                else:
+                    p.exists(name)       # nothing asked: a placeholder reply
         res = p.execute()
     n = len(per_part[0])
     hashes: list[dict[str, int]] = []
     for j, names in enumerate(per_part):
-        part_hashes = [_ints(h) for h in res[len(parts) + j * n:len(parts) + (j + 1) * n]]
+        part_hashes = [_ints(h) if fields is None else _picked(fields, h)
+                       for h, fields in zip(res[len(parts) + j * n:len(parts) + (j + 1) * n], subset)]
         if res[j]:
             _add_carries(r, [name.encode() for name in names], part_hashes, res[j])
         if not hashes:
@@ -132,10 +227,10 @@ class SpanCache:
         self._lock = threading.Lock()
 
     def fetch(self, r: redis.Redis, keys: Keys, families: Iterable[str], points: Iterable[int], horizon: int,
-              now: int, version: int) -> Span:
+              now: int, version: int, daily: int | None = None) -> Span:
         fams = list(dict.fromkeys(families))
         pts = sorted(set(points))
-        base = (version, tuple(pts), horizon, now // 60_000)
+        base = (version, tuple(pts), horizon, now // 60_000, daily)
         found: dict[str, tuple[list[Bucket], list[dict[str, int]], dict[str, int]]] = {}
         with self._lock:
             for fam in fams:
@@ -145,7 +240,7 @@ class SpanCache:
                     found[fam] = hit
         missing = [fam for fam in fams if fam not in found]
         if missing:
-            span = fetch(r, keys, missing, pts, horizon, now)
+            span = fetch(r, keys, missing, pts, horizon, now, daily)
             with self._lock:
                 for fam in missing:
                     found[fam] = (span.buckets, span.values[fam], span.totals[fam])
@@ -169,6 +264,12 @@ def _add_carries(r: redis.Redis, names: list[bytes], hashes: list[dict[str, int]
     for i, h in zip(which, extra):
         for f, c in _ints(h).items():
             hashes[i][f] = hashes[i].get(f, 0) + c * CARRY
+
+
+def _picked(fields: list[str], got: Any) -> dict[str, int]:
+    if not fields:
+        return {}
+    return {f: int(v) for f, v in zip(fields, got) if v is not None}
 
 
 def _ints(h: dict[bytes, bytes]) -> dict[str, int]:

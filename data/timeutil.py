@@ -22,11 +22,14 @@ class Resolution:
     retention_ms: int
 
 
-# Finest first. Retention as the seed's §3.2: 1-minute kept 24 h, 5-minute 7 days, 1-hour 90 days.
+# Finest first. Retention as the seed's §3.2: 1-minute kept 24 h, 5-minute 7 days, 1-hour 90 days;
+# plus whole UTC days, kept as long as hours, so a 30-day window reads ~30 buckets, not ~720.
+# Days are read only from the first day the aggregators wrote them whole (`cover`'s daily_from).
 RESOLUTIONS: tuple[Resolution, ...] = (
     Resolution("1m", MINUTE_MS, DAY_MS),
     Resolution("5m", 5 * MINUTE_MS, 7 * DAY_MS),
     Resolution("1h", HOUR_MS, 90 * DAY_MS),
+    Resolution("1d", DAY_MS, 90 * DAY_MS),
 )
 # Buckets live a little longer than their retention so a query planned just inside it
 # still finds them; the planner treats them as gone `PLAN_MARGIN_MS` early.
@@ -112,16 +115,19 @@ class Bucket:
         return self.start + self.step_ms
 
 
-def cover(a: int, b: int, now: int) -> list[Bucket]:
+def cover(a: int, b: int, now: int, daily_from: int | None = None) -> list[Bucket]:
     """Tile [a, b) with the fewest retained buckets: coarse in the middle, fine at the edges.
 
-    a and b must be multiples of the finest step retained at their age (see `snap`).
+    a and b must be multiples of the finest step retained at their age (see `snap`). Daily
+    buckets only from `daily_from` on (the first day they hold whole; None: none).
     """
     out: list[Bucket] = []
     t = a
     while t < b:
         chosen = None
         for res in reversed(RESOLUTIONS):
+            if res.step_ms == DAY_MS and (daily_from is None or t < daily_from):
+                continue
             if t % res.step_ms == 0 and t + res.step_ms <= b and t + res.step_ms > now - res.retention_ms + PLAN_MARGIN_MS:
                 chosen = res
                 break

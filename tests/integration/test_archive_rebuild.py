@@ -88,8 +88,10 @@ def test_arb001_rebuild_after_an_sla_change_equals_a_straight_aggregation_byte_f
     ref = buckets(r, straight(r, new, "ref", simulated).p)
     later = [k for k in ref if start_of(k) is None or start_of(k) >= FROM]     # type: ignore[operator]
     assert any(before.get(k) != ref[k] for k in later)          # the SLA change matters: the test can fail
+    r.hset(K.meta, "daily_from", FROM + 2 * DAY_MS)               # as if days were written only since then
     report = archive_rebuild.rebuild(r, new, FROM)
     assert report.events == len(simulated) and report.caught_up == 0
+    assert int(r.hget(K.meta, "daily_from")) == FROM              # the replayed days are whole now
     after = buckets(r, "qms")
     for k in later:
         assert after.get(k) == ref[k], k
