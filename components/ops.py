@@ -48,15 +48,16 @@ def pipeline_visualizer(counts: Mapping[str, Any] | Sequence[Mapping[str, Any]] 
 
 
 def bar_list(rows: Sequence[Mapping[str, Any]], widget: str, *, id: Any = None, marks: Sequence[tuple[float, str]] = (),
-             top: float | None = None, caption: str | None = None) -> html.Div:
+             top: float | None = None, headroom: float = 1.0, caption: str | None = None) -> html.Div:
     """Labelled horizontal bars in HTML, one row per item ({label, key, value, text, role[, hover]}:
     `role` a Bootstrap colour; value None draws no bar). `marks` are (value, role) lines across
-    every track (thresholds), `top` the scale's end (default: the largest value or mark).
+    every track (thresholds), `top` the scale's end (default: the largest value or mark), times
+    `headroom`.
 
     A few bars did not need a Plotly chart: one cost the browser ~40–60 ms of main thread to
     draw and resize (docs/PERFORMANCE.md, stop 18); this draws in the page's own layout pass
     and follows the light/dark theme through Bootstrap's CSS variables."""
-    scale = top or max([number(r.get("value")) or 0 for r in rows] + [m for m, _ in marks] + [1])
+    scale = (top or max([number(r.get("value")) or 0 for r in rows] + [m for m, _ in marks] + [1])) * headroom
     pct = lambda x: max(0.0, min(100.0, x / scale * 100))          # noqa: E731
     # Threshold lines as gradient stops on each track: no element per mark.
     lines = ", ".join(f"transparent calc({pct(m):.2f}% - 1px), var(--bs-{role}) calc({pct(m):.2f}% - 1px) "
@@ -104,16 +105,16 @@ def queue_monitor(queues: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None
     if not rows or all_missing(depths):
         return placeholder("queue_monitor", id=id)
     th = {"warning": warning, "critical": critical, "direction": direction}
-    items = [{"label": str(r["queue"]), "key": str(r["queue"]), "value": d, "role": _QUEUE_ROLE[level(d, th)],
-              "text": NO_DATA if d is None else f"{d:,.0f}",
-              "hover": f"{r['queue']}: {NO_DATA if d is None else f'{d:,.0f}'}"
-                       + (f", since {short_time(r.get('since'))} UTC" if r.get("since") else "")}
-             for r, d in zip(rows, depths)]
+    items = []
+    for r, d in zip(rows, depths):
+        text = NO_DATA if d is None else f"{d:,.0f}"
+        since = f", since {short_time(r.get('since'))} UTC" if r.get("since") else ""
+        items.append({"label": str(r["queue"]), "key": str(r["queue"]), "value": d, "text": text,
+                      "role": _QUEUE_ROLE[level(d, th)], "hover": f"{r['queue']}: {text}{since}"})
     marks = [(at, role) for at, role in ((warning, "warning"), (critical, "danger")) if at is not None]
-    top = max([d for d in depths if d is not None] + [m for m, _ in marks] + [1]) * 1.15
     caption = " · ".join(f"{name} {at:,.0f}" for at, name in ((warning, "warning"), (critical, "critical"))
                          if at is not None)
-    return bar_list(items, "queue_monitor", id=id, marks=marks, top=top,
+    return bar_list(items, "queue_monitor", id=id, marks=marks, headroom=1.15,
                     caption=f"depth; {caption}" if caption else "depth")
 
 

@@ -225,13 +225,21 @@ def test_brd004_a_qa_lead_shares_a_dashboard_with_the_qa_lead_role(app: Any, r: 
     """Built as a personal dashboard, shared from the page's Share dialog with the qa_lead role:
     another QA lead then finds it in their list and opens it; a developer does not see it; the
     change is a version and is audited. Sharing needs manage:dashboards."""
+    _gates(app, r)                                      # lint: 6 of 8 runs passed
     c, csrf = signed_in(app, auth, "qa_lead")
     doc = {"id": "team-quality", "title": "Team quality", "widgets": [
-        {"id": "rate", "type": "gauge_chart", "title": "Gate pass rate",
-         "data_sources": [{"source": "kpi", "metric": "gate_pass_rate"}],
+        {"id": "rate", "type": "gauge_chart", "title": "Lint pass rate",
+         "data_sources": [{"source": "kpi", "metric": "gate.lint.pass_rate"}],
          "alert_thresholds": {"warning": 95, "critical": 85, "direction": "below"}}]}
     assert c.post("/api/dashboards", json=doc, headers={"X-CSRFToken": csrf}).status_code in (200, 201)
     page = route(app, c, csrf, "/dashboards/team-quality")
+    # The gauge shows the KPI the events make (6 of 8 lint runs passed), at its threshold's level.
+    want = 100.0 * sum(i % 4 != 0 for i in range(8)) / 8
+    dials = [n for n in walk(page) if n.get("data-widget") == "gauge_chart"]
+    assert len(dials) == 1, texts(page)[-600:]
+    dial = dials[0]
+    assert want == 75.0 and dial["data-value"] == want and dial["aria-valuetext"] == "75.0%"
+    assert (dial["data-level"], dial["data-colour"]) == ("critical", "danger")
     assert [n for n in walk(page) if n.get("id") == "dash-share-open"], "a QA lead may share"
     stored = [n for n in walk(page) if n.get("id") == "dash-def"][0]["data"]
     [key] = [k for k in app.callback_map if "dash-share-status.children" in k]
