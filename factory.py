@@ -48,13 +48,17 @@ VENDOR_URL = "/vendor/bootstrap/"
 # lazy — webpack fetches one the first time a component needs it (the dashboard list's upload).
 LAZY_CHUNKS = re.compile(r'<script src="[^"]*/(async-(mathjax|markdown|highlight|datepicker|slider|upload|'
                          r'enterprise|table|export))\.[^"]*"></script>\s*')
+# The full plotly.js (4.8 MB, every trace type) that Dash adds for dcc.Graph: the pages load
+# assets/plotly-qms.min.js instead (scripts/build-plotly.sh: the trace types our figures use,
+# 1.6 MB), which defines window.Plotly before dcc's scripts run — dcc.Graph then takes it.
+FULL_PLOTLY = re.compile(r'<script src="[^"]*/plotly/package_data/plotly\.[^"]*"></script>\s*')
 
 
 class QmsDash(dash.Dash):
     """The app: Dash's page with the chunks of LAZY_CHUNKS left to load on demand."""
 
     def interpolate_index(self, **kwargs: Any) -> str:
-        kwargs["scripts"] = LAZY_CHUNKS.sub("", kwargs.get("scripts", ""))
+        kwargs["scripts"] = FULL_PLOTLY.sub("", LAZY_CHUNKS.sub("", kwargs.get("scripts", "")))
         html_page = super().interpolate_index(**kwargs)
         # The theme this browser last showed (callbacks/pages.py THEME_JS keeps the cookie): the
         # page is drawn in it from the start, with no flash and no re-theming of its charts.
