@@ -19,6 +19,7 @@ import redis
 
 from auth.sanitize import Sanitizer
 from auth.teams import TeamScope
+from data import entcodec
 from data.keys import Keys
 
 
@@ -40,7 +41,7 @@ def _field(raw: bytes | None, name: str, index: int) -> Any:
     if not raw:
         return None
     try:
-        value = orjson.loads(raw).get(name)
+        value = entcodec.decode(raw).get(name)
         return value[index] if isinstance(value, list) and len(value) > index else None
     except (orjson.JSONDecodeError, AttributeError):
         return None

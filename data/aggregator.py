@@ -58,6 +58,7 @@ from data.batch import (
     trusted,
 )
 from data.contrib import TIMELINE_KINDS
+from data.entcodec import decode, encode
 from data.events import item_id, validate
 from data.keys import ROUTER_GROUP, Keys, fingerprint, seen_buckets
 from data.partition import FORWARDED, owner, partition_of, route, route_raw, targets
@@ -743,7 +744,7 @@ class Aggregator:
             # The entity keeps the basis of the contributions it last wrote ("_v": the SLA
             # target among them), so they are recomputed from its state and retracted exactly
             # even if that setting changed since (its JSON is ~8x smaller than with them).
-            new = orjson.loads(raw) if raw else {}
+            new = decode(raw) if raw else {}
             before, exact = written(kind, ident, new, sla) if new else ([], True)
             if not exact:
                 stale += 1
@@ -756,8 +757,10 @@ class Aggregator:
             else:                     # a new entity: nothing to retract
                 acc.add_all(after)
             display_row(kind, ident, new, display, hide)
+            if not new and not raw:
+                continue              # no facts (a passed compliance check): nothing to keep
             new["_v"] = bases[kind]
-            pairs.append((key, orjson.dumps(new)))
+            pairs.append((key, encode(kind, new)))
             if kind == "wf" and new.get("c") and (created is None or created[2] != new["c"][2]):
                 # A workflow's team on its own, written when it becomes known or changes (team
                 # scope looks up many rows' teams at once; past its TTL readers use the entity).

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 import orjson
 import redis
 
-from data import archive, kpis, rawstore, scopes
+from data import archive, entcodec, kpis, rawstore, scopes
 from data.keys import Keys
 from data.rawstore import Ref
 from data.timeutil import DAY_MS, HOUR_MS, day_start, fmt_ms
@@ -91,11 +91,13 @@ class Ctx:
 def _entity(raw: bytes) -> dict[str, Any]:
     """An entity state without the aggregator's bookkeeping: `_v`, the basis of the
     contributions it last wrote, or (entities written before it) `_c`, those contributions
-    themselves — most of such a workflow's JSON, cut before parsing (written last)."""
-    cut = raw.rfind(b',"_c":')
-    if cut > 0 and raw.endswith(b"]}"):
-        return orjson.loads(raw[:cut] + b"}")
-    state = orjson.loads(raw)
+    themselves — most of such a workflow's JSON, cut before parsing (written last). Compact
+    states (data.entcodec) never hold `_c`."""
+    if raw[:1] == b"{":
+        cut = raw.rfind(b',"_c":')
+        if cut > 0 and raw.endswith(b"]}"):
+            return orjson.loads(raw[:cut] + b"}")
+    state = entcodec.decode(raw)
     state.pop("_c", None)
     state.pop("_v", None)
     return state

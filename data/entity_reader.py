@@ -16,7 +16,7 @@ import orjson
 import redis
 
 from auth.sanitize import AGENT_PREFIX
-from data import archive, entities, rawstore
+from data import archive, entcodec, entities, rawstore
 from data.batch import member
 from data.events import MAX_NAME
 from data.keys import Keys
@@ -77,7 +77,7 @@ def resolutions(r: redis.Redis, keys: Keys, defect_ids: Iterable[str]) -> dict[s
     for pos in range(0, len(ids), CHUNK):
         part = ids[pos:pos + CHUNK]
         for d, raw in zip(part, r.mget([keys.entity("df", d) for d in part])):
-            for ts in sorted(set((orjson.loads(raw) if raw else {}).get("r", []))):
+            for ts in sorted(set((entcodec.decode(raw) if raw else {}).get("r", []))):
                 wanted.append((d, int(ts)))
     hits: dict[tuple[bytes, int], bytes | None] = {}
     for pos in range(0, len(wanted), CHUNK):

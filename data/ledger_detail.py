@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping
 import orjson
 import redis
 
-from data import archive, entity_reader, ledger
+from data import archive, entcodec, entity_reader, ledger
 from data.engine import plan
 from data.keys import Keys
 from data.ledger_contrib import MICRO
@@ -137,7 +137,7 @@ def read(r: redis.Redis, keys: Keys, reviewer: str, timeframe: str, end_ms: int 
     for pos in range(0, len(wfs), 2000):
         part = wfs[pos:pos + 2000]
         for wf, raw in zip(part, r.mget([keys.entity("wf", w) for w in part])):
-            created[wf] = orjson.loads(raw).get("c") if raw else None
+            created[wf] = entcodec.decode(raw).get("c") if raw else None
     approvals: dict[str, int] = {}
     for ev in events:
         d = ev.get("data") or {}

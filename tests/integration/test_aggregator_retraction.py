@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from data import contrib
+from data.entcodec import decode
 from data.aggregator import Aggregator
 from data.batch import Acc
 from data.ingest import Ingestor
@@ -38,7 +39,7 @@ def rollups(r: Any, prefix: str) -> dict[bytes, dict[bytes, int]]:
 
 
 def entity_states(r: Any, prefix: str) -> dict[bytes, dict[str, Any]]:
-    return {key[len(prefix):]: orjson.loads(r.get(key)) for key in r.scan_iter(f"{prefix}:ent:*", count=1000)}
+    return {key[len(prefix):]: decode(r.get(key)) for key in r.scan_iter(f"{prefix}:ent:*", count=1000)}
 
 
 def test_ret001_batches_out_of_order_under_changing_sla_leave_no_residue(r: Any) -> None:
@@ -113,7 +114,7 @@ def _created_workflow(r: Any) -> tuple[Keys, Aggregator, str, dict[str, Any]]:
     agg = Aggregator(r, k)
     agg.drain()
     key = k.entity("wf", "W1")
-    return k, agg, key, orjson.loads(r.get(key))
+    return k, agg, key, decode(r.get(key))
 
 
 def _complete(r: Any, k: Keys, agg: Aggregator) -> None:
@@ -137,7 +138,7 @@ def test_ret003_an_entity_stored_with_its_contributions_is_retracted_by_them(r: 
     r.hincrby(bucket, "legacy", 5)
     _complete(r, k, agg)
     assert int(r.hget(bucket, "legacy") or 0) == 0
-    assert "_c" not in orjson.loads(r.get(key)) and orjson.loads(r.get(key))["_v"][0] == contrib.VERSION
+    assert "_c" not in decode(r.get(key)) and decode(r.get(key))["_v"][0] == contrib.VERSION
     assert not r.hget(k.meta, "stale_entities")
 
 
@@ -147,4 +148,4 @@ def test_ret004_an_entity_of_other_definitions_is_counted_stale(r: Any) -> None:
     r.set(key, orjson.dumps(state))
     _complete(r, k, agg)
     assert int(r.hget(k.meta, "stale_entities")) == 1
-    assert orjson.loads(r.get(key))["_v"][0] == contrib.VERSION
+    assert decode(r.get(key))["_v"][0] == contrib.VERSION

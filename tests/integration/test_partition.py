@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from data import reference
+from data.entcodec import decode
 from data.aggregator import Aggregator
 from data.engine import Engine
 from data.ingest import Ingestor, dead_letters
@@ -65,7 +66,7 @@ def entity_states(r: Any, keys: Keys) -> dict[str, Any]:
     out = {}
     for pk in keys.parts():
         for key in r.scan_iter(f"{pk.p}:ent:*", count=1000):
-            out[key.decode()[len(pk.p) + 1:]] = _normal(orjson.loads(r.get(key)))
+            out[key.decode()[len(pk.p) + 1:]] = _normal(decode(r.get(key)))
     return out
 
 
