@@ -366,9 +366,11 @@ def cmd_archive(args: argparse.Namespace, settings: Settings) -> None:
         if args.loop:
             print(f"archiver: raw events older than {hot:g} h to {arch.base}, every {args.interval:g} s", flush=True)
             archive_move.run(svc.redis, keys, arch, hot_hours=hot, retention_days=settings.raw_retention_days,
-                             interval_s=args.interval, stop=_stop_on_signals())
+                             interval_s=args.interval, stop=_stop_on_signals(),
+                             keep_days=settings.archive_retention_days)
         else:
-            report = archive_move.move(svc.redis, keys, arch, hot_hours=hot, retention_days=settings.raw_retention_days)
+            report = archive_move.move(svc.redis, keys, arch, hot_hours=hot, retention_days=settings.raw_retention_days,
+                                       keep_days=settings.archive_retention_days)
             st = arch.stats()
             print(report.line())
             print(f"archive {arch.base}: {st['rows']} events in {st['files']} files over {st['days']} days, "
@@ -394,7 +396,8 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> None:
     svc = _services(settings)
     try:
         with tqdm(unit="ev", desc="rebuild", disable=args.quiet) as bar:
-            report = archive_rebuild.rebuild(svc.redis, settings, from_ms, progress=bar.update)
+            report = archive_rebuild.rebuild(svc.redis, settings, from_ms, progress=bar.update,
+                                             allow_pruned=args.allow_pruned)
         print(report.line())
     except (RuntimeError, ValueError) as exc:
         sys.exit(f"error: {exc}")
@@ -456,6 +459,9 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(fn=cmd_archive)
     p = sub.add_parser("rebuild", help="recompute rollups from DATE on from the archive (after a definition change)")
     p.add_argument("--from", dest="from_date", required=True, help="first day (UTC) whose rollups are replaced")
+    p.add_argument("--allow-pruned", action="store_true",
+                   help="rebuild although the archive's retention removed days (states of entities begun before "
+                        "its first day are then lost)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_rebuild)
     from auth.users_cli import register as register_user_commands

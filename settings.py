@@ -13,6 +13,11 @@ from typing import Any, Mapping
 
 import yaml
 
+# An archive that prunes keeps at least this many days: the longest rollup retention (1h and 1d
+# buckets, 90 days: data.timeutil.RESOLUTIONS) + 1, so a KPI the rollups still answer can be
+# drilled down to its events (tests/unit/test_archive.py checks the two agree).
+ARCHIVE_MIN_DAYS = 91
+
 
 class SettingsError(ValueError):
     """A configuration value that cannot be used; the message names the source."""
@@ -91,6 +96,7 @@ class Settings:
     raw_hot_hours: float = 48.0            # raw events kept in Redis this long (whole days older are archived)
     archive_dir: str | None = None         # default <data_dir>/archive
     archive_interval_s: float = 900.0      # the embedded archiver's period (cli.py archive --loop: its own)
+    archive_retention_days: int = 0        # archived days kept on disk (0: all); else at least the rollups' 90 days + 1
     config_path: str | None = None         # QMS_CONFIG
     extra: Mapping[str, Any] = field(default_factory=dict)  # unknown YAML sections, kept for later features
 
@@ -141,6 +147,9 @@ class Settings:
                      "series_points", "raw_retention_days", "dedup_retention_days", "dedup_buckets"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: must be positive")
+        if self.archive_retention_days < 0 or 0 < self.archive_retention_days < ARCHIVE_MIN_DAYS:
+            raise SettingsError(f"archive_retention_days: 0 (keep every day) or at least {ARCHIVE_MIN_DAYS}: a "
+                                "window the rollups still answer must have its events for its drill-down")
         if not 1 <= self.aggregation_partitions <= 1024:
             raise SettingsError("aggregation_partitions: must be 1 to 1024")
         if self.redis_cluster and not self.redis_url:

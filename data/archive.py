@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -128,6 +129,31 @@ class Archive:
     def days_between(self, lo: int | None, hi: int | None) -> list[int]:
         """Archived days that may hold timestamps in [lo, hi) (None: unbounded)."""
         return [d for d in self.days() if (lo is None or (d + 1) * DAY_MS > lo) and (hi is None or d * DAY_MS < hi)]
+
+    def prune(self, before: int) -> list[int]:
+        """Remove the archived days before day `before` (the retention): each day's folder is
+        first renamed out of the readers' sight in one step (`.pruned-day=…`, the folder
+        fsynced), then deleted; leftovers of a crash between the two go at the next call."""
+        try:
+            names = os.listdir(self.base)
+        except FileNotFoundError:
+            return []
+        gone: list[int] = []
+        for name in names:
+            day = day_of_name(name)
+            if day is not None and day < before:
+                os.rename(self.base / name, self.base / (".pruned-" + name))
+                gone.append(day)
+        if gone:
+            fd = os.open(self.base, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for name in os.listdir(self.base):
+            if name.startswith(".pruned-"):
+                shutil.rmtree(self.base / name, ignore_errors=True)
+        return sorted(gone)
 
     # --- queries --------------------------------------------------------------------------------
     def _query(self, files: Sequence[str], select: str, where: str, params: list[Any], tail: str = "") -> list[Any]:

@@ -12,6 +12,11 @@ a slice of its events at a time (HSCAN):
 A crash anywhere loses nothing (Redis is cleaned only after the part is verified) and doubles
 nothing (readers drop an event found in both; the next run writes only what is missing).
 One mover at a time: `{p}:archive:lock` (SET NX PX, renewed per slice).
+
+Retention (`keep_days`, the `archive_retention_days` setting; 0 keeps every day): after
+moving, archived days older than `keep_days` before today are pruned (Archive.prune), and
+`{p}:archive:meta` `pruned_before` says from which day on the archive is whole
+(`cli.py rebuild` replays history, so it refuses an archive that lost days unless told to).
 """
 from __future__ import annotations
 
@@ -47,13 +52,15 @@ class ArchiveBusy(RuntimeError):
 @dataclass
 class MoveReport:
     days: list[int] = field(default_factory=list)
+    pruned: list[int] = field(default_factory=list)   # archived days removed (retention)
     written: int = 0               # rows written to new part files
     removed: int = 0               # raw events deleted from Redis (written now or before)
     parts: int = 0
 
     def line(self) -> str:
         return (f"archived {self.written} events in {self.parts} part file(s) over {len(self.days)} day(s); "
-                f"{self.removed} removed from Redis")
+                f"{self.removed} removed from Redis" + (f"; {len(self.pruned)} day(s) past the retention pruned"
+                                                          if self.pruned else ""))
 
 
 def hot_cutoff(now: int, hot_hours: float) -> int:
@@ -62,9 +69,9 @@ def hot_cutoff(now: int, hot_hours: float) -> int:
 
 
 def move(r: redis.Redis, keys: Keys, arch: Archive, *, hot_hours: float, retention_days: int,
-         now: int | None = None, slice_rows: int = SLICE) -> MoveReport:
+         now: int | None = None, slice_rows: int = SLICE, keep_days: int = 0) -> MoveReport:
     """Move every raw day older than the hot window (the raw store keeps none older than
-    `retention_days`) to the archive."""
+    `retention_days`) to the archive; then prune archived days older than `keep_days` (0: none)."""
     now = now_ms() if now is None else now
     lock = ARCHIVE_LOCK.format(p=keys.p)
     token = uuid.uuid4().hex
@@ -82,6 +89,11 @@ def move(r: redis.Redis, keys: Keys, arch: Archive, *, hot_hours: float, retenti
             if there:
                 _move_day(r, keys, arch, day, slice_rows, report, lambda: r.pexpire(lock, LOCK_MS))
                 report.days.append(day)
+        if keep_days > 0:
+            first_kept = now // DAY_MS - keep_days
+            report.pruned = arch.prune(first_kept)
+            if report.pruned:
+                r.hset(ARCHIVE_META.format(p=keys.p), "pruned_before", first_kept)
         r.hset(ARCHIVE_META.format(p=keys.p), mapping={"last_run_ms": now, "last_cutoff_day": cutoff})
         if report.written or report.removed:
             r.hincrby(ARCHIVE_META.format(p=keys.p), "rows_written", report.written)
@@ -198,13 +210,13 @@ def _write_part(arch: Archive, day: int, rows: list[tuple[str, str, int, dict[st
 
 
 def run(r: redis.Redis, keys: Keys, arch: Archive, *, hot_hours: float, retention_days: int, interval_s: float,
-        stop: threading.Event) -> None:
+        stop: threading.Event, keep_days: int = 0) -> None:
     """Move now and then every `interval_s` until stopped (cli.py archive --loop, the embedded worker)."""
     while not stop.is_set():
         started = time.monotonic()
         try:
-            report = move(r, keys, arch, hot_hours=hot_hours, retention_days=retention_days)
-            if report.written or report.removed:
+            report = move(r, keys, arch, hot_hours=hot_hours, retention_days=retention_days, keep_days=keep_days)
+            if report.written or report.removed or report.pruned:
                 log.info(report.line())
         except ArchiveBusy as exc:
             log.info("%s", exc)

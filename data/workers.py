@@ -39,7 +39,7 @@ def start_archiver(services: Any) -> Worker:
     keys, arch = archive_move.from_settings(services.redis, s)
     return Worker("qms-archiver", lambda stop: archive_move.run(
         services.redis, keys, arch, hot_hours=s.raw_hot_hours, retention_days=s.raw_retention_days,
-        interval_s=s.archive_interval_s, stop=stop)).start()
+        interval_s=s.archive_interval_s, stop=stop, keep_days=s.archive_retention_days)).start()
 
 
 def start_publisher(services: Any) -> Worker:
