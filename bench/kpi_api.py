@@ -2,6 +2,7 @@
 
     python bench/kpi_api.py [--days 7] [--rate 100] [--requests 200]
                             [--redis-url redis://127.0.0.1:6379/14] [--skip-fill] [--keep] [--force]
+                            [--only qa ...] [--add-summed]
 
 1. Fill: FLUSHDB, then simulate --days of history at --rate events/s (Simulator, ending now)
    and push it straight onto the stream with pipelined XADD while ONE aggregator process
@@ -178,6 +179,45 @@ class Client:
         return dt, orjson.loads(body)["response"]["metadata"]
 
 
+def add_summed(r: Any) -> None:
+    """A database filled before the summed buckets existed (timeutil.SUMMED): write them as the
+    aggregator would — each the sum of the whole hours or days it spans (hours are kept as long,
+    days are whole from `daily_from` 0 on a fresh fill) — and mark them whole from the same day.
+    For an A/B on one history; the aggregator must not run meanwhile (the bench stops it)."""
+    from collections import defaultdict
+
+    from data import rollups
+    from data.batch import RETENTION, STEP
+    from data.contrib import SUMMED_FAMILIES
+    from data.keys import Keys
+    from data.timeutil import DAY_MS, EXPIRY_SLACK_MS, SUMMED
+    k = Keys("qms")
+    if rollups.daily_from(r, k) != 0:
+        sys.exit("--add-summed: the daily buckets are not whole from the start (daily_from is not 0)")
+    t0 = time.perf_counter()
+    n = 0
+    for fam in sorted(SUMMED_FAMILIES):
+        for res in SUMMED:
+            src = "1d" if res.step_ms % DAY_MS == 0 else "1h"
+            acc: dict[int, dict[bytes, int]] = defaultdict(lambda: defaultdict(int))
+            for key in r.scan_iter(match=k.rollup(src, fam, "*"), count=1000):
+                if key.endswith(b":carry"):
+                    sys.exit(f"--add-summed: {key!r}: a carried field (past 2^62) is not expected in a bench")
+                start = int(key.rsplit(b":", 1)[1])
+                for f, v in r.hgetall(key).items():
+                    acc[start // res.step_ms * res.step_ms][f] += int(v)
+            with r.pipeline(transaction=False) as p:
+                for start, fields in acc.items():
+                    name = k.rollup(res.name, fam, start)
+                    p.delete(name)
+                    p.hset(name, mapping={f: v for f, v in fields.items() if v})
+                    p.pexpireat(name, start + STEP[res.name] + RETENTION[res.name] + EXPIRY_SLACK_MS)
+                p.execute()
+            n += len(acc)
+    r.hset(k.meta, rollups.SUMMED_FROM, 0)
+    print(f"added {n:,} summed buckets from the hours and days in {time.perf_counter() - t0:.1f}s", flush=True)
+
+
 def busiest_user(r: Any) -> str:
     """A developer to ask the developer dashboard for: the first registered user (by name)
     who authored a pull request and is not an agent."""
@@ -247,6 +287,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="do not FLUSHDB at the end")
     ap.add_argument("--force", action="store_true", help="fill even if the memory estimate is too high")
     ap.add_argument("--only", nargs="*", help="dashboards to query (default: all four)")
+    ap.add_argument("--add-summed", action="store_true",
+                    help="with --skip-fill: first write the summed buckets of a history filled before they existed")
     args = ap.parse_args()
 
     exit_on_sigterm()
@@ -256,6 +298,8 @@ def main() -> None:
         fill(args, r)
     elif not r.exists(META):
         sys.exit("--skip-fill: the database holds no aggregated data")
+    if args.add_summed:
+        add_summed(r)
     rows = measure(args, r)
 
     print(f"\n== summary: GET /api/dashboard/<name>?timeframe=X, {args.requests} requests each, "

@@ -53,7 +53,7 @@ from data import rollups
 from data.archive import ARCHIVE_LOCK, ARCHIVE_META, Archive
 from data.keys import Keys, fingerprint, seen_buckets
 from data.partition import route
-from data.timeutil import DAY_MS, RESOLUTIONS, fmt_ms, now_ms, parse_iso
+from data.timeutil import DAY_MS, RESOLUTIONS, SUMMED, fmt_ms, now_ms, parse_iso
 
 log = logging.getLogger("qms.rebuild")
 FEED = 20_000                 # events XADDed to the shadow between two drains
@@ -373,10 +373,11 @@ def _swap(r: redis.Redis, keys: Keys, shadow: str, from_ms: int, fed: dict[int, 
             if members:
                 tx.sadd(carry_key, *members)
         # Daily buckets are whole from DATE's next midnight on now (those of older days, if any, not).
-        marked = r.hget(keys.meta, rollups.DAILY_FROM)
         whole_from = -(-from_ms // DAY_MS) * DAY_MS
-        if marked is None or int(marked) > whole_from:
-            tx.hset(keys.meta, rollups.DAILY_FROM, whole_from)
+        for mark in (rollups.DAILY_FROM, rollups.SUMMED_FROM):       # and the summed ones likewise
+            marked = r.hget(keys.meta, mark)
+            if marked is None or int(marked) > whole_from:
+                tx.hset(keys.meta, mark, whole_from)
         for m in metas:
             tx.hincrby(m, "version", 1)
         tx.publish(keys.live_applied, "1")
@@ -398,7 +399,7 @@ def _live_buckets(r: redis.Redis, p: str, families: set[str], from_ms: int) -> l
     every retained start of every resolution and family, asked with EXISTS in one pipeline."""
     now = now_ms()
     names: list[str] = []
-    for res in RESOLUTIONS:
+    for res in RESOLUTIONS + SUMMED:
         first = max(from_ms, now - res.retention_ms - 2 * res.step_ms) // res.step_ms * res.step_ms
         if first < from_ms:
             first += res.step_ms

@@ -10,12 +10,13 @@ from typing import Any, Iterable
 import orjson
 
 from data import contrib
-from data.contrib import INTEGRAL, Contribution
-from data.timeutil import RESOLUTIONS, fmt_ms, parse_iso
+from data.contrib import INTEGRAL, SUMMED_FAMILIES, Contribution
+from data.timeutil import RESOLUTIONS, SUMMED, fmt_ms, parse_iso
 
 ENTITY_TTL_S = 90 * 86_400 + 86_400
-STEP = {r.name: r.step_ms for r in RESOLUTIONS}
-RETENTION = {r.name: r.retention_ms for r in RESOLUTIONS}
+STEP = {r.name: r.step_ms for r in RESOLUTIONS + SUMMED}
+RETENTION = {r.name: r.retention_ms for r in RESOLUTIONS + SUMMED}
+_WITH_SUMMED = RESOLUTIONS + SUMMED      # a SUMMED_FAMILIES family's resolutions
 
 # A batch is written by ONE script, in two phases: first it checks that every key it will
 # write holds the type the write needs and that every field it will add to holds an integer
@@ -374,7 +375,7 @@ class Acc:
         """{redis key suffix (res, fam, start): {field: delta}} for every retained resolution."""
         out: dict[tuple[str, str, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for (fam, b), fields in self.buckets.items():
-            for res in RESOLUTIONS:
+            for res in (_WITH_SUMMED if fam in SUMMED_FAMILIES else RESOLUTIONS):
                 start = b // res.step_ms * res.step_ms
                 if start + res.step_ms + res.retention_ms < now:
                     continue        # older than this resolution keeps: it would expire at once

@@ -28,6 +28,9 @@ MAIN, USER, GATE, HIST, QUEUE, LATE, TYPES, DEFECTS = "m", "u", "g", "h", "q", "
 # Per repository / team: copies of a workflow's MAIN and LATE fields as "<scope>|<field>" and
 # "<scope>|L|<field>", scope "r:<repository>" or "t:<team>" (data.scopes reads them back).
 SCOPE = "s"
+# Families also written to the summed resolutions (timeutil.SUMMED): the gate-time histogram,
+# whose fields do not grow with a bucket's span.
+SUMMED_FAMILIES = frozenset({HIST})
 INTEGRAL = frozenset({"s.ag.active", "s.ag.overloaded", "s.ag.idle"})
 NEVER = 1 << 62
 MICRO = 1_000_000  # money is summed in micro-dollars so sums stay exact integers

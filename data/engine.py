@@ -78,16 +78,17 @@ class Engine:
     def names(self) -> dict[str, list[str]]:
         return self._names_daily()[0]
 
-    def _names_daily(self) -> tuple[dict[str, list[str]], int | None]:
-        """The registries, and from which day daily buckets may be read (rollups.daily_from)."""
+    def _names_daily(self) -> tuple[dict[str, list[str]], int | None, int | None]:
+        """The registries, and from which day daily and summed buckets may be read
+        (rollups.daily_from, rollups.summed_from)."""
         with self.r.pipeline(transaction=False) as p:
             kinds = ("gates", "queues", "categories", "teams", "users", "agents", "types", "repositories")
             for kind in kinds:
                 p.smembers(self.k.registry(kind))
-            p.hget(self.k.meta, rollups.DAILY_FROM)
+            p.hmget(self.k.meta, [rollups.DAILY_FROM, rollups.SUMMED_FROM])
             res = p.execute()
-        daily = None if res[-1] is None else int(res[-1])
-        return {kind: sorted(m.decode() for m in members) for kind, members in zip(kinds, res)}, daily
+        daily, summed = (None if x is None else int(x) for x in res[-1])
+        return {kind: sorted(m.decode() for m in members) for kind, members in zip(kinds, res)}, daily, summed
 
     def team_of(self, user: str) -> str | None:
         raw = self.r.hget(self.k.authors, user)
@@ -124,7 +125,7 @@ class Engine:
         return {"data": data, "metadata": meta}
 
     def _compute(self, name: str, p: Plan, user: str | None, scope: str | None = None) -> dict[str, Any]:
-        names, daily = self._names_daily()
+        names, daily, summed = self._names_daily()
         points = list(p.bounds)
         only = None
         team = self.team_of(user) if user else None
@@ -132,7 +133,7 @@ class Engine:
             points += [day_start(p.bounds[0]), day_start(p.bounds[1])]
             only = kpis.developer_fields(user or "", team, names)   # one user's, not every user's
         fams = kpis.FAMILIES[name] + ((SCOPE,) if scope else ())
-        span = rollups.fetch(self.r, self.k, fams, points, p.horizon, p.now, daily, only, kpis.MERGED)
+        span = rollups.fetch(self.r, self.k, fams, points, p.horizon, p.now, daily, only, kpis.MERGED, kpis.CUT, summed)
         table = kpis.kpis_for(name, names)
         values = kpis.compute(table, Win(span, p.bounds, 0, user, team, names))
         if scope:
@@ -234,7 +235,7 @@ class Engine:
                 scope: str | None, aligned: bool = False) -> dict[str, Any]:
         e, s = p.bounds[0], p.bounds[1]
         timeframe = p.timeframe
-        names, daily = self._names_daily()
+        names, daily, _ = self._names_daily()
         table = kpis.kpis_for(dash, names)
         if kpi_id not in table:
             raise QueryError(f"unknown metric {kpi_id!r}")

@@ -297,6 +297,9 @@ def developer_fields(user: str, team: str | None, names: dict[str, list[str]]) -
 # Families the engine has Redis sum per window (rollups.fetch `merged`): only window sums are
 # read of them, and their buckets hold the most fields (a histogram; minutes of late readiness).
 MERGED = (HIST, LATE)
+# Of those, the ones whose fields "<prefix>:<ms>" count in a window only when ms is before its
+# end (_late): Redis sums only those per window (rollups.fetch `cut`), not one field per minute.
+CUT = (LATE,)
 
 DASHBOARDS = ("executive", "operational", "qa", "developer")
 FAMILIES = {"executive": (MAIN,), "operational": (MAIN, QUEUE), "qa": (MAIN, GATE, HIST, LATE),

@@ -14,9 +14,8 @@ import redis
 
 from data.batch import CARRY
 from data.keys import Keys
-from data.timeutil import DAY_MS, RESOLUTIONS, Bucket, cover, day_start
-
-_RES_NAME = {r.step_ms: r.name for r in RESOLUTIONS}
+from data.contrib import SUMMED_FAMILIES
+from data.timeutil import DAY_MS, RES_NAME, Bucket, cover, day_start
 
 
 class Span:
@@ -78,6 +77,7 @@ class Span:
 
 
 DAILY_FROM = "daily_from"    # {p}:meta field: the first day (ms) whose daily buckets hold every event
+SUMMED_FROM = "summed_from"  # {p}:meta field: the same for the summed buckets (timeutil.SUMMED)
 
 
 def daily_from(r: redis.Redis, keys: Keys) -> int | None:
@@ -85,32 +85,56 @@ def daily_from(r: redis.Redis, keys: Keys) -> int | None:
     return None if raw is None else int(raw)
 
 
+def summed_from(r: redis.Redis, keys: Keys) -> int | None:
+    raw = r.hget(keys.meta, SUMMED_FROM)
+    return None if raw is None else int(raw)
+
+
 def mark_daily(r: redis.Redis, keys: Keys, latest_ms: int) -> None:
-    """Say from which day the daily buckets are whole, once: from the start on a database no
-    batch has been applied to, else from the day after `latest_ms` (now plus the accepted
-    clock skew: no event of that day or later was aggregated by a version that wrote no days).
-    `cli.py rebuild --from DATE` moves it back to DATE (data.archive_rebuild)."""
-    if r.hexists(keys.meta, DAILY_FROM):
+    """Say from which day the daily (and the summed) buckets are whole, once each: from the
+    start on a database no batch has been applied to, else from the day after `latest_ms`
+    (now plus the accepted clock skew: no event of that day or later was aggregated by a
+    version that did not write them). `cli.py rebuild --from DATE` moves both back to DATE
+    (data.archive_rebuild)."""
+    marks = (DAILY_FROM, SUMMED_FROM)
+    unset = [m for m, got in zip(marks, r.hmget(keys.meta, list(marks))) if got is None]
+    if not unset:
         return
     with r.pipeline(transaction=False) as p:
         for pk in keys.parts():
             p.hexists(pk.meta, "applied")
         used = any(p.execute())
-    r.hsetnx(keys.meta, DAILY_FROM, day_start(latest_ms) + DAY_MS if used else 0)
+    for m in unset:
+        r.hsetnx(keys.meta, m, day_start(latest_ms) + DAY_MS if used else 0)
 
 
-# Sums every field of consecutive runs of hashes in Redis: KEYS the hashes, ARGV[i] how many
-# form run i; returns per run [field, sum, ...] (sums as integers: exact below 2^53, and a run
-# with a carried key is never merged, see `fetch`).
+# Sums every field of consecutive runs of hashes in Redis: KEYS the hashes, ARGV[1] the number
+# of runs, then per run how many hashes form it and its cut: "" sums every field; a number sums
+# the fields "<prefix>:<ms>" whose ms is below it into "<prefix>:0" and leaves out the others.
+# Returns per run [field, sum, ...] (sums as integers: exact below 2^53, and a run with a
+# carried key is never merged, see `fetch`).
 MERGE = """
 local out, pos = {}, 1
-for w = 1, #ARGV do
+for w = 1, tonumber(ARGV[1]) do
+  local n, cut = tonumber(ARGV[2 * w]), tonumber(ARGV[2 * w + 1])
   local acc, flat = {}, {}
-  for i = pos, pos + tonumber(ARGV[w]) - 1 do
+  for i = pos, pos + n - 1 do
     local h = redis.call('HGETALL', KEYS[i])
-    for j = 1, #h, 2 do acc[h[j]] = (acc[h[j]] or 0) + tonumber(h[j + 1]) end
+    if cut then
+      for j = 1, #h, 2 do
+        local f = h[j]
+        local c = string.find(f, ':', 1, true)
+        local ms = c and tonumber(string.sub(f, c + 1))
+        if ms and ms < cut then
+          f = string.sub(f, 1, c) .. '0'
+          acc[f] = (acc[f] or 0) + tonumber(h[j + 1])
+        end
+      end
+    else
+      for j = 1, #h, 2 do acc[h[j]] = (acc[h[j]] or 0) + tonumber(h[j + 1]) end
+    end
   end
-  pos = pos + tonumber(ARGV[w])
+  pos = pos + n
   for k, v in pairs(acc) do
     if v ~= 0 then flat[#flat + 1] = k; flat[#flat + 1] = v end
   end
@@ -122,14 +146,19 @@ return out
 
 def fetch(r: redis.Redis, keys: Keys, families: Iterable[str], points: Iterable[int], horizon: int,
           now: int, daily: int | None = None, only: dict[str, list[str]] | None = None,
-          merged: Iterable[str] = ()) -> Span:
+          merged: Iterable[str] = (), cut: Iterable[str] = (), summed: int | None = None) -> Span:
     """Fetch the buckets tiling [min(points), horizon) so that every point is a boundary;
     days from `daily` on (see `daily_from`); of a family in `only`, just those fields.
 
     A family in `merged` (many fields per bucket: the gate-time histogram) is summed in Redis
     between consecutive points, and each sum is put in the first bucket between them: its
     window sums and states at the points are exact, its single buckets are not (no integrals,
-    no SpanCache). Not on Redis Cluster, nor for a run holding a carried key (read as usual)."""
+    no SpanCache). Such a family that has summed buckets (contrib.SUMMED_FAMILIES) reads them
+    from `summed` on (see `summed_from`): the fewest histograms that tile each window. Of a
+    merged family also in `cut` (late readiness: a field "<prefix>:<ms>" counts in a window
+    only when ms is before the window's end, kpis._late), Redis sums per window only the
+    fields before its end, as "<prefix>:0". Not on Redis Cluster, nor for a run holding a
+    carried key (read as usual)."""
     pts = sorted({p for p in points if p < horizon} | {horizon})
     buckets: list[Bucket] = []
     runs: list[int] = []
@@ -140,6 +169,12 @@ def fetch(r: redis.Redis, keys: Keys, families: Iterable[str], points: Iterable[
     fams = list(families)
     parts = keys.parts()
     lump = set() if keys.cluster else set(merged) & set(fams)
+    tiling: dict[str, list[list[Bucket]]] = {}
+    for fam in lump:
+        if fam in SUMMED_FAMILIES and summed is not None:
+            tiling[fam] = [cover(a, b, now, daily, summed) for a, b in zip(pts, pts[1:])]
+        else:
+            tiling[fam] = [buckets[sum(runs[:i]):sum(runs[:i + 1])] for i in range(len(runs))]
     if lump:
         carried = set()
         with r.pipeline(transaction=False) as p:
@@ -148,17 +183,21 @@ def fetch(r: redis.Redis, keys: Keys, families: Iterable[str], points: Iterable[
             for found in p.execute():
                 carried |= found
         if carried:        # rare: a field past 2^62 somewhere; those families read bucket by bucket
-            lump = {fam for fam in lump if not any(pk.rollup(_RES_NAME[bk.step_ms], fam, bk.start).encode() in carried
-                                                   for pk in parts for bk in buckets)}
+            lump = {fam for fam in lump if not any(pk.rollup(RES_NAME[bk.step_ms], fam, bk.start).encode() in carried
+                                                   for pk in parts for run in tiling[fam] for bk in run)}
     if lump:
         rest = fetch(r, keys, [f for f in fams if f not in lump], pts, horizon, now, daily, only)
         script = r.register_script(MERGE)
+        cuts = set(cut)
         with r.pipeline(transaction=False) as p:
             for pk in parts:
                 for fam in sorted(lump):
                     p.hgetall(pk.totals(fam))
-                    script(keys=[pk.rollup(_RES_NAME[bk.step_ms], fam, bk.start) for bk in buckets], args=runs,
-                           client=p)
+                    args: list[Any] = [len(pts) - 1]
+                    for run, b in zip(tiling[fam], pts[1:]):
+                        args += [len(run), b if fam in cuts else ""]
+                    script(keys=[pk.rollup(RES_NAME[bk.step_ms], fam, bk.start) for run in tiling[fam] for bk in run],
+                           args=args, client=p)
             res = iter(p.execute())
         for pk in parts:
             for fam in sorted(lump):
@@ -176,7 +215,7 @@ def fetch(r: redis.Redis, keys: Keys, families: Iterable[str], points: Iterable[
     # Partitioned: every partition holds its own increments of the same buckets; a bucket's
     # value is their sum (commutative increments, data.partition), read in one pipeline.
     per_part = [[pk.totals(fam) for fam in fams]
-                + [pk.rollup(_RES_NAME[bk.step_ms], fam, bk.start) for fam in fams for bk in buckets]
+                + [pk.rollup(RES_NAME[bk.step_ms], fam, bk.start) for fam in fams for bk in buckets]
                 for pk in parts]
     subset = [(only or {}).get(fam) for fam in fams]
     subset += [subset[i] for i in range(len(fams)) for _ in buckets]

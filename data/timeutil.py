@@ -31,6 +31,18 @@ RESOLUTIONS: tuple[Resolution, ...] = (
     Resolution("1h", HOUR_MS, 90 * DAY_MS),
     Resolution("1d", DAY_MS, 90 * DAY_MS),
 )
+# Summed buckets of the gate-time histogram only (contrib.SUMMED_FAMILIES): 3, 6 and 12 hours
+# and 2, 4, 8 and 16 days, aligned on the epoch (each divides the next), kept as long as the
+# days. A window's whole days and edge hours tile with at most two of each (`cover`'s
+# `summed_from`), and a histogram's fields do not grow with its span (its bins fill up): a
+# 30-day window reads ~14 histograms instead of ~30 days and ~24 hours. Read only from the
+# first day the aggregators wrote them whole (`{p}:meta` `summed_from`, rollups.mark_daily).
+SUMMED: tuple[Resolution, ...] = tuple(
+    Resolution(name, n * unit, 90 * DAY_MS)
+    for name, n, unit in (("3h", 3, HOUR_MS), ("6h", 6, HOUR_MS), ("12h", 12, HOUR_MS),
+                          ("2d", 2, DAY_MS), ("4d", 4, DAY_MS), ("8d", 8, DAY_MS), ("16d", 16, DAY_MS)))
+RES_NAME: dict[int, str] = {r.step_ms: r.name for r in RESOLUTIONS + SUMMED}
+
 # Buckets live a little longer than their retention so a query planned just inside it
 # still finds them; the planner treats them as gone `PLAN_MARGIN_MS` early.
 EXPIRY_SLACK_MS = HOUR_MS
@@ -115,18 +127,23 @@ class Bucket:
         return self.start + self.step_ms
 
 
-def cover(a: int, b: int, now: int, daily_from: int | None = None) -> list[Bucket]:
+def cover(a: int, b: int, now: int, daily_from: int | None = None,
+          summed_from: int | None = None) -> list[Bucket]:
     """Tile [a, b) with the fewest retained buckets: coarse in the middle, fine at the edges.
 
     a and b must be multiples of the finest step retained at their age (see `snap`). Daily
-    buckets only from `daily_from` on (the first day they hold whole; None: none).
+    buckets only from `daily_from` on (the first day they hold whole; None: none); the
+    SUMMED ones (a family that has them) only from `summed_from` on.
     """
     out: list[Bucket] = []
     t = a
+    levels = _LEVELS if summed_from is not None else RESOLUTIONS
     while t < b:
         chosen = None
-        for res in reversed(RESOLUTIONS):
+        for res in reversed(levels):
             if res.step_ms == DAY_MS and (daily_from is None or t < daily_from):
+                continue
+            if res.name in _SUMMED_NAMES and (summed_from is None or t < summed_from):
                 continue
             if t % res.step_ms == 0 and t + res.step_ms <= b and t + res.step_ms > now - res.retention_ms + PLAN_MARGIN_MS:
                 chosen = res
@@ -136,6 +153,10 @@ def cover(a: int, b: int, now: int, daily_from: int | None = None) -> list[Bucke
         out.append(Bucket(chosen.step_ms, t))
         t += chosen.step_ms
     return out
+
+
+_LEVELS = tuple(sorted(RESOLUTIONS + SUMMED, key=lambda r: r.step_ms))
+_SUMMED_NAMES = frozenset(r.name for r in SUMMED)
 
 
 def day_start(t_ms: int) -> int:

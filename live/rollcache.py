@@ -51,16 +51,18 @@ REGISTRIES = ("gates", "queues", "categories", "teams", "users", "agents", "type
 # hashes (one per partition, in partition order) for each bucket of the copy. ARGV[2]: the
 # version the copy is exact at once its wake-ups are applied, or -1: compare every hash
 # given; ARGV[3]: K; ARGV[3 + i]: the copy's digest of registry or bucket i ("" = not in
-# the copy). Returns {version, 2} when the version is not the expected one (nothing read),
-# else {version, full, i, digest, content, ...} for every registry and bucket that differs:
+# the copy). Returns {version, 2, daily} when the version is not the expected one (nothing
+# read), else {version, full, daily, i, digest, content, ...} for every registry and bucket
+# that differs (daily: meta's `daily_from`, "" when unset):
 # in a round in step, the buckets given are those the copy lacks. A bucket's content is its
 # K hashes' fields, each hash's carries after '~carry', the hashes apart by '~part'.
 READ = """
 local nsets, K = tonumber(ARGV[1]), tonumber(ARGV[3])
 local version = redis.call('HGET', KEYS[1], 'version') or '0'
+local daily = redis.call('HGET', KEYS[1], 'daily_from') or ''
 local full = ARGV[2] == '-1'
-if not full and version ~= ARGV[2] then return {version, 2} end
-local out = {version, full and 1 or 0}
+if not full and version ~= ARGV[2] then return {version, 2, daily} end
+local out = {version, full and 1 or 0, daily}
 local carried = {}
 for p = 1, K do carried[p] = redis.call('SCARD', KEYS[1 + p]) > 0 end
 local first = 2 + K
@@ -99,12 +101,13 @@ def supported(keys: Keys) -> bool:
     return not getattr(keys, "cluster", False)
 
 
-def tiling(p: Plan) -> list[Bucket]:
-    """The buckets data.rollups.fetch reads for a plan's windows (same cuts, same now)."""
+def tiling(p: Plan, daily: int | None = None) -> list[Bucket]:
+    """The buckets data.rollups.fetch reads for a plan's windows (same cuts, same now, days
+    from `daily` on)."""
     pts = sorted({b for b in p.bounds if b < p.horizon} | {p.horizon})
     buckets: list[Bucket] = []
     for a, b in zip(pts, pts[1:]):
-        buckets += cover(a, b, p.now)
+        buckets += cover(a, b, p.now, daily)
     return buckets
 
 
@@ -203,6 +206,9 @@ class RollupCache:
         self.base = -1
         self.skip = 0             # wake-ups still to come for batches a full read already covered
         self.version = -1
+        # Days are tiled from the `daily_from` the last read saw (rollups.daily_from): a mark
+        # only moves back (rebuild), and a later one than Redis's is exact (hours instead).
+        self.daily: int | None = None
         self.full_reads = 0       # for the benchmark's account
         self.changed = 0          # hashes sent back by the last read
 
@@ -232,11 +238,11 @@ class RollupCache:
     def _layout(self, name: str, p: Plan) -> tuple[tuple[str, ...], list[Bucket], list[str]]:
         """A dashboard's families, the plan's buckets and their keys, totals first: the same
         for every round of a minute (the tiling changes only when `now` crosses one)."""
-        memo = (name, tuple(p.bounds), p.horizon, p.now // MINUTE_MS)
+        memo = (name, tuple(p.bounds), p.horizon, p.now // MINUTE_MS, self.daily)
         found = self._layouts.get(memo)
         if found is None:
             fams = kpis.FAMILIES[name]
-            buckets = tiling(p)
+            buckets = tiling(p, self.daily)
             names = [self.k.totals(f) for f in fams]
             for f in fams:
                 self._info[self.k.totals(f)] = (f, None, None)
@@ -266,6 +272,7 @@ class RollupCache:
             self._phys.clear()
         if len(self._sums) > 4096:          # window sums of minutes gone by
             self._sums.clear()
+        daily = self.daily
         jobs = [self._layout(name, p) for name, p in plans]
         wanted: dict[str, None] = {}
         for _, _, names in jobs:
@@ -296,9 +303,17 @@ class RollupCache:
             self._copy.clear()
             self.synced, self.version, self.skip = False, -1, 0
             return self.read(plans)
+        found = None if res[2] == b"" else int(res[2])
+        if found != daily:
+            self.daily = found
+            if daily is not None and (found is None or found > daily):
+                # Days read that Redis does not hold whole (another database): read again.
+                self._copy.clear()
+                self.synced, self.version, self.skip = False, -1, 0
+                return self.read(plans)
         self.version = version
         self.changed = 0
-        for i in range(2, len(res), 3):
+        for i in range(3, len(res), 3):
             idx, digest, flat = int(res[i]) - 1, res[i + 1].decode(), res[i + 2]
             key = all_keys[idx]
             if idx < len(sets):

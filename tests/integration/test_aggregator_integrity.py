@@ -212,14 +212,20 @@ INVALID = st.one_of(
 
 
 def _consistent(r: redis.Redis) -> None:
-    """Each 5m, 1h and 1d bucket equals the sum of the 1m buckets it covers, field by field."""
+    """Each 5m, 1h and 1d bucket (and the histogram's summed ones, timeutil.SUMMED) equals the
+    sum of the 1m buckets it covers, field by field."""
+    from data.contrib import SUMMED_FAMILIES
+    from data.timeutil import SUMMED
     fine: dict[tuple[str, str, int], dict[bytes, int]] = defaultdict(lambda: defaultdict(int))
     coarse: dict[tuple[str, str, int], dict[bytes, int]] = {}
     for key in r.scan_iter("qms:r:*", count=1000):
         _, _, res, fam, start = key.decode().split(":")
         values = {f: int(v) for f, v in r.hgetall(key).items()}
         if res == "1m":
-            for parent, step in (("5m", 300_000), ("1h", HOUR_MS), ("1d", 24 * HOUR_MS)):
+            parents = [("5m", 300_000), ("1h", HOUR_MS), ("1d", 24 * HOUR_MS)]
+            if fam in SUMMED_FAMILIES:
+                parents += [(x.name, x.step_ms) for x in SUMMED]
+            for parent, step in parents:
                 bucket = fine[(parent, fam, int(start) // step * step)]
                 for f, v in values.items():
                     if not f.startswith(b"~"):         # moments are relative to their own bucket start

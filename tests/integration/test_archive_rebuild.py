@@ -93,10 +93,12 @@ def rebuilt_like_straight(r: Any, settings: Any, keys: Keys, simulated: list[dic
     ref = buckets(r, straight(r, new, "ref", simulated).p)
     later = [k for k in ref if start_of(k) is None or start_of(k) >= FROM]     # type: ignore[operator]
     assert any(before.get(k) != ref[k] for k in later)          # the SLA change matters: the test can fail
-    r.hset(keys.meta, "daily_from", FROM + 2 * DAY_MS)           # as if days were written only since then
+    r.hset(keys.meta, mapping={"daily_from": FROM + 2 * DAY_MS,   # as if days were written only since then
+                               "summed_from": FROM + 3 * DAY_MS})  # and the summed buckets later still
     report = archive_rebuild.rebuild(r, new, FROM)
     assert report.events == len(simulated) and report.caught_up == 0
     assert int(r.hget(keys.meta, "daily_from")) == FROM          # the replayed days are whole now
+    assert int(r.hget(keys.meta, "summed_from")) == FROM         # and the summed buckets
     after = buckets(r, "qms")
     for k in later:
         assert after.get(k) == ref[k], k

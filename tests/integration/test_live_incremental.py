@@ -225,3 +225,38 @@ def test_live_inc005_partitioned_rounds_sum_the_partitions(settings: Any, r: Any
         assert cards["total_gates_executed"]["text"] == "22"
     finally:
         sub.close()
+
+
+def test_live_inc006_the_copy_tiles_whole_days_with_daily_buckets_as_the_engine(app: Any, r: Any) -> None:
+    """The copy reads a window's whole days from the daily buckets from `daily_from` on, as
+    the engine does (the mark comes with each read): over 7d and 30d windows the cards equal
+    the engine's, and the copy holds days, not those days' hours. A mark that moves later
+    than the one the copy tiled with (another database) makes it read again, from hours."""
+    from data import rollups
+    from data.timeutil import DAY_MS
+    svc = app.server.extensions["qms"]
+    _apply(svc, r, _events("a", 4, 3 * DAY_MS) + _events("b", 3, 9 * DAY_MS, passed=False) + _events("c", 2, 0))
+    assert rollups.daily_from(r, svc.keys) == 0
+    pub = Publisher(r, svc.keys, svc.engine)
+    assert pub.cache is not None
+
+    def same(timeframes: tuple[str, ...]) -> None:
+        for _ in range(5):
+            minute = now_ms() // MINUTE_MS
+            cards = pub.compute(timeframes, -1)[1]
+            ref = _engine_cards(svc, timeframes)
+            if now_ms() // MINUTE_MS == minute:
+                assert cards == ref
+                return
+        raise AssertionError("the minute kept changing")
+
+    same(("7d", "30d"))          # the first read learns the mark (tiled with hours)
+    assert pub.cache.daily == 0
+    same(("7d", "30d"))
+    days = [key for key in pub.cache._copy if ":r:1d:" in key]
+    assert len(days) >= 2 * 28, len(days)
+    assert pub.compute(("30d",), -1)[1][("qa", "30d")]["total_gates_executed"]["text"] == "9"
+    r.hset(svc.keys.meta, rollups.DAILY_FROM, now_ms() // DAY_MS * DAY_MS + DAY_MS)
+    same(("7d", "30d"))
+    assert pub.cache.daily == now_ms() // DAY_MS * DAY_MS + DAY_MS
+    assert pub.compute(("30d",), -1)[1][("qa", "30d")]["total_gates_executed"]["text"] == "9"

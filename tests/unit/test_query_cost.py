@@ -70,3 +70,52 @@ def test_qc004_days_tile_a_long_window_only_from_daily_from() -> None:
     later = cover(a, b, now, b // DAY_MS * DAY_MS - 10 * DAY_MS)     # marked whole from 10 days ago
     assert [x.step_ms for x in later].count(DAY_MS) == 10
     assert sum(x.step_ms for x in later) == b - a
+
+
+def test_qc005_summed_buckets_tile_a_window_with_a_few_histograms_only_from_summed_from() -> None:
+    """The gate-time histogram's summed buckets (3h … 16d, aligned on the epoch): a 30-day
+    window and a 60-day span tile with at most two of each finer level, exactly, from the
+    summed mark on; before it, as without them."""
+    from data.timeutil import RESOLUTIONS, SUMMED
+    now = 1_700_000_000_000 // DAY_MS * DAY_MS + 13 * HOUR_MS + 7 * MINUTE_MS
+    e = now // MINUTE_MS * MINUTE_MS
+    for back in (30, 60):
+        a = e // HOUR_MS * HOUR_MS - back * DAY_MS - 5 * HOUR_MS
+        plain = cover(a, e, now, 0)
+        tiles = cover(a, e, now, 0, 0)
+        assert tiles[0].start == a and tiles[-1].end == e
+        assert all(x.end == y.start for x, y in zip(tiles, tiles[1:]))
+        assert all(x.start % x.step_ms == 0 for x in tiles)
+        steps = [x.step_ms for x in tiles]
+        # At most two of each level at the edges, the coarsest as many as fit in the middle.
+        assert all(steps.count(r.step_ms) <= 2 for r in SUMMED[:-1] + RESOLUTIONS[2:]), steps
+        assert steps.count(SUMMED[-1].step_ms) <= back // 16 + 1, steps
+        assert len(tiles) <= 20 and len(plain) >= back + 20, (len(tiles), len(plain))
+        # Before the mark: no summed bucket starts there; the same tiling as without them.
+        mark = a // DAY_MS * DAY_MS + 20 * DAY_MS
+        later = cover(a, e, now, 0, mark)
+        assert [x for x in later if x.end <= mark] == [x for x in plain if x.end <= mark]
+        summed_steps = {r.step_ms for r in SUMMED}
+        assert not any(x.step_ms in summed_steps and x.start < mark for x in later)
+        assert sum(x.step_ms for x in later) == e - a
+    assert cover(a, e, now, None, None) == cover(a, e, now)
+
+
+def test_qc006_the_histogram_is_also_rolled_into_the_summed_buckets_the_others_are_not() -> None:
+    from data.batch import Acc, RETENTION, STEP
+    from data.contrib import HIST, MAIN
+    from data.timeutil import SUMMED
+    now = 1_700_000_000_000 // DAY_MS * DAY_MS + 13 * HOUR_MS
+    ts = now - 2 * HOUR_MS - 5 * MINUTE_MS
+    acc = Acc()
+    acc.add((HIST, "g|1000", ts, 1, False))
+    acc.add((MAIN, "gtn", ts, 1, False))
+    rolled = acc.rolled(now)
+    hist = {res: start for res, fam, start in rolled if fam == HIST}
+    main = {res for res, fam, _ in rolled if fam == MAIN}
+    assert main == {"1m", "5m", "1h", "1d"}
+    assert set(hist) == main | {r.name for r in SUMMED}
+    for r in SUMMED:
+        assert hist[r.name] == ts // r.step_ms * r.step_ms and STEP[r.name] == r.step_ms
+        assert RETENTION[r.name] == 90 * DAY_MS
+        assert rolled[(r.name, HIST, hist[r.name])] == {"g|1000": 1}
