@@ -731,8 +731,9 @@ class Aggregator:
         pairs: list[tuple[str, bytes]] = []
         sla = self.sla_ms
         fold = contrib.fold
-        ec = contrib.entity_contributions
-        written = contrib.written
+        core_of = contrib.entity_core
+        written = contrib.written_core
+        expand = contrib.expand
         bases = {kind: contrib.basis(kind, sla) for kind in ("wf", "df", "rv", "cp")}
         stale = 0
         for (kind, ident), key, raw in zip(ent_list, ent_keys, ent_states):
@@ -744,18 +745,22 @@ class Aggregator:
             # The entity keeps the basis of the contributions it last wrote ("_v": the SLA
             # target among them), so they are recomputed from its state and retracted exactly
             # even if that setting changed since (its JSON is ~8x smaller than with them).
+            # Retract and add as core items and scopes (contrib.wf_core): a third of the
+            # items, their copies made only for what changed.
             new = decode(raw) if raw else {}
-            before, exact = written(kind, ident, new, sla) if new else ([], True)
+            before, was, exact = written(kind, ident, new, sla) if new else ([], (), True)
             if not exact:
                 stale += 1
             created = new.get("c")
             for ev, ts in evs:
                 fold(kind, new, ev, ts)
-            after = ec(kind, ident, new, sla)
-            if before:
-                acc.add_diff(before, after)
-            else:                     # a new entity: nothing to retract
-                acc.add_all(after)
+            after, scopes = core_of(kind, ident, new, sla)
+            if not before:            # a new entity: nothing to retract
+                acc.add_core(after, scopes)
+            elif was == scopes:
+                acc.add_core_diff(before, after, scopes)
+            else:                     # its repository or team changed (or became known)
+                acc.add_diff(expand(before, was), expand(after, scopes))
             display_row(kind, ident, new, display, hide)
             if not new and not raw:
                 continue              # no facts (a passed compliance check): nothing to keep

@@ -361,6 +361,34 @@ class Acc:
         for c in cs:
             self.add(c, sign)
 
+    def add_core(self, core: Iterable[Contribution], scopes: tuple[str, ...], sign: int = 1) -> None:
+        """contrib.expand(core, scopes), added."""
+        add, copies, only = self.add, contrib.copies, contrib.SCOPED_ONLY
+        for c in core:
+            if c[0] != only:
+                add(c, sign)
+            if scopes:
+                for x in copies(c, scopes):
+                    add(x, sign)
+
+    def add_core_diff(self, old: list[Any], new: list[Contribution], scopes: tuple[str, ...]) -> None:
+        """expand(new) − expand(old) under the same scopes: the core items' difference,
+        expanded (a copy is a linear function of its item, so this is exact). An entity's
+        items change little from one event to the next: when neither list repeats an item
+        (the usual case) the difference is two set differences (in C); else items are
+        netted by (family, field, ts, step)."""
+        so, sn = set(map(tuple, old)), set(new)
+        if len(so) == len(old) and len(sn) == len(new):
+            self.add_core(sn - so, scopes)
+            self.add_core(so - sn, scopes, -1)
+            return
+        net: dict[tuple[str, str, int, bool], int] = defaultdict(int)
+        for fam, name, ts, value, step in new:
+            net[(fam, name, ts, step)] += value
+        for fam, name, ts, value, step in old:
+            net[(fam, name, ts, step)] -= value
+        self.add_core([(fam, name, ts, value, step) for (fam, name, ts, step), value in net.items() if value], scopes)
+
     def add_diff(self, old: Iterable[Any], new: list[Contribution]) -> None:
         net: dict[tuple[str, str, int, bool], int] = defaultdict(int)
         for fam, name, ts, value, step in new:

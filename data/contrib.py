@@ -256,7 +256,7 @@ def contributions(kind: str, state: dict[str, Any], sla_ms: int) -> list[Contrib
     if not state:
         return []
     if kind == "wf":
-        return _wf(state, sla_ms) + ledger_contrib.wf_contributions(state)
+        return expand(*wf_core(state, sla_ms))
     if kind == "df":
         return _df(state) + ledger_contrib.df_contributions(state)
     if kind == "cp":
@@ -365,44 +365,83 @@ def _wf(s: dict[str, Any], sla_ms: int) -> list[Contribution]:
         for d_ts2, cat, _prod in s.get("d", []):
             if cat:
                 out.append((USER, user_field("dc", author, cat), d_ts2, 1, False))
-        out += _scoped(s, c, done, out)
+        _scoped_own(s, c, done, out)
     return out
 
 
-def _scoped(s: dict[str, Any], c: list[Any], done: list[Any] | None, out: list[Contribution]) -> list[Contribution]:
-    """The workflow's contributions again under its repository and team, plus the facts
-    that MAIN takes straight from events (gates, defects, checks, reviews and their cost,
-    creation, completion) —
-    here from the workflow's own folded events, so a filtered dashboard adds up exactly
-    what belongs to that repository or team."""
-    own: list[Contribution] = [(MAIN, "s.wfk", c[0], 1, True), (MAIN, "pc", c[0], 1, False)]
+def _scoped_own(s: dict[str, Any], c: list[Any], done: list[Any] | None, out: list[Contribution]) -> None:
+    """The facts that MAIN takes straight from events (gates, defects, checks, reviews and
+    their cost, creation, completion), here from the workflow's own folded events, as
+    SCOPED_ONLY items: they count only under the workflow's repository and team (`expand`),
+    so a filtered dashboard adds up exactly what belongs to that repository or team."""
+    own = out.append
+    own((SCOPED_ONLY, "s.wfk", c[0], 1, True))
+    own((SCOPED_ONLY, "pc", c[0], 1, False))
     if s.get("qt", True):
-        own.append((MAIN, "pt", c[0], 1, False))
+        own((SCOPED_ONLY, "pt", c[0], 1, False))
     for g_ts, passed in s.get("g", []):
-        own.append((MAIN, "gx", g_ts, 1, False))
+        own((SCOPED_ONLY, "gx", g_ts, 1, False))
         if passed:
-            own.append((MAIN, "gp", g_ts, 1, False))
+            own((SCOPED_ONLY, "gp", g_ts, 1, False))
     for d_ts, _cat, prod in s.get("d", []):
-        own.append((MAIN, "df", d_ts, 1, False))
+        own((SCOPED_ONLY, "df", d_ts, 1, False))
         if not prod:
-            own.append((MAIN, "dfr", d_ts, 1, False))
+            own((SCOPED_ONLY, "dfr", d_ts, 1, False))
     for r_ts, cost in s.get("rv", []):
-        own += [(MAIN, "rc", r_ts, 1, False), (MAIN, "cost", r_ts, cost, False)]
+        own((SCOPED_ONLY, "rc", r_ts, 1, False))
+        own((SCOPED_ONLY, "cost", r_ts, cost, False))
     for k_ts, passed in s.get("ck", []):
-        own.append((MAIN, "cc", k_ts, 1, False))
+        own((SCOPED_ONLY, "cc", k_ts, 1, False))
         if passed:
-            own.append((MAIN, "cp", k_ts, 1, False))
+            own((SCOPED_ONLY, "cp", k_ts, 1, False))
     if done:
-        own.append((MAIN, "wc", done[0], 1, False))
+        own((SCOPED_ONLY, "wc", done[0], 1, False))
         if done[1] == "merged":
-            own.append((MAIN, "wm", done[0], 1, False))
-    scopes = ["r:" + c[3]] + (["t:" + c[2]] if c[2] else [])
-    result: list[Contribution] = []
-    for fam, f, ts, v, step in out + own:
-        if fam == MAIN or fam == LATE:
-            sub = f if fam == MAIN else "L|" + f
-            result += [(SCOPE, f"{sc}|{sub}", ts, v, step) for sc in scopes]
-    return result
+            own((SCOPED_ONLY, "wm", done[0], 1, False))
+
+
+# --- a workflow's contributions as core items and the scopes they are copied under ----------
+# ~70 % of a workflow's contributions are copies of others under its repository and team
+# (families SCOPE and LEDGER_SCOPED). The aggregator retracts and re-adds an entity's
+# contributions on every event: it diffs the core items (a third as many) and expands only
+# what changed (Acc.add_core_diff), exact because a copy is a linear function of its item.
+SCOPED_ONLY = "+m"   # a core item that contributes only its copies (a MAIN fact taken from events)
+
+
+def wf_scopes(s: dict[str, Any]) -> tuple[str, ...]:
+    """The scopes a workflow's contributions are copied under: its repository and team."""
+    c = s.get("c")
+    if not c:
+        return ()
+    return ("r:" + c[3], "t:" + c[2]) if c[2] else ("r:" + c[3],)
+
+
+def wf_core(s: dict[str, Any], sla_ms: int) -> tuple[list[Contribution], tuple[str, ...]]:
+    """(core items, scopes): `expand` of them is the workflow's contributions."""
+    if not s:
+        return [], ()
+    return _wf(s, sla_ms) + ledger_contrib.wf_contributions(s), wf_scopes(s)
+
+
+def copies(c: Contribution, scopes: tuple[str, ...]) -> list[Contribution]:
+    """A core item's copies under the scopes (none for a family that is not copied)."""
+    fam, f, ts, v, step = c
+    if fam == MAIN or fam == SCOPED_ONLY:
+        return [(SCOPE, f"{sc}|{f}", ts, v, step) for sc in scopes]
+    if fam == LATE:
+        return [(SCOPE, f"{sc}|L|{f}", ts, v, step) for sc in scopes]
+    if fam == ledger_contrib.LEDGER:
+        return [(ledger_contrib.LEDGER_SCOPED, sc + ledger_contrib.SEP + f, ts, v, False) for sc in scopes]
+    return []
+
+
+def expand(core: list[Contribution], scopes: tuple[str, ...]) -> list[Contribution]:
+    """Contributions from core items: each item (but SCOPED_ONLY ones) and its copies."""
+    out = [c for c in core if c[0] != SCOPED_ONLY]
+    if scopes:
+        for c in core:
+            out += copies(c, scopes)
+    return out
 
 
 def _df(s: dict[str, Any]) -> list[Contribution]:
@@ -455,9 +494,17 @@ def rv_contributions(user: str, s: dict[str, Any]) -> list[Contribution]:
 
 
 def entity_contributions(kind: str, ident: str, state: dict[str, Any], sla_ms: int) -> list[Contribution]:
+    return expand(*entity_core(kind, ident, state, sla_ms))
+
+
+def entity_core(kind: str, ident: str, state: dict[str, Any], sla_ms: int) -> tuple[list[Contribution], tuple[str, ...]]:
+    """An entity's contributions as (core items, scopes) (see `wf_core`); other kinds than
+    workflows have no copies."""
+    if kind == "wf":
+        return wf_core(state, sla_ms)
     if kind == "rv":
-        return rv_contributions(pair_of(ident)[0], state) if state else []
-    return contributions(kind, state, sla_ms)
+        return (rv_contributions(pair_of(ident)[0], state) if state else []), ()
+    return contributions(kind, state, sla_ms), ()
 
 
 # The version of the entity contribution definitions above. An entity stores the basis its
@@ -479,15 +526,23 @@ def written(kind: str, ident: str, state: dict[str, Any], sla_ms: int) -> tuple[
     entities stored them before). Exact unless the state was written under another VERSION
     (then the current definitions stand in for the old ones). `sla_ms` serves states that
     carry no basis."""
+    core, scopes, exact = written_core(kind, ident, state, sla_ms)
+    return expand(core, scopes), exact
+
+
+def written_core(kind: str, ident: str, state: dict[str, Any], sla_ms: int) -> tuple[list[Any], tuple[str, ...], bool]:
+    """`written` as (core items, scopes, exact) (see `wf_core`); stored contributions (`_c`)
+    are their own core, with no scopes."""
     kept = state.pop("_c", None)
     b = state.pop("_v", None)
     if kept is not None:
-        return kept, True
+        return kept, (), True
     if not state:
-        return [], True
+        return [], (), True
     version = b[0] if type(b) is list else b
     sla = b[1] if type(b) is list else sla_ms
-    return entity_contributions(kind, ident, state, sla), version in (None, VERSION)
+    core, scopes = entity_core(kind, ident, state, sla)
+    return core, scopes, version in (None, VERSION)
 
 
 # --- timelines: agents and queues -----------------------------------------------------

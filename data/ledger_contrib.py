@@ -15,7 +15,7 @@ are read (data/ledger.py), so an agent announced after its reviews still counts 
 a pass) carry the minute of that later event in `extra`; the reader counts them when the
 minute is before the window's end (window edges are whole minutes).
 
-LEDGER_SCOPED holds the workflow's ledger fields again as `scope \x1f field`, scope
+LEDGER_SCOPED holds the workflow's ledger fields again as `scope \x1f field` (data.contrib.copies), scope
 `r:<repository>` or `t:<team>` of the workflow's creation (the team/repository filters).
 """
 from __future__ import annotations
@@ -86,6 +86,8 @@ def fold_df(state: dict[str, Any], t: str, d: dict[str, Any], eid: str, ts: int)
 
 
 def wf_contributions(s: dict[str, Any]) -> list[Contribution]:
+    """The workflow's ledger contributions, without their LEDGER_SCOPED copies (made by
+    data.contrib.copies under the workflow's scopes, data.contrib.wf_core)."""
     out: list[Contribution] = []
     add = out.append
     for ts, _eid, who, kind, approved, cost in s.get("lc", ()):
@@ -114,8 +116,6 @@ def wf_contributions(s: dict[str, Any]) -> list[Contribution]:
             add((LEDGER, field(FRA_S), firsts[0][0], firsts[0][0] - created, False))
             add((LEDGER, field(FRA_N), firsts[0][0], 1, False))
         _first_human(firsts, created, add)
-        scopes = ["r:" + c[3]] + (["t:" + c[2]] if c[2] else [])
-        out += [(LEDGER_SCOPED, sc + SEP + f, ts, v, False) for sc in scopes for _fam, f, ts, v, _st in list(out)]
     return out
 
 
