@@ -7,7 +7,8 @@
  *   #live-status   html.Span: children and className show the connection state
  *   dash-refresh, gate-refresh, audit-refresh   dcc.Interval: disabled while live
  *   {"type": "kpi-value", "kpi": id, "w": widget} KPI value: children <- pushed text
- *   live-tick      dcc.Store: {channel, version, timestamp}, at most every 2 s per channel
+ *   live-tick      dcc.Store: {channel, version, timestamp}, at most every 2 s per channel, or
+ *                  the page's redraw period for its timeframe (#live-config data-redraw)
  *   live-alert     dcc.Store: the last alert message
  *   nav-alert-count  children <- alert.data.firing_count
  * window.qmsLive = {state, transport, dataStore, lastMessage, lastLatencyMs, received, connections, channels}
@@ -370,6 +371,15 @@
     // drawn: redrawing the charts for it would only make the first paint wait (Dash drops
     // the first refresh when a second one starts). After a reconnect it may be news.
     if (seen === undefined && connections <= 1) {
+      if (tickMs() > TICK_MS) {
+        // The page was drawn just now: its next redraw is one redraw period from here.
+        const t = ticks.get(channel);
+        if (t) {
+          t.last = now();
+        } else {
+          ticks.set(channel, {last: now(), timer: null, pending: null});
+        }
+      }
       return;
     }
     // Every channel ticks (events.* feed the audit and operations views); the store
@@ -414,6 +424,21 @@
     return out;
   }
 
+  // How often new data may redraw the page's charts: the page's redraw period for its
+  // timeframe (#live-config data-redraw, ms by timeframe: the server reuses a drawn body that
+  // long, so asking sooner only gets the same body back), at least TICK_MS.
+  function tickMs() {
+    const el = document.getElementById("live-config");
+    let periods = null;
+    try {
+      periods = JSON.parse((el && el.getAttribute("data-redraw")) || "null");
+    } catch (e) {
+      periods = null;
+    }
+    const ms = isObject(periods) ? periods[currentTimeframe()] : undefined;
+    return typeof ms === "number" && ms > TICK_MS ? ms : TICK_MS;
+  }
+
   // Throttle per channel, keeping the trailing call so the last update is never lost.
   function tick(channel, payload) {
     let t = ticks.get(channel);
@@ -421,7 +446,7 @@
       t = {last: -Infinity, timer: null, pending: null};
       ticks.set(channel, t);
     }
-    const wait = t.last + TICK_MS - now();
+    const wait = t.last + tickMs() - now();
     if (wait <= 0 && t.timer === null) {
       fireTick(t, payload);
       return;

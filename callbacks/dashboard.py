@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
+import redis
 from cachetools import LRUCache
 
 from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
@@ -152,22 +153,38 @@ DUE_JS = """function (n, every, tick) {
 }"""
 
 
-class BodyCache:
-    """Drawn widget bodies of this process. A body depends only on the widget's definition,
-    what its sources return (their identity — timeframe, window, filters, the caller for
-    personal sources — and the data version), the viewer's class (roles: what sanitising does;
-    the viewer too where team scope applies), the theme and the page's context. A body is
-    reused for its data version, and for `stale_s` seconds after it was drawn though newer
-    versions came (under live ingest every batch is a version: without this, every draw of
-    every user would be drawn anew — the 500-user load test's limit); the live channel keeps
-    KPI cards exact meanwhile, and charts already share their series that long. Bodies are
-    kept as plain JSON (a figure is serialised once, not on every answer)."""
+STALE_FACTOR = sources.STALE_FACTOR        # by timeframe: how much longer than QMS_BODY_CACHE_S
 
-    def __init__(self, size: int = 1024, stale_s: float = 0.0) -> None:
-        self._bodies: LRUCache[str, tuple[int, int, Any]] = LRUCache(maxsize=size)
+
+class BodyCache:
+    """Drawn widget bodies, shared by this deployment's web processes. A body depends only on
+    the widget's definition, what its sources return (their identity — timeframe, window,
+    filters, the caller for personal sources — and the data version), the viewer's class
+    (roles and permissions: what sanitising and the sources allow; the viewer too where team
+    scope applies), the theme and the page's context. A body is reused for its data version
+    and window, and for `stale_ms_for(timeframe)` after it was drawn though newer versions and
+    windows came (under live ingest every batch is a version: without this, every draw of
+    every user would be drawn anew — the 500-user load test's limit); the live channel keeps
+    KPI cards exact meanwhile. Bodies are kept as JSON: in Redis (`{p}:cache:body:<key>`,
+    serialised once by the process that drew it, read by the others) and parsed in this
+    process's LRU."""
+
+    def __init__(self, size: int = 1024, stale_s: float = 0.0, r: Any = None, keys: Any = None) -> None:
+        self._bodies: LRUCache[str, tuple[int, str, int, Any]] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
         self._drawing: dict[str, list[Any]] = {}        # key -> [lock, holders and waiters]
         self.stale_ms = max(0.0, float(stale_s or 0)) * 1000
+        self.r = r
+        self.keys = keys
+
+    def stale_ms_for(self, timeframe: str | None) -> float:
+        """How long a body of this window is reused across data versions."""
+        return self.stale_ms * STALE_FACTOR.get(timeframe or "", 1)
+
+    def redraw_ms(self) -> dict[str, int]:
+        """Per timeframe, how often a live page need ask for its bodies again (at least the
+        live client's own 2 s)."""
+        return {tf: max(2000, int(self.stale_ms_for(tf))) for tf in STALE_FACTOR}
 
     @contextlib.contextmanager
     def drawing(self, key: str | None) -> Any:
@@ -190,32 +207,70 @@ class BodyCache:
                     self._drawing.pop(key, None)
 
     @staticmethod
-    def key(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotated: bool) -> str | None:
+    def key(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotated: bool) -> tuple[str, str] | None:
+        """(key, exact): `key` names the body whatever the window's end (a body is reused across
+        the minute its window moved by while it is fresh), `exact` its sources' windows too (a
+        body of the same version is current only for the same windows). None: not kept."""
         ident = sources.cacheable_identity(widget, sctx)
         if ident is None:
             return None
         p = sctx.principal
         scoped = getattr(sctx.sanitizer, "other_teams", None) is not None      # the viewer's team matters
-        viewer = [sorted(p.roles) if p else [], (p.name if p else None) if scoped else None]
-        return hashlib.sha1(orjson.dumps([widget.model_dump(mode="json"), ident, mode, context, annotated, viewer],
-                                         option=orjson.OPT_SORT_KEYS)).hexdigest()
+        viewer = [sorted(p.roles) if p else [], sorted(getattr(p, "permissions", ()) or ()) if p else [],
+                  (p.name if p else None) if scoped else None]
+        head = [widget.model_dump(mode="json"), mode, context, annotated, viewer]
+        moving = getattr(sctx, "end_ms", None) is None          # a fixed end is part of the name
+        key = hashlib.sha1(orjson.dumps([*head, [sources.windowless(i) if moving else i for i in ident]],
+                                        option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return key, hashlib.sha1("\x00".join(ident).encode()).hexdigest()
 
-    def get(self, key: str | None, version: int, now: int) -> Any:
+    @staticmethod
+    def _valid(entry: tuple[int, str, int, Any], exact: str, version: int, now: int, stale_ms: float) -> bool:
+        drawn_version, drawn_exact, at, _ = entry
+        return (drawn_version == version and drawn_exact == exact) or 0 <= now - at < stale_ms
+
+    def get(self, key: tuple[str, str] | None, version: int, now: int, stale_ms: float | None = None) -> Any:
         if key is None:
             return None
+        name, exact = key
+        stale = self.stale_ms if stale_ms is None else stale_ms
         with self._lock:
-            found = self._bodies.get(key)
-        if found is None:
+            found = self._bodies.get(name)
+        if found is not None and self._valid(found, exact, version, now, stale):
+            return found[3]
+        if self.r is None:
             return None
-        drawn_version, at, body = found
-        return body if drawn_version == version or 0 <= now - at < self.stale_ms else None
+        try:
+            raw = self.r.get(self.keys.cache("body:" + name))
+        except redis.RedisError:
+            return None
+        if raw is None:
+            return None
+        entry = orjson.loads(raw)
+        found = (int(entry["v"]), str(entry["x"]), int(entry["at"]), entry["b"])
+        if not self._valid(found, exact, version, now, stale):
+            return None
+        with self._lock:
+            self._bodies[name] = found
+        return found[3]
 
-    def put(self, key: str | None, version: int, now: int, body: Any) -> Any:
-        """`body` as plain JSON, kept under `key` (None: not kept)."""
-        plain = orjson.loads(to_json(body))
+    def put(self, key: tuple[str, str] | None, version: int, now: int, body: Any, stale_ms: float | None = None) -> Any:
+        """`body` as plain JSON, kept under `key` (None: not kept) here and for the other
+        processes (serialised once)."""
+        text = to_json(body)
+        plain = orjson.loads(text)
         if key is not None:
+            name, exact = key
             with self._lock:
-                self._bodies[key] = (version, now, plain)
+                self._bodies[name] = (version, exact, now, plain)
+            if self.r is not None:
+                stale = self.stale_ms if stale_ms is None else stale_ms
+                ttl = max(BODY_TTL_MIN_S, int(stale / 1000) + 1)
+                try:
+                    self.r.set(self.keys.cache("body:" + name),
+                               f'{{"v":{int(version)},"x":"{exact}","at":{int(now)},"b":{text}}}', ex=ttl)
+                except redis.RedisError:
+                    pass                 # kept in this process; the data store's outage shows elsewhere
         return plain
 
     def clear(self) -> None:
@@ -223,31 +278,47 @@ class BodyCache:
             self._bodies.clear()
 
 
+# A body kept in Redis for its data version outlives its staleness this long (a quiet system
+# keeps its version: the next viewer finds the body instead of drawing it).
+BODY_TTL_MIN_S = 60
+
+
 def bodies_cache() -> BodyCache:
-    """This app's body cache (one per app: two apps in one process — tests — share nothing)."""
+    """This app's body cache (one per app: two apps in one process — tests — share nothing in
+    memory; in Redis, by database)."""
     found = current_app.extensions.get("qms_bodies")
     if found is None:
         svc = current_app.extensions["qms"]
-        found = current_app.extensions.setdefault("qms_bodies", BodyCache(stale_s=svc.settings.body_cache_s))
+        found = current_app.extensions.setdefault(
+            "qms_bodies", BodyCache(stale_s=svc.settings.body_cache_s, r=svc.redis, keys=svc.keys))
     return found
+
+
+def _timeframe_of(widget: Widget, context: dict[str, Any]) -> str:
+    """The shortest window among the widget's sources (a source may pin its own)."""
+    tfs = [ds.timeframe or context.get("timeframe") or "24h" for ds in widget.data_sources] or [context.get("timeframe")]
+    return min(tfs, key=lambda tf: STALE_FACTOR.get(tf or "", 1))
 
 
 def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any,
          version: int | None = None) -> Any:
-    """One widget's body (from the app's BodyCache when drawn for this data version already); a
-    failing source or renderer costs that widget, not the page."""
+    """One widget's body (from the BodyCache when drawn for this data version and window
+    already, or recently enough for its window); a failing source or renderer costs that
+    widget, not the page."""
     cache, now = bodies_cache(), now_ms()
     key = None if version is None else cache.key(widget, sctx, mode, context, annotations is not None)
-    cached = cache.get(key, version or 0, now)
+    stale = cache.stale_ms_for(_timeframe_of(widget, context))
+    cached = cache.get(key, version or 0, now, stale)
     if cached is not None:
         return cached
-    with cache.drawing(key):
-        cached = cache.get(key, version or 0, now_ms())      # drawn by another request meanwhile
-        return cached if cached is not None else _draw(widget, sctx, mode, context, annotations, version, key, now)
+    with cache.drawing(key[0] if key else None):
+        cached = cache.get(key, version or 0, now_ms(), stale)      # drawn by another request meanwhile
+        return cached if cached is not None else _draw(widget, sctx, mode, context, annotations, version, key, now,
+                                                       stale)
 
 
 def _draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any, version: int | None,
-          key: str | None, now: int) -> Any:
+          key: tuple[str, str] | None, now: int, stale_ms: float | None = None) -> Any:
     cache = bodies_cache()
     try:
         frames = sources.fetch_all(widget, sctx)
@@ -255,7 +326,7 @@ def _draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotat
         kind = "w-gates" if widget.type == "gate_performance" else "w-view"
         body = renderer.render(widget, frames, mode=mode, context=context, annotations=annotations,
                                id={"type": kind, "w": widget.id})
-        return cache.put(key, version or 0, now, with_scope_notes(body, frames))
+        return cache.put(key, version or 0, now, with_scope_notes(body, frames), stale_ms)
     except QueryError as exc:
         return html.Div(str(exc), className="small text-warning-emphasis p-2 widget-error")
     except Exception:                       # noqa: BLE001 - logged; the page keeps its other widgets
@@ -335,6 +406,7 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
     svc = current_app.extensions["qms"]
     sctx = sources.SourceContext.for_request(svc, principal, view["timeframe"],
                                              {k: v for k, v in view.items() if k != "timeframe"})
+    sctx.page = True                 # its sources' results within their timeframe's staleness
     widgets = [w for wid in widget_ids if (w := defn.widget(wid)) is not None]
     annotations = None
     # Markers for the time series among them (render draws them where its TIME_SERIES and the
@@ -395,8 +467,10 @@ def layout(defn: Dashboard, principal: Principal | None, timeframe: str, view: d
     # The role channels whose KPI cards this page shows (live.js pushes their values).
     channels = sorted({f"dashboard.{d}" for w in defn.widgets if w.id not in denied for ds in w.data_sources
                        if ds.source == "kpi" and (d := dashboard_of(ds.metric or "")) and d != "developer"})
-    # No data channel (e.g. a developer's page): "live" widgets poll at the app's refresh.
-    live_every_ms = None if channels else svc.settings.refresh_ms
+    # No data channel (e.g. a developer's page): "live" widgets poll at the app's refresh, or
+    # as seldom as a body of the page's window is drawn again (asking sooner gets it back).
+    redraw = bodies_cache().redraw_ms()
+    live_every_ms = None if channels else max(svc.settings.refresh_ms, redraw.get(timeframe, 0))
     if authorize(principal, "view:alerts"):
         channels.append("alerts")
     names = svc.engine.names()
@@ -405,6 +479,6 @@ def layout(defn: Dashboard, principal: Principal | None, timeframe: str, view: d
         tools = [*(tools or []), share_dialog(defn, roles, names.get("teams", []))]
     return page.board(defn, denied=denied, timeframe=timeframe, view=view, names=names, can_export=can_export,
                       csv_hrefs=csv, channels=channels, kind=kind, notices=notices, tools=tools,
-                      live_every_ms=live_every_ms, drawn=drawn,
+                      live_every_ms=live_every_ms, drawn=drawn, redraw_ms=redraw,
                       editor=editor.toolbar(authorize(principal, "update:personal_settings"),
                                             authorize(principal, "manage:dashboards")))

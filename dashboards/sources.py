@@ -91,6 +91,20 @@ PERMISSIONS: dict[tuple[str, str], tuple[str, ...]] = {
 TEAM_SCOPED = {("computed", "code_quality"): "view:quality_metrics",
                ("computed", "test_coverage"): "view:quality_metrics"}
 STALE_MAX_TTL_S = 120
+# A page's draws (SourceContext.page) reuse a source's result, and a drawn body, across data
+# versions and a moved window end for QMS_BODY_CACHE_S times this factor of their timeframe:
+# a 7-day chart moves by a pixel in a minute, so computing it again for every one-second
+# version (every batch under live ingest) spends the cores on nothing a viewer can see. The
+# live channel keeps the KPI cards exact meanwhile (7d/30d cards: each minute); the page
+# names these periods to the browser (live-config data-redraw), which asks no more often.
+# REST reads and exports (page=False) stay exact per version.
+STALE_FACTOR = {"1h": 1, "4h": 2, "24h": 3, "7d": 12, "30d": 12}
+
+
+def page_stale_ms(settings: Any, timeframe: str | None) -> float:
+    """How long a page may show a source's result or a drawn body of this timeframe after it
+    was computed, though newer data came (0: per data version and window only)."""
+    return max(0.0, float(getattr(settings, "body_cache_s", 0) or 0)) * 1000 * STALE_FACTOR.get(timeframe or "", 1)
 
 TIME_COLUMNS = frozenset({"t", "end", "since", "step_since", "created", "at", "timestamp"})
 
@@ -174,6 +188,7 @@ class SourceContext:
     filters: dict[str, str] = field(default_factory=dict)
     end_ms: int | None = None
     alerts: Any = None
+    page: bool = False                  # drawn for a page: results reused within page_stale_ms
 
     @classmethod
     def for_request(cls, svc: Any, principal: Any, timeframe: str = "24h",
@@ -266,12 +281,27 @@ def fetch_all(widget: Widget, ctx: SourceContext) -> list[pd.DataFrame]:
     return [fetch(ds, ctx) for ds in widget.data_sources]
 
 
-def identity(sp: Spec, req: Request) -> str:
-    """What a cached result depends on (beside the data version)."""
-    return orjson.dumps({"k": req.kind, "n": req.name, "tf": req.timeframe, "e": req.e if sp.windowed else None,
+def identity(sp: Spec, req: Request, with_end: bool = True) -> str:
+    """What a cached result depends on (beside the data version); `with_end=False`: whatever
+    the window's end (a live window's results are told apart by their entry's `e`)."""
+    return orjson.dumps({"k": req.kind, "n": req.name, "tf": req.timeframe,
+                         "e": req.e if sp.windowed and with_end else None,
                          "f": req.filters, "p": req.points, "l": req.limit if req.kind == "drilldown" else None,
                          "u": req.user, "x": {k: v for k, v in req.flags.items() if k != "team_scoped"}},
                         option=orjson.OPT_SORT_KEYS).decode()
+
+
+def windowless(ident: str) -> str:
+    """An `identity` without its window's end: the same source over the window as it moves
+    (a drawn body is reused across a minute boundary while it is fresh)."""
+    try:
+        found = orjson.loads(ident)
+    except orjson.JSONDecodeError:
+        return ident
+    if isinstance(found, dict):
+        found.pop("e", None)
+        return orjson.dumps(found, option=orjson.OPT_SORT_KEYS).decode()
+    return ident
 
 
 def data_version(ctx: SourceContext) -> int:
@@ -294,24 +324,30 @@ def cacheable_identity(widget: Widget, ctx: SourceContext) -> list[str] | None:
 
 
 def cache_key(ctx: SourceContext, sp: Spec, req: Request) -> str:
-    return ctx.keys.cache("src:" + hashlib.sha1(identity(sp, req).encode()).hexdigest())
+    """One entry per source whatever a live window's end (the entry says which end it is of);
+    a fixed end (`ctx.end_ms`) is part of the name."""
+    return ctx.keys.cache("src:" + hashlib.sha1(identity(sp, req, with_end=ctx.end_ms is not None).encode()).hexdigest())
 
 
 def _cached(ctx: SourceContext, sp: Spec, req: Request) -> tuple[computed.Raw, str]:
     """The source's unsanitised result: from the cache when it was computed for this data
-    version (or, for raw-event views, less than series_cache_s ago), else computed and kept."""
+    version and window end (or, for raw-event views, less than series_cache_s ago; for a
+    page's draw, less than page_stale_ms ago), else computed and kept."""
     if not sp.cache:
         return sp.fn(ctx, req), "none"
     key = cache_key(ctx, sp, req)
+    end = req.e if sp.windowed else None
     version, cached = data_version(ctx), ctx.redis.get(key)
     if cached is not None:
         entry = orjson.loads(cached)
         stale_ms = float(getattr(ctx.settings, "series_cache_s", 0) or 0) * 1000 if sp.stale else 0
-        if entry["v"] == version or (stale_ms and 0 <= req.now - entry["at"] < stale_ms):
+        if ctx.page:
+            stale_ms = max(stale_ms, page_stale_ms(ctx.settings, req.timeframe))
+        if (entry["v"] == version and entry.get("e") == end) or (stale_ms and 0 <= req.now - entry["at"] < stale_ms):
             return entry["raw"], "hit"
     raw = sp.fn(ctx, req)
     ttl = max(5, min(int(getattr(ctx.settings, "cache_ttl_s", 60) or 60), STALE_MAX_TTL_S))
-    ctx.redis.set(key, orjson.dumps({"v": version, "at": req.now, "raw": raw}), ex=ttl)
+    ctx.redis.set(key, orjson.dumps({"v": version, "e": end, "at": req.now, "raw": raw}), ex=ttl)
     return raw, "miss"
 
 

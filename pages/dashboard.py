@@ -1,6 +1,7 @@
 """A role dashboard page: its KPIs, refreshing, with a timeframe selector."""
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -91,11 +92,14 @@ def widget_shell(widget: Any, denied: str | None, *, csv_href: str | None = None
 def board(defn: Any, *, denied: dict[str, str], timeframe: str, view: dict[str, str], names: dict[str, list[str]],
           can_export: bool, csv_hrefs: dict[str, str], channels: list[str], kind: str = "provisioned",
           notices: list[Any] | None = None, tools: list[Any] | None = None, editor: Any = None,
-          live_every_ms: int | None = None, drawn: Drawn | None = None) -> html.Div:
+          live_every_ms: int | None = None, drawn: Drawn | None = None,
+          redraw_ms: dict[str, int] | None = None) -> html.Div:
     """Any dashboard definition as a page: header, filters, and its widgets on the 12-column
     grid at their positions (a CSS grid; one column on phones). With `drawn`, the page
     arrives whole — every body, the window line, the freshness and the export link — so the
-    browser draws it in one pass, with no refresh round trip after the page's own."""
+    browser draws it in one pass, with no refresh round trip after the page's own.
+    `redraw_ms`: per timeframe, how often new data may redraw the live widgets (the server
+    reuses a body that long: callbacks/dashboard.py STALE_FACTOR)."""
     tf = timeframe if timeframe in TIMEFRAMES else "24h"
     drawn = drawn or Drawn()
     return html.Div([
@@ -128,7 +132,9 @@ def board(defn: Any, *, denied: dict[str, str], timeframe: str, view: dict[str, 
         # Live updates (assets/live.js): the channels this page listens to, and the store it
         # bumps when new data arrives so the live widgets are redrawn from the server's aggregates.
         html.Div(id="live-config", hidden=True, **{"data-channels": " ".join(channels),
-                                                   "data-ws": "/ws", "data-sse": "/api/stream"}),
+                                                   "data-ws": "/ws", "data-sse": "/api/stream",
+                                                   **({"data-redraw": json.dumps(redraw_ms, sort_keys=True)}
+                                                      if redraw_ms else {})}),
         dcc.Store(id="live-tick"),
     ], **{"data-dashboard": defn.id})
 

@@ -5,7 +5,8 @@ signs in through the /login form with its CSRF token, opens its role dashboards 
 /_dash-layout, /_dash-dependencies and the callback POSTs the renderer sends), keeps the
 page's live socket open (/ws, subscribed to the page's channels as assets/live.js does; a
 data_update after the first snapshot of a channel makes the page redraw its live widgets,
-at most once per 2 s per channel, exactly as live.js's tick does), switches timeframes and
+at most once per 2 s per channel — or per the page's redraw period for its timeframe
+(live-config data-redraw) — exactly as live.js's tick does), switches timeframes and
 filters, drills down to the events behind a KPI and exports the dashboard as CSV.
 
 The callback bodies are the ones a real Chromium sent (LOAD_PAYLOADS, recorded by
@@ -95,6 +96,11 @@ class Page:
         self.kpis = 0
         self.intervals: dict[str, int] = {}
         self.can_export = False
+        self.redraw_s: dict[str, float] = {}     # live-config data-redraw, by timeframe
+
+    def tick_s(self) -> float:
+        """live.js tickMs(): the page's redraw period for its timeframe, at least TICK_S."""
+        return max(TICK_S, self.redraw_s.get(self.timeframe, 0.0))
 
 
 class DashboardUser(FastHttpUser):
@@ -250,6 +256,10 @@ class DashboardUser(FastHttpUser):
         page.defn = defn.get("data")
         cfg = find_component(layout, "live-config") or {}
         page.channels = str(cfg.get("data-channels") or "").split()
+        try:
+            page.redraw_s = {str(k): float(v) / 1000 for k, v in json.loads(cfg.get("data-redraw") or "{}").items()}
+        except (ValueError, AttributeError):
+            page.redraw_s = {}
         page.kpis = len(kpi_texts(layout))
         page.intervals = widget_intervals(layout)
         export = find_component(layout, "dash-export") or {}
@@ -385,12 +395,16 @@ class DashboardUser(FastHttpUser):
                 if channel in seen:      # the snapshot after subscribing holds what the page drew
                     self.tick(page, channel, {"channel": channel, "version": (msg.get("data") or {}).get("version"),
                                               "timestamp": msg.get("timestamp")})
+                elif page.tick_s() > TICK_S:     # live.js: the next redraw a period after the page's drawing
+                    self.ticks.setdefault(channel, {"last": 0.0, "pending": None, "timer": None})["last"] = \
+                        time.monotonic()
                 seen.add(channel)
 
     def tick(self, page: Page, channel: str, payload: dict[str, Any]) -> None:
-        """live.js's tick: at most one per TICK_S per channel, the trailing one kept."""
+        """live.js's tick: at most one per the page's redraw period (TICK_S at least) per
+        channel, the trailing one kept."""
         t = self.ticks.setdefault(channel, {"last": 0.0, "pending": None, "timer": None})
-        wait = t["last"] + TICK_S - time.monotonic()
+        wait = t["last"] + page.tick_s() - time.monotonic()
         if wait <= 0 and t["timer"] is None:
             self.fire_tick(page, t, payload)
             return

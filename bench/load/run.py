@@ -347,8 +347,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     users_file = os.path.join(out_dir, "users.json")
     Path(users_file).write_text(json.dumps(users))
     running: list[subprocess.Popen] = []
+    # Smoke: the pages' redraw period at its 2 s floor (QMS_BODY_CACHE_S 0.5: 24h 1.5 s), so the
+    # last page's 8 s shows live refreshes; a load run keeps the deployment's default.
     st = stack.start_stack(args.redis_url, r, workers=args.workers, worker_connections=args.worker_connections,
-                           ingest_rate=args.ingest_rate)
+                           ingest_rate=args.ingest_rate, web_env={"QMS_BODY_CACHE_S": "0.5"} if args.smoke else None)
     print(f"deployment: gunicorn -k gevent -w {args.workers} --worker-connections {args.worker_connections} "
           f"app:server at {st.base}; one `cli.py aggregate`; producer `cli.py simulate --url` at "
           f"{args.ingest_rate:g} events/s", flush=True)
@@ -387,6 +389,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 steady_marked = True
             if steady_marked and "end-steady" not in sampler.marks and _locust_near_end(args, sampler):
                 sampler.mark("end-steady")
+            if _locust_overdue(args, sampler) and proc.poll() is None:
+                # Seen once (stop 19): locust idle past its run time, never quitting; SIGTERM
+                # makes it write its statistics and stop.
+                print("locust still running 60 s past --run-time: stopped with SIGTERM", flush=True)
+                proc.terminate()
+                proc.wait(60)
         sampler.mark("end")
         sampler.stop_flag.set()
         print(Path(out_dir, "locust.log").read_text()[-3000:] if proc.returncode else "", end="")
@@ -425,6 +433,11 @@ class _Pid:
 def _locust_near_end(args: argparse.Namespace, sampler: CpuSampler) -> bool:
     from data.timeutil import parse_duration
     return time.monotonic() - sampler.marks["start"][0] >= parse_duration(args.run_time) / 1000 - 2
+
+
+def _locust_overdue(args: argparse.Namespace, sampler: CpuSampler) -> bool:
+    from data.timeutil import parse_duration
+    return time.monotonic() - sampler.marks["start"][0] >= parse_duration(args.run_time) / 1000 + 60
 
 
 def _count_roles(users: list[dict[str, Any]]) -> dict[str, int]:

@@ -127,12 +127,12 @@ def wait_http(child: Child, base: str, path: str = "/login", timeout: float = 90
 
 
 def start_stack(redis_url: str, r: Any, *, workers: int, worker_connections: int, ingest_rate: float,
-                seed: int = 11) -> Stack:
+                seed: int = 11, web_env: dict[str, str] | None = None) -> Stack:
     data_dir = tempfile.mkdtemp(prefix="qms-load-")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = _child_env(redis_url, {"QMS_SECRET_KEY": secrets.token_urlsafe(32), "QMS_RUN_AGGREGATOR": "0",
-                                 "QMS_DATA_DIR": data_dir, "QMS_PUBLIC_URL": base})
+                                 "QMS_DATA_DIR": data_dir, "QMS_PUBLIC_URL": base, **(web_env or {})})
     children: list[Child] = []
     try:
         agg = start_aggregator(redis_url)

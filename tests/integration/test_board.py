@@ -348,17 +348,17 @@ def test_brd007b_the_page_preloads_its_layout_and_keeps_its_assets(app: Any, aut
 
 
 def test_brd008_a_body_is_the_viewer_s_own_where_team_scope_applies() -> None:
-    """Viewers share a drawn body by roles, except where the roles' sanitising depends on the
-    viewer's team (rbac other_teams): then by viewer."""
+    """Viewers share a drawn body by roles and permissions, except where the roles' sanitising
+    depends on the viewer's team (rbac other_teams): then by viewer."""
     from types import SimpleNamespace
     import callbacks.dashboard as board
     from dashboards.schema import Widget
     w = Widget.model_validate({"id": "k", "type": "kpi_card", "title": "k",
                                "data_sources": [{"source": "kpi", "metric": "completed_today"}]})
 
-    def key(name: str, roles: tuple[str, ...], scoped: bool) -> str | None:
-        sctx = SimpleNamespace(principal=SimpleNamespace(name=name, roles=roles),
-                               sanitizer=SimpleNamespace(other_teams=object() if scoped else None))
+    def key(name: str, roles: tuple[str, ...], scoped: bool, perms: tuple[str, ...] = ("a",)) -> Any:
+        sctx = SimpleNamespace(principal=SimpleNamespace(name=name, roles=roles, permissions=frozenset(perms)),
+                               sanitizer=SimpleNamespace(other_teams=object() if scoped else None), end_ms=None)
         original = sources.cacheable_identity
         sources.cacheable_identity = lambda widget, ctx: ["same sources"]
         try:
@@ -369,6 +369,8 @@ def test_brd008_a_body_is_the_viewer_s_own_where_team_scope_applies() -> None:
     assert key("ann", ("qa_lead",), False) == key("bob", ("qa_lead",), False)
     assert key("ann", ("qa_lead",), False) != key("ann", ("executive",), False)
     assert key("ann", ("developer",), True) != key("bob", ("developer",), True)
+    # the same roles with other permissions (a narrowed credential) share nothing either
+    assert key("ann", ("qa_lead",), False) != key("bob", ("qa_lead",), False, ("a", "view:cost_analysis"))
 
 
 def test_brd007_the_layout_a_page_asks_for_comes_with_that_page_drawn(app: Any, r: Any, auth: Any) -> None:

@@ -463,6 +463,32 @@ def test_srci014_recomputed_after_a_new_batch(hand: dict[str, Any]) -> None:
     assert rows[0]["value"] == 60.0 and rows[0]["filtered"] is None and cols[0] == "metric"
 
 
+def test_srci014b_a_page_reuses_a_result_within_its_timeframe_s_staleness_rest_stays_exact(
+        hand: dict[str, Any]) -> None:
+    """A page's draw (SourceContext.page) reuses a source's result across a new batch while it
+    is younger than QMS_BODY_CACHE_S x the timeframe's factor (24h: 3); the REST reads and
+    exports (page=False) and a page without the setting are exact per data version."""
+    ds = DataSource(source="kpi", metric="gate_pass_rate")
+    paged = context(hand["r"], settings(hand["url"], body_cache_s=5.0), "admin", "admin-user", hand["end"])
+    paged.page = True
+    assert sources.page_stale_ms(paged.settings, "24h") == 15_000 and sources.page_stale_ms(paged.settings, "7d") == 60_000
+    first = sources.fetch(ds, paged)
+    assert first.attrs["cache"] == "miss" and first["value"].iloc[0] == 75.0
+    Ingestor(hand["r"], KEYS).ingest([{"id": "hand-late", "type": "workflow.quality_gate_failed", "source": "test",
+                                       "timestamp": fmt_ms(hand["end"] - 30 * MINUTE_MS),
+                                       "data": {"workflow_id": "W1", "gate_name": "lint-gate",
+                                                "metrics": {"errors": 5}}}])
+    Aggregator(hand["r"], KEYS, batch=500).drain()
+    again = sources.fetch(ds, paged)
+    assert again.attrs["cache"] == "hit" and again["value"].iloc[0] == 75.0          # within 15 s: the page's
+    exact = sources.fetch(ds, hctx(hand))
+    assert exact.attrs["cache"] == "miss" and exact["value"].iloc[0] == 60.0         # REST: the new batch
+    strict = context(hand["r"], settings(hand["url"], body_cache_s=0.0), "admin", "admin-user", hand["end"])
+    strict.page = True
+    hand["r"].hincrby(KEYS.meta, "version", 1)
+    assert sources.fetch(ds, strict).attrs["cache"] == "miss"
+
+
 def test_srci015_fetch_all_is_whole_or_refused(hand: dict[str, Any]) -> None:
     from dashboards.schema import Widget
     w = Widget(id="w", type="table", title="t", data_sources=[

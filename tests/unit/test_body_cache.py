@@ -24,12 +24,12 @@ def test_bdc001_a_second_draw_of_a_key_waits_for_the_first_and_finds_its_body() 
         with cache.drawing("k"):
             order.append("first in")
             release.wait(10)
-            cache.put("k", 7, 1000, {"drawn": "first"})
+            cache.put(("k", "x"), 7, 1000, {"drawn": "first"})
             order.append("first out")
 
     def second() -> None:
         with cache.drawing("k"):
-            order.append(f"second in, finds {cache.get('k', 7, 1000)}")
+            order.append(f"second in, finds {cache.get(('k', 'x'), 7, 1000)}")
 
     t1 = threading.Thread(target=first)
     t1.start()
@@ -47,3 +47,35 @@ def test_bdc001_a_second_draw_of_a_key_waits_for_the_first_and_finds_its_body() 
     assert cache._drawing == {}               # nothing kept once nobody draws
     with cache.drawing(None):                 # an uncacheable body: no lock at all
         pass
+
+
+def test_bdc002_a_body_is_current_for_its_version_and_window_or_while_fresh_for_its_timeframe() -> None:
+    """Reused for the same data version and windows; across versions and a moved window only
+    while younger than its timeframe's staleness (long windows longer: STALE_FACTOR)."""
+    cache = BodyCache(stale_s=5)
+    assert cache.stale_ms_for("1h") == 5000 and cache.stale_ms_for("24h") == 15000
+    assert cache.stale_ms_for("7d") == cache.stale_ms_for("30d") == 60000
+    assert cache.redraw_ms() == {"1h": 5000, "4h": 10000, "24h": 15000, "7d": 60000, "30d": 60000}
+    cache.put(("k", "w1"), 7, 1000, {"n": 1}, 15000)
+    assert cache.get(("k", "w1"), 7, 100_000, 15000) == {"n": 1}          # its version and window
+    assert cache.get(("k", "w2"), 7, 100_000, 15000) is None              # the window moved, not fresh
+    assert cache.get(("k", "w2"), 8, 15_999, 15000) == {"n": 1}           # fresh for 24h
+    assert cache.get(("k", "w2"), 8, 16_000, 15000) is None
+    assert cache.get(("k", "w2"), 8, 5_999) == {"n": 1}                   # the base staleness
+    assert BodyCache(stale_s=0).redraw_ms()["7d"] == 2000                # per version only: the client's 2 s
+    assert BodyCache(stale_s=0).get(None, 7, 1000) is None
+
+
+def test_bdc003_bodies_are_shared_through_redis_by_the_web_processes(r) -> None:
+    """A body drawn by one process is found by another (its own memory empty), serialised once:
+    the same JSON, the same validity; a body another process may not reuse is not returned."""
+    from data.keys import Keys
+    one, two = (BodyCache(stale_s=5, r=r, keys=Keys("qms")) for _ in range(2))
+    body = {"props": {"children": ["a", 1.5, None]}, "type": "Div", "namespace": "dash_html_components"}
+    one.put(("k", "w1"), 7, 1000, body, 15000)
+    assert r.ttl("qms:cache:body:k") >= 16
+    assert two.get(("k", "w1"), 7, 50_000, 15000) == body
+    two.clear()
+    assert two.get(("k", "w2"), 8, 20_000, 15000) is None
+    assert two.get(("k", "w2"), 8, 10_000, 15000) == body
+    assert two.get(("other", "w1"), 7, 1000, 15000) is None

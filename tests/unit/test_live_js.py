@@ -243,6 +243,44 @@ const scenarios = {
     assert.strictEqual(env.props({type: "kpi-value", kpi: "gate_pass_rate"}).children, "89.0%");
   },
 
+  the_page_s_redraw_period_for_its_timeframe_spaces_the_chart_ticks() {
+    // live-config data-redraw: the server reuses a drawn body that long (ms by timeframe), so
+    // the page asks for its live widgets no sooner — counted from the page's own drawing.
+    const env = makeEnv();
+    env.dom.set("live-config", {id: "live-config", attrs: {"data-channels": "dashboard.executive", "data-ws": "/ws",
+                                                            "data-redraw": '{"24h": 15000, "7d": 60000, "1h": 1000}'},
+                                getAttribute(n) { return n in this.attrs ? this.attrs[n] : null; }});
+    env.add("live-status", {children: "", className: "ms-2 small"});
+    env.add("live-tick", {});
+    env.add("dash-timeframe", {value: "24h"});
+    env.run();
+    env.ws().open();
+    env.ws().msg(update(1, {}));                     // the snapshot: what the page was drawn with
+    env.advance(1000);
+    env.ws().msg(update(2, {}));
+    assert.strictEqual(env.callsFor("live-tick").length, 0, "drawn 1 s ago: not before 15 s");
+    env.advance(13999);
+    assert.strictEqual(env.callsFor("live-tick").length, 0);
+    env.advance(1);
+    assert.strictEqual(env.callsFor("live-tick").length, 1);
+    assert.strictEqual(env.props("live-tick").data.version, 2, "the trailing update is kept");
+    env.props("dash-timeframe").value = "7d";
+    env.ws().msg(update(3, {}));
+    env.advance(59999);
+    assert.strictEqual(env.callsFor("live-tick").length, 1, "7d: a minute");
+    env.advance(1);
+    assert.strictEqual(env.callsFor("live-tick").length, 2);
+    env.props("dash-timeframe").value = "1h";        // below TICK_MS: TICK_MS
+    env.ws().msg(update(4, {}));
+    env.advance(1999);
+    assert.strictEqual(env.callsFor("live-tick").length, 2);
+    env.advance(1);
+    assert.strictEqual(env.callsFor("live-tick").length, 3);
+    env.ws().msg(update(5, {}));
+    env.advance(2000);
+    assert.strictEqual(env.callsFor("live-tick").length, 4);
+  },
+
   every_card_of_a_kpi_is_set_rounded_where_it_shows_whole_dollars() {
     const env = dashboardPage();
     env.add({type: "kpi-value", kpi: "cost_per_review", w: "a"}, {children: "$1.00"});
