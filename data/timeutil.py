@@ -32,13 +32,15 @@ RESOLUTIONS: tuple[Resolution, ...] = (
     Resolution("1d", DAY_MS, 90 * DAY_MS),
 )
 # Summed buckets of the gate-time histogram only (contrib.SUMMED_FAMILIES): 3, 6 and 12 hours
-# and 2, 4, 8 and 16 days, aligned on the epoch (each divides the next), kept as long as the
-# days. A window's whole days and edge hours tile with at most two of each (`cover`'s
+# and 2, 4, 8 and 16 days, aligned on the epoch (each divides the next), the days' kept as long
+# as the days, the hours' 61 days (the oldest edge a default request has is a 30d window's
+# previous one, 60 days back; older edges read hours, as exact). They only speed reads up:
+# a window's whole days and edge hours tile with at most two of each (`cover`'s
 # `summed_from`), and a histogram's fields do not grow with its span (its bins fill up): a
 # 30-day window reads ~14 histograms instead of ~30 days and ~24 hours. Read only from the
 # first day the aggregators wrote them whole (`{p}:meta` `summed_from`, rollups.mark_daily).
 SUMMED: tuple[Resolution, ...] = tuple(
-    Resolution(name, n * unit, 90 * DAY_MS)
+    Resolution(name, n * unit, (61 if unit == HOUR_MS else 90) * DAY_MS)
     for name, n, unit in (("3h", 3, HOUR_MS), ("6h", 6, HOUR_MS), ("12h", 12, HOUR_MS),
                           ("2d", 2, DAY_MS), ("4d", 4, DAY_MS), ("8d", 8, DAY_MS), ("16d", 16, DAY_MS)))
 RES_NAME: dict[int, str] = {r.step_ms: r.name for r in RESOLUTIONS + SUMMED}

@@ -99,6 +99,12 @@ def test_qc005_summed_buckets_tile_a_window_with_a_few_histograms_only_from_summ
         assert not any(x.step_ms in summed_steps and x.start < mark for x in later)
         assert sum(x.step_ms for x in later) == e - a
     assert cover(a, e, now, None, None) == cover(a, e, now)
+    # The summed hours are kept 61 days: a window's edge older than that reads hours, exactly.
+    a = e // HOUR_MS * HOUR_MS - 75 * DAY_MS - 5 * HOUR_MS
+    old = cover(a, a + 2 * DAY_MS, now, 0, 0)
+    assert [x.step_ms for x in old[:3]] == [HOUR_MS] * 3 and sum(x.step_ms for x in old) == 2 * DAY_MS
+    recent = cover(a + 20 * DAY_MS, a + 22 * DAY_MS, now, 0, 0)
+    assert {3 * HOUR_MS, 12 * HOUR_MS} <= {x.step_ms for x in recent}
 
 
 def test_qc006_the_histogram_is_also_rolled_into_the_summed_buckets_the_others_are_not() -> None:
@@ -117,5 +123,5 @@ def test_qc006_the_histogram_is_also_rolled_into_the_summed_buckets_the_others_a
     assert set(hist) == main | {r.name for r in SUMMED}
     for r in SUMMED:
         assert hist[r.name] == ts // r.step_ms * r.step_ms and STEP[r.name] == r.step_ms
-        assert RETENTION[r.name] == 90 * DAY_MS
+        assert RETENTION[r.name] == (90 if r.step_ms % DAY_MS == 0 else 61) * DAY_MS
         assert rolled[(r.name, HIST, hist[r.name])] == {"g|1000": 1}
