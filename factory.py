@@ -35,6 +35,7 @@ from data.services import Services
 from live.routes import init_live
 from dash import dcc, html
 
+from components import static_html
 from pages import alerts, audit, dashboard, dashboards_list, entity, integrations, reviewers, shell
 from settings import Settings
 
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
                                       dashboards_list.page(None, None), integrations.layout(),
                                       reviewers.layout(), reviewers.reviewer_layout("r")])
     register_callbacks(app)
+    static_html.bind(app)                     # what a callback reads or writes stays a component
     check_callback_permissions(app)
     init_guard(server, app)
     server.extensions["qms_csp"] = content_security_policy(app)

@@ -6,7 +6,8 @@
  *   #live-config   data-channels="dashboard.executive alerts" data-ws="/ws" data-sse="/api/stream"
  *   #live-status   html.Span: children and className show the connection state
  *   dash-refresh, gate-refresh, audit-refresh   dcc.Interval: disabled while live
- *   {"type": "kpi-value", "kpi": id, "w": widget} KPI value: children <- pushed text
+ *   {"type": "kpi-value", "kpi": id, "w": widget} KPI value: children <- pushed text (its text
+ *                  in place when drawn as HTML inside a [data-qms-static] element)
  *   live-tick      dcc.Store: {channel, version, timestamp}, at most every 2 s per channel, or
  *                  the page's redraw period for its timeframe (#live-config data-redraw)
  *   live-alert     dcc.Store: the last alert message
@@ -396,9 +397,18 @@
       const kpi = kpis[kpiId];
       if (isObject(kpi) && typeof kpi.text === "string") {
         // Every card of this KPI on the page (a dashboard may show one KPI twice).
-        (shown[kpiId] || []).forEach(function (id) {
+        (shown[kpiId] || []).forEach(function (found) {
+          const id = found.id;
           const text = id.r && typeof kpi.rounded === "string" ? kpi.rounded : kpi.text;
-          setProps(id, {children: text});
+          if (found.el.closest("[data-qms-static]")) {
+            // Drawn as HTML (assets/static_html.js), not a Dash component: the text is set
+            // in place; the widget's next refresh redraws the whole card anyway.
+            if (found.el.textContent !== text) {
+              found.el.textContent = text;
+            }
+          } else {
+            setProps(id, {children: text});
+          }
         });
       }
     });
@@ -418,7 +428,7 @@
       }
       if (isObject(id) && id.type === "kpi-value" && typeof id.kpi === "string"
           && (id.tf === undefined || id.tf === currentTimeframe())) {
-        (out[id.kpi] = out[id.kpi] || []).push(id);
+        (out[id.kpi] = out[id.kpi] || []).push({id: id, el: el});
       }
     });
     return out;

@@ -40,6 +40,7 @@ from auth.principal import Principal, audit, authorize, current_principal
 from components import editor
 from components.share import share_dialog
 from components import render as renderer
+from components import static_html
 from dashboards import sources
 from dashboards.schema import Dashboard, DataSource, Widget
 from data.engine import QueryError, plan
@@ -326,7 +327,9 @@ def _draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotat
         kind = "w-gates" if widget.type == "gate_performance" else "w-view"
         body = renderer.render(widget, frames, mode=mode, context=context, annotations=annotations,
                                id={"type": kind, "w": widget.id})
-        return cache.put(key, version or 0, now, with_scope_notes(body, frames), stale_ms)
+        # Static parts (tiles, rows, cards) as HTML: a fraction of the components for the page
+        # to mount (components/static_html.py).
+        return cache.put(key, version or 0, now, static_html.staticize(with_scope_notes(body, frames)), stale_ms)
     except QueryError as exc:
         return html.Div(str(exc), className="small text-warning-emphasis p-2 widget-error")
     except Exception:                       # noqa: BLE001 - logged; the page keeps its other widgets

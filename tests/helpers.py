@@ -44,3 +44,47 @@ def admin_test_client(redis_url: str, data_dir: str, name: str = "admin-user") -
     client = app.server.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + issue_jwt(name, ["admin"], 3600, svc.secret_key)
     return client
+
+
+def expand_static(node: Any) -> Any:
+    """A component tree (as JSON) with every StaticHtml (components/static_html.py) read back into
+    the Dash-like nodes its HTML holds — {"type", "namespace", "props": {..., "children"}} — so
+    tests that walk bodies read tiles, rows and cards as before. Links written for dcc.Link come
+    back as dcc.Link; an element's only text child is its `children` string, as Dash writes it."""
+    if isinstance(node, list):
+        return [expand_static(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("namespace") == "qms_static":
+        from bs4 import BeautifulSoup
+
+        p = node.get("props") or {}
+        root = {"className": p.get("className"), "style": p.get("style"), **(p.get("attrs") or {})}
+        if p.get("id") is not None:
+            root["id"] = p["id"]
+        soup = BeautifulSoup(f"<{p['tag']}>{p.get('html', '')}</{p['tag']}>", "html.parser")
+        return _dash_node(soup.find(p["tag"]), {k: v for k, v in root.items() if v is not None})
+    return {k: expand_static(v) for k, v in node.items()}
+
+
+def _dash_node(el: Any, props: dict[str, Any] | None = None) -> Any:
+    from bs4 import NavigableString
+
+    if isinstance(el, NavigableString):
+        return str(el)
+    out: dict[str, Any] = {}
+    for k, v in el.attrs.items():
+        v = " ".join(v) if isinstance(v, list) else v
+        if k == "class":
+            out["className"] = v
+        elif k == "id":
+            import json
+            out["id"] = json.loads(v) if v.startswith("{") else v
+        elif k != "data-dash-link":
+            out[{"colspan": "colSpan", "rowspan": "rowSpan", "tabindex": "tabIndex", "for": "htmlFor"}.get(k, k)] = v
+    out.update(props or {})
+    kids = [_dash_node(c) for c in el.children]
+    out["children"] = kids[0] if len(kids) == 1 and isinstance(kids[0], str) else (kids or None)
+    if el.name == "a" and el.has_attr("data-dash-link"):
+        return {"type": "Link", "namespace": "dash_core_components", "props": out}
+    return {"type": el.name.capitalize(), "namespace": "dash_html_components", "props": out}

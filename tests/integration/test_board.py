@@ -12,6 +12,7 @@ from dashboards.schema import dump, validate
 from data.ingest import Ingestor
 from data.aggregator import Aggregator
 from data.simulator import Simulator
+from tests.helpers import expand_static
 from tests.integration.test_rbac_matrix import signed_in
 
 
@@ -59,6 +60,9 @@ def route(app: Any, c: Any, csrf: str, path: str, search: str = "") -> dict[str,
 
 
 def walk(node: Any):
+    if isinstance(node, dict) and node.get("namespace") == "qms_static":
+        yield from walk(expand_static(node))              # a body's static part, read back from its HTML
+        return
     if isinstance(node, dict):
         yield node
         for v in node.values():

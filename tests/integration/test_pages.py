@@ -82,8 +82,9 @@ def test_pag002_gate_queue_and_gate_page_data(app: Any, r: Any, auth: Any) -> No
     queues = widget_rows(c, "operational", "ops-queues")
     assert [(q["queue"], q["depth"]) for q in queues] == [("code_review_queue", 12)]
     assert queues[0]["since"].startswith(ts[:19])
-    bars = [(n["data-key"], n["data-value"], n["data-role"]) for n in walk(drawn(app, c, csrf, "operational")["ops-queues"])
+    bars = [(n["data-key"], float(n["data-value"]), n["data-role"]) for n in walk(drawn(app, c, csrf, "operational")["ops-queues"])
             if "data-key" in n]
+    # (drawn as HTML, components/static_html.py: attribute values read back as text)
     assert bars == [("code_review_queue", 12.0, "warning")], "the queue monitor draws the rows"
     gate = gate_data(svc.engine, "lint", "1h")
     assert set(gate["kpis"]) == {"gate.lint.pass_rate", "gate.lint.executions", "gate.lint.p95_time"}

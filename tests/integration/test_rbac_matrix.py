@@ -22,6 +22,7 @@ from dashboards.provision import Provisioner
 from data.kpis import dashboard_of
 from data.timeutil import fmt_ms, now_ms
 from tests.conftest import ROLES
+from tests.helpers import expand_static
 
 ALL_ROLES = (*ROLES, "producer")
 UPDATE = "/_dash-update-component"
@@ -428,7 +429,7 @@ def _cards(response: Any) -> dict[str, str]:
         elif isinstance(node, list):
             for v in node:
                 walk(v, kpi)
-    walk(response)
+    walk(expand_static(response))
     return found
 
 

@@ -37,7 +37,8 @@ function domId(id) {
 function makeEnv(opts) {
   opts = opts || {};
   const env = {clock: 1000000, timers: new Map(), nextId: 1, sockets: [], sources: [], calls: [], logs: [],
-               errors: [], observers: [], layout: new Map(), dom: new Map(), checked: null};
+               errors: [], observers: [], layout: new Map(), dom: new Map(), checked: null,
+               statics: new Map()};
   const G = {};
   G.window = G;
   G.Date = {now: () => env.clock};
@@ -92,7 +93,10 @@ function makeEnv(opts) {
     getElementById: id => env.dom.get(id) || null,
     querySelector: sel => (sel === "#dash-timeframe input:checked" ? env.checked : null),
     // Dash writes a dict id into the DOM as its JSON: the KPI cards live.js looks for.
-    querySelectorAll: sel => (sel === '[id^="{"]' ? [...env.layout.keys()].filter(k => k.startsWith("{")).map(k => ({id: k}))
+    // Cards drawn as HTML (StaticHtml, env.statics) are elements inside a [data-qms-static] root.
+    querySelectorAll: sel => (sel === '[id^="{"]' ? [...env.layout.keys()].filter(k => k.startsWith("{"))
+                                                      .map(k => ({id: k, closest: () => null}))
+                                                      .concat([...env.statics.values()])
                                                    : []),
     addEventListener: () => {},
   };
@@ -279,6 +283,19 @@ const scenarios = {
     env.ws().msg(update(5, {}));
     env.advance(2000);
     assert.strictEqual(env.callsFor("live-tick").length, 4);
+  },
+
+  a_card_drawn_as_html_gets_its_text_in_place() {
+    const env = dashboardPage();
+    const id = JSON.stringify({kpi: "gate_pass_rate", type: "kpi-value", w: "s"});
+    const el = {id: id, textContent: "80.0%", closest: sel => (sel === "[data-qms-static]" ? {} : null)};
+    env.statics.set(id, el);
+    env.ws().open();
+    env.ws().msg(update(1, {gate_pass_rate: {text: "87.3%"}}));
+    assert.strictEqual(el.textContent, "87.3%");
+    assert.strictEqual(env.callsFor({kpi: "gate_pass_rate", type: "kpi-value", w: "s"}).length, 0);  // no set_props
+    assert.strictEqual(env.props({type: "kpi-value", kpi: "gate_pass_rate"}).children, "87.3%");     // the component too
+    assert.deepStrictEqual(env.errors, []);
   },
 
   every_card_of_a_kpi_is_set_rounded_where_it_shows_whole_dollars() {
