@@ -3,6 +3,7 @@ bench/load/run.py uses it too): components of a layout by id, the widget bodies 
 the KPI cards' texts, and an input's value set in a callback request body."""
 from __future__ import annotations
 
+import html
 import json
 import re
 from typing import Any, Iterator
@@ -38,8 +39,20 @@ def body_ids(layout: Any) -> list[str]:
 
 def kpi_texts(layout: Any) -> list[tuple[str, str]]:
     """(KPI id, the text its card shows) for every KPI card value in the layout."""
-    return [(str(p["id"].get("kpi")), str(p.get("children"))) for p in walk(layout)
-            if isinstance(p.get("id"), dict) and p["id"].get("type") == "kpi-value"]
+    found = [(str(p["id"].get("kpi")), str(p.get("children"))) for p in walk(layout)
+             if isinstance(p.get("id"), dict) and p["id"].get("type") == "kpi-value"]
+    # Cards sent as HTML (components/static_html.py StaticHtml): the value element's id is the
+    # JSON Dash would write; its text is escaped HTML.
+    for p in walk(layout):
+        if isinstance(p.get("html"), str) and "kpi-value" in p["html"]:
+            for m in STATIC_KPI.finditer(p["html"]):
+                cid = json.loads(html.unescape(m.group(1)))
+                if isinstance(cid, dict) and cid.get("type") == "kpi-value":
+                    found.append((str(cid.get("kpi")), html.unescape(m.group(2))))
+    return found
+
+
+STATIC_KPI = re.compile(r'<[a-z0-9]+ [^>]*?id="(\{[^"]*kpi-value[^"]*\})"[^>]*>([^<]*)<')
 
 
 def set_input(body: dict[str, Any], cid: str, prop: str, value: Any) -> None:
