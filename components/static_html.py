@@ -20,7 +20,7 @@ import json
 import math
 import re
 from html import escape
-from typing import Any, Iterable
+from typing import Any
 
 from dash.development.base_component import Component
 
@@ -52,7 +52,7 @@ UNITLESS |= {p + k[0].upper() + k[1:] for p in ("Webkit", "ms", "Moz", "O") for 
 # React refuses these URLs in href/src (and Dash's html.A with them): never convert one.
 UNSAFE_URL = re.compile(r"^[\s\x00-\x1f]*(javascript|vbscript|data):", re.I)
 BS_COLOURS = {"primary", "secondary", "success", "danger", "warning", "info", "light", "dark"}
-SVG_DATA = re.compile(r"^data:image/(svg\+xml|png|gif|jpeg|webp)[;,]", re.I)     # an <img>'s own picture
+IMAGE_DATA = re.compile(r"^data:image/(svg\+xml|png|gif|jpeg|webp)[;,]", re.I)   # an <img>'s own picture
 MIN_SAVED = 3          # convert a subtree only when it replaces at least this many components
 
 # Ids of components some callback reads or writes (str ids, and the "type" of dict ids): these
@@ -237,7 +237,7 @@ def _element(node: Component) -> tuple[str, dict[str, Any], Any]:
         elif k.startswith(("data-", "aria-")):
             attrs[k] = v
         elif k in ATTRS:
-            if k in ("href", "src") and UNSAFE_URL.match(str(v)) and not (k == "src" and SVG_DATA.match(str(v))):
+            if k in ("href", "src") and UNSAFE_URL.match(str(v)) and not (k == "src" and IMAGE_DATA.match(str(v))):
                 raise Unconvertible(f"{k} {v!r}")
             if v is False:
                 continue
@@ -424,6 +424,3 @@ def staticize(node: Any) -> Any:
         node.children = staticize(children)
     return node
 
-
-def components_in(nodes: Iterable[Any]) -> int:
-    return sum(count(n) for n in nodes)
