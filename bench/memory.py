@@ -1,20 +1,23 @@
 """Redis memory per event over 30 days of history at a steady rate, before and after the
 event archive (issue 13 part 4: target <= 250 B per event), and the archive's bytes per event.
 
-    flock /tmp/qms-bench.lock .venv/bin/python bench/memory.py --redis-url redis://127.0.0.1:6379/5 \
-        [--days 30] [--rate 0.2] [--hot-hours 48] [--dense-rate 10 --dense-hours 2]
+    /work/tools/qbench .venv/bin/python bench/memory.py --redis-url redis://127.0.0.1:6379/5 \
+        [--days 30] [--rate 1] [--hot-hours 48]
 
 1. FLUSHDB, then `--days` of simulated activity (data/simulator.py) at `--rate` events/s,
    through the real ingest and aggregator, a simulated day at a time (the events are never
    all in memory).
-2. MEMORY USAGE of every key (SAMPLES 0: exact), summed by key family -> bytes per event.
+2. MEMORY USAGE of every key (SAMPLES 0: exact), summed by key family -> bytes per event;
+   the rollups also by family letter over every resolution (minutes, hours, days and the
+   summed histogram levels), with how many of their hashes Redis keeps as a hash table
+   rather than a listpack (over `hash-max-listpack-entries` fields, or one field or value
+   longer than `hash-max-listpack-value`: ~3x the bytes a field).
 3. The archiver (data/archive_move.py) with a `--hot-hours` window, then the same again, and
    the archive's files: bytes per event on disk.
-4. Families split in two: those that grow with events (raw, indexes, stream, dedup sets,
-   entities, timelines) are per event whatever the rate; rollups grow with time and with the
-   distinct names per bucket. The script scales the rate down to run in minutes, so rollups per
-   event are far above what 10 events/s gives: `--dense-hours` at `--dense-rate` measures a
-   bucket's size at that rate, and the projection multiplies it by the buckets 30 days keep.
+The figure is one run's, every key counted: rollups grow with time and with the distinct
+names per bucket, not in proportion to events, so the rate matters. (Stop 19's projection
+from a few dense hours left out the daily and summed buckets, whose fields a few hours do
+not show: it is gone.)
 """
 from __future__ import annotations
 
@@ -117,13 +120,45 @@ def table(fams: dict[str, list[int]], events: int) -> tuple[int, list[str]]:
     return total, lines
 
 
-def bucket_instants(r: Any, prefix: str = "qms") -> dict[str, int]:
-    """How many distinct bucket starts each resolution has (every family at one start: one instant)."""
-    starts: dict[str, set[str]] = defaultdict(set)
+def rollup_families(r: Any, events: int, prefix: str = "qms") -> list[str]:
+    """The rollups by family letter (a scope's ledger family "w<crc>" counted as "w*") over every
+    resolution: keys, bytes, B/event, fields, bytes a field, and hashes kept as hash tables."""
+    fams: dict[str, list[Any]] = defaultdict(lambda: [0, 0, 0, 0, defaultdict(int)])
+    batch: list[bytes] = []
+
+    def flush_batch() -> None:
+        with r.pipeline(transaction=False) as p:
+            for k in batch:
+                p.memory_usage(k, samples=0)
+                p.hlen(k)
+                p.object("encoding", k)
+            got = p.execute()
+        for i, k in enumerate(batch):
+            parts = k.decode(errors="replace").split(":")
+            fam = parts[3] if len(parts) > 3 else "?"
+            fam = "w*" if fam.startswith("w") and len(fam) > 1 else fam
+            f = fams[fam]
+            f[0] += 1
+            f[1] += int(got[3 * i] or 0)
+            f[2] += int(got[3 * i + 1] or 0)
+            if got[3 * i + 2] == b"hashtable":
+                f[3] += 1
+            f[4][parts[2]] += int(got[3 * i] or 0)
+        batch.clear()
     for key in r.scan_iter(match=prefix + ":r:*", count=2000):
-        parts = key.decode().split(":")
-        starts[parts[2]].add(parts[4])
-    return {res: len(s) for res, s in starts.items()}
+        if key.endswith(b":carry"):
+            continue
+        batch.append(key)
+        if len(batch) >= 1000:
+            flush_batch()
+    flush_batch()
+    lines = [f"  {'family':6s} {'keys':>7s} {'bytes':>11s} {'B/event':>8s} {'fields':>10s} {'B/field':>8s} "
+             f"{'hashtables':>10s}  by resolution (B/event)"]
+    for fam, (n, size, fields, tables, by_res) in sorted(fams.items(), key=lambda x: -x[1][1]):
+        res = ", ".join(f"{k} {v / max(events, 1):.1f}" for k, v in sorted(by_res.items(), key=lambda x: -x[1])[:5])
+        lines.append(f"  {fam:6s} {n:>7,} {human(size):>11s} {size / max(events, 1):8.1f} {fields:>10,} "
+                     f"{size / max(fields, 1):8.1f} {tables:>10,}  {res}")
+    return lines
 
 
 def read_costs(r: Any, keys: Keys, arch: Archive) -> None:
@@ -160,13 +195,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/5")
     ap.add_argument("--days", type=float, default=30)
-    ap.add_argument("--rate", type=float, default=0.2, help="simulated events per second (weekly mean)")
+    ap.add_argument("--rate", type=float, default=1.0, help="simulated events per second (weekly mean)")
     ap.add_argument("--hot-hours", type=float, default=48)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--archive-dir", help="default: a temporary folder, removed at the end")
-    ap.add_argument("--dense-rate", type=float, default=10.0, help="rate whose rollup bucket size is measured")
-    ap.add_argument("--dense-hours", type=float, default=3.0, help="0: skip the dense run")
-    ap.add_argument("--target-rate", type=float, default=10.0, help="the projection's steady rate")
     args = ap.parse_args()
     r = connect(args.redis_url)
     print_machine(r)
@@ -201,6 +233,8 @@ def main() -> None:
           f"{st['bytes'] / max(st['rows'], 1):.1f} B/event on disk (zstd Parquet)")
     print("\nRedis after archiving:")
     print("\n".join(lines))
+    print("\nrollups by family (every resolution; hash tables: hashes Redis keeps unpacked):")
+    print("\n".join(rollup_families(r, events)))
     read_costs(r, keys, arch)
     print(f"\nRedis per event: {total_before / events:.0f} B before, {total_after / events:.0f} B after "
           f"({events:,} events over {args.days:g} days at {args.rate:g}/s)")
@@ -208,27 +242,7 @@ def main() -> None:
     rollups = sum(v[1] for f, v in after.items() if f.startswith("r:") or f == "tot")
     print(f"  families that grow with events: {per_event:.0f} B/event; rollups and totals "
           f"{human(rollups)} ({rollups / events:.0f} B/event at this rate, grow with time)")
-    if args.dense_hours > 0:
-        flush(r)
-        while r.dbsize():
-            time.sleep(0.2)
-        d_end = now_ms() // HOUR_MS * HOUR_MS
-        d_events = load(r, keys, d_end - int(args.dense_hours * HOUR_MS), d_end, args.dense_rate, args.seed + 1)
-        dense = measure(r)
-        made = bucket_instants(r)
-        # Bytes of one bucket instant (all families at one start) at the dense rate, times the
-        # instants the retention keeps over the history (1m: 24 h, 5m: 7 days, 1h: all of it).
-        keep = {"1m": 1440, "5m": 2016, "1h": 24 * args.days}
-        per = {res: sum(v[1] for f, v in dense.items() if f == f"r:{res}") / max(made.get(res, 0), 1) for res in keep}
-        proj_roll = sum(per[res] * keep[res] for res in keep)
-        proj_events = args.target_rate * 86_400 * args.days
-        print(f"\ndense run: {args.dense_hours:g} h at {args.dense_rate:g} events/s = {d_events:,} events; bytes per "
-              f"bucket instant: " + ", ".join(f"{res} {per[res]:,.0f} B" for res in keep))
-        print(f"projection, {args.days:g} days at {args.target_rate:g} events/s ({proj_events:,.0f} events): rollups "
-              f"{human(proj_roll)} = {proj_roll / proj_events:.1f} B/event; with the per-event families above "
-              f"{per_event + proj_roll / proj_events:.0f} B/event (the hot window's raw events included, "
-              f"spread over the whole history as above)")
-        flush(r)
+    flush(r)
     if not args.archive_dir:
         shutil.rmtree(root, ignore_errors=True)
     print(f"\ndone in {time.monotonic() - t0:.0f} s; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
