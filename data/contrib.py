@@ -431,7 +431,7 @@ def copies(c: Contribution, scopes: tuple[str, ...]) -> list[Contribution]:
     if fam == LATE:
         return [(SCOPE, f"{sc}|L|{f}", ts, v, step) for sc in scopes]
     if fam == ledger_contrib.LEDGER:
-        return [(ledger_contrib.LEDGER_SCOPED, sc + ledger_contrib.SEP + f, ts, v, False) for sc in scopes]
+        return [(ledger_contrib.scoped_family(sc), f, ts, v, False) for sc in scopes]
     return []
 
 

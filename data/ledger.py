@@ -20,7 +20,7 @@ from data.engine import plan
 from data.keys import Keys
 from data.ledger_contrib import (
     AP, COST, CR, ESC, FA, FD, FR, FRA_N, FRA_S, FRH_N, FRH_S, FW, GF, GFF, GP, GPX, LEDGER, LEDGER_SCOPED, MICRO,
-    PRED_SEP, RC, SEP, TTF_N, TTF_S, WA, WX, parse,
+    PRED_SEP, RC, SEP, TTF_N, TTF_S, WA, WX, parse, scoped_family,
 )
 from data.timeutil import HOUR_MS, fmt_ms, now_ms
 
@@ -141,10 +141,15 @@ def figures(r: redis.Redis, keys: Keys, timeframe: str = "24h", end_ms: int | No
     now = now_ms()
     p = plan(timeframe, end_ms, now, skew_ms, depth=1)
     s, e = p.bounds[1], p.bounds[0]
-    fams = (LEDGER, LEDGER_SCOPED) if scope else (LEDGER,)
+    # A scope's copies: its own family, plus what the one family of before still holds there.
+    fams = (LEDGER, LEDGER_SCOPED, scoped_family(scope)) if scope else (LEDGER,)
     span = rollups.fetch(r, keys, fams, p.bounds, p.horizon, now)
     sums = span.sums(LEDGER, s, e)
-    scoped = scoped_sums(span.sums(LEDGER_SCOPED, s, e), scope) if scope else None
+    scoped = None
+    if scope:
+        scoped = defaultdict(int, scoped_sums(span.sums(LEDGER_SCOPED, s, e), scope))
+        for f, v in span.sums(scoped_family(scope), s, e).items():
+            scoped[f] += v
     out = assemble(sums, known_agents(r, keys), e, scoped)
     out.update({"timeframe": timeframe, "window": {"start": fmt_ms(s), "end": fmt_ms(e)}})
     if scope:

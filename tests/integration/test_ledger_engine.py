@@ -279,3 +279,42 @@ def test_ledger_eng006_simulated_activity(r: Any) -> None:
     assert fr["workflows_any"] > fr["workflows_human"] > 20
     assert fr["time_to_first_review_any"] < fr["time_to_first_human_review"]
     assert sum(g["flaky_fails"] for g in gates) > 0 and sum(g["passes_followed_by_production_defect"] for g in gates) > 0
+
+
+def test_ledger_eng007_each_scope_in_a_family_of_its_own_the_one_family_of_before_still_read(r: Any) -> None:
+    """A scope's ledger copies go to a rollup family of its own under the ledger's field names
+    (one hash per bucket and scope stays a compact listpack: the one family "w" held thousands of
+    fields a day, each prefixed with its scope). Copies in that one family are still summed in:
+    here half the events are aggregated, their scoped buckets moved into "w" as the code of before
+    wrote them, then the rest retract and re-add into the scopes' families; each scope's ledger
+    still equals the reference."""
+    from data.ledger_contrib import SEP, scoped_family
+    r.flushdb()
+    start = now_ms() // HOUR_MS * HOUR_MS - 80 * HOUR_MS
+    events = ledger_events(12, start, 26, 120)
+    half = len(events) // 2
+    load(r, events[:half], batches=2, seed=3)
+    by_family = {scoped_family(s): s for s in ("r:acme/api", "t:web")}
+    moved = 0
+    for key in list(r.scan_iter(match="qms:r:*", count=1000)):
+        parts = key.decode().split(":")
+        fam = parts[3]
+        if not fam.startswith("w"):
+            continue
+        scope = bytes.fromhex(fam[1:]).decode()
+        assert fam == scoped_family(scope) and scope[:2] in ("r:", "t:")
+        old = ":".join(parts[:3] + ["w"] + parts[4:])
+        with r.pipeline() as p:
+            for f, v in r.hgetall(key).items():
+                p.hincrby(old, scope + SEP + f.decode(), int(v))
+            p.pexpire(old, r.pttl(key))
+            p.delete(key)
+            p.execute()
+        moved += fam in by_family
+    assert moved > 10
+    load(r, events[half:], batches=2, seed=5)
+    assert {k.decode().split(":")[3] for k in r.scan_iter(match="qms:r:1h:w*", count=1000)} >= {"w", *by_family}
+    for dimension, value in (("repository", "acme/api"), ("team", "web")):
+        got, diffs = compare(r, events, "7d", None, dimension, value)
+        assert diffs == []
+        assert got["kinds"]["human"]["reviews_completed"] > 0
