@@ -43,7 +43,11 @@ PAYLOADS: dict[str, Any] = json.load(open(os.environ["LOAD_PAYLOADS"]))["dashboa
 LIVE_REFRESH = os.environ.get("LOAD_LIVE_REFRESH", "1") == "1"
 OUT = os.environ.get("LOAD_OUT")
 TOUR = os.environ.get("LOAD_TOUR") == "1"
-TOUR_LINGER_S = 8.0                      # the last page open this long: live updates and a refresh (4 s saw none under CI load)
+# Smoke mode: the last page stays open until a live update has come over its socket and the
+# redraw it causes has been sent (a fixed 8 s saw none on a fast machine, 4 s none under CI
+# load), at most TOUR_LIVE_WAIT_S; then TOUR_LINGER_S more.
+TOUR_LIVE_WAIT_S = 60.0
+TOUR_LINGER_S = 1.0
 TOURS_DONE: list[str] = []
 TICK_S = 2.0                             # assets/live.js TICK_MS
 DEPS: list[Dependencies] = []            # /_dash-dependencies, parsed once per process
@@ -55,7 +59,7 @@ DASH_CONFIG = re.compile(r'<script id="_dash-config" type="application/json">(.*
 
 # What the run tells beyond locust's own request statistics (written to LOAD_OUT at the end).
 COUNTS: dict[str, int] = {"ws_opened": 0, "ws_failed": 0, "ws_closed_by_server": 0, "ws_messages": 0,
-                          "ws_data_updates": 0, "ws_alerts": 0, "ws_errors": 0, "ws_subscribed": 0,
+                          "ws_data_updates": 0, "ws_live_updates": 0, "ws_alerts": 0, "ws_errors": 0, "ws_subscribed": 0,
                           "live_refreshes": 0, "interval_refreshes": 0, "sign_ins": 0, "pages_with_kpis": 0}
 STATUS: dict[str, dict[str, int]] = {}       # request type -> status -> count
 LATENCY: list[float] = []                    # data_update: now - message timestamp (ms)
@@ -115,20 +119,29 @@ class DashboardUser(FastHttpUser):
         self.ws_greenlet: Any = None
         self.poller: Any = None
         self.ticks: dict[str, dict[str, Any]] = {}
+        self.live_updates = 0            # data updates after a channel's snapshot, on the open page's socket
+        self.live_refreshes = 0          # redraws they caused (COUNTS counts every user's)
         self.sign_in()
         self.open_dashboard(self.account["dashboards"][0])
         if TOUR:
             self.tour()
 
     def tour(self) -> None:
-        """Smoke mode: every action once (each dashboard of the role), the last page left open
-        TOUR_LINGER_S for its live updates; when every user is through, the run ends."""
+        """Smoke mode: every action once (each dashboard of the role), the last page left
+        open until a live update and its redraw came (at most TOUR_LIVE_WAIT_S); when every user
+        is through, the run ends."""
         for i, dash in enumerate(self.account["dashboards"]):
             if i:
                 self.open_dashboard(dash)
             for action in (self.timeframe, self.filter, self.export, self.drilldown):
                 action()
         self.open_dashboard(self.account["dashboards"][0])
+        deadline = time.monotonic() + TOUR_LIVE_WAIT_S
+        refreshed = self.live_refreshes
+        while self.page is not None and self.page.channels and time.monotonic() < deadline:
+            if self.live_updates and self.live_refreshes > refreshed:
+                break
+            gevent.sleep(0.2)
         gevent.sleep(TOUR_LINGER_S)
         TOURS_DONE.append(self.account["name"])
         if len(TOURS_DONE) >= self.environment.parsed_options.num_users:
@@ -359,6 +372,7 @@ class DashboardUser(FastHttpUser):
         COUNTS["ws_opened"] += 1
         self.ws = ws
         self.ticks = {}
+        self.live_updates = 0
         self.ws_greenlet = gevent.spawn(self.ws_loop, ws, page)
 
     def ws_loop(self, ws: Any, page: Page) -> None:
@@ -393,6 +407,8 @@ class DashboardUser(FastHttpUser):
                     LATENCY.append(time.time() * 1000 - msg["timestamp"])
                 channel = str(msg.get("channel"))
                 if channel in seen:      # the snapshot after subscribing holds what the page drew
+                    self.live_updates += 1
+                    COUNTS["ws_live_updates"] += 1
                     self.tick(page, channel, {"channel": channel, "version": (msg.get("data") or {}).get("version"),
                                               "timestamp": msg.get("timestamp")})
                 elif page.tick_s() > TICK_S:     # live.js: the next redraw a period after the page's drawing
@@ -425,6 +441,7 @@ class DashboardUser(FastHttpUser):
         body = self.refresh_body(rec["posts"][0]["body"], page)
         set_input(body, "live-tick", "data", payload)
         COUNTS["live_refreshes"] += 1
+        self.live_refreshes += 1
         self.dash_post(body, f"dash: live refresh {page.dash}", page)
 
     def unsubscribe_all(self) -> None:

@@ -305,7 +305,7 @@ def report(rows: list[dict[str, Any]], failures: list[dict[str, Any]], extra: di
     lat = extra.get("push_latency_ms", {})
     print(f"\nwebsockets: {c.get('ws_opened', 0):,} opened, {c.get('ws_failed', 0):,} failed, "
           f"{c.get('ws_closed_by_server', 0):,} closed by the server; {c.get('ws_messages', 0):,} messages "
-          f"({c.get('ws_data_updates', 0):,} data_update, {c.get('ws_alerts', 0):,} alert, "
+          f"({c.get('ws_data_updates', 0):,} data_update of which {c.get('ws_live_updates', 0):,} live, {c.get('ws_alerts', 0):,} alert, "
           f"{c.get('ws_errors', 0):,} error); live refreshes sent {c.get('live_refreshes', 0):,}; "
           f"push latency (server timestamp -> locust) p50 {lat.get('p50')} p95 {lat.get('p95')} ms")
     print("\nCPU (cores busy, 1.0 = one core; the machine has "

@@ -73,7 +73,10 @@ def test_lds002_live_sockets_receive_pushed_data(smoke: dict[str, Any]) -> None:
     assert counts["ws_opened"] >= 5, counts
     assert counts["ws_failed"] == 0, counts
     assert counts["ws_subscribed"] >= counts["ws_opened"], counts
-    assert counts["ws_data_updates"] > counts["ws_opened"], counts     # snapshots and then live updates
+    # Snapshots on subscribing, then live updates: a data update on a channel after its snapshot
+    # (a developer's page listens to alerts only: no snapshot, so the two totals do not compare).
+    assert counts["ws_live_updates"] > 0, counts
+    assert counts["ws_data_updates"] > counts["ws_live_updates"], counts
     assert counts["live_refreshes"] > 0, counts
 
 
