@@ -6,8 +6,10 @@ off the app it belongs to, so tests can build as many apps in one process as the
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import re
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +55,20 @@ LAZY_CHUNKS = re.compile(r'<script src="[^"]*/(async-(mathjax|markdown|highlight
 # assets/plotly-qms.min.js instead (scripts/build-plotly.sh: the trace types our figures use,
 # 1.6 MB), which defines window.Plotly before dcc's scripts run — dcc.Graph then takes it.
 FULL_PLOTLY = re.compile(r'<script src="[^"]*/plotly/package_data/plotly\.[^"]*"></script>\s*')
+# AG Grid (dash_ag_grid.min.js and its community chunk, 2.2 MB) is drawn by the alerts, audit,
+# integrations, events and entity pages, not by a dashboard: the page names the two scripts in
+# a <meta> and assets/lazy_grid.js loads them the first time a grid is drawn.
+AG_GRID = re.compile(r'<script src="([^"]*/dash_ag_grid/(?:dash_ag_grid|async-community)\.[^"]*)"></script>\s*')
+LAZY_GRID_META = "qms-lazy-grid"
 
 
 class QmsDash(dash.Dash):
     """The app: Dash's page with the chunks of LAZY_CHUNKS left to load on demand."""
 
     def interpolate_index(self, **kwargs: Any) -> str:
-        kwargs["scripts"] = FULL_PLOTLY.sub("", LAZY_CHUNKS.sub("", kwargs.get("scripts", "")))
+        scripts = FULL_PLOTLY.sub("", LAZY_CHUNKS.sub("", kwargs.get("scripts", "")))
+        grid = AG_GRID.findall(scripts)
+        kwargs["scripts"] = AG_GRID.sub("", scripts)
         html_page = super().interpolate_index(**kwargs)
         # The theme this browser last showed (callbacks/pages.py THEME_JS keeps the cookie): the
         # page is drawn in it from the start, with no flash and no re-theming of its charts.
@@ -72,6 +81,8 @@ class QmsDash(dash.Dash):
         prefix = self.config.requests_pathname_prefix
         preload = "".join(f'<link rel="preload" href="{prefix}{name}" as="fetch" crossorigin="anonymous">'
                           for name in ("_dash-layout", "_dash-dependencies"))
+        if grid:
+            preload += f'<meta name="{LAZY_GRID_META}" content="{html_escape(json.dumps(grid))}">'
         return html_page.replace("<head>", "<head>" + preload, 1)
 
     def serve_layout(self) -> Any:

@@ -47,6 +47,12 @@ def _grid(dash_duo: Any, grid: str, script: str, timeout: float = 20) -> Any:
         time.sleep(0.2)
 
 
+def _grid_scripts(dash_duo: Any) -> list[str]:
+    return dash_duo.driver.execute_script(
+        "return performance.getEntriesByType('resource').map(function (e) { return e.name; })"
+        ".filter(function (n) { return n.indexOf('/dash_ag_grid/') >= 0; });")
+
+
 def test_drb001_qa_lead_opens_the_18_open_critical_defects_from_the_card(dash_duo: Any, settings: Any, r: Any) -> None:
     app = _app(settings)
     app.server.extensions["qms"].ingestor.ingest(_defects(), origin="e2e")
@@ -58,6 +64,9 @@ def test_drb001_qa_lead_opens_the_18_open_critical_defects_from_the_card(dash_du
     card = dash_duo.find_element('[data-kpi="critical_defects"] a')
     # The QA dashboard leads with the gates (config/dashboards/qa.yaml): the card is further down.
     dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", card)
+    # A dashboard draws no grid: AG Grid's scripts (2.2 MB) are not loaded yet (assets/lazy_grid.js).
+    assert _grid_scripts(dash_duo) == [], "AG Grid loaded by a page without a grid"
+    assert dash_duo.driver.execute_script("return typeof window.dash_ag_grid.getApi") == "undefined"
     card.click()
     dash_duo.wait_for_contains_text("#events-count", "18", timeout=20)
     assert dash_duo.find_element("#events-count").text.startswith("18 open critical defects")
@@ -81,4 +90,6 @@ def test_drb001_qa_lead_opens_the_18_open_critical_defects_from_the_card(dash_du
         assert cells and all(c.text.strip() for c in cells), f"column {col} has empty cells"
     shown = dash_duo.find_elements('#events-grid .ag-row .ag-cell[col-id="timestamp"]')[0].text
     assert "T" not in shown and "Z" not in shown, f"times in the viewer's format, not ISO: {shown!r}"
+    # The events page's grid loaded them, each once, the main script before its community chunk.
+    assert [u.rsplit("/", 1)[-1].split(".")[0] for u in _grid_scripts(dash_duo)] == ["dash_ag_grid", "async-community"]
     assert _severe(dash_duo.get_logs()) == []
