@@ -280,15 +280,17 @@ def wait_group(r: redis.Redis, child: Child, timeout: float = 60.0) -> None:
     raise TimeoutError("the aggregator did not create its consumer group")
 
 
-def start_server(redis_url: str, max_body_bytes: int | None = None) -> tuple[Child, str]:
-    """The Flask app of create_app() behind werkzeug's threaded server; returns (child, base URL)."""
+def start_server(redis_url: str, max_body_bytes: int | None = None,
+                 env: dict[str, str] | None = None) -> tuple[Child, str]:
+    """The Flask app of create_app() behind werkzeug's threaded server; returns (child, base URL).
+    `env`: QMS_* settings of the server."""
     fd, port_file = tempfile.mkstemp(prefix="bench-port-")
     os.close(fd)
     os.unlink(port_file)
     args = [sys.executable, str(ROOT / "bench" / "_serve.py"), "--redis-url", redis_url, "--port-file", port_file]
     if max_body_bytes:
         args += ["--max-body-bytes", str(max_body_bytes)]
-    child = Child("server", args, _child_env(redis_url))
+    child = Child("server", args, _child_env(redis_url, env))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         child.check()

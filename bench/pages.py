@@ -924,7 +924,10 @@ def run_widgets(args: argparse.Namespace, r: Any) -> None:
         users = UserStore(r, Keys("qms"))
         if users.get(user) is None:
             users.add(user, ["admin"], PASSWORD)
-        server, base = start_server(args.redis_url)
+        # Bodies per data version only (as app_env): with the deployment's reuse of a drawn body
+        # across versions (QMS_BODY_CACHE_S), "cold" loads took the server process's own copies
+        # and were not cold — stop 19's cold figures were, in part, warm.
+        server, base = start_server(args.redis_url, env={"QMS_BODY_CACHE_S": "0"})
         print(f"== server: bench/_serve.py (werkzeug, threaded) at {base}, pid {server.pid}", flush=True)
         headers = {**auth_headers(r, ("admin",)), "Content-Type": "application/json"}
         u = urlsplit(base)
