@@ -38,7 +38,9 @@ def main() -> None:
     overrides = {"redis_url": args.redis_url, "run_aggregator": False}
     if args.max_body_bytes:
         overrides["max_body_bytes"] = args.max_body_bytes
-    settings = Settings.from_env({}, **overrides)
+    # The QMS_* variables the benchmark passed (bench/_common._child_env keeps no others), e.g.
+    # QMS_BODY_CACHE_S=0 for bench/pages.py's cold loads; it ignored them all before stop 20.
+    settings = Settings.from_env({k: v for k, v in os.environ.items() if k.startswith("QMS_")}, **overrides)
     app = create_app(settings)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = make_server(args.host, args.port, app.server, threaded=True)
