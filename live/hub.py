@@ -23,11 +23,14 @@ from live.protocol import Connection
 
 log = logging.getLogger("qms.live")
 QUEUE_SIZE = 256
-# A message for at least this many sockets is written by FAN_OUT_THREADS native threads
-# under gevent (send_all): a socket write is a system call (~40 us on loopback here) that
-# releases the GIL, so they write on every core while the server's loop goes on.
-PARALLEL_MIN = 64
-FAN_OUT_THREADS = 2
+# A message is written to its sockets on the server's loop, FAN_OUT_CHUNK sockets at a time
+# with a yield to the loop between (requests waiting get it every ~0.5 ms): a write is one
+# non-blocking system call (~3 us here). Until stop 20 two native threads wrote the sockets,
+# but each write then had to take the GIL back from the loop (and from the other thread).
+FAN_OUT_CHUNK = 128
+# gevent.sleep(0) may resume this greenlet before the loop polls (the requests would wait
+# the whole fan-out); any positive time waits for the loop's next turn.
+YIELD_S = 1e-6
 CLOSE = object()        # queued to tell a client's loop to end
 # Told to every client when the relay loses Redis and when it is back (live.js shows it).
 STORE_UNAVAILABLE = b'{"type":"status","data_store":"unavailable"}'
@@ -93,12 +96,13 @@ class Hub:
         self._prefix = keys.live("")
         self._lock = threading.Lock()
         self._clients: set[Client] = set()
-        self._by_channel: dict[str, set[Client]] = {}
+        # Each channel's subscribers by what their authorisation depends on (_principal_key):
+        # a message asks it once per group, not once per socket (Hub._targets).
+        self._by_channel: dict[str, dict[Any, set[Client]]] = {}
         self._versions: dict[tuple[str, str], int] = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.relayed = 0
-        self._pool: Any = None                 # _offload: None = not looked up yet, False = none
         self.connected = threading.Event()     # set while the pub/sub subscription is up
 
     # --- clients ------------------------------------------------------------------------
@@ -111,15 +115,28 @@ class Hub:
         client.close()
         with self._lock:
             self._clients.discard(client)
-            for members in self._by_channel.values():
-                members.discard(client)
+            key = _principal_key(client.conn)
+            for groups in self._by_channel.values():
+                _leave(groups, key, client)
 
     def subscribed(self, client: Client, added: list[str], removed: list[str]) -> None:
         with self._lock:
+            key = _principal_key(client.conn)
             for ch in added:
-                self._by_channel.setdefault(ch, set()).add(client)
+                self._by_channel.setdefault(ch, {}).setdefault(key, set()).add(client)
             for ch in removed:
-                self._by_channel.get(ch, set()).discard(client)
+                _leave(self._by_channel.get(ch, {}), key, client)
+
+    def _targets(self, channel: str) -> list[Client]:
+        """The channel's subscribers that may have its message now: authorisation (re-asked for
+        every message, as `Connection.wants` does) once per group of equal principals."""
+        with self._lock:
+            groups = [list(members) for members in self._by_channel.get(channel, {}).values() if members]
+        targets: list[Client] = []
+        for members in groups:
+            if members[0].conn.may(channel):
+                targets += [c for c in members if channel in c.conn.channels]
+        return targets
 
     def count(self) -> int:
         return len(self._clients)
@@ -302,52 +319,19 @@ class Hub:
             self._published[channel] = self._published.get(channel, 0) + 1
         if self._stale(channel, payload):
             return 0
-        with self._lock:
-            targets = [c for c in self._by_channel.get(channel, ()) if c.conn.wants(channel)]
+        targets = self._targets(channel)
         out = Outgoing(payload)           # decoded and framed once, not once per client
-        offload = self._offload()
-        shares: list[list[Client]] = []
-        jobs = []
-        if offload is not None and len(targets) >= PARALLEL_MIN:
-            # Native threads write the sockets that can take the frame now (reserved here),
-            # each its share, while this loop serves HTTP: the writes are system calls that
-            # release the GIL, so they run on both cores.
-            ready = [c for c in targets if c.direct is not None and c.direct.reserve()]
-            step = max(1, -(-len(ready) // FAN_OUT_THREADS))
-            shares = [ready[i:i + step] for i in range(0, len(ready), step)]
-            jobs = [offload(send_all, [c.direct.raw for c in share], out.frame) for share in shares]
-            taken = set(ready)
-            targets = [c for c in targets if c not in taken]
+        frame = out.frame
         n = 0
-        for c in targets:
+        for i, c in enumerate(targets, 1):
             # Straight to the socket when it can take it now (no greenlet switch per client),
             # else through the client's queue and pump.
-            if (c.direct is not None and c.direct(out.frame)) or c.push(out):
+            if (c.direct is not None and c.direct(frame)) or c.push(out):
                 n += 1
-        for share, job in zip(shares, jobs):
-            try:
-                results = job.get()
-            except Exception as exc:      # never leave a reserved socket's send lock held
-                log.warning("live fan-out thread failed (%s): closing its %d sockets", exc, len(share))
-                results = [-1] * len(share)
-            for c, sent in zip(share, results):
-                c.direct.finish(out.frame, sent)
-                n += 1
+            if not i % FAN_OUT_CHUNK:
+                time.sleep(YIELD_S)
         self.relayed += n
         return n
-
-    def _offload(self) -> Callable[..., Any] | None:
-        """gevent's native thread pool (the server runs on gevent), else None."""
-        if self._pool is None:
-            self._pool = False
-            try:
-                from gevent import monkey
-                if monkey.is_module_patched("socket"):
-                    import gevent
-                    self._pool = gevent.get_hub().threadpool.spawn
-            except ImportError:
-                pass
-        return self._pool or None
 
     def _stale(self, channel: str, payload: bytes) -> bool:
         """A data update no newer than what was relayed for its channel and timeframe."""
@@ -380,7 +364,8 @@ class Hub:
         (Outgoing), never as raw bytes, which a socket's pump writes unframed. A RedisError
         propagates: the relay loop reconnects and resyncs again."""
         with self._lock:
-            channels = {ch: list(members) for ch, members in self._by_channel.items() if members}
+            channels = {ch: [c for members in groups.values() for c in members]
+                        for ch, groups in self._by_channel.items()}
         for ch, members in channels.items():
             snap = self.snapshot(ch)
             if snap is None:
@@ -392,20 +377,23 @@ class Hub:
                     c.push(out)
 
 
-def send_one(raw: Any, frame: bytes) -> int:
-    """One write on a non-blocking OS socket: bytes taken, 0 when its buffer is full, -1
-    when the socket failed."""
+def _principal_key(conn: Connection) -> Any:
+    """What a socket's authorisation depends on: its principal and its authorize function
+    (an unhashable principal: the socket alone)."""
+    key = (conn.principal, conn.authorizer)
     try:
-        return raw.send(frame)
-    except BlockingIOError:
-        return 0
-    except OSError:
-        return -1
+        hash(key)
+    except TypeError:
+        return id(conn)
+    return key
 
 
-def send_all(raws: list[Any], frame: bytes) -> list[int]:
-    """send_one on each socket (a native thread's share of a fan-out)."""
-    return [send_one(raw, frame) for raw in raws]
+def _leave(groups: dict[Any, set[Client]], key: Any, client: Client) -> None:
+    members = groups.get(key)
+    if members is not None:
+        members.discard(client)
+        if not members:
+            del groups[key]
 
 
 def announce_close(r: redis.Redis, keys: Keys, user: str) -> None:

@@ -158,10 +158,17 @@ class Connection:
         Authorisation is checked again, not only at subscribe time, so an `authorize`
         that consults live state (a revoked role) stops delivery without a resubscribe.
         """
-        if channel not in self.channels:
-            return False
+        return channel in self.channels and self.may(channel)
+
+    def may(self, channel: str) -> bool:
+        """Is this principal allowed `channel` now (subscribed or not)? The same answer for
+        every connection of an equal principal and `authorizer` (the hub asks it once for them)."""
         permission = _subscribed_permission(channel)
         return permission is not None and bool(self._authorize(self.principal, permission))
+
+    @property
+    def authorizer(self) -> Callable[[Any, str], bool]:
+        return self._authorize
 
     # -- handlers ---------------------------------------------------------------------
 

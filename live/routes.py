@@ -22,7 +22,7 @@ from api.routes import error
 from auth.guard import AUTHENTICATED, require
 from auth.principal import Principal, authorize, current_principal, jwt_user_valid
 from live.frames import FrameTail, Outgoing
-from live.hub import CLOSE, Client, Hub, make_connection, send_one
+from live.hub import CLOSE, Client, Hub, make_connection
 
 bp = Blueprint("live", __name__)
 REVALIDATE_S = 30.0        # how often the hub re-checks the sockets' credentials (Hub.recheck)
@@ -164,36 +164,32 @@ def _direct_writer(socket: Any, client: Client, lock: Any) -> "DirectWriter | No
 
 class DirectWriter:
     """Writes a shared frame on the OS socket at once when nothing is queued for this client
-    and the socket buffer has room — the hub then needs no greenlet switch per client. What
-    the buffer does not take is queued (in order) for the pump. In two steps for the hub's
-    parallel fan-out (live.hub.send_all): `reserve` (may it write now? holds the send lock),
-    the send itself (a plain system call, on any thread), `finish`."""
+    and no greenlet is sending on it — the hub then needs no greenlet switch per client.
+    Called on the server's loop (the hub's relay is a greenlet): nothing else runs on this
+    socket during the non-blocking write, so the send lock need not be taken, only seen free.
+    What the buffer does not take is queued (in order) for the pump."""
 
-    __slots__ = ("raw", "client", "lock")
+    __slots__ = ("raw", "client", "lock", "out")
 
     def __init__(self, raw: Any, client: Client, lock: Any) -> None:
         self.raw = raw
         self.client = client
         self.lock = lock
-
-    def reserve(self) -> bool:
-        c = self.client
-        return not c.closed and c.out.empty() and self.lock.acquire(blocking=False)
-
-    def finish(self, frame: bytes, sent: int) -> None:
-        """After the send of a reserved writer: `sent` bytes went out (-1: the socket failed)."""
-        try:
-            if sent < 0:
-                self.client.close()
-            elif sent < len(frame):
-                self.client.push(FrameTail(frame[sent:]))
-        finally:
-            self.lock.release()
+        self.out = client.out.queue           # the queue's deque: read without its mutex
 
     def __call__(self, frame: bytes) -> bool:
-        if not self.reserve():
+        c = self.client
+        if c.closed or self.out or self.lock.locked():
             return False
-        self.finish(frame, send_one(self.raw, frame))
+        try:
+            sent = self.raw.send(frame)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            c.close()
+            return True
+        if sent < len(frame):
+            c.push(FrameTail(frame[sent:]))
         return True
 
 

@@ -348,11 +348,11 @@ def test_live009_sockets_survive_a_redis_restart_and_take_the_next_update(privat
 
 
 def test_live011_a_fan_out_to_many_sockets_reaches_every_one(redis_url: str, r: Any, tmp_path: Any) -> None:
-    """Past live.hub.PARALLEL_MIN sockets, a message's writes run on native threads (gevent's
-    pool), each its share: every socket still gets every update, whole and in order."""
-    from live.hub import PARALLEL_MIN
+    """Past live.hub.FAN_OUT_CHUNK sockets, a message's writes yield to the server's loop between
+    chunks: every socket still gets every update, whole and in order."""
+    from live.hub import FAN_OUT_CHUNK
     with _gevent_serve(redis_url, tmp_path) as run:
-        sockets = [connect(f"ws://127.0.0.1:{run['port']}/ws?token={run['token']}") for _ in range(PARALLEL_MIN + 16)]
+        sockets = [connect(f"ws://127.0.0.1:{run['port']}/ws?token={run['token']}") for _ in range(FAN_OUT_CHUNK + 16)]
         try:
             for ws in sockets:
                 ws.send(json.dumps({"type": "subscribe", "channels": ["dashboard.qa"]}))
@@ -437,5 +437,59 @@ def test_live013_credentials_are_rechecked_once_per_principal_and_never_during_a
         assert hub.recheck() == 2
         assert sorted(asked) == ["session:gone", "session:kept"]
         assert [c.closed for c in clients] == [False] * 3 + [True] * 2
+    finally:
+        hub.stop()
+
+
+def test_live014_a_message_asks_authorisation_once_per_principal_and_again_for_each_message(r: Any) -> None:
+    """The fan-out asks `authorize` once per group of equal principals, not per socket, and again
+    for every message (a permission taken away stops delivery without a resubscribe); sockets
+    of another principal, unsubscribed and removed sockets get nothing."""
+    from auth.principal import Principal
+    from live.hub import CLOSE, Client, Hub
+    from live.protocol import Connection
+    asked: list[str] = []
+    revoked: set[str] = set()
+
+    def authorize(p: Any, permission: str) -> bool:
+        asked.append(p.name)
+        return p.name not in revoked and p.can(permission)
+    hub = Hub(r, Keys("qms"))
+    try:
+        ann = Principal("ann", ("qa_lead",), frozenset({"view:qa_dashboard"}), "session", "session:a")
+        bob = Principal("bob", ("qa_lead",), frozenset({"view:qa_dashboard"}), "session", "session:b")
+        eve = Principal("eve", ("viewer",), frozenset(), "session", "session:e")
+        # equal principals from separate sign-ins' requests: separate objects
+        who = [Principal(*ann.__dict__.values()) for _ in range(4)] + [bob] * 3 + [eve]
+        clients = [Client(Connection(p, authorize), p.name, p.credential) for p in who]
+        for c in clients:
+            hub.add(c)
+            reply = c.conn.receive(json.dumps({"type": "subscribe", "channels": ["dashboard.qa"]}))
+            hub.subscribed(c, reply.new_channels, reply.removed_channels)
+        quitter, gone = clients[3], clients[6]
+        reply = quitter.conn.receive(json.dumps({"type": "unsubscribe", "channels": ["dashboard.qa"]}))
+        hub.subscribed(quitter, reply.new_channels, reply.removed_channels)
+        hub.remove(gone)
+
+        def message(version: int) -> bytes:
+            return json.dumps({"type": "data_update", "channel": "dashboard.qa",
+                               "data": {"version": version, "timeframes": {"24h": {}}}}).encode()
+
+        def received(c: Any) -> list[int]:
+            got = []
+            while not c.out.empty():
+                item = c.out.get_nowait()
+                if item is not CLOSE:
+                    got.append(json.loads(item.text)["data"]["version"])
+            return got
+        asked.clear()
+        assert hub.dispatch(Keys("qms").live("dashboard.qa"), message(1)) == 5
+        assert sorted(asked) == ["ann", "bob"]              # eve never subscribed: refused at subscribe
+        assert [received(c) for c in clients] == [[1], [1], [1], [], [1], [1], [], []]
+        revoked.add("bob")
+        asked.clear()
+        assert hub.dispatch(Keys("qms").live("dashboard.qa"), message(2)) == 3
+        assert sorted(asked) == ["ann", "bob"]
+        assert [received(c) for c in clients] == [[2], [2], [2], [], [], [], [], []]
     finally:
         hub.stop()
