@@ -632,27 +632,20 @@ class Aggregator:
 
     def _mark_applied(self, w: Writes, days: dict[int, list[str]], fresh_ids: set[str] | None,
                       fps: dict[str, tuple[int, bytes]], now: int) -> None:
-        """The batch's new ids set to 1 (applied) in their days' seen hashes: an HSET and a
-        PEXPIREAT per hash (a batch touches most of a day's buckets), built here as Writes
-        ops with the fingerprints as blobs, which costs a third of going through w.hset."""
+        """The batch's new ids set to 1 (applied) in their days' seen hashes: per hash an HSET
+        and a PEXPIREAT (a batch touches most of a day's buckets), passed to APPLY as one list
+        and one blob of fingerprints (Writes.marks), written at this point of the batch."""
         pk = self.pk
-        blobs, ops = w.blobs, w.ops
         for day, idents in days.items():
             by_bucket: dict[int, list[bytes]] = defaultdict(list)
             for i in idents:
                 if fresh_ids is None or i in fresh_ids:
                     bucket, fp = fps[i]
                     by_bucket[bucket].append(fp)
-            expire = str(max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms)
+            expire = max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms
             for bucket, fields in by_bucket.items():
-                key = pk.seen(day, bucket)
-                for n in range(0, len(fields), 400):      # data.batch._CHUNK items a command
-                    op: list[Any] = ["*HSET", key]
-                    for fp in fields[n:n + 400]:
-                        blobs.append(fp)
-                        op += (len(blobs) + 1, "1")       # blob's ARGV index (data.batch.Writes._args); 1: applied
-                    ops.append(op)
-                ops.append(["PEXPIREAT", key, expire])
+                w.marks(pk.seen(day, bucket), fields, expire)
+        w.marks_here()
 
     def _seen_args(self, days: dict[int, list[str]], fps: dict[str, tuple[int, bytes]]) -> list[Any]:
         """SEEN_APPLIED_GET's arguments: per day, its legacy set (or ""), the count, (hash,
