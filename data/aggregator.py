@@ -51,6 +51,7 @@ from data.batch import (
     Commands,
     VALIDATED,
     Parsed,
+    Prep,
     Writes,
     display_row,
     entry_ms,
@@ -255,6 +256,49 @@ class Aggregator:
         except Exception:
             parsed = None
         self._next = (entries, parsed)
+
+    def _apply_reading_ahead(self, ahead: Sent, lock: str, args: list[Any]) -> None:
+        """Not partitioned: the batch's script; while it runs, the next batch (its
+        XREADGROUP went out just before) is read, parsed and prepared, and its lock and reads
+        go out on the script's connection, behind it: Redis runs them as soon as the script
+        is done, so they see its writes, and the next batch finds its states read
+        (Parsed.ready). When the script failed, or another aggregator took the lock in
+        between, they are not used (a lock taken is released)."""
+        try:
+            sent = Sent(self.r, [("EVALSHA", APPLY_SCRIPT.sha, 1, lock, *args)])
+        except BaseException:
+            ahead.discard()
+            raise
+        follow = 0
+        token = ""
+        try:
+            self._take_ahead(ahead)       # (a failed read discards it)
+            parsed = self._next[1] if self._next is not None else None
+            if parsed is not None:
+                try:
+                    parsed.prep = self._prepare(parsed)
+                except Exception:     # bad events: the batch goes the plain way (and is bisected)
+                    parsed.prep = None
+                if parsed.prep is not None:
+                    token = uuid.uuid4().hex
+                    sent.more([("SET", lock, token, "NX", "PX", self.lock_ms), *parsed.prep.reads])
+                    follow = 1 + len(parsed.prep.reads)
+        except BaseException:
+            sent.discard()
+            raise
+        replies = sent.replies()
+        got = replies[0]
+        if isinstance(got, redis.exceptions.NoScriptError):
+            got = raw_pipeline(self.r, [("EVAL", APPLY_SCRIPT.body, 1, lock, *args)])[0]
+        locked = follow and replies[1] is not None and not isinstance(replies[1], redis.ResponseError)
+        if isinstance(got, redis.ResponseError) or not locked:
+            if locked:
+                self._release(token)
+            if isinstance(got, redis.ResponseError):
+                raise got
+            return
+        if self._next is not None and self._next[1] is not None:
+            self._next[1].ready = (token, replies[2:])
 
     def _after_batch(self) -> None:
         self._batches += 1
@@ -491,18 +535,20 @@ class Aggregator:
     def _release(self, token: str) -> None:
         self._release_script(keys=[self.pk.lock], args=[token])
 
-    def _apply(self, parsed: Parsed, now: int) -> None:
+    def _prepare(self, parsed: Parsed) -> "Prep":
+        """What a batch needs before its reads (no state of Redis but the legacy-set check of
+        a new day): its events grouped per entity and day, the keys, fingerprints, and the
+        read commands themselves."""
         k, pk = self.k, self.pk
         part = k.partitioned
         me, nparts = pk.index, k.partitions
-        entry_ids, events, dead, dups = parsed.entry_ids, parsed.events, parsed.dead, parsed.dups
         by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]] = defaultdict(list)
         days: dict[int, list[str]] = defaultdict(list)
         authors: set[str] = set()
         # Partitioned: this partition folds only the entities it owns, and does an event's
         # direct effects only when it is the event's primary partition (data.partition).
         secondary: set[str] = set()
-        for ev, ts in events:
+        for ev, ts in parsed.events:
             primary = not part or route(ev, nparts) == me
             for ent in contrib.entity_keys(ev):
                 if not part or partition_of(owner(*ent), nparts) == me:
@@ -517,25 +563,39 @@ class Aggregator:
         ent_keys = [k.entity(kind, ident) for kind, ident in ent_list]
         tl_keys = [k.timeline(kind, ident) for kind, ident in tl_list]
         author_list = sorted(authors)
-        day_list = list(days)
 
         if not self.buckets:
             self.buckets = seen_buckets(self.r, k, self.wanted_buckets)
         fps = {ident: fingerprint(ident, self.buckets) for idents in days.values() for ident in idents}
-        token = self._acquire()
+        reads: list[tuple[Any, ...]] = [("EVAL", SEEN_APPLIED_GET, 1, pk.meta, *self._seen_args(days, fps))]
+        if ent_keys:
+            reads.append(("MGET", *ent_keys))      # one partition's keys: one slot
+        for (kind, ident), key in zip(tl_list, tl_keys):
+            lo = min(ts for _, ts in by_entity[(kind, ident)])
+            reads.append(("ZREVRANGEBYSCORE", key, f"({lo}", "-inf", "LIMIT", 0, 1))
+            reads.append(("ZRANGEBYSCORE", key, lo, "+inf"))
+        if author_list:
+            reads.append(("HMGET", k.authors, *author_list))
+        return Prep(pk.index, by_entity, days, secondary, ent_list, tl_list, ent_keys, tl_keys, author_list, fps, reads)
+
+    def _apply(self, parsed: Parsed, now: int) -> None:
+        k, pk = self.k, self.pk
+        part = k.partitioned
+        entry_ids, events, dead, dups = parsed.entry_ids, parsed.events, parsed.dead, parsed.dups
+        prep = parsed.prep if parsed.prep is not None and parsed.prep.part == pk.index else self._prepare(parsed)
+        parsed.prep = None
+        by_entity, days, secondary = prep.by_entity, prep.days, prep.secondary
+        ent_list, tl_list, ent_keys, tl_keys = prep.ent_list, prep.tl_list, prep.ent_keys, prep.tl_keys
+        author_list, fps = prep.author_list, prep.fps
+        day_list = list(days)
+        # Read ahead (data.batch.Parsed.ready): the lock and the reads went out right behind
+        # the previous batch's script, on its connection, so they saw its writes.
+        ready, parsed.ready = parsed.ready, None
+        token = ready[0] if ready is not None else self._acquire()
         committed = False
         ahead: Sent | None = None
         try:
-            reads: list[tuple[Any, ...]] = [("EVAL", SEEN_APPLIED_GET, 1, pk.meta, *self._seen_args(days, fps))]
-            if ent_keys:
-                reads.append(("MGET", *ent_keys))      # one partition's keys: one slot
-            for (kind, ident), key in zip(tl_list, tl_keys):
-                lo = min(ts for _, ts in by_entity[(kind, ident)])
-                reads.append(("ZREVRANGEBYSCORE", key, f"({lo}", "-inf", "LIMIT", 0, 1))
-                reads.append(("ZRANGEBYSCORE", key, lo, "+inf"))
-            if author_list:
-                reads.append(("HMGET", k.authors, *author_list))
-            res = raw_ordered(self.r, reads)
+            res = ready[1] if ready is not None else raw_ordered(self.r, prep.reads)
             err = first_error(res)
             if err is not None:
                 raise err
@@ -609,11 +669,11 @@ class Aggregator:
             if self.before_commit is not None:
                 self.before_commit()
             ahead = self._read_ahead()
-            finish = APPLY_SCRIPT.send(self.r, [pk.lock], w.script_args())
-            if ahead is not None:
-                self._take_ahead(ahead)
-                ahead = None
-            finish()
+            if ahead is None:
+                APPLY_SCRIPT(self.r, [pk.lock], w.script_args())
+            else:
+                taken, ahead = ahead, None      # read or discarded there
+                self._apply_reading_ahead(taken, pk.lock, w.script_args())
             committed = True
         finally:
             if ahead is not None:

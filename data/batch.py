@@ -489,6 +489,24 @@ class Parsed:
     dups: int
     raws: dict[str, bytes] = field(default_factory=dict)   # event id -> bytes as received
     direct: set[str] | None = None    # ids that came in an entry not forwarded by another partition (None: all)
+    prep: "Prep | None" = None        # grouped and keyed ahead (Aggregator._prepare)
+    ready: tuple[str, list[Any]] | None = None    # read ahead: (the lock's token, the reads' replies)
+
+
+@dataclass
+class Prep:
+    """A batch grouped per entity and day, its keys and read commands (Aggregator._prepare)."""
+    part: int                         # the partition it was prepared for
+    by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]]
+    days: dict[int, list[str]]
+    secondary: set[str]
+    ent_list: list[tuple[str, str]]
+    tl_list: list[tuple[str, str]]
+    ent_keys: list[str]
+    tl_keys: list[str]
+    author_list: list[str]
+    fps: dict[str, tuple[int, bytes]]
+    reads: list[tuple[Any, ...]]
 
 
 

@@ -318,6 +318,14 @@ class Sent:
             self.discard()
             raise
 
+    def more(self, cmds: list[tuple[Any, ...]]) -> None:
+        """More commands on the same connection (Redis runs them after the first ones)."""
+        if self.conn is None:
+            raise RuntimeError("replies already read or discarded")
+        if cmds:
+            self.conn.send_packed_command([b"".join([hiredis.pack_command(c) for c in cmds])], check_health=False)
+            self.n += len(cmds)
+
     def replies(self) -> list[Any]:
         """Every reply in order, an error reply as its redis.ResponseError (not raised)."""
         conn = self.conn
