@@ -10,8 +10,10 @@ crash before the script leaves the entries pending (another consumer reclaims th
 XAUTOCLAIM); after it they are acknowledged. An id already applied is skipped, so
 re-delivery never double-counts. Several aggregators can share the stream: if the lock
 changed hands meanwhile, the script writes nothing and the batch is recomputed. While the
-script runs, the next batch is read and parsed (read-ahead; its XREADGROUP goes out just
-before the script): it is pending under this consumer until its own script.
+script runs, the next batch is read, parsed and grouped (read-ahead; its XREADGROUP goes out
+just before the script): it is pending under this consumer until its own script. Its lock and
+reads go out behind the script on the same connection, so they see the script's writes; a
+failed script or a lock taken by another aggregator in between: they are not used.
 
 Partitioned (K = `aggregation_partitions` > 1, or Redis Cluster; data.partition): each
 partition has its own stream, consumer group, applied-id sets, rollups, totals, meta and
