@@ -711,7 +711,8 @@ def measure_widgets(args: argparse.Namespace, r: Any, base: str, server: Child, 
             refresh_body = refresh_request(driver, args.timeout)
         if refresh_body is None:
             raise RuntimeError(f"{dash_id}: the page sent no refresh request the hook saw")
-        cpu = measure_refresh_cpu(args, r, base, server, driver.get_cookies(), full_refresh(refresh_body), n)
+        REPLAY[n] = full_refresh(refresh_body)
+        cpu = measure_refresh_cpu(args, r, base, server, driver.get_cookies(), REPLAY[n], n)
         for s in out:
             s.update(cpu[s["mode"]] if s["mode"] in cpu else {})
         for mode in cpu:
@@ -720,6 +721,11 @@ def measure_widgets(args: argparse.Namespace, r: Any, base: str, server: Child, 
     finally:
         driver.quit()
     return out
+
+
+# Per dashboard size, the refresh request its page sent (every widget redrawn): replayed for
+# the server CPU, and again in-process by --split.
+REPLAY: dict[int, bytes] = {}
 
 
 def refresh_request(driver: Any, timeout: float) -> str | None:
@@ -792,12 +798,12 @@ def split_in_process(args: argparse.Namespace, sizes: list[int]) -> list[dict[st
 
     import callbacks.dashboard as board_callbacks
     from dashboards import sources
-    from dashboards.schema import dump, validate
     from factory import create_app
     from settings import Settings
 
     settings = Settings.from_env({}, redis_url=args.redis_url, run_aggregator=False, demo=False,
-                                 data_dir=tempfile.mkdtemp(prefix="bench-split-"))
+                                 data_dir=tempfile.mkdtemp(prefix="bench-split-"),
+                                 body_cache_s=0)      # bodies per data version: "cold" is cold
     app = create_app(settings)
     r = app.server.extensions["qms"].redis
     c = app.server.test_client()
@@ -836,22 +842,11 @@ def split_in_process(args: argparse.Namespace, sizes: list[int]) -> list[dict[st
     sources.fetch, board_callbacks.renderer.render = timed_fetch, timed_render
     try:
         for n in sizes:
-            defn = dump(validate(widget_dashboard(n), "bench"))
-            ids = [w["id"] for w in defn["widgets"]]
-            body = orjson.dumps({
-                "output": key, "changedPropIds": [],
-                "outputs": [[{"id": {"type": "w-body", "w": w}, "property": "children"} for w in ids],
-                            {"id": "dash-window", "property": "children"},
-                            {"id": "dash-freshness", "property": "children"},
-                            {"id": "url-sync", "property": "search"}, {"id": "dash-export", "property": "href"}],
-                "inputs": [[{"id": {"type": "w-int", "w": w}, "property": "n_intervals", "value": None} for w in ids],
-                           {"id": "dash-timeframe", "property": "value", "value": "24h"},
-                           {"id": "dash-scope", "property": "value", "value": None},
-                           {"id": "dash-gate", "property": "value", "value": None},
-                           {"id": "dash-agent", "property": "value", "value": None},
-                           {"id": "live-tick", "property": "data", "value": None},
-                           {"id": "dash-def", "property": "data", "value": defn}],
-                "state": [{"id": "theme", "property": "data", "value": "light"}]})
+            # The request the page itself sent (its inputs are the callback's as registered now);
+            # the request built here by hand went stale when the widgets' timers changed.
+            body = REPLAY.get(n)
+            if body is None:
+                raise RuntimeError(f"--split: no refresh request of the {n}-widget page was recorded")
             for mode in ("cold", "warm"):
                 c.post("/_dash-update-component", data=body, content_type="application/json",
                        headers={"X-CSRFToken": csrf})
