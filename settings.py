@@ -68,6 +68,7 @@ class Settings:
     series_cache_s: float = 5.0            # charts' series are shared this long (KPI cards are exact per batch)
     body_cache_s: float = 5.0              # a drawn widget body is reused this long across data versions (0: per version)
     refresh_ms: int = 5000                 # first page refresh interval
+    draw_concurrency: int = 2              # requests drawing widget bodies at once per web process, the rest queued in order (0: no limit)
     rbac_path: str | None = None           # roles and permissions YAML (default config/rbac.yaml)
     dashboards_dir: str | None = None      # provisioned dashboard definitions (default config/dashboards)
     secret_key: str | None = None          # signs sessions and JWTs; unset = generated once in data_dir

@@ -295,27 +295,77 @@ def bodies_cache() -> BodyCache:
     return found
 
 
+class DrawGate:
+    """At most `n` fills that draw bodies at once in this process, the others waiting their
+    turn in order of arrival (0: no limit). Under gevent one loop serves every request of a
+    process: with no limit, a hundred CPU-bound draws share the loop with the cheap requests
+    (the sign-in form, `/_dash-dependencies`, a socket's handshake, a body already drawn), so
+    each of those waited for a slice of every draw in progress — the 500-user load test's
+    timeouts. Waiting at the gate takes no CPU; a request whose bodies are all drawn
+    (`BodyCache`) never waits, and one that waited finds what the draws before it drew."""
+
+    def __init__(self, n: int) -> None:
+        self.n = max(0, int(n or 0))
+        self._sem: Any = None
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def turn(self) -> Any:
+        if not self.n:
+            yield
+            return
+        if self._sem is None:
+            with self._lock:
+                if self._sem is None:
+                    # Made at first use, in a request: under gevent, after its patches (a gevent
+                    # semaphore, which wakes its waiters in order).
+                    self._sem = threading.BoundedSemaphore(self.n)
+        with self._sem:
+            yield
+
+
+def draw_gate() -> DrawGate:
+    """This app's gate (QMS_DRAW_CONCURRENCY)."""
+    found = current_app.extensions.get("qms_draw_gate")
+    if found is None:
+        found = current_app.extensions.setdefault(
+            "qms_draw_gate", DrawGate(current_app.extensions["qms"].settings.draw_concurrency))
+    return found
+
+
 def _timeframe_of(widget: Widget, context: dict[str, Any]) -> str:
     """The shortest window among the widget's sources (a source may pin its own)."""
     tfs = [ds.timeframe or context.get("timeframe") or "24h" for ds in widget.data_sources] or [context.get("timeframe")]
     return min(tfs, key=lambda tf: STALE_FACTOR.get(tf or "", 1))
 
 
+def kept(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotated: bool,
+         version: int | None) -> tuple[Any, tuple[str, str] | None]:
+    """(the widget's body from the BodyCache — drawn for this data version and window already,
+    or recently enough for its window — else None; its key)."""
+    cache = bodies_cache()
+    key = None if version is None else cache.key(widget, sctx, mode, context, annotated)
+    return cache.get(key, version or 0, now_ms(), cache.stale_ms_for(_timeframe_of(widget, context))), key
+
+
 def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any,
-         version: int | None = None) -> Any:
-    """One widget's body (from the BodyCache when drawn for this data version and window
-    already, or recently enough for its window); a failing source or renderer costs that
-    widget, not the page."""
+         version: int | None = None, key: Any = False) -> Any:
+    """One widget's body (from the BodyCache when kept, see `kept`); a failing source or
+    renderer costs that widget, not the page. `annotations`: the frame, or a callable giving
+    it (fetched only if a body is drawn)."""
     cache, now = bodies_cache(), now_ms()
-    key = None if version is None else cache.key(widget, sctx, mode, context, annotations is not None)
+    if key is False:
+        cached, key = kept(widget, sctx, mode, context, annotations is not None, version)
+        if cached is not None:
+            return cached
     stale = cache.stale_ms_for(_timeframe_of(widget, context))
-    cached = cache.get(key, version or 0, now, stale)
-    if cached is not None:
-        return cached
     with cache.drawing(key[0] if key else None):
         cached = cache.get(key, version or 0, now_ms(), stale)      # drawn by another request meanwhile
-        return cached if cached is not None else _draw(widget, sctx, mode, context, annotations, version, key, now,
-                                                       stale)
+        if cached is not None:
+            return cached
+        if callable(annotations):
+            annotations = annotations()
+        return _draw(widget, sctx, mode, context, annotations, version, key, now, stale)
 
 
 def _draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any, version: int | None,
@@ -411,19 +461,34 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
                                              {k: v for k, v in view.items() if k != "timeframe"})
     sctx.page = True                 # its sources' results within their timeframe's staleness
     widgets = [w for wid in widget_ids if (w := defn.widget(wid)) is not None]
-    annotations = None
     # Markers for the time series among them (render draws them where its TIME_SERIES and the
-    # widget's display options say).
-    if any(w.type in renderer.TIME_SERIES for w in widgets) and sources.allowed(ANNOTATIONS, principal):
-        try:
-            annotations = sources.fetch(ANNOTATIONS, sctx)
-        except Exception:                # noqa: BLE001 - markers are an extra, never a failure
-            log.exception("annotations failed")
+    # widget's display options say), fetched once and only if a body is drawn.
+    annotated = any(w.type in renderer.TIME_SERIES for w in widgets) and sources.allowed(ANNOTATIONS, principal)
+    found: list[Any] = []
+
+    def annotations() -> Any:
+        if not found:
+            try:
+                found.append(sources.fetch(ANNOTATIONS, sctx))
+            except Exception:            # noqa: BLE001 - markers are an extra, never a failure
+                log.exception("annotations failed")
+                found.append(None)
+        return found[0]
+
     scope_query = urlencode({k: v for k, v in view.items() if k in ("repository", "team")})
     context = {"timeframe": view["timeframe"], "scope_query": scope_query, "dashboard": defn.id}
     export = urlencode({k: v for k, v in view.items() if k in ("timeframe", "repository", "team")})
     version = sources.data_version(sctx)
-    return page.Drawn(bodies={w.id: draw(w, sctx, mode or "light", context, annotations, version) for w in widgets},
+    mode = mode or "light"
+    bodies, keys = {}, {}
+    for w in widgets:
+        bodies[w.id], keys[w.id] = kept(w, sctx, mode, context, annotated, version)
+    missing = [w for w in widgets if bodies[w.id] is None]
+    if missing:
+        with draw_gate().turn():         # the draws in order, cheap requests beside them
+            for w in missing:
+                bodies[w.id] = draw(w, sctx, mode, context, annotations if annotated else None, version, keys[w.id])
+    return page.Drawn(bodies=bodies,
                       window=window_text(svc, view), freshness=freshness_text(svc),
                       export_href=f"/api/export/{defn.id}.csv?{export}")
 

@@ -79,3 +79,40 @@ def test_bdc003_bodies_are_shared_through_redis_by_the_web_processes(r) -> None:
     assert two.get(("k", "w2"), 8, 20_000, 15000) is None
     assert two.get(("k", "w2"), 8, 10_000, 15000) == body
     assert two.get(("other", "w1"), 7, 1000, 15000) is None
+
+
+def test_bdc004_the_draw_gate_lets_n_fills_draw_at_once_and_the_others_in_order_of_arrival() -> None:
+    """callbacks.dashboard.DrawGate: a fill that draws waits for its turn (at most n at once);
+    waiters go in the order they came; n = 0 is no gate at all."""
+    from callbacks.dashboard import DrawGate
+    gate = DrawGate(1)
+    release = threading.Event()
+    order: list[str] = []
+    inside = [0, 0]                           # now, most at once
+
+    def fill(name: str, hold: bool) -> None:
+        with gate.turn():
+            inside[0] += 1
+            inside[1] = max(inside)
+            order.append(name)
+            if hold:
+                release.wait(10)
+            inside[0] -= 1
+
+    first = threading.Thread(target=fill, args=("first", True))
+    first.start()
+    _until(lambda: order == ["first"], "the first fill draws")
+    rest = []
+    for name in ("second", "third", "fourth"):
+        t = threading.Thread(target=fill, args=(name, False))
+        t.start()
+        rest.append(t)
+        time.sleep(0.05)                      # arrived one after the other
+    assert order == ["first"]                 # the others wait at the gate
+    release.set()
+    for t in (first, *rest):
+        t.join(10)
+    assert order == ["first", "second", "third", "fourth"] and inside[1] == 1
+    free = DrawGate(0)
+    with free.turn(), free.turn():            # no limit: nested turns do not wait
+        pass
