@@ -217,9 +217,12 @@ class BodyCache:
             return None
         p = sctx.principal
         scoped = getattr(sctx.sanitizer, "other_teams", None) is not None      # the viewer's team matters
-        viewer = [sorted(p.roles) if p else [], sorted(getattr(p, "permissions", ()) or ()) if p else [],
-                  (p.name if p else None) if scoped else None]
-        head = [widget.model_dump(mode="json"), mode, context, annotated, viewer]
+        viewer = ["anyone allowed"] if viewer_neutral(widget) else [
+            sorted(p.roles) if p else [], sorted(getattr(p, "permissions", ()) or ()) if p else [],
+            (p.name if p else None) if scoped else None]
+        # Markers are drawn on time series only: a card's body is the same on a page with a chart.
+        head = [widget.model_dump(mode="json"), mode, context, annotated and widget.type in renderer.TIME_SERIES,
+                viewer]
         moving = getattr(sctx, "end_ms", None) is None          # a fixed end is part of the name
         key = hashlib.sha1(orjson.dumps([*head, [sources.windowless(i) if moving else i for i in ident]],
                                         option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -295,6 +298,16 @@ def bodies_cache() -> BodyCache:
     return found
 
 
+def viewer_neutral(widget: Widget) -> bool:
+    """A body the same for every viewer allowed to see it: KPI cards, gauges and bars of `kpi`
+    sources (aggregates: nothing in them is sanitised, the caller is in a personal source's
+    identity, the renderer reads no permission) and no annotation markers. Its key names no
+    viewer class, so the executive and the admin share the executive page's cards; who may see
+    it is checked before a body is looked up (`kept`), as before."""
+    return bool(widget.data_sources) and all(ds.source == "kpi" for ds in widget.data_sources) \
+        and widget.type not in renderer.TIME_SERIES
+
+
 class DrawGate:
     """At most `n` fills that draw bodies at once in this process, the others waiting their
     turn in order of arrival (0: no limit). Under gevent one loop serves every request of a
@@ -343,6 +356,8 @@ def kept(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotate
          version: int | None) -> tuple[Any, tuple[str, str] | None]:
     """(the widget's body from the BodyCache — drawn for this data version and window already,
     or recently enough for its window — else None; its key)."""
+    if not all(sources.allowed(ds, sctx.principal) for ds in widget.data_sources):
+        return None, None                # drawn (and refused: NotPermitted) as before, never looked up
     cache = bodies_cache()
     key = None if version is None else cache.key(widget, sctx, mode, context, annotated)
     return cache.get(key, version or 0, now_ms(), cache.stale_ms_for(_timeframe_of(widget, context))), key

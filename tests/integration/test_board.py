@@ -353,20 +353,25 @@ def test_brd007b_the_page_preloads_its_layout_and_keeps_its_assets(app: Any, aut
 
 def test_brd008_a_body_is_the_viewer_s_own_where_team_scope_applies() -> None:
     """Viewers share a drawn body by roles and permissions, except where the roles' sanitising
-    depends on the viewer's team (rbac other_teams): then by viewer."""
+    depends on the viewer's team (rbac other_teams): then by viewer. A body of `kpi` sources
+    alone (cards, gauges: aggregates, nothing sanitised) is shared by every viewer allowed it,
+    on a page with charts or not."""
     from types import SimpleNamespace
     import callbacks.dashboard as board
     from dashboards.schema import Widget
-    w = Widget.model_validate({"id": "k", "type": "kpi_card", "title": "k",
-                               "data_sources": [{"source": "kpi", "metric": "completed_today"}]})
+    card = Widget.model_validate({"id": "k", "type": "kpi_card", "title": "k",
+                                  "data_sources": [{"source": "kpi", "metric": "completed_today"}]})
+    w = Widget.model_validate({"id": "t", "type": "table", "title": "t",
+                               "data_sources": [{"source": "state", "name": "active_workflows"}]})
 
-    def key(name: str, roles: tuple[str, ...], scoped: bool, perms: tuple[str, ...] = ("a",)) -> Any:
+    def key(name: str, roles: tuple[str, ...], scoped: bool, perms: tuple[str, ...] = ("a",), widget: Any = w,
+            annotated: bool = False) -> Any:
         sctx = SimpleNamespace(principal=SimpleNamespace(name=name, roles=roles, permissions=frozenset(perms)),
                                sanitizer=SimpleNamespace(other_teams=object() if scoped else None), end_ms=None)
         original = sources.cacheable_identity
         sources.cacheable_identity = lambda widget, ctx: ["same sources"]
         try:
-            return board.BodyCache.key(w, sctx, "light", {"timeframe": "24h"}, False)
+            return board.BodyCache.key(widget, sctx, "light", {"timeframe": "24h"}, annotated)
         finally:
             sources.cacheable_identity = original
 
@@ -375,6 +380,13 @@ def test_brd008_a_body_is_the_viewer_s_own_where_team_scope_applies() -> None:
     assert key("ann", ("developer",), True) != key("bob", ("developer",), True)
     # the same roles with other permissions (a narrowed credential) share nothing either
     assert key("ann", ("qa_lead",), False) != key("bob", ("qa_lead",), False, ("a", "view:cost_analysis"))
+    # a card: one body for the executive, the admin and a team-scoped viewer, with markers asked or not
+    assert key("ann", ("executive",), False, widget=card) == key("bob", ("admin",), False, ("a", "b"), widget=card) \
+        == key("cid", ("developer",), True, widget=card, annotated=True)
+    trend = Widget.model_validate({"id": "s", "type": "metric_trend", "title": "s",
+                                   "data_sources": [{"source": "series", "metric": "completed_today"}]})
+    assert key("ann", ("executive",), False, widget=trend, annotated=True) != \
+        key("ann", ("executive",), False, widget=trend) != key("bob", ("admin",), False, widget=trend)
 
 
 def test_brd007_the_layout_a_page_asks_for_comes_with_that_page_drawn(app: Any, r: Any, auth: Any) -> None:
