@@ -263,3 +263,82 @@ def test_edm003_an_executive_moves_the_cost_chart_and_saves_it_as_the_shared_das
     for wid, pos in stored.items():
         _wait_position(dash_duo, wid, pos)
     assert _severe(dash_duo.get_logs()) == []
+
+
+def test_edm004_an_executive_moves_the_cost_chart_adds_an_sla_gauge_85_95_saves_and_reloads(
+        dash_duo: Any, settings: Any, r: Any) -> None:
+    """Issue 11's journey as a new executive would try it: the cost chart dragged beside the
+    KPIs, a gauge for SLA adherence from the library with thresholds 85/95 (bad below), saved
+    as a personal copy; after a reload the page draws the same layout, and the gauge holds the
+    API's SLA adherence, its two threshold marks and the level those thresholds give it."""
+    from datetime import datetime, timedelta, timezone
+
+    import requests
+
+    from auth.principal import issue_jwt
+    from components.charts import level
+    from data.aggregator import Aggregator
+    from data.keys import Keys
+    from tests.e2e.test_dashboards import _activity
+    app = _app(settings)
+    svc = app.server.extensions["qms"]
+    svc.users.add("exec-user", ["executive"], PASSWORD)
+    now = datetime.now(timezone.utc)
+
+    def ev(i: str, etype: str, minutes: int, **data: Any) -> dict[str, Any]:
+        return {"id": i, "type": etype, "source": "e2e", "data": data,
+                "timestamp": (now - timedelta(minutes=minutes)).isoformat(timespec="milliseconds")}
+    # Two workflows completed today: one within the 8 h SLA, one 19.5 h after its pull request.
+    sla = [ev("c1", "workflow.pr_created", 300, workflow_id="wf-sla-1", pr_number=1, repository="api",
+              author="dev-user", team="team-api"),
+           ev("d1", "workflow.completed", 200, workflow_id="wf-sla-1", outcome="merged"),
+           ev("c2", "workflow.pr_created", 1200, workflow_id="wf-sla-2", pr_number=2, repository="api",
+              author="dev-user", team="team-api"),
+           ev("d2", "workflow.completed", 30, workflow_id="wf-sla-2", outcome="merged")]
+    res = svc.ingestor.ingest([*_activity(), *sla], origin="e2e")
+    assert res.rejected == 0, res.errors
+    Aggregator(r, Keys(settings.key_prefix)).drain()
+    _open(dash_duo, app, "exec-user", "/dashboards/executive")
+    _edit(dash_duo)
+    _wait_position(dash_duo, "exec-cost", (8, 6, 4, 5))
+    _drag(dash_duo, dash_duo.find_element("#wc-exec-cost .w-drag"), -4 * _step(dash_duo), 0)
+    _wait_position(dash_duo, "exec-cost", (4, 6, 4, 5))
+    dash_duo.find_element("#dash-edit-add").click()
+    dash_duo.wait_for_element("#dash-lib-modal [data-type='gauge_chart'] .lib-add", timeout=30).click()
+    dash_duo.wait_for_element("#wc-gauge-chart .w-edit-configure", timeout=20).click()
+    dash_duo.wait_for_element("#dash-cfg-title", timeout=10)
+    assert "kpi:sla_adherence" in _values(dash_duo, "#dash-cfg-sources", "sla")
+    title = dash_duo.find_element("#dash-cfg-title")
+    title.clear()
+    title.send_keys("SLA adherence")
+    dash_duo.find_element("#dash-cfg-warning").send_keys("95")
+    dash_duo.find_element("#dash-cfg-critical").send_keys("85")
+    _pick(dash_duo, "#dash-cfg-direction", "below")
+    dash_duo.find_element("#dash-cfg-apply").click()
+    dash_duo.wait_for_text_to_equal("#wc-gauge-chart .widget-title", "SLA adherence", timeout=10)
+    _save(dash_duo)
+    exe = Principal("exec-user", ("executive",), svc.rbac.permissions_for(["executive"]))
+    found = svc.dashboards.get("executive", exe)
+    assert found.personal_copy
+    gauge = found.dashboard.widget("gauge-chart")
+    assert gauge is not None and [(ds.source, ds.metric) for ds in gauge.data_sources] == [("kpi", "sla_adherence")]
+    assert (gauge.alert_thresholds.warning, gauge.alert_thresholds.critical,
+            gauge.alert_thresholds.direction) == (95, 85, "below")
+    stored = {w.id: (w.position.x, w.position.y, w.position.width, w.position.height) for w in found.dashboard.widgets}
+    assert stored["exec-cost"] == (4, 6, 4, 5)
+    dash_duo.driver.refresh()
+    dash_duo.wait_for_element(GRID + " #wc-gauge-chart", timeout=20)
+    _settled(dash_duo)
+    for wid, pos in stored.items():
+        _wait_position(dash_duo, wid, pos)
+    token = {"Authorization": "Bearer " + issue_jwt("exec-user", ["executive"], 600, svc.secret_key)}
+    res = requests.get(dash_duo.server.url + "/api/dashboard/executive?timeframe=24h", headers=token, timeout=10)
+    sla_value = next(w["data"]["current_value"] for w in res.json()["response"]["data"]["widgets"] if w["id"] == "sla_adherence")
+    assert sla_value == pytest.approx(50.0), f"one of two workflows within the SLA: {sla_value!r}"
+    dial = dash_duo.wait_for_element("#wc-gauge-chart .qms-gauge", timeout=20)
+    assert float(dial.get_attribute("data-value")) == pytest.approx(sla_value)
+    assert dial.get_attribute("data-level") == level(sla_value, {"warning": 95, "critical": 85, "direction": "below"}) \
+        == "critical"
+    ticks = sorted(t.get_attribute("title") for t in dash_duo.find_elements("#wc-gauge-chart .qg-tick"))
+    assert ticks == ["threshold 85.0%", "threshold 95.0%"], ticks
+    assert _severe(dash_duo.get_logs()) == []
