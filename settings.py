@@ -58,7 +58,7 @@ class Settings:
     dedup_retention_days: int = 90         # how long an event id is remembered
     dedup_buckets: int = 1024              # hashes per day that remember event ids (~ events a day / 100; pinned at first use)
     aggregator_batch: int = 2000
-    aggregation_partitions: int = 1        # QMS_PARTITIONS: K partitions, K aggregator processes work at once (docs/ARCHITECTURE.md)
+    aggregation_partitions: int = 1        # QMS_PARTITIONS: K partitions, K aggregator processes work at once (docs/INTERNALS.md, "Partitions")
     redis_cluster: bool = False            # QMS_REDIS_CLUSTER: REDIS_URL names one node of a Redis Cluster (keys partitioned)
     aggregator_block_ms: int = 1000
     reclaim_idle_ms: int = 30_000          # pending entries older than this are reclaimed
@@ -92,7 +92,7 @@ class Settings:
     webhook_rate_per_min: int = 600        # deliveries a minute per source and client address (then 429)
     gitlab_webhook_token: str | None = None       # X-Gitlab-Token of /api/webhooks/gitlab (unset: 404)
     sonarqube_webhook_secret: str | None = None   # HMAC secret of /api/webhooks/sonarqube (unset: 404)
-    # Event archive (data/archive.py, docs/ARCHITECTURE.md "Event archive"): raw events older
+    # Event archive (data/archive.py, docs/INTERNALS.md "Event archive"): raw events older
     # than the hot window move from Redis to Parquet files by day; readers span both.
     raw_hot_hours: float = 48.0            # raw events kept in Redis this long (whole days older are archived)
     archive_dir: str | None = None         # default <data_dir>/archive

@@ -17,7 +17,7 @@ the retained 1-minute buckets), then measures:
             draining. Reports the raw XADD rate and the aggregated rate (first XADD ->
             applied == N), and their ratio.
 
-(c) partitions: the aggregators alone (docs/ARCHITECTURE.md, "Partitions"): the N events are
+(c) partitions: the aggregators alone (docs/INTERNALS.md, "Partitions"): the N events are
             first XADDed to their partitions' streams (data.partition.route) as the ingest
             writes them (marked validated, field v), then 1 or 2
             `cli.py aggregate --partitions …` processes start (aggregator j of n serves the

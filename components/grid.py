@@ -1,7 +1,7 @@
 """The dashboard grid: each widget's shell placed on the 12-column grid of its definition
 (`position` x, y, width, height; a row is ROW_HEIGHT px), one column on phones, dragged
 and resized only in edit mode (dash-snap-grid: react-grid-layout for Dash 3/4; why this
-one: docs/ARCHITECTURE.md, "Grid layout library").
+one: docs/INTERNALS.md, "Grid layout library").
 
 The library needs a string id on each child, the key of its layout item: each shell sits in
 a cell `wc-<widget id>` (widget ids are slugs, so the prefix keeps them apart from the

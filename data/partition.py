@@ -1,4 +1,4 @@
-"""Aggregation partitions (docs/ARCHITECTURE.md, "Partitions") — pure routing, plus the few
+"""Aggregation partitions (docs/INTERNALS.md, "Partitions") — pure routing, plus the few
 readers that combine the partitions' meta hashes.
 
 With K partitions (setting `aggregation_partitions`, QMS_PARTITIONS) every event is routed to

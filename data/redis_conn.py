@@ -235,7 +235,7 @@ def stop_local_cluster(procs: list[subprocess.Popen[bytes]], dirs: list[str]) ->
 # batch. redis-py's Pipeline builds a command object per call, packs argument by argument in
 # Python and runs a reply callback each; here a batch is packed by hiredis (C) in one write
 # and the replies are read as they come. Error replies come back as exceptions in the list:
-# the caller checks every one (docs/ARCHITECTURE.md, "Crash safety").
+# the caller checks every one (docs/INTERNALS.md, "How a number is made exact").
 
 def node_for(r: Any, key: str) -> redis.Redis:
     """The plain client serving `key`: `r` itself, or (Redis Cluster) the client of the
