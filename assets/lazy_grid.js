@@ -39,14 +39,15 @@
   }
 
   function AgGrid(props) {
-    var state = React.useState(function () { return real(); });
-    var Comp = state[0], setComp = state[1];
-    var err = React.useState(null);
+    var comp = React.useState(function () { return real(); });
+    var Comp = comp[0], setComp = comp[1];
+    var failure = React.useState(null);
+    var failed = failure[0], setFailed = failure[1];
     React.useEffect(function () {
       var live = true;
       if (!Comp) {
         load().then(function () { if (live) setComp(function () { return real(); }); },
-                    function (e) { if (live) err[1](String(e.message || e)); });
+                    function (e) { if (live) setFailed(String(e.message || e)); });
       }
       return function () { live = false; };
     }, []);
@@ -54,7 +55,7 @@
     return React.createElement("div", {
       className: ((props.className || "") + " qms-grid-loading small text-body-secondary p-2").trim(),
       style: props.style, id: typeof props.id === "string" ? props.id : undefined, role: "status"
-    }, err[0] ? "The grid could not be loaded: " + err[0] : "loading grid\u2026");
+    }, failed ? "The grid could not be loaded: " + failed : "loading grid\u2026");
   }
   stand.AgGrid = AgGrid;
   window.dash_ag_grid = stand;

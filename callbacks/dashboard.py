@@ -364,15 +364,12 @@ def kept(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotate
 
 
 def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any,
-         version: int | None = None, key: Any = False) -> Any:
-    """One widget's body (from the BodyCache when kept, see `kept`); a failing source or
-    renderer costs that widget, not the page. `annotations`: the frame, or a callable giving
-    it (fetched only if a body is drawn)."""
+         version: int | None, key: tuple[str, str] | None) -> Any:
+    """One widget's body that `kept` did not find (under `key`, which it gave): unless another
+    request drew it meanwhile, drawn now; a failing source or renderer costs that widget, not
+    the page. `annotations`: a callable giving the markers' frame (fetched only if a body is
+    drawn), or None."""
     cache, now = bodies_cache(), now_ms()
-    if key is False:
-        cached, key = kept(widget, sctx, mode, context, annotations is not None, version)
-        if cached is not None:
-            return cached
     stale = cache.stale_ms_for(_timeframe_of(widget, context))
     with cache.drawing(key[0] if key else None):
         cached = cache.get(key, version or 0, now_ms(), stale)      # drawn by another request meanwhile
