@@ -68,8 +68,30 @@ def loaded(redis_url: str, tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
             today[e["data"]["reviewer"]] = today.get(e["data"]["reviewer"], 0) + 1
     users = sorted(authors, key=lambda u: -authors[u])[:2] + sorted(reviewers, key=lambda u: -reviewers[u])[:2]
     users += sorted(set(today) - set(users), key=lambda u: -today[u])[:1]
-    yield {"r": r, "client": client, "end": end_ms, "users": users, "today": bool(today)}
+    # pending_reviews is a state at `end`: the top reviewers may have none open at that hour.
+    pending = _open_reviews(events, end_ms)
+    users += sorted(set(pending) - set(users), key=lambda u: -pending[u])[:1]
+    yield {"r": r, "client": client, "end": end_ms, "users": users, "today": bool(today), "pending": bool(pending)}
     r.flushdb()
+
+
+def _open_reviews(events: list[dict[str, Any]], end_ms: int) -> dict[str, int]:
+    """Per reviewer, the reviews started and not completed at `end_ms`."""
+    started: dict[tuple[str, Any], int] = {}
+    done: dict[tuple[str, Any], list[int]] = {}
+    for e in events:
+        if _ms(e) > end_ms or e["type"] not in ("workflow.review_started", "workflow.review_completed"):
+            continue
+        key = (e["data"]["reviewer"], e["data"]["workflow_id"])
+        if e["type"] == "workflow.review_started":
+            started[key] = max(started.get(key, 0), _ms(e))
+        else:
+            done.setdefault(key, []).append(_ms(e))
+    out: dict[str, int] = {}
+    for (user, wf), at in started.items():
+        if not any(t > at for t in done.get((user, wf), [])):
+            out[user] = out.get(user, 0) + 1
+    return out
 
 
 def _ms(ev: dict[str, Any]) -> int:
@@ -153,6 +175,8 @@ def test_drk001_every_kpi_is_recomputed_from_its_drill_down_rows(loaded: dict[st
     values = [_check(client, dash, kpi, end, u) for u in loaded["users"]]
     if kpi == "completed_today" and not loaded["today"]:
         return                             # the window since midnight holds no review yet
+    if kpi == "pending_reviews" and not loaded["pending"]:
+        return                             # nobody has a review open at that instant
     assert any(v not in (None, 0, []) for v in values), f"{kpi}: no user with data, nothing was compared"
 
 
