@@ -458,18 +458,26 @@ def _is_number(v: Any) -> bool:
 def to_frame(rows: list[dict[str, Any]], columns: list[str], strict: bool = True) -> pd.DataFrame:
     """Rows as a frame with these columns (also when there are no rows; `strict=False`: and
     any other key the rows hold, after them): instants (TIME_COLUMNS, ISO 8601 text) as UTC
-    Timestamps, numeric columns with None as NaN."""
+    Timestamps, numeric columns with None as NaN, a key a row lacks as NaN; the rest as pandas
+    infers them (text as its string dtype)."""
     cols = list(columns) if strict else list(dict.fromkeys([*columns, *(k for r in rows for k in r)]))
-    frame = pd.DataFrame.from_records(rows, columns=cols) if rows else pd.DataFrame({c: [] for c in cols})
+    if not rows:
+        return pd.DataFrame({c: pd.to_datetime(pd.Series([], dtype=object), utc=True) if c in TIME_COLUMNS
+                             else pd.Series([], dtype=object) for c in cols}, columns=cols)
+    # Column by column from the rows, each typed once, and one constructor: half the CPU of
+    # from_records and a setitem per column (each of which copied the frame's blocks).
+    data: dict[str, Any] = {}
     for c in cols:
-        values = frame[c].tolist()
+        values = [r.get(c, np.nan) for r in rows]
         if c in TIME_COLUMNS:
-            frame[c] = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
-        elif values and all(_is_number(v) for v in values) and any(v is not None for v in values):
-            frame[c] = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
-        elif not values:
-            frame[c] = pd.Series([], dtype=object)
-    return frame
+            data[c] = pd.to_datetime(values, utc=True, format="ISO8601")
+        elif all(_is_number(v) for v in values) and any(v is not None for v in values):
+            plain = np.array([np.nan if v is None else v for v in values])
+            data[c] = plain if plain.dtype.kind in "if" else \
+                pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy()
+        else:
+            data[c] = values
+    return pd.DataFrame(data, columns=cols)
 
 
 def apply_transform(frame: pd.DataFrame, t: Transform | None) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from dash import dcc, html
 
 from components import quality, theme
 from components.common import walk
-from components.render import not_permitted, records, render
+from components.render import clean, not_permitted, records, render
 from components.widgets import REGISTRY
 from dashboards.schema import WIDGET_TYPES, Widget
 from tests.unit.test_widgets import bars, gauge, text
@@ -308,6 +308,23 @@ def test_ren006_odd_values_never_raise():
         is None
     assert records(pd.DataFrame({"a": [float("nan")], "b": [pd.NaT], "c": [T0]})) == \
         [{"a": None, "b": None, "c": "2025-08-17T00:00:00Z"}]
+
+
+def test_ren006b_records_are_the_frames_records_whatever_the_dtypes():
+    """`records` reads the frame as one object array: the values to_dict("records") gives,
+    cleaned, for every dtype a source produces (and the frame's attrs untouched)."""
+    frame = pd.DataFrame({
+        "s": pd.array(["x", None, "y"], dtype="str"), "i": [1, 2, 3], "f": [0.5, float("nan"), 2.0],
+        "I": pd.array([1, None, 3], dtype="Int64"), "b": [True, False, None], "o": [[1, 2], {"k": 1}, None],
+        "c": pd.Categorical(["a", "b", None]), "t": pd.to_datetime([T0, None, "2025-08-17T06:00:00Z"], utc=True),
+        "n": pd.to_datetime(["2025-08-17", None, "2025-08-18"])})
+    frame.attrs = {"spark": pd.DataFrame({"x": [1]}), "window": {"start": "a"}}
+    want = [{k: clean(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    assert records(frame) == want
+    assert want[1] == {"s": None, "i": 2, "f": None, "I": None, "b": False, "o": {"k": 1}, "c": "b", "t": None,
+                       "n": None}
+    assert want[2]["t"] == "2025-08-17T06:00:00Z" and want[0]["n"] == "2025-08-17T00:00:00Z"
+    assert list(frame.attrs) == ["spark", "window"]
 
 
 # ---------------------------------------------------------------- KPI cards

@@ -1,0 +1,103 @@
+"""Where a cold page draw's CPU goes: the four role dashboards drawn whole, in-process, for
+every timeframe and a mix of scopes, each from a new data version with no cached body or
+source — what the 500-user load test's draws cost the web workers (bench/load).
+
+    .venv/bin/python bench/profile_draws.py --redis-url redis://127.0.0.1:6379/12 [--hours 4]
+        [--history-rate 2] [--reps 2] [--profile out.pstats] [--skip-fill] [--top 25]
+
+Prints CPU ms per page (time.process_time, the `fill` the page's layout and its refresh
+call), per dashboard, and with --profile the cumulative share of the hot functions.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import connect, load_simulated, print_machine  # noqa: E402
+from bench.pages import flush_cache  # noqa: E402
+
+ROLES = {"executive": ("executive",), "operational": ("operations",), "qa": ("qa_lead",),
+         "developer": ("developer",)}
+TIMEFRAMES = ("1h", "4h", "24h", "7d", "30d")
+SCOPES: list[dict[str, str]] = [{}, {"repository": "payments-service"}, {"team": "platform"}]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    ap.add_argument("--hours", type=float, default=4.0)
+    ap.add_argument("--history-rate", type=float, default=2.0)
+    ap.add_argument("--reps", type=int, default=2, help="cold draws of each page")
+    ap.add_argument("--skip-fill", action="store_true", help="the history already in the database")
+    ap.add_argument("--profile", help="write cProfile stats of the draws here and print the top")
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--dashboards", default=",".join(ROLES))
+    args = ap.parse_args()
+
+    os.environ.setdefault("QMS_LOG_LEVEL", "WARNING")
+    r = connect(args.redis_url)
+    if r.connection_pool.connection_kwargs.get("db", 0) in (14, 15):
+        sys.exit("refusing database 14/15 (other benchmarks, tests)")
+    print_machine(r)
+    if not args.skip_fill:      # the load test's history: 4 h at 2 events/s
+        t = time.time()
+        events = load_simulated(r, args.hours, args.history_rate)
+        print(f"history: {len(events):,} events over {args.hours:g} h in {time.time() - t:.1f} s", flush=True)
+
+    import callbacks.dashboard as board
+    from auth.principal import Principal
+    from factory import create_app
+    from settings import Settings
+
+    settings = Settings.from_env({}, redis_url=args.redis_url, run_aggregator=False, demo=False,
+                                 data_dir=tempfile.mkdtemp(prefix="bench-draws-"), body_cache_s=0)
+    app = create_app(settings)
+    svc = app.server.extensions["qms"]
+    user = {"developer": "diana.ivanova"}
+    prof = cProfile.Profile() if args.profile else None
+    per_dash: dict[str, list[float]] = {}
+    for dash_id in args.dashboards.split(","):
+        roles = ROLES[dash_id]
+        principal = Principal(user.get(dash_id, f"bench-{dash_id}"), roles, svc.rbac.permissions_for(roles))
+        found = svc.dashboards.get(dash_id, principal)
+        assert found is not None, dash_id
+        defn = found.dashboard
+        ids = [w.id for w in defn.widgets]
+        times: list[float] = []
+        for tf in TIMEFRAMES:
+            for scope in SCOPES:
+                view = {"timeframe": tf, **scope}
+                for _ in range(args.reps):
+                    flush_cache(r)
+                    with app.server.test_request_context("/"):
+                        board.bodies_cache().clear()
+                        t = time.process_time()
+                        if prof:
+                            prof.enable()
+                        out = board.fill(defn, ids, view, principal, "light")
+                        if prof:
+                            prof.disable()
+                        times.append((time.process_time() - t) * 1000)
+                    assert len(out.bodies) == len(ids)
+        per_dash[dash_id] = times
+        print(f"{dash_id:12s} {len(ids):2d} widgets: cold page draw CPU median {statistics.median(times):6.1f} ms, "
+              f"mean {statistics.mean(times):6.1f}, max {max(times):6.1f} ({len(times)} draws)", flush=True)
+    every = [t for ts in per_dash.values() for t in ts]
+    print(f"all: mean {statistics.mean(every):.1f} ms per cold page draw over {len(every)} draws", flush=True)
+    if prof:
+        prof.dump_stats(args.profile)
+        pstats.Stats(args.profile).sort_stats("cumulative").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()
