@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from components import theme
-from components.common import GL_THRESHOLD, all_missing, graph, mappings, number, placeholder
+from components.common import GL_THRESHOLD, all_missing, graph, mappings, merge, number, placeholder
 from components.kpi import LEVEL_BS, format_value, title_of
 
 # Axis decorations per METRICS.md unit.
@@ -178,9 +178,9 @@ _ANNOTATION_AXIS = "y9"          # an invisible 0..1 axis over the plot, so mark
 _ANNOTATION_STYLE = {"configuration": ("primary", "diamond"), "alert": ("danger", "triangle-down")}
 
 
-def add_annotations(fig: go.Figure, rows: Sequence[Mapping[str, Any]] | None, *, mode: str = "light") -> int:
+def add_annotations(fig: dict[str, Any], rows: Sequence[Mapping[str, Any]] | None, *, mode: str = "light") -> int:
     """Annotations ({t, kind, title, who, what}: configuration changes, alert firings) as vertical
-    markers over a time-series figure, who/what on hover. They form one legend group named
+    markers over a time-series figure (its JSON, as `graph` holds it), who/what on hover. They form one legend group named
     "Annotations", so a click on the legend entry hides them all. Returns how many were drawn."""
     rows = [r for r in mappings(rows) if r.get("t") is not None]
     if not rows:
@@ -188,9 +188,11 @@ def add_annotations(fig: go.Figure, rows: Sequence[Mapping[str, Any]] | None, *,
     p = theme.palette(mode)
     xs = [r["t"] for r in rows]
     group = {"legendgroup": "annotations", "yaxis": _ANNOTATION_AXIS, "name": ANNOTATIONS}
-    fig.add_trace(go.Scatter(
+    traces = fig.setdefault("data", [])
+    traces.append(go.Scatter(
         x=[v for t in xs for v in (t, t, None)], y=[v for _ in xs for v in (0, 1, None)], mode="lines",
-        line={"color": p["muted"], "width": 1, "dash": "dot"}, hoverinfo="skip", showlegend=False, **group))
+        line={"color": p["muted"], "width": 1, "dash": "dot"}, hoverinfo="skip", showlegend=False,
+        **group).to_plotly_json())
     styles = [_ANNOTATION_STYLE.get(str(r.get("kind")), ("secondary", "circle")) for r in rows]
 
     def say(r: Mapping[str, Any]) -> str:
@@ -199,21 +201,23 @@ def add_annotations(fig: go.Figure, rows: Sequence[Mapping[str, Any]] | None, *,
         who = f"{e(r.get('kind') or 'change')}" + (f" by {e(r['who'])}" if r.get("who") else "")
         return "<br>".join([head, who] + ([e(r["what"])] if r.get("what") else []))
 
-    fig.add_trace(go.Scatter(
+    traces.append(go.Scatter(
         x=xs, y=[1] * len(xs), mode="markers", showlegend=True, customdata=[r.get("kind") for r in rows],
         marker={"size": 11, "color": [p[c] for c, _ in styles], "symbol": [s for _, s in styles],
                 "line": {"width": 1, "color": p["background"]}},
-        hovertext=[say(r) for r in rows], hovertemplate="%{hovertext}<extra></extra>", **group))
-    fig.update_layout(showlegend=True, **{"yaxis" + _ANNOTATION_AXIS[1:]: {
+        hovertext=[say(r) for r in rows], hovertemplate="%{hovertext}<extra></extra>", **group).to_plotly_json())
+    merge(fig.setdefault("layout", {}), {"showlegend": True, "yaxis" + _ANNOTATION_AXIS[1:]: {
         "overlaying": "y", "range": [0, 1.06], "visible": False, "fixedrange": True}})
     return len(rows)
 
 
-def phone_friendly(fig: go.Figure, *, time_axis: bool = False) -> go.Figure:
+def phone_friendly(fig: dict[str, Any], *, time_axis: bool = False) -> dict[str, Any]:
     """A layout that holds on a phone: the legend below the plot (in the container, so it
-    never covers tick labels), margins that fit the labels, and few ticks on a time axis."""
-    fig.update_layout(legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom",
-                              "x": 0, "xanchor": "left"}, **({"xaxis": {"nticks": 6}} if time_axis else {}))
+    never covers tick labels), margins that fit the labels, and few ticks on a time axis.
+    `fig`: a figure's JSON (as `graph` holds it), changed in place and returned."""
+    merge(fig.setdefault("layout", {}), {"legend": {"orientation": "h", "yref": "container", "y": 0,
+                                                    "yanchor": "bottom", "x": 0, "xanchor": "left"},
+                                         **({"xaxis": {"nticks": 6}} if time_axis else {})})
     return fit_margins(fig)
 
 
@@ -226,58 +230,64 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _NO_AXES = {"indicator", "pie", "scatterpolar", "barpolar", "sankey", "table", "funnelarea"}
 
 
-def fit_margins(fig: go.Figure) -> go.Figure:
+def fit_margins(fig: dict[str, Any]) -> dict[str, Any]:
     """Margins computed here from the labels the axes will show, instead of Plotly's
     automargin: that draws each chart, measures its labels and draws it again (a page of ten
     charts took three times as long). Categories longer than LABEL_CHARS are cut in the tick.
-    One update of the figure (each of Plotly's validates and copies)."""
-    if any(t.type in _NO_AXES for t in fig.data) or not fig.data:
+    `fig`: a figure's JSON (as `graph` holds it), changed in place and returned."""
+    data = fig.get("data") or []
+    if any(t.get("type") in _NO_AXES for t in data) or not data:
         return fig
-    lay = fig.layout
-    axes = {k: lay[k] for k in lay if k.startswith(("xaxis", "yaxis")) and lay[k] is not None}
-    refs = {t.xaxis or "x" for t in fig.data} | {t.yaxis or "y" for t in fig.data}
+    lay = fig.setdefault("layout", {})
+    axes = {"xaxis": {}, "yaxis": {}, **{k: v for k, v in lay.items() if k.startswith(("xaxis", "yaxis"))
+                                         and isinstance(v, dict)}}
+    refs = {t.get("xaxis") or "x" for t in data} | {t.get("yaxis") or "y" for t in data}
     updates: dict[str, Any] = {name: {"automargin": False} for name in axes}
     bottom = max(_axis_extent(fig, "x", axes.get("xaxis" + r[1:]), r, updates) for r in refs if r.startswith("x"))
     left, right = 40.0, 16.0
     for r in sorted(x for x in refs if x.startswith("y")):
         axis = axes.get("yaxis" + r[1:])
-        if axis is not None and axis.visible is False:
+        if axis is not None and axis.get("visible") is False:
             continue
         if r == "y":
             left = _axis_extent(fig, "y", axis, r, updates)
-        elif axis is not None and axis.overlaying and axis.side == "right":
+        elif axis is not None and axis.get("overlaying") and axis.get("side") == "right":
             right = max(right, _axis_extent(fig, "y", axis, r, updates))
     right = max(right, updates.pop("_right", 0))
     updates["margin"] = {"l": int(left), "b": int(bottom + _legend_height(fig)), "r": int(right), "t": 24}
-    fig.update_layout(updates)
+    merge(lay, updates)
     return fig
 
 
-def _legend_height(fig: go.Figure) -> float:
+def _legend_height(fig: dict[str, Any]) -> float:
     """The legend below the plot (phone_friendly puts it in the container's bottom): its rows
     at a chart's usual width, so the tick labels above it keep their room."""
-    if fig.layout.showlegend is False or fig.layout.legend.orientation != "h":
+    lay, data = fig.get("layout") or {}, fig.get("data") or []
+    if lay.get("showlegend") is False or (lay.get("legend") or {}).get("orientation") != "h":
         return 0.0
-    names = [t.name or "" for t in fig.data if t.showlegend is not False and (t.name or t.showlegend)]
-    if len(names) < 2 and not any(t.showlegend for t in fig.data):
+    names = [t.get("name") or "" for t in data
+             if t.get("showlegend") is not False and (t.get("name") or t.get("showlegend"))]
+    if len(names) < 2 and not any(t.get("showlegend") for t in data):
         return 0.0
     width = sum(len(n) * CHAR_PX + 45 for n in names)
     return 4 + LINE_PX * max(1, math.ceil(width / PHONE_PLOT_PX))
 
 
-def _axis_extent(fig: go.Figure, letter: str, axis: Any, ref: str, updates: dict[str, Any]) -> float:
+def _axis_extent(fig: dict[str, Any], letter: str, axis: dict[str, Any] | None, ref: str,
+                 updates: dict[str, Any]) -> float:
     """Pixels an axis's tick labels (and title) take beside the plot: across for a y axis,
     down for an x axis (the axis's own changes go into `updates`)."""
     name = f"{letter}axis{ref[1:]}"
     values: list[Any] = []
-    for t in fig.data:
-        seq = getattr(t, letter, None)
-        if (getattr(t, letter + "axis", None) or letter) == ref and seq is not None:
+    for t in fig.get("data") or []:
+        seq = t.get(letter)
+        if (t.get(letter + "axis") or letter) == ref and seq is not None:
             values += [v for v in seq if v is not None]
     text = [v for v in values if isinstance(v, str) and not _DATE.match(v)]
     dates = any(isinstance(v, (datetime, date)) or (isinstance(v, str) and _DATE.match(v)) for v in values)
-    affix = len(axis.tickprefix or "") + len(axis.ticksuffix or "") if axis is not None else 0
-    titled = bool(axis is not None and axis.title and axis.title.text)
+    affix = len(axis.get("tickprefix") or "") + len(axis.get("ticksuffix") or "") if axis is not None else 0
+    title = axis.get("title") if axis is not None else None
+    titled = bool(title.get("text") if isinstance(title, dict) else title)
     own = updates.setdefault(name, {"automargin": False})
     if text:                                  # categories
         longest = max(min(len(v), LABEL_CHARS) for v in text)
@@ -286,7 +296,8 @@ def _axis_extent(fig: go.Figure, letter: str, axis: Any, ref: str, updates: dict
             own.update(tickmode="array", tickvals=cats, ticktext=[_cut(c) for c in cats])
         width = longest * CHAR_PX
         if letter == "x":
-            angle = abs(axis.tickangle) if axis is not None and isinstance(axis.tickangle, (int, float)) else None
+            tilt = axis.get("tickangle") if axis is not None else None
+            angle = abs(tilt) if isinstance(tilt, (int, float)) else None
             if angle is None and len(set(text)) * (width + 8) > PHONE_PLOT_PX:
                 angle = 30                  # crowded on a phone: Plotly turns them, by 30° at most
                 own["autotickangles"] = [0, 30]

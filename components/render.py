@@ -26,7 +26,7 @@ from dash import dcc, html
 
 from components import charts, developer, ops, quality, system, tables
 from components.charts import add_annotations, level, phone_friendly
-from components.common import GL_THRESHOLD, number, placeholder, walk
+from components.common import GL_THRESHOLD, merge, number, placeholder, walk
 from components.kpi import events_href, kpi_card, title_of
 from dashboards.schema import Widget
 
@@ -541,11 +541,10 @@ def _finish(out: Any, v: View) -> Any:
     for g in walk(out):
         if not isinstance(g, dcc.Graph) or "widget-graph" not in (g.className or ""):
             continue
-        fig = g.figure
+        fig = g.figure                           # its JSON (components.common.graph)
         if time_series and o.annotations and v.annotations:
             add_annotations(fig, v.annotations, mode=v.mode)
-        # One update of the figure (each of Plotly's validates and copies): the widget's header
-        # carries the title; the display options.
+        # The widget's header carries the title; the display options.
         updates: dict[str, Any] = {"title": None}
         if not o.show_legend:
             updates["showlegend"] = False
@@ -554,9 +553,9 @@ def _finish(out: Any, v: View) -> Any:
         scheme = COLORWAYS.get(o.color_scheme)
         if scheme:
             updates["colorway"] = scheme[v.mode] if isinstance(scheme, dict) else scheme
-        if o.animation and sum(len(getattr(t, "x", None) or []) for t in fig.data) <= GL_THRESHOLD:
+        if o.animation and sum(len(x) for t in fig.get("data") or [] if (x := t.get("x")) is not None) <= GL_THRESHOLD:
             updates["transition"] = {"duration": 300, "easing": "cubic-in-out"}
-        fig.update_layout(updates)
+        merge(fig.setdefault("layout", {}), updates)
         phone_friendly(fig, time_axis=time_series)
     return out
 

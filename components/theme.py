@@ -2,14 +2,14 @@
 
 `PALETTES` holds the seed's eight colours per mode plus the few a chart needs that the seed
 leaves open (gridlines, muted text, extra series colours). `plotly_template(mode)` turns a
-palette into a Plotly template; `apply(fig, mode)` gives a figure that template.
+palette into a Plotly template; `apply(figure, mode)` gives a figure's JSON that template.
 `STATUS_COLORS` says which colour each status, severity and outcome gets in each mode, so
 an overloaded agent is the same amber in the agent grid, the heatmap and an alert.
 """
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import plotly.graph_objects as go
 
@@ -109,10 +109,16 @@ def plotly_template(mode: Mode | str = "light") -> go.layout.Template:
     return go.layout.Template(_template("dark" if mode == "dark" else "light"))
 
 
-def apply(fig: go.Figure, mode: Mode | str = "light") -> go.Figure:
-    """Give `fig` the theme's template (in place) and return it."""
-    fig.update_layout(template=_template("dark" if mode == "dark" else "light"))
-    return fig
+@lru_cache(maxsize=2)
+def _template_json(mode: Mode) -> dict[str, Any]:
+    return _template(mode).to_plotly_json()
+
+
+def apply(figure: dict[str, Any], mode: Mode | str = "light") -> dict[str, Any]:
+    """Give a figure's JSON the theme's template (in place; the template is shared: read it,
+    never change it) and return it."""
+    figure.setdefault("layout", {})["template"] = _template_json("dark" if mode == "dark" else "light")
+    return figure
 
 
 def grid_theme(mode: Mode | str = "light") -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash_ag_grid as dag
+import plotly.graph_objects as go
 from dash import dcc
 
 from components.entity import fmt_duration, sla_text, workflow_view
@@ -44,7 +45,7 @@ def test_ecp002_workflow_page_shows_steps_sla_and_links() -> None:
     assert len(grids["workflow-events"].rowData) == doc["counts"]["events"]
     renderers = {c["field"]: c.get("cellRenderer") for c in grids["workflow-gates"].columnDefs}
     assert renderers["gate_name"] == "EntityLink" and renderers["agent_id"] == "EntityLink"
-    fig = next(g for g in walk(view) if isinstance(g, dcc.Graph)).figure
+    fig = go.Figure(next(g for g in walk(view) if isinstance(g, dcc.Graph)).figure)
     points = [t for t in fig.data if t.type == "scatter"][0]
     assert len(points.x) == doc["counts"]["events"] and "Final approval" in set(points.y)
 
@@ -54,7 +55,7 @@ def test_ecp003_agent_page_shows_status_chart_and_counts() -> None:
     view = agent_view(doc)
     fp = by_attr(view, "data-fact", "false_positives")
     assert "2" in text(fp) and "67% of resolved" in text(fp)
-    fig = next(g for g in walk(view) if isinstance(g, dcc.Graph)).figure
+    fig = go.Figure(next(g for g in walk(view) if isinstance(g, dcc.Graph)).figure)
     status, load = fig.data
     assert list(status.y) == ["idle", "active", "overloaded", "down", "active", "active"]   # held to the window end
     assert list(load.y) == [10.0, 50.0, 95.0, 0.0, 20.0, 20.0] and status.line.shape == "hv"

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from components.charts import LABEL_CHARS, fit_margins, phone_friendly
+from components import charts
+from components.charts import LABEL_CHARS
+
+
+# Both work on a figure's JSON (as components.common.graph holds it), read back here as a figure.
+def fit_margins(fig: go.Figure) -> go.Figure:
+    return go.Figure(charts.fit_margins(fig.to_plotly_json()))
+
+
+def phone_friendly(fig: go.Figure) -> go.Figure:
+    return go.Figure(charts.phone_friendly(fig.to_plotly_json()))
 
 
 def test_fit001_no_automargin_and_a_numeric_y_axis_gets_room_for_its_widest_tick() -> None:

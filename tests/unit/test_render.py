@@ -39,7 +39,8 @@ def by_class(c: Any, cls: str) -> list[Any]:
 
 
 def figures(c: Any) -> list[go.Figure]:
-    return [x.figure for x in walk(c) if isinstance(x, dcc.Graph) and "kpi-spark" not in classes(x)]
+    # A Graph holds its figure's JSON (components.common.graph): read back as a Plotly figure.
+    return [go.Figure(x.figure) for x in walk(c) if isinstance(x, dcc.Graph) and "kpi-spark" not in classes(x)]
 
 
 def fig(c: Any) -> go.Figure:

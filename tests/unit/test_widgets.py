@@ -42,7 +42,7 @@ def by_class(c: Any, cls: str) -> list[Any]:
 
 def fig(out: Any) -> go.Figure:
     assert isinstance(out, dcc.Graph), out
-    return out.figure
+    return go.Figure(out.figure)          # the Graph holds the figure's JSON
 
 
 def gauge(out: Any) -> dict[str, Any]:
@@ -166,10 +166,12 @@ def test_wid002_dark_template_differs_from_light():
 
 
 def test_wid003_apply_and_status_colours():
-    f = theme.apply(go.Figure(), "dark")
-    assert f.layout.template.layout.paper_bgcolor == DARK["background"]
+    shared = theme.apply({}, "dark")              # a figure's JSON: the template by reference
+    assert shared["layout"]["template"]["layout"]["paper_bgcolor"] == DARK["background"]
+    f = go.Figure(shared)
     f.layout.template.layout.paper_bgcolor = "red"  # a figure's copy, not the shared template
     assert theme.plotly_template("dark").layout.paper_bgcolor == DARK["background"]
+    assert theme.apply({}, "dark")["layout"]["template"]["layout"]["paper_bgcolor"] == DARK["background"]
     for status in ("active", "idle", "overloaded", "down", "training", "critical", "major", "minor", "pass", "fail"):
         assert theme.STATUS_COLORS["light"][status] != theme.STATUS_COLORS["dark"][status]
     assert theme.STATUS_COLORS["light"]["overloaded"] == LIGHT["warning"]
