@@ -98,7 +98,12 @@ def _user_for(metric: str, req: Request) -> str | None:
 
 def kpi(ctx: Any, req: Request) -> Raw:
     metric, user = req.name, _user_for(req.name, req)
-    found = ctx.engine.dashboard(dashboard_of(metric), req.timeframe, req.e, user=user, scope=req.scope)["data"]
+    args = (dashboard_of(metric), req.timeframe, req.e, user, req.scope)
+    memo = getattr(ctx, "memo", {})
+    found = memo.get(("dashboard", *args))
+    if found is None:                  # once for all the page's cards (one data version for all)
+        found = memo[("dashboard", *args)] = ctx.engine.dashboard(args[0], args[1], args[2], user=user,
+                                                                  scope=args[4])["data"]
     w = next((w for w in found["widgets"] if w["id"] == metric), None)
     d = w["data"] if w else {}
     row = {"metric": metric, "value": d.get("current_value"), "previous": d.get("previous_value"),
@@ -120,8 +125,9 @@ def sample(ctx: Any, req: Request, metric: str, user: str | None) -> int | None:
         return None
     fam, name = found
     scoped = bool(req.scope) and fam == MAIN and metric in scopes.SCOPED_KPIS
-    span = rollups.fetch(ctx.redis, ctx.keys, (SCOPE,) if scoped else (fam,), [req.e, req.s], req.plan.horizon,
-                         req.now)
+    # Through the engine's SpanCache (exact per data version): a page's cards share a family.
+    span = ctx.engine.spans.fetch(ctx.redis, ctx.keys, (SCOPE,) if scoped else (fam,), [req.e, req.s],
+                                  req.plan.horizon, req.now, ctx.engine.version())
     if scoped:
         span = scopes.view(span, req.scope or "")
     return span.window(fam, name, req.s, req.e)

@@ -189,6 +189,9 @@ class SourceContext:
     end_ms: int | None = None
     alerts: Any = None
     page: bool = False                  # drawn for a page: results reused within page_stale_ms
+    # What the sources of one request compute alike (a page's KPI cards all read their
+    # dashboard's values): computed once per request.
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     @classmethod
     def for_request(cls, svc: Any, principal: Any, timeframe: str = "24h",
