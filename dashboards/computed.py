@@ -110,7 +110,8 @@ def kpi(ctx: Any, req: Request) -> Raw:
            "trend": d.get("trend"), "unit": d.get("unit") or views.unit_of(metric), "direction": views.direction(metric),
            "sample": sample(ctx, req, metric, user), "filtered": w.get("filtered") if w and req.scope else None}
     spark = [] if w is None else _points(ctx.engine.series(metric, req.timeframe, req.e, points=SPARK_POINTS,
-                                                           user=user, scope=req.scope, shared=True, aligned=True),
+                                                           user=user, scope=req.scope, shared=True, aligned=True,
+                                                           stale_ms=_page_stale(ctx, req)),
                                          req.now)
     return {"rows": [row], "attrs": {"window": found["window"], "previous_window": found.get("previous_window"),
                                      "unit": row["unit"]},
@@ -127,10 +128,18 @@ def sample(ctx: Any, req: Request, metric: str, user: str | None) -> int | None:
     scoped = bool(req.scope) and fam == MAIN and metric in scopes.SCOPED_KPIS
     # Through the engine's SpanCache (exact per data version): a page's cards share a family.
     span = ctx.engine.spans.fetch(ctx.redis, ctx.keys, (SCOPE,) if scoped else (fam,), [req.e, req.s],
-                                  req.plan.horizon, req.now, ctx.engine.version())
+                                  req.plan.horizon, req.now, ctx.engine.version(), stale_ms=_page_stale(ctx, req))
     if scoped:
         span = scopes.view(span, req.scope or "")
     return span.window(fam, name, req.s, req.e)
+
+
+def _page_stale(ctx: Any, req: Request) -> float:
+    """How old the buckets a page's draw reads may be (0 for REST reads and exports: exact)."""
+    if not getattr(ctx, "page", False):
+        return 0.0
+    from dashboards.sources import page_stale_ms     # the sources import this module
+    return page_stale_ms(ctx.settings, req.timeframe)
 
 
 def _points(series: dict[str, Any], now: int) -> list[dict[str, Any]]:
@@ -142,7 +151,8 @@ def series(ctx: Any, req: Request) -> Raw:
     if req.name.startswith(("gate.", "queue_depth.")) and req.name not in _kpis(ctx, req, dashboard_of(req.name)):
         return _raw([], window=req.window(), unit=views.unit_of(req.name))   # a gate or queue never seen: no data
     found = ctx.engine.series(req.name, req.timeframe, req.e, points=req.points or SERIES_POINTS,
-                              user=_user_for(req.name, req), scope=req.scope, shared=True, aligned=True)
+                              user=_user_for(req.name, req), scope=req.scope, shared=True, aligned=True,
+                              stale_ms=_page_stale(ctx, req))
     return _raw(_points(found, req.now), window=found["window"], unit=found["unit"],
                 step_seconds=found["step_seconds"], filtered=found.get("filtered"))
 

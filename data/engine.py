@@ -195,7 +195,7 @@ class Engine:
 
     def series(self, kpi_id: str, timeframe: str = "24h", end_ms: int | None = None, points: int | None = None,
                user: str | None = None, scope: str | None = None, shared: bool = False,
-               aligned: bool = False) -> dict[str, Any]:
+               aligned: bool = False, stale_ms: float = 0.0) -> dict[str, Any]:
         """A KPI over time: the window cut into at most `points` equal steps of whole buckets.
         `shared`: a chart's series, which may be up to series_ttl_s old (see below); the
         API asks for exact ones. `aligned`: a dashboard chart's — steps on the clock's own
@@ -205,7 +205,8 @@ class Engine:
 
         Window KPIs give the formula over each step; state KPIs the state at each step's end.
         A scope filters the KPIs of data.scopes.SCOPED_KPIS and is ignored by the others
-        (the result says `"filtered"`).
+        (the result says `"filtered"`). `stale_ms`: a page's draw, which may read buckets read
+        that long ago (rollups.SpanCache).
         """
         dash = kpis.dashboard_of(kpi_id)
         if dash is None:
@@ -226,13 +227,13 @@ class Engine:
         cached = self.r.get(cache_key) if shared else None
         if cached is not None:
             return orjson.loads(cached)
-        found = self._series(dash, kpi_id, p, limit, now, user, scope, aligned)
+        found = self._series(dash, kpi_id, p, limit, now, user, scope, aligned, stale_ms)
         if shared:
             self.r.set(cache_key, orjson.dumps(found), px=int(self.series_ttl_s * 1000))
         return found
 
     def _series(self, dash: str, kpi_id: str, p: Plan, limit: int, now: int, user: str | None,
-                scope: str | None, aligned: bool = False) -> dict[str, Any]:
+                scope: str | None, aligned: bool = False, stale_ms: float = 0.0) -> dict[str, Any]:
         e, s = p.bounds[0], p.bounds[1]
         timeframe = p.timeframe
         names, daily, _ = self._names_daily()
@@ -249,7 +250,7 @@ class Engine:
         version = self.version()
         span = self.spans.fetch(self.r, self.k, kpis.FAMILIES[dash] + ((SCOPE,) if scoped else ()),
                                 cuts + ([day_start(c) for c in cuts] if dash == "developer" else []), p.horizon,
-                                now, version, daily)
+                                now, version, daily, stale_ms)
         if scoped:
             span = scopes.view(span, scope or "")
         team = self.team_of(user) if user else None

@@ -254,27 +254,31 @@ def fetch(r: redis.Redis, keys: Keys, families: Iterable[str], points: Iterable[
 
 
 class SpanCache:
-    """Families' buckets fetched recently, per data version: the KPI cards and trends of one
-    page cut the same window the same way, so each family is read once for all of them
-    (ten sparklines read ~9,000 hashes a page cold, most of them the same ones again).
-    Exact: an entry holds one data version's buckets for one tiling (cuts, horizon, minute of
-    `now`, which decides the resolutions); Spans built from it are read-only views."""
+    """Families' buckets fetched recently: the KPI cards and trends of one page cut the same
+    window the same way, so each family is read once for all of them (ten sparklines read
+    ~9,000 hashes a page cold, most of them the same ones again). Exact per data version: an
+    entry holds one read of a family's buckets for one tiling (cuts, horizon, minute of `now`,
+    which decides the resolutions), and is used for that version; a page's draw may also take
+    one read less than `stale_ms` ago (dashboards.sources.page_stale_ms: what the page may show
+    anyway), which the other scopes and dashboards of a timeframe then share. Spans built from
+    it are read-only views."""
 
     def __init__(self, size: int = 48) -> None:
         self.size = size
-        self._d: OrderedDict[tuple[Any, ...], tuple[list[Bucket], list[dict[str, int]], dict[str, int]]] = OrderedDict()
+        self._d: OrderedDict[tuple[Any, ...], tuple[int, int, list[Bucket], list[dict[str, int]], dict[str, int]]] \
+            = OrderedDict()
         self._lock = threading.Lock()
 
     def fetch(self, r: redis.Redis, keys: Keys, families: Iterable[str], points: Iterable[int], horizon: int,
-              now: int, version: int, daily: int | None = None) -> Span:
+              now: int, version: int, daily: int | None = None, stale_ms: float = 0.0) -> Span:
         fams = list(dict.fromkeys(families))
         pts = sorted(set(points))
-        base = (version, tuple(pts), horizon, now // 60_000, daily)
-        found: dict[str, tuple[list[Bucket], list[dict[str, int]], dict[str, int]]] = {}
+        base = (tuple(pts), horizon, now // 60_000, daily)
+        found: dict[str, tuple[int, int, list[Bucket], list[dict[str, int]], dict[str, int]]] = {}
         with self._lock:
             for fam in fams:
                 hit = self._d.get((fam, *base))
-                if hit is not None:
+                if hit is not None and (hit[0] == version or 0 <= now - hit[1] < stale_ms):
                     self._d.move_to_end((fam, *base))
                     found[fam] = hit
         missing = [fam for fam in fams if fam not in found]
@@ -282,12 +286,12 @@ class SpanCache:
             span = fetch(r, keys, missing, pts, horizon, now, daily)
             with self._lock:
                 for fam in missing:
-                    found[fam] = (span.buckets, span.values[fam], span.totals[fam])
+                    found[fam] = (version, now, span.buckets, span.values[fam], span.totals[fam])
                     self._d[(fam, *base)] = found[fam]
                 while len(self._d) > self.size:
                     self._d.popitem(last=False)
-        buckets = found[fams[0]][0] if fams else []
-        return Span(buckets, {fam: found[fam][1] for fam in fams}, {fam: found[fam][2] for fam in fams})
+        buckets = found[fams[0]][2] if fams else []
+        return Span(buckets, {fam: found[fam][3] for fam in fams}, {fam: found[fam][4] for fam in fams})
 
 
 def _add_carries(r: redis.Redis, names: list[bytes], hashes: list[dict[str, int]], carried: set[bytes]) -> None:
