@@ -63,7 +63,9 @@ class Engine:
         self.series_points = series_points
         self.sla_hours = sla_hours
         self.series_ttl_s = series_ttl_s     # 0: no series cache (exact at every call)
-        self.spans = rollups.SpanCache()      # a page's series share their families' buckets
+        # A page's series share their families' buckets; so do the pages of a timeframe within
+        # their staleness: room for every dashboard's families at every timeframe and tiling.
+        self.spans = rollups.SpanCache(size=192)
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any) -> "Engine":
