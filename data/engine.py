@@ -66,6 +66,7 @@ class Engine:
         # A page's series share their families' buckets; so do the pages of a timeframe within
         # their staleness: room for every dashboard's families at every timeframe and tiling.
         self.spans = rollups.SpanCache(size=192)
+        self._names_kept: tuple[int, tuple[dict[str, list[str]], int | None, int | None]] | None = None
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any) -> "Engine":
@@ -80,9 +81,20 @@ class Engine:
     def names(self) -> dict[str, list[str]]:
         return self._names_daily()[0]
 
-    def _names_daily(self) -> tuple[dict[str, list[str]], int | None, int | None]:
+    def _names_daily(self, version: int | None = None) -> tuple[dict[str, list[str]], int | None, int | None]:
         """The registries, and from which day daily and summed buckets may be read
-        (rollups.daily_from, rollups.summed_from)."""
+        (rollups.daily_from, rollups.summed_from). Given the data version read before, kept for
+        it in this process (read after it, they are at least that version's): a page's cards
+        each read them for their sparkline. Read-only for the callers."""
+        kept = self._names_kept
+        if version is not None and kept is not None and kept[0] == version:
+            return kept[1]
+        found = self._read_names_daily()
+        if version is not None:
+            self._names_kept = (version, found)
+        return found
+
+    def _read_names_daily(self) -> tuple[dict[str, list[str]], int | None, int | None]:
         with self.r.pipeline(transaction=False) as p:
             kinds = ("gates", "queues", "categories", "teams", "users", "agents", "types", "repositories")
             for kind in kinds:
@@ -116,7 +128,7 @@ class Engine:
             data = orjson.loads(cached)
             status = "hit"
         else:
-            data = self._compute(name, p, user, scope)
+            data = self._compute(name, p, user, scope, version)
             self.r.set(cache_key, orjson.dumps(data), ex=self.cache_ttl_s)
             status = "miss"
         if only:
@@ -126,8 +138,9 @@ class Engine:
                 "data_freshness": freshness}
         return {"data": data, "metadata": meta}
 
-    def _compute(self, name: str, p: Plan, user: str | None, scope: str | None = None) -> dict[str, Any]:
-        names, daily, summed = self._names_daily()
+    def _compute(self, name: str, p: Plan, user: str | None, scope: str | None = None,
+                 version: int | None = None) -> dict[str, Any]:
+        names, daily, summed = self._names_daily(version)
         points = list(p.bounds)
         only = None
         team = self.team_of(user) if user else None
@@ -238,7 +251,8 @@ class Engine:
                 scope: str | None, aligned: bool = False, stale_ms: float = 0.0) -> dict[str, Any]:
         e, s = p.bounds[0], p.bounds[1]
         timeframe = p.timeframe
-        names, daily, _ = self._names_daily()
+        version = self.version()
+        names, daily, _ = self._names_daily(version)
         table = kpis.kpis_for(dash, names)
         if kpi_id not in table:
             raise QueryError(f"unknown metric {kpi_id!r}")
@@ -249,7 +263,6 @@ class Engine:
             step = _series_step(s, e, limit, now)
             cuts = list(range(s, e, step)) + [e]
         scoped = bool(scope) and kpi_id in scopes.SCOPED_KPIS
-        version = self.version()
         span = self.spans.fetch(self.r, self.k, kpis.FAMILIES[dash] + ((SCOPE,) if scoped else ()),
                                 cuts + ([day_start(c) for c in cuts] if dash == "developer" else []), p.horizon,
                                 now, version, daily, stale_ms)
