@@ -15,7 +15,7 @@ from typing import Any
 
 import dash
 import flask_bootstrap
-from dash._utils import to_json
+import orjson
 import redis
 from flask import Flask, Response, abort, g, has_request_context, request, send_from_directory
 from werkzeug.exceptions import InternalServerError
@@ -38,6 +38,7 @@ from live.routes import init_live
 from dash import dcc, html
 
 from components import static_html
+from components.json_out import to_json
 from pages import alerts, audit, dashboard, dashboards_list, entity, integrations, reviewers, shell
 from settings import Settings
 
@@ -84,6 +85,20 @@ class QmsDash(dash.Dash):
         if grid:
             preload += f'<meta name="{LAZY_GRID_META}" content="{html_escape(json.dumps(grid))}">'
         return html_page.replace("<head>", "<head>" + preload, 1)
+
+    _validation_json: tuple[Any, Any] | None = None
+
+    def _generate_config_html(self) -> str:
+        """Dash's config script, written by components.json_out, with the validation layout
+        (~46 KB of every page's components, the same for every page) serialised once."""
+        cfg = self._config()
+        layout = cfg.get("validation_layout")
+        if layout is not None:
+            kept = self._validation_json
+            if kept is None or kept[0] is not layout:
+                kept = self._validation_json = (layout, orjson.Fragment(to_json(layout)))
+            cfg["validation_layout"] = kept[1]
+        return f'<script id="_dash-config" type="application/json">{to_json(cfg)}</script>'
 
     def serve_layout(self) -> Any:
         """The frame, and — when a page of this site asks (its Referer) — that page drawn in it

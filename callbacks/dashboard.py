@@ -30,7 +30,6 @@ import redis
 from cachetools import LRUCache
 
 from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
-from dash._utils import to_json
 from dash.exceptions import PreventUpdate
 from flask import current_app
 
@@ -41,6 +40,7 @@ from components import editor
 from components.share import share_dialog
 from components import render as renderer
 from components import static_html
+from components.json_out import to_json
 from dashboards import sources
 from dashboards.schema import Dashboard, DataSource, Widget
 from data.engine import QueryError, plan

@@ -13,6 +13,9 @@ from dash import dcc, html
 
 from components.theme import plotly_template
 
+# Both Plotly templates as JSON, made once (each page's layout carried them, rebuilt).
+THEME_TEMPLATES = {m: plotly_template(m).to_plotly_json() for m in ("light", "dark")}
+
 BACKFILL_POLL_MS = 5000      # the notice's own light poll; stopped once no backfill runs
 
 
@@ -54,7 +57,7 @@ def layout(first: dict[str, Any] | None = None) -> html.Div:
         dcc.Store(id="theme", data="light", storage_type="local"),   # this browser's, for roles that cannot save it
         dcc.Store(id="live-alert"),
         # Both Plotly templates, so a theme switch re-themes the charts on screen at once.
-        dcc.Store(id="plot-templates", data={m: plotly_template(m).to_plotly_json() for m in ("light", "dark")}),
+        dcc.Store(id="plot-templates", data=THEME_TEMPLATES),
         html.Div(id="theme-applied", hidden=True),
         dbc.Container(first.get("page"), id="page", fluid=True),
     ])
