@@ -6,7 +6,8 @@ source — what the 500-user load test's draws cost the web workers (bench/load)
         [--history-rate 2] [--reps 2] [--profile out.pstats] [--skip-fill] [--top 25]
 
 Prints CPU ms per page (time.process_time, the `fill` the page's layout and its refresh
-call), per dashboard, and with --profile the cumulative share of the hot functions.
+call) and its Redis round trips (a command or a pipeline), per dashboard, and with --profile
+the cumulative share of the hot functions.
 """
 from __future__ import annotations
 
@@ -65,7 +66,18 @@ def main() -> None:
     svc = app.server.extensions["qms"]
     user = {"developer": "diana.ivanova"}
     prof = cProfile.Profile() if args.profile else None
+    # Redis round trips of the draws: a command, or a pipeline, is one write to the socket.
+    import redis.connection
+    trips = [0, False]
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self: Any, command: Any, check_health: bool = True) -> None:
+        if trips[1]:
+            trips[0] += 1
+        return send(self, command, check_health)
+    redis.connection.AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
     per_dash: dict[str, list[float]] = {}
+    per_trips: dict[str, int] = {}
     for dash_id in args.dashboards.split(","):
         roles = ROLES[dash_id]
         principal = Principal(user.get(dash_id, f"bench-{dash_id}"), roles, svc.rbac.permissions_for(roles))
@@ -82,18 +94,23 @@ def main() -> None:
                     with app.server.test_request_context("/"):
                         board.bodies_cache().clear()
                         t = time.process_time()
+                        trips[1] = True
                         if prof:
                             prof.enable()
                         out = board.fill(defn, ids, view, principal, "light")
                         if prof:
                             prof.disable()
                         times.append((time.process_time() - t) * 1000)
+                        trips[1] = False
                     assert len(out.bodies) == len(ids)
         per_dash[dash_id] = times
+        per_trips[dash_id], trips[0] = trips[0], 0
         print(f"{dash_id:12s} {len(ids):2d} widgets: cold page draw CPU median {statistics.median(times):6.1f} ms, "
-              f"mean {statistics.mean(times):6.1f}, max {max(times):6.1f} ({len(times)} draws)", flush=True)
+              f"mean {statistics.mean(times):6.1f}, max {max(times):6.1f} ({len(times)} draws); "
+              f"{per_trips[dash_id] / len(times):.0f} Redis round trips a draw", flush=True)
     every = [t for ts in per_dash.values() for t in ts]
-    print(f"all: mean {statistics.mean(every):.1f} ms per cold page draw over {len(every)} draws", flush=True)
+    print(f"all: mean {statistics.mean(every):.1f} ms per cold page draw over {len(every)} draws, "
+          f"{sum(per_trips.values()) / len(every):.0f} Redis round trips a draw", flush=True)
     if prof:
         prof.dump_stats(args.profile)
         pstats.Stats(args.profile).sort_stats("cumulative").print_stats(args.top)

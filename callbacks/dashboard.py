@@ -43,6 +43,7 @@ from components import static_html
 from components.json_out import to_json
 from dashboards import sources
 from dashboards.schema import Dashboard, DataSource, Widget
+from data import cache_io
 from data.engine import QueryError, plan
 from data.kpis import dashboard_of
 from data.timeutil import fmt_ms, now_ms
@@ -245,7 +246,7 @@ class BodyCache:
         if self.r is None:
             return None
         try:
-            raw = self.r.get(self.keys.cache("body:" + name))
+            raw = cache_io.get(self.r, self.keys.cache("body:" + name))
         except redis.RedisError:
             return None
         if raw is None:
@@ -257,6 +258,26 @@ class BodyCache:
         with self._lock:
             self._bodies[name] = found
         return found[3]
+
+    def prefetch(self, wanted: list[tuple[tuple[str, str] | None, float]], version: int, now: int,
+                 fresh: bool = False) -> None:
+        """Within a page's batch (data.cache_io), read from Redis in one pipeline the bodies
+        (key, stale_ms) this process does not hold valid; `fresh`: again, though read before
+        (after the wait at the draw gate, what the other processes drew meanwhile)."""
+        if self.r is None:
+            return
+        names = []
+        with self._lock:
+            for key, stale in wanted:
+                if key is None:
+                    continue
+                found = self._bodies.get(key[0])
+                if found is None or not self._valid(found, key[1], version, now, stale):
+                    names.append(self.keys.cache("body:" + key[0]))
+        try:
+            cache_io.prefetch(self.r, names, fresh=fresh)
+        except redis.RedisError:
+            pass                         # each get asks again, and fails alike: drawn
 
     def put(self, key: tuple[str, str] | None, version: int, now: int, body: Any, stale_ms: float | None = None) -> Any:
         """`body` as plain JSON, kept under `key` (None: not kept) here and for the other
@@ -271,8 +292,8 @@ class BodyCache:
                 stale = self.stale_ms if stale_ms is None else stale_ms
                 ttl = max(BODY_TTL_MIN_S, int(stale / 1000) + 1)
                 try:
-                    self.r.set(self.keys.cache("body:" + name),
-                               f'{{"v":{int(version)},"x":"{exact}","at":{int(now)},"b":{text}}}', ex=ttl)
+                    cache_io.set(self.r, self.keys.cache("body:" + name),
+                                 f'{{"v":{int(version)},"x":"{exact}","at":{int(now)},"b":{text}}}', ex=ttl)
                 except redis.RedisError:
                     pass                 # kept in this process; the data store's outage shows elsewhere
         return plain
@@ -352,14 +373,24 @@ def _timeframe_of(widget: Widget, context: dict[str, Any]) -> str:
     return min(tfs, key=lambda tf: STALE_FACTOR.get(tf or "", 1))
 
 
+def body_key(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotated: bool,
+             version: int | None) -> tuple[str, str] | None:
+    """The widget's key in the BodyCache (None: never looked up — not kept, or not allowed:
+    drawn, and refused with NotPermitted, as before)."""
+    if version is None or not all(sources.allowed(ds, sctx.principal) for ds in widget.data_sources):
+        return None
+    return bodies_cache().key(widget, sctx, mode, context, annotated)
+
+
 def kept(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotated: bool,
-         version: int | None) -> tuple[Any, tuple[str, str] | None]:
+         version: int | None, key: Any = False) -> tuple[Any, tuple[str, str] | None]:
     """(the widget's body from the BodyCache — drawn for this data version and window already,
-    or recently enough for its window — else None; its key)."""
-    if not all(sources.allowed(ds, sctx.principal) for ds in widget.data_sources):
-        return None, None                # drawn (and refused: NotPermitted) as before, never looked up
+    or recently enough for its window — else None; its key, `body_key` unless given)."""
+    if key is False:
+        key = body_key(widget, sctx, mode, context, annotated, version)
+    if key is None:
+        return None, None
     cache = bodies_cache()
-    key = None if version is None else cache.key(widget, sctx, mode, context, annotated)
     return cache.get(key, version or 0, now_ms(), cache.stale_ms_for(_timeframe_of(widget, context))), key
 
 
@@ -490,16 +521,30 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
     scope_query = urlencode({k: v for k, v in view.items() if k in ("repository", "team")})
     context = {"timeframe": view["timeframe"], "scope_query": scope_query, "dashboard": defn.id}
     export = urlencode({k: v for k, v in view.items() if k in ("timeframe", "repository", "team")})
-    version = sources.data_version(sctx)
     mode = mode or "light"
     bodies, keys = {}, {}
-    for w in widgets:
-        bodies[w.id], keys[w.id] = kept(w, sctx, mode, context, annotated, version)
-    missing = [w for w in widgets if bodies[w.id] is None]
-    if missing:
-        with draw_gate().turn():         # the draws in order, cheap requests beside them
-            for w in missing:
-                bodies[w.id] = draw(w, sctx, mode, context, annotations if annotated else None, version, keys[w.id])
+    cache = bodies_cache()
+    # The page's cache traffic in a few round trips (data.cache_io): the version read once,
+    # the kept bodies and the sources' results read ahead, what is drawn written at the end.
+    with cache_io.batched(svc.redis, svc.keys):
+        version = sources.data_version(sctx)
+        now = now_ms()
+        stale = {w.id: cache.stale_ms_for(_timeframe_of(w, context)) for w in widgets}
+        for w in widgets:
+            keys[w.id] = body_key(w, sctx, mode, context, annotated, version)
+        cache.prefetch([(keys[w.id], stale[w.id]) for w in widgets], version or 0, now)
+        for w in widgets:
+            bodies[w.id], _ = kept(w, sctx, mode, context, annotated, version, keys[w.id])
+        missing = [w for w in widgets if bodies[w.id] is None]
+        if missing:
+            with draw_gate().turn():         # the draws in order, cheap requests beside them
+                # What the other processes drew while this request waited, and the sources'
+                # kept results, each read once.
+                cache.prefetch([(keys[w.id], stale[w.id]) for w in missing], version or 0, now_ms(), fresh=True)
+                sources.prefetch([w for w in missing if keys[w.id] is not None], sctx)
+                for w in missing:
+                    bodies[w.id] = draw(w, sctx, mode, context, annotations if annotated else None, version,
+                                        keys[w.id])
     return page.Drawn(bodies=bodies,
                       window=window_text(svc, view), freshness=freshness_text(svc),
                       export_href=f"/api/export/{defn.id}.csv?{export}")

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import redis
 
-from data import kpis, partition, rollups, scopes
+from data import cache_io, kpis, partition, rollups, scopes
 from data.contrib import SCOPE
 from data.keys import Keys
 from data.kpis import Win
@@ -123,13 +123,13 @@ class Engine:
         p = plan(timeframe, end_ms, now, self.skew_ms, depth=3 if name == "developer" else 2)
         version, last_batch = partition.data_version(self.r, self.k)
         cache_key = self.k.cache(f"{name}:{timeframe}:{p.bounds[0]}:{user or ''}:{version}:{scope or ''}")
-        cached = self.r.get(cache_key)
+        cached = cache_io.get(self.r, cache_key)
         if cached is not None:
             data = orjson.loads(cached)
             status = "hit"
         else:
             data = self._compute(name, p, user, scope, version)
-            self.r.set(cache_key, orjson.dumps(data), ex=self.cache_ttl_s)
+            cache_io.set(self.r, cache_key, orjson.dumps(data), ex=self.cache_ttl_s)
             status = "miss"
         if only:
             data = {**data, "widgets": [w for w in data["widgets"] if w["id"] in only]}
@@ -191,12 +191,12 @@ class Engine:
         # executive page refresh (the family holds every repository's and team's fields).
         version = self.version()
         cache_key = self.k.cache(f"cost-by-scope:{timeframe}:{p.bounds[0]}:{version}")
-        cached = self.r.get(cache_key)
+        cached = cache_io.get(self.r, cache_key)
         if cached is not None:
             return orjson.loads(cached)
         span = rollups.fetch(self.r, self.k, (SCOPE,), p.bounds, p.horizon, now)
         found = scopes.cost_by_scope(span, p.bounds[1], p.bounds[0])
-        self.r.set(cache_key, orjson.dumps(found), ex=self.cache_ttl_s)
+        cache_io.set(self.r, cache_key, orjson.dumps(found), ex=self.cache_ttl_s)
         return found
 
     def window_sums(self, fam: str, fields: list[str], timeframe: str = "24h",
@@ -239,12 +239,12 @@ class Engine:
         cache_key = self.k.cache(f"series:{kpi_id}:{timeframe}:{p.bounds[0]}:{limit}:{user or ''}:{scope or ''}"
                                  + (":a" if aligned else ""))
         shared = shared and self.series_ttl_s > 0
-        cached = self.r.get(cache_key) if shared else None
+        cached = cache_io.get(self.r, cache_key) if shared else None
         if cached is not None:
             return orjson.loads(cached)
         found = self._series(dash, kpi_id, p, limit, now, user, scope, aligned, stale_ms)
         if shared:
-            self.r.set(cache_key, orjson.dumps(found), px=int(self.series_ttl_s * 1000))
+            cache_io.set(self.r, cache_key, orjson.dumps(found), px=int(self.series_ttl_s * 1000))
         return found
 
     def _series(self, dash: str, kpi_id: str, p: Plan, limit: int, now: int, user: str | None,

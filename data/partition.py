@@ -28,6 +28,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+from data import cache_io
 from data.contrib import entity_keys, pair_of
 
 FORWARDED = b"f"   # stream field: this entry is a copy forwarded by the event's primary partition
@@ -120,7 +121,17 @@ def meta_sums(r: Any, keys: Any, fields: list[str]) -> dict[str, int]:
 
 def data_version(r: Any, keys: Any) -> tuple[int, int | None]:
     """(data version, last batch ms): the version caches are keyed by — the sum of the
-    partitions' versions, each bumped inside its batch's script, so any batch changes it."""
+    partitions' versions, each bumped inside its batch's script, so any batch changes it.
+    Within a page's batched draw (data.cache_io), the one read when the draw began."""
+    b = cache_io.current(r)
+    if b is not None and (b.keys is keys or b.keys.meta == keys.meta):
+        if b.version is None:
+            b.version = _read_version(r, keys)
+        return b.version
+    return _read_version(r, keys)
+
+
+def _read_version(r: Any, keys: Any) -> tuple[int, int | None]:
     if not keys.partitioned:
         version, last = r.hmget(keys.meta, ["version", "last_batch_ms"])
         return int(version or 0), (None if last is None else int(last))
