@@ -424,3 +424,34 @@ def test_brd007_the_layout_a_page_asks_for_comes_with_that_page_drawn(app: Any, 
         n for n in walk(refused) if isinstance(n.get("id"), dict) and n["id"].get("type") == "w-body"]
     assert app.server.test_client().get("/_dash-layout", headers={"Referer": "http://localhost/dashboards/qa"}
                                         ).status_code == 401
+
+
+def test_brd009_a_page_s_draw_reads_the_version_once_and_writes_its_caches_in_one_pipeline(
+        app: Any, r: Any, auth: Any, monkeypatch: Any) -> None:
+    """data.cache_io in the refresh: drawing the whole QA page from cold reads the data version
+    once (it was read for every source and chart) and sends no cache write of its own (the
+    bodies, sources' results and series go in one pipeline at the end) — and what it kept is
+    there for the next request, which draws nothing."""
+    import callbacks.dashboard as board
+    from data import partition
+    _gates(app, r)
+    svc = app.server.extensions["qms"]
+    c, csrf = signed_in(app, auth, "qa_lead")
+    page = route(app, c, csrf, "/dashboards/qa")
+    stored = [n for n in walk(page) if n.get("id") == "dash-def"][0]["data"]
+    reads, sets, drawn = [], [], []
+    read_version = partition._read_version
+    monkeypatch.setattr(partition, "_read_version", lambda *a: reads.append(1) or read_version(*a))
+    plain_set = svc.redis.set
+    monkeypatch.setattr(svc.redis, "set", lambda *a, **kw: sets.append(a[0]) or plain_set(*a, **kw))
+    render = board.renderer.render
+    monkeypatch.setattr(board.renderer, "render", lambda widget, *a, **kw: drawn.append(widget.id) or render(widget, *a, **kw))
+    res = post(c, csrf, refresh_body(app, stored, timeframe="7d"))
+    assert res.status_code == 200, res.data[:300]
+    assert len(drawn) == len(stored["widgets"]) and len(reads) == 1 and sets == [], (len(drawn), reads, sets)
+    first = texts(res.json["response"])
+    assert r.keys("qms:cache:body:*") and r.keys("qms:cache:src:*")
+    app.server.extensions["qms_bodies"].clear()       # this process forgets: Redis still has them
+    again = post(c, csrf, refresh_body(app, stored, timeframe="7d"))
+    assert len(drawn) == len(stored["widgets"]), "the second request found every body in Redis"
+    assert texts(again.json["response"]) == first
