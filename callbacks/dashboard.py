@@ -18,6 +18,7 @@ source is authorised on its own.
 """
 from __future__ import annotations
 
+import _socket
 import contextlib
 import hashlib
 import logging
@@ -31,7 +32,8 @@ from cachetools import LRUCache
 
 from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
-from flask import current_app
+from flask import current_app, request
+from werkzeug.exceptions import HTTPException
 
 from auth.guard import callback_input, secure_callback, secure_clientside
 from callbacks.inputs import Choice, Due, Flag, Ignored, Theme, TimeframeValue
@@ -358,6 +360,59 @@ class DrawGate:
             yield
 
 
+def peer_socket(environ: dict[str, Any]) -> Any:
+    """The request's TCP connection, where the server says (gunicorn's workers; gevent's
+    pywsgi through its input file), else None (Werkzeug's threads, test clients)."""
+    found = environ.get("gunicorn.socket")
+    if found is not None:
+        return found
+    rfile = getattr(environ.get("wsgi.input"), "rfile", None)
+    return getattr(getattr(rfile, "raw", None), "_sock", None)
+
+
+def peer_left(environ: dict[str, Any]) -> bool:
+    """Whether the client closed its connection: no one is waiting for the answer (a browser
+    that navigated away, a client past its timeout). A look at the socket without reading or
+    waiting (MSG_PEEK | MSG_DONTWAIT on the same descriptor): end of stream or an error means
+    gone; bytes (the next request) or nothing yet means still there."""
+    sock = peer_socket(environ)
+    try:
+        fd = sock.fileno() if sock is not None else -1
+    except OSError:
+        return True
+    if fd < 0:
+        return sock is not None      # a closed socket object
+    probe = _socket.socket(fileno=fd)    # the descriptor itself, not gevent's cooperative wrapper
+    try:
+        return probe.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True                      # reset by the peer
+    finally:
+        probe.detach()
+
+
+class ClientLeft(HTTPException):
+    """A draw abandoned because its client left (nginx's 499 "client closed request"): the
+    answer could reach no one, and the draws queued behind it are for clients still waiting."""
+    code = 499
+    description = "client closed request"
+
+
+def give_up_if_left() -> None:
+    """Before a draw that waited at the gate, and between its widgets: under overload the
+    queue's oldest requests are often past their client's timeout (the 500-user load test's
+    30 s), and every body drawn for them was CPU taken from the requests still waiting."""
+    try:
+        environ = request.environ
+    except RuntimeError:             # no request (a page drawn outside one: benchmarks)
+        return
+    if peer_left(environ):
+        log.info("a draw abandoned: its client left (%s)", request.path)
+        raise ClientLeft()
+
+
 def draw_gate() -> DrawGate:
     """This app's gate (QMS_DRAW_CONCURRENCY)."""
     found = current_app.extensions.get("qms_draw_gate")
@@ -538,11 +593,14 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
         missing = [w for w in widgets if bodies[w.id] is None]
         if missing:
             with draw_gate().turn():         # the draws in order, cheap requests beside them
+                give_up_if_left()
                 # What the other processes drew while this request waited, and the sources'
                 # kept results, each read once.
                 cache.prefetch([(keys[w.id], stale[w.id]) for w in missing], version or 0, now_ms(), fresh=True)
                 sources.prefetch([w for w in missing if keys[w.id] is not None], sctx)
-                for w in missing:
+                for i, w in enumerate(missing):
+                    if i:
+                        give_up_if_left()
                     bodies[w.id] = draw(w, sctx, mode, context, annotations if annotated else None, version,
                                         keys[w.id])
     return page.Drawn(bodies=bodies,

@@ -455,3 +455,68 @@ def test_brd009_a_page_s_draw_reads_the_version_once_and_writes_its_caches_in_on
     again = post(c, csrf, refresh_body(app, stored, timeframe="7d"))
     assert len(drawn) == len(stored["widgets"]), "the second request found every body in Redis"
     assert texts(again.json["response"]) == first
+
+
+def test_brd010_a_draw_whose_client_left_is_abandoned(app: Any, r: Any, auth: Any, monkeypatch: Any) -> None:
+    """Under overload the gate's oldest requests are past their client's timeout: a refresh
+    whose connection the client closed draws nothing and answers 499 (nobody reads it), one
+    whose client is still there (or sent its next request already) is drawn."""
+    import socket
+
+    import callbacks.dashboard as board
+    _gates(app, r)
+    c, csrf = signed_in(app, auth, "qa_lead")
+    stored = [n for n in walk(route(app, c, csrf, "/dashboards/qa")) if n.get("id") == "dash-def"][0]["data"]
+    drawn: list[str] = []
+    render = board.renderer.render
+    monkeypatch.setattr(board.renderer, "render", lambda widget, *a, **kw: drawn.append(widget.id) or render(widget, *a, **kw))
+
+    def refresh(server_side: socket.socket, timeframe: str) -> Any:
+        return c.post("/_dash-update-component", data=json.dumps(refresh_body(app, stored, timeframe=timeframe)),
+                      content_type="application/json", headers={"X-CSRFToken": csrf},
+                      environ_base={"gunicorn.socket": server_side})
+
+    ours, theirs = socket.socketpair()
+    res = refresh(ours, "7d")
+    assert res.status_code == 200 and len(drawn) == len(stored["widgets"])
+    theirs.sendall(b"GET /next HTTP/1.1\r\n")                       # the next request, unread: still there
+    assert refresh(ours, "30d").status_code == 200 and len(drawn) == 2 * len(stored["widgets"])
+    assert ours.recv(100) == b"GET /next HTTP/1.1\r\n"              # (as the server would, later)
+    theirs.close()                                                   # the client gave up
+    res = refresh(ours, "4h")
+    assert res.status_code == 499 and len(drawn) == 2 * len(stored["widgets"]), (res.status_code, len(drawn))
+    ours.close()
+
+
+def test_brd011_peer_left_reads_nothing_and_waits_for_nothing() -> None:
+    """callbacks.dashboard.peer_left on real sockets, as gunicorn's and gevent's servers hand
+    them over: open and quiet, open with bytes pending (left unread), closed, reset."""
+    import socket
+    import struct
+
+    from callbacks.dashboard import peer_left
+    ours, theirs = socket.socketpair()
+    assert peer_left({"gunicorn.socket": ours}) is False
+    theirs.sendall(b"x")
+    assert peer_left({"gunicorn.socket": ours}) is False and ours.recv(1) == b"x"      # not consumed
+    rfile = ours.makefile("rb")                                      # gevent's pywsgi: wsgi.input.rfile
+
+    class Input:
+        pass
+    inp = Input()
+    inp.rfile = rfile                                                # type: ignore[attr-defined]
+    assert peer_left({"wsgi.input": inp}) is False
+    theirs.close()
+    assert peer_left({"wsgi.input": inp}) is True and peer_left({"gunicorn.socket": ours}) is True
+    assert peer_left({}) is False                                    # no socket known: never "left"
+    ours.close()
+    assert peer_left({"gunicorn.socket": ours}) is True              # closed on our side
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    cli = socket.create_connection(srv.getsockname())
+    conn, _ = srv.accept()
+    cli.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    cli.close()                                                      # RST
+    assert peer_left({"gunicorn.socket": conn}) is True
+    conn.close()
+    srv.close()
