@@ -9,11 +9,16 @@ writes every other effect, marks the ids applied and XACKs the entries, all or n
 crash before the script leaves the entries pending (another consumer reclaims them with
 XAUTOCLAIM); after it they are acknowledged. An id already applied is skipped, so
 re-delivery never double-counts. Several aggregators can share the stream: if the lock
-changed hands meanwhile, the script writes nothing and the batch is recomputed. While the
-script runs, the next batch is read, parsed and grouped (read-ahead; its XREADGROUP goes out
-just before the script): it is pending under this consumer until its own script. Its lock and
-reads go out behind the script on the same connection, so they see the script's writes; a
-failed script or a lock taken by another aggregator in between: they are not used.
+changed hands meanwhile, the script writes nothing and the batch is recomputed.
+
+Not partitioned, batches overlap (Aggregator._apply_overlapped): the next batch is read
+before this one's global writes and parsed while Redis writes them (it is pending under this
+consumer until its own script); its applied ids and entities are read before this batch's
+script — only what the script does not write: the entities it writes are taken as the bytes
+it computed, the ids it marks as applied — and its entities are folded while the script
+runs. The script keeps the lock for it (the next fence says no one wrote between); its
+timelines and authors are read behind the script. A failed script: none of it is used and
+the next batch reads for itself.
 
 Partitioned (K = `aggregation_partitions` > 1, or Redis Cluster; data.partition): each
 partition has its own stream, consumer group, applied-id sets, rollups, totals, meta and
@@ -53,6 +58,7 @@ from data.batch import (
     Commands,
     VALIDATED,
     Parsed,
+    Head,
     Prep,
     Writes,
     display_row,
@@ -239,12 +245,14 @@ class Aggregator:
             self._after_batch()
         return len(entries)
 
-    def _read_ahead(self) -> Sent | None:
-        """Not partitioned: ask for the next batch just before this one's script, so that its
-        reply is read and parsed while the script runs. Not when a reclaim is due: the next
-        step claims first."""
-        if self.k.partitioned or not self.overlap or self._next is not None or self._reclaim_due():
-            return None
+    def _overlapping(self) -> bool:
+        """Whether this batch reads the next one ahead (_read_ahead): not partitioned, not
+        when a reclaim is due (the next step claims first)."""
+        return not (self.k.partitioned or not self.overlap or self._next is not None or self._reclaim_due())
+
+    def _read_ahead(self) -> Sent:
+        """Not partitioned: ask for the next batch before this one's global writes, so that
+        it is parsed while Redis writes them and computed while the script runs."""
         return Sent(node_for(self.r, self.pk.stream), [self._xread(None)])
 
     def _take_ahead(self, sent: Sent) -> None:
@@ -259,48 +267,99 @@ class Aggregator:
             parsed = None
         self._next = (entries, parsed)
 
-    def _apply_reading_ahead(self, ahead: Sent, lock: str, args: list[Any]) -> None:
-        """Not partitioned: the batch's script; while it runs, the next batch (its
-        XREADGROUP went out just before) is read, parsed and prepared, and its lock and reads
-        go out on the script's connection, behind it: Redis runs them as soon as the script
-        is done, so they see its writes, and the next batch finds its states read
-        (Parsed.ready). When the script failed, or another aggregator took the lock in
-        between, they are not used (a lock taken is released)."""
+    def _apply_overlapped(self, ahead: Sent, w: Writes, g: Commands, token: str, written: dict[str, bytes],
+                          marked: set[tuple[int, int, bytes]]) -> None:
+        """Not partitioned: the batch's global writes and script, with the next batch (its
+        XREADGROUP went out just before) computed up to its entities while the script runs.
+
+        While Redis writes the global writes, the next batch is parsed and prepared; its
+        applied-id and entity reads go out behind them, BEFORE the script, and only for what
+        the script does not write: every entity this batch writes is taken as the bytes this
+        batch computed, every id it marks as applied (the script writes exactly those or
+        nothing). The script keeps the lock (SET ... PX instead of DEL), so the next batch's
+        fence says no one wrote between; its timelines and authors are read behind the script
+        (they see its writes). Then, while the script runs, the next batch's entities are
+        folded (Aggregator._head). A failed script (fence, check, NOSCRIPT) or failed reads:
+        none of it is used (Parsed.ready, Parsed.head stay None; a lock kept is released) and
+        the next batch reads for itself."""
+        pk = self.pk
         try:
-            sent = Sent(self.r, [("EVALSHA", APPLY_SCRIPT.sha, 1, lock, *args)])
+            self._check_types(g)
+            wrote = Sent(self.r, g.cmds)
         except BaseException:
             ahead.discard()
             raise
-        follow = 0
-        token = ""
+        nxt: Parsed | None = None
         try:
-            self._take_ahead(ahead)       # (a failed read discards it)
-            parsed = self._next[1] if self._next is not None else None
-            if parsed is not None:
+            self._take_ahead(ahead)       # parsed while Redis writes (a failed read discards it)
+            nxt = self._next[1] if self._next is not None else None
+            if nxt is not None:
                 try:
-                    parsed.prep = self._prepare(parsed)
+                    nxt.prep = self._prepare(nxt)
                 except Exception:     # bad events: the batch goes the plain way (and is bisected)
-                    parsed.prep = None
-                if parsed.prep is not None:
-                    token = uuid.uuid4().hex
-                    sent.more([("SET", lock, token, "NX", "PX", self.lock_ms), *parsed.prep.reads])
-                    follow = 1 + len(parsed.prep.reads)
+                    nxt.prep = None
+            prep = nxt.prep if nxt is not None else None
+            early: list[tuple[Any, ...]] = []
+            if prep is not None:
+                early = [prep.reads[0]]
+                unknown = [key for key in prep.ent_keys if key not in written]
+                if unknown:
+                    early.append(("MGET", *unknown))
+                wrote.more(early)
+        except BaseException:
+            wrote.discard()
+            raise
+        replies = wrote.replies()
+        err = first_error(replies[:len(g.cmds)])
+        if err is not None:
+            raise err
+        got_early = replies[len(g.cmds):]
+        keep = prep is not None and first_error(got_early) is None
+        w.command(*(("SET", pk.lock, token, "PX", self.lock_ms) if keep else ("DEL", pk.lock)))
+        args = w.script_args()
+        sent = Sent(self.r, [("EVALSHA", APPLY_SCRIPT.sha, 1, pk.lock, *args), *(prep.reads[prep.late:] if keep else ())])
+        head: Head | None = None
+        states: list[Any] = []
+        try:
+            if keep:
+                assert nxt is not None and prep is not None
+                states = self._merged(prep, got_early, written, marked)
+                try:
+                    head = self._head(nxt, prep, states[0], states[1] if prep.ent_keys else [])
+                except Exception:     # bad events: the batch goes the plain way (and is bisected)
+                    head = None
         except BaseException:
             sent.discard()
             raise
         replies = sent.replies()
         got = replies[0]
         if isinstance(got, redis.exceptions.NoScriptError):
-            got = raw_pipeline(self.r, [("EVAL", APPLY_SCRIPT.body, 1, lock, *args)])[0]
-        locked = follow and replies[1] is not None and not isinstance(replies[1], redis.ResponseError)
-        if isinstance(got, redis.ResponseError) or not locked:
-            if locked:
-                self._release(token)
-            if isinstance(got, redis.ResponseError):
-                raise got
+            got = raw_pipeline(self.r, [("EVAL", APPLY_SCRIPT.body, 1, pk.lock, *args)])[0]
+            if keep and not isinstance(got, redis.ResponseError):
+                self._release(token)      # the reads behind ran before it: not used
+            keep = False
+        if isinstance(got, redis.ResponseError):
+            raise got
+        if not keep:
             return
-        if self._next is not None and self._next[1] is not None:
-            self._next[1].ready = (token, replies[2:])
+        if first_error(replies[1:]) is not None:
+            self._release(token)
+            return
+        assert nxt is not None
+        nxt.ready = (token, [*states, *replies[1:]])
+        nxt.head = head
+
+    def _merged(self, prep: Prep, early: list[Any], written: dict[str, bytes],
+                marked: set[tuple[int, int, bytes]]) -> list[Any]:
+        """The next batch's applied-id flags and entity states (`prep.reads[:prep.late]`'s
+        replies) as they are after this batch's script: its marks and entities put in."""
+        fps = prep.fps
+        flags = [1 if f or (day, *fps[ident]) in marked else 0
+                 for f, (day, ident) in zip(early[0], ((d, i) for d, idents in prep.days.items() for i in idents))]
+        if not prep.ent_keys:
+            return [flags]
+        got = iter(early[1]) if len(early) > 1 else iter(())
+        return [flags, [written[key] if key in written else next(got) for key in prep.ent_keys]]
 
     def _after_batch(self) -> None:
         self._batches += 1
@@ -572,27 +631,58 @@ class Aggregator:
         reads: list[tuple[Any, ...]] = [("EVAL", SEEN_APPLIED_GET, 1, pk.meta, *self._seen_args(days, fps))]
         if ent_keys:
             reads.append(("MGET", *ent_keys))      # one partition's keys: one slot
+        late = len(reads)
         for (kind, ident), key in zip(tl_list, tl_keys):
             lo = min(ts for _, ts in by_entity[(kind, ident)])
             reads.append(("ZREVRANGEBYSCORE", key, f"({lo}", "-inf", "LIMIT", 0, 1))
             reads.append(("ZRANGEBYSCORE", key, lo, "+inf"))
         if author_list:
             reads.append(("HMGET", k.authors, *author_list))
-        return Prep(pk.index, by_entity, days, secondary, ent_list, tl_list, ent_keys, tl_keys, author_list, fps, reads)
+        return Prep(pk.index, by_entity, days, secondary, ent_list, tl_list, ent_keys, tl_keys, author_list, fps,
+                    reads, late)
+
+    def _head(self, parsed: Parsed, prep: Prep, flags: list[Any], ent_states: list[Any]) -> Head:
+        """The batch's first part, from which of its ids were applied (`flags`, per id in
+        `prep.days` order) and its entities' states: the new events, their direct
+        contributions, the entities folded and encoded. Not partitioned, it runs while the
+        previous batch's script runs (Aggregator._apply_overlapped)."""
+        events, dups, secondary = parsed.events, parsed.dups, prep.secondary
+        days = prep.days
+        applied = {ident for ident, flag in zip((i for d in days for i in days[d]), flags) if flag}
+        fresh = [(ev, ts) for ev, ts in events if ev["id"] not in applied] if applied else events
+        if secondary:
+            dups += sum(1 for ev, _ in events if ev["id"] in applied and ev["id"] not in secondary)
+            own = [(ev, ts) for ev, ts in fresh if ev["id"] not in secondary]
+        else:
+            dups += len(events) - len(fresh)
+            own = fresh
+        fresh_ids = {ev["id"] for ev, _ in fresh} if applied else None
+        acc = Acc()
+        add = acc.add
+        for ev, ts in own:
+            for c in contrib.direct(ev, ts):
+                add(c)
+        display: dict[str, dict[str, bytes]] = defaultdict(dict)
+        hide: dict[str, list[str]] = defaultdict(list)
+        w = Writes(self.pk.carry)
+        pairs = self._entities(w, acc, prep.ent_list, prep.ent_keys, ent_states, prep.by_entity, fresh_ids,
+                               display, hide)
+        return Head(fresh, own, dups, fresh_ids, acc, display, hide, w, dict(pairs))
 
     def _apply(self, parsed: Parsed, now: int) -> None:
         k, pk = self.k, self.pk
         part = k.partitioned
-        entry_ids, events, dead, dups = parsed.entry_ids, parsed.events, parsed.dead, parsed.dups
+        entry_ids, dead = parsed.entry_ids, parsed.dead
         prep = parsed.prep if parsed.prep is not None and parsed.prep.part == pk.index else self._prepare(parsed)
         parsed.prep = None
-        by_entity, days, secondary = prep.by_entity, prep.days, prep.secondary
-        ent_list, tl_list, ent_keys, tl_keys = prep.ent_list, prep.tl_list, prep.ent_keys, prep.tl_keys
+        by_entity, days = prep.by_entity, prep.days
+        tl_list, ent_keys, tl_keys = prep.tl_list, prep.ent_keys, prep.tl_keys
         author_list, fps = prep.author_list, prep.fps
-        day_list = list(days)
-        # Read ahead (data.batch.Parsed.ready): the lock and the reads went out right behind
-        # the previous batch's script, on its connection, so they saw its writes.
+        # Read ahead (data.batch.Parsed.ready, Aggregator._apply_overlapped): the lock kept by
+        # the previous batch's script, the reads as they are after it, maybe its entities
+        # computed while it ran (Parsed.head).
         ready, parsed.ready = parsed.ready, None
+        head, parsed.head = parsed.head, None
         token = ready[0] if ready is not None else self._acquire()
         committed = False
         ahead: Sent | None = None
@@ -601,7 +691,6 @@ class Aggregator:
             err = first_error(res)
             if err is not None:
                 raise err
-            applied = {ident for ident, flag in zip((i for d in day_list for i in days[d]), res[0]) if flag}
             pos = 1
             ent_states: list[Any] = []
             if ent_keys:
@@ -612,28 +701,14 @@ class Aggregator:
                 tl_segments.append((res[pos], res[pos + 1]))
                 pos += 2
             author_vals = res[pos] if author_list else []
-
-            fresh = [(ev, ts) for ev, ts in events if ev["id"] not in applied] if applied else events
-            if secondary:
-                dups += sum(1 for ev, _ in events if ev["id"] in applied and ev["id"] not in secondary)
-                own = [(ev, ts) for ev, ts in fresh if ev["id"] not in secondary]
-            else:
-                dups += len(events) - len(fresh)
-                own = fresh
-            fresh_ids = {ev["id"] for ev, _ in fresh} if applied else None
-            acc = Acc()
-            add = acc.add
-            for ev, ts in own:
-                for c in contrib.direct(ev, ts):
-                    add(c)
-            display: dict[str, dict[str, bytes]] = defaultdict(dict)
-            hide: dict[str, list[str]] = defaultdict(list)
-            w = Writes(pk.carry)
+            if head is None:
+                head = self._head(parsed, prep, res[0], ent_states)
+            fresh, own, dups, fresh_ids = head.fresh, head.own, head.dups, head.fresh_ids
+            acc, display, hide, w = head.acc, head.display, head.hide, head.w
             # The global, idempotent writes (raw store, indexes, registries; partitioned also
             # the display rows, outside the partition's slot): plain commands before the script.
             g = Commands()
             shown: Writes | Commands = g if part else w
-            self._entities(w, acc, ent_list, ent_keys, ent_states, by_entity, fresh_ids, display, hide)
             self._timelines(w, acc, tl_list, tl_keys, tl_segments, by_entity, fresh_ids, display)
             for kind, mapping in display.items():
                 shown.hset(k.state(kind), mapping)
@@ -663,19 +738,25 @@ class Aggregator:
             if last_event is not None:
                 w.command("HSET", pk.meta, "last_event_ms", last_event)
             # Last: the marks that say "done". They run only if every write before them did.
-            self._mark_applied(w, days, fresh_ids, fps, now)
+            marked = self._mark_applied(w, days, fresh_ids, fps, now)
             w.xack(pk.stream, k.group, *entry_ids)
-            w.command("DEL", pk.lock)
             w.fence = [pk.lock, token]
-            self._global_writes(g, latest if part else {})
-            if self.before_commit is not None:
-                self.before_commit()
-            ahead = self._read_ahead()
+            overlapped = self._overlapping()
+            if overlapped:
+                # Before the next batch is read (it goes pending under this consumer) and the
+                # global writes (they overlap its parse).
+                if self.before_commit is not None:
+                    self.before_commit()
+                ahead = self._read_ahead()
             if ahead is None:
+                w.command("DEL", pk.lock)
+                self._global_writes(g, latest if part else {})
+                if self.before_commit is not None and not overlapped:
+                    self.before_commit()
                 APPLY_SCRIPT(self.r, [pk.lock], w.script_args())
             else:
                 taken, ahead = ahead, None      # read or discarded there
-                self._apply_reading_ahead(taken, pk.lock, w.script_args())
+                self._apply_overlapped(taken, w, g, token, head.written, marked)
             committed = True
         finally:
             if ahead is not None:
@@ -693,21 +774,25 @@ class Aggregator:
                                                    "1" if k.cluster else "0"])
 
     def _mark_applied(self, w: Writes, days: dict[int, list[str]], fresh_ids: set[str] | None,
-                      fps: dict[str, tuple[int, bytes]], now: int) -> None:
+                      fps: dict[str, tuple[int, bytes]], now: int) -> set[tuple[int, int, bytes]]:
         """The batch's new ids set to 1 (applied) in their days' seen hashes: per hash an HSET
         and a PEXPIREAT (a batch touches most of a day's buckets), passed to APPLY as one list
-        and one blob of fingerprints (Writes.marks), written at this point of the batch."""
+        and one blob of fingerprints (Writes.marks), written at this point of the batch.
+        Returns what it marks: (day, bucket, fingerprint)."""
         pk = self.pk
+        marked: set[tuple[int, int, bytes]] = set()
         for day, idents in days.items():
             by_bucket: dict[int, list[bytes]] = defaultdict(list)
             for i in idents:
                 if fresh_ids is None or i in fresh_ids:
                     bucket, fp = fps[i]
                     by_bucket[bucket].append(fp)
+                    marked.add((day, bucket, fp))
             expire = max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms
             for bucket, fields in by_bucket.items():
                 w.marks(pk.seen(day, bucket), fields, expire)
         w.marks_here()
+        return marked
 
     def _seen_args(self, days: dict[int, list[str]], fps: dict[str, tuple[int, bytes]]) -> list[Any]:
         """SEEN_APPLIED_GET's arguments: per day, its legacy set (or ""), the count, (hash,
@@ -754,14 +839,7 @@ class Aggregator:
         values again, nothing is lost or doubled. Authors (partitioned) go through a
         latest-wins script (partitions write them concurrently)."""
         if g.cmds:
-            checks = g.checks()
-            types = raw_ordered(self.r, [cmd for cmd, _ in checks])
-            for (cmd, kind), got in zip(checks, types):
-                if isinstance(got, redis.ResponseError):
-                    raise got
-                got = got.decode() if isinstance(got, bytes) else str(got)
-                if got not in ("none", kind):
-                    raise redis.ResponseError(f"QMSCHECK nothing written: {cmd[1]} is a {got}, not a {kind}")
+            self._check_types(g)
             try:
                 for replies in raw_pipelines(by_node(self.r, g.cmds)):
                     err = first_error(replies)
@@ -779,10 +857,26 @@ class Aggregator:
         if latest:
             self._authors_script(keys=[self.k.authors], args=[x for kv in latest.items() for x in kv])
 
+    def _check_types(self, g: Commands) -> None:
+        """The type of every key `g` writes (one round trip): a key of the wrong type stops
+        the batch before anything is written."""
+        checks = g.checks()
+        if not checks:
+            return
+        types = raw_ordered(self.r, [cmd for cmd, _ in checks])
+        for (cmd, kind), got in zip(checks, types):
+            if isinstance(got, redis.ResponseError):
+                raise got
+            got = got.decode() if isinstance(got, bytes) else str(got)
+            if got not in ("none", kind):
+                raise redis.ResponseError(f"QMSCHECK nothing written: {cmd[1]} is a {got}, not a {kind}")
+
     def _entities(self, w: Writes, acc: Acc, ent_list: list[tuple[str, str]], ent_keys: list[str],
                   ent_states: list[Any], by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]],
                   fresh_ids: set[str] | None, display: dict[str, dict[str, bytes]],
-                  hide: dict[str, list[str]]) -> None:
+                  hide: dict[str, list[str]]) -> list[tuple[str, bytes]]:
+        """Each entity's events folded into its state, its contributions' change added to
+        `acc`, its display row; the states written by MSETPX. Returns (key, bytes) written."""
         pairs: list[tuple[str, bytes]] = []
         sla = self.sla_ms
         fold = contrib.fold
@@ -830,6 +924,7 @@ class Aggregator:
             log.warning("%d entities were written under other contribution definitions (contrib.VERSION); "
                         "their old contributions were retracted as the current ones: run `cli.py rebuild`", stale)
             w.command("HINCRBY", self.pk.meta, "stale_entities", stale)
+        return pairs
 
     def _timelines(self, w: Writes, acc: Acc, tl_list: list[tuple[str, str]], tl_keys: list[str],
                    segments: list[tuple[list[bytes], list[bytes]]],

@@ -491,6 +491,7 @@ class Parsed:
     direct: set[str] | None = None    # ids that came in an entry not forwarded by another partition (None: all)
     prep: "Prep | None" = None        # grouped and keyed ahead (Aggregator._prepare)
     ready: tuple[str, list[Any]] | None = None    # read ahead: (the lock's token, the reads' replies)
+    head: "Head | None" = None        # its entities computed ahead (Aggregator._head), with `ready`
 
 
 @dataclass
@@ -507,6 +508,24 @@ class Prep:
     author_list: list[str]
     fps: dict[str, tuple[int, bytes]]
     reads: list[tuple[Any, ...]]
+    late: int                         # reads[late:] (timelines, authors) are written by a batch's script,
+    #                                   reads[:late] (applied ids, entities) only by its seen marks and MSETPX
+
+
+@dataclass
+class Head:
+    """The first part of a batch's computation (Aggregator._head): which ids are new, the
+    direct contributions, and the entities folded and encoded into `w` (with their rollup
+    changes in `acc`, their display rows in `display` and `hide`)."""
+    fresh: list[tuple[dict[str, Any], int]]
+    own: list[tuple[dict[str, Any], int]]
+    dups: int
+    fresh_ids: set[str] | None
+    acc: "Acc"
+    display: dict[str, dict[str, bytes]]
+    hide: dict[str, list[str]]
+    w: Writes
+    written: dict[str, bytes]         # key -> the bytes the batch's script sets it to
 
 
 

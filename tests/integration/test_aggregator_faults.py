@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import redis
 
 from data import reference
 from data.aggregator import Aggregator
@@ -235,5 +236,88 @@ def test_agg009_states_read_behind_the_script_equal_the_plain_path(r: Any) -> No
     assert int(r.hget(K.meta, "applied")) == len(events)
     assert sum(used) > len(events) // 100 // 2, f"states read ahead in {sum(used)} of {len(used)} batches"
     assert not all(used[1:]), "some batches read their states themselves (after a failed script)"
+    assert snapshot(r) == want
+    assert_matches_reference(r, events, end_ms)
+
+
+def test_agg010_the_next_batch_folded_during_the_script_equals_batches_one_after_the_other(r: Any) -> None:
+    """Not partitioned, the next batch's entities are folded while this batch's script runs
+    (Aggregator._apply_overlapped): the entities this batch writes taken as the bytes it
+    computed, the others and the applied ids read before its script, its ids taken as
+    applied, the lock kept from one script to the next. Byte for byte the rollups, totals,
+    states, entities, timelines and counters of batches applied one after the other, with
+    events repeated a batch later and scripts failing in the middle: the lock taken by
+    another holder (fence), the script flushed (NOSCRIPT), a counter the script cannot add to
+    (check)."""
+    events, end_ms = simulated(hours=12, rate=0.4, seed=17)
+    entries = []
+    for i, e in enumerate(events):
+        entries.append(e)
+        if i >= 80 and i % 9 == 0:
+            entries.append(events[i - 80])          # a repeat, about one batch after the first
+    repeats = len(entries) - len(events)
+
+    def load() -> None:
+        with r.pipeline(transaction=False) as p:
+            for e in entries:
+                p.xadd(K.stream, {"e": orjson.dumps(e)})
+            p.execute()
+
+    def counters() -> dict[str, bytes]:
+        return {f: r.hget(K.meta, f) for f in ("applied", "duplicates", "rejected", "version")}
+
+    load()
+    plain = Aggregator(r, K, batch=100)
+    plain.overlap = False
+    plain.drain()
+    want, want_counters = snapshot(r), counters()
+    assert int(want_counters["duplicates"]) == repeats
+    r.flushdb()
+
+    load()
+    agg = Aggregator(r, K, batch=100, lock_ms=1000, reclaim_idle_ms=600_000)
+    heads: list[bool] = []
+    taken = [0]
+    apply, merged = agg._apply, agg._merged
+
+    def counting(parsed: Any, now: int) -> None:
+        heads.append(parsed.head is not None)
+        apply(parsed, now)
+
+    def merging(prep: Any, early: list[Any], written: dict[str, bytes], marked: Any) -> list[Any]:
+        taken[0] += sum(1 for key in prep.ent_keys if key in written)
+        return merged(prep, early, written, marked)
+    agg._apply = counting  # type: ignore[method-assign]
+    agg._merged = merging  # type: ignore[method-assign]
+    calls = [0]
+    kept: list[bytes] = []
+
+    def fail() -> None:
+        calls[0] += 1
+        if calls[0] % 11 == 3:
+            r.set(K.lock, "someone-else", px=100)            # fence: recomputed at once
+        elif calls[0] % 11 == 6:
+            r.script_flush()                                  # NOSCRIPT: EVAL instead
+        elif calls[0] % 11 == 9:
+            kept.append(r.hget(K.meta, "applied") or b"0")
+            r.hset(K.meta, "applied", "x")                    # check: nothing written
+    agg.before_commit = fail
+    agg.ensure_group()
+    while True:
+        try:
+            if agg.step(block_ms=10) == 0:
+                break
+        except redis.ResponseError as exc:
+            assert str(exc).startswith("QMSCHECK"), exc
+            r.hset(K.meta, "applied", kept.pop())
+            agg.reclaim_idle_ms = 0                           # the failed batch again, before the next
+            agg.reclaim()
+            agg.reclaim_idle_ms = 600_000
+    assert r.xpending(K.stream, K.group)["pending"] == 0
+    assert calls[0] > 30
+    assert sum(heads) > len(heads) // 2, f"folded during the previous script in {sum(heads)} of {len(heads)} batches"
+    assert not all(heads[1:]), "some batches read their states themselves (after a failed script)"
+    assert taken[0] > 0, "no entity taken from the previous batch's bytes"
+    assert counters() == want_counters
     assert snapshot(r) == want
     assert_matches_reference(r, events, end_ms)
