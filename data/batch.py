@@ -11,6 +11,7 @@ import orjson
 
 from data import contrib
 from data.contrib import INTEGRAL, SUMMED_FAMILIES, Contribution
+from data.ledger_contrib import LEDGER, scoped_family
 from data.timeutil import RESOLUTIONS, SUMMED, fmt_ms, parse_iso
 
 ENTITY_TTL_S = 90 * 86_400 + 86_400
@@ -406,14 +407,40 @@ class Acc:
             self.add(c, sign)
 
     def add_core(self, core: Iterable[Contribution], scopes: tuple[str, ...], sign: int = 1) -> None:
-        """contrib.expand(core, scopes), added."""
-        add, copies, only = self.add, contrib.copies, contrib.SCOPED_ONLY
-        for c in core:
-            if c[0] != only:
-                add(c, sign)
-            if scopes:
-                for x in copies(c, scopes):
-                    add(x, sign)
+        """contrib.expand(core, scopes), added: `add` of each item (but SCOPED_ONLY ones) and of
+        its `contrib.copies`, written out in one loop (an entity's items and copies are most of
+        a batch's few hundred thousand contributions; a call per copy was a tenth of the
+        aggregator's CPU)."""
+        buckets, totals = self.buckets, self.totals
+        only, main, late, ledger, scope = contrib.SCOPED_ONLY, contrib.MAIN, contrib.LATE, LEDGER, contrib.SCOPE
+        for fam, f, ts, value, step in core:
+            value *= sign
+            b = ts // 60_000 * 60_000
+            if fam != only:
+                h = buckets[(fam, b)]
+                h[f] += value
+                if step:
+                    totals[fam][f] += value
+                    if f in INTEGRAL:
+                        h["~" + f] += value * (ts - b)
+            if not scopes:
+                continue
+            if fam == main or fam == only or fam == late:
+                names = [f"{sc}|{f}" for sc in scopes] if fam != late else [f"{sc}|L|{f}" for sc in scopes]
+                h = buckets[(scope, b)]
+                if step:
+                    tot = totals[scope]
+                    for name in names:
+                        h[name] += value
+                        tot[name] += value
+                        if name in INTEGRAL:
+                            h["~" + name] += value * (ts - b)
+                else:
+                    for name in names:
+                        h[name] += value
+            elif fam == ledger:       # copies in a family per scope, never steps
+                for sc in scopes:
+                    buckets[(scoped_family(sc), b)][f] += value
 
     def add_core_diff(self, old: list[Any], new: list[Contribution], scopes: tuple[str, ...]) -> None:
         """expand(new) − expand(old) under the same scopes: the core items' difference,
