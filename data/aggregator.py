@@ -128,6 +128,7 @@ class Aggregator:
         self.buckets = 0              # the deployment's seen buckets, read at the first batch (data.keys)
         self._legacy: dict[tuple[int, int], bool] = {}      # (partition, day): has a legacy applied set
         self._legacy_until = 0.0
+        self._seen_cache: dict[tuple[int, int], list[str]] = {}     # (partition, day): seen hash names by bucket
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self.lock_ms = lock_ms
         self._release_script = r.register_script(RELEASE)
@@ -789,8 +790,9 @@ class Aggregator:
                     by_bucket[bucket].append(fp)
                     marked.add((day, bucket, fp))
             expire = max((day + 1) * DAY_MS, now) + self.dedup_ttl_ms
+            names = self._seen_names(day)
             for bucket, fields in by_bucket.items():
-                w.marks(pk.seen(day, bucket), fields, expire)
+                w.marks(names[bucket], fields, expire)
         w.marks_here()
         return marked
 
@@ -813,10 +815,23 @@ class Aggregator:
         for day, idents in days.items():
             legacy = self._legacy[(pk.index, day)]
             args += [pk.applied(day) if legacy else "", len(idents)]
+            names = self._seen_names(day)
             for i in idents:
                 bucket, fp = fps[i]
-                args += [pk.seen(day, bucket), fp, i] if legacy else [pk.seen(day, bucket), fp]
+                args += [names[bucket], fp, i] if legacy else [names[bucket], fp]
         return args
+
+    def _seen_names(self, day: int) -> list[str]:
+        """The names of the partition's seen hashes of `day`, by bucket (kept for a few days:
+        a batch names ~2,000 of them twice)."""
+        key = (self.pk.index, day)
+        names = self._seen_cache.get(key)
+        if names is None:
+            if len(self._seen_cache) >= 8 * len(self.mine):
+                self._seen_cache.clear()
+            pk = self.pk
+            names = self._seen_cache[key] = [pk.seen(day, b) for b in range(self.buckets)]
+        return names
 
     def _forward(self, g: Commands, fresh: list[tuple[dict[str, Any], int]], direct: set[str] | None) -> None:
         """Copies of the events this partition received first (not forwarded to it) for the
