@@ -311,7 +311,13 @@ def _read_hiredis(parser: Any, n: int, out: list[Any]) -> None:
     while len(out) < n:
         got = gets()
         if got is NOT_ENOUGH_DATA:
-            fill()
+            try:
+                fill()
+            except OSError as exc:
+                # A reset connection (ECONNRESET...) as redis-py's Connection.read_response
+                # raises it: a redis.ConnectionError. A bare OSError is taken for the events'
+                # fault (Aggregator.process bisects the batch and dead-letters its entries).
+                raise redis.ConnectionError(f"Error while reading from socket: {exc.args}") from exc
             continue
         if isinstance(got, redis.ConnectionError):
             raise got

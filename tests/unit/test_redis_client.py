@@ -1,9 +1,13 @@
 """The Redis client's fail-fast settings (data/redis_conn.py, settings.py)."""
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from data.redis_conn import client_for
+import pytest
+import redis
+from redis._parsers.hiredis import _HiredisParser
+
+from data.redis_conn import Sent, client_for, raw_pipeline
 from settings import Settings, SettingsError
 
 
@@ -22,3 +26,24 @@ def test_rcl002_a_blocking_read_longer_than_the_socket_timeout_is_refused_at_sta
         .aggregator_block_ms == 2500
     with pytest.raises(SettingsError, match="redis_connect_timeout_s: must be positive"):
         Settings.from_env({"QMS_REDIS_CONNECT_TIMEOUT_S": "0"})
+
+
+def test_rcl003_a_connection_reset_while_replies_are_read_is_a_redis_connection_error(r: redis.Redis) -> None:
+    """Sent.replies reads hiredis' reader itself (data.redis_conn._read_hiredis): a reset
+    socket must come out as redis-py's read_response gives it, a redis.ConnectionError, not
+    a bare OSError (Aggregator.process would take that for a bad event and dead-letter it)."""
+    sent = Sent(r, [("PING",)])
+    parser = sent.conn._parser
+    assert type(parser) is _HiredisParser
+
+    class Reset:
+        def recv_into(self, *_: Any) -> int:
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+        def settimeout(self, *_: Any) -> None:
+            pass
+    parser._sock = Reset()
+    with pytest.raises(redis.ConnectionError, match="reset by peer"):
+        sent.replies()
+    assert sent.conn is None                     # discarded: closed and given back
+    assert raw_pipeline(r, [("PING",)]) == [b"PONG"]
