@@ -3,7 +3,7 @@ every timeframe and a mix of scopes, each from a new data version with no cached
 source — what the 500-user load test's draws cost the web workers (bench/load).
 
     .venv/bin/python bench/profile_draws.py --redis-url redis://127.0.0.1:6379/12 [--hours 4]
-        [--history-rate 2] [--reps 2] [--profile out.pstats] [--skip-fill] [--top 25]
+        [--history-rate 2] [--reps 2] [--profile out.pstats] [--skip-fill] [--top 25] [--by-widget]
 
 Prints CPU ms per page (time.process_time, the `fill` the page's layout and its refresh
 call) and its Redis round trips (a command or a pipeline), per dashboard, and with --profile
@@ -43,6 +43,7 @@ def main() -> None:
     ap.add_argument("--profile", help="write cProfile stats of the draws here and print the top")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--dashboards", default=",".join(ROLES))
+    ap.add_argument("--by-widget", action="store_true", help="also the CPU split by widget type")
     args = ap.parse_args()
 
     os.environ.setdefault("QMS_LOG_LEVEL", "WARNING")
@@ -78,6 +79,17 @@ def main() -> None:
     redis.connection.AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
     per_dash: dict[str, list[float]] = {}
     per_trips: dict[str, int] = {}
+    by_type: dict[str, float] = {}
+    if args.by_widget:                   # each widget's draw (sources, render, keeping) timed
+        plain_draw = board._draw
+
+        def timed(widget: Any, *a: Any, **kw: Any) -> Any:
+            t0 = time.process_time()
+            try:
+                return plain_draw(widget, *a, **kw)
+            finally:
+                by_type[widget.type] = by_type.get(widget.type, 0.0) + time.process_time() - t0
+        board._draw = timed
     for dash_id in args.dashboards.split(","):
         roles = ROLES[dash_id]
         principal = Principal(user.get(dash_id, f"bench-{dash_id}"), roles, svc.rbac.permissions_for(roles))
@@ -111,6 +123,10 @@ def main() -> None:
     every = [t for ts in per_dash.values() for t in ts]
     print(f"all: mean {statistics.mean(every):.1f} ms per cold page draw over {len(every)} draws, "
           f"{sum(per_trips.values()) / len(every):.0f} Redis round trips a draw", flush=True)
+    if by_type:
+        total = sum(by_type.values())
+        print("by widget type, share of the widgets' draw CPU: " + ", ".join(
+            f"{t} {100 * v / total:.1f} %" for t, v in sorted(by_type.items(), key=lambda kv: -kv[1])), flush=True)
     if prof:
         prof.dump_stats(args.profile)
         pstats.Stats(args.profile).sort_stats("cumulative").print_stats(args.top)
