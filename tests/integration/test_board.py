@@ -277,36 +277,47 @@ def test_brd004_a_qa_lead_shares_a_dashboard_with_the_qa_lead_role(app: Any, r: 
     assert post(d, dcsrf, body).status_code == 403
 
 
+class RunsPage:
+    """A qa_lead's one-card dashboard of gate runs, its bodies' draws counted, and more runs on
+    demand (`gates`): each call a new data version."""
+
+    def __init__(self, app: Any, r: Any, auth: Any, monkeypatch: Any) -> None:
+        import callbacks.dashboard as board
+        from data.timeutil import fmt_ms, now_ms
+        self.app, self.r = app, r
+        self.svc = app.server.extensions["qms"]
+        self.drawn: list[str] = []
+        render = board.renderer.render
+        monkeypatch.setattr(board.renderer, "render",
+                            lambda widget, *a, **kw: self.drawn.append(widget.id) or render(widget, *a, **kw))
+        self.ts = fmt_ms(now_ms() - 10 * 60_000)
+        self.gates(range(2))
+        self.c, self.csrf = signed_in(app, auth, "qa_lead")
+        doc = {"id": "runs", "title": "Runs", "widgets": [
+            {"id": "runs", "type": "kpi_card", "title": "Gate runs",
+             "data_sources": [{"source": "kpi", "metric": "total_gates_executed"}]}]}
+        assert self.c.post("/api/dashboards", json=doc, headers={"X-CSRFToken": self.csrf}).status_code in (200, 201)
+        page = route(app, self.c, self.csrf, "/dashboards/runs")
+        self.stored = [n for n in walk(page) if n.get("id") == "dash-def"][0]["data"]
+        assert self.drawn == ["runs"]
+
+    def gates(self, ids: range) -> None:
+        from data.keys import Keys
+        assert self.svc.ingestor.ingest([{"id": f"g{i}", "type": "workflow.quality_gate_executed", "timestamp": self.ts,
+                                          "source": "t", "data": {"workflow_id": f"W{i}", "gate_name": "lint",
+                                                                  "passed": True, "execution_time": 5}}
+                                         for i in ids]).rejected == 0
+        Aggregator(self.r, Keys("qms")).drain()
+
+
 def test_brd006_a_body_is_drawn_once_per_data_version_and_viewer_class(app: Any, r: Any, auth: Any,
                                                                        monkeypatch: Any) -> None:
     """The drawn bodies are kept (callbacks.dashboard.BodyCache): the same refresh again, or
     another viewer with the same roles (no team scope), draws nothing; new data or another
     theme draws again, and the numbers follow the new data. With `body_cache_s` a body is
     reused that long across new data versions, then drawn again."""
-    import callbacks.dashboard as board
-    from data.keys import Keys
-    from data.timeutil import fmt_ms, now_ms
-    svc = app.server.extensions["qms"]
-    drawn: list[str] = []
-    render = board.renderer.render
-    monkeypatch.setattr(board.renderer, "render", lambda widget, *a, **kw: drawn.append(widget.id) or render(widget, *a, **kw))
-    ts = fmt_ms(now_ms() - 10 * 60_000)
-
-    def gates(ids: range) -> None:
-        assert svc.ingestor.ingest([{"id": f"g{i}", "type": "workflow.quality_gate_executed", "timestamp": ts,
-                                     "source": "t", "data": {"workflow_id": f"W{i}", "gate_name": "lint",
-                                                             "passed": True, "execution_time": 5}}
-                                    for i in ids]).rejected == 0
-        Aggregator(r, Keys("qms")).drain()
-
-    gates(range(2))
-    c, csrf = signed_in(app, auth, "qa_lead")
-    doc = {"id": "runs", "title": "Runs", "widgets": [
-        {"id": "runs", "type": "kpi_card", "title": "Gate runs",
-         "data_sources": [{"source": "kpi", "metric": "total_gates_executed"}]}]}
-    assert c.post("/api/dashboards", json=doc, headers={"X-CSRFToken": csrf}).status_code in (200, 201)
-    stored = [n for n in walk(route(app, c, csrf, "/dashboards/runs")) if n.get("id") == "dash-def"][0]["data"]
-    assert drawn == ["runs"]
+    p = RunsPage(app, r, auth, monkeypatch)
+    c, csrf, stored, drawn, gates = p.c, p.csrf, p.stored, p.drawn, p.gates
 
     def shown(client: Any, token: str, theme: str = "light") -> list[str]:
         body = refresh_body(app, stored)
@@ -520,3 +531,69 @@ def test_brd011_peer_left_reads_nothing_and_waits_for_nothing() -> None:
     assert peer_left({"gunicorn.socket": conn}) is True
     conn.close()
     srv.close()
+
+
+def test_brd012_an_overloaded_server_shows_a_recent_body_instead_of_queueing_its_draw(
+        app: Any, r: Any, auth: Any, monkeypatch: Any) -> None:
+    """While the draw gate is busy, a widget whose body was drawn less than
+    BodyCache.overload_ms ago (4 × its staleness, at least 30 s) is answered with that body at
+    once, and the page's freshness line says how old; a free gate draws the new data again.
+    With bodies kept per data version only (body_cache_s = 0) nothing old is ever shown."""
+    import callbacks.dashboard as board
+    p = RunsPage(app, r, auth, monkeypatch)
+    c, csrf, stored, drawn, gates = p.c, p.csrf, p.stored, p.drawn, p.gates
+    busy = [True]
+    monkeypatch.setattr(board.DrawGate, "busy", lambda self: busy[0])
+
+    def shown() -> tuple[str, str]:
+        res = post(c, csrf, refresh_body(app, stored))
+        assert res.status_code == 200, res.data[:300]
+        out = res.json["response"]
+        return texts(out['{"type":"w-body","w":"runs"}']["children"]), out["dash-freshness"]["children"]
+
+    gates(range(2, 5))                                   # a new version: the body is out of date
+    body, fresh = shown()                                # bodies per version only: drawn, though busy
+    assert "5" in body.split(" | ") and drawn == ["runs"] * 2 and "busy" not in fresh
+    app.server.extensions["qms_bodies"].stale_ms = 1.0   # QMS_BODY_CACHE_S > 0: overload window 30 s
+    gates(range(5, 7))
+    body, fresh = shown()
+    assert "5" in body.split(" | ") and drawn == ["runs"] * 2, (body, drawn)
+    assert "server busy: 1 widget drawn up to 0s ago" in fresh, fresh
+    busy[0] = False                                      # the gate free: the new data drawn
+    body, fresh = shown()
+    assert "7" in body.split(" | ") and drawn == ["runs"] * 3 and "busy" not in fresh
+
+
+def test_brd013_the_draw_gate_says_when_a_draw_would_wait() -> None:
+    import threading
+
+    from callbacks.dashboard import DrawGate
+    gate = DrawGate(1)
+    assert not gate.busy() and not DrawGate(0).busy()
+
+    def holder() -> tuple[threading.Thread, threading.Event, threading.Event]:
+        """A thread taking its turn at the gate and keeping it until told: (it, in, leave)."""
+        inside, leave = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with gate.turn():
+                inside.set()
+                leave.wait(5)
+        t = threading.Thread(target=hold)
+        t.start()
+        return t, inside, leave
+
+    first, first_in, first_leave = holder()
+    assert first_in.wait(5) and gate.busy() and gate.active == 1
+    second, second_in, second_leave = holder()
+    for _ in range(100):
+        if gate.waiting:
+            break
+        threading.Event().wait(0.01)
+    assert gate.waiting == 1 and gate.busy() and not second_in.is_set()
+    first_leave.set()
+    first.join(5)
+    assert second_in.wait(5) and gate.waiting == 0 and gate.active == 1 and gate.busy()   # the waiter's turn
+    second_leave.set()
+    second.join(5)
+    assert gate.active == 0 and not gate.busy()
