@@ -609,16 +609,16 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
     # Markers for the time series among them (render draws them where its TIME_SERIES and the
     # widget's display options say), fetched once and only if a body is drawn.
     annotated = any(w.type in renderer.TIME_SERIES for w in widgets) and sources.allowed(ANNOTATIONS, principal)
-    found: list[Any] = []
+    markers: list[Any] = []
 
     def annotations() -> Any:
-        if not found:
+        if not markers:
             try:
-                found.append(sources.fetch(ANNOTATIONS, sctx))
+                markers.append(sources.fetch(ANNOTATIONS, sctx))
             except Exception:            # noqa: BLE001 - markers are an extra, never a failure
                 log.exception("annotations failed")
-                found.append(None)
-        return found[0]
+                markers.append(None)
+        return markers[0]
 
     scope_query = urlencode({k: v for k, v in view.items() if k in ("repository", "team")})
     context = {"timeframe": view["timeframe"], "scope_query": scope_query, "dashboard": defn.id}
@@ -645,10 +645,10 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
             # than a place in the queue of draws; the page says which are older (freshness).
             # The KPI cards' values stay exact through the live channel.
             for w in missing:
-                found = cache.recent(keys[w.id], now, cache.overload_ms(stale[w.id]))
-                if found is not None:
-                    bodies[w.id] = found[0]
-                    older.append(now - found[1])
+                shown = cache.recent(keys[w.id], now, cache.overload_ms(stale[w.id]))
+                if shown is not None:
+                    bodies[w.id] = shown[0]
+                    older.append(now - shown[1])
             missing = [w for w in missing if bodies[w.id] is None]
         if missing:
             with gate.turn():                # the draws in order, cheap requests beside them

@@ -562,6 +562,14 @@ def test_brd012_an_overloaded_server_shows_a_recent_body_instead_of_queueing_its
     busy[0] = False                                      # the gate free: the new data drawn
     body, fresh = shown()
     assert "7" in body.split(" | ") and drawn == ["runs"] * 3 and "busy" not in fresh
+    # A page with time series (their annotation markers fetched when one is drawn), busy, at a
+    # timeframe nobody drew: nothing recent to show, every widget drawn.
+    page = route(app, c, csrf, "/dashboards/qa")
+    qa = [n for n in walk(page) if n.get("id") == "dash-def"][0]["data"]
+    busy[0] = True
+    res = post(c, csrf, refresh_body(app, qa, timeframe="30d"))
+    assert res.status_code == 200, res.data[:300]
+    assert drawn.count("qa-gates") == 2 and "busy" not in res.json["response"]["dash-freshness"]["children"]
 
 
 def test_brd013_the_draw_gate_says_when_a_draw_would_wait() -> None:
