@@ -484,21 +484,18 @@ def body_key(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], anno
     return bodies_cache().key(widget, sctx, mode, context, annotated)
 
 
-def kept(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotated: bool,
-         version: int | None, key: Any = False) -> tuple[Any, tuple[str, str] | None]:
-    """(the widget's body from the BodyCache — drawn for this data version and window already,
-    or recently enough for its window — else None; its key, `body_key` unless given)."""
-    if key is False:
-        key = body_key(widget, sctx, mode, context, annotated, version)
+def kept(widget: Widget, context: dict[str, Any], version: int | None, key: tuple[str, str] | None) -> Any:
+    """The widget's body from the BodyCache under `key` (`body_key`) — drawn for this data
+    version and window already, or recently enough for its window — else None."""
     if key is None:
-        return None, None
+        return None
     cache = bodies_cache()
-    return cache.get(key, version or 0, now_ms(), cache.stale_ms_for(_timeframe_of(widget, context))), key
+    return cache.get(key, version or 0, now_ms(), cache.stale_ms_for(_timeframe_of(widget, context)))
 
 
 def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any,
          version: int | None, key: tuple[str, str] | None) -> Any:
-    """One widget's body that `kept` did not find (under `key`, which it gave): unless another
+    """One widget's body that `kept` did not find under `key`: unless another
     request drew it meanwhile, drawn now; a failing source or renderer costs that widget, not
     the page. `annotations`: a callable giving the markers' frame (fetched only if a body is
     drawn), or None."""
@@ -637,7 +634,7 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
             keys[w.id] = body_key(w, sctx, mode, context, annotated, version)
         cache.prefetch([(keys[w.id], stale[w.id]) for w in widgets], version or 0, now)
         for w in widgets:
-            bodies[w.id], _ = kept(w, sctx, mode, context, annotated, version, keys[w.id])
+            bodies[w.id] = kept(w, context, version, keys[w.id])
         missing = [w for w in widgets if bodies[w.id] is None]
         gate = draw_gate()
         if missing and gate.busy():
