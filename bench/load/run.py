@@ -423,12 +423,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for p in running:
             if p.poll() is None:
                 p.kill()
+        keep_server_log(st, out_dir)
         st.stop()
     print(f"uptime after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", flush=True)
     result["args"] = vars(args)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))
     return result
+
+
+def keep_server_log(st: Any, out_dir: str) -> None:
+    """The web server's output (its log is deleted when it stops) copied next to locust's, with
+    how many tracebacks it holds: a run's 500s are read there."""
+    try:
+        text = Path(st.web.log.name).read_text(errors="replace")
+    except OSError:
+        return
+    kept = Path(out_dir, "gunicorn.log")
+    kept.write_text(text)
+    print(f"server log: {kept} ({text.count('Traceback (most recent call last)'):,} tracebacks)", flush=True)
 
 
 class _Pid:

@@ -87,6 +87,9 @@ def test_lds003_dashboard_cards_show_the_api_values(smoke: dict[str, Any]) -> No
 
 
 def test_lds004_report_names_every_figure(smoke: dict[str, Any]) -> None:
+    import re
+    kept = re.search(r"^server log: (\S+) \(([\d,]+) tracebacks\)$", smoke["stdout"], re.M)
+    assert kept and Path(kept.group(1)).is_file(), smoke["stdout"][-2000:]     # kept for a run's 500s
     res = smoke["result"]
     for row in res["per_type"]:
         assert row["count"] > 0 and 0 < row["p50"] <= row["p95"] <= row["p99"], row
