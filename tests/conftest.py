@@ -1,9 +1,10 @@
 """Shared fixtures: a real Redis (flushed per test), settings, apps and clients.
 
-Redis: QMS_TEST_REDIS_URL (default redis://127.0.0.1:6379/15); when nothing answers
-there, a private redis-server is started for the session. Under pytest-xdist (./test runs
-the suite on `-n` workers) only the first worker uses that database; each other worker
-starts a private redis-server.
+Redis: a private redis-server started for the session, on a free port — two suites on one
+machine (a developer's and a helper's, a worktree's) never flush each other's data. With
+QMS_TEST_REDIS_URL set, that database instead when it answers (FLUSHed by every test). Under
+pytest-xdist (./test runs the suite on `-n` workers) only the first worker uses that
+database; each other worker starts a private redis-server.
 """
 from __future__ import annotations
 
@@ -54,10 +55,10 @@ def start_redis_server(port: int | None = None, extra: list[str] | None = None,
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    url = os.environ.get("QMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    url = os.environ.get("QMS_TEST_REDIS_URL")
     # pytest -n: the first worker has the configured database, every other one a private
     # redis-server (tests flush their database, so no two workers may share one).
-    if os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0":
+    if url and os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0":
         try:
             redis.Redis.from_url(url, socket_connect_timeout=1).ping()
             yield url
