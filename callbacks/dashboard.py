@@ -45,7 +45,7 @@ from components import static_html
 from components.json_out import to_json
 from dashboards import sources
 from dashboards.schema import Dashboard, DataSource, Widget
-from data import cache_io
+from data import cache_io, partition
 from data.engine import QueryError, plan
 from data.kpis import dashboard_of
 from data.timeutil import fmt_ms, now_ms
@@ -354,7 +354,7 @@ def viewer_neutral(widget: Widget) -> bool:
     sources (aggregates: nothing in them is sanitised, the caller is in a personal source's
     identity, the renderer reads no permission) and no annotation markers. Its key names no
     viewer class, so the executive and the admin share the executive page's cards; who may see
-    it is checked before a body is looked up (`kept`), as before."""
+    it is checked before a body is looked up (`body_key`), as before."""
     return bool(widget.data_sources) and all(ds.source == "kpi" for ds in widget.data_sources) \
         and widget.type not in renderer.TIME_SERIES
 
@@ -475,34 +475,24 @@ def _timeframe_of(widget: Widget, context: dict[str, Any]) -> str:
     return min(tfs, key=lambda tf: STALE_FACTOR.get(tf or "", 1))
 
 
-def body_key(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotated: bool,
-             version: int | None) -> tuple[str, str] | None:
+def body_key(widget: Widget, sctx: Any, mode: str, context: dict[str, Any],
+             annotated: bool) -> tuple[str, str] | None:
     """The widget's key in the BodyCache (None: never looked up — not kept, or not allowed:
     drawn, and refused with NotPermitted, as before)."""
-    if version is None or not all(sources.allowed(ds, sctx.principal) for ds in widget.data_sources):
+    if not all(sources.allowed(ds, sctx.principal) for ds in widget.data_sources):
         return None
     return bodies_cache().key(widget, sctx, mode, context, annotated)
 
 
-def kept(widget: Widget, context: dict[str, Any], version: int | None, key: tuple[str, str] | None) -> Any:
-    """The widget's body from the BodyCache under `key` (`body_key`) — drawn for this data
-    version and window already, or recently enough for its window — else None."""
-    if key is None:
-        return None
-    cache = bodies_cache()
-    return cache.get(key, version or 0, now_ms(), cache.stale_ms_for(_timeframe_of(widget, context)))
-
-
 def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any,
-         version: int | None, key: tuple[str, str] | None) -> Any:
-    """One widget's body that `kept` did not find under `key`: unless another
-    request drew it meanwhile, drawn now; a failing source or renderer costs that widget, not
-    the page. `annotations`: a callable giving the markers' frame (fetched only if a body is
-    drawn), or None."""
+         version: int, key: tuple[str, str] | None, stale: float) -> Any:
+    """One widget's body that the BodyCache did not hold under `key` (valid for `stale` ms):
+    unless another request drew it meanwhile, drawn now; a failing source or renderer costs
+    that widget, not the page. `annotations`: a callable giving the markers' frame (fetched
+    only if a body is drawn), or None."""
     cache, now = bodies_cache(), now_ms()
-    stale = cache.stale_ms_for(_timeframe_of(widget, context))
     with cache.drawing(key[0] if key else None):
-        cached = cache.get(key, version or 0, now_ms(), stale)      # drawn by another request meanwhile
+        cached = cache.get(key, version, now, stale)      # drawn by another request meanwhile
         if cached is not None:
             return cached
         if callable(annotations):
@@ -510,7 +500,7 @@ def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotati
         return _draw(widget, sctx, mode, context, annotations, version, key, now, stale)
 
 
-def _draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any, version: int | None,
+def _draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any, version: int,
           key: tuple[str, str] | None, now: int, stale_ms: float | None = None) -> Any:
     cache = bodies_cache()
     try:
@@ -521,7 +511,7 @@ def _draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotat
                                id={"type": kind, "w": widget.id})
         # Static parts (tiles, rows, cards) as HTML: a fraction of the components for the page
         # to mount (components/static_html.py).
-        return cache.put(key, version or 0, now, static_html.staticize(with_scope_notes(body, frames)), stale_ms)
+        return cache.put(key, version, now, static_html.staticize(with_scope_notes(body, frames)), stale_ms)
     except QueryError as exc:
         return html.Div(str(exc), className="small text-warning-emphasis p-2 widget-error")
     except Exception:                       # noqa: BLE001 - logged; the page keeps its other widgets
@@ -621,20 +611,17 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
     context = {"timeframe": view["timeframe"], "scope_query": scope_query, "dashboard": defn.id}
     export = urlencode({k: v for k, v in view.items() if k in ("timeframe", "repository", "team")})
     mode = mode or "light"
-    bodies, keys = {}, {}
     older: list[int] = []                # ages of the bodies shown from before, under load
     cache = bodies_cache()
     # The page's cache traffic in a few round trips (data.cache_io): the version read once,
     # the kept bodies and the sources' results read ahead, what is drawn written at the end.
     with cache_io.batched(svc.redis, svc.keys):
-        version = sources.data_version(sctx)
+        version, last_batch = partition.data_version(svc.redis, svc.keys)
         now = now_ms()
         stale = {w.id: cache.stale_ms_for(_timeframe_of(w, context)) for w in widgets}
-        for w in widgets:
-            keys[w.id] = body_key(w, sctx, mode, context, annotated, version)
-        cache.prefetch([(keys[w.id], stale[w.id]) for w in widgets], version or 0, now)
-        for w in widgets:
-            bodies[w.id] = kept(w, context, version, keys[w.id])
+        keys = {w.id: body_key(w, sctx, mode, context, annotated) for w in widgets}
+        cache.prefetch([(keys[w.id], stale[w.id]) for w in widgets], version, now)
+        bodies = {w.id: cache.get(keys[w.id], version, now, stale[w.id]) for w in widgets}
         missing = [w for w in widgets if bodies[w.id] is None]
         gate = draw_gate()
         if missing and gate.busy():
@@ -652,14 +639,14 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
                 give_up_if_left()
                 # What the other processes drew while this request waited, and the sources'
                 # kept results, each read once.
-                cache.prefetch([(keys[w.id], stale[w.id]) for w in missing], version or 0, now_ms(), fresh=True)
+                cache.prefetch([(keys[w.id], stale[w.id]) for w in missing], version, now_ms(), fresh=True)
                 sources.prefetch([w for w in missing if keys[w.id] is not None], sctx)
                 for i, w in enumerate(missing):
                     if i:
                         give_up_if_left()
                     bodies[w.id] = draw(w, sctx, mode, context, annotations if annotated else None, version,
-                                        keys[w.id])
-    freshness = freshness_text(svc)
+                                        keys[w.id], stale[w.id])
+    freshness = freshness_text(last_batch)
     if older:
         freshness += (f" · server busy: {len(older)} widget{'s' if len(older) > 1 else ''} drawn up to "
                       f"{max(older) // 1000}s ago")
@@ -685,8 +672,8 @@ def window_text(svc: Any, view: dict[str, str]) -> str:
     return text
 
 
-def freshness_text(svc: Any) -> str:
-    last = svc.redis.hget(svc.keys.meta, "last_batch_ms")
+def freshness_text(last: int | None) -> str:
+    """How long ago the last batch was applied (the data version's `last_batch_ms`)."""
     if last is None:
         return "no data yet"
     return f"updated {max(0, (now_ms() - int(last)) // 1000)}s ago"

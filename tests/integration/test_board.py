@@ -554,6 +554,12 @@ def test_brd012_an_overloaded_server_shows_a_recent_body_instead_of_queueing_its
     gates(range(2, 5))                                   # a new version: the body is out of date
     body, fresh = shown()                                # bodies per version only: drawn, though busy
     assert "5" in body.split(" | ") and drawn == ["runs"] * 2 and "busy" not in fresh
+    import re
+
+    from data.timeutil import now_ms
+    said = re.fullmatch(r"updated (\d+)s ago", fresh)      # the age of the last batch applied
+    assert said and abs(int(said.group(1)) - (now_ms() - int(r.hget("qms:meta", "last_batch_ms"))) // 1000) <= 1, fresh
+    assert board.freshness_text(None) == "no data yet"
     app.server.extensions["qms_bodies"].stale_ms = 1.0   # QMS_BODY_CACHE_S > 0: overload window 30 s
     gates(range(5, 7))
     body, fresh = shown()
