@@ -109,15 +109,20 @@ def plotly_template(mode: Mode | str = "light") -> go.layout.Template:
     return go.layout.Template(_template("dark" if mode == "dark" else "light"))
 
 
+def template_json(mode: Mode | str = "light") -> dict[str, Any]:
+    """The template for `mode` as JSON, made once and shared: read it, never change it."""
+    return _template_json("dark" if mode == "dark" else "light")
+
+
 @lru_cache(maxsize=2)
 def _template_json(mode: Mode) -> dict[str, Any]:
     return _template(mode).to_plotly_json()
 
 
 def apply(figure: dict[str, Any], mode: Mode | str = "light") -> dict[str, Any]:
-    """Give a figure's JSON the theme's template (in place; the template is shared: read it,
-    never change it) and return it."""
-    figure.setdefault("layout", {})["template"] = _template_json("dark" if mode == "dark" else "light")
+    """Give a figure's JSON the theme's template (in place; `template_json`, shared) and
+    return it."""
+    figure.setdefault("layout", {})["template"] = template_json(mode)
     return figure
 
 

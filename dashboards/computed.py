@@ -111,7 +111,7 @@ def kpi(ctx: Any, req: Request) -> Raw:
            "sample": sample(ctx, req, metric, user), "filtered": w.get("filtered") if w and req.scope else None}
     spark = [] if w is None else _points(ctx.engine.series(metric, req.timeframe, req.e, points=SPARK_POINTS,
                                                            user=user, scope=req.scope, shared=True, aligned=True,
-                                                           stale_ms=_page_stale(ctx, req)),
+                                                           stale_ms=page_stale(ctx, req.timeframe)),
                                          req.now)
     return {"rows": [row], "attrs": {"window": found["window"], "previous_window": found.get("previous_window"),
                                      "unit": row["unit"]},
@@ -128,18 +128,32 @@ def sample(ctx: Any, req: Request, metric: str, user: str | None) -> int | None:
     scoped = bool(req.scope) and fam == MAIN and metric in scopes.SCOPED_KPIS
     # Through the engine's SpanCache (exact per data version): a page's cards share a family.
     span = ctx.engine.spans.fetch(ctx.redis, ctx.keys, (SCOPE,) if scoped else (fam,), [req.e, req.s],
-                                  req.plan.horizon, req.now, ctx.engine.version(), stale_ms=_page_stale(ctx, req))
+                                  req.plan.horizon, req.now, ctx.engine.version(), stale_ms=page_stale(ctx, req.timeframe))
     if scoped:
         span = scopes.view(span, req.scope or "")
     return span.window(fam, name, req.s, req.e)
 
 
-def _page_stale(ctx: Any, req: Request) -> float:
-    """How old the buckets a page's draw reads may be (0 for REST reads and exports: exact)."""
-    if not getattr(ctx, "page", False):
-        return 0.0
-    from dashboards.sources import page_stale_ms     # the sources import this module
-    return page_stale_ms(ctx.settings, req.timeframe)
+# A page's draws (SourceContext.page) reuse a source's result, and a drawn body, across data
+# versions and a moved window end for QMS_BODY_CACHE_S times this factor of their timeframe:
+# a 7-day chart moves by a pixel in a minute, so computing it again for every one-second
+# version (every batch under live ingest) spends the cores on nothing a viewer can see. The
+# live channel keeps the KPI cards exact meanwhile (7d/30d cards: each minute); the page
+# names these periods to the browser (live-config data-redraw), which asks no more often.
+# REST reads and exports (page=False) stay exact per version.
+STALE_FACTOR = {"1h": 1, "4h": 2, "24h": 3, "7d": 12, "30d": 12}
+
+
+def page_stale_ms(settings: Any, timeframe: str | None) -> float:
+    """How long a page may show a source's result or a drawn body of this timeframe after it
+    was computed, though newer data came (0: per data version and window only)."""
+    return max(0.0, float(getattr(settings, "body_cache_s", 0) or 0)) * 1000 * STALE_FACTOR.get(timeframe or "", 1)
+
+
+def page_stale(ctx: Any, timeframe: str | None) -> float:
+    """How old what a request's sources read may be: `page_stale_ms` for a page's draw
+    (SourceContext.page), 0 for REST reads and exports (exact)."""
+    return page_stale_ms(ctx.settings, timeframe) if getattr(ctx, "page", False) else 0.0
 
 
 def _points(series: dict[str, Any], now: int) -> list[dict[str, Any]]:
@@ -152,7 +166,7 @@ def series(ctx: Any, req: Request) -> Raw:
         return _raw([], window=req.window(), unit=views.unit_of(req.name))   # a gate or queue never seen: no data
     found = ctx.engine.series(req.name, req.timeframe, req.e, points=req.points or SERIES_POINTS,
                               user=_user_for(req.name, req), scope=req.scope, shared=True, aligned=True,
-                              stale_ms=_page_stale(ctx, req))
+                              stale_ms=page_stale(ctx, req.timeframe))
     return _raw(_points(found, req.now), window=found["window"], unit=found["unit"],
                 step_seconds=found["step_seconds"], filtered=found.get("filtered"))
 

@@ -44,7 +44,7 @@ from auth.sanitize import Sanitizer
 from auth.teams import ScopeCount
 from dashboards import computed
 from data import cache_io, partition
-from dashboards.computed import Request, Spec
+from dashboards.computed import STALE_FACTOR, Request, Spec, page_stale, page_stale_ms  # noqa: F401 (re-exported)
 from dashboards.schema import NEEDS_METRIC, DataSource, Filters, Transform, Widget
 from data import views
 from data.engine import plan
@@ -92,21 +92,6 @@ PERMISSIONS: dict[tuple[str, str], tuple[str, ...]] = {
 TEAM_SCOPED = {("computed", "code_quality"): "view:quality_metrics",
                ("computed", "test_coverage"): "view:quality_metrics"}
 STALE_MAX_TTL_S = 120
-# A page's draws (SourceContext.page) reuse a source's result, and a drawn body, across data
-# versions and a moved window end for QMS_BODY_CACHE_S times this factor of their timeframe:
-# a 7-day chart moves by a pixel in a minute, so computing it again for every one-second
-# version (every batch under live ingest) spends the cores on nothing a viewer can see. The
-# live channel keeps the KPI cards exact meanwhile (7d/30d cards: each minute); the page
-# names these periods to the browser (live-config data-redraw), which asks no more often.
-# REST reads and exports (page=False) stay exact per version.
-STALE_FACTOR = {"1h": 1, "4h": 2, "24h": 3, "7d": 12, "30d": 12}
-
-
-def page_stale_ms(settings: Any, timeframe: str | None) -> float:
-    """How long a page may show a source's result or a drawn body of this timeframe after it
-    was computed, though newer data came (0: per data version and window only)."""
-    return max(0.0, float(getattr(settings, "body_cache_s", 0) or 0)) * 1000 * STALE_FACTOR.get(timeframe or "", 1)
-
 TIME_COLUMNS = frozenset({"t", "end", "since", "step_since", "created", "at", "timestamp"})
 
 
@@ -345,8 +330,7 @@ def _cached(ctx: SourceContext, sp: Spec, req: Request) -> tuple[computed.Raw, s
     if cached is not None:
         entry = orjson.loads(cached)
         stale_ms = float(getattr(ctx.settings, "series_cache_s", 0) or 0) * 1000 if sp.stale else 0
-        if ctx.page:
-            stale_ms = max(stale_ms, page_stale_ms(ctx.settings, req.timeframe))
+        stale_ms = max(stale_ms, page_stale(ctx, req.timeframe))
         if (entry["v"] == version and entry.get("e") == end) or (stale_ms and 0 <= req.now - entry["at"] < stale_ms):
             return entry["raw"], "hit"
     raw = sp.fn(ctx, req)

@@ -259,7 +259,7 @@ class SpanCache:
     ~9,000 hashes a page cold, most of them the same ones again). Exact per data version: an
     entry holds one read of a family's buckets for one tiling (cuts, horizon, minute of `now`,
     which decides the resolutions), and is used for that version; a page's draw may also take
-    one read less than `stale_ms` ago (dashboards.sources.page_stale_ms: what the page may show
+    one read less than `stale_ms` ago (dashboards.computed.page_stale_ms: what the page may show
     anyway), which the other scopes and dashboards of a timeframe then share. Spans built from
     it are read-only views."""
 

@@ -11,10 +11,10 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from components.theme import plotly_template
+from components.theme import template_json
 
-# Both Plotly templates as JSON, made once (each page's layout carried them, rebuilt).
-THEME_TEMPLATES = {m: plotly_template(m).to_plotly_json() for m in ("light", "dark")}
+# Both Plotly templates as JSON, the charts' own (each page's layout carried them, rebuilt).
+THEME_TEMPLATES = {m: template_json(m) for m in ("light", "dark")}
 
 BACKFILL_POLL_MS = 5000      # the notice's own light poll; stopped once no backfill runs
 

@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cpu["steady"] = sampler.split("steady", "end-steady")
         quiesce(st, r)
         # A drawn body is reused up to QMS_BODY_CACHE_S x the 24h view's factor after it was drawn
-        # (dashboards/sources.py STALE_FACTOR): wait that out, so the page compared with the API
+        # (dashboards/computed.py STALE_FACTOR): wait that out, so the page compared with the API
         # is drawn from the data that no longer moves (it missed by 0.1 point now and then).
         from dashboards.sources import STALE_FACTOR
         time.sleep(body_cache_s * STALE_FACTOR.get("24h", 1) + 0.5)
