@@ -467,7 +467,8 @@ def main(argv: list[str] | None = None) -> None:
     from auth.users_cli import register as register_user_commands
     register_user_commands(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(logging, os.environ.get("QMS_LOG_LEVEL", "INFO").upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)     # not a line per evaluation
     try:
         settings = Settings.from_env()

@@ -69,6 +69,8 @@ class Settings:
     body_cache_s: float = 5.0              # a drawn widget body is reused this long across data versions (0: per version)
     refresh_ms: int = 5000                 # first page refresh interval
     draw_concurrency: int = 2              # requests drawing widget bodies at once per web process, the rest queued in order (0: no limit)
+    log_level: str = "INFO"                # the app's log lines under gunicorn (app.py) and cli.py: DEBUG, INFO, WARNING, ERROR
+    draw_stats_s: float = 60.0             # each web process logs what its page draws did once per this period (0: never; callbacks/draw_stats.py)
     rbac_path: str | None = None           # roles and permissions YAML (default config/rbac.yaml)
     dashboards_dir: str | None = None      # provisioned dashboard definitions (default config/dashboards)
     secret_key: str | None = None          # signs sessions and JWTs; unset = generated once in data_dir

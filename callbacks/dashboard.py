@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import logging
 import threading
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -42,6 +43,7 @@ from components import editor
 from components.share import share_dialog
 from components import render as renderer
 from components import static_html
+from callbacks.draw_stats import DrawStats, view_name
 from components.json_out import to_json
 from dashboards import sources
 from dashboards.schema import Dashboard, DataSource, Widget
@@ -457,16 +459,26 @@ def give_up_if_left() -> None:
         return
     if peer_left(environ):
         log.info("a draw abandoned: its client left (%s)", request.path)
+        draw_stats().gave_up()
         raise ClientLeft()
+
+
+def _per_app(name: str, make: Any) -> Any:
+    """This app's one `name` object, made from its settings at first use."""
+    found = current_app.extensions.get(name)
+    if found is None:
+        found = current_app.extensions.setdefault(name, make(current_app.extensions["qms"].settings))
+    return found
+
+
+def draw_stats() -> DrawStats:
+    """This app's draw counters (QMS_DRAW_STATS_S)."""
+    return _per_app("qms_draw_stats", lambda st: DrawStats(st.draw_stats_s))
 
 
 def draw_gate() -> DrawGate:
     """This app's gate (QMS_DRAW_CONCURRENCY)."""
-    found = current_app.extensions.get("qms_draw_gate")
-    if found is None:
-        found = current_app.extensions.setdefault(
-            "qms_draw_gate", DrawGate(current_app.extensions["qms"].settings.draw_concurrency))
-    return found
+    return _per_app("qms_draw_gate", lambda st: DrawGate(st.draw_concurrency))
 
 
 def _timeframe_of(widget: Widget, context: dict[str, Any]) -> str:
@@ -485,7 +497,7 @@ def body_key(widget: Widget, sctx: Any, mode: str, context: dict[str, Any],
 
 
 def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any,
-         version: int, key: tuple[str, str] | None, stale: float) -> Any:
+         version: int, key: tuple[str, str] | None, stale: float, stats_view: str = "") -> Any:
     """One widget's body that the BodyCache did not hold under `key` (valid for `stale` ms):
     unless another request drew it meanwhile, drawn now; a failing source or renderer costs
     that widget, not the page. `annotations`: a callable giving the markers' frame (fetched
@@ -494,10 +506,15 @@ def draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotati
     with cache.drawing(key[0] if key else None):
         cached = cache.get(key, version, now, stale)      # drawn by another request meanwhile
         if cached is not None:
+            draw_stats().found_shared()
             return cached
         if callable(annotations):
             annotations = annotations()
-        return _draw(widget, sctx, mode, context, annotations, version, key, now, stale)
+        t0 = time.perf_counter()
+        try:
+            return _draw(widget, sctx, mode, context, annotations, version, key, now, stale)
+        finally:
+            draw_stats().drew(stats_view, time.perf_counter() - t0)
 
 
 def _draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotations: Any, version: int,
@@ -623,6 +640,9 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
         cache.prefetch([(keys[w.id], stale[w.id]) for w in widgets], version, now)
         bodies = {w.id: cache.get(keys[w.id], version, now, stale[w.id]) for w in widgets}
         missing = [w for w in widgets if bodies[w.id] is None]
+        stats = draw_stats()
+        stats_view = view_name(defn.id, view, any(sources.personal(ds) for w in missing for ds in w.data_sources))
+        kept = len(widgets) - len(missing)
         gate = draw_gate()
         if missing and gate.busy():
             # Overloaded: a body drawn a little longer ago (BodyCache.overload_ms) now, rather
@@ -634,8 +654,11 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
                     bodies[w.id] = shown[0]
                     older.append(now - shown[1])
             missing = [w for w in missing if bodies[w.id] is None]
+        stats.fill(stats_view, kept, len(older))
         if missing:
+            asked_at = time.perf_counter()
             with gate.turn():                # the draws in order, cheap requests beside them
+                stats.waited((time.perf_counter() - asked_at) * 1000)
                 give_up_if_left()
                 # What the other processes drew while this request waited, and the sources'
                 # kept results, each read once.
@@ -645,7 +668,8 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
                     if i:
                         give_up_if_left()
                     bodies[w.id] = draw(w, sctx, mode, context, annotations if annotated else None, version,
-                                        keys[w.id], stale[w.id])
+                                        keys[w.id], stale[w.id], stats_view)
+    stats.maybe_log()
     freshness = freshness_text(last_batch)
     if older:
         freshness += (f" · server busy: {len(older)} widget{'s' if len(older) > 1 else ''} drawn up to "

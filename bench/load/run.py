@@ -351,7 +351,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # last page soon shows a live refresh; a load run keeps the deployment's default.
     body_cache_s = 0.5 if args.smoke else 5.0          # QMS_BODY_CACHE_S of the web workers (5: the default)
     st = stack.start_stack(args.redis_url, r, workers=args.workers, worker_connections=args.worker_connections,
-                           ingest_rate=args.ingest_rate, web_env={"QMS_BODY_CACHE_S": str(body_cache_s)} if args.smoke else None)
+                           ingest_rate=args.ingest_rate, web_env={**({"QMS_BODY_CACHE_S": str(body_cache_s)} if args.smoke else {}),
+                                    # the workers' draw counters logged every few seconds (summed in the report)
+                                    "QMS_DRAW_STATS_S": "2" if args.smoke else "10"})
     print(f"deployment: gunicorn -k gevent -w {args.workers} --worker-connections {args.worker_connections} "
           f"app:server at {st.base}; one `cli.py aggregate`; producer `cli.py simulate --url` at "
           f"{args.ingest_rate:g} events/s", flush=True)
@@ -423,8 +425,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for p in running:
             if p.poll() is None:
                 p.kill()
-        keep_server_log(st, out_dir)
+        draws = keep_server_log(st, out_dir)
         st.stop()
+    result["draws"] = draws
     print(f"uptime after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", flush=True)
     result["args"] = vars(args)
     if args.json:
@@ -432,16 +435,47 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
-def keep_server_log(st: Any, out_dir: str) -> None:
+def keep_server_log(st: Any, out_dir: str) -> dict[str, Any] | None:
     """The web server's output (its log is deleted when it stops) copied next to locust's, with
     how many tracebacks it holds: a run's 500s are read there."""
     try:
         text = Path(st.web.log.name).read_text(errors="replace")
     except OSError:
-        return
+        return None
     kept = Path(out_dir, "gunicorn.log")
     kept.write_text(text)
     print(f"server log: {kept} ({text.count('Traceback (most recent call last)'):,} tracebacks)", flush=True)
+    draws = draw_lines(text)
+    if draws["lines"]:
+        views = ", ".join(f"{k} {n:,}" for k, n in list(draws["by_view"].items())[:15])
+        print(f"draws (the web workers' qms.draws lines, {draws['lines']}): {draws['fills']:,} fills; bodies "
+              f"{draws['kept']:,} kept, {draws['recent']:,} recent, {draws['drawn']:,} drawn "
+              f"({draws['draw_s']:,.1f} s wall), {draws['shared']:,} shared; {draws['abandoned']:,} abandoned; "
+              f"drawn most: {views}", flush=True)
+    return draws
+
+
+DRAW_LINE = re.compile(r"draws \d+s: (\d+) fills, bodies (\d+) kept / (\d+) recent / (\d+) drawn / (\d+) shared "
+                       r"\(drawn ([\d.]+) s wall\).*?, (\d+) abandoned; drawn by view: (.*)$", re.M)
+
+
+def draw_lines(text: str) -> dict[str, Any]:
+    """The sum of the web workers' draw counters (callbacks/draw_stats.py) in a server log;
+    `by_view` sums each line's most drawn views (a line names its top 12)."""
+    out: dict[str, Any] = {"lines": 0, "fills": 0, "kept": 0, "recent": 0, "drawn": 0, "shared": 0,
+                           "abandoned": 0, "draw_s": 0.0, "by_view": {}}
+    for m in DRAW_LINE.finditer(text):
+        out["lines"] += 1
+        for i, k in enumerate(("fills", "kept", "recent", "drawn", "shared"), 1):
+            out[k] += int(m.group(i))
+        out["draw_s"] += float(m.group(6))
+        out["abandoned"] += int(m.group(7))
+        for part in m.group(8).split(", "):
+            name, _, n = part.rpartition(" ")
+            if name and n.isdigit():
+                out["by_view"][name] = out["by_view"].get(name, 0) + int(n)
+    out["by_view"] = dict(sorted(out["by_view"].items(), key=lambda kv: -kv[1]))
+    return out
 
 
 class _Pid:

@@ -611,3 +611,35 @@ def test_brd013_the_draw_gate_says_when_a_draw_would_wait() -> None:
     second_leave.set()
     second.join(5)
     assert gate.active == 0 and not gate.busy()
+
+
+def test_brd014_a_web_process_counts_and_logs_what_its_draws_did(app: Any, r: Any, auth: Any, monkeypatch: Any,
+                                                                   caplog: Any) -> None:
+    """Each fill counts its widgets' bodies as kept, shown recent (busy) or drawn, by view
+    (callbacks/draw_stats.py), and a line is logged once the period is over."""
+    import logging
+
+    import callbacks.dashboard as board
+    p = RunsPage(app, r, auth, monkeypatch)          # its first page drew the card once
+    stats = app.server.extensions["qms_draw_stats"]
+    first = stats.snapshot()
+    assert (first["fills"], first["kept"], first["drawn"]) == (1, 0, 1), first
+    assert first["by_view"] == {"runs 24h": 1} and first["waits"] == 1
+    post(p.c, p.csrf, refresh_body(app, p.stored))   # the same version: kept
+    p.gates(range(2, 4))
+    busy = [True]
+    monkeypatch.setattr(board.DrawGate, "busy", lambda self: busy[0])
+    app.server.extensions["qms_bodies"].stale_ms = 1.0
+    post(p.c, p.csrf, refresh_body(app, p.stored))   # a new version, busy: the recent body
+    busy[0] = False
+    post(p.c, p.csrf, refresh_body(app, p.stored, timeframe="7d"))     # another view: drawn
+    snap = stats.snapshot()
+    assert (snap["fills"], snap["kept"], snap["recent"], snap["drawn"]) == (4, 1, 1, 2), snap
+    assert snap["by_view"] == {"runs 24h": 1, "runs 7d": 1}, snap
+    stats.period_s = 0.001                           # the period over: the next fill logs and resets
+    with caplog.at_level(logging.INFO, logger="qms.draws"):
+        post(p.c, p.csrf, refresh_body(app, p.stored, timeframe="7d"))
+    said = [rec.getMessage() for rec in caplog.records if rec.name == "qms.draws"]
+    assert len(said) == 1 and "5 fills, bodies 2 kept / 1 recent / 2 drawn" in said[0], said
+    assert "drawn by view: runs 24h 1, runs 7d 1" in said[0], said
+    assert stats.snapshot()["fills"] == 0

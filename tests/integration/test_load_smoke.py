@@ -91,6 +91,10 @@ def test_lds004_report_names_every_figure(smoke: dict[str, Any]) -> None:
     kept = re.search(r"^server log: (\S+) \(([\d,]+) tracebacks\)$", smoke["stdout"], re.M)
     assert kept and Path(kept.group(1)).is_file(), smoke["stdout"][-2000:]     # kept for a run's 500s
     res = smoke["result"]
+    # The web workers' draw counters (callbacks/draw_stats.py), summed from their log lines.
+    draws = res["draws"]
+    assert draws["lines"] >= 1 and draws["fills"] >= 1 and draws["drawn"] >= 1 and draws["by_view"], draws
+    assert re.search(r"^draws \(the web workers' qms.draws lines, \d+\): [\d,]+ fills", smoke["stdout"], re.M)
     for row in res["per_type"]:
         assert row["count"] > 0 and 0 < row["p50"] <= row["p95"] <= row["p99"], row
     assert {"gunicorn", "locust", "aggregator", "redis-server"} <= set(res["cpu"]["whole"]["cores"]), res["cpu"]
