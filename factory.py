@@ -18,7 +18,7 @@ import flask_bootstrap
 import orjson
 import redis
 from flask import Flask, Response, abort, g, has_request_context, request, send_from_directory
-from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from api.dashboards import bp as dashboards_bp
 from api.drilldown import bp as drilldown_bp
@@ -105,8 +105,8 @@ class QmsDash(dash.Dash):
         (callbacks/pages.py first_page): the browser renders the page from its first answer."""
         try:
             first = first_page()
-        except redis.RedisError:
-            raise                                           # a JSON 503 (init_unavailable), as any request
+        except (redis.RedisError, HTTPException):
+            raise                                           # a JSON 503 (init_unavailable); a 499 (its client left)
         except Exception:                                   # noqa: BLE001 - the frame still loads; the router draws
             logging.getLogger("qms.pages").exception("drawing the first page failed")
             first = None

@@ -157,7 +157,10 @@ def _direct_writer(socket: Any, client: Client, lock: Any) -> "DirectWriter | No
     """Under gevent: a writer of shared frames straight to the OS socket (DirectWriter); None
     for a blocking socket (threaded server): the pump does it all."""
     raw = getattr(socket.sock, "_sock", None)
-    if raw is None or raw.gettimeout() != 0.0:
+    try:
+        if raw is None or raw.gettimeout() != 0.0:
+            return None
+    except OSError:                  # closed already (EBADF): the peer left during the handshake
         return None
     return DirectWriter(raw, client, lock)
 

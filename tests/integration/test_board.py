@@ -497,6 +497,38 @@ def test_brd010_a_draw_whose_client_left_is_abandoned(app: Any, r: Any, auth: An
     res = refresh(ours, "4h")
     assert res.status_code == 499 and len(drawn) == 2 * len(stored["widgets"]), (res.status_code, len(drawn))
     ours.close()
+    # The layout a page asks for comes drawn (serve_layout): its client gone, a 499 as well —
+    # not "drawing the first page failed" with a traceback and the empty frame sent to nobody.
+    ours, theirs = socket.socketpair()
+    theirs.close()
+    before = len(drawn)
+    with caplog_errors() as errors:                                  # a view nobody drew: 1h
+        res = c.get("/_dash-layout", headers={"Referer": "http://localhost/dashboards/qa?timeframe=1h"},
+                    environ_base={"gunicorn.socket": ours})
+    assert res.status_code == 499 and not errors and len(drawn) == before, (res.status_code, errors, drawn[before:])
+    res = c.get("/_dash-layout", headers={"Referer": "http://localhost/dashboards/qa?timeframe=1h"})
+    assert res.status_code == 200 and len(drawn) == before + len(stored["widgets"])   # (the view does draw)
+    ours.close()
+
+
+class caplog_errors:
+    """The ERROR lines logged inside the block (a list, filled as they come)."""
+
+    def __enter__(self) -> list[str]:
+        import logging
+        self.found: list[str] = []
+        outer = self
+
+        class Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                outer.found.append(record.getMessage())
+        self.handler = Keep(level=logging.ERROR)
+        logging.getLogger().addHandler(self.handler)
+        return self.found
+
+    def __exit__(self, *exc: Any) -> None:
+        import logging
+        logging.getLogger().removeHandler(self.handler)
 
 
 def test_brd011_peer_left_reads_nothing_and_waits_for_nothing() -> None:

@@ -358,3 +358,25 @@ def test_text_frames_match_what_a_websocket_library_decodes() -> None:
         assert frames[0].payload.encode() == payload
     out = Outgoing(b'{"type":"pong"}')
     assert out.text == '{"type":"pong"}' and out.frame is out.frame
+
+
+def test_a_socket_closed_during_the_handshake_gets_no_direct_writer():
+    """A peer gone before the socket route set up its writer: the closed descriptor says
+    EBADF when asked its timeout; the route goes on to its receive loop, which sees the close
+    (the 500-user load test logged 44 tracebacks of this)."""
+    import socket as pysocket
+    from types import SimpleNamespace
+
+    import gevent.socket
+    from live.routes import DirectWriter, _direct_writer
+    a, b = gevent.socket.socketpair()
+    a.setblocking(False)
+    ws = SimpleNamespace(sock=a)                     # simple-websocket's socket: gevent's; _sock its OS socket
+    client = SimpleNamespace(out=SimpleNamespace(queue=None))
+    assert isinstance(_direct_writer(ws, client, None), DirectWriter)
+    a.close()
+    b.close()
+    assert _direct_writer(ws, client, None) is None
+    plain = pysocket.socket()
+    assert _direct_writer(SimpleNamespace(sock=SimpleNamespace(_sock=plain)), client, None) is None   # blocking
+    plain.close()
