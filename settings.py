@@ -70,6 +70,8 @@ class Settings:
     refresh_ms: int = 5000                 # first page refresh interval
     draw_concurrency: int = 2              # requests drawing widget bodies at once per web process, the rest queued in order (0: no limit)
     log_level: str = "INFO"                # the app's log lines under gunicorn (app.py) and cli.py: DEBUG, INFO, WARNING, ERROR
+    draw_max_wait_s: float = 5.0           # a draw expected to wait longer at the gate than this: the page takes a body up to overload_max_age_s old instead
+    overload_max_age_s: float = 600.0      # how old a kept body a page may show while draws queue past draw_max_wait_s (0: only the 4 x staleness window)
     draw_stats_s: float = 60.0             # each web process logs what its page draws did once per this period (0: never; callbacks/draw_stats.py)
     rbac_path: str | None = None           # roles and permissions YAML (default config/rbac.yaml)
     dashboards_dir: str | None = None      # provisioned dashboard definitions (default config/dashboards)

@@ -175,11 +175,13 @@ class BodyCache:
     serialised once by the process that drew it, read by the others) and parsed in this
     process's LRU."""
 
-    def __init__(self, size: int = 1024, stale_s: float = 0.0, r: Any = None, keys: Any = None) -> None:
+    def __init__(self, size: int = 1024, stale_s: float = 0.0, r: Any = None, keys: Any = None,
+                 max_age_s: float = 0.0) -> None:
         self._bodies: LRUCache[str, tuple[int, str, int, Any]] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
         self._drawing: dict[str, list[Any]] = {}        # key -> [lock, holders and waiters]
         self.stale_ms = max(0.0, float(stale_s or 0)) * 1000
+        self.max_age_ms = max(0.0, float(max_age_s or 0)) * 1000
         self.r = r
         self.keys = keys
 
@@ -273,6 +275,12 @@ class BodyCache:
         staleness, at least 30 s — none when bodies are kept per data version only."""
         return max(OVERLOAD_MIN_MS, OVERLOAD_FACTOR * stale_ms) if stale_ms > 0 else 0.0
 
+    def congested_ms(self, stale_ms: float) -> float:
+        """How old a body may be shown while draws queue past QMS_DRAW_MAX_WAIT_S: up to
+        QMS_OVERLOAD_MAX_AGE_S (at least `overload_ms`) — none when bodies are kept per data
+        version only."""
+        return max(self.overload_ms(stale_ms), self.max_age_ms) if stale_ms > 0 else 0.0
+
     def recent(self, key: tuple[str, str] | None, now: int, max_age_ms: float) -> tuple[Any, int] | None:
         """(body, drawn at) of the newest body kept under `key` if drawn less than `max_age_ms`
         ago, whatever its data version: what an overloaded server shows instead of queueing the
@@ -319,7 +327,7 @@ class BodyCache:
                 self._bodies[name] = (version, exact, now, plain)
             if self.r is not None:
                 stale = self.stale_ms if stale_ms is None else stale_ms
-                ttl = max(BODY_TTL_MIN_S, int(self.overload_ms(stale) / 1000) + 1)
+                ttl = max(BODY_TTL_MIN_S, int(self.congested_ms(stale) / 1000) + 1)
                 try:
                     cache_io.set(self.r, self.keys.cache("body:" + name),
                                  f'{{"v":{int(version)},"x":"{exact}","at":{int(now)},"b":{text}}}', ex=ttl)
@@ -347,7 +355,8 @@ def bodies_cache() -> BodyCache:
     if found is None:
         svc = current_app.extensions["qms"]
         found = current_app.extensions.setdefault(
-            "qms_bodies", BodyCache(stale_s=svc.settings.body_cache_s, r=svc.redis, keys=svc.keys))
+            "qms_bodies", BodyCache(stale_s=svc.settings.body_cache_s, r=svc.redis, keys=svc.keys,
+                                    max_age_s=svc.settings.overload_max_age_s))
     return found
 
 
@@ -376,10 +385,18 @@ class DrawGate:
         self._lock = threading.Lock()
         self.active = 0                  # fills drawing now
         self.waiting = 0                 # fills waiting for their turn
+        self.turn_s = 0.0                # how long a turn lasts (moving average)
 
     def busy(self) -> bool:
         """Whether a draw asked now would wait for its turn."""
         return bool(self.n) and (self.waiting > 0 or self.active >= self.n)
+
+    def expected_wait_s(self) -> float:
+        """About how long a draw asked now would wait: the turns ahead of it (those waiting,
+        and one for those drawing) shared by the `n` places, each as long as turns lately."""
+        if not self.busy():
+            return 0.0
+        return (self.waiting + 1) / self.n * self.turn_s
 
     @contextlib.contextmanager
     def turn(self) -> Any:
@@ -401,11 +418,14 @@ class DrawGate:
                 self.waiting -= 1
         with self._lock:
             self.active += 1
+        began = time.perf_counter()
         try:
             yield
         finally:
+            took = time.perf_counter() - began
             with self._lock:
                 self.active -= 1
+                self.turn_s = took if not self.turn_s else 0.8 * self.turn_s + 0.2 * took
             self._sem.release()
 
 
@@ -646,15 +666,19 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
         gate = draw_gate()
         if missing and gate.busy():
             # Overloaded: a body drawn a little longer ago (BodyCache.overload_ms) now, rather
-            # than a place in the queue of draws; the page says which are older (freshness).
-            # The KPI cards' values stay exact through the live channel.
+            # than a place in the queue of draws; while the queue is longer than
+            # QMS_DRAW_MAX_WAIT_S, any kept body up to QMS_OVERLOAD_MAX_AGE_S old
+            # (congested_ms). The page says which are older and how old (freshness); the KPI
+            # cards' values stay exact through the live channel.
+            congested = gate.expected_wait_s() > svc.settings.draw_max_wait_s
             for w in missing:
-                shown = cache.recent(keys[w.id], now, cache.overload_ms(stale[w.id]))
+                limit = cache.congested_ms(stale[w.id]) if congested else cache.overload_ms(stale[w.id])
+                shown = cache.recent(keys[w.id], now, limit)
                 if shown is not None:
                     bodies[w.id] = shown[0]
                     older.append(now - shown[1])
             missing = [w for w in missing if bodies[w.id] is None]
-        stats.fill(stats_view, kept, len(older))
+        stats.fill(stats_view, kept, len(older), max(older, default=0))
         if missing:
             asked_at = time.perf_counter()
             with gate.turn():                # the draws in order, cheap requests beside them
@@ -672,8 +696,9 @@ def fill(defn: Dashboard, widget_ids: list[str], view: dict[str, str], principal
     stats.maybe_log()
     freshness = freshness_text(last_batch)
     if older:
+        age = max(older) // 1000
         freshness += (f" · server busy: {len(older)} widget{'s' if len(older) > 1 else ''} drawn up to "
-                      f"{max(older) // 1000}s ago")
+                      + (f"{age}s ago" if age < 120 else f"{age // 60} min ago"))
     return page.Drawn(bodies=bodies,
                       window=window_text(svc, view), freshness=freshness,
                       export_href=f"/api/export/{defn.id}.csv?{export}")

@@ -6,7 +6,8 @@ or drawn; how long requests waited at the draw gate; which dashboards and timefr
 Each web process keeps these counters in memory and logs them at INFO at the first fill
 after its period ended (nothing is logged while no page is drawn), one line per process:
 
-    draws 60s: 412 fills, bodies 7,213 kept / 301 recent / 655 drawn (drawn 41.2 s wall),
+    draws 60s: 412 fills, bodies 7213 kept / 301 recent / 655 drawn / 12 shared (drawn 41.2 s wall,
+    recent up to 95 s old),
     gate wait p50 0 ms p95 2,310 ms, 3 abandoned; drawn by view: qa 24h 180, executive 1h+scope 96, ...
 
 `bench/load/run.py` sums these lines of its web workers' log into its report.
@@ -37,6 +38,7 @@ class DrawStats:
         self.fills = 0
         self.kept = 0
         self.recent = 0
+        self.oldest_ms = 0               # the oldest body shown recent
         self.drawn = 0
         self.shared = 0                  # found drawn by another request after the single-flight wait
         self.abandoned = 0
@@ -44,11 +46,12 @@ class DrawStats:
         self.waits_ms: list[float] = []
         self.by_view: Counter[str] = Counter()
 
-    def fill(self, view: str, kept: int, recent: int) -> None:
+    def fill(self, view: str, kept: int, recent: int, oldest_ms: int = 0) -> None:
         with self._lock:
             self.fills += 1
             self.kept += kept
             self.recent += recent
+            self.oldest_ms = max(self.oldest_ms, int(oldest_ms))
 
     def waited(self, ms: float) -> None:
         with self._lock:
@@ -72,7 +75,8 @@ class DrawStats:
         """The counters as plain data (what `line` says)."""
         with self._lock:
             waits = sorted(self.waits_ms)
-            return {"fills": self.fills, "kept": self.kept, "recent": self.recent, "drawn": self.drawn,
+            return {"fills": self.fills, "kept": self.kept, "recent": self.recent, "oldest_s": self.oldest_ms // 1000,
+                    "drawn": self.drawn,
                     "shared": self.shared, "abandoned": self.abandoned, "draw_s": round(self.draw_s, 3),
                     "waits": len(waits), "wait_p50_ms": _pct(waits, 0.50), "wait_p95_ms": _pct(waits, 0.95),
                     "by_view": dict(self.by_view.most_common())}
@@ -104,7 +108,8 @@ def _pct(values: list[float], q: float) -> int:
 def line(snap: dict[str, Any], elapsed_s: float) -> str:
     views = ", ".join(f"{k} {n}" for k, n in list(snap["by_view"].items())[:12])
     return (f"draws {elapsed_s:.0f}s: {snap['fills']} fills, bodies {snap['kept']} kept / {snap['recent']} recent / "
-            f"{snap['drawn']} drawn / {snap['shared']} shared (drawn {snap['draw_s']:.1f} s wall), "
+            f"{snap['drawn']} drawn / {snap['shared']} shared (drawn {snap['draw_s']:.1f} s wall, "
+            f"recent up to {snap['oldest_s']} s old), "
             f"gate waits {snap['waits']} p50 {snap['wait_p50_ms']} ms p95 {snap['wait_p95_ms']} ms, "
             f"{snap['abandoned']} abandoned; drawn by view: {views or '-'}")
 

@@ -675,3 +675,60 @@ def test_brd014_a_web_process_counts_and_logs_what_its_draws_did(app: Any, r: An
     assert len(said) == 1 and "5 fills, bodies 2 kept / 1 recent / 2 drawn" in said[0], said
     assert "drawn by view: runs 24h 1, runs 7d 1" in said[0], said
     assert stats.snapshot()["fills"] == 0
+
+
+def test_brd015_a_congested_server_shows_an_older_body_up_to_its_limit(app: Any, r: Any, auth: Any,
+                                                                       monkeypatch: Any) -> None:
+    """While draws queue past QMS_DRAW_MAX_WAIT_S, a page takes a kept body up to
+    QMS_OVERLOAD_MAX_AGE_S old (not only 4 × its staleness), saying how old; merely busy, the
+    4 × staleness window holds; past the limit, drawn. Bodies stay in Redis that long."""
+    import callbacks.dashboard as board
+    from data.timeutil import now_ms
+    p = RunsPage(app, r, auth, monkeypatch)
+    cache = app.server.extensions["qms_bodies"]
+    cache.stale_ms = 1.0                                 # overload window 30 s
+    assert cache.max_age_ms == 600_000                   # the default limit
+    wait, busy = [10.0], [False]
+    monkeypatch.setattr(board.DrawGate, "busy", lambda self: busy[0])
+    monkeypatch.setattr(board.DrawGate, "expected_wait_s", lambda self: wait[0])
+    shift = [0]
+    monkeypatch.setattr(board, "now_ms", lambda: now_ms() + shift[0])
+
+    def shown() -> tuple[str, str]:
+        res = post(p.c, p.csrf, refresh_body(app, p.stored))
+        assert res.status_code == 200, res.data[:300]
+        out = res.json["response"]
+        return texts(out['{"type":"w-body","w":"runs"}']["children"]), out["dash-freshness"]["children"]
+
+    p.gates(range(2, 5))                                 # new data: 5 runs
+    post(p.c, p.csrf, refresh_body(app, p.stored))       # the gate free: drawn
+    assert p.drawn == ["runs", "runs"]
+    assert r.ttl(next(iter(r.scan_iter("qms:cache:body:*")))) > 500
+    p.gates(range(5, 7))
+    busy[0] = True
+    shift[0] = 300_000                                   # 5 minutes later, congested: shown, how old said
+    body, fresh = shown()
+    assert "5" in body.split(" | ") and p.drawn == ["runs"] * 2, (body, p.drawn)
+    assert "server busy: 1 widget drawn up to 5 min ago" in fresh, fresh
+    wait[0] = 1.0                                        # busy, not congested: 5 min > 30 s, drawn
+    body, fresh = shown()
+    assert "7" in body.split(" | ") and p.drawn == ["runs"] * 3 and "busy" not in fresh, (body, fresh)
+    p.gates(range(7, 8))
+    wait[0] = 10.0
+    shift[0] += 601_000                                  # past the limit: drawn though congested
+    body, fresh = shown()
+    assert "8" in body.split(" | ") and p.drawn == ["runs"] * 4 and "busy" not in fresh, (body, fresh)
+
+
+def test_brd016_the_draw_gate_expects_a_wait_from_its_queue_and_its_turns() -> None:
+    from callbacks.dashboard import DrawGate
+    gate = DrawGate(2)
+    assert gate.expected_wait_s() == 0.0                 # free
+    with gate.turn():
+        pass
+    first = gate.turn_s
+    assert first > 0
+    gate.active, gate.waiting = 2, 5                     # full, five waiting: (5 + 1) / 2 turns ahead
+    assert gate.expected_wait_s() == 3 * first
+    gate.turn_s = 2.0
+    assert gate.expected_wait_s() == 6.0

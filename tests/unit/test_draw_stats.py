@@ -14,7 +14,7 @@ def test_dst001_counters_sum_and_log_once_per_period(caplog: Any) -> None:
     s.waited(10)
     s.drew("qa 24h", 0.05)
     s.drew("qa 24h", 0.05)
-    s.fill("qa 7d+scope", kept=0, recent=2)
+    s.fill("qa 7d+scope", kept=0, recent=2, oldest_ms=95_400)
     s.found_shared()
     s.gave_up()
     assert s.maybe_log() is None                     # the period is not over
@@ -27,7 +27,8 @@ def test_dst001_counters_sum_and_log_once_per_period(caplog: Any) -> None:
     assert snap["by_view"] == {"qa 24h": 2} and snap["draw_s"] == 0.1 and snap["wait_p95_ms"] == 10
     said = [r.getMessage() for r in caplog.records]
     assert said == [line(snap, 61)]
-    assert said[0].startswith("draws 61s: 2 fills, bodies 3 kept / 2 recent / 2 drawn / 1 shared (drawn 0.1 s wall)")
+    assert said[0].startswith("draws 61s: 2 fills, bodies 3 kept / 2 recent / 2 drawn / 1 shared "
+                            "(drawn 0.1 s wall, recent up to 95 s old)")
     assert s.snapshot()["fills"] == 0                # reset
     now[0] += 61
     with caplog.at_level(logging.INFO, logger="qms.draws"):
