@@ -732,3 +732,41 @@ def test_brd016_the_draw_gate_expects_a_wait_from_its_queue_and_its_turns() -> N
     assert gate.expected_wait_s() == 3 * first
     gate.turn_s = 2.0
     assert gate.expected_wait_s() == 6.0
+
+
+def test_brd017_live_reads_and_refusals_are_drawn_without_a_turn_at_the_gate(app: Any, r: Any, auth: Any,
+                                                                             monkeypatch: Any) -> None:
+    """A widget whose sources are never kept (system health: read every time) cannot be shown
+    from before, so every operational page waited its turn for it while draws queued (the
+    500-user run's operational refreshes stayed at 30 s when the others came at once). Such a
+    widget, and one the viewer may not see, is drawn at once; the rest still take their turn."""
+    import contextlib
+
+    import callbacks.dashboard as board
+    from dashboards.schema import Widget
+    _gates(app, r)
+    c, csrf = signed_in(app, auth, "operations")
+    ops = [n for n in walk(route(app, c, csrf, "/dashboards/operational")) if n.get("id") == "dash-def"][0]["data"]
+    turns: list[int] = []
+
+    @contextlib.contextmanager
+    def counted(self: Any) -> Any:
+        turns.append(1)
+        yield
+    monkeypatch.setattr(board.DrawGate, "turn", counted)
+    res = post(c, csrf, refresh_body(app, ops, widgets=["ops-health"]))
+    assert res.status_code == 200 and not turns, (res.status_code, turns)
+    health = texts(res.json["response"]['{"type":"w-body","w":"ops-health"}']["children"])
+    assert "Redis" in health or "redis" in health, health
+    post(c, csrf, refresh_body(app, ops, timeframe="7d"))          # the rest of the page: drawn in turn
+    assert turns == [1]
+    def w(*ds: dict[str, Any]) -> Widget:
+        return Widget.model_validate({"id": "x", "type": "table", "title": "x", "data_sources": list(ds)})
+    from auth.principal import Principal
+    from dashboards.sources import OPERATIONAL
+    dev = Principal(name="d", roles=("developer",), permissions=frozenset({"view:developer_dashboard"}))
+    ops_p = Principal(name="o", roles=("operations",), permissions=frozenset({OPERATIONAL}))
+    health, agents = {"source": "state", "name": "health"}, {"source": "state", "name": "agents"}
+    assert board.light(w(health), ops_p) and board.light(w(health), dev)     # live; refused
+    assert board.light(w(agents), dev) and not board.light(w(agents), ops_p)  # refused; kept, so in turn
+    assert not board.light(w(health, agents), ops_p)
