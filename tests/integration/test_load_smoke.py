@@ -59,6 +59,8 @@ def test_lds001_every_action_exercised_without_failure(smoke: dict[str, Any]) ->
     for dash in DASHBOARDS:   # each dashboard's page drawn: in the layout answer, by the router or a refresh
         assert any(n.startswith("dash: ") and n.endswith(f" {dash}") for n in names), (dash, names)
     assert res["extra"]["counts"]["pages_with_kpis"] >= 5, res["extra"]["counts"]
+    # every drill-down's grid asked for the window its page pinned (not the recorded one)
+    assert res["extra"]["counts"]["drilldowns_pinned"] >= 4, res["extra"]["counts"]
     assert any(n.startswith("dash: timeframe ") for n in names), names
     assert any(n.startswith("dash: filter ") for n in names), names
     assert any(n.startswith("dash: live refresh ") for n in names), names
