@@ -340,3 +340,41 @@ def test_drl016_events_sharing_a_millisecond_are_neither_repeated_nor_skipped_at
     assert seen == want
     chunks = list(rawstore.scan(r, K, ["workflow.quality_gate_executed"], END - 2 * HOUR_MS, END, chunk=4))
     assert [(ts, ident) for chunk in chunks for ts, ident, _ in chunk] == want and max(map(len, chunks)) == 4
+
+
+def test_drl017_a_pinned_window_s_first_block_is_counted_once_per_staleness(app: Any, auth: Any, r: Any,
+                                                                           monkeypatch: Any) -> None:
+    """Counting a window reads every event in it: each web process keeps a pinned window's first
+    block for its timeframe's page staleness, shared by the viewers of that window; a new
+    window, or the staleness over, counts again (and sees what came meanwhile)."""
+    import data.drilldown as dd
+    from tests.integration.test_rbac_matrix import callback_body
+    ingest(app, r, gates(60))
+    counted: list[int] = []
+    page = dd.page
+    monkeypatch.setattr(dd, "page", lambda *a, **kw: counted.append(1) or page(*a, **kw))
+    import dataclasses
+    svc = app.server.extensions["qms"]
+    monkeypatch.setattr(svc, "settings", dataclasses.replace(svc.settings, body_cache_s=5.0))   # 24h: 15 s
+    clock = [now_ms()]
+    import callbacks.drilldown as cd
+    monkeypatch.setattr(cd, "now_ms", lambda: clock[0])
+    [key] = [k for k in app.callback_map if "events-grid.getRowsResponse" in k]
+
+    def first(role: str, end: int = END) -> str:
+        c = app.server.test_client()
+        auth.login(c, role)
+        with c.session_transaction() as sess:
+            csrf = sess["csrf"]
+        body = callback_body(app, key, {("events-grid", "getRowsRequest"): {"startRow": 0, "endRow": 100},
+                                        ("events-kpi", "data"): {"kpi": "gates_failed", "timeframe": "24h", "end": end}})
+        res = c.post("/_dash-update-component", json=body, headers={"X-CSRFToken": csrf})
+        assert res.status_code == 200, res.data[:300]
+        return str(res.json["response"]["events-count"]["children"])
+    assert first("qa_lead") == "20 gate runs failed" and counted == [1]
+    assert first("admin") == "20 gate runs failed" and counted == [1]       # another viewer: the same count
+    assert first("qa_lead", END - MINUTE_MS) != "" and counted == [1, 1]    # another window
+    ingest(app, r, [dict(e, id=e["id"] + "-late") for e in gates(3, fail_every=1)])   # late events in the window
+    assert first("qa_lead") == "20 gate runs failed" and counted == [1, 1]
+    clock[0] += 15_001                                                      # the staleness over
+    assert first("qa_lead") == "23 gate runs failed" and counted == [1, 1, 1]
