@@ -385,18 +385,17 @@ class DrawGate:
         self._lock = threading.Lock()
         self.active = 0                  # fills drawing now
         self.waiting = 0                 # fills waiting for their turn
-        self.turn_s = 0.0                # how long a turn lasts (moving average)
+        self.wait_s = 0.0                # how long fills waited for their turn lately (moving average)
 
     def busy(self) -> bool:
         """Whether a draw asked now would wait for its turn."""
         return bool(self.n) and (self.waiting > 0 or self.active >= self.n)
 
     def expected_wait_s(self) -> float:
-        """About how long a draw asked now would wait: the turns ahead of it (those waiting,
-        and one for those drawing) shared by the `n` places, each as long as turns lately."""
-        if not self.busy():
-            return 0.0
-        return (self.waiting + 1) / self.n * self.turn_s
+        """About how long a draw asked now would wait: as long as fills waited lately (0 when
+        a turn is free). Observed waits, not the queue times a turn's length: under overload
+        many turns end at once (their client left, ClientLeft), which says nothing of the wait."""
+        return self.wait_s if self.busy() else 0.0
 
     @contextlib.contextmanager
     def turn(self) -> Any:
@@ -411,21 +410,21 @@ class DrawGate:
                     self._sem = threading.BoundedSemaphore(self.n)
         with self._lock:
             self.waiting += 1
+        asked = time.perf_counter()
         try:
             self._sem.acquire()
         finally:
+            waited = time.perf_counter() - asked
             with self._lock:
                 self.waiting -= 1
+                self.wait_s = 0.8 * self.wait_s + 0.2 * waited
         with self._lock:
             self.active += 1
-        began = time.perf_counter()
         try:
             yield
         finally:
-            took = time.perf_counter() - began
             with self._lock:
                 self.active -= 1
-                self.turn_s = took if not self.turn_s else 0.8 * self.turn_s + 0.2 * took
             self._sem.release()
 
 
