@@ -10,9 +10,13 @@ and its declared type applies to each matching component's value.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
+from cachetools import LRUCache
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
@@ -138,10 +142,27 @@ class CallbackSchema:
     def _value(dep: _Dep, entry: _Entry) -> None:
         if dep.adapter is None:
             raise InvalidInput(f"{dep.name}: the callback declares no schema for this input")
+        value = (entry.model_extra or {}).get("value")
+        # A structured value seen valid before (a page's dashboard definition, sent with each of
+        # its refreshes) is not validated again: its JSON's digest is remembered, per input.
+        sig = None
+        if isinstance(value, (dict, list)) and value:
+            try:
+                sig = (dep.name, hashlib.sha1(orjson.dumps(value)).digest())
+            except TypeError:
+                sig = None
+            if sig is not None and sig in _VALID:
+                return
         try:
-            dep.adapter.validate_python((entry.model_extra or {}).get("value"), strict=True)
+            dep.adapter.validate_python(value, strict=True)
         except ValidationError as exc:
             raise InvalidInput(*describe(exc, dep.name)) from None
+        if sig is not None:
+            _VALID[sig] = True
+
+
+# (input, digest of its JSON) of structured values validated (CallbackSchema._value).
+_VALID: LRUCache[tuple[str, bytes], bool] = LRUCache(maxsize=1024)
 
 
 def _outputs_of(key: str) -> list[tuple[str, str]]:

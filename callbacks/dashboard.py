@@ -47,6 +47,7 @@ from callbacks.draw_stats import DrawStats, view_name
 from components.json_out import to_json
 from dashboards import sources
 from dashboards.schema import Dashboard, DataSource, Widget
+from dashboards.schema import parsed as schema_parsed
 from data import cache_io, partition
 from data.engine import QueryError, plan
 from data.kpis import dashboard_of
@@ -88,7 +89,7 @@ def _refresh_permission(body: dict[str, Any]) -> tuple[str, ...] | str:
     """Every source of every widget the request asks for (the guard has typed the body)."""
     raw = callback_input(body, "dash-def", "data")
     try:
-        defn = Dashboard.model_validate(raw)
+        defn = schema_parsed(raw)
     except Exception:        # the schema check ran first; anything else is no permission
         return ""
     needed: list[str] = []
@@ -615,7 +616,7 @@ def register(app: Dash) -> None:
         if drawn and _grid_arrived():
             raise PreventUpdate          # the page came with its bodies (a grid without them is filled)
         principal = current_principal()
-        defn = Dashboard.model_validate(raw_def)
+        defn = schema_parsed(raw_def)
         asked = [o["id"]["w"] for o in ctx.outputs_list[0]]
         due = _due(defn, asked, ticked)
         view = view_from(timeframe, scope, gate, agent, defn.filter_controls, defn.filters.active())

@@ -12,8 +12,12 @@ widget 'qa-gates': position.width: must be at most 12".
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Literal, Union
+
+import orjson
+from cachetools import LRUCache
 
 from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo,
                       field_validator, model_validator)
@@ -316,6 +320,25 @@ def _message(err: dict[str, Any]) -> str:
     if msg.startswith("Input should be "):          # literals: "must be 'auto', 'light' or 'dark'"
         msg = "must be " + msg[len("Input should be "):]
     return msg
+
+
+_PARSED: LRUCache[bytes, "Dashboard"] = LRUCache(maxsize=256)     # sha1 of a definition's JSON -> it
+
+
+def parsed(raw: Any) -> Dashboard:
+    """A page's definition (its `dash-def` store, sent with every refresh) as a Dashboard,
+    parsed once per distinct definition in this process: the guard's permission check and the
+    refresh each parsed the same 20-widget document on every call, and most pages send one of
+    a few definitions. The result is shared: read it, never change it. ValidationError as
+    Dashboard.model_validate."""
+    try:
+        sig = hashlib.sha1(orjson.dumps(raw)).digest()
+    except TypeError:                 # not JSON (not from a request): parsed each time
+        return Dashboard.model_validate(raw)
+    found = _PARSED.get(sig)
+    if found is None:
+        found = _PARSED[sig] = Dashboard.model_validate(raw)
+    return found
 
 
 def validate(doc: Any, origin: str = "definition") -> Dashboard:

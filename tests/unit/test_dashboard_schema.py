@@ -285,3 +285,58 @@ def test_sch028_the_error_carries_its_parts_for_the_api() -> None:
     assert exc.value.errors == [{"widget": "w1", "field": "position.width", "message": "must be at most 12"},
                                 {"widget": "w2", "field": "type", "message": "unknown widget type 'bogus'"}]
 
+
+
+def test_a_page_s_definition_is_parsed_once_per_distinct_document() -> None:
+    """The refresh and its permission check take a page's definition through
+    dashboards.schema.parsed: one Dashboard per distinct document in the process; a bad one
+    is refused every time (nothing invalid is remembered)."""
+    import copy
+
+    import pytest
+    from pydantic import ValidationError
+
+    from dashboards.schema import parsed
+    doc = {"id": "p1", "title": "P", "widgets": [{"id": "k", "type": "kpi_card", "title": "k",
+                                                  "data_sources": [{"source": "kpi", "metric": "gate_pass_rate"}]}]}
+    first = parsed(doc)
+    assert parsed(copy.deepcopy(doc)) is first and first.widget("k") is not None
+    other = parsed({**doc, "title": "Q"})
+    assert other is not first and other.title == "Q"
+    bad = {**doc, "widgets": [{**doc["widgets"][0], "type": "no_such_type"}]}
+    for _ in range(2):
+        with pytest.raises(ValidationError):
+            parsed(bad)
+
+
+def test_a_structured_callback_value_seen_valid_is_not_validated_again() -> None:
+    """auth.callback_schema: a dict or list value found valid is remembered by its JSON's digest
+    per input; any other value, or an invalid one, is validated."""
+    import pytest
+
+    from api.validation import InvalidInput
+    from auth.callback_schema import CallbackSchema, _Dep, _Entry
+    calls: list[object] = []
+
+    class Adapter:
+        def validate_python(self, value: object, strict: bool = False) -> object:
+            calls.append(value)
+            if isinstance(value, dict) and value.get("bad"):
+                from pydantic import TypeAdapter
+                TypeAdapter(int).validate_python("x", strict=True)   # a real ValidationError
+            return value
+    dep = _Dep(name="t-def.data", pattern=None, cid="t-def", prop="data", many=False, adapter=Adapter())  # type: ignore[arg-type]
+
+    def check(value: object) -> None:
+        CallbackSchema._value(dep, _Entry.model_validate({"id": "t-def", "property": "data", "value": value}))
+    check({"a": [1, 2]})
+    check({"a": [1, 2]})
+    assert len(calls) == 1
+    check({"a": [1, 3]})
+    check("text")
+    check("text")
+    assert len(calls) == 4                      # another document; scalars each time
+    for _ in range(2):
+        with pytest.raises(InvalidInput):
+            check({"bad": True})
+    assert len(calls) == 6
