@@ -9,6 +9,8 @@ import hashlib
 from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
+import orjson
+import redis
 from cachetools import LRUCache
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
@@ -150,9 +152,10 @@ def grid_rows(spec: dict[str, Any], request: dict[str, Any], principal: Principa
 
 def first_block(svc: Any, key: str, q: Query, limit: int, timeframe: str | None) -> drilldown.Page:
     """The first block of a pinned window with its counts: counting reads every event of the
-    window (a 24 h drill-down of a busy organisation: tens of thousands), so each web process
-    keeps it for the page staleness of its timeframe (dashboards.computed.page_stale_ms) and
-    every viewer of that window in that time gets it (sanitised per viewer after). Under the
+    window (a 24 h drill-down of a busy organisation: tens of thousands), so it is kept for the
+    page staleness of its timeframe (dashboards.computed.page_stale_ms) — in this process and,
+    for the other web processes, in Redis — and every viewer of that window in that time gets
+    it (sanitised per viewer after). Under the
     500-user load test, drill-downs that counted their window anew took half the web
     workers' CPU. REST reads and exports count afresh."""
     blocks = current_app.extensions.setdefault("qms_drill_blocks", LRUCache(maxsize=256))
@@ -161,10 +164,40 @@ def first_block(svc: Any, key: str, q: Query, limit: int, timeframe: str | None)
     found = blocks.get((key, limit))
     if found is not None and 0 <= now - found[0] < stale:
         return found[1]
+    shared = f"{key}:first:{limit}"          # what another web process counted, in Redis
+    if stale > 0:
+        try:
+            raw = svc.redis.get(shared)
+        except redis.RedisError:
+            raw = None
+        if raw is not None:
+            at, got = _block_from_json(raw)
+            if 0 <= now - at < stale:
+                blocks[(key, limit)] = (at, got)
+                return got
     got = drilldown.page(Ctx(svc.redis, svc.keys), q, limit, None, 0, count=True)
     if stale > 0:
         blocks[(key, limit)] = (now, got)
+        try:
+            svc.redis.set(shared, _block_json(now, got), ex=int(stale / 1000) + 1)
+        except (redis.RedisError, TypeError):
+            pass                           # kept in this process
     return got
+
+
+def _block_json(at: int, got: drilldown.Page) -> bytes:
+    return orjson.dumps({"at": at, "rows": [[r.ts, r.id, r.role, r.event, r.value, r.context, r.window]
+                                            for r in got.rows],
+                         "counts": got.counts, "value": got.value, "total": got.total,
+                         "next": got.next, "parts": got.parts})
+
+
+def _block_from_json(raw: bytes) -> tuple[int, drilldown.Page]:
+    d = orjson.loads(raw)
+    rows = [drilldown.Row(ts, ident, role, event, value, context, window)
+            for ts, ident, role, event, value, context, window in d["rows"]]
+    nxt = tuple(d["next"]) if d["next"] is not None else None
+    return int(d["at"]), drilldown.Page(rows, d["counts"], d["value"], d["total"], nxt, d["parts"])  # type: ignore[arg-type]
 
 
 def register(app: Dash) -> None:
