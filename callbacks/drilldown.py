@@ -37,6 +37,7 @@ from pages import dashboard
 MAX_BLOCK = 1000
 LEFT_OUT = {"role": "left out", "type": "another team's row", "id": "", "timestamp": None}
 COUNT_TTL_S = 600         # how long a page's later blocks trust the row count of its first
+PINNED_KEEP_MS = 60_000   # a pinned window's first block is reused at least this long (first_block)
 ROLES = ("Roles: counted — counts in the number; numerator / denominator — a percentage's parts (each "
          "denominator row is marked whether it is in the numerator); averaged — an item of a mean, with its value; "
          "ranked — an item of a percentile; open_at_end / state_at_end — in that state at the window's end, shown "
@@ -153,13 +154,16 @@ def grid_rows(spec: dict[str, Any], request: dict[str, Any], principal: Principa
 def first_block(svc: Any, key: str, q: Query, limit: int, timeframe: str | None) -> drilldown.Page:
     """The first block of a pinned window with its counts: counting reads every event of the
     window (a 24 h drill-down of a busy organisation: tens of thousands), so it is kept for the
-    page staleness of its timeframe (dashboards.computed.page_stale_ms) — in this process and,
+    page staleness of its timeframe (dashboards.computed.page_stale_ms), at least a minute
+    (PINNED_KEEP_MS; none with QMS_BODY_CACHE_S=0) — in this process and,
     for the other web processes, in Redis — and every viewer of that window in that time gets
     it (sanitised per viewer after). Under the
     500-user load test, drill-downs that counted their window anew took half the web
     workers' CPU. REST reads and exports count afresh."""
     blocks = current_app.extensions.setdefault("qms_drill_blocks", LRUCache(maxsize=256))
-    stale = page_stale_ms(svc.settings, timeframe)
+    # At least a minute: the window is pinned (its end a whole minute, the key's), so only late
+    # events change it, and every viewer opening that minute's page shares one count.
+    stale = max(page_stale_ms(svc.settings, timeframe), PINNED_KEEP_MS) if svc.settings.body_cache_s else 0.0
     now = now_ms()
     found = blocks.get((key, limit))
     if found is not None and 0 <= now - found[0] < stale:

@@ -344,9 +344,9 @@ def test_drl016_events_sharing_a_millisecond_are_neither_repeated_nor_skipped_at
 
 def test_drl017_a_pinned_window_s_first_block_is_counted_once_per_staleness(app: Any, auth: Any, r: Any,
                                                                            monkeypatch: Any) -> None:
-    """Counting a window reads every event in it: each web process keeps a pinned window's first
-    block for its timeframe's page staleness, shared by the viewers of that window; a new
-    window, or the staleness over, counts again (and sees what came meanwhile)."""
+    """Counting a window reads every event in it: a pinned window's first block is kept for its
+    timeframe's page staleness, at least a minute, shared by the viewers of that window and the
+    web processes; a new window, or that time over, counts again (and sees what came meanwhile)."""
     import data.drilldown as dd
     from tests.integration.test_rbac_matrix import callback_body
     ingest(app, r, gates(60))
@@ -381,5 +381,7 @@ def test_drl017_a_pinned_window_s_first_block_is_counted_once_per_staleness(app:
     assert first("qa_lead", END - MINUTE_MS) != "" and counted == [1, 1]    # another window
     ingest(app, r, [dict(e, id=e["id"] + "-late") for e in gates(3, fail_every=1)])   # late events in the window
     assert first("qa_lead") == "20 gate runs failed" and counted == [1, 1]
-    clock[0] += 15_001                                                      # the staleness over
+    clock[0] += 30_000
+    assert first("qa_lead") == "20 gate runs failed" and counted == [1, 1]   # 30 s later: still kept
+    clock[0] += 60_001                                                      # a minute over (24h: 15 s)
     assert first("qa_lead") == "23 gate runs failed" and counted == [1, 1, 1]
