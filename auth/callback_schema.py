@@ -144,11 +144,12 @@ class CallbackSchema:
             raise InvalidInput(f"{dep.name}: the callback declares no schema for this input")
         value = (entry.model_extra or {}).get("value")
         # A structured value seen valid before (a page's dashboard definition, sent with each of
-        # its refreshes) is not validated again: its JSON's digest is remembered, per input.
+        # its refreshes) is not validated again: its JSON's digest is remembered, per schema (two
+        # callbacks may declare the same input with different schemas; theirs live as long as the app).
         sig = None
         if isinstance(value, (dict, list)) and value:
             try:
-                sig = (dep.name, hashlib.sha1(orjson.dumps(value)).digest())
+                sig = (id(dep.adapter), hashlib.sha1(orjson.dumps(value)).digest())
             except TypeError:
                 sig = None
             if sig is not None and sig in _VALID:
@@ -161,8 +162,8 @@ class CallbackSchema:
             _VALID[sig] = True
 
 
-# (input, digest of its JSON) of structured values validated (CallbackSchema._value).
-_VALID: LRUCache[tuple[str, bytes], bool] = LRUCache(maxsize=1024)
+# (the schema's identity, digest of its JSON) of structured values validated (CallbackSchema._value).
+_VALID: LRUCache[tuple[int, bytes], bool] = LRUCache(maxsize=1024)
 
 
 def _outputs_of(key: str) -> list[tuple[str, str]]:

@@ -610,6 +610,20 @@ def test_brd012_an_overloaded_server_shows_a_recent_body_instead_of_queueing_its
     assert drawn.count("qa-gates") == 2 and "busy" not in res.json["response"]["dash-freshness"]["children"]
 
 
+def hold_turn(gate: Any) -> tuple[Any, Any, Any]:
+    """A thread taking its turn at the gate and keeping it until told: (it, in, leave)."""
+    import threading
+    inside, leave = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with gate.turn():
+            inside.set()
+            leave.wait(5)
+    t = threading.Thread(target=hold)
+    t.start()
+    return t, inside, leave
+
+
 def test_brd013_the_draw_gate_says_when_a_draw_would_wait() -> None:
     import threading
 
@@ -618,16 +632,7 @@ def test_brd013_the_draw_gate_says_when_a_draw_would_wait() -> None:
     assert not gate.busy() and not DrawGate(0).busy()
 
     def holder() -> tuple[threading.Thread, threading.Event, threading.Event]:
-        """A thread taking its turn at the gate and keeping it until told: (it, in, leave)."""
-        inside, leave = threading.Event(), threading.Event()
-
-        def hold() -> None:
-            with gate.turn():
-                inside.set()
-                leave.wait(5)
-        t = threading.Thread(target=hold)
-        t.start()
-        return t, inside, leave
+        return hold_turn(gate)
 
     first, first_in, first_leave = holder()
     assert first_in.wait(5) and gate.busy() and gate.active == 1
@@ -732,14 +737,7 @@ def test_brd016_the_draw_gate_expects_the_wait_fills_had_lately() -> None:
     with gate.turn():
         pass
     assert gate.wait_s < 0.05                            # no wait
-    inside, leave = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with gate.turn():
-            inside.set()
-            leave.wait(5)
-    t = threading.Thread(target=hold)
-    t.start()
+    t, inside, leave = hold_turn(gate)
     inside.wait(5)
     threading.Timer(0.3, leave.set).start()
     with gate.turn():                                    # waited ~0.3 s for the holder

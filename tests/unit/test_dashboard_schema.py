@@ -333,10 +333,13 @@ def test_a_structured_callback_value_seen_valid_is_not_validated_again() -> None
     check({"a": [1, 2]})
     assert len(calls) == 1
     check({"a": [1, 3]})
+    other = _Dep(name="t-def.data", pattern=None, cid="t-def", prop="data", many=False, adapter=Adapter())  # type: ignore[arg-type]
+    CallbackSchema._value(other, _Entry.model_validate({"id": "t-def", "property": "data", "value": {"a": [1, 2]}}))
+    assert len(calls) == 3                      # the same input under another schema: validated by it
     check("text")
     check("text")
-    assert len(calls) == 4                      # another document; scalars each time
+    assert len(calls) == 5                      # another document; scalars each time
     for _ in range(2):
         with pytest.raises(InvalidInput):
             check({"bad": True})
-    assert len(calls) == 6
+    assert len(calls) == 7
