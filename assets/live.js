@@ -39,6 +39,7 @@
   const WS_FAILS_BEFORE_SSE = 3;
   const SSE_FAILS_BEFORE_POLL = 3;
   const FALLBACK_RETRY_MS = 30000;  // how often SSE/polling mode tries the WebSocket again
+  const RESYNC_MS = 5000;           // a channel's snapshot asked again at most this often
   const TICK_MS = 2000;             // chart redraws are server round trips: at most one per 2 s
   const DOM_SETTLE_MS = 50;         // Dash renders in bursts of mutations: look once it settles
   const REFRESH_INTERVALS = ["dash-refresh", "gate-refresh", "audit-refresh"];
@@ -60,6 +61,7 @@
     lastReceivedAt: null,
     lastLatencyMs: null,
     received: 0,
+    resyncs: 0,                     // snapshots asked again after a missed delta
     connections: 0,                 // WebSocket/SSE connections this page opened
     channels: [],
   };
@@ -72,6 +74,11 @@
   let subscribed = new Set();       // channels asked of the current socket
   let refused = new Set();          // refused by the server on this connection: not asked again
   let versions = new Map();         // channel -> last data version applied
+  // channel -> {timeframe: version of the cards the page holds}: a part that carries a
+  // "base" holds only the cards that changed since that version (live/publisher.py) and
+  // applies only on top of it; a part without one is whole.
+  let parts = new Map();
+  const resyncs = new Map();        // channel -> when its snapshot was last asked again
   let connections = 0;              // connections opened by this page (WebSocket or SSE)
   const ticks = new Map();          // channel -> throttle state
 
@@ -366,7 +373,7 @@
       versions.set(channel, data.version);
     }
     if (channel.indexOf("dashboard.") === 0) {
-      applyKpis(data);
+      applyKpis({timeframes: takeParts(channel, data)});
     }
     // The snapshot that follows the page's first subscription holds what the page has just
     // drawn: redrawing the charts for it would only make the first paint wait (Dash drops
@@ -386,6 +393,61 @@
     // Every channel ticks (events.* feed the audit and operations views); the store
     // carries the channel so each page's callback can ignore what it does not show.
     tick(channel, {channel: channel, version: data.version, timestamp: msg.timestamp});
+  }
+
+  // The parts of a message the page can apply: whole parts, and deltas on top of the version
+  // it holds. A delta on top of an older version than the message's means a message was
+  // missed (a full queue on the server, a switch of transport): the channel's snapshot is
+  // asked again. One on top of nothing is ignored: the snapshot that follows a subscription
+  // is on its way and holds it.
+  function takeParts(channel, data) {
+    const frames = isObject(data.timeframes) ? data.timeframes : {};
+    let have = parts.get(channel);
+    if (!have) {
+      have = {};
+      parts.set(channel, have);
+    }
+    const out = {};
+    let missed = false;
+    Object.keys(frames).forEach(function (tf) {
+      const part = frames[tf];
+      if (!isObject(part)) {
+        return;
+      }
+      const v = typeof part.v === "number" ? part.v : data.version;
+      if (typeof part.base === "number" && have[tf] !== part.base) {
+        if (typeof have[tf] === "number" && typeof v === "number" && v > have[tf]) {
+          missed = true;
+        }
+        return;
+      }
+      if (typeof v === "number") {
+        have[tf] = v;
+      }
+      out[tf] = part;
+    });
+    if (missed) {
+      resync(channel);
+    }
+    return out;
+  }
+
+  // The channel's snapshot again (at most every RESYNC_MS per channel): on the WebSocket by
+  // subscribing anew, on SSE by a new stream (its channels are subscribed with snapshots).
+  function resync(channel) {
+    const t = now();
+    if (t - (resyncs.get(channel) || -Infinity) < RESYNC_MS) {
+      return;
+    }
+    resyncs.set(channel, t);
+    live.resyncs += 1;
+    parts.delete(channel);
+    if (mode === "ws" && ws && wsOpened && subscribed.has(channel)) {
+      send({type: "unsubscribe", channels: [channel]});
+      send({type: "subscribe", channels: [channel]});
+    } else if (mode === "sse" && es) {
+      openEventSource();
+    }
   }
 
   function applyKpis(data) {
@@ -511,7 +573,7 @@
       });
       const added = wanted.filter(function (c) { return !subscribed.has(c) && !refused.has(c); });
       if (gone.length) {
-        gone.forEach(function (c) { subscribed.delete(c); versions.delete(c); });
+        gone.forEach(function (c) { subscribed.delete(c); versions.delete(c); parts.delete(c); });
         send({type: "unsubscribe", channels: gone});
       }
       if (added.length) {
@@ -592,6 +654,7 @@
     subscribed = new Set();
     refused = new Set();
     versions = new Map();
+    parts = new Map();
     syncChannels();
     startHeartbeat();
     render();
@@ -689,6 +752,7 @@
     es = src;
     esKey = wanted.join(",");
     versions = new Map();
+    parts = new Map();
     src.onopen = function () {
       if (es === src) {
         connections += 1;

@@ -181,7 +181,9 @@ class Hub:
             return None
         merged: dict[str, Any] | None = None
         newest: dict[str, int] = {}         # timeframe -> version of the part kept
-        for raw in stored.values():
+        for field, raw in stored.items():
+            if field.startswith(b"v:"):     # the publisher's record of each part's version
+                continue
             msg = orjson.loads(raw)
             version = msg["data"]["version"]
             if merged is None:
@@ -193,6 +195,12 @@ class Hub:
                     merged["data"]["timeframes"][tf] = part
                     newest[tf] = version
             merged["data"]["version"] = max(merged["data"]["version"], version)
+        if merged is None:
+            return None
+        # Each part says its own version ("v"): the base later deltas of it are checked against.
+        for tf, part in merged["data"]["timeframes"].items():
+            if isinstance(part, dict) and tf in newest:
+                part["v"] = newest[tf]
         return orjson.dumps(merged)
 
     # --- relay --------------------------------------------------------------------------

@@ -260,3 +260,58 @@ def test_live_inc006_the_copy_tiles_whole_days_with_daily_buckets_as_the_engine(
     same(("7d", "30d"))
     assert pub.cache.daily == now_ms() // DAY_MS * DAY_MS + DAY_MS
     assert pub.compute(("30d",), -1)[1][("qa", "30d")]["total_gates_executed"]["text"] == "9"
+
+
+def test_live_inc007_a_part_holds_only_the_changed_cards_on_top_of_the_snapshot_s_version(app: Any, r: Any) -> None:
+    """A channel's part for a timeframe carries only the cards that changed, with the version
+    they change ("base"), where the snapshot holds exactly that version; the snapshot stays
+    whole, each part with its own version ("v"). After another publisher's message (or with
+    a card gone) the part goes whole."""
+    from live.hub import Hub
+    svc = app.server.extensions["qms"]
+    k = svc.keys
+    a, b = Publisher(r, k, svc.engine), Publisher(r, k, svc.engine)
+    sub = r.pubsub(ignore_subscribe_messages=True)
+    sub.subscribe(k.live("dashboard.qa"))
+
+    def heard() -> dict[str, Any]:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            msg = sub.get_message(timeout=1)
+            if msg and msg["type"] == "message":
+                return orjson.loads(msg["data"])
+        raise AssertionError("nothing published")
+
+    def card(text: str) -> dict[str, Any]:
+        return {"text": text, "trend": None, "rounded": text, "previous_text": "previous: 0"}
+    hub = Hub(r, k)
+    try:
+        a._send(5, {("qa", "24h"): {"x": card("1"), "y": card("2")}, ("qa", "1h"): {"x": card("9")}})
+        first = heard()
+        assert first["data"]["version"] == 5
+        assert first["data"]["timeframes"] == {"24h": {"kpis": {"x": card("1"), "y": card("2")}},
+                                               "1h": {"kpis": {"x": card("9")}}}          # nothing before: whole
+        a._send(6, {("qa", "24h"): {"x": card("1"), "y": card("3")}, ("qa", "1h"): {"x": card("9")}})
+        second = heard()
+        assert second["data"] == {"version": 6, "timeframes": {"24h": {"kpis": {"y": card("3")}, "base": 5}}}
+        stored = r.hgetall(k.live_last("dashboard.qa"))
+        assert stored[b"v:24h"] == b"6" and stored[b"v:1h"] == b"5"
+        assert orjson.loads(stored[b"24h"])["data"]["timeframes"]["24h"]["kpis"] == {"x": card("1"), "y": card("3")}
+        snap = orjson.loads(hub._read_snapshot("dashboard.qa"))
+        assert snap["data"]["version"] == 6
+        assert snap["data"]["timeframes"] == {"24h": {"kpis": {"x": card("1"), "y": card("3")}, "v": 6},
+                                              "1h": {"kpis": {"x": card("9")}, "v": 5}}
+        # Another publisher's round (its first: whole), then this one's next part is whole too:
+        # the snapshot no longer holds the version it would be a delta of.
+        b._send(7, {("qa", "24h"): {"x": card("4"), "y": card("3")}})
+        assert heard()["data"]["timeframes"]["24h"] == {"kpis": {"x": card("4"), "y": card("3")}}
+        a._send(8, {("qa", "24h"): {"x": card("5"), "y": card("3")}})
+        assert heard()["data"]["timeframes"]["24h"] == {"kpis": {"x": card("5"), "y": card("3")}}
+        a._send(9, {("qa", "24h"): {"x": card("6"), "y": card("3")}})
+        assert heard()["data"]["timeframes"]["24h"] == {"kpis": {"x": card("6")}, "base": 8}
+        # A card gone: whole (a delta only adds and replaces).
+        a._send(10, {("qa", "24h"): {"x": card("6")}})
+        assert heard()["data"]["timeframes"]["24h"] == {"kpis": {"x": card("6")}}
+    finally:
+        sub.close()
+        hub.stop()

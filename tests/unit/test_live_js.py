@@ -247,6 +247,45 @@ const scenarios = {
     assert.strictEqual(env.props({type: "kpi-value", kpi: "gate_pass_rate"}).children, "89.0%");
   },
 
+  a_delta_applies_on_top_of_its_base_and_a_missed_one_asks_for_the_snapshot_again() {
+    // live/publisher.py: a part with "base" holds only the cards changed since that version.
+    const env = dashboardPage();
+    env.ws().open();
+    const card = id => env.props({type: "kpi-value", kpi: id}).children;
+    const part = (kpis, base, v) => Object.assign({kpis}, base === undefined ? {} : {base}, v === undefined ? {} : {v});
+    const msg = (version, tfs) => ({type: "data_update", channel: "dashboard.executive", timestamp: 999000,
+                                    data: {version, timeframes: tfs}});
+    // A delta before the snapshot (relayed between the subscription and its snapshot): ignored.
+    env.ws().msg(msg(6, {"24h": part({gate_pass_rate: {text: "70.0%"}}, 5)}));
+    assert.strictEqual(card("gate_pass_rate"), "80.0%");
+    // The snapshot: whole parts, each with its own version ("v").
+    env.ws().msg(msg(6, {"24h": part({gate_pass_rate: {text: "81.0%"}, sla_adherence: {text: "91.0%"}}, undefined, 6),
+                         "1h": part({gate_pass_rate: {text: "50.0%"}}, undefined, 4)}));
+    assert.strictEqual(card("gate_pass_rate"), "81.0%");
+    // On top of 6: applied (only its cards change); the 1h part on top of 4 too.
+    env.ws().msg(msg(7, {"24h": part({gate_pass_rate: {text: "82.0%"}}, 6), "1h": part({}, 4)}));
+    assert.strictEqual(card("gate_pass_rate"), "82.0%");
+    assert.strictEqual(card("sla_adherence"), "91.0%");
+    // A delta on top of 8 while the page holds 7 (8 was missed): not applied, the channel
+    // subscribed anew (its snapshot follows), once however many such deltas come.
+    const before = env.ws().sent.length;
+    env.ws().msg(msg(9, {"24h": part({gate_pass_rate: {text: "99.0%"}}, 8)}));
+    env.ws().msg(msg(10, {"24h": part({gate_pass_rate: {text: "98.0%"}}, 9)}));
+    assert.strictEqual(card("gate_pass_rate"), "82.0%");
+    deq(env.ws().sent.slice(before), [{type: "unsubscribe", channels: ["dashboard.executive"]},
+                                      {type: "subscribe", channels: ["dashboard.executive"]}]);
+    assert.strictEqual(env.live().resyncs, 1);
+    // The snapshot after it, then deltas on top of it again.
+    env.ws().msg(msg(10, {"24h": part({gate_pass_rate: {text: "98.0%"}, sla_adherence: {text: "92.0%"}}, undefined, 10)}));
+    env.ws().msg(msg(11, {"24h": part({sla_adherence: {text: "93.0%"}}, 10)}));
+    assert.strictEqual(card("gate_pass_rate"), "98.0%");
+    assert.strictEqual(card("sla_adherence"), "93.0%");
+    // A delta older than what the page holds (a duplicate) is no gap: nothing asked.
+    env.ws().msg(msg(11, {"24h": part({sla_adherence: {text: "1.0%"}}, 9, 11)}));
+    assert.strictEqual(card("sla_adherence"), "93.0%");
+    assert.strictEqual(env.live().resyncs, 1);
+  },
+
   the_page_s_redraw_period_for_its_timeframe_spaces_the_chart_ticks() {
     // live-config data-redraw: the server reuses a drawn body that long (ms by timeframe), so
     // the page asks for its live widgets no sooner — counted from the page's own drawing.
