@@ -148,7 +148,8 @@ def count_in(msg: dict[str, Any]) -> int | None:
     part = ((msg.get("data") or {}).get("timeframes") or {}).get(TF)
     if part is None:
         return None
-    return count_of(part["kpis"][KPI]["text"])
+    kpi = (part.get("kpis") or {}).get(KPI)      # a delta part holds only the cards that changed
+    return None if kpi is None else count_of(kpi["text"])
 
 
 def gate_event(n: int, tag: str) -> bytes:
@@ -415,7 +416,7 @@ class Observer(threading.Thread):
         self.stop_evt = threading.Event()
         self.applied: list[tuple[int, float]] = []     # (applied count, first time seen)
         self.published: list[tuple[int, float]] = []   # (24h count, first time seen)
-        self.messages: list[tuple[float, int, tuple[str, ...]]] = []   # (time, version, timeframes) on the channel
+        self.messages: list[tuple[float, int, tuple[str, ...], int]] = []   # (time, version, timeframes, bytes)
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -433,7 +434,8 @@ class Observer(threading.Thread):
                 elif m["channel"] == live:
                     msg = orjson.loads(m["data"])
                     data = msg.get("data") or {}
-                    self.messages.append((t, int(data.get("version") or 0), tuple(data.get("timeframes") or ())))
+                    self.messages.append((t, int(data.get("version") or 0), tuple(data.get("timeframes") or ()),
+                                          len(m["data"])))
                     n = count_in(msg)
                     if n is not None and (not self.published or n > self.published[-1][0]):
                         self.published.append((n, t))
@@ -446,9 +448,11 @@ class Observer(threading.Thread):
         """Publish rounds seen on the channel between t0 and t1: how long from the version's
         24h message to its last one (1h, 4h; 7d and 30d every slow_every_s), and the gaps."""
         by_version: dict[int, list[tuple[float, tuple[str, ...]]]] = {}
-        for t, v, tfs in self.messages:
+        sizes = []
+        for t, v, tfs, size in self.messages:
             if t0 <= t <= t1:
                 by_version.setdefault(v, []).append((t, tfs))
+                sizes.append(float(size))
         fast, slow, starts = [], [], []
         for msgs in by_version.values():
             span = (msgs[-1][0] - msgs[0][0]) * 1000
@@ -456,7 +460,8 @@ class Observer(threading.Thread):
             starts.append(msgs[0][0])
         starts.sort()
         gaps = [(b - a) * 1000 for a, b in zip(starts, starts[1:])]
-        return {"rounds": len(by_version), "fast": stats(fast), "slow": stats(slow), "gap": stats(gaps)}
+        return {"rounds": len(by_version), "fast": stats(fast), "slow": stats(slow), "gap": stats(gaps),
+                "bytes": stats(sizes)}
 
     def seen(self, which: str) -> int:
         lst = getattr(self, which)
@@ -633,9 +638,12 @@ class LeanWebSocket(asyncio.Protocol):
         self._end(f"closed: {exc or 'EOF'}")
 
 
-def _client_process(conn: Any, jobs: list[tuple[int, int, str]], batch: int, compression: bool, lean: bool) -> None:
+def _client_process(conn: Any, jobs: list[tuple[int, int, str]], batch: int, compression: bool, lean: bool,
+                    nice: int = 0) -> None:
     """Entry of a client process: runs the commands main() sends over `conn`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # the parent handles Ctrl+C and tells us to stop
+    if nice:
+        os.nice(nice)       # --client-nice: the clients yield the cores, as browsers elsewhere would
     try:
         asyncio.run(_client_main(conn, jobs, batch, compression, lean))
     except BaseException:
@@ -803,7 +811,7 @@ async def _client_main(conn: Any, jobs: list[tuple[int, int, str]], batch: int, 
 
 class ClientProcs:
     def __init__(self, servers: list[Server], token: str, clients: int, procs: int, batch: int,
-                 compression: bool, lean: bool) -> None:
+                 compression: bool, lean: bool, nice: int = 0) -> None:
         ctx = mp.get_context("spawn")
         self.procs: list[Any] = []
         self.conns: list[Any] = []
@@ -813,7 +821,7 @@ class ClientProcs:
             jobs[cid % procs].append((cid, s.index, f"{s.ws}?token={token}"))
         for i in range(procs):
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=_client_process, args=(child, jobs[i], batch, compression, lean),
+            p = ctx.Process(target=_client_process, args=(child, jobs[i], batch, compression, lean, nice),
                             name=f"bench-push-clients-{i}", daemon=True)
             p.start()
             child.close()
@@ -993,10 +1001,10 @@ def run(args: argparse.Namespace) -> int:
         R["cpu_idle0"] = {s.index: (s.child.cpu() - idle0[s.index]) / args.idle_seconds for s in servers}
 
         print(f"\n== connecting {args.clients:,} WebSocket clients "
-              f"({args.client_procs} client process(es), {args.batch} handshakes in flight in all)", flush=True)
+              f"({args.client_procs} client process(es) at nice {args.client_nice}, {args.batch} handshakes in flight in all)", flush=True)
         clients = ClientProcs(servers, token, args.clients, args.client_procs,
                               max(1, args.batch // args.client_procs), not args.no_compression,
-                              args.client == "lean")
+                              args.client == "lean", args.client_nice)
         t0 = mono()
         answers = clients.ask("connect", timeout=900)
         R["connect_wall"] = mono() - t0
@@ -1175,7 +1183,8 @@ def print_report(args: argparse.Namespace, servers: list[Server], poster: Poster
         rows.append([f"  publish rounds, {label}",
                      f"{rd['rounds']}, gap p50 {ms(rd['gap']['p50'])} ms; qa 24h -> last message p50 / max "
                      f"{ms(rd['fast']['p50'])} / {ms(rd['fast']['max'])} ms; with 7d+30d ({rd['slow']['n']}) "
-                     f"{ms(rd['slow']['p50'])} / {ms(rd['slow']['max'])} ms"])
+                     f"{ms(rd['slow']['p50'])} / {ms(rd['slow']['max'])} ms; message bytes p50 / max "
+                     f"{rd['bytes']['p50']:,.0f} / {rd['bytes']['max']:,.0f}"])
     rows += [
         ["clients closed by the server", f"{len(closed)}" + (f", e.g. {closed[0]}" if closed else "")],
         ["data_update messages delivered", f"{msgs:,} in {dur:.1f} s = {msgs / dur:,.0f}/s (all clients), "
@@ -1248,6 +1257,9 @@ def main() -> None:
     ap.add_argument("--client", choices=("lean", "websockets"), default="lean",
                     help="lean: a minimal RFC 6455 client on asyncio.Protocol (default; a few us a message); "
                          "websockets: the `websockets` library (~50-70 us a message: the clients become the limit)")
+    ap.add_argument("--client-nice", type=int, default=0, metavar="N",
+                    help="run the client processes at this niceness (e.g. 19): the server then gets a core "
+                         "whenever it needs one, as it would with its browsers on other machines (default 0)")
     ap.add_argument("--batch", type=int, default=50,
                     help="WebSocket handshakes in flight at most, over all client processes (default 50)")
     ap.add_argument("--pipeline", choices=tuple(PIPELINES), default="web",
@@ -1271,6 +1283,8 @@ def main() -> None:
     ap.add_argument("--no-compression", action="store_true",
                     help="do not offer permessage-deflate (browsers offer it; by default the clients do too)")
     args = ap.parse_args()
+    if not 0 <= args.client_nice <= 19:
+        ap.error("--client-nice must be 0-19")
     if min(args.clients, args.client_procs, args.post_threads, args.batch) < 1 or min(args.rate, args.seconds) <= 0:
         ap.error("--clients, --client-procs, --post-threads, --batch, --rate and --seconds must be positive")
     args.client_procs = min(args.client_procs, args.clients)
