@@ -228,6 +228,11 @@ class BodyCache:
         viewer = ["anyone allowed"] if viewer_neutral(widget) else [
             sorted(p.roles) if p else [], sorted(getattr(p, "permissions", ()) or ()) if p else [],
             (p.name if p else None) if scoped else None]
+        # A body of scope-free sources only is the same for every repository or team filter:
+        # the renderers use the filter's query only for the links of filtered numbers.
+        if context.get("scope_query") and all(sources.scope_free(ds.source, ds.metric or ds.name or "")
+                                              for ds in widget.data_sources):
+            context = {**context, "scope_query": "*"}
         # Markers are drawn on time series only: a card's body is the same on a page with a chart.
         head = [widget.model_dump(mode="json"), mode, context, annotated and widget.type in renderer.TIME_SERIES,
                 viewer]

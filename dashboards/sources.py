@@ -46,7 +46,7 @@ from dashboards import computed
 from data import cache_io, partition
 from dashboards.computed import STALE_FACTOR, Request, Spec, page_stale, page_stale_ms  # noqa: F401 (re-exported)
 from dashboards.schema import NEEDS_METRIC, DataSource, Filters, Transform, Widget
-from data import views
+from data import scopes, views
 from data.engine import plan
 from data.kpis import dashboard_of
 from data.rawstore import flat_row
@@ -270,12 +270,36 @@ def fetch_all(widget: Widget, ctx: SourceContext) -> list[pd.DataFrame]:
     return [fetch(ds, ctx) for ds in widget.data_sources]
 
 
+# The state lists no repository or team filter changes (the agents, the queues).
+SCOPE_FREE_STATES = frozenset({"agents", "queues"})
+
+
+def scope_free(kind: str, name: str) -> bool:
+    """Whether a source's result is the same whichever repository or team the page is filtered
+    by: a KPI or a KPI's series that data.scopes cannot split (the engine gives its unfiltered
+    numbers, marked `filtered: False`: only whether a filter is on shows), the agents, the
+    queues. Such a result, and a body drawn from such results only, is kept once for every
+    filter value (`identity`, callbacks.dashboard.BodyCache.key) instead of once per value."""
+    if kind in ("kpi", "series"):
+        return name not in scopes.SCOPED_KPIS
+    return kind == "state" and name in SCOPE_FREE_STATES
+
+
+def _filters_named(req: Request) -> dict[str, str]:
+    """The request's filters as its cache names them: a scope-free source's repository or team
+    value as "*" (present, any value)."""
+    f = req.filters
+    if not any(f.get(d) for d in scopes.DIMENSIONS) or not scope_free(req.kind, req.name):
+        return f
+    return {k: ("*" if k in scopes.DIMENSIONS and v else v) for k, v in f.items()}
+
+
 def identity(sp: Spec, req: Request, with_end: bool = True) -> str:
     """What a cached result depends on (beside the data version); `with_end=False`: whatever
     the window's end (a live window's results are told apart by their entry's `e`)."""
     return orjson.dumps({"k": req.kind, "n": req.name, "tf": req.timeframe,
                          "e": req.e if sp.windowed and with_end else None,
-                         "f": req.filters, "p": req.points, "l": req.limit if req.kind == "drilldown" else None,
+                         "f": _filters_named(req), "p": req.points, "l": req.limit if req.kind == "drilldown" else None,
                          "u": req.user, "x": {k: v for k, v in req.flags.items() if k != "team_scoped"}},
                         option=orjson.OPT_SORT_KEYS).decode()
 

@@ -786,3 +786,55 @@ def test_brd017_live_reads_and_refusals_are_drawn_without_a_turn_at_the_gate(app
     assert board.light(w(health), ops_p) and board.light(w(health), dev)     # live; refused
     assert board.light(w(agents), dev) and not board.light(w(agents), ops_p)  # refused; kept, so in turn
     assert not board.light(w(health, agents), ops_p)
+
+
+def test_brd018_a_widget_no_repository_or_team_splits_is_drawn_once_for_every_filter(
+        app: Any, r: Any, auth: Any, monkeypatch: Any) -> None:
+    """A source whose result a repository or team filter cannot change (a KPI data.scopes cannot
+    split, its series, the agents, the queues — only whether a filter is on shows: the card says
+    "all") is computed and drawn once for every filter value: the operational page filtered to
+    another repository draws only its filtered widgets, and shows what a fresh draw shows."""
+    import callbacks.dashboard as board
+    from data.keys import Keys
+    from data.simulator import Simulator
+    from datetime import datetime, timedelta, timezone
+    svc = app.server.extensions["qms"]
+    end = datetime.now(timezone.utc).replace(microsecond=0)
+    assert svc.ingestor.ingest(list(Simulator(seed=3, rate=1).events_between(end - timedelta(hours=1), end))).rejected == 0
+    Aggregator(r, Keys("qms")).drain()
+    repos = sorted(svc.engine.names()["repositories"])[:2]
+    assert len(repos) == 2, repos
+    drawn: list[str] = []
+    render = board.renderer.render
+    monkeypatch.setattr(board.renderer, "render",
+                        lambda widget, *a, **kw: drawn.append(widget.id) or render(widget, *a, **kw))
+    c, csrf = signed_in(app, auth, "operations")
+    page = route(app, c, csrf, "/dashboards/operational")
+    defn = [n for n in walk(page) if n.get("id") == "dash-def"][0]["data"]
+    # Bodies reused across data versions for a minute (QMS_BODY_CACHE_S): a filter applied is
+    # audited, and that event is a new data version.
+    app.server.extensions["qms_bodies"].stale_ms = 60_000
+
+    def shown(scope: str) -> dict[str, str]:
+        drawn.clear()
+        res = post(c, csrf, refresh_body(app, defn, scope=scope, trigger="dash-scope.value"))
+        assert res.status_code == 200, res.data[:300]
+        out = res.json["response"]
+        return {w["id"]: texts(out[f'{{"type":"w-body","w":"{w["id"]}"}}']["children"]) for w in defn["widgets"]}
+    free = {"total_agents", "active_agents", "overloaded_agents", "idle_agents", "down_agents", "agents_in_training",
+            "error_rate", "ops-queues", "ops-agents", "ops-errors"}
+    assert free <= {w["id"] for w in defn["widgets"]}
+    first = shown(f"repository={repos[0]}")
+    assert free <= set(drawn)
+    second = shown(f"repository={repos[1]}")
+    assert not free & set(drawn), sorted(free & set(drawn))          # kept from the first filter
+    assert {"total_active_reviews", "pending_dor_validations", "ops-pipeline"} <= set(drawn)
+    assert "all" in second["total_agents"].split(" | ") and first["total_agents"] == second["total_agents"]
+    assert "all" not in shown("")["total_agents"].split(" | ")        # unfiltered: no "all" badge, its own body
+    for k in r.scan_iter("qms:cache:*"):                               # the same page drawn afresh
+        r.delete(k)
+    app.server.extensions["qms_bodies"]._bodies.clear()
+    fresh = shown(f"repository={repos[1]}")
+    assert free <= set(drawn)
+    del fresh["ops-health"], second["ops-health"]                     # a live read: its ages move
+    assert fresh == second
