@@ -270,19 +270,22 @@ def fetch_all(widget: Widget, ctx: SourceContext) -> list[pd.DataFrame]:
     return [fetch(ds, ctx) for ds in widget.data_sources]
 
 
-# The state lists no repository or team filter changes (the agents, the queues).
-SCOPE_FREE_STATES = frozenset({"agents", "queues"})
+# The sources beside KPIs and series that no repository or team filter changes: the agents and
+# the queues, the gates' figures (gate.* KPIs, which data.scopes cannot split), the defects'
+# breakdowns and the events by type (marked `filtered: False` under a filter).
+SCOPE_FREE = frozenset({("state", "agents"), ("state", "queues"), ("computed", "gates"),
+                        *(("breakdown", n) for n in (*computed.DEFECT_DIMS, "events_by_type"))})
 
 
 def scope_free(kind: str, name: str) -> bool:
     """Whether a source's result is the same whichever repository or team the page is filtered
     by: a KPI or a KPI's series that data.scopes cannot split (the engine gives its unfiltered
-    numbers, marked `filtered: False`: only whether a filter is on shows), the agents, the
-    queues. Such a result, and a body drawn from such results only, is kept once for every
+    numbers, marked `filtered: False`: only whether a filter is on shows), and SCOPE_FREE.
+    Such a result, and a body drawn from such results only, is kept once for every
     filter value (`identity`, callbacks.dashboard.BodyCache.key) instead of once per value."""
     if kind in ("kpi", "series"):
         return name not in scopes.SCOPED_KPIS
-    return kind == "state" and name in SCOPE_FREE_STATES
+    return (kind, name) in SCOPE_FREE
 
 
 def _filters_named(req: Request) -> dict[str, str]:
