@@ -367,11 +367,21 @@ def _gate_runs(ctx: Any, req: Request, coverage: bool = False) -> tuple[list[tup
                                                                           dict[str, Any]]:
     """The window's gate runs (only those reporting a coverage with `coverage`), and their
     workflows' (author, team, repository) when a repository or team is needed."""
-    runs, more = window_events(ctx, GATE_TYPES, req.s, req.e)
+    # A page's code quality and test coverage read the same window: scanned once per request.
+    memo = getattr(ctx, "memo", {})
+    found = memo.get(("gate_runs", req.s, req.e))
+    if found is None:
+        found = memo[("gate_runs", req.s, req.e)] = window_events(ctx, GATE_TYPES, req.s, req.e)
+    runs, more = found
     if coverage:
         runs = [(ts, ev) for ts, ev in runs if views.COVERAGE in ((ev.get("data") or {}).get("metrics") or {})]
     need = coverage or req.filters.get("repository") or req.filters.get("team")
-    info = workflow_info(ctx, [(ev.get("data") or {}).get("workflow_id") for _, ev in runs]) if need else {}
+    info: dict[str, Any] = {}
+    if need:
+        info = memo.get(("gate_runs_info", req.s, req.e))       # every run's workflow, read once
+        if info is None:
+            info = memo[("gate_runs_info", req.s, req.e)] = workflow_info(
+                ctx, [(ev.get("data") or {}).get("workflow_id") for _, ev in found[0]])
     return runs, more, info
 
 

@@ -387,6 +387,27 @@ def test_srci011_code_quality_and_test_coverage_by_hand(hand: dict[str, Any]) ->
     assert mobile["repository"].tolist() == ["app"]           # bob's team: mobile
 
 
+def test_srci011b_one_page_s_code_quality_and_test_coverage_scan_the_window_once(hand: dict[str, Any],
+                                                                                monkeypatch: Any) -> None:
+    """Both views read the window's gate runs and their workflows: one request (its context)
+    scans them once, and each view's numbers are those it gives alone."""
+    from dashboards import computed
+    alone = {n: sources.fetch(DataSource(source="computed", name=n), hctx(hand, repository="pay-svc"))
+             for n in ("code_quality", "test_coverage")}
+    scans: list[tuple[str, ...]] = []
+    infos: list[int] = []
+    scan, info = computed.window_events, computed.workflow_info
+    monkeypatch.setattr(computed, "window_events", lambda ctx, types, *a: scans.append(types) or scan(ctx, types, *a))
+    monkeypatch.setattr(computed, "workflow_info", lambda ctx, ids: infos.append(len(ids)) or info(ctx, ids))
+    ctx = hctx(hand, repository="pay-svc")
+    for k in ctx.redis.scan_iter(ctx.keys.cache("*")):              # the sources computed afresh
+        ctx.redis.delete(k)
+    for n in ("code_quality", "test_coverage"):
+        got = sources.fetch(DataSource(source="computed", name=n), ctx)
+        pd.testing.assert_frame_equal(got, alone[n])
+    assert len(scans) == 1 and len(infos) == 1, (scans, infos)
+
+
 def test_srci012_achievements_and_skill_development_by_hand(hand: dict[str, Any]) -> None:
     ann = hctx(hand, "developer", "ann")
     f = sources.fetch(DataSource(source="computed", name="achievements"), ann)
