@@ -44,6 +44,10 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--dashboards", default=",".join(ROLES))
     ap.add_argument("--by-widget", action="store_true", help="also the CPU split by widget type")
+    ap.add_argument("--filter-sweep", type=int, default=0, metavar="N",
+                    help="instead: each page at each timeframe filtered to N repositories and N teams in "
+                         "turn, bodies and sources kept between them (one data version): what the filters "
+                         "of a page's viewers cost together")
     args = ap.parse_args()
 
     os.environ.setdefault("QMS_LOG_LEVEL", "WARNING")
@@ -90,6 +94,9 @@ def main() -> None:
             finally:
                 by_type[widget.type] = by_type.get(widget.type, 0.0) + time.process_time() - t0
         board._draw = timed
+    if args.filter_sweep:
+        sweep(app, r, board, Principal, args)
+        return
     for dash_id in args.dashboards.split(","):
         roles = ROLES[dash_id]
         principal = Principal(user.get(dash_id, f"bench-{dash_id}"), roles, svc.rbac.permissions_for(roles))
@@ -130,6 +137,46 @@ def main() -> None:
     if prof:
         prof.dump_stats(args.profile)
         pstats.Stats(args.profile).sort_stats("cumulative").print_stats(args.top)
+
+
+def sweep(app: Any, r: Any, board: Any, principal_cls: Any, args: Any) -> None:
+    """--filter-sweep: per page and timeframe, a cold cache, then the page filtered to each of N
+    repositories and N teams in turn (as many viewers' filters would ask it): CPU and bodies drawn."""
+    svc = app.server.extensions["qms"]
+    names = svc.engine.names()
+    scopes = ([{"repository": v} for v in sorted(names["repositories"])[:args.filter_sweep]]
+              + [{"team": v} for v in sorted(names["teams"])[:args.filter_sweep]])
+    drawn = [0]
+    plain = board.renderer.render
+
+    def counted(widget: Any, *a: Any, **kw: Any) -> Any:
+        drawn[0] += 1
+        return plain(widget, *a, **kw)
+    board.renderer.render = counted
+    print(f"filters: {len(scopes)} ({args.filter_sweep} repositories, {args.filter_sweep} teams) per page and timeframe")
+    total_cpu, total_drawn, total_bodies = 0.0, 0, 0
+    for dash_id in args.dashboards.split(","):
+        if dash_id == "developer":
+            continue                      # no filter on the developers' own page
+        roles = ROLES[dash_id]
+        principal = principal_cls(f"bench-{dash_id}", roles, svc.rbac.permissions_for(roles))
+        defn = svc.dashboards.get(dash_id, principal).dashboard
+        ids = [w.id for w in defn.widgets]
+        cpu, n0 = 0.0, drawn[0]
+        for tf in TIMEFRAMES:
+            flush_cache(r)
+            with app.server.test_request_context("/"):
+                board.bodies_cache().clear()
+            for scope in scopes:
+                with app.server.test_request_context("/"):
+                    t = time.process_time()
+                    board.fill(defn, ids, {"timeframe": tf, **scope}, principal, "light")
+                    cpu += time.process_time() - t
+        bodies = len(ids) * len(TIMEFRAMES) * len(scopes)
+        print(f"{dash_id:12s} {len(ids):2d} widgets x {len(TIMEFRAMES)} timeframes x {len(scopes)} filters: "
+              f"CPU {cpu:6.2f} s, bodies drawn {drawn[0] - n0:,} of {bodies:,}", flush=True)
+        total_cpu, total_drawn, total_bodies = total_cpu + cpu, total_drawn + drawn[0] - n0, total_bodies + bodies
+    print(f"all: CPU {total_cpu:.2f} s, bodies drawn {total_drawn:,} of {total_bodies:,}")
 
 
 if __name__ == "__main__":
