@@ -199,7 +199,7 @@ class Hub:
             return None
         # Each part says its own version ("v"): the base later deltas of it are checked against.
         for tf, part in merged["data"]["timeframes"].items():
-            if isinstance(part, dict) and tf in newest:
+            if isinstance(part, dict):
                 part["v"] = newest[tf]
         return orjson.dumps(merged)
 

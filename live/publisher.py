@@ -209,11 +209,10 @@ class Publisher:
                 tail = b'}},"timestamp":' + str(stamp).encode() + b"}"
                 args: list[Any] = [self.k.live(channel), head, tail, version, LAST_TTL_S]
                 for tf, (whole, d, base) in tfs.items():
-                    part = {"kpis": whole}
+                    full = _fragment(tf, {"kpis": whole})       # serialised once: the part and its snapshot
                     args += [tf, "" if base is None else base,
                              _fragment(tf, {"kpis": d, "base": base}) if d is not None else b"",
-                             _fragment(tf, part),
-                             message(channel, {"version": version, "timeframes": {tf: part}})]
+                             full, head + full + tail]
                 self._send_script(keys=[self.k.live_last(channel)], args=args, client=p)
             p.execute()
         return len(changed) + len(also)

@@ -296,7 +296,9 @@ def test_live_inc007_a_part_holds_only_the_changed_cards_on_top_of_the_snapshot_
         assert second["data"] == {"version": 6, "timeframes": {"24h": {"kpis": {"y": card("3")}, "base": 5}}}
         stored = r.hgetall(k.live_last("dashboard.qa"))
         assert stored[b"v:24h"] == b"6" and stored[b"v:1h"] == b"5"
-        assert orjson.loads(stored[b"24h"])["data"]["timeframes"]["24h"]["kpis"] == {"x": card("1"), "y": card("3")}
+        snap24 = orjson.loads(stored[b"24h"])
+        assert snap24 == {"type": "data_update", "channel": "dashboard.qa", "timestamp": snap24["timestamp"],
+                          "data": {"version": 6, "timeframes": {"24h": {"kpis": {"x": card("1"), "y": card("3")}}}}}
         snap = orjson.loads(hub._read_snapshot("dashboard.qa"))
         assert snap["data"]["version"] == 6
         assert snap["data"]["timeframes"] == {"24h": {"kpis": {"x": card("1"), "y": card("3")}, "v": 6},
