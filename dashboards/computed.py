@@ -363,40 +363,29 @@ def team_collaboration(ctx: Any, req: Request) -> Raw:
             "attrs": {"window": req.window(), "unit": "count", "truncated": more}}
 
 
-def _gate_runs(ctx: Any, req: Request, coverage: bool = False) -> tuple[list[tuple[int, dict[str, Any]]], bool,
-                                                                          dict[str, Any]]:
-    """The window's gate runs (only those reporting a coverage with `coverage`), and their
-    workflows' (author, team, repository) when a repository or team is needed."""
-    # A page's code quality and test coverage read the same window: scanned once per request.
-    memo = getattr(ctx, "memo", {})
-    found = memo.get(("gate_runs", req.s, req.e))
-    if found is None:
-        found = memo[("gate_runs", req.s, req.e)] = window_events(ctx, GATE_TYPES, req.s, req.e)
-    runs, more = found
-    if coverage:
-        runs = [(ts, ev) for ts, ev in runs if views.COVERAGE in ((ev.get("data") or {}).get("metrics") or {})]
-    need = coverage or req.filters.get("repository") or req.filters.get("team")
-    info: dict[str, Any] = {}
-    if need:
-        info = memo.get(("gate_runs_info", req.s, req.e))       # every run's workflow, read once
-        if info is None:
-            info = memo[("gate_runs_info", req.s, req.e)] = workflow_info(
-                ctx, [(ev.get("data") or {}).get("workflow_id") for _, ev in found[0]])
-    return runs, more, info
+def _gate_sums(ctx: Any, req: Request) -> tuple[views.GateSums, bool]:
+    """The window's gate runs summed per step, gate, metric and workflow scope (views.gate_sums)
+    and whether the window held more than MAX_EVENTS: read once per data version for code
+    quality and test coverage under every filter, kept in this process (data.engine.Kept; a
+    page's draw takes sums less than its staleness old). Each filter scanned the window's runs
+    and read their workflows again, the QA page's costliest widgets under load."""
+    def compute() -> tuple[views.GateSums, bool]:
+        runs, more = window_events(ctx, GATE_TYPES, req.s, req.e)
+        info = workflow_info(ctx, [(ev.get("data") or {}).get("workflow_id") for _, ev in runs])
+        return views.gate_sums(runs, view_cuts(req.s, req.e, req.now), info), more
+    return ctx.engine.kept.get(("gate_sums", req.s, req.e), ctx.engine.version(), req.now,
+                               page_stale(ctx, req.timeframe), compute)
 
 
 def code_quality(ctx: Any, req: Request) -> Raw:
-    runs, more, info = _gate_runs(ctx, req)
-    if req.filters.get("repository") or req.filters.get("team"):
-        runs = [(ts, ev) for ts, ev in runs if views.in_scope(info.get((ev.get("data") or {}).get("workflow_id")),
-                                                              req.filters)]
-    rows = views.quality_rows(runs, view_cuts(req.s, req.e, req.now), req.filters.get("gate"))
+    sums, more = _gate_sums(ctx, req)
+    rows = views.quality_of(sums, view_cuts(req.s, req.e, req.now), req.filters.get("gate"), req.filters)
     return _raw(rows, window=req.window(), truncated=more)
 
 
 def coverage(ctx: Any, req: Request) -> Raw:
-    runs, more, info = _gate_runs(ctx, req, coverage=True)
-    rows = views.coverage_rows(runs, view_cuts(req.s, req.e, req.now), info, req.filters)
+    sums, more = _gate_sums(ctx, req)
+    rows = views.coverage_of(sums, view_cuts(req.s, req.e, req.now), req.filters)
     return _raw(rows, window=req.window(), unit="percentage", truncated=more)
 
 

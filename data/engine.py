@@ -4,9 +4,11 @@ data version, so identical requests between two batches cost one GET.
 """
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 import redis
@@ -53,6 +55,32 @@ def plan(timeframe: str, end_ms: int | None, now: int, skew_ms: int, depth: int 
     return Plan(timeframe, bounds, horizon, now)
 
 
+class Kept:
+    """Results computed from one data version, kept in this process (as rollups.SpanCache
+    keeps families' buckets): exact for that version, and a page's draw may take one computed
+    less than `stale_ms` ago — what the page may show anyway — which the page's other filters
+    then share. Values are read-only for the callers."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._d: OrderedDict[Any, tuple[int, int, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, version: int, now: int, stale_ms: float, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            hit = self._d.get(key)
+            if hit is not None and (hit[0] == version or 0 <= now - hit[1] < stale_ms):
+                self._d.move_to_end(key)
+                return hit[2]
+        value = compute()
+        with self._lock:
+            self._d[key] = (version, now, value)
+            self._d.move_to_end(key)
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+        return value
+
+
 class Engine:
     def __init__(self, r: redis.Redis, keys: Keys, *, sla_hours: float = 8.0, max_future_skew_s: int = 900,
                  cache_ttl_s: int = 300, series_points: int = 500, series_ttl_s: float = 0.0) -> None:
@@ -66,6 +94,7 @@ class Engine:
         # A page's series share their families' buckets; so do the pages of a timeframe within
         # their staleness: room for every dashboard's families at every timeframe and tiling.
         self.spans = rollups.SpanCache(size=192)
+        self.kept = Kept()                   # dashboards.computed: window scans shared by filters
         self._names_kept: tuple[int, tuple[dict[str, list[str]], int | None, int | None]] | None = None
 
     @classmethod

@@ -242,47 +242,83 @@ def numeric_metrics(metrics: Any) -> dict[str, float]:
             and not str(k).startswith("threshold")}
 
 
-def quality_rows(runs: Iterable[tuple[int, dict[str, Any]]], cuts: list[int],
-                 gate: str | None = None) -> list[Row]:
-    """Per step, gate and metric: the mean of that metric over the gate's runs in the step
-    that report it (`runs`: how many). `runs` in: (timestamp ms, gate event)."""
-    sums: dict[tuple[int, str, str], list[float]] = {}
+# Per step, gate, metric and the run's workflow's team and repository (None: not known):
+# [sum of the metric over the runs that report it, how many].
+GateSums = dict[tuple[int, str | None, str, str | None, str | None], list[float]]
+
+
+def gate_sums(runs: Iterable[tuple[int, dict[str, Any]]], cuts: list[int],
+              workflows: Mapping[str, WorkflowInfo | None]) -> GateSums:
+    """The window's gate runs summed once for every filter: code quality and test coverage
+    of any repository or team (or none) are sums of these (`quality_of`, `coverage_of`).
+    `runs`: (timestamp ms, gate event); `workflows`: each run's workflow (author, team,
+    repository)."""
+    sums: GateSums = {}
     for ts, ev in runs:
         d = ev.get("data") or {}
-        name = d.get("gate_name")
         i = step_of(cuts, ts)
-        if i is None or not isinstance(name, str) or (gate and name != gate):
+        if i is None:
             continue
-        for metric, value in numeric_metrics(d.get("metrics")).items():
-            acc = sums.setdefault((i, name, metric), [0.0, 0])
+        metrics = numeric_metrics(d.get("metrics"))
+        if not metrics:
+            continue
+        name = d.get("gate_name")
+        gate = name if isinstance(name, str) else None
+        info = workflows.get(d.get("workflow_id"))
+        team, repo = (info[1], info[2]) if info else (None, None)
+        for metric, value in metrics.items():
+            acc = sums.setdefault((i, gate, metric, team, repo), [0.0, 0])
             acc[0] += value
             acc[1] += 1
+    return sums
+
+
+def quality_of(sums: GateSums, cuts: list[int], gate: str | None = None,
+               filters: Mapping[str, str] | None = None) -> list[Row]:
+    """Per step, gate and metric: the mean of that metric over the gate's runs in the step
+    that report it (`runs`: how many), of the workflows the filters keep."""
+    filters = filters or {}
+    out: dict[tuple[int, str, str], list[float]] = {}
+    for (i, name, metric, team, repo), (total, n) in sums.items():
+        if name is None or (gate and name != gate) or not in_scope((None, team, repo), filters):
+            continue
+        acc = out.setdefault((i, name, metric), [0.0, 0])
+        acc[0] += total
+        acc[1] += n
     return [{"t": fmt_ms(cuts[i]), "end": fmt_ms(cuts[i + 1]), "gate": g, "metric": m, "value": total / n, "runs": n}
-            for (i, g, m), (total, n) in sorted(sums.items())]
+            for (i, g, m), (total, n) in sorted(out.items())]
+
+
+def quality_rows(runs: Iterable[tuple[int, dict[str, Any]]], cuts: list[int],
+                 gate: str | None = None) -> list[Row]:
+    """`quality_of` the runs, whatever their workflows."""
+    return quality_of(gate_sums(runs, cuts, {}), cuts, gate)
 
 
 COVERAGE = "coverage_percentage"
 
 
+def coverage_of(sums: GateSums, cuts: list[int], filters: Mapping[str, str] | None = None) -> list[Row]:
+    """Per step and repository: the mean `coverage_percentage` of the gate runs that report
+    one, on workflows of that repository (a workflow's repository is its creation's) that
+    the filters keep. Runs of workflows whose pr_created is unknown have no repository and
+    are left out."""
+    filters = filters or {}
+    out: dict[tuple[int, str], list[float]] = {}
+    for (i, _name, metric, team, repo), (total, n) in sums.items():
+        if metric != COVERAGE or not repo or not in_scope((None, team, repo), filters):
+            continue
+        acc = out.setdefault((i, repo), [0.0, 0])
+        acc[0] += total
+        acc[1] += n
+    return [{"t": fmt_ms(cuts[i]), "end": fmt_ms(cuts[i + 1]), "repository": repo, "coverage": total / n, "runs": n}
+            for (i, repo), (total, n) in sorted(out.items())]
+
+
 def coverage_rows(runs: Iterable[tuple[int, dict[str, Any]]], cuts: list[int],
                   workflows: Mapping[str, WorkflowInfo | None], filters: Mapping[str, str] | None = None) -> list[Row]:
-    """Per step and repository: the mean `coverage_percentage` of the gate runs that report
-    one, on workflows of that repository (a workflow's repository is its creation's).
-    Runs of workflows whose pr_created is unknown have no repository and are left out."""
-    filters = filters or {}
-    sums: dict[tuple[int, str], list[float]] = {}
-    for ts, ev in runs:
-        d = ev.get("data") or {}
-        cov = numeric_metrics(d.get("metrics")).get(COVERAGE)
-        i = step_of(cuts, ts)
-        info = workflows.get(d.get("workflow_id"))
-        if cov is None or i is None or info is None or not info[2] or not in_scope(info, filters):
-            continue
-        acc = sums.setdefault((i, info[2]), [0.0, 0])
-        acc[0] += cov
-        acc[1] += 1
-    return [{"t": fmt_ms(cuts[i]), "end": fmt_ms(cuts[i + 1]), "repository": repo, "coverage": total / n, "runs": n}
-            for (i, repo), (total, n) in sorted(sums.items())]
+    """`coverage_of` the runs."""
+    return coverage_of(gate_sums(runs, cuts, workflows), cuts, filters)
 
 
 # --- achievements ---------------------------------------------------------------------------

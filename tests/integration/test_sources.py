@@ -408,6 +408,48 @@ def test_srci011b_one_page_s_code_quality_and_test_coverage_scan_the_window_once
     assert len(scans) == 1 and len(infos) == 1, (scans, infos)
 
 
+def test_srci011c_every_filter_s_code_quality_and_coverage_share_one_scan(hand: dict[str, Any],
+                                                                           monkeypatch: Any) -> None:
+    """A web process scans a window's gate runs and reads their workflows once per data version
+    for every filter (the QA page under load drew them once per repository and team viewed);
+    each filter's numbers are those a fresh process gives. A new version is read again by an
+    exact read (REST), not by a page's draw within its staleness."""
+    import dataclasses
+
+    from dashboards import computed
+    views_ = [({}, "code_quality"), ({}, "test_coverage"), ({"repository": "pay-svc"}, "code_quality"),
+              ({"repository": "pay-svc"}, "test_coverage"), ({"team": "mobile"}, "test_coverage"),
+              ({"team": "mobile"}, "code_quality")]
+    alone = [sources.fetch(DataSource(source="computed", name=n), hctx(hand, **f)) for f, n in views_]
+    scans: list[tuple[str, ...]] = []
+    infos: list[int] = []
+    scan, info = computed.window_events, computed.workflow_info
+    monkeypatch.setattr(computed, "window_events", lambda ctx, types, *a: scans.append(types) or scan(ctx, types, *a))
+    monkeypatch.setattr(computed, "workflow_info", lambda ctx, ids: infos.append(len(ids)) or info(ctx, ids))
+    r = hand["r"]
+
+    def fresh_sources() -> None:
+        for k in r.scan_iter(KEYS.cache("*")):
+            r.delete(k)
+
+    shared = hctx(hand)
+    fresh_sources()
+    for (f, n), want in zip(views_, alone):
+        got = sources.fetch(DataSource(source="computed", name=n), dataclasses.replace(shared, filters=f, memo={}))
+        pd.testing.assert_frame_equal(got, want)
+    assert len(scans) == 1 and len(infos) == 1, (scans, infos)
+    assert not alone[4].empty and set(alone[4]["repository"]) == {"app"}       # the team's own repository only
+
+    r.hincrby(KEYS.meta, "version", 1)
+    fresh_sources()
+    page = dataclasses.replace(shared, page=True, memo={})
+    sources.fetch(DataSource(source="computed", name="test_coverage"), page)
+    assert len(scans) == 1                          # a page's draw: the sums are seconds old
+    fresh_sources()
+    sources.fetch(DataSource(source="computed", name="test_coverage"), dataclasses.replace(shared, memo={}))
+    assert len(scans) == 2                          # an exact read: the new version's
+
+
 def test_srci012_achievements_and_skill_development_by_hand(hand: dict[str, Any]) -> None:
     ann = hctx(hand, "developer", "ann")
     f = sources.fetch(DataSource(source="computed", name="achievements"), ann)
