@@ -12,13 +12,12 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 import dash_bootstrap_components as dbc
-import plotly.graph_objects as go
 from dash import html
 
 from components import theme
 from components.charts import progress_bar
 from components.common import all_missing, graph, mappings, number, placeholder, short_time
-from components.quality import add_lines, group_rows
+from components.quality import group_rows, line_traces
 from components.tables import table
 
 
@@ -50,13 +49,16 @@ def team_collaboration(rows: Sequence[Mapping[str, Any]] | None, *, mode: str = 
     if not z or all_missing(v for row in z for v in row):
         return placeholder("team_collaboration", id=id)
     p = theme.palette(mode)
-    fig = go.Figure(go.Heatmap(
-        x=xs, y=ys, z=z, text=[["" if v is None else f"{v:,.0f}" for v in row] for row in z], texttemplate="%{text}",
-        colorscale=[[0, p["surface"]], [1, p["primary"]]], hoverongaps=False, xgap=2, ygap=2,
-        colorbar={"outlinewidth": 0, "title": {"text": "reviews"}},
-        hovertemplate=f"{axes[0]} %{{y}} → {axes[1]} %{{x}}<br>%{{z:,.0f}} reviews<extra></extra>"))
-    fig.update_xaxes(title={"text": axes[1]}, showgrid=False, type="category")
-    fig.update_yaxes(title={"text": axes[0]}, showgrid=False, autorange="reversed", type="category")
+    # A plain figure (what Plotly's validated Heatmap gives as JSON): this body is drawn per
+    # viewer where team scope applies, and Plotly's validation was half of its drawing.
+    fig = {"data": [{"colorbar": {"outlinewidth": 0, "title": {"text": "reviews"}},
+                     "colorscale": [[0, p["surface"]], [1, p["primary"]]], "hoverongaps": False,
+                     "hovertemplate": f"{axes[0]} %{{y}} → {axes[1]} %{{x}}<br>%{{z:,.0f}} reviews<extra></extra>",
+                     "text": [["" if v is None else f"{v:,.0f}" for v in row] for row in z], "texttemplate": "%{text}",
+                     "type": "heatmap", "x": xs, "xgap": 2, "y": ys, "ygap": 2, "z": z}],
+           "layout": {"xaxis": {"showgrid": False, "title": {"text": axes[1]}, "type": "category"},
+                      "yaxis": {"autorange": "reversed", "showgrid": False, "title": {"text": axes[0]},
+                                "type": "category"}}}
     total = cross = 0.0
     for r in rows:
         n = number(r.get("reviews"))
@@ -120,10 +122,9 @@ def skill_development(rows: Sequence[Mapping[str, Any]] | None, suggested: Seque
         return placeholder("skill_development", id=id)
     body: list[Any] = []
     if has_series:
-        fig = go.Figure()
-        add_lines(group_rows(rows, lambda r: str(r["category"])), "defects", fig)
-        fig.update_yaxes(rangemode="tozero", title={"text": "defects"})
-        fig.update_layout(hovermode="x unified", showlegend=True)
+        fig = {"data": line_traces(group_rows(rows, lambda r: str(r["category"])), "defects"),
+               "layout": {"hovermode": "x unified", "showlegend": True,
+                          "yaxis": {"rangemode": "tozero", "title": {"text": "defects"}}}}
         body.append(graph(fig, "skill_development", mode=mode, height=height, title=title))
     else:
         body.append(placeholder("skill_development", message="no defects over time"))

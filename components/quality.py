@@ -266,16 +266,24 @@ def risk_matrix(risks: Sequence[Mapping[str, Any]] | None, *, mode: str = "light
     return graph(fig, "risk_matrix", mode=mode, id=id, height=height, title=title)
 
 
-def add_lines(groups: Mapping[str, list[Mapping[str, Any]]], value: str, fig: go.Figure, unit: str | None = None) -> None:
-    """One line per group of {t, <value>} rows, in time order; a None value is a gap."""
+def line_traces(groups: Mapping[str, list[Mapping[str, Any]]], value: str, unit: str | None = None) -> list[dict[str, Any]]:
+    """One line per group of {t, <value>} rows, in time order; a None value is a gap. Plain
+    trace dicts (what Plotly's Scatter gives as JSON, without its validation)."""
+    out = []
     for name in sorted(groups):
         pts = sorted(groups[name], key=lambda r: str(r.get("t")))
         ys = [number(r.get(value)) for r in pts]
-        fig.add_trace(go.Scatter(
-            x=[r.get("t") for r in pts], y=ys, name=name, mode="lines+markers" if len(pts) <= 60 else "lines",
-            connectgaps=False, hovertext=[format_value(v, unit) if unit else ("" if v is None else f"{v:,.2f}")
-                                          for v in ys],
-            hovertemplate="%{x}<br>%{hovertext}<extra>%{fullData.name}</extra>"))
+        out.append({"connectgaps": False, "hovertemplate": "%{x}<br>%{hovertext}<extra>%{fullData.name}</extra>",
+                    "hovertext": [format_value(v, unit) if unit else ("" if v is None else f"{v:,.2f}") for v in ys],
+                    "mode": "lines+markers" if len(pts) <= 60 else "lines", "name": name, "type": "scatter",
+                    "x": [r.get("t") for r in pts], "y": ys})
+    return out
+
+
+def add_lines(groups: Mapping[str, list[Mapping[str, Any]]], value: str, fig: go.Figure, unit: str | None = None) -> None:
+    """`line_traces` added to a Plotly figure."""
+    for trace in line_traces(groups, value, unit):
+        fig.add_trace(trace)
 
 
 def group_rows(rows: Sequence[Mapping[str, Any]], key: Any) -> dict[str, list[Mapping[str, Any]]]:

@@ -624,6 +624,21 @@ def test_ren051_skill_development_with_only_suggestions():
     assert "WF-9" in text(out) and placeholder_text(out) is None and "no defects over time" in text(out)
 
 
+def test_ren052_developer_figures_are_plain_json_plotly_leaves_unchanged():
+    """Team collaboration and skill development build their figures as plain dicts (drawn per
+    viewer, Plotly's validation was half their cost): what Plotly's validated figure gives."""
+    f = rows({"reviewer_team": "core", "author_team": "web", "reviews": 3, "cross_team": True},
+             {"reviewer_team": "web", "author_team": "web", "reviews": None, "cross_team": False})
+    skills = rows(*[{"t": T0 + pd.Timedelta(hours=h), "category": c, "defects": (h + len(c)) % 3 or None}
+                    for h in range(70) for c in ("logic", "style")])
+    for out in (render(widget("team_collaboration"), [f]), render(widget("skill_development"), [skills])):
+        figure = next(c.figure for c in walk(out) if isinstance(c, dcc.Graph))
+        assert isinstance(figure, dict) and figure["data"]
+        assert go.Figure(figure).to_plotly_json() == figure
+    lines = next(c.figure for c in walk(render(widget("skill_development"), [skills])) if isinstance(c, dcc.Graph))
+    assert [(t["name"], t["mode"], len(t["x"])) for t in lines["data"]] == [("logic", "lines", 70), ("style", "lines", 70)]
+
+
 # ---------------------------------------------------------------- not permitted
 
 def test_ren060_not_permitted_names_the_permission_and_holds_no_data():
