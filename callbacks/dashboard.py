@@ -179,7 +179,7 @@ class BodyCache:
     def __init__(self, size: int = 1024, stale_s: float = 0.0, r: Any = None, keys: Any = None,
                  max_age_s: float = 0.0) -> None:
         self._bodies: LRUCache[str, tuple[int, str, int, Any]] = LRUCache(maxsize=size)
-        self._by_content: LRUCache[str, tuple[int, str]] = LRUCache(maxsize=size)
+        self._by_content: LRUCache[str, tuple[int, str, Any]] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
         self._drawing: dict[str, list[Any]] = {}        # key -> [lock, holders and waiters]
         self.stale_ms = max(0.0, float(stale_s or 0)) * 1000
@@ -329,9 +329,9 @@ class BodyCache:
         processes (serialised once), and under `content` (`by_content`) in this process."""
         text = to_json(body)
         plain = orjson.loads(text)
-        if content is not None:              # the text only: parsed trees kept twice weigh on the collector
+        if content is not None:
             with self._lock:
-                self._by_content[content] = (now, text)
+                self._by_content[content] = (now, text, plain)
         return self.keep(key, version, now, text, plain, stale_ms)
 
     @staticmethod
@@ -353,7 +353,7 @@ class BodyCache:
             found = self._by_content.get(content)
         if found is None or not 0 <= now - found[0] < stale_ms:
             return None
-        return found[1], orjson.loads(found[1])
+        return found[1], found[2]
 
     def keep(self, key: tuple[str, str] | None, version: int, now: int, text: str, plain: Any,
              stale_ms: float | None = None) -> Any:
