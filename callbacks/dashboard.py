@@ -179,7 +179,6 @@ class BodyCache:
     def __init__(self, size: int = 1024, stale_s: float = 0.0, r: Any = None, keys: Any = None,
                  max_age_s: float = 0.0) -> None:
         self._bodies: LRUCache[str, tuple[int, str, int, Any]] = LRUCache(maxsize=size)
-        self._by_content: LRUCache[str, tuple[int, str, Any]] = LRUCache(maxsize=size)
         self._lock = threading.Lock()
         self._drawing: dict[str, list[Any]] = {}        # key -> [lock, holders and waiters]
         self.stale_ms = max(0.0, float(stale_s or 0)) * 1000
@@ -323,41 +322,11 @@ class BodyCache:
         except redis.RedisError:
             pass                         # each get asks again, and fails alike: drawn
 
-    def put(self, key: tuple[str, str] | None, version: int, now: int, body: Any, stale_ms: float | None = None,
-            content: str | None = None) -> Any:
+    def put(self, key: tuple[str, str] | None, version: int, now: int, body: Any, stale_ms: float | None = None) -> Any:
         """`body` as plain JSON, kept under `key` (None: not kept) here and for the other
-        processes (serialised once), and under `content` (`by_content`) in this process."""
+        processes (serialised once)."""
         text = to_json(body)
         plain = orjson.loads(text)
-        if content is not None:
-            with self._lock:
-                self._by_content[content] = (now, text, plain)
-        return self.keep(key, version, now, text, plain, stale_ms)
-
-    @staticmethod
-    def content_key(widget: Widget, mode: str, context: dict[str, Any], annotations: Any, frames: list[Any]) -> str:
-        """A body's inputs (the renderer is a function of the widget, the theme, the page's
-        context, the markers and the frames alone; who views it is in the frames, sanitised)."""
-        head = orjson.dumps([widget.model_dump(mode="json"), mode, context], option=orjson.OPT_SORT_KEYS)
-        markers = annotations if widget.type in renderer.TIME_SERIES else None     # drawn on time series only
-        return hashlib.sha1(head + sources.frames_digest([markers, *frames]).encode()).hexdigest()
-
-    def by_content(self, content: str | None, now: int, stale_ms: float) -> tuple[str, Any] | None:
-        """(text, plain) of a body drawn less than `stale_ms` ago in this process from the same
-        inputs (`content_key`): another viewer's or another version's whose frames came out the
-        same — the developers' own pages are half the bodies drawn under load, and those of
-        everyone whose data is alike (no reviews yet, an admin's own page) are the same body."""
-        if content is None or stale_ms <= 0:
-            return None
-        with self._lock:
-            found = self._by_content.get(content)
-        if found is None or not 0 <= now - found[0] < stale_ms:
-            return None
-        return found[1], found[2]
-
-    def keep(self, key: tuple[str, str] | None, version: int, now: int, text: str, plain: Any,
-             stale_ms: float | None = None) -> Any:
-        """A drawn body's JSON (`text`, parsed as `plain`) kept under `key`; `plain` back."""
         if key is not None:
             name, exact = key
             with self._lock:
@@ -375,7 +344,6 @@ class BodyCache:
     def clear(self) -> None:
         with self._lock:
             self._bodies.clear()
-            self._by_content.clear()
 
 
 # A body kept in Redis for its data version outlives its staleness this long (a quiet system
@@ -586,20 +554,13 @@ def _draw(widget: Widget, sctx: Any, mode: str, context: dict[str, Any], annotat
     cache = bodies_cache()
     try:
         frames = sources.fetch_all(widget, sctx)
-        stale = cache.stale_ms if stale_ms is None else stale_ms
-        content = cache.content_key(widget, mode, context, annotations, frames) if key and stale > 0 else None
-        same = cache.by_content(content, now, stale)
-        if same is not None:
-            draw_stats().same_content()
-            return cache.keep(key, version, now, same[0], same[1], stale_ms)
         # A gate chart's clicks open the gate's page (callbacks.pages.open_gate).
         kind = "w-gates" if widget.type == "gate_performance" else "w-view"
         body = renderer.render(widget, frames, mode=mode, context=context, annotations=annotations,
                                id={"type": kind, "w": widget.id})
         # Static parts (tiles, rows, cards) as HTML: a fraction of the components for the page
         # to mount (components/static_html.py).
-        return cache.put(key, version, now, static_html.staticize(with_scope_notes(body, frames)), stale_ms,
-                         content)
+        return cache.put(key, version, now, static_html.staticize(with_scope_notes(body, frames)), stale_ms)
     except QueryError as exc:
         return html.Div(str(exc), className="small text-warning-emphasis p-2 widget-error")
     except Exception:                       # noqa: BLE001 - logged; the page keeps its other widgets

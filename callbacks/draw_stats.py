@@ -41,7 +41,6 @@ class DrawStats:
         self.oldest_ms = 0               # the oldest body shown recent
         self.drawn = 0
         self.shared = 0                  # found drawn by another request after the single-flight wait
-        self.same = 0                    # drawn from sources whose frames gave a body drawn just before
         self.abandoned = 0
         self.draw_s = 0.0
         self.waits_ms: list[float] = []
@@ -68,10 +67,6 @@ class DrawStats:
         with self._lock:
             self.shared += 1
 
-    def same_content(self) -> None:
-        with self._lock:
-            self.same += 1
-
     def gave_up(self) -> None:
         with self._lock:
             self.abandoned += 1
@@ -82,7 +77,7 @@ class DrawStats:
             waits = sorted(self.waits_ms)
             return {"fills": self.fills, "kept": self.kept, "recent": self.recent, "oldest_s": self.oldest_ms // 1000,
                     "drawn": self.drawn,
-                    "shared": self.shared, "same": self.same, "abandoned": self.abandoned, "draw_s": round(self.draw_s, 3),
+                    "shared": self.shared, "abandoned": self.abandoned, "draw_s": round(self.draw_s, 3),
                     "waits": len(waits), "wait_p50_ms": _pct(waits, 0.50), "wait_p95_ms": _pct(waits, 0.95),
                     "by_view": dict(self.by_view.most_common())}
 
@@ -113,7 +108,7 @@ def _pct(values: list[float], q: float) -> int:
 def line(snap: dict[str, Any], elapsed_s: float) -> str:
     views = ", ".join(f"{k} {n}" for k, n in list(snap["by_view"].items())[:12])
     return (f"draws {elapsed_s:.0f}s: {snap['fills']} fills, bodies {snap['kept']} kept / {snap['recent']} recent / "
-            f"{snap['drawn']} drawn / {snap['shared']} shared / {snap['same']} same (drawn {snap['draw_s']:.1f} s wall, "
+            f"{snap['drawn']} drawn / {snap['shared']} shared (drawn {snap['draw_s']:.1f} s wall, "
             f"recent up to {snap['oldest_s']} s old), "
             f"gate waits {snap['waits']} p50 {snap['wait_p50_ms']} ms p95 {snap['wait_p95_ms']} ms, "
             f"{snap['abandoned']} abandoned; drawn by view: {views or '-'}")

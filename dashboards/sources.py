@@ -510,39 +510,6 @@ def to_frame(rows: list[dict[str, Any]], columns: list[str], strict: bool = True
     return pd.DataFrame(data, columns=cols)
 
 
-UNDRAWN_ATTRS = frozenset({"cache"})    # how a frame was had (from the cache or computed), not what it holds
-_NAN = "\x00nan"                 # a NaN cell of a text column: not the same as None (orjson writes both as null)
-
-
-def _digest_default(v: Any) -> Any:
-    if isinstance(v, pd.DataFrame):
-        return {"\x00frame": frames_digest([v])}
-    return f"\x00{type(v).__name__}:{v}"
-
-
-def frames_digest(frames: list[Any]) -> str:
-    """What a widget's renderer is given, as a digest: the frames' columns, types, cells and
-    attrs (their frames too). Two equal digests are two equal inputs (SHA-1 of their whole
-    text, not a row hash), so a body drawn from one is the body of the other
-    (callbacks.dashboard.BodyCache.by_content)."""
-    h = hashlib.sha1()
-    opt = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-    for f in frames:
-        if not isinstance(f, pd.DataFrame):
-            h.update(orjson.dumps(["\x00none" if f is None else _digest_default(f)]))
-            continue
-        h.update(orjson.dumps([[str(c) for c in f.columns], [str(t) for t in f.dtypes], len(f)]))
-        for c in range(f.shape[1]):
-            col = f.iloc[:, c]
-            values = col.tolist()
-            if col.dtype == object or str(col.dtype).startswith("string"):
-                values = [_NAN if isinstance(v, float) and v != v else v for v in values]
-            h.update(orjson.dumps(values, default=_digest_default, option=opt))
-        h.update(orjson.dumps({k: v for k, v in f.attrs.items() if k not in UNDRAWN_ATTRS},
-                              default=_digest_default, option=opt))
-    return h.hexdigest()
-
-
 def apply_transform(frame: pd.DataFrame, t: Transform | None) -> pd.DataFrame:
     """Sort (missing values last; a column the frame lacks is ignored), keep `columns` (in
     that order, those the frame has), then the first `limit` rows."""

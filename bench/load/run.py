@@ -450,31 +450,29 @@ def keep_server_log(st: Any, out_dir: str) -> dict[str, Any] | None:
         views = ", ".join(f"{k} {n:,}" for k, n in list(draws["by_view"].items())[:15])
         print(f"draws (the web workers' qms.draws lines, {draws['lines']}): {draws['fills']:,} fills; bodies "
               f"{draws['kept']:,} kept, {draws['recent']:,} recent (up to {draws['oldest_s']:,} s old), {draws['drawn']:,} drawn "
-              f"({draws['draw_s']:,.1f} s wall), {draws['shared']:,} shared, {draws['same']:,} the same as one drawn "
-              f"just before; {draws['abandoned']:,} abandoned; "
+              f"({draws['draw_s']:,.1f} s wall), {draws['shared']:,} shared; {draws['abandoned']:,} abandoned; "
               f"drawn most: {views}", flush=True)
     return draws
 
 
 DRAW_LINE = re.compile(r"draws \d+s: (\d+) fills, bodies (\d+) kept / (\d+) recent / (\d+) drawn / (\d+) shared "
-                       r"(?:/ (\d+) same )?\(drawn ([\d.]+) s wall, recent up to (\d+) s old\).*?, (\d+) abandoned; "
+                       r"\(drawn ([\d.]+) s wall, recent up to (\d+) s old\).*?, (\d+) abandoned; "
                        r"drawn by view: (.*)$", re.M)
 
 
 def draw_lines(text: str) -> dict[str, Any]:
     """The sum of the web workers' draw counters (callbacks/draw_stats.py) in a server log;
     `by_view` sums each line's most drawn views (a line names its top 12)."""
-    out: dict[str, Any] = {"lines": 0, "fills": 0, "kept": 0, "recent": 0, "drawn": 0, "shared": 0, "same": 0,
+    out: dict[str, Any] = {"lines": 0, "fills": 0, "kept": 0, "recent": 0, "drawn": 0, "shared": 0,
                            "abandoned": 0, "draw_s": 0.0, "oldest_s": 0, "by_view": {}}
     for m in DRAW_LINE.finditer(text):
         out["lines"] += 1
         for i, k in enumerate(("fills", "kept", "recent", "drawn", "shared"), 1):
             out[k] += int(m.group(i))
-        out["same"] += int(m.group(6) or 0)
-        out["draw_s"] += float(m.group(7))
-        out["oldest_s"] = max(out["oldest_s"], int(m.group(8)))
-        out["abandoned"] += int(m.group(9))
-        for part in m.group(10).split(", "):
+        out["draw_s"] += float(m.group(6))
+        out["oldest_s"] = max(out["oldest_s"], int(m.group(7)))
+        out["abandoned"] += int(m.group(8))
+        for part in m.group(9).split(", "):
             name, _, n = part.rpartition(" ")
             if name and n.isdigit():
                 out["by_view"][name] = out["by_view"].get(name, 0) + int(n)
