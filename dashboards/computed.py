@@ -363,29 +363,31 @@ def team_collaboration(ctx: Any, req: Request) -> Raw:
             "attrs": {"window": req.window(), "unit": "count", "truncated": more}}
 
 
-def _gate_sums(ctx: Any, req: Request) -> tuple[views.GateSums, bool]:
-    """The window's gate runs summed per step, gate, metric and workflow scope (views.gate_sums)
-    and whether the window held more than MAX_EVENTS: read once per data version for code
-    quality and test coverage under every filter, kept in this process (data.engine.Kept; a
-    page's draw takes sums less than its staleness old). Each filter scanned the window's runs
-    and read their workflows again, the QA page's costliest widgets under load."""
-    def compute() -> tuple[views.GateSums, bool]:
+def _gate_sums(ctx: Any, req: Request) -> tuple[views.GateSums, list[int], bool]:
+    """The window's gate runs summed per step, gate, metric and workflow scope (views.gate_sums),
+    the steps' cuts, and whether the window held more than MAX_EVENTS: read once per data
+    version for code quality and test coverage under every filter, kept in this process
+    (data.engine.Kept; a page's draw takes sums less than its staleness old). Each filter
+    scanned the window's runs and read their workflows again, the QA page's costliest widgets
+    under load."""
+    def compute() -> tuple[views.GateSums, list[int], bool]:
         runs, more = window_events(ctx, GATE_TYPES, req.s, req.e)
         info = workflow_info(ctx, [(ev.get("data") or {}).get("workflow_id") for _, ev in runs])
-        return views.gate_sums(runs, view_cuts(req.s, req.e, req.now), info), more
+        cuts = view_cuts(req.s, req.e, req.now)
+        return views.gate_sums(runs, cuts, info), cuts, more
     return ctx.engine.kept.get(("gate_sums", req.s, req.e), ctx.engine.version(), req.now,
                                page_stale(ctx, req.timeframe), compute)
 
 
 def code_quality(ctx: Any, req: Request) -> Raw:
-    sums, more = _gate_sums(ctx, req)
-    rows = views.quality_of(sums, view_cuts(req.s, req.e, req.now), req.filters.get("gate"), req.filters)
+    sums, cuts, more = _gate_sums(ctx, req)
+    rows = views.quality_of(sums, cuts, req.filters.get("gate"), req.filters)
     return _raw(rows, window=req.window(), truncated=more)
 
 
 def coverage(ctx: Any, req: Request) -> Raw:
-    sums, more = _gate_sums(ctx, req)
-    rows = views.coverage_of(sums, view_cuts(req.s, req.e, req.now), req.filters)
+    sums, cuts, more = _gate_sums(ctx, req)
+    rows = views.coverage_of(sums, cuts, req.filters)
     return _raw(rows, window=req.window(), unit="percentage", truncated=more)
 
 

@@ -289,12 +289,6 @@ def quality_of(sums: GateSums, cuts: list[int], gate: str | None = None,
             for (i, g, m), (total, n) in sorted(out.items())]
 
 
-def quality_rows(runs: Iterable[tuple[int, dict[str, Any]]], cuts: list[int],
-                 gate: str | None = None) -> list[Row]:
-    """`quality_of` the runs, whatever their workflows."""
-    return quality_of(gate_sums(runs, cuts, {}), cuts, gate)
-
-
 COVERAGE = "coverage_percentage"
 
 
@@ -313,12 +307,6 @@ def coverage_of(sums: GateSums, cuts: list[int], filters: Mapping[str, str] | No
         acc[1] += n
     return [{"t": fmt_ms(cuts[i]), "end": fmt_ms(cuts[i + 1]), "repository": repo, "coverage": total / n, "runs": n}
             for (i, repo), (total, n) in sorted(out.items())]
-
-
-def coverage_rows(runs: Iterable[tuple[int, dict[str, Any]]], cuts: list[int],
-                  workflows: Mapping[str, WorkflowInfo | None], filters: Mapping[str, str] | None = None) -> list[Row]:
-    """`coverage_of` the runs."""
-    return coverage_of(gate_sums(runs, cuts, workflows), cuts, filters)
 
 
 # --- achievements ---------------------------------------------------------------------------

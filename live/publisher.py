@@ -122,8 +122,8 @@ class Publisher:
         self.claim_ttl_s = claim_ttl_s
         self.cache = RollupCache(r, keys) if rollcache.supported(keys) else None
         self._fast_at = 0.0
-        self._sent: dict[tuple[str, str], dict[str, Any]] = {}     # (dashboard, timeframe) -> cards last sent
-        self._sent_v: dict[tuple[str, str], int] = {}              # … and the version they were sent at
+        # (dashboard, timeframe) -> (cards last sent, the version they were sent at)
+        self._sent: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
         self._send_script = r.register_script(SEND)
         self._lock = threading.Lock()          # rounds and the side thread's long timeframes both publish
         self.rounds = 0
@@ -133,7 +133,6 @@ class Publisher:
         """Send every channel in full again (the data store lost or replaced its history)."""
         with self._lock:
             self._sent.clear()
-            self._sent_v.clear()
         self.published = -1
 
     def version(self) -> int:
@@ -187,12 +186,11 @@ class Publisher:
         changed: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any] | None, int | None]]] = {}
         with self._lock:
             for (name, tf), c in cards.items():
-                before = self._sent.get((name, tf))
+                before, sent_at = self._sent.get((name, tf), (None, None))
                 if before != c:
                     d = delta(before, c)
-                    changed.setdefault(name, {})[tf] = (c, d, self._sent_v.get((name, tf)) if d is not None else None)
-                    self._sent[(name, tf)] = c
-                    self._sent_v[(name, tf)] = version
+                    changed.setdefault(name, {})[tf] = (c, d, sent_at if d is not None else None)
+                    self._sent[(name, tf)] = (c, version)
         if not changed and not also and not refresh:
             return 0
         stamp = now_ms()

@@ -209,15 +209,16 @@ def test_src009_code_quality_and_coverage_are_means_per_step() -> None:
             gate(T0 + HOUR_MS + 9, "code-coverage-gate", "W2", False, coverage_percentage=70.5),
             gate(T0 + HOUR_MS + 10, "code-coverage-gate", "W3", True, coverage_percentage=99.0),
             gate(T0 + 3 * HOUR_MS, "lint-gate", "W1", True, errors=9)]           # after the window
-    got = {(r["t"], r["gate"], r["metric"]): (r["value"], r["runs"]) for r in views.quality_rows(runs, cuts)}
+    sums = views.gate_sums(runs, cuts, WORKFLOWS)
+    got = {(r["t"], r["gate"], r["metric"]): (r["value"], r["runs"]) for r in views.quality_of(sums, cuts)}
     h0, h1 = fmt_ms(T0), fmt_ms(T0 + HOUR_MS)
     assert got == {(h0, "lint-gate", "errors"): (1.5, 2), (h0, "lint-gate", "warnings"): (3.0, 2),
                    (h1, "code-coverage-gate", "coverage_percentage"): (pytest.approx((90 + 80 + 70.5 + 99) / 4), 4)}
-    assert [r["gate"] for r in views.quality_rows(runs, cuts, gate="code-coverage-gate")] == ["code-coverage-gate"]
-    cov = views.coverage_rows(runs, cuts, WORKFLOWS)
+    assert [r["gate"] for r in views.quality_of(sums, cuts, gate="code-coverage-gate")] == ["code-coverage-gate"]
+    cov = views.coverage_of(sums, cuts)
     assert [(r["t"], r["repository"], r["coverage"], r["runs"]) for r in cov] == [
         (h1, "app", 70.5, 1), (h1, "pay-svc", 85.0, 2)]                        # W3 has no repository
-    assert [r["repository"] for r in views.coverage_rows(runs, cuts, WORKFLOWS, {"team": "mobile"})] == ["app"]
+    assert [r["repository"] for r in views.coverage_of(sums, cuts, {"team": "mobile"})] == ["app"]
     assert views.numeric_metrics({"a": 1, "b": True, "c": float("nan"), "threshold_ms": 3, "d": "x"}) == {"a": 1.0}
 
 
