@@ -50,8 +50,12 @@ def load(r, events: list[bytes], partitions: int = 1, as_ingest: bool = False) -
 
 
 def drain(url: str, batch: int | None, partitions: int = 1) -> None:
-    """The measured part (also the py-spy child's entry point)."""
-    from data.aggregator import Aggregator
+    """The measured part (also the py-spy child's entry point), with the collector set as
+    `cli.py aggregate` sets it (Aggregator.run; before stop 26 this ran with Python's default)."""
+    import gc
+
+    from data.aggregator import GC_THRESHOLD, Aggregator
+    gc.set_threshold(*GC_THRESHOLD)
     from settings import Settings
     overrides = {"redis_url": url, "aggregation_partitions": partitions}
     if batch:
