@@ -31,10 +31,36 @@ FAN_OUT_CHUNK = 128
 # gevent.sleep(0) may resume this greenlet before the loop polls (the requests would wait
 # the whole fan-out); any positive time waits for the loop's next turn.
 YIELD_S = 1e-6
+# While the process is handling an HTTP request (`Requests`), the fan-out gives way to it: a
+# request waits on Redis several times, and each reply that came during a slice of the
+# fan-out waited for the slice. Then it writes BUSY_CHUNK sockets a slice and waits BUSY_WAIT_S
+# between slices — longer than a Redis round trip here, so the request runs on as soon as its
+# reply is in and the fan-out goes on when the request waits again or is done.
+BUSY_CHUNK = 16
+BUSY_WAIT_S = 0.0005
 CLOSE = object()        # queued to tell a client's loop to end
 # Told to every client when the relay loses Redis and when it is back (live.js shows it).
 STORE_UNAVAILABLE = b'{"type":"status","data_store":"unavailable"}'
 STORE_AVAILABLE = b'{"type":"status","data_store":"available"}'
+
+
+class Requests:
+    """How many HTTP requests this process is handling (its live sockets not counted): the
+    WSGI app wrapped by `counted` (live.routes.init_live)."""
+
+    active = 0
+
+    @classmethod
+    def counted(cls, app: Callable[..., Any], skip: tuple[str, ...]) -> Callable[..., Any]:
+        def counting(environ: dict[str, Any], start_response: Any) -> Any:
+            if environ.get("PATH_INFO") in skip:
+                return app(environ, start_response)
+            cls.active += 1
+            try:
+                return app(environ, start_response)
+            finally:
+                cls.active -= 1
+        return counting
 
 
 class Client:
@@ -331,13 +357,17 @@ class Hub:
         out = Outgoing(payload)           # decoded and framed once, not once per client
         frame = out.frame
         n = 0
+        busy = BUSY_CHUNK
         for i, c in enumerate(targets, 1):
             # Straight to the socket when it can take it now (no greenlet switch per client),
             # else through the client's queue and pump.
             if (c.direct is not None and c.direct(frame)) or c.push(out):
                 n += 1
-            if not i % FAN_OUT_CHUNK:
-                time.sleep(YIELD_S)
+            if not i % busy:
+                if Requests.active:
+                    time.sleep(BUSY_WAIT_S)
+                elif not i % FAN_OUT_CHUNK:
+                    time.sleep(YIELD_S)
         self.relayed += n
         return n
 

@@ -22,7 +22,7 @@ from api.routes import error
 from auth.guard import AUTHENTICATED, require
 from auth.principal import Principal, authorize, current_principal, jwt_user_valid
 from live.frames import FrameTail, Outgoing
-from live.hub import CLOSE, Client, Hub, make_connection
+from live.hub import CLOSE, Client, Hub, Requests, make_connection
 
 bp = Blueprint("live", __name__)
 REVALIDATE_S = 30.0        # how often the hub re-checks the sockets' credentials (Hub.recheck)
@@ -88,6 +88,8 @@ def init_live(server: Flask, services: Any) -> None:
                                                      "max_message_size": 16 * services.settings.ws_max_message_bytes})
     sock = Sock(server)
     server.register_blueprint(bp)
+    # The fan-out gives way while requests are handled (live.hub.Requests); a socket is not one.
+    server.wsgi_app = Requests.counted(server.wsgi_app, ("/ws",))  # type: ignore[method-assign]
 
     @server.before_request
     def _no_per_socket_compression() -> None:

@@ -493,3 +493,65 @@ def test_live014_a_message_asks_authorisation_once_per_principal_and_again_for_e
         assert [received(c) for c in clients] == [[2], [2], [2], [], [], [], [], []]
     finally:
         hub.stop()
+
+
+def test_live015_the_fan_out_gives_way_while_the_process_handles_requests(r: Any, app: Any, monkeypatch: Any) -> None:
+    """A message's fan-out yields to the loop every FAN_OUT_CHUNK sockets; while the process is
+    handling an HTTP request (live.hub.Requests: every request but the live sockets, counted
+    by the app), every BUSY_CHUNK sockets and for BUSY_WAIT_S, long enough for the request's
+    Redis replies to come in. Every socket gets the message either way."""
+    from auth.principal import Principal
+    from live import hub as hubmod
+    from live.hub import CLOSE, Hub, Requests
+    seen: list[int] = []
+    server = app.server
+    server.before_request(lambda: seen.append(Requests.active) and None)
+    c = server.test_client()
+    assert c.get("/health").status_code == 200 and seen == [1] and Requests.active == 0
+    inside: list[int] = []
+
+    def inner(environ: Any, start_response: Any) -> Any:
+        inside.append(Requests.active)
+        if environ["PATH_INFO"] == "/boom":
+            raise RuntimeError("boom")
+        return [b""]
+    counted = Requests.counted(inner, ("/ws",))
+    counted({"PATH_INFO": "/ws"}, None)                  # a live socket is not a request
+    counted({"PATH_INFO": "/api/events"}, None)
+    with pytest.raises(RuntimeError):
+        counted({"PATH_INFO": "/boom"}, None)
+    assert inside == [0, 1, 1] and Requests.active == 0
+
+    h = Hub(r, Keys("qms"))
+    slept: list[float] = []
+    monkeypatch.setattr(hubmod.time, "sleep", slept.append)
+    try:
+        p = Principal("ann", ("qa_lead",), frozenset({"view:qa_dashboard"}), "session", "session:a")
+        n = 2 * hubmod.FAN_OUT_CHUNK + 5
+        clients = _hub_clients(h, [p] * n)
+        for cl in clients:
+            reply = cl.conn.receive(json.dumps({"type": "subscribe", "channels": ["dashboard.qa"]}))
+            h.subscribed(cl, reply.new_channels, reply.removed_channels)
+
+        def message(version: int) -> bytes:
+            return json.dumps({"type": "data_update", "channel": "dashboard.qa",
+                               "data": {"version": version, "timeframes": {"24h": {}}}}).encode()
+        assert h.dispatch(Keys("qms").live("dashboard.qa"), message(1)) == n
+        assert slept == [hubmod.YIELD_S] * (n // hubmod.FAN_OUT_CHUNK)
+        slept.clear()
+        Requests.active += 1
+        try:
+            assert h.dispatch(Keys("qms").live("dashboard.qa"), message(2)) == n
+        finally:
+            Requests.active -= 1
+        assert slept == [hubmod.BUSY_WAIT_S] * (n // hubmod.BUSY_CHUNK)
+        assert hubmod.BUSY_WAIT_S > hubmod.YIELD_S and hubmod.BUSY_CHUNK < hubmod.FAN_OUT_CHUNK
+        for cl in clients:
+            got = []
+            while not cl.out.empty():
+                item = cl.out.get_nowait()
+                if item is not CLOSE:
+                    got.append(json.loads(item.text)["data"]["version"])
+            assert got == [1, 2]
+    finally:
+        h.stop()
