@@ -49,17 +49,22 @@ class Requests:
     WSGI app wrapped by `counted` (live.routes.init_live)."""
 
     active = 0
+    _lock = threading.Lock()     # a threaded server's requests must not lose a count
 
     @classmethod
     def counted(cls, app: Callable[..., Any], skip: tuple[str, ...]) -> Callable[..., Any]:
+        lock = cls._lock
+
         def counting(environ: dict[str, Any], start_response: Any) -> Any:
             if environ.get("PATH_INFO") in skip:
                 return app(environ, start_response)
-            cls.active += 1
+            with lock:
+                cls.active += 1
             try:
                 return app(environ, start_response)
             finally:
-                cls.active -= 1
+                with lock:
+                    cls.active -= 1
         return counting
 
 
