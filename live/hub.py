@@ -362,13 +362,12 @@ class Hub:
         out = Outgoing(payload)           # decoded and framed once, not once per client
         frame = out.frame
         n = 0
-        busy = BUSY_CHUNK
         for i, c in enumerate(targets, 1):
             # Straight to the socket when it can take it now (no greenlet switch per client),
             # else through the client's queue and pump.
             if (c.direct is not None and c.direct(frame)) or c.push(out):
                 n += 1
-            if not i % busy:
+            if not i % BUSY_CHUNK:
                 if Requests.active:
                     time.sleep(BUSY_WAIT_S)
                 elif not i % FAN_OUT_CHUNK:
