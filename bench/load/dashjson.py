@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 def walk(node: Any) -> Iterator[dict[str, Any]]:
@@ -148,3 +148,15 @@ def _outputs(output: str, recorded: Any) -> Any:
         else:
             out.append(o)
     return out
+
+
+def texts_between(fmt: Callable[[Any], str], a: Any, b: Any, steps: int = 1000) -> set[str]:
+    """Every text a card formatting with `fmt` can show for a value between a and b (the API's
+    reads before and after the page's draw, for a KPI that moves with the clock): the value is
+    monotonic between them, so the texts of `steps` points between cover every rounding."""
+    if a == b or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)):
+        return {fmt(a), fmt(b)}
+    if isinstance(a, int) and isinstance(b, int):
+        lo, hi = min(a, b), max(a, b)
+        return {fmt(v) for v in range(lo, hi + 1)} if hi - lo <= steps else {fmt(a), fmt(b)}
+    return {fmt(a + (b - a) * i / steps) for i in range(steps + 1)}
