@@ -22,13 +22,31 @@ class Span:
     """Bucket values of several families over [start, horizon), plus the all-time totals."""
 
     def __init__(self, buckets: list[Bucket], values: dict[str, list[dict[str, int]]],
-                 totals: dict[str, dict[str, int]]) -> None:
+                 totals: dict[str, dict[str, int]], memo: dict[str, dict[Any, Any]] | None = None) -> None:
         self.buckets = buckets
         self.starts = [b.start for b in buckets]
         self.values = values
         self.totals = totals
-        self._sums: dict[tuple[str, int, int], dict[str, int]] = {}
+        # Per family, what was derived from its buckets: window sums by (s, e), and `derived`
+        # values. A SpanCache read hands every Span made of it the same dict per family, so
+        # the cards of a page that cut the same window sum each step once, not once each.
+        self._memo: dict[str, dict[Any, Any]] = dict(memo) if memo else {}
         self.extra: dict[Any, Any] = {}     # derived per-window data that formulas share (histograms)
+
+    def _fam_memo(self, fam: str) -> dict[Any, Any]:
+        found = self._memo.get(fam)
+        if found is None:
+            found = self._memo[fam] = {}
+        return found
+
+    def derived(self, fam: str, key: Any, make: Any) -> Any:
+        """`make()`, kept with the family's buckets (shared by the Spans of one cached read):
+        for what is made of those buckets alone, as a scope's view of them."""
+        memo = self._fam_memo(fam)
+        found = memo.get(("derived", key))
+        if found is None:
+            found = memo[("derived", key)] = make()
+        return found
 
     def _index(self, t: int) -> int:
         i = bisect_left(self.starts, t)
@@ -42,8 +60,8 @@ class Span:
 
     def sums(self, fam: str, s: int, e: int) -> dict[str, int]:
         """Every field of a family summed over [s, e)."""
-        key = (fam, s, e)
-        cached = self._sums.get(key)
+        memo = self._fam_memo(fam)
+        cached = memo.get((s, e))
         if cached is not None:
             return cached
         out: dict[str, int] = defaultdict(int)
@@ -51,7 +69,7 @@ class Span:
         for i in range(self._index(s), self._index(e) if e < self.end else len(self.buckets)):
             for f, v in rows[i].items():
                 out[f] += v
-        self._sums[key] = out
+        memo[(s, e)] = out
         return out
 
     def window(self, fam: str, field: str, s: int, e: int) -> int:
@@ -265,8 +283,9 @@ class SpanCache:
 
     def __init__(self, size: int = 48) -> None:
         self.size = size
-        self._d: OrderedDict[tuple[Any, ...], tuple[int, int, list[Bucket], list[dict[str, int]], dict[str, int]]] \
-            = OrderedDict()
+        # (family, tiling) -> (version, read at, buckets, values, totals, memo of what is derived)
+        self._d: OrderedDict[tuple[Any, ...], tuple[int, int, list[Bucket], list[dict[str, int]], dict[str, int],
+                                                    dict[Any, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def fetch(self, r: redis.Redis, keys: Keys, families: Iterable[str], points: Iterable[int], horizon: int,
@@ -274,7 +293,7 @@ class SpanCache:
         fams = list(dict.fromkeys(families))
         pts = sorted(set(points))
         base = (tuple(pts), horizon, now // 60_000, daily)
-        found: dict[str, tuple[int, int, list[Bucket], list[dict[str, int]], dict[str, int]]] = {}
+        found: dict[str, tuple[int, int, list[Bucket], list[dict[str, int]], dict[str, int], dict[Any, Any]]] = {}
         with self._lock:
             for fam in fams:
                 hit = self._d.get((fam, *base))
@@ -286,12 +305,13 @@ class SpanCache:
             span = fetch(r, keys, missing, pts, horizon, now, daily)
             with self._lock:
                 for fam in missing:
-                    found[fam] = (version, now, span.buckets, span.values[fam], span.totals[fam])
+                    found[fam] = (version, now, span.buckets, span.values[fam], span.totals[fam], {})
                     self._d[(fam, *base)] = found[fam]
                 while len(self._d) > self.size:
                     self._d.popitem(last=False)
         buckets = found[fams[0]][2] if fams else []
-        return Span(buckets, {fam: found[fam][3] for fam in fams}, {fam: found[fam][4] for fam in fams})
+        return Span(buckets, {fam: found[fam][3] for fam in fams}, {fam: found[fam][4] for fam in fams},
+                    {fam: found[fam][5] for fam in fams})
 
 
 def _add_carries(r: redis.Redis, names: list[bytes], hashes: list[dict[str, int]], carried: set[bytes]) -> None:

@@ -9,6 +9,8 @@ filtered KPIs. Only KPIs whose every input is a workflow fact can be filtered; t
 """
 from __future__ import annotations
 
+from typing import Any
+
 from data.contrib import LATE, MAIN, SCOPE
 from data.rollups import Span
 
@@ -50,11 +52,16 @@ def _split(row: dict[str, int], prefix: str) -> tuple[dict[str, int], dict[str, 
 
 def view(span: Span, scope: str) -> Span:
     """The span as one scope sees it: MAIN and LATE read from that scope's SCOPE fields."""
-    prefix = scope + "|"
-    rows = [_split(row, prefix) for row in span.values.get(SCOPE, [])]
-    tot_main, tot_late = _split(span.totals.get(SCOPE, {}), prefix)
-    return Span(span.buckets, {MAIN: [m for m, _ in rows], LATE: [lt for _, lt in rows]},
-                {MAIN: tot_main, LATE: tot_late})
+    def make() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        prefix = scope + "|"
+        rows = [_split(row, prefix) for row in span.values.get(SCOPE, [])]
+        tot_main, tot_late = _split(span.totals.get(SCOPE, {}), prefix)
+        return ({MAIN: [m for m, _ in rows], LATE: [lt for _, lt in rows]}, {MAIN: tot_main, LATE: tot_late},
+                {MAIN: {}, LATE: {}})
+    # Made once per read of the SCOPE buckets (SpanCache), with its own sums shared likewise:
+    # every filtered card of a page used to split every bucket again.
+    values, totals, memo = span.derived(SCOPE, ("view", scope), make)
+    return Span(span.buckets, values, totals, memo)
 
 
 def cost_by_scope(span: Span, s: int, e: int) -> dict[str, dict[str, dict[str, int]]]:

@@ -154,7 +154,8 @@ class _Span(Span):
     def __init__(self, buckets: list[Bucket], values: dict[str, list[dict[str, int]]],
                  totals: dict[str, dict[str, int]], memo: dict[tuple[str, int, int], Any]) -> None:
         super().__init__(buckets, values, totals)
-        self._memo = memo
+        self._carried = memo
+        self._sums: dict[tuple[str, int, int], dict[str, int]] = {}
 
     def sums(self, fam: str, s: int, e: int) -> dict[str, int]:
         key = (fam, s, e)
@@ -162,7 +163,7 @@ class _Span(Span):
         if found is not None:
             return found
         rows = self.values.get(fam, [])[self._index(s):self._index(e) if e < self.end else len(self.buckets)]
-        last = self._memo.get(key)
+        last = self._carried.get(key)
         out: dict[str, int] | None = None
         if last is not None and len(last[0]) == len(rows):
             changed = [(old, new) for old, new in zip(last[0], rows) if old is not new]
@@ -180,7 +181,7 @@ class _Span(Span):
             for row in rows:
                 for f, v in row.items():
                     out[f] += v
-        self._memo[key] = (rows, out)
+        self._carried[key] = (rows, out)
         self._sums[key] = out
         return out
 
