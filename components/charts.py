@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from components import theme
-from components.common import GL_THRESHOLD, all_missing, graph, mappings, merge, number, placeholder
+from components.common import GL_THRESHOLD, all_missing, graph, mappings, merge, number, placeholder, trace
 from components.kpi import LEVEL_BS, format_value, title_of
 
 # Axis decorations per METRICS.md unit.
@@ -38,10 +38,11 @@ def _hover(v: float | None, unit: str, round_money: bool) -> str:
     return format_value(v, unit or None, round_money=round_money) if unit else ("" if v is None else f"{v:,.2f}")
 
 
-def _add_series(fig: go.Figure, s: Mapping[str, Any], chart: str, round_money: bool) -> None:
+def _add_series(traces: list[dict[str, Any]], s: Mapping[str, Any], chart: str, round_money: bool) -> None:
     """One series: the finished buckets as a line (area, bars), and a partial last bucket
     (`"partial": True`, still filling) marked apart — a dotted segment to a hollow marker, or a
-    hatched bar, with "still filling" on hover — so it does not read as a drop."""
+    hatched bar, with "still filling" on hover — so it does not read as a drop. Plain trace
+    dicts (common.trace)."""
     pts = list(s["points"])
     unit = s.get("unit") or ""
     name = title_of(s.get("metric") or "value")
@@ -52,14 +53,13 @@ def _add_series(fig: go.Figure, s: Mapping[str, Any], chart: str, round_money: b
     common: dict[str, Any] = {"name": name, "legendgroup": name}
     if chart == "bar":
         common["offsetgroup"] = name
-        fig.add_trace(go.Bar(x=xs, y=ys, customdata=[p.get("end") for p in done],
-                             hovertext=[_hover(v, unit, round_money) for v in ys], hovertemplate=hover, **common))
+        traces.append(trace("bar", x=xs, y=ys, customdata=[p.get("end") for p in done],
+                            hovertext=[_hover(v, unit, round_money) for v in ys], hovertemplate=hover, **common))
     else:
-        cls = go.Scattergl if len(pts) > GL_THRESHOLD else go.Scatter
-        fig.add_trace(cls(x=xs, y=ys, customdata=[p.get("end") for p in done],
-                          hovertext=[_hover(v, unit, round_money) for v in ys],
-                          mode="lines+markers" if len(pts) <= 60 else "lines", connectgaps=False,
-                          fill="tozeroy" if chart == "area" else None, hovertemplate=hover, **common))
+        traces.append(trace("scattergl" if len(pts) > GL_THRESHOLD else "scatter", x=xs, y=ys,
+                            customdata=[p.get("end") for p in done], hovertext=[_hover(v, unit, round_money) for v in ys],
+                            mode="lines+markers" if len(pts) <= 60 else "lines", connectgaps=False,
+                            fill="tozeroy" if chart == "area" else None, hovertemplate=hover, **common))
     if partial is None:
         return
     v = _value(partial.get("value"))
@@ -67,16 +67,16 @@ def _add_series(fig: go.Figure, s: Mapping[str, Any], chart: str, round_money: b
              "customdata": [partial.get("end")], "hovertext": [f"{_hover(v, unit, round_money)} · still filling"],
              "hovertemplate": hover}
     if chart == "bar":
-        fig.add_trace(go.Bar(x=[partial.get("t")], y=[v], offsetgroup=name, opacity=0.45,
-                             marker={"pattern": {"shape": "/"}}, **still))
+        traces.append(trace("bar", x=[partial.get("t")], y=[v], offsetgroup=name, opacity=0.45,
+                            marker={"pattern": {"shape": "/"}}, **still))
         return
     last = done[-1] if done else None
     if last is not None and v is not None and _value(last.get("value")) is not None:
-        fig.add_trace(go.Scatter(x=[last.get("t"), partial.get("t")], y=[_value(last.get("value")), v], mode="lines",
-                                 line={"dash": "dot"}, hoverinfo="skip", name=f"{name} (still filling)",
-                                 legendgroup=name, showlegend=False))
-    fig.add_trace(go.Scatter(x=[partial.get("t")], y=[v], mode="markers",
-                             marker={"symbol": "circle-open", "size": 10, "line": {"width": 2}}, **still))
+        traces.append(trace("scatter", x=[last.get("t"), partial.get("t")], y=[_value(last.get("value")), v],
+                            mode="lines", line={"dash": "dot"}, hoverinfo="skip", name=f"{name} (still filling)",
+                            legendgroup=name, showlegend=False))
+    traces.append(trace("scatter", x=[partial.get("t")], y=[v], mode="markers",
+                        marker={"symbol": "circle-open", "size": 10, "line": {"width": 2}}, **still))
 
 
 def metric_trend(series: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None, *, mode: str = "light",
@@ -89,17 +89,19 @@ def metric_trend(series: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
     many = [s for s in many if s.get("points")]
     if not many or all(all_missing(_value(p.get("value")) for p in s["points"]) for s in many):
         return placeholder("metric_trend", id=id)
-    fig = go.Figure()
+    traces: list[dict[str, Any]] = []
     for s in many:
-        _add_series(fig, s, chart, round_money)
+        _add_series(traces, s, chart, round_money)
     unit = many[0].get("unit")
-    fig.update_yaxes(**_TICKS.get(unit or "", {}))
+    yaxis = dict(_TICKS.get(unit or "", {}))
     if unit in _RANGES:
         lo, hi = _RANGES[unit]
-        fig.update_yaxes(range=[lo, hi * 1.02])
-    fig.update_layout(showlegend=len(many) > 1, hovermode="x unified")
+        yaxis["range"] = [lo, hi * 1.02]
+    layout: dict[str, Any] = {**({"yaxis": yaxis} if yaxis else {}), "showlegend": len(many) > 1,
+                              "hovermode": "x unified"}
     default_title = title_of(many[0]["metric"]) if len(many) == 1 and many[0].get("metric") else None
-    return graph(fig, "metric_trend", mode=mode, id=id, height=height, title=title or default_title)
+    return graph({"data": traces, "layout": layout}, "metric_trend", mode=mode, id=id, height=height,
+                 title=title or default_title)
 
 
 def sparkline(points: Sequence[Mapping[str, Any]] | None, *, unit: str | None = None, mode: str = "light",
@@ -189,10 +191,9 @@ def add_annotations(fig: dict[str, Any], rows: Sequence[Mapping[str, Any]] | Non
     xs = [r["t"] for r in rows]
     group = {"legendgroup": "annotations", "yaxis": _ANNOTATION_AXIS, "name": ANNOTATIONS}
     traces = fig.setdefault("data", [])
-    traces.append(go.Scatter(
-        x=[v for t in xs for v in (t, t, None)], y=[v for _ in xs for v in (0, 1, None)], mode="lines",
-        line={"color": p["muted"], "width": 1, "dash": "dot"}, hoverinfo="skip", showlegend=False,
-        **group).to_plotly_json())
+    traces.append(trace(
+        "scatter", x=[v for t in xs for v in (t, t, None)], y=[v for _ in xs for v in (0, 1, None)], mode="lines",
+        line={"color": p["muted"], "width": 1, "dash": "dot"}, hoverinfo="skip", showlegend=False, **group))
     styles = [_ANNOTATION_STYLE.get(str(r.get("kind")), ("secondary", "circle")) for r in rows]
 
     def say(r: Mapping[str, Any]) -> str:
@@ -201,11 +202,11 @@ def add_annotations(fig: dict[str, Any], rows: Sequence[Mapping[str, Any]] | Non
         who = f"{e(r.get('kind') or 'change')}" + (f" by {e(r['who'])}" if r.get("who") else "")
         return "<br>".join([head, who] + ([e(r["what"])] if r.get("what") else []))
 
-    traces.append(go.Scatter(
-        x=xs, y=[1] * len(xs), mode="markers", showlegend=True, customdata=[r.get("kind") for r in rows],
+    traces.append(trace(
+        "scatter", x=xs, y=[1] * len(xs), mode="markers", showlegend=True, customdata=[r.get("kind") for r in rows],
         marker={"size": 11, "color": [p[c] for c, _ in styles], "symbol": [s for _, s in styles],
                 "line": {"width": 1, "color": p["background"]}},
-        hovertext=[say(r) for r in rows], hovertemplate="%{hovertext}<extra></extra>", **group).to_plotly_json())
+        hovertext=[say(r) for r in rows], hovertemplate="%{hovertext}<extra></extra>", **group))
     merge(fig.setdefault("layout", {}), {"showlegend": True, "yaxis" + _ANNOTATION_AXIS[1:]: {
         "overlaying": "y", "range": [0, 1.06], "visible": False, "fixedrange": True}})
     return len(rows)
@@ -435,14 +436,12 @@ def comparison_chart(items: Any, *, mode: str = "light", id: Any = None, title: 
     if not rows or all_missing(cur + prev):
         return placeholder("comparison_chart", id=id)
     labels = [str(r["label"]) for r in rows]
-    fig = go.Figure()
-    if not all_missing(prev):
-        fig.add_trace(go.Bar(x=labels, y=prev, name=previous_name, opacity=0.55))
-    fig.add_trace(go.Bar(x=labels, y=cur, name=current_name,
-                         text=[format_value(v, unit, round_money=round_money) for v in cur], textposition="outside", cliponaxis=False))
-    fig.update_yaxes(**_TICKS.get(unit or "", {}))
-    fig.update_layout(barmode="group", showlegend=not all_missing(prev))
-    return graph(fig, "comparison_chart", mode=mode, id=id, height=height, title=title)
+    traces = [trace("bar", x=labels, y=prev, name=previous_name, opacity=0.55)] if not all_missing(prev) else []
+    traces.append(trace("bar", x=labels, y=cur, name=current_name, cliponaxis=False, textposition="outside",
+                        text=[format_value(v, unit, round_money=round_money) for v in cur]))
+    ticks = _TICKS.get(unit or "", {})
+    layout = {**({"yaxis": dict(ticks)} if ticks else {}), "barmode": "group", "showlegend": not all_missing(prev)}
+    return graph({"data": traces, "layout": layout}, "comparison_chart", mode=mode, id=id, height=height, title=title)
 
 
 def performance_radar(axes: Mapping[str, Any] | None, *, compare: Mapping[str, Any] | None = None,

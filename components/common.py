@@ -47,6 +47,20 @@ def placeholder(widget: str, *, id: Any = None, message: str = NO_DATA, classNam
                     **{"data-widget": widget}, **kw)
 
 
+def trace(kind: str, **props: Any) -> dict[str, Any]:
+    """A trace as the JSON Plotly's validated object of that type gives (`go.Scatter(...)` →
+    {"type": "scatter", ...}; a prop set to None is left out, as Plotly leaves it out), built
+    without it: the charts of a page are drawn on every fill, and Plotly's validation and
+    copies were most of their drawing (tests/unit/test_render.py checks each builder's JSON
+    against Plotly's own)."""
+    return {"type": kind, **{k: v for k, v in props.items() if v is not None}}
+
+
+def hline(y: float, line: Mapping[str, Any]) -> dict[str, Any]:
+    """The shape Plotly's `add_hline(y=..., line=...)` adds to the layout."""
+    return {"line": dict(line), "type": "line", "x0": 0, "x1": 1, "xref": "x domain", "y0": y, "y1": y, "yref": "y"}
+
+
 def graph(fig: go.Figure | dict[str, Any], widget: str, *, mode: str = "light", id: Any = None,
           height: int | None = None, title: str | None = None) -> dcc.Graph:
     """A figure with the theme's template, in a dcc.Graph tagged with its widget type. The

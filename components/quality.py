@@ -9,14 +9,12 @@ from collections import Counter
 from typing import Any, Mapping, Sequence
 
 import dash_bootstrap_components as dbc
-import plotly.graph_objects as go
 from dash import html
-from plotly.subplots import make_subplots
 
 from components import theme
 from components.charts import level
-from components.common import (NO_DATA, SEVERITIES, all_missing, graph, mappings, number, pct, placeholder, short_time,
-                               unwrap)
+from components.common import (NO_DATA, SEVERITIES, all_missing, graph, hline, mappings, number, pct, placeholder,
+                               short_time, trace, unwrap)
 from components.kpi import LEVEL_BS, format_value, title_of
 from components.links import GATE, entity_link
 
@@ -55,17 +53,30 @@ def defect_distribution(counts: Any, *, mode: str = "light", id: Any = None, tit
     if not dims or all_missing(v for items in dims.values() for _, v in items):
         return placeholder("defect_distribution", id=id)
     p = theme.palette(mode)
-    fig = make_subplots(rows=1, cols=len(dims), subplot_titles=[f"by {d}" for d in dims] if len(dims) > 1 else None)
+    # What Plotly's make_subplots(rows=1, cols=len(dims), subplot_titles=...) gives as JSON:
+    # columns 0.1 of the width apart, each titled "by <dimension>" when there are two.
+    n = len(dims)
+    width = (1.0 - 0.1 * (n - 1)) / n
+    traces, layout, titles = [], {}, []
     for col, (dim, items) in enumerate(dims.items(), 1):
         colours = [theme.status_color(k, mode) if dim == "severity" else p["primary"] for k, _ in items]
         keys = [k for k, _ in items]
-        fig.add_trace(go.Bar(x=keys, y=[v for _, v in items], name=dim, customdata=keys,
-                             marker={"color": colours}, text=[NO_DATA if v is None else f"{v:,.0f}" for _, v in items],
-                             textposition="outside", cliponaxis=False,
-                             hovertemplate="%{x}: %{text}<extra>" + dim + "</extra>"), row=1, col=col)
-    fig.update_yaxes(rangemode="tozero")
-    fig.update_layout(showlegend=False)
-    return graph(fig, "defect_distribution", mode=mode, id=id, height=height, title=title)
+        x, y = ("x", "y") if col == 1 else (f"x{col}", f"y{col}")
+        traces.append(trace("bar", x=keys, y=[v for _, v in items], name=dim, customdata=keys,
+                            marker={"color": colours}, text=[NO_DATA if v is None else f"{v:,.0f}" for _, v in items],
+                            textposition="outside", cliponaxis=False,
+                            hovertemplate="%{x}: %{text}<extra>" + dim + "</extra>", xaxis=x, yaxis=y))
+        lo = (col - 1) * (width + 0.1)
+        domain = [lo, lo + width] if n > 1 else [0.0, 1.0]
+        layout["xaxis" + x[1:]] = {"anchor": y, "domain": domain}
+        layout["yaxis" + y[1:]] = {"anchor": x, "domain": [0.0, 1.0], "rangemode": "tozero"}
+        if n > 1:
+            titles.append({"font": {"size": 16}, "showarrow": False, "text": f"by {dim}", "x": (domain[0] + domain[1]) / 2,
+                           "xanchor": "center", "xref": "paper", "y": 1.0, "yanchor": "bottom", "yref": "paper"})
+    if titles:
+        layout["annotations"] = titles
+    layout["showlegend"] = False
+    return graph({"data": traces, "layout": layout}, "defect_distribution", mode=mode, id=id, height=height, title=title)
 
 
 def gates_from_kpis(values: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -138,25 +149,23 @@ def gate_performance(gates: Sequence[Mapping[str, Any]] | Mapping[str, Any] | No
     def bar_text(r: float | None, t: float | None) -> str:
         return f"{pct(r)}<br>p95 {format_value(t, 'minutes')}" if t is not None else pct(r)
 
-    fig = go.Figure()
-    fig.add_trace(go.Bar(
-        x=names, y=rates, name="pass rate", customdata=names,
+    traces = [trace(
+        "bar", x=names, y=rates, name="pass rate", customdata=names,
         marker={"color": [p[role[level(r, th)]] for r in rates]},
         text=[bar_text(r, t) for r, t in zip(rates, p95)], textposition="auto",
         hovertext=[f"{format_value(n, 'count')} runs · p95 {format_value(t, 'minutes')}" for n, t in zip(runs, p95)],
-        hovertemplate="%{customdata}<br>pass rate %{y:.1f}%<br>%{hovertext}<extra></extra>"))
+        hovertemplate="%{customdata}<br>pass rate %{y:.1f}%<br>%{hovertext}<extra></extra>")]
     if not all_missing(p95):
-        fig.add_trace(go.Scatter(
-            x=names, y=p95, name="p95 time (min)", yaxis="y2", mode="markers", customdata=names,
+        traces.append(trace(
+            "scatter", x=names, y=p95, name="p95 time (min)", yaxis="y2", mode="markers", customdata=names,
             marker={"symbol": "diamond", "size": 10, "color": p["text"]},
             hovertemplate="%{customdata}<br>p95 %{y:.1f} min<extra></extra>"))
-    fig.update_layout(
-        yaxis={"range": [0, 105], "ticksuffix": "%", "title": {"text": "pass rate"}},
-        yaxis2={"overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False,
-                "title": {"text": "p95 (min)"}},
-        legend={"orientation": "h", "y": 1.12}, clickmode="event")
-    fig.update_xaxes(tickangle=-20, automargin=True)
-    return graph(fig, "gate_performance", mode=mode, id=id, height=height, title=title)
+    layout = {"yaxis": {"range": [0, 105], "ticksuffix": "%", "title": {"text": "pass rate"}},
+              "yaxis2": {"overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False,
+                         "title": {"text": "p95 (min)"}},
+              "legend": {"orientation": "h", "y": 1.12}, "clickmode": "event",
+              "xaxis": {"tickangle": -20, "automargin": True}}
+    return graph({"data": traces, "layout": layout}, "gate_performance", mode=mode, id=id, height=height, title=title)
 
 
 COMPLIANCE_KPIS = (("compliance_checks_passed", "percentage"), ("audit_readiness_score", "percentage"),
@@ -240,9 +249,9 @@ def risk_matrix(risks: Sequence[Mapping[str, Any]] | None, *, mode: str = "light
         return placeholder("risk_matrix", id=id)
     p = theme.palette(mode)
     axis = list(range(1, size + 1))
-    fig = go.Figure(go.Heatmap(
-        x=axis, y=axis, z=[[i * j for i in axis] for j in axis], showscale=False, opacity=0.35, hoverinfo="skip",
-        colorscale=[[0, p["success"]], [0.45, p["warning"]], [1, p["danger"]]]))
+    traces = [trace(
+        "heatmap", x=axis, y=axis, z=[[i * j for i in axis] for j in axis], showscale=False, opacity=0.35, hoverinfo="skip",
+        colorscale=[[0, p["success"]], [0.45, p["warning"]], [1, p["danger"]]])]
     # Risks in the same cell are spread along a small circle so none hides another.
     seen: Counter[tuple[float, float]] = Counter()
     xs, ys = [], []
@@ -252,18 +261,17 @@ def risk_matrix(risks: Sequence[Mapping[str, Any]] | None, *, mode: str = "light
         xs.append(im + dx)
         ys.append(li + dy)
     done = {"mitigated", "closed", "resolved", "accepted"}
-    fig.add_trace(go.Scatter(
-        x=xs, y=ys, mode="markers+text", text=[n for n, *_ in rows], textposition="top center",
+    traces.append(trace(
+        "scatter", x=xs, y=ys, mode="markers+text", text=[n for n, *_ in rows], textposition="top center",
         customdata=[n for n, *_ in rows],
         hovertext=[f"likelihood {li:g} · impact {im:g}" + (f" · {st}" if st else "") for _, li, im, st in rows],
         hovertemplate="%{customdata}<br>%{hovertext}<extra></extra>",
         marker={"size": 12, "color": p["text"], "line": {"width": 2, "color": p["text"]},
                 "symbol": ["circle-open" if str(st).lower() in done else "circle" for *_, st in rows]}))
     ax = {"range": [0.5, size + 0.5], "dtick": 1, "showgrid": False, "zeroline": False}
-    fig.update_xaxes(title={"text": "impact"}, **ax)
-    fig.update_yaxes(title={"text": "likelihood"}, **ax)
-    fig.update_layout(showlegend=False)
-    return graph(fig, "risk_matrix", mode=mode, id=id, height=height, title=title)
+    layout = {"xaxis": {"title": {"text": "impact"}, **ax}, "yaxis": {"title": {"text": "likelihood"}, **ax},
+              "showlegend": False}
+    return graph({"data": traces, "layout": layout}, "risk_matrix", mode=mode, id=id, height=height, title=title)
 
 
 def line_traces(groups: Mapping[str, list[Mapping[str, Any]]], value: str, unit: str | None = None) -> list[dict[str, Any]]:
@@ -278,12 +286,6 @@ def line_traces(groups: Mapping[str, list[Mapping[str, Any]]], value: str, unit:
                     "mode": "lines+markers" if len(pts) <= 60 else "lines", "name": name, "type": "scatter",
                     "x": [r.get("t") for r in pts], "y": ys})
     return out
-
-
-def add_lines(groups: Mapping[str, list[Mapping[str, Any]]], value: str, fig: go.Figure, unit: str | None = None) -> None:
-    """`line_traces` added to a Plotly figure."""
-    for trace in line_traces(groups, value, unit):
-        fig.add_trace(trace)
 
 
 def group_rows(rows: Sequence[Mapping[str, Any]], key: Any) -> dict[str, list[Mapping[str, Any]]]:
@@ -301,11 +303,10 @@ def code_quality(rows: Sequence[Mapping[str, Any]] | None, *, mode: str = "light
     if not rows or all_missing(number(r.get("value")) for r in rows):
         return placeholder("code_quality", id=id)
     gates = {r.get("gate") for r in rows}
-    fig = go.Figure()
-    add_lines(group_rows(rows, lambda r: f"{r.get('gate')} · {r['metric']}" if len(gates) > 1 else str(r["metric"])),
-           "value", fig)
-    fig.update_layout(hovermode="x unified", showlegend=True)
-    return graph(fig, "code_quality", mode=mode, id=id, height=height, title=title)
+    traces = line_traces(group_rows(rows, lambda r: f"{r.get('gate')} · {r['metric']}" if len(gates) > 1
+                                    else str(r["metric"])), "value")
+    return graph({"data": traces, "layout": {"hovermode": "x unified", "showlegend": True}}, "code_quality",
+                 mode=mode, id=id, height=height, title=title)
 
 
 # Coverage below 80 % is a warning, below 60 % critical (unless a widget says otherwise).
@@ -324,13 +325,11 @@ def test_coverage(rows: Sequence[Mapping[str, Any]] | None, *, mode: str = "ligh
     th = thresholds or COVERAGE_THRESHOLDS
     p = theme.palette(mode)
     groups = group_rows(rows, lambda r: str(r.get("repository") or "all"))
-    fig = go.Figure()
-    add_lines(groups, "coverage", fig, "percentage")
-    for key, role in (("warning", "warning"), ("critical", "danger")):
-        if number(th.get(key)) is not None:
-            fig.add_hline(y=number(th[key]), line={"color": p[role], "dash": "dash", "width": 1})
-    fig.update_yaxes(range=[0, 102], ticksuffix="%")
-    fig.update_layout(hovermode="x unified", showlegend=len(groups) > 1)
+    lines = [hline(number(th[key]), {"color": p[role], "dash": "dash", "width": 1})      # type: ignore[arg-type]
+             for key, role in (("warning", "warning"), ("critical", "danger")) if number(th.get(key)) is not None]
+    fig = {"data": line_traces(groups, "coverage", "percentage"),
+           "layout": {**({"shapes": lines} if lines else {}), "yaxis": {"range": [0, 102], "ticksuffix": "%"},
+                      "hovermode": "x unified", "showlegend": len(groups) > 1}}
     latest = []
     for repo in sorted(groups):
         known = [r for r in sorted(groups[repo], key=lambda r: str(r.get("t"))) if number(r.get("coverage")) is not None]

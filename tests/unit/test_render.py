@@ -698,3 +698,36 @@ def test_a_sparkline_breaks_at_missing_values_and_scales_to_its_range() -> None:
     assert [x for x, _ in pts] == [50.0, 75.0, 100.0]
     assert pts[0][1] == 38.0 and pts[1][1] == 20.0 and 'stroke="#123456"' in svg   # 1.0 lowest, 3.0 mid of 1..5
     assert "partial" not in svg
+
+
+def test_ren053_every_chart_on_the_pages_is_plain_json_plotly_leaves_unchanged():
+    """The charts of the role dashboards (trends, defects, gates, risks, code quality, coverage,
+    comparisons, annotation markers) are built as plain dicts: each must be the JSON Plotly's
+    validated figure gives of it (an unknown property or a value Plotly would change fails here)."""
+    from components import charts, quality, theme
+    pts = [{"t": f"2026-12-01T{h:02d}:00:00Z", "end": f"2026-12-01T{h + 1:02d}:00:00Z", "value": None if h == 3 else h}
+           for h in range(12)]
+    pts[-1]["partial"] = True
+    series = {"metric": "gate_pass_rate", "unit": "percentage", "points": pts}
+    gates = [{"gate": "lint", "pass_rate": 95.0, "executions": 10, "p95_time": 2.5},
+             {"gate": "tests", "pass_rate": 70.0, "executions": 4, "p95_time": None}]
+    lines = [{"t": p["t"], "gate": g, "metric": "issues", "value": i, "repository": g, "coverage": 60 + i}
+             for i, p in enumerate(pts) for g in ("lint", "sonar")]
+    built = [charts.metric_trend(series), charts.metric_trend([series, {**series, "metric": "x"}], chart="bar"),
+             charts.metric_trend(series, chart="area", mode="dark"),
+             quality.defect_distribution({"critical": 2, "minor": 1}),
+             quality.defect_distribution({"severity": {"major": 2}, "category": {"logic": 1, "style": 3}}),
+             quality.gate_performance(gates), quality.risk_matrix([{"name": "a", "likelihood": 3, "impact": 4}]),
+             quality.code_quality(lines), quality.test_coverage(lines),
+             charts.comparison_chart([{"label": "a", "value": 3, "previous": 2}], unit="usd")]
+    figs = [next(c.figure for c in walk(out) if isinstance(c, dcc.Graph)) for out in built]
+    marked = {"data": [], "layout": {}}
+    assert charts.add_annotations(marked, [{"t": pts[0]["t"], "kind": "alert", "title": "x"}]) == 1
+    theme.apply(marked)                         # as the time series it is added to has
+    for figure in [*figs, marked]:
+        assert isinstance(figure, dict) and figure["data"]
+        assert go.Figure(figure).to_plotly_json() == figure
+    two = figs[4]["layout"]
+    assert [a["text"] for a in two["annotations"]] == ["by severity", "by category"]
+    assert two["xaxis"]["domain"] == [0.0, 0.45] and two["xaxis2"]["domain"] == [0.55, 1.0]
+    assert [t["type"] for t in figs[0]["data"]] == ["scatter", "scatter", "scatter"]     # line, dotted segment, marker
