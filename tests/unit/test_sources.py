@@ -318,3 +318,50 @@ def test_src013_per_person_collaboration_rows_follow_the_team_scope() -> None:
     assert sorted(r["reviewer"] for r in rows) == ["carl", "carl"] and count.left_out == 3
     plain, count = sources._people_rows(Sanitizer(pseudonymize=True, secret=b"k" * 32), people)
     assert all(r["reviewer"] != "carl" for r in plain) and count.rows == 0
+
+
+def _constructed(rows: list[dict[str, Any]], cols: list[str]) -> pd.DataFrame:
+    """What to_frame gave before its fast path: pandas' own parser and constructor."""
+    data: dict[str, Any] = {}
+    for c in cols:
+        values = [r.get(c, np.nan) for r in rows]
+        if c in sources.TIME_COLUMNS:
+            data[c] = pd.to_datetime(values, utc=True, format="ISO8601")
+        elif all(sources._is_number(v) for v in values) and any(v is not None for v in values):
+            plain = np.array([np.nan if v is None else v for v in values])
+            data[c] = plain if plain.dtype.kind in "if" else \
+                pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy()
+        else:
+            data[c] = values
+    return pd.DataFrame(data, columns=cols)
+
+
+def test_src014_frames_are_what_pandas_constructor_gives() -> None:
+    """to_frame builds its frames from one block per column and parses the data layer's ISO
+    texts with numpy: every column type must come out as pandas' own constructor and parser
+    make it (dtypes, values, NaN/NaT, index and column labels)."""
+    import itertools
+    import random
+    rnd = random.Random(14)
+    kinds = {
+        "t": lambda i: rnd.choice([f"2025-08-17T{i % 24:02d}:00:00Z", f"2025-08-17T01:02:03.{i % 1000:03d}Z", None]),
+        "at": lambda i: rnd.choice(["2025-08-17T01:00:00+02:00", "2025-08-17", "2025-08-17T01:00:00Z", None]),
+        "end": lambda i: None,
+        "f": lambda i: rnd.choice([1.5, None, 3, float("nan")]),
+        "i": lambda i: i,
+        "s": lambda i: rnd.choice(["a", "béta", "", None]),
+        "only_none": lambda i: None,
+        "lists": lambda i: rnd.choice([["x"], [], None]),
+        "mixed": lambda i: rnd.choice(["a", 1, None]),
+        "bools": lambda i: rnd.choice([True, False]),
+        "dicts": lambda i: {"k": i},
+    }
+    names = list(kinds)
+    for n_rows, width in itertools.product((1, 2, 7), (1, 3, 5)):
+        for _ in range(12):
+            cols = rnd.sample(names, width)
+            rows = [{c: kinds[c](i) for c in cols if rnd.random() > 0.1} for i in range(n_rows)]
+            got, want = sources.to_frame(rows, cols), _constructed(rows, cols)
+            pd.testing.assert_frame_equal(got, want, check_index_type=True, check_column_type=True)
+    fast = sources.to_frame([{"t": "2025-08-17T01:00:00.250Z", "s": "a", "f": 2.0}], ["t", "s", "f"])
+    assert fast["t"][0] == pd.Timestamp("2025-08-17T01:00:00.250Z") and str(fast["s"].dtype) == "str"
