@@ -29,6 +29,7 @@ from components.charts import add_annotations, level, phone_friendly
 from components.common import GL_THRESHOLD, merge, number, placeholder, walk
 from components.kpi import events_href, kpi_card, title_of
 from dashboards.schema import Widget
+from data.timeutil import fmt_ms
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ class Unusable(ValueError):
 
 def iso(ts: Any) -> str | None:
     """A time as the ISO text the widgets read ('2025-08-17T06:00:00Z', UTC; naive = UTC)."""
+    if type(ts) is pd.Timestamp and ts.tzinfo is not None and not ts.microsecond % 1000:
+        # A frame's instants (UTC, whole milliseconds): the data layer's own formatting,
+        # cached by second, instead of a strftime per cell (86,000 a hundred cold pages).
+        return fmt_ms(ts.value // 1_000_000)
     try:
         t = pd.Timestamp(ts)
     except (TypeError, ValueError):
@@ -80,6 +85,11 @@ def iso(ts: Any) -> str | None:
 def clean(v: Any) -> Any:
     """A frame value as plain Python: NaN/NaT/NA → None, numpy scalars → Python, times → ISO text,
     arrays → lists."""
+    t = type(v)
+    if t is str or t is int or t is bool:          # most cells: nothing to do
+        return v
+    if t is float:
+        return None if v != v else v
     if v is None or v is pd.NaT or v is pd.NA:
         return None
     if isinstance(v, (pd.Timestamp, datetime, np.datetime64)):

@@ -731,3 +731,21 @@ def test_ren053_every_chart_on_the_pages_is_plain_json_plotly_leaves_unchanged()
     assert [a["text"] for a in two["annotations"]] == ["by severity", "by category"]
     assert two["xaxis"]["domain"] == [0.0, 0.45] and two["xaxis2"]["domain"] == [0.55, 1.0]
     assert [t["type"] for t in figs[0]["data"]] == ["scatter", "scatter", "scatter"]     # line, dotted segment, marker
+
+
+def test_ren054_frame_cells_as_plain_values():
+    """records()/clean(): the fast paths (plain cells, UTC instants in whole milliseconds) give
+    what the general ones give."""
+    import numpy as np
+
+    from components.render import clean, iso
+    slow = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S") + (f".{t.microsecond // 1000:03d}" if t.microsecond else "") + "Z"  # noqa: E731
+    for text in ("2025-08-17T06:00:00Z", "2025-08-17T06:00:00.250Z", "1999-12-31T23:59:59.999Z", "2030-01-01T00:00:00.001Z"):
+        t = pd.Timestamp(text)
+        assert iso(t) == slow(t) == text
+    assert iso(pd.Timestamp("2025-08-17T06:00:00.000500Z")) == "2025-08-17T06:00:00.000Z"      # under a millisecond
+    assert iso(pd.Timestamp("2025-08-17T08:00:00+02:00")) == "2025-08-17T06:00:00Z"
+    assert iso(pd.Timestamp("2025-08-17T06:00:00")) == "2025-08-17T06:00:00Z"                     # naive = UTC
+    assert iso(pd.NaT) is None and iso("not a time") is None
+    assert [clean(v) for v in ("a", 3, True, 2.5, float("nan"), None, np.int64(4), np.float64("nan"), pd.NA)] == \
+        ["a", 3, True, 2.5, None, None, 4, None, None]
