@@ -401,7 +401,10 @@ def achievements(ctx: Any, req: Request) -> Raw:
     reviews = [ts for ts, ev in entity_reader.events_of(ctx.redis, ctx.keys, "ac", user, s, e)
                if ev and ev.get("type") == REVIEW_DONE and (ev.get("data") or {}).get("reviewer") == user]
     cuts = views.day_cuts(s, e)
-    span = rollups.fetch(ctx.redis, ctx.keys, (USER,), cuts, p.horizon, req.now)
+    # The family holds every developer's fields in one hash per bucket: the caller's two only,
+    # and whole days from their daily buckets (30 of them, not 720 hourly ones).
+    span = rollups.fetch(ctx.redis, ctx.keys, (USER,), cuts, p.horizon, req.now,
+                         daily=ctx.engine.names_daily()[1], only={USER: ["gx:" + user, "gp:" + user]})
     days = [(a, b, span.window(USER, "gx:" + user, a, b), span.window(USER, "gp:" + user, a, b))
             for a, b in zip(cuts, cuts[1:])]
     rows = views.achievements(reviews, days, e)
@@ -411,7 +414,11 @@ def achievements(ctx: Any, req: Request) -> Raw:
 def skill_development(ctx: Any, req: Request) -> Raw:
     user = req.user or ""
     cuts = view_cuts(req.s, req.e, req.now, aligned=True)
-    span = rollups.fetch(ctx.redis, ctx.keys, (USER,), cuts, req.plan.horizon, req.now)
+    # The caller's defect fields only, one per category of the registry (which holds every
+    # category a field names), not every developer's fields of every bucket.
+    names, daily = ctx.engine.names_daily()
+    mine = [user_field("dc", user, c) for c in names.get("categories", [])]
+    span = rollups.fetch(ctx.redis, ctx.keys, (USER,), cuts, req.plan.horizon, req.now, daily=daily, only={USER: mine})
     prefix = user_field("dc", user, "")
     per_step = [{f[len(prefix):]: v for f, v in span.sums(USER, a, b).items() if f.startswith(prefix) and v > 0}
                 for a, b in zip(cuts, cuts[1:])]

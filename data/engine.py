@@ -110,6 +110,12 @@ class Engine:
     def names(self) -> dict[str, list[str]]:
         return self._names_daily()[0]
 
+    def names_daily(self) -> tuple[dict[str, list[str]], int | None]:
+        """The registries and the day from which daily buckets may be read (rollups.fetch
+        `daily`), kept for the current data version in this process."""
+        names, daily, _ = self._names_daily(self.version())
+        return names, daily
+
     def _names_daily(self, version: int | None = None) -> tuple[dict[str, list[str]], int | None, int | None]:
         """The registries, and from which day daily and summed buckets may be read
         (rollups.daily_from, rollups.summed_from). Given the data version read before, kept for

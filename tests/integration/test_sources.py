@@ -472,6 +472,34 @@ def test_srci012_achievements_and_skill_development_by_hand(hand: dict[str, Any]
     assert len(empty) == 0 and list(empty.columns) == ["t", "end", "category", "defects"]
 
 
+def test_srci012b_a_developer_s_sources_read_only_their_own_fields(hand: dict[str, Any], monkeypatch: Any) -> None:
+    """The per-user rollups hold every developer's fields in one hash per bucket: achievements
+    and skill development read the caller's only (an organisation's size, not theirs, set the
+    cost of each developer's page), whole days from the daily buckets, with srci012's rows."""
+    from dashboards import computed
+    from data import rollups
+    asked: list[Any] = []
+    real = rollups.fetch
+
+    def spy(*a: Any, **kw: Any) -> Any:
+        asked.append(kw.get("only"))
+        dailies.append(kw.get("daily", "not given"))
+        return real(*a, **kw)
+    dailies: list[Any] = []
+    monkeypatch.setattr(computed.rollups, "fetch", spy)
+    for k in hand["r"].scan_iter(KEYS.cache("*")):
+        hand["r"].delete(k)
+    ann = hctx(hand, "developer", "ann")
+    got = sources.fetch(DataSource(source="computed", name="skill_development"), ann)
+    sources.fetch(DataSource(source="computed", name="achievements"), ann)
+    assert len(asked) == 2 and all(only and only.keys() == {"u"} for only in asked), asked
+    fields = [f for only in asked for f in only["u"]]
+    assert fields and all("ann" in f for f in fields) and not any("bob" in f for f in fields), fields
+    assert dailies == [rollups.daily_from(hand["r"], KEYS)] * 2          # whole days from the daily buckets
+    found = got[got["defects"] > 0]
+    assert [(c, n) for c, n in zip(found["category"], found["defects"])] == [("logic", 1), ("style", 1)]
+
+
 def test_srci013_annotations_and_alerts_by_hand(hand: dict[str, Any]) -> None:
     r, end = hand["r"], hand["end"]
     fired_at = end - 90 * MINUTE_MS
