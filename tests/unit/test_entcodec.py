@@ -183,3 +183,17 @@ def test_enc008_states_written_with_the_fixed_names_substituted_still_read() -> 
            b'"st":[[\x02000001,\x016",\x11]],"done":[\x02000009,\x14,\x019"],"_v":[1,14400000]}')
     assert entcodec.decode(old) == s
     assert entcodec.encode("wf", s)[:1] == b"\x1c" and roundtrip("wf", s) == s
+
+
+def test_common_prefix_is_os_path_commonprefix() -> None:
+    """entcodec.common_prefix (bisection on slices) gives what os.path.commonprefix gives."""
+    import random
+    from os.path import commonprefix
+
+    from data.entcodec import common_prefix
+    rnd = random.Random(7)
+    for _ in range(3000):
+        base = "".join(rnd.choice("ab-é1") for _ in range(rnd.randrange(0, 12)))
+        strs = [base + "".join(rnd.choice("ab-é1") for _ in range(rnd.randrange(0, 6))) for _ in range(rnd.randrange(1, 5))]
+        assert common_prefix(strs) == commonprefix(strs), strs
+    assert common_prefix(["wf-123", "wf-124", "wf-2"]) == "wf-" and common_prefix(["x"]) == "x"
