@@ -276,15 +276,15 @@ def risk_matrix(risks: Sequence[Mapping[str, Any]] | None, *, mode: str = "light
 
 def line_traces(groups: Mapping[str, list[Mapping[str, Any]]], value: str, unit: str | None = None) -> list[dict[str, Any]]:
     """One line per group of {t, <value>} rows, in time order; a None value is a gap. Plain
-    trace dicts (what Plotly's Scatter gives as JSON, without its validation)."""
+    trace dicts (common.trace)."""
     out = []
     for name in sorted(groups):
         pts = sorted(groups[name], key=lambda r: str(r.get("t")))
         ys = [number(r.get(value)) for r in pts]
-        out.append({"connectgaps": False, "hovertemplate": "%{x}<br>%{hovertext}<extra>%{fullData.name}</extra>",
-                    "hovertext": [format_value(v, unit) if unit else ("" if v is None else f"{v:,.2f}") for v in ys],
-                    "mode": "lines+markers" if len(pts) <= 60 else "lines", "name": name, "type": "scatter",
-                    "x": [r.get("t") for r in pts], "y": ys})
+        out.append(trace("scatter", connectgaps=False, hovertemplate="%{x}<br>%{hovertext}<extra>%{fullData.name}</extra>",
+                         hovertext=[format_value(v, unit) if unit else ("" if v is None else f"{v:,.2f}") for v in ys],
+                         mode="lines+markers" if len(pts) <= 60 else "lines", name=name,
+                         x=[r.get("t") for r in pts], y=ys))
     return out
 
 

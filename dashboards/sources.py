@@ -532,32 +532,26 @@ def _from_columns(data: dict[str, Any], cols: list[str], n: int) -> pd.DataFrame
     """The frame `pd.DataFrame(data, columns=cols)` gives, made from one block per column with
     pandas' public `create_dataframe_from_blocks` (a fifth of the constructor's time, which
     infers and checks every column again: a page's draw makes some thirty frames). None when
-    a column is neither numbers, instants nor text (lists, dicts, booleans, nothing but None):
-    the constructor infers those."""
-    kinds = []
-    for c in cols:
+    a column is not numbers, instants, text, booleans or only None (lists, dicts, mixed
+    values): the constructor infers those."""
+    blocks: list[tuple[Any, np.ndarray]] = []
+    for i, c in enumerate(cols):
         v = data[c]
         if isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.kind in "if":
-            kinds.append("number")
+            block: Any = v.reshape(1, -1)
         elif isinstance(v, pd.DatetimeIndex):
-            kinds.append("time")
+            block = v.array
         elif not isinstance(v, list):
             return None
         elif all(x is None for x in v):
-            kinds.append("none")                # pandas: an object column of None
+            block = np.array(v, dtype=object).reshape(1, -1)     # pandas: an object column of None
         elif all(type(x) is bool for x in v):
-            kinds.append("bool")
+            block = np.array(v, dtype=bool).reshape(1, -1)
         elif any(isinstance(x, str) for x in v) and \
                 all(isinstance(x, str) or x is None or (isinstance(x, float) and x != x) for x in v):
-            kinds.append("text")
+            block = pd.array(v, dtype="str")
         else:
             return None
-    blocks: list[tuple[Any, np.ndarray]] = []
-    for i, (c, kind) in enumerate(zip(cols, kinds)):
-        v = data[c]
-        block: Any = (v.reshape(1, -1) if kind == "number" else v.array if kind == "time"
-                      else np.array(v, dtype=object if kind == "none" else bool).reshape(1, -1) if kind in ("none", "bool")
-                      else pd.array(v, dtype="str"))
         blocks.append((block, np.array([i])))
     return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n), columns=pd.Index(cols))
 
