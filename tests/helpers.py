@@ -1,7 +1,25 @@
 """Helpers shared by test modules."""
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
+
+from data.timeutil import day_start, now_ms
+
+
+def today_ago(longest_ago_ms: int, now: int | None = None) -> Callable[[float], int]:
+    """Instants "so many ms ago" that all fall today (UTC), for tests of since-midnight KPIs
+    such as completed_today. Past `longest_ago_ms` after midnight that is plain now minus the
+    offset; closer to midnight the offsets shrink in proportion, so every instant lies between
+    midnight and now in the same order. Within 2 s of midnight it first waits them out."""
+    if now is None:
+        now = now_ms()
+        if now - day_start(now) < 2000:
+            time.sleep((2000 - (now - day_start(now))) / 1000)
+            now = now_ms()
+    scale = min(1.0, (now - day_start(now) - 1) / max(longest_ago_ms, 1))
+    return lambda ago_ms: now - int(ago_ms * scale)
 
 
 def everything_in_redis(r: Any) -> bytes:

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from data.aggregator import Aggregator
 from data.keys import Keys
-from tests.e2e.test_dashboards import _app, _iso, _severe, _sign_in, _start
+from data.timeutil import MINUTE_MS, fmt_ms
+from tests.helpers import today_ago
+from tests.e2e.test_dashboards import _app, _severe, _sign_in, _start
 
 pytestmark = pytest.mark.e2e
 
@@ -38,10 +39,10 @@ def test_brw001_a_developer_s_forbidden_widget_says_not_permitted_and_no_answer_
     the browser receives holds review cost data or the cost widget's body."""
     app = _app(settings)
     svc = app.server.extensions["qms"]
-    now = datetime.now(timezone.utc)
+    at = today_ago(30 * MINUTE_MS)          # completed_today counts from midnight (UTC)
     svc.ingestor.ingest([
         {"id": f"brw-rv{i}", "type": "workflow.review_completed", "source": "e2e",
-         "timestamp": _iso(now - timedelta(minutes=30 - i)),
+         "timestamp": fmt_ms(at((30 - i) * MINUTE_MS)),
          "data": {"workflow_id": f"W{i}", "reviewer": "developer-user", "verdict": "approved",
                   "cost_usd": 123.45, "duration_hours": 1.0}} for i in range(3)], origin="e2e")
     Aggregator(r, Keys(settings.key_prefix)).drain()

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
 from typing import Any, Iterator
 
 import orjson
@@ -15,7 +16,8 @@ import pytest
 from data.aggregator import Aggregator
 from data.keys import Keys
 from data.simulator import DEVELOPERS, Simulator
-from data.timeutil import fmt_ms, now_ms, parse_iso
+from data.timeutil import MINUTE_MS, fmt_ms, now_ms, parse_iso
+from tests.helpers import today_ago
 from tests.integration.test_rbac_matrix import callback_body
 
 K = Keys("qms")
@@ -23,27 +25,31 @@ PEOPLE = frozenset(DEVELOPERS) | {"ann", "bob", "cid", "dot", "eve"}
 PERSON_KEYS = ("author", "reviewer", "found_by", "user", "changed_by")
 
 
-def ev(ident: str, etype: str, minutes_ago: float, **data: Any) -> dict[str, Any]:
-    return {"id": ident, "type": etype, "timestamp": fmt_ms(now_ms() - int(minutes_ago * 60_000)),
+def ev(ident: str, etype: str, minutes_ago: float, at: Callable[[float], int] | None = None,
+       **data: Any) -> dict[str, Any]:
+    at = at or (lambda ago: now_ms() - ago)
+    return {"id": ident, "type": etype, "timestamp": fmt_ms(at(int(minutes_ago * 60_000))),
             "source": "scope-test", "data": data}
 
 
 def two_teams(svc: Any, r: Any) -> None:
     """Team core: ann, bob (W1, W2). Team web: cid, dot (W3, W4). All in code review, unreviewed
-    except W4, which bob (core) reviews. eve never opened a pull request."""
+    except W4, which bob (core) reviews. eve never opened a pull request. Every
+    instant lies today, so bob's review counts as completed today (scp006) at any hour."""
+    at = today_ago(50 * MINUTE_MS)
     svc.ingestor.ingest([
-        ev("p1", "workflow.pr_created", 50, workflow_id="W1", pr_number=1, repository="core-api", author="ann",
+        ev("p1", "workflow.pr_created", 50, at=at, workflow_id="W1", pr_number=1, repository="core-api", author="ann",
            team="core", title="core: fix the ledger"),
-        ev("p2", "workflow.pr_created", 49, workflow_id="W2", pr_number=2, repository="core-api", author="bob",
+        ev("p2", "workflow.pr_created", 49, at=at, workflow_id="W2", pr_number=2, repository="core-api", author="bob",
            team="core", title="core: speed up sync"),
-        ev("p3", "workflow.pr_created", 48, workflow_id="W3", pr_number=3, repository="web-app", author="cid",
+        ev("p3", "workflow.pr_created", 48, at=at, workflow_id="W3", pr_number=3, repository="web-app", author="cid",
            team="web", title="web: secret launch page", ticket="ACME-42 customer escalation"),
-        ev("p4", "workflow.pr_created", 47, workflow_id="W4", pr_number=4, repository="web-app", author="dot",
+        ev("p4", "workflow.pr_created", 47, at=at, workflow_id="W4", pr_number=4, repository="web-app", author="dot",
            team="web", title="web: redesign checkout"),
-        *[ev(f"s{i}", "workflow.step_entered", 40 - i, workflow_id=f"W{i}", step="code_review") for i in range(1, 5)],
-        ev("r4", "workflow.review_started", 30, workflow_id="W4", reviewer="bob"),
-        ev("c4", "workflow.review_completed", 20, workflow_id="W4", reviewer="bob", verdict="approved", cost_usd=3),
-        ev("d4", "workflow.defect_found", 25, workflow_id="W4", defect_id="D4", severity="major", found_by="bob"),
+        *[ev(f"s{i}", "workflow.step_entered", 40 - i, at=at, workflow_id=f"W{i}", step="code_review") for i in range(1, 5)],
+        ev("r4", "workflow.review_started", 30, at=at, workflow_id="W4", reviewer="bob"),
+        ev("c4", "workflow.review_completed", 20, at=at, workflow_id="W4", reviewer="bob", verdict="approved", cost_usd=3),
+        ev("d4", "workflow.defect_found", 25, at=at, workflow_id="W4", defect_id="D4", severity="major", found_by="bob"),
     ])
     Aggregator(r, K).drain()
 

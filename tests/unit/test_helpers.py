@@ -1,0 +1,19 @@
+"""The shared test helpers that tests' correctness leans on."""
+from __future__ import annotations
+
+from data.timeutil import DAY_MS, MINUTE_MS, day_start
+from tests.helpers import today_ago
+
+
+def test_hlp001_today_ago_keeps_instants_today_and_in_order_near_midnight() -> None:
+    """CI ran test_brw001 at 00:24 UTC: its three reviews "30 minutes ago" fell yesterday and
+    completed_today showed "no data". Near midnight the offsets shrink into today, order kept;
+    later in the day they are plain now minus the offset."""
+    offsets = [30 * MINUTE_MS, 29 * MINUTE_MS, 28 * MINUTE_MS, 20 * MINUTE_MS, 0]
+    for since_midnight in (2_000, 24 * MINUTE_MS, 29 * MINUTE_MS + 59_999):
+        now = 20_000 * DAY_MS + since_midnight
+        at = [today_ago(30 * MINUTE_MS, now)(o) for o in offsets]
+        assert all(day_start(t) == day_start(now) and t <= now for t in at), (since_midnight, at)
+        assert at == sorted(set(at)), (since_midnight, at)
+    noon = 20_000 * DAY_MS + DAY_MS // 2
+    assert [today_ago(30 * MINUTE_MS, noon)(o) for o in offsets] == [noon - o for o in offsets]
