@@ -96,6 +96,7 @@ class Engine:
         self.spans = rollups.SpanCache(size=192)
         self.kept = Kept()                   # dashboards.computed: window scans shared by filters
         self._names_kept: tuple[int, tuple[dict[str, list[str]], int | None, int | None]] | None = None
+        self._users_kept: tuple[int, frozenset[str]] | None = None
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any) -> "Engine":
@@ -115,6 +116,14 @@ class Engine:
         `daily`), kept for the current data version in this process."""
         names, daily, _ = self._names_daily(self.version())
         return names, daily
+
+    def known_users(self, version: int) -> frozenset[str]:
+        """The users registry (every author of a pull request and reviewer of a review) as a
+        set, kept for `version` in this process: whom personal sources can find anything of."""
+        kept = self._users_kept
+        if kept is None or kept[0] != version:
+            kept = self._users_kept = (version, frozenset(self._names_daily(version)[0].get("users", ())))
+        return kept[1]
 
     def _names_daily(self, version: int | None = None) -> tuple[dict[str, list[str]], int | None, int | None]:
         """The registries, and from which day daily and summed buckets may be read

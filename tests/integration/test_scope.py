@@ -348,3 +348,58 @@ def test_scp011_widget_rows_a_role_omits_are_left_out_and_the_widget_says_so(
     shown = texts(out.json["response"]['{"type":"w-body","w":"dev-suggested"}'])
     assert "W2" in shown and "W3" not in shown and "1 row of other teams left out" in shown
     assert "cid" not in out.get_data(as_text=True) and "user-" not in shown
+
+
+def test_scp013_viewers_no_event_names_share_the_developer_page_drawn_once(app: Any, auth: Any, r: Any,
+                                                                          monkeypatch: Any) -> None:
+    """eve and fay (developers whom no pull request or review names), then two admins, open the
+    developer page: its personal widgets are drawn once per class of viewer, for a stand-in
+    of the same roles, and the others take those bodies; they hold no viewer's name and equal what eve's
+    page shows drawn as herself. ann (core, with pull requests) gets her own draws, her pull
+    request in them. In the 500-user load test nearly half the bodies drawn were developer
+    pages of viewers without data, each drawn for its viewer alone."""
+    import callbacks.dashboard as board
+    from tests.integration.test_board import post, refresh_body, route, walk
+    svc = app.server.extensions["qms"]
+    two_teams(svc, r)
+    drawn: list[str] = []
+    real = board.draw
+    monkeypatch.setattr(board, "draw", lambda w, *a, **k: drawn.append(w.id) or real(w, *a, **k))
+    from dashboards.provision import Provisioner
+    from dashboards import sources
+    personal = {w.id for w in Provisioner().dashboards()["developer"].widgets
+                if any(sources.personal(ds) for ds in w.data_sources)}
+    assert {"pending_reviews", "dev-queue", "dev-kanban", "dev-achievements"} <= personal
+
+    def bodies(role: str, name: str) -> dict[str, Any]:
+        c = app.server.test_client()
+        auth.login(c, role, name)
+        with c.session_transaction() as sess:
+            csrf = sess["csrf"]
+        page = route(app, c, csrf, "/dashboards/developer")
+        stored = next(n for n in walk(page) if n.get("id") == "dash-def")["data"]
+        res = post(c, csrf, refresh_body(app, stored, timeframe="4h"))
+        assert res.status_code == 200, res.data[:300]
+        return {k: v for k, v in res.json["response"].items() if "w-body" in k}   # not "updated 0s ago"
+
+    eve = bodies("developer", "eve")
+    assert personal & set(drawn), drawn
+    drawn.clear()
+    fay = bodies("developer", "fay")
+    assert not personal & set(drawn), f"fay drew {sorted(personal & set(drawn))} again"
+    assert fay == eve
+    admin = bodies("admin", "adam")         # another class of viewer (roles): drawn for its stand-in
+    drawn.clear()
+    assert bodies("admin", "adele") == admin and not personal & set(drawn), drawn
+    text = json.dumps([eve, admin])
+    assert '"eve"' not in text and '"fay"' not in text and '"adam"' not in text
+    drawn.clear()
+    ann = bodies("developer", "ann")
+    kanban = '{"type":"w-body","w":"dev-kanban"}'
+    assert personal & set(drawn) and "W1" in json.dumps(ann[kanban]) and "W1" not in json.dumps(eve[kanban])
+    # Drawn as herself (no stand-in, nothing kept), eve's page is the same.
+    for k in r.scan_iter(K.cache("*")):
+        r.delete(k)
+    app.server.extensions["qms_bodies"]._bodies.clear()
+    monkeypatch.setattr(board, "drawn_for", lambda svc, principal, version: principal)
+    assert bodies("developer", "eve") == eve
