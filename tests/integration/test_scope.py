@@ -217,21 +217,27 @@ def test_scp006_own_rows_stay_named_even_from_another_team(app: Any, auth: Any, 
     assert "ACME-42" not in res.get_data(as_text=True), "undeclared fields are free text too"
 
 
-def test_scp007_the_developer_page_shows_the_note_and_no_other_names(app: Any, auth: Any, r: Any) -> None:
-    """The ONE refresh callback draws the developer dashboard for ann (core): the suggested
-    reviews show bob (her team) by name, cid (web) without, and the widget says so."""
-    from tests.integration.test_board import post, refresh_body, route, texts, walk
-    svc = app.server.extensions["qms"]
-    two_teams(svc, r)
+def developer_page(app: Any, auth: Any, role: str, name: str, timeframe: str) -> dict[str, Any]:
+    """The developer page's refresh answer for `name` signed in with `role` (the real callbacks)."""
+    from tests.integration.test_board import post, refresh_body, route, walk
     c = app.server.test_client()
-    auth.login(c, "developer", "ann")
+    auth.login(c, role, name)
     with c.session_transaction() as sess:
         csrf = sess["csrf"]
     page = route(app, c, csrf, "/dashboards/developer")
     stored = next(n for n in walk(page) if n.get("id") == "dash-def")["data"]
-    res = post(c, csrf, refresh_body(app, stored, timeframe="1h"))
+    res = post(c, csrf, refresh_body(app, stored, timeframe=timeframe))
     assert res.status_code == 200, res.data[:300]
-    bodies = res.json["response"]
+    return res.json["response"]
+
+
+def test_scp007_the_developer_page_shows_the_note_and_no_other_names(app: Any, auth: Any, r: Any) -> None:
+    """The ONE refresh callback draws the developer dashboard for ann (core): the suggested
+    reviews show bob (her team) by name, cid (web) without, and the widget says so."""
+    from tests.integration.test_board import texts
+    svc = app.server.extensions["qms"]
+    two_teams(svc, r)
+    bodies = developer_page(app, auth, "developer", "ann", "1h")
     suggested = texts(bodies['{"type":"w-body","w":"dev-suggested"}'])
     assert "1 row of other teams shown without names" in suggested
     assert "bob" in suggested and svc.sanitizer_for(["executive"]).pseudonym("cid") in suggested
@@ -359,7 +365,6 @@ def test_scp013_viewers_no_event_names_share_the_developer_page_drawn_once(app: 
     request in them. In the 500-user load test nearly half the bodies drawn were developer
     pages of viewers without data, each drawn for its viewer alone."""
     import callbacks.dashboard as board
-    from tests.integration.test_board import post, refresh_body, route, walk
     svc = app.server.extensions["qms"]
     two_teams(svc, r)
     drawn: list[str] = []
@@ -372,15 +377,8 @@ def test_scp013_viewers_no_event_names_share_the_developer_page_drawn_once(app: 
     assert {"pending_reviews", "dev-queue", "dev-kanban", "dev-achievements"} <= personal
 
     def bodies(role: str, name: str) -> dict[str, Any]:
-        c = app.server.test_client()
-        auth.login(c, role, name)
-        with c.session_transaction() as sess:
-            csrf = sess["csrf"]
-        page = route(app, c, csrf, "/dashboards/developer")
-        stored = next(n for n in walk(page) if n.get("id") == "dash-def")["data"]
-        res = post(c, csrf, refresh_body(app, stored, timeframe="4h"))
-        assert res.status_code == 200, res.data[:300]
-        return {k: v for k, v in res.json["response"].items() if "w-body" in k}   # not "updated 0s ago"
+        out = developer_page(app, auth, role, name, "4h")
+        return {k: v for k, v in out.items() if "w-body" in k}         # not "updated 0s ago"
 
     eve = bodies("developer", "eve")
     assert personal & set(drawn), drawn
