@@ -17,7 +17,7 @@ from data.aggregator import Aggregator
 from data.keys import Keys
 from data.simulator import DEVELOPERS, Simulator
 from data.timeutil import MINUTE_MS, fmt_ms, now_ms, parse_iso
-from tests.helpers import today_ago
+from tests.helpers import shifted, today_ago
 from tests.integration.test_rbac_matrix import callback_body
 
 K = Keys("qms")
@@ -84,11 +84,13 @@ def scope_of(body: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def simulated(app: Any, r: Any) -> dict[str, Any]:
-    """Three hours of simulated QMS activity of five teams, aggregated."""
+    """Three hours of simulated QMS activity of five teams (a working afternoon's), aggregated."""
     svc = app.server.extensions["qms"]
     end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
+    busy = datetime(2026, 12, 3, 18, tzinfo=timezone.utc)         # a Thursday's afternoon, moved to now
     sim = Simulator(seed=11, rate=1.0)
-    events = list(sim.events_between(end - timedelta(hours=3), end))
+    events = shifted(list(sim.events_between(busy - timedelta(hours=3), busy)),
+                     int((end - busy).total_seconds() * 1000))
     for i in range(0, len(events), 5000):
         svc.ingestor.ingest(events[i:i + 5000], origin="simulator")
     Aggregator(r, K).drain()

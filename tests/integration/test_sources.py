@@ -26,7 +26,7 @@ from data.ingest import Ingestor
 from data.kpis import dashboard_of
 from data.keys import Keys
 from data.simulator import Simulator
-from data.timeutil import HOUR_MS, MINUTE_MS, fmt_ms, now_ms, parse_iso, to_datetime
+from data.timeutil import HOUR_MS, MINUTE_MS, day_start, fmt_ms, now_ms, parse_iso, to_datetime
 from settings import Settings
 
 RBAC = load_rbac()
@@ -335,6 +335,10 @@ def small_events(end: int) -> list[dict[str, Any]]:
 @pytest.fixture
 def hand(r: Any, redis_url: str) -> dict[str, Any]:
     end = now_ms() // HOUR_MS * HOUR_MS - HOUR_MS
+    if end - day_start(end) < 3 * HOUR_MS:
+        # srci012's "today" (bob's lint failure, 2 h 20 min before the end) stays the end's
+        # day: in the first hours after midnight the end is yesterday's 23:00 instead.
+        end = day_start(end) - HOUR_MS
     events = small_events(end)
     Ingestor(r, KEYS).ingest(events)
     Aggregator(r, KEYS, batch=500).drain()
