@@ -635,7 +635,8 @@ def register(app: Dash) -> None:
 
 
 # The viewer a page draws for when no pull request or review names the signed-in one: no
-# user can sign in under this name (user names are printable), no event carries it.
+# user can sign in under this name (data.users.NAME_RE), no event can name it (ingest refuses
+# control characters): its personal sources find nothing, as for any viewer without data.
 STAND_IN = "\x00no events"
 
 

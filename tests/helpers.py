@@ -22,6 +22,10 @@ def today_ago(longest_ago_ms: int, now: int | None = None) -> Callable[[float], 
     return lambda ago_ms: now - int(ago_ms * scale)
 
 
+# The end of a busy window of the simulator's (a Thursday's working day), for `shifted`.
+BUSY_END_MS = parse_iso("2026-12-03T18:00:00Z")
+
+
 def shifted(events: list[dict[str, Any]], by_ms: int) -> list[dict[str, Any]]:
     """Copies of events moved in time by `by_ms`. The simulator's activity follows the hour
     and the weekday: tests that need a busy organisation simulate a fixed working window

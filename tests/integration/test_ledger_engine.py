@@ -107,7 +107,8 @@ from data import ledger, reference, scopes  # noqa: E402
 from data.aggregator import Aggregator  # noqa: E402
 from data.ingest import Ingestor  # noqa: E402
 from data.keys import Keys  # noqa: E402
-from data.timeutil import DAY_MS, HOUR_MS, day_start, now_ms, parse_iso, to_datetime  # noqa: E402
+from data.timeutil import HOUR_MS, now_ms, parse_iso, to_datetime  # noqa: E402
+from tests.helpers import BUSY_END_MS, shifted  # noqa: E402
 
 
 def load(r: Any, events: list[dict[str, Any]], batches: int, seed: int) -> None:
@@ -147,15 +148,6 @@ def compare(r: Any, events: list[dict[str, Any]], tf: str, end_ms: int | None,
     want = reference.compute_ledger(events, to_datetime(b), timedelta(milliseconds=b - a), dimension, value)
     plain = {k: got[k] for k in ("rows", "kinds", "first_review", "gates")}
     return got, same(plain, want)
-
-
-def last_weekly(t: int, weekday: int, hour: int) -> int:
-    """The latest instant at or before `t` on that weekday (0: Monday) at that hour (UTC). The
-    simulator's activity follows the hour and the weekday: a test of its facts over a window
-    that moved with the clock saw the bots without an escape at some hours (CI, 01:10 UTC on a
-    Friday); a window ending here holds the same activity every run."""
-    at = day_start(t) - (to_datetime(t).weekday() - weekday) % 7 * DAY_MS + hour * HOUR_MS
-    return at if at <= t else at - 7 * DAY_MS
 
 
 @pytest.fixture(scope="module")
@@ -270,9 +262,13 @@ def test_ledger_eng006_simulated_activity(r: Any) -> None:
     """The simulator's activity (agents, people, findings and their fates, gates): the ledger
     read from the rollups equals the reference, unfiltered and per team."""
     from data.simulator import Simulator
-    end_ms = last_weekly(now_ms() - HOUR_MS, weekday=3, hour=18)
-    start = to_datetime(end_ms - 30 * HOUR_MS)
-    events = list(Simulator(seed=5, rate=0.15, start=start).events_between(start, to_datetime(end_ms + 30 * 60_000)))
+    # The simulator's activity follows the hour and the weekday (at 01:10 on a Friday the
+    # bots had no escape): a Thursday's, moved to the last whole hour but one.
+    busy = BUSY_END_MS
+    end_ms = now_ms() // HOUR_MS * HOUR_MS - HOUR_MS
+    start = to_datetime(busy - 30 * HOUR_MS)
+    events = shifted(list(Simulator(seed=5, rate=0.15, start=start).events_between(
+        start, to_datetime(busy + 30 * 60_000))), end_ms - busy)
     load(r, events, batches=4, seed=2)
     for tf in ("4h", "24h"):
         got, diffs = compare(r, events, tf, end_ms)
@@ -328,10 +324,3 @@ def test_ledger_eng007_each_scope_in_a_family_of_its_own_the_one_family_of_befor
         assert diffs == []
         assert got["kinds"]["human"]["reviews_completed"] > 0
 
-
-def test_ledger_eng008_last_weekly_is_the_latest_such_hour() -> None:
-    thu_18 = parse_iso("2026-12-03T18:00:00Z")
-    assert last_weekly(thu_18, 3, 18) == thu_18
-    assert last_weekly(thu_18 - 1, 3, 18) == thu_18 - 7 * DAY_MS
-    assert last_weekly(parse_iso("2026-12-04T01:10:00Z"), 3, 18) == thu_18
-    assert last_weekly(parse_iso("2026-12-09T23:00:00Z"), 3, 18) == thu_18

@@ -4,6 +4,7 @@ response says how many. Real Redis, real aggregator, Flask test client."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from datetime import datetime, timedelta, timezone
@@ -16,8 +17,8 @@ import pytest
 from data.aggregator import Aggregator
 from data.keys import Keys
 from data.simulator import DEVELOPERS, Simulator
-from data.timeutil import MINUTE_MS, fmt_ms, now_ms, parse_iso
-from tests.helpers import shifted, today_ago
+from data.timeutil import MINUTE_MS, fmt_ms, now_ms, parse_iso, to_datetime
+from tests.helpers import BUSY_END_MS, shifted, today_ago
 from tests.integration.test_rbac_matrix import callback_body
 
 K = Keys("qms")
@@ -87,7 +88,7 @@ def simulated(app: Any, r: Any) -> dict[str, Any]:
     """Three hours of simulated QMS activity of five teams (a working afternoon's), aggregated."""
     svc = app.server.extensions["qms"]
     end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
-    busy = datetime(2026, 12, 3, 18, tzinfo=timezone.utc)         # a Thursday's afternoon, moved to now
+    busy = to_datetime(BUSY_END_MS)                               # a Thursday's afternoon, moved to now
     sim = Simulator(seed=11, rate=1.0)
     events = shifted(list(sim.events_between(busy - timedelta(hours=3), busy)),
                      int((end - busy).total_seconds() * 1000))
@@ -403,3 +404,21 @@ def test_scp013_viewers_no_event_names_share_the_developer_page_drawn_once(app: 
     app.server.extensions["qms_bodies"]._bodies.clear()
     monkeypatch.setattr(board, "drawn_for", lambda svc, principal, version: principal)
     assert bodies("developer", "eve") == eve
+
+
+def test_scp014_the_stand_in_is_whom_no_event_can_name(app: Any, r: Any) -> None:
+    """A viewer absent from the users registry is drawn as the stand-in, one present as
+    themselves; an event naming the stand-in is refused, so the stand-in's personal sources
+    find nothing, as those of every viewer it stands in for."""
+    import callbacks.dashboard as board
+    from auth.principal import Principal
+    svc = app.server.extensions["qms"]
+    two_teams(svc, r)
+    eve = Principal("eve", ("developer",), frozenset({"view:developer_dashboard"}))
+    version = svc.engine.version()
+    assert board.drawn_for(svc, eve, version) == dataclasses.replace(eve, name=board.STAND_IN)
+    ann = dataclasses.replace(eve, name="ann")
+    assert board.drawn_for(svc, ann, version) is ann and board.drawn_for(svc, None, version) is None
+    res = svc.ingestor.ingest([ev("p9", "workflow.pr_created", 1, workflow_id="W9", pr_number=9,
+                                  repository="core-api", author=board.STAND_IN, team="core")])
+    assert res.rejected == 1 and "control characters" in str(res.errors)
