@@ -34,6 +34,19 @@ def shifted(events: list[dict[str, Any]], by_ms: int) -> list[dict[str, Any]]:
     return [{**e, "timestamp": fmt_ms(parse_iso(e["timestamp"]) + by_ms)} for e in events]
 
 
+def busy_events(hours: float, end_ms: int, seed: int, rate: float, after_ms: int = 0) -> list[dict[str, Any]]:
+    """The simulator's events of the `hours` before a busy moment (BUSY_END_MS) and `after_ms`
+    past it, moved so that moment falls on `end_ms`: the same events whatever the hour and
+    weekday the suite runs at. Simulating the hours before now gave 98 events for an hour at
+    03:40 UTC on a Friday where a test needed more than 150."""
+    from data.simulator import Simulator
+    from data.timeutil import to_datetime
+    start = to_datetime(BUSY_END_MS - int(hours * 3_600_000))
+    events = list(Simulator(seed=seed, rate=rate, start=start).events_between(
+        start, to_datetime(BUSY_END_MS + after_ms)))
+    return shifted(events, end_ms - BUSY_END_MS)
+
+
 def everything_in_redis(r: Any) -> bytes:
     """Every key name and value in the test database, concatenated."""
     out: list[bytes] = []

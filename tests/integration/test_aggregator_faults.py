@@ -18,8 +18,8 @@ from data.aggregator import Aggregator
 from data.engine import Engine
 from data.ingest import Ingestor
 from data.keys import Keys
-from data.simulator import Simulator
 from data.timeutil import HOUR_MS, now_ms, to_datetime
+from tests.helpers import busy_events
 
 K = Keys("qms")
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def simulated(hours: int = 6, rate: float = 0.2, seed: int = 11) -> tuple[list[dict[str, Any]], int]:
     end_ms = now_ms() // HOUR_MS * HOUR_MS
-    start = to_datetime(end_ms - hours * HOUR_MS)
-    return list(Simulator(seed=seed, rate=rate, start=start).events_between(start, to_datetime(end_ms))), end_ms
+    return busy_events(hours, end_ms, seed, rate), end_ms
 
 
 def snapshot(r: Any) -> dict[bytes, Any]:

@@ -15,16 +15,14 @@ from data.aggregator import Aggregator
 from data.batch import Acc
 from data.ingest import Ingestor
 from data.keys import Keys
-from data.simulator import Simulator
 from data.timeutil import HOUR_MS, now_ms, to_datetime
+from tests.helpers import busy_events
 
 HOURS = [1 * HOUR_MS, 8 * HOUR_MS, 30 * 60_000, 3 * HOUR_MS]
 
 
 def simulated(hours: int = 6, seed: int = 21) -> list[dict[str, Any]]:
-    end_ms = now_ms() // HOUR_MS * HOUR_MS
-    start = to_datetime(end_ms - hours * HOUR_MS)
-    return list(Simulator(seed=seed, rate=0.2, start=start).events_between(start, to_datetime(end_ms)))
+    return busy_events(hours, now_ms() // HOUR_MS * HOUR_MS, seed, 0.2)
 
 
 def rollups(r: Any, prefix: str) -> dict[bytes, dict[bytes, int]]:

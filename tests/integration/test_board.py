@@ -11,8 +11,7 @@ from dashboards import sources
 from dashboards.schema import dump, validate
 from data.ingest import Ingestor
 from data.aggregator import Aggregator
-from data.simulator import Simulator
-from tests.helpers import expand_static
+from tests.helpers import busy_events, expand_static
 from tests.integration.test_rbac_matrix import signed_in
 
 
@@ -805,10 +804,9 @@ def test_brd018_a_widget_no_repository_or_team_splits_is_drawn_once_for_every_fi
     shows what a fresh draw shows."""
     import callbacks.dashboard as board_cb
     from data.keys import Keys
-    from datetime import datetime, timedelta, timezone
+    from data.timeutil import now_ms
     svc = app.server.extensions["qms"]
-    end = datetime.now(timezone.utc).replace(microsecond=0)
-    assert svc.ingestor.ingest(list(Simulator(seed=3, rate=1).events_between(end - timedelta(hours=1), end))).rejected == 0
+    assert svc.ingestor.ingest(busy_events(1, now_ms() // 1000 * 1000, 3, 1.0)).rejected == 0
     Aggregator(r, Keys("qms")).drain()
     repos = sorted(svc.engine.names()["repositories"])[:2]
     assert len(repos) == 2, repos

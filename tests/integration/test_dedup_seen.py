@@ -10,16 +10,14 @@ import orjson
 from data.aggregator import Aggregator
 from data.ingest import Ingestor
 from data.keys import Keys, fingerprint
-from data.simulator import Simulator
-from data.timeutil import DAY_MS, HOUR_MS, now_ms, parse_iso, to_datetime
+from data.timeutil import DAY_MS, HOUR_MS, now_ms, parse_iso
+from tests.helpers import busy_events
 
 K = Keys("qms")
 
 
 def simulated(hours: int = 3) -> list[dict[str, Any]]:
-    end_ms = now_ms() // HOUR_MS * HOUR_MS
-    start = to_datetime(end_ms - hours * HOUR_MS)
-    return list(Simulator(seed=8, rate=0.2, start=start).events_between(start, to_datetime(end_ms)))
+    return busy_events(hours, now_ms() // HOUR_MS * HOUR_MS, 8, 0.2)
 
 
 def test_sen001_the_bucket_count_is_pinned_so_every_process_finds_the_ids(r: Any) -> None:

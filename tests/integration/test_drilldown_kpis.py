@@ -16,9 +16,9 @@ from data import kpis, reference
 from data.aggregator import Aggregator
 from data.ingest import Ingestor
 from data.keys import Keys
-from data.simulator import GATES, QUEUES, REPOS, Simulator
+from data.simulator import GATES, QUEUES, REPOS
 from data.timeutil import DAY_MS, HOUR_MS, fmt_ms, now_ms, parse_iso, to_datetime
-from tests.helpers import admin_test_client
+from tests.helpers import admin_test_client, busy_events
 
 T = timedelta(hours=24)
 KPIS = ([("executive", k) for k in kpis.EXECUTIVE]
@@ -42,9 +42,8 @@ def loaded(redis_url: str, tmp_path_factory: Any) -> Iterator[dict[str, Any]]:
     end_ms = now_ms() // HOUR_MS * HOUR_MS - HOUR_MS
     if end_ms % DAY_MS < 6 * HOUR_MS:        # completed_today needs a few hours since midnight
         end_ms = end_ms // DAY_MS * DAY_MS - 6 * HOUR_MS
-    start = to_datetime(end_ms - 50 * HOUR_MS)
     # Half an hour past `end` too: state KPIs must see entities that changed after the instant.
-    events = list(Simulator(seed=11, rate=0.15, start=start).events_between(start, to_datetime(end_ms + 30 * 60_000)))
+    events = busy_events(50, end_ms, 11, 0.15, after_ms=30 * 60_000)
     rng = random.Random(5)
     shuffled = events + rng.sample(events, len(events) // 20)        # 5 % delivered twice
     rng.shuffle(shuffled)

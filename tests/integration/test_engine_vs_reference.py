@@ -17,8 +17,8 @@ from data.aggregator import Aggregator
 from data.engine import Engine
 from data.ingest import Ingestor
 from data.keys import Keys
-from data.simulator import Simulator
 from data.timeutil import HOUR_MS, now_ms, to_datetime
+from tests.helpers import busy_events
 
 TIMEFRAMES = {"1h": timedelta(hours=1), "4h": timedelta(hours=4), "24h": timedelta(hours=24), "7d": timedelta(days=7),
               "30d": timedelta(days=30)}
@@ -48,8 +48,7 @@ def loaded(redis_url: str) -> Any:
     r = redis.Redis.from_url(redis_url)
     r.flushdb()
     end_ms = now_ms() // HOUR_MS * HOUR_MS - HOUR_MS
-    start = to_datetime(end_ms - 50 * HOUR_MS)
-    events = list(Simulator(seed=7, rate=0.15, start=start).events_between(start, to_datetime(end_ms + 30 * 60_000)))
+    events = busy_events(50, end_ms, 7, 0.15, after_ms=30 * 60_000)
     _load(r, events, batches=6, seed=3)
     yield r, events, end_ms
     r.flushdb()

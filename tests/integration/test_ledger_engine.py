@@ -108,7 +108,7 @@ from data.aggregator import Aggregator  # noqa: E402
 from data.ingest import Ingestor  # noqa: E402
 from data.keys import Keys  # noqa: E402
 from data.timeutil import HOUR_MS, now_ms, parse_iso, to_datetime  # noqa: E402
-from tests.helpers import BUSY_END_MS, shifted  # noqa: E402
+from tests.helpers import busy_events  # noqa: E402
 
 
 def load(r: Any, events: list[dict[str, Any]], batches: int, seed: int) -> None:
@@ -261,14 +261,10 @@ def test_ledger_eng005_late_creation_and_resolution_retract_exactly(r: Any) -> N
 def test_ledger_eng006_simulated_activity(r: Any) -> None:
     """The simulator's activity (agents, people, findings and their fates, gates): the ledger
     read from the rollups equals the reference, unfiltered and per team."""
-    from data.simulator import Simulator
     # The simulator's activity follows the hour and the weekday (at 01:10 on a Friday the
     # bots had no escape): a Thursday's, moved to the last whole hour but one.
-    busy = BUSY_END_MS
     end_ms = now_ms() // HOUR_MS * HOUR_MS - HOUR_MS
-    start = to_datetime(busy - 30 * HOUR_MS)
-    events = shifted(list(Simulator(seed=5, rate=0.15, start=start).events_between(
-        start, to_datetime(busy + 30 * 60_000))), end_ms - busy)
+    events = busy_events(30, end_ms, 5, 0.15, after_ms=30 * 60_000)
     load(r, events, batches=4, seed=2)
     for tf in ("4h", "24h"):
         got, diffs = compare(r, events, tf, end_ms)

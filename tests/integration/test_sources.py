@@ -25,8 +25,8 @@ from data.engine import Engine
 from data.ingest import Ingestor
 from data.kpis import dashboard_of
 from data.keys import Keys
-from data.simulator import Simulator
 from data.timeutil import HOUR_MS, MINUTE_MS, day_start, fmt_ms, now_ms, parse_iso, to_datetime
+from tests.helpers import busy_events
 from settings import Settings
 
 RBAC = load_rbac()
@@ -62,8 +62,7 @@ def sim(redis_url: str) -> Iterator[dict[str, Any]]:
     r = redis.Redis.from_url(redis_url)
     r.flushdb()
     end_ms = now_ms() // HOUR_MS * HOUR_MS - HOUR_MS
-    start = to_datetime(end_ms - 50 * HOUR_MS)
-    events = list(Simulator(seed=19, rate=0.15, start=start).events_between(start, to_datetime(end_ms + 20 * MINUTE_MS)))
+    events = busy_events(50, end_ms, 19, 0.15, after_ms=20 * MINUTE_MS)
     ing, agg = Ingestor(r, KEYS), Aggregator(r, KEYS, batch=500)
     for i in range(0, len(events), 4000):
         ing.ingest(events[i:i + 4000])

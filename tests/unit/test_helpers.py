@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from data.timeutil import DAY_MS, MINUTE_MS, day_start
-from tests.helpers import today_ago
+from tests.helpers import busy_events, today_ago
 
 
 def test_hlp001_today_ago_keeps_instants_today_and_in_order_near_midnight() -> None:
@@ -17,3 +17,18 @@ def test_hlp001_today_ago_keeps_instants_today_and_in_order_near_midnight() -> N
         assert at == sorted(set(at)), (since_midnight, at)
     noon = 20_000 * DAY_MS + DAY_MS // 2
     assert [today_ago(30 * MINUTE_MS, noon)(o) for o in offsets] == [noon - o for o in offsets]
+
+
+def test_hlp002_busy_events_are_the_same_whatever_the_hour() -> None:
+    """A night's end and an afternoon's end get the same events, moved: as many, same ids, each
+    at the same distance from the end, none after it but the `after_ms` asked for."""
+    from data.timeutil import HOUR_MS, parse_iso
+    night = parse_iso("2026-12-04T03:00:00Z")            # a Friday's small hours
+    noon = parse_iso("2026-12-06T12:00:00Z")             # a Sunday
+    a = busy_events(1, night, seed=16, rate=0.2)
+    b = busy_events(1, noon, seed=16, rate=0.2, after_ms=HOUR_MS // 2)
+    assert len(a) > 150, len(a)                          # a busy hour, not the 98 of 03:00 on a Friday
+    assert [e["id"] for e in a] == [e["id"] for e in b[:len(a)]]
+    assert [night - parse_iso(e["timestamp"]) for e in a] == [noon - parse_iso(e["timestamp"]) for e in b[:len(a)]]
+    assert all(night - HOUR_MS <= parse_iso(e["timestamp"]) <= night for e in a)
+    assert max(parse_iso(e["timestamp"]) for e in b) > noon
