@@ -11,9 +11,9 @@ import pytest
 from data.aggregator import Aggregator
 from data.events import GATE_TYPES
 from data.keys import Keys
-from data.simulator import Simulator
-from data.timeutil import DAY_MS, HOUR_MS, fmt_ms, now_ms, parse_iso, to_datetime
+from data.timeutil import DAY_MS, HOUR_MS, fmt_ms, now_ms, parse_iso
 from tests.conftest import PASSWORD
+from tests.helpers import busy_events
 
 NOW = now_ms() // 60_000 * 60_000
 START = NOW - 10 * HOUR_MS
@@ -26,8 +26,7 @@ def passed(e: dict[str, Any]) -> bool:
 
 @pytest.fixture(scope="module")
 def simulated() -> list[dict[str, Any]]:
-    return list(Simulator(seed=5, rate=0.2, start=to_datetime(START)).events_between(to_datetime(START),
-                                                                                     to_datetime(NOW - 60_000)))
+    return busy_events(10 - 1 / 60, NOW - 60_000, 5, 0.2)       # from START to a minute ago
 
 
 @pytest.fixture
