@@ -53,6 +53,12 @@ from data.kpis import dashboard_of
 from data.rawstore import flat_row
 from data.timeutil import fmt_ms, now_ms
 
+# Text columns as Python strings (pandas' "str" dtype, python storage). With pyarrow installed
+# (for the archive) pandas stores text as Arrow arrays, which cost five times as much to build
+# and ninety times as much to read back as Python objects, as every renderer and export does:
+# some thirty small frames a page's draw, where Arrow's speed on large columns never pays.
+pd.set_option("mode.string_storage", "python")
+
 COST = "view:cost_analysis"
 OPERATIONAL, QA, DEVELOPER, EXECUTIVE = (DASHBOARD_PERMISSION[d] for d in ("operational", "qa", "developer",
                                                                            "executive"))

@@ -365,3 +365,17 @@ def test_src014_frames_are_what_pandas_constructor_gives() -> None:
             pd.testing.assert_frame_equal(got, want, check_index_type=True, check_column_type=True)
     fast = sources.to_frame([{"t": "2025-08-17T01:00:00.250Z", "s": "a", "f": 2.0}], ["t", "s", "f"])
     assert fast["t"][0] == pd.Timestamp("2025-08-17T01:00:00.250Z") and str(fast["s"].dtype) == "str"
+
+
+def test_src015_text_columns_hold_python_strings() -> None:
+    """Text in a source's frame is pandas' "str" dtype stored as Python strings, not as Arrow
+    arrays (pyarrow is installed for the archive, and pandas would then choose it): every
+    renderer and export reads the frame back as Python objects, which an Arrow array makes
+    ~90x dearer, and a page's draw makes some thirty frames."""
+    frame = sources.to_frame([{"repository": "api", "n": 1}, {"repository": None, "n": 2}], ["repository", "n"])
+    assert str(frame["repository"].dtype) == "str"
+    assert frame["repository"].array.dtype.storage == "python"
+    assert frame.columns.dtype.storage == "python"
+    assert frame["repository"].tolist()[0] == "api" and frame["repository"].isna().tolist() == [False, True]
+    built = pd.DataFrame({"a": ["x", "y"]})                      # pandas' own constructor in this process too
+    assert built["a"].array.dtype.storage == "python"
