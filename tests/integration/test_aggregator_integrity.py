@@ -418,3 +418,15 @@ def test_agi012_an_ingest_that_cannot_add_to_the_stream_marks_nothing_seen(r: re
     r.delete(K.stream)
     assert Ingestor(r, K).ingest([ev], origin="test").accepted == 1
     assert r.xlen(K.stream) == 1
+
+
+def test_agi013_a_bucket_that_cannot_be_read_fails_the_read(r: redis.Redis) -> None:
+    """The buckets are read in one raw pipeline (error replies come back as values): a bucket
+    Redis refuses to read (here a key of the wrong type) raises, never reads as zero."""
+    t0 = now_ms() // HOUR_MS * HOUR_MS
+    r.hset(K.rollup("1h", "m", t0), "cost", 5)
+    assert fetch(r, K, ["m"], [t0], t0 + HOUR_MS, t0 + 2 * HOUR_MS).window("m", "cost", t0, t0 + HOUR_MS) == 5
+    r.delete(K.rollup("1h", "m", t0))
+    r.set(K.rollup("1h", "m", t0), "not a hash")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        fetch(r, K, ["m"], [t0], t0 + HOUR_MS, t0 + 2 * HOUR_MS)
