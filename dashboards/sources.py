@@ -58,6 +58,10 @@ from data.timeutil import fmt_ms, now_ms
 # and ninety times as much to read back as Python objects, as every renderer and export does:
 # some thirty small frames a page's draw, where Arrow's speed on large columns never pays.
 pd.set_option("mode.string_storage", "python")
+# That dtype resolved once (its name is looked up in pandas' registry on every use: a tenth of
+# a frame's construction), and its array class.
+TEXT = pd.api.types.pandas_dtype("str")
+_TEXT_ARRAY = TEXT.construct_array_type()
 
 COST = "view:cost_analysis"
 OPERATIONAL, QA, DEVELOPER, EXECUTIVE = (DASHBOARD_PERMISSION[d] for d in ("operational", "qa", "developer",
@@ -555,11 +559,13 @@ def _from_columns(data: dict[str, Any], cols: list[str], n: int) -> pd.DataFrame
             block = np.array(v, dtype=bool).reshape(1, -1)
         elif any(isinstance(x, str) for x in v) and \
                 all(isinstance(x, str) or x is None or (isinstance(x, float) and x != x) for x in v):
-            block = pd.array(v, dtype="str")
+            block = _TEXT_ARRAY._from_sequence(v, dtype=TEXT)
         else:
             return None
         blocks.append((block, np.array([i])))
-    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n), columns=pd.Index(cols))
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(n),
+                                        columns=pd.Index(cols, dtype=TEXT if cols and all(isinstance(c, str) for c in cols)
+                                                         else None))
 
 
 def apply_transform(frame: pd.DataFrame, t: Transform | None) -> pd.DataFrame:
