@@ -16,6 +16,8 @@ and holds no data.
 from __future__ import annotations
 
 import logging
+import weakref
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
@@ -520,29 +522,48 @@ def _window(frames: Sequence[pd.DataFrame]) -> tuple[pd.Timestamp | None, pd.Tim
     seen: list[pd.Timestamp] = []
     for f in frames:
         win = f.attrs.get("window")
-        edges = ([pd.to_datetime(win.get(k), utc=True, errors="coerce") for k in ("start", "end")]
+        edges = ([pd.to_datetime(win.get(k), utc=True, errors="coerce", format="ISO8601") for k in ("start", "end")]
                  if isinstance(win, Mapping) else [])
         if len(edges) == 2 and not any(pd.isna(e) for e in edges):
             seen += edges
             continue
         for col in ("t", "end", "timestamp"):
             if col in f.columns:
-                s = pd.to_datetime(f[col], utc=True, errors="coerce").dropna()
+                s = pd.to_datetime(f[col], utc=True, errors="coerce", format="ISO8601").dropna()
                 seen += [s.min(), s.max()] if not s.empty else []
     return (min(seen), max(seen)) if seen else (None, None)
 
 
+# The last markers frame prepared (a weak reference to it, its instants in ns, its rows, both
+# in time order): one frame serves every time series of a page's draw, which parsed, sorted
+# and converted it again for each.
+_MARKS: list[tuple[Any, list[int], list[dict[str, Any]]] | None] = [None]
+
+
+def _marks(annotations: pd.DataFrame) -> tuple[list[int], list[dict[str, Any]]]:
+    found = _MARKS[0]
+    if found is not None and found[0]() is annotations:
+        return found[1], found[2]
+    a = annotations.copy()
+    # ISO 8601 whatever the precision ('…:00Z' and '…:00.250Z' in one column: pandas' inferred
+    # format took the first and made the others NaT).
+    a["t"] = pd.to_datetime(a["t"], utc=True, errors="coerce", format="ISO8601")
+    a = a.dropna(subset=["t"]).sort_values("t", kind="stable")
+    ns = [t.value for t in a["t"]]
+    rows = records(a)
+    _MARKS[0] = (weakref.ref(annotations), ns, rows)
+    return ns, rows
+
+
 def annotation_rows(annotations: pd.DataFrame | None, frames: Sequence[pd.DataFrame]) -> list[dict[str, Any]]:
-    """The annotations ({t, kind, title, who, what}) inside the frames' time span."""
+    """The annotations ({t, kind, title, who, what}) inside the frames' time span, in time order."""
     if not isinstance(annotations, pd.DataFrame) or annotations.empty or "t" not in annotations.columns:
         return []
-    a = annotations.copy()
-    a["t"] = pd.to_datetime(a["t"], utc=True, errors="coerce")
-    a = a.dropna(subset=["t"])
+    ns, rows = _marks(annotations)
     lo, hi = _window(frames)
-    if lo is not None and hi is not None:
-        a = a[(a["t"] >= lo) & (a["t"] <= hi)]
-    return records(a.sort_values("t"))
+    if lo is None or hi is None:
+        return list(rows)
+    return rows[bisect_left(ns, lo.value):bisect_right(ns, hi.value)]
 
 
 def _finish(out: Any, v: View) -> Any:

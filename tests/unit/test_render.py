@@ -749,3 +749,35 @@ def test_ren054_frame_cells_as_plain_values():
     assert iso(pd.NaT) is None and iso("not a time") is None
     assert [clean(v) for v in ("a", 3, True, 2.5, float("nan"), None, np.int64(4), np.float64("nan"), pd.NA)] == \
         ["a", 3, True, 2.5, None, None, 4, None, None]
+
+
+def test_ren062_annotations_inside_each_widgets_window_from_one_preparation() -> None:
+    """A page's markers (one frame for every time series of the page) are parsed and sorted
+    once; each widget gets those inside its own window, in time order, as plain rows, and a
+    new markers frame is prepared anew."""
+    from components import render as r
+    marks = pd.DataFrame({"t": ["2026-01-01T05:00:00Z", "2026-01-01T01:00:00Z", None, "2026-01-01T03:00:00.250Z",
+                                "2026-01-02T00:00:00Z"],
+                          "kind": ["alert", "config", "config", "alert", "config"], "title": list("abcde")})
+
+    def series(start: str, end: str) -> pd.DataFrame:
+        f = pd.DataFrame({"t": [start], "value": [1.0]})
+        f.attrs["window"] = {"start": start, "end": end}
+        return f
+    parsed = []
+    real = r.pd.to_datetime
+    r.pd.to_datetime = lambda *a, **k: (parsed.append(1), real(*a, **k))[1] if isinstance(a[0], pd.Series) else real(*a, **k)
+    try:
+        first = r.annotation_rows(marks, [series("2026-01-01T00:00:00Z", "2026-01-01T04:00:00Z")])
+        second = r.annotation_rows(marks, [series("2026-01-01T03:00:00.250Z", "2026-01-01T05:00:00Z")])
+        every = r.annotation_rows(marks, [pd.DataFrame({"value": [1.0]})])          # no window: all of them
+    finally:
+        r.pd.to_datetime = real
+    assert [(x["t"], x["title"]) for x in first] == [("2026-01-01T01:00:00Z", "b"), ("2026-01-01T03:00:00.250Z", "d")]
+    assert [x["title"] for x in second] == ["d", "a"]
+    assert [x["title"] for x in every] == ["b", "d", "a", "e"]
+    assert first[0] == {"t": "2026-01-01T01:00:00Z", "kind": "config", "title": "b"}
+    assert len(parsed) == 1, "the markers' instants parsed once for the page"
+    other = marks.iloc[:2].copy()
+    assert [x["title"] for x in r.annotation_rows(other, [pd.DataFrame({"value": [1.0]})])] == ["b", "a"]
+    assert r.annotation_rows(None, []) == [] and r.annotation_rows(marks.iloc[:0], []) == []
