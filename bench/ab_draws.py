@@ -1,0 +1,130 @@
+"""Cold page draws of two checkouts, interleaved draw by draw: what a change did to a page's
+draw CPU on a machine whose speed drifts more between runs than the change is worth.
+
+    .venv/bin/python bench/ab_draws.py --base /tmp/base --redis-url redis://127.0.0.1:6379/12
+        [--rounds 2] [--dashboards executive,operational,qa,developer]
+
+Two worker processes, one per checkout (this one and --base, e.g. `git worktree add --detach
+/tmp/base <commit>` with a .venv), draw the same pages in turn — every dashboard of
+bench/profile_draws.py at every timeframe and scope, each from a new data version with no
+cached body or source — the base first on even rounds, this checkout first on odd ones. Prints
+the mean and median CPU ms (time.process_time around `fill`) of each side, per dashboard and in
+all. The history must be in the database (bench/profile_draws.py without --skip-fill writes it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent.parent
+ROLES = {"executive": ("executive",), "operational": ("operations",), "qa": ("qa_lead",),
+         "developer": ("developer",)}
+TIMEFRAMES = ("1h", "4h", "24h", "7d", "30d")
+SCOPES: list[dict[str, str]] = [{}, {"repository": "payments-service"}, {"team": "platform"}]
+
+
+def worker(root: str, url: str) -> None:
+    """Draw the pages asked on stdin (JSON [dashboard, view]) with the code of `root`; answer
+    each with its CPU ms on stdout."""
+    sys.path.insert(0, root)
+    os.chdir(root)
+    os.environ.setdefault("QMS_LOG_LEVEL", "WARNING")
+    import redis
+    import callbacks.dashboard as board
+    from auth.principal import Principal
+    from factory import create_app
+    from settings import Settings
+    r = redis.Redis.from_url(url)
+    app = create_app(Settings.from_env({}, redis_url=url, run_aggregator=False, demo=False,
+                                       data_dir=tempfile.mkdtemp(prefix="bench-ab-"), body_cache_s=0))
+    svc = app.server.extensions["qms"]
+    user = {"developer": "diana.ivanova"}
+    pages: dict[str, Any] = {}
+    print("ready", flush=True)
+    for line in sys.stdin:
+        dash_id, view = json.loads(line)
+        if dash_id not in pages:
+            roles = ROLES[dash_id]
+            principal = Principal(user.get(dash_id, f"bench-{dash_id}"), roles, svc.rbac.permissions_for(roles))
+            defn = svc.dashboards.get(dash_id, principal).dashboard
+            pages[dash_id] = (defn, [w.id for w in defn.widgets], principal)
+        defn, ids, principal = pages[dash_id]
+        flush_cache(r)
+        with app.server.test_request_context("/"):
+            board.bodies_cache().clear()
+            t = time.process_time()
+            out = board.fill(defn, ids, view, principal, "light")
+            ms = (time.process_time() - t) * 1000
+        assert len(out.bodies) == len(ids)
+        print(json.dumps(ms), flush=True)
+
+
+def flush_cache(r: Any) -> None:
+    """A new data version and no cached response or source (as bench/pages.flush_cache)."""
+    r.hincrby("qms:meta", "version", 1)
+    batch = list(r.scan_iter(match="qms:cache:*", count=1000))
+    for i in range(0, len(batch), 500):
+        r.unlink(*batch[i:i + 500])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", help="the other checkout (with its .venv)")
+    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--dashboards", default=",".join(ROLES))
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker(args.worker, args.redis_url)
+    if not args.base:
+        sys.exit("--base DIR: the checkout to compare with")
+    import redis
+    db = redis.Redis.from_url(args.redis_url).connection_pool.connection_kwargs.get("db", 0)
+    if db in (14, 15):
+        sys.exit("refusing database 14/15 (other benchmarks, tests)")
+    sides = {}
+    for name, root in (("base", Path(args.base).resolve()), ("this", HERE)):
+        python = root / ".venv" / "bin" / "python"
+        sides[name] = subprocess.Popen([str(python), str(Path(__file__).resolve()), "--worker", str(root),
+                                        "--redis-url", args.redis_url],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert sides[name].stdout.readline().strip() == "ready", name
+    for name, root in (("base", args.base), ("this", str(HERE))):
+        head = subprocess.run(["git", "-C", root, "log", "-1", "--format=%h %s"], capture_output=True, text=True)
+        print(f"{name}: {root} {head.stdout.strip()[:90]}")
+    got: dict[str, dict[str, list[float]]] = {s: {} for s in sides}
+    for rnd in range(args.rounds):
+        order = ("base", "this") if rnd % 2 == 0 else ("this", "base")
+        for dash_id in args.dashboards.split(","):
+            for tf in TIMEFRAMES:
+                for scope in SCOPES:
+                    for name in order:
+                        p = sides[name]
+                        p.stdin.write(json.dumps([dash_id, {"timeframe": tf, **scope}]) + "\n")
+                        p.stdin.flush()
+                        got[name].setdefault(dash_id, []).append(json.loads(p.stdout.readline()))
+    for p in sides.values():
+        p.stdin.close()
+        p.wait()
+    for dash_id in args.dashboards.split(","):
+        b, t = got["base"][dash_id], got["this"][dash_id]
+        print(f"{dash_id:12s} base mean {statistics.mean(b):6.1f} median {statistics.median(b):6.1f} ms | "
+              f"this mean {statistics.mean(t):6.1f} median {statistics.median(t):6.1f} ms ({len(t)} draws each)")
+    b = [x for v in got["base"].values() for x in v]
+    t = [x for v in got["this"].values() for x in v]
+    print(f"all: base mean {statistics.mean(b):.1f} ms, this mean {statistics.mean(t):.1f} ms "
+          f"({100 * (statistics.mean(t) / statistics.mean(b) - 1):+.1f} %), medians {statistics.median(b):.1f} / "
+          f"{statistics.median(t):.1f} ms, {len(t)} cold page draws each, interleaved")
+
+
+if __name__ == "__main__":
+    main()
