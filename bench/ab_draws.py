@@ -102,6 +102,7 @@ def main() -> None:
         head = subprocess.run(["git", "-C", root, "log", "-1", "--format=%h %s"], capture_output=True, text=True)
         print(f"{name}: {root} {head.stdout.strip()[:90]}")
     got: dict[str, dict[str, list[float]]] = {s: {} for s in sides}
+    by_tf: dict[str, dict[str, list[float]]] = {s: {} for s in sides}
     for rnd in range(args.rounds):
         order = ("base", "this") if rnd % 2 == 0 else ("this", "base")
         for dash_id in args.dashboards.split(","):
@@ -111,7 +112,9 @@ def main() -> None:
                         p = sides[name]
                         p.stdin.write(json.dumps([dash_id, {"timeframe": tf, **scope}]) + "\n")
                         p.stdin.flush()
-                        got[name].setdefault(dash_id, []).append(json.loads(p.stdout.readline()))
+                        ms = json.loads(p.stdout.readline())
+                        got[name].setdefault(dash_id, []).append(ms)
+                        by_tf[name].setdefault(tf, []).append(ms)
     for p in sides.values():
         p.stdin.close()
         p.wait()
@@ -119,6 +122,8 @@ def main() -> None:
         b, t = got["base"][dash_id], got["this"][dash_id]
         print(f"{dash_id:12s} base mean {statistics.mean(b):6.1f} median {statistics.median(b):6.1f} ms | "
               f"this mean {statistics.mean(t):6.1f} median {statistics.median(t):6.1f} ms ({len(t)} draws each)")
+    print("by timeframe, mean ms base / this: " + ", ".join(
+        f"{tf} {statistics.mean(by_tf['base'][tf]):.1f} / {statistics.mean(by_tf['this'][tf]):.1f}" for tf in TIMEFRAMES))
     b = [x for v in got["base"].values() for x in v]
     t = [x for v in got["this"].values() for x in v]
     print(f"all: base mean {statistics.mean(b):.1f} ms, this mean {statistics.mean(t):.1f} ms "

@@ -127,8 +127,10 @@ def sample(ctx: Any, req: Request, metric: str, user: str | None) -> int | None:
     fam, name = found
     scoped = bool(req.scope) and fam == MAIN and metric in scopes.SCOPED_KPIS
     # Through the engine's SpanCache (exact per data version): a page's cards share a family.
+    version = ctx.engine.version()
     span = ctx.engine.spans.fetch(ctx.redis, ctx.keys, (SCOPE,) if scoped else (fam,), [req.e, req.s],
-                                  req.plan.horizon, req.now, ctx.engine.version(), stale_ms=page_stale(ctx, req.timeframe))
+                                  req.plan.horizon, req.now, version, ctx.engine.daily_from(version),
+                                  stale_ms=page_stale(ctx, req.timeframe))
     if scoped:
         span = scopes.view(span, req.scope or "")
     return span.window(fam, name, req.s, req.e)

@@ -117,6 +117,12 @@ class Engine:
         names, daily, _ = self._names_daily(self.version())
         return names, daily
 
+    def daily_from(self, version: int) -> int | None:
+        """From which day a read may take daily buckets (rollups.daily_from), kept for `version`
+        in this process: a window read without it tiles its whole days with hours (a 30-day
+        window: ~720 hashes a family instead of ~60)."""
+        return self._names_daily(version)[1]
+
     def known_users(self, version: int) -> frozenset[str]:
         """The users registry (every author of a pull request and reviewer of a review) as a
         set, kept for `version` in this process: whom personal sources can find anything of."""
@@ -219,7 +225,7 @@ class Engine:
         (e.g. the defect family: {"sev": {...}, "cat": {...}, "stage": {...}})."""
         now = now_ms()
         p = plan(timeframe, end_ms, now, self.skew_ms, depth=1)
-        span = rollups.fetch(self.r, self.k, (fam,), p.bounds, p.horizon, now)
+        span = rollups.fetch(self.r, self.k, (fam,), p.bounds, p.horizon, now, self.daily_from(self.version()))
         out: dict[str, dict[str, int]] = {}
         for name, value in span.sums(fam, p.bounds[1], p.bounds[0]).items():
             dim, _, key = name.partition(":")
@@ -238,7 +244,7 @@ class Engine:
         cached = cache_io.get(self.r, cache_key)
         if cached is not None:
             return orjson.loads(cached)
-        span = rollups.fetch(self.r, self.k, (SCOPE,), p.bounds, p.horizon, now)
+        span = rollups.fetch(self.r, self.k, (SCOPE,), p.bounds, p.horizon, now, self.daily_from(version))
         found = scopes.cost_by_scope(span, p.bounds[1], p.bounds[0])
         cache_io.set(self.r, cache_key, orjson.dumps(found), ex=self.cache_ttl_s)
         return found
@@ -248,7 +254,7 @@ class Engine:
         """Plain counters of a family summed over the window (e.g. reviews and their cost)."""
         now = now_ms()
         p = plan(timeframe, end_ms, now, self.skew_ms, depth=1)
-        span = rollups.fetch(self.r, self.k, (fam,), p.bounds, p.horizon, now)
+        span = rollups.fetch(self.r, self.k, (fam,), p.bounds, p.horizon, now, self.daily_from(self.version()))
         sums = span.sums(fam, p.bounds[1], p.bounds[0])
         return {f: sums.get(f, 0) for f in fields}
 
@@ -325,12 +331,16 @@ class Engine:
 
 
 def _aligned_cuts(s: int, e: int, limit: int, now: int) -> tuple[int, list[int]]:
-    """Cuts of [s, e) on multiples of the coarsest resolution that fits a step (whole hours,
-    five minutes, else the finest retained at s): s, every multiple of the step inside, e —
-    at most `limit` steps (the first one, from s, takes in the next when there would be more)."""
+    """Cuts of [s, e) on multiples of the coarsest resolution that fits a step of up to twice
+    the even one (whole days, hours, five minutes, else the finest retained at s): s, every
+    multiple of the step inside, e — at most `limit` steps and about half as many at least
+    (the first one, from s, takes in the next when there would be more). Each step then reads
+    one bucket: 48 points over 30 days are 30 days, not 48 runs of 15 hourly buckets (720
+    hashes per family for one chart), and over 24 hours 24 hours, not 48 half hours of six
+    five-minute buckets each."""
     base = finest_step_at(s, now)
     raw = max(base, -(-(e - s) // limit))
-    res = max((r.step_ms for r in RESOLUTIONS if base <= r.step_ms <= raw), default=base)
+    res = max((r.step_ms for r in RESOLUTIONS if base <= r.step_ms <= 2 * raw), default=base)
     step = res * -(-raw // res)
     first = -(-s // step) * step
     inside = [c for c in range(first, e, step) if c > s]

@@ -143,7 +143,7 @@ def figures(r: redis.Redis, keys: Keys, timeframe: str = "24h", end_ms: int | No
     s, e = p.bounds[1], p.bounds[0]
     # A scope's copies: its own family, plus what the one family of before still holds there.
     fams = (LEDGER, LEDGER_SCOPED, scoped_family(scope)) if scope else (LEDGER,)
-    span = rollups.fetch(r, keys, fams, p.bounds, p.horizon, now)
+    span = rollups.fetch(r, keys, fams, p.bounds, p.horizon, now, rollups.daily_from(r, keys))
     sums = span.sums(LEDGER, s, e)
     scoped = None
     if scope:
