@@ -358,16 +358,10 @@ def test_eng011_histogram_sums_made_in_redis_equal_bucket_by_bucket_sums(loaded:
         r.srem(keys.carry, name)
 
 
-def test_eng013_a_chart_s_steps_are_whole_days_or_hours_when_the_even_step_is_near_one(
-        loaded: Any, monkeypatch: Any) -> None:
-    """A dashboard chart of 48 points over 30 days steps by whole days (30 points, one daily
-    bucket each), not by 15 hours (720 hourly hashes per family); over 24 hours by whole
-    hours; over 4 hours still by five minutes (48 points). Each point is exact over its step."""
+@pytest.fixture
+def hashes_read(monkeypatch: Any) -> list[int]:
+    """How many bucket hashes each of rollups.fetch's pipelines read, while the test runs."""
     from data import rollups
-    from data.kpis import FAMILIES, dashboard_of
-    from data.timeutil import DAY_MS, parse_iso
-    r, events, end_ms = loaded
-    engine = Engine(r, Keys("qms"))
     read: list[int] = []
     real = rollups.raw_ordered
 
@@ -375,15 +369,27 @@ def test_eng013_a_chart_s_steps_are_whole_days_or_hours_when_the_even_step_is_ne
         read.append(sum(1 for c in cmds if c[0] in ("HGETALL", "HMGET")))
         return real(rr, cmds)
     monkeypatch.setattr(rollups, "raw_ordered", counting)
+    return read
+
+
+def test_eng013_a_chart_s_steps_are_whole_days_or_hours_when_the_even_step_is_near_one(
+        loaded: Any, hashes_read: list[int]) -> None:
+    """A dashboard chart of 48 points over 30 days steps by whole days (30 points, one daily
+    bucket each), not by 15 hours (720 hourly hashes per family); over 24 hours by whole
+    hours; over 4 hours still by five minutes (48 points). Each point is exact over its step."""
+    from data.kpis import FAMILIES, dashboard_of
+    from data.timeutil import DAY_MS, parse_iso
+    r, events, end_ms = loaded
+    engine = Engine(r, Keys("qms"))
     for tf, unit, least in (("30d", DAY_MS, 29), ("24h", HOUR_MS, 23), ("4h", 5 * 60_000, 47)):
-        read.clear()
+        hashes_read.clear()
         got = engine.series("total_gates_executed", tf, end_ms + 7 * 60_000, points=48, aligned=True)
         pts = got["points"]
         assert least <= len(pts) <= 48, (tf, len(pts))
         assert all(parse_iso(p["t"]) % unit == 0 for p in pts[1:]), (tf, pts[:3])
         assert got["step_seconds"] * 1000 == unit, (tf, got["step_seconds"])
         # every family of the dashboard: its total, one bucket per whole step, a few at the edges
-        assert sum(read) <= len(FAMILIES[dashboard_of("total_gates_executed")]) * (len(pts) + 40), (tf, sum(read))
+        assert sum(hashes_read) <= len(FAMILIES[dashboard_of("total_gates_executed")]) * (len(pts) + 40), (tf, sum(hashes_read))
         for p in pts:
             a, b = parse_iso(p["t"]), parse_iso(p["end"])
             want = reference.compute_dashboard(events, dashboard_of("total_gates_executed"), to_datetime(b),
@@ -391,7 +397,7 @@ def test_eng013_a_chart_s_steps_are_whole_days_or_hours_when_the_even_step_is_ne
             assert _same(p["value"], want["current_value"]), (tf, p, want["current_value"])
 
 
-def test_eng014_window_reads_take_whole_days_from_daily_buckets(loaded: Any, monkeypatch: Any) -> None:
+def test_eng014_window_reads_take_whole_days_from_daily_buckets(loaded: Any, hashes_read: list[int]) -> None:
     """A 30-day window's sums (KPI samples, breakdowns, cost by team, ROI sums, the ledger)
     read its whole days from the daily buckets (~60 hashes per family), not ~720 hourly ones,
     and sum to what the hours give."""
@@ -401,16 +407,9 @@ def test_eng014_window_reads_take_whole_days_from_daily_buckets(loaded: Any, mon
     from data.timeutil import now_ms
     r, events, end_ms = loaded
     engine = Engine(r, Keys("qms"))
-    read: list[int] = []
-    real = rollups.raw_ordered
-
-    def counting(rr: Any, cmds: Any) -> Any:
-        read.append(sum(1 for c in cmds if c[0] in ("HGETALL", "HMGET")))
-        return real(rr, cmds)
-    monkeypatch.setattr(rollups, "raw_ordered", counting)
     p = plan("30d", end_ms, now_ms(), engine.skew_ms, depth=1)
     hourly = rollups.fetch(r, Keys("qms"), (MAIN, DEFECTS, SCOPE), p.bounds, p.horizon, now_ms())
-    read.clear()
+    hashes_read.clear()
     assert engine.window_sums(MAIN, ["rc", "cost"], "30d", end_ms) == {
         f: hourly.sums(MAIN, p.bounds[1], p.bounds[0]).get(f, 0) for f in ("rc", "cost")}
     got = engine.breakdown(DEFECTS, "30d", end_ms)
@@ -418,4 +417,4 @@ def test_eng014_window_reads_take_whole_days_from_daily_buckets(loaded: Any, mon
         v for k, v in hourly.sums(DEFECTS, p.bounds[1], p.bounds[0]).items() if ":" in k and v)
     assert engine.cost_by_scope("30d", end_ms)
     ledger.figures(r, Keys("qms"), "30d", end_ms)
-    assert read and max(read) <= 80, read
+    assert hashes_read and max(hashes_read) <= 80, hashes_read
