@@ -109,7 +109,10 @@ class Engine:
         return partition.data_version(self.r, self.k)[0]
 
     def names(self) -> dict[str, list[str]]:
-        return self._names_daily()[0]
+        """The registries (gates, queues, categories, teams, users, agents, types, repositories),
+        kept for the current data version in this process: a page's layout and its filter
+        pickers read them, and the users registry alone holds every author and reviewer."""
+        return self._names_daily(self.version())[0]
 
     def names_daily(self) -> tuple[dict[str, list[str]], int | None]:
         """The registries and the day from which daily buckets may be read (rollups.fetch

@@ -430,3 +430,21 @@ def test_agi013_a_bucket_that_cannot_be_read_fails_the_read(r: redis.Redis) -> N
     r.set(K.rollup("1h", "m", t0), "not a hash")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         fetch(r, K, ["m"], [t0], t0 + HOUR_MS, t0 + 2 * HOUR_MS)
+
+
+def test_agi014_the_registries_are_read_once_per_data_version(r: redis.Redis) -> None:
+    """Engine.names() (every page layout and filter picker reads it) keeps the registries for
+    the data version it read them at, and reads them again once a batch made a new one."""
+    from data.engine import Engine
+    t0 = now_ms() - 60_000
+    Ingestor(r, K).ingest([{"id": "n1", "type": "workflow.pr_created", "timestamp": fmt_ms(t0), "source": "t",
+                            "data": {"workflow_id": "W1", "pr_number": 1, "repository": "api", "author": "ann"}}])
+    Aggregator(r, K).drain()
+    engine = Engine(r, K)
+    assert engine.names()["repositories"] == ["api"]
+    r.sadd(K.registry("repositories"), "web")            # not through a batch: no new version
+    assert engine.names()["repositories"] == ["api"], "kept for the version it was read at"
+    Ingestor(r, K).ingest([{"id": "n2", "type": "workflow.pr_created", "timestamp": fmt_ms(t0 + 1), "source": "t",
+                            "data": {"workflow_id": "W2", "pr_number": 2, "repository": "db", "author": "ann"}}])
+    Aggregator(r, K).drain()
+    assert engine.names()["repositories"] == ["api", "db", "web"]
