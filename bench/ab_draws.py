@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent.parent
-ROLES = {"executive": ("executive",), "operational": ("operations",), "qa": ("qa_lead",),
-         "developer": ("developer",)}
-TIMEFRAMES = ("1h", "4h", "24h", "7d", "30d")
-SCOPES: list[dict[str, str]] = [{}, {"repository": "payments-service"}, {"team": "platform"}]
+sys.path.insert(0, str(HERE))
+# The pages profile_draws draws, and its cache flush: bench modules that import no app module,
+# so each worker still imports the app from its own checkout.
+from bench.pages import flush_cache  # noqa: E402
+from bench.profile_draws import ROLES, SCOPES, TIMEFRAMES  # noqa: E402
 
 
 def worker(root: str, url: str) -> None:
@@ -65,14 +66,6 @@ def worker(root: str, url: str) -> None:
             ms = (time.process_time() - t) * 1000
         assert len(out.bodies) == len(ids)
         print(json.dumps(ms), flush=True)
-
-
-def flush_cache(r: Any) -> None:
-    """A new data version and no cached response or source (as bench/pages.flush_cache)."""
-    r.hincrby("qms:meta", "version", 1)
-    batch = list(r.scan_iter(match="qms:cache:*", count=1000))
-    for i in range(0, len(batch), 500):
-        r.unlink(*batch[i:i + 500])
 
 
 def main() -> None:

@@ -13,9 +13,9 @@ from typing import Any, Iterable
 import redis
 
 from data.batch import CARRY
+from data.contrib import SUMMED_FAMILIES
 from data.keys import Keys
 from data.redis_conn import first_error, raw_ordered
-from data.contrib import SUMMED_FAMILIES
 from data.timeutil import DAY_MS, RES_NAME, Bucket, cover, day_start
 
 

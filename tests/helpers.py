@@ -22,29 +22,22 @@ def today_ago(longest_ago_ms: int, now: int | None = None) -> Callable[[float], 
     return lambda ago_ms: now - int(ago_ms * scale)
 
 
-# The end of a busy window of the simulator's (a Thursday's working day), for `shifted`.
+# The end of a busy window of the simulator's (a Thursday's working day), for `busy_events`.
 BUSY_END_MS = parse_iso("2026-12-03T18:00:00Z")
-
-
-def shifted(events: list[dict[str, Any]], by_ms: int) -> list[dict[str, Any]]:
-    """Copies of events moved in time by `by_ms`. The simulator's activity follows the hour
-    and the weekday: tests that need a busy organisation simulate a fixed working window
-    and move it to now, rather than simulate whatever hour the suite runs at (CI at 02:15 UTC
-    on a Friday saw too few pull requests). Its events carry no time but their timestamp."""
-    return [{**e, "timestamp": fmt_ms(parse_iso(e["timestamp"]) + by_ms)} for e in events]
 
 
 def busy_events(hours: float, end_ms: int, seed: int, rate: float, after_ms: int = 0) -> list[dict[str, Any]]:
     """The simulator's events of the `hours` before a busy moment (BUSY_END_MS) and `after_ms`
     past it, moved so that moment falls on `end_ms`: the same events whatever the hour and
-    weekday the suite runs at. Simulating the hours before now gave 98 events for an hour at
-    03:40 UTC on a Friday where a test needed more than 150."""
+    weekday the suite runs at. The simulator's activity follows both, and tests that simulated
+    the hours before now failed at night (an hour held 98 events at 03:40 UTC on a Friday where
+    a test needed more than 150). Its events carry no time but their timestamp."""
     from data.simulator import Simulator
     from data.timeutil import to_datetime
     start = to_datetime(BUSY_END_MS - int(hours * 3_600_000))
-    events = list(Simulator(seed=seed, rate=rate, start=start).events_between(
-        start, to_datetime(BUSY_END_MS + after_ms)))
-    return shifted(events, end_ms - BUSY_END_MS)
+    events = Simulator(seed=seed, rate=rate, start=start).events_between(start, to_datetime(BUSY_END_MS + after_ms))
+    by_ms = end_ms - BUSY_END_MS
+    return [{**e, "timestamp": fmt_ms(parse_iso(e["timestamp"]) + by_ms)} for e in events]
 
 
 def everything_in_redis(r: Any) -> bytes:

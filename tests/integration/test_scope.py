@@ -7,7 +7,6 @@ import csv
 import dataclasses
 import io
 import json
-from datetime import datetime, timedelta, timezone
 from collections.abc import Callable
 from typing import Any, Iterator
 
@@ -16,9 +15,9 @@ import pytest
 
 from data.aggregator import Aggregator
 from data.keys import Keys
-from data.simulator import DEVELOPERS, Simulator
-from data.timeutil import MINUTE_MS, fmt_ms, now_ms, parse_iso, to_datetime
-from tests.helpers import BUSY_END_MS, shifted, today_ago
+from data.simulator import DEVELOPERS
+from data.timeutil import MINUTE_MS, fmt_ms, now_ms, parse_iso
+from tests.helpers import busy_events, today_ago
 from tests.integration.test_rbac_matrix import callback_body
 
 K = Keys("qms")
@@ -87,11 +86,7 @@ def scope_of(body: dict[str, Any]) -> dict[str, Any]:
 def simulated(app: Any, r: Any) -> dict[str, Any]:
     """Three hours of simulated QMS activity of five teams (a working afternoon's), aggregated."""
     svc = app.server.extensions["qms"]
-    end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
-    busy = to_datetime(BUSY_END_MS)                               # a Thursday's afternoon, moved to now
-    sim = Simulator(seed=11, rate=1.0)
-    events = shifted(list(sim.events_between(busy - timedelta(hours=3), busy)),
-                     int((end - busy).total_seconds() * 1000))
+    events = busy_events(3, now_ms() // 1000 * 1000 - MINUTE_MS, 11, 1.0)     # a Thursday's afternoon, moved to now
     for i in range(0, len(events), 5000):
         svc.ingestor.ingest(events[i:i + 5000], origin="simulator")
     Aggregator(r, K).drain()
