@@ -848,3 +848,36 @@ def test_brd018_a_widget_no_repository_or_team_splits_is_drawn_once_for_every_fi
     for w in live:                                                    # a live read: its ages move
         del fresh[w], second[w]
     assert fresh == second
+
+
+def test_brd019_the_load_test_reads_a_drawn_page_in_one_walk_as_its_separate_readers_do(
+        app: Any, r: Any, auth: Any) -> None:
+    """bench/load/dashjson.page_facts (one walk: what locust reads of every page it opens, on
+    the cores the server under test shares) finds what find_component, body_ids,
+    widget_intervals and kpi_texts find, on real drawn pages: executive cards sent as HTML,
+    a developer's page with polling widgets and no export link."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "load"))
+    from dashjson import body_ids, find_component, kpi_texts, page_facts, widget_intervals
+
+    _gates(app, r)
+    seen = set()
+    for role, path in (("executive", "/dashboards/executive"), ("developer", "/dashboards/developer"),
+                       ("qa_lead", "/dashboards/qa?timeframe=7d")):
+        c, _ = signed_in(app, auth, role)
+        drawn = c.get("/_dash-layout", headers={"Referer": f"http://localhost{path}"}).json
+        facts = page_facts(drawn)
+        for cid in ("dash-def", "live-config", "dash-export"):
+            assert facts["components"].get(cid) == find_component(drawn, cid)
+        assert facts["bodies"] == body_ids(drawn) and facts["bodies"]
+        assert facts["intervals"] == widget_intervals(drawn)
+        assert facts["kpis"] == len(kpi_texts(drawn))
+        seen.add((role, facts["kpis"] > 0, bool(facts["intervals"]), "d-none" in str(
+            (facts["components"].get("dash-export") or {}).get("className"))))
+    assert ("executive", True, False, False) in seen and ("developer", True, False, True) in seen, seen
+    polled = {"props": {"children": [
+        {"props": {"id": {"type": "w-int", "w": "a"}, "interval": 5000, "disabled": False}},
+        {"props": {"id": {"type": "w-int", "w": "b"}, "interval": 5000, "disabled": True}},
+        {"props": {"id": {"type": "w-body", "w": "a"}, "children": []}}]}}
+    assert page_facts(polled)["intervals"] == widget_intervals(polled) == {"a": 5000}
