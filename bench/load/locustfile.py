@@ -227,7 +227,7 @@ class DashboardUser(FastHttpUser):
         rec = PAYLOADS[dash]
         html = self.get(f"/dashboards/{dash}", "page: /dashboards/*")
         m = DASH_CONFIG.search(html.text or "")
-        end_id = json.loads(m.group(1)).get("end_id", "") if m else ""
+        end_id = orjson.loads(m.group(1)).get("end_id", "") if m else ""
         layout = self.get("/_dash-layout", "dash: layout", headers={"Referer": f"{self.host}/dashboards/{dash}"})
         deps = self.get("/_dash-dependencies", "dash: dependencies")
         if not DEPS and deps.status_code == 200:
