@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import orjson
 
-from data import drilldown, entity_reader, rawstore, rollups, scopes, views
+from data import drilldown, entcodec, entity_reader, rawstore, rollups, scopes, views
 from data.contrib import DEFECTS, MAIN, SCOPE, TYPES, USER, user_field
 from data.engine import Plan, plan
 from data.events import GATE_TYPES
@@ -251,15 +251,27 @@ def _by(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
 
 
 def workflow_info(ctx: Any, ids: list[str]) -> dict[str, views.WorkflowInfo | None]:
-    """(author, team, repository) of each workflow from its entity, in MGETs of 1,000."""
-    reader = drilldown.Ctx(ctx.redis, ctx.keys)
+    """(author, team, repository) of each workflow from its entity's pr_created (None: not
+    known), in MGETs of 1,000 of those this process has not read in the last
+    WORKFLOW_INFO_TTL_S (data.engine): a window's gate runs name a few thousand workflows,
+    each read and decoded on every scan was as dear as the scan itself. A workflow without a
+    pr_created is read again next time, so its runs join their repository as soon as it comes."""
+    known = ctx.engine.workflow_info
     out: dict[str, views.WorkflowInfo | None] = {}
-    unique = sorted(set(i for i in ids if isinstance(i, str)))
-    for i in range(0, len(unique), 1000):
-        got = reader.states({("wf", w) for w in unique[i:i + 1000]})
-        for (_, w), state in got.items():
-            c = (state or {}).get("c")
-            out[w] = (c[1], c[2], c[3]) if c else None
+    with ctx.engine._info_lock:
+        for w in set(i for i in ids if isinstance(i, str)):
+            out[w] = known.get(w)
+    missing = sorted(w for w, found in out.items() if found is None)
+    got: dict[str, views.WorkflowInfo] = {}
+    for i in range(0, len(missing), 1000):
+        chunk = missing[i:i + 1000]
+        for w, raw in zip(chunk, ctx.redis.mget([ctx.keys.entity("wf", w) for w in chunk])):
+            c = entcodec.creation(raw) if raw else None
+            if c:
+                got[w] = out[w] = (c[1], c[2], c[3])
+    if got:
+        with ctx.engine._info_lock:
+            known.update(got)
     return out
 
 

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import orjson
 import redis
+from cachetools import TTLCache
 
 from data import cache_io, kpis, partition, rollups, scopes
 from data.contrib import SCOPE
@@ -55,6 +56,10 @@ def plan(timeframe: str, end_ms: int | None, now: int, skew_ms: int, depth: int 
     return Plan(timeframe, bounds, horizon, now)
 
 
+WORKFLOW_INFO_MAX = 200_000
+WORKFLOW_INFO_TTL_S = 300
+
+
 class Kept:
     """Results computed from one data version, kept in this process (as rollups.SpanCache
     keeps families' buckets): exact for that version, and a page's draw may take one computed
@@ -95,6 +100,11 @@ class Engine:
         # their staleness: room for every dashboard's families at every timeframe and tiling.
         self.spans = rollups.SpanCache(size=192)
         self.kept = Kept()                   # dashboards.computed: window scans shared by filters
+        # dashboards.computed.workflow_info: (author, team, repository) of workflows whose
+        # pr_created is known, for WORKFLOW_INFO_TTL_S (it changes only if an earlier
+        # pr_created of the same workflow comes later).
+        self.workflow_info = TTLCache(maxsize=WORKFLOW_INFO_MAX, ttl=WORKFLOW_INFO_TTL_S)
+        self._info_lock = threading.Lock()
         self._names_kept: tuple[int, tuple[dict[str, list[str]], int | None, int | None]] | None = None
         self._users_kept: tuple[int, frozenset[str]] | None = None
 

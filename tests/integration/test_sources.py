@@ -21,6 +21,7 @@ from dashboards import sources
 from dashboards.schema import DataSource
 from data import reference
 from data.aggregator import Aggregator
+from data import engine as engine_mod
 from data.engine import Engine
 from data.ingest import Ingestor
 from data.kpis import dashboard_of
@@ -409,6 +410,41 @@ def test_srci011b_one_page_s_code_quality_and_test_coverage_scan_the_window_once
         got = sources.fetch(DataSource(source="computed", name=n), ctx)
         pd.testing.assert_frame_equal(got, alone[n])
     assert len(scans) == 1 and len(infos) == 1, (scans, infos)
+
+
+def test_srci011d_workflow_info_reads_each_known_workflow_once_and_an_unknown_one_again(
+        hand: dict[str, Any], monkeypatch: Any) -> None:
+    """(author, team, repository) of workflows whose pr_created is known are kept by the web
+    process (a window's gate runs name thousands: reading them on every scan cost as much as
+    the scan); a workflow without one is read again, so its runs join their repository when
+    its pr_created comes; what is kept expires (WORKFLOW_INFO_TTL_S)."""
+    from dashboards import computed
+    ctx = hctx(hand)
+    r = hand["r"]
+    read: list[list[Any]] = []
+    mget = type(r).mget
+
+    def counting(self: Any, keys: Any, *a: Any) -> Any:
+        read.append(list(keys))
+        return mget(self, keys, *a)
+    monkeypatch.setattr(type(r), "mget", counting)
+    want = {"W1": ("ann", "payments", "pay-svc"), "W2": ("bob", "mobile", "app"), "W9": None}
+    assert computed.workflow_info(ctx, ["W1", "W2", "W9", "W1", None]) == want
+    assert computed.workflow_info(ctx, ["W2", "W1", "W9"]) == want
+    assert [len(k) for k in read] == [3, 1], read                   # W9 only, the second time
+    end = hand["end"]
+    Ingestor(r, KEYS).ingest([{"id": "late-w9", "type": "workflow.pr_created", "timestamp": fmt_ms(end - 3 * HOUR_MS),
+                               "source": "test", "data": {"workflow_id": "W9", "pr_number": 9, "repository": "web",
+                                                          "author": "dan", "team": "web"}}])
+    Aggregator(r, KEYS, batch=500).drain()
+    assert computed.workflow_info(ctx, ["W9", "W1"])["W9"] == ("dan", "web", "web")
+    assert computed.workflow_info(ctx, ["W9", "W1", "W2"]) == {**want, "W9": ("dan", "web", "web")}
+    assert len(read) == 3
+    kept = ctx.engine.workflow_info
+    assert kept.ttl == engine_mod.WORKFLOW_INFO_TTL_S
+    kept.expire(kept.timer() + kept.ttl + 1)                       # what is kept expires
+    computed.workflow_info(ctx, ["W1"])
+    assert len(read) == 4 and read[-1] == [KEYS.entity("wf", "W1")]
 
 
 def test_srci011c_every_filter_s_code_quality_and_coverage_share_one_scan(hand: dict[str, Any],

@@ -185,6 +185,28 @@ def test_enc008_states_written_with_the_fixed_names_substituted_still_read() -> 
     assert entcodec.encode("wf", s)[:1] == b"\x1c" and roundtrip("wf", s) == s
 
 
+def test_enc009_creation_reads_a_workflow_s_pr_created_as_decode_does() -> None:
+    """entcodec.creation (the `c` alone, no derived keys): what decode gives as `c`, for folded
+    workflows (compact), random names, a ce5641f state and plain JSON; None without one."""
+    n = 0
+    for (kind, _), states in folded(hours=8).items():
+        if kind != "wf":
+            continue
+        raw = entcodec.encode(kind, {**states[-1], "_v": contrib.basis(kind, SLA)})
+        assert entcodec.creation(raw) == entcodec.decode(raw).get("c")
+        n += entcodec.creation(raw) is not None
+    assert n > 100
+    t = 1_795_000_000_000
+    old = (b'\x1e"sim-1-\x1f1795000\x1f17950\x1d{"~k":"w","c":[\x02000000,"ann",null,"api",1,\x015"],'
+           b'"st":[[\x02000001,\x016",\x11]],"done":[\x02000009,\x14,\x019"],"_v":[1,14400000]}')
+    assert entcodec.creation(old) == [t, "ann", None, "api", 1, "sim-1-5"]
+    odd = {"c": [t, "\x01\x1d\"", "\x1f", "gh:\x02", 1, "gh:\x02-1"], "st": [[t + 1, "gh:\x02-2", "x"]], "_v": [1, SLA]}
+    assert entcodec.creation(entcodec.encode("wf", odd)) == odd["c"]
+    assert entcodec.creation(orjson.dumps({"c": [1, "a", None, "r", 1, "e"], "_c": []})) == [1, "a", None, "r", 1, "e"]
+    assert entcodec.creation(entcodec.encode("wf", {"st": [[t, "e", "x"]], "_v": [1, SLA]})) is None
+    assert entcodec.creation(b'{"_v":1}') is None
+
+
 def test_common_prefix_is_os_path_commonprefix() -> None:
     """entcodec.common_prefix (bisection on slices) gives what os.path.commonprefix gives."""
     import random
