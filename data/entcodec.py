@@ -52,32 +52,11 @@ def encode(kind: str, state: dict[str, Any]) -> bytes:
     return _dumps(state)
 
 
-def creation(raw: bytes) -> list[Any] | None:
-    """A workflow state's `c` (its pr_created: [ts, author, team, repository, pr, id]) or None,
-    without the derived keys `decode` puts back (`c` is never derived): what views that only
-    need a workflow's author, team and repository read of thousands of states."""
+def _json(raw: bytes) -> bytes:
+    """The JSON of stored bytes: a compact state's substitutions undone (plain JSON as it is)."""
     first = raw[:1]
     if first != HEAD and first != HEAD_STATIC:
-        found = _loads(raw)
-    else:
-        head, _, body = raw[1:].partition(BODY)
-        if first == HEAD_STATIC:
-            for i in range(len(STATIC) - 1, -1, -1):
-                body = body.replace(_STATIC_M[i], STATIC[i])
-        if head:
-            subs = head.split(SEP)
-            for i in range(len(subs) - 1, -1, -1):
-                body = body.replace(_DYN_M[i], subs[i])
-        found = _loads(body)
-    c = found.get("c") if isinstance(found, dict) else None
-    return c if isinstance(c, list) else None
-
-
-def decode(raw: bytes) -> dict[str, Any]:
-    """An entity state from its stored bytes (compact or plain JSON), bookkeeping included."""
-    first = raw[:1]
-    if first != HEAD and first != HEAD_STATIC:
-        return _loads(raw)
+        return raw
     head, _, body = raw[1:].partition(BODY)
     if first == HEAD_STATIC:
         for i in range(len(STATIC) - 1, -1, -1):
@@ -86,7 +65,23 @@ def decode(raw: bytes) -> dict[str, Any]:
         subs = head.split(SEP)
         for i in range(len(subs) - 1, -1, -1):
             body = body.replace(_DYN_M[i], subs[i])
-    s = _loads(body)
+    return body
+
+
+def creation(raw: bytes) -> list[Any] | None:
+    """A workflow state's `c` (its pr_created: [ts, author, team, repository, pr, id]) or None,
+    without the derived keys `decode` puts back (`c` is never derived): what views that only
+    need a workflow's author, team and repository read of thousands of states."""
+    found = _loads(_json(raw))
+    c = found.get("c") if isinstance(found, dict) else None
+    return c if isinstance(c, list) else None
+
+
+def decode(raw: bytes) -> dict[str, Any]:
+    """An entity state from its stored bytes (compact or plain JSON), bookkeeping included."""
+    if raw[:1] != HEAD and raw[:1] != HEAD_STATIC:
+        return _loads(raw)
+    s = _loads(_json(raw))
     absent = s.pop("~a", None)
     kind = s.pop("~k", None)
     derived = _wf_derived(s) if kind == "w" else _df_derived(s)
