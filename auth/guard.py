@@ -199,7 +199,7 @@ def init_guard(server: Flask, app: Dash) -> None:
                 g.qms_redis_down = True
         if resp.status_code == 503:
             resp.headers.setdefault("Retry-After", str(RETRY_AFTER_S))   # every 503 here is "retry shortly"
-        if session.get("csrf"):
+        if session.get("csrf") and request.cookies.get(CSRF_COOKIE) != session["csrf"]:
             resp.set_cookie(CSRF_COOKIE, session["csrf"], samesite="Lax", secure=server.config["SESSION_COOKIE_SECURE"],
                             httponly=False)   # Dash's renderer copies it into the X-CSRFToken header
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -202,6 +202,35 @@ def test_auth020_session_cookie_flags(app: Any, auth: Any) -> None:
     assert c.get("/").status_code == 200
 
 
+def test_auth020b_the_session_cookie_is_sent_again_only_when_it_changes_or_every_ten_minutes(
+        app: Any, auth: Any, monkeypatch: Any) -> None:
+    """Requests of a signed-in browser carry no Set-Cookie (the session and CSRF cookies as
+    they were); the session cookie's expiry moves on once SESSION_REFRESH_S has passed, and
+    a sign-out still ends the session at once whatever cookie the browser keeps."""
+    import time as time_mod
+
+    from auth import security
+    c = app.server.test_client()
+    res = auth.login(c, "executive")
+    assert {"qms_session"} <= set(set_cookies(res))
+    first = c.get("/")                          # the first page: the refresh mark and the CSRF cookie
+    assert first.status_code == 200
+    kept = c.get_cookie("qms_session").value
+    for path in ("/", "/dashboards/executive", "/api/dashboard/executive"):
+        res = c.get(path)
+        assert res.status_code == 200 and set_cookies(res) == {}, (path, set_cookies(res))
+    later = time_mod.time() + security.SESSION_REFRESH_S + 5
+    monkeypatch.setattr(security.time, "time", lambda: later)
+    res = c.get("/")
+    assert list(set_cookies(res)) == ["qms_session"] and c.get_cookie("qms_session").value != kept
+    assert set_cookies(c.get("/")) == {}
+    stolen = c.get_cookie("qms_session").value
+    c.post("/logout", data={"csrf_token": csrf_of(c)})
+    thief = app.server.test_client()
+    thief.set_cookie("qms_session", stolen)
+    assert thief.get("/").status_code == 302
+
+
 def test_auth021_remember_me_cookie(app: Any, auth: Any) -> None:
     c = app.server.test_client()
     res = auth.login(c, "executive", remember=True)
