@@ -320,13 +320,8 @@ def suggested(ctx: Any, req: Request) -> list[dict[str, Any]]:
 def window_events(ctx: Any, types: tuple[str, ...], s: int, e: int) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
     """(timestamp, event) of the window's events of these types, newest first, at most
     MAX_EVENTS; and whether more were left out."""
-    out: list[tuple[int, dict[str, Any]]] = []
-    for chunk in rawstore.scan(ctx.redis, ctx.keys, types, s, e):
-        for ts, _id, ev in chunk:
-            if len(out) >= MAX_EVENTS:
-                return out, True
-            out.append((ts, ev))
-    return out, False
+    hits, more = rawstore.window(ctx.redis, ctx.keys, types, s, e, MAX_EVENTS)
+    return [(ts, ev) for ts, _id, ev in hits], more
 
 
 def view_cuts(s: int, e: int, now: int, points: int = VIEW_POINTS, aligned: bool = False) -> list[int]:

@@ -97,6 +97,10 @@ def test_arc001_a_drilldown_spanning_redis_and_the_archive_reads_as_before_the_m
     svc, arch = loaded
     before = snapshot(client, simulated)
     assert sum(len(p["events"]) for p in before["gate_pass_rate"]) > 100
+    from data import rawstore
+    from data.events import GATE_TYPES
+    week = (NOW - 7 * DAY_MS, NOW)
+    window_before = rawstore.window(r, svc.keys, GATE_TYPES, *week, 10**6)
     eix_before = sum(r.zcard(k) for k in r.scan_iter(match="qms:eix:*"))
     report = archive_move.move(r, K, arch, hot_hours=HOT_H, retention_days=30, now=NOW)
     cutoff = archive_move.hot_cutoff(NOW, HOT_H)
@@ -114,6 +118,8 @@ def test_arc001_a_drilldown_spanning_redis_and_the_archive_reads_as_before_the_m
     assert eix_before - eix_after == refs
     after = snapshot(client, simulated)
     assert after.keys() == before.keys()
+    assert rawstore.window(r, svc.keys, GATE_TYPES, *week, 10**6) == window_before    # read through scan now
+    assert len(window_before[0]) > 100 and window_before[1] is False
     for key in before:
         assert after[key] == before[key], key
 

@@ -385,3 +385,37 @@ def test_drl017_a_pinned_window_s_first_block_is_counted_once_per_staleness(app:
     assert first("qa_lead") == "20 gate runs failed" and counted == [1, 1]   # 30 s later: still kept
     clock[0] += 60_001                                                      # a minute over (24h: 15 s)
     assert first("qa_lead") == "23 gate runs failed" and counted == [1, 1, 1]
+
+
+def test_drl018_a_whole_window_in_three_round_trips_reads_what_scan_reads(app: Any, r: Any, monkeypatch: Any) -> None:
+    """rawstore.window (the computed views' read of a whole window: counts, ids and bodies
+    each in one pipeline) gives scan's hits, newest first by timestamp then id, cut at the
+    limit, and says whether more were left out — over days, types, events sharing a
+    millisecond, and windows that hold none."""
+    from data import rawstore
+    from data.events import GATE_TYPES
+    from tests.helpers import busy_events
+    same = [{**g, "timestamp": at(30)} for g in gates(25)]
+    ingest(app, r, busy_events(40, END - HOUR_MS, seed=5, rate=0.05) + same)
+    types = (*GATE_TYPES, "workflow.review_completed")
+    cases = 0
+    for s, e in ((END - 40 * HOUR_MS, END), (END - 2 * HOUR_MS, END), (END - 26 * HOUR_MS, END - 20 * HOUR_MS),
+                 (END + HOUR_MS, END + 2 * HOUR_MS)):
+        for tys in (types, GATE_TYPES[:1], ("workflow.review_completed",)):
+            every = [h for chunk in rawstore.scan(r, K, tys, s, e) for h in chunk]
+            for limit in (1, 7, 26, len(every), len(every) + 1, 10**6):
+                got, more = rawstore.window(r, K, tys, s, e, limit)
+                assert got == every[:limit], (s, e, tys, limit)
+                assert more == (len(every) > limit), (s, e, tys, limit)
+                cases += 1
+    whole = [h for chunk in rawstore.scan(r, K, types, END - 40 * HOUR_MS, END) for h in chunk]
+    assert len(whole) > 500 and len({h[0] // 86_400_000 for h in whole}) >= 2 and cases == 72
+    pipelines: list[int] = []
+    execute = type(r.pipeline()).execute
+    monkeypatch.setattr(type(r.pipeline()), "execute",
+                        lambda self, *a, **k: pipelines.append(len(self.command_stack)) or execute(self, *a, **k))
+    single = type(r).execute_command
+    singles: list[Any] = []
+    monkeypatch.setattr(type(r), "execute_command", lambda self, *a, **k: singles.append(a[0]) or single(self, *a, **k))
+    assert rawstore.window(r, K, types, END - 40 * HOUR_MS, END, 10**6)[0] == whole
+    assert len(pipelines) == 3 and not singles, (pipelines, singles)     # counts, ids, bodies
