@@ -12,7 +12,7 @@ import pytest
 from data.aggregator import Aggregator
 from data.keys import Keys
 from data.reference import P95_REL_ERROR
-from data.timeutil import HOUR_MS, MINUTE_MS, fmt_ms, now_ms, parse_iso
+from data.timeutil import DAY_MS, HOUR_MS, MINUTE_MS, fmt_ms, now_ms, parse_iso
 
 K = Keys("qms")
 END = now_ms() // HOUR_MS * HOUR_MS
@@ -409,7 +409,7 @@ def test_drl018_a_whole_window_in_three_round_trips_reads_what_scan_reads(app: A
                 assert more == (len(every) > limit), (s, e, tys, limit)
                 cases += 1
     whole = [h for chunk in rawstore.scan(r, K, types, END - 40 * HOUR_MS, END) for h in chunk]
-    assert len(whole) > 500 and len({h[0] // 86_400_000 for h in whole}) >= 2 and cases == 72
+    assert len(whole) > 500 and len({h[0] // DAY_MS for h in whole}) >= 2 and cases == 72
     pipelines: list[int] = []
     execute = type(r.pipeline()).execute
     monkeypatch.setattr(type(r.pipeline()), "execute",
