@@ -254,22 +254,38 @@ def gate_sums(runs: Iterable[tuple[int, dict[str, Any]]], cuts: list[int],
     `runs`: (timestamp ms, gate event); `workflows`: each run's workflow (author, team,
     repository)."""
     sums: GateSums = {}
+    if len(cuts) < 2:
+        return sums
+    first, last, isfinite = cuts[0], cuts[-1], math.isfinite
+    known: dict[Any, tuple[str | None, str | None]] = {}
+    # numeric_metrics and step_of inlined: this loop runs once per gate run of the window
+    # (thousands per draw of the QA page), and their calls were most of its time.
     for ts, ev in runs:
+        if ts < first or ts >= last:
+            continue
         d = ev.get("data") or {}
-        i = step_of(cuts, ts)
-        if i is None:
+        metrics = d.get("metrics")
+        if not isinstance(metrics, dict) or not metrics:
             continue
-        metrics = numeric_metrics(d.get("metrics"))
-        if not metrics:
-            continue
+        i = bisect_right(cuts, ts) - 1
         name = d.get("gate_name")
         gate = name if isinstance(name, str) else None
-        info = workflows.get(d.get("workflow_id"))
-        team, repo = (info[1], info[2]) if info else (None, None)
+        wf = d.get("workflow_id")
+        scope = known.get(wf)
+        if scope is None:
+            info = workflows.get(wf)
+            scope = known[wf] = (info[1], info[2]) if info else (None, None)
+        team, repo = scope
         for metric, value in metrics.items():
-            acc = sums.setdefault((i, gate, metric, team, repo), [0.0, 0])
-            acc[0] += value
-            acc[1] += 1
+            kind = type(value)
+            if (kind is float or kind is int or (isinstance(value, (int, float)) and kind is not bool)) \
+                    and isfinite(value) and not str(metric).startswith("threshold"):
+                acc = sums.get((i, gate, metric, team, repo))
+                if acc is None:
+                    sums[(i, gate, metric, team, repo)] = [float(value), 1]
+                else:
+                    acc[0] += float(value)
+                    acc[1] += 1
     return sums
 
 

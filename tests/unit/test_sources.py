@@ -222,6 +222,54 @@ def test_src009_code_quality_and_coverage_are_means_per_step() -> None:
     assert views.numeric_metrics({"a": 1, "b": True, "c": float("nan"), "threshold_ms": 3, "d": "x"}) == {"a": 1.0}
 
 
+def _gate_sums_by_the_definition(runs: Any, cuts: list[int], workflows: Any) -> dict[Any, list[float]]:
+    """views.gate_sums as first written: step_of and numeric_metrics per run."""
+    sums: dict[Any, list[float]] = {}
+    for ts, e in runs:
+        d = e.get("data") or {}
+        i = views.step_of(cuts, ts)
+        if i is None:
+            continue
+        metrics = views.numeric_metrics(d.get("metrics"))
+        if not metrics:
+            continue
+        name = d.get("gate_name")
+        info = workflows.get(d.get("workflow_id"))
+        team, repo = (info[1], info[2]) if info else (None, None)
+        for metric, value in metrics.items():
+            acc = sums.setdefault((i, name if isinstance(name, str) else None, metric, team, repo), [0.0, 0])
+            acc[0] += value
+            acc[1] += 1
+    return sums
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_src009b_gate_sums_inlined_sum_what_the_definition_sums(seed: int) -> None:
+    """gate_sums with its per-run helpers inlined gives exactly (same floats, same counts) what
+    step_of and numeric_metrics give: runs before, inside and after the steps, metrics that are
+    booleans, NaN, infinite, strings, thresholds, not a dict, gates without a name, workflows
+    unknown or without a repository, and cut lists of one edge or none."""
+    import random
+    rnd = random.Random(seed)
+    values = [0, 3, -2, 7.25, 99.5, True, False, float("nan"), float("inf"), "x", None, 10**12]
+    names = ["errors", "warnings", "coverage_percentage", "threshold", "threshold_ms", "flaky"]
+    runs = []
+    for n in range(3000):
+        ts = T0 + rnd.randint(-HOUR_MS, 4 * HOUR_MS)
+        metrics: Any = {rnd.choice(names): rnd.choice(values) for _ in range(rnd.randint(0, 4))}
+        if n % 97 == 0:
+            metrics = rnd.choice([None, [1, 2], "m", 5])
+        data = {"workflow_id": rnd.choice(["W1", "W2", "W3", "W9"]), "metrics": metrics,
+                "gate_name": rnd.choice(["lint-gate", "code-coverage-gate", None, 7])}
+        runs.append((ts, {"type": "workflow.quality_gate_executed", "data": data}))
+    runs.append((T0, {"type": "workflow.quality_gate_executed"}))
+    for cuts in (views.cuts_of(T0, T0 + 3 * HOUR_MS, HOUR_MS), views.cuts_of(T0, T0 + 3 * HOUR_MS, 7 * 60_000),
+                 [T0], []):
+        want = _gate_sums_by_the_definition(runs, cuts, WORKFLOWS)
+        got = views.gate_sums(runs, cuts, WORKFLOWS)
+        assert got == want and (len(cuts) < 2 or len(got) > 20), cuts[:2]
+
+
 def days(*spec: tuple[int, int]) -> list[tuple[int, int, int, int]]:
     return [(T0 + i * DAY_MS, T0 + (i + 1) * DAY_MS, runs, passed) for i, (runs, passed) in enumerate(spec)]
 
