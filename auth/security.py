@@ -38,6 +38,11 @@ def secret_key(settings: Any) -> str:
 SESSION_REFRESH_S = 600          # a permanent session's cookie is re-sent at most this often
 
 
+def now_s() -> int:
+    """The session cookie's clock (a test moves it alone)."""
+    return int(time.time())
+
+
 class SessionCookies(SecureCookieSessionInterface):
     """Flask's signed session cookie, its expiry moved on at most every SESSION_REFRESH_S
     instead of on every response: re-signing and re-sending the cookie was 2 % of a web
@@ -51,7 +56,7 @@ class SessionCookies(SecureCookieSessionInterface):
             return True
         if not (session.permanent and app.config["SESSION_REFRESH_EACH_REQUEST"]):
             return False
-        now = int(time.time())
+        now = now_s()
         sent = session.get("_rt")
         if isinstance(sent, int) and 0 <= now - sent < SESSION_REFRESH_S:
             return False

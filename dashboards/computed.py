@@ -256,11 +256,7 @@ def workflow_info(ctx: Any, ids: list[str]) -> dict[str, views.WorkflowInfo | No
     WORKFLOW_INFO_TTL_S (data.engine): a window's gate runs name a few thousand workflows,
     each read and decoded on every scan was as dear as the scan itself. A workflow without a
     pr_created is read again next time, so its runs join their repository as soon as it comes."""
-    known = ctx.engine.workflow_info
-    out: dict[str, views.WorkflowInfo | None] = {}
-    with ctx.engine._info_lock:
-        for w in set(i for i in ids if isinstance(i, str)):
-            out[w] = known.get(w)
+    out: dict[str, views.WorkflowInfo | None] = ctx.engine.workflows_known({i for i in ids if isinstance(i, str)})
     missing = sorted(w for w, found in out.items() if found is None)
     got: dict[str, views.WorkflowInfo] = {}
     for i in range(0, len(missing), 1000):
@@ -269,9 +265,7 @@ def workflow_info(ctx: Any, ids: list[str]) -> dict[str, views.WorkflowInfo | No
             c = entcodec.creation(raw) if raw else None
             if c:
                 got[w] = out[w] = (c[1], c[2], c[3])
-    if got:
-        with ctx.engine._info_lock:
-            known.update(got)
+    ctx.engine.know_workflows(got)
     return out
 
 

@@ -108,6 +108,17 @@ class Engine:
         self._names_kept: tuple[int, tuple[dict[str, list[str]], int | None, int | None]] | None = None
         self._users_kept: tuple[int, frozenset[str]] | None = None
 
+    def workflows_known(self, ids: Any) -> dict[str, Any]:
+        """Of these workflow ids, those kept in `workflow_info` and their (author, team,
+        repository); the others None."""
+        with self._info_lock:
+            return {w: self.workflow_info.get(w) for w in ids}
+
+    def know_workflows(self, found: dict[str, Any]) -> None:
+        if found:
+            with self._info_lock:
+                self.workflow_info.update(found)
+
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any) -> "Engine":
         return cls(r, Keys.from_settings(r, settings), sla_hours=settings.sla_hours,

@@ -30,41 +30,27 @@ def find_component(layout: Any, cid: str) -> dict[str, Any] | None:
     return next((p for p in walk(layout) if p.get("id") == cid), None)
 
 
-def body_ids(layout: Any) -> list[str]:
-    """The widgets whose bodies the page drew ({"type": "w-body", "w": id}), in layout order:
-    the outputs the renderer lists for the refresh callback's ALL pattern."""
-    return [str(p["id"].get("w")) for p in walk(layout)
-            if isinstance(p.get("id"), dict) and p["id"].get("type") == "w-body"]
-
-
 def kpi_texts(layout: Any) -> list[tuple[str, str]]:
     """(KPI id, the text its card shows) for every KPI card value in the layout."""
-    found = [(str(p["id"].get("kpi")), str(p.get("children"))) for p in walk(layout)
-             if isinstance(p.get("id"), dict) and p["id"].get("type") == "kpi-value"]
-    # Cards sent as HTML (components/static_html.py StaticHtml): the value element's id is the
-    # JSON Dash would write; its text is escaped HTML.
-    for p in walk(layout):
-        if isinstance(p.get("html"), str) and "kpi-value" in p["html"]:
-            for m in STATIC_KPI.finditer(p["html"]):
-                cid = json.loads(html.unescape(m.group(1)))
-                if isinstance(cid, dict) and cid.get("type") == "kpi-value":
-                    found.append((str(cid.get("kpi")), html.unescape(m.group(2))))
-    return found
+    return page_facts(layout, ())["kpis"]
 
 
+# A KPI card's value in a body sent as HTML (components/static_html.py StaticHtml): the value
+# element's id is the JSON Dash would write; its text is escaped HTML.
 STATIC_KPI = re.compile(r'<[a-z0-9]+ [^>]*?id="(\{[^"]*kpi-value[^"]*\})"[^>]*>([^<]*)<')
 
 
 def page_facts(layout: Any, wanted: tuple[str, ...] = ("dash-def", "live-config", "dash-export")) -> dict[str, Any]:
     """What the load test reads of a drawn page, in one walk (a layout is hundreds of
     components; walking it once per question was a tenth of locust's CPU, on the cores the
-    server under test shares): the props of the `wanted` ids (by id), the widget bodies in
-    layout order (`body_ids`), the enabled widget intervals (`widget_intervals`) and how many
-    KPI card values it shows (`len(kpi_texts)`)."""
+    server under test shares): the props of the `wanted` ids (by id), the widget bodies
+    ({"type": "w-body", "w": id}) in layout order — the outputs the renderer lists for the
+    refresh callback's ALL pattern —, the enabled widget intervals ({"type": "w-int"}: widget ->
+    ms) and the KPI cards' values as (KPI id, text shown), components or HTML alike."""
     found: dict[str, dict[str, Any]] = {}
     bodies: list[str] = []
     intervals: dict[str, int] = {}
-    kpis = 0
+    kpis: list[tuple[str, str]] = []
     for p in walk(layout):
         cid = p.get("id")
         if isinstance(cid, dict):
@@ -72,20 +58,18 @@ def page_facts(layout: Any, wanted: tuple[str, ...] = ("dash-def", "live-config"
             if kind == "w-body":
                 bodies.append(str(cid.get("w")))
             elif kind == "kpi-value":
-                kpis += 1
+                kpis.append((str(cid.get("kpi")), str(p.get("children"))))
             elif kind == "w-int" and not p.get("disabled") and p.get("interval"):
                 intervals[str(cid.get("w"))] = int(p.get("interval") or 0)
         elif cid in wanted and cid not in found:
             found[cid] = p
         text = p.get("html")
         if isinstance(text, str) and "kpi-value" in text:
-            kpis += sum(1 for m in STATIC_KPI.finditer(text) if _kpi_id(m.group(1)))
+            for m in STATIC_KPI.finditer(text):
+                sid = json.loads(html.unescape(m.group(1)))
+                if isinstance(sid, dict) and sid.get("type") == "kpi-value":
+                    kpis.append((str(sid.get("kpi")), html.unescape(m.group(2))))
     return {"components": found, "bodies": bodies, "intervals": intervals, "kpis": kpis}
-
-
-def _kpi_id(escaped: str) -> bool:
-    cid = json.loads(html.unescape(escaped))
-    return isinstance(cid, dict) and cid.get("type") == "kpi-value"
 
 
 def set_input(body: dict[str, Any], cid: str, prop: str, value: Any) -> None:
@@ -94,13 +78,6 @@ def set_input(body: dict[str, Any], cid: str, prop: str, value: Any) -> None:
         for item in body.get(group) or []:
             if isinstance(item, dict) and item.get("id") == cid and item.get("property") == prop:
                 item["value"] = value
-
-
-def widget_intervals(layout: Any) -> dict[str, int]:
-    """The enabled widget intervals ({"type": "w-int", "w": id}) of a page: widget -> ms."""
-    return {str(p["id"].get("w")): int(p.get("interval") or 0) for p in walk(layout)
-            if isinstance(p.get("id"), dict) and p["id"].get("type") == "w-int" and not p.get("disabled")
-            and p.get("interval")}
 
 
 def _plain(output: str) -> str:

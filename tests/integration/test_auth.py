@@ -207,8 +207,6 @@ def test_auth020b_the_session_cookie_is_sent_again_only_when_it_changes_or_every
     """Requests of a signed-in browser carry no Set-Cookie (the session and CSRF cookies as
     they were); the session cookie's expiry moves on once SESSION_REFRESH_S has passed, and
     a sign-out still ends the session at once whatever cookie the browser keeps."""
-    import time as time_mod
-
     from auth import security
     c = app.server.test_client()
     res = auth.login(c, "executive")
@@ -219,8 +217,8 @@ def test_auth020b_the_session_cookie_is_sent_again_only_when_it_changes_or_every
     for path in ("/", "/dashboards/executive", "/api/dashboard/executive"):
         res = c.get(path)
         assert res.status_code == 200 and set_cookies(res) == {}, (path, set_cookies(res))
-    later = time_mod.time() + security.SESSION_REFRESH_S + 5
-    monkeypatch.setattr(security.time, "time", lambda: later)
+    later = security.now_s() + security.SESSION_REFRESH_S + 5
+    monkeypatch.setattr(security, "now_s", lambda: later)
     res = c.get("/")
     assert list(set_cookies(res)) == ["qms_session"] and c.get_cookie("qms_session").value != kept
     assert set_cookies(c.get("/")) == {}

@@ -850,16 +850,19 @@ def test_brd018_a_widget_no_repository_or_team_splits_is_drawn_once_for_every_fi
     assert fresh == second
 
 
-def test_brd019_the_load_test_reads_a_drawn_page_in_one_walk_as_its_separate_readers_do(
-        app: Any, r: Any, auth: Any) -> None:
+def test_brd019_the_load_test_reads_a_drawn_page_in_one_walk(app: Any, r: Any, auth: Any) -> None:
     """bench/load/dashjson.page_facts (one walk: what locust reads of every page it opens, on
-    the cores the server under test shares) finds what find_component, body_ids,
-    widget_intervals and kpi_texts find, on real drawn pages: executive cards sent as HTML,
-    a developer's page with polling widgets and no export link."""
+    the cores the server under test shares; kpi_texts for the load run's content check) finds
+    on real drawn pages what this file's own reading finds — the static HTML read back into
+    components (expand_static): each component asked for, the widget bodies in order, the KPI
+    cards' ids and texts (executive cards are sent as HTML), the enabled widget intervals."""
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "load"))
-    from dashjson import body_ids, find_component, kpi_texts, page_facts, widget_intervals
+    from dashjson import kpi_texts, page_facts
+
+    def props(tree: Any) -> list[dict[str, Any]]:
+        return [n["props"] for n in walk(tree) if isinstance(n, dict) and isinstance(n.get("props"), dict)]
 
     _gates(app, r)
     seen = set()
@@ -868,16 +871,20 @@ def test_brd019_the_load_test_reads_a_drawn_page_in_one_walk_as_its_separate_rea
         c, _ = signed_in(app, auth, role)
         drawn = c.get("/_dash-layout", headers={"Referer": f"http://localhost{path}"}).json
         facts = page_facts(drawn)
+        mine = props(drawn)
         for cid in ("dash-def", "live-config", "dash-export"):
-            assert facts["components"].get(cid) == find_component(drawn, cid)
-        assert facts["bodies"] == body_ids(drawn) and facts["bodies"]
-        assert facts["intervals"] == widget_intervals(drawn)
-        assert facts["kpis"] == len(kpi_texts(drawn))
-        seen.add((role, facts["kpis"] > 0, bool(facts["intervals"]), "d-none" in str(
-            (facts["components"].get("dash-export") or {}).get("className"))))
-    assert ("executive", True, False, False) in seen and ("developer", True, False, True) in seen, seen
+            assert facts["components"].get(cid) == next((p for p in mine if p.get("id") == cid), None), (role, cid)
+        typed = [p for p in mine if isinstance(p.get("id"), dict)]
+        assert facts["bodies"] == [str(p["id"]["w"]) for p in typed if p["id"].get("type") == "w-body"]
+        assert facts["bodies"] == [w["id"] for w in facts["components"]["dash-def"]["data"]["widgets"]]
+        cards = sorted((str(p["id"]["kpi"]), texts(p)) for p in typed if p["id"].get("type") == "kpi-value")
+        assert sorted(facts["kpis"]) == sorted(kpi_texts(drawn)) == cards and cards, role
+        assert facts["intervals"] == {str(p["id"]["w"]): int(p["interval"]) for p in typed
+                                      if p["id"].get("type") == "w-int" and not p.get("disabled") and p.get("interval")}
+        seen.add((role, "d-none" in str(facts["components"]["dash-export"].get("className"))))
+    assert ("executive", False) in seen and ("developer", True) in seen, seen
     polled = {"props": {"children": [
         {"props": {"id": {"type": "w-int", "w": "a"}, "interval": 5000, "disabled": False}},
         {"props": {"id": {"type": "w-int", "w": "b"}, "interval": 5000, "disabled": True}},
         {"props": {"id": {"type": "w-body", "w": "a"}, "children": []}}]}}
-    assert page_facts(polled)["intervals"] == widget_intervals(polled) == {"a": 5000}
+    assert page_facts(polled)["intervals"] == {"a": 5000} and page_facts(polled)["bodies"] == ["a"]
