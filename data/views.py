@@ -162,13 +162,6 @@ def cuts_of(s: int, e: int, step: int) -> list[int]:
     return list(range(s, e, step)) + [e]
 
 
-def step_of(cuts: list[int], ts: int) -> int | None:
-    """The index of the step [cuts[i], cuts[i+1]) holding ts, or None outside [cuts[0], cuts[-1])."""
-    if not cuts or ts < cuts[0] or ts >= cuts[-1]:
-        return None
-    return bisect_right(cuts, ts) - 1
-
-
 # --- team collaboration ------------------------------------------------------------------
 
 AGENTS_TEAM, NO_TEAM = "(agents)", "(no team)"
@@ -232,16 +225,6 @@ def collaboration(reviews: Iterable[dict[str, Any]], workflows: Mapping[str, Wor
 
 # --- gate metrics: code quality and test coverage --------------------------------------
 
-def numeric_metrics(metrics: Any) -> dict[str, float]:
-    """The measurements of a gate run's `metrics`: finite numbers (not booleans), leaving out
-    the gate's own settings (names starting with `threshold`)."""
-    if not isinstance(metrics, dict):
-        return {}
-    return {k: float(v) for k, v in metrics.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            and not str(k).startswith("threshold")}
-
-
 # Per step, gate, metric and the run's workflow's team and repository (None: not known):
 # [sum of the metric over the runs that report it, how many].
 GateSums = dict[tuple[int, str | None, str, str | None, str | None], list[float]]
@@ -258,8 +241,9 @@ def gate_sums(runs: Iterable[tuple[int, dict[str, Any]]], cuts: list[int],
         return sums
     first, last, isfinite = cuts[0], cuts[-1], math.isfinite
     known: dict[Any, tuple[str | None, str | None]] = {}
-    # numeric_metrics and step_of inlined: this loop runs once per gate run of the window
-    # (thousands per draw of the QA page), and their calls were most of its time.
+    # The step by bisection, the measurements (finite numbers, not booleans, not the gate's own
+    # `threshold…` settings) tested in place: this loop runs once per gate run of the window
+    # (thousands per draw of the QA page), and helper calls per run were most of its time.
     for ts, ev in runs:
         if ts < first or ts >= last:
             continue

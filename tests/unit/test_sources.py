@@ -3,6 +3,7 @@ config/rbac.yaml, filters and transforms, frames and their export rows, and the 
 views (data.views) from plain event lists. No Redis."""
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
@@ -219,7 +220,27 @@ def test_src009_code_quality_and_coverage_are_means_per_step() -> None:
     assert [(r["t"], r["repository"], r["coverage"], r["runs"]) for r in cov] == [
         (h1, "app", 70.5, 1), (h1, "pay-svc", 85.0, 2)]                        # W3 has no repository
     assert [r["repository"] for r in views.coverage_of(sums, cuts, {"team": "mobile"})] == ["app"]
-    assert views.numeric_metrics({"a": 1, "b": True, "c": float("nan"), "threshold_ms": 3, "d": "x"}) == {"a": 1.0}
+    assert numeric_metrics({"a": 1, "b": True, "c": float("nan"), "threshold_ms": 3, "d": "x"}) == {"a": 1.0}
+    only = views.gate_sums([gate(T0 + 1, "g", "W1", True, a=1, b=True, c=float("nan"), threshold_ms=3, d="x")],
+                           cuts, WORKFLOWS)
+    assert list(only.values()) == [[1.0, 1]] and [k[2] for k in only] == ["a"]
+
+
+def step_of(cuts: list[int], ts: int) -> int | None:
+    """The index of the step [cuts[i], cuts[i+1]) holding ts, or None outside [cuts[0], cuts[-1])."""
+    if not cuts or ts < cuts[0] or ts >= cuts[-1]:
+        return None
+    return bisect.bisect_right(cuts, ts) - 1
+
+
+def numeric_metrics(metrics: Any) -> dict[str, float]:
+    """The measurements of a gate run's `metrics`: finite numbers (not booleans), leaving out
+    the gate's own settings (names starting with `threshold`)."""
+    if not isinstance(metrics, dict):
+        return {}
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            and not str(k).startswith("threshold")}
 
 
 def _gate_sums_by_the_definition(runs: Any, cuts: list[int], workflows: Any) -> dict[Any, list[float]]:
@@ -227,10 +248,10 @@ def _gate_sums_by_the_definition(runs: Any, cuts: list[int], workflows: Any) -> 
     sums: dict[Any, list[float]] = {}
     for ts, e in runs:
         d = e.get("data") or {}
-        i = views.step_of(cuts, ts)
+        i = step_of(cuts, ts)
         if i is None:
             continue
-        metrics = views.numeric_metrics(d.get("metrics"))
+        metrics = numeric_metrics(d.get("metrics"))
         if not metrics:
             continue
         name = d.get("gate_name")
