@@ -2,7 +2,7 @@
 draw CPU on a machine whose speed drifts more between runs than the change is worth.
 
     .venv/bin/python bench/ab_draws.py --base /tmp/base --redis-url redis://127.0.0.1:6379/12
-        [--rounds 2] [--dashboards executive,operational,qa,developer]
+        [--rounds 2] [--dashboards executive,operational,qa,developer] [--new-runs N]
 
 Two worker processes, one per checkout (this one and --base, e.g. `git worktree add --detach
 /tmp/base <commit>` with a .venv), draw the same pages in turn — every dashboard of
@@ -10,6 +10,9 @@ bench/profile_draws.py at every timeframe and scope, each from a new data versio
 cached body or source — the base first on even rounds, this checkout first on odd ones. Prints
 the mean and median CPU ms (time.process_time around `fill`) of each side, per dashboard and in
 all. The history must be in the database (bench/profile_draws.py without --skip-fill writes it).
+With --new-runs N, N gate runs stamped now are ingested and aggregated (here, untimed) before
+each page is drawn by both sides: as under live ingest, the newest minutes' runs are new at
+every draw, where a bare new version leaves every event as it was.
 """
 from __future__ import annotations
 
@@ -74,6 +77,7 @@ def main() -> None:
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--dashboards", default=",".join(ROLES))
+    ap.add_argument("--new-runs", type=int, default=0, help="gate runs ingested now before each page")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -94,6 +98,7 @@ def main() -> None:
     for name, root in (("base", args.base), ("this", str(HERE))):
         head = subprocess.run(["git", "-C", root, "log", "-1", "--format=%h %s"], capture_output=True, text=True)
         print(f"{name}: {root} {head.stdout.strip()[:90]}")
+    new_runs = _runs_maker(args.redis_url) if args.new_runs else None
     got: dict[str, dict[str, list[float]]] = {s: {} for s in sides}
     by_tf: dict[str, dict[str, list[float]]] = {s: {} for s in sides}
     for rnd in range(args.rounds):
@@ -101,6 +106,8 @@ def main() -> None:
         for dash_id in args.dashboards.split(","):
             for tf in TIMEFRAMES:
                 for scope in SCOPES:
+                    if new_runs:
+                        new_runs(args.new_runs)
                     for name in order:
                         p = sides[name]
                         p.stdin.write(json.dumps([dash_id, {"timeframe": tf, **scope}]) + "\n")
@@ -122,6 +129,32 @@ def main() -> None:
     print(f"all: base mean {statistics.mean(b):.1f} ms, this mean {statistics.mean(t):.1f} ms "
           f"({100 * (statistics.mean(t) / statistics.mean(b) - 1):+.1f} %), medians {statistics.median(b):.1f} / "
           f"{statistics.median(t):.1f} ms, {len(t)} cold page draws each, interleaved")
+
+
+def _runs_maker(url: str) -> Any:
+    """fn(n): n gate runs of a known workflow, stamped now, ingested and aggregated."""
+    import redis
+    from data.aggregator import Aggregator
+    from data.ingest import Ingestor
+    from data.keys import Keys
+    from data.timeutil import fmt_ms, now_ms
+    r = redis.Redis.from_url(url)
+    keys = Keys.of(r, "qms")
+    ing, agg = Ingestor(r, keys), Aggregator(r, keys, batch=1000)
+    wf = r.hkeys(keys.state("active"))[0].decode()
+    seq = [0]
+
+    def make(n: int) -> None:
+        evs = []
+        for _ in range(n):
+            seq[0] += 1
+            evs.append({"id": f"ab-run-{os.getpid()}-{seq[0]}", "type": "workflow.quality_gate_executed",
+                        "timestamp": fmt_ms(now_ms()), "source": "bench",
+                        "data": {"workflow_id": wf, "gate_name": "code-coverage-gate", "passed": True,
+                                 "execution_time": 1.5, "metrics": {"coverage_percentage": 81.0}}})
+        ing.ingest(evs)
+        agg.drain()
+    return make
 
 
 if __name__ == "__main__":
