@@ -16,6 +16,7 @@ from cachetools import TTLCache
 
 from data import cache_io, kpis, partition, rollups, scopes
 from data.contrib import SCOPE
+from data.gate_chunks import GateChunks
 from data.keys import Keys
 from data.kpis import Win
 from data.timeutil import HOUR_MS, RESOLUTIONS, TIMEFRAMES, day_start, finest_step_at, fmt_ms, now_ms, retained, snap
@@ -100,6 +101,7 @@ class Engine:
         # their staleness: room for every dashboard's families at every timeframe and tiling.
         self.spans = rollups.SpanCache(size=192)
         self.kept = Kept()                   # dashboards.computed: window scans shared by filters
+        self.gate_chunks = GateChunks(max_age_ms=WORKFLOW_INFO_TTL_S * 1000)   # code quality, test coverage
         # dashboards.computed.workflow_info: (author, team, repository) of workflows whose
         # pr_created is known, for WORKFLOW_INFO_TTL_S (it changes only if an earlier
         # pr_created of the same workflow comes later).

@@ -8,8 +8,6 @@ they hold an instant. docs/METRICS.md ("Computed views") says what each number i
 """
 from __future__ import annotations
 
-import math
-from bisect import bisect_right
 from collections import defaultdict
 from typing import Any, Iterable, Mapping
 
@@ -226,51 +224,8 @@ def collaboration(reviews: Iterable[dict[str, Any]], workflows: Mapping[str, Wor
 # --- gate metrics: code quality and test coverage --------------------------------------
 
 # Per step, gate, metric and the run's workflow's team and repository (None: not known):
-# [sum of the metric over the runs that report it, how many].
+# [sum of the metric over the runs that report it, how many] (data.gate_chunks sums them).
 GateSums = dict[tuple[int, str | None, str, str | None, str | None], list[float]]
-
-
-def gate_sums(runs: Iterable[tuple[int, dict[str, Any]]], cuts: list[int],
-              workflows: Mapping[str, WorkflowInfo | None]) -> GateSums:
-    """The window's gate runs summed once for every filter: code quality and test coverage
-    of any repository or team (or none) are sums of these (`quality_of`, `coverage_of`).
-    `runs`: (timestamp ms, gate event); `workflows`: each run's workflow (author, team,
-    repository)."""
-    sums: GateSums = {}
-    if len(cuts) < 2:
-        return sums
-    first, last, isfinite = cuts[0], cuts[-1], math.isfinite
-    known: dict[Any, tuple[str | None, str | None]] = {}
-    # The step by bisection, the measurements (finite numbers, not booleans, not the gate's own
-    # `threshold…` settings) tested in place: this loop runs once per gate run of the window
-    # (thousands per draw of the QA page), and helper calls per run were most of its time.
-    for ts, ev in runs:
-        if ts < first or ts >= last:
-            continue
-        d = ev.get("data") or {}
-        metrics = d.get("metrics")
-        if not isinstance(metrics, dict) or not metrics:
-            continue
-        i = bisect_right(cuts, ts) - 1
-        name = d.get("gate_name")
-        gate = name if isinstance(name, str) else None
-        wf = d.get("workflow_id")
-        scope = known.get(wf)
-        if scope is None:
-            info = workflows.get(wf)
-            scope = known[wf] = (info[1], info[2]) if info else (None, None)
-        team, repo = scope
-        for metric, value in metrics.items():
-            kind = type(value)
-            if (kind is float or kind is int or (isinstance(value, (int, float)) and kind is not bool)) \
-                    and isfinite(value) and not str(metric).startswith("threshold"):
-                acc = sums.get((i, gate, metric, team, repo))
-                if acc is None:
-                    sums[(i, gate, metric, team, repo)] = [float(value), 1]
-                else:
-                    acc[0] += float(value)
-                    acc[1] += 1
-    return sums
 
 
 def quality_of(sums: GateSums, cuts: list[int], gate: str | None = None,

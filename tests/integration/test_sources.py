@@ -463,7 +463,7 @@ def test_srci011c_every_filter_s_code_quality_and_coverage_share_one_scan(hand: 
     scans: list[tuple[str, ...]] = []
     infos: list[int] = []
     scan, info = computed.window_events, computed.workflow_info
-    monkeypatch.setattr(computed, "window_events", lambda ctx, types, *a: scans.append(types) or scan(ctx, types, *a))
+    monkeypatch.setattr(computed, "window_events", lambda ctx, types, *a: scans.append((types, *a)) or scan(ctx, types, *a))
     monkeypatch.setattr(computed, "workflow_info", lambda ctx, ids: infos.append(len(ids)) or info(ctx, ids))
     r = hand["r"]
 
@@ -481,12 +481,23 @@ def test_srci011c_every_filter_s_code_quality_and_coverage_share_one_scan(hand: 
 
     r.hincrby(KEYS.meta, "version", 1)
     fresh_sources()
+    exact = sources.fetch(DataSource(source="computed", name="test_coverage"), dataclasses.replace(shared, memo={}))
+    pd.testing.assert_frame_equal(exact, alone[1])
+    assert len(scans) == 1                          # a new version, the same runs: none read again
+    late = hand["end"] - 2 * HOUR_MS - 12 * MINUTE_MS
+    Ingestor(r, KEYS).ingest([{"id": "late-cov", "type": "workflow.quality_gate_executed", "timestamp": fmt_ms(late),
+                               "source": "test", "data": {"workflow_id": "W2", "gate_name": "code-coverage-gate",
+                                                          "passed": True, "metrics": {"coverage_percentage": 100.0}}}])
+    Aggregator(r, KEYS, batch=500).drain()
+    fresh_sources()
     page = dataclasses.replace(shared, page=True, memo={})
     sources.fetch(DataSource(source="computed", name="test_coverage"), page)
     assert len(scans) == 1                          # a page's draw: the sums are seconds old
     fresh_sources()
-    sources.fetch(DataSource(source="computed", name="test_coverage"), dataclasses.replace(shared, memo={}))
-    assert len(scans) == 2                          # an exact read: the new version's
+    got = sources.fetch(DataSource(source="computed", name="test_coverage"), dataclasses.replace(shared, memo={}))
+    assert len(scans) == 2                          # an exact read: the quarter hour of the late run only
+    assert scans[-1][1:] == (late - late % (15 * MINUTE_MS), late - late % (15 * MINUTE_MS) + 15 * MINUTE_MS)
+    assert got[got["repository"] == "app"][["coverage", "runs"]].values.tolist() == [[85.0, 2]]   # (70 + 100) / 2
 
 
 def test_srci012_achievements_and_skill_development_by_hand(hand: dict[str, Any]) -> None:
