@@ -323,11 +323,16 @@ def test_live009_sockets_survive_a_redis_restart_and_take_the_next_update(privat
         assert hub.connected.wait(15), "the hub is back on the restarted Redis"
 
         for i, ws in enumerate(sockets):     # the resync snapshots, then "available": well-formed, on an open socket
-            got = [_recv(ws, timeout=10) for _ in range(3 if i == 2 else 2)]
+            want = {"dashboard.qa", "dashboard.executive"} if i == 2 else {"dashboard.qa"}
+            got = [_recv(ws, timeout=10) for _ in range(len(want) + 1)]
             snaps = {m["channel"]: m for m in got if m["type"] == "data_update"}
-            assert set(snaps) == ({"dashboard.qa", "dashboard.executive"} if i == 2 else {"dashboard.qa"})
+            assert set(snaps) == want
             assert snaps["dashboard.qa"]["data"]["timeframes"]["24h"]["kpis"]["total_gates_executed"]["text"] == "3"
-            assert got[-1] == {"type": "status", "data_store": "available"}
+            available = got.index({"type": "status", "data_store": "available"})
+            # "available" follows the resync of what the socket held; the snapshot of a channel
+            # subscribed during the outage is sent by the subscription itself, before or after it
+            # (CI once saw it after).
+            assert available > got.index(snaps["dashboard.qa"]), got
         svc.ingestor.ingest(_gates(1, passed=False))
         _publish(app, r)
         for ws in sockets:
