@@ -26,6 +26,7 @@ import json
 import os
 import random
 import re
+import signal
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -48,6 +49,17 @@ TOUR = os.environ.get("LOAD_TOUR") == "1"
 # load), at most TOUR_LIVE_WAIT_S; then TOUR_LINGER_S more.
 TOUR_LIVE_WAIT_S = 60.0
 TOUR_LINGER_S = 1.0
+
+
+def _dump_greenlets() -> None:
+    """Every greenlet's stack into <LOAD_OUT>.greenlets.txt (SIGUSR1; bench/load/run.py sends it
+    to a locust that has not quit past its run time: py-spy sees only the idle hub)."""
+    import gevent.util
+    with open((OUT or "/tmp/locust-extra.json") + ".greenlets.txt", "w") as fh:
+        gevent.util.print_run_info(file=fh)
+
+
+gevent.signal_handler(signal.SIGUSR1, _dump_greenlets)
 TOURS_DONE: list[str] = []
 TICK_S = 2.0                             # assets/live.js TICK_MS
 DEPS: list[Dependencies] = []            # /_dash-dependencies, parsed once per process

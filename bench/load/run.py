@@ -37,6 +37,7 @@ import csv
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -407,7 +408,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 # Locust idle past its run time, never quitting (stop 19 once; stop 30 in seven of
                 # nine 500-user runs, never in a 100-user one): SIGTERM makes it write its
                 # statistics and stop. A run that quits does so within a second of its time.
-                print(f"locust still running {OVERDUE_S} s past --run-time: stopped with SIGTERM", flush=True)
+                proc.send_signal(signal.SIGUSR1)          # its greenlets' stacks first (locustfile)
+                time.sleep(2)
+                print(f"locust still running {OVERDUE_S} s past --run-time: stopped with SIGTERM; its greenlets "
+                      f"then: {os.path.join(out_dir, 'extra.json.greenlets.txt')}", flush=True)
                 proc.terminate()
                 proc.wait(60)
         sampler.mark("end")
