@@ -1,18 +1,17 @@
-"""The window's gate runs summed from digests of quarter hours, each read once while it holds
-the same events.
+"""The window's gate runs summed from digests of chunks of event time (quarter hours, and
+whole past days inside the window), each read once while it holds the same runs.
 
 Code quality and test coverage are means of the gate runs' metrics per step, gate, metric and
 the run's workflow's team and repository (views.GateSums, any filter's sums of one pass).
-Summed from the runs themselves,
-every new data version read and decoded the whole window's runs again — ~9,500 events and
-~40 ms of a cold QA page's ~100 under the load test, for the newest minute's few runs. Here a
-web process keeps, per quarter hour of event time, the sums of that quarter's runs per minute,
-gate, metric and scope (a `Digest`), with how many runs it read there. A read counts the
-window's runs per quarter in Redis (ZCOUNT of the raw indexes, one pipeline) and reads again
-only the quarters whose count changed — the newest, or one a late event landed in — and
-folds the digests into the window's steps. Raw events are never changed or removed in the
-hot window (dedup keeps one copy; the archive mover and retention take whole days, read here
-by the plain path), so an unchanged count is an unchanged quarter.
+Summed from the runs themselves, every new data version read and decoded the whole window's
+runs again — ~9,500 events and ~40 ms of a cold QA page's ~100 under the load test — for the
+newest minute's few runs. Here a web process keeps, per chunk, the sums of its runs per
+minute, gate, metric and scope (a `Digest`), with how many runs it read there. A read counts
+the window's runs per chunk in Redis (ZCOUNT of the raw indexes, one pipeline), reads again
+only the chunks whose count changed — the newest quarter, or one a late event landed in —
+and folds the digests into the window's steps. Raw events are never changed or removed in
+the hot window (dedup keeps one copy; the archive mover and retention take whole days, read
+here by the plain path), so an unchanged count is an unchanged chunk.
 
 The sums are those of the runs read whole (`fold` of one `digest` of them, the path for days
 with archived parts and windows of over MAX_EVENTS runs), added in another order — equal to
@@ -50,7 +49,7 @@ Unknown = dict[tuple[int, str | None, str, str], list[float]]
 
 @dataclass
 class Digest:
-    count: int          # runs read in the quarter
+    count: int          # runs read in the chunk
     read_at: int        # ms
     known: Known
     unknown: Unknown
@@ -138,7 +137,8 @@ def fold(digests: Iterable[Digest], cuts: list[int], workflows: Mapping[str, Wor
 
 
 class GateChunks:
-    """Digests of quarter hours kept by a web process (least recently used first out)."""
+    """Digests of chunks kept by a web process (least recently used first out, at most
+    `max_entries` sums, each at most `max_age_ms` old)."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES, max_age_ms: int = 300_000) -> None:
         self.max_entries = max_entries
@@ -146,11 +146,6 @@ class GateChunks:
         self._d: OrderedDict[tuple[Any, ...], Digest] = OrderedDict()
         self._entries = 0
         self._lock = threading.Lock()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._d.clear()
-            self._entries = 0
 
     def sums(self, r: redis.Redis, keys: Keys, types: Sequence[str], cuts: list[int], now: int, limit: int,
              read: Callable[[int, int], tuple[Runs, bool]],
