@@ -492,14 +492,20 @@ class DashboardUser(FastHttpUser):
             if t.get("timer") is not None:
                 t["timer"].kill(block=False)
         self.ticks = {}
-        if ws is not None:
-            try:
-                ws.close(timeout=1)
-            except Exception:            # noqa: BLE001
-                pass
         if self.ws_greenlet is not None:
             self.ws_greenlet.kill(block=False)
             self.ws_greenlet = None
+        if ws is not None:
+            # The close frame, then the socket closed, as a page left does — not ws.close(),
+            # which waits for the server's close frame inside a bare `except: pass`: a user
+            # stopped at the run's end while waiting there swallowed locust's GreenletExit, went
+            # back to sleep between tasks and was never killed, so locust never quit (the greenlet
+            # dump of a hung run showed it: its User.stop waiting in killone).
+            try:
+                ws.send_close()
+            except Exception:            # noqa: BLE001
+                pass
+            ws.shutdown()
 
 
 @events.quitting.add_listener
