@@ -147,7 +147,9 @@ def init_live(server: Flask, services: Any) -> None:
                     continue
                 heard = time.monotonic()
                 _handle(send, h, client, raw)
-        except ConnectionClosed:
+        except (ConnectionClosed, OSError):
+            # Closed, or gone while we answered it (a broken pipe; EBADF once the pump closed
+            # the socket): the end of this socket, not a server error.
             pass
         finally:
             h.remove(client)

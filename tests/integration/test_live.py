@@ -560,3 +560,32 @@ def test_live015_the_fan_out_gives_way_while_the_process_handles_requests(r: Any
             assert got == [1, 2]
     finally:
         h.stop()
+
+
+def test_live016_a_peer_gone_mid_send_ends_its_socket_quietly(app: Any, auth: Any, server: str, caplog: Any,
+                                                              monkeypatch: Any) -> None:
+    """A browser whose connection dropped while the server answered it (BrokenPipeError, or
+    EBADF once closed) ends that socket like a close: no 500 logged with a traceback (the
+    500-user load test logged six when its clients stopped waiting for the server's close
+    frame), the hub forgets the client, and the next socket works."""
+    import live.routes
+    hub = app.server.extensions["qms_hub"]
+    real = live.routes._handle
+
+    def peer_gone(send: Any, h: Any, client: Any, raw: Any) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+    monkeypatch.setattr(live.routes, "_handle", peer_gone)
+    caplog.set_level("ERROR")
+    with connect(f"ws://{server}/ws?token={_token(auth, 'operations')}", close_timeout=0.5) as ws:
+        ws.send(json.dumps({"type": "ping"}))
+        with pytest.raises(Exception):
+            _recv(ws, timeout=2)
+    deadline = time.time() + 3
+    while hub._clients and time.time() < deadline:
+        time.sleep(0.05)
+    assert not hub._clients
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+    monkeypatch.setattr(live.routes, "_handle", real)
+    with connect(f"ws://{server}/ws?token={_token(auth, 'operations')}", close_timeout=0.5) as ws:
+        ws.send(json.dumps({"type": "ping"}))
+        assert _recv(ws) == {"type": "pong"}
