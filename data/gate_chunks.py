@@ -27,7 +27,7 @@ import threading
 from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import redis
 
@@ -80,18 +80,18 @@ def digest(runs: Iterable[tuple[int, dict[str, Any]]], workflows: Mapping[str, W
         gate = name if isinstance(name, str) else None
         wf = d.get("workflow_id")
         info = workflows.get(wf)
-        acc_of: Any
-        if info is None and isinstance(wf, str):
-            acc_of, head = unknown, (minute, gate)
-            tail: tuple[Any, ...] = (wf,)
+        acc_of: dict[Any, list[float]] = known
+        if info is not None:
+            tail: tuple[Any, ...] = (info[1], info[2])
+        elif isinstance(wf, str):
+            acc_of, tail = unknown, (wf,)
         else:
-            acc_of, head = known, (minute, gate)
-            tail = (info[1], info[2]) if info else (None, None)
+            tail = (None, None)
         for metric, value in metrics.items():
             kind = type(value)
             if (kind is float or kind is int or (isinstance(value, (int, float)) and kind is not bool)) \
                     and isfinite(value) and not str(metric).startswith("threshold"):
-                key = (*head, metric, *tail)
+                key = (minute, gate, metric, *tail)
                 acc = acc_of.get(key)
                 if acc is None:
                     acc_of[key] = [float(value), 1]
@@ -110,29 +110,25 @@ def fold(digests: Iterable[Digest], cuts: list[int], workflows: Mapping[str, Wor
     first, last = cuts[0], cuts[-1]
     step: dict[int, int] = {}
 
-    def add(i: int, gate: Any, metric: str, team: Any, repo: Any, v: float, n: float) -> None:
-        acc = sums.get((i, gate, metric, team, repo))
-        if acc is None:
-            sums[(i, gate, metric, team, repo)] = [v, n]
-        else:
-            acc[0] += v
-            acc[1] += n
+    def placed(dg: Digest) -> Iterator[tuple[tuple[Any, ...], list[float]]]:
+        yield from dg.known.items()
+        for (minute, gate, metric, wf), acc in dg.unknown.items():
+            info = workflows.get(wf)
+            yield (minute, gate, metric, *((info[1], info[2]) if info else (None, None))), acc
 
     for dg in digests:
-        for (minute, gate, metric, team, repo), (v, n) in dg.known.items():
-            if first <= minute < last:
-                i = step.get(minute)
-                if i is None:
-                    i = step[minute] = bisect_right(cuts, minute) - 1
-                add(i, gate, metric, team, repo, v, n)
-        for (minute, gate, metric, wf), (v, n) in dg.unknown.items():
-            if first <= minute < last:
-                i = step.get(minute)
-                if i is None:
-                    i = step[minute] = bisect_right(cuts, minute) - 1
-                info = workflows.get(wf)
-                team, repo = (info[1], info[2]) if info else (None, None)
-                add(i, gate, metric, team, repo, v, n)
+        for (minute, gate, metric, team, repo), (v, n) in placed(dg):
+            if not first <= minute < last:
+                continue
+            i = step.get(minute)
+            if i is None:
+                i = step[minute] = bisect_right(cuts, minute) - 1
+            acc = sums.get((i, gate, metric, team, repo))
+            if acc is None:
+                sums[(i, gate, metric, team, repo)] = [v, n]
+            else:
+                acc[0] += v
+                acc[1] += n
     return sums
 
 
@@ -180,11 +176,11 @@ class GateChunks:
                     have[span] = dg
         stale = [span for span in spans if span not in have and counts[span]]
         by_span: dict[tuple[int, int], list[tuple[int, dict[str, Any]]]] = {span: [] for span in stale}
+        starts = [a for a, _ in stale]
         for lo, hi in _runs_of(spans, set(stale), have):     # stale chunks between kept ones, a read each
             runs, more = read(lo, hi)
             if more:
                 return None
-            starts = [a for a, _ in stale]
             for ts, ev in runs:
                 j = bisect_right(starts, ts) - 1
                 if j >= 0 and ts < stale[j][1]:
