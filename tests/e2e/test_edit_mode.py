@@ -13,7 +13,7 @@ from selenium.webdriver.common.keys import Keys as K
 
 from auth.principal import Principal
 from components import editor
-from components.grid import MARGIN, ROW_HEIGHT
+from components.grid import DRAG_HANDLE, MARGIN, ROW_HEIGHT
 from dashboards.schema import WIDGET_TYPES, Position
 from factory import create_app
 from tests.conftest import PASSWORD
@@ -54,6 +54,13 @@ def _edit(dash_duo: Any) -> None:
     dash_duo.wait_for_element("#dash-edit-toggle", timeout=10).click()
     dash_duo.wait_for_element("#dash-edit-bar.dash-edit-bar:not(.d-none)", timeout=10)
     dash_duo.wait_for_element(".react-grid-item.react-draggable", timeout=10)
+    # The bar shows at once (in the browser); the grid with its edit strips comes with the
+    # server's answer and lays out at a default width first: drag only once it has its width
+    # (CI lost a drag made right after the toggle once; cause not pinned down).
+    dash_duo.wait_for_text_to_equal("#dash-edit-status", "Editing: drag by ⠿, resize by the corner; Save keeps it.",
+                                    timeout=10)
+    dash_duo.wait_for_element(GRID + " .grid-cell ." + DRAG_HANDLE, timeout=10)
+    _settled(dash_duo)
 
 
 def _js(dash_duo: Any, script: str, *args: Any) -> Any:
