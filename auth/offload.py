@@ -1,9 +1,9 @@
 """CPU-bound work off the gevent event loop.
 
 Under gevent (`cli.py serve`, `gunicorn -k gevent`) one loop serves every request of a
-process: a 100 ms scrypt check run on it holds every other request, socket and live relay
-of the process for 100 ms. `off_loop` runs such a call on a small pool of native threads
-(hashlib's scrypt releases the GIL) while the loop goes on; the calling greenlet waits for
+process: a 20-100 ms password hash run on it holds every other request, socket and live relay
+of the process as long. `off_loop` runs such a call on a small pool of native threads
+(argon2-cffi and hashlib's scrypt release the GIL) while the loop goes on; the calling greenlet waits for
 the result. Without gevent (threaded server, tests, scripts) it is a plain call.
 """
 from __future__ import annotations

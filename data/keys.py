@@ -38,7 +38,7 @@ LOCK = "{p}:agg:lock"                      # string: the aggregators' apply lock
 PREFS = "{p}:prefs"                        # hash: user -> JSON of personal settings (theme)
 AUDIT = "{p}:audit"                        # stream: audit log, field "e" = one entry as JSON
 DEMO = "{p}:demo"                          # hash: the demo simulation's epoch, cursor, seed, rate, beat (ms it last wrote)
-USER = "{p}:user:{name}"                   # hash: one account: roles, scrypt password hash, disabled, session_epoch
+USER = "{p}:user:{name}"                   # hash: one account: roles, password hash (Argon2id), disabled, session_epoch
 USERS = "{p}:users"                        # set: every account name
 TOKEN = "{p}:token:{id}"                   # hash: one API token: name, roles, sha256 of the secret, revoked, last_used
 TOKENS = "{p}:tokens"                      # set: every API token id

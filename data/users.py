@@ -1,7 +1,8 @@
 """User accounts (with their server-side sign-ins, data/sessions.py) and named API tokens, stored in Redis.
 
-The only module that reads or writes these keys. Passwords are kept as scrypt hashes
-(werkzeug) and API token secrets as SHA-256 digests; neither clear text is ever stored,
+The only module that reads or writes these keys. Passwords are kept as Argon2id hashes
+(auth/passwords.py; older scrypt ones are hashed again at their next sign-in) and API token
+secrets as SHA-256 digests; neither clear text is ever stored,
 logged or returned. Which roles exist is the RBAC file's business (auth/rbac.py): this
 module only checks that role names are well formed.
 """
@@ -19,8 +20,7 @@ from typing import Any
 
 import orjson
 import redis
-from werkzeug.security import check_password_hash, generate_password_hash
-
+from auth import passwords
 from auth.offload import off_loop
 from data.keys import Keys
 from data.sessions import SID_RE, SessionStore, SignIn, digest, to_sign_in
@@ -29,11 +29,20 @@ from data.timeutil import now_ms
 NAME_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 ROLE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 MIN_PASSWORD = 8
-MAX_PASSWORD = 1024              # scrypt cost grows with input; nobody types more
-DEFAULT_HASH_METHOD = "scrypt"   # werkzeug's default parameters (N=2**15, r=8, p=1)
+MAX_PASSWORD = 1024              # a hash's cost grows with input; nobody types more
+DEFAULT_HASH_METHOD = passwords.DEFAULT_METHOD      # Argon2id, 19 MiB, 2 passes, 1 lane
 TOKEN_ID_RE = re.compile(r"[0-9a-f]{16}")
 TOKEN_RE = re.compile(r"qms_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 LAST_USED_EVERY_MS = 60_000      # a busy producer would otherwise write on every request
+
+
+_REHASH_LUA = """
+if redis.call('HGET', KEYS[1], 'pw') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'pw', ARGV[2])
+  return 1
+end
+return 0
+"""
 
 
 class UserError(ValueError):
@@ -113,7 +122,7 @@ def _text(h: dict[Any, Any]) -> dict[str, str]:
 @functools.lru_cache(maxsize=4)
 def _dummy_hash(method: str) -> str:
     # Checked against for unknown users, so they cost as much as known ones.
-    return generate_password_hash(secrets.token_urlsafe(16), method=method)
+    return passwords.hash_password(secrets.token_urlsafe(16), method)
 
 
 class UserStore:
@@ -122,7 +131,7 @@ class UserStore:
     def __init__(self, r: redis.Redis, keys: Keys, hash_method: str = DEFAULT_HASH_METHOD) -> None:
         self._r = r
         self._keys = keys
-        self._method = hash_method
+        self._method = passwords.check_method(hash_method)
         self.sessions = SessionStore(r, keys)
         _dummy_hash(hash_method)   # paid now, not by the first unknown-user sign-in
 
@@ -131,7 +140,7 @@ class UserStore:
         role_t = check_roles(roles)
         check_password_policy(password)
         now = now_ms()
-        fields = {"roles": orjson.dumps(list(role_t)), "pw": generate_password_hash(password, method=self._method),
+        fields = {"roles": orjson.dumps(list(role_t)), "pw": passwords.hash_password(password, self._method),
                   "disabled": 0, "created": now, "password_changed": now, "session_epoch": 1}
         key = self._keys.user(name)
 
@@ -173,8 +182,10 @@ class UserStore:
     def check_password(self, name: str, password: str) -> User | None:
         """The user if the password is right and the account enabled, else None.
 
-        Unknown, disabled and wrong-password cases all cost one scrypt check, so response
-        times do not tell which names exist.
+        Unknown, disabled and wrong-password cases all cost one hash check, so response
+        times do not tell which names exist. A right password whose stored hash is not the
+        store's method (an older scrypt one, other parameters) is hashed again by it, without
+        touching the account's sessions.
         """
         if not isinstance(password, str) or len(password) > MAX_PASSWORD:
             return None
@@ -183,18 +194,27 @@ class UserStore:
             h = _text(self._r.hgetall(self._keys.user(name)))
         stored = h.get("pw")
         if not stored:
-            off_loop(check_password_hash, _dummy_hash(self._method), password)
+            off_loop(passwords.verify, _dummy_hash(self._method), password)
             return None
-        # scrypt (~0.1 s of CPU) on a native thread: under gevent the loop serves others meanwhile
-        ok = off_loop(check_password_hash, stored, password)   # compares in constant time
+        # The hash (~20 ms of CPU, scrypt's ~75) on a native thread: under gevent the loop
+        # serves others meanwhile.
+        ok = off_loop(passwords.verify, stored, password)   # compares in constant time
         user = _to_user(name, h)
         if not ok or user is None or user.disabled:
             return None
+        if passwords.needs_rehash(stored, self._method):
+            self._rehash(name, stored, off_loop(passwords.hash_password, password, self._method))
         return user
+
+    def _rehash(self, name: str, old: str, new: str) -> None:
+        """The password's hash by the current method, in place of `old` if it is still the
+        stored one (a password changed meanwhile stays); not a password change: the
+        account's sessions and password_changed stay as they are."""
+        self._r.eval(_REHASH_LUA, 1, self._keys.user(name), old, new)
 
     def set_password(self, name: str, password: str) -> None:
         check_password_policy(password)
-        self._update(name, {"pw": generate_password_hash(password, method=self._method), "password_changed": now_ms()})
+        self._update(name, {"pw": passwords.hash_password(password, self._method), "password_changed": now_ms()})
 
     def set_disabled(self, name: str, disabled: bool) -> None:
         self._update(name, {"disabled": int(bool(disabled))})

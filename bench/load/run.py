@@ -9,7 +9,7 @@ A benchmark that prints numbers (not a test). Steps:
 
 1. History: FLUSHDB the database of --redis-url, then --hours of simulated activity at
    --history-rate events/s through the real ingest and aggregator (bench/_common.load_simulated).
-2. Accounts: --users accounts made with data.users.UserStore (scrypt, as in production),
+2. Accounts: --users accounts made with data.users.UserStore (Argon2id, as in production),
    dealt round-robin over the roles of config/rbac.yaml that open dashboards (executive,
    qa_lead, developer, operations, admin); bench/load/stack.py.
 3. The deployment: `gunicorn -k gevent -w --workers app:server` (QMS_RUN_AGGREGATOR=0), one
@@ -340,7 +340,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"uptime before: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", flush=True)
     t0 = time.perf_counter()
     if args.reuse:
-        # The previous run's history and accounts (scrypt makes 500 accounts a matter of minutes).
+        # The previous run's history and accounts (accounts made before Argon2id was the
+        # default are hashed again at their first sign-in: a run on them pays that once).
         users = stack.user_list(args.users)
         from data.keys import Keys
         if not r.exists(Keys.of(r, "qms").user(users[-1]["name"])):

@@ -39,7 +39,7 @@ def free_port() -> int:
 
 
 def make_users(r: Any, n: int, prefix: str = "qms") -> list[dict[str, Any]]:
-    """n accounts dealt round-robin over ROLES, made with data.users.UserStore (scrypt, as in
+    """n accounts dealt round-robin over ROLES, made with data.users.UserStore (Argon2id, as in
     production). Developers take the simulated authors' names first, so "My reviews" has
     rows; later ones get names of their own (an empty but real page)."""
     from data.keys import Keys

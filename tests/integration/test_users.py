@@ -9,15 +9,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
-from tests.helpers import everything_in_redis
-from werkzeug.security import check_password_hash
+from werkzeug.security import generate_password_hash
 
 import data.users as users_mod
-from auth import users_cli
+from auth import passwords, users_cli
 from data.keys import Keys
 from data.signin import SignInLimiter, Verdict
 from data.users import TokenStore, UnknownToken, UnknownUser, UserError, UserStore
+from tests.helpers import everything_in_redis
 
 K = Keys("qms")
 FAST = "scrypt:1024:8:1"        # still scrypt, cheap enough for tests
@@ -100,11 +99,13 @@ def test_usr005_unknown_users_cost_a_hash_too(users: UserStore, monkeypatch: pyt
     users.add("ann", ["developer"], PASSWORD)
     calls: list[str] = []
 
+    verify = passwords.verify
+
     def counting(pwhash: str, password: str) -> bool:
         calls.append(pwhash.split("$")[0])
-        return check_password_hash(pwhash, password)
+        return verify(pwhash, password)
 
-    monkeypatch.setattr(users_mod, "check_password_hash", counting)
+    monkeypatch.setattr(passwords, "verify", counting)
     users.check_password("ann", "wrong password")
     users.check_password("nobody", "wrong password")
     users.check_password("bad name!", "wrong password")
@@ -117,6 +118,64 @@ def test_usr006_list_sorted(users: UserStore) -> None:
     for name in ("carl", "ann", "bea"):
         users.add(name, ["developer"], PASSWORD)
     assert [u.name for u in users.list()] == ["ann", "bea", "carl"]
+
+
+def test_usr007_new_passwords_are_argon2id_with_owasps_parameters(r: Any) -> None:
+    users = UserStore(r, K)                  # the default method, as the app makes accounts
+    added = users.add("ann", ["developer"], PASSWORD)
+    stored = r.hget(K.user("ann"), "pw").decode()
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$"), stored
+    assert users.check_password("ann", PASSWORD) == added
+    assert users.check_password("ann", PASSWORD + "x") is None
+    assert r.hget(K.user("ann"), "pw").decode() == stored, "a sign-in with the current method writes nothing"
+
+
+def test_usr008_a_scrypt_hash_is_hashed_again_at_sign_in_and_the_sessions_stay(r: Any) -> None:
+    old = UserStore(r, K, hash_method=FAST)
+    ann = old.add("ann", ["developer"], PASSWORD)
+    sid = old.sessions.create("ann", ann.session_epoch, 3600, False)
+    scrypt_hash = r.hget(K.user("ann"), "pw").decode()
+    assert scrypt_hash.startswith(FAST + "$")
+    users = UserStore(r, K)                  # the app after the upgrade: Argon2id
+    assert users.check_password("ann", "wrong password") is None
+    assert r.hget(K.user("ann"), "pw").decode() == scrypt_hash, "a wrong password moves nothing"
+    assert users.check_password("ann", PASSWORD) == ann
+    stored = r.hget(K.user("ann"), "pw").decode()
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$"), stored
+    assert users.get("ann") == ann, "not a password change: epoch and password_changed as they were"
+    assert users.signed_in("ann", sid) is not None, "the sign-in made before goes on"
+    assert users.check_password("ann", PASSWORD) == ann and users.check_password("ann", "wrong password") is None
+    assert r.hget(K.user("ann"), "pw").decode() == stored
+    # And back: a deployment that names scrypt again hashes Argon2id ones with it at sign-in.
+    assert old.check_password("ann", PASSWORD) == ann
+    assert r.hget(K.user("ann"), "pw").decode().startswith(FAST + "$")
+
+
+def test_usr009_a_password_changed_during_a_sign_in_is_not_overwritten_by_its_rehash(
+        r: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    UserStore(r, K, hash_method=FAST).add("ann", ["developer"], PASSWORD)
+    users = UserStore(r, K)
+    needs = passwords.needs_rehash
+
+    def changed_meanwhile(stored: str, method: str) -> bool:
+        UserStore(r, K, hash_method=FAST).set_password("ann", "a new password")     # an admin, now
+        return needs(stored, method)
+
+    monkeypatch.setattr(passwords, "needs_rehash", changed_meanwhile)
+    assert users.check_password("ann", PASSWORD) is not None      # right when it was read
+    monkeypatch.setattr(passwords, "needs_rehash", needs)
+    assert r.hget(K.user("ann"), "pw").decode().startswith(FAST + "$"), "the admin's change stays"
+    assert users.check_password("ann", PASSWORD) is None
+    assert users.check_password("ann", "a new password") is not None
+
+
+def test_usr010_a_hash_method_is_checked_when_the_store_is_made(r: Any) -> None:
+    for bad in ("md5", "argon2id:19456", "argon2id:4:1:1", "argon2id:x:2:1", ""):
+        with pytest.raises(ValueError):
+            UserStore(r, K, hash_method=bad)
+    assert UserStore(r, K, hash_method="pbkdf2:sha256:1000").add("bob", ["developer"], PASSWORD)
+    assert r.hget(K.user("bob"), "pw").startswith(b"pbkdf2:sha256:1000$")
+    assert generate_password_hash("x", method=FAST).startswith(FAST + "$")
 
 
 def _wrong(limiter: SignInLimiter, name: str, ip: str) -> Verdict:
