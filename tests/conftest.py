@@ -93,7 +93,7 @@ def settings(redis_url: str, tmp_path: Any) -> Settings:
 def app(settings: Settings, r: redis.Redis) -> Any:
     from factory import create_app
     app = create_app(settings)
-    app.server.extensions["qms"].users._method = "scrypt:1024:8:1"   # fast hashing in tests
+    app.server.extensions["qms"].users._method = "argon2id:64:1:1"   # fast hashing in tests
     return app
 
 

@@ -75,7 +75,7 @@ def admin_test_client(redis_url: str, data_dir: str, name: str = "admin-user") -
                                  alerts=False, secret_key="k" * 48, data_dir=data_dir)
     app = create_app(settings)
     svc = app.server.extensions["qms"]
-    svc.users._method = "scrypt:1024:8:1"
+    svc.users._method = "argon2id:64:1:1"
     svc.users.add(name, ["admin"], "correct horse battery")
     client = app.server.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = "Bearer " + issue_jwt(name, ["admin"], 3600, svc.secret_key)

@@ -30,7 +30,7 @@ class PrivateRedis:
         settings = Settings.from_env({}, **{"redis_url": self.url, "run_aggregator": False, "demo": False,
                                             "secret_key": KEY, "data_dir": str(self.tmp_path / "app"), **overrides})
         app = create_app(settings)
-        app.server.extensions["qms"].users._method = "scrypt:1024:8:1"   # fast hashing in tests
+        app.server.extensions["qms"].users._method = "argon2id:64:1:1"   # fast hashing in tests
         return app
 
     def shutdown(self) -> None:

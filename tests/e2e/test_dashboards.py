@@ -49,7 +49,7 @@ def _severe(logs: list[dict[str, Any]]) -> list[str]:
 def _app(settings: Any) -> Any:
     app = create_app(settings)
     svc = app.server.extensions["qms"]
-    svc.users._method = "scrypt:1024:8:1"
+    svc.users._method = "argon2id:64:1:1"
     for role in ROLES:
         svc.users.add(f"{role}-user", [role], PASSWORD)
     return app

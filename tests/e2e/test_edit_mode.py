@@ -26,7 +26,7 @@ GRID = "#dash-grid-wrap .react-grid-layout"
 def _app(settings: Any) -> Any:
     app = create_app(settings)
     svc = app.server.extensions["qms"]
-    svc.users._method = "scrypt:1024:8:1"
+    svc.users._method = "argon2id:64:1:1"
     svc.users.add("dev-user", ["developer"], PASSWORD)
     return app
 

@@ -335,7 +335,7 @@ def _provisioned_app(settings: Any, r: Any, tmp_path: Path) -> tuple[Any, Path]:
     folder = tmp_path / "dashboards"
     shutil.copytree(DEFAULT_DIR, folder)
     app = create_app(settings.replace(dashboards_dir=str(folder)))
-    app.server.extensions["qms"].users._method = "scrypt:1024:8:1"
+    app.server.extensions["qms"].users._method = "argon2id:64:1:1"
     return app, folder
 
 

@@ -218,7 +218,7 @@ def test_drl011_a_deployment_cap_is_said_in_the_page_and_in_the_file(settings: A
     from factory import create_app
     from tests.integration.test_rbac_matrix import callback_body
     app = create_app(settings.replace(export_max_rows=5))
-    app.server.extensions["qms"].users._method = "scrypt:1024:8:1"
+    app.server.extensions["qms"].users._method = "argon2id:64:1:1"
     ingest(app, r, gates(12))
     client = app.server.test_client()
     helper = auth.__class__(app)

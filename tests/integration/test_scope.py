@@ -297,7 +297,7 @@ def omitting(settings: Any, auth: Any, r: Any, tmp_path: Any, kind: str) -> tupl
     assert shipped.count(f"      {kind}: pseudonymize\n") == 1
     rbac.write_text(shipped.replace(f"      {kind}: pseudonymize\n", f"      {kind}: omit\n"))
     app = create_app(settings.replace(rbac_path=str(rbac)))
-    app.server.extensions["qms"].users._method = "scrypt:1024:8:1"
+    app.server.extensions["qms"].users._method = "argon2id:64:1:1"
     two_teams(app.server.extensions["qms"], r)
     return app, auth.__class__(app)
 

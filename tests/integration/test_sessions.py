@@ -382,7 +382,7 @@ def test_ses040_behind_trusted_proxies_limits_count_the_client_not_the_proxy(set
     from factory import create_app
     app = create_app(dataclasses.replace(settings, trusted_proxies=1))
     svc = app.server.extensions["qms"]
-    svc.users._method = "scrypt:1024:8:1"
+    svc.users._method = "argon2id:64:1:1"
     svc.limiter.slow_base_s = 0.01
     svc.users.add("victim", ["executive"], PASSWORD)
     proxy = "10.0.0.2"

@@ -39,7 +39,7 @@ def wh(settings: Any, r: Any, tmp_path: Path) -> Any:
     mapping.write_text(MAPPING)
     app = create_app(settings.replace(github_webhook_secret=SECRET, integrations_path=str(mapping),
                                       webhook_rate_per_min=1000))
-    app.server.extensions["qms"].users._method = "scrypt:1024:8:1"
+    app.server.extensions["qms"].users._method = "argon2id:64:1:1"
     return app
 
 
