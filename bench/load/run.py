@@ -57,6 +57,7 @@ from _common import (  # noqa: E402
     exit_on_sigterm,
     load_simulated,
     print_machine,
+    speed_check,
     table,
 )
 
@@ -445,7 +446,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         draws = keep_server_log(st, out_dir)
         st.stop()
     result["draws"] = draws
-    print(f"uptime after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", flush=True)
+    print(f"uptime after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}; "
+          f"speed check {speed_check():.2f} s", flush=True)
     result["args"] = vars(args)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))
