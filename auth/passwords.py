@@ -63,8 +63,8 @@ def verify(stored: str, password: str) -> bool:
         try:
             # Any PasswordHasher verifies any Argon2 hash: the parameters are in the hash.
             return bool(_hasher(DEFAULT_METHOD).verify(stored, password))
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
+        except (VerifyMismatchError, VerificationError, InvalidHashError, UnicodeEncodeError):
+            return False            # (a lone surrogate cannot be the UTF-8 of any password)
     try:
         return check_password_hash(stored, password)
     except (ValueError, TypeError):

@@ -38,6 +38,12 @@ def test_pwd003_a_malformed_stored_hash_is_a_mismatch_not_an_error(stored: str) 
     assert passwords.verify(stored, "a password") is False
 
 
+@pytest.mark.parametrize("method", [CHEAP, "scrypt:1024:8:1"])
+def test_pwd005_a_password_that_is_no_text_is_a_mismatch_not_an_error(method: str) -> None:
+    h = passwords.hash_password("a password", method)
+    assert passwords.verify(h, "a pass\ud800word") is False
+
+
 @pytest.mark.parametrize("method", ["md5", "argon2id", "argon2id:19456:2", "argon2id:4:1:1", "argon2id:64:0:1",
                                    "argon2i:64:1:1", "argon2id:64:1:1 ", "", "scrypt:x"])
 def test_pwd004_an_unknown_or_malformed_method_is_refused(method: str) -> None:
