@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -589,3 +590,29 @@ def test_live016_a_peer_gone_mid_send_ends_its_socket_quietly(app: Any, auth: An
     with connect(f"ws://{server}/ws?token={_token(auth, 'operations')}", close_timeout=0.5) as ws:
         ws.send(json.dumps({"type": "ping"}))
         assert _recv(ws) == {"type": "pong"}
+
+
+def test_live017_an_event_stream_whose_reader_left_ends_quietly(app: Any, auth: Any, r: Any, server: str,
+                                                                  caplog: Any, monkeypatch: Any) -> None:
+    """/api/stream's counterpart of live016: a reader that drops its connection is found out by
+    the next write (here a keep-alive every 0.2 s), the hub forgets it, nothing is logged as an
+    error, and a new stream is served."""
+    import live.routes
+    monkeypatch.setattr(live.routes, "SSE_HEARTBEAT_S", 0.2)
+    hub = app.server.extensions["qms_hub"]
+    app.server.extensions["qms"].ingestor.ingest(_gates(2))
+    _publish(app, r)
+    caplog.set_level("ERROR")
+    for _ in range(2):
+        res = requests.get(f"http://{server}/api/stream?channels=dashboard.qa", headers=auth.bearer("qa_lead"),
+                           stream=True, timeout=5)
+        lines = res.iter_lines()
+        assert json.loads(next(line for line in lines if line.startswith(b"data: "))[6:])["type"] == "subscribed"
+        assert hub._clients, "the stream's client is the hub's"
+        res.raw._fp.fp.raw._sock.shutdown(socket.SHUT_RDWR)      # the reader's machine drops it
+        res.close()
+        deadline = time.time() + 5
+        while hub._clients and time.time() < deadline:
+            time.sleep(0.05)
+        assert not hub._clients, "the hub forgot the reader that left"
+    assert not [x for x in caplog.records if x.levelname == "ERROR"], [x.getMessage() for x in caplog.records]
