@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 import redis
+
 from auth import passwords
 from auth.offload import off_loop
 from data.keys import Keys
