@@ -49,6 +49,14 @@ TOUR = os.environ.get("LOAD_TOUR") == "1"
 # load), at most TOUR_LIVE_WAIT_S; then TOUR_LINGER_S more.
 TOUR_LIVE_WAIT_S = 60.0
 TOUR_LINGER_S = 1.0
+TOURS_DONE: list[str] = []
+TICK_S = 2.0                             # assets/live.js TICK_MS
+DEPS: list[Dependencies] = []            # /_dash-dependencies, parsed once per process
+TIMEFRAMES = ("1h", "4h", "7d", "30d", "24h")
+_accounts = itertools.count()
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+DASH_CONFIG = re.compile(r'<script id="_dash-config" type="application/json">(.*?)</script>', re.S)
 
 
 def _dump_greenlets() -> None:
@@ -60,14 +68,6 @@ def _dump_greenlets() -> None:
 
 
 gevent.signal_handler(signal.SIGUSR1, _dump_greenlets)
-TOURS_DONE: list[str] = []
-TICK_S = 2.0                             # assets/live.js TICK_MS
-DEPS: list[Dependencies] = []            # /_dash-dependencies, parsed once per process
-TIMEFRAMES = ("1h", "4h", "7d", "30d", "24h")
-_accounts = itertools.count()
-
-CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
-DASH_CONFIG = re.compile(r'<script id="_dash-config" type="application/json">(.*?)</script>', re.S)
 
 # What the run tells beyond locust's own request statistics (written to LOAD_OUT at the end).
 COUNTS: dict[str, int] = {"ws_opened": 0, "ws_failed": 0, "ws_closed_by_server": 0, "ws_messages": 0,
