@@ -98,7 +98,7 @@ class Settings:
     sonarqube_webhook_secret: str | None = None   # HMAC secret of /api/webhooks/sonarqube (unset: 404)
     # Event archive (data/archive.py, docs/INTERNALS.md "Event archive"): raw events older
     # than the hot window move from Redis to Parquet files by day; readers span both.
-    raw_hot_hours: float = 48.0            # raw events kept in Redis this long (whole days older are archived)
+    raw_hot_hours: float = 48.0            # raw events kept in Redis this long (older ones move to the archive)
     archive_dir: str | None = None         # default <data_dir>/archive
     archive_interval_s: float = 900.0      # the embedded archiver's period (cli.py archive --loop: its own)
     archive_retention_days: int = 0        # archived days kept on disk (0: all); else at least the rollups' 90 days + 1

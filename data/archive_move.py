@@ -1,7 +1,9 @@
 """Moving raw events older than the hot window from Redis to the archive (data.archive).
 
 For each event day that ends before `now - hot window` and still has a raw hash in Redis,
-a slice of its events at a time (HSCAN):
+a slice of its events at a time (HSCAN); and from the day the window starts in, the events
+older than its edge (found by their scores in the day's type indexes, so a run reads only what
+crossed the edge since the last one):
   1. leave out the ids the archive already holds for that day (a re-run after a crash doubles nothing);
   2. write the rest as a new part file: a temporary file, fsync, hard link to its final name
      (never over an existing part), fsync of the folder;
@@ -64,8 +66,14 @@ class MoveReport:
 
 
 def hot_cutoff(now: int, hot_hours: float) -> int:
-    """The first day still (partly) inside the hot window: days before it are moved."""
-    return (now - int(hot_hours * HOUR_MS)) // DAY_MS
+    """The first day still (partly) inside the hot window: days before it are moved whole,
+    its own events up to the window's edge (`hot_edge`)."""
+    return hot_edge(now, hot_hours) // DAY_MS
+
+
+def hot_edge(now: int, hot_hours: float) -> int:
+    """The hot window's first instant: raw events before it move to the archive."""
+    return now - int(hot_hours * HOUR_MS)
 
 
 def move(r: redis.Redis, keys: Keys, arch: Archive, *, hot_hours: float, retention_days: int,
@@ -89,6 +97,8 @@ def move(r: redis.Redis, keys: Keys, arch: Archive, *, hot_hours: float, retenti
             if there:
                 _move_day(r, keys, arch, day, slice_rows, report, lambda: r.pexpire(lock, LOCK_MS))
                 report.days.append(day)
+        if _move_before(r, keys, arch, cutoff, hot_edge(now, hot_hours), slice_rows, report):
+            report.days.append(cutoff)
         if keep_days > 0:
             first_kept = now // DAY_MS - keep_days
             report.pruned = arch.prune(first_kept)
@@ -125,6 +135,33 @@ def _move_day(r: redis.Redis, keys: Keys, arch: Archive, day: int, slice_rows: i
             renew()
         if cursor == 0:
             return
+
+
+def _move_before(r: redis.Redis, keys: Keys, arch: Archive, day: int, edge: int, slice_rows: int,
+                 report: MoveReport) -> bool:
+    """The day the hot window starts in: its events older than `edge`, by their scores in the
+    day's type indexes (every raw event has one; one a crash left without it moves with its
+    whole day). Returns whether any was there."""
+    types = sorted(t.decode() for t in r.smembers(keys.registry("types")))
+    if not types or edge <= day * DAY_MS:
+        return False
+    with r.pipeline(transaction=False) as p:
+        for t in types:
+            p.zrangebyscore(keys.raw_index(t, day), "-inf", f"({edge}")
+        ids = list(dict.fromkeys(i.decode() for got in p.execute() for i in got))
+    if not ids:
+        return False
+    archived: set[str] | None = None
+    for pos in range(0, len(ids), slice_rows):
+        part = ids[pos:pos + slice_rows]
+        bodies = {i: b for i, b in zip(part, r.hmget(keys.raw(day), part)) if b is not None}
+        if not bodies:
+            continue
+        if archived is None:
+            archived = arch.ids(day)
+        _move_slice(r, keys, arch, day, bodies, archived, report)
+        archived.update(bodies)
+    return True
 
 
 def _move_slice(r: redis.Redis, keys: Keys, arch: Archive, day: int, bodies: dict[str, bytes], archived: set[str],

@@ -17,7 +17,7 @@ from data.timeutil import DAY_MS, HOUR_MS, fmt_ms, now_ms, parse_iso, to_datetim
 
 NOW = now_ms() // HOUR_MS * HOUR_MS
 START = NOW - 4 * DAY_MS + 3 * HOUR_MS          # history over five event days
-HOT_H = 40                                       # the hot window of these tests: the two oldest days move
+HOT_H = 40                                       # the hot window of these tests: the events of 40 h ago and older move
 K = Keys("qms")
 KPIS = ("gate_pass_rate", "sla_adherence", "time_to_merge", "average_review_cycle_time", "defect_resolution_time",
         "defect_prevention_rate", "audit_readiness_score", "critical_defects", "total_active_reviews",
@@ -103,18 +103,20 @@ def test_arc001_a_drilldown_spanning_redis_and_the_archive_reads_as_before_the_m
     window_before = rawstore.window(r, svc.keys, GATE_TYPES, *week, 10**6)
     eix_before = sum(r.zcard(k) for k in r.scan_iter(match="qms:eix:*"))
     report = archive_move.move(r, K, arch, hot_hours=HOT_H, retention_days=30, now=NOW)
-    cutoff = archive_move.hot_cutoff(NOW, HOT_H)
+    edge = NOW - HOT_H * HOUR_MS           # the hot window is hours: the day it starts in moves in part
+    moved = [e for e in simulated if parse_iso(e["timestamp"]) < edge]
     by_day = Counter(parse_iso(e["timestamp"]) // DAY_MS for e in simulated)
-    old = sorted(d for d in by_day if d < cutoff)
-    assert old and report.days == old and moved_days(arch) == old
-    assert report.written == report.removed == sum(by_day[d] for d in old)
+    old = sorted({parse_iso(e["timestamp"]) // DAY_MS for e in moved})
+    assert len(old) >= 2 and report.days == old and moved_days(arch) == old
+    assert report.written == report.removed == len(moved)
     assert arch.stats()["rows"] == report.written
-    for d in old:                          # gone from Redis: bodies, type indexes, entity indexes
-        assert raw_counts(r, d) == (0, 0)
-    assert all(raw_counts(r, d)[0] == by_day[d] for d in by_day if d >= cutoff)
+    for d in by_day:                       # gone from Redis: bodies, type indexes, entity indexes
+        if d < edge // DAY_MS:
+            assert raw_counts(r, d) == (0, 0)
+    kept = Counter(parse_iso(e["timestamp"]) // DAY_MS for e in simulated if parse_iso(e["timestamp"]) >= edge)
+    assert all(raw_counts(r, d) == (kept[d], kept[d]) for d in by_day if d >= edge // DAY_MS)
     eix_after = sum(r.zcard(k) for k in r.scan_iter(match="qms:eix:*"))
-    refs = sum(1 for e in simulated if parse_iso(e["timestamp"]) // DAY_MS in old
-               for _ in __import__("data.contrib", fromlist=["entity_refs"]).entity_refs(e))
+    refs = sum(1 for e in moved for _ in __import__("data.contrib", fromlist=["entity_refs"]).entity_refs(e))
     assert eix_before - eix_after == refs
     after = snapshot(client, simulated)
     assert after.keys() == before.keys()
@@ -153,7 +155,7 @@ def test_arc003_a_crash_between_writing_and_deleting_doubles_nothing(
     svc, arch = loaded
     before = snapshot(client, simulated)
     cutoff = archive_move.hot_cutoff(NOW, HOT_H)
-    keys = [k for d in range(cutoff - 6, cutoff) for k in [K.raw(d).encode(), *r.scan_iter(match=f"qms:rawidx:*:{d}")]
+    keys = [k for d in range(cutoff - 6, cutoff + 1) for k in [K.raw(d).encode(), *r.scan_iter(match=f"qms:rawidx:*:{d}")]
             if r.exists(k)] + list(r.scan_iter(match="qms:eix:*"))
     dumps = {k: (r.dump(k), r.pttl(k)) for k in keys}
     first = archive_move.move(r, K, arch, hot_hours=HOT_H, retention_days=30, now=NOW)
@@ -208,3 +210,36 @@ def test_arc005_cli_archive_then_rebuild(r: Any, redis_url: str, tmp_path: Any) 
     out = cli("rebuild", "--from", fmt_ms(NOW - 4 * DAY_MS)[:10], "--quiet")
     assert "replayed 40 events" in out, out
     assert {k: r.hgetall(k) for k in r.scan_iter(match="qms:r:1h:*")} == before
+
+
+def test_arc005_the_hot_window_is_hours_events_before_it_move_from_the_day_it_starts_in(
+        client: Any, r: Any, loaded: Any, simulated: list[dict[str, Any]]) -> None:
+    """The hot window is QMS_RAW_HOT_HOURS, not the whole days around it: the day the window
+    starts in moves up to its edge (its Redis share would otherwise hold up to a day more than
+    the window, and Redis's bytes per event move with the hour of the day). Each later run
+    moves what has crossed the edge since, into a further part of that day."""
+    svc, arch = loaded
+    before = snapshot(client, simulated)
+    edge = (NOW // DAY_MS - 2) * DAY_MS + 12 * HOUR_MS          # noon two days ago
+    hot = (NOW - edge) / HOUR_MS
+    ts = [parse_iso(e["timestamp"]) for e in simulated]
+    day = edge // DAY_MS
+
+    def split(at: int) -> tuple[int, int]:
+        return sum(1 for t in ts if t // DAY_MS == day and t < at), sum(1 for t in ts if t // DAY_MS == day and t >= at)
+
+    first = archive_move.move(r, K, arch, hot_hours=hot, retention_days=30, now=NOW)
+    assert first.written == sum(1 for t in ts if t < edge)
+    older, newer = split(edge)
+    assert older > 0 and newer > 0
+    assert raw_counts(r, day) == (newer, newer)
+    assert arch.ids(day) == {e["id"] for e, t in zip(simulated, ts) if t // DAY_MS == day and t < edge}
+    assert snapshot(client, simulated) == before          # read across the split day as before
+    later = archive_move.move(r, K, arch, hot_hours=hot, retention_days=30, now=NOW + 3 * HOUR_MS)
+    crossed = sum(1 for t in ts if edge <= t < edge + 3 * HOUR_MS)
+    assert crossed > 0 and (later.written, later.removed, later.parts) == (crossed, crossed, 1)
+    assert raw_counts(r, day) == (split(edge + 3 * HOUR_MS)[1],) * 2
+    assert [p.name for p in arch.parts(day)] == ["part-00000.parquet", "part-00001.parquet"]
+    again = archive_move.move(r, K, arch, hot_hours=hot, retention_days=30, now=NOW + 3 * HOUR_MS)
+    assert (again.written, again.removed, again.parts) == (0, 0, 0)
+    assert snapshot(client, simulated) == before
