@@ -270,9 +270,16 @@ class Archive:
         files = self.files(self.days_between(s, e))
         return bool(self._query(files, "1", "ts >= ? AND ts < ?", [s, e], "LIMIT 1"))
 
-    def ids(self, day: int) -> set[str]:
-        """Every event id archived for a day (the mover skips those: a re-run doubles nothing)."""
-        return {i for (i,) in self._query(self.files([day]), "id", "true", [])}
+    def ids(self, day: int, among: Sequence[str] | None = None) -> set[str]:
+        """The event ids archived for a day (the mover skips those: a re-run doubles nothing);
+        `among`: only those of these ids (one slice's: a day moved in many parts, as the day the
+        hot window starts in is, is never read whole)."""
+        if among is None:
+            return {i for (i,) in self._query(self.files([day]), "id", "true", [])}
+        if not among:
+            return set()
+        return {i for (i,) in self._query(self.files([day]), "id", "id IN (SELECT unnest(?::VARCHAR[]))",
+                                          [list(among)])}
 
     def day_rows(self, day: int) -> list[tuple[str, int, bytes]]:
         """(id, ts, JSON) of every archived event of a day, by (ts, id) (cli.py rebuild)."""

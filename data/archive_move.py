@@ -120,7 +120,6 @@ def _move_day(r: redis.Redis, keys: Keys, arch: Archive, day: int, slice_rows: i
         for name in os.listdir(d):
             if name.endswith(".tmp"):            # a write cut short by a crash (we hold the lock)
                 os.unlink(d / name)
-    archived = arch.ids(day)
     key = keys.raw(day)
     cursor = 0
     pending: dict[str, bytes] = {}
@@ -129,8 +128,9 @@ def _move_day(r: redis.Redis, keys: Keys, arch: Archive, day: int, slice_rows: i
         for ident, body in got.items():
             pending[ident.decode()] = body
         if len(pending) >= slice_rows or (cursor == 0 and pending):
-            _move_slice(r, keys, arch, day, pending, archived, report)
-            archived.update(pending)
+            # Which of these the day's parts hold already (this run's parts included: HSCAN
+            # may return an id twice), not every id of the day.
+            _move_slice(r, keys, arch, day, pending, arch.ids(day, list(pending)), report)
             pending = {}
             renew()
         if cursor == 0:
@@ -151,16 +151,11 @@ def _move_before(r: redis.Redis, keys: Keys, arch: Archive, day: int, edge: int,
         ids = list(dict.fromkeys(i.decode() for got in p.execute() for i in got))
     if not ids:
         return False
-    archived: set[str] | None = None
     for pos in range(0, len(ids), slice_rows):
         part = ids[pos:pos + slice_rows]
         bodies = {i: b for i, b in zip(part, r.hmget(keys.raw(day), part)) if b is not None}
-        if not bodies:
-            continue
-        if archived is None:
-            archived = arch.ids(day)
-        _move_slice(r, keys, arch, day, bodies, archived, report)
-        archived.update(bodies)
+        if bodies:
+            _move_slice(r, keys, arch, day, bodies, arch.ids(day, list(bodies)), report)
     return True
 
 

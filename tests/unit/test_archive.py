@@ -119,3 +119,13 @@ def test_uarc011_retention_setting_keeps_every_window_the_rollups_answer() -> No
     for bad in ("30", "-1"):
         with pytest.raises(SettingsError, match="archive_retention_days"):
             Settings.from_env({"QMS_ARCHIVE_RETENTION_DAYS": bad})
+
+
+def test_uarc012_ids_among_a_slice_reads_only_those_across_parts(tmp_path: Path) -> None:
+    """The mover asks which of a slice's ids a day's parts hold (a re-run doubles nothing)
+    without reading every id of a day moved in many parts."""
+    arch, rows = make(tmp_path)
+    assert arch.ids(DAY) == {r[0] for r in rows}
+    assert arch.ids(DAY, ["e005", "e025", "e099", "nope", "it's \"quoted\""]) == {"e005", "e025", "e099"}
+    assert arch.ids(DAY, []) == set()
+    assert arch.ids(DAY + 1, ["e005"]) == set()          # a day without parts
