@@ -97,7 +97,8 @@ def move(r: redis.Redis, keys: Keys, arch: Archive, *, hot_hours: float, retenti
             if there:
                 _move_day(r, keys, arch, day, slice_rows, report, lambda: r.pexpire(lock, LOCK_MS))
                 report.days.append(day)
-        if _move_before(r, keys, arch, cutoff, hot_edge(now, hot_hours), slice_rows, report):
+        if _move_before(r, keys, arch, cutoff, hot_edge(now, hot_hours), slice_rows, report,
+                        lambda: r.pexpire(lock, LOCK_MS)):
             report.days.append(cutoff)
         if keep_days > 0:
             first_kept = now // DAY_MS - keep_days
@@ -115,11 +116,7 @@ def move(r: redis.Redis, keys: Keys, arch: Archive, *, hot_hours: float, retenti
 
 def _move_day(r: redis.Redis, keys: Keys, arch: Archive, day: int, slice_rows: int, report: MoveReport,
               renew: Any) -> None:
-    d = arch.day_dir(day)
-    if d.exists():
-        for name in os.listdir(d):
-            if name.endswith(".tmp"):            # a write cut short by a crash (we hold the lock)
-                os.unlink(d / name)
+    _clear_tmp(arch, day)
     key = keys.raw(day)
     cursor = 0
     pending: dict[str, bytes] = {}
@@ -137,8 +134,17 @@ def _move_day(r: redis.Redis, keys: Keys, arch: Archive, day: int, slice_rows: i
             return
 
 
+def _clear_tmp(arch: Archive, day: int) -> None:
+    """A day's temporary files: writes cut short by a crash (we hold the lock)."""
+    d = arch.day_dir(day)
+    if d.exists():
+        for name in os.listdir(d):
+            if name.endswith(".tmp"):
+                os.unlink(d / name)
+
+
 def _move_before(r: redis.Redis, keys: Keys, arch: Archive, day: int, edge: int, slice_rows: int,
-                 report: MoveReport) -> bool:
+                 report: MoveReport, renew: Any) -> bool:
     """The day the hot window starts in: its events older than `edge`, by their scores in the
     day's type indexes (every raw event has one; one a crash left without it moves with its
     whole day). Returns whether any was there."""
@@ -151,11 +157,13 @@ def _move_before(r: redis.Redis, keys: Keys, arch: Archive, day: int, edge: int,
         ids = list(dict.fromkeys(i.decode() for got in p.execute() for i in got))
     if not ids:
         return False
+    _clear_tmp(arch, day)
     for pos in range(0, len(ids), slice_rows):
         part = ids[pos:pos + slice_rows]
         bodies = {i: b for i, b in zip(part, r.hmget(keys.raw(day), part)) if b is not None}
         if bodies:
             _move_slice(r, keys, arch, day, bodies, arch.ids(day, list(bodies)), report)
+            renew()
     return True
 
 

@@ -163,6 +163,8 @@ def test_arc003_a_crash_between_writing_and_deleting_doubles_nothing(
         r.restore(k, max(ttl, 0), dump, replace=True)
     # ... and a write cut short left a temporary file behind
     (arch.day_dir(arch.days()[0]) / ".part-00001.deadbeef.tmp").write_bytes(b"PAR1 half a file")
+    arch.day_dir(cutoff).mkdir(parents=True, exist_ok=True)                                 # the split day
+    (arch.day_dir(cutoff) / ".part-00001.cafebabe.tmp").write_bytes(b"PAR1 half a file")
     assert snapshot(client, simulated) == before         # both copies: each event read once
     again = archive_move.move(r, K, arch, hot_hours=HOT_H, retention_days=30, now=NOW)
     assert again.written == 0 and again.removed == first.removed and again.parts == 0
