@@ -214,7 +214,7 @@ def test_arc005_cli_archive_then_rebuild(r: Any, redis_url: str, tmp_path: Any) 
     assert {k: r.hgetall(k) for k in r.scan_iter(match="qms:r:1h:*")} == before
 
 
-def test_arc005_the_hot_window_is_hours_events_before_it_move_from_the_day_it_starts_in(
+def test_arc006_the_hot_window_is_hours_events_before_it_move_from_the_day_it_starts_in(
         client: Any, r: Any, loaded: Any, simulated: list[dict[str, Any]]) -> None:
     """The hot window is QMS_RAW_HOT_HOURS, not the whole days around it: the day the window
     starts in moves up to its edge (its Redis share would otherwise hold up to a day more than
