@@ -206,7 +206,7 @@ def test_pag007_operations_health_and_error_log(app: Any, r: Any, auth: Any) -> 
     assert row["id"] == "e1" and row["cells"][1:4] == ["critical", "orchestrator", "Timeout"]
 
 
-def test_pag006_the_filters_go_into_the_url_and_are_audited(app: Any, auth: Any, r: Any) -> None:
+def test_pag011_the_filters_go_into_the_url_and_are_audited(app: Any, auth: Any, r: Any) -> None:
     from callbacks.pages import view_of
     assert view_of("?timeframe=7d&repository=api&team=x&gate=lint&bogus=1") == \
         {"timeframe": "7d", "repository": "api", "gate": "lint"}

@@ -179,7 +179,7 @@ def _fresh_token(svc: Any) -> str:
 
 # --- REST endpoints -------------------------------------------------------------------------
 
-def test_rbac001_the_matrix_covers_every_api_route(app: Any) -> None:
+def test_rbm001_the_matrix_covers_every_api_route(app: Any) -> None:
     """A new endpoint must get a row here (and a permission) before this passes."""
     adapter = app.server.url_map.bind("localhost")
     covered = set()
@@ -206,13 +206,13 @@ def test_rbac001_the_matrix_covers_every_api_route(app: Any) -> None:
         assert hasattr(view, "qms_permission"), f"{endpoint} is not decorated with @require"
 
 
-def test_rbac002_kpi_table_is_one_kpi_of_each_dashboard() -> None:
+def test_rbm002_kpi_table_is_one_kpi_of_each_dashboard() -> None:
     assert {d: dashboard_of(k) for d, k in KPI_OF.items()} == {d: d for d in KPI_OF}
     assert set(KPI_OF) == set(DASHBOARD_PERMISSION)
 
 
 @pytest.mark.parametrize("role", ALL_ROLES)
-def test_rbac003_endpoint_matrix(app: Any, auth: Any, role: str) -> None:
+def test_rbm003_endpoint_matrix(app: Any, auth: Any, role: str) -> None:
     svc = app.server.extensions["qms"]
     assert role in svc.rbac.roles, f"{role} is not defined in the loaded RBAC"
     granted = svc.rbac.permissions_for([role])
@@ -234,7 +234,7 @@ def test_rbac003_endpoint_matrix(app: Any, auth: Any, role: str) -> None:
     assert not failures, "\n".join(failures)
 
 
-def test_rbac004_anonymous_gets_401_everywhere(app: Any, anon: Any) -> None:
+def test_rbm004_anonymous_gets_401_everywhere(app: Any, anon: Any) -> None:
     token_id = _fresh_token(app.server.extensions["qms"])
     failures = []
     for ep in endpoints():
@@ -247,14 +247,14 @@ def test_rbac004_anonymous_gets_401_everywhere(app: Any, anon: Any) -> None:
     assert app.server.extensions["qms"].tokens.get(token_id).revoked == 0
 
 
-def test_rbac005_public_endpoints(anon: Any) -> None:
+def test_rbm005_public_endpoints(anon: Any) -> None:
     health = anon.get("/health")
     assert health.status_code in (200, 503) and health.json["checks"]["redis"]["status"] == "healthy"
     spec = anon.get("/api/openapi.json")
     assert spec.status_code == 200 and "paths" in spec.json
 
 
-def test_rbac006_unknown_role_in_a_token_grants_nothing(app: Any, auth: Any) -> None:
+def test_rbm006_unknown_role_in_a_token_grants_nothing(app: Any, auth: Any) -> None:
     from auth.principal import issue_jwt
     svc = app.server.extensions["qms"]
     headers = {"Authorization": "Bearer " + issue_jwt("ghost", ["superuser"], 600, svc.secret_key)}
@@ -264,7 +264,7 @@ def test_rbac006_unknown_role_in_a_token_grants_nothing(app: Any, auth: Any) -> 
         _assert_json_error(_call(c, ep, "ghost", headers, token_id), ep.expected(frozenset()), f"unknown role: {ep.id}")
 
 
-def test_rbac007_deadletter_bad_count_is_a_400(client: Any) -> None:
+def test_rbm007_deadletter_bad_count_is_a_400(client: Any) -> None:
     for count in ("x", "-1"):
         res = client.get(f"/api/deadletter?count={count}")
         assert res.status_code == 400, (count, res.status_code)
@@ -340,14 +340,14 @@ def refresh(app: Any, defn: Any, widgets: list[str] | None = None) -> dict[str, 
     return refresh_body(app, defn.model_dump(mode="json") if hasattr(defn, "model_dump") else defn, widgets)
 
 
-def test_rbac010_every_callback_declares_a_permission(app: Any) -> None:
+def test_rbm010_every_callback_declares_a_permission(app: Any) -> None:
     registry = app.server.extensions["qms_callback_permissions"]
     assert set(app.callback_map) <= set(registry)
     assert app.callback_map, "no callbacks registered"
 
 
 @pytest.mark.parametrize("role", ALL_ROLES)
-def test_rbac011_callback_matrix(app: Any, auth: Any, role: str) -> None:
+def test_rbm011_callback_matrix(app: Any, auth: Any, role: str) -> None:
     registry = app.server.extensions["qms_callback_permissions"]
     c, csrf = signed_in(app, auth, role)
     failures = []
@@ -434,7 +434,7 @@ def _cards(response: Any) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("role", ALL_ROLES)
-def test_rbac012_refresh_with_a_forged_definition(app: Any, auth: Any, dashboard_kpis: Any, role: str) -> None:
+def test_rbm012_refresh_with_a_forged_definition(app: Any, auth: Any, dashboard_kpis: Any, role: str) -> None:
     """The refresh callback draws the definition the client sends (the dash-def store), so a
     role may send any dashboard's widgets under its own dashboard's id and title: it gets
     the data only where it may read every source (the cards then show the API's numbers),
@@ -464,7 +464,7 @@ def test_rbac012_refresh_with_a_forged_definition(app: Any, auth: Any, dashboard
     assert not failures, "\n".join(failures)
 
 
-def test_rbac013_a_second_definition_cannot_smuggle_another_dashboard(app: Any, auth: Any) -> None:
+def test_rbm013_a_second_definition_cannot_smuggle_another_dashboard(app: Any, auth: Any) -> None:
     """The guard reads the first dash-def it finds; Dash passes arguments by position. However
     the two are made to disagree, or the widgets asked for differ from the definition's, a
     developer never gets executive KPIs."""
@@ -491,7 +491,7 @@ def test_rbac013_a_second_definition_cannot_smuggle_another_dashboard(app: Any, 
             assert res.status_code in (204, 400, 403), res.status_code
 
 
-def test_rbac014_csrf_and_registration_checks(app: Any, auth: Any) -> None:
+def test_rbm014_csrf_and_registration_checks(app: Any, auth: Any) -> None:
     key = next(iter(app.callback_map))
     body = callback_body(app, key)
     c, csrf = signed_in(app, auth, "admin")
@@ -510,7 +510,7 @@ def test_rbac014_csrf_and_registration_checks(app: Any, auth: Any) -> None:
                        400, "not JSON")
 
 
-def test_rbac015_anonymous_callbacks_and_dash_xhr(app: Any, anon: Any) -> None:
+def test_rbm015_anonymous_callbacks_and_dash_xhr(app: Any, anon: Any) -> None:
     for key in app.callback_map:
         _assert_json_error(anon.post(UPDATE, json=callback_body(app, key)), 401, f"anonymous {key}")
         _assert_json_error(anon.post(UPDATE, json=callback_body(app, key), headers={CSRF_HEADER: "x"}), 401,
@@ -519,7 +519,7 @@ def test_rbac015_anonymous_callbacks_and_dash_xhr(app: Any, anon: Any) -> None:
         _assert_json_error(anon.get(path), 401, f"anonymous {path}")
 
 
-def test_rbac016_a_bearer_jwt_needs_no_csrf_but_the_same_permission(app: Any, auth: Any) -> None:
+def test_rbm016_a_bearer_jwt_needs_no_csrf_but_the_same_permission(app: Any, auth: Any) -> None:
     """API clients call callbacks with a JWT: no cookie, so no CSRF; permissions unchanged."""
     c = app.server.test_client()
     exe = refresh(app, provisioned()["executive"])

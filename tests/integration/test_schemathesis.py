@@ -48,11 +48,11 @@ def test_sch000_the_tested_document_is_the_served_one(anon: Any) -> None:
 
 @schema.parametrize()
 @SETTINGS
-def test_sch001_no_server_error_as_an_admin(case: Any, app: Any, auth: Any) -> None:
+def test_scm001_no_server_error_as_an_admin(case: Any, app: Any, auth: Any) -> None:
     _check(case, app, auth.bearer("admin"))
 
 
 @schema.parametrize()
 @SETTINGS
-def test_sch002_no_server_error_anonymous(case: Any, app: Any) -> None:
+def test_scm002_no_server_error_anonymous(case: Any, app: Any) -> None:
     _check(case, app, {})
