@@ -19,8 +19,7 @@ from pathlib import Path
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))     # _common puts the project first
 
 from _common import speed_check  # noqa: E402
 from data.archive import Archive  # noqa: E402

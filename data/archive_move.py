@@ -125,9 +125,7 @@ def _move_day(r: redis.Redis, keys: Keys, arch: Archive, day: int, slice_rows: i
         for ident, body in got.items():
             pending[ident.decode()] = body
         if len(pending) >= slice_rows or (cursor == 0 and pending):
-            # Which of these the day's parts hold already (this run's parts included: HSCAN
-            # may return an id twice), not every id of the day.
-            _move_slice(r, keys, arch, day, pending, arch.ids(day, list(pending)), report)
+            _move_slice(r, keys, arch, day, pending, report)
             pending = {}
             renew()
         if cursor == 0:
@@ -162,12 +160,12 @@ def _move_before(r: redis.Redis, keys: Keys, arch: Archive, day: int, edge: int,
         part = ids[pos:pos + slice_rows]
         bodies = {i: b for i, b in zip(part, r.hmget(keys.raw(day), part)) if b is not None}
         if bodies:
-            _move_slice(r, keys, arch, day, bodies, arch.ids(day, list(bodies)), report)
+            _move_slice(r, keys, arch, day, bodies, report)
             renew()
     return True
 
 
-def _move_slice(r: redis.Redis, keys: Keys, arch: Archive, day: int, bodies: dict[str, bytes], archived: set[str],
+def _move_slice(r: redis.Redis, keys: Keys, arch: Archive, day: int, bodies: dict[str, bytes],
                 report: MoveReport) -> None:
     rows: list[tuple[str, str, dict[str, Any], bytes]] = []
     for ident, body in bodies.items():
@@ -186,6 +184,9 @@ def _move_slice(r: redis.Redis, keys: Keys, arch: Archive, day: int, bodies: dic
     for (etype, ids), got in zip(by_type.items(), scores):
         for ident, score in zip(ids, got):
             ts_of[ident] = int(score) if score is not None else parse_iso(ev_of[ident]["timestamp"])
+    # Which of these the day's parts hold already (a re-run after a crash; this run's own parts
+    # too: HSCAN may return an id twice): asked for these ids, not read for the whole day.
+    archived = arch.ids(day, list(bodies))
     new = [row for row in rows if row[0] not in archived]
     if new:
         _write_part(arch, day, [(i, t, ts_of[i], ev, b) for i, t, ev, b in new])
