@@ -91,10 +91,8 @@ def settings(redis_url: str, tmp_path: Any) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings, r: redis.Redis) -> Any:
-    from factory import create_app
-    app = create_app(settings)
-    app.server.extensions["qms"].users._method = "argon2id:64:1:1"   # fast hashing in tests
-    return app
+    from tests.helpers import make_app
+    return make_app(settings)
 
 
 ROLES = ("executive", "qa_lead", "developer", "operations", "admin")

@@ -26,12 +26,10 @@ class PrivateRedis:
 
     def app(self, **overrides: Any) -> Any:
         """An app on this Redis (test settings: no aggregator thread, no demo)."""
-        from factory import create_app
+        from tests.helpers import make_app
         settings = Settings.from_env({}, **{"redis_url": self.url, "run_aggregator": False, "demo": False,
                                             "secret_key": KEY, "data_dir": str(self.tmp_path / "app"), **overrides})
-        app = create_app(settings)
-        app.server.extensions["qms"].users._method = "argon2id:64:1:1"   # fast hashing in tests
-        return app
+        return make_app(settings)
 
     def shutdown(self) -> None:
         """Stop it as an operator would (SHUTDOWN SAVE): the data is on disk for start()."""

@@ -15,8 +15,8 @@ from selenium.webdriver.common.action_chains import ActionChains
 
 from data.aggregator import Aggregator
 from data.keys import Keys
-from factory import create_app
 from tests.conftest import PASSWORD, ROLES
+from tests.helpers import make_app
 
 pytestmark = pytest.mark.e2e
 
@@ -47,9 +47,8 @@ def _severe(logs: list[dict[str, Any]]) -> list[str]:
 
 
 def _app(settings: Any) -> Any:
-    app = create_app(settings)
+    app = make_app(settings)
     svc = app.server.extensions["qms"]
-    svc.users._method = "argon2id:64:1:1"
     for role in ROLES:
         svc.users.add(f"{role}-user", [role], PASSWORD)
     return app

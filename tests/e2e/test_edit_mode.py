@@ -15,8 +15,8 @@ from auth.principal import Principal
 from components import editor
 from components.grid import DRAG_HANDLE, MARGIN, ROW_HEIGHT
 from dashboards.schema import WIDGET_TYPES, Position
-from factory import create_app
 from tests.conftest import PASSWORD
+from tests.helpers import make_app
 
 pytestmark = pytest.mark.e2e
 
@@ -24,9 +24,8 @@ GRID = "#dash-grid-wrap .react-grid-layout"
 
 
 def _app(settings: Any) -> Any:
-    app = create_app(settings)
+    app = make_app(settings)
     svc = app.server.extensions["qms"]
-    svc.users._method = "argon2id:64:1:1"
     svc.users.add("dev-user", ["developer"], PASSWORD)
     return app
 

@@ -10,16 +10,15 @@ import requests
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from factory import create_app
 from tests.conftest import PASSWORD
+from tests.helpers import make_app
 
 pytestmark = pytest.mark.e2e
 
 
 def test_ses100_the_navbar_sign_out_makes_a_copied_cookie_useless(dash_duo: Any, settings: Any, r: Any) -> None:
-    app = create_app(settings)
+    app = make_app(settings)
     svc = app.server.extensions["qms"]
-    svc.users._method = "argon2id:64:1:1"
     svc.users.add("qa-user", ["qa_lead"], PASSWORD)
     dash_duo.start_server(app, navigate=False)
     base = dash_duo.server.url

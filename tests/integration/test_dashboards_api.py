@@ -331,11 +331,10 @@ def test_dsh014_bad_query_values_are_400s_and_anonymous_callers_401s(app: Any, a
 # --- provisioning ---------------------------------------------------------------------------------
 
 def _provisioned_app(settings: Any, r: Any, tmp_path: Path) -> tuple[Any, Path]:
-    from factory import create_app
+    from tests.helpers import make_app
     folder = tmp_path / "dashboards"
     shutil.copytree(DEFAULT_DIR, folder)
-    app = create_app(settings.replace(dashboards_dir=str(folder)))
-    app.server.extensions["qms"].users._method = "argon2id:64:1:1"
+    app = make_app(settings.replace(dashboards_dir=str(folder)))
     return app, folder
 
 

@@ -215,10 +215,9 @@ def test_drl010_widget_exports_stream_typed_values_with_units_in_the_header(app:
 
 
 def test_drl011_a_deployment_cap_is_said_in_the_page_and_in_the_file(settings: Any, r: Any, auth: Any) -> None:
-    from factory import create_app
+    from tests.helpers import make_app
     from tests.integration.test_rbac_matrix import callback_body
-    app = create_app(settings.replace(export_max_rows=5))
-    app.server.extensions["qms"].users._method = "argon2id:64:1:1"
+    app = make_app(settings.replace(export_max_rows=5))
     ingest(app, r, gates(12))
     client = app.server.test_client()
     helper = auth.__class__(app)

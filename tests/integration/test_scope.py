@@ -291,13 +291,12 @@ def test_scp009_entity_pages_of_other_teams_name_nobody(app: Any, auth: Any, r: 
 def omitting(settings: Any, auth: Any, r: Any, tmp_path: Any, kind: str) -> tuple[Any, Any]:
     """An app whose developers get other teams' rows of `kind` left out (config/rbac.yaml
     other_teams), with two_teams' data, and its users helper."""
-    from factory import create_app
+    from tests.helpers import make_app
     rbac = tmp_path / "rbac.yaml"
     shipped = open("config/rbac.yaml").read()
     assert shipped.count(f"      {kind}: pseudonymize\n") == 1
     rbac.write_text(shipped.replace(f"      {kind}: pseudonymize\n", f"      {kind}: omit\n"))
-    app = create_app(settings.replace(rbac_path=str(rbac)))
-    app.server.extensions["qms"].users._method = "argon2id:64:1:1"
+    app = make_app(settings.replace(rbac_path=str(rbac)))
     two_teams(app.server.extensions["qms"], r)
     return app, auth.__class__(app)
 

@@ -379,10 +379,9 @@ def test_ses040_behind_trusted_proxies_limits_count_the_client_not_the_proxy(set
     """Behind a reverse proxy every request comes from the proxy's address: unless the app is
     told how many proxies to trust, 20 failures from anyone would refuse everyone at the proxy's
     address. With QMS_TRUSTED_PROXIES=1 the client's address (X-Forwarded-For) is what counts."""
-    from factory import create_app
-    app = create_app(dataclasses.replace(settings, trusted_proxies=1))
+    from tests.helpers import make_app
+    app = make_app(dataclasses.replace(settings, trusted_proxies=1))
     svc = app.server.extensions["qms"]
-    svc.users._method = "argon2id:64:1:1"
     svc.limiter.slow_base_s = 0.01
     svc.users.add("victim", ["executive"], PASSWORD)
     proxy = "10.0.0.2"

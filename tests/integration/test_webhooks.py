@@ -34,12 +34,11 @@ gates:
 @pytest.fixture
 def wh(settings: Any, r: Any, tmp_path: Path) -> Any:
     """An app whose GitHub receiver has a secret and a mapping file of its own."""
-    from factory import create_app
+    from tests.helpers import make_app
     mapping = tmp_path / "integrations.yaml"
     mapping.write_text(MAPPING)
-    app = create_app(settings.replace(github_webhook_secret=SECRET, integrations_path=str(mapping),
+    app = make_app(settings.replace(github_webhook_secret=SECRET, integrations_path=str(mapping),
                                       webhook_rate_per_min=1000))
-    app.server.extensions["qms"].users._method = "argon2id:64:1:1"
     return app
 
 
