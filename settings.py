@@ -58,6 +58,7 @@ class Settings:
     dedup_retention_days: int = 90         # how long an event id is remembered
     dedup_buckets: int = 1024              # hashes per day that remember event ids (~ events a day / 100; pinned at first use)
     aggregator_batch: int = 2000
+    aggregator_batch_max: int = 8000       # catching up on a backlog, batches double up to this (data.aggregator: Aggregator._sized)
     aggregation_partitions: int = 1        # QMS_PARTITIONS: K partitions, K aggregator processes work at once (docs/INTERNALS.md, "Partitions")
     redis_cluster: bool = False            # QMS_REDIS_CLUSTER: REDIS_URL names one node of a Redis Cluster (keys partitioned)
     aggregator_block_ms: int = 1000
@@ -148,7 +149,7 @@ class Settings:
     def validate(self) -> None:
         if not (0 < self.port < 65536):
             raise SettingsError(f"port: {self.port} is not a TCP port")
-        for name in ("max_body_bytes", "max_batch_events", "max_event_bytes", "aggregator_batch",
+        for name in ("max_body_bytes", "max_batch_events", "max_event_bytes", "aggregator_batch", "aggregator_batch_max",
                      "series_points", "raw_retention_days", "dedup_retention_days", "dedup_buckets"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name}: must be positive")
