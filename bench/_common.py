@@ -268,9 +268,11 @@ class Child:
             pass
 
 
-def start_aggregator(redis_url: str, batch: int | None = None) -> Child:
+def start_aggregator(redis_url: str, batch: int | None = None, batch_max: int | None = None) -> Child:
     """One `python cli.py aggregate` process (the deployment's aggregator)."""
     extra = {"QMS_AGGREGATOR_BATCH": str(batch)} if batch else {}
+    if batch_max:
+        extra["QMS_AGGREGATOR_BATCH_MAX"] = str(batch_max)
     return Child("aggregator", [sys.executable, str(ROOT / "cli.py"), "aggregate", "--name", "bench"],
                  _child_env(redis_url, extra))
 

@@ -1,7 +1,7 @@
 """Ingest and aggregation throughput, through HTTP and straight into the stream.
 
     python bench/ingest.py [--events 1000000] [--batch 5000] [--clients 4]
-                           [--redis-url redis://127.0.0.1:6379/14] [--rate 200] [--agg-batch N]
+                           [--redis-url redis://127.0.0.1:6379/14] [--rate 200] [--agg-batch N] [--agg-batch-max N]
                            [--only http|stream|partitions] [--sequential] [--keep]
                            [--partitions 2] [--aggregators 1,2] [--no-cluster]
 
@@ -59,7 +59,7 @@ DEFAULT_MAX_BODY = 1024 * 1024
 
 
 def _start_agg(args: argparse.Namespace, r: Any) -> tuple[Child, float]:
-    agg = start_aggregator(args.redis_url, args.agg_batch)
+    agg = start_aggregator(args.redis_url, args.agg_batch, args.agg_batch_max)
     wait_group(r, agg)
     return agg, time.perf_counter()
 
@@ -254,6 +254,8 @@ def run_partitioned(label: str, url: str, r: Any, nodes: list[Any], events: list
         env["QMS_REDIS_CLUSTER"] = "1"
     if args.agg_batch:
         env["QMS_AGGREGATOR_BATCH"] = str(args.agg_batch)
+    if args.agg_batch_max:
+        env["QMS_AGGREGATOR_BATCH_MAX"] = str(args.agg_batch_max)
     aggs = []
     for j in range(n_aggs):
         mine = ",".join(str(p) for p in range(k) if p % n_aggs == j)
@@ -335,6 +337,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     ap.add_argument("--agg-batch", type=int, help="QMS_AGGREGATOR_BATCH for the aggregator (default: settings)")
+    ap.add_argument("--agg-batch-max", type=int, help="QMS_AGGREGATOR_BATCH_MAX for the aggregator (default: settings)")
     ap.add_argument("--only", choices=("http", "stream", "partitions"))
     ap.add_argument("--partitions", type=int, default=2, help="(c): K partitions")
     ap.add_argument("--aggregators", default="1,2", help="(c): aggregator process counts to measure")

@@ -2,6 +2,7 @@
 
     python bench/profile_aggregator.py [--events 200000] [--rate 200] [--redis-url ...]
                                        [--profiler cprofile|py-spy|none] [--py-spy PATH] [--top 25]
+                                       [--agg-batch N] [--agg-batch-max N]
                                        [--partitions K] [--as-ingest]
 
 FLUSHDB, XADD N simulated events (no aggregator running), then drain them in this process
@@ -49,7 +50,7 @@ def load(r, events: list[bytes], partitions: int = 1, as_ingest: bool = False) -
             p.execute()
 
 
-def drain(url: str, batch: int | None, partitions: int = 1) -> None:
+def drain(url: str, batch: int | None, partitions: int = 1, batch_max: int | None = None) -> None:
     """The measured part (also the py-spy child's entry point), with the collector set as
     `cli.py aggregate` sets it (Aggregator.run; before stop 26 this ran with Python's default)."""
     import gc
@@ -60,6 +61,8 @@ def drain(url: str, batch: int | None, partitions: int = 1) -> None:
     overrides = {"redis_url": url, "aggregation_partitions": partitions}
     if batch:
         overrides["aggregator_batch"] = batch
+    if batch_max:
+        overrides["aggregator_batch_max"] = batch_max
     settings = Settings.from_env({}, **overrides)
     r = connect(url)
     Aggregator.from_settings(r, settings).drain(timeout_s=3600)
@@ -101,6 +104,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     ap.add_argument("--agg-batch", type=int, help="aggregator batch size (default: settings)")
+    ap.add_argument("--agg-batch-max", type=int,
+                    help="what a backlog's batches grow to (default: settings; --agg-batch's size: never grow)")
     ap.add_argument("--profiler", choices=("cprofile", "py-spy", "none"), default="cprofile")
     ap.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="path of the py-spy binary")
     ap.add_argument("--top", type=int, default=25)
@@ -109,7 +114,7 @@ def main() -> None:
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
-        drain(args.redis_url, args.agg_batch, args.partitions)
+        drain(args.redis_url, args.agg_batch, args.partitions, args.agg_batch_max)
         return
 
     r = connect(args.redis_url)
@@ -127,6 +132,8 @@ def main() -> None:
                "--partitions", str(args.partitions)]
         if args.agg_batch:
             cmd += ["--agg-batch", str(args.agg_batch)]
+        if args.agg_batch_max:
+            cmd += ["--agg-batch-max", str(args.agg_batch_max)]
         t0 = time.perf_counter()
         before = os.times()
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -138,7 +145,7 @@ def main() -> None:
         if args.profiler == "cprofile":
             prof = cProfile.Profile()
             prof.enable()
-        drain(args.redis_url, args.agg_batch, args.partitions)
+        drain(args.redis_url, args.agg_batch, args.partitions, args.agg_batch_max)
         if prof:
             prof.disable()
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
