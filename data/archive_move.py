@@ -145,24 +145,45 @@ def _move_before(r: redis.Redis, keys: Keys, arch: Archive, day: int, edge: int,
                  report: MoveReport, renew: Any) -> bool:
     """The day the hot window starts in: its events older than `edge`, by their scores in the
     day's type indexes (every raw event has one; one a crash left without it moves with its
-    whole day). Returns whether any was there."""
+    whole day). An index entry whose body is gone and whose event the archive holds (a crash
+    between a slice's HDEL and its ZREMs) is dropped. Returns whether any event moved."""
     types = sorted(t.decode() for t in r.smembers(keys.registry("types")))
     if not types or edge <= day * DAY_MS:
         return False
     with r.pipeline(transaction=False) as p:
         for t in types:
             p.zrangebyscore(keys.raw_index(t, day), "-inf", f"({edge}")
-        ids = list(dict.fromkeys(i.decode() for got in p.execute() for i in got))
+        found = p.execute()
+    type_of: dict[str, str] = {}         # an id's index (types are exclusive; the first kept)
+    for t, got in zip(types, found):
+        for i in got:
+            type_of.setdefault(i.decode(), t)
+    ids = list(type_of)
     if not ids:
         return False
     _clear_tmp(arch, day)
+    moved = False
     for pos in range(0, len(ids), slice_rows):
         part = ids[pos:pos + slice_rows]
         bodies = {i: b for i, b in zip(part, r.hmget(keys.raw(day), part)) if b is not None}
         if bodies:
             _move_slice(r, keys, arch, day, bodies, report)
+            moved = True
             renew()
-    return True
+        missing = [i for i in part if i not in bodies]
+        # Only those the archive holds: on a cluster an aggregator's late event may have its
+        # index entry written before its body (other nodes), and that entry must stay.
+        held = arch.ids(day, missing) if missing else set()
+        dangling: dict[str, list[str]] = {}
+        for i in missing:
+            if i in held:
+                dangling.setdefault(type_of[i], []).append(i)
+        if dangling:
+            with r.pipeline(transaction=False) as p:
+                for t, gone in dangling.items():
+                    p.zrem(keys.raw_index(t, day), *gone)
+                p.execute()
+    return moved
 
 
 def _move_slice(r: redis.Redis, keys: Keys, arch: Archive, day: int, bodies: dict[str, bytes],
