@@ -146,6 +146,7 @@ class Aggregator:
         self._last_reclaim = 0.0                       # not partitioned
         self._part_reclaim: dict[int, float] = {}      # partitioned: per partition
         self._batches = 0
+        self._untrimmed = 0                     # entries processed since the last trim
         # Not partitioned: the next batch, read and parsed while this one's script runs.
         self.overlap = True
         self._next: tuple[list[Any], Parsed | None] | None = None
@@ -268,7 +269,7 @@ class Aggregator:
             if entries:
                 self.process(entries)
         if entries:
-            self._after_batch()
+            self._after_batch(len(entries))
         return len(entries)
 
     def _overlapping(self) -> bool:
@@ -388,9 +389,14 @@ class Aggregator:
         got = iter(early[1]) if len(early) > 1 else iter(())
         return [flags, [written[key] if key in written else next(got) for key in prep.ent_keys]]
 
-    def _after_batch(self) -> None:
+    def _after_batch(self, n: int) -> None:
+        """Every 50 batches, and at least every 50 base batches' worth of entries (batches
+        grown for a backlog would otherwise keep up to batch_max / batch times as many
+        processed entries in the stream between two trims), the stream is trimmed."""
         self._batches += 1
-        if self._batches % 50 == 0:
+        self._untrimmed += n
+        if self._batches % 50 == 0 or self._untrimmed >= 50 * self.batch:
+            self._untrimmed = 0
             self.trim()
 
     def _step_partitioned(self, block_ms: int) -> int:
@@ -411,7 +417,7 @@ class Aggregator:
                 entries = self._next_entries(None)
                 if entries:
                     self.process(entries)
-                    self._after_batch()
+                    self._after_batch(len(entries))
                     return len(entries)
             finally:
                 if self._held is not None:        # not used by a batch's script

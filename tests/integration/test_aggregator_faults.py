@@ -371,3 +371,25 @@ def nonzero(snap: dict[bytes, Any]) -> dict[bytes, Any]:
                 continue
         out[key] = value
     return out
+
+
+def test_agg012_the_stream_is_trimmed_as_often_by_entries_when_batches_grow(r: Any) -> None:
+    """The stream's processed entries are trimmed every 50 batches, and at least every 50 base
+    batches' worth of entries: batches grown for a backlog (agg011) must not keep four times as
+    many processed entries in Redis between two trims."""
+    events, _ = simulated(hours=6, seed=23)
+    events = events[:1200]
+    Ingestor(r, K).ingest(events)
+    agg = Aggregator(r, K, batch=10, batch_max=40)
+    trims: list[int] = []
+    trim = agg.trim
+
+    def counting() -> None:
+        trims.append(int(r.hget(K.meta, "applied") or 0))
+        trim()
+    agg.trim = counting  # type: ignore[method-assign]
+    agg.drain()
+    assert int(r.hget(K.meta, "applied")) == len(events)
+    # 50 x 10 entries apart at most (batches of 40 reach 500 entries in 13 batches, not 50).
+    assert len(trims) >= 2, trims
+    assert all(b - a <= 500 + 40 for a, b in zip([0, *trims], trims)), trims
