@@ -26,9 +26,16 @@ class Worker:
         self.thread.join(timeout)
 
 
+def embedded_aggregator(services: Any) -> Aggregator:
+    """The web process's aggregator. Its batches stay at the base size: under gevent (`cli.py
+    serve`) its thread is a greenlet on the server's loop, and a batch's computation holds the
+    loop (a batch grown to 8000 for a backlog would hold it ~4x as long as one of 2000)."""
+    s = services.settings
+    return Aggregator.from_settings(services.redis, s, batch_max=s.aggregator_batch)
+
+
 def start_aggregator(services: Any) -> Worker:
-    agg = Aggregator.from_settings(services.redis, services.settings)
-    return Worker("qms-aggregator", agg.run).start()
+    return Worker("qms-aggregator", embedded_aggregator(services).run).start()
 
 
 def start_archiver(services: Any) -> Worker:

@@ -393,3 +393,18 @@ def test_agg012_the_stream_is_trimmed_as_often_by_entries_when_batches_grow(r: A
     # 50 x 10 entries apart at most (batches of 40 reach 500 entries in 13 batches, not 50).
     assert len(trims) >= 2, trims
     assert all(b - a <= 500 + 40 for a, b in zip([0, *trims], trims)), trims
+
+
+def test_agg013_the_web_process_s_aggregator_keeps_its_batches_at_the_base_size(r: Any, redis_url: str) -> None:
+    """Under `cli.py serve` (gevent) the embedded aggregator's thread is a greenlet on the web
+    server's loop: a batch's computation holds the loop, so it never grows there (8000 events
+    held it ~4x as long as 2000); `cli.py aggregate`, a process of its own, grows its batches."""
+    from types import SimpleNamespace
+
+    from data import workers
+    from settings import Settings
+    settings = Settings.from_env({}, redis_url=redis_url, aggregator_batch=500, aggregator_batch_max=4000)
+    embedded = workers.embedded_aggregator(SimpleNamespace(redis=r, settings=settings))
+    assert (embedded.batch, embedded.batch_max) == (500, 500)
+    alone = Aggregator.from_settings(r, settings)
+    assert (alone.batch, alone.batch_max) == (500, 4000)
