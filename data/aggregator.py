@@ -155,11 +155,11 @@ class Aggregator:
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any, **kw: Any) -> "Aggregator":
+        kw.setdefault("batch_max", settings.aggregator_batch_max)
         return cls(r, Keys.from_settings(r, settings), sla_hours=settings.sla_hours, batch=settings.aggregator_batch,
                    block_ms=settings.aggregator_block_ms, reclaim_idle_ms=settings.reclaim_idle_ms,
                    max_future_skew_s=settings.max_future_skew_s, raw_retention_days=settings.raw_retention_days,
-                   dedup_retention_days=settings.dedup_retention_days, dedup_buckets=settings.dedup_buckets,
-                   **{"batch_max": settings.aggregator_batch_max, **kw})
+                   dedup_retention_days=settings.dedup_retention_days, dedup_buckets=settings.dedup_buckets, **kw)
 
     def ensure_group(self) -> None:
         rollups.mark_daily(self.r, self.k, now_ms() + self.skew_ms)    # daily buckets: whole from when

@@ -173,7 +173,7 @@ def _move_before(r: redis.Redis, keys: Keys, arch: Archive, day: int, edge: int,
         missing = [i for i in part if i not in bodies]
         # Only those the archive holds: on a cluster an aggregator's late event may have its
         # index entry written before its body (other nodes), and that entry must stay.
-        held = arch.ids(day, missing) if missing else set()
+        held = arch.ids(day, missing)
         dangling: dict[str, list[str]] = {}
         for i in missing:
             if i in held:
