@@ -193,6 +193,22 @@ def generate(n: int, rate: float, seed: int = 7, end_ms: int | None = None, quie
     return out
 
 
+def load_stream(r: redis.Redis, events: list[bytes], partitions: int = 1, as_ingest: bool = False) -> None:
+    """XADD the events; with K partitions straight to their partitions' streams; `as_ingest`:
+    marked validated (field v) as the ingest writes them, else as a direct producer's."""
+    import orjson
+
+    from data.keys import Keys
+    from data.partition import route
+    extra = {"v": b"1"} if as_ingest else {}
+    keys = Keys.of(r, "qms", partitions)
+    with r.pipeline(transaction=False) as p:
+        for c in chunks(events, 5000):
+            for e in c:
+                p.xadd(keys.part(route(orjson.loads(e), partitions)).stream if keys.partitioned else STREAM, {"e": e, **extra})
+            p.execute()
+
+
 def chunks(seq: list[Any], size: int) -> Iterable[list[Any]]:
     for i in range(0, len(seq), size):
         yield seq[i:i + size]

@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (STREAM, auth_headers, chunks, connect, flush, generate, pct, print_machine,  # noqa: E402
+from _common import (auth_headers, connect, flush, generate, load_stream, pct, print_machine,  # noqa: E402
                      start_aggregator, start_server, table, wait_applied)
 
 PROBES = ("/health", "/api/dashboard/operational?timeframe=1h")
@@ -75,11 +75,7 @@ def summary(xs: list[float]) -> str:
 
 def run(args: argparse.Namespace, r, events: list[bytes], batch_max: int) -> list[str]:
     flush(r)
-    with r.pipeline(transaction=False) as p:
-        for c in chunks(events, 5000):
-            for e in c:
-                p.xadd(STREAM, {"e": e, "v": b"1"})
-            p.execute()
+    load_stream(r, events, as_ingest=True)
     server, base = start_server(args.redis_url)
     agg = None
     try:

@@ -31,23 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import orjson  # noqa: E402
-from _common import (DEFAULT_REDIS_URL, ROOT, STREAM, chunks, connect, flush, generate, print_machine,  # noqa: E402
+from _common import (DEFAULT_REDIS_URL, ROOT, connect, flush, generate, load_stream, print_machine,  # noqa: E402
                      redis_cpu)
-
-
-def load(r, events: list[bytes], partitions: int = 1, as_ingest: bool = False) -> None:
-    """XADD the events; with K partitions straight to their partitions' streams; `as_ingest`:
-    marked validated (field v) as the ingest writes them, else as a direct producer's."""
-    extra = {"v": b"1"} if as_ingest else {}
-    from data.keys import Keys
-    from data.partition import route
-    keys = Keys.of(r, "qms", partitions)
-    with r.pipeline(transaction=False) as p:
-        for c in chunks(events, 5000):
-            for e in c:
-                p.xadd(keys.part(route(orjson.loads(e), partitions)).stream if keys.partitioned else STREAM, {"e": e, **extra})
-            p.execute()
 
 
 def drain(url: str, batch: int | None, partitions: int = 1, batch_max: int | None = None) -> None:
@@ -121,7 +106,7 @@ def main() -> None:
     print_machine(r)
     flush(r)
     events = generate(args.events, args.rate, args.seed)
-    load(r, events, args.partitions, args.as_ingest)
+    load_stream(r, events, args.partitions, args.as_ingest)
     print(f"stream loaded with {len(events):,} entries; draining with one Aggregator ({args.profiler})", flush=True)
     cs0, rc0 = commandstats(r), redis_cpu(r)
     prof = None
