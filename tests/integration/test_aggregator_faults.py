@@ -41,6 +41,16 @@ def snapshot(r: Any) -> dict[bytes, Any]:
     return out
 
 
+def watch(obj: Any, name: str, note: Any) -> None:
+    """obj.name replaced by a wrapper that calls note(*args) first, then the original."""
+    original = getattr(obj, name)
+
+    def watched(*args: Any) -> Any:
+        note(*args)
+        return original(*args)
+    setattr(obj, name, watched)
+
+
 def assert_matches_reference(r: Any, events: list[dict[str, Any]], end_ms: int) -> None:
     eng = Engine(r, K)
     for dash in ("executive", "operational", "qa"):
@@ -218,12 +228,7 @@ def test_agg009_states_read_behind_the_script_equal_the_plain_path(r: Any) -> No
     Ingestor(r, K).ingest(events)
     agg = Aggregator(r, K, batch=100, lock_ms=1000)
     used: list[bool] = []
-    apply = agg._apply
-
-    def counting(parsed: Any, now: int) -> None:
-        used.append(parsed.ready is not None)
-        apply(parsed, now)
-    agg._apply = counting  # type: ignore[method-assign]
+    watch(agg, "_apply", lambda parsed, now: used.append(parsed.ready is not None))
     calls = [0]
 
     def steal() -> None:      # every 7th batch: another holder's lock, gone after 100 ms
@@ -276,18 +281,9 @@ def test_agg010_the_next_batch_folded_during_the_script_equals_batches_one_after
     load()
     agg = Aggregator(r, K, batch=100, lock_ms=1000, reclaim_idle_ms=600_000)
     heads: list[bool] = []
-    taken = [0]
-    apply, merged = agg._apply, agg._merged
-
-    def counting(parsed: Any, now: int) -> None:
-        heads.append(parsed.head is not None)
-        apply(parsed, now)
-
-    def merging(prep: Any, early: list[Any], written: dict[str, bytes], marked: Any) -> list[Any]:
-        taken[0] += sum(1 for key in prep.ent_keys if key in written)
-        return merged(prep, early, written, marked)
-    agg._apply = counting  # type: ignore[method-assign]
-    agg._merged = merging  # type: ignore[method-assign]
+    taken: list[int] = []
+    watch(agg, "_apply", lambda parsed, now: heads.append(parsed.head is not None))
+    watch(agg, "_merged", lambda prep, early, written, marked: taken.append(sum(1 for key in prep.ent_keys if key in written)))
     calls = [0]
     kept: list[bytes] = []
 
@@ -316,7 +312,7 @@ def test_agg010_the_next_batch_folded_during_the_script_equals_batches_one_after
     assert calls[0] > 30
     assert sum(heads) > len(heads) // 2, f"folded during the previous script in {sum(heads)} of {len(heads)} batches"
     assert not all(heads[1:]), "some batches read their states themselves (after a failed script)"
-    assert taken[0] > 0, "no entity taken from the previous batch's bytes"
+    assert sum(taken) > 0, "no entity taken from the previous batch's bytes"
     assert counters() == want_counters
     assert snapshot(r) == want
     assert_matches_reference(r, events, end_ms)
@@ -341,12 +337,7 @@ def test_agg011_a_backlog_is_read_in_growing_batches_and_live_work_in_base_ones(
     Ingestor(r, K).ingest(first)
     agg = Aggregator(r, K, batch=50, batch_max=200)
     sizes: list[int] = []
-    process = agg.process
-
-    def counting(entries: list[Any], parsed: Any = None) -> None:
-        sizes.append(len(entries))
-        process(entries, parsed)
-    agg.process = counting  # type: ignore[method-assign]
+    watch(agg, "process", lambda entries, *_: sizes.append(len(entries)))
     agg.drain()
     assert sizes == [50, 100, 200, 200, 150], sizes
     sizes.clear()
@@ -382,12 +373,7 @@ def test_agg012_the_stream_is_trimmed_as_often_by_entries_when_batches_grow(r: A
     Ingestor(r, K).ingest(events)
     agg = Aggregator(r, K, batch=10, batch_max=40)
     trims: list[int] = []
-    trim = agg.trim
-
-    def counting() -> None:
-        trims.append(int(r.hget(K.meta, "applied") or 0))
-        trim()
-    agg.trim = counting  # type: ignore[method-assign]
+    watch(agg, "trim", lambda: trims.append(int(r.hget(K.meta, "applied") or 0)))
     agg.drain()
     assert int(r.hget(K.meta, "applied")) == len(events)
     # 50 x 10 entries apart at most (batches of 40 reach 500 entries in 13 batches, not 50).
