@@ -70,6 +70,7 @@ from data.contrib import TIMELINE_KINDS
 from data.entcodec import decode, encode
 from data.events import item_id, validate
 from data.keys import ROUTER_GROUP, Keys, fingerprint, seen_buckets
+from data.pace import Pause, paced
 from data.partition import FORWARDED, owner, partition_of, route, route_raw, targets
 from data.redis_conn import Script, Sent, by_node, first_error, node_for, raw_ordered, raw_pipeline, raw_pipelines
 from data.timeutil import DAY_MS, EXPIRY_SLACK_MS, RESOLUTIONS, fmt_ms, now_ms
@@ -112,7 +113,7 @@ class Aggregator:
                  block_ms: int = 1000, reclaim_idle_ms: int = 30_000, max_future_skew_s: int = 900,
                  raw_retention_days: int = 30, dedup_retention_days: int = 90, consumer: str | None = None,
                  lock_ms: int = 10_000, partitions: list[int] | None = None, dedup_buckets: int = 1024,
-                 batch_max: int | None = None) -> None:
+                 batch_max: int | None = None, pause: Pause | None = None) -> None:
         self.r = r
         self.k = keys
         self.parts = keys.parts()
@@ -150,6 +151,9 @@ class Aggregator:
         # Not partitioned: the next batch, read and parsed while this one's script runs.
         self.overlap = True
         self._next: tuple[list[Any], Parsed | None] | None = None
+        # Sharing gevent's loop with the pages (the web process's own aggregator under `cli.py
+        # serve`, data.workers.embedded_aggregator): its long loops give way (data.pace). None: not.
+        self.pause = pause
         # Test hook: called after compute, before EXEC (the crash test kills the process here).
         self.before_commit: Any = None
 
@@ -570,7 +574,7 @@ class Aggregator:
         direct: set[str] = set()                     # ids that came in an entry not forwarded
         dups = 0
         now = now_ms()
-        for entry_id, fields in entries:
+        for entry_id, fields in paced(entries, self.pause):
             raw = fields.get(b"e")
             try:
                 obj = orjson.loads(raw) if raw is not None else None
@@ -642,7 +646,7 @@ class Aggregator:
         # Partitioned: this partition folds only the entities it owns, and does an event's
         # direct effects only when it is the event's primary partition (data.partition).
         secondary: set[str] = set()
-        for ev, ts in parsed.events:
+        for ev, ts in paced(parsed.events, self.pause):
             primary = not part or route(ev, nparts) == me
             for ent in contrib.entity_keys(ev):
                 if not part or partition_of(owner(*ent), nparts) == me:
@@ -692,7 +696,7 @@ class Aggregator:
         fresh_ids = {ev["id"] for ev, _ in fresh} if applied else None
         acc = Acc()
         add = acc.add
-        for ev, ts in own:
+        for ev, ts in paced(own, self.pause):
             for c in contrib.direct(ev, ts):
                 add(c)
         display: dict[str, dict[str, bytes]] = defaultdict(dict)
@@ -932,7 +936,7 @@ class Aggregator:
         expand = contrib.expand
         bases = {kind: contrib.basis(kind, sla) for kind in ("wf", "df", "rv", "cp")}
         stale = 0
-        for (kind, ident), key, raw in zip(ent_list, ent_keys, ent_states):
+        for (kind, ident), key, raw in paced(zip(ent_list, ent_keys, ent_states), self.pause):
             evs = by_entity[(kind, ident)]
             if fresh_ids is not None:
                 evs = [(ev, ts) for ev, ts in evs if ev["id"] in fresh_ids]
@@ -977,7 +981,7 @@ class Aggregator:
                    segments: list[tuple[list[bytes], list[bytes]]],
                    by_entity: dict[tuple[str, str], list[tuple[dict[str, Any], int]]], fresh_ids: set[str] | None,
                    display: dict[str, dict[str, bytes]]) -> None:
-        for (kind, ident), key, (pred, after) in zip(tl_list, tl_keys, segments):
+        for (kind, ident), key, (pred, after) in paced(zip(tl_list, tl_keys, segments), self.pause):
             evs = by_entity[(kind, ident)]
             if fresh_ids is not None:
                 evs = [(ev, ts) for ev, ts in evs if ev["id"] in fresh_ids]
@@ -1028,7 +1032,7 @@ class Aggregator:
                 ts, eid, team = orjson.loads(val)
                 latest_author[a] = (ts, eid, team)
         changed_authors: set[str] = set()
-        for ev, ts in fresh:
+        for ev, ts in paced(fresh, self.pause):
             t = ev["type"]
             d = ev.get("data") or {}
             regs["types"].add(t)

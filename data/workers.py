@@ -7,6 +7,7 @@ import threading
 from typing import Any, Callable
 
 from data.aggregator import Aggregator
+from data.pace import Pause, loop_pause, paced
 from data.timeutil import now_ms, parse_duration, to_datetime
 
 log = logging.getLogger("qms.workers")
@@ -27,11 +28,11 @@ class Worker:
 
 
 def embedded_aggregator(services: Any) -> Aggregator:
-    """The web process's aggregator. Its batches stay at the base size: under gevent (`cli.py
-    serve`) its thread is a greenlet on the server's loop, and a batch's computation holds the
-    loop (a batch grown to 8000 for a backlog would hold it ~4x as long as one of 2000)."""
+    """The web process's aggregator. Under gevent (`cli.py serve`) its thread is a greenlet on the
+    server's loop: its loops give way to the pages every ~2 ms (data.pace), and its batches stay
+    at the base size (a batch grown to 8000 for a backlog would hold Redis ~2.3x as long)."""
     s = services.settings
-    return Aggregator.from_settings(services.redis, s, batch_max=s.aggregator_batch)
+    return Aggregator.from_settings(services.redis, s, batch_max=s.aggregator_batch, pause=loop_pause())
 
 
 def start_aggregator(services: Any) -> Worker:
@@ -59,7 +60,8 @@ def start_publisher(services: Any) -> Worker:
 def simulate_into(ingest: Callable[[list[dict[str, Any]]], Any], *, rate: float, seed: int, backfill_ms: int,
                   stop: threading.Event, live: bool = True, chunk: int = 5000,
                   progress: Callable[[int], None] | None = None, epoch_ms: int | None = None,
-                  resume_ms: int | None = None, on_cursor: Callable[[int], None] | None = None) -> int:
+                  resume_ms: int | None = None, on_cursor: Callable[[int], None] | None = None,
+                  pause: Pause | None = None) -> int:
     """Backfill `backfill_ms` of history, then (if live) stream in real time. Returns events sent.
 
     With `epoch_ms`/`resume_ms` the simulation restarts from its epoch and replays, without
@@ -73,7 +75,7 @@ def simulate_into(ingest: Callable[[list[dict[str, Any]]], Any], *, rate: float,
     if resume_ms is not None and resume_ms > start:
         while cursor < resume_ms and not stop.is_set():
             step_end = min(resume_ms, cursor + 6 * 3_600_000)
-            for _ in sim.events_between(to_datetime(cursor), to_datetime(step_end)):
+            for _ in paced(sim.events_between(to_datetime(cursor), to_datetime(step_end)), pause):
                 pass
             cursor = step_end
     sent = 0
@@ -81,7 +83,7 @@ def simulate_into(ingest: Callable[[list[dict[str, Any]]], Any], *, rate: float,
     while not stop.is_set():
         upto = now_ms()
         step_end = min(upto, cursor + 3_600_000)      # backfill an hour of simulated time at a time
-        for ev in sim.events_between(to_datetime(cursor), to_datetime(step_end)):
+        for ev in paced(sim.events_between(to_datetime(cursor), to_datetime(step_end)), pause):
             batch.append(ev)
             if len(batch) >= chunk:
                 ingest(batch)
@@ -128,9 +130,14 @@ def start_demo(services: Any) -> Worker:
             r.hset(key, "beat", now_ms())
             if resume > epoch:
                 log.info("demo: resuming the simulation of %s from %s", to_datetime(epoch), to_datetime(resume))
+            # Under gevent (`cli.py serve`) the simulator shares the pages' loop: it gives way
+            # while it generates, and hands the ingest (which validates a chunk at once) 500
+            # events at a time rather than 5000.
+            pause = loop_pause()
             n = simulate_into(lambda b: services.ingestor.ingest(b, origin="simulator"), rate=s.demo_rate,
                               seed=s.demo_seed, backfill_ms=0, stop=stop, epoch_ms=epoch, resume_ms=resume,
-                              on_cursor=lambda c: r.hset(key, mapping={"cursor": c, "beat": now_ms()}))
+                              on_cursor=lambda c: r.hset(key, mapping={"cursor": c, "beat": now_ms()}),
+                              pause=pause, chunk=5000 if pause is None else 500)
             log.info("simulator stopped after %d events", n)
         except Exception:
             log.exception("simulator failed")

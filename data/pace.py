@@ -1,0 +1,52 @@
+"""Giving way to the loop. Under `cli.py serve` (gevent, patched threads) the web process's own
+workers — the embedded aggregator, the demo's simulator — are greenlets on the loop that
+answers every page, and whatever they compute between two waits on I/O, no page is answered
+(a batch of 2000 events is ~100 ms of folding). Their long loops go through `paced`, so they
+give way every couple of milliseconds there; in a process of their own (`cli.py aggregate`)
+or beside Werkzeug's threads the pause is None and the loops are left as they are.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+Pause = Callable[[], None]
+
+SLICE_S = 0.002      # the longest stretch of computation between two pauses (about)
+EVERY = 16           # items between two looks at the clock
+
+
+def loop_pause(slice_s: float = SLICE_S) -> Pause | None:
+    """Under gevent's patched threads, a pause that lets every other ready greenlet (and the
+    sockets that became ready) run once `slice_s` has passed since it last did; else None."""
+    from gevent import monkey
+    if not monkey.is_module_patched("threading"):
+        return None
+    import gevent
+    clock = time.perf_counter
+    last = clock()
+
+    def pause() -> None:
+        nonlocal last
+        if clock() - last >= slice_s:
+            gevent.sleep(0)
+            last = clock()
+    return pause
+
+
+def paced(items: Iterable[T], pause: Pause | None, every: int = EVERY) -> Iterable[T]:
+    """`items` with `pause` called after every `every` of them; `items` itself when no pause."""
+    if pause is None:
+        return items
+    return _paced(items, pause, every)
+
+
+def _paced(items: Iterable[T], pause: Pause, every: int) -> Iterator[T]:
+    n = 0
+    for item in items:
+        yield item
+        n += 1
+        if n == every:
+            n = 0
+            pause()

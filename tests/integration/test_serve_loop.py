@@ -1,0 +1,128 @@
+"""`cli.py serve` runs on gevent: its aggregator thread and the demo's simulator are greenlets
+on the loop that answers every page. A stretch of computation between two waits on I/O holds
+every request (bench/serve_stalls.py: GET /login p95 ~110 ms, max ~140–270 ms during `./run`'s
+backfill). Under gevent those workers pause for the loop while they compute; elsewhere (the
+`cli.py aggregate` process, Werkzeug's threads) they do not.
+
+Each check runs in a child process patched as `cli.py serve` patches itself. A greenlet that
+only yields (`ticker`) counts how often it ran *inside* a stretch of pure computation: a
+batch's entity folds, its parse, a simulated hour's events (with an ingest that does no I/O).
+Without pauses it can never run there; no time is measured.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CHILD = r"""
+from gevent import monkey
+monkey.patch_all()
+import json, sys, threading
+import gevent
+from data.services import Services
+from data.workers import embedded_aggregator, simulate_into
+from settings import Settings
+from tests.helpers import busy_events
+import orjson
+
+url, data_dir = sys.argv[1], sys.argv[2]
+settings = Settings.from_env({}, redis_url=url, run_aggregator=True, demo=False, secret_key="k" * 48,
+                             data_dir=data_dir)
+svc = Services.build(settings)
+r = svc.redis
+r.flushdb()
+START = 1_793_779_200_000      # 2026-11-04T08:00Z: a working morning (tests.helpers.busy_events)
+events = busy_events(2, START + 2 * 3_600_000, seed=5, rate=2.0)
+svc.ingestor.ingest(events, origin="test")
+
+inside = {"parse": False, "_entities": False, "simulate": False}
+ran = {k: 0 for k in inside}
+stop = False
+
+def ticker():
+    while not stop:
+        for k, v in inside.items():
+            if v:
+                ran[k] += 1
+        gevent.sleep(0)
+
+def watch(obj, name):
+    orig = getattr(obj, name)
+    def wrapped(*a, **kw):
+        inside[name] = True
+        try:
+            return orig(*a, **kw)
+        finally:
+            inside[name] = False
+    setattr(obj, name, wrapped)
+
+agg = embedded_aggregator(svc)
+watch(agg, "parse")
+watch(agg, "_entities")
+t = gevent.spawn(ticker)
+agg.drain(120)
+applied = int(r.hget(svc.keys.meta, "applied") or 0)
+
+# The demo's simulator as start_demo runs it, with an ingest that does no I/O and no cursor
+# writes: only the generation of 3 hours of events runs between its start and its end.
+import data.workers as workers
+orig = workers.simulate_into
+demo = {"sent": 0}
+def count(batch):
+    demo["sent"] += len(batch)
+def captured(ingest, **kw):
+    demo["pause"] = kw.get("pause") is not None
+    demo["chunk"] = kw.get("chunk")
+    inside["simulate"] = True
+    try:
+        return orig(count, **{**kw, "live": False, "on_cursor": None})
+    finally:
+        inside["simulate"] = False
+workers.simulate_into = captured
+svc.settings = settings.replace(demo=True, demo_backfill="3h", demo_rate=2.0, demo_seed=3)
+workers.start_demo(svc).thread.join(120)
+stop = True
+t.join()
+print(json.dumps({"events": len(events), "applied": applied, "ran": ran, "demo": demo,
+                  "paused": getattr(agg, "pause", None) is not None}))
+"""
+
+
+def _child(redis_url: str, tmp_path: Any) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", CHILD, redis_url, str(tmp_path / "data")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_loop001_embedded_workers_pause_for_the_pages_under_gevent(redis_url: str, r: Any, tmp_path: Any) -> None:
+    got = _child(redis_url, tmp_path)
+    assert got["applied"] == got["events"] > 1000, got
+    # The aggregator computed batches of 2000: other greenlets ran in the middle of its parse
+    # and of its entity folds, not only at its Redis round trips.
+    assert got["ran"]["parse"] > 0, got
+    assert got["ran"]["_entities"] > 0, got
+    # The demo's simulator generating 3 hours of events (its ingest does no I/O), in chunks of
+    # 500 for the ingest, which validates a chunk at once.
+    assert got["demo"]["sent"] > 1000, got
+    assert got["ran"]["simulate"] > 0, got
+    assert got["demo"]["pause"] and got["demo"]["chunk"] == 500, got
+    assert got["paused"], "the web process's aggregator under gevent has a pause"
+
+
+def test_loop002_no_pause_outside_gevent(settings: Any, r: Any) -> None:
+    """`cli.py aggregate` and Werkzeug's threads: nothing to give way to, no pause (the
+    aggregator process's own loops stay as they are)."""
+    from data.aggregator import Aggregator
+    from data.services import Services
+    from data.workers import embedded_aggregator
+    svc = Services.build(settings)
+    assert embedded_aggregator(svc).pause is None
+    assert Aggregator.from_settings(svc.redis, settings).pause is None
