@@ -18,8 +18,11 @@ EVERY = 16           # items between two looks at the clock
 
 
 def loop_pause(slice_s: float = SLICE_S) -> Pause | None:
-    """Under gevent's patched threads, a pause that lets every other ready greenlet (and the
-    sockets that became ready) run once `slice_s` has passed since it last did; else None."""
+    """Under gevent's patched threads, a pause once `slice_s` has passed since the last: a timer
+    of 0 s, so the loop goes round once — polls its sockets without waiting, runs what is ready —
+    and comes back (~3 µs when nothing is). `gevent.sleep(0)` runs only the greenlets already
+    scheduled, not a request waiting on its socket; `gevent.idle()` would wait for a loop with
+    nothing to do, which a busy server never has. Else None."""
     from gevent import monkey
     if not monkey.is_module_patched("threading"):
         return None
@@ -30,7 +33,8 @@ def loop_pause(slice_s: float = SLICE_S) -> Pause | None:
     def pause() -> None:
         nonlocal last
         if clock() - last >= slice_s:
-            gevent.sleep(0)
+            hub = gevent.get_hub()
+            hub.wait(hub.loop.timer(0))
             last = clock()
     return pause
 
