@@ -754,7 +754,7 @@ class Aggregator:
             latest = self._registries_and_raw(g, w, own, author_list, author_vals, now, parsed.raws)
             if part:
                 self._forward(g, fresh, parsed.direct)
-            for (res_name, fam, start), fields in acc.rolled(now).items():
+            for (res_name, fam, start), fields in paced(acc.rolled(now).items(), self.pause):
                 w.increments(pk.rollup(res_name, fam, start),
                              start + STEP[res_name] + RETENTION[res_name] + EXPIRY_SLACK_MS, fields)
             for fam, fields in acc.totals.items():
@@ -820,7 +820,7 @@ class Aggregator:
         marked: set[tuple[int, int, bytes]] = set()
         for day, idents in days.items():
             by_bucket: dict[int, list[bytes]] = defaultdict(list)
-            for i in idents:
+            for i in paced(idents, self.pause, 256):
                 if fresh_ids is None or i in fresh_ids:
                     bucket, fp = fps[i]
                     by_bucket[bucket].append(fp)
