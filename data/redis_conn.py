@@ -180,13 +180,28 @@ def _cluster_port() -> int:
     raise RedisUnavailable("no free port pair for a cluster node")
 
 
-def start_local_cluster(masters: int = 3, timeout_s: float = 60.0) -> tuple[list[subprocess.Popen[bytes]], str, list[str]]:
+def start_local_cluster(masters: int = 3, timeout_s: float = 60.0,
+                        attempts: int = 3) -> tuple[list[subprocess.Popen[bytes]], str, list[str]]:
     """A throw-away Redis Cluster on loopback (integration tests, benchmarks): `masters` empty
     `redis-server --cluster-enabled yes` nodes joined by `redis-cli --cluster create`, no
-    replicas. Returns the processes (kill them), the URL of one node and their folders."""
+    replicas. Returns the processes (kill them), the URL of one node and their folders.
+    A node can lose its port (or its bus port) to another process between the check and its
+    start, as under a parallel test run: the cluster is then started again on other ports."""
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if not server or not cli:
         raise RedisUnavailable("a Redis Cluster needs redis-server and redis-cli 7.x on PATH")
+    for attempt in range(attempts):
+        try:
+            return _start_cluster(server, cli, masters, timeout_s)
+        except (RedisUnavailable, redis.RedisError, subprocess.SubprocessError) as exc:
+            if attempt == attempts - 1:
+                raise RedisUnavailable(f"the local cluster did not start in {attempts} attempts: {exc}") from exc
+            log.warning("local cluster: %s; starting again on other ports", exc)
+    raise AssertionError("unreachable")
+
+
+def _start_cluster(server: str, cli: str, masters: int,
+                   timeout_s: float) -> tuple[list[subprocess.Popen[bytes]], str, list[str]]:
     procs: list[subprocess.Popen[bytes]] = []
     addrs, dirs = [], []
     try:
@@ -204,7 +219,8 @@ def start_local_cluster(masters: int = 3, timeout_s: float = 60.0) -> tuple[list
                 if proc.poll() is not None:
                     raise RedisUnavailable(f"cluster node {host}:{port} exited with {proc.returncode}")
                 try:
-                    if redis.Redis(host=host, port=port, socket_connect_timeout=0.2).ping():
+                    if redis.Redis(host=host, port=port, socket_connect_timeout=0.2, socket_timeout=2,
+                                   retry=Retry(NoBackoff(), 0)).ping():
                         break
                 except redis.ConnectionError:
                     if time.monotonic() > deadline:
