@@ -19,6 +19,7 @@ import redis
 
 from data.events import check_item, item_id, item_raw
 from data.keys import Keys, fingerprint, seen_buckets
+from data.pace import Pause, loop_pause, paced
 from data.partition import route
 from data.timeutil import DAY_MS, fmt_ms, now_ms
 
@@ -87,7 +88,7 @@ class IngestResult:
 
 class Ingestor:
     def __init__(self, r: redis.Redis, keys: Keys, *, max_future_skew_s: int = 900, dedup_retention_days: int = 90,
-                 stream_maxlen: int = 5_000_000, dedup_buckets: int = 1024) -> None:
+                 stream_maxlen: int = 5_000_000, dedup_buckets: int = 1024, pause: Pause | None = None) -> None:
         self.r = r
         self.k = keys
         self.skew_ms = max_future_skew_s * 1000
@@ -96,12 +97,15 @@ class Ingestor:
         self.wanted_buckets = dedup_buckets
         self.buckets = 0                 # the deployment's, read at the first ingest (data.keys.seen_buckets)
         self._script = r.register_script(_LUA)
+        # A web process under gevent (cli.py serve, gunicorn -k gevent): validating a request
+        # of up to max_batch_events (10,000) gives way to the other sockets (data.pace).
+        self.pause = pause
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any) -> "Ingestor":
         return cls(r, Keys.from_settings(r, settings), max_future_skew_s=settings.max_future_skew_s,
                    dedup_retention_days=settings.dedup_retention_days, stream_maxlen=settings.stream_maxlen,
-                   dedup_buckets=settings.dedup_buckets)
+                   dedup_buckets=settings.dedup_buckets, pause=loop_pause())
 
     def ingest(self, items: Iterable[Any], origin: str = "api") -> IngestResult:
         """Validate raw items; add the valid, new ones to the stream; dead-letter the rest."""
@@ -114,7 +118,7 @@ class Ingestor:
         if not self.buckets:
             self.buckets = seen_buckets(self.r, k, self.wanted_buckets)
         buckets = self.buckets
-        for index, item in enumerate(items):
+        for index, item in enumerate(paced(items, self.pause)):
             ev, ts, errors = check_item(item, now, self.skew_ms)
             if ev is None:
                 result.rejected += 1

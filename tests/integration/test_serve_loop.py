@@ -41,7 +41,7 @@ START = 1_793_779_200_000      # 2026-11-04T08:00Z: a working morning (tests.hel
 events = busy_events(2, START + 2 * 3_600_000, seed=5, rate=2.0)
 svc.ingestor.ingest(events, origin="test")
 
-inside = {"parse": False, "_entities": False, "simulate": False}
+inside = {"parse": False, "_entities": False, "simulate": False, "validate": False}
 ran = {k: 0 for k in inside}
 stop = False
 
@@ -97,9 +97,27 @@ def captured(ingest, **kw):
 workers.simulate_into = captured
 svc.settings = settings.replace(demo=True, demo_backfill="3h", demo_rate=2.0, demo_seed=3)
 workers.start_demo(svc).thread.join(120)
+
+# One request's worth of events through the ingest (as POST /api/events hands them over): the
+# flag is up from the first event's validation until the ingest's script goes to Redis.
+import data.ingest as ingest_mod
+orig_check = ingest_mod.check_item
+def check(*a, **kw):
+    inside["validate"] = True
+    return orig_check(*a, **kw)
+ingest_mod.check_item = check
+orig_script = svc.ingestor._script
+def script(*a, **kw):
+    inside["validate"] = False
+    return orig_script(*a, **kw)
+svc.ingestor._script = script
+more = busy_events(3, START + 27 * 3_600_000, seed=6, rate=2.0)[:5000]
+ingested = svc.ingestor.ingest(more, origin="test").accepted
+inside["validate"] = False
 stop = True
 t.join(5)
-print(json.dumps({"events": len(events), "applied": applied, "ran": ran, "demo": demo,
+print(json.dumps({"events": len(events), "applied": applied, "ran": ran, "demo": demo, "ingested": ingested,
+                  "ingest_paused": getattr(svc.ingestor, "pause", None) is not None,
                   "paused": getattr(agg, "pause", None) is not None}))
 """
 
@@ -124,15 +142,20 @@ def test_loop001_embedded_workers_pause_for_the_pages_under_gevent(redis_url: st
     assert got["demo"]["sent"] > 1000, got
     assert got["ran"]["simulate"] > 0, got
     assert got["demo"]["pause"] and got["demo"]["chunk"] == 500, got
+    # The ingest validating one request of 5000 events (a request may carry 10,000).
+    assert got["ingested"] == 5000, got
+    assert got["ran"]["validate"] > 0, got
+    assert got["ingest_paused"], got
     assert got["paused"], "the web process's aggregator under gevent has a pause"
 
 
 def test_loop002_no_pause_outside_gevent(settings: Any, r: Any) -> None:
     """`cli.py aggregate` and Werkzeug's threads: nothing to give way to, no pause (the
-    aggregator process's own loops stay as they are)."""
+    aggregator process's own loops and the ingest stay as they are)."""
     from data.aggregator import Aggregator
     from data.services import Services
     from data.workers import embedded_aggregator
     svc = Services.build(settings)
     assert embedded_aggregator(svc).pause is None
     assert Aggregator.from_settings(svc.redis, settings).pause is None
+    assert svc.ingestor.pause is None
