@@ -1,7 +1,8 @@
 """How long `cli.py serve`'s loop is held by the work it runs beside the pages.
 
     python bench/serve_stalls.py [--mode demo|backlog|ingest] [--seconds 60] [--events 100000]
-                                 [--post-batch 3000] [--interval 0.02] [--redis-url redis://127.0.0.1:6379/14]
+                                 [--post-batch 3000] [--interval 0.02] [--set QMS_NAME=VALUE ...]
+                                 [--redis-url redis://127.0.0.1:6379/14]
 
 `cli.py serve` runs on gevent: one loop serves every connection, and the web process's own
 workers (the aggregator thread of QMS_RUN_AGGREGATOR, the demo's simulator, the live
@@ -130,6 +131,9 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=100_000, help="--mode backlog: events waiting in the stream")
     ap.add_argument("--post-batch", type=int, default=3000, help="--mode ingest: events a request")
     ap.add_argument("--interval", type=float, default=0.02)
+    ap.add_argument("--set", action="append", default=[], metavar="QMS_NAME=VALUE",
+                    help="a setting of the server (e.g. QMS_ARCHIVE_INTERVAL_S=30: the embedded archiver's "
+                         "first move, of the demo's oldest day, within the probe)")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     args = ap.parse_args()
     r = connect(args.redis_url)
@@ -150,6 +154,11 @@ def main() -> None:
     env = {"QMS_PORT": str(port), "QMS_SECRET_KEY": "bench-serve-stalls", "QMS_DATA_DIR": data_dir}
     if args.mode == "ingest":
         env["QMS_RUN_AGGREGATOR"] = "0"
+    for kv in args.set:
+        name, _, value = kv.partition("=")
+        if not name.startswith("QMS_"):
+            raise SystemExit(f"--set {kv}: a QMS_ setting")
+        env[name] = value
     server = Child("serve", cmd, _child_env(args.redis_url, env))
     drain: dict[str, Any] = {}
     stop = threading.Event()

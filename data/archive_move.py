@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 import redis
@@ -272,12 +272,16 @@ def _write_part(arch: Archive, day: int, rows: list[tuple[str, str, int, dict[st
 
 
 def run(r: redis.Redis, keys: Keys, arch: Archive, *, hot_hours: float, retention_days: int, interval_s: float,
-        stop: threading.Event, keep_days: int = 0) -> None:
-    """Move now and then every `interval_s` until stopped (cli.py archive --loop, the embedded worker)."""
+        stop: threading.Event, keep_days: int = 0,
+        runner: Callable[[Callable[[redis.Redis], MoveReport]], MoveReport] | None = None) -> None:
+    """Move now and then every `interval_s` until stopped (cli.py archive --loop, the embedded worker).
+    `runner`: how one move is run, given the move as a function of a client (default: here, on `r`)."""
+    def once(client: redis.Redis) -> MoveReport:
+        return move(client, keys, arch, hot_hours=hot_hours, retention_days=retention_days, keep_days=keep_days)
     while not stop.is_set():
         started = time.monotonic()
         try:
-            report = move(r, keys, arch, hot_hours=hot_hours, retention_days=retention_days, keep_days=keep_days)
+            report = once(r) if runner is None else runner(once)
             if report.written or report.removed or report.pruned:
                 log.info(report.line())
         except ArchiveBusy as exc:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from data.aggregator import Aggregator
 from data.pace import Pause, loop_pause, paced
 from data.timeutil import now_ms, parse_duration, to_datetime
 
 log = logging.getLogger("qms.workers")
+T = TypeVar("T")
 
 
 class Worker:
@@ -41,13 +42,44 @@ def start_aggregator(services: Any) -> Worker:
 
 def start_archiver(services: Any) -> Worker:
     """The event archiver (data/archive_move.py) with the embedded aggregator: raw events older
-    than the hot window move to Parquet every `archive_interval_s`."""
+    than the hot window move to Parquet every `archive_interval_s`. Under gevent (`cli.py
+    serve`) each move runs on a native thread of its own (`off_loop_runner`): a first move of
+    `./run`'s history held the server's loop 1.2 s."""
     from data import archive_move
     s = services.settings
     keys, arch = archive_move.from_settings(services.redis, s)
     return Worker("qms-archiver", lambda stop: archive_move.run(
         services.redis, keys, arch, hot_hours=s.raw_hot_hours, retention_days=s.raw_retention_days,
-        interval_s=s.archive_interval_s, stop=stop, keep_days=s.archive_retention_days)).start()
+        interval_s=s.archive_interval_s, stop=stop, keep_days=s.archive_retention_days,
+        runner=off_loop_runner(services))).start()
+
+
+def off_loop_runner(services: Any) -> Callable[[Callable[[Any], T]], T] | None:
+    """Under gevent, a runner that calls fn(client) on a native thread — the pyarrow writes,
+    DuckDB checks and row building of a move, off the loop that answers the pages — with a
+    Redis client made in that thread and closed after (gevent's sockets belong to the thread
+    that made them); the calling greenlet waits without holding the loop. Else None (call it
+    here). Not for Redis Cluster, whose client is not made again here: None."""
+    from gevent import monkey
+    if not monkey.is_module_patched("threading") or services.settings.redis_cluster:
+        return None
+    from gevent.threadpool import ThreadPool
+
+    from data.redis_conn import client_for
+    s = services.settings
+    url = s.redis_url or services.embedded.url
+    pool = ThreadPool(1)
+
+    def call(fn: Callable[[Any], T]) -> T:
+        def in_thread() -> T:
+            client = client_for(url, connect_timeout_s=s.redis_connect_timeout_s,
+                                socket_timeout_s=s.redis_socket_timeout_s)
+            try:
+                return fn(client)
+            finally:
+                client.close()
+        return pool.apply(in_thread)
+    return call
 
 
 def start_publisher(services: Any) -> Worker:

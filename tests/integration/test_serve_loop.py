@@ -159,3 +159,80 @@ def test_loop002_no_pause_outside_gevent(settings: Any, r: Any) -> None:
     assert embedded_aggregator(svc).pause is None
     assert Aggregator.from_settings(svc.redis, settings).pause is None
     assert svc.ingestor.pause is None
+
+
+ARCHIVER_CHILD = r"""
+from gevent import monkey
+monkey.patch_all()
+import json, sys, time
+import gevent
+from gevent.socket import wait_read
+import socket
+from data import archive_move
+from data.aggregator import Aggregator
+from data.services import Services
+from data.workers import off_loop_runner
+from settings import Settings
+from tests.helpers import busy_events
+
+url, data_dir = sys.argv[1], sys.argv[2]
+# A fixed morning a month back, kept raw (retention 10 years) and past the 48 h hot window.
+settings = Settings.from_env({}, redis_url=url, run_aggregator=True, demo=False, secret_key="k" * 48,
+                             data_dir=data_dir, raw_retention_days=3650)
+svc = Services.build(settings)
+r = svc.redis
+r.flushdb()
+START = 1_793_779_200_000      # 2026-11-04T08:00Z
+events = busy_events(4, START + 4 * 3_600_000, seed=5, rate=2.0)
+svc.ingestor.ingest(events, origin="test")
+Aggregator.from_settings(r, settings).drain(120)
+
+inside = {"write": False}
+ran = {"write": 0}
+stop = False
+near, far = socket.socketpair()
+
+def ticker():
+    far.send(b"x")
+    while not stop:
+        wait_read(near.fileno())
+        near.recv(1)
+        if inside["write"]:
+            ran["write"] += 1
+        far.send(b"x")
+
+orig = archive_move._write_part
+def write(*a, **kw):
+    inside["write"] = True
+    try:
+        orig(*a, **kw)
+    finally:
+        inside["write"] = False
+archive_move._write_part = write
+
+keys, arch = archive_move.from_settings(r, settings)
+runner = off_loop_runner(svc)
+once = lambda client: archive_move.move(client, keys, arch, hot_hours=48, retention_days=3650)
+t = gevent.spawn(ticker)
+report = once(r) if runner is None else runner(once)
+stop = True
+t.join(5)
+print(json.dumps({"events": len(events), "written": report.written, "ran": ran, "off_loop": runner is not None,
+                  "archived": sum(1 for _ in arch.base.rglob("*.parquet"))}))
+"""
+
+
+def test_loop003_the_embedded_archiver_moves_off_the_loop(redis_url: str, r: Any, tmp_path: Any) -> None:
+    """A move writes Parquet (pyarrow) and checks it (DuckDB): `./run`'s first move of its
+    history held the server's loop 1.2 s. Under gevent each move runs on a native thread with
+    a Redis client of its own; a request waiting on its socket is served while the part is
+    written."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", ARCHIVER_CHILD, redis_url, str(tmp_path / "data")], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["off_loop"], got
+    assert got["written"] == got["events"] > 1000, got
+    assert got["archived"] >= 1, got
+    assert got["ran"]["write"] > 0, got
