@@ -101,7 +101,7 @@ class EmbeddedRedis:
         if not os.path.exists(self.socket):
             return False
         try:
-            return bool(redis.Redis(unix_socket_path=self.socket, socket_timeout=1).ping())
+            return bool(redis.Redis(unix_socket_path=self.socket, socket_timeout=1, retry=Retry(NoBackoff(), 0)).ping())
         except redis.RedisError:
             return False
 
@@ -109,7 +109,7 @@ class EmbeddedRedis:
         if self.proc is None or self.proc.poll() is not None:
             return
         try:
-            redis.Redis(unix_socket_path=self.socket, socket_timeout=5).shutdown(save=True)
+            redis.Redis(unix_socket_path=self.socket, socket_timeout=5, retry=Retry(NoBackoff(), 0)).shutdown(save=True)
         except redis.RedisError:
             pass
         try:

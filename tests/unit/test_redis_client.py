@@ -47,3 +47,38 @@ def test_rcl003_a_connection_reset_while_replies_are_read_is_a_redis_connection_
         sent.replies()
     assert sent.conn is None                     # discarded: closed and given back
     assert raw_pipeline(r, [("PING",)]) == [b"PONG"]
+
+
+def test_rcl004_the_embedded_servers_ping_asks_once(tmp_path: Any) -> None:
+    """Whether the embedded redis-server answers (at start, at stop) is asked once, within its
+    1 s timeout: redis-py 8's default client would connect and ask three times more, with
+    back-off, at a server that accepts and never answers (a hung one)."""
+    import socket
+    import threading
+
+    from data.redis_conn import EmbeddedRedis
+    emb = EmbeddedRedis(str(tmp_path))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(emb.socket)
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not done.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        assert emb._ping() is False
+    finally:
+        done.set()
+        t.join(2)
+        for c in accepted:
+            c.close()
+        listener.close()
+    assert len(accepted) == 1, f"{len(accepted)} connections for one question"
