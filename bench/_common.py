@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -215,6 +216,13 @@ def chunks(seq: list[Any], size: int) -> Iterable[list[Any]]:
 
 
 # --- processes --------------------------------------------------------------------------------
+
+def free_port() -> int:
+    """A loopback port free now (for a server the bench starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
 
 def _child_env(redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QMS_") and k != "REDIS_URL"}

@@ -59,7 +59,6 @@ import argparse
 import http.client
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -81,6 +80,7 @@ from _common import (  # noqa: E402
     connect,
     exit_on_sigterm,
     flush,
+    free_port,
     load_simulated,
     pct,
     print_machine,
@@ -242,12 +242,6 @@ def fill(args: argparse.Namespace, r: Any, env: dict[str, str]) -> int:
 
 
 # --- server and API -------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def start_app(redis_url: str, data_dir: str, secret: str) -> tuple[Child, str]:
     """`python cli.py serve` (werkzeug, threaded) with the settings in the environment."""

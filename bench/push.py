@@ -66,7 +66,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -89,6 +88,7 @@ from _common import (  # noqa: E402
     connect,
     exit_on_sigterm,
     flush,
+    free_port,
     pct,
     print_machine,
     proc_cpu,
@@ -108,12 +108,6 @@ mono = time.monotonic
 
 
 # --- small helpers ----------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def rss_kib(pid: int) -> int:
     """VmRSS of a process and all its descendants, in KiB (0 if gone)."""

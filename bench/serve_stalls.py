@@ -27,7 +27,6 @@ import argparse
 import http.client
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -39,14 +38,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (ROOT, Child, _child_env, applied, auth_headers, connect, flush, generate,  # noqa: E402
-                     load_stream, pct, print_machine, table)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from _common import (ROOT, Child, _child_env, applied, auth_headers, connect, flush, free_port,  # noqa: E402
+                     generate, load_stream, pct, print_machine, table)
 
 
 def wait_up(child: Child, port: int, timeout: float = 120.0) -> None:

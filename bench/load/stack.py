@@ -11,7 +11,6 @@ import http.client
 import os
 import secrets
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from _common import ROOT, Child, _child_env, start_aggregator, wait_group  # noqa: E402
+from _common import ROOT, Child, _child_env, free_port, start_aggregator, wait_group  # noqa: E402
 
 PASSWORD = "bench-pages-password-1"      # bench/pages.py's: capture.py signs in with its helper
 # The roles of config/rbac.yaml that open dashboards, in the order accounts are dealt out
@@ -30,12 +29,6 @@ PASSWORD = "bench-pages-password-1"      # bench/pages.py's: capture.py signs in
 ROLES = ("executive", "qa_lead", "developer", "operations", "admin")
 DASHBOARDS = {"executive": ["executive"], "qa_lead": ["qa"], "developer": ["developer"],
               "operations": ["operational"], "admin": ["executive", "operational", "qa", "developer"]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_users(r: Any, n: int, prefix: str = "qms") -> list[dict[str, Any]]:
