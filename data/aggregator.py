@@ -72,7 +72,7 @@ from data.events import item_id, validate
 from data.keys import ROUTER_GROUP, Keys, fingerprint, seen_buckets
 from data.pace import Pause, paced
 from data.partition import FORWARDED, owner, partition_of, route, route_raw, targets
-from data.redis_conn import Script, Sent, by_node, first_error, node_for, raw_ordered, raw_pipeline, raw_pipelines
+from data.redis_conn import Script, Sent, first_error, node_for, raw_ordered, raw_pipeline, write_all
 from data.timeutil import DAY_MS, EXPIRY_SLACK_MS, RESOLUTIONS, fmt_ms, now_ms
 
 log = logging.getLogger("qms.aggregator")
@@ -891,20 +891,7 @@ class Aggregator:
         latest-wins script (partitions write them concurrently)."""
         if g.cmds:
             self._check_types(g)
-            try:
-                for replies in raw_pipelines(by_node(self.r, g.cmds)):
-                    err = first_error(replies)
-                    if err is not None:
-                        raise err
-            except (redis.exceptions.MovedError, redis.exceptions.AskError):
-                # A slot moved: redis-py's cluster pipeline follows the redirects (and
-                # refreshes its table); the writes are idempotent, so sending them again is safe.
-                with self.r.pipeline(transaction=False) as p:
-                    for cmd in g.cmds:
-                        p.execute_command(*cmd)
-                    for reply in p.execute(raise_on_error=False):
-                        if isinstance(reply, Exception):
-                            raise reply
+            write_all(self.r, g.cmds)     # a moved slot: all again, redirects followed (idempotent)
         if latest:
             self._authors_script(keys=[self.k.authors], args=[x for kv in latest.items() for x in kv])
 

@@ -36,7 +36,7 @@ import redis
 from data import contrib
 from data.archive import ACTOR_FIELDS, ARCHIVE_LOCK, ARCHIVE_META, Archive
 from data.keys import Keys
-from data.redis_conn import first_error, raw_ordered
+from data.redis_conn import write_all
 from data.timeutil import DAY_MS, HOUR_MS, now_ms, parse_iso
 
 log = logging.getLogger("qms.archive")
@@ -215,8 +215,8 @@ def _move_slice(r: redis.Redis, keys: Keys, arch: Archive, day: int, bodies: dic
         report.written += len(new)
         report.parts += 1
     # Only now (the part is on disk, its rows counted): forget the slice in Redis. One ZREM per
-    # entity index, packed by hiredis: a ZREM per event and reference through redis-py's
-    # pipeline was most of a move's CPU (250,000 commands for 160,000 events).
+    # entity index, packed by hiredis (write_all): a ZREM per event and reference through
+    # redis-py's pipeline was most of a move's CPU (250,000 commands for 160,000 events).
     by_entity: dict[str, list[str]] = {}
     for ident, _t, ev, _b in rows:
         for kind, ent in contrib.entity_refs(ev):
@@ -224,17 +224,7 @@ def _move_slice(r: redis.Redis, keys: Keys, arch: Archive, day: int, bodies: dic
     cmds: list[tuple[Any, ...]] = [("HDEL", keys.raw(day), *bodies.keys())]
     cmds += [("ZREM", keys.raw_index(etype, day), *ids) for etype, ids in by_type.items()]
     cmds += [("ZREM", key, *ids) for key, ids in by_entity.items()]
-    try:
-        err = first_error(raw_ordered(r, cmds))
-    except (redis.exceptions.MovedError, redis.exceptions.AskError):
-        # A slot moved (Redis Cluster): redis-py's cluster pipeline follows the redirects; the
-        # deletions are idempotent, so sending them again is safe.
-        with r.pipeline(transaction=False) as p:
-            for cmd in cmds:
-                p.execute_command(*cmd)
-            err = first_error(p.execute(raise_on_error=False))
-    if err is not None:
-        raise err
+    write_all(r, cmds)          # deletions: sent again if a slot moved, nothing changes
     report.removed += len(bodies)
 
 

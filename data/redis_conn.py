@@ -417,6 +417,25 @@ def raw_ordered(r: Any, cmds: list[tuple[Any, ...]]) -> list[Any]:
     return out
 
 
+def write_all(r: Any, cmds: list[tuple[Any, ...]]) -> None:
+    """Commands whose repetition changes nothing (idempotent writes), packed by hiredis, one
+    write per Redis (on a cluster per master, all masters at once); raises the first error
+    reply. A slot that moved (Redis Cluster) sends them all again through redis-py's cluster
+    pipeline, which follows the redirects (and refreshes its table)."""
+    try:
+        for replies in raw_pipelines(by_node(r, cmds)):
+            err = first_error(replies)
+            if err is not None:
+                raise err
+    except (redis.exceptions.MovedError, redis.exceptions.AskError):
+        with r.pipeline(transaction=False) as p:
+            for cmd in cmds:
+                p.execute_command(*cmd)
+            for reply in p.execute(raise_on_error=False):
+                if isinstance(reply, Exception):
+                    raise reply
+
+
 def first_error(replies: list[Any]) -> redis.ResponseError | None:
     for reply in replies:
         if isinstance(reply, redis.ResponseError):
