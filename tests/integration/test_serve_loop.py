@@ -23,13 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = r"""
 from gevent import monkey
 monkey.patch_all()
-import json, sys, threading
-import gevent
+import json, sys
 from data.services import Services
-from data.workers import embedded_aggregator, simulate_into
+from data.workers import embedded_aggregator
 from settings import Settings
 from tests.helpers import busy_events
-import orjson
+from tests.loop_ticker import Ticker
 
 url, data_dir = sys.argv[1], sys.argv[2]
 settings = Settings.from_env({}, redis_url=url, run_aggregator=True, demo=False, secret_key="k" * 48,
@@ -41,41 +40,12 @@ START = 1_793_779_200_000      # 2026-11-04T08:00Z: a working morning (tests.hel
 events = busy_events(2, START + 2 * 3_600_000, seed=5, rate=2.0)
 svc.ingestor.ingest(events, origin="test")
 
-inside = {"parse": False, "_entities": False, "simulate": False, "validate": False}
-ran = {k: 0 for k in inside}
-stop = False
-
-# A connection that always has a byte to read, as a browser's request waits on its socket: the
-# ticker runs only when the loop polls the sockets and finds it ready.
-import socket
-near, far = socket.socketpair()
-
-from gevent.socket import wait_read
-
-def ticker():
-    far.send(b"x")
-    while not stop:
-        wait_read(near.fileno())      # through the loop's poll, even when the byte is there
-        near.recv(1)
-        for k, v in inside.items():
-            if v:
-                ran[k] += 1
-        far.send(b"x")
-
-def watch(obj, name):
-    orig = getattr(obj, name)
-    def wrapped(*a, **kw):
-        inside[name] = True
-        try:
-            return orig(*a, **kw)
-        finally:
-            inside[name] = False
-    setattr(obj, name, wrapped)
-
+tick = Ticker("parse", "_entities", "simulate", "validate")
+inside = tick.inside
 agg = embedded_aggregator(svc)
-watch(agg, "parse")
-watch(agg, "_entities")
-t = gevent.spawn(ticker)
+tick.watch(agg, "parse")
+tick.watch(agg, "_entities")
+tick.start()
 agg.drain(120)
 applied = int(r.hget(svc.keys.meta, "applied") or 0)
 
@@ -114,9 +84,8 @@ svc.ingestor._script = script
 more = busy_events(3, START + 27 * 3_600_000, seed=6, rate=2.0)[:5000]
 ingested = svc.ingestor.ingest(more, origin="test").accepted
 inside["validate"] = False
-stop = True
-t.join(5)
-print(json.dumps({"events": len(events), "applied": applied, "ran": ran, "demo": demo, "ingested": ingested,
+tick.stop()
+print(json.dumps({"events": len(events), "applied": applied, "ran": tick.ran, "demo": demo, "ingested": ingested,
                   "ingest_paused": getattr(svc.ingestor, "pause", None) is not None,
                   "paused": getattr(agg, "pause", None) is not None}))
 """
@@ -164,16 +133,14 @@ def test_loop002_no_pause_outside_gevent(settings: Any, r: Any) -> None:
 ARCHIVER_CHILD = r"""
 from gevent import monkey
 monkey.patch_all()
-import json, sys, time
-import gevent
-from gevent.socket import wait_read
-import socket
+import json, sys
 from data import archive_move
 from data.aggregator import Aggregator
 from data.services import Services
 from data.workers import off_loop_runner
 from settings import Settings
 from tests.helpers import busy_events
+from tests.loop_ticker import Ticker
 
 url, data_dir = sys.argv[1], sys.argv[2]
 # A fixed morning a month back, kept raw (retention 10 years) and past the 48 h hot window.
@@ -187,37 +154,15 @@ events = busy_events(4, START + 4 * 3_600_000, seed=5, rate=2.0)
 svc.ingestor.ingest(events, origin="test")
 Aggregator.from_settings(r, settings).drain(120)
 
-inside = {"write": False}
-ran = {"write": 0}
-stop = False
-near, far = socket.socketpair()
-
-def ticker():
-    far.send(b"x")
-    while not stop:
-        wait_read(near.fileno())
-        near.recv(1)
-        if inside["write"]:
-            ran["write"] += 1
-        far.send(b"x")
-
-orig = archive_move._write_part
-def write(*a, **kw):
-    inside["write"] = True
-    try:
-        orig(*a, **kw)
-    finally:
-        inside["write"] = False
-archive_move._write_part = write
-
+tick = Ticker("write")
+tick.watch(archive_move, "_write_part", "write")     # a part written: pyarrow, no Redis
 keys, arch = archive_move.from_settings(r, settings)
 runner = off_loop_runner(svc)
 once = lambda client: archive_move.move(client, keys, arch, hot_hours=48, retention_days=3650)
-t = gevent.spawn(ticker)
+tick.start()
 report = once(r) if runner is None else runner(once)
-stop = True
-t.join(5)
-print(json.dumps({"events": len(events), "written": report.written, "ran": ran, "off_loop": runner is not None,
+tick.stop()
+print(json.dumps({"events": len(events), "written": report.written, "ran": tick.ran, "off_loop": runner is not None,
                   "archived": sum(1 for _ in arch.base.rglob("*.parquet"))}))
 """
 
