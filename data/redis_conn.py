@@ -190,14 +190,14 @@ def start_local_cluster(masters: int = 3, timeout_s: float = 60.0,
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if not server or not cli:
         raise RedisUnavailable("a Redis Cluster needs redis-server and redis-cli 7.x on PATH")
-    for attempt in range(attempts):
+    failed: Exception | None = None
+    for _ in range(attempts):
         try:
             return _start_cluster(server, cli, masters, timeout_s)
         except (RedisUnavailable, redis.RedisError, subprocess.SubprocessError) as exc:
-            if attempt == attempts - 1:
-                raise RedisUnavailable(f"the local cluster did not start in {attempts} attempts: {exc}") from exc
+            failed = exc
             log.warning("local cluster: %s; starting again on other ports", exc)
-    raise AssertionError("unreachable")
+    raise RedisUnavailable(f"the local cluster did not start in {attempts} attempts: {failed}") from failed
 
 
 def _start_cluster(server: str, cli: str, masters: int,
