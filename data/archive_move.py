@@ -180,10 +180,7 @@ def _move_before(r: redis.Redis, keys: Keys, arch: Archive, day: int, edge: int,
             if i in held:
                 dangling.setdefault(type_of[i], []).append(i)
         if dangling:
-            with r.pipeline(transaction=False) as p:
-                for t, gone in dangling.items():
-                    p.zrem(keys.raw_index(t, day), *gone)
-                p.execute()
+            write_all(r, [("ZREM", keys.raw_index(t, day), *gone) for t, gone in dangling.items()])
     return moved
 
 
