@@ -83,7 +83,16 @@ def print_machine(r: redis.Redis) -> None:
     m = machine_info(r)
     print(f"machine: {m['nproc']} cpu ({m['cpu']}), {m['ram']} RAM, Python {m['python']}, "
           f"Redis {m['redis']}, load average {m['load']}; speed check {speed_check():.2f} s", flush=True)
-    print(f"code: {git_state()}", flush=True)
+    print(f"code: {git_state()}; {native_state()}", flush=True)
+
+
+def native_state() -> str:
+    """Whether this run's processes load the compiled aggregation path (data/native.py)."""
+    from data import native
+    if not native.enabled():
+        return "compiled modules off (QMS_NATIVE=0)"
+    built = [m for m in native.MODULES if native.built_path(m).is_file()]
+    return f"compiled modules {len(built)}/{len(native.MODULES)} (scripts/build_native.py)"
 
 
 def connect(url: str) -> redis.Redis:

@@ -3,7 +3,7 @@
     python bench/profile_aggregator.py [--events 200000] [--rate 200] [--redis-url ...]
                                        [--profiler cprofile|py-spy|none] [--py-spy PATH] [--top 25]
                                        [--agg-batch N] [--agg-batch-max N]
-                                       [--partitions K] [--as-ingest]
+                                       [--partitions K] [--as-ingest] [--native]
 
 FLUSHDB, XADD N simulated events (no aggregator running), then drain them in this process
 with Aggregator.from_settings(...).drain(). Always prints the split wall / aggregator CPU /
@@ -12,6 +12,9 @@ then, with --profiler cprofile (default), the top functions by own time and by c
 time; with py-spy (sampling, low overhead; `pip install py-spy`), the drain runs in a child
 process under `py-spy record --format raw` and the samples are summed per function (own and
 inclusive %, restricted to samples under Aggregator.drain). `none` gives the plain rate.
+The aggregation path runs compiled when built (data/native.py; the `code:` line says): its
+functions are then C, invisible to cProfile, and seen by py-spy only with `--native`.
+QMS_NATIVE=0 runs the source instead.
 """
 from __future__ import annotations
 
@@ -65,6 +68,9 @@ def spy_report(raw: str, top: int) -> None:
         stack, n_s = line.rsplit(" ", 1)
         frames = stack.split(";")
         start = next((i for i, f in enumerate(frames) if f.startswith("Aggregator.drain ")), None)
+        if start is None:         # compiled (data/native.py): no Python frame of its own
+            start = next((i + 1 for i, f in enumerate(frames) if f.startswith("drain (")
+                          and "profile_aggregator" in f), None)
         if start is None:
             continue
         names = [re.sub(r":\d+\)$", ")", f) for f in frames[start:]]
@@ -73,7 +79,14 @@ def spy_report(raw: str, top: int) -> None:
         own[names[-1]] += n
         for f in set(names):
             incl[f] += n
-    print(f"\npy-spy: {total} samples under Aggregator.drain (on-CPU only)")
+    print(f"\npy-spy: {total} samples under Aggregator.drain (compiled: under the bench's drain; on-CPU only)")
+    by_file: collections.Counter[str] = collections.Counter()
+    for f, n in own.items():
+        where = f.rsplit(" (", 1)[-1].rstrip(")")
+        by_file[re.sub(r"-[0-9a-f]{16}\.cpython.*", " (compiled)", where.rsplit("/", 1)[-1])] += n
+    print("own time by file:")
+    for f, n in by_file.most_common(min(top, 15)):
+        print(f"  {100 * n / total:5.1f}%  {f}")
     print("own time:")
     for f, n in own.most_common(top):
         print(f"  {100 * n / total:5.1f}%  {f}")
@@ -94,6 +107,8 @@ def main() -> None:
     ap.add_argument("--profiler", choices=("cprofile", "py-spy", "none"), default="cprofile")
     ap.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="path of the py-spy binary")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--native", action="store_true",
+                    help="py-spy: C frames too (the compiled modules' functions, orjson, hiredis; data/native.py)")
     ap.add_argument("--partitions", type=int, default=1, help="K partitions, all drained by the one aggregator")
     ap.add_argument("--as-ingest", action="store_true", help="entries as the ingest writes them (validated, field v)")
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
@@ -112,7 +127,8 @@ def main() -> None:
     prof = None
     if args.profiler == "py-spy":
         raw = tempfile.NamedTemporaryFile(prefix="bench-spy-", suffix=".txt", delete=False).name
-        cmd = [args.py_spy, "record", "--format", "raw", "--rate", "200", "--output", raw, "--",
+        cmd = [args.py_spy, "record", "--format", "raw", "--rate", "200", "--output", raw,
+               *(["--native"] if args.native else []), "--",
                sys.executable, str(Path(__file__).resolve()), "--_child", "--redis-url", args.redis_url,
                "--partitions", str(args.partitions)]
         if args.agg_batch:

@@ -5,7 +5,8 @@
 #   scripts/bootstrap.sh [run|dev]        run: requirements.txt (default)
 #   source scripts/bootstrap.sh [run|dev] dev: requirements-dev.txt (tests; includes run)
 #
-# Idempotent: a second call with unchanged requirements only hashes two files.
+# Idempotent: a second call with unchanged requirements only hashes two files (and the
+# compiled modules' sources: scripts/build_native.py).
 # Env: QMS_PYTHON=/path/to/python3.x picks the interpreter that creates the venv.
 
 qms_bootstrap() {
@@ -25,6 +26,11 @@ qms_bootstrap() {
     fi
     _qms_bootstrap_locked "$mode" "$root" "$venv" "$req"
     local rc=$?
+    # The aggregation path compiled for the source as it is (data/native.py): only hashes
+    # when up to date; without a compiler it says so and the source runs.
+    if ((rc == 0)) && [[ "${QMS_NATIVE:-1}" != 0 ]]; then
+        "$venv/bin/python" "$root/scripts/build_native.py" || rc=$?
+    fi
     if [[ -n "${QMS_BOOTSTRAP_FD:-}" ]]; then
         exec {QMS_BOOTSTRAP_FD}>&-
         unset QMS_BOOTSTRAP_FD
