@@ -32,6 +32,14 @@ def cache_dir() -> Path:
     return Path(base) / "qms-native"
 
 
+def put(src: Path, dest: Path) -> None:
+    """Copy whole or not at all: a copy cut short (or read by another checkout's build, through
+    the shared cache) must never be a file of the final name, which the import would load."""
+    part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    shutil.copy2(src, part)
+    part.replace(dest)
+
+
 def compile_modules(sources: dict[str, bytes], jobs: int, work: Path) -> dict[str, Path]:
     """name -> compiled file, for each name's source as given (its module is data.<name>)."""
     from Cython.Build import cythonize
@@ -74,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         cached = cache / path.name
         if cached.is_file() and not args.force:
-            shutil.copy2(cached, path)
+            put(cached, path)
             os.utime(cached)          # used: kept another CACHE_DAYS
             continue
         todo[name] = sources[name]
@@ -86,9 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory(prefix="qms-native-") as tmp:
                 built = compile_modules(todo, max(1, args.jobs), Path(tmp))
                 for name, path in built.items():
-                    part = target[name].with_suffix(".part")
-                    shutil.copy2(path, part)
-                    part.replace(target[name])
+                    put(path, target[name])
         except Exception as exc:     # ImportError (no Cython), CompileError, LinkError, ...
             print(f"native: not compiled ({type(exc).__name__}: {exc}); the modules run as Python source,"
                   " which is slower (docs/PERFORMANCE.md)", file=sys.stderr)
@@ -96,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             cache.mkdir(parents=True, exist_ok=True)
             for name in todo:
-                shutil.copy2(target[name], cache / target[name].name)
+                put(target[name], cache / target[name].name)
         except OSError:
             pass                      # a read-only home: no cache, nothing else lost
         print(f"native: done in {time.monotonic() - start:.0f} s", file=sys.stderr)
     keep = {p.name for p in target.values()}
-    for old in out.glob(f"*{native.EXT}"):
+    for old in [*out.glob(f"*{native.EXT}"), *out.glob(".*.part")]:     # (one build per checkout: bootstrap's lock)
         if old.name not in keep:
             old.unlink(missing_ok=True)
     horizon = time.time() - CACHE_DAYS * 86400
