@@ -234,7 +234,10 @@ def free_port() -> int:
 
 
 def _child_env(redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QMS_") and k != "REDIS_URL"}
+    # The app's settings come from `extra` only; QMS_NATIVE (compiled modules or source, data/native.py) is
+    # how this run's processes execute, so it passes on.
+    env = {k: v for k, v in os.environ.items()
+           if (not k.startswith("QMS_") or k == "QMS_NATIVE") and k != "REDIS_URL"}
     env["REDIS_URL"] = redis_url
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.update(extra or {})
