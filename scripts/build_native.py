@@ -71,7 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strict", action="store_true", help="exit 1 when it cannot compile")
     ap.add_argument("--force", action="store_true", help="compile even what is built or cached")
     args = ap.parse_args(argv)
+    try:
+        return build(args)
+    except OSError as exc:           # e.g. a checkout this user cannot write: the source runs
+        print(f"native: not built ({exc}); the modules run as Python source, which is slower",
+              file=sys.stderr)
+        return 1 if args.strict else 0
 
+
+def build(args: argparse.Namespace) -> int:
     out, cache = native.OUT, cache_dir()
     out.mkdir(exist_ok=True)
     sources = {name: (native.SRC / f"{name}.py").read_bytes() for name in native.MODULES}

@@ -95,3 +95,7 @@ def test_nat003_build_uses_the_cache_and_drops_older_builds(tmp_path, monkeypatc
     monkeypatch.setattr(build_native, "compile_modules", broken)
     assert build_native.main(["--force"]) == 0
     assert build_native.main(["--force", "--strict"]) == 1
+    # A checkout it cannot write (an install owned by another user): the same.
+    monkeypatch.setattr(native, "OUT", tmp_path / "no" / "such" / "dir")
+    assert build_native.main([]) == 0
+    assert build_native.main(["--strict"]) == 1
