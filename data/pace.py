@@ -14,6 +14,9 @@ T = TypeVar("T")
 Pause = Callable[[], None]
 
 SLICE_S = 0.002      # the longest stretch of computation between two pauses (about)
+# A request's own long loops (a computed view folding its window's events): a longer stretch,
+# so that a draw keeps most of a busy loop while no other request waits more than this.
+REQUEST_SLICE_S = 0.010
 EVERY = 16           # items between two looks at the clock
 
 

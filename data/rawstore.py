@@ -19,6 +19,7 @@ import redis
 
 from data import archive
 from data.keys import Keys
+from data.pace import REQUEST_SLICE_S, loop_pause, paced
 from data.timeutil import DAY_MS
 
 CHUNK = 1000
@@ -137,12 +138,18 @@ def window(r: redis.Redis, keys: Keys, types: Iterable[str], s: int, e: int, lim
     if lost and arch is not None:    # the mover finished the day since the index read
         found = arch.bodies(lost)
         bodies.update(((ts // DAY_MS, i.encode()), b) for (ts, i) in lost if (b := found.get(i)) is not None)
+    return _parsed(refs, bodies), more
+
+
+def _parsed(refs: list[tuple[int, bytes, int]], bodies: dict[tuple[int, bytes], bytes]) -> list[Hit]:
+    """The hits of `refs` whose bodies were found, parsed: up to a computed view's 50,000,
+    paced so that a web process's loop serves its other requests meanwhile (data.pace)."""
     out = []
-    for ts, m, day in refs:
+    for ts, m, day in paced(refs, loop_pause(REQUEST_SLICE_S), 256):
         raw = bodies.get((day, m))
         if raw is not None:
             out.append((ts, m.decode(), orjson.loads(raw)))
-    return out, more
+    return out
 
 
 def _union(redis_hits: Iterator[tuple[int, bytes]], arch_hits: Iterator[tuple[int, bytes, bytes]]) \

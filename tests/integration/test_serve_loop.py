@@ -130,20 +130,19 @@ def test_loop002_no_pause_outside_gevent(settings: Any, r: Any) -> None:
     assert svc.ingestor.pause is None
 
 
-ARCHIVER_CHILD = r"""
+# Both children below: a process patched as `cli.py serve` patches itself, with a fixed morning a
+# month back applied, its raw events kept (retention 10 years) and past the 48 h hot window.
+APPLIED_MORNING = r"""
 from gevent import monkey
 monkey.patch_all()
 import json, sys
-from data import archive_move
 from data.aggregator import Aggregator
 from data.services import Services
-from data.workers import off_loop_runner
 from settings import Settings
 from tests.helpers import busy_events
 from tests.loop_ticker import Ticker
 
 url, data_dir = sys.argv[1], sys.argv[2]
-# A fixed morning a month back, kept raw (retention 10 years) and past the 48 h hot window.
 settings = Settings.from_env({}, redis_url=url, run_aggregator=True, demo=False, secret_key="k" * 48,
                              data_dir=data_dir, raw_retention_days=3650)
 svc = Services.build(settings)
@@ -153,6 +152,11 @@ START = 1_793_779_200_000      # 2026-11-04T08:00Z
 events = busy_events(4, START + 4 * 3_600_000, seed=5, rate=2.0)
 svc.ingestor.ingest(events, origin="test")
 Aggregator.from_settings(r, settings).drain(120)
+"""
+
+ARCHIVER_CHILD = APPLIED_MORNING + r"""
+from data import archive_move
+from data.workers import off_loop_runner
 
 tick = Ticker("write")
 tick.watch(archive_move, "_write_part", "write")     # a part written: pyarrow, no Redis
@@ -181,3 +185,41 @@ def test_loop003_the_embedded_archiver_moves_off_the_loop(redis_url: str, r: Any
     assert got["written"] == got["events"] > 1000, got
     assert got["archived"] >= 1, got
     assert got["ran"]["write"] > 0, got
+
+
+VIEWS_CHILD = APPLIED_MORNING + r"""
+from data import gate_chunks, rawstore, views
+from dashboards.computed import GATE_TYPES, REVIEW_DONE
+
+tick = Ticker("parse", "collaboration", "digest")
+tick.watch(rawstore, "_parsed", "parse")            # bodies read: parsed, no I/O
+tick.watch(views, "collaboration")
+tick.watch(gate_chunks, "digest")
+tick.start()
+runs, _ = rawstore.window(r, svc.keys, GATE_TYPES, START, START + 4 * 3_600_000, 50_000)
+reviews, _ = rawstore.window(r, svc.keys, (REVIEW_DONE,), START, START + 4 * 3_600_000, 50_000)
+# The heavier halves of team collaboration and code quality over many windows' worth of rows.
+evs = [ev for _, _, ev in reviews] * 20
+team_rows, _ = views.collaboration(evs, {}, {})
+digested = gate_chunks.digest([(ts, ev) for ts, _, ev in runs] * 20, {}, START + 4 * 3_600_000)
+tick.stop()
+print(json.dumps({"runs": len(runs), "reviews": len(reviews), "counted": sum(row["reviews"] for row in team_rows),
+                  "ran": tick.ran}))
+"""
+
+
+def test_loop004_a_computed_view_s_long_loops_give_way_under_gevent(redis_url: str, r: Any, tmp_path: Any) -> None:
+    """Team collaboration and code quality read up to 50,000 raw events of their window and
+    fold them in Python: gevent's monitor caught them holding `cli.py serve`'s loop, up to ~250 ms
+    while pages were drawn (bench/serve_stalls.py --mode draws). Under gevent the parse of the
+    bodies read and the two folds give way to the loop."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", VIEWS_CHILD, redis_url, str(tmp_path / "data")], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["runs"] > 1000 and got["reviews"] > 300, got
+    assert got["counted"] == 20 * got["reviews"], got
+    assert got["ran"]["parse"] > 0, got
+    assert got["ran"]["collaboration"] > 0, got
+    assert got["ran"]["digest"] > 0, got
