@@ -8,7 +8,8 @@ is now, or, when there is none (not built, no compiler, the source edited since)
 as usual. An edit is therefore never shadowed by an older build. QMS_NATIVE=0 turns it off
 (profiling the Python with py-spy, comparing).
 
-Compiled, the same code runs ~20 % faster (docs/PERFORMANCE.md, "Compiled aggregation path"):
+Compiled, the same code runs ~20 % faster (docs/PERFORMANCE.md, "Stop 36: the aggregation path
+compiled with Cython"):
 Cython turns each function into C calls on the same objects. Nothing in the source is Cython's:
 annotations are not taken as C types (annotation_typing=False), so the semantics are Python's.
 """

@@ -12,6 +12,7 @@ product then runs the modules' source, only slower (--strict: exit 1).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -91,7 +92,8 @@ def build(args: argparse.Namespace) -> int:
         cached = cache / path.name
         if cached.is_file() and not args.force:
             put(cached, path)
-            os.utime(cached)          # used: kept another CACHE_DAYS
+            with contextlib.suppress(OSError):
+                os.utime(cached)      # used: kept another CACHE_DAYS (unless the cache is read-only)
             continue
         todo[name] = sources[name]
     if todo:
