@@ -223,3 +223,39 @@ def test_loop004_a_computed_view_s_long_loops_give_way_under_gevent(redis_url: s
     assert got["ran"]["parse"] > 0, got
     assert got["ran"]["collaboration"] > 0, got
     assert got["ran"]["digest"] > 0, got
+
+
+GC_CHILD = r"""
+import gc, json, sys
+from settings import Settings
+from tests.helpers import make_app
+
+url, data_dir = sys.argv[1], sys.argv[2]
+make_app(Settings.from_env({}, redis_url=url, run_aggregator=False, demo=False, live=False, alerts=False,
+                           secret_key="k" * 48, data_dir=data_dir))
+full = []
+gc.callbacks.append(lambda phase, info: full.append(1) if phase == "stop" and info["generation"] == 2 else None)
+# What one computed view holds while it folds its window: 50,000 parsed events, alive until done.
+for _ in range(3):
+    window = [{"id": f"e{i}", "type": "review_completed", "timestamp": "2026-11-04T08:00:00Z",
+               "data": {"workflow_id": f"wf{i % 900}", "reviewer": "ana", "metrics": {"x": [i]}}}
+              for i in range(50_000)]
+    del window
+print(json.dumps({"full_collections": len(full), "threshold": gc.get_threshold()}))
+"""
+
+
+def test_loop005_a_request_s_transient_objects_start_no_full_collection(redis_url: str, r: Any,
+                                                                        tmp_path: Any) -> None:
+    """A computed view holds up to 50,000 parsed events while it folds them. With Python's
+    collector thresholds (700, 10, 10) those young objects were promoted until a full
+    collection ran over the whole heap, collecting nothing: 55 of them in 40 s of
+    `bench/serve_stalls.py --mode draws`, 40–94 ms each, with the loop held. The web process
+    now collects as the aggregator does (data.aggregator.GC_THRESHOLD): none while a request's
+    objects are alive."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", GC_CHILD, redis_url, str(tmp_path / "data")], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["full_collections"] == 0, got
