@@ -19,7 +19,7 @@ import redis
 
 from data import archive
 from data.keys import Keys
-from data.pace import REQUEST_SLICE_S, loop_pause, paced
+from data.pace import request_paced
 from data.timeutil import DAY_MS
 
 CHUNK = 1000
@@ -145,7 +145,7 @@ def _parsed(refs: list[tuple[int, bytes, int]], bodies: dict[tuple[int, bytes], 
     """The hits of `refs` whose bodies were found, parsed: up to a computed view's 50,000,
     paced so that a web process's loop serves its other requests meanwhile (data.pace)."""
     out = []
-    for ts, m, day in paced(refs, loop_pause(REQUEST_SLICE_S), 256):
+    for ts, m, day in request_paced(refs):
         raw = bodies.get((day, m))
         if raw is not None:
             out.append((ts, m.decode(), orjson.loads(raw)))

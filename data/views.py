@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Any, Iterable, Mapping
 
 from data.contrib import MICRO
-from data.pace import REQUEST_SLICE_S, loop_pause, paced
+from data.pace import request_paced
 from data.timeutil import DAY_MS, fmt_ms
 
 Row = dict[str, Any]
@@ -197,7 +197,7 @@ def collaboration(reviews: Iterable[dict[str, Any]], workflows: Mapping[str, Wor
     filters = filters or {}
     pairs: dict[tuple[str, str], int] = defaultdict(int)
     people: dict[tuple[str, str | None, str, str], int] = defaultdict(int)
-    for ev in paced(reviews, loop_pause(REQUEST_SLICE_S), 256):       # a window's reviews: up to 50,000
+    for ev in request_paced(reviews):       # a window's reviews: up to 50,000
         d = ev.get("data") or {}
         reviewer = d.get("reviewer")
         if not isinstance(reviewer, str):
