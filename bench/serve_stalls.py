@@ -97,13 +97,6 @@ def watch_applied(r, n: int, t0: float, stop: threading.Event, out: dict[str, fl
 
 def produce(port: int, bodies: list[bytes], headers: dict[str, str], out: dict[str, Any]) -> None:
     """POST each body in turn; how many events were accepted and how long the POSTs took."""
-    try:
-        _produce(port, bodies, headers, out)
-    except Exception as exc:      # reported by main, which fails the run
-        out["error"] = repr(exc)
-
-
-def _produce(port: int, bodies: list[bytes], headers: dict[str, str], out: dict[str, Any]) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     t0 = time.perf_counter()
     accepted = 0
@@ -231,7 +224,8 @@ def main() -> None:
     try:
         wait_up(server, port)
         if args.mode == "ingest":
-            threading.Thread(target=produce, args=(port, bodies, headers, drain), daemon=True).start()
+            threading.Thread(target=_catching, args=(produce, drain, port, bodies, headers, drain),
+                             daemon=True).start()
         drawn: list[tuple[str, float]] = []
         drawer = None
         if args.mode == "draws":
@@ -276,6 +270,7 @@ def main() -> None:
 
 
 def _catching(fn: Any, out: dict[str, Any], *args: Any) -> None:
+    """fn(*args) on a thread of the bench: its failure in out["error"]."""
     try:
         fn(*args)
     except Exception as exc:      # reported by main, which fails the run
