@@ -103,7 +103,8 @@ return out
 LEGACY_RECHECK_S = 300      # how long "this day has no legacy applied-id set" is believed
 # An aggregator process's collector (set by `run` in the main thread): batches allocate many
 # short-lived objects and few cycles; Python's default (700, 10, 10) spent ~15 % of its CPU
-# collecting, this ~1 % (bench/profile_aggregator.py runs with it too).
+# collecting, this ~1 % (bench/profile_aggregator.py runs with it too). The web process uses it
+# too (factory.create_app): a request's transient objects started full collections there.
 GC_THRESHOLD = (50_000, 20, 20)
 APPLY_SCRIPT = Script(APPLY)
 
