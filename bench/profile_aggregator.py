@@ -39,12 +39,10 @@ from _common import (DEFAULT_REDIS_URL, ROOT, connect, flush, generate, load_str
 
 
 def drain(url: str, batch: int | None, partitions: int = 1, batch_max: int | None = None) -> None:
-    """The measured part (also the py-spy child's entry point), with the collector set as
-    `cli.py aggregate` sets it (Aggregator.run; before stop 26 this ran with Python's default)."""
-    import gc
-
-    from data.aggregator import GC_THRESHOLD, Aggregator
-    gc.set_threshold(*GC_THRESHOLD)
+    """The measured part (also the py-spy child's entry point), with the garbage collected
+    as in `cli.py aggregate` (Aggregator.run: data.aggregator.Collector, between batches;
+    stops 26-36 data.aggregator.GC_THRESHOLD; before stop 26 Python's default)."""
+    from data.aggregator import Aggregator, Collector
     from settings import Settings
     overrides = {"redis_url": url, "aggregation_partitions": partitions}
     if batch:
@@ -53,7 +51,8 @@ def drain(url: str, batch: int | None, partitions: int = 1, batch_max: int | Non
         overrides["aggregator_batch_max"] = batch_max
     settings = Settings.from_env({}, **overrides)
     r = connect(url)
-    Aggregator.from_settings(r, settings).drain(timeout_s=3600)
+    agg = Aggregator.from_settings(r, settings)
+    agg.drain(timeout_s=3600, collector=Collector())
 
 
 def commandstats(r) -> dict[str, tuple[int, int]]:

@@ -101,12 +101,43 @@ end
 return out
 """
 LEGACY_RECHECK_S = 300      # how long "this day has no legacy applied-id set" is believed
-# An aggregator process's collector (set by `run` in the main thread): batches allocate many
-# short-lived objects and few cycles; Python's default (700, 10, 10) spent ~15 % of its CPU
-# collecting, this ~1 % (bench/profile_aggregator.py runs with it too). The web process uses it
-# too (factory.create_app): a request's transient objects started full collections there.
+# The web process's collector (factory.create_app; and the aggregator's before stop 37): a
+# request's transient objects started full collections under Python's (700, 10, 10).
 GC_THRESHOLD = (50_000, 20, 20)
+# An aggregator process's (Collector: `run` in the main thread, as in `cli.py aggregate`): no
+# collection while a batch runs, a full one between batches every GC_EVERY_S, or sooner once
+# GC_YOUNG_MAX more objects are alive than at the last. A batch's objects are freed by their
+# reference counts (100,000 events left ~500 in cycles), so a collection in the middle of a
+# batch only scans them: even with GC_THRESHOLD those were ~9 % of its CPU.
+GC_EVERY_S = 10.0
+GC_YOUNG_MAX = 1_000_000
 APPLY_SCRIPT = Script(APPLY)
+
+
+class Collector:
+    """Garbage collection between an aggregator process's batches (GC_EVERY_S): at the start
+    a full one, and what is alive then is left out of later ones (gc.freeze); `close` gives
+    back the collector's settings (not the freeze)."""
+
+    def __init__(self, every_s: float = GC_EVERY_S) -> None:
+        self.every_s = every_s
+        self._saved = (gc.isenabled(), gc.get_threshold())
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        self._due = time.monotonic() + every_s
+
+    def between_batches(self) -> None:
+        now = time.monotonic()
+        if now >= self._due or gc.get_count()[0] > GC_YOUNG_MAX:
+            gc.collect()
+            self._due = now + self.every_s
+
+    def close(self) -> None:
+        enabled, threshold = self._saved
+        gc.set_threshold(*threshold)
+        if enabled:
+            gc.enable()
 
 
 class Aggregator:
@@ -157,6 +188,7 @@ class Aggregator:
         self.pause = pause
         # Test hook: called after compute, before EXEC (the crash test kills the process here).
         self.before_commit: Any = None
+        self.gc_every_s = GC_EVERY_S            # run in the main thread: Collector
 
     @classmethod
     def from_settings(cls, r: redis.Redis, settings: Any, **kw: Any) -> "Aggregator":
@@ -180,8 +212,17 @@ class Aggregator:
 
     # --- loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
-        if threading.current_thread() is threading.main_thread():
-            gc.set_threshold(*GC_THRESHOLD)
+        """Batches until `stop`. In the main thread (an aggregator process) the garbage is
+        collected between batches (Collector); in another (a web process's) it is left to the
+        process."""
+        collector = Collector(self.gc_every_s) if threading.current_thread() is threading.main_thread() else None
+        try:
+            self._run(stop, collector)
+        finally:
+            if collector is not None:
+                collector.close()
+
+    def _run(self, stop: threading.Event, collector: Collector | None) -> None:
         self.ensure_group()
         log.info("aggregator %s reading %s", self.consumer, ", ".join(self.parts[i].stream for i in self.mine))
         while not stop.is_set():
@@ -193,6 +234,8 @@ class Aggregator:
             except Exception:  # a bug must not kill the loop; the entries stay pending
                 log.exception("batch failed; entries stay pending and will be reclaimed")
                 stop.wait(1.0)
+            if collector is not None:
+                collector.between_batches()
         if self._next is not None:     # read ahead: apply it rather than leave it to a reclaim
             try:
                 self.step(block_ms=0)
@@ -507,12 +550,16 @@ class Aggregator:
                 lag += group.get("lag", 0) or 0
         return pending, lag
 
-    def drain(self, timeout_s: float = 30.0) -> None:
-        """Process until the groups have nothing pending or new (tests, replay, bench)."""
+    def drain(self, timeout_s: float = 30.0, collector: Collector | None = None) -> None:
+        """Process until the groups have nothing pending or new (tests, replay, bench;
+        `collector`: as `run` in an aggregator process)."""
         self.ensure_group()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.step(block_ms=50) == 0:
+            n = self.step(block_ms=50)
+            if collector is not None:
+                collector.between_batches()
+            if n == 0:
                 pending, lag = self._backlog()
                 if pending == 0 and lag == 0:
                     return
