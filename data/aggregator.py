@@ -326,8 +326,9 @@ class Aggregator:
         return not (self.k.partitioned or not self.overlap or self._next is not None or self._reclaim_due())
 
     def _read_ahead(self) -> Sent:
-        """Not partitioned: ask for the next batch before this one's global writes, so that
-        it is parsed while Redis writes them and computed while the script runs."""
+        """Not partitioned: ask for the next batch as soon as this one's reads are in, so that
+        Redis reads it while this one is computed, it is parsed while Redis writes this one's
+        global writes, and computed while its script runs."""
         return Sent(node_for(self.r, self.pk.stream), [self._xread(None)])
 
     def _take_ahead(self, sent: Sent) -> None:
@@ -776,6 +777,11 @@ class Aggregator:
             err = first_error(res)
             if err is not None:
                 raise err
+            # The next batch is asked for now (it goes pending under this consumer): Redis reads
+            # it while this one is computed, and it is parsed while this one's global writes run.
+            overlapped = self._overlapping()
+            if overlapped:
+                ahead = self._read_ahead()
             pos = 1
             ent_states: list[Any] = []
             if ent_keys:
@@ -826,13 +832,8 @@ class Aggregator:
             marked = self._mark_applied(w, days, fresh_ids, fps, now)
             w.xack(pk.stream, k.group, *entry_ids)
             w.fence = [pk.lock, token]
-            overlapped = self._overlapping()
-            if overlapped:
-                # Before the next batch is read (it goes pending under this consumer) and the
-                # global writes (they overlap its parse).
-                if self.before_commit is not None:
-                    self.before_commit()
-                ahead = self._read_ahead()
+            if overlapped and self.before_commit is not None:
+                self.before_commit()      # before the global writes (they overlap the next batch's parse)
             if ahead is None:
                 w.command("DEL", pk.lock)
                 self._global_writes(g, latest if part else {})
