@@ -107,8 +107,8 @@ GC_THRESHOLD = (50_000, 20, 20)
 # An aggregator process's (Collector: `run` in the main thread, as in `cli.py aggregate`): no
 # collection while a batch runs, a full one between batches every GC_EVERY_S, or sooner once
 # GC_YOUNG_MAX more objects are alive than at the last. A batch's objects are freed by their
-# reference counts (100,000 events left ~500 in cycles), so a collection in the middle of a
-# batch only scans them: even with GC_THRESHOLD those were ~9 % of its CPU.
+# reference counts, so a collection in the middle of a batch only scans them: with GC_THRESHOLD
+# a 100,000-event drain ran 13, 165 ms of its 3.5 s, and they freed 6 objects.
 GC_EVERY_S = 10.0
 GC_YOUNG_MAX = 1_000_000
 APPLY_SCRIPT = Script(APPLY)
