@@ -32,7 +32,6 @@ from auth.security import init_security
 from auth.views import bp as auth_bp
 from callbacks import register_callbacks
 from callbacks.pages import THEME_COOKIE, first_page
-from data.aggregator import GC_THRESHOLD
 from data.redis_conn import RETRY_AFTER_S
 from data.services import Services
 from live.routes import init_live
@@ -116,6 +115,10 @@ class QmsDash(dash.Dash):
         return resp
 
 
+# The web process's collector thresholds (create_app), against Python's (700, 10, 10).
+GC_THRESHOLD = (50_000, 20, 20)
+
+
 def create_app(settings: Settings | None = None, redis_client: redis.Redis | None = None) -> dash.Dash:
     settings = settings or Settings.from_env()
     server = Flask(__name__)
@@ -173,8 +176,8 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     # Dash and Plotly leave ~100k long-lived objects: freezing them keeps the cyclic GC from
     # rescanning them in the middle of requests (it was most of the KPI API's p95 tail). And a
     # request's transient objects (a computed view's 50,000 parsed events) no longer start full
-    # collections that find nothing (40-94 ms each, the loop held): collected as the aggregator
-    # is (docs/PERFORMANCE.md, "pages drawn beside the probe").
+    # collections that find nothing (40-94 ms each, the loop held): GC_THRESHOLD
+    # (docs/PERFORMANCE.md, "pages drawn beside the probe").
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)

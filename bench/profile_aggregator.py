@@ -41,7 +41,7 @@ from _common import (DEFAULT_REDIS_URL, ROOT, connect, flush, generate, load_str
 def drain(url: str, batch: int | None, partitions: int = 1, batch_max: int | None = None) -> None:
     """The measured part (also the py-spy child's entry point), with the garbage collected
     as in `cli.py aggregate` (Aggregator.run: data.aggregator.Collector, between batches;
-    stops 26-36 data.aggregator.GC_THRESHOLD; before stop 26 Python's default)."""
+    stops 26-36 thresholds (50,000, 20, 20); before stop 26 Python's default)."""
     from data.aggregator import Aggregator, Collector
     from settings import Settings
     overrides = {"redis_url": url, "aggregation_partitions": partitions}

@@ -101,14 +101,12 @@ end
 return out
 """
 LEGACY_RECHECK_S = 300      # how long "this day has no legacy applied-id set" is believed
-# The web process's collector (factory.create_app; and the aggregator's before stop 37): a
-# request's transient objects started full collections under Python's (700, 10, 10).
-GC_THRESHOLD = (50_000, 20, 20)
-# An aggregator process's (Collector: `run` in the main thread, as in `cli.py aggregate`): no
-# collection while a batch runs, a full one between batches every GC_EVERY_S, or sooner once
-# GC_YOUNG_MAX more objects are alive than at the last. A batch's objects are freed by their
-# reference counts, so a collection in the middle of a batch only scans them: with GC_THRESHOLD
-# a 100,000-event drain ran 13, 165 ms of its 3.5 s, and they freed 6 objects.
+# An aggregator process's collector (Collector: `run` in the main thread, as in `cli.py
+# aggregate`): no collection while a batch runs, a full one between batches every GC_EVERY_S, or
+# sooner once GC_YOUNG_MAX more objects are alive than at the last. A batch's objects are freed
+# by their reference counts, so a collection in the middle of a batch only scans them: with the
+# thresholds (50,000, 20, 20) it had until stop 37, a 100,000-event drain ran 13, 165 ms of its
+# 3.5 s, and they freed 6 objects.
 GC_EVERY_S = 10.0
 GC_YOUNG_MAX = 1_000_000
 APPLY_SCRIPT = Script(APPLY)

@@ -251,8 +251,7 @@ def test_loop005_a_request_s_transient_objects_start_no_full_collection(redis_ur
     collector thresholds (700, 10, 10) those young objects were promoted until a full
     collection ran over the whole heap, collecting nothing: 55 of them in 40 s of
     `bench/serve_stalls.py --mode draws`, 40–94 ms each, with the loop held. The web process
-    now collects as the aggregator does (data.aggregator.GC_THRESHOLD): none while a request's
-    objects are alive."""
+    now collects with factory.GC_THRESHOLD: none while a request's objects are alive."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", GC_CHILD, redis_url, str(tmp_path / "data")], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=120)
