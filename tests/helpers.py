@@ -136,13 +136,3 @@ def _dash_node(el: Any, props: dict[str, Any] | None = None) -> Any:
         return {"type": "Link", "namespace": "dash_core_components", "props": out}
     return {"type": el.name.capitalize(), "namespace": "dash_html_components", "props": out}
 
-
-def display_rows(kind: str, ident: str, state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """data.batch.display_row of one entity's state: ({view: {id: row}}, {view: [hidden ids]})."""
-    from collections import defaultdict
-
-    from data.batch import display_row
-    display: dict[str, dict[str, bytes]] = defaultdict(dict)
-    hide: dict[str, list[str]] = defaultdict(list)
-    display_row(kind, ident, state, display, hide)
-    return dict(display), dict(hide)

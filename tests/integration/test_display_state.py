@@ -11,9 +11,17 @@ import orjson
 
 from data import contrib
 from data.aggregator import Aggregator
+from data.batch import display_row
 from data.keys import Keys
 from data.timeutil import HOUR_MS, now_ms, parse_iso
-from tests.helpers import busy_events, display_rows
+from tests.helpers import busy_events
+
+
+def _rows(kind: str, ident: str, state: dict[str, Any]) -> dict[str, dict[str, bytes]]:
+    """data.batch.display_row of one entity's state: {view: {id: row}}."""
+    display: dict[str, dict[str, bytes]] = defaultdict(dict)
+    display_row(kind, ident, state, display, defaultdict(list))
+    return display
 
 
 def test_dsp003_the_aggregated_display_rows_are_those_of_each_entity_folded_at_once(r: Any) -> None:
@@ -35,8 +43,7 @@ def test_dsp003_the_aggregated_display_rows_are_those_of_each_entity_folded_at_o
                 contrib.fold(kind, states[(kind, ident)], ev, parse_iso(ev["timestamp"]))
     want: dict[str, dict[bytes, bytes]] = defaultdict(dict)
     for (kind, ident), state in states.items():
-        display, _ = display_rows(kind, ident, state)
-        for name, rows in display.items():
+        for name, rows in _rows(kind, ident, state).items():
             want[name].update({i.encode(): v for i, v in rows.items()})
     for name in ("active", "defects", "violations", "reviews"):
         assert r.hgetall(k.state(name)) == want[name], name
